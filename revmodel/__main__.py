@@ -1,0 +1,5 @@
+import sys
+
+from revmodel.cli import main
+
+sys.exit(main())

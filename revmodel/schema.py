@@ -1,0 +1,158 @@
+"""The canonical schema of the five input tables.
+
+This is plain data, so that the loader (:mod:`revmodel.sources`, which turns it
+into pandera schemas), the sample generator, the documentation and the tests
+all read the same definition. A user's own exports are mapped onto these
+names with a mapping file (see :mod:`revmodel.sources`).
+
+Types: ``str`` (identifier or label), ``float`` (a number, currency for
+amounts), ``int`` (a whole number), ``date`` (a calendar date, ISO
+``YYYY-MM-DD`` preferred; other unambiguous formats are parsed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # "str" | "float" | "int" | "date"
+    required: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: str
+    required: bool
+    columns: tuple[Column, ...]
+    description: str
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+#: Open stages in funnel order, then the two closed stages.
+OPEN_STAGES: tuple[str, ...] = ("prospecting", "qualification", "proposal", "negotiation")
+CLOSED_STAGES: tuple[str, ...] = ("won", "lost")
+STAGES: tuple[str, ...] = OPEN_STAGES + CLOSED_STAGES
+OPPORTUNITY_TYPES: tuple[str, ...] = ("new", "expansion", "renewal")
+
+ACCOUNTS = Table(
+    name="accounts",
+    key="account_id",
+    required=False,
+    description="Customers and prospects; segment follows from employee headcount bands.",
+    columns=(
+        Column("account_id", "str", True, "Unique account identifier."),
+        Column("account_name", "str", False, "Display name."),
+        Column("employees", "int", False, "Employee headcount; defines the segment when `segment` is absent."),
+        Column("segment", "str", False, "Segment label; derived from `employees` and the segment bands when absent."),
+        Column("region", "str", False, "Sales region of the account."),
+        Column("country", "str", False, "Country (ISO 3166 alpha-2 or name)."),
+        Column("industry", "str", False, "Industry label."),
+        Column("annual_revenue", "float", False, "Account's own annual revenue [currency], used for potential."),
+        Column("owner_rep_id", "str", False, "Current account owner (a `reps.rep_id`)."),
+    ),
+)
+
+REPS = Table(
+    name="reps",
+    key="rep_id",
+    required=False,
+    description="Quota-carrying sales reps with their place in the hierarchy.",
+    columns=(
+        Column("rep_id", "str", True, "Unique rep identifier."),
+        Column("rep_name", "str", False, "Display name."),
+        Column("manager", "str", False, "The rep's first-line manager."),
+        Column("region", "str", False, "The rep's region."),
+        Column("segment", "str", False, "The segment the rep sells to."),
+        Column("hire_date", "date", False, "First day of employment."),
+        Column("end_date", "date", False, "Last day of employment (empty while employed)."),
+        Column("ramp_months", "int", False, "Months to full productivity."),
+    ),
+)
+
+OPPORTUNITIES = Table(
+    name="opportunities",
+    key="opportunity_id",
+    required=True,
+    description="Deals, open and closed. The only required table.",
+    columns=(
+        Column("opportunity_id", "str", True, "Unique opportunity identifier."),
+        Column("close_date", "date", True, "Close date (expected close date while open)."),
+        Column("amount", "float", True, "Deal amount [currency]; required and >= 0 on won deals."),
+        Column("stage", "str", True, "One of " + ", ".join(STAGES) + " (map your own values)."),
+        Column("created_date", "date", False, "Date the opportunity was created."),
+        Column("account_id", "str", False, "An `accounts.account_id`."),
+        Column("rep_id", "str", False, "The owner, a `reps.rep_id`."),
+        Column("product", "str", False, "Product line."),
+        Column("type", "str", False, "One of " + ", ".join(OPPORTUNITY_TYPES) + "."),
+        Column("segment", "str", False, "Segment carried by the order itself (overrides the account's)."),
+        Column("region", "str", False, "Region carried by the order itself (overrides the account's and rep's)."),
+    ),
+)
+
+INVOICES = Table(
+    name="invoices",
+    key="invoice_id",
+    required=False,
+    description="Invoices with due and paid dates, for DSO and collections.",
+    columns=(
+        Column("invoice_id", "str", True, "Unique invoice identifier."),
+        Column("account_id", "str", True, "An `accounts.account_id`."),
+        Column("invoice_date", "date", True, "Date issued."),
+        Column("amount", "float", True, "Invoiced amount [currency] (negative for credit notes)."),
+        Column("due_date", "date", False, "Payment due date."),
+        Column("paid_date", "date", False, "Date paid (empty while outstanding)."),
+    ),
+)
+
+SUBSCRIPTIONS = Table(
+    name="subscriptions",
+    key="subscription_id",
+    required=False,
+    description=(
+        "Subscription terms. A term is active from `start_date` (inclusive) to `end_date` "
+        "(exclusive; empty while active); a renewal is a new term starting where the last ended. "
+        "Account-level monthly ARR changes give new, expansion, contraction and churned ARR."
+    ),
+    columns=(
+        Column("subscription_id", "str", True, "Unique subscription (term) identifier."),
+        Column("account_id", "str", True, "An `accounts.account_id`."),
+        Column("start_date", "date", True, "First day of the term."),
+        Column("arr", "float", True, "Annual recurring revenue of the term [currency/year]."),
+        Column("end_date", "date", False, "First day no longer active (empty while active)."),
+        Column("product", "str", False, "Product line."),
+        Column("rep_id", "str", False, "Rep credited with the ARR (defaults to the account owner)."),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (ACCOUNTS, REPS, OPPORTUNITIES, INVOICES, SUBSCRIPTIONS)}
+
+
+def schema_markdown() -> str:
+    """The schema as a Markdown reference (used by the README and ``revmodel validate --schema``)."""
+    lines: list[str] = []
+    for t in TABLES.values():
+        req = "required" if t.required else "optional"
+        lines.append(f"### `{t.name}` ({req}; key `{t.key}`)\n\n{t.description}\n")
+        lines.append("| column | type | required | meaning |\n| --- | --- | --- | --- |")
+        for c in t.columns:
+            lines.append(f"| `{c.name}` | {c.dtype} | {'yes' if c.required else 'no'} | {c.description} |")
+        lines.append("")
+    return "\n".join(lines)
