@@ -35,29 +35,70 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="write the deterministic sample company as CSV files")
     s.add_argument("--out", required=True, help="folder to write the five CSV files into")
-    s.add_argument("--reps", type=int, default=config.SAMPLE_REPS, help="number of reps (default %(default)s)")
-    s.add_argument("--months", type=int, default=config.SAMPLE_MONTHS, help="months of history (default %(default)s)")
-    s.add_argument("--seed", type=int, default=config.SAMPLE_SEED, help="random seed (default %(default)s)")
-    s.add_argument("--end", default=None, help="last month of history, YYYY-MM (default: fixed sample end)")
+    s.add_argument(
+        "--reps", type=int, default=config.SAMPLE_REPS, help="number of reps (default %(default)s)"
+    )
+    s.add_argument(
+        "--months",
+        type=int,
+        default=config.SAMPLE_MONTHS,
+        help="months of history (default %(default)s)",
+    )
+    s.add_argument(
+        "--seed", type=int, default=config.SAMPLE_SEED, help="random seed (default %(default)s)"
+    )
+    s.add_argument(
+        "--end", default=None, help="last month of history, YYYY-MM (default: fixed sample end)"
+    )
 
     v = sub.add_parser("validate", help="check a data folder and quarantine bad rows")
     v.add_argument("data_dir", metavar="DIR", help="folder with the exports")
-    v.add_argument("--mapping", default=None, help="mapping YAML from your export columns to the canonical schema")
+    v.add_argument(
+        "--mapping",
+        default=None,
+        help="mapping YAML from your export columns to the canonical schema",
+    )
     v.add_argument("--quarantine", default=None, help="quarantine folder (default DIR/quarantine)")
     v.add_argument("--segment-bands", default=None, help=argparse.SUPPRESS)
 
     c = sub.add_parser("cube", help="build the revenue cube from a data folder")
     c.add_argument("data_dir", metavar="DIR", help="folder with the exports")
     c.add_argument("--mapping", default=None, help="mapping YAML")
-    c.add_argument("--fiscal-year-start", type=int, default=config.FISCAL_YEAR_START, help="first month of the fiscal year, 1-12 (default %(default)s)")
+    c.add_argument(
+        "--fiscal-year-start",
+        type=int,
+        default=config.FISCAL_YEAR_START,
+        help="first month of the fiscal year, 1-12 (default %(default)s)",
+    )
+    c.add_argument(
+        "--fiscal-year-naming",
+        choices=["end", "start"],
+        default=config.FISCAL_YEAR_NAMING,
+        help="name fiscal years by the calendar year they end or start in (default %(default)s)",
+    )
+    c.add_argument(
+        "--as-of",
+        default=None,
+        help="last month of actuals, YYYY-MM (default: month of the latest closed deal)",
+    )
     c.add_argument("--out", required=True, help="output file: .nc writes NetCDF, .zarr writes Zarr")
 
     f = sub.add_parser("forecast", help="forecast a cube measure at every level of the hierarchy")
     f.add_argument("cube", metavar="CUBE", help="cube file (.nc or .zarr)")
     f.add_argument("--horizon", type=int, required=True, help="months to forecast")
-    f.add_argument("--measure", default="bookings", help="measure to forecast (default %(default)s)")
-    f.add_argument("--reconcile", default="mint_shrink", help="bottom_up | top_down | ols | wls_struct | mint_shrink | none")
-    f.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: local cluster)")
+    f.add_argument(
+        "--measure", default="bookings", help="measure to forecast (default %(default)s)"
+    )
+    f.add_argument(
+        "--reconcile",
+        default="mint_shrink",
+        help="bottom_up | top_down | ols | wls_struct | mint_shrink | none",
+    )
+    f.add_argument(
+        "--scheduler",
+        default=None,
+        help="dask.distributed scheduler address (default: local cluster)",
+    )
     f.add_argument("--out", required=True, help="output file (.nc or .zarr)")
 
     b = sub.add_parser("backtest", help="rolling-origin backtest of the forecast")
@@ -71,10 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data_dir", metavar="DATA_DIR", help="folder with the exports")
     t.add_argument("--mapping", default=None, help="mapping YAML")
     t.add_argument("--max-moves", type=int, default=None, help="most accounts that may change rep")
-    t.add_argument("--out", required=True, help="assignment CSV (the balance report is written beside it)")
+    t.add_argument(
+        "--out", required=True, help="assignment CSV (the balance report is written beside it)"
+    )
 
     pl = sub.add_parser("plan", help="run the planning notebooks and publish the plan pack")
-    pl.add_argument("--params", required=True, help="parameters YAML, e.g. parameters/FY2027-Q1.yaml")
+    pl.add_argument(
+        "--params", required=True, help="parameters YAML, e.g. parameters/FY2027-Q1.yaml"
+    )
     pl.add_argument("--data", default=None, help="data folder (overrides the parameters file)")
     pl.add_argument("--out", default=None, help="reports folder (default reports/)")
 

@@ -1,0 +1,50 @@
+# revmodel: `make plan` runs the main job on the embedded sample company, `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLE := data/sample
+PARAMS ?= parameters/FY2027-Q1.yaml
+
+.PHONY: venv sample plan cube test test-fast lint format bench app clean
+
+# The environment is created from the hashed lock, so everyone gets the same versions.
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+$(SAMPLE)/opportunities.csv: $(STAMP) revmodel/sample.py
+	$(BIN)/revmodel sample --out $(SAMPLE)
+
+sample: $(SAMPLE)/opportunities.csv
+
+# Until the plan pack exists: validate the sample company, build the cube and summarise it.
+cube: sample
+	$(BIN)/revmodel validate $(SAMPLE)
+	$(BIN)/revmodel cube $(SAMPLE) --out build/sample-cube.nc
+
+plan: cube
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+# Skips the slow notebook, browser and property tests.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check revmodel tests benchmarks
+	$(BIN)/ruff format --check revmodel tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format revmodel tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_cube.py
+
+clean:
+	rm -rf build data/sample .pytest_cache

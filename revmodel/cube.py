@@ -1,0 +1,712 @@
+"""The revenue cube: one ``xarray.Dataset`` that every planning step reads.
+
+Contract
+--------
+- dims ``segment``, ``region``, ``rep``, ``month`` (first day of month,
+  ``datetime64[ns]``). A dimension missing from the data is a single member,
+  :data:`revmodel.config.PLACEHOLDER`.
+- coords ``manager(rep)``, ``rep_region(rep)``, ``rep_segment(rep)``,
+  ``hire_date(rep)``, ``end_date(rep)``, ``ramp_months(rep)``,
+  ``fiscal_quarter(month)``, ``fiscal_year(month)``.
+- attrs ``fiscal_year_start``, ``fiscal_year_naming``, ``currency``, ``as_of``
+  (the last month with actuals, ``YYYY-MM-01``).
+- measures (float64, every one with ``units`` and ``long_name``), see
+  :data:`MEASURES`. Actual measures are NaN after ``as_of``; ``pipeline`` runs
+  past it (expected close months). A cell with no data up to ``as_of`` is 0.
+
+Functions are pure (Dataset in, Dataset out) and work on numpy- or
+dask-backed cubes (chunked over ``rep``). ``ds.rev`` is a thin accessor.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from revmodel import calendar as fcal
+from revmodel import config
+from revmodel.errors import DataError, ParameterError
+
+DIMS: tuple[str, ...] = ("segment", "region", "rep", "month")
+SERIES_DIMS: tuple[str, ...] = ("segment", "region", "rep")
+#: Hierarchy levels that are coordinates of ``rep`` rather than dims.
+REP_LEVELS: tuple[str, ...] = ("manager", "rep_region", "rep_segment")
+PERIODS: tuple[str, ...] = ("month", "fiscal_quarter", "fiscal_year")
+
+#: Longest stretch of future months kept for open pipeline.
+PIPELINE_MONTHS_AHEAD = 24
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    units: str
+    long_name: str
+    actual: bool  # NaN after as_of
+
+
+_CUR = config.CURRENCY
+MEASURES: dict[str, Measure] = {
+    m.name: m
+    for m in (
+        Measure("bookings", f"{_CUR}/month", "Closed-won bookings by close month", True),
+        Measure("pipeline", f"{_CUR}/month", "Open pipeline by expected close month", False),
+        Measure("won", "deals/month", "Deals closed won", True),
+        Measure("lost", "deals/month", "Deals closed lost", True),
+        Measure("arr", f"{_CUR}/year", "Annual recurring revenue at month end", True),
+        Measure("new_arr", f"{_CUR}/year", "ARR from new customers in the month", True),
+        Measure(
+            "expansion_arr", f"{_CUR}/year", "ARR added by existing customers in the month", True
+        ),
+        Measure(
+            "contraction_arr",
+            f"{_CUR}/year",
+            "ARR reduced by continuing customers in the month",
+            True,
+        ),
+        Measure(
+            "churned_arr", f"{_CUR}/year", "ARR lost from customers who left in the month", True
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _month_start(dates: pd.Series) -> pd.Series:
+    return dates.dt.to_period("M").dt.to_timestamp()
+
+
+def _text(frame: pd.DataFrame | None, column: str) -> pd.Series | None:
+    """A text column with blanks as missing, or None when the column is absent or empty."""
+    if frame is None or column not in frame.columns:
+        return None
+    s = frame[column].astype("string").str.strip()
+    s = s.mask(s == "")
+    return None if s.isna().all() else s
+
+
+def _ordered_members(values: Iterable[str], preferred: Iterable[str] = ()) -> list[str]:
+    seen = {v for v in values if isinstance(v, str) and v}
+    first = [p for p in preferred if p in seen]
+    rest = sorted(seen - set(first))
+    members = first + rest
+    return members or [config.PLACEHOLDER]
+
+
+def _lookup(
+    keys: pd.Series | None, table: pd.DataFrame | None, key: str, column: str
+) -> pd.Series | None:
+    """Map ``keys`` through ``table[key] -> table[column]``."""
+    values = _text(table, column)
+    if keys is None or values is None:
+        return None
+    mapping = pd.Series(values.to_numpy(), index=table[key].astype("string").to_numpy())
+    mapping = mapping[~mapping.index.duplicated()]
+    return keys.map(mapping).astype("string")
+
+
+def _first_of(n: int, *candidates: pd.Series | None) -> pd.Series:
+    """Coalesce candidate label columns; what stays missing becomes the placeholder."""
+    out = pd.Series(pd.NA, index=range(n), dtype="string")
+    for c in candidates:
+        if c is not None:
+            out = out.fillna(c.reset_index(drop=True))
+    return out.fillna(config.PLACEHOLDER)
+
+
+def _codes(labels: pd.Series, members: list[str]) -> np.ndarray:
+    return pd.Index(members).get_indexer(labels.to_numpy(dtype=object))
+
+
+def _scatter(
+    shape: tuple[int, ...], codes: tuple[np.ndarray, ...], weights: np.ndarray
+) -> np.ndarray:
+    """Sum ``weights`` into a dense array at ``codes`` (one code array per axis)."""
+    flat = np.ravel_multi_index(codes, shape)
+    # An empty selection makes bincount return integers; measures are always float.
+    out = np.bincount(flat, weights=weights, minlength=int(np.prod(shape)))
+    return out.astype(np.float64, copy=False).reshape(shape)
+
+
+def _resolve_as_of(opps: pd.DataFrame, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
+    if as_of is not None:
+        try:
+            return pd.Timestamp(as_of).to_period("M").to_timestamp()
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(
+                f"as_of {as_of!r} is not a date: use YYYY-MM or YYYY-MM-DD."
+            ) from exc
+    closed = opps.loc[opps["stage"].isin(["won", "lost"]), "close_date"].dropna()
+    if closed.empty:
+        raise DataError(
+            "opportunities: no won or lost deal, so there are no actuals to build a cube from: "
+            "check the stage mapping (won/lost values) or pass as_of."
+        )
+    return closed.max().to_period("M").to_timestamp()
+
+
+def _account_arr(subs: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Index, np.ndarray, int]:
+    """Account x month ARR at month end, on a month axis that starts early enough to hold every term.
+
+    Returns the account index, the ARR matrix and the offset of ``months[0]`` in that axis.
+    """
+    start = _month_start(subs["start_date"])
+    end = _month_start(subs["end_date"])  # exclusive: active for months in [start, end)
+    first = min(start.min(), months[0])
+    axis = pd.period_range(first, months[-1], freq="M")
+    n = len(axis)
+    first_p = first.to_period("M")
+    s_idx = (start.dt.to_period("M") - first_p).map(lambda x: x.n).to_numpy(dtype=np.int64)
+    e_idx = np.full(len(subs), n, dtype=np.int64)
+    has_end = end.notna().to_numpy()
+    e_idx[has_end] = (
+        (end[has_end].dt.to_period("M") - first_p).map(lambda x: x.n).to_numpy(dtype=np.int64)
+    )
+    e_idx = np.clip(e_idx, 0, n)
+    keep = (s_idx < n) & (e_idx > s_idx)
+    accounts = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
+    a_idx = accounts.get_indexer(subs["account_id"].astype("string").to_numpy())
+    arr = subs["arr"].to_numpy(dtype=float)
+    diff = np.zeros((len(accounts), n + 1))
+    np.add.at(diff, (a_idx[keep], s_idx[keep]), arr[keep])
+    np.add.at(diff, (a_idx[keep], e_idx[keep]), -arr[keep])
+    level = np.cumsum(diff[:, :n], axis=1)
+    level[np.abs(level) < 1e-6] = 0.0
+    offset = (months[0].to_period("M") - first_p).n
+    return accounts, level, offset
+
+
+def _arr_movements(level: np.ndarray, offset: int, n_months: int) -> dict[str, np.ndarray]:
+    """Classify each account's month-on-month ARR change (account x month arrays)."""
+    prev = np.concatenate([np.zeros((level.shape[0], 1)), level[:, :-1]], axis=1)
+    cur = level
+    delta = cur - prev
+    out = {
+        "arr": cur,
+        "new_arr": np.where((prev <= 0) & (cur > 0), cur, 0.0),
+        "churned_arr": np.where((prev > 0) & (cur <= 0), prev, 0.0),
+        "expansion_arr": np.where((prev > 0) & (cur > 0) & (delta > 0), delta, 0.0),
+        "contraction_arr": np.where((prev > 0) & (cur > 0) & (delta < 0), -delta, 0.0),
+    }
+    return {k: v[:, offset : offset + n_months] for k, v in out.items()}
+
+
+def build_cube(
+    tables: Mapping[str, pd.DataFrame],
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+    as_of: str | pd.Timestamp | None = None,
+    chunks: int | None = None,
+) -> xr.Dataset:
+    """Build the revenue cube from canonical tables.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Canonical tables (see :mod:`revmodel.schema`); only ``opportunities`` is required.
+    fiscal_year_start : int
+        First month of the fiscal year, 1-12.
+    naming : {"end", "start"}
+        Fiscal years are named by the calendar year in which they end or start.
+    as_of : date-like, optional
+        Last month with actuals; default the month of the latest won or lost deal.
+    chunks : int, optional
+        Chunk the cube over ``rep`` with this many reps per chunk (dask-backed).
+
+    Returns
+    -------
+    xarray.Dataset
+        The cube (see the module docstring).
+    """
+    if not 1 <= int(fiscal_year_start) <= 12:
+        raise ParameterError(
+            f"fiscal_year_start must be a month number 1-12, got {fiscal_year_start!r}."
+        )
+    if "opportunities" not in tables or tables["opportunities"] is None:
+        raise DataError("No opportunities table: it is the one required table (opportunities.csv).")
+    opps = tables["opportunities"].reset_index(drop=True)
+    accounts = tables.get("accounts")
+    reps = tables.get("reps")
+    subs = tables.get("subscriptions")
+    if accounts is not None and accounts.empty:
+        accounts = None
+    if reps is not None and reps.empty:
+        reps = None
+    if subs is not None and subs.empty:
+        subs = None
+
+    as_of_month = _resolve_as_of(opps, as_of)
+    n = len(opps)
+
+    # Dimensions of each deal: its own labels first, then its account's, then its rep's.
+    rep_id = _text(opps, "rep_id")
+    acct_id = _text(opps, "account_id")
+    rep_lab = _first_of(n, rep_id)
+    seg_lab = _first_of(
+        n,
+        _text(opps, "segment"),
+        _lookup(acct_id, accounts, "account_id", "segment"),
+        _lookup(rep_id, reps, "rep_id", "segment"),
+    )
+    reg_lab = _first_of(
+        n,
+        _text(opps, "region"),
+        _lookup(acct_id, accounts, "account_id", "region"),
+        _lookup(rep_id, reps, "rep_id", "region"),
+    )
+
+    # ARR attribution: an account's owner, else the rep on its latest term.
+    sub_frame = None
+    if subs is not None:
+        sub_acct = subs["account_id"].astype("string")
+        owner = _lookup(sub_acct, accounts, "account_id", "owner_rep_id")
+        latest_rep = None
+        if _text(subs, "rep_id") is not None:
+            latest = (
+                subs.sort_values("start_date").groupby("account_id", sort=False)["rep_id"].last()
+            )
+            latest_rep = sub_acct.map(latest.astype("string")).astype("string")
+        sub_frame = subs.assign(
+            _rep=_first_of(len(subs), owner, latest_rep).to_numpy(),
+            _segment=_first_of(
+                len(subs), _lookup(sub_acct, accounts, "account_id", "segment")
+            ).to_numpy(),
+            _region=_first_of(
+                len(subs), _lookup(sub_acct, accounts, "account_id", "region")
+            ).to_numpy(),
+        )
+
+    # Members.
+    seg_pref = [b[0] for b in config.SEGMENT_BANDS]
+    segment_values = list(seg_lab.unique())
+    region_values = list(reg_lab.unique())
+    if accounts is not None:
+        segment_values += list(_first_of(len(accounts), _text(accounts, "segment")).unique())
+        region_values += list(_first_of(len(accounts), _text(accounts, "region")).unique())
+    rep_members: list[str] = []
+    if reps is not None:
+        rep_members = list(pd.unique(reps["rep_id"].astype("string").dropna().to_numpy()))
+        segment_values += list(_first_of(len(reps), _text(reps, "segment")).unique())
+        region_values += list(_first_of(len(reps), _text(reps, "region")).unique())
+    extra_reps = set(rep_lab.unique())
+    if sub_frame is not None:
+        extra_reps |= set(sub_frame["_rep"].unique())
+        segment_values += list(sub_frame["_segment"].unique())
+        region_values += list(sub_frame["_region"].unique())
+    rep_members += sorted(extra_reps - set(rep_members))
+    segments = _ordered_members(segment_values, seg_pref)
+    # A placeholder member only where something actually falls in it.
+    regions = _ordered_members(region_values)
+
+    # Months: first closed deal (or ARR term) to the last month of open pipeline.
+    close_m = _month_start(opps["close_date"])
+    stage = opps["stage"].astype("string")
+    is_won = (stage == "won").to_numpy()
+    is_lost = (stage == "lost").to_numpy()
+    is_open = ~(is_won | is_lost)
+    closed_months = close_m[is_won | is_lost]
+    first = closed_months.min()
+    last_pipe = close_m[is_open].max() if is_open.any() else as_of_month
+    cap = as_of_month + pd.DateOffset(months=PIPELINE_MONTHS_AHEAD)
+    last = max(as_of_month, min(last_pipe, cap)) if pd.notna(last_pipe) else as_of_month
+    months = pd.date_range(first, last, freq="MS")
+    if len(months) == 0:
+        raise DataError(
+            "opportunities: no closed deal on or before as_of; nothing to build a cube from."
+        )
+
+    shape = (len(segments), len(regions), len(rep_members), len(months))
+    s_code = _codes(seg_lab, segments)
+    g_code = _codes(reg_lab, regions)
+    r_code = _codes(rep_lab, rep_members)
+    m_code = months.get_indexer(close_m.to_numpy())
+    amount = opps["amount"].to_numpy(dtype=float)
+
+    data: dict[str, np.ndarray] = {}
+    in_range = m_code >= 0
+    pipe_beyond = is_open & (close_m > last).to_numpy()
+    pipe_before = is_open & (close_m < first).to_numpy()
+    for name, mask, w in (
+        ("bookings", is_won & in_range, amount),
+        ("won", is_won & in_range, np.ones(n)),
+        ("lost", is_lost & in_range, np.ones(n)),
+    ):
+        data[name] = _scatter(
+            shape, (s_code[mask], g_code[mask], r_code[mask], m_code[mask]), w[mask]
+        )
+    # Overdue pipeline older than the cube stays visible in the first month.
+    pm = np.where(pipe_before, 0, m_code)
+    pmask = is_open & (pm >= 0) & ~pipe_beyond
+    data["pipeline"] = _scatter(
+        shape,
+        (s_code[pmask], g_code[pmask], r_code[pmask], pm[pmask]),
+        np.nan_to_num(amount[pmask]),
+    )
+
+    if sub_frame is not None:
+        accts, level, offset = _account_arr(sub_frame, months)
+        moves = _arr_movements(level, offset, len(months))
+        firsts = sub_frame.drop_duplicates("account_id")
+        per_acct = firsts.set_index(firsts["account_id"].astype("string")).reindex(accts)
+        a_s = _codes(per_acct["_segment"].reset_index(drop=True), segments)
+        a_g = _codes(per_acct["_region"].reset_index(drop=True), regions)
+        a_r = _codes(per_acct["_rep"].reset_index(drop=True), rep_members)
+        for name, mat in moves.items():
+            out = np.zeros(shape)
+            np.add.at(out, (a_s, a_g, a_r), mat)
+            data[name] = out
+    else:
+        for name in ("arr", "new_arr", "expansion_arr", "contraction_arr", "churned_arr"):
+            data[name] = np.zeros(shape)
+
+    future = months > as_of_month
+    for name, m in MEASURES.items():
+        if m.actual:
+            data[name][..., future] = np.nan
+
+    coords: dict[str, object] = {
+        "segment": np.array(segments, dtype=object),
+        "region": np.array(regions, dtype=object),
+        "rep": np.array(rep_members, dtype=object),
+        "month": months.values.astype("datetime64[ns]"),
+    }
+    coords.update(_rep_coords(reps, rep_members))
+    cal = fcal.month_coords(months, start_month=int(fiscal_year_start), naming=naming)
+    for k, v in cal.items():
+        coords[k] = ("month", np.asarray(v, dtype=object))
+
+    ds = xr.Dataset(
+        {
+            name: (DIMS, data[name], {"units": m.units, "long_name": m.long_name})
+            for name, m in MEASURES.items()
+        },
+        coords=coords,
+        attrs={
+            "fiscal_year_start": int(fiscal_year_start),
+            "fiscal_year_naming": naming,
+            "currency": config.CURRENCY,
+            "as_of": as_of_month.strftime("%Y-%m-%d"),
+            "pipeline_beyond_horizon_deals": int(pipe_beyond.sum()),
+            "pipeline_beyond_horizon_amount": float(np.nansum(amount[pipe_beyond])),
+        },
+    )
+    if chunks:
+        ds = ds.chunk({"rep": int(chunks)})
+    return ds
+
+
+def _rep_coords(reps: pd.DataFrame | None, members: list[str]) -> dict[str, tuple[str, np.ndarray]]:
+    n = len(members)
+    if reps is None:
+        frame = pd.DataFrame(index=pd.Index(members, dtype="string"))
+    else:
+        frame = (
+            reps.assign(rep_id=reps["rep_id"].astype("string"))
+            .drop_duplicates("rep_id")
+            .set_index("rep_id")
+        )
+        frame = frame.reindex(pd.Index(members, dtype="string"))
+
+    def text(col: str) -> np.ndarray:
+        if col not in frame.columns:
+            return np.full(n, config.PLACEHOLDER, dtype=object)
+        s = frame[col].astype("string").str.strip()
+        return s.mask(s == "").fillna(config.PLACEHOLDER).to_numpy(dtype=object)
+
+    def date(col: str) -> np.ndarray:
+        if col not in frame.columns:
+            return np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        return pd.to_datetime(frame[col]).to_numpy(dtype="datetime64[ns]")
+
+    ramp = (
+        pd.to_numeric(frame["ramp_months"], errors="coerce").to_numpy(dtype=float)
+        if "ramp_months" in frame.columns
+        else np.full(n, np.nan)
+    )
+    return {
+        "manager": ("rep", text("manager")),
+        "rep_region": ("rep", text("region")),
+        "rep_segment": ("rep", text("segment")),
+        "hire_date": ("rep", date("hire_date")),
+        "end_date": ("rep", date("end_date")),
+        "ramp_months": ("rep", ramp),
+    }
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def validate_cube(ds: xr.Dataset) -> xr.Dataset:
+    """Check that ``ds`` honours the cube contract; return it unchanged.
+
+    Raises
+    ------
+    DataError
+        Listing every breach of the contract.
+    """
+    problems: list[str] = []
+    for d in DIMS:
+        if d not in ds.dims:
+            problems.append(f"missing dimension {d!r}")
+    for c in ("manager", "fiscal_quarter", "fiscal_year"):
+        if c not in ds.coords:
+            problems.append(f"missing coordinate {c!r}")
+    for a in ("fiscal_year_start", "as_of", "currency"):
+        if a not in ds.attrs:
+            problems.append(f"missing attribute {a!r}")
+    if "month" in ds.dims:
+        months = pd.DatetimeIndex(ds["month"].values)
+        if len(months) and not (months == months.to_period("M").to_timestamp()).all():
+            problems.append("month values must be first days of months")
+        if (
+            len(months) > 1
+            and not (months == pd.date_range(months[0], periods=len(months), freq="MS")).all()
+        ):
+            problems.append("months must be consecutive and increasing")
+    for name, var in ds.data_vars.items():
+        if set(var.dims) >= set(DIMS) and "units" not in var.attrs:
+            problems.append(f"measure {name!r} has no units attribute")
+    if not problems and "as_of" in ds.attrs:
+        as_of = np.datetime64(pd.Timestamp(ds.attrs["as_of"]), "ns")
+        hist = ds.sel(month=slice(None, as_of))
+        for name, m in MEASURES.items():
+            if name in ds and m.actual:
+                n_nan = int(hist[name].isnull().sum())
+                if n_nan:
+                    problems.append(
+                        f"measure {name!r} has {n_nan} missing cells up to as_of {ds.attrs['as_of']}"
+                    )
+        for name in ("bookings", "pipeline", "won", "lost", "arr"):
+            if name in ds:
+                n_neg = int((ds[name] < 0).sum())
+                if n_neg:
+                    problems.append(f"measure {name!r} has {n_neg} negative cells")
+    if problems:
+        raise DataError("The cube breaks its contract: " + "; ".join(problems) + ".")
+    return ds
+
+
+# --------------------------------------------------------------------------- roll-ups
+
+
+def rollup(
+    obj: xr.Dataset | xr.DataArray,
+    dims: Iterable[str] = (),
+    period: str = "month",
+) -> xr.Dataset | xr.DataArray:
+    """Roll the cube up to ``dims`` and a calendar ``period``.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Cube or measure with the cube's dims.
+    dims : iterable of str
+        Levels to keep: any of ``segment``, ``region``, ``rep`` and the rep-level
+        coordinates ``manager``, ``rep_region``, ``rep_segment``. Every other
+        series dim is summed over.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Calendar level of the result.
+
+    Returns
+    -------
+    Same type as ``obj``; sums (NaN cells skipped, all-NaN groups stay NaN).
+    """
+    keep = list(dims)
+    unknown = [d for d in keep if d not in SERIES_DIMS + REP_LEVELS]
+    if unknown:
+        raise ParameterError(
+            f"rollup: unknown level {unknown[0]!r}; use any of {', '.join(SERIES_DIMS + REP_LEVELS)}."
+        )
+    if period not in PERIODS:
+        raise ParameterError(f"rollup: unknown period {period!r}; use one of {', '.join(PERIODS)}.")
+    rep_level = [d for d in keep if d in REP_LEVELS]
+    if len(rep_level) > 1:
+        raise ParameterError(
+            "rollup: keep at most one rep-level coordinate (manager, rep_region or rep_segment)."
+        )
+    if rep_level and "rep" in keep:
+        raise ParameterError(
+            f"rollup: {rep_level[0]!r} and 'rep' cannot both be kept; {rep_level[0]} groups reps."
+        )
+
+    out = obj
+    drop = [
+        d for d in SERIES_DIMS if d in out.dims and d not in keep and not (d == "rep" and rep_level)
+    ]
+    if drop:
+        out = out.sum(dim=drop, skipna=True, min_count=1)
+    if rep_level and "rep" in out.dims:
+        out = out.groupby(rep_level[0]).sum(dim="rep", skipna=True, min_count=1)
+    if period != "month":
+        out = fcal.rollup(out, period=period)
+    return out
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def save_cube(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write the cube: ``.nc`` as NetCDF, ``.zarr`` as Zarr. Returns the path."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".nc", ".zarr"):
+        raise ParameterError(f"{path}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds = _encodable(ds)
+    if suffix == ".nc":
+        ds.to_netcdf(path, engine="netcdf4")
+    else:
+        # Zarr format 2: fixed-width strings and consolidated metadata are part of its spec.
+        ds.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
+    return path
+
+
+def load_cube(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
+    """Read a cube written by :func:`save_cube`; ``chunks`` gives a dask-backed cube."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such cube file; build one with `revmodel cube DIR --out {path.name}`."
+        )
+    try:
+        if path.suffix.lower() == ".zarr":
+            ds = xr.open_zarr(path, chunks=chunks)
+        else:
+            ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable cube file ({exc}).") from exc
+    if chunks is None:
+        ds = ds.load()
+    for c in (
+        "segment",
+        "region",
+        "rep",
+        "manager",
+        "rep_region",
+        "rep_segment",
+        "fiscal_quarter",
+        "fiscal_year",
+    ):
+        if c in ds.coords:
+            ds = ds.assign_coords({c: ds[c].astype(object)})
+    return ds
+
+
+def _encodable(ds: xr.Dataset) -> xr.Dataset:
+    """String coordinates as fixed unicode so every backend stores them the same way."""
+    out = ds.copy()
+    for name, coord in ds.coords.items():
+        if coord.dtype == object:
+            out = out.assign_coords({name: coord.astype(str)})
+    return out
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def summary(ds: xr.Dataset) -> str:
+    """A short readable description of a cube: members, period, bookings, ARR, pipeline."""
+    as_of = pd.Timestamp(ds.attrs["as_of"])
+    months = pd.DatetimeIndex(ds["month"].values)
+    hist = ds.sel(month=slice(None, np.datetime64(as_of, "ns")))
+    cur = ds.attrs.get("currency", config.CURRENCY)
+    lines = [
+        f"Revenue cube: {ds.sizes['segment']} segments x {ds.sizes['region']} regions x "
+        f"{ds.sizes['rep']} reps x {ds.sizes['month']} months "
+        f"({months[0]:%Y-%m} to {months[-1]:%Y-%m}; actuals to {as_of:%Y-%m}; "
+        f"fiscal year starts in month {ds.attrs['fiscal_year_start']})",
+    ]
+    by_year = rollup(hist["bookings"], period="fiscal_year").to_series()
+    lines.append(f"Bookings by fiscal year [{cur}]:")
+    counts = pd.Series(hist["fiscal_year"].values).value_counts()
+    for fy, v in by_year.items():
+        note = "" if counts.get(fy, 0) == 12 else f"  ({counts.get(fy, 0)} months)"
+        lines.append(f"  {fy}  {v:>16,.0f}{note}")
+    last_q = rollup(hist["bookings"], dims=("region",), period="fiscal_quarter")
+    q = last_q["fiscal_quarter"].values[-4:]
+    table = last_q.sel(fiscal_quarter=q).to_pandas()
+    if isinstance(table, pd.Series):
+        table = table.to_frame()
+    lines.append(f"Bookings by region, last 4 fiscal quarters [{cur}]:")
+    lines.append(
+        "\n".join("  " + row for row in table.T.map(lambda v: f"{v:,.0f}").to_string().splitlines())
+    )
+    arr_now = float(hist["arr"].isel(month=-1).sum())
+    churn_12 = float(hist["churned_arr"].isel(month=slice(-12, None)).sum())
+    arr_12 = float(hist["arr"].isel(month=-13).sum()) if hist.sizes["month"] > 12 else float("nan")
+    lines.append(
+        f"ARR at {as_of:%Y-%m}: {arr_now:,.0f} {cur}; churned ARR over the last 12 months: {churn_12:,.0f}"
+        + (f" ({churn_12 / arr_12:.1%} of ARR a year earlier)" if arr_12 > 0 else "")
+    )
+    future = ds["pipeline"].sel(
+        month=slice(np.datetime64(as_of + pd.DateOffset(months=1), "ns"), None)
+    )
+    lines.append(
+        f"Open pipeline after {as_of:%Y-%m}: {float(future.sum()):,.0f} {cur} "
+        f"in {int(future.sum(SERIES_DIMS).pipe(lambda x: (x > 0).sum()))} months"
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cube_command(args: argparse.Namespace) -> int:
+    """``revmodel cube DIR [--mapping FILE] [--fiscal-year-start M] --out FILE``."""
+    from revmodel import sources
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".nc", ".zarr"):
+        raise ParameterError(f"--out {args.out}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
+    result = sources.load(args.data_dir, mapping=args.mapping)
+    print(result.summary())
+    if result.status == 2:
+        return 2
+    ds = build_cube(
+        result.tables,
+        fiscal_year_start=args.fiscal_year_start,
+        naming=getattr(args, "fiscal_year_naming", config.FISCAL_YEAR_NAMING),
+        as_of=getattr(args, "as_of", None),
+    )
+    validate_cube(ds)
+    save_cube(ds, out)
+    print(summary(ds))
+    print(f"Wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- accessor
+
+
+@xr.register_dataset_accessor("rev")
+class RevAccessor:
+    """``ds.rev``: the cube's verbs, each a thin call into a module function."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def rollup(self, dims: Iterable[str] = (), period: str = "month") -> xr.Dataset:
+        return rollup(self._ds, dims=dims, period=period)
+
+    def validate(self) -> xr.Dataset:
+        return validate_cube(self._ds)
+
+    def summary(self) -> str:
+        return summary(self._ds)
+
+    def save(self, path: str | Path) -> Path:
+        return save_cube(self._ds, path)
+
+    def actuals(self) -> xr.Dataset:
+        """The months up to ``as_of``."""
+        return self._ds.sel(
+            month=slice(None, np.datetime64(pd.Timestamp(self._ds.attrs["as_of"]), "ns"))
+        )
