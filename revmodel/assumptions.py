@@ -1,0 +1,238 @@
+"""Planning assumptions: a small typed object, loadable from YAML.
+
+An assumption set is everything a planner may change in a what-if: target
+growth, customer churn, win rate, ramp, hires, rep attrition, over-assignment
+and productivity. A field left ``None`` means "from history" (measured on the
+cube). :mod:`revmodel.scenario` stacks several sets on a ``scenario`` dim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from revmodel.errors import ParameterError
+
+#: Default months to full productivity, by segment (pvlib-style parameter table).
+DEFAULT_RAMP_MONTHS: dict[str, int] = {"SMB": 3, "Mid-Market": 5, "Enterprise": 7}
+#: Default annual rep attrition (share of reps leaving a year), by segment.
+DEFAULT_REP_ATTRITION: dict[str, float] = {"SMB": 0.20, "Mid-Market": 0.15, "Enterprise": 0.12}
+
+
+@dataclass(frozen=True)
+class Hire:
+    """Planned hires: ``count`` reps of ``segment`` in ``region`` starting in ``start_month``."""
+
+    segment: str
+    region: str
+    start_month: str  # "YYYY-MM"
+    count: int = 1
+    role: str = "AE"
+
+    def __post_init__(self) -> None:
+        if int(self.count) < 0:
+            raise ParameterError(
+                f"hires: count must be >= 0, got {self.count} for {self.segment}/{self.region}."
+            )
+        try:
+            pd.Timestamp(self.start_month)
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(
+                f"hires: start_month {self.start_month!r} is not a month; use YYYY-MM."
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """One assumption set.
+
+    Attributes
+    ----------
+    name : str
+        Scenario name ("base", "stretch", ...).
+    plan_year : str
+        Fiscal year planned, e.g. ``"FY2027"``.
+    target_growth : float
+        Bookings target as growth over last fiscal year [ratio], e.g. 0.25.
+    target_amount : float or None
+        Absolute bookings target [currency/year]; overrides ``target_growth``.
+    churn_rate : float or None
+        Annual customer (revenue) churn [ratio/year]; None = measured from history.
+    win_rate_change : float
+        Relative change in win rates [ratio], e.g. 0.05 = win rates 5% higher.
+    ramp_months : dict
+        Months to full productivity by segment.
+    rep_attrition : dict
+        Annual rep attrition by segment [ratio/year].
+    backfill_lag_months : int
+        Months between a rep leaving and the backfill starting.
+    backfill : bool
+        Whether leavers are backfilled.
+    hires : tuple of Hire
+        Planned hires.
+    over_assignment : float
+        Sum of rep quotas over the manager's target [ratio], e.g. 1.10.
+    productivity : dict or None
+        Annual bookings of a fully ramped rep by segment [currency/year]; None = from history.
+    productivity_change : float
+        Relative change applied to productivity [ratio].
+    attainment_tolerance : float
+        Attainment at or above this counts as met [ratio], e.g. 0.9.
+    allocation_basis : str
+        Basis for top-down quota allocation: history, potential, capacity or blend.
+    """
+
+    name: str = "base"
+    plan_year: str = "FY2027"
+    target_growth: float = 0.25
+    target_amount: float | None = None
+    churn_rate: float | None = None
+    win_rate_change: float = 0.0
+    ramp_months: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_RAMP_MONTHS))
+    rep_attrition: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REP_ATTRITION))
+    backfill_lag_months: int = 2
+    backfill: bool = True
+    hires: tuple[Hire, ...] = ()
+    over_assignment: float = 1.10
+    productivity: dict[str, float] | None = None
+    productivity_change: float = 0.0
+    attainment_tolerance: float = 0.9
+    allocation_basis: str = "history"
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("target_growth", -0.9 <= self.target_growth <= 5.0, "between -0.9 and 5"),
+            ("win_rate_change", -0.9 <= self.win_rate_change <= 5.0, "between -0.9 and 5"),
+            ("productivity_change", -0.9 <= self.productivity_change <= 5.0, "between -0.9 and 5"),
+            ("over_assignment", 0.5 <= self.over_assignment <= 2.0, "between 0.5 and 2"),
+            ("attainment_tolerance", 0.0 < self.attainment_tolerance <= 1.0, "in (0, 1]"),
+            ("backfill_lag_months", 0 <= self.backfill_lag_months <= 24, "between 0 and 24"),
+        ]
+        if self.churn_rate is not None:
+            checks.append(("churn_rate", 0.0 <= self.churn_rate < 1.0, "in [0, 1)"))
+        if self.target_amount is not None:
+            checks.append(("target_amount", self.target_amount > 0, "positive"))
+        for name, ok, rule in checks:
+            if not ok:
+                raise ParameterError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
+        for seg, months in self.ramp_months.items():
+            if not 0 <= int(months) <= 36:
+                raise ParameterError(f"ramp_months.{seg} must be between 0 and 36, got {months!r}.")
+        for seg, rate in self.rep_attrition.items():
+            if not 0.0 <= float(rate) < 1.0:
+                raise ParameterError(f"rep_attrition.{seg} must be in [0, 1), got {rate!r}.")
+        if self.allocation_basis not in ("history", "potential", "capacity", "blend"):
+            raise ParameterError(
+                f"allocation_basis must be one of history, potential, capacity, blend, got {self.allocation_basis!r}."
+            )
+
+    def with_changes(self, **changes: Any) -> Assumptions:
+        """A copy with some assumptions changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hires"] = [dataclasses.asdict(h) for h in self.hires]
+        return d
+
+
+def assumptions_from_dict(data: dict[str, Any], where: str = "assumptions") -> Assumptions:
+    """Build :class:`Assumptions` from a plain mapping, naming the key of any error."""
+    if not isinstance(data, dict):
+        raise ParameterError(f"{where}: expected a mapping of assumption names to values.")
+    known = {f.name: f for f in fields(Assumptions)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ParameterError(
+            f"{where}: unknown key {unknown[0]!r}; known keys are {', '.join(sorted(known))}."
+        )
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(key, value, where)
+    try:
+        return Assumptions(**kwargs)
+    except TypeError as exc:  # pragma: no cover - guarded by _coerce
+        raise ParameterError(f"{where}: {exc}") from exc
+
+
+_FLOATS = {
+    "target_growth",
+    "win_rate_change",
+    "over_assignment",
+    "productivity_change",
+    "attainment_tolerance",
+}
+_OPT_FLOATS = {"target_amount", "churn_rate"}
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    def bad(expected: str) -> ParameterError:
+        return ParameterError(f"{where}: {key} must be {expected}, got {value!r}.")
+
+    if key in ("name", "plan_year", "allocation_basis"):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if key in _FLOATS or (key in _OPT_FLOATS and value is not None):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    if key in _OPT_FLOATS:
+        return None
+    if key == "backfill_lag_months":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("a whole number of months")
+        return value
+    if key == "backfill":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key in ("ramp_months", "rep_attrition", "productivity"):
+        if value is None and key == "productivity":
+            return None
+        if not isinstance(value, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise bad("a mapping of segment to number")
+        return {str(k): (int(v) if key == "ramp_months" else float(v)) for k, v in value.items()}
+    if key == "hires":
+        if not isinstance(value, list):
+            raise bad("a list of {segment, region, start_month, count}")
+        out = []
+        for i, h in enumerate(value):
+            if not isinstance(h, dict):
+                raise ParameterError(f"{where}: hires[{i}] must be a mapping, got {h!r}.")
+            extra = set(h) - {"segment", "region", "start_month", "count", "role"}
+            missing = {"segment", "region", "start_month"} - set(h)
+            if extra:
+                raise ParameterError(f"{where}: hires[{i}] has unknown key {sorted(extra)[0]!r}.")
+            if missing:
+                raise ParameterError(f"{where}: hires[{i}] is missing {sorted(missing)[0]!r}.")
+            out.append(
+                Hire(
+                    str(h["segment"]),
+                    str(h["region"]),
+                    str(h["start_month"]),
+                    int(h.get("count", 1)),
+                    str(h.get("role", "AE")),
+                )
+            )
+        return tuple(out)
+    raise bad("a known value")  # pragma: no cover
+
+
+def load_assumptions(path: str | Path) -> Assumptions:
+    """Read an assumption set from a YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ParameterError(f"{path}: no such assumptions file.") from exc
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
+    return assumptions_from_dict(data or {}, where=str(path))
