@@ -1,0 +1,1547 @@
+"""Territory planning: segment accounts, score their potential, assign them to reps.
+
+The annual plan starts here. Accounts are segmented by employee-headcount
+bands (:data:`revmodel.config.SEGMENT_BANDS` unless told otherwise), each gets
+a potential score, and every (region, segment) group of accounts is divided
+among the active reps of that region and segment so that potential and
+workload (account count) are balanced while as few accounts as possible
+change hands.
+
+Groups are independent problems and are solved one by one: that is what keeps
+a book of 20,000 accounts and 200 reps tractable. A group is solved as a
+mixed-integer programme (``scipy.optimize.milp``, HiGHS) when it is small
+enough, and by a deterministic local search otherwise; the run record says
+which method solved each group.
+
+The programme for one group, with binary ``x[a, r]`` (account ``a`` goes to
+rep ``r``), potential ``p[a]``, group mean potential per rep ``mu`` and mean
+account count per rep ``c``::
+
+    minimise   w_max * t + w_mean * mean_r(d[r]) + w_count * u + w_move * moves
+    subject to sum_r x[a, r] = 1                         every account exactly once
+               |sum_a p[a] x[a, r] + L[r] - mu| / mu <= d[r] <= t
+               |sum_a x[a, r] + K[r] - c| / c <= u
+               moves <= the group's move budget           disruption limit
+               sum_a x[a, r] + K[r] <= max_accounts_per_rep   (optional capacity)
+               d[r] <= balance_tolerance                  (only with a hard tolerance)
+
+where ``L[r]`` and ``K[r]`` are the potential and count of the accounts locked
+to rep ``r`` (they are constants, not variables). Deviations are fractions of
+the group mean, so the weights compare like with like across groups.
+
+The local search minimises the sum of squared fractional deviations (potential
+plus ``w_count`` times count) plus ``w_move`` per move, by steepest single
+moves from the most to the least loaded reps and then pairwise swaps, always
+within the move budget and never touching locked accounts.
+
+Move budget: accounts whose owner left, sells to another region or segment or
+is unknown must move; these forced moves count against ``max_moves``. The
+remaining budget is split across groups in proportion to the moves each group
+makes when unconstrained (estimated by the local search), by largest remainder.
+
+Every plan carries a run record (parameters, objective, constraints, the
+inputs themselves and their SHA-256, and the solver status of each group) from
+which :func:`rerun` reproduces the same assignment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import numbers
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from revmodel import config
+from revmodel.errors import DataError, InfeasibleError, ParameterError
+from revmodel.schema import OPEN_STAGES
+
+#: Weights of the potential score components (renormalised over the components present).
+DEFAULT_POTENTIAL_WEIGHTS: dict[str, float] = {
+    "annual_revenue": 0.3,
+    "employees": 0.2,
+    "bookings": 0.3,
+    "pipeline": 0.2,
+}
+
+#: Weights of the assignment objective (deviations are fractions of the group mean).
+DEFAULT_OBJECTIVE_WEIGHTS: dict[str, float] = {
+    "max_potential_deviation": 1.0,
+    "mean_potential_deviation": 0.5,
+    "max_count_deviation": 0.1,
+    "move": 1e-4,
+}
+
+#: Largest group (free accounts x reps) solved by the MILP under ``method="auto"``.
+MILP_MAX_VARIABLES = 1_000
+
+#: Wall-clock limit of one group's MILP [s]; past it the best solution found is kept.
+TIME_LIMIT_SECONDS = 2.0
+
+#: Relative optimality gap at which HiGHS stops.
+MIP_REL_GAP = 1e-4
+
+#: Reason labels of the assignment table.
+REASON_KEPT = "kept"
+REASON_LOCKED = "locked"
+REASON_BALANCE = "balance"
+REASON_OWNER_LEFT = "owner left"
+REASON_OWNER_ELSEWHERE = "owner sells to another region/segment"
+REASON_UNKNOWN_OWNER = "owner not in reps table"
+REASON_NO_OWNER = "no previous owner"
+
+_RECORD_VERSION = 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _labels(values: pd.Series | None, n: int, index: pd.Index) -> pd.Series:
+    """Text labels with missing values as the placeholder member."""
+    if values is None:
+        return pd.Series([config.PLACEHOLDER] * n, index=index, dtype=object)
+    miss = values.isna().to_numpy()
+    out = [
+        config.PLACEHOLDER if m or str(v).strip() == "" else str(v)
+        for v, m in zip(values.to_numpy(dtype=object), miss, strict=True)
+    ]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Identifiers as text, missing values as None."""
+    miss = values.isna().to_numpy()
+    out = [
+        None if m or str(v).strip() == "" else str(v)
+        for v, m in zip(values.to_numpy(dtype=object), miss, strict=True)
+    ]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def _require_columns(df: pd.DataFrame, table: str, columns: Iterable[str]) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{table} table: missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"add them or map your export's columns onto them with a mapping file."
+        )
+
+
+def _unique_ids(df: pd.DataFrame, table: str, key: str) -> pd.Series:
+    ids = _ids(df[key])
+    if ids.isna().any():
+        row = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise DataError(
+            f"{table} table, row {row}, column '{key}': empty identifier; fill it in or drop the row."
+        )
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise DataError(
+            f"{table} table, column '{key}': duplicate identifier(s) {', '.join(sorted(set(dup))[:5])}; "
+            f"each {key} must appear once."
+        )
+    return ids
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def _check_bands(bands: Iterable[tuple[str, float, float]]) -> tuple[tuple[str, float, float], ...]:
+    out = tuple((str(n), float(lo), float(hi)) for n, lo, hi in bands)
+    if not out:
+        raise ParameterError("bands: give at least one (name, lower, upper) employee band.")
+    names = [b[0] for b in out]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"bands: segment names must be unique, got {names}.")
+    for name, lo, hi in out:
+        if not lo < hi:
+            raise ParameterError(
+                f"bands: segment '{name}' has lower bound {lo:g} >= upper bound {hi:g}."
+            )
+    ordered = sorted(out, key=lambda b: b[1])
+    for (n1, _, hi1), (n2, lo2, _) in zip(ordered, ordered[1:], strict=False):
+        if lo2 < hi1:
+            raise ParameterError(
+                f"bands: segments '{n1}' and '{n2}' overlap; make each upper bound the next lower bound."
+            )
+    return out
+
+
+def segment_accounts(
+    accounts: pd.DataFrame,
+    bands: Iterable[tuple[str, float, float]] = config.SEGMENT_BANDS,
+    keep_given: bool = True,
+) -> pd.DataFrame:
+    """Segment accounts by employee-headcount band, region and country.
+
+    Parameters
+    ----------
+    accounts : pd.DataFrame
+        Canonical accounts table (``account_id`` required; ``employees``,
+        ``segment``, ``region``, ``country`` used when present).
+    bands : iterable of (name, lower, upper)
+        Employee-headcount bands [employees], lower bound inclusive, upper
+        exclusive; default :data:`revmodel.config.SEGMENT_BANDS`.
+    keep_given : bool
+        Keep a segment label the table already carries (the canonical schema's
+        rule) and derive it from ``employees`` only where it is missing. With
+        ``False`` the bands override the given labels wherever ``employees``
+        is known.
+
+    Returns
+    -------
+    pd.DataFrame
+        A copy with ``segment``, ``region`` and ``country`` filled (missing
+        values and accounts outside every band become
+        :data:`revmodel.config.PLACEHOLDER`) and ``employee_band`` (the band
+        derived from headcount, placeholder when unknown).
+    """
+    bands = _check_bands(bands)
+    _require_columns(accounts, "accounts", ["account_id"])
+    out = accounts.copy()
+    n, idx = len(out), out.index
+    band = pd.Series([config.PLACEHOLDER] * n, index=idx, dtype=object)
+    if "employees" in out.columns:
+        emp = pd.to_numeric(out["employees"], errors="coerce")
+        bad = emp < 0
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"accounts table, row {row}, column 'employees': negative headcount {emp.iloc[row]:g}; fix or blank it."
+            )
+        for name, lo, hi in bands:
+            band = band.mask((emp >= lo) & (emp < hi), name)
+    given = _labels(out["segment"], n, idx) if "segment" in out.columns else None
+    if given is None:
+        segment = band
+    elif keep_given:
+        segment = given.where(given != config.PLACEHOLDER, band)
+    else:
+        segment = band.where(band != config.PLACEHOLDER, given)
+    out["employee_band"] = band.astype(str)
+    out["segment"] = segment.astype(str)
+    out["region"] = _labels(out.get("region"), n, idx).astype(str)
+    out["country"] = _labels(out.get("country"), n, idx).astype(str)
+    return out
+
+
+# --------------------------------------------------------------------------- potential
+
+
+def account_potential(
+    accounts: pd.DataFrame,
+    opportunities: pd.DataFrame | None = None,
+    weights: Mapping[str, float] | None = None,
+) -> pd.Series:
+    """Potential score of each account.
+
+    Each component (the account's ``annual_revenue`` and ``employees``, its
+    won bookings and its open pipeline from ``opportunities``) is divided by
+    its mean over the accounts, and the score is 100 times the weighted mean
+    of these ratios. Components absent from the data (no column, or all zero)
+    drop out and the remaining weights are renormalised; with none left every
+    account scores 100. A missing revenue or headcount is imputed with the
+    median of the accounts that have one; an account without deals has zero
+    bookings and pipeline.
+
+    Parameters
+    ----------
+    accounts : pd.DataFrame
+        Canonical accounts table.
+    opportunities : pd.DataFrame, optional
+        Canonical opportunities table; won amounts are bookings [currency],
+        open amounts (stages :data:`revmodel.schema.OPEN_STAGES`) pipeline
+        [currency]. All history is counted.
+    weights : mapping, optional
+        Component weights (keys ``annual_revenue``, ``employees``,
+        ``bookings``, ``pipeline``; >= 0); default
+        :data:`DEFAULT_POTENTIAL_WEIGHTS`.
+
+    Returns
+    -------
+    pd.Series
+        ``potential`` indexed by ``account_id`` [score; an average account
+        scores 100].
+    """
+    w = dict(DEFAULT_POTENTIAL_WEIGHTS if weights is None else weights)
+    unknown = sorted(set(w) - set(DEFAULT_POTENTIAL_WEIGHTS))
+    if unknown:
+        raise ParameterError(
+            f"potential weights: unknown component(s) {unknown}; use {sorted(DEFAULT_POTENTIAL_WEIGHTS)}."
+        )
+    for k, v in w.items():
+        if not (
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        ):
+            raise ParameterError(f"potential weights: '{k}' must be a number >= 0, got {v!r}.")
+    if sum(w.values()) <= 0:
+        raise ParameterError("potential weights: at least one weight must be > 0.")
+    ids = _unique_ids(accounts, "accounts", "account_id")
+    comps: dict[str, np.ndarray] = {}
+    for col in ("annual_revenue", "employees"):
+        if col in accounts.columns:
+            v = pd.to_numeric(accounts[col], errors="coerce").to_numpy(dtype=float)
+            if np.any(v[np.isfinite(v)] < 0):
+                row = int(np.flatnonzero(np.isfinite(v) & (v < 0))[0])
+                raise DataError(
+                    f"accounts table, row {row}, column '{col}': negative value {v[row]:g}; fix or blank it."
+                )
+            known = np.isfinite(v)
+            if known.any():
+                comps[col] = np.where(known, v, np.median(v[known]))
+    if opportunities is not None and len(opportunities) and "account_id" in opportunities.columns:
+        _require_columns(opportunities, "opportunities", ["amount", "stage"])
+        opp = pd.DataFrame(
+            {
+                "account_id": _ids(opportunities["account_id"]),
+                "amount": pd.to_numeric(opportunities["amount"], errors="coerce")
+                .fillna(0.0)
+                .clip(lower=0.0),
+                "stage": opportunities["stage"]
+                .astype(object)
+                .map(lambda s: str(s).strip().lower()),
+            }
+        ).dropna(subset=["account_id"])
+        won = opp[opp["stage"] == "won"].groupby("account_id")["amount"].sum()
+        open_ = opp[opp["stage"].isin(OPEN_STAGES)].groupby("account_id")["amount"].sum()
+        comps["bookings"] = ids.map(won).fillna(0.0).to_numpy(dtype=float)
+        comps["pipeline"] = ids.map(open_).fillna(0.0).to_numpy(dtype=float)
+    score = np.zeros(len(ids))
+    total_w = 0.0
+    for name, values in comps.items():
+        mean = values.mean() if len(values) else 0.0
+        wt = float(w.get(name, 0.0))
+        if mean > 0 and wt > 0:
+            score += wt * values / mean
+            total_w += wt
+    score = 100.0 * score / total_w if total_w > 0 else np.full(len(ids), 100.0)
+    return pd.Series(
+        score, index=pd.Index(ids.to_numpy(dtype=object), name="account_id"), name="potential"
+    )
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class TerritoryPlan:
+    """A territory assignment with its balance table and run record.
+
+    Attributes
+    ----------
+    assignment : pd.DataFrame
+        One row per account: ``account_id``, ``region``, ``segment``,
+        ``potential`` [score], ``old_rep_id``, ``new_rep_id``, ``moved``
+        (bool: the account leaves a previous owner), ``reason``.
+    balance : pd.DataFrame
+        One row per rep: ``rep_id``, ``region``, ``segment``, ``status``
+        (active | left), ``mean_potential`` [score] (the group's mean per
+        active rep), ``potential_before``/``potential_after`` [score],
+        ``accounts_before``/``accounts_after`` [accounts],
+        ``deviation_before``/``deviation_after`` [fraction of the mean],
+        ``within_tolerance``, ``accounts_gained``, ``accounts_lost``.
+    record : dict
+        Run record (JSON-ready): parameters, objective, constraints, inputs,
+        inputs hash, per-group solver method and status, summary figures.
+    """
+
+    assignment: pd.DataFrame
+    balance: pd.DataFrame
+    record: dict = field(repr=False)
+
+    @property
+    def moves(self) -> pd.DataFrame:
+        """The rows of accounts that change rep."""
+        return self.assignment[self.assignment["moved"]].reset_index(drop=True)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Headline figures: spreads, moves, share of reps within tolerance."""
+        return dict(self.record["summary"])
+
+    def save(self, path: str | Path) -> dict[str, Path]:
+        """Write the assignment CSV, the balance CSV, the report and the run record.
+
+        Parameters
+        ----------
+        path : str or Path
+            Assignment CSV; beside it go ``<stem>_balance.csv``,
+            ``<stem>_report.txt`` and ``<stem>_run.json``.
+
+        Returns
+        -------
+        dict
+            Paths written, by kind (assignment, balance, report, record).
+        """
+        path = Path(path)
+        if path.suffix.lower() != ".csv":
+            raise ParameterError(
+                f"--out {path}: the assignment is written as CSV; give a file name ending in .csv."
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "assignment": path,
+            "balance": path.with_name(f"{path.stem}_balance.csv"),
+            "report": path.with_name(f"{path.stem}_report.txt"),
+            "record": path.with_name(f"{path.stem}_run.json"),
+        }
+        self.assignment.to_csv(paths["assignment"], index=False)
+        self.balance.to_csv(paths["balance"], index=False)
+        paths["report"].write_text(balance_report(self) + "\n", encoding="utf-8")
+        paths["record"].write_text(
+            json.dumps(self.record, indent=1, sort_keys=True), encoding="utf-8"
+        )
+        return paths
+
+
+@dataclass
+class _Group:
+    region: str
+    segment: str
+    rep_ids: list[str]
+    free_pos: np.ndarray  # positions (in the accounts frame) of accounts the solver places
+    potential: np.ndarray  # of free accounts [score]
+    owner: np.ndarray  # index into rep_ids of the previous owner, -1 when it must move or had none
+    forced: int  # free accounts whose previous owner cannot keep them
+    locked_potential: np.ndarray  # per rep [score]
+    locked_count: np.ndarray  # per rep [accounts]
+
+    @property
+    def label(self) -> str:
+        return f"region '{self.region}', segment '{self.segment}'"
+
+    @property
+    def owned(self) -> int:
+        return int((self.owner >= 0).sum())
+
+    @property
+    def mean_potential(self) -> float:
+        return float((self.potential.sum() + self.locked_potential.sum()) / len(self.rep_ids))
+
+    @property
+    def mean_count(self) -> float:
+        return float((len(self.potential) + self.locked_count.sum()) / len(self.rep_ids))
+
+
+def _check_objective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
+    w = dict(DEFAULT_OBJECTIVE_WEIGHTS)
+    if weights is not None:
+        unknown = sorted(set(weights) - set(DEFAULT_OBJECTIVE_WEIGHTS))
+        if unknown:
+            raise ParameterError(
+                f"objective weights: unknown term(s) {unknown}; use {sorted(DEFAULT_OBJECTIVE_WEIGHTS)}."
+            )
+        w.update({k: float(v) for k, v in weights.items()})
+    for k, v in w.items():
+        if not (math.isfinite(v) and v >= 0):
+            raise ParameterError(f"objective weights: '{k}' must be a number >= 0, got {v!r}.")
+    if w["max_potential_deviation"] + w["mean_potential_deviation"] <= 0:
+        raise ParameterError(
+            "objective weights: one of the potential deviation weights must be > 0."
+        )
+    return w
+
+
+def _group_value(g: _Group, assign: np.ndarray, w: Mapping[str, float]) -> dict[str, float]:
+    """The MILP objective terms for an assignment of the free accounts (indices into rep_ids)."""
+    m = len(g.rep_ids)
+    mu = g.mean_potential or 1.0
+    cbar = g.mean_count or 1.0
+    pot = np.bincount(assign, weights=g.potential, minlength=m) + g.locked_potential
+    cnt = np.bincount(assign, minlength=m) + g.locked_count
+    dev = np.abs(pot - mu) / mu
+    cdev = np.abs(cnt - cbar) / cbar
+    moves = int(((g.owner >= 0) & (assign != g.owner)).sum()) + g.forced
+    value = (
+        w["max_potential_deviation"] * dev.max()
+        + w["mean_potential_deviation"] * dev.mean()
+        + w["max_count_deviation"] * cdev.max()
+        + w["move"] * moves
+    )
+    return {
+        "objective": float(value),
+        "max_potential_deviation": float(dev.max()),
+        "mean_potential_deviation": float(dev.mean()),
+        "max_count_deviation": float(cdev.max()),
+        "moves": moves,
+    }
+
+
+def _solve_milp(
+    g: _Group,
+    w: Mapping[str, float],
+    budget: int | None,
+    tolerance: float,
+    hard: bool,
+    capacity: int | None,
+    time_limit: float,
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    n, m = len(g.potential), len(g.rep_ids)
+    mu = g.mean_potential or 1.0
+    cbar = g.mean_count or 1.0
+    nx = n * m
+    it, ic, id0 = nx, nx + 1, nx + 2
+    nv = nx + 2 + m
+    a_idx = np.repeat(np.arange(n), m)
+    r_idx = np.tile(np.arange(m), n)
+    xcol = np.arange(nx)
+    rows, cols, vals, lo, hi = [], [], [], [], []
+    row = 0
+
+    def add(rr, cc, vv, lb, ub):
+        nonlocal row
+        rows.append(np.asarray(rr) + row)
+        cols.append(np.asarray(cc))
+        vals.append(np.asarray(vv, dtype=float))
+        lo.append(np.asarray(lb, dtype=float))
+        hi.append(np.asarray(ub, dtype=float))
+        row += len(lo[-1])
+
+    # every account exactly once
+    add(a_idx, xcol, np.ones(nx), np.ones(n), np.ones(n))
+    # |potential deviation| <= d[r] <= t
+    pr = g.potential[a_idx] / mu
+    base = 1.0 - g.locked_potential / mu
+    rr = np.concatenate([r_idx, np.arange(m)])
+    add(
+        rr,
+        np.concatenate([xcol, id0 + np.arange(m)]),
+        np.concatenate([pr, -np.ones(m)]),
+        np.full(m, -np.inf),
+        base,
+    )
+    add(
+        rr,
+        np.concatenate([xcol, id0 + np.arange(m)]),
+        np.concatenate([-pr, -np.ones(m)]),
+        np.full(m, -np.inf),
+        -base,
+    )
+    add(np.concatenate([np.arange(m)] * 2), np.concatenate([id0 + np.arange(m), np.full(m, it)]),
+        np.concatenate([np.ones(m), -np.ones(m)]), np.full(m, -np.inf), np.zeros(m))  # fmt: skip
+    # |count deviation| <= u
+    cbase = 1.0 - g.locked_count / cbar
+    cc = np.concatenate([xcol, np.full(m, ic)])
+    add(rr, cc, np.concatenate([np.full(nx, 1.0 / cbar), -np.ones(m)]), np.full(m, -np.inf), cbase)
+    add(
+        rr, cc, np.concatenate([np.full(nx, -1.0 / cbar), -np.ones(m)]), np.full(m, -np.inf), -cbase
+    )
+    owned = np.flatnonzero(g.owner >= 0)
+    stay_cols = owned * m + g.owner[owned]
+    if budget is not None and len(owned):
+        add(
+            np.zeros(len(owned), dtype=int),
+            stay_cols,
+            -np.ones(len(owned)),
+            [-np.inf],
+            [budget - len(owned)],
+        )
+    if capacity is not None:
+        add(r_idx, xcol, np.ones(nx), np.full(m, -np.inf), capacity - g.locked_count)
+    A = sparse.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(row, nv)
+    )
+    c = np.zeros(nv)
+    c[it] = w["max_potential_deviation"]
+    c[ic] = w["max_count_deviation"]
+    c[id0:] = w["mean_potential_deviation"] / m
+    c[stay_cols] -= w["move"]
+    lb = np.zeros(nv)
+    ub = np.full(nv, np.inf)
+    ub[:nx] = 1.0
+    if hard:
+        ub[id0:] = tolerance
+    integrality = np.zeros(nv)
+    integrality[:nx] = 1
+    t0 = time.perf_counter()
+    res = milp(
+        c,
+        integrality=integrality,
+        bounds=Bounds(lb, ub),
+        constraints=LinearConstraint(A, np.concatenate(lo), np.concatenate(hi)),
+        options={"time_limit": float(time_limit), "mip_rel_gap": MIP_REL_GAP, "presolve": True},
+    )
+    info: dict[str, Any] = {
+        "method": "milp",
+        "status": {0: "optimal", 1: "time limit", 2: "infeasible", 3: "unbounded"}.get(
+            res.status, "other"
+        ),
+        "message": str(res.message),
+        "mip_gap": None if getattr(res, "mip_gap", None) is None else float(res.mip_gap),
+        "variables": int(nv),
+        "constraints": int(row),
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+    if res.x is None:
+        return None, info
+    x = res.x[:nx].reshape(n, m)
+    return np.argmax(x, axis=1).astype(np.int64), info
+
+
+def _solve_heuristic(
+    g: _Group,
+    w: Mapping[str, float],
+    budget: int | None,
+    capacity: int | None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Greedy placement of the accounts that must move, then steepest moves and swaps."""
+    t0 = time.perf_counter()
+    m = len(g.rep_ids)
+    mu = g.mean_potential or 1.0
+    cbar = g.mean_count or 1.0
+    wc = w["max_count_deviation"]
+    lam = w["move"]
+    cap = np.full(m, np.inf) if capacity is None else capacity - g.locked_count.astype(float)
+    q = g.potential / mu  # account potential as a fraction of the mean
+    assign = g.owner.copy()
+    dp = (g.locked_potential - mu) / mu  # fractional deviations, updated as accounts land
+    cnt = g.locked_count.astype(float).copy()
+    owned = assign >= 0
+    np.add.at(dp, assign[owned], q[owned])
+    np.add.at(cnt, assign[owned], 1.0)
+    moves = 0  # moves of owned accounts (forced moves are outside the budget)
+    limit = np.inf if budget is None else budget
+
+    def dc():
+        return (cnt - cbar) / cbar
+
+    # accounts that must be placed, largest first, each where it adds least to the squared deviations
+    for a in sorted(np.flatnonzero(~owned), key=lambda i: (-q[i], i)):
+        gain = 2 * q[a] * (q[a] + 2 * dp) / 2 + wc * (1 / cbar) * (1 / cbar + 2 * dc())
+        gain = np.where(cnt < cap, gain, np.inf)
+        r = int(np.argmin(gain))
+        assign[a] = r
+        dp[r] += q[a]
+        cnt[r] += 1
+    # an owner above capacity must hand accounts over first
+    over = np.flatnonzero(cnt > cap)
+    for r in over:
+        while cnt[r] > cap[r]:
+            members = np.flatnonzero(assign == r)
+            if not len(members) or moves >= limit:
+                break
+            a = members[np.argmin(q[members])]
+            s_gain = np.where(cnt < cap, dp, np.inf)
+            s = int(np.argmin(s_gain))
+            if not np.isfinite(s_gain[s]):
+                break
+            assign[a] = s
+            dp[r] -= q[a]
+            dp[s] += q[a]
+            cnt[r] -= 1
+            cnt[s] += 1
+            moves += int(g.owner[a] == r)
+
+    k = min(m, 8)
+    iterations = 0
+    while m > 1:
+        iterations += 1
+        score = dp + wc * dc()
+        order = np.argsort(score, kind="stable")
+        senders, receivers = order[::-1][:k], order[:k]
+        cand = np.flatnonzero(np.isin(assign, senders))
+        best = (-1e-12, None)
+        if len(cand):
+            r = assign[cand]
+            qa = q[cand][:, None]
+            s = receivers[None, :]
+            dcv = dc()
+            delta = 2 * qa * (qa - dp[r][:, None] + dp[s]) + wc * 2 / cbar * (
+                1 / cbar - dcv[r][:, None] + dcv[s]
+            )
+            owner = g.owner[cand][:, None]
+            dmove = (owner >= 0) * (
+                (s != owner).astype(float) - (r[:, None] != owner).astype(float)
+            )
+            delta = delta + lam * dmove
+            blocked = (s == r[:, None]) | (cnt[s] >= cap[s]) | ((moves + dmove) > limit)
+            delta = np.where(blocked, np.inf, delta)
+            flat = int(np.argmin(delta))
+            if delta.flat[flat] < best[0]:
+                i, j = divmod(flat, delta.shape[1])
+                best = (
+                    delta.flat[flat],
+                    ("move", int(cand[i]), int(receivers[j]), int(dmove[i, j])),
+                )
+        if best[1] is None:
+            best = _best_swap(q, assign, g.owner, dp, senders, receivers, lam, moves, limit)
+        if best[1] is None:
+            break
+        kind, *args = best[1]
+        if kind == "move":
+            a, s, dm = args
+            r = assign[a]
+            assign[a] = s
+            dp[r] -= q[a]
+            dp[s] += q[a]
+            cnt[r] -= 1
+            cnt[s] += 1
+            moves += dm
+        else:
+            a, b, dm = args
+            r, s = assign[a], assign[b]
+            assign[a], assign[b] = s, r
+            dp[r] += q[b] - q[a]
+            dp[s] += q[a] - q[b]
+            moves += dm
+    info = {
+        "method": "heuristic",
+        "status": "local optimum",
+        "message": "greedy placement, steepest moves and swaps until no improving step within the move budget",
+        "iterations": iterations,
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+    return assign, info
+
+
+def _best_swap(q, assign, owner, dp, senders, receivers, lam, moves, limit):
+    """Best exchange of one account of an over-loaded rep with one of an under-loaded rep."""
+    best_delta, best = -1e-12, None
+    for r in senders:
+        ar = np.flatnonzero(assign == r)
+        if not len(ar):
+            continue
+        for s in receivers:
+            if s == r or dp[r] <= dp[s]:
+                continue
+            bs = np.flatnonzero(assign == s)
+            if not len(bs):
+                continue
+            order = np.argsort(q[bs], kind="stable")
+            qs = q[bs][order]
+            target = q[ar] - (dp[r] - dp[s]) / 2  # the q[b] that levels the pair
+            pos = (
+                np.clip(np.searchsorted(qs, target), 1, len(qs) - 1)
+                if len(qs) > 1
+                else np.zeros(len(ar), int)
+            )
+            for cand_pos in (pos - 1, pos) if len(qs) > 1 else (pos,):
+                b = bs[order[cand_pos]]
+                d = q[ar] - q[b]
+                delta = 2 * d * (d - dp[r] + dp[s])
+                dm = (
+                    (owner[ar] >= 0) * ((owner[ar] != s).astype(int) - (owner[ar] != r).astype(int))
+                ) + ((owner[b] >= 0) * ((owner[b] != r).astype(int) - (owner[b] != s).astype(int)))
+                delta = np.where(moves + dm > limit, np.inf, delta + lam * dm)
+                i = int(np.argmin(delta))
+                if delta[i] < best_delta:
+                    best_delta, best = delta[i], ("swap", int(ar[i]), int(b[i]), int(dm[i]))
+    return best_delta, best
+
+
+def _split_budget(extra: int, needs: list[int], weights: list[int]) -> list[int]:
+    """Share ``extra`` moves over groups: by need when needs exceed it, else needs plus a share of the rest."""
+    need = np.asarray(needs, dtype=float)
+    if need.sum() >= extra:
+        basis, total = need, extra
+        floor = np.zeros(len(need))
+    else:
+        basis, total = np.asarray(weights, dtype=float), extra - need.sum()
+        floor = need
+    if basis.sum() <= 0:
+        basis = np.ones(len(basis))
+    raw = total * basis / basis.sum()
+    out = np.floor(raw)
+    rest = int(round(total - out.sum()))
+    for i in np.argsort(-(raw - out), kind="stable")[:rest]:
+        out[i] += 1
+    return [int(v) for v in (out + floor)]
+
+
+def _inputs_frame(
+    accounts: pd.DataFrame, reps: pd.DataFrame, potential: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The canonical inputs the solver sees (also what the run record stores)."""
+    _require_columns(accounts, "accounts", ["account_id"])
+    _require_columns(reps, "reps", ["rep_id"])
+    acc_ids = _unique_ids(accounts, "accounts", "account_id")
+    if "segment" not in accounts.columns or "region" not in accounts.columns:
+        seg = segment_accounts(accounts)
+    else:
+        seg = accounts
+    n = len(accounts)
+    if not isinstance(potential, pd.Series):
+        raise ParameterError(
+            "potential: pass a pandas Series indexed by account_id (see account_potential)."
+        )
+    pot_index = pd.Index(
+        _ids(pd.Series(potential.index.to_numpy(dtype=object))).to_numpy(dtype=object)
+    )
+    pot = pd.Series(
+        pd.to_numeric(potential, errors="coerce").to_numpy(dtype=float), index=pot_index
+    )
+    pot = pot[~pot.index.duplicated()]
+    values = acc_ids.map(pot)
+    missing = acc_ids[values.isna()]
+    if len(missing):
+        raise DataError(
+            f"potential: no finite value for {len(missing)} account(s), e.g. {', '.join(missing.iloc[:3])}; "
+            "compute it with account_potential for every account."
+        )
+    if (values < 0).any():
+        raise DataError(
+            f"potential: negative value for account {acc_ids[values < 0].iloc[0]}; potentials must be >= 0."
+        )
+    acc = pd.DataFrame(
+        {
+            "account_id": acc_ids.to_numpy(dtype=object),
+            "region": _labels(seg["region"], n, seg.index).to_numpy(dtype=object),
+            "segment": _labels(seg["segment"], n, seg.index).to_numpy(dtype=object),
+            "potential": values.to_numpy(dtype=float),
+            "owner_rep_id": pd.Series(
+                _ids(accounts["owner_rep_id"]).to_numpy(dtype=object)
+                if "owner_rep_id" in accounts.columns
+                else np.full(n, None, dtype=object),
+                dtype=object,
+            ),
+        }
+    )
+    rep_ids = _unique_ids(reps, "reps", "rep_id")
+    k = len(reps)
+    end = (
+        pd.to_datetime(reps["end_date"], errors="coerce")
+        if "end_date" in reps.columns
+        else pd.Series(pd.NaT, index=reps.index)
+    )
+    rp = pd.DataFrame(
+        {
+            "rep_id": rep_ids.to_numpy(dtype=object),
+            "region": _labels(reps.get("region"), k, reps.index).to_numpy(dtype=object),
+            "segment": _labels(reps.get("segment"), k, reps.index).to_numpy(dtype=object),
+            "end_date": pd.Series(
+                [None if pd.isna(d) else pd.Timestamp(d).date().isoformat() for d in end],
+                dtype=object,
+            ),
+        }
+    )
+    return acc, rp
+
+
+def _hash_inputs(acc: pd.DataFrame, rp: pd.DataFrame) -> str:
+    payload = json.dumps(
+        {"accounts": acc.to_dict(orient="list"), "reps": rp.to_dict(orient="list")},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def assign_territories(
+    accounts: pd.DataFrame,
+    reps: pd.DataFrame,
+    potential: pd.Series,
+    max_moves: int | None = None,
+    locked: Iterable[str] | Mapping[str, str] = (),
+    balance_tolerance: float = 0.05,
+    time_limit: float = TIME_LIMIT_SECONDS,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    hard_tolerance: bool = False,
+    max_accounts_per_rep: int | None = None,
+    weights: Mapping[str, float] | None = None,
+    method: str = "auto",
+    milp_max_variables: int = MILP_MAX_VARIABLES,
+) -> TerritoryPlan:
+    """Assign accounts to reps within region and segment, balanced and low-disruption.
+
+    Parameters
+    ----------
+    accounts : pd.DataFrame
+        Canonical accounts (``account_id``; ``region``, ``segment``,
+        ``owner_rep_id`` used when present; segmented with the default bands
+        when ``segment`` or ``region`` is absent).
+    reps : pd.DataFrame
+        Canonical reps (``rep_id``; ``region``, ``segment``, ``end_date``).
+        When the table carries no ``segment`` (or no ``region``) at all, reps
+        serve every segment (region) and groups are formed accordingly.
+    potential : pd.Series
+        Potential per account [score], indexed by ``account_id``.
+    max_moves : int, optional
+        Most accounts that may leave their previous owner, forced moves
+        included [accounts]. None: no limit beyond the move cost.
+    locked : iterable of account_id, or mapping account_id -> rep_id
+        Accounts that stay with their current owner (iterable), or that go to
+        the named rep (mapping).
+    balance_tolerance : float
+        Allowed deviation of a rep's potential from the group mean [fraction];
+        reported per rep, and a hard constraint with ``hard_tolerance``.
+    time_limit : float
+        MILP time limit per group [s].
+    as_of : date-like, optional
+        Plan start: reps whose ``end_date`` is before it have left. None: any
+        rep with an ``end_date`` has left.
+    hard_tolerance : bool
+        Make ``balance_tolerance`` a constraint instead of a target.
+    max_accounts_per_rep : int, optional
+        Capacity of a rep [accounts].
+    weights : mapping, optional
+        Objective weights; default :data:`DEFAULT_OBJECTIVE_WEIGHTS`.
+    method : {"auto", "milp", "heuristic"}
+        ``auto`` solves groups up to ``milp_max_variables`` binaries with the
+        MILP (falling back to the heuristic when the MILP finds no solution in
+        time) and larger groups with the heuristic.
+    milp_max_variables : int
+        Size threshold for ``auto`` [binary variables].
+
+    Returns
+    -------
+    TerritoryPlan
+
+    Raises
+    ------
+    InfeasibleError
+        A group with accounts but no active rep, fewer allowed moves than
+        forced moves, locked accounts beyond a hard tolerance or capacity, or
+        a programme without a solution; the message names the region and
+        segment and what to relax.
+    """
+    params = {
+        "max_moves": max_moves,
+        "locked": dict(locked) if isinstance(locked, Mapping) else sorted(str(a) for a in locked),
+        "balance_tolerance": balance_tolerance,
+        "time_limit": time_limit,
+        "as_of": _iso_date(as_of, "as_of"),
+        "hard_tolerance": bool(hard_tolerance),
+        "max_accounts_per_rep": max_accounts_per_rep,
+        "weights": _check_objective_weights(weights),
+        "method": method,
+        "milp_max_variables": int(milp_max_variables),
+    }
+    acc, rp = _inputs_frame(accounts, reps, potential)
+    return _assign(acc, rp, params)
+
+
+def _iso_date(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        ts = pd.NaT
+    if pd.isna(ts):
+        raise ParameterError(f"{name}: cannot read {value!r} as a date; use YYYY-MM-DD.")
+    return ts.date().isoformat()
+
+
+def _check_params(p: dict[str, Any]) -> None:
+    if p["max_moves"] is not None and (
+        not isinstance(p["max_moves"], int | np.integer) or p["max_moves"] < 0
+    ):
+        raise ParameterError(f"max_moves: expected a whole number >= 0, got {p['max_moves']!r}.")
+    tol = p["balance_tolerance"]
+    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
+        raise ParameterError(
+            f"balance_tolerance: expected a fraction >= 0 (0.05 = 5%), got {tol!r}."
+        )
+    if not (isinstance(p["time_limit"], int | float) and p["time_limit"] > 0):
+        raise ParameterError(f"time_limit: expected seconds > 0, got {p['time_limit']!r}.")
+    cap = p["max_accounts_per_rep"]
+    if cap is not None and (not isinstance(cap, int | np.integer) or cap < 1):
+        raise ParameterError(f"max_accounts_per_rep: expected a whole number >= 1, got {cap!r}.")
+    if p["method"] not in ("auto", "milp", "heuristic"):
+        raise ParameterError(
+            f"method: expected 'auto', 'milp' or 'heuristic', got {p['method']!r}."
+        )
+
+
+def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> TerritoryPlan:
+    _check_params(params)
+    t_start = time.perf_counter()
+    w = params["weights"]
+    tol = float(params["balance_tolerance"])
+    hard = params["hard_tolerance"]
+    cap = params["max_accounts_per_rep"]
+    by_region = bool((rp["region"] != config.PLACEHOLDER).any())
+    by_segment = bool((rp["segment"] != config.PLACEHOLDER).any())
+    key_r = acc["region"] if by_region else pd.Series(config.PLACEHOLDER, index=acc.index)
+    key_s = acc["segment"] if by_segment else pd.Series(config.PLACEHOLDER, index=acc.index)
+    as_of = params["as_of"]
+    left = np.array(
+        [isinstance(d, str) and (as_of is None or d < as_of) for d in rp["end_date"]], dtype=bool
+    )
+    rp = rp.assign(status=np.where(left, "left", "active"))
+    rep_status = dict(zip(rp["rep_id"], rp["status"], strict=True))
+    rep_group = dict(
+        zip(rp["rep_id"], zip(rp["region"] if by_region else [config.PLACEHOLDER] * len(rp),
+                              rp["segment"] if by_segment else [config.PLACEHOLDER] * len(rp), strict=True), strict=True)
+    )  # fmt: skip
+
+    # locks
+    lock_map: dict[str, str] = {}
+    acc_pos = {a: i for i, a in enumerate(acc["account_id"])}
+    owners = acc["owner_rep_id"].to_numpy(dtype=object)
+    locked = params["locked"]
+    for a in locked if not isinstance(locked, dict) else locked.keys():
+        if a not in acc_pos:
+            raise ParameterError(
+                f"locked: account '{a}' is not in the accounts table; remove it from the locked list."
+            )
+        target = locked[a] if isinstance(locked, dict) else owners[acc_pos[a]]
+        if target is None:
+            raise InfeasibleError(
+                f"locked: account '{a}' has no current owner to stay with; unlock it or lock it to a named rep."
+            )
+        target = str(target)
+        if target not in rep_status:
+            raise InfeasibleError(
+                f"locked: account '{a}' is locked to rep '{target}', who is not in the reps table; unlock it."
+            )
+        if rep_status[target] != "active":
+            raise InfeasibleError(
+                f"locked: account '{a}' is locked to rep '{target}', who has left; unlock it or name an active rep."
+            )
+        if rep_group[target] != (key_r.iloc[acc_pos[a]], key_s.iloc[acc_pos[a]]):
+            raise InfeasibleError(
+                f"locked: account '{a}' (region '{acc['region'].iloc[acc_pos[a]]}', segment "
+                f"'{acc['segment'].iloc[acc_pos[a]]}') is locked to rep '{target}', who sells to region "
+                f"'{rep_group[target][0]}', segment '{rep_group[target][1]}'; unlock it or name a rep of its group."
+            )
+        lock_map[a] = target
+
+    # groups
+    new_rep = np.full(len(acc), None, dtype=object)
+    reason = np.full(len(acc), REASON_KEPT, dtype=object)
+    groups: list[_Group] = []
+    active = rp[rp["status"] == "active"]
+    for (region, segment), idx in sorted(acc.groupby([key_r, key_s]).indices.items()):
+        gid = [r for r in active["rep_id"] if rep_group[r] == (region, segment)]
+        label = f"region '{region}', segment '{segment}'"
+        if not gid:
+            raise InfeasibleError(
+                f"{label}: {len(idx)} account(s) but no active rep; add or move a rep into {label}, "
+                "or re-segment these accounts."
+            )
+        pos = {r: i for i, r in enumerate(gid)}
+        lp, lc = np.zeros(len(gid)), np.zeros(len(gid))
+        free, owner_idx = [], []
+        forced = 0
+        for i in idx:
+            a = acc["account_id"].iat[i]
+            o = owners[i]
+            if a in lock_map:
+                r = pos[lock_map[a]]
+                lp[r] += acc["potential"].iat[i]
+                lc[r] += 1
+                new_rep[i] = lock_map[a]
+                reason[i] = REASON_LOCKED
+                forced += int(o is not None and o != lock_map[a])  # pinned away from its owner
+                continue
+            free.append(i)
+            if o is not None and o in pos:
+                owner_idx.append(pos[o])
+            else:
+                owner_idx.append(-1)
+                if o is None:
+                    reason[i] = REASON_NO_OWNER
+                else:
+                    forced += 1
+                    reason[i] = (
+                        REASON_UNKNOWN_OWNER
+                        if o not in rep_status
+                        else REASON_OWNER_LEFT
+                        if rep_status[o] == "left"
+                        else REASON_OWNER_ELSEWHERE
+                    )
+        g = _Group(
+            region=str(region),
+            segment=str(segment),
+            rep_ids=gid,
+            free_pos=np.asarray(free, dtype=np.int64),
+            potential=acc["potential"].to_numpy(dtype=float)[free] if free else np.zeros(0),
+            owner=np.asarray(owner_idx, dtype=np.int64),
+            forced=forced,
+            locked_potential=lp,
+            locked_count=lc,
+        )
+        if cap is not None:
+            full = np.flatnonzero(lc > cap)
+            if len(full):
+                raise InfeasibleError(
+                    f"{label}: rep '{gid[full[0]]}' has {int(lc[full[0]])} locked accounts, above "
+                    f"max_accounts_per_rep={cap}; unlock some or raise max_accounts_per_rep."
+                )
+            total = len(idx)
+            if total > cap * len(gid):
+                raise InfeasibleError(
+                    f"{label}: {total} accounts exceed {len(gid)} rep(s) x max_accounts_per_rep={cap}; "
+                    "raise max_accounts_per_rep or add reps."
+                )
+        if hard:
+            mu = g.mean_potential
+            over = np.flatnonzero(lp > (1 + tol) * mu + 1e-9)
+            if len(over):
+                r = over[0]
+                raise InfeasibleError(
+                    f"{label}: rep '{gid[r]}' holds locked potential {lp[r]:.1f}, above the ceiling "
+                    f"{(1 + tol) * mu:.1f} (group mean {mu:.1f} + {tol:.0%}); unlock some of its accounts "
+                    "or widen balance_tolerance."
+                )
+        groups.append(g)
+
+    # move budget
+    forced_total = sum(g.forced for g in groups)
+    max_moves = params["max_moves"]
+    budgets: list[int | None] = [None] * len(groups)
+    if max_moves is not None:
+        if max_moves < forced_total:
+            detail = "; ".join(f"{g.label}: {g.forced}" for g in groups if g.forced)
+            raise InfeasibleError(
+                f"max_moves={max_moves} is below the {forced_total} forced move(s) of accounts whose owner "
+                f"left, sells to another region/segment or is unknown, or that are locked to a new rep ({detail}); raise max_moves to at "
+                f"least {forced_total}."
+            )
+        needs = [
+            int(((g.owner >= 0) & (_solve_heuristic(g, w, None, cap)[0] != g.owner)).sum())
+            if g.owned
+            else 0
+            for g in groups
+        ]
+        budgets = _split_budget(max_moves - forced_total, needs, [g.owned for g in groups])
+
+    # solve
+    group_records = []
+    for g, budget in zip(groups, budgets, strict=True):
+        n, m = len(g.potential), len(g.rep_ids)
+        info: dict[str, Any]
+        if n == 0:
+            assign = np.zeros(0, dtype=np.int64)
+            info = {
+                "method": "fixed",
+                "status": "all accounts locked",
+                "message": "",
+                "seconds": 0.0,
+            }
+        else:
+            use_milp = params["method"] == "milp" or (
+                params["method"] == "auto" and n * m <= params["milp_max_variables"]
+            )
+            assign = None
+            if use_milp:
+                assign, info = _solve_milp(g, w, budget, tol, hard, cap, params["time_limit"])
+                if info["status"] == "infeasible":
+                    raise InfeasibleError(_infeasible_message(g, budget, tol, hard, cap))
+                if info["status"] != "optimal":
+                    # stopped early: keep the better of the MILP's best and the heuristic's
+                    h_assign, h_info = _solve_heuristic(g, w, budget, cap)
+                    h_ok = (
+                        not hard
+                        or _group_value(g, h_assign, w)["max_potential_deviation"] <= tol + 1e-9
+                    )
+                    if assign is None or (
+                        h_ok
+                        and _group_value(g, h_assign, w)["objective"]
+                        < _group_value(g, assign, w)["objective"]
+                    ):
+                        h_info["fallback_from"] = info
+                        assign, info = h_assign, h_info
+            else:
+                assign, info = _solve_heuristic(g, w, budget, cap)
+        value = _group_value(g, assign, w) if m else {}
+        if n and hard and value["max_potential_deviation"] > tol + 1e-9:
+            raise InfeasibleError(_infeasible_message(g, budget, tol, hard, cap))
+        cnt = np.bincount(assign, minlength=m) + g.locked_count
+        if n and cap is not None and cnt.max() > cap:
+            raise InfeasibleError(_infeasible_message(g, budget, tol, hard, cap))
+        for k, i in enumerate(g.free_pos):
+            new_rep[i] = g.rep_ids[assign[k]]
+            if g.owner[k] >= 0 and assign[k] != g.owner[k]:
+                reason[i] = REASON_BALANCE
+        group_records.append(
+            {
+                "region": g.region,
+                "segment": g.segment,
+                "accounts": int(n + g.locked_count.sum()),
+                "locked": int(g.locked_count.sum()),
+                "reps": m,
+                "forced_moves": g.forced,
+                "move_budget": None if budget is None else int(budget + g.forced),
+                **value,
+                **info,
+            }
+        )
+
+    old = acc["owner_rep_id"].to_numpy(dtype=object)
+    moved = np.array(
+        [o is not None and o != nr for o, nr in zip(old, new_rep, strict=True)], dtype=bool
+    )
+    assignment = pd.DataFrame(
+        {
+            "account_id": acc["account_id"].astype(str),
+            "region": acc["region"].astype(str),
+            "segment": acc["segment"].astype(str),
+            "potential": acc["potential"].astype(float),
+            "old_rep_id": pd.Series(old, dtype=object),
+            "new_rep_id": pd.Series(new_rep, dtype=object).astype(str),
+            "moved": moved,
+            "reason": pd.Series(reason, dtype=object).astype(str),
+        }
+    )
+    balance = _balance(assignment, rp, rep_group, key_r, key_s, tol)
+    rec_acc = acc.to_dict(orient="list")
+    record = {
+        "version": _RECORD_VERSION,
+        "kind": "territory plan",
+        "parameters": params,
+        "objective": {
+            "sense": "minimise",
+            "expression": (
+                "w_max * max_r |dev_r| + w_mean * mean_r |dev_r| + w_count * max_r |count_dev_r| + w_move * moves; "
+                "dev_r = (potential_r - group mean) / group mean, count_dev_r likewise for account counts; "
+                "the heuristic minimises sum_r dev_r^2 + w_count * sum_r count_dev_r^2 + w_move * moves"
+            ),
+            "weights": w,
+        },
+        "constraints": [
+            "each account assigned to exactly one active rep of its region and segment",
+            "locked accounts stay with their owner or named rep",
+            f"accounts moved (forced included) <= max_moves ({max_moves}); forced moves: {forced_total}; "
+            "budget beyond forced moves split across groups by need (largest remainder)",
+            f"rep potential within {tol:.1%} of the group mean: {'hard constraint' if hard else 'target only'}",
+            f"accounts per rep <= {cap}" if cap is not None else "no capacity limit",
+        ],
+        "grouping": {"by_region": by_region, "by_segment": by_segment},
+        "inputs": {"accounts": rec_acc, "reps": rp.drop(columns="status").to_dict(orient="list")},
+        "inputs_sha256": _hash_inputs(acc, rp.drop(columns="status")),
+        "groups": group_records,
+        "result_sha256": hashlib.sha256(
+            json.dumps(
+                list(zip(assignment["account_id"], assignment["new_rep_id"], strict=True))
+            ).encode()
+        ).hexdigest(),
+        "summary": _summary(assignment, balance, tol, time.perf_counter() - t_start),
+    }
+    return TerritoryPlan(assignment=assignment, balance=balance, record=record)
+
+
+def _infeasible_message(
+    g: _Group, budget: int | None, tol: float, hard: bool, cap: int | None
+) -> str:
+    parts = []
+    if hard:
+        parts.append(f"every rep within {tol:.0%} of the mean potential")
+    if budget is not None:
+        parts.append(f"at most {budget + g.forced} move(s)")
+    if cap is not None:
+        parts.append(f"at most {cap} accounts per rep")
+    relax = []
+    if hard:
+        relax.append("widen balance_tolerance (or make it a target)")
+    if budget is not None:
+        relax.append("raise max_moves")
+    if cap is not None:
+        relax.append("raise max_accounts_per_rep")
+    relax.append("unlock accounts")
+    return f"{g.label}: no assignment with {' and '.join(parts) or 'these settings'}; {', or '.join(relax)}."
+
+
+def _balance(
+    assignment: pd.DataFrame,
+    rp: pd.DataFrame,
+    rep_group: dict,
+    key_r: pd.Series,
+    key_s: pd.Series,
+    tol: float,
+) -> pd.DataFrame:
+    before = assignment.groupby("old_rep_id")["potential"].agg(["sum", "size"])
+    after = assignment.groupby("new_rep_id")["potential"].agg(["sum", "size"])
+    gtotal: dict = {}
+    for k, v in zip(zip(key_r, key_s, strict=True), assignment["potential"], strict=True):
+        gtotal[k] = gtotal.get(k, 0.0) + v
+    n_active = Counter(rep_group[r] for r in rp.loc[rp["status"] == "active", "rep_id"])
+    gained = (
+        assignment[assignment["moved"] | assignment["old_rep_id"].isna()]
+        .groupby("new_rep_id")
+        .size()
+    )
+    lost = assignment[assignment["moved"]].groupby("old_rep_id").size()
+    rows = []
+    for rep, region, segment, status in zip(
+        rp["rep_id"], rp["region"], rp["segment"], rp["status"], strict=True
+    ):
+        key = rep_group[rep]
+        mean = (
+            float(gtotal.get(key, 0.0)) / n_active[key]
+            if status == "active" and key in n_active
+            else np.nan
+        )
+        pb = float(before["sum"].get(rep, 0.0))
+        pa = float(after["sum"].get(rep, 0.0))
+        ok = mean > 0
+        rows.append(
+            {
+                "rep_id": rep,
+                "region": region,
+                "segment": segment,
+                "status": status,
+                "mean_potential": mean,
+                "potential_before": pb,
+                "potential_after": pa,
+                "accounts_before": int(before["size"].get(rep, 0)),
+                "accounts_after": int(after["size"].get(rep, 0)),
+                "deviation_before": (pb - mean) / mean if ok else np.nan,
+                "deviation_after": (pa - mean) / mean if ok else np.nan,
+                "within_tolerance": bool(ok and abs(pa - mean) <= tol * mean + 1e-9),
+                "accounts_gained": int(gained.get(rep, 0)),
+                "accounts_lost": int(lost.get(rep, 0)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _summary(
+    assignment: pd.DataFrame, balance: pd.DataFrame, tol: float, seconds: float
+) -> dict[str, Any]:
+    act = balance[(balance["status"] == "active") & (balance["mean_potential"] > 0)]
+    rb = act["potential_before"] / act["mean_potential"]
+    ra = act["potential_after"] / act["mean_potential"]
+    reasons = assignment.loc[assignment["moved"], "reason"].value_counts()
+
+    def f(v):
+        return None if len(act) == 0 else float(v)
+
+    return {
+        "accounts": len(assignment),
+        "active_reps": int((balance["status"] == "active").sum()),
+        "reps_left": int((balance["status"] == "left").sum()),
+        "accounts_moved": int(assignment["moved"].sum()),
+        "forced_moves": int((assignment["moved"] & (assignment["reason"] != REASON_BALANCE)).sum()),
+        "balance_moves": int((assignment["reason"] == REASON_BALANCE).sum()),
+        "new_assignments": int((assignment["reason"] == REASON_NO_OWNER).sum()),
+        "moves_by_reason": {str(k): int(v) for k, v in reasons.items()},
+        "spread_before_max_over_mean": f(rb.max()) if len(act) else None,
+        "spread_before_min_over_mean": f(rb.min()) if len(act) else None,
+        "spread_after_max_over_mean": f(ra.max()) if len(act) else None,
+        "spread_after_min_over_mean": f(ra.min()) if len(act) else None,
+        "reps_within_tolerance_share": f((np.abs(ra - 1) <= tol + 1e-9).mean())
+        if len(act)
+        else None,
+        "balance_tolerance": tol,
+        "seconds": round(seconds, 3),
+    }
+
+
+# --------------------------------------------------------------------------- re-run, report, cube, quota
+
+
+def rerun(record: Mapping[str, Any] | str | Path) -> TerritoryPlan:
+    """Solve again from a run record (a dict or the ``*_run.json`` file).
+
+    Groups solved by the heuristic or to MILP optimality reproduce exactly;
+    a group whose MILP stopped at its time limit may differ.
+
+    Raises
+    ------
+    DataError
+        The record's inputs do not match its ``inputs_sha256`` or it is not a
+        territory run record.
+    """
+    if isinstance(record, str | Path):
+        try:
+            record = json.loads(Path(record).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DataError(f"{record}: cannot read the run record ({exc}).") from None
+    if not isinstance(record, Mapping) or record.get("kind") != "territory plan":
+        raise DataError("run record: not a territory plan record (expected kind 'territory plan').")
+    acc = pd.DataFrame(record["inputs"]["accounts"])
+    rp = pd.DataFrame(record["inputs"]["reps"])
+    if acc.empty:
+        acc = pd.DataFrame(columns=["account_id", "region", "segment", "potential", "owner_rep_id"])
+    acc["potential"] = acc["potential"].astype(float)
+    for col in ("owner_rep_id",):
+        acc[col] = acc[col].astype(object).where(acc[col].notna(), None)
+    rp["end_date"] = rp["end_date"].astype(object).where(rp["end_date"].notna(), None)
+    acc = acc.astype({c: object for c in ("account_id", "region", "segment", "owner_rep_id")})
+    rp = rp.astype(object)
+    if _hash_inputs(acc, rp) != record["inputs_sha256"]:
+        raise DataError(
+            "run record: the stored inputs do not match inputs_sha256; the record was edited or damaged."
+        )
+    params = dict(record["parameters"])
+    return _assign(acc, rp, params)
+
+
+def balance_report(plan: TerritoryPlan, max_rows: int = 40) -> str:
+    """Readable balance report: spreads before/after, per-group and per-rep balance, moves and why.
+
+    Parameters
+    ----------
+    plan : TerritoryPlan
+    max_rows : int
+        Most rep and move rows listed (the CSV files hold them all).
+    """
+    s = plan.record["summary"]
+    tol = s["balance_tolerance"]
+    lines = [
+        "Territory plan",
+        f"  accounts {s['accounts']}, active reps {s['active_reps']}, reps who left {s['reps_left']}",
+        f"  accounts moved {s['accounts_moved']} (forced {s['forced_moves']}, for balance {s['balance_moves']}); "
+        f"new assignments {s['new_assignments']}",
+    ]
+    if s["spread_after_max_over_mean"] is not None:
+        lines.append(
+            f"  potential / group mean, min-max: before {s['spread_before_min_over_mean']:.3f}-"
+            f"{s['spread_before_max_over_mean']:.3f}, after {s['spread_after_min_over_mean']:.3f}-"
+            f"{s['spread_after_max_over_mean']:.3f}; reps within {tol:.0%}: {s['reps_within_tolerance_share']:.1%}"
+        )
+    if s["moves_by_reason"]:
+        lines.append(
+            "  moves by reason: " + ", ".join(f"{k} {v}" for k, v in s["moves_by_reason"].items())
+        )
+    g = pd.DataFrame(plan.record["groups"])
+    if len(g):
+        cols = [
+            "region",
+            "segment",
+            "accounts",
+            "reps",
+            "locked",
+            "moves",
+            "max_potential_deviation",
+            "method",
+            "status",
+        ]
+        lines += ["", "Groups", g[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
+    b = plan.balance
+    if len(b):
+        b = b.assign(_abs=b["deviation_after"].abs()).sort_values(
+            ["_abs", "rep_id"], ascending=[False, True]
+        )
+        cols = [
+            "rep_id", "region", "segment", "status", "potential_before", "potential_after",
+            "accounts_before", "accounts_after", "deviation_before", "deviation_after", "within_tolerance",
+        ]  # fmt: skip
+        lines += [
+            "",
+            f"Reps (largest deviation first{'' if len(b) <= max_rows else f'; {max_rows} of {len(b)}'})",
+        ]
+        lines.append(
+            b[cols].head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        )
+    mv = plan.moves
+    if len(mv):
+        lines += [
+            "",
+            f"Accounts moved ({len(mv)}{'' if len(mv) <= max_rows else f'; first {max_rows}'})",
+        ]
+        lines.append(
+            mv[
+                [
+                    "account_id",
+                    "region",
+                    "segment",
+                    "potential",
+                    "old_rep_id",
+                    "new_rep_id",
+                    "reason",
+                ]
+            ]
+            .head(max_rows)
+            .to_string(index=False, float_format=lambda v: f"{v:.1f}")
+        )
+    return "\n".join(lines)
+
+
+def account_owner_from(plan: TerritoryPlan, month: str | pd.Timestamp) -> pd.DataFrame:
+    """Account ownership for the cube: each account's rep from ``month`` on.
+
+    Parameters
+    ----------
+    plan : TerritoryPlan
+    month : date-like
+        First month of the new territories (any day; normalised to the first
+        of the month).
+
+    Returns
+    -------
+    pd.DataFrame
+        ``account_id``, ``rep_id`` (owner from ``from_month`` on),
+        ``from_month`` (datetime64[ns], first day of month),
+        ``previous_rep_id`` (owner before it; None for new assignments),
+        ``region``, ``segment``, ``potential`` [score].
+    """
+    try:
+        start = pd.Timestamp(month)
+    except (ValueError, TypeError):
+        raise ParameterError(
+            f"month: cannot read {month!r} as a date; use YYYY-MM or YYYY-MM-DD."
+        ) from None
+    if pd.isna(start):
+        raise ParameterError("month: give the first month of the new territories (YYYY-MM).")
+    start = start.to_period("M").to_timestamp()
+    a = plan.assignment
+    return pd.DataFrame(
+        {
+            "account_id": a["account_id"],
+            "rep_id": a["new_rep_id"],
+            "from_month": pd.Series([start] * len(a), dtype="datetime64[ns]"),
+            "previous_rep_id": a["old_rep_id"],
+            "region": a["region"],
+            "segment": a["segment"],
+            "potential": a["potential"],
+        }
+    )
+
+
+def rep_potential(plan: TerritoryPlan, share: bool = False) -> pd.Series:
+    """Potential per active rep after the plan, the basis for allocating quota.
+
+    Parameters
+    ----------
+    plan : TerritoryPlan
+    share : bool
+        Return each rep's share of the total (sums to 1) instead of the score.
+
+    Returns
+    -------
+    pd.Series
+        Indexed by ``rep_id`` [score] or [fraction] with ``share``.
+    """
+    b = plan.balance[plan.balance["status"] == "active"]
+    out = pd.Series(
+        b["potential_after"].to_numpy(dtype=float),
+        index=pd.Index(b["rep_id"], name="rep_id"),
+        name="potential",
+    )
+    if share:
+        total = out.sum()
+        out = (out / total if total > 0 else out * 0.0).rename("potential_share")
+    return out
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def territories_command(args: argparse.Namespace) -> int:
+    """``revmodel territories DATA_DIR [--mapping FILE] [--max-moves N] --out FILE``."""
+    from revmodel import sources
+
+    result = sources.load(args.data_dir, mapping=getattr(args, "mapping", None))
+    tables = result.tables
+    for name in ("accounts", "reps"):
+        if tables.get(name) is None or len(tables[name]) == 0:
+            raise DataError(
+                f"{args.data_dir}: territories need a non-empty {name} table; add {name}.csv "
+                "(or map your export onto it with --mapping)."
+            )
+    accounts = segment_accounts(tables["accounts"])
+    potential = account_potential(accounts, tables.get("opportunities"))
+    plan = assign_territories(
+        accounts, tables["reps"], potential, max_moves=getattr(args, "max_moves", None)
+    )
+    paths = plan.save(args.out)
+    print(balance_report(plan))
+    print()
+    for kind, p in paths.items():
+        print(f"wrote {kind}: {p}")
+    return 0
