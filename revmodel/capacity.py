@@ -1,0 +1,981 @@
+"""Sales capacity: headcount, hires, ramp, attrition and backfills -> productive capacity.
+
+A plan is computed per **seat**: every rep of the cube who is employed at some
+point of the plan, plus one seat per planned hire. Planned hires become rep
+members named ``TBH-<segment>-<region>-<YYYY-MM>-<n>`` (to be hired), one per
+head, so that the quota module can give each planned head its own ramp-adjusted
+quota and the hierarchy (region, segment, manager) stays a grouping of reps.
+The price is a few more members on ``rep``; a separate (segment, region, month)
+array would be smaller but would lose quotas per head.
+
+Arithmetic, per seat and month (months are whole: a rep hired on any day of a
+month starts that month; a rep with an ``end_date`` works through that month):
+
+- **Ramp.** Productivity by month of tenure follows :func:`ramp_curve`:
+  tenure month ``k = 1, 2, ...`` (``k = 1`` is the hire month) gives
+  ``min(k / n, 1)`` for a linear ramp of ``n`` months, so a 3-month ramp is
+  1/3, 2/3, 1, 1, ... A rep whose hire date is unknown counts as fully ramped.
+  A rep's own ``ramp_months`` (reps table) is used when known; planned hires,
+  backfills and reps without one use ``assumptions.ramp_months`` for their segment.
+- **Attrition.** An annual rate ``a`` (by segment) is a constant monthly
+  hazard ``h = 1 - (1 - a) ** (1 / 12)``, so the chance that a rep employed
+  at ``as_of`` is still there ``k`` months later is ``(1 - a) ** (k / 12)``.
+  Attrition acts only after ``as_of`` (before it, the data says who stayed).
+  A rep with an ``end_date`` leaves after that month for certain.
+- **Backfill.** The expected leavers of a month (attrition plus known leavers,
+  only after ``as_of``) are replaced ``backfill_lag_months`` later by a new
+  hire of the seat's segment who ramps from zero and is subject to attrition
+  in turn (whose leavers are backfilled too). Backfills are expected values,
+  hence fractional; they stay on the seat they refill.
+- **Capacity.** ``ramped_fte`` (ramped rep equivalents) is the expected
+  headcount weighted by ramp; ``capacity = ramped_fte * productivity / 12``
+  with ``productivity`` the annual bookings of a fully ramped rep of the
+  segment [currency/year], from :func:`productivity_from_history` unless the
+  assumptions set it, times ``1 + productivity_change``.
+
+The cube-derived inputs (history, seasonality, who manages whom) are gathered
+once by :func:`plan_inputs`; every planning function accepts either a cube or
+that small Dataset, so a what-if recomputes from the inputs in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from revmodel import calendar as fcal
+from revmodel import config
+from revmodel.assumptions import DEFAULT_RAMP_MONTHS, Assumptions, Hire
+from revmodel.errors import DataError, InfeasibleError, ParameterError
+
+__all__ = [
+    "DEFAULT_RAMP_CURVES",
+    "RAMP_SHAPES",
+    "as_hires",
+    "capacity_gap",
+    "capacity_plan",
+    "headcount",
+    "hires_needed",
+    "plan_inputs",
+    "plan_months",
+    "productivity_from_history",
+    "ramp_curve",
+]
+
+#: Shapes of a ramp curve over ``n`` months, with ``x = k / n`` at tenure month ``k``:
+#: ``linear`` x, ``s-curve`` 3x^2 - 2x^3 (slow start and finish), ``step`` 0 until month n.
+RAMP_SHAPES: tuple[str, ...] = ("linear", "s-curve", "step")
+
+#: Prefix of planned-hire rep ids.
+TBH_PREFIX = "TBH"
+
+#: Fewest ramped rep-months in the history window for a rep's own run rate to count.
+MIN_RAMPED_MONTHS = 3.0
+
+_KIND = "plan_inputs"
+_CUR = config.CURRENCY
+
+
+def _fallback(table: Mapping[str, float]) -> float:
+    """Value for a segment missing from a per-segment table: the mean of the table."""
+    values = [float(v) for v in table.values()]
+    return float(np.mean(values)) if values else 0.0
+
+
+# --------------------------------------------------------------------------- ramp
+
+
+def _ramp_factor(tenure: np.ndarray, months_to_full: np.ndarray, shape: str) -> np.ndarray:
+    """Productivity [ratio] at 0-based ``tenure`` months (negative: not yet hired) for ramps of
+    ``months_to_full`` months (broadcast together)."""
+    n = np.asarray(months_to_full, dtype=float)
+    k = np.asarray(tenure, dtype=float) + 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.clip(np.where(n > 0, k / np.where(n > 0, n, 1.0), 1.0), 0.0, 1.0)
+    if shape == "linear":
+        out = x
+    elif shape == "s-curve":
+        out = x * x * (3.0 - 2.0 * x)
+    else:  # step
+        out = (x >= 1.0).astype(float)
+    return np.where(k >= 1.0, out, 0.0)
+
+
+def _check_shape(shape: str) -> str:
+    if shape not in RAMP_SHAPES:
+        raise ParameterError(
+            f"ramp shape {shape!r} is unknown: use one of {', '.join(RAMP_SHAPES)}."
+        )
+    return shape
+
+
+def ramp_curve(months_to_full: int, shape: str = "linear") -> np.ndarray:
+    """Productivity by month of tenure, from the hire month until fully ramped.
+
+    Parameters
+    ----------
+    months_to_full : int
+        Months to full productivity [months], 0-36; 0 means productive from the hire month.
+    shape : {"linear", "s-curve", "step"}
+        With ``x = k / months_to_full`` at tenure month ``k = 1, 2, ...``:
+        ``linear`` gives ``x``, ``s-curve`` ``3x^2 - 2x^3``, ``step`` 0 until the last month.
+
+    Returns
+    -------
+    np.ndarray
+        Productivity [ratio of a fully ramped rep], one value per tenure month,
+        ``max(months_to_full, 1)`` long; the last is 1 and every later month is 1.
+
+    Examples
+    --------
+    >>> ramp_curve(3).round(3).tolist()
+    [0.333, 0.667, 1.0]
+    """
+    if isinstance(months_to_full, bool) or not float(months_to_full).is_integer():
+        raise ParameterError(
+            f"months_to_full must be a whole number of months 0-36, got {months_to_full!r}."
+        )
+    n = int(months_to_full)
+    if not 0 <= n <= 36:
+        raise ParameterError(f"months_to_full must be a whole number of months 0-36, got {n}.")
+    shape = _check_shape(shape)
+    return _ramp_factor(np.arange(max(n, 1)), np.full(max(n, 1), n), shape)
+
+
+#: Default ramp curves by segment (linear over :data:`revmodel.assumptions.DEFAULT_RAMP_MONTHS`).
+DEFAULT_RAMP_CURVES: dict[str, np.ndarray] = {
+    seg: ramp_curve(n) for seg, n in DEFAULT_RAMP_MONTHS.items()
+}
+
+
+# --------------------------------------------------------------------------- month helpers
+
+
+def _index(values) -> pd.Index:
+    """An object-dtype index (hashing plain strings is cheaper than building Arrow strings)."""
+    return pd.Index(np.asarray(values, dtype=object), dtype=object)
+
+
+def _lookup(members, values) -> np.ndarray:
+    """Positions of ``values`` among ``members`` [int], -1 where absent."""
+    return _index(members).get_indexer(_index(values))
+
+
+def _abs_month(values: np.ndarray) -> np.ndarray:
+    """Absolute month numbers (months since 1970-01) of datetime64 values; NaT -> NaN [float]."""
+    arr = np.asarray(values, dtype="datetime64[ns]")
+    out = arr.astype("datetime64[M]").astype(np.int64).astype(float)
+    out[np.isnat(arr)] = np.nan
+    return out
+
+
+def _month_date(absolute: np.ndarray | float) -> np.ndarray:
+    return np.asarray(absolute, dtype=np.int64).astype("datetime64[M]").astype("datetime64[ns]")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _is_inputs(ds: xr.Dataset) -> bool:
+    return ds.attrs.get("revmodel_kind") == _KIND
+
+
+def _check_cube(ds: xr.Dataset) -> None:
+    if not isinstance(ds, xr.Dataset):
+        raise ParameterError(
+            f"expected the revenue cube (an xarray.Dataset), got {type(ds).__name__}."
+        )
+    missing = [d for d in ("segment", "region", "rep", "month") if d not in ds.dims]
+    missing += [v for v in ("bookings",) if v not in ds]
+    missing += [a for a in ("as_of", "fiscal_year_start") if a not in ds.attrs]
+    if missing:
+        raise DataError(
+            "the cube lacks " + ", ".join(repr(m) for m in missing) + ": build it with "
+            "revmodel.cube.build_cube."
+        )
+
+
+def _history_window(
+    months: pd.DatetimeIndex, fiscal_year: np.ndarray, as_of: pd.Timestamp
+) -> tuple[np.ndarray, str, float, list[np.ndarray]]:
+    """Month positions of the history window, its label, the factor to a year, and the
+    positions of every complete fiscal year of actuals."""
+    hist = np.asarray(months <= as_of)
+    labels = np.asarray(fiscal_year, dtype=object)
+    complete: list[np.ndarray] = []
+    for label in sorted(set(labels[hist].tolist())):
+        pos = np.flatnonzero((labels == label) & hist)
+        if len(pos) == 12:
+            complete.append(pos)
+    if complete:
+        last = complete[-1]
+        return last, str(labels[last[0]]), 1.0, complete
+    pos = np.flatnonzero(hist)[-12:]
+    if len(pos) == 0:
+        raise DataError(
+            f"the cube has no month of actuals up to as_of {as_of:%Y-%m}; nothing to plan from."
+        )
+    label = f"{months[pos[0]]:%Y-%m}..{months[pos[-1]]:%Y-%m}"
+    return pos, label, 12.0 / len(pos), complete
+
+
+def plan_inputs(cube: xr.Dataset) -> xr.Dataset:
+    """Gather everything the capacity and quota plans need from the cube, once.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        The revenue cube (numpy- or dask-backed). A Dataset already made by this
+        function is returned unchanged.
+
+    Returns
+    -------
+    xarray.Dataset
+        Small Dataset over ``rep`` (every rep but the placeholder), ``segment``,
+        ``region`` and ``fiscal_month`` (1-12):
+
+        - ``bookings_last_year(rep)`` bookings in the history window [currency/year]
+        - ``ramped_months_last_year(rep)`` ramp-weighted months employed in it [months]
+        - ``full_year(rep)`` employed and fully ramped through the whole window [bool]
+        - ``run_rate(rep)`` bookings per ramped year, NaN below
+          :data:`MIN_RAMPED_MONTHS` ramped months [currency/year]
+        - ``productivity(segment)`` see :func:`productivity_from_history` [currency/year]
+        - ``productivity_reps(segment)`` reps it was measured on [reps]
+        - ``seasonality(segment, fiscal_month)`` share of a year's bookings [ratio]
+        - ``team_manager(segment, region)`` the manager of most active reps there
+        - rep coords ``manager``, ``rep_region``, ``rep_segment`` (a rep with no
+          segment or region in the reps table gets the one holding most of its
+          bookings), ``hire_date``, ``end_date``, ``ramp_months``.
+
+        attrs: the cube's calendar attrs, ``as_of``, ``history_window`` (e.g.
+        ``"FY2026"``: the last complete fiscal year of actuals, else the last
+        twelve months or fewer, annualised), ``last_year_bookings`` (company
+        bookings in the window [currency/year], placeholder rep included).
+
+    Notes
+    -----
+    History uses the reps' own ramp months (else
+    :data:`revmodel.assumptions.DEFAULT_RAMP_MONTHS`) with a linear ramp.
+    """
+    if _is_inputs(cube):
+        return cube
+    _check_cube(cube)
+    as_of = pd.Timestamp(cube.attrs["as_of"])
+    cal = fcal.FiscalCalendar.from_attrs(cube)
+    months = pd.DatetimeIndex(cube["month"].values)
+    fy = (
+        cube["fiscal_year"].values
+        if "fiscal_year" in cube.coords
+        else cal.month_coords(months)["fiscal_year"]
+    )
+    window, window_label, annualise, complete = _history_window(months, fy, as_of)
+    hist_pos = np.flatnonzero(np.asarray(months <= as_of))
+    season_pos = np.concatenate(complete) if complete else np.array([], dtype=int)
+
+    bookings = cube["bookings"]
+    sums = xr.Dataset(
+        {
+            "srr": bookings.isel(month=hist_pos).sum("month"),
+            "rep_window": bookings.isel(month=window).sum(("segment", "region", "month")),
+            "seg_month": bookings.isel(month=season_pos).sum(("region", "rep")),
+        }
+    ).compute()
+
+    segments = [str(s) for s in cube["segment"].values]
+    regions = [str(r) for r in cube["region"].values]
+    all_reps = np.array([str(r) for r in cube["rep"].values], dtype=object)
+    keep = all_reps != config.PLACEHOLDER
+
+    def coord(name: str, default: object) -> np.ndarray:
+        if name in cube.coords:
+            return np.asarray(cube[name].values)
+        return np.full(len(all_reps), default)
+
+    rep_segment = coord("rep_segment", config.PLACEHOLDER).astype(object)
+    rep_region = coord("rep_region", config.PLACEHOLDER).astype(object)
+    manager = coord("manager", config.PLACEHOLDER).astype(object)
+    hire = coord("hire_date", np.datetime64("NaT")).astype("datetime64[ns]")
+    end = coord("end_date", np.datetime64("NaT")).astype("datetime64[ns]")
+    own_ramp = coord("ramp_months", np.nan).astype(float)
+
+    srr = np.nan_to_num(sums["srr"].transpose("segment", "region", "rep").values)
+    by_seg = srr.sum(axis=1)  # (segment, rep)
+    by_reg = srr.sum(axis=0)  # (region, rep)
+    unknown_seg = rep_segment == config.PLACEHOLDER
+    fill_seg = np.array(segments, dtype=object)[by_seg.argmax(axis=0)]
+    rep_segment = np.where(unknown_seg & (by_seg.sum(axis=0) > 0), fill_seg, rep_segment)
+    unknown_reg = rep_region == config.PLACEHOLDER
+    fill_reg = np.array(regions, dtype=object)[by_reg.argmax(axis=0)]
+    rep_region = np.where(unknown_reg & (by_reg.sum(axis=0) > 0), fill_reg, rep_region)
+
+    rep_segment, rep_region, manager = rep_segment[keep], rep_region[keep], manager[keep]
+    hire, end, own_ramp = hire[keep], end[keep], own_ramp[keep]
+    reps = all_reps[keep]
+    rep_window = np.nan_to_num(sums["rep_window"].values)
+    last_year_total = float(rep_window.sum()) * annualise
+    rep_window = rep_window[keep] * annualise
+    segments += sorted(set(rep_segment.tolist()) - set(segments))
+    regions += sorted(set(rep_region.tolist()) - set(regions))
+
+    # Ramp-weighted months of each rep in the history window.
+    default_ramp = np.array(
+        [DEFAULT_RAMP_MONTHS.get(s, _fallback(DEFAULT_RAMP_MONTHS)) for s in rep_segment],
+        dtype=float,
+    )
+    n_ramp = np.where(np.isfinite(own_ramp), own_ramp, default_ramp)
+    wm = _abs_month(months.values[window])  # (W,)
+    h = _abs_month(hire)
+    e = _abs_month(end)
+    tenure = wm[None, :] - np.where(np.isnan(h), -1e6, h)[:, None]
+    employed = (tenure >= 0) & (wm[None, :] <= np.where(np.isnan(e), np.inf, e)[:, None])
+    ramp = np.where(employed, _ramp_factor(tenure, n_ramp[:, None], "linear"), 0.0)
+    ramped_months = ramp.sum(axis=1) * annualise
+    full_year = (ramp >= 1.0).all(axis=1) & (len(window) > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        run_rate = np.where(
+            ramped_months >= MIN_RAMPED_MONTHS, rep_window / ramped_months * 12.0, np.nan
+        )
+
+    # Productivity per segment: the mean of fully ramped full-year reps; else bookings per
+    # ramped rep-year of the segment's reps; else the company's bookings per ramped rep-year.
+    seg_idx = _lookup(segments, rep_segment)
+    n_seg = len(segments)
+    full_n = np.bincount(seg_idx, weights=full_year.astype(float), minlength=n_seg)
+    full_sum = np.bincount(seg_idx, weights=np.where(full_year, rep_window, 0.0), minlength=n_seg)
+    all_sum = np.bincount(seg_idx, weights=rep_window, minlength=n_seg)
+    all_months = np.bincount(seg_idx, weights=ramped_months, minlength=n_seg)
+    company = rep_window.sum() / ramped_months.sum() * 12.0 if ramped_months.sum() > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        productivity = np.where(
+            full_n > 0,
+            full_sum / full_n,
+            np.where(all_months > 0, all_sum / all_months * 12.0, company),
+        )
+    productivity_reps = np.where(full_n > 0, full_n, 0.0)
+
+    # Seasonality by fiscal month from every complete fiscal year; flat without one.
+    fmonth = cal.fiscal_month(months.values)
+    season = np.full((n_seg + 1, 12), 1.0 / 12.0)
+    if len(season_pos):
+        sm = np.nan_to_num(sums["seg_month"].transpose("segment", "month").values)
+        by_fm = np.zeros((sm.shape[0], 12))
+        for i, pos in enumerate(season_pos):
+            by_fm[:, fmonth[pos] - 1] += sm[:, i]
+        cube_seg = _lookup(segments, [str(s) for s in cube["segment"].values])
+        totals = by_fm.sum(axis=1)
+        ok = totals > 0
+        season[cube_seg[ok]] = by_fm[ok] / totals[ok, None]
+        if by_fm.sum() > 0:
+            season[n_seg] = by_fm.sum(axis=0) / by_fm.sum()
+        no_history = np.setdiff1d(np.arange(n_seg), cube_seg[ok])
+        season[no_history] = season[n_seg]
+    season = season[:n_seg]
+
+    # The manager of most active reps in each (segment, region): where planned hires report.
+    active = np.isnan(e) | (e >= _abs_month(np.array([as_of.to_datetime64()]))[0])
+    team = np.full((n_seg, len(regions)), config.PLACEHOLDER, dtype=object)
+    frame = pd.DataFrame({"s": rep_segment, "r": rep_region, "m": manager})[active]
+    frame = frame[frame["m"] != config.PLACEHOLDER]
+    if len(frame):
+        counts = frame.groupby(["s", "r", "m"], sort=True).size().reset_index(name="n")
+        top = counts.sort_values(["s", "r", "n", "m"], ascending=[True, True, False, True])
+        top = top.drop_duplicates(["s", "r"])
+        team[_lookup(segments, top["s"]), _lookup(regions, top["r"])] = top["m"].to_numpy(
+            dtype=object
+        )
+
+    return xr.Dataset(
+        {
+            "bookings_last_year": (
+                "rep",
+                rep_window,
+                {"units": f"{_CUR}/year", "long_name": "Bookings in the history window"},
+            ),
+            "ramped_months_last_year": (
+                "rep",
+                ramped_months,
+                {"units": "months", "long_name": "Ramp-weighted months employed"},
+            ),
+            "full_year": (
+                "rep",
+                full_year,
+                {"units": "1", "long_name": "Employed and fully ramped all window"},
+            ),
+            "run_rate": (
+                "rep",
+                run_rate,
+                {"units": f"{_CUR}/year", "long_name": "Bookings per ramped rep-year"},
+            ),
+            "productivity": (
+                "segment",
+                productivity,
+                {
+                    "units": f"{_CUR}/year",
+                    "long_name": "Annual bookings of a fully ramped rep (history)",
+                },
+            ),
+            "productivity_reps": (
+                "segment",
+                productivity_reps,
+                {"units": "reps", "long_name": "Fully ramped full-year reps measured"},
+            ),
+            "seasonality": (
+                ("segment", "fiscal_month"),
+                season,
+                {"units": "1", "long_name": "Share of a year's bookings by fiscal month"},
+            ),
+            "team_manager": (("segment", "region"), team, {"long_name": "Manager of the team"}),
+        },
+        coords={
+            "rep": reps,
+            "segment": np.array(segments, dtype=object),
+            "region": np.array(regions, dtype=object),
+            "fiscal_month": np.arange(1, 13),
+            "manager": ("rep", manager),
+            "rep_region": ("rep", rep_region),
+            "rep_segment": ("rep", rep_segment),
+            "hire_date": ("rep", hire),
+            "end_date": ("rep", end),
+            "ramp_months": ("rep", own_ramp),
+        },
+        attrs={
+            "revmodel_kind": _KIND,
+            "fiscal_year_start": cal.start_month,
+            "fiscal_year_naming": cal.naming,
+            "currency": cube.attrs.get("currency", _CUR),
+            "as_of": as_of.strftime("%Y-%m-%d"),
+            "history_window": window_label,
+            "last_year_bookings": last_year_total,
+        },
+    )
+
+
+def productivity_from_history(cube: xr.Dataset) -> xr.DataArray:
+    """Annual bookings of a fully ramped rep, by segment, from the last fiscal year of actuals.
+
+    Measured on the reps employed and fully ramped for the whole last complete
+    fiscal year (reps still ramping, hired or leaving during the year are left
+    out): the mean of their bookings in the year. A segment with no such rep
+    falls back to its reps' bookings per ramped rep-year, then to the company's.
+    Without a complete fiscal year, the last twelve months (or fewer, annualised)
+    stand in. A rep's segment is ``rep_segment``; its bookings count in every
+    segment and region it sold in.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        The revenue cube, or :func:`plan_inputs` of it.
+
+    Returns
+    -------
+    xarray.DataArray
+        Over ``segment`` [currency/year per ramped rep], with coord
+        ``productivity_reps`` (reps measured; 0 where a fallback applied).
+    """
+    inp = plan_inputs(cube)
+    return inp["productivity"].assign_coords(productivity_reps=inp["productivity_reps"])
+
+
+# --------------------------------------------------------------------------- plan months
+
+
+def plan_months(
+    source: xr.Dataset, assumptions: Assumptions, months: Sequence | pd.DatetimeIndex | None = None
+) -> pd.DatetimeIndex:
+    """The months planned: those of ``assumptions.plan_year`` in the cube's fiscal calendar,
+    or ``months`` (consecutive first-of-month dates) for another horizon."""
+    if months is None:
+        cal = fcal.FiscalCalendar.from_attrs(source)
+        return cal.quarter_months(assumptions.plan_year)
+    try:
+        idx = pd.DatetimeIndex(months).to_period("M").to_timestamp()
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"months must be dates (first of month): {exc}.") from exc
+    if len(idx) == 0:
+        raise ParameterError("months is empty: give at least one month to plan.")
+    expected = pd.date_range(idx[0], periods=len(idx), freq="MS")
+    if not (idx == expected).all():
+        raise ParameterError("months must be consecutive and increasing, one per month.")
+    return pd.DatetimeIndex(idx.values.astype("datetime64[ns]"), name="month")
+
+
+# --------------------------------------------------------------------------- headcount
+
+
+def _segment_values(table: Mapping[str, float], segments: np.ndarray) -> np.ndarray:
+    fb = _fallback(table)
+    return np.array([float(table.get(s, fb)) for s in segments], dtype=float)
+
+
+def _expand_hires(
+    inp: xr.Dataset, hires: Sequence[Hire]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rep ids, segments, regions, managers and start months [absolute] of planned heads."""
+    segments = _index(inp["segment"].values)
+    regions = _index(inp["region"].values)
+    ids: list[str] = []
+    seg: list[str] = []
+    reg: list[str] = []
+    start: list[float] = []
+    numbering: dict[tuple[str, str, str], int] = {}
+    for i, h in enumerate(hires):
+        if h.segment not in segments:
+            raise ParameterError(
+                f"hires[{i}]: segment {h.segment!r} is not in the cube (known: "
+                f"{', '.join(map(str, segments))}); fix the hire's segment."
+            )
+        if h.region not in regions:
+            raise ParameterError(
+                f"hires[{i}]: region {h.region!r} is not in the cube (known: "
+                f"{', '.join(map(str, regions))}); fix the hire's region."
+            )
+        month = pd.Timestamp(h.start_month).to_period("M")
+        key = (h.segment, h.region, str(month))
+        first = numbering.get(key, 0)
+        count = int(h.count)
+        numbering[key] = first + count
+        ids += [
+            f"{TBH_PREFIX}-{h.segment}-{h.region}-{month}-{first + n + 1}" for n in range(count)
+        ]
+        seg += [h.segment] * count
+        reg += [h.region] * count
+        start += [float(month.year * 12 + month.month - 1 - 1970 * 12)] * count
+    seg_a = np.array(seg, dtype=object)
+    reg_a = np.array(reg, dtype=object)
+    team = inp["team_manager"].values
+    mgr = (
+        team[_lookup(segments, seg_a), _lookup(regions, reg_a)]
+        if len(seg_a)
+        else np.array([], dtype=object)
+    )
+    return np.array(ids, dtype=object), seg_a, reg_a, mgr.astype(object), np.array(start)
+
+
+def _seat_arrays(
+    inp: xr.Dataset,
+    assumptions: Assumptions,
+    months: Sequence | pd.DatetimeIndex | None,
+    shape: str,
+) -> tuple[dict[str, tuple], dict[str, object], dict[str, object]]:
+    """The arithmetic of :func:`headcount`: (data variables, coordinates, attrs)."""
+    shape = _check_shape(shape)
+    mon = plan_months(inp, assumptions, months)
+    mi = _abs_month(mon.values).astype(np.int64)
+    a = int(_abs_month(np.array([np.datetime64(inp.attrs["as_of"], "ns")]))[0])
+    t0 = min(int(mi[0]), a)
+    t_last = int(mi[-1])
+    L = t_last - t0 + 1
+    tl = np.arange(t0, t_last + 1, dtype=float)
+
+    # Existing reps who work at some point of the timeline, then one seat per planned head.
+    h_all = _abs_month(inp["hire_date"].values)
+    e_all = _abs_month(inp["end_date"].values)
+    sel = np.flatnonzero((np.isnan(h_all) | (h_all <= t_last)) & (np.isnan(e_all) | (e_all >= t0)))
+    t_ids, t_seg, t_reg, t_mgr, t_start = _expand_hires(inp, assumptions.hires)
+    n_old, n_new = len(sel), len(t_ids)
+    reps = np.concatenate([inp["rep"].values[sel], t_ids]).astype(str)
+    seg = np.concatenate([inp["rep_segment"].values[sel], t_seg]).astype(str)
+    reg = np.concatenate([inp["rep_region"].values[sel], t_reg]).astype(str)
+    mgr = np.concatenate([inp["manager"].values[sel], t_mgr]).astype(str)
+    h = np.concatenate([h_all[sel], t_start])
+    e = np.concatenate([e_all[sel], np.full(n_new, np.nan)])
+    planned = np.arange(n_old + n_new) >= n_old
+
+    seg_members = inp["segment"].values.astype(str)
+    seg_ramp_table = _segment_values(assumptions.ramp_months, seg_members)
+    seg_attr_table = _segment_values(assumptions.rep_attrition, seg_members)
+    s_idx = _lookup(seg_members, seg)
+    seg_ramp = seg_ramp_table[s_idx]
+    n_ramp = np.concatenate([inp["ramp_months"].values[sel], np.full(n_new, np.nan)])
+    n_ramp = np.where(np.isfinite(n_ramp), n_ramp, seg_ramp)
+    q = (1.0 - seg_attr_table[s_idx]) ** (1.0 / 12.0)  # monthly survival
+    hz = 1.0 - q
+
+    # The seat's named rep.
+    hh = np.where(np.isnan(h), -np.inf, h)
+    ee = np.where(np.isnan(e), np.inf, e)
+    employed = (tl >= hh[:, None]) & (tl <= ee[:, None])
+    k = np.clip(tl - np.maximum(a, hh)[:, None], 0.0, None)
+    present = np.where(employed, q[:, None] ** k, 0.0)
+    tenure = tl - np.where(np.isnan(h), -1e6, h)[:, None]
+    ramp = np.where(employed, _ramp_factor(tenure, n_ramp[:, None], shape), 0.0)
+    after = tl > a
+    prev = np.concatenate([present[:, :1], present[:, :-1]], axis=1)
+    d_named = np.where(after, np.clip(prev - present, 0.0, None), 0.0)
+
+    # Backfills: a renewal recursion over months, vectorised over seats.
+    # Month-major layout, so that each step reads and writes contiguous rows.
+    lag = int(assumptions.backfill_lag_months)
+    d_t = np.ascontiguousarray(d_named.T)
+    leavers_t = np.empty_like(d_t)
+    starts_t = np.zeros_like(d_t)
+    in_seat_t = np.empty_like(d_t)
+    pb = np.zeros(len(reps))
+    zero = np.zeros(len(reps))
+    for t in range(L):
+        db = pb * hz if after[t] else zero
+        np.add(d_t[t], db, out=leavers_t[t])
+        pb = pb - db
+        if assumptions.backfill and t >= lag:
+            starts_t[t] = leavers_t[t - lag]
+            pb = pb + starts_t[t]
+        in_seat_t[t] = pb
+    leavers, starts, in_seat = leavers_t.T, starts_t.T, in_seat_t.T
+    # A backfill cohort is fully ramped from tenure month n on, so only its first n - 1
+    # months differ from its headcount.
+    ramped_bf = in_seat.copy()
+    if assumptions.backfill:
+        for j in range(min(int(np.ceil(seg_ramp.max(initial=0.0))), L)):
+            short = (q**j) * (1.0 - _ramp_factor(np.full(len(reps), j), seg_ramp, shape))
+            ramped_bf[:, j:] -= starts[:, : L - j] * short[:, None]
+
+    pos = mi - t0
+    mc = fcal.FiscalCalendar.from_attrs(inp).month_coords(mon.values)
+    hire_dates = np.concatenate(
+        [inp["hire_date"].values[sel], _month_date(t_start).astype("datetime64[ns]")]
+    )
+    end_dates = np.concatenate(
+        [inp["end_date"].values[sel], np.full(n_new, np.datetime64("NaT", "ns"))]
+    )
+    rm = ("rep", "month")
+    data: dict[str, tuple] = {
+        "headcount": (
+            rm,
+            (present + in_seat)[:, pos],
+            {"units": "reps", "long_name": "Expected people in the seat"},
+        ),
+        "ramped_fte": (
+            rm,
+            (present * ramp + ramped_bf)[:, pos],
+            {"units": "ramped reps", "long_name": "Expected ramped rep equivalents"},
+        ),
+        "ramp": (
+            rm,
+            ramp[:, pos],
+            {"units": "1", "long_name": "Ramp factor of the named rep (0 when not employed)"},
+        ),
+        "leavers": (
+            rm,
+            leavers[:, pos],
+            {"units": "reps/month", "long_name": "Expected departures"},
+        ),
+        "backfills": (
+            rm,
+            starts[:, pos],
+            {"units": "reps/month", "long_name": "Expected backfill starts"},
+        ),
+        "ramp_months_plan": (
+            "segment",
+            seg_ramp_table,
+            {"units": "months", "long_name": "Months to full productivity of a new hire"},
+        ),
+        "attrition": (
+            "segment",
+            seg_attr_table,
+            {"units": "1/year", "long_name": "Annual rep attrition"},
+        ),
+    }
+    coords: dict[str, object] = {
+        "rep": reps,
+        "month": mon.values,
+        "fiscal_quarter": ("month", mc["fiscal_quarter"]),
+        "fiscal_year": ("month", mc["fiscal_year"]),
+        "segment": seg_members,
+        "region": inp["region"].values.astype(str),
+        "manager": ("rep", mgr),
+        "rep_region": ("rep", reg),
+        "rep_segment": ("rep", seg),
+        "hire_date": ("rep", hire_dates),
+        "end_date": ("rep", end_dates),
+        "ramp_months": ("rep", n_ramp),
+        "planned": ("rep", planned),
+    }
+    attrs = {
+        **{k_: v for k_, v in inp.attrs.items() if k_ != "revmodel_kind"},
+        "plan_year": assumptions.plan_year,
+        "scenario": assumptions.name,
+        "ramp_shape": shape,
+        "backfill": int(assumptions.backfill),
+        "backfill_lag_months": lag,
+    }
+    return data, coords, attrs
+
+
+def headcount(
+    source: xr.Dataset,
+    assumptions: Assumptions,
+    months: Sequence | pd.DatetimeIndex | None = None,
+    shape: str = "linear",
+) -> xr.Dataset:
+    """Expected headcount and ramped rep equivalents by seat and month.
+
+    Parameters
+    ----------
+    source : xarray.Dataset
+        The revenue cube, or :func:`plan_inputs` of it.
+    assumptions : Assumptions
+        Uses ``ramp_months``, ``rep_attrition``, ``backfill``, ``backfill_lag_months``, ``hires``.
+    months : sequence of dates, optional
+        Months to plan; default the 12 months of ``assumptions.plan_year``.
+    shape : {"linear", "s-curve", "step"}
+        Ramp curve shape (see :func:`ramp_curve`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``rep`` (seats: reps employed at some point from ``as_of`` or the
+        first plan month, whichever is earlier, to the last plan month, then
+        one per planned head) and ``month``:
+
+        - ``headcount`` expected people in the seat [reps]
+        - ``ramped_fte`` expected ramped rep equivalents [ramped reps]
+        - ``ramp`` ramp factor of the seat's named rep, 0 when not employed [ratio]
+        - ``leavers`` expected departures in the month (absent from it on) [reps/month]
+        - ``backfills`` expected backfill starts [reps/month]
+
+        and per segment ``ramp_months_plan`` [months], ``attrition`` [ratio/year].
+        Rep coords: ``manager``, ``rep_region``, ``rep_segment``, ``hire_date``,
+        ``end_date``, ``ramp_months`` (used), ``planned`` (a TBH head).
+    """
+    data, coords, attrs = _seat_arrays(plan_inputs(source), assumptions, months, shape)
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- capacity
+
+
+def _productivity(inp: xr.Dataset, assumptions: Assumptions) -> np.ndarray:
+    """Annual bookings of a fully ramped rep by segment [currency/year] for these assumptions."""
+    hist = inp["productivity"].values
+    if assumptions.productivity is not None:
+        segs = inp["segment"].values
+        given = assumptions.productivity
+        hist = np.array([float(given.get(s, hv)) for s, hv in zip(segs, hist, strict=True)])
+    return hist * (1.0 + assumptions.productivity_change)
+
+
+def capacity_plan(
+    source: xr.Dataset,
+    assumptions: Assumptions,
+    months: Sequence | pd.DatetimeIndex | None = None,
+    shape: str = "linear",
+) -> xr.Dataset:
+    """Headcount, ramp, attrition, backfills and capacity bookings, by seat and month.
+
+    Parameters
+    ----------
+    source : xarray.Dataset
+        The revenue cube, or :func:`plan_inputs` of it (much faster for repeated what-ifs).
+    assumptions : Assumptions
+        The assumption set.
+    months : sequence of dates, optional
+        Months to plan; default the 12 months of ``assumptions.plan_year``.
+    shape : {"linear", "s-curve", "step"}
+        Ramp curve shape.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`headcount` plus ``capacity(rep, month)`` expected bookings
+        [currency/month], ``productivity(segment)`` [currency/year per ramped
+        rep] and the rep-level history the quota module uses
+        (``run_rate(rep)`` [currency/year], NaN for planned heads and reps
+        without enough history) and ``seasonality(segment, fiscal_month)``.
+    """
+    inp = plan_inputs(source)
+    data, coords, attrs = _seat_arrays(inp, assumptions, months, shape)
+    prod = _productivity(inp, assumptions)
+    seg_idx = _lookup(coords["segment"], coords["rep_segment"][1])
+    rep_idx = _lookup(inp["rep"].values.astype(str), coords["rep"])
+    run_rate = np.where(rep_idx >= 0, inp["run_rate"].values[rep_idx], np.nan)
+    data["capacity"] = (
+        ("rep", "month"),
+        data["ramped_fte"][1] * (prod[seg_idx] / 12.0)[:, None],
+        {"units": f"{_CUR}/month", "long_name": "Expected capacity bookings"},
+    )
+    data["productivity"] = (
+        "segment",
+        prod,
+        {"units": f"{_CUR}/year", "long_name": "Annual bookings of a fully ramped rep"},
+    )
+    data["run_rate"] = (
+        "rep",
+        run_rate,
+        {"units": f"{_CUR}/year", "long_name": "Bookings per ramped rep-year (history)"},
+    )
+    data["seasonality"] = (
+        ("segment", "fiscal_month"),
+        inp["seasonality"].values,
+        dict(inp["seasonality"].attrs),
+    )
+    coords["fiscal_month"] = inp["fiscal_month"].values
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- gap and hires
+
+
+def _by_team(plan: xr.Dataset, values: np.ndarray) -> np.ndarray:
+    """Sum a (rep, ...) array into (segment, region, ...)."""
+    segs = _index(plan["segment"].values)
+    regs = _index(_regions(plan))
+    si = _lookup(segs, plan["rep_segment"].values)
+    ri = _lookup(regs, plan["rep_region"].values)
+    flat = si * len(regs) + ri
+    rest = values.shape[1:]
+    out = np.zeros((len(segs) * len(regs), int(np.prod(rest, dtype=int))))
+    np.add.at(out, flat, values.reshape(len(flat), -1))
+    return out.reshape((len(segs), len(regs), *rest))
+
+
+def _regions(plan: xr.Dataset) -> np.ndarray:
+    if "region" in plan.coords:
+        return plan["region"].values
+    return np.array(sorted(set(plan["rep_region"].values.tolist())), dtype=object)
+
+
+def capacity_gap(plan: xr.Dataset, target: float | xr.DataArray) -> xr.Dataset:
+    """Capacity against target by segment and region.
+
+    Parameters
+    ----------
+    plan : xarray.Dataset
+        From :func:`capacity_plan`.
+    target : float or xarray.DataArray
+        Bookings target over the plan months [currency]. A DataArray over any of
+        ``segment``, ``region``, ``month`` (e.g. ``top_down(...)["segment_quota"]``)
+        is compared cell by cell (summed over the plan months when it has no
+        ``month``); a number is spread over the cells in proportion to capacity.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``segment``, ``region`` (and ``month`` when the target has it):
+        ``capacity``, ``target``, ``gap`` = target - capacity (positive: a
+        shortfall) [currency], and ``coverage`` = capacity / target [ratio].
+    """
+    cap_rm = plan["capacity"].values
+    segs = plan["segment"].values
+    regs = _regions(plan)
+    monthly = isinstance(target, xr.DataArray) and "month" in target.dims
+    by_team = _by_team(plan, cap_rm if monthly else cap_rm.sum(axis=1))
+    dims: tuple[str, ...] = ("segment", "region", "month") if monthly else ("segment", "region")
+    coords: dict[str, object] = {"segment": segs, "region": regs}
+    if monthly:
+        coords["month"] = plan["month"].values
+    cap = xr.DataArray(by_team, dims=dims, coords=coords)
+    if isinstance(target, xr.DataArray):
+        extra = [d for d in target.dims if d not in ("segment", "region", "month")]
+        if extra:
+            raise ParameterError(
+                f"target has dimension {extra[0]!r}; give it over segment, region and/or month."
+            )
+        tgt = target.reindex({d: coords[d] for d in target.dims}, fill_value=0.0)
+        tgt = tgt.broadcast_like(cap).fillna(0.0).transpose(*dims)
+    else:
+        total = float(target)
+        share = by_team / by_team.sum() if by_team.sum() > 0 else np.full(by_team.shape, 0.0)
+        tgt = xr.DataArray(total * share, dims=dims, coords=coords)
+    tgt = tgt.drop_vars([c for c in tgt.coords if c not in dims])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coverage = xr.where(tgt > 0, cap / tgt, np.nan)
+    unit = f"{_CUR}"
+    return xr.Dataset(
+        {
+            "capacity": cap.assign_attrs(units=unit, long_name="Expected capacity bookings"),
+            "target": tgt.assign_attrs(units=unit, long_name="Bookings target"),
+            "gap": (tgt - cap).assign_attrs(units=unit, long_name="Target minus capacity"),
+            "coverage": coverage.assign_attrs(units="1", long_name="Capacity over target"),
+        },
+        attrs={k: v for k, v in plan.attrs.items()},
+    )
+
+
+def hires_needed(plan: xr.Dataset, gap: xr.Dataset) -> pd.DataFrame:
+    """Hires that close each shortfall, and the month by which they must start.
+
+    A hire should be fully ramped by the first plan month, so the start-by
+    month is ``ramp_months`` before it, but never before the month after
+    ``as_of``. One hire yields ``productivity / 12`` per month of the plan
+    times its ramp and its expected survival (attrition of its segment); the
+    hires needed are ``ceil(gap / yield)``.
+
+    Parameters
+    ----------
+    plan : xarray.Dataset
+        From :func:`capacity_plan`.
+    gap : xarray.Dataset
+        From :func:`capacity_gap`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (segment, region) with a shortfall: ``segment``, ``region``,
+        ``gap`` [currency], ``hires`` [reps], ``start_by`` (first of month),
+        ``yield_per_hire`` [currency per hire over the plan].
+
+    Raises
+    ------
+    InfeasibleError
+        A shortfall in a segment whose productivity is zero, or a plan too short
+        for a hire to book anything.
+    """
+    g = gap["gap"]
+    if "month" in g.dims:
+        g = g.sum("month")
+    g = g.transpose("segment", "region")
+    months = pd.DatetimeIndex(plan["month"].values)
+    mi = _abs_month(months.values)
+    a = _abs_month(np.array([np.datetime64(plan.attrs["as_of"], "ns")]))[0]
+    segs = plan["segment"].values
+    n = plan["ramp_months_plan"].values
+    q = (1.0 - plan["attrition"].values) ** (1.0 / 12.0)
+    prod = plan["productivity"].values
+    start = np.maximum(mi[0] - n, a + 1)  # (segment,)
+    tenure = mi[None, :] - start[:, None]
+    shape = plan.attrs.get("ramp_shape", "linear")
+    contrib = (
+        _ramp_factor(tenure, n[:, None], shape) * q[:, None] ** np.clip(tenure, 0, None)
+    ).sum(axis=1)
+    yield_per_hire = prod / 12.0 * contrib
+    rows = []
+    values = g.values
+    for si, ri in zip(*np.nonzero(values > 0), strict=True):
+        if yield_per_hire[si] <= 0:
+            raise InfeasibleError(
+                f"segment {str(segs[si])!r}, region {str(g['region'].values[ri])!r}: a shortfall of "
+                f"{values[si, ri]:,.0f} {_CUR} cannot be closed by hiring, since a new hire "
+                "books nothing in the plan (zero productivity or a plan too short to ramp): "
+                "set assumptions.productivity or extend the plan months."
+            )
+        rows.append(
+            {
+                "segment": str(segs[si]),
+                "region": str(g["region"].values[ri]),
+                "gap": float(values[si, ri]),
+                "hires": int(np.ceil(values[si, ri] / yield_per_hire[si] - 1e-9)),
+                "start_by": pd.Timestamp(_month_date(start[si : si + 1])[0]),
+                "yield_per_hire": float(yield_per_hire[si]),
+            }
+        )
+    columns = ["segment", "region", "gap", "hires", "start_by", "yield_per_hire"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def as_hires(table: pd.DataFrame, role: str = "AE") -> tuple[Hire, ...]:
+    """The rows of :func:`hires_needed` as :class:`~revmodel.assumptions.Hire` entries,
+    ready for ``assumptions.with_changes(hires=assumptions.hires + as_hires(table))``."""
+    return tuple(
+        Hire(
+            segment=str(r.segment),
+            region=str(r.region),
+            start_month=pd.Timestamp(r.start_by).strftime("%Y-%m"),
+            count=int(r.hires),
+            role=role,
+        )
+        for r in table.itertuples(index=False)
+        if int(r.hires) > 0
+    )
