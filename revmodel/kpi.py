@@ -1,0 +1,707 @@
+"""The KPI catalogue, computed from the cube at any level of the hierarchy and fiscal period.
+
+Every KPI is a :class:`KPI` record (name, definition, units, the function that
+computes it, the inputs it needs) in :data:`KPIS`; :func:`describe` lists the
+catalogue as a table and :func:`compute` evaluates any subset of it::
+
+    kpi.compute(cube, dims=("region",), period="fiscal_quarter", tables=tables)
+
+Ratios are always computed from numerators and denominators rolled up to the
+requested level first (never an average of ratios), so a region's win rate
+is its won deals over its closed deals. Stocks (ARR, customers, receivables,
+backlog) are taken at the last month of the period with actuals; flows are
+summed over the period's months up to ``as_of``, so the period holding
+``as_of`` is partial.
+
+Inputs besides the cube: ``tables`` (the canonical tables, for customers,
+renewals, DSO, backlog and sales cycle), ``costs`` (sales and marketing cost,
+for CAC) and ``quota`` (for pipeline coverage and attainment); see
+:func:`compute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from revmodel import calendar as fcal
+from revmodel import config, retention
+from revmodel import cube as rcube
+from revmodel.errors import DataError, ParameterError
+
+__all__ = ["KPI", "KPIS", "DEFAULT_GROSS_MARGIN", "compute", "describe", "finance_measures"]
+
+#: Gross margin used by LTV unless given [ratio]; a typical SaaS subscription margin.
+DEFAULT_GROSS_MARGIN = 0.75
+#: Days per year used to turn remaining term days into years [days/year].
+DAYS_PER_YEAR = 365.25
+_CUR = config.CURRENCY
+
+
+@dataclass(frozen=True)
+class KPI:
+    """One KPI of the catalogue.
+
+    Attributes
+    ----------
+    name : str
+        Variable name in :func:`compute`'s result.
+    definition : str
+        How it is computed, in words.
+    units : str
+        Units; ``period`` stands for the fiscal period asked for.
+    function : callable
+        ``function(context) -> xr.DataArray`` with dims (``*dims``, ``period``).
+    needs : tuple of str
+        Inputs besides the cube: ``tables``, ``invoices``, ``opportunities``, ``costs``, ``quota``.
+    """
+
+    name: str
+    definition: str
+    units: str
+    function: Callable[[_Context], xr.DataArray]
+    needs: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _table(tables: Mapping[str, pd.DataFrame] | None, name: str) -> pd.DataFrame | None:
+    if tables is None:
+        return None
+    t = tables.get(name)
+    return None if t is None or t.empty else t
+
+
+def _month_cols(cube: xr.Dataset, dates: pd.Series) -> np.ndarray:
+    """Column of each date on the cube's month axis [float; may be < 0 or >= n; NaN for NaT]."""
+    first = pd.Timestamp(cube["month"].values[0])
+    d = pd.to_datetime(dates)
+    return ((d.dt.year - first.year) * 12 + d.dt.month - first.month).to_numpy(
+        dtype=float, na_value=np.nan
+    )
+
+
+def _stock(
+    cube: xr.Dataset, flat: np.ndarray, start: np.ndarray, end: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Cell x month stock of items present in the months ``[start, end)`` (columns, clipped)."""
+    n = cube.sizes["month"]
+    shape = tuple(cube.sizes[d] for d in rcube.SERIES_DIMS)
+    n_cells = int(np.prod(shape))
+    s = np.clip(np.nan_to_num(start, nan=n), 0, n).astype(np.int64)
+    e = np.clip(np.nan_to_num(end, nan=n), 0, n).astype(np.int64)
+    ok = (flat >= 0) & (e > s) & np.isfinite(weights)
+    diff = np.zeros((n_cells, n + 1))
+    np.add.at(diff, (flat[ok], s[ok]), weights[ok])
+    np.add.at(diff, (flat[ok], e[ok]), -weights[ok])
+    return np.cumsum(diff[:, :n], axis=1).reshape(*shape, n)
+
+
+def _flow(cube: xr.Dataset, flat: np.ndarray, col: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Cell x month sum of ``weights`` at month columns ``col`` (outside the cube: left out)."""
+    n = cube.sizes["month"]
+    c = np.nan_to_num(col, nan=-1)
+    return _stock(cube, flat, np.where((c >= 0) & (c < n), c, n), c + 1, weights)
+
+
+def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr.Dataset:
+    """Receivables, billing, backlog and sales-cycle days by cube cell and month.
+
+    Invoices and subscription terms sit in their account's cell (as ARR does,
+    see :func:`revmodel.retention.account_cells`); won deals in the cell the
+    cube gives their bookings.
+
+    Returns
+    -------
+    xr.Dataset
+        On the cube's dims and coords, NaN after ``as_of``, whichever the tables allow:
+        ``receivables`` [USD] (invoiced by the month end and unpaid at it),
+        ``billed`` [USD/month] (invoice amounts by invoice month),
+        ``backlog`` [USD] (remaining contract value of active terms at month end),
+        ``cycle_days`` [days/month] (sum of created-to-close days of won deals
+        closing in the month) and ``cycle_deals`` [deals/month] (those deals).
+    """
+    data: dict[str, tuple[np.ndarray, str, str]] = {}
+    months = pd.DatetimeIndex(cube["month"].values)
+    n = len(months)
+    invoices = _table(tables, "invoices")
+    if invoices is not None:
+        inv_acct = pd.Index(pd.unique(invoices["account_id"].astype("string").to_numpy()))
+        cells = retention.account_cells(tables, inv_acct)
+        flat = retention.cell_codes(cube, cells)[
+            inv_acct.get_indexer(invoices["account_id"].astype("string").to_numpy())
+        ]
+        amount = invoices["amount"].to_numpy(dtype=float)
+        start = _month_cols(cube, invoices["invoice_date"])
+        paid = (
+            _month_cols(cube, invoices["paid_date"])
+            if "paid_date" in invoices.columns
+            else np.full(len(invoices), np.nan)
+        )
+        data["receivables"] = (
+            _stock(cube, flat, start, paid, amount),
+            _CUR,
+            "Invoiced by the month end and unpaid at it",
+        )
+        data["billed"] = (
+            _flow(cube, flat, start, amount),
+            f"{_CUR}/month",
+            "Invoiced in the month",
+        )
+
+    subs = _table(tables, "subscriptions")
+    if subs is not None and "end_date" in subs.columns:
+        acct = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
+        cells = retention.account_cells(tables, acct)
+        flat = retention.cell_codes(cube, cells)[
+            acct.get_indexer(subs["account_id"].astype("string").to_numpy())
+        ]
+        ends = pd.to_datetime(subs["end_date"])
+        has_end = ends.notna().to_numpy()
+        arr = np.where(has_end, subs["arr"].to_numpy(dtype=float), 0.0)
+        base = months[0]
+        end_days = ((ends - base).dt.days).to_numpy(dtype=float, na_value=0.0)
+        start = _month_cols(cube, subs["start_date"])
+        end = _month_cols(cube, subs["end_date"])
+        total_arr = _stock(cube, flat, start, end, arr)
+        arr_end = _stock(cube, flat, start, end, arr * end_days)
+        # Days from the start of the cube to each month's end (the first day of the next month).
+        t = ((months + pd.DateOffset(months=1)) - base).days.to_numpy(dtype=float)
+        backlog = (arr_end - total_arr * t) / DAYS_PER_YEAR
+        data["backlog"] = (
+            np.where(np.abs(backlog) < 1e-6, 0.0, backlog),
+            _CUR,
+            "Remaining contract value of active terms at month end",
+        )
+
+    opps = _table(tables, "opportunities")
+    if opps is not None and "created_date" in opps.columns:
+        won = opps[(opps["stage"].astype("string") == "won").to_numpy()]
+        won = won[pd.to_datetime(won["created_date"]).notna().to_numpy()]
+        days = (pd.to_datetime(won["close_date"]) - pd.to_datetime(won["created_date"])).dt.days
+        won = won.assign(amount=days.clip(lower=0).to_numpy(dtype=float))
+        cyc = np.zeros((*[cube.sizes[d] for d in rcube.SERIES_DIMS], n))
+        cnt = np.zeros_like(cyc)
+        if not won.empty:
+            # Rebuilt with the cube's own rules so that every deal lands in its bookings cell.
+            part = rcube.build_cube(
+                {
+                    "opportunities": won,
+                    **{k: v for k, v in tables.items() if k in ("accounts", "reps")},
+                },
+                fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
+                naming=cube.attrs["fiscal_year_naming"],
+                as_of=cube.attrs["as_of"],
+            )[["bookings", "won"]]
+            part = part.drop_vars([c for c in part.coords if c not in part.dims])
+            target = {d: cube[d].values for d in rcube.DIMS}
+            part = part.reindex(target, fill_value=0.0).fillna(0.0)
+            cyc, cnt = part["bookings"].values, part["won"].values
+        data["cycle_days"] = (cyc, "days/month", "Created-to-close days of won deals")
+        data["cycle_deals"] = (cnt, "deals/month", "Won deals with a created date")
+    return retention.cube_like(cube, data)
+
+
+# --------------------------------------------------------------------------- context
+
+
+def _calendar_coords(da: xr.DataArray, cube: xr.Dataset) -> xr.DataArray:
+    if "month" in da.dims and "fiscal_quarter" not in da.coords:
+        da = fcal.assign_fiscal_coords(
+            da, int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
+        )
+    return da
+
+
+def _as_array(obj: pd.DataFrame | xr.DataArray, what: str, value: str, period: str) -> xr.DataArray:
+    """A cost or quota input as a DataArray over its level and time columns."""
+    if isinstance(obj, xr.DataArray):
+        return obj.astype(float)
+    if isinstance(obj, xr.Dataset):
+        if value not in obj:
+            raise ParameterError(f"{what}: the Dataset has no {value!r} variable.")
+        return obj[value].astype(float)
+    if not isinstance(obj, pd.DataFrame):
+        raise ParameterError(f"{what} must be a DataFrame or DataArray, got {type(obj).__name__}.")
+    col = value if value in obj.columns else "amount"
+    if col not in obj.columns:
+        raise ParameterError(
+            f"{what}: no {value!r} or 'amount' column; columns are {list(obj.columns)}."
+        )
+    time = "month" if "month" in obj.columns else period if period in obj.columns else None
+    if time is None:
+        raise ParameterError(
+            f"{what}: no 'month' or {period!r} column; give one row per month (or {period})."
+        )
+    levels = [c for c in obj.columns if c in rcube.SERIES_DIMS + rcube.REP_LEVELS]
+    frame = obj[[*levels, time, col]].copy()
+    if time == "month":
+        frame["month"] = pd.to_datetime(frame["month"]).dt.to_period("M").dt.to_timestamp()
+    summed = frame.groupby([*levels, time])[col].sum()
+    da = xr.DataArray.from_series(summed).fillna(0.0)
+    if time == "month":
+        da = da.assign_coords(month=da["month"].values.astype("datetime64[ns]"))
+    return da.rename(what)
+
+
+class _Context:
+    """The cube rolled up once, with lazily computed pieces each KPI shares."""
+
+    def __init__(
+        self,
+        cube: xr.Dataset,
+        dims: tuple[str, ...],
+        period: str,
+        tables: Mapping[str, pd.DataFrame] | None,
+        costs: pd.DataFrame | xr.DataArray | None,
+        quota: pd.DataFrame | xr.DataArray | None,
+        gross_margin: float,
+    ):
+        self.cube = cube
+        self.dims = dims
+        self.period = period
+        self.tables = tables
+        self.costs = costs
+        self.quota = quota
+        self.gross_margin = gross_margin
+
+    def available(self, need: str) -> bool:
+        if need in ("tables", "invoices", "opportunities"):
+            name = "subscriptions" if need == "tables" else need
+            t = _table(self.tables, name)
+            if t is None:
+                return False
+            return need != "opportunities" or "created_date" in t.columns
+        return getattr(self, need) is not None
+
+    # ---- cube pieces
+    @cached_property
+    def sales(self) -> xr.Dataset:
+        names = ["bookings", "won", "lost"]
+        hist = retention._actuals(self.cube[names], self.cube)
+        return retention.period_sum(rcube.rollup(hist, self.dims, "month"), self.period)
+
+    @cached_property
+    def bridge(self) -> xr.Dataset:
+        return retention.arr_bridge(self.cube, self.dims, self.period)
+
+    @cached_property
+    def trailing(self) -> xr.Dataset:
+        return retention.trailing_retention(self.cube, self.dims, self.period)
+
+    # ---- table pieces
+    @cached_property
+    def customer_measures(self) -> xr.Dataset:
+        return retention.customer_measures(self.cube, self.tables)
+
+    @cached_property
+    def logos(self) -> xr.Dataset:
+        return retention.logo_churn(
+            self.cube, dims=self.dims, period=self.period, measures=self.customer_measures
+        )
+
+    @cached_property
+    def logo_churn_12(self) -> xr.DataArray:
+        m = retention._customer_monthly(self.cube, self.customer_measures, self.dims)
+        lost = m["churned_customers"].rolling(month=12, min_periods=12).sum()
+        rate = retention._ratio(lost, m["opening_customers"].shift(month=11))
+        return retention.at_period(rate, self.period, "last")
+
+    @cached_property
+    def finance(self) -> xr.Dataset:
+        ds = finance_measures(self.cube, self.tables)
+        return rcube.rollup(retention._actuals(ds, self.cube), self.dims, "month")
+
+    @cached_property
+    def days(self) -> xr.DataArray:
+        hist = retention._actuals(self.cube["month"], self.cube)
+        days = xr.DataArray(
+            pd.DatetimeIndex(hist.values).days_in_month.to_numpy(dtype=float),
+            dims="month",
+            coords={k: v for k, v in hist.coords.items()},
+        )
+        return retention.period_sum(days, self.period)
+
+    # ---- external inputs
+    def rolled_input(self, obj: pd.DataFrame | xr.DataArray, what: str, value: str) -> xr.DataArray:
+        da = _as_array(obj, what, value, self.period)
+        for d in ("segment", "region"):
+            # An input by rep rolls up to the rep's own region and segment.
+            if d in self.dims and d not in da.dims and "rep" in da.dims and "rep" not in self.dims:
+                labels = self.cube[f"rep_{d}"].sel(rep=da["rep"]).values
+                da = da.assign_coords({d: ("rep", labels)}).groupby(d).sum("rep")
+        for d in self.dims:
+            if (
+                d in rcube.REP_LEVELS
+                and d not in da.dims
+                and "rep" in da.dims
+                and d not in da.coords
+            ):
+                da = da.assign_coords({d: ("rep", self.cube[d].sel(rep=da["rep"]).values)})
+            if d not in da.dims and not (d in rcube.REP_LEVELS and d in da.coords):
+                raise ParameterError(
+                    f"{what} has no {d!r} level (it has {list(da.dims)}): give {what} by {d} "
+                    f"or compute at a level {what} has."
+                )
+        if "month" in da.dims:
+            da = _calendar_coords(da, self.cube)
+            da = retention.period_sum(rcube.rollup(da, self.dims, "month"), self.period)
+        elif self.period in da.dims:
+            da = rcube.rollup(da, self.dims, "month")
+        elif self.period == "fiscal_year" and "fiscal_quarter" in da.dims:
+            years = [str(q)[:6] for q in da["fiscal_quarter"].values]
+            da = da.drop_vars(
+                [c for c in da.coords if c != "fiscal_quarter" and "fiscal_quarter" in da[c].dims]
+            )
+            da = da.assign_coords(fiscal_year=("fiscal_quarter", years))
+            da = rcube.rollup(da.groupby("fiscal_year").sum(), self.dims, "month")
+        else:
+            raise ParameterError(
+                f"{what} has no 'month' or {self.period!r} dimension (it has {list(da.dims)})."
+            )
+        return da.drop_vars([c for c in da.coords if c not in da.dims])
+
+    @cached_property
+    def quota_by_period(self) -> xr.DataArray:
+        return self.rolled_input(self.quota, "quota", "quota")
+
+
+# --------------------------------------------------------------------------- the KPIs
+
+
+def _r(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
+    return retention._ratio(num, den)
+
+
+def _arr(c: _Context) -> xr.DataArray:
+    return c.bridge["closing"]
+
+
+def _churn_rate(c: _Context) -> xr.DataArray:
+    return _r(c.bridge["churn"], c.bridge["opening"])
+
+
+def _logo_churn_rate(c: _Context) -> xr.DataArray:
+    return c.logos["logo_churn_rate"]
+
+
+def _renewal_rate(c: _Context) -> xr.DataArray:
+    return retention.renewal_rate(
+        c.cube, dims=c.dims, period=c.period, measures=c.customer_measures
+    )["renewal_rate"]
+
+
+def _nrr(c: _Context) -> xr.DataArray:
+    return c.trailing["nrr"]
+
+
+def _grr(c: _Context) -> xr.DataArray:
+    return c.trailing["grr"]
+
+
+def _customers(c: _Context) -> xr.DataArray:
+    return c.logos["closing"]
+
+
+def _arpu(c: _Context) -> xr.DataArray:
+    return _r(c.bridge["closing"], c.logos["closing"])
+
+
+def _ltv(c: _Context) -> xr.DataArray:
+    return _arpu(c) * c.gross_margin / c.logo_churn_12.where(c.logo_churn_12 > 0)
+
+
+def _cac(c: _Context) -> xr.DataArray:
+    cost = c.rolled_input(c.costs, "costs", "cost")
+    cost, new = xr.align(cost, c.logos["new"], join="right")
+    return _r(cost, new)
+
+
+def _dso(c: _Context) -> xr.DataArray:
+    f = c.finance
+    receivables = retention.at_period(f["receivables"], c.period, "last")
+    billed = retention.period_sum(f["billed"], c.period)
+    return _r(receivables * c.days, billed)
+
+
+def _backlog(c: _Context) -> xr.DataArray:
+    if "backlog" not in c.finance:
+        raise ParameterError("backlog needs subscription end dates (subscriptions.end_date).")
+    return retention.at_period(c.finance["backlog"], c.period, "last")
+
+
+def _win_rate(c: _Context) -> xr.DataArray:
+    return _r(c.sales["won"], c.sales["won"] + c.sales["lost"])
+
+
+def _deal_size(c: _Context) -> xr.DataArray:
+    return _r(c.sales["bookings"], c.sales["won"])
+
+
+def _bookings(c: _Context) -> xr.DataArray:
+    return c.sales["bookings"]
+
+
+def _sales_cycle(c: _Context) -> xr.DataArray:
+    s = retention.period_sum(c.finance[["cycle_days", "cycle_deals"]], c.period)
+    return _r(s["cycle_days"], s["cycle_deals"])
+
+
+def _pipeline_coverage(c: _Context) -> xr.DataArray:
+    cube = c.cube
+    future = cube["month"] > retention.as_of_month(cube)
+    pipe = rcube.rollup(cube["pipeline"].where(future, 0.0), c.dims, "month")
+    pipe = retention.period_sum(pipe, c.period)
+    n_future = retention.period_sum(future.astype(float), c.period)
+    done = rcube.rollup(cube["bookings"].fillna(0.0), c.dims, "month")
+    done = retention.period_sum(done, c.period)
+    gap = c.quota_by_period - done
+    ahead = n_future[c.period].values[n_future.values > 0]
+    pipe, gap = xr.align(pipe.sel({c.period: ahead}), gap, join="left")
+    return _r(pipe, gap)
+
+
+def _attainment(c: _Context) -> xr.DataArray:
+    bookings, quota = xr.align(c.sales["bookings"], c.quota_by_period, join="left")
+    return _r(bookings, quota)
+
+
+def _catalogue() -> dict[str, KPI]:
+    kpis = [
+        KPI(
+            "arr",
+            "Annual recurring revenue at the end of the period (last month with actuals).",
+            f"{_CUR}/year",
+            _arr,
+        ),
+        KPI("bookings", "Closed-won bookings in the period.", f"{_CUR}/period", _bookings),
+        KPI(
+            "churn_rate",
+            "Revenue churn: ARR of customers who left in the period / ARR at its start.",
+            "ratio/period",
+            _churn_rate,
+        ),
+        KPI(
+            "logo_churn_rate",
+            "Customer churn: customers lost in the period / customers at its start.",
+            "ratio/period",
+            _logo_churn_rate,
+            ("tables",),
+        ),
+        KPI(
+            "renewal_rate",
+            "Subscription terms ending in the period that were renewed (a term of the same account "
+            "and product starting within 31 days of the end) / terms ending in the period.",
+            "ratio",
+            _renewal_rate,
+            ("tables",),
+        ),
+        KPI(
+            "nrr",
+            "Net revenue retention, trailing 12 months to the period end: (ARR 12 months earlier + "
+            "expansion - contraction - churn) / ARR 12 months earlier.",
+            "ratio",
+            _nrr,
+        ),
+        KPI(
+            "grr",
+            "Gross revenue retention, trailing 12 months to the period end: (ARR 12 months earlier - "
+            "contraction - churn) / ARR 12 months earlier.",
+            "ratio",
+            _grr,
+        ),
+        KPI(
+            "customers",
+            "Accounts with ARR > 0 at the end of the period.",
+            "customers",
+            _customers,
+            ("tables",),
+        ),
+        KPI(
+            "arpu",
+            "Average revenue per customer: ARR / customers, both at the end of the period.",
+            f"{_CUR}/year per customer",
+            _arpu,
+            ("tables",),
+        ),
+        KPI(
+            "ltv",
+            "Customer lifetime value: ARPU x gross margin / annual customer churn (customers lost "
+            "in the trailing 12 months / customers 12 months earlier); NaN without churn.",
+            f"{_CUR} per customer",
+            _ltv,
+            ("tables",),
+        ),
+        KPI(
+            "cac",
+            "Customer acquisition cost: sales and marketing cost in the period / new customers won in it.",
+            f"{_CUR} per customer",
+            _cac,
+            ("tables", "costs"),
+        ),
+        KPI(
+            "dso",
+            "Days sales outstanding (period-end method): receivables at the period end / amount "
+            "invoiced in the period x days in the period.",
+            "days",
+            _dso,
+            ("invoices",),
+        ),
+        KPI(
+            "backlog",
+            "Contracted revenue not yet recognised: for every active subscription term at the "
+            "period end, ARR x years left to its end date; terms without an end date add nothing.",
+            _CUR,
+            _backlog,
+            ("tables",),
+        ),
+        KPI(
+            "win_rate",
+            "Deals won / (deals won + deals lost), by close date in the period.",
+            "ratio",
+            _win_rate,
+        ),
+        KPI("average_deal_size", "Bookings / deals won in the period.", f"{_CUR}/deal", _deal_size),
+        KPI(
+            "sales_cycle",
+            "Mean days from created date to close date of the deals won in the period.",
+            "days",
+            _sales_cycle,
+            ("opportunities",),
+        ),
+        KPI(
+            "pipeline_coverage",
+            "Open pipeline expected to close in a period after as_of / (quota for it - bookings "
+            "already won in it); for the periods ahead only.",
+            "ratio",
+            _pipeline_coverage,
+            ("quota",),
+        ),
+        KPI(
+            "quota_attainment",
+            "Bookings in the period / quota for it.",
+            "ratio",
+            _attainment,
+            ("quota",),
+        ),
+    ]
+    return {k.name: k for k in kpis}
+
+
+#: The catalogue: KPI name -> :class:`KPI`.
+KPIS: dict[str, KPI] = _catalogue()
+
+_NEED_TEXT = {
+    "tables": "tables={'subscriptions': ..., 'accounts': ...}",
+    "invoices": "tables={'invoices': ...}",
+    "opportunities": "tables={'opportunities': ...} with a created_date column",
+    "costs": "costs= (sales and marketing cost by month)",
+    "quota": "quota= (a quota DataArray)",
+}
+
+
+def describe() -> pd.DataFrame:
+    """The catalogue as a table: ``name``, ``definition``, ``units``, ``needs``."""
+    return pd.DataFrame(
+        [
+            {
+                "name": k.name,
+                "definition": k.definition,
+                "units": k.units,
+                "needs": ", ".join(k.needs),
+            }
+            for k in KPIS.values()
+        ]
+    )
+
+
+def compute(
+    cube: xr.Dataset,
+    names: Iterable[str] | None = None,
+    dims: Iterable[str] = (),
+    period: str = "fiscal_quarter",
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    costs: pd.DataFrame | xr.DataArray | None = None,
+    quota: pd.DataFrame | xr.DataArray | None = None,
+    gross_margin: float = DEFAULT_GROSS_MARGIN,
+) -> xr.Dataset:
+    """Compute KPIs of the catalogue at a level of the hierarchy and a fiscal period.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube (numpy- or dask-backed).
+    names : iterable of str, optional
+        KPIs to compute; default every KPI whose inputs are given (the others are
+        listed in ``attrs["skipped"]``).
+    dims : iterable of str
+        Levels to keep, as in :func:`revmodel.cube.rollup` (``segment``, ``region``,
+        ``rep``, ``manager``, ...); empty for the company total.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period.
+    tables : mapping of str to pd.DataFrame, optional
+        The canonical tables the cube was built from (subscriptions, accounts,
+        invoices, opportunities with ``created_date``).
+    costs : pd.DataFrame or xr.DataArray, optional
+        Sales and marketing cost [USD]: a frame with ``month`` (or a ``period``
+        column of labels), ``cost`` (or ``amount``) and optional level columns
+        (``segment``, ``region``, ``rep``, ``manager``), or a DataArray with
+        those dims. Needed for CAC.
+    quota : pd.DataFrame or xr.DataArray, optional
+        Quota [USD] by ``month`` (or ``period``) and levels, shaped like ``costs``
+        (value column ``quota`` or ``amount``). Needed for coverage and attainment.
+        An input by ``rep`` rolls up to ``manager`` and to the rep's own
+        ``region`` and ``segment`` (``rep_region``, ``rep_segment``).
+    gross_margin : float
+        Gross margin used in LTV [ratio], default :data:`DEFAULT_GROSS_MARGIN`.
+
+    Returns
+    -------
+    xr.Dataset
+        One variable per KPI with dims (``*dims``, ``period``), ``units`` and
+        ``long_name`` (the definition) attrs; periods are the union over KPIs.
+    """
+    dims = tuple(dims)
+    retention._check_period(period)
+    if not 0.0 < float(gross_margin) <= 1.0:
+        raise ParameterError(f"gross_margin must be in (0, 1], got {gross_margin!r}.")
+    ctx = _Context(cube, dims, period, tables, costs, quota, float(gross_margin))
+    explicit = names is not None
+    wanted = list(KPIS) if names is None else list(names)
+    unknown = [n for n in wanted if n not in KPIS]
+    if unknown:
+        raise ParameterError(f"unknown KPI {unknown[0]!r}; known KPIs are {', '.join(KPIS)}.")
+    # Checks the levels once, with the cube's own message.
+    rcube.rollup(cube["bookings"].isel(month=slice(0, 1)), dims, "month")
+
+    out: dict[str, xr.DataArray] = {}
+    skipped: list[str] = []
+    for name in wanted:
+        k = KPIS[name]
+        missing = [n for n in k.needs if not ctx.available(n)]
+        if missing:
+            if explicit:
+                raise ParameterError(f"KPI {name!r} needs {_NEED_TEXT[missing[0]]}.")
+            skipped.append(name)
+            continue
+        try:
+            da = k.function(ctx)
+        except DataError:
+            if explicit:
+                raise
+            skipped.append(name)
+            continue
+        units = k.units.replace("period", period)
+        da = da.drop_vars([c for c in da.coords if c not in da.dims and c != "fiscal_year"])
+        out[name] = da.rename(name).assign_attrs(units=units, long_name=k.definition)
+    ds = xr.merge(list(out.values()), join="outer", compat="override") if out else xr.Dataset()
+    for name, da in out.items():
+        ds[name].attrs = dict(da.attrs)
+    ds.attrs = {"period": period, "as_of": cube.attrs.get("as_of"), "skipped": ", ".join(skipped)}
+    return ds

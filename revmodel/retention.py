@@ -1,0 +1,1025 @@
+"""Customer retention: the ARR bridge, churn, GRR/NRR, renewals, cohorts, and churn to offset.
+
+Two sources, two kinds of answer:
+
+- **From the cube** (cells of ARR and its monthly movements): the ARR bridge
+  ``opening + new + expansion - contraction - churn = closing``, revenue churn,
+  gross and net revenue retention, and the plan-year growth that new business
+  must deliver to offset expected churn. These work at any level of the
+  hierarchy (``dims`` as in :func:`revmodel.cube.rollup`) and fiscal period.
+- **From the subscriptions table** (accounts, not cells): customer (logo)
+  counts and churn, renewal rates and cohorts by start quarter. The cube holds
+  ARR per cell, so counting customers needs the accounts behind it.
+  :func:`customer_measures` scatters account-level counts into the cube's cells
+  with the cube's own attribution (an account sits in the segment and region
+  of its ``accounts`` row and with its owner rep, else the rep on its latest
+  term), so they roll up exactly like the cube.
+
+Definitions
+-----------
+opening ARR of a period
+    ARR at the end of the month before the period's first month. For the
+    cube's first month it is derived as ``arr - (new + expansion - contraction
+    - churn)``, since the movements of that month are known.
+revenue churn rate [ratio/period]
+    churned ARR in the period / opening ARR.
+gross revenue churn rate [ratio/period]
+    (churned + contraction ARR) / opening ARR; ``1 - GRR`` over twelve months.
+GRR, NRR [ratio], trailing twelve months ending at the period's last month
+    ``GRR = (opening_12 - contraction_12 - churn_12) / opening_12`` and
+    ``NRR = (opening_12 + expansion_12 - contraction_12 - churn_12) / opening_12``
+    with the movements summed over the twelve months and ``opening_12`` the ARR
+    twelve months earlier. Computed from cells, movements of customers won
+    inside the window count too (a cohort-exact figure needs accounts, see
+    :func:`cohorts`).
+customers, logo churn [customers]
+    An account is a customer at a month end when its ARR is > 0. A customer is
+    lost in a month when it was a customer at the previous month end and is
+    not at this one; logo churn rate = customers lost in the period /
+    customers at its opening. ``opening + new - lost = closing`` for customers.
+renewal rate [ratio]
+    Terms ending in the period (``end_date`` in it, up to ``as_of``) that were
+    renewed / terms ending in the period. A term is renewed when another term
+    of the same account (and product, when both carry one) starts within
+    ``grace_days`` of its end. The ARR renewal rate weighs terms by their ARR.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import sparse
+
+from revmodel import calendar as fcal
+from revmodel import config
+from revmodel import cube as rcube
+from revmodel.assumptions import Assumptions
+from revmodel.errors import DataError, ParameterError
+
+__all__ = [
+    "ARR_FLOWS",
+    "account_arr",
+    "account_cells",
+    "arr_bridge",
+    "cohorts",
+    "customer_measures",
+    "customer_table",
+    "growth_to_offset_churn",
+    "historical_churn_rate",
+    "logo_churn",
+    "monthly_arr",
+    "renewal_rate",
+    "retention_plan",
+    "revenue_churn",
+    "trailing_retention",
+]
+
+#: Monthly ARR movements of the cube, in bridge order; their sign in the bridge.
+ARR_FLOWS: dict[str, int] = {
+    "new_arr": 1,
+    "expansion_arr": 1,
+    "contraction_arr": -1,
+    "churned_arr": -1,
+}
+#: Bridge names of the cube's ARR movements.
+BRIDGE_NAMES: dict[str, str] = {
+    "new_arr": "new",
+    "expansion_arr": "expansion",
+    "contraction_arr": "contraction",
+    "churned_arr": "churn",
+}
+#: A renewal term may start this many days before or after the term it renews ends.
+DEFAULT_GRACE_DAYS = 31
+_CUR = config.CURRENCY
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def as_of_month(cube: xr.Dataset) -> np.datetime64:
+    """The cube's last month with actuals [datetime64[ns]]."""
+    if "as_of" not in cube.attrs:
+        raise DataError("The cube has no as_of attribute: build it with revmodel.cube.build_cube.")
+    return np.datetime64(pd.Timestamp(cube.attrs["as_of"]), "ns")
+
+
+def _actuals(obj: xr.Dataset | xr.DataArray, cube: xr.Dataset) -> xr.Dataset | xr.DataArray:
+    return obj.sel(month=slice(None, as_of_month(cube)))
+
+
+def _check_period(period: str) -> str:
+    if period not in rcube.PERIODS:
+        raise ParameterError(f"unknown period {period!r}; use one of {', '.join(rcube.PERIODS)}.")
+    return period
+
+
+def at_period(
+    obj: xr.Dataset | xr.DataArray, period: str, where: str = "last"
+) -> xr.Dataset | xr.DataArray:
+    """Pick the first or last month of every fiscal period (for stocks such as ARR).
+
+    Parameters
+    ----------
+    obj : xr.Dataset or xr.DataArray
+        With a ``month`` dim carrying ``fiscal_quarter(month)`` and ``fiscal_year(month)``.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Period of the result.
+    where : {"first", "last"}
+        Month of each period to keep.
+
+    Returns
+    -------
+    Same type, ``month`` replaced by ``period`` (labels in time order); a
+    quarter result carries ``fiscal_year(fiscal_quarter)`` like
+    :func:`revmodel.calendar.rollup`.
+    """
+    _check_period(period)
+    if period == "month":
+        return obj
+    labels = np.asarray(obj[period].values).astype(str)
+    if labels.size == 0:
+        idx = np.array([], dtype=int)
+    elif where == "last":
+        idx = np.flatnonzero(np.r_[labels[1:] != labels[:-1], True])
+    else:
+        idx = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    out = obj.isel(month=idx)
+    out = out.drop_vars([c for c in out.coords if "month" in out[c].dims])
+    out = out.rename({"month": period}).assign_coords({period: labels[idx]})
+    if period == "fiscal_quarter":
+        out = out.assign_coords(fiscal_year=(period, np.array([lab[:6] for lab in labels[idx]])))
+    return out
+
+
+def period_sum(obj: xr.Dataset | xr.DataArray, period: str) -> xr.Dataset | xr.DataArray:
+    """Sum flows over fiscal periods (NaN skipped; an all-NaN period stays NaN)."""
+    _check_period(period)
+    return fcal.rollup(obj, period=period, how="sum")
+
+
+def _ratio(num: xr.DataArray, den: xr.DataArray) -> xr.DataArray:
+    """``num / den``, NaN where the denominator is not positive."""
+    return (num / den.where(den > 0)).astype(float)
+
+
+def _with(da: xr.DataArray, units: str, long_name: str) -> xr.DataArray:
+    return da.assign_attrs(units=units, long_name=long_name)
+
+
+def _months_count(obj: xr.Dataset | xr.DataArray, period: str) -> xr.DataArray:
+    ones = xr.DataArray(np.ones(obj.sizes["month"]), dims="month", coords={"month": obj["month"]})
+    for c in ("fiscal_quarter", "fiscal_year"):
+        if c in obj.coords:
+            ones = ones.assign_coords({c: ("month", np.asarray(obj[c].values))})
+    return period_sum(ones, period)
+
+
+# --------------------------------------------------------------------------- ARR bridge (cube)
+
+
+def monthly_arr(cube: xr.Dataset, dims: Iterable[str] = ()) -> xr.Dataset:
+    """ARR stocks and movements by month, actual months only, rolled up to ``dims``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``opening`` (ARR at the previous month end), ``new_arr``, ``expansion_arr``,
+        ``contraction_arr``, ``churned_arr`` and ``arr`` (closing) [USD/year], with
+        ``dims`` and ``month``.
+    """
+    missing = [v for v in ("arr", *ARR_FLOWS) if v not in cube]
+    if missing:
+        raise DataError(
+            f"The cube has no {missing[0]!r} measure: build it with a subscriptions table "
+            "to measure retention."
+        )
+    ds = rcube.rollup(_actuals(cube[["arr", *ARR_FLOWS]], cube), dims=tuple(dims), period="month")
+    if ds.sizes["month"] == 0:
+        raise DataError(f"The cube has no month up to as_of {cube.attrs['as_of']}.")
+    net = sum(sign * ds[name] for name, sign in ARR_FLOWS.items())
+    first = ds["month"] == ds["month"][0]
+    opening = xr.where(first, ds["arr"] - net, ds["arr"].shift(month=1))
+    return ds.assign(opening=opening.transpose(*ds["arr"].dims))
+
+
+def arr_bridge(
+    cube: xr.Dataset, dims: Iterable[str] = (), period: str = "fiscal_quarter"
+) -> xr.Dataset:
+    """The ARR bridge: opening + new + expansion - contraction - churn = closing.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube (numpy- or dask-backed).
+    dims : iterable of str
+        Levels to keep (``segment``, ``region``, ``rep``, ``manager``, ...), as in
+        :func:`revmodel.cube.rollup`.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period of each bridge; only months up to ``as_of`` count, so the
+        period holding ``as_of`` may be partial (see the ``months`` coordinate).
+
+    Returns
+    -------
+    xr.Dataset
+        ``opening``, ``new``, ``expansion``, ``contraction``, ``churn``, ``closing``
+        [USD/year] with ``dims`` and ``period``; ``closing - opening == new +
+        expansion - contraction - churn`` to rounding.
+    """
+    m = monthly_arr(cube, dims)
+    flows = period_sum(m[list(ARR_FLOWS)], period)
+    out = xr.Dataset(
+        {
+            "opening": at_period(m["opening"], period, "first"),
+            **{BRIDGE_NAMES[k]: flows[k] for k in ARR_FLOWS},
+            "closing": at_period(m["arr"], period, "last"),
+        }
+    )
+    out = out.assign_coords(months=(period, _months_count(m, period).values.astype(int)))
+    names = {
+        "opening": "ARR at the start of the period",
+        "new": "ARR from new customers",
+        "expansion": "ARR added by existing customers",
+        "contraction": "ARR reduced by continuing customers",
+        "churn": "ARR lost from customers who left",
+        "closing": "ARR at the end of the period",
+    }
+    for k, v in names.items():
+        out[k].attrs = {"units": f"{_CUR}/year", "long_name": v}
+    return out.assign_attrs(period=period, as_of=cube.attrs.get("as_of"))
+
+
+def revenue_churn(
+    cube: xr.Dataset, dims: Iterable[str] = (), period: str = "fiscal_quarter", gross: bool = False
+) -> xr.DataArray:
+    """Revenue churn rate per period: churned (and with ``gross`` contraction) ARR / opening ARR [ratio/period]."""
+    b = arr_bridge(cube, dims, period)
+    lost = b["churn"] + b["contraction"] if gross else b["churn"]
+    kind = "Gross revenue churn" if gross else "Revenue churn"
+    return _with(_ratio(lost, b["opening"]), f"1/{period}", f"{kind} rate per {period}")
+
+
+def trailing_retention(
+    cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month", months: int = 12
+) -> xr.Dataset:
+    """GRR and NRR over the trailing ``months`` ending at each period's last month.
+
+    Returns
+    -------
+    xr.Dataset
+        ``grr`` and ``nrr`` [ratio], plus the numerators and the denominator
+        ``opening_12`` [USD/year]; NaN until ``months`` months of history exist.
+    """
+    m = monthly_arr(cube, dims)
+    win = {k: m[k].rolling(month=months, min_periods=months).sum() for k in ARR_FLOWS}
+    opening = m["opening"].shift(month=months - 1)
+    retained = opening - win["contraction_arr"] - win["churned_arr"]
+    net = retained + win["expansion_arr"]
+    ds = xr.Dataset(
+        {
+            "opening_12": _with(opening, f"{_CUR}/year", f"ARR {months} months earlier"),
+            "retained_12": _with(
+                retained, f"{_CUR}/year", "Opening ARR less contraction and churn"
+            ),
+            "net_12": _with(
+                net, f"{_CUR}/year", "Opening ARR plus expansion less contraction and churn"
+            ),
+            "grr": _with(
+                _ratio(retained, opening), "1", f"Gross revenue retention, trailing {months} months"
+            ),
+            "nrr": _with(
+                _ratio(net, opening), "1", f"Net revenue retention, trailing {months} months"
+            ),
+        }
+    )
+    return at_period(ds, _check_period(period), "last")
+
+
+def grr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr.DataArray:
+    """Gross revenue retention, trailing 12 months [ratio]: (opening - contraction - churn) / opening."""
+    return trailing_retention(cube, dims, period)["grr"]
+
+
+def nrr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr.DataArray:
+    """Net revenue retention, trailing 12 months [ratio]: (opening + expansion - contraction - churn) / opening."""
+    return trailing_retention(cube, dims, period)["nrr"]
+
+
+def historical_churn_rate(
+    cube: xr.Dataset,
+    dims: Iterable[str] = (),
+    months: int = 12,
+    history: xr.Dataset | None = None,
+) -> xr.DataArray:
+    """Annual gross revenue churn measured on the last ``months`` of history [ratio/year].
+
+    ``(contraction + churn) / opening`` over the last ``months`` months up to
+    ``as_of`` (``1 - GRR`` for twelve months). With less history, the rate over
+    the months there are is annualised: ``1 - (1 - rate) ** (12 / k)``. A cell
+    without opening ARR takes the rate of the whole company. ``history`` is
+    :func:`monthly_arr` at ``dims``, when already computed.
+    """
+    m = monthly_arr(cube, dims) if history is None else history
+
+    def annual(ds: xr.Dataset) -> tuple[xr.DataArray, int]:
+        k = min(int(months), ds.sizes["month"])
+        tail = ds.isel(month=slice(-k, None))
+        lost = tail["contraction_arr"].sum("month") + tail["churned_arr"].sum("month")
+        rate = _ratio(lost, tail["opening"].isel(month=0, drop=True)).clip(0.0, 1.0)
+        return 1.0 - (1.0 - rate) ** (12.0 / k), k
+
+    rate, k = annual(m)
+    others = [d for d in m["arr"].dims if d != "month"]
+    if others:
+        rate = rate.fillna(annual(m.sum(others))[0])
+    rate = rate.drop_vars([c for c in rate.coords if c not in rate.dims])
+    return _with(rate, "1/year", f"Gross revenue churn, last {k} months, annualised")
+
+
+# --------------------------------------------------------------------------- plan (cube)
+
+
+def _plan_months(cube: xr.Dataset, plan_year: str) -> pd.DatetimeIndex:
+    found = fcal.parse_period(plan_year)
+    if found.quarter is not None:
+        raise ParameterError(f"plan_year must be a fiscal year like FY2027, got {plan_year!r}.")
+    return fcal.quarter_months(
+        plan_year,
+        start_month=int(cube.attrs.get("fiscal_year_start", config.FISCAL_YEAR_START)),
+        naming=cube.attrs.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING),
+    )
+
+
+def retention_plan(
+    cube: xr.Dataset,
+    assumptions: Assumptions,
+    dims: Iterable[str] = (),
+    target: float | xr.DataArray | None = None,
+    history: xr.Dataset | None = None,
+) -> xr.Dataset:
+    """The plan year's ARR path with expected churn, and the new ARR it needs.
+
+    The ARR base at the start of the plan year churns at the monthly rate
+    ``r = 1 - (1 - churn_rate) ** (1/12)``; ARR added during the year churns too.
+    The closing ARR path grows geometrically from the opening ARR to the target
+    (linearly when there is no opening ARR), so the new + expansion ARR needed in
+    month ``k`` is ``T_k - (1 - r) * T_{k-1}`` and the bridge closes every month.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube.
+    assumptions : Assumptions
+        ``plan_year``; ``churn_rate`` [ratio/year] (None: measured by
+        :func:`historical_churn_rate` at ``dims``); ``target_growth`` [ratio]
+        sets the target when ``target`` is None.
+    dims : iterable of str
+        Levels to plan at, as in :func:`revmodel.cube.rollup`.
+    target : float or xr.DataArray, optional
+        Closing ARR target of the plan year [USD/year]. A number with ``dims`` is
+        spread over the cells in proportion to their opening ARR. Default:
+        opening ARR x (1 + ``target_growth``).
+    history : xr.Dataset, optional
+        :func:`monthly_arr` of the cube at ``dims``: pass it to evaluate many
+        assumption sets on one cube without rolling it up again.
+
+    Returns
+    -------
+    xr.Dataset
+        By ``dims`` and the plan year's ``month``: ``opening_arr``,
+        ``required_new_arr`` (new + expansion), ``expected_churn_arr``,
+        ``closing_arr`` [USD/year]. By ``dims``: ``starting_arr``, ``target_arr``,
+        ``total_required_new_arr``, ``total_expected_churn_arr`` [USD/year],
+        ``churn_rate`` [ratio/year], ``growth_needed`` (total required / starting
+        ARR) [ratio]. attrs ``plan_year``, ``opening_month``, ``churn_source``.
+    """
+    dims = tuple(dims)
+    months = _plan_months(cube, assumptions.plan_year)
+    m = monthly_arr(cube, dims) if history is None else history
+    hist = pd.DatetimeIndex(m["month"].values)
+    opening_month = min(months[0] - pd.DateOffset(months=1), hist[-1])
+    if opening_month < hist[0]:
+        raise ParameterError(
+            f"plan_year {assumptions.plan_year} starts before the cube's first month "
+            f"{hist[0]:%Y-%m}: plan a later year."
+        )
+    start = m["arr"].sel(month=np.datetime64(opening_month, "ns"), drop=True)
+    start = start.drop_vars([c for c in start.coords if c not in start.dims])
+
+    if assumptions.churn_rate is not None:
+        churn = xr.full_like(start, float(assumptions.churn_rate))
+        source = "assumptions"
+    else:
+        churn = historical_churn_rate(cube, dims, history=m)
+        source = "history"
+
+    if target is None:
+        goal = start * (1.0 + assumptions.target_growth)
+    elif isinstance(target, xr.DataArray):
+        extra = [d for d in target.dims if d not in start.dims]
+        if extra:
+            raise ParameterError(f"target has dim {extra[0]!r}, which is not in dims {list(dims)}.")
+        goal = target.broadcast_like(start).astype(float)
+    else:
+        total = float(start.sum())
+        if not np.isfinite(float(target)) or float(target) <= 0:
+            raise ParameterError(f"target must be a positive ARR amount, got {target!r}.")
+        if dims and total <= 0:
+            raise ParameterError(
+                "target: there is no opening ARR to spread a company target over cells; "
+                "pass target as a DataArray by cell."
+            )
+        goal = start * (float(target) / total) if dims else xr.full_like(start, float(target))
+
+    r = 1.0 - (1.0 - churn) ** (1.0 / 12.0)
+    k = xr.DataArray(np.arange(13, dtype=float), dims="step")
+    geometric = start * (goal / start.where(start > 0)) ** (k / 12.0)
+    linear = goal * k / 12.0
+    path = xr.where(start > 0, geometric, linear)
+    prev = path.isel(step=slice(None, -1))
+    cur = path.isel(step=slice(1, None))
+    prev = prev.assign_coords(step=np.arange(12))
+    cur = cur.assign_coords(step=np.arange(12))
+    expected = r * prev
+    required = cur - prev + expected
+
+    def monthly(da: xr.DataArray) -> xr.DataArray:
+        da = da.rename(step="month").assign_coords(month=months.values.astype("datetime64[ns]"))
+        return da.transpose(*dims, "month")
+
+    cal = fcal.month_coords(
+        months, int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
+    )
+    usd = f"{_CUR}/year"
+    out = xr.Dataset(
+        {
+            "opening_arr": _with(monthly(prev), usd, "ARR at the start of the month (target path)"),
+            "required_new_arr": _with(
+                monthly(required), usd, "New + expansion ARR needed in the month"
+            ),
+            "expected_churn_arr": _with(
+                monthly(expected), usd, "ARR expected to churn in the month"
+            ),
+            "closing_arr": _with(monthly(cur), usd, "ARR at the end of the month (target path)"),
+            "starting_arr": _with(start, usd, f"ARR at the end of {opening_month:%Y-%m}"),
+            "target_arr": _with(goal, usd, "Closing ARR target of the plan year"),
+            "total_required_new_arr": _with(
+                required.sum("step"), usd, "New + expansion ARR needed in the plan year"
+            ),
+            "total_expected_churn_arr": _with(
+                expected.sum("step"), usd, "ARR expected to churn in the plan year"
+            ),
+            "churn_rate": _with(churn, "1/year", "Annual gross revenue churn"),
+            "growth_needed": _with(
+                _ratio(required.sum("step"), start),
+                "1",
+                "New + expansion ARR needed / starting ARR",
+            ),
+        }
+    )
+    out = out.assign_coords({k2: ("month", v) for k2, v in cal.items()})
+    return out.assign_attrs(
+        plan_year=assumptions.plan_year,
+        opening_month=f"{opening_month:%Y-%m-%d}",
+        churn_source=source,
+        scenario=assumptions.name,
+    )
+
+
+def growth_to_offset_churn(
+    cube: xr.Dataset,
+    assumptions: Assumptions,
+    target: float | xr.DataArray | None = None,
+    dims: Iterable[str] = (),
+    history: xr.Dataset | None = None,
+) -> xr.Dataset:
+    """The new + expansion ARR the plan year needs to reach ``target`` despite expected churn.
+
+    The yearly summary of :func:`retention_plan`: ``starting_arr``, ``target_arr``,
+    ``net_growth`` (target - starting), ``total_expected_churn_arr`` (ARR new
+    business must replace), ``total_required_new_arr`` (= net growth + expected
+    churn) [USD/year], ``churn_rate`` [ratio/year] and ``growth_needed`` [ratio].
+    """
+    plan = retention_plan(cube, assumptions, dims=dims, target=target, history=history)
+    out = plan[
+        [
+            "starting_arr",
+            "target_arr",
+            "total_expected_churn_arr",
+            "total_required_new_arr",
+            "churn_rate",
+            "growth_needed",
+        ]
+    ].drop_vars(["month", "fiscal_quarter", "fiscal_year"], errors="ignore")
+    net = out["target_arr"] - out["starting_arr"]
+    return out.assign(net_growth=_with(net, f"{_CUR}/year", "Closing ARR target less starting ARR"))
+
+
+# --------------------------------------------------------------------------- accounts (tables)
+
+
+def _month_number(dates: pd.Series) -> np.ndarray:
+    """Absolute month numbers ``year * 12 + month - 1`` [float, NaN for NaT]."""
+    d = pd.to_datetime(dates)
+    return (d.dt.year * 12 + d.dt.month - 1).to_numpy(dtype=float, na_value=np.nan)
+
+
+def _month_index_number(months: pd.DatetimeIndex) -> np.ndarray:
+    return (months.year * 12 + months.month - 1).to_numpy(dtype=np.int64)
+
+
+def _subscriptions(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    subs = tables.get("subscriptions")
+    if subs is None or subs.empty:
+        raise DataError(
+            "No subscriptions table: customer counts, logo churn, renewals and cohorts "
+            "need subscriptions.csv."
+        )
+    for col in ("account_id", "start_date", "arr"):
+        if col not in subs.columns:
+            raise DataError(f"subscriptions: missing column {col!r}.")
+    return subs.reset_index(drop=True)
+
+
+def account_arr(
+    subscriptions: pd.DataFrame, months: pd.DatetimeIndex
+) -> tuple[pd.Index, np.ndarray]:
+    """ARR of every account at each month end [USD/year].
+
+    A term is active in the months from its start month up to, not including,
+    its end month (``end_date`` exclusive; no end date: active to the last month).
+
+    Parameters
+    ----------
+    subscriptions : pd.DataFrame
+        Canonical subscriptions table.
+    months : pd.DatetimeIndex
+        Consecutive first-of-month dates.
+
+    Returns
+    -------
+    (pd.Index, np.ndarray)
+        Account ids and the account x month ARR matrix.
+    """
+    subs = subscriptions
+    acct = subs["account_id"].astype("string")
+    accounts = pd.Index(pd.unique(acct.to_numpy()), dtype="string")
+    a_idx = accounts.get_indexer(acct.to_numpy())
+    first = int(_month_index_number(months[:1])[0])
+    n = len(months)
+    s = _month_number(subs["start_date"]) - first
+    e = (
+        _month_number(subs["end_date"]) - first
+        if "end_date" in subs.columns
+        else np.full(len(subs), np.nan)
+    )
+    e = np.where(np.isnan(e), n, e)
+    s = np.clip(np.nan_to_num(s, nan=n), 0, n).astype(np.int64)
+    e = np.clip(e, 0, n).astype(np.int64)
+    keep = e > s
+    arr = subs["arr"].to_numpy(dtype=float)
+    diff = np.zeros((len(accounts), n + 1))
+    np.add.at(diff, (a_idx[keep], s[keep]), arr[keep])
+    np.add.at(diff, (a_idx[keep], e[keep]), -arr[keep])
+    level = np.cumsum(diff[:, :n], axis=1)
+    level[np.abs(level) < 1e-6] = 0.0
+    return accounts, level
+
+
+def _text(frame: pd.DataFrame | None, column: str) -> pd.Series | None:
+    if frame is None or column not in frame.columns:
+        return None
+    s = frame[column].astype("string").str.strip()
+    s = s.mask(s == "")
+    return None if s.isna().all() else s
+
+
+def _lookup(keys: pd.Series, table: pd.DataFrame | None, key: str, column: str) -> pd.Series:
+    values = _text(table, column)
+    if values is None:
+        return pd.Series(pd.NA, index=keys.index, dtype="string")
+    mapping = pd.Series(values.to_numpy(), index=table[key].astype("string").to_numpy())
+    mapping = mapping[~mapping.index.duplicated()]
+    return keys.map(mapping).astype("string")
+
+
+def account_cells(tables: Mapping[str, pd.DataFrame], accounts: pd.Index) -> pd.DataFrame:
+    """The cube cell of each account: ``segment``, ``region``, ``rep`` [labels].
+
+    The cube's attribution of ARR: segment and region from the account's row in
+    ``accounts``; rep = the account owner, else the rep on its latest
+    subscription term; the placeholder member where unknown.
+    """
+    keys = pd.Series(accounts, dtype="string")
+    acc = tables.get("accounts")
+    acc = None if acc is None or acc.empty else acc
+    subs = tables.get("subscriptions")
+    rep = _lookup(keys, acc, "account_id", "owner_rep_id")
+    if subs is not None and not subs.empty and _text(subs, "rep_id") is not None:
+        latest = subs.sort_values("start_date").groupby("account_id", sort=False)["rep_id"].last()
+        latest.index = latest.index.astype("string")
+        rep = rep.fillna(keys.map(latest.astype("string")).astype("string"))
+    return pd.DataFrame(
+        {
+            "segment": _lookup(keys, acc, "account_id", "segment").fillna(config.PLACEHOLDER),
+            "region": _lookup(keys, acc, "account_id", "region").fillna(config.PLACEHOLDER),
+            "rep": rep.fillna(config.PLACEHOLDER),
+        },
+    ).set_axis(pd.Index(accounts, name="account_id"))
+
+
+def cell_codes(cube: xr.Dataset, cells: pd.DataFrame) -> np.ndarray:
+    """Flat cell index (segment, region, rep) of each row of ``cells``; -1 where not in the cube."""
+    codes = [
+        pd.Index(np.asarray(cube[d].values).astype(str)).get_indexer(
+            cells[d].astype(str).to_numpy()
+        )
+        for d in rcube.SERIES_DIMS
+    ]
+    shape = tuple(cube.sizes[d] for d in rcube.SERIES_DIMS)
+    ok = np.all([c >= 0 for c in codes], axis=0)
+    flat = np.full(len(cells), -1, dtype=np.int64)
+    if ok.any():
+        flat[ok] = np.ravel_multi_index(tuple(c[ok] for c in codes), shape)
+    return flat
+
+
+def scatter_cells(cube: xr.Dataset, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Sum row x month ``values`` into a (segment, region, rep, month) array at cells ``flat``."""
+    shape = tuple(cube.sizes[d] for d in rcube.SERIES_DIMS)
+    n_cells = int(np.prod(shape))
+    ok = flat >= 0
+    rows = np.flatnonzero(ok)
+    op = sparse.csr_matrix((np.ones(len(rows)), (flat[ok], rows)), shape=(n_cells, values.shape[0]))
+    return np.asarray(op @ values).reshape(*shape, values.shape[1])
+
+
+def cube_like(cube: xr.Dataset, data: Mapping[str, tuple[np.ndarray, str, str]]) -> xr.Dataset:
+    """A numpy-backed Dataset on the cube's dims and coords; months after ``as_of`` NaN."""
+    future = pd.DatetimeIndex(cube["month"].values) > pd.Timestamp(as_of_month(cube))
+    coords = {k: v.variable for k, v in cube.coords.items()}
+    out = {}
+    for name, (values, units, long_name) in data.items():
+        values = np.array(values, dtype=float)
+        values[..., future] = np.nan
+        out[name] = (rcube.DIMS, values, {"units": units, "long_name": long_name})
+    return xr.Dataset(out, coords=coords, attrs=dict(cube.attrs))
+
+
+def _account_levels(
+    cube: xr.Dataset, subs: pd.DataFrame
+) -> tuple[pd.Index, np.ndarray, int, pd.DatetimeIndex]:
+    """Account ARR on a month axis from the first term (or cube month) to the cube's last month."""
+    months = pd.DatetimeIndex(cube["month"].values)
+    first = pd.to_datetime(subs["start_date"]).min()
+    first = months[0] if pd.isna(first) else min(first.to_period("M").to_timestamp(), months[0])
+    axis = pd.date_range(first, months[-1], freq="MS")
+    accounts, level = account_arr(subs, axis)
+    return accounts, level, int(axis.get_loc(months[0])), axis
+
+
+def _renewals(subs: pd.DataFrame, grace_days: int) -> pd.Series:
+    """Whether each term with an end date was renewed (bool, indexed like ``subs``)."""
+    if "end_date" not in subs.columns:
+        return pd.Series(False, index=subs.index)
+    by = ["_acct"] + (["_prod"] if "product" in subs.columns else [])
+    frame = subs.assign(
+        _acct=subs["account_id"].astype("string").fillna(""),
+        _start=pd.to_datetime(subs["start_date"]).astype("datetime64[ns]"),
+        _end=pd.to_datetime(subs["end_date"]).astype("datetime64[ns]"),
+        _row=np.arange(len(subs)),
+    )
+    if "product" in subs.columns:
+        frame["_prod"] = subs["product"].astype("string").fillna("")
+    ending = frame[frame["_end"].notna()].copy()
+    if ending.empty:
+        return pd.Series(False, index=subs.index)
+    grace = pd.Timedelta(days=int(grace_days))
+    ending["_from"] = ending["_end"] - grace
+    starts = frame[frame["_start"].notna()][[*by, "_start", "_row"]].rename(
+        columns={"_row": "_next"}
+    )
+    found = pd.merge_asof(
+        ending.sort_values("_from")[[*by, "_from", "_end", "_row"]],
+        starts.sort_values("_start"),
+        left_on="_from",
+        right_on="_start",
+        by=by,
+        direction="forward",
+    )
+    ok = found["_start"].notna() & (found["_start"] <= found["_end"] + grace)
+    ok &= found["_next"] != found["_row"]
+    renewed = np.zeros(len(subs), dtype=bool)
+    renewed[found.loc[ok, "_row"].to_numpy(dtype=np.int64)] = True
+    return pd.Series(renewed, index=subs.index)
+
+
+def customer_measures(
+    cube: xr.Dataset, tables: Mapping[str, pd.DataFrame], grace_days: int = DEFAULT_GRACE_DAYS
+) -> xr.Dataset:
+    """Customer counts and renewals by cube cell and month, from the subscriptions table.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The cube built from the same tables (its cells and months are used).
+    tables : mapping of str to pd.DataFrame
+        Canonical tables; ``subscriptions`` required, ``accounts`` for attribution.
+    grace_days : int
+        A renewal term may start up to this many days before or after the end of
+        the term it renews [days].
+
+    Returns
+    -------
+    xr.Dataset
+        On the cube's dims and coords (NaN after ``as_of``): ``customers``
+        [customers] at month end, ``new_customers``, ``churned_customers``
+        [customers/month], ``renewals_due``, ``renewals_won`` [terms/month] (terms
+        ending in the month), ``renewal_arr_due``, ``renewal_arr_won``
+        [USD/year per month]. attrs ``unattributed_accounts``: accounts whose cell
+        is not in the cube (left out).
+    """
+    subs = _subscriptions(tables)
+    accounts, level, offset, axis = _account_levels(cube, subs)
+    n = cube.sizes["month"]
+    active = (level > 0).astype(float)
+    prev = np.concatenate([np.zeros((level.shape[0], 1)), active[:, :-1]], axis=1)
+    new = ((prev == 0) & (active == 1)).astype(float)
+    lost = ((prev == 1) & (active == 0)).astype(float)
+    window = slice(offset, offset + n)
+    cells = account_cells(tables, accounts)
+    flat = cell_codes(cube, cells)
+
+    # Renewals, by the account's cell and the month the term ends.
+    renewed = _renewals(subs, grace_days).to_numpy()
+    end_m = (
+        _month_number(subs["end_date"])
+        if "end_date" in subs.columns
+        else np.full(len(subs), np.nan)
+    )
+    first = int(_month_index_number(axis[:1])[0]) + offset
+    col = end_m - first
+    in_cube = ~np.isnan(col) & (col >= 0) & (col < n)
+    a_idx = accounts.get_indexer(subs["account_id"].astype("string").to_numpy())
+    term_flat = flat[a_idx]
+    arr = subs["arr"].to_numpy(dtype=float)
+
+    def by_term(weights: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(in_cube)
+        mat = sparse.csr_matrix(
+            (weights[rows], (rows, col[rows].astype(np.int64))), shape=(len(subs), n)
+        ).toarray()
+        return scatter_cells(cube, term_flat, mat)
+
+    ones = np.ones(len(subs))
+    data = {
+        "customers": (
+            scatter_cells(cube, flat, active[:, window]),
+            "customers",
+            "Customers at month end",
+        ),
+        "new_customers": (
+            scatter_cells(cube, flat, new[:, window]),
+            "customers/month",
+            "Customers won in the month",
+        ),
+        "churned_customers": (
+            scatter_cells(cube, flat, lost[:, window]),
+            "customers/month",
+            "Customers lost in the month",
+        ),
+        "renewals_due": (by_term(ones), "terms/month", "Subscription terms ending in the month"),
+        "renewals_won": (
+            by_term(renewed.astype(float)),
+            "terms/month",
+            "Terms ending in the month that were renewed",
+        ),
+        "renewal_arr_due": (by_term(arr), f"{_CUR}/year", "ARR of terms ending in the month"),
+        "renewal_arr_won": (
+            by_term(arr * renewed),
+            f"{_CUR}/year",
+            "ARR of renewed terms ending in the month",
+        ),
+    }
+    out = cube_like(cube, data)
+    return out.assign_attrs(unattributed_accounts=int((flat < 0).sum()))
+
+
+def _customer_monthly(cube: xr.Dataset, measures: xr.Dataset, dims: Iterable[str]) -> xr.Dataset:
+    ds = rcube.rollup(_actuals(measures, cube), dims=tuple(dims), period="month")
+    first = ds["month"] == ds["month"][0]
+    derived = ds["customers"] - ds["new_customers"] + ds["churned_customers"]
+    opening = xr.where(first, derived, ds["customers"].shift(month=1))
+    return ds.assign(opening_customers=opening.transpose(*ds["customers"].dims))
+
+
+def logo_churn(
+    cube: xr.Dataset,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    dims: Iterable[str] = (),
+    period: str = "fiscal_quarter",
+    measures: xr.Dataset | None = None,
+) -> xr.Dataset:
+    """Customer (logo) bridge and churn rate per period.
+
+    Returns
+    -------
+    xr.Dataset
+        ``opening``, ``new``, ``lost``, ``closing`` [customers] and
+        ``logo_churn_rate`` = lost / opening [1/period], by ``dims`` and ``period``.
+    """
+    if measures is None:
+        if tables is None:
+            raise ParameterError(
+                "logo_churn needs the tables (subscriptions) or customer measures."
+            )
+        measures = customer_measures(cube, tables)
+    m = _customer_monthly(cube, measures, dims)
+    flows = period_sum(m[["new_customers", "churned_customers"]], period)
+    out = xr.Dataset(
+        {
+            "opening": _with(
+                at_period(m["opening_customers"], period, "first"),
+                "customers",
+                "Customers at the start",
+            ),
+            "new": _with(flows["new_customers"], "customers", "Customers won"),
+            "lost": _with(flows["churned_customers"], "customers", "Customers lost"),
+            "closing": _with(
+                at_period(m["customers"], period, "last"), "customers", "Customers at the end"
+            ),
+        }
+    )
+    rate = _ratio(out["lost"], out["opening"])
+    return out.assign(
+        logo_churn_rate=_with(
+            rate, f"1/{period}", f"Customers lost / customers at the start, per {period}"
+        )
+    )
+
+
+def renewal_rate(
+    cube: xr.Dataset,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    dims: Iterable[str] = (),
+    period: str = "fiscal_quarter",
+    measures: xr.Dataset | None = None,
+) -> xr.Dataset:
+    """Renewal rates per period: terms ending in the period that were renewed.
+
+    Returns
+    -------
+    xr.Dataset
+        ``due``, ``renewed`` [terms], ``renewal_rate`` (renewed / due) [ratio] and
+        ``arr_renewal_rate`` (renewed ARR / ARR due) [ratio], by ``dims`` and ``period``.
+    """
+    if measures is None:
+        if tables is None:
+            raise ParameterError(
+                "renewal_rate needs the tables (subscriptions) or customer measures."
+            )
+        measures = customer_measures(cube, tables)
+    names = ["renewals_due", "renewals_won", "renewal_arr_due", "renewal_arr_won"]
+    ds = period_sum(
+        rcube.rollup(_actuals(measures[names], cube), dims=tuple(dims), period="month"), period
+    )
+    return xr.Dataset(
+        {
+            "due": _with(ds["renewals_due"], "terms", "Terms ending in the period"),
+            "renewed": _with(
+                ds["renewals_won"], "terms", "Terms ending in the period that were renewed"
+            ),
+            "renewal_rate": _with(
+                _ratio(ds["renewals_won"], ds["renewals_due"]), "1", "Renewed terms / terms due"
+            ),
+            "arr_renewal_rate": _with(
+                _ratio(ds["renewal_arr_won"], ds["renewal_arr_due"]), "1", "Renewed ARR / ARR due"
+            ),
+        }
+    )
+
+
+def customer_table(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per customer account, as of the cube's ``as_of``.
+
+    Returns
+    -------
+    pd.DataFrame
+        Indexed by ``account_id``: ``segment``, ``region``, ``rep`` (its cube
+        cell), ``first_month`` (first month with ARR), ``cohort`` (fiscal quarter
+        of ``first_month``), ``last_month`` (last month with ARR up to as_of),
+        ``arr`` (at as_of) [USD/year], ``peak_arr`` [USD/year], ``active`` (bool).
+    """
+    subs = _subscriptions(tables)
+    accounts, level, offset, axis = _account_levels(cube, subs)
+    upto = int(axis.get_indexer([pd.Timestamp(as_of_month(cube))])[0]) + 1
+    level = level[:, :upto]
+    has = level > 0
+    any_arr = has.any(axis=1)
+    first = np.where(any_arr, has.argmax(axis=1), 0)
+    last = np.where(any_arr, upto - 1 - has[:, ::-1].argmax(axis=1), 0)
+    first_month = pd.DatetimeIndex(axis[first]).where(any_arr)
+    cohort = fcal.quarter_label(
+        axis[first], int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
+    )
+    out = account_cells(tables, accounts).assign(
+        first_month=first_month,
+        cohort=pd.Series(cohort, index=accounts).where(any_arr).to_numpy(),
+        last_month=pd.DatetimeIndex(axis[last]).where(any_arr),
+        arr=level[:, -1],
+        peak_arr=level.max(axis=1),
+        active=level[:, -1] > 0,
+    )
+    return out[any_arr]
+
+
+def cohorts(
+    cube: xr.Dataset,
+    tables: Mapping[str, pd.DataFrame],
+    dims: Iterable[str] = (),
+    max_months: int | None = None,
+) -> xr.Dataset:
+    """ARR and logo retention of customer cohorts by start fiscal quarter.
+
+    A customer's cohort is the fiscal quarter of its first month with ARR; its
+    month 0 is that month. Retention at month ``k`` is the cohort's ARR ``k``
+    months after each customer's start over its ARR at start (NRR-like, with
+    expansion); logo retention the share of its customers still active.
+
+    Parameters
+    ----------
+    cube, tables
+        The cube (for as_of and the calendar) and the canonical tables.
+    dims : iterable of str
+        Any of ``segment``, ``region``, ``rep`` to split cohorts by.
+    max_months : int, optional
+        Longest months-since-start kept [months].
+
+    Returns
+    -------
+    xr.Dataset
+        dims (``*dims``, ``cohort``, ``months_since_start``): ``arr`` [USD/year],
+        ``customers`` [customers], ``arr_retention``, ``logo_retention`` [ratio];
+        NaN where the month is after ``as_of``.
+    """
+    dims = list(dims)
+    bad = [d for d in dims if d not in rcube.SERIES_DIMS]
+    if bad:
+        raise ParameterError(
+            f"cohorts: unknown level {bad[0]!r}; use any of {', '.join(rcube.SERIES_DIMS)}."
+        )
+    subs = _subscriptions(tables)
+    accounts, level, offset, axis = _account_levels(cube, subs)
+    upto = int(axis.get_indexer([pd.Timestamp(as_of_month(cube))])[0]) + 1
+    level = level[:, :upto]
+    has = level > 0
+    keep = has.any(axis=1)
+    level, has = level[keep], has[keep]
+    first = has.argmax(axis=1)
+    n_k = int(upto - first.min()) if len(first) else 0
+    if max_months is not None:
+        n_k = min(n_k, int(max_months) + 1)
+    k = np.arange(n_k)
+    idx = first[:, None] + k[None, :]
+    valid = idx < upto
+    idx = np.minimum(idx, upto - 1)
+    rows = np.arange(level.shape[0])[:, None]
+    arr_k = np.where(valid, level[rows, idx], np.nan)
+    cust_k = np.where(valid, has[rows, idx].astype(float), np.nan)
+    cells = account_cells(tables, accounts[keep])
+    cohort = fcal.quarter_label(
+        axis[first], int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
+    )
+    keys = [cells[d].to_numpy() for d in dims] + [cohort]
+    names = [*dims, "cohort"]
+    index = pd.MultiIndex.from_arrays(keys, names=names)
+
+    def grouped(mat: np.ndarray) -> xr.DataArray:
+        frame = pd.DataFrame(mat, index=index, columns=pd.Index(k, name="months_since_start"))
+        # min_count=1: months no customer of the cohort has reached yet stay NaN.
+        return _to_da(frame.groupby(level=names).sum(min_count=1), names)
+
+    # Ratios compare each month with the start of the customers that reached it.
+    base_arr = grouped(np.where(valid, arr_k[:, :1], np.nan))
+    base_cust = grouped(np.where(valid, cust_k[:, :1], np.nan))
+    out = xr.Dataset(
+        {
+            "arr": _with(grouped(arr_k), f"{_CUR}/year", "Cohort ARR k months after start"),
+            "customers": _with(
+                grouped(cust_k), "customers", "Cohort customers active k months after start"
+            ),
+        }
+    )
+    out["arr_retention"] = _with(_ratio(out["arr"], base_arr), "1", "Cohort ARR / its ARR at start")
+    out["logo_retention"] = _with(
+        _ratio(out["customers"], base_cust), "1", "Active customers / customers at start"
+    )
+    return out
+
+
+def _to_da(frame: pd.DataFrame, names: list[str]) -> xr.DataArray:
+    """A (groups x months_since_start) frame as a DataArray with one dim per group level."""
+    series = frame.stack(future_stack=True)
+    return xr.DataArray.from_series(series).transpose(*names, "months_since_start")
