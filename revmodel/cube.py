@@ -153,23 +153,24 @@ def _resolve_as_of(opps: pd.DataFrame, as_of: str | pd.Timestamp | None) -> pd.T
     return closed.max().to_period("M").to_timestamp()
 
 
+def _month_number(ts: pd.Timestamp) -> int:
+    return int(ts.year) * 12 + int(ts.month) - 1
+
+
 def _account_arr(subs: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Index, np.ndarray, int]:
     """Account x month ARR at month end, on a month axis that starts early enough to hold every term.
 
     Returns the account index, the ARR matrix and the offset of ``months[0]`` in that axis.
     """
-    start = _month_start(subs["start_date"])
-    end = _month_start(subs["end_date"])  # exclusive: active for months in [start, end)
-    first = min(start.min(), months[0])
-    axis = pd.period_range(first, months[-1], freq="M")
-    n = len(axis)
-    first_p = first.to_period("M")
-    s_idx = (start.dt.to_period("M") - first_p).map(lambda x: x.n).to_numpy(dtype=np.int64)
+    start = subs["start_date"]
+    end = subs["end_date"]  # exclusive: active for months in [start, end)
+    first = min(_month_start(start).min(), months[0])
+    n = _month_number(months[-1]) - _month_number(first) + 1
+    base = _month_number(first)
+    s_idx = (start.dt.year.to_numpy() * 12 + start.dt.month.to_numpy() - 1 - base).astype(np.int64)
     e_idx = np.full(len(subs), n, dtype=np.int64)
     has_end = end.notna().to_numpy()
-    e_idx[has_end] = (
-        (end[has_end].dt.to_period("M") - first_p).map(lambda x: x.n).to_numpy(dtype=np.int64)
-    )
+    e_idx[has_end] = end[has_end].dt.year.to_numpy() * 12 + end[has_end].dt.month.to_numpy() - 1 - base
     e_idx = np.clip(e_idx, 0, n)
     keep = (s_idx < n) & (e_idx > s_idx)
     accounts = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
@@ -180,7 +181,7 @@ def _account_arr(subs: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Index
     np.add.at(diff, (a_idx[keep], e_idx[keep]), -arr[keep])
     level = np.cumsum(diff[:, :n], axis=1)
     level[np.abs(level) < 1e-6] = 0.0
-    offset = (months[0].to_period("M") - first_p).n
+    offset = _month_number(months[0]) - base
     return accounts, level, offset
 
 
@@ -710,3 +711,22 @@ class RevAccessor:
         return self._ds.sel(
             month=slice(None, np.datetime64(pd.Timestamp(self._ds.attrs["as_of"]), "ns"))
         )
+
+    def capacity(self, assumptions, months=None) -> xr.Dataset:
+        """Capacity plan (:func:`revmodel.capacity.capacity_plan`)."""
+        from revmodel import capacity
+
+        return capacity.capacity_plan(self._ds, assumptions, months=months)
+
+    def quotas(self, assumptions, **kwargs) -> xr.Dataset:
+        """Top-down quotas (:func:`revmodel.quota.top_down`)."""
+        from revmodel import quota
+
+        return quota.top_down(self._ds, assumptions, **kwargs)
+
+    def attainment(self, quota_da: xr.DataArray, tolerance: float = 0.9) -> xr.Dataset:
+        """Attainment of actual bookings against ``quota_da`` (:func:`revmodel.quota.attainment`)."""
+        from revmodel import quota
+
+        bookings = rollup(self._ds["bookings"], dims=("rep",))
+        return quota.attainment(bookings, quota_da, tolerance=tolerance)
