@@ -358,6 +358,7 @@ def retention_plan(
     dims: Iterable[str] = (),
     target: float | xr.DataArray | None = None,
     history: xr.Dataset | None = None,
+    historical_churn: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """The plan year's ARR path with expected churn, and the new ARR it needs.
 
@@ -384,6 +385,9 @@ def retention_plan(
     history : xr.Dataset, optional
         :func:`monthly_arr` of the cube at ``dims``: pass it to evaluate many
         assumption sets on one cube without rolling it up again.
+    historical_churn : xr.DataArray, optional
+        :func:`historical_churn_rate` at ``dims``, used when ``churn_rate`` is
+        None; pass it with ``history`` for the same reason.
 
     Returns
     -------
@@ -412,7 +416,11 @@ def retention_plan(
         churn = xr.full_like(start, float(assumptions.churn_rate))
         source = "assumptions"
     else:
-        churn = historical_churn_rate(cube, dims, history=m)
+        churn = (
+            historical_churn
+            if historical_churn is not None
+            else historical_churn_rate(cube, dims, history=m)
+        )
         source = "history"
 
     if target is None:
@@ -433,53 +441,91 @@ def retention_plan(
             )
         goal = start * (float(target) / total) if dims else xr.full_like(start, float(target))
 
-    r = 1.0 - (1.0 - churn) ** (1.0 / 12.0)
-    k = xr.DataArray(np.arange(13, dtype=float), dims="step")
-    geometric = start * (goal / start.where(start > 0)) ** (k / 12.0)
-    linear = goal * k / 12.0
-    path = xr.where(start > 0, geometric, linear)
-    prev = path.isel(step=slice(None, -1))
-    cur = path.isel(step=slice(1, None))
-    prev = prev.assign_coords(step=np.arange(12))
-    cur = cur.assign_coords(step=np.arange(12))
+    # The arithmetic runs on plain arrays (cells x steps): a what-if calls this on every change.
+    churn = churn.broadcast_like(start).transpose(*start.dims)
+    goal = goal.broadcast_like(start).transpose(*start.dims)
+    s0 = start.values.astype(float)[..., None]
+    g0 = goal.values.astype(float)[..., None]
+    r = (1.0 - (1.0 - churn.values.astype(float)) ** (1.0 / 12.0))[..., None]
+    k = np.arange(13, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = s0 * (g0 / np.where(s0 > 0, s0, np.nan)) ** (k / 12.0)
+    path = np.where(s0 > 0, geometric, g0 * k / 12.0)
+    prev, cur = path[..., :-1], path[..., 1:]
     expected = r * prev
     required = cur - prev + expected
+    total_required = required.sum(axis=-1)
+    start_v = s0[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.where(
+            start_v != 0, total_required / np.where(start_v != 0, start_v, 1.0), np.nan
+        )
 
-    def monthly(da: xr.DataArray) -> xr.DataArray:
-        da = da.rename(step="month").assign_coords(month=months.values.astype("datetime64[ns]"))
-        return da.transpose(*dims, "month")
-
+    cell_dims = tuple(start.dims)
+    month_dims = (*cell_dims, "month")
     cal = fcal.month_coords(
         months, int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
     )
     usd = f"{_CUR}/year"
     out = xr.Dataset(
         {
-            "opening_arr": _with(monthly(prev), usd, "ARR at the start of the month (target path)"),
-            "required_new_arr": _with(
-                monthly(required), usd, "New + expansion ARR needed in the month"
+            "opening_arr": (
+                month_dims,
+                prev,
+                {"units": usd, "long_name": "ARR at the start of the month (target path)"},
             ),
-            "expected_churn_arr": _with(
-                monthly(expected), usd, "ARR expected to churn in the month"
+            "required_new_arr": (
+                month_dims,
+                required,
+                {"units": usd, "long_name": "New + expansion ARR needed in the month"},
             ),
-            "closing_arr": _with(monthly(cur), usd, "ARR at the end of the month (target path)"),
-            "starting_arr": _with(start, usd, f"ARR at the end of {opening_month:%Y-%m}"),
-            "target_arr": _with(goal, usd, "Closing ARR target of the plan year"),
-            "total_required_new_arr": _with(
-                required.sum("step"), usd, "New + expansion ARR needed in the plan year"
+            "expected_churn_arr": (
+                month_dims,
+                expected,
+                {"units": usd, "long_name": "ARR expected to churn in the month"},
             ),
-            "total_expected_churn_arr": _with(
-                expected.sum("step"), usd, "ARR expected to churn in the plan year"
+            "closing_arr": (
+                month_dims,
+                cur,
+                {"units": usd, "long_name": "ARR at the end of the month (target path)"},
             ),
-            "churn_rate": _with(churn, "1/year", "Annual gross revenue churn"),
-            "growth_needed": _with(
-                _ratio(required.sum("step"), start),
-                "1",
-                "New + expansion ARR needed / starting ARR",
+            "starting_arr": (
+                cell_dims,
+                start_v,
+                {"units": usd, "long_name": f"ARR at the end of {opening_month:%Y-%m}"},
             ),
-        }
+            "target_arr": (
+                cell_dims,
+                g0[..., 0],
+                {"units": usd, "long_name": "Closing ARR target of the plan year"},
+            ),
+            "total_required_new_arr": (
+                cell_dims,
+                total_required,
+                {"units": usd, "long_name": "New + expansion ARR needed in the plan year"},
+            ),
+            "total_expected_churn_arr": (
+                cell_dims,
+                expected.sum(axis=-1),
+                {"units": usd, "long_name": "ARR expected to churn in the plan year"},
+            ),
+            "churn_rate": (
+                cell_dims,
+                churn.values.astype(float),
+                {"units": "1/year", "long_name": "Annual gross revenue churn"},
+            ),
+            "growth_needed": (
+                cell_dims,
+                growth,
+                {"units": "1", "long_name": "New + expansion ARR needed / starting ARR"},
+            ),
+        },
+        coords={
+            **{d: start[d].values for d in cell_dims},
+            "month": months.values.astype("datetime64[ns]"),
+            **{k2: ("month", v) for k2, v in cal.items()},
+        },
     )
-    out = out.assign_coords({k2: ("month", v) for k2, v in cal.items()})
     return out.assign_attrs(
         plan_year=assumptions.plan_year,
         opening_month=f"{opening_month:%Y-%m-%d}",

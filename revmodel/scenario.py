@@ -1,0 +1,336 @@
+"""What-if scenarios: apply assumption sets to the cube and compare the plans.
+
+A plan is a pure function of the cube and one :class:`~revmodel.assumptions.Assumptions`:
+capacity (headcount, ramp, attrition, hires), quotas (top-down, with
+over-assignment), the capacity gap and the hires that close it, retention (ARR
+path, churn, the new ARR needed) and the plan KPIs, with their roll-ups by
+region and fiscal quarter. Everything that depends only on the cube is read
+once into a :class:`PlanContext`, so changing one assumption recomputes the
+whole plan in milliseconds (``benchmarks/bench_whatif.py``).
+
+Stacking several assumption sets gives a Dataset with a ``scenario`` dim;
+:func:`compare` shows each scenario against the base by KPI and level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from revmodel import capacity, quota, retention
+from revmodel.assumptions import Assumptions, load_assumptions
+from revmodel.errors import ParameterError
+
+#: Plan KPIs: name -> (units, definition). Every one is a variable of :func:`plan` with a ``region`` dim
+#: (and the company total as a scalar ``total_<name>``).
+PLAN_KPIS: dict[str, tuple[str, str]] = {
+    "target": ("USD/year", "Bookings target for the plan year (top-down)"),
+    "capacity": (
+        "USD/year",
+        "Bookings the ramped sales team can deliver (headcount x ramp x productivity)",
+    ),
+    "gap": ("USD/year", "Target minus capacity (positive: capacity falls short)"),
+    "coverage": ("ratio", "Capacity over target"),
+    "hires_needed": ("reps", "Extra reps, starting by their start-by date, that close the gap"),
+    "quota": ("USD/year", "Sum of rep quotas (target x over-assignment)"),
+    "headcount_end": ("reps", "Expected quota-carrying headcount at the end of the plan year"),
+    "reps_expected_to_attain": (
+        "ratio",
+        "Share of reps whose capacity reaches the attainment tolerance of their quota",
+    ),
+    "opening_arr": ("USD/year", "ARR at the start of the plan year"),
+    "closing_arr": ("USD/year", "Planned ARR at the end of the plan year"),
+    "expected_churn_arr": ("USD/year", "ARR expected to churn during the plan year"),
+    "required_new_arr": (
+        "USD/year",
+        "New and expansion ARR needed to reach the ARR target despite churn",
+    ),
+    "churn_rate": ("ratio/year", "Annual gross revenue churn assumed"),
+}
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a plan reads from the cube, read once.
+
+    Attributes
+    ----------
+    cube : xarray.Dataset
+        The revenue cube.
+    inputs : xarray.Dataset
+        :func:`revmodel.capacity.plan_inputs` of the cube.
+    arr_history : xarray.Dataset
+        :func:`revmodel.retention.monthly_arr` by segment and region.
+    churn_history : xarray.DataArray
+        :func:`revmodel.retention.historical_churn_rate` by segment and region.
+    """
+
+    cube: xr.Dataset
+    inputs: xr.Dataset
+    arr_history: xr.Dataset
+    churn_history: xr.DataArray
+
+
+def prepare(cube: xr.Dataset) -> PlanContext:
+    """Read the cube once for any number of what-ifs."""
+    dims = ("segment", "region")
+    arr_history = retention.monthly_arr(cube, dims)
+    return PlanContext(
+        cube=cube,
+        inputs=capacity.plan_inputs(cube),
+        arr_history=arr_history,
+        churn_history=retention.historical_churn_rate(cube, dims, history=arr_history),
+    )
+
+
+def _context(source: xr.Dataset | PlanContext) -> PlanContext:
+    return source if isinstance(source, PlanContext) else prepare(source)
+
+
+def _effective(assumptions: Assumptions) -> Assumptions:
+    """Win rates act on capacity through productivity: the same pipeline converts at a higher rate."""
+    if assumptions.win_rate_change == 0:
+        return assumptions
+    combined = (1 + assumptions.productivity_change) * (1 + assumptions.win_rate_change) - 1
+    return assumptions.with_changes(productivity_change=combined)
+
+
+def _by_region(values: np.ndarray, regions: np.ndarray, members: np.ndarray) -> np.ndarray:
+    idx = pd.Index(members).get_indexer(regions)
+    out = np.zeros(len(members))
+    ok = idx >= 0
+    np.add.at(out, idx[ok], values[ok])
+    return out
+
+
+def plan(
+    source: xr.Dataset | PlanContext,
+    assumptions: Assumptions,
+    months: Sequence | pd.DatetimeIndex | None = None,
+) -> xr.Dataset:
+    """The whole plan for one assumption set.
+
+    Parameters
+    ----------
+    source : xarray.Dataset or PlanContext
+        The cube, or a context from :func:`prepare` (fast path for what-ifs).
+    assumptions : Assumptions
+        The assumption set.
+    months : sequence of dates, optional
+        Months planned; default the 12 months of ``assumptions.plan_year``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rep_capacity`` and ``rep_quota`` by (rep, month) [USD/month]; the plan KPIs
+        of :data:`PLAN_KPIS` by ``region`` and as company totals
+        (``total_<kpi>``); ``capacity_by_quarter`` and ``quota_by_quarter`` by
+        (region, fiscal_quarter); attrs ``scenario`` and the assumptions.
+    """
+    ctx = _context(source)
+    a = assumptions
+    cap = capacity.capacity_plan(ctx.inputs, _effective(a), months=months)
+    top = quota.top_down(ctx.inputs, a, capacity=cap, months=cap["month"].values)
+    target_sr = top["segment_quota"]  # the target by segment and region (before over-assignment)
+    gap = capacity.capacity_gap(cap, target_sr)
+    hires = capacity.hires_needed(cap, gap)
+    ret = retention.retention_plan(
+        ctx.cube,
+        a,
+        dims=("segment", "region"),
+        history=ctx.arr_history,
+        historical_churn=ctx.churn_history,
+    )
+
+    regions = np.asarray(top["region"].values).astype(str)
+    rep_region = np.asarray(cap["rep_region"].values).astype(str)
+    cap_rep_year = cap["capacity"].values.sum(axis=1)
+    rep_quota = top["quota"].reindex(rep=cap["rep"].values, fill_value=0.0).values
+    quota_rep_year = rep_quota.sum(axis=1)
+    headcount_end = cap["headcount"].isel(month=-1).values
+    # A rep is expected to attain when capacity reaches the tolerance of quota.
+    has_quota = quota_rep_year > 0
+    attains = has_quota & (cap_rep_year >= a.attainment_tolerance * quota_rep_year)
+
+    target_r = (target_sr.sum("segment")).reindex(region=regions).values
+    capacity_r = _by_region(cap_rep_year, rep_region, regions)
+    hires_r = (
+        hires.groupby("region")["hires"].sum().reindex(regions, fill_value=0).to_numpy(dtype=float)
+        if len(hires)
+        else np.zeros(len(regions))
+    )
+    ret_r = ret.sum("segment").reindex(region=regions)
+    n_quota_r = _by_region(has_quota.astype(float), rep_region, regions)
+    n_attain_r = _by_region(attains.astype(float), rep_region, regions)
+
+    def ratio(num, den):
+        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+        return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den != 0)
+
+    churn_r = ratio(ret_r["total_expected_churn_arr"].values, ret_r["starting_arr"].values)
+    kpis = {
+        "target": target_r,
+        "capacity": capacity_r,
+        "gap": target_r - capacity_r,
+        "coverage": ratio(capacity_r, target_r),
+        "hires_needed": hires_r,
+        "quota": _by_region(quota_rep_year, rep_region, regions),
+        "headcount_end": _by_region(headcount_end, rep_region, regions),
+        "reps_expected_to_attain": ratio(n_attain_r, n_quota_r),
+        "opening_arr": ret_r["starting_arr"].values,
+        "closing_arr": ret_r["target_arr"].values,
+        "expected_churn_arr": ret_r["total_expected_churn_arr"].values,
+        "required_new_arr": ret_r["total_required_new_arr"].values,
+        "churn_rate": churn_r,
+    }
+    totals = {k: float(np.nansum(v)) for k, v in kpis.items()}
+    totals["coverage"] = float(ratio(totals["capacity"], totals["target"]))
+    totals["reps_expected_to_attain"] = float(ratio(n_attain_r.sum(), n_quota_r.sum()))
+    totals["churn_rate"] = float(ratio(totals["expected_churn_arr"], totals["opening_arr"]))
+
+    data: dict[str, tuple] = {
+        "rep_capacity": (("rep", "month"), cap["capacity"].values, {"units": "USD/month"}),
+        "rep_quota": (("rep", "month"), rep_quota, {"units": "USD/month"}),
+    }
+    for name, (units, definition) in PLAN_KPIS.items():
+        data[name] = (
+            "region",
+            np.asarray(kpis[name], dtype=float),
+            {"units": units, "long_name": definition},
+        )
+        data[f"total_{name}"] = ((), totals[name], {"units": units, "long_name": definition})
+    # Roll-ups by region and fiscal quarter, recomputed with the plan.
+    quarter_labels = np.asarray(cap["fiscal_quarter"].values).astype(str)
+    quarters, q_code = np.unique(quarter_labels, return_inverse=True)  # labels sort chronologically
+    r_code = pd.Index(regions).get_indexer(rep_region)
+    ok = r_code >= 0
+    for name, monthly in (("capacity", cap["capacity"].values), ("quota", rep_quota)):
+        by_rq = np.zeros((len(regions), len(quarters)))
+        np.add.at(by_rq, (r_code[ok, None], q_code[None, :]), monthly[ok])
+        data[f"{name}_by_quarter"] = (("region", "fiscal_quarter"), by_rq, {"units": "USD/quarter"})
+    out = xr.Dataset(
+        data,
+        coords={
+            "rep": cap["rep"].values,
+            "month": cap["month"].values,
+            "region": regions,
+            "fiscal_quarter": quarters,
+            "rep_region": ("rep", rep_region),
+            "manager": ("rep", np.asarray(cap["manager"].values).astype(str)),
+            "rep_segment": ("rep", np.asarray(cap["rep_segment"].values).astype(str)),
+            "month_quarter": ("month", quarter_labels),
+        },
+        attrs={"scenario": a.name, "plan_year": a.plan_year, **_flat_attrs(a)},
+    )
+    return out
+
+
+def _flat_attrs(a: Assumptions) -> dict[str, float | int | str]:
+    """Scalar assumptions as attrs (NetCDF stores only flat values)."""
+    out: dict[str, float | int | str] = {}
+    for k, v in a.to_dict().items():
+        if isinstance(v, bool):
+            out[f"assumption_{k}"] = int(v)
+        elif isinstance(v, int | float | str):
+            out[f"assumption_{k}"] = v
+    return out
+
+
+def stack(
+    source: xr.Dataset | PlanContext,
+    scenarios: Iterable[Assumptions],
+    months: Sequence | pd.DatetimeIndex | None = None,
+) -> xr.Dataset:
+    """Plans for several assumption sets on a ``scenario`` dim.
+
+    Rep-level variables are outer-joined over ``rep`` (scenarios may plan
+    different hires), missing reps filled with 0.
+    """
+    ctx = _context(source)
+    sets = list(scenarios)
+    if not sets:
+        raise ParameterError("stack: give at least one assumption set.")
+    names = [s.name for s in sets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ParameterError(
+            f"stack: scenario names must be unique; {dupes[0]!r} appears more than once."
+        )
+    plans = [plan(ctx, s, months=months) for s in sets]
+    for p in plans:
+        p.attrs = {}
+    out = xr.concat(
+        plans,
+        dim=pd.Index(names, name="scenario"),
+        join="outer",
+        fill_value=0.0,
+        coords="minimal",
+        compat="override",
+    )
+    out.attrs = {"base": names[0]}
+    return out
+
+
+def compare(stacked: xr.Dataset, base: str | None = None, by: str = "total") -> pd.DataFrame:
+    """Each scenario against the base, by KPI.
+
+    Parameters
+    ----------
+    stacked : xarray.Dataset
+        Output of :func:`stack`.
+    base : str, optional
+        Base scenario; default the first.
+    by : {"total", "region"}
+        Company totals, or one row per KPI and region.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (kpi[, region]); columns: one per scenario, then ``<scenario> vs base``
+        differences for every other scenario.
+    """
+    base = base or stacked.attrs.get("base") or str(stacked["scenario"].values[0])
+    scenarios = [str(s) for s in stacked["scenario"].values]
+    if base not in scenarios:
+        raise ParameterError(
+            f"compare: base scenario {base!r} is not one of {', '.join(scenarios)}."
+        )
+    if by not in ("total", "region"):
+        raise ParameterError(f"compare: by must be 'total' or 'region', got {by!r}.")
+    frames = []
+    for name in PLAN_KPIS:
+        if by == "total":
+            s = stacked[f"total_{name}"].to_series().to_frame().T
+            s.index = pd.Index([name], name="kpi")
+        else:
+            s = stacked[name].to_series().unstack("scenario")
+            s.index = pd.MultiIndex.from_product([[name], s.index], names=["kpi", "region"])
+        frames.append(s)
+    table = pd.concat(frames)[scenarios]
+    for s in scenarios:
+        if s != base:
+            table[f"{s} vs {base}"] = table[s] - table[base]
+    table.columns.name = None
+    return table
+
+
+def load_scenarios(
+    paths: Iterable[str | Path], base: Assumptions | None = None
+) -> list[Assumptions]:
+    """Assumption sets from YAML files; a file lists only what differs from ``base``."""
+    out = []
+    for p in paths:
+        a = load_assumptions(p)
+        if base is not None:
+            changed = {k: v for k, v in a.to_dict().items() if v != Assumptions().to_dict()[k]}
+            from revmodel.assumptions import assumptions_from_dict
+
+            merged = {**base.to_dict(), **changed}
+            a = assumptions_from_dict(merged, where=str(p))
+        out.append(a)
+    return out
