@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from revmodel import sample, scenario
-from revmodel.assumptions import Assumptions
+from revmodel.assumptions import Assumptions, assumptions_from_dict
 from revmodel.cube import build_cube
 from revmodel.errors import ParameterError
 
@@ -98,11 +98,6 @@ def test_more_churn_needs_more_new_arr(ctx, base):
 
 def test_more_hires_add_capacity_and_headcount(ctx, base, cube):
     region = str(cube["region"].values[0])
-    hired = base.with_changes(
-        hires=({"segment": "SMB", "region": region, "start_month": "2027-01", "count": 3},)
-    )
-    from revmodel.assumptions import assumptions_from_dict
-
     hired = assumptions_from_dict(
         {
             **base.to_dict(),
