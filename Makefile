@@ -22,12 +22,14 @@ $(SAMPLE)/opportunities.csv: $(STAMP) revmodel/sample.py
 
 sample: $(SAMPLE)/opportunities.csv
 
-# Until the plan pack exists: validate the sample company, build the cube and summarise it.
+# Validate the sample company, build the cube and summarise it.
 cube: sample
 	$(BIN)/revmodel validate $(SAMPLE)
 	$(BIN)/revmodel cube $(SAMPLE) --out build/sample-cube.nc
 
-plan: cube
+# The main job: run the planning notebooks and publish the quarterly plan pack (prints plan.html's path).
+plan: sample
+	$(BIN)/revmodel plan --params $(PARAMS)
 
 test: $(STAMP)
 	$(BIN)/pytest
@@ -45,6 +47,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cube.py
+	$(BIN)/python benchmarks/bench_whatif.py
+	$(BIN)/python benchmarks/bench_territory.py
 
 clean:
 	rm -rf build data/sample .pytest_cache

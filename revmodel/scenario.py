@@ -112,6 +112,7 @@ def plan(
     source: xr.Dataset | PlanContext,
     assumptions: Assumptions,
     months: Sequence | pd.DatetimeIndex | None = None,
+    potential: pd.Series | xr.DataArray | None = None,
 ) -> xr.Dataset:
     """The whole plan for one assumption set.
 
@@ -123,6 +124,9 @@ def plan(
         The assumption set.
     months : sequence of dates, optional
         Months planned; default the 12 months of ``assumptions.plan_year``.
+    potential : pandas.Series or xarray.DataArray, optional
+        Potential per rep (e.g. :func:`revmodel.territory.rep_potential`), for the
+        ``potential`` and ``blend`` quota bases.
 
     Returns
     -------
@@ -135,7 +139,7 @@ def plan(
     ctx = _context(source)
     a = assumptions
     cap = capacity.capacity_plan(ctx.inputs, _effective(a), months=months)
-    top = quota.top_down(ctx.inputs, a, capacity=cap, months=cap["month"].values)
+    top = quota.top_down(ctx.inputs, a, capacity=cap, months=cap["month"].values, potential=potential)
     target_sr = top["segment_quota"]  # the target by segment and region (before over-assignment)
     gap = capacity.capacity_gap(cap, target_sr)
     hires = capacity.hires_needed(cap, gap)
@@ -245,6 +249,7 @@ def stack(
     source: xr.Dataset | PlanContext,
     scenarios: Iterable[Assumptions],
     months: Sequence | pd.DatetimeIndex | None = None,
+    potential: pd.Series | xr.DataArray | None = None,
 ) -> xr.Dataset:
     """Plans for several assumption sets on a ``scenario`` dim.
 
@@ -261,7 +266,7 @@ def stack(
         raise ParameterError(
             f"stack: scenario names must be unique; {dupes[0]!r} appears more than once."
         )
-    plans = [plan(ctx, s, months=months) for s in sets]
+    plans = [plan(ctx, s, months=months, potential=potential) for s in sets]
     for p in plans:
         p.attrs = {}
     out = xr.concat(
@@ -317,6 +322,15 @@ def compare(stacked: xr.Dataset, base: str | None = None, by: str = "total") -> 
             table[f"{s} vs {base}"] = table[s] - table[base]
     table.columns.name = None
     return table
+
+
+def summary(stacked: xr.Dataset) -> pd.DataFrame:
+    """One row per scenario: ``scenario`` and the company total of every plan KPI."""
+    table = pd.DataFrame(
+        {name: stacked[f"total_{name}"].values for name in PLAN_KPIS},
+        index=pd.Index([str(s) for s in stacked["scenario"].values], name="scenario"),
+    )
+    return table.reset_index()
 
 
 def load_scenarios(

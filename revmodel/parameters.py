@@ -1,0 +1,452 @@
+"""The parameters file of a planning cycle: its schema, and validation before anything runs.
+
+One YAML file per planning cycle (``parameters/FY2027-Q1.yaml``) says where
+the data is, how the fiscal calendar runs, and the assumptions of the plan::
+
+    cycle: FY2027-Q1            # the quarter planned; the pack goes to reports/FY2027-Q1/
+    data_dir: data/sample       # relative paths start at the project root (config.HOME)
+    fiscal_year_start: 11
+    horizon: 15
+    company_target: null        # null: last fiscal year's bookings x (1 + target_growth)
+    target_growth: 0.25
+    scenarios: [scenarios/downside.yaml, scenarios/stretch.yaml]
+
+A scenario is a file of assumption changes (any key of
+:class:`revmodel.assumptions.Assumptions`, plus ``name``), relative to the
+parameters file, or the same mapping written inline.
+
+:func:`load` reads and checks a file: an unknown key, a value of the wrong
+type or out of range, or a data folder that does not exist raises
+:class:`revmodel.errors.ParameterError` with a message naming the file and the
+key. :data:`SCHEMA` is the single description of every key: its type, its
+default and a help line; the notebooks' ``parameters`` cells declare the same
+names with the same types, and a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from revmodel import calendar as fcal
+from revmodel import config
+from revmodel.assumptions import (
+    DEFAULT_RAMP_MONTHS,
+    DEFAULT_REP_ATTRITION,
+    Assumptions,
+    assumptions_from_dict,
+)
+from revmodel.errors import ParameterError
+
+__all__ = [
+    "SCHEMA",
+    "Param",
+    "assumptions",
+    "check",
+    "load",
+    "notebook_parameters",
+    "scenario_assumptions",
+    "with_scenario",
+    "check_cycle",
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One key of the parameters file.
+
+    Attributes
+    ----------
+    type : str
+        ``str``, ``int``, ``float``, ``bool``, ``dict`` or ``list``.
+    default : object
+        Value when the key is absent (``REQUIRED`` for a key that must be given).
+    help : str
+        One line for the analyst, with units in brackets.
+    optional : bool
+        ``null`` is allowed.
+    """
+
+    type: str
+    default: Any
+    help: str
+    optional: bool = False
+
+
+REQUIRED = object()
+_CYCLE = re.compile(r"^FY\d{4}-Q[1-4]$")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+
+#: Every key a parameters file may hold.
+SCHEMA: dict[str, Param] = {
+    "cycle": Param("str", REQUIRED, "planning cycle: the fiscal quarter planned, e.g. FY2027-Q1"),
+    "data_dir": Param("str", REQUIRED, "folder with the CRM/ERP exports"),
+    "mapping": Param("str", None, "mapping YAML from export columns to the schema", True),
+    "fiscal_year_start": Param("int", config.FISCAL_YEAR_START, "first month of the fiscal year, 1-12"),
+    "fiscal_year_naming": Param("str", config.FISCAL_YEAR_NAMING, "fiscal years named by the year they 'end' or 'start' in"),
+    "as_of": Param("str", None, "last month of actuals, YYYY-MM (default: latest closed deal)", True),
+    "horizon": Param("int", 15, "months forecast after as_of [months]"),
+    "plan_year": Param("str", None, "fiscal year of quotas and capacity, e.g. FY2027 (default: the cycle's)", True),
+    "company_target": Param("float", None, "bookings target of the plan year [USD/year] (default: grown from last year)", True),
+    "target_growth": Param("float", 0.25, "target growth over last fiscal year's bookings [ratio]"),
+    "churn_rate": Param("float", None, "annual revenue churn [ratio/year] (default: measured)", True),
+    "rep_attrition": Param("dict", dict(DEFAULT_REP_ATTRITION), "annual rep attrition by segment [ratio/year]"),
+    "backfill": Param("bool", True, "replace reps who leave"),
+    "backfill_lag_months": Param("int", 2, "months from a leaver to the backfill's start [months]"),
+    "hires": Param("list", [], "planned hires: [{segment, region, start_month: YYYY-MM, count}]"),
+    "ramp_months": Param("dict", dict(DEFAULT_RAMP_MONTHS), "months to full productivity by segment [months]"),
+    "ramp_shape": Param("str", "linear", "ramp curve: linear, s-curve or step"),
+    "over_assignment": Param("float", 1.10, "sum of rep quotas over the team's target [ratio]"),
+    "attainment_tolerance": Param("float", 0.9, "attainment at or above this counts as met [ratio]"),
+    "allocation_basis": Param("str", "history", "quota basis: history, potential, capacity or blend"),
+    "reconcile_method": Param("str", "mint_shrink", "forecast reconciliation: bottom_up, top_down, ols, wls_struct, wls_var, mint_shrink"),
+    "max_moves": Param("int", None, "most accounts that may change rep in the territory plan [accounts]", True),
+    "balance_tolerance": Param("float", 0.10, "allowed deviation of a rep's potential from the mean [ratio]"),
+    "scenarios": Param("list", [], "scenarios to compare: scenario YAML files (relative to this file) or inline mappings"),
+}  # fmt: skip
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+}
+_RECONCILE = ("bottom_up", "top_down", "ols", "wls_struct", "wls_var", "mint_shrink")
+
+
+def _type_error(where: str, key: str, p: Param, value: Any) -> ParameterError:
+    article = "an" if p.type[0] in "aeiou" else "a"
+    null = " or null" if p.optional else ""
+    return ParameterError(
+        f"{where}: {key} must be {article} {p.type}{null}, got {value!r} "
+        f"({type(value).__name__}). {key}: {p.help}."
+    )
+
+
+def _check_type(where: str, key: str, value: Any) -> Any:
+    p = SCHEMA[key]
+    if value is None:
+        if p.optional or p.default is None:
+            return None
+        raise _type_error(where, key, p, value)
+    ok = isinstance(value, _TYPES[p.type]) and not (
+        p.type in ("int", "float") and isinstance(value, bool)
+    )
+    if not ok:
+        raise _type_error(where, key, p, value)
+    return float(value) if p.type == "float" else value
+
+
+def _range(where: str, key: str, ok: bool, rule: str, value: Any) -> None:
+    if not ok:
+        raise ParameterError(f"{where}: {key} must be {rule}, got {value!r}.")
+
+
+def _resolve_dir(value: str, base: Path | None) -> Path:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    return (base or config.HOME) / path
+
+
+def check(values: Mapping[str, Any], where: str = "parameters", base_dir: Path | None = None,
+          require: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Check a mapping of parameters; return it complete (defaults filled) and typed.
+
+    Parameters
+    ----------
+    values : mapping
+        Keys of :data:`SCHEMA`.
+    where : str
+        Named in error messages (the file, or ``parameters``).
+    base_dir : Path, optional
+        Folder that relative scenario files are read from (the parameters file's).
+    require : bool
+        Require ``cycle`` and ``data_dir`` and fill defaults (a whole file);
+        with False, check only the keys given (a notebook's subset).
+
+    Returns
+    -------
+    dict
+        The parameters; ``data_dir`` and ``mapping`` as absolute path strings,
+        ``scenarios`` as a list of mappings (files read).
+
+    Raises
+    ------
+    ParameterError
+        Naming ``where`` and the key: unknown key, wrong type, out of range,
+        missing data folder or scenario file.
+    """
+    if not isinstance(values, Mapping):
+        raise ParameterError(f"{where}: expected a mapping of parameter names to values.")
+    unknown = sorted(str(k) for k in values if k not in SCHEMA)
+    if unknown:
+        raise ParameterError(
+            f"{where}: unknown key {unknown[0]!r}; known keys are {', '.join(SCHEMA)}."
+        )
+    out: dict[str, Any] = {}
+    for key, p in SCHEMA.items():
+        if key in values:
+            out[key] = _check_type(where, key, values[key])
+        elif require:
+            if p.default is REQUIRED:
+                raise ParameterError(f"{where}: missing key {key!r} ({p.help}).")
+            out[key] = p.default
+    if "cycle" in out:
+        _range(
+            where,
+            "cycle",
+            bool(_CYCLE.match(out["cycle"])),
+            "a fiscal quarter like FY2027-Q1",
+            out["cycle"],
+        )
+    if "fiscal_year_start" in out:
+        _range(
+            where,
+            "fiscal_year_start",
+            1 <= out["fiscal_year_start"] <= 12,
+            "a month number 1-12",
+            out["fiscal_year_start"],
+        )
+    if "fiscal_year_naming" in out:
+        _range(
+            where,
+            "fiscal_year_naming",
+            out["fiscal_year_naming"] in ("end", "start"),
+            "'end' or 'start'",
+            out["fiscal_year_naming"],
+        )
+    if out.get("as_of") is not None:
+        _range(where, "as_of", bool(_MONTH.match(out["as_of"])), "a month YYYY-MM", out["as_of"])
+    if "horizon" in out:
+        _range(
+            where, "horizon", 1 <= out["horizon"] <= 36, "between 1 and 36 months", out["horizon"]
+        )
+    if out.get("plan_year") is not None:
+        _range(
+            where,
+            "plan_year",
+            bool(re.match(r"^FY\d{4}$", out["plan_year"])),
+            "a fiscal year like FY2027",
+            out["plan_year"],
+        )
+    if out.get("company_target") is not None:
+        _range(
+            where,
+            "company_target",
+            out["company_target"] > 0,
+            "a positive amount [USD/year]",
+            out["company_target"],
+        )
+    if "ramp_shape" in out:
+        _range(
+            where,
+            "ramp_shape",
+            out["ramp_shape"] in ("linear", "s-curve", "step"),
+            "linear, s-curve or step",
+            out["ramp_shape"],
+        )
+    if "reconcile_method" in out:
+        _range(
+            where,
+            "reconcile_method",
+            out["reconcile_method"] in _RECONCILE,
+            "one of " + ", ".join(_RECONCILE),
+            out["reconcile_method"],
+        )
+    if out.get("max_moves") is not None:
+        _range(where, "max_moves", out["max_moves"] >= 0, "a whole number >= 0", out["max_moves"])
+    if "balance_tolerance" in out:
+        _range(
+            where,
+            "balance_tolerance",
+            0 < out["balance_tolerance"] < 1,
+            "in (0, 1)",
+            out["balance_tolerance"],
+        )
+    # fmt: skip
+    if "data_dir" in out:
+        data = _resolve_dir(out["data_dir"], None)
+        if not data.is_dir():
+            raise ParameterError(
+                f"{where}: data_dir {out['data_dir']!r}: no such folder ({data}); "
+                "give the folder holding your exports (e.g. `revmodel sample --out data/sample`)."
+            )
+        out["data_dir"] = str(data)
+    if out.get("mapping") is not None:
+        m = _resolve_dir(out["mapping"], None)
+        if not m.is_file():
+            raise ParameterError(f"{where}: mapping {out['mapping']!r}: no such file ({m}).")
+        out["mapping"] = str(m)
+    if "scenarios" in out:
+        out["scenarios"] = _scenarios(out["scenarios"], where, base_dir)
+    # The assumption keys are checked once more by the Assumptions object itself.
+    if require:
+        assumptions(out, where=where)
+        for s in out["scenarios"]:
+            scenario_assumptions(out, s, where=where)
+    return out
+
+
+def _scenarios(items: list, where: str, base_dir: Path | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, item in enumerate(items):
+        label = f"{where}: scenarios[{i}]"
+        if isinstance(item, str):
+            path = Path(item) if Path(item).is_absolute() else (base_dir or Path.cwd()) / item
+            if not path.is_file():
+                raise ParameterError(f"{label}: scenario file {item!r} not found ({path}).")
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
+            label = str(path)
+        elif isinstance(item, dict):
+            data = dict(item)
+        else:
+            raise ParameterError(f"{label}: expected a file name or a mapping, got {item!r}.")
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ParameterError(f"{label}: a scenario needs a 'name' (a string).")
+        if data["name"] in names or data["name"] == "base":
+            raise ParameterError(f"{label}: scenario name {data['name']!r} is used twice.")
+        names.add(data["name"])
+        # Checked against the assumption fields here so the message names the file.
+        assumptions_from_dict(data, where=label)
+        out.append(data)
+    return out
+
+
+def plan_year(params: Mapping[str, Any]) -> str:
+    """The fiscal year planned: ``plan_year``, else the cycle's fiscal year."""
+    if params.get("plan_year"):
+        return str(params["plan_year"])
+    return str(params["cycle"]).split("-")[0]
+
+
+def assumptions(params: Mapping[str, Any], where: str = "parameters") -> Assumptions:
+    """The base assumption set of the parameters (name ``base``)."""
+    data = {
+        "name": "base",
+        "plan_year": plan_year(params),
+        "target_growth": params.get("target_growth", SCHEMA["target_growth"].default),
+        "target_amount": params.get("company_target"),
+        "churn_rate": params.get("churn_rate"),
+        "rep_attrition": params.get("rep_attrition", SCHEMA["rep_attrition"].default),
+        "backfill": params.get("backfill", True),
+        "backfill_lag_months": params.get("backfill_lag_months", 2),
+        "hires": params.get("hires", []),
+        "ramp_months": params.get("ramp_months", SCHEMA["ramp_months"].default),
+        "over_assignment": params.get("over_assignment", 1.10),
+        "attainment_tolerance": params.get("attainment_tolerance", 0.9),
+        "allocation_basis": params.get("allocation_basis", "history"),
+    }
+    return assumptions_from_dict(data, where=where)
+
+
+def scenario_assumptions(
+    params: Mapping[str, Any], scenario: Mapping[str, Any], where: str = "parameters"
+) -> Assumptions:
+    """A scenario's assumption set: the base one with the scenario's changes."""
+    base = assumptions(params, where=where).to_dict()
+    changes = assumptions_from_dict(
+        dict(scenario), where=f"{where}: scenario {scenario.get('name')!r}"
+    )
+    given = {k: getattr(changes, k) for k in scenario}
+    base.update({k: v for k, v in given.items() if k != "hires"})
+    if "hires" in scenario:
+        base["hires"] = list(scenario["hires"])
+    return assumptions_from_dict(base, where=f"{where}: scenario {scenario.get('name')!r}")
+
+
+def with_scenario(
+    base: Assumptions, scenario: Mapping[str, Any], where: str = "scenarios"
+) -> Assumptions:
+    """The base assumption set with a scenario's changes (its ``name`` and any assumption keys)."""
+    label = f"{where}: scenario {scenario.get('name')!r}"
+    changed = assumptions_from_dict(dict(scenario), where=label)
+    return base.with_changes(**{k: getattr(changed, k) for k in scenario})
+
+
+def check_cycle(params: Mapping[str, Any], cube: Any) -> str:
+    """Check that the cycle comes after the cube's actuals; return the cycle.
+
+    Raises
+    ------
+    ParameterError
+        When the cycle's first month is not after ``as_of``, naming both.
+    """
+    import pandas as pd
+
+    months = fcal.quarter_months(
+        params["cycle"],
+        start_month=int(cube.attrs["fiscal_year_start"]),
+        naming=str(cube.attrs.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING)),
+    )
+    as_of = pd.Timestamp(cube.attrs["as_of"])
+    if months[0] <= as_of:
+        raise ParameterError(
+            f"cycle {params['cycle']} starts {months[0]:%Y-%m}, but the data has actuals to "
+            f"{as_of:%Y-%m}: plan a later quarter (the next one is "
+            f"{fcal.next_quarter(fcal.current_quarter(as_of, int(cube.attrs['fiscal_year_start']), str(cube.attrs.get('fiscal_year_naming', 'end'))))}) "
+            "or set as_of earlier."
+        )
+    return str(params["cycle"])
+
+
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read and check a parameters file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+    overrides : mapping, optional
+        Values that replace the file's (e.g. ``{"data_dir": ...}`` from ``--data``).
+
+    Returns
+    -------
+    dict
+        See :func:`check`; plus ``params_file`` is not added (the caller knows it).
+
+    Raises
+    ------
+    ParameterError
+        No such file, not YAML, not a mapping, or any problem :func:`check` finds.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParameterError(
+            f"{path}: no such parameters file; see parameters/ for examples."
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: expected a mapping of parameter names to values.")
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return check(data, where=str(path), base_dir=path.parent)
+
+
+def notebook_parameters(params: Mapping[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters a notebook declares, taken from a checked parameters mapping."""
+    return {k: params[k] for k in declared if k in params}
+
+
+def quarter_months(params: Mapping[str, Any]):
+    """The months of the cycle's quarter (first of month)."""
+    return fcal.quarter_months(
+        params["cycle"],
+        start_month=int(params.get("fiscal_year_start", config.FISCAL_YEAR_START)),
+        naming=params.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING),
+    )

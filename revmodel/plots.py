@@ -1,0 +1,418 @@
+"""The plan's charts, in one Plotly style used by the plan pack and the apps alike.
+
+Every function takes Datasets or DataFrames produced by revmodel and returns a
+``plotly.graph_objects.Figure``; nothing here computes a planning number.
+:data:`TEMPLATE` (registered as ``"revmodel"``) fixes fonts, colours and
+number formats; :func:`to_div` and :func:`plotly_js` embed figures in a page
+that works offline (plotly.js inline once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import xarray as xr
+
+__all__ = [
+    "COLORS",
+    "TEMPLATE",
+    "accuracy",
+    "arr_bridge",
+    "bookings_vs_target",
+    "forecast_fan",
+    "notebook_mode",
+    "plotly_js",
+    "quota_balance",
+    "scenario_comparison",
+    "territory_balance",
+    "to_div",
+]
+
+#: Named colours of the plan's charts.
+COLORS: dict[str, str] = {
+    "actual": "#1f3a5f",
+    "forecast": "#2f80ed",
+    "band": "rgba(47,128,237,0.18)",
+    "target": "#e8833a",
+    "capacity": "#27ae60",
+    "negative": "#d64545",
+    "positive": "#27ae60",
+    "total": "#1f3a5f",
+    "neutral": "#9aa5b1",
+    "before": "#b8c4d0",
+    "after": "#2f80ed",
+}
+#: Colour cycle for categories (scenarios, levels).
+PALETTE: tuple[str, ...] = (
+    "#2f80ed",
+    "#e8833a",
+    "#27ae60",
+    "#9b51e0",
+    "#d64545",
+    "#1f3a5f",
+    "#f2c94c",
+)
+#: Money axes: $1.2M style.
+MONEY_FORMAT = "$~s"
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        font={"family": "DejaVu Sans, Segoe UI, Arial, sans-serif", "size": 12, "color": "#1f2933"},
+        colorway=list(PALETTE),
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        margin={"l": 60, "r": 20, "t": 48, "b": 48},
+        title={"font": {"size": 15}, "x": 0.0, "xanchor": "left"},
+        legend={"orientation": "h", "y": -0.18, "x": 0.0},
+        xaxis={"gridcolor": "#edf0f3", "linecolor": "#cbd2d9", "zeroline": False},
+        yaxis={"gridcolor": "#edf0f3", "linecolor": "#cbd2d9", "zeroline": False},
+        hoverlabel={"font": {"size": 12}},
+        height=380,
+    )
+)
+pio.templates["revmodel"] = TEMPLATE
+
+
+def _figure(title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template="revmodel", title=title)
+    return fig
+
+
+def _money_axis(fig: go.Figure, axis: str = "yaxis") -> None:
+    fig.update_layout({axis: {"tickformat": MONEY_FORMAT, "tickprefix": ""}})
+
+
+def plotly_js() -> str:
+    """The plotly.js library, to inline once in a self-contained page."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def to_div(fig: go.Figure) -> str:
+    """A figure as an HTML ``<div>`` that uses the page's plotly.js (no script fetched)."""
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        config={"displaylogo": False, "responsive": True},
+        default_width="100%",
+    )
+
+
+# --------------------------------------------------------------------------- forecast
+
+
+def forecast_fan(
+    cube: xr.Dataset,
+    fc: xr.Dataset,
+    reconciled: xr.DataArray | None = None,
+    quota: xr.Dataset | None = None,
+    cycle_months: Sequence | pd.DatetimeIndex | None = None,
+    history_months: int = 24,
+    measure: str = "bookings",
+) -> go.Figure:
+    """Company bookings: history, forecast median (reconciled) and its 10-90% band, and the target.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        The revenue cube (actuals).
+    fc : xarray.Dataset
+        :func:`revmodel.forecast.forecast_cube` (the ``total`` node gives the band).
+    reconciled : xarray.DataArray, optional
+        Coherent forecast (segment, region, rep, month); default the total node's mean.
+    quota : xarray.Dataset, optional
+        :func:`revmodel.quota.top_down`; its monthly total is drawn as the target.
+    cycle_months : dates, optional
+        Months of the cycle, shaded.
+    history_months : int
+        Months of history shown [months].
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Traces, in order: ``Actual``, ``10-90% band`` (two traces: ``P90``
+        then ``P10`` filled to it), ``Forecast``, and ``Target`` when given.
+    """
+    as_of = np.datetime64(pd.Timestamp(cube.attrs["as_of"]), "ns")
+    hist = cube[measure].sel(month=cube["month"] <= as_of).sum(("segment", "region", "rep"))
+    hist = hist.isel(month=slice(-history_months, None))
+    total = int(np.flatnonzero(fc["level"].values == "total")[0])
+    q = [float(v) for v in fc["quantile"].values]
+    band = fc["node_forecast"].isel(node=total)
+    months = pd.DatetimeIndex(fc["month"].values)
+    if reconciled is not None:
+        mid = reconciled.sum(("segment", "region", "rep")).reindex(month=fc["month"].values).values
+    else:
+        mid = fc["node_mean"].isel(node=total).values
+    fig = _figure("Company bookings: actuals, forecast and target")
+    fig.add_trace(go.Scatter(x=pd.DatetimeIndex(hist["month"].values), y=hist.values, name="Actual",
+                             mode="lines+markers", line={"color": COLORS["actual"], "width": 2}, marker={"size": 4}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=months, y=band.isel(quantile=q.index(max(q))).values, name="P90",
+                             mode="lines", line={"width": 0}, showlegend=False, hoverinfo="x+y"))  # fmt: skip
+    fig.add_trace(go.Scatter(x=months, y=band.isel(quantile=q.index(min(q))).values, name="10-90% band",
+                             mode="lines", line={"width": 0}, fill="tonexty", fillcolor=COLORS["band"]))  # fmt: skip
+    fig.add_trace(go.Scatter(x=months, y=mid, name="Forecast", mode="lines",
+                             line={"color": COLORS["forecast"], "width": 2.5, "dash": "dot"}))  # fmt: skip
+    if quota is not None:
+        tq = quota["quota"].sum("rep")
+        fig.add_trace(go.Scatter(x=pd.DatetimeIndex(tq["month"].values), y=tq.values, name="Target",
+                                 mode="lines", line={"color": COLORS["target"], "width": 2, "shape": "hv"}))  # fmt: skip
+    if cycle_months is not None and len(cycle_months):
+        cm = pd.DatetimeIndex(cycle_months)
+        fig.add_vrect(x0=cm[0] - pd.Timedelta(days=15), x1=cm[-1] + pd.Timedelta(days=15),
+                      fillcolor="#f2c94c", opacity=0.15, line_width=0, annotation_text="cycle",
+                      annotation_position="top left")  # fmt: skip
+    _money_axis(fig)
+    fig.update_yaxes(title_text="USD per month", rangemode="tozero")
+    return fig
+
+
+def bookings_vs_target(table: pd.DataFrame, title: str = "Forecast vs target") -> go.Figure:
+    """Forecast (with its 10-90% band) and target by member of one level, as grouped bars.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of :func:`revmodel.report.forecast_table`: ``name``, ``forecast``,
+        ``p10``, ``p90``, ``target``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Two bar traces: ``Forecast`` (error bars to p10 / p90) and ``Target``.
+    """
+    t = table.reset_index(drop=True)
+    fig = _figure(title)
+    err_hi = (t["p90"] - t["forecast"]).clip(lower=0).fillna(0)
+    err_lo = (t["forecast"] - t["p10"]).clip(lower=0).fillna(0)
+    fig.add_trace(go.Bar(x=t["name"], y=t["forecast"], name="Forecast", marker_color=COLORS["forecast"],
+                         error_y={"type": "data", "symmetric": False, "array": err_hi, "arrayminus": err_lo,
+                                  "color": "#52606d", "thickness": 1}))  # fmt: skip
+    fig.add_trace(go.Bar(x=t["name"], y=t["target"], name="Target", marker_color=COLORS["target"]))
+    fig.update_layout(barmode="group", height=340)
+    _money_axis(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------- ARR
+
+
+def arr_bridge(bridge: xr.Dataset, periods: int = 4) -> go.Figure:
+    """The ARR bridge of the last ``periods`` periods as a waterfall.
+
+    Parameters
+    ----------
+    bridge : xarray.Dataset
+        :func:`revmodel.retention.arr_bridge` at company level (``opening``,
+        ``new``, ``expansion``, ``contraction``, ``churn``, ``closing`` by period).
+    periods : int
+        Periods summed into the bridge (4 quarters = a year).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Waterfall`` trace: opening (absolute), new, expansion,
+        -contraction, -churn (relative) and closing (total).
+    """
+    period = bridge.attrs.get("period", [d for d in bridge.dims][0])
+    b = bridge.isel({period: slice(-periods, None)})
+    labels = [str(v) for v in b[period].values]
+    opening = float(b["opening"].isel({period: 0}))
+    flows = {
+        "New": float(b["new"].sum()),
+        "Expansion": float(b["expansion"].sum()),
+        "Contraction": -float(b["contraction"].sum()),
+        "Churn": -float(b["churn"].sum()),
+    }
+    closing = float(b["closing"].isel({period: -1}))
+    x = [f"Opening {labels[0]}", *flows, f"Closing {labels[-1]}"]
+    y = [opening, *flows.values(), closing]
+    fig = _figure(f"ARR bridge, {labels[0]} to {labels[-1]}")
+    fig.add_trace(
+        go.Waterfall(
+            x=x,
+            y=y,
+            measure=["absolute", "relative", "relative", "relative", "relative", "total"],
+            text=[f"${v / 1e6:,.1f}M" for v in y],
+            textposition="outside",
+            increasing={"marker": {"color": COLORS["positive"]}},
+            decreasing={"marker": {"color": COLORS["negative"]}},
+            totals={"marker": {"color": COLORS["total"]}},
+            connector={"line": {"color": "#9aa5b1", "width": 1}},
+            name="ARR",
+        )
+    )
+    lo = min(opening, closing)
+    fig.update_yaxes(range=[lo * 0.8, max(opening, closing) * 1.08])
+    _money_axis(fig)
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+# --------------------------------------------------------------------------- quotas
+
+
+def quota_balance(table: pd.DataFrame) -> go.Figure:
+    """Full-year quota against potential per rep; reps out of line stand out.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Quotas by rep (``rep``, ``full_year_quota``, ``out_of_line`` and
+        ``potential``; without ``potential``, ``capacity_year`` is the x axis).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Scatter traces ``In line`` and ``Out of line`` (x potential, y quota),
+        and a ``Median ratio`` line.
+    """
+    t = table.copy()
+    xcol = (
+        "potential"
+        if "potential" in t.columns and t["potential"].notna().any()
+        else "capacity_year"
+    )
+    t = t[t[xcol].notna() & t["full_year_quota"].notna()]
+    out = (
+        t["out_of_line"].astype(bool)
+        if "out_of_line" in t.columns
+        else pd.Series(False, index=t.index)
+    )
+    xtitle = (
+        "Potential (territory score)"
+        if xcol == "potential"
+        else "Capacity over the plan year [USD]"
+    )
+    fig = _figure("Quota balance: full-year quota against potential")
+    for name, mask, color in (
+        ("In line", ~out, COLORS["forecast"]),
+        ("Out of line", out, COLORS["negative"]),
+    ):
+        sub = t[mask]
+        fig.add_trace(go.Scatter(x=sub[xcol], y=sub["full_year_quota"], mode="markers", name=name,
+                                 text=sub["rep"], marker={"color": color, "size": 8, "opacity": 0.85},
+                                 hovertemplate="%{text}<br>quota %{y:$,.0f}<br>x %{x:,.1f}<extra></extra>"))  # fmt: skip
+    if len(t) and (t[xcol] > 0).any():
+        ratio = float(np.median(t["full_year_quota"][t[xcol] > 0] / t[xcol][t[xcol] > 0]))
+        xs = np.array([0.0, float(t[xcol].max()) * 1.05])
+        fig.add_trace(go.Scatter(x=xs, y=xs * ratio, mode="lines", name="Median ratio",
+                                 line={"color": COLORS["neutral"], "dash": "dash"}))  # fmt: skip
+    fig.update_xaxes(title_text=xtitle)
+    fig.update_yaxes(title_text="Full-year quota [USD]")
+    _money_axis(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------- territories
+
+
+def territory_balance(balance: pd.DataFrame) -> go.Figure:
+    """Each active rep's potential before and after the territory plan, relative to the group mean.
+
+    Parameters
+    ----------
+    balance : pandas.DataFrame
+        ``TerritoryPlan.balance``: ``rep_id``, ``status``, ``deviation_before``,
+        ``deviation_after`` [fraction of the mean].
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Two bar traces, ``Before`` and ``After`` (deviation in %, by rep).
+    """
+    b = balance[balance["status"] == "active"] if "status" in balance.columns else balance
+    b = b.sort_values("deviation_before", kind="stable")
+    fig = _figure("Territory balance: potential vs group mean, before and after")
+    fig.add_trace(
+        go.Bar(x=b["rep_id"], y=b["deviation_before"], name="Before", marker_color=COLORS["before"])
+    )
+    fig.add_trace(
+        go.Bar(x=b["rep_id"], y=b["deviation_after"], name="After", marker_color=COLORS["after"])
+    )
+    fig.update_layout(barmode="group", height=340)
+    fig.update_yaxes(tickformat=".0%", title_text="deviation from group mean")
+    return fig
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def scenario_comparison(
+    table: pd.DataFrame, metrics: Sequence[str] = ("target", "capacity", "gap", "required_new_arr")
+) -> go.Figure:
+    """Key figures of each scenario side by side (grouped bars, one group per figure).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per scenario: ``scenario`` and the metric columns [USD].
+    metrics : sequence of str
+        Columns shown (those absent are skipped).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One bar trace per scenario, x = metric.
+    """
+    cols = [m for m in metrics if m in table.columns]
+    fig = _figure("Scenarios compared")
+    for i, row in enumerate(table.itertuples(index=False)):
+        r = row._asdict()
+        fig.add_trace(go.Bar(x=[c.replace("_", " ") for c in cols], y=[r[c] for c in cols],
+                             name=str(r["scenario"]), marker_color=PALETTE[i % len(PALETTE)]))  # fmt: skip
+    fig.update_layout(barmode="group", height=340)
+    _money_axis(fig)
+    return fig
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def accuracy(
+    table: pd.DataFrame, levels: Sequence[str] = ("region", "segment", "manager")
+) -> go.Figure:
+    """Last quarter's forecast against actual, by member of each level.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`revmodel.report.last_cycle_accuracy` rows: ``level``, ``name``,
+        ``forecast``, ``p10``, ``p90``, ``actual``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Per level a scatter trace (x actual, y forecast, error bars to the
+        band) and a ``Perfect forecast`` diagonal.
+    """
+    t = table[table["level"].isin(levels)]
+    fig = _figure("Last quarter: forecast against actual")
+    for i, level in enumerate(levels):
+        sub = t[t["level"] == level]
+        if not len(sub):
+            continue
+        fig.add_trace(go.Scatter(
+            x=sub["actual"], y=sub["forecast"], mode="markers", name=level, text=sub["name"],
+            marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+            error_y={"type": "data", "symmetric": False, "array": (sub["p90"] - sub["forecast"]).clip(lower=0),
+                     "arrayminus": (sub["forecast"] - sub["p10"]).clip(lower=0), "thickness": 1, "width": 0},
+            hovertemplate="%{text}<br>actual %{x:$,.0f}<br>forecast %{y:$,.0f}<extra></extra>",
+        ))  # fmt: skip
+    hi = float(max(t["actual"].max(), t["forecast"].max())) * 1.05 if len(t) else 1.0
+    fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", name="Perfect forecast",
+                             line={"color": COLORS["neutral"], "dash": "dash"}))  # fmt: skip
+    fig.update_xaxes(title_text="Actual [USD]", tickformat=MONEY_FORMAT)
+    fig.update_yaxes(title_text="Forecast [USD]", tickformat=MONEY_FORMAT)
+    return fig
+
+
+def notebook_mode() -> None:
+    """Show figures in JupyterLab as Plotly JSON (small notebooks; plotly.js comes with JupyterLab)."""
+    pio.renderers.default = "plotly_mimetype"

@@ -1,0 +1,220 @@
+"""The planning notebooks: structure, declared parameters, and full papermill runs on a small sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nbformat
+import numpy as np
+import openpyxl
+import pytest
+import xarray as xr
+import yaml
+
+from revmodel import capacity, config, parameters, quota, report, sample
+
+NOTEBOOKS = [config.NOTEBOOKS_DIR / n for n in report.NOTEBOOKS]
+#: papermill's type names of the schema's types.
+TYPES = {
+    "str": {"str"},
+    "int": {"int"},
+    "float": {"float"},
+    "bool": {"bool"},
+    "dict": {"dict"},
+    "list": {"list"},
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_thin_with_a_parameters_cell_first(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    for line in code[0].source.splitlines():
+        assert ":" in line and "#" in line, f"{path.name}: '{line}' needs a type and a help comment"
+    for cell in code:
+        assert "def " not in cell.source and "class " not in cell.source, (
+            f"{path.name} defines logic"
+        )
+        assert not cell.outputs, f"{path.name} is saved with outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_declared_parameters_match_the_schema(path):
+    declared = report.declared_parameters(path)
+    assert "work_dir" in declared
+    for name, info in declared.items():
+        if name == "work_dir":
+            continue
+        assert name in parameters.SCHEMA, f"{path.name} declares {name!r}, not a parameters key"
+        declared_type = info["inferred_type_name"]
+        optional = declared_type.startswith("Optional[")
+        typ = (
+            declared_type.removeprefix("Optional[").removesuffix("]") if optional else declared_type
+        )
+        assert typ in TYPES[parameters.SCHEMA[name].type], f"{path.name}: {name} is {typ}"
+        if optional:
+            assert parameters.SCHEMA[name].optional, f"{path.name}: {name} cannot be None"
+
+
+@pytest.mark.parametrize("path", sorted(config.PARAMETERS_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_parameters_file_keys_are_declared_by_a_notebook(path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    declared = {}
+    for nb in NOTEBOOKS:
+        declared.update(report.declared_parameters(nb))
+    for key, value in data.items():
+        assert key in parameters.SCHEMA, f"{path.name}: {key} is not a parameters key"
+        if key != "data_dir":  # only 01-data reads the data; the runner checks the folder
+            assert key in declared, f"{path.name}: no notebook declares {key}"
+        if value is not None:
+            p = parameters.SCHEMA[key]
+            ok = (
+                isinstance(value, (int, float))
+                if p.type == "float"
+                else type(value).__name__ == p.type
+            )
+            assert ok, f"{path.name}: {key}={value!r} is not a {p.type}"
+
+
+# --------------------------------------------------------------------------- full runs (slow)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan")
+    data = root / "data"
+    sample.write(sample.generate(reps=12, months=36), data)
+    params = root / "FY2027-Q1.yaml"
+    params.write_text(yaml.safe_dump({
+        "cycle": "FY2027-Q1", "data_dir": str(data), "fiscal_year_start": 11, "horizon": 15,
+        "scenarios": [{"name": "downside", "churn_rate": 0.07}],
+    }))  # fmt: skip
+    out = root / "reports"
+    html = report.plan(params, out_dir=out, log=lambda _: None)
+    return {
+        "root": root,
+        "data": data,
+        "params": params,
+        "out": out,
+        "html": html,
+        "pack": html.parent,
+    }
+
+
+@pytest.mark.slow
+def test_plan_publishes_a_sound_pack(small):
+    pack = small["pack"]
+    assert small["html"] == small["out"] / "FY2027-Q1" / "plan.html"
+    assert report.check_pack(pack) == []
+    assert sorted(p.name for p in (pack / "notebooks").iterdir()) == sorted(report.NOTEBOOKS)
+    assert not list(small["out"].glob(".FY2027-Q1.*")), "temporary folders left behind"
+    m = json.loads((pack / "manifest.json").read_text())
+    assert m["parameters"]["cycle"] == "FY2027-Q1" and m["data_sha256"] and m["run_seconds"] > 0
+    wb = openpyxl.load_workbook(pack / "plan.xlsx")
+    for sheet in (
+        "Summary",
+        "Quotas by rep",
+        "Capacity",
+        "Forecast by level",
+        "KPIs",
+        "Scenarios",
+        "Accuracy",
+    ):
+        assert sheet in wb.sheetnames
+    page = small["html"].read_text()
+    for title in ("Executive summary", "Forecast vs target", "ARR bridge and churn", "Quotas, attainment and balance",
+                  "Territories", "Scenario comparison", "Last cycle&#39;s forecast accuracy", "KPIs"):  # fmt: skip
+        assert title in page or title.replace("&#39;", "'") in page, title
+    assert "<script src" not in page and page.count("Plotly.newPlot") >= 8
+
+
+@pytest.mark.slow
+def test_executed_notebooks_carry_the_injected_parameters(small):
+    nb = nbformat.read(small["pack"] / "notebooks" / "02-forecast.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert (
+        len(injected) == 1
+        and "horizon = 15" in injected[0].source
+        and "work_dir = " in injected[0].source
+    )
+
+
+@pytest.mark.slow
+def test_published_numbers_match_the_library(small):
+    pack = small["pack"]
+    tables = json.loads((pack / "tables.json").read_text())
+    cube = xr.open_dataset(pack / "plan.nc", group="cube").load()
+    for c in (
+        "segment",
+        "region",
+        "rep",
+        "manager",
+        "rep_region",
+        "rep_segment",
+        "fiscal_quarter",
+        "fiscal_year",
+    ):
+        cube = cube.assign_coords({c: cube[c].astype(object)})
+    p = parameters.load(small["params"])
+    a = parameters.assumptions(p)
+    target = quota.company_target(cube, a)
+    assert tables["summary"]["company_target"] == pytest.approx(round(target), abs=1)
+    plan = capacity.capacity_plan(cube, a)
+    assert tables["summary"]["year_capacity"] == pytest.approx(
+        float(plan["capacity"].sum()), rel=1e-9
+    )
+    base = tables["scenarios"][0]
+    assert base["scenario"] == "base" and base["capacity"] == pytest.approx(
+        tables["summary"]["year_capacity"]
+    )
+    by_rep = {r["rep"]: r for r in tables["quotas_by_rep"]}
+    q = xr.open_dataset(pack / "plan.nc", group="quota").load()
+    for rep, value in zip(q["rep"].values, q["rep_quota"].values, strict=True):
+        assert by_rep[str(rep)]["quota_year"] == pytest.approx(float(value))
+    assert sum(r["quota_year"] for r in tables["quotas_by_rep"]) == pytest.approx(
+        round(target * a.over_assignment), rel=1e-3
+    )
+
+
+@pytest.mark.slow
+def test_same_inputs_same_numbers_and_republish(small):
+    first = json.loads((small["pack"] / "tables.json").read_text())
+    html = report.plan(small["params"], out_dir=small["out"], log=lambda _: None)
+    second = json.loads((html.parent / "tables.json").read_text())
+    assert first == second
+    assert not (small["out"] / "FY2027-Q1.prev").exists()
+
+
+@pytest.mark.slow
+def test_broken_input_names_notebook_and_cell_and_keeps_the_pack(small):
+    before = small["html"].read_bytes()
+    broken = small["root"] / "broken"
+    shutil.copytree(small["data"], broken)
+    (broken / "opportunities.csv").write_text("opportunity_id,amount\nx,1\n")
+    with pytest.raises(
+        report.PlanFailed,
+        match=r"^Plan failed in notebook 01-data\.ipynb, cell 3: DataError: .*close_date",
+    ):
+        report.plan(small["params"], data_dir=broken, out_dir=small["out"], log=lambda _: None)
+    assert small["html"].read_bytes() == before
+    kept = small["out"] / ".failed" / "FY2027-Q1" / "01-data.ipynb"
+    assert kept.exists()
+    assert not list(small["out"].glob(".FY2027-Q1.*"))
+
+
+@pytest.mark.slow
+def test_kernel_runs_this_interpreter(small):
+    import sys
+
+    nb = nbformat.read(small["pack"] / "notebooks" / "01-data.ipynb", as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["work_dir"]
+    spec = json.loads(
+        (config.BUILD_DIR / "jupyter" / "kernels" / report.KERNEL_NAME / "kernel.json").read_text()
+    )
+    assert spec["argv"][0] == sys.executable
+    assert np.isfinite(
+        json.loads((small["pack"] / "tables.json").read_text())["summary"]["quarter_forecast"]
+    )
