@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import sparse
 
 from revmodel import calendar as fcal
 from revmodel import config
@@ -110,7 +111,11 @@ def _lookup(
         return None
     mapping = pd.Series(values.to_numpy(), index=table[key].astype("string").to_numpy())
     mapping = mapping[~mapping.index.duplicated()]
-    return keys.map(mapping).astype("string")
+    # Look up the distinct keys only: exports repeat the same few thousand ids a million times.
+    codes, uniques = pd.factorize(keys)
+    looked_up = mapping.reindex(np.asarray(uniques, dtype=object)).to_numpy(dtype=object)
+    out = np.where(codes >= 0, looked_up[np.maximum(codes, 0)], None)
+    return pd.Series(out, index=keys.index, dtype="string")
 
 
 def _first_of(n: int, *candidates: pd.Series | None) -> pd.Series:
@@ -123,7 +128,10 @@ def _first_of(n: int, *candidates: pd.Series | None) -> pd.Series:
 
 
 def _codes(labels: pd.Series, members: list[str]) -> np.ndarray:
-    return pd.Index(members).get_indexer(labels.to_numpy(dtype=object))
+    # Factorize first (fast on string arrays), then look up the few distinct labels.
+    codes, uniques = pd.factorize(labels)
+    lookup = pd.Index(members).get_indexer(np.asarray(uniques, dtype=object))
+    return np.where(codes >= 0, lookup[codes], -1)
 
 
 def _scatter(
@@ -170,15 +178,22 @@ def _account_arr(subs: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Index
     s_idx = (start.dt.year.to_numpy() * 12 + start.dt.month.to_numpy() - 1 - base).astype(np.int64)
     e_idx = np.full(len(subs), n, dtype=np.int64)
     has_end = end.notna().to_numpy()
-    e_idx[has_end] = end[has_end].dt.year.to_numpy() * 12 + end[has_end].dt.month.to_numpy() - 1 - base
+    e_idx[has_end] = (
+        end[has_end].dt.year.to_numpy() * 12 + end[has_end].dt.month.to_numpy() - 1 - base
+    )
     e_idx = np.clip(e_idx, 0, n)
     keep = (s_idx < n) & (e_idx > s_idx)
-    accounts = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
-    a_idx = accounts.get_indexer(subs["account_id"].astype("string").to_numpy())
+    a_idx, uniques = pd.factorize(subs["account_id"].astype("string"))
+    accounts = pd.Index(np.asarray(uniques, dtype=object))
     arr = subs["arr"].to_numpy(dtype=float)
-    diff = np.zeros((len(accounts), n + 1))
-    np.add.at(diff, (a_idx[keep], s_idx[keep]), arr[keep])
-    np.add.at(diff, (a_idx[keep], e_idx[keep]), -arr[keep])
+    # Term starts add and ends remove ARR; a cumulative sum over months gives each account's ARR.
+    flat = np.concatenate(
+        [a_idx[keep] * (n + 1) + s_idx[keep], a_idx[keep] * (n + 1) + e_idx[keep]]
+    )
+    weights = np.concatenate([arr[keep], -arr[keep]])
+    diff = np.bincount(flat, weights=weights, minlength=len(accounts) * (n + 1)).reshape(
+        len(accounts), n + 1
+    )
     level = np.cumsum(diff[:, :n], axis=1)
     level[np.abs(level) < 1e-6] = 0.0
     offset = _month_number(months[0]) - base
@@ -186,9 +201,13 @@ def _account_arr(subs: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Index
 
 
 def _arr_movements(level: np.ndarray, offset: int, n_months: int) -> dict[str, np.ndarray]:
-    """Classify each account's month-on-month ARR change (account x month arrays)."""
-    prev = np.concatenate([np.zeros((level.shape[0], 1)), level[:, :-1]], axis=1)
-    cur = level
+    """Classify each account's month-on-month ARR change (account x month arrays) in the cube's window."""
+    cur = level[:, offset : offset + n_months]
+    prev = (
+        level[:, offset - 1 : offset + n_months - 1]
+        if offset > 0
+        else np.concatenate([np.zeros((level.shape[0], 1)), level[:, : n_months - 1]], axis=1)
+    )
     delta = cur - prev
     out = {
         "arr": cur,
@@ -197,7 +216,7 @@ def _arr_movements(level: np.ndarray, offset: int, n_months: int) -> dict[str, n
         "expansion_arr": np.where((prev > 0) & (cur > 0) & (delta > 0), delta, 0.0),
         "contraction_arr": np.where((prev > 0) & (cur > 0) & (delta < 0), -delta, 0.0),
     }
-    return {k: v[:, offset : offset + n_months] for k, v in out.items()}
+    return out
 
 
 def build_cube(
@@ -360,10 +379,14 @@ def build_cube(
         a_s = _codes(per_acct["_segment"].reset_index(drop=True), segments)
         a_g = _codes(per_acct["_region"].reset_index(drop=True), regions)
         a_r = _codes(per_acct["_rep"].reset_index(drop=True), rep_members)
+        # accounts -> cells as a sparse one-hot matrix: cells x months = onehot @ (accounts x months)
+        cell = np.ravel_multi_index((a_s, a_g, a_r), shape[:3])
+        onehot = sparse.csr_matrix(
+            (np.ones(len(cell)), (cell, np.arange(len(cell)))),
+            shape=(int(np.prod(shape[:3])), len(cell)),
+        )
         for name, mat in moves.items():
-            out = np.zeros(shape)
-            np.add.at(out, (a_s, a_g, a_r), mat)
-            data[name] = out
+            data[name] = np.asarray(onehot @ mat).reshape(shape)
     else:
         for name in ("arr", "new_arr", "expansion_arr", "contraction_arr", "churned_arr"):
             data[name] = np.zeros(shape)
