@@ -1,0 +1,850 @@
+"""Rolling-origin backtests of the forecast, per level of the hierarchy and per model.
+
+At each origin the cube is cut at that month (``as_of`` moved there, nothing
+after it is seen), every model forecasts the next ``horizon`` months, and the
+forecasts are compared with what was booked. Origins step back from the last
+month that leaves a full horizon of actuals: with ``as_of`` 2026-10,
+``horizon=3``, ``folds=4`` and ``step=3`` they are 2025-10, 2026-01, 2026-04
+and 2026-07, so the last four quarters are forecast one quarter ahead.
+
+Models (names accepted in ``models``):
+
+- ``reconciled``: the default automatic forecast of every node
+  (:func:`revmodel.forecast.forecast_cube`), made coherent with the
+  ``reconcile`` method; ``reconciled:<method>`` picks another method;
+- ``base``: every node's own forecast, not reconciled (levels need not add up);
+- ``bottom_up``: the bottom forecasts summed up;
+- ``seasonal_naive``: the same month a year earlier, the floor any model must beat;
+- ``pipeline`` and ``blend``: the open pipeline as it stood at the origin,
+  weighted by conversion and slippage (:mod:`revmodel.pipeline`), and its
+  blend with ``reconciled``; only when the opportunities are given;
+- any callable ``f(history, horizon) -> forecast``: ``history`` is the
+  measure up to the origin (segment, region, rep, month), ``forecast`` the
+  bottom-cell mean for the next ``horizon`` months, summed up to every node.
+
+Metrics, per fold, model and level (``total``, ``region``, ``segment``,
+``region/segment``, ``manager``, ``manager/segment``, ``rep``, ``bottom``):
+
+- WAPE = sum|f - a| / sum|a| [1];
+- sMAPE = mean of 200 |f - a| / (|f| + |a|), 0 where both are 0 [%];
+- MASE = mean of |f - a| / s, with s the node's in-sample mean absolute
+  seasonal difference (lag 12) up to the origin; nodes with s = 0 are left out [1];
+- bias = sum(f - a) / sum(a) [1]: positive forecasts too high;
+- coverage = share of actual node-months inside the 10-90% band [1].
+
+Every node with bookings up to the end of the evaluated horizon is scored,
+including cells that first sold after the origin (every model forecasts 0
+for them), so a level's actuals are its full bookings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from revmodel import reconcile as rec
+from revmodel.errors import DataError, ParameterError
+
+#: Models run when ``models`` is not given (``pipeline`` and ``blend`` join them with opportunities).
+DEFAULT_MODELS: tuple[str, ...] = ("reconciled", "base", "bottom_up", "seasonal_naive")
+#: Name of the floor model.
+FLOOR = "seasonal_naive"
+#: Season length [months].
+SEASON = 12
+#: Months of history the first origin needs at least [months].
+MIN_TRAIN_MONTHS = 12
+#: Hierarchy levels in report order; the bottom (rep x segment x region cell) is called "bottom".
+LEVEL_ORDER: tuple[str, ...] = (
+    "total",
+    "region",
+    "segment",
+    "region/segment",
+    "manager",
+    "manager/segment",
+    "rep",
+    "bottom",
+)
+#: forecast_cube node level -> reconcile hierarchy level (the same names, and older spellings).
+_FC_LEVEL: dict[str, str] = {
+    **{level: level for level in rec.LEVEL_FIELDS},
+    "total": "total",
+    "segment": "segment",
+    "region": "region",
+    "manager": "manager",
+    "segment|region": "region/segment",
+    "segment|manager": "manager/segment",
+    "segment|region|rep": rec.BOTTOM_LEVEL,
+}
+METRICS: tuple[str, ...] = ("wape", "smape", "mase", "bias", "coverage")
+
+Model = str | Callable[[xr.DataArray, int], xr.DataArray]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _arrays(actual: Any, forecast: Any) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(actual, dtype=float)
+    f = np.asarray(forecast, dtype=float)
+    if a.shape != f.shape:
+        raise ParameterError(f"actual has shape {a.shape} but forecast has shape {f.shape}")
+    return a, f
+
+
+def wape(actual: Any, forecast: Any) -> float:
+    """Weighted absolute percentage error: sum|f - a| / sum|a| [1]; NaN when sum|a| is 0."""
+    a, f = _arrays(actual, forecast)
+    denom = np.nansum(np.abs(a))
+    return float(np.nansum(np.abs(f - a)) / denom) if denom > 0 else float("nan")
+
+
+def smape(actual: Any, forecast: Any) -> float:
+    """Symmetric MAPE: mean of 200 |f - a| / (|f| + |a|) [%], 0 where both are 0."""
+    a, f = _arrays(actual, forecast)
+    denom = np.abs(a) + np.abs(f)
+    ratio = np.where(denom > 0, 2 * np.abs(f - a) / np.where(denom > 0, denom, 1.0), 0.0)
+    return float(100 * np.mean(ratio)) if ratio.size else float("nan")
+
+
+def seasonal_scale(history: Any, season_length: int = SEASON) -> np.ndarray:
+    """In-sample mean absolute seasonal difference of each series, the MASE scale [units].
+
+    Parameters
+    ----------
+    history : array-like
+        Series along the last axis, oldest first [units].
+    season_length : int
+        Lag of the differences [months]; 1 when the series is shorter than a season and a month.
+
+    Returns
+    -------
+    np.ndarray
+        One scale per series (shape of ``history`` without its last axis); NaN when there is
+        no difference to average.
+    """
+    y = np.asarray(history, dtype=float)
+    m = season_length if y.shape[-1] > season_length else 1
+    diff = np.abs(y[..., m:] - y[..., :-m])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.nanmean(diff, axis=-1) if diff.shape[-1] else np.full(y.shape[:-1], np.nan)
+    return np.asarray(out, dtype=float)
+
+
+def mase(actual: Any, forecast: Any, scale: Any) -> float:
+    """Mean absolute scaled error: mean of |f - a| / scale over series with scale > 0 [1].
+
+    ``actual`` and ``forecast`` are (series x horizon) or (horizon,) arrays and ``scale``
+    one value per series (see :func:`seasonal_scale`).
+    """
+    a, f = _arrays(actual, forecast)
+    a2 = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+    f2 = f.reshape(a2.shape)
+    s = np.broadcast_to(np.asarray(scale, dtype=float).reshape(-1), (a2.shape[0],))
+    ok = np.isfinite(s) & (s > 0)
+    if not ok.any():
+        return float("nan")
+    return float(np.mean(np.abs(f2[ok] - a2[ok]) / s[ok, None]))
+
+
+def bias(actual: Any, forecast: Any) -> float:
+    """Relative bias: sum(f - a) / sum(a) [1]; positive means the forecast ran high."""
+    a, f = _arrays(actual, forecast)
+    denom = np.nansum(a)
+    return float(np.nansum(f - a) / denom) if denom != 0 else float("nan")
+
+
+def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
+    """Share of actuals inside ``[lower, upper]`` [1]; NaN when there is no band."""
+    a, lo = _arrays(actual, lower)
+    _, hi = _arrays(actual, upper)
+    known = np.isfinite(lo) & np.isfinite(hi)
+    if not known.any():
+        return float("nan")
+    return float(np.mean((a[known] >= lo[known]) & (a[known] <= hi[known])))
+
+
+# --------------------------------------------------------------------------- node forecasts
+
+
+@dataclass(frozen=True)
+class NodeForecast:
+    """Base forecasts of :func:`revmodel.forecast.forecast_cube` laid out on a hierarchy.
+
+    Attributes
+    ----------
+    hierarchy : revmodel.reconcile.Hierarchy
+        The hierarchy of the history cube.
+    mean : np.ndarray
+        (n_nodes x h) base forecast means [units]; nodes without a model of their own
+        (a rep across segments) get the sum of their cells.
+    lower, upper : np.ndarray
+        (n_nodes x h) lowest and highest quantile [units]; for nodes without a model, the
+        sum of cell means plus or minus the root sum of squares of the cells' half-widths.
+    residuals : np.ndarray or None
+        (n_nodes x T) in-sample residuals for the MinT weights.
+    own : np.ndarray
+        (n_nodes,) True where the node had its own model.
+    """
+
+    hierarchy: rec.Hierarchy
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    residuals: np.ndarray | None
+    own: np.ndarray
+
+
+def _node_keys(hierarchy: rec.Hierarchy) -> list[tuple[str, tuple[str, ...]]]:
+    nodes = hierarchy.nodes
+    out = []
+    for row in nodes.itertuples(index=False):
+        fields = rec.LEVEL_FIELDS[row.level]
+        out.append((row.level, tuple(str(getattr(row, f)) for f in fields)))
+    return out
+
+
+def node_forecasts(history: xr.DataArray, fc: xr.Dataset) -> NodeForecast:
+    """Lay the node forecasts of ``fc`` out on the hierarchy of ``history``.
+
+    Parameters
+    ----------
+    history : xr.DataArray
+        The measure up to the forecast origin (segment, region, rep, month) [units].
+    fc : xr.Dataset
+        :func:`revmodel.forecast.forecast_cube` made from that history.
+
+    Returns
+    -------
+    NodeForecast
+    """
+    hierarchy = rec.hierarchy_from_cube(history)
+    keys = _node_keys(hierarchy)
+    q = np.asarray(fc["quantile"].values, dtype=float)
+    lo_i, hi_i = int(np.argmin(q)), int(np.argmax(q))
+    index: dict[tuple[str, tuple[str, ...]], int] = {}
+    levels = fc["level"].values
+    cols = {f: fc[f"node_{f}"].values for f in rec.NODE_FIELDS}
+    for i, lvl in enumerate(levels):
+        level = _FC_LEVEL.get(str(lvl))
+        if level is None:
+            continue
+        index[(level, tuple(str(cols[f][i]) for f in rec.LEVEL_FIELDS[level]))] = i
+    n, h = hierarchy.n_nodes, fc.sizes["month"]
+    node_mean = fc["node_mean"].values
+    node_q = fc["node_forecast"].values
+    node_res = fc["node_residual"].values
+    mean = np.full((n, h), np.nan)
+    lower = np.full((n, h), np.nan)
+    upper = np.full((n, h), np.nan)
+    resid = np.full((n, node_res.shape[1]), np.nan)
+    for j, key in enumerate(keys):
+        i = index.get(key)
+        if i is not None:
+            mean[j] = node_mean[i]
+            lower[j] = node_q[i, :, lo_i]
+            upper[j] = node_q[i, :, hi_i]
+            resid[j] = node_res[i]
+    own = np.isfinite(mean).all(axis=1)
+    bottom = hierarchy.bottom
+    if not own[bottom].all():
+        raise DataError(
+            "the forecast lacks some bottom cells of the history; make it with "
+            "revmodel.forecast.forecast_cube from the same cube"
+        )
+    missing = np.flatnonzero(~own)
+    if missing.size:
+        S = hierarchy.S[missing]
+        mean[missing] = np.asarray(S @ mean[bottom])
+        lower[missing] = mean[missing] - np.sqrt(
+            np.asarray(S @ (mean[bottom] - lower[bottom]) ** 2)
+        )
+        upper[missing] = mean[missing] + np.sqrt(
+            np.asarray(S @ (upper[bottom] - mean[bottom]) ** 2)
+        )
+    # A complete residual matrix keeps the shrunk covariance positive definite: nodes without
+    # residuals (zero forecasts) take their cells' sum, then the months every node has are kept,
+    # or, when fewer than a season remain, missing residuals count as 0.
+    empty = np.flatnonzero(np.isnan(resid).all(axis=1))
+    if empty.size:
+        resid[empty] = np.asarray(hierarchy.S[empty] @ np.nan_to_num(resid[bottom]))
+    complete = np.isfinite(resid).all(axis=0)
+    residuals = resid[:, complete] if complete.sum() >= 12 else np.nan_to_num(resid)
+    return NodeForecast(hierarchy, mean, lower, upper, residuals, own)
+
+
+def reconcile_nodes(
+    nf: NodeForecast, like: xr.DataArray, method: str = "mint_shrink"
+) -> tuple[xr.DataArray, dict]:
+    """Reconcile node base forecasts into a coherent bottom forecast.
+
+    Parameters
+    ----------
+    nf : NodeForecast
+        From :func:`node_forecasts`.
+    like : xr.DataArray
+        Bottom forecast means (segment, region, rep, month), e.g. ``fc["mean"]`` [units].
+    method : str
+        A method of :data:`revmodel.reconcile.METHODS`.
+
+    Returns
+    -------
+    (xr.DataArray, dict)
+        As :func:`revmodel.reconcile.reconcile_cube`.
+    """
+    return rec.reconcile_cube(
+        like.transpose(*rec.CELL_DIMS, "month"),
+        method=method,
+        residuals=nf.residuals,
+        nonnegative=True,
+        node_forecasts=nf.mean,
+        hierarchy=nf.hierarchy,
+    )
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """What :func:`rolling_origin` found.
+
+    Attributes
+    ----------
+    scores : pd.DataFrame
+        One row per fold, model, node and forecast month: ``fold``, ``origin``, ``model``,
+        ``level``, ``node``, ``month``, ``step`` [months ahead], ``actual``, ``forecast``,
+        ``lower``, ``upper`` [units of the measure], ``scale`` (MASE scale) [units].
+    metrics : pd.DataFrame
+        One row per fold, model and level: ``nodes`` and :data:`METRICS`.
+    blend_inputs : pd.DataFrame
+        One row per fold, segment and month: ``actual``, ``stat`` (reconciled) and
+        ``pipeline`` (weighted pipeline at the origin) [units]; empty without opportunities.
+    origins : list of pd.Timestamp
+    horizon : int
+    measure : str
+    info : dict
+        ``reconcile`` (method and fallback per fold), ``new_cells`` per fold (cells that first
+        sold after the origin), ``blend_weights`` (learned on all folds) when available.
+    """
+
+    scores: pd.DataFrame
+    metrics: pd.DataFrame
+    blend_inputs: pd.DataFrame
+    origins: list[pd.Timestamp]
+    horizon: int
+    measure: str
+    info: dict = field(default_factory=dict)
+
+
+def origins_for(
+    cube: xr.Dataset, horizon: int, folds: int = 4, step: int = 3, min_train: int = MIN_TRAIN_MONTHS
+) -> list[pd.Timestamp]:
+    """The forecast origins of a rolling-origin backtest, oldest first.
+
+    The last origin leaves ``horizon`` months of actuals up to ``as_of``; each earlier one
+    is ``step`` months before the next.
+
+    Raises
+    ------
+    ParameterError
+        For a horizon, fold count or step that is not a whole number >= 1, or when the
+        first origin would leave fewer than ``min_train`` months of history.
+    """
+    for name, v in (("horizon", horizon), ("folds", folds), ("step", step)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ParameterError(f"backtest: {name} must be a whole number >= 1, got {v!r}")
+    if "as_of" not in cube.attrs:
+        raise DataError("the cube has no attrs['as_of'] (last month with actuals); rebuild it")
+    as_of = pd.Timestamp(cube.attrs["as_of"]).to_period("M").to_timestamp()
+    months = pd.DatetimeIndex(cube["month"].values)
+    n_hist = int((months <= as_of).sum())
+    need = int(horizon) + int(step) * (int(folds) - 1)
+    if n_hist - need < min_train:
+        raise ParameterError(
+            f"backtest: {folds} folds {step} months apart with a {horizon}-month horizon reach "
+            f"back {need} months, leaving {n_hist - need} months of history before the first "
+            f"origin (at least {min_train} needed; the cube has {n_hist} months up to as_of "
+            f"{as_of:%Y-%m}); use fewer --folds or a shorter --horizon"
+        )
+    last = as_of - pd.DateOffset(months=int(horizon))
+    return [last - pd.DateOffset(months=int(step) * k) for k in range(int(folds) - 1, -1, -1)]
+
+
+def _seasonal_naive(hist: np.ndarray, h: int) -> np.ndarray:
+    """Bottom seasonal-naive means: the same month a season earlier (cells x h)."""
+    m = SEASON if hist.shape[-1] >= SEASON else 1
+    idx = np.arange(h) % m
+    return hist[..., -m:][..., idx]
+
+
+def _seasonal_naive_band(node_hist: np.ndarray, mean: np.ndarray, q_lo: float, q_hi: float):
+    """Seasonal random-walk band of each node's own history (nodes x h)."""
+    n_months = node_hist.shape[-1]
+    m = SEASON if n_months > SEASON else 1
+    diff = node_hist[:, m:] - node_hist[:, :-m]
+    with np.errstate(invalid="ignore"):
+        sigma = np.sqrt(np.nanmean(diff**2, axis=1)) if diff.shape[1] else np.zeros(len(mean))
+    sigma = np.nan_to_num(sigma)
+    k = np.arange(mean.shape[1]) // m + 1
+    sd = sigma[:, None] * np.sqrt(k)[None, :]
+    return mean + stats.norm.ppf(q_lo) * sd, mean + stats.norm.ppf(q_hi) * sd
+
+
+def _coherent(hierarchy: rec.Hierarchy, bottom: np.ndarray) -> np.ndarray:
+    """Every node of ``hierarchy`` summed from cube-shaped bottom values (seg, reg, rep, h)."""
+    c = hierarchy.cells
+    return np.asarray(hierarchy.S @ bottom[c[:, 0], c[:, 1], c[:, 2]])
+
+
+def _map_nodes(src: rec.Hierarchy, dst: rec.Hierarchy) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``src`` matching each node of ``dst`` by level and key (-1 where none)."""
+    index = {k: i for i, k in enumerate(_node_keys(src))}
+    pos = np.array([index.get(k, -1) for k in _node_keys(dst)], dtype=np.int64)
+    return pos, pos >= 0
+
+
+def _cube_values(da: xr.DataArray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(da.transpose(*rec.CELL_DIMS, "month").values, dtype=float))
+
+
+def _level_names(hierarchy: rec.Hierarchy) -> np.ndarray:
+    lv = hierarchy.nodes["level"].to_numpy(dtype=object).copy()
+    lv[lv == rec.BOTTOM_LEVEL] = "bottom"
+    return lv
+
+
+def _node_labels(hierarchy: rec.Hierarchy) -> np.ndarray:
+    nodes = hierarchy.nodes
+    out = []
+    for row in nodes.itertuples(index=False):
+        fields = rec.LEVEL_FIELDS[row.level]
+        out.append("total" if not fields else "/".join(str(getattr(row, f)) for f in fields))
+    return np.asarray(out, dtype=object)
+
+
+def _check_models(models: Sequence[Model] | Mapping[str, Model] | None, with_pipeline: bool):
+    if models is None:
+        names: dict[str, Model] = {m: m for m in DEFAULT_MODELS}
+        if with_pipeline:
+            names.update(pipeline="pipeline", blend="blend")
+        return names
+    if isinstance(models, Mapping):
+        items = dict(models)
+    else:
+        items = {}
+        for m in models:
+            if not isinstance(m, str):
+                raise ParameterError(
+                    "backtest: give callable models as a mapping {name: callable}, e.g. "
+                    "models={'my_model': f}"
+                )
+            items[m] = m
+    known = (*DEFAULT_MODELS, "pipeline", "blend")
+    for m in items.values():
+        if callable(m):
+            continue
+        if not (m in known or (isinstance(m, str) and m.startswith("reconciled:"))):
+            raise ParameterError(
+                f"backtest: unknown model {m!r}; use {', '.join(known)}, 'reconciled:<method>' "
+                "or a callable"
+            )
+        if m.startswith("reconciled:") and m.split(":", 1)[1] not in rec.METHODS:
+            raise ParameterError(
+                f"backtest: unknown reconciliation method in {m!r}; use one of "
+                f"{', '.join(rec.METHODS)}"
+            )
+        if m in ("pipeline", "blend") and not with_pipeline:
+            raise ParameterError(
+                f"backtest: model {m!r} needs the opportunities table: pass opportunities="
+            )
+    if FLOOR not in items.values():
+        items[FLOOR] = FLOOR
+    return items
+
+
+def rolling_origin(
+    cube: xr.Dataset,
+    horizon: int,
+    folds: int = 4,
+    step: int = 3,
+    measure: str = "bookings",
+    models: Sequence[Model] | Mapping[str, Model] | None = None,
+    reconcile: str = "mint_shrink",
+    opportunities: pd.DataFrame | None = None,
+    method: str = "auto",
+    origins: Sequence[Any] | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+    n_workers: int = 2,
+    distributed_threshold: int | None = None,
+) -> BacktestResult:
+    """Rolling-origin backtest of the forecast at every level of the hierarchy.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube (see :mod:`revmodel.cube`), numpy- or dask-backed.
+    horizon : int
+        Months forecast from each origin [months].
+    folds : int
+        Number of origins.
+    step : int
+        Months between origins [months].
+    measure : str
+        Measure to forecast, e.g. "bookings" [USD/month].
+    models : sequence of str or mapping of name to str or callable, optional
+        Models to score (see the module docstring); default :data:`DEFAULT_MODELS`, plus
+        ``pipeline`` and ``blend`` when ``opportunities`` is given. ``seasonal_naive``
+        always runs: it is the floor.
+    reconcile : str
+        Reconciliation method of ``reconciled`` (:data:`revmodel.reconcile.METHODS`).
+    opportunities : pd.DataFrame, optional
+        Canonical opportunities table, for the ``pipeline`` and ``blend`` models.
+    method : str
+        Model choice of :func:`revmodel.forecast.forecast_cube` ("auto" is the default).
+    origins : sequence of date-like, optional
+        Explicit origins (last month each forecast sees) instead of ``folds`` and ``step``.
+    cache_dir, progress, n_workers, distributed_threshold
+        Passed to :func:`revmodel.forecast.forecast_cube` (its parallel path for big cubes).
+
+    Returns
+    -------
+    BacktestResult
+    """
+    from revmodel import forecast
+
+    if measure not in cube.data_vars:
+        raise ParameterError(
+            f"backtest: measure {measure!r} is not in the cube; available: "
+            f"{', '.join(map(str, cube.data_vars))}"
+        )
+    if reconcile not in rec.METHODS:
+        raise ParameterError(
+            f"backtest: unknown reconciliation method {reconcile!r}; use one of "
+            f"{', '.join(rec.METHODS)}"
+        )
+    as_of = pd.Timestamp(cube.attrs.get("as_of", "NaT"))
+    if origins is None:
+        origin_list = origins_for(cube, horizon, folds, step)
+    else:
+        origins_for(cube, horizon, 1, 1)  # validates horizon and as_of
+        origin_list = sorted(pd.Timestamp(o).to_period("M").to_timestamp() for o in origins)
+        late = [o for o in origin_list if o + pd.DateOffset(months=int(horizon)) > as_of]
+        if late:
+            raise ParameterError(
+                f"backtest: origin {late[0]:%Y-%m} plus the {horizon}-month horizon runs past "
+                f"as_of {as_of:%Y-%m}; use origins up to "
+                f"{as_of - pd.DateOffset(months=int(horizon)):%Y-%m}"
+            )
+    items = _check_models(models, opportunities is not None)
+    # one in-memory copy of the measure (and the pipeline module only when needed)
+    da = cube[measure].transpose(*rec.CELL_DIMS, "month").load()
+    months = pd.DatetimeIndex(da["month"].values)
+    base_ds = xr.Dataset({measure: da}, attrs=dict(cube.attrs))
+    if "manager" not in base_ds.coords and "manager" in cube.coords:
+        base_ds = base_ds.assign_coords(manager=cube["manager"])
+    kwargs: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress, "n_workers": n_workers}
+    if distributed_threshold is not None:
+        kwargs["distributed_threshold"] = distributed_threshold
+
+    frames, blend_rows = [], []
+    info: dict[str, Any] = {"reconcile": [], "new_cells": []}
+    needs_fc = any(
+        isinstance(m, str)
+        and (m.startswith("reconciled") or m in ("base", "bottom_up", "pipeline", "blend"))
+        for m in items.values()
+    )
+    for k, origin in enumerate(origin_list):
+        o = int(months.get_loc(origin))
+        hist = da.isel(month=slice(0, o + 1))
+        window = da.isel(month=slice(o + 1, o + 1 + int(horizon)))
+        fmonths = window["month"].values
+        hist_v = _cube_values(hist)
+        act_v = _cube_values(window)
+        full = rec.hierarchy_from_cube(da.isel(month=slice(0, o + 1 + int(horizon))))
+        past_cells = np.any(hist_v != 0, axis=-1)
+        c = full.cells
+        info["new_cells"].append(int((~past_cells[c[:, 0], c[:, 1], c[:, 2]]).sum()))
+        actual_nodes = np.asarray(full.S @ act_v[c[:, 0], c[:, 1], c[:, 2]])
+        node_hist = np.asarray(full.S @ hist_v[c[:, 0], c[:, 1], c[:, 2]])
+        scale = seasonal_scale(node_hist)
+        levels, labels = _level_names(full), _node_labels(full)
+
+        results: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
+        fc = nf = None
+        reconciled: dict[str, np.ndarray] = {}
+        if needs_fc:
+            past = base_ds.isel(month=slice(0, o + 1)).assign_attrs(as_of=f"{origin:%Y-%m-%d}")
+            fc = forecast.forecast_cube(
+                past, measure=measure, horizon=int(horizon), method=method, **kwargs
+            )
+            nf = node_forecasts(hist, fc)
+            pos, found = _map_nodes(nf.hierarchy, full)
+
+            def from_past(values: np.ndarray, pos=pos, found=found, n=full.n_nodes) -> np.ndarray:
+                out = np.zeros((n, values.shape[1]))
+                out[found] = values[pos[found]]
+                return out
+
+        for name, m in items.items():
+            if callable(m):
+                bottom = m(hist, int(horizon))
+                bottom = (
+                    bottom.reindex_like(window, fill_value=0.0)
+                    if isinstance(bottom, xr.DataArray)
+                    else bottom
+                )
+                values = (
+                    _cube_values(bottom) if isinstance(bottom, xr.DataArray) else np.asarray(bottom)
+                )
+                results[name] = (_coherent(full, values), None, None)
+            elif m == FLOOR:
+                mean = _coherent(full, _seasonal_naive(hist_v, int(horizon)))
+                lo, hi = _seasonal_naive_band(node_hist, mean, 0.1, 0.9)
+                results[name] = (mean, lo, hi)
+            elif m == "base":
+                results[name] = (from_past(nf.mean), from_past(nf.lower), from_past(nf.upper))
+            elif m == "bottom_up":
+                results[name] = (_coherent(full, _cube_values(fc["mean"])), None, None)
+            elif m.startswith("reconciled"):
+                how = m.split(":", 1)[1] if ":" in m else reconcile
+                if how not in reconciled:
+                    r, rinfo = reconcile_nodes(nf, fc["mean"], method=how)
+                    reconciled[how] = _cube_values(r)
+                    info["reconcile"].append(
+                        {
+                            "fold": k,
+                            "method": rinfo.get("method"),
+                            "fallback": rinfo.get("fallback"),
+                        }
+                    )
+                mean = _coherent(full, reconciled[how])
+                shift = mean - from_past(nf.mean)
+                results[name] = (mean, from_past(nf.lower) + shift, from_past(nf.upper) + shift)
+        if opportunities is not None and any(m in ("pipeline", "blend") for m in items.values()):
+            from revmodel import pipeline as pl
+
+            pipe = pl.weighted_pipeline(
+                opportunities, origin, horizon=int(horizon), like=window, reconstruct=True
+            )
+            pipe_v = _cube_values(pipe.reindex_like(window, fill_value=0.0))
+            stat_how = reconcile
+            if stat_how not in reconciled:
+                r, _ = reconcile_nodes(nf, fc["mean"], method=stat_how)
+                reconciled[stat_how] = _cube_values(r)
+            segs = np.asarray(da["segment"].values).astype(str)
+            for s, seg in enumerate(segs):
+                for t, mo in enumerate(fmonths):
+                    blend_rows.append(
+                        {
+                            "fold": k,
+                            "origin": origin,
+                            "segment": seg,
+                            "month": pd.Timestamp(mo),
+                            "actual": float(act_v[s, ..., t].sum()),
+                            "stat": float(reconciled[stat_how][s, ..., t].sum()),
+                            "pipeline": float(pipe_v[s, ..., t].sum()),
+                        }
+                    )
+            for name, m in items.items():
+                if m == "pipeline":
+                    results[name] = (_coherent(full, pipe_v), None, None)
+            blend_parts = (reconciled[stat_how], pipe_v)
+        for name, (mean, lo, hi) in results.items():
+            frames.append(
+                _score_frame(
+                    k, origin, name, levels, labels, fmonths, actual_nodes, mean, lo, hi, scale
+                )
+            )
+        if opportunities is not None and "blend" in items.values():
+            info.setdefault("_blend_parts", []).append(
+                (k, origin, blend_parts, levels, labels, fmonths, actual_nodes, scale, full)
+            )
+        del fc, nf
+
+    blend_inputs = pd.DataFrame(
+        blend_rows, columns=["fold", "origin", "segment", "month", "actual", "stat", "pipeline"]
+    )
+    parts = info.pop("_blend_parts", [])
+    if parts:
+        from revmodel import pipeline as pl
+
+        blend_name = next(n for n, m in items.items() if m == "blend")
+        for k, origin, (
+            stat_v,
+            pipe_v,
+        ), levels, labels, fmonths, actual_nodes, scale, full in parts:
+            # weights learned on the other folds: the blend's score is cross-validated
+            others = blend_inputs[blend_inputs["fold"] != k]
+            w = pl.learn_blend_weights(others if len(others) else blend_inputs)
+            segs = np.asarray(da["segment"].values).astype(str)
+            wv = np.array([float(w.get(s, w.get(pl.POOLED, 1.0))) for s in segs])
+            bottom = wv[:, None, None, None] * stat_v + (1 - wv[:, None, None, None]) * pipe_v
+            c = full.cells
+            mean = np.asarray(full.S @ bottom[c[:, 0], c[:, 1], c[:, 2]])
+            frames.append(
+                _score_frame(
+                    k,
+                    origin,
+                    blend_name,
+                    levels,
+                    labels,
+                    fmonths,
+                    actual_nodes,
+                    mean,
+                    None,
+                    None,
+                    scale,
+                )
+            )
+        info["blend_weights"] = pl.learn_blend_weights(blend_inputs)
+    scores = pd.concat(frames, ignore_index=True)
+    metrics = _metrics(scores, ["fold", "origin", "model", "level"])
+    return BacktestResult(
+        scores=scores,
+        metrics=metrics,
+        blend_inputs=blend_inputs,
+        origins=list(origin_list),
+        horizon=int(horizon),
+        measure=measure,
+        info=info,
+    )
+
+
+def _score_frame(fold, origin, model, levels, labels, fmonths, actual, mean, lo, hi, scale):
+    n, h = actual.shape
+    nan = np.full((n, h), np.nan)
+    return pd.DataFrame(
+        {
+            "fold": fold,
+            "origin": origin,
+            "model": model,
+            "level": np.repeat(levels, h),
+            "node": np.repeat(labels, h),
+            "month": np.tile(pd.DatetimeIndex(fmonths), n),
+            "step": np.tile(np.arange(1, h + 1), n),
+            "actual": actual.ravel(),
+            "forecast": mean.ravel(),
+            "lower": (nan if lo is None else lo).ravel(),
+            "upper": (nan if hi is None else hi).ravel(),
+            "scale": np.repeat(scale, h),
+        }
+    )
+
+
+def _group_metrics(g: pd.DataFrame) -> pd.Series:
+    a, f = g["actual"].to_numpy(), g["forecast"].to_numpy()
+    s = g["scale"].to_numpy()
+    ok = np.isfinite(s) & (s > 0)
+    return pd.Series(
+        {
+            "nodes": int(g["node"].nunique()),
+            "wape": wape(a, f),
+            "smape": smape(a, f),
+            "mase": float(np.mean(np.abs(f[ok] - a[ok]) / s[ok])) if ok.any() else float("nan"),
+            "bias": bias(a, f),
+            "coverage": interval_coverage(a, g["lower"].to_numpy(), g["upper"].to_numpy()),
+        }
+    )
+
+
+def _metrics(scores: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    out = scores.groupby(by, sort=False).apply(_group_metrics, include_groups=False).reset_index()
+    out["nodes"] = out["nodes"].astype(int)
+    order = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
+    out = out.sort_values(
+        [*[b for b in by if b != "level"], "level"],
+        key=lambda s: s.map(order) if s.name == "level" else s,
+        kind="stable",
+    )
+    return out.reset_index(drop=True)
+
+
+def summary_table(result: BacktestResult) -> pd.DataFrame:
+    """Metrics per level and model, pooled over the folds.
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns ``level``, ``model``, ``nodes`` (per fold, at most), ``wape``, ``smape`` [%],
+        ``mase``, ``bias``, ``coverage`` and ``beats_floor`` (WAPE at most the seasonal
+        naive's at that level), levels top to bottom.
+    """
+    models = list(dict.fromkeys(result.scores["model"]))
+    out = _metrics(result.scores, ["level", "model"])
+    out["model"] = pd.Categorical(out["model"], categories=models, ordered=True)
+    order = {lv: i for i, lv in enumerate(LEVEL_ORDER)}
+    out = out.sort_values(
+        ["level", "model"], key=lambda s: s.map(order) if s.name == "level" else s
+    )
+    out["model"] = out["model"].astype(str)
+    floor = out[out["model"] == FLOOR].set_index("level")["wape"]
+    out["beats_floor"] = [
+        bool(w <= floor.get(lv, np.nan) + 1e-12) if np.isfinite(w) else False
+        for lv, w in zip(out["level"], out["wape"], strict=True)
+    ]
+    return out.reset_index(drop=True)
+
+
+def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> str:
+    """A readable text table of :func:`summary_table`."""
+    t = table.copy()
+    lines = []
+    if result is not None:
+        lines.append(
+            f"Backtest of {result.measure}: {len(result.origins)} origins "
+            f"({', '.join(f'{o:%Y-%m}' for o in result.origins)}), {result.horizon} months ahead"
+        )
+    fmt = {
+        "wape": lambda v: f"{v:.1%}" if np.isfinite(v) else "-",
+        "smape": lambda v: f"{v:.1f}" if np.isfinite(v) else "-",
+        "mase": lambda v: f"{v:.2f}" if np.isfinite(v) else "-",
+        "bias": lambda v: f"{v:+.1%}" if np.isfinite(v) else "-",
+        "coverage": lambda v: f"{v:.0%}" if np.isfinite(v) else "-",
+        "beats_floor": lambda v: "yes" if v else "no",
+    }
+    for col, f in fmt.items():
+        if col in t:
+            t[col] = t[col].map(f)
+    t = t.rename(columns={"smape": "smape_%", "beats_floor": "beats_naive"})
+    lines.append(t.to_string(index=False))
+    lines.append(
+        "wape = sum|f-a|/sum|a|; bias = sum(f-a)/sum(a); mase scaled by the in-sample seasonal "
+        "naive error; coverage = share of actuals inside the 10-90% band"
+    )
+    return "\n".join(lines)
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    """``revmodel backtest CUBE --horizon H [--folds K] [--measure M] [--out FILE]``."""
+    from revmodel import cube as rcube
+
+    out = Path(args.out) if getattr(args, "out", None) else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise ParameterError(f"--out {out}: write the table as .csv or .json")
+    ds = rcube.load_cube(args.cube)
+    result = rolling_origin(
+        ds,
+        horizon=args.horizon,
+        folds=args.folds,
+        measure=getattr(args, "measure", "bookings"),
+    )
+    table = summary_table(result)
+    print(format_table(table, result))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            table.to_csv(out, index=False)
+        else:
+            out.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
+        print(f"Wrote {out}")
+    return 0
