@@ -518,9 +518,37 @@ def shrunk_covariance(residuals: np.ndarray) -> tuple[np.ndarray, float]:
     num, den = var_r[off].sum(), (R[off] ** 2).sum()
     lam = 1.0 if den <= 0 else float(np.clip(num / den, 0.0, 1.0))
     cov = R * np.outer(sd, sd)
-    shrunk = (1.0 - lam) * cov
-    np.fill_diagonal(shrunk, sd**2)
+    var = sd**2
+    positive = var[var > 0]
+    var = np.where(var > 0, var, (positive.mean() if positive.size else 1.0) * 1e-8)
+
+    def build(weight: float) -> np.ndarray:
+        out = (1.0 - weight) * cov
+        np.fill_diagonal(out, var)
+        return out
+
+    shrunk = build(lam)
+    if not _positive_definite(shrunk):
+        # Residuals with gaps give a pairwise covariance that need not be positive definite:
+        # shrink further towards the diagonal, just as far as needed (bisection on lambda).
+        lo, hi = lam, 1.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if _positive_definite(build(mid)):
+                hi = mid
+            else:
+                lo = mid
+        lam = hi
+        shrunk = build(lam)
     return shrunk, lam
+
+
+def _positive_definite(m: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(m)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def residual_variance(residuals: np.ndarray) -> np.ndarray:

@@ -608,3 +608,18 @@ def test_property_reconciled_output_is_coherent(seed, method, nonnegative, noise
     assert_coherent(h, out, rtol=1e-9)
     if nonnegative:
         assert out.min() >= 0.0
+
+
+def test_shrunk_covariance_of_gappy_residuals_is_positive_definite():
+    # Pairwise deletion on residuals with gaps can give an indefinite covariance; MinT needs W > 0.
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(1, 40))
+    E = np.vstack([base + 0.01 * rng.normal(size=(1, 40)) for _ in range(6)])
+    E[0, :20] = np.nan
+    E[1, 20:] = np.nan
+    E[2, ::2] = np.nan
+    E[3] = np.where(np.arange(40) % 3 == 0, np.nan, -E[3])
+    W, lam = rc.shrunk_covariance(E)
+    assert np.all(np.linalg.eigvalsh(W) > 0)
+    assert 0.0 <= lam <= 1.0
+    np.testing.assert_allclose(np.diag(W), np.nanvar(E, axis=1, ddof=1), rtol=1e-9)

@@ -1,0 +1,964 @@
+"""Statistical forecasts of a cube measure, for every node of the hierarchy.
+
+Three layers, each usable on its own:
+
+- :func:`forecast_series` forecasts one monthly series. It looks at the
+  series' nature (empty, all zero, a rep who left, constant, intermittent,
+  short, with negative months) and picks a model accordingly, recording the
+  model that ran and why in a short human string. It never raises for an
+  awkward series: a series on which every model fails gets NaN and the reason.
+- :func:`forecast_many` forecasts many series, in-process or on a
+  ``dask.distributed`` cluster, with an on-disk cache keyed by the series'
+  values, the settings and the model code, so a re-run refits only what changed.
+- :func:`forecast_cube` forecasts the months after ``attrs["as_of"]`` for the
+  bottom cells (segment, region, rep) and every aggregate node, and returns a
+  Dataset aligned with the cube plus the node-level base forecasts and
+  residuals that reconciliation consumes.
+
+Rules for awkward series (applied in this order by :func:`forecast_series`):
+
+1. all NaN -> zero forecast; leading NaN months are dropped; interior NaN
+   gaps are filled by linear interpolation; trailing NaN months are filled
+   with the last observed value (the forecast origin stays the array's end).
+2. a rep who left (``ended=True``) -> zero forecast.
+3. all zero -> zero forecast. Leading zeros are dropped (inactive before the
+   first activity).
+4. trailing zeros for at least 6 months and 3 mean inter-demand intervals ->
+   zero forecast (inactive).
+5. constant -> flat forecast at that value.
+6. intermittent (mean inter-demand interval ADI >= 1.32, Syntetos-Boylan) and
+   non-negative -> Croston with the SBA correction.
+7. fewer than ``min_history`` (24) months -> level/trend combination on the
+   series divided by the parent level's ``seasonal_profile`` when given;
+   fewer than 4 months -> mean of the months observed.
+8. negative months present -> additive models only.
+9. otherwise the default method: median combination of SES, damped Holt and
+   Theta on the seasonally adjusted series (:func:`revmodel.models.default_model`).
+
+Quantiles of a non-negative measure are clipped at 0 and the clipping is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from revmodel import models
+from revmodel.errors import DataError, ParameterError
+from revmodel.models import DEFAULT_QUANTILES
+
+#: Syntetos-Boylan cut-off on the average inter-demand interval for intermittent demand [months].
+ADI_INTERMITTENT = 1.32
+#: Months of history below which a series borrows its parent's seasonal profile [months].
+MIN_HISTORY = 24
+#: Fewer misses than this run in-process: starting a local cluster costs seconds.
+DISTRIBUTED_THRESHOLD = 200
+#: Series per dask task, so task overhead stays small.
+CHUNK_SIZE = 100
+#: Methods :func:`forecast_series` accepts for regular series.
+METHODS = ("auto", "holdout", "ets", "theta", "sarima", "seasonal_naive")
+#: Marker for a field an aggregate node sums over (as ``revmodel.reconcile.ALL``).
+ALL = "*"
+#: Levels of the grouped hierarchy (rep -> manager -> region -> total, crossed with
+#: segment), top to bottom, with the fields keying each node; the same names, fields
+#: and node labels as ``revmodel.reconcile.LEVELS``. The last one is the bottom level.
+AGGREGATION_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("total", ()),
+    ("region", ("region",)),
+    ("segment", ("segment",)),
+    ("region/segment", ("region", "segment")),
+    ("manager", ("manager",)),
+    ("manager/segment", ("manager", "segment")),
+    ("rep", ("rep",)),
+    ("rep/segment", ("rep", "segment", "region")),
+)
+BOTTOM_LEVEL = AGGREGATION_LEVELS[-1][0]
+
+
+def _code_version() -> str:
+    digest = hashlib.sha256()
+    for path in (Path(models.__file__), Path(__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+#: Hash of the model code; part of every cache key, so a code change refits everything.
+CODE_VERSION = _code_version()
+
+
+@dataclass(frozen=True)
+class SeriesForecast:
+    """The forecast of one series and how it was made.
+
+    Attributes
+    ----------
+    mean : np.ndarray
+        Point forecast, shape ``(h,)`` [units of the series].
+    quantiles : np.ndarray
+        Shape ``(len(quantile_levels), h)`` [units of the series].
+    quantile_levels : tuple of float
+        Probability levels of ``quantiles``.
+    model_name : str
+        The model that produced the forecast ("zero", "constant", "none"...).
+    reason : str
+        Why that model ran, in a short sentence.
+    fallbacks : tuple of str
+        Models that failed before it (or members dropped from a combination), with the error.
+    residuals : np.ndarray
+        In-sample one-step errors aligned with the input series (NaN where none) [units].
+    """
+
+    mean: np.ndarray
+    quantiles: np.ndarray
+    quantile_levels: tuple[float, ...]
+    model_name: str
+    reason: str
+    fallbacks: tuple[str, ...] = ()
+    residuals: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _check_settings(h: int, quantiles: Sequence[float], method: str) -> tuple[float, ...]:
+    if not isinstance(h, int | np.integer) or h < 1:
+        raise ParameterError(f"horizon must be a whole number of months >= 1, got {h!r}")
+    q = tuple(float(v) for v in quantiles)
+    if not q or any(not 0 < v < 1 for v in q):
+        raise ParameterError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    return q
+
+
+def _constant(value: float, h: int, q: tuple[float, ...], name: str, reason: str, n: int):
+    return SeriesForecast(
+        mean=np.full(h, value),
+        quantiles=np.full((len(q), h), value),
+        quantile_levels=q,
+        model_name=name,
+        reason=reason,
+        residuals=np.full(n, np.nan),
+    )
+
+
+def _smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    denom = np.abs(actual) + np.abs(forecast)
+    ratio = np.where(denom > 0, 2 * np.abs(actual - forecast) / np.where(denom > 0, denom, 1), 0.0)
+    return float(100 * np.mean(ratio))
+
+
+def _candidates(method: str) -> list[models.Forecaster]:
+    # "auto" seasonality is multiplicative only for positive series, so series with
+    # negative months get additive models without further ado
+    if method == "ets":
+        return [models.ETS()]
+    if method == "theta":
+        return [models.Deseasonalized(models.Theta(deseasonalize=False))]
+    if method == "sarima":
+        return [models.AutoSARIMAX()]
+    if method == "seasonal_naive":
+        return [models.SeasonalNaive()]
+    return [models.default_model()]
+
+
+def _fallback_chain() -> list[models.Forecaster]:
+    return [models.Holt(damped=True), models.SES(), models.SeasonalNaive()]
+
+
+def _holdout_choice(y, h, m) -> tuple[models.Forecaster, str]:
+    """Pick among the default combination, ETS and seasonal naive by holdout sMAPE."""
+    hold = min(h, m, max(1, y.size // 4))
+    train, test = y[:-hold], y[-hold:]
+    makers = {
+        "combination": models.default_model,
+        "ets": models.ETS,
+        "seasonal_naive": models.SeasonalNaive,
+    }
+    scores = {}
+    for label, make in makers.items():
+        try:
+            mean, _ = make().fit_predict(train, hold, m)
+            scores[label] = _smape(test, mean)
+        except Exception:  # noqa: BLE001 - a candidate that fails the holdout is not chosen
+            scores[label] = np.inf
+    best = min(scores, key=scores.get)
+    text = ", ".join(f"{k} {v:.1f}" for k, v in sorted(scores.items(), key=lambda kv: kv[1]))
+    return makers[best](), f"holdout sMAPE over the last {hold} months: {text}"
+
+
+def forecast_series(
+    y: np.ndarray,
+    h: int,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    season_length: int = 12,
+    seasonal_profile: Sequence[float] | None = None,
+    ended: bool = False,
+    nonnegative: bool | None = None,
+    method: str = "auto",
+    model: models.Forecaster | None = None,
+    fallbacks: Sequence[models.Forecaster] | None = None,
+    min_history: int = MIN_HISTORY,
+) -> SeriesForecast:
+    """Forecast one monthly series, choosing the model by the series' nature.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Monthly history, oldest first [units of the measure]; NaN allowed.
+    h : int
+        Horizon [months].
+    quantiles : sequence of float
+        Probability levels of the returned quantiles.
+    season_length : int
+        Months per season.
+    seasonal_profile : sequence of float, optional
+        ``season_length`` multiplicative indices of the parent level, used
+        for short series; ``seasonal_profile[i % season_length]`` applies to ``y[i]``.
+    ended : bool
+        The series belongs to someone who left (a rep past their end date): zero forecast.
+    nonnegative : bool, optional
+        Clip forecasts at 0. Default: True when no observed value is negative.
+    method : str
+        Model for regular series: "auto" (the default combination),
+        "holdout" (best of combination / ETS / seasonal naive on a holdout),
+        "ets", "theta", "sarima" or "seasonal_naive".
+    model : Forecaster, optional
+        Use this model for a regular series instead of ``method``.
+    fallbacks : sequence of Forecaster, optional
+        Tried in order when the model fails; default damped Holt, SES,
+        seasonal naive. Pass ``()`` for none.
+    min_history : int
+        Months below which a series is "short" [months].
+
+    Returns
+    -------
+    SeriesForecast
+        Never raises for awkward data: failures give NaN and the reason.
+    """
+    q = _check_settings(h, quantiles, method)
+    y = np.asarray(y, dtype=float).ravel()
+    n_in = y.size
+    notes: list[str] = []
+    finite = np.isfinite(y)
+    if not finite.any():
+        return _constant(0.0, h, q, "zero", "no observations (all NaN): zero forecast", n_in)
+    if nonnegative is None:
+        nonnegative = bool(np.all(y[finite] >= 0))
+    if ended:
+        return _constant(
+            0.0,
+            h,
+            q,
+            "zero",
+            "left (end date on or before the forecast origin): zero forecast",
+            n_in,
+        )
+
+    start = int(np.argmax(finite))
+    z = y[start:]
+    gaps = np.isnan(z)
+    if gaps.any():
+        last = int(np.max(np.flatnonzero(~gaps)))
+        interior = int(gaps[:last].sum())
+        trailing = int(gaps.size - 1 - last)
+        idx = np.arange(z.size)
+        z = np.interp(idx, idx[~gaps], z[~gaps])
+        if interior:
+            notes.append(f"{interior} NaN months interpolated")
+        if trailing:
+            notes.append(f"{trailing} trailing NaN months filled with the last value")
+    if np.all(z == 0):
+        return _constant(0.0, h, q, "zero", "all-zero history: zero forecast", n_in)
+    first = int(np.argmax(z != 0))
+    if first:
+        notes.append(f"{first} leading zero months dropped")
+    offset = start + first
+    z = z[first:]
+    n = z.size
+    nonzero = np.count_nonzero(z)
+    adi = n / nonzero
+    trailing_zeros = int(np.argmax(z[::-1] != 0))
+    if trailing_zeros >= max(6, 3 * adi):
+        return _constant(
+            0.0, h, q, "zero", f"inactive: last {trailing_zeros} months zero: zero forecast", n_in
+        )
+    if np.ptp(z) == 0:
+        return _constant(
+            float(z[0]), h, q, "constant", f"constant series ({z[0]:g}): flat forecast", n_in
+        )
+
+    additive_only = bool(np.any(z < 0))
+    profile = None
+    if seasonal_profile is not None:
+        profile = np.roll(np.asarray(seasonal_profile, dtype=float), -offset % season_length)
+
+    if nonnegative and not additive_only and adi >= ADI_INTERMITTENT:
+        primary = models.Croston("sba")
+        why = f"intermittent (ADI {adi:.2f} >= {ADI_INTERMITTENT}, {100 * (1 - nonzero / n):.0f}% zero months)"
+    elif n < 4:
+        mean = float(z.mean())
+        sd = float(z.std()) if n > 1 else abs(mean) * 0.5
+        quant = models.normal_quantiles(np.full(h, mean), np.full(h, sd), q)
+        if nonnegative:
+            quant = np.maximum(quant, 0)
+        notes.insert(0, f"only {n} months of history: mean of the months observed")
+        return SeriesForecast(
+            np.full(h, mean), quant, q, "mean", "; ".join(notes), (), np.full(n_in, np.nan)
+        )
+    elif n < min_history:
+        level_trend = models.Combination([models.SES(), models.Holt(damped=True)], how="mean")
+        usable = profile is not None and np.all(np.isfinite(profile)) and np.all(profile > 0)
+        if usable and not additive_only:
+            primary = models.Deseasonalized(level_trend, profile=profile)
+            why = f"short history ({n} months < {min_history}): parent seasonal profile borrowed, level/trend by SES and damped Holt"
+        else:
+            primary = level_trend
+            missing = "negative months" if usable else "no parent seasonal profile"
+            why = f"short history ({n} months < {min_history}), {missing}: non-seasonal level/trend by SES and damped Holt"
+    elif model is not None:
+        primary, why = model, "model given by the caller"
+    elif method == "holdout":
+        primary, why = _holdout_choice(z, h, season_length)
+    else:
+        primary = _candidates(method)[0]
+        why = "default method" if method == "auto" else f"method {method!r} requested"
+    if additive_only:
+        notes.append("negative months present: additive models only")
+
+    chain = [primary, *(_fallback_chain() if fallbacks is None else fallbacks)]
+    failed: list[str] = []
+    for i, candidate in enumerate(chain):
+        try:
+            mean, quant = candidate.fit_predict(z, h, season_length, q)
+            if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(quant))):
+                raise FloatingPointError("non-finite forecast")
+        except Exception as exc:  # noqa: BLE001 - recorded; the next model in the chain runs
+            failed.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
+            continue
+        failed.extend(getattr(getattr(candidate, "model", candidate), "failed", []))
+        name = candidate.name
+        if i == 0:
+            head = f"{name} chosen: {why}"
+        else:
+            head = f"{name} chosen as fallback after {i} failed model(s) ({why})"
+        if isinstance(candidate, models.Deseasonalized) and candidate.note:
+            notes.insert(0, candidate.note)
+        if nonnegative:
+            clipped = int(np.sum(mean < 0) + np.sum(quant < 0))
+            if clipped:
+                mean = np.maximum(mean, 0)
+                quant = np.maximum(quant, 0)
+                notes.append(f"{clipped} negative values clipped at 0")
+        residuals = np.full(n_in, np.nan)
+        residuals[offset:] = np.asarray(candidate.residuals, dtype=float)
+        return SeriesForecast(
+            mean, quant, q, name, "; ".join([head, *notes]), tuple(failed), residuals
+        )
+    nan = np.full(h, np.nan)
+    return SeriesForecast(
+        nan,
+        np.full((len(q), h), np.nan),
+        q,
+        "failed",
+        f"every model failed ({why}): " + "; ".join(failed),
+        tuple(failed),
+        np.full(n_in, np.nan),
+    )
+
+
+# --------------------------------------------------------------------------- many series
+
+
+@dataclass(frozen=True)
+class SeriesTask:
+    """One series to forecast, with the per-series inputs of :func:`forecast_series`."""
+
+    y: np.ndarray
+    seasonal_profile: np.ndarray | None = None
+    ended: bool = False
+
+
+def _cache_key(task: SeriesTask, settings: Mapping) -> str:
+    digest = hashlib.sha256()
+    digest.update(CODE_VERSION.encode())
+    digest.update(json.dumps(dict(settings), sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(task.y, dtype=float).tobytes())
+    digest.update(b"profile" if task.seasonal_profile is not None else b"none")
+    if task.seasonal_profile is not None:
+        digest.update(np.ascontiguousarray(task.seasonal_profile, dtype=float).round(10).tobytes())
+    digest.update(b"ended" if task.ended else b"active")
+    return digest.hexdigest()
+
+
+def _run_chunk(items: list, settings: dict) -> list:
+    """Forecast a chunk of ``(key, task)`` pairs; runs in a worker process."""
+    return [
+        (
+            key,
+            forecast_series(
+                task.y,
+                seasonal_profile=task.seasonal_profile,
+                ended=task.ended,
+                **settings,
+            ),
+        )
+        for key, task in items
+    ]
+
+
+def _cache_read(path: Path) -> SeriesForecast | None:
+    try:
+        with path.open("rb") as fh:
+            value = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError):
+        return None
+    return value if isinstance(value, SeriesForecast) else None
+
+
+def _cache_write(path: Path, value: SeriesForecast) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def _compute(items, settings, scheduler, progress, n_workers, threshold):
+    if not items:
+        return []
+    chunks = [items[i : i + CHUNK_SIZE] for i in range(0, len(items), CHUNK_SIZE)]
+    from tqdm.auto import tqdm
+
+    if scheduler is None and len(items) < threshold:
+        out = []
+        for chunk in tqdm(chunks, desc="forecast", unit="chunk", disable=not progress):
+            out.extend(_run_chunk(chunk, settings))
+        return out
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = client.map(_run_chunk, chunks, settings=settings, pure=False)
+        out = []
+        bar = tqdm(total=len(items), desc="forecast", unit="series", disable=not progress)
+        for future in as_completed(futures):
+            result = future.result()
+            out.extend(result)
+            bar.update(len(result))
+        bar.close()
+        return out
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def forecast_many(
+    tasks: Mapping[Hashable, SeriesTask],
+    h: int,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    season_length: int = 12,
+    method: str = "auto",
+    min_history: int = MIN_HISTORY,
+    scheduler: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    n_workers: int = 2,
+    distributed_threshold: int = DISTRIBUTED_THRESHOLD,
+    use_cache: bool = True,
+) -> tuple[dict[Hashable, SeriesForecast], dict[str, int]]:
+    """Forecast many series, in parallel and cached.
+
+    Parameters
+    ----------
+    tasks : mapping of key -> SeriesTask
+        The series.
+    h, quantiles, season_length, method, min_history
+        As in :func:`forecast_series`.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler. Default: in-process for
+        fewer than ``distributed_threshold`` series to fit, else a
+        ``LocalCluster`` of ``n_workers`` single-threaded processes.
+    cache_dir : path, optional
+        Cache folder; default ``revmodel.config.CACHE_DIR / "forecast"``.
+    progress : bool
+        Show a progress bar.
+    use_cache : bool
+        Read and write the cache.
+
+    Returns
+    -------
+    (dict, dict)
+        Forecast per key, and counts ``{"series", "refits", "cache_hits"}``.
+    """
+    q = _check_settings(h, quantiles, method)
+    settings = {
+        "h": int(h),
+        "quantiles": list(q),
+        "season_length": int(season_length),
+        "method": method,
+        "min_history": int(min_history),
+    }
+    if cache_dir is None:
+        from revmodel import config
+
+        cache_dir = config.CACHE_DIR / "forecast"
+    cache_dir = Path(cache_dir)
+    results: dict[Hashable, SeriesForecast] = {}
+    misses, paths = [], {}
+    for key, task in tasks.items():
+        digest = _cache_key(task, settings)
+        path = cache_dir / digest[:2] / f"{digest}.pkl"
+        hit = _cache_read(path) if use_cache else None
+        if hit is not None:
+            results[key] = hit
+        else:
+            misses.append((key, task))
+            paths[key] = path
+    computed = _compute(misses, settings, scheduler, progress, n_workers, distributed_threshold)
+    for key, value in computed:
+        results[key] = value
+        if use_cache:
+            try:
+                _cache_write(paths[key], value)
+            except OSError:
+                pass  # an unwritable cache only costs a refit next time
+    counts = {"series": len(tasks), "refits": len(misses), "cache_hits": len(tasks) - len(misses)}
+    return {key: results[key] for key in tasks}, counts
+
+
+# --------------------------------------------------------------------------- the cube
+
+
+def seasonal_profile(
+    y: np.ndarray, season_length: int = 12, min_months: int = 24
+) -> np.ndarray | None:
+    """Multiplicative seasonal indices of a series, or None if it cannot give any.
+
+    Classical multiplicative decomposition over the positive stretch at the
+    end of the series; ``profile[i % season_length]`` applies to ``y[i]``.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        Monthly series [units].
+    season_length : int
+        Months per season.
+    min_months : int
+        Months of positive history needed [months].
+
+    Returns
+    -------
+    np.ndarray or None
+        Indices with mean 1, shape ``(season_length,)``.
+    """
+    from statsmodels.tsa.seasonal import seasonal_decompose
+
+    y = np.asarray(y, dtype=float)
+    bad = ~(np.isfinite(y) & (y > 0))
+    start = int(np.max(np.flatnonzero(bad))) + 1 if bad.any() else 0
+    tail = y[start:]
+    if tail.size < max(min_months, 2 * season_length):
+        return None
+    dec = seasonal_decompose(tail, model="multiplicative", period=season_length, two_sided=True)
+    index = np.asarray(dec.seasonal[:season_length], dtype=float)
+    index = index / index.mean()
+    return np.roll(index, start % season_length)
+
+
+def _fiscal_labels(
+    months: pd.DatetimeIndex, start: int, naming: str
+) -> tuple[list[str], list[str]]:
+    quarters, years = [], []
+    for t in months:
+        shift = (t.month - start) % 12
+        begin_year = t.year if t.month >= start else t.year - 1
+        year = begin_year if naming == "start" or start == 1 else begin_year + 1
+        years.append(f"FY{year}")
+        quarters.append(f"FY{year}-Q{shift // 3 + 1}")
+    return quarters, years
+
+
+def _node_name(level: str, values: Sequence[str]) -> str:
+    """Node label as ``revmodel.reconcile.Hierarchy.label``: "total", "region/segment=EMEA/SMB"."""
+    return level if not values else f"{level}={'/'.join(values)}"
+
+
+def forecast_cube(
+    ds: xr.Dataset,
+    measure: str = "bookings",
+    horizon: int = 12,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    scheduler: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    method: str = "auto",
+    n_workers: int = 2,
+    distributed_threshold: int = DISTRIBUTED_THRESHOLD,
+) -> xr.Dataset:
+    """Forecast a cube measure for the months after ``attrs["as_of"]``, at every node.
+
+    Parameters
+    ----------
+    ds : xr.Dataset
+        The cube (see ``revmodel.cube``), numpy- or dask-backed.
+    measure : str
+        Data variable to forecast, e.g. "bookings" [USD/month].
+    horizon : int
+        Months to forecast after ``as_of`` [months].
+    quantiles : sequence of float
+        Probability levels.
+    scheduler, cache_dir, progress, n_workers, distributed_threshold
+        As in :func:`forecast_many`.
+    method : str
+        As in :func:`forecast_series`.
+
+    Returns
+    -------
+    xr.Dataset
+        Dims ``segment, region, rep, month, quantile`` (``month`` = the
+        ``horizon`` months after ``as_of``), ``node`` and ``history_month``:
+
+        - ``forecast (segment, region, rep, month, quantile)``, ``mean
+          (segment, region, rep, month)``: bottom-cell base forecasts; cells
+          with no data are 0 with model "none";
+        - ``model``, ``reason (segment, region, rep)``: what ran and why;
+        - ``node_forecast (node, month, quantile)``, ``node_mean (node,
+          month)``, ``node_model``, ``node_reason (node)``: base forecasts of
+          every node (aggregates and bottom cells with data). Quantiles of an
+          aggregate come from its own model, never sums of quantiles;
+        - ``node_history``, ``node_residual (node, history_month)``: the
+          node's actuals and in-sample one-step residuals, for reconciliation;
+        - node labels and coords as in ``revmodel.reconcile``: ``node`` (e.g.
+          "total", "region/segment=EMEA/SMB", "rep/segment=r1/SMB/EMEA"),
+          ``level`` (:data:`AGGREGATION_LEVELS`), ``node_segment``,
+          ``node_region``, ``node_manager``, ``node_rep`` (``"*"`` when the
+          node sums over that field).
+
+        attrs: ``measure``, ``as_of``, ``horizon``, ``units``, ``method``,
+        ``n_series``, ``refits``, ``cache_hits``, ``n_fallbacks``,
+        ``n_failed``, ``code_version``, and the cube's fiscal attrs.
+    """
+    if measure not in ds.data_vars:
+        raise ParameterError(
+            f"measure {measure!r} is not in the cube; available: {', '.join(map(str, ds.data_vars))}"
+        )
+    if "as_of" not in ds.attrs:
+        raise DataError(
+            "the cube has no attrs['as_of'] (last month with actuals); rebuild it with revmodel cube"
+        )
+    for dim in ("segment", "region", "rep", "month"):
+        if dim not in ds[measure].dims:
+            raise DataError(
+                f"measure {measure!r} lacks the {dim!r} dimension; expected (segment, region, rep, month)"
+            )
+    q = _check_settings(horizon, quantiles, method)
+    as_of = pd.Timestamp(ds.attrs["as_of"]).to_period("M").to_timestamp()
+    da = ds[measure].transpose("segment", "region", "rep", "month")
+    da = da.sel(month=da["month"] <= np.datetime64(as_of))
+    if da.sizes["month"] == 0:
+        raise DataError(f"the cube holds no months up to as_of {as_of:%Y-%m}; check attrs['as_of']")
+    values = np.asarray(da.values, dtype=float)
+    hist_months = pd.DatetimeIndex(da["month"].values)
+    # profile phase is the calendar month of the first history month
+    segments = [str(s) for s in da["segment"].values]
+    regions = [str(r) for r in da["region"].values]
+    reps = [str(r) for r in da["rep"].values]
+    managers = (
+        [str(m) for m in ds["manager"].values]
+        if "manager" in ds.coords
+        else ["(unassigned)"] * len(reps)
+    )
+    if "end_date" in ds.coords:
+        end = pd.DatetimeIndex(ds["end_date"].values)
+        ended = [bool(pd.notna(e) and e <= as_of + pd.offsets.MonthEnd(0)) for e in end]
+    else:
+        ended = [False] * len(reps)
+
+    carries = np.any(np.nan_to_num(values) != 0, axis=-1)
+    cells = [tuple(int(i) for i in idx) for idx in np.argwhere(carries)]
+    attrs_of = {
+        "segment": lambda c: segments[c[0]],
+        "region": lambda c: regions[c[1]],
+        "manager": lambda c: managers[c[2]],
+        "rep": lambda c: reps[c[2]],
+    }
+
+    def total(members):
+        stack = values[tuple(np.array(members).T)]
+        out = np.nansum(stack, axis=0)
+        out[np.all(np.isnan(stack), axis=0)] = np.nan
+        return out
+
+    nodes: dict[str, dict] = {}
+    for level, keys in AGGREGATION_LEVELS:
+        groups: dict[tuple[str, ...], list] = {}
+        for cell in cells:
+            groups.setdefault(tuple(attrs_of[k](cell) for k in keys), []).append(cell)
+        for group, members in sorted(groups.items()):
+            nodes[_node_name(level, group)] = {
+                "level": level,
+                "labels": dict(zip(keys, group, strict=True)),
+                "members": members,
+                "y": total(members),
+                "ended": level == BOTTOM_LEVEL and ended[members[0][2]],
+            }
+
+    # parent seasonal profiles: the segment's when it has one, else the total's
+    total_profile = seasonal_profile(nodes["total"]["y"]) if "total" in nodes else None
+    profiles = {
+        node["labels"]["segment"]: seasonal_profile(node["y"])
+        for node in nodes.values()
+        if node["level"] == "segment"
+    }
+    for node in nodes.values():
+        own = None
+        if node["level"] not in ("total", "segment") and "segment" in node["labels"]:
+            own = profiles.get(node["labels"]["segment"])
+        node["profile"] = (
+            None if node["level"] == "total" else (own if own is not None else total_profile)
+        )
+
+    tasks = {}
+    for name, node in nodes.items():
+        # the profile only reaches short series: leaving it out of the others' tasks keeps
+        # their cache entries valid when a parent's profile moves
+        y = node["y"]
+        active = np.flatnonzero(np.nan_to_num(y) != 0)
+        length = y.size - active[0] if active.size else 0
+        profile = node["profile"] if length < MIN_HISTORY else None
+        tasks[name] = SeriesTask(y, profile, node["ended"])
+    results, counts = forecast_many(
+        tasks,
+        horizon,
+        q,
+        method=method,
+        scheduler=scheduler,
+        cache_dir=cache_dir,
+        progress=progress,
+        n_workers=n_workers,
+        distributed_threshold=distributed_threshold,
+    )
+
+    months = pd.date_range(as_of + pd.offsets.MonthBegin(1), periods=horizon, freq="MS")
+    shape = (len(segments), len(regions), len(reps))
+    bottom_q = np.zeros((*shape, horizon, len(q)))
+    bottom_mean = np.zeros((*shape, horizon))
+    model = np.full(shape, "none", dtype=object)
+    reason = np.full(shape, "no data in this cell: zero forecast", dtype=object)
+    names = list(nodes)
+    node_q = np.empty((len(names), horizon, len(q)))
+    node_mean = np.empty((len(names), horizon))
+    node_resid = np.empty((len(names), len(hist_months)))
+    node_hist = np.empty((len(names), len(hist_months)))
+    for i, name in enumerate(names):
+        res = results[name]
+        node_q[i] = res.quantiles.T
+        node_mean[i] = res.mean
+        node_resid[i] = res.residuals
+        node_hist[i] = nodes[name]["y"]
+        if nodes[name]["level"] == BOTTOM_LEVEL:
+            cell = nodes[name]["members"][0]
+            bottom_q[cell] = res.quantiles.T
+            bottom_mean[cell] = res.mean
+            model[cell] = res.model_name
+            reason[cell] = res.reason
+
+    label = {
+        dim: [nodes[n]["labels"].get(dim, ALL) for n in names]
+        for dim in ("segment", "region", "manager", "rep")
+    }
+    fyq, fy = _fiscal_labels(
+        months,
+        int(ds.attrs.get("fiscal_year_start", 1)),
+        str(ds.attrs.get("fiscal_year_naming", "end")),
+    )
+    units = ds[measure].attrs.get("units", "")
+    out = xr.Dataset(
+        {
+            "forecast": (
+                ("segment", "region", "rep", "month", "quantile"),
+                bottom_q,
+                {"units": units, "long_name": f"{measure} forecast quantiles"},
+            ),
+            "mean": (
+                ("segment", "region", "rep", "month"),
+                bottom_mean,
+                {"units": units, "long_name": f"{measure} forecast mean"},
+            ),
+            "model": (
+                ("segment", "region", "rep"),
+                model.astype(str),
+                {"long_name": "model that produced the base forecast"},
+            ),
+            "reason": (
+                ("segment", "region", "rep"),
+                reason.astype(str),
+                {"long_name": "why that model ran"},
+            ),
+            "node_forecast": (
+                ("node", "month", "quantile"),
+                node_q,
+                {"units": units, "long_name": f"{measure} base forecast quantiles by node"},
+            ),
+            "node_mean": (
+                ("node", "month"),
+                node_mean,
+                {"units": units, "long_name": f"{measure} base forecast mean by node"},
+            ),
+            "node_model": (("node",), np.array([results[n].model_name for n in names], dtype=str)),
+            "node_reason": (("node",), np.array([results[n].reason for n in names], dtype=str)),
+            "node_history": (
+                ("node", "history_month"),
+                node_hist,
+                {"units": units, "long_name": f"{measure} actuals by node"},
+            ),
+            "node_residual": (
+                ("node", "history_month"),
+                node_resid,
+                {"units": units, "long_name": "in-sample one-step residuals by node"},
+            ),
+        },
+        coords={
+            "segment": da["segment"].values,
+            "region": da["region"].values,
+            "rep": da["rep"].values,
+            "month": months.values,
+            "quantile": np.asarray(q),
+            "node": np.array(names, dtype=str),
+            "history_month": hist_months.values,
+            "level": ("node", np.array([nodes[n]["level"] for n in names], dtype=str)),
+            **{f"node_{dim}": ("node", np.array(v, dtype=str)) for dim, v in label.items()},
+            "fiscal_quarter": ("month", np.array(fyq, dtype=str)),
+            "fiscal_year": ("month", np.array(fy, dtype=str)),
+        },
+    )
+    for coord in ("manager", "rep_region", "rep_segment", "hire_date", "end_date", "ramp_months"):
+        if coord in ds.coords and ds[coord].dims == ("rep",):
+            out = out.assign_coords({coord: ("rep", np.asarray(ds[coord].values))})
+    n_fallbacks = sum(1 for n in names if results[n].fallbacks)
+    out.attrs = {
+        **{k: v for k, v in ds.attrs.items() if k.startswith("fiscal") or k == "currency"},
+        "measure": measure,
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "horizon": int(horizon),
+        "units": units,
+        "method": method,
+        "n_series": counts["series"],
+        "refits": counts["refits"],
+        "cache_hits": counts["cache_hits"],
+        "n_fallbacks": n_fallbacks,
+        "n_failed": sum(1 for n in names if results[n].model_name == "failed"),
+        "code_version": CODE_VERSION,
+    }
+    return out
+
+
+def summarize(fc: xr.Dataset) -> str:
+    """A readable summary of a :func:`forecast_cube` result."""
+    counts = pd.Series(fc["node_model"].values).value_counts()
+    lines = [
+        f"forecast of {fc.attrs['measure']} for {fc.attrs['horizon']} months after {fc.attrs['as_of']}",
+        f"series: {fc.attrs['n_series']} ({fc.attrs['refits']} fitted, {fc.attrs['cache_hits']} from cache)",
+        f"fallbacks: {fc.attrs['n_fallbacks']}, failed: {fc.attrs['n_failed']}",
+        "models chosen:",
+        *(f"  {count:6d}  {name}" for name, count in counts.items()),
+    ]
+    return "\n".join(lines)
+
+
+def reconcile_forecast(fc: xr.Dataset, ds: xr.Dataset, method: str = "mint_shrink") -> xr.Dataset:
+    """Add ``reconciled_mean (segment, region, rep, month)``: the node base means made coherent.
+
+    Hands the node-level base means and residuals of :func:`forecast_cube` to
+    ``revmodel.reconcile.reconcile_cube`` in the node order of the cube's
+    hierarchy (node labels are shared, so nodes are matched by label).
+
+    Parameters
+    ----------
+    fc : xr.Dataset
+        Result of :func:`forecast_cube`.
+    ds : xr.Dataset
+        The cube it was made from.
+    method : str
+        A method of ``revmodel.reconcile.METHODS``.
+
+    Returns
+    -------
+    xr.Dataset
+        ``fc`` plus ``reconciled_mean`` and attrs ``reconcile_method``.
+    """
+    from revmodel import reconcile
+
+    measure = fc.attrs["measure"]
+    hist = ds[measure].sel(month=ds["month"] <= np.datetime64(pd.Timestamp(fc.attrs["as_of"])))
+    hierarchy = reconcile.hierarchy_from_cube(hist)
+    labels = [hierarchy.label(i) for i in range(hierarchy.n_nodes)]
+    node_mean = fc["node_mean"].reindex(node=labels)
+    residuals = fc["node_residual"].reindex(node=labels)
+    rec, _ = reconcile.reconcile_cube(
+        fc["mean"],
+        method=method,
+        residuals=np.asarray(residuals.values),
+        node_forecasts=np.asarray(node_mean.values),
+        hierarchy=hierarchy,
+    )
+    out = fc.copy()
+    out["reconciled_mean"] = rec.transpose("segment", "region", "rep", "month").assign_attrs(
+        units=fc["mean"].attrs.get("units", ""),
+        long_name=f"{measure} forecast, reconciled ({method})",
+    )
+    out.attrs["reconcile_method"] = method
+    return out
+
+
+def forecast_command(args) -> int:
+    """``revmodel forecast CUBE --horizon H [--measure] [--reconcile] [--scheduler] --out FILE``."""
+    path = Path(args.cube)
+    if not path.exists():
+        raise DataError(
+            f"cube file {path} not found; build one with `revmodel cube DIR --out {path}`"
+        )
+    try:
+        ds = xr.open_zarr(path) if path.suffix == ".zarr" else xr.open_dataset(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"cannot read cube file {path}: {exc}; expected NetCDF (.nc) or Zarr (.zarr)"
+        ) from exc
+    out_path = Path(args.out)
+    if out_path.suffix not in (".nc", ".zarr"):
+        raise ParameterError(f"--out {out_path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
+    fc = forecast_cube(ds, measure=args.measure, horizon=args.horizon, scheduler=args.scheduler)
+    note = "base forecasts (not reconciled)"
+    if args.reconcile and args.reconcile != "none":
+        try:
+            from revmodel import reconcile
+        except ImportError:
+            reconcile = None
+        if reconcile is not None and hasattr(reconcile, "reconcile_cube"):
+            fc = reconcile_forecast(fc, ds, method=args.reconcile)
+            note = f"reconciled with {args.reconcile} (variable reconciled_mean)"
+        else:
+            note = f"base forecasts: reconciliation {args.reconcile!r} unavailable"
+    if out_path.suffix == ".zarr":
+        fc.to_zarr(out_path, mode="w")
+    else:
+        fc.to_netcdf(out_path)
+    print(summarize(fc))
+    print(f"{note}; written to {out_path}")
+    return 0

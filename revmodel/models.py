@@ -1,0 +1,720 @@
+"""Forecasting models for one monthly series, with a Nixtla-like estimator API.
+
+Every model's constructor takes only hyperparameters. ``fit(y, season_length)``
+returns the model; ``predict(h, quantiles)`` returns ``(mean, q)`` with ``mean``
+of shape ``(h,)`` and ``q`` of shape ``(len(quantiles), h)``; ``fit_predict``
+does both. After ``fit``, ``residuals`` holds the in-sample one-step errors
+(NaN where the model has none) and ``aicc`` the corrected Akaike criterion
+(NaN for models without a likelihood).
+
+The statistical fits are statsmodels'; only the intermittent-demand methods
+(Croston, SBA, TSB), the seasonality test of the M4 Theta benchmark and the
+horizon-wise residual intervals are written here, since statsmodels has none.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: Quantiles returned by default: the 80% central interval and the median.
+DEFAULT_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+
+@contextmanager
+def _quiet():
+    """Silence the convergence and value warnings statsmodels emits on short or flat series."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _as_series(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 1:
+        raise ValueError(f"a series must be one-dimensional, got shape {y.shape}")
+    if y.size == 0 or not np.all(np.isfinite(y)):
+        raise ValueError("a series must be non-empty and finite (fill NaN before fitting)")
+    return y
+
+
+def _quantile_levels(quantiles: Sequence[float]) -> np.ndarray:
+    q = np.asarray(quantiles, dtype=float)
+    if q.ndim != 1 or np.any((q <= 0) | (q >= 1)):
+        raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
+    return q
+
+
+def normal_quantiles(mean: np.ndarray, sd: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """Quantiles of independent normal forecasts.
+
+    Parameters
+    ----------
+    mean, sd : np.ndarray
+        Forecast mean and standard deviation by horizon, shape ``(h,)`` [units of y].
+    quantiles : sequence of float
+        Probability levels in (0, 1).
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(len(quantiles), h)`` [units of y].
+    """
+    z = stats.norm.ppf(_quantile_levels(quantiles))
+    return np.asarray(mean)[None, :] + z[:, None] * np.asarray(sd)[None, :]
+
+
+def horizon_sd(y: np.ndarray, origin_forecasts: np.ndarray, h: int) -> np.ndarray:
+    """Standard deviation of in-sample forecast errors, by horizon.
+
+    Parameters
+    ----------
+    y : np.ndarray
+        The fitted series, shape ``(n,)``.
+    origin_forecasts : np.ndarray
+        ``origin_forecasts[t, k]`` is the forecast of ``y[t + k + 1]`` made after
+        observing ``y[: t + 1]``, shape ``(n, h)``.
+    h : int
+        Horizon [months].
+
+    Returns
+    -------
+    np.ndarray
+        Root mean squared error by horizon, shape ``(h,)``, made non-decreasing
+        (uncertainty does not shrink with the horizon) and extended with the
+        growth of the last estimable horizons where too few origins remain.
+    """
+    n = y.size
+    sd = np.full(h, np.nan)
+    for k in range(h):
+        t = np.arange(0, n - k - 1)
+        if t.size >= 3:
+            err = y[t + k + 1] - origin_forecasts[t, k]
+            sd[k] = np.sqrt(np.mean(err**2))
+    if np.isnan(sd[0]):
+        sd[0] = np.std(y) if n > 1 else abs(float(y[0])) * 0.1
+    last = int(np.max(np.flatnonzero(np.isfinite(sd))))
+    # beyond the last estimable horizon, grow like a random walk
+    for k in range(last + 1, h):
+        sd[k] = sd[last] * np.sqrt((k + 1) / (last + 1))
+    return np.maximum.accumulate(sd)
+
+
+class Forecaster:
+    """Base class: the estimator API shared by every model."""
+
+    #: Short name recorded with each forecast.
+    name = "forecaster"
+
+    def __init__(self) -> None:
+        self.residuals: np.ndarray | None = None
+        self.aicc: float = float("nan")
+        self.season_length: int = 12
+        self._y: np.ndarray | None = None
+
+    @property
+    def aic(self) -> float:
+        """Alias of ``aicc`` (corrected Akaike information criterion)."""
+        return self.aicc
+
+    def fit(self, y: np.ndarray, season_length: int = 12) -> Forecaster:
+        """Fit the model to a finite monthly series ``y`` [units of y]; returns ``self``."""
+        self._y = _as_series(y)
+        self.season_length = int(season_length)
+        self._fit(self._y)
+        return self
+
+    def predict(
+        self, h: int, quantiles: Sequence[float] = DEFAULT_QUANTILES
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast ``h`` months ahead: ``(mean (h,), quantiles (len(quantiles), h))``."""
+        if self._y is None:
+            raise RuntimeError(f"{self.name}: call fit() before predict()")
+        if int(h) < 1:
+            raise ValueError(f"horizon must be at least 1 month, got {h}")
+        mean, q = self._predict(int(h), _quantile_levels(quantiles))
+        q = np.sort(q, axis=0)
+        return np.asarray(mean, dtype=float), np.asarray(q, dtype=float)
+
+    def fit_predict(
+        self,
+        y: np.ndarray,
+        h: int,
+        season_length: int = 12,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``fit(y, season_length)`` then ``predict(h, quantiles)``."""
+        return self.fit(y, season_length).predict(h, quantiles)
+
+    def _fit(self, y: np.ndarray) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict(
+        self, h: int, quantiles: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class SeasonalNaive(Forecaster):
+    """Repeat the last season; intervals from the seasonal random walk."""
+
+    name = "seasonal_naive"
+
+    def _fit(self, y: np.ndarray) -> None:
+        m = self.season_length if y.size >= self.season_length else 1
+        self._m = m
+        self.residuals = np.concatenate([np.full(m, np.nan), y[m:] - y[:-m]])
+        r = self.residuals[np.isfinite(self.residuals)]
+        self._sigma = float(np.sqrt(np.mean(r**2))) if r.size else 0.0
+
+    def _predict(self, h, quantiles):
+        y, m = self._y, self._m
+        idx = np.arange(h) % m
+        mean = y[-m:][idx]
+        k = np.arange(h) // m + 1
+        return mean, normal_quantiles(mean, self._sigma * np.sqrt(k), quantiles)
+
+
+class SES(Forecaster):
+    """Simple exponential smoothing (statsmodels ``SimpleExpSmoothing``)."""
+
+    name = "ses"
+
+    def _fit(self, y):
+        from statsmodels.tsa.holtwinters import SimpleExpSmoothing
+
+        with _quiet():
+            res = SimpleExpSmoothing(y, initialization_method="estimated").fit()
+        self._alpha = float(res.params["smoothing_level"])
+        self._level = np.asarray(res.level, dtype=float)
+        self.residuals = y - np.asarray(res.fittedvalues, dtype=float)
+        self.aicc = float(res.aicc)
+
+    def _predict(self, h, quantiles):
+        mean = np.full(h, self._level[-1])
+        origin = np.repeat(self._level[:, None], h, axis=1)
+        sd = horizon_sd(self._y, origin, h)
+        return mean, normal_quantiles(mean, sd, quantiles)
+
+
+class Holt(Forecaster):
+    """Holt's linear trend, damped by default (statsmodels ``Holt``).
+
+    Parameters
+    ----------
+    damped : bool
+        Damp the trend (Gardner and McKenzie), the safer choice for long horizons.
+    use_brute : bool
+        Start the optimiser from a grid search (statsmodels' default); off by
+        default: a local start from statsmodels' initial values is about twice
+        as fast at no loss of accuracy on M3.
+    """
+
+    def __init__(self, damped: bool = True, use_brute: bool = False) -> None:
+        super().__init__()
+        self.damped = damped
+        self.use_brute = use_brute
+        self.name = "holt_damped" if damped else "holt"
+
+    def _fit(self, y):
+        from statsmodels.tsa.holtwinters import Holt as _Holt
+
+        with _quiet():
+            res = _Holt(y, damped_trend=self.damped, initialization_method="estimated").fit(
+                use_brute=self.use_brute
+            )
+        self._phi = float(res.params["damping_trend"]) if self.damped else 1.0
+        self._level = np.asarray(res.level, dtype=float)
+        self._trend = np.asarray(res.trend, dtype=float)
+        self.residuals = y - np.asarray(res.fittedvalues, dtype=float)
+        self.aicc = float(res.aicc)
+
+    def _predict(self, h, quantiles):
+        steps = np.cumsum(self._phi ** np.arange(1, h + 1))
+        mean = self._level[-1] + steps * self._trend[-1]
+        origin = self._level[:, None] + steps[None, :] * self._trend[:, None]
+        sd = horizon_sd(self._y, origin, h)
+        return mean, normal_quantiles(mean, sd, quantiles)
+
+    def __repr__(self) -> str:
+        return f"Holt(damped={self.damped}, use_brute={self.use_brute})"
+
+
+class Theta(Forecaster):
+    """The Theta method (statsmodels ``ThetaModel``, theta = 2).
+
+    Parameters
+    ----------
+    deseasonalize : bool
+        Test for seasonality (:func:`seasonality_test`) and take it out by
+        classical decomposition before fitting (see :class:`Deseasonalized`).
+        Set False when the series is already seasonally adjusted.
+    """
+
+    name = "theta"
+
+    def __init__(self, deseasonalize: bool = True) -> None:
+        super().__init__()
+        self.deseasonalize = deseasonalize
+
+    def _fit(self, y):
+        from statsmodels.tsa.forecasting.theta import ThetaModel
+
+        self._inner = None
+        if self.deseasonalize:
+            # seasonal adjustment by the same test and decomposition as the default method
+            self._inner = Deseasonalized(Theta(deseasonalize=False)).fit(y, self.season_length)
+            self.residuals = self._inner.residuals
+            return
+        with _quiet():
+            res = ThetaModel(y, period=self.season_length, deseasonalize=False).fit()
+        self._res = res
+        alpha, b0 = float(res.params["alpha"]), float(res.params["b0"])
+        # one-step errors of the SES-with-drift representation of Theta
+        level = np.empty(y.size)
+        prev = y[0]
+        for t, v in enumerate(y):
+            level[t] = prev
+            prev = alpha * v + (1 - alpha) * prev
+        self.residuals = y - (level + b0 / 2)
+        self.residuals[0] = np.nan
+
+    def _predict(self, h, quantiles):
+        if self._inner is not None:
+            return self._inner.predict(h, quantiles)
+        with _quiet():
+            mean = np.asarray(self._res.forecast(h), dtype=float)
+        # SES forecast variance sigma^2 (1 + (k - 1) alpha^2), as statsmodels' own
+        # intervals, with sigma^2 from the one-step errors (statsmodels refits an
+        # ARIMA(0,1,1) for it, which costs more than the whole Theta fit)
+        r = self.residuals[np.isfinite(self.residuals)]
+        sigma2 = float(np.mean(r**2)) if r.size else 0.0
+        alpha = float(self._res.params["alpha"])
+        sd = np.sqrt(sigma2 * (1 + np.arange(h) * alpha**2))
+        return mean, normal_quantiles(mean, sd, quantiles)
+
+    def __repr__(self) -> str:
+        return f"Theta(deseasonalize={self.deseasonalize})"
+
+
+class ETS(Forecaster):
+    """Exponential smoothing state-space model (statsmodels ``ETSModel``), additive errors.
+
+    Parameters
+    ----------
+    trend : {None, "add", "add_damped", "auto"}
+        Trend component; "auto" lets AICc choose among none and damped additive.
+    seasonal : {None, "add", "mul", "auto"}
+        Seasonal component; "auto" considers additive and (for positive series)
+        multiplicative seasonality when at least two full seasons are present.
+    """
+
+    def __init__(self, trend: str | None = "auto", seasonal: str | None = "auto") -> None:
+        super().__init__()
+        self.trend = trend
+        self.seasonal = seasonal
+        self.name = "ets"
+
+    def _configs(self, y):
+        trends = [None, "add_damped"] if self.trend == "auto" else [self.trend]
+        enough = y.size >= 2 * self.season_length + 2
+        if self.seasonal == "auto":
+            seasonals = [None]
+            if enough:
+                seasonals.append("add")
+                if np.all(y > 0):
+                    seasonals.append("mul")
+        else:
+            seasonals = [self.seasonal if enough else None]
+        return [(t, s) for t in trends for s in seasonals]
+
+    def _fit(self, y):
+        from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+        best = None
+        for trend, seasonal in self._configs(y):
+            try:
+                with _quiet():
+                    model = ETSModel(
+                        pd.Series(y),
+                        error="add",
+                        trend="add" if trend else None,
+                        damped_trend=trend == "add_damped",
+                        seasonal=seasonal,
+                        seasonal_periods=self.season_length if seasonal else None,
+                    )
+                    res = model.fit(disp=False, maxiter=200)
+            except Exception:  # noqa: BLE001 - a configuration that cannot fit is skipped
+                continue
+            if np.isfinite(res.aicc) and (best is None or res.aicc < best[0]):
+                best = (float(res.aicc), res, trend, seasonal)
+        if best is None:
+            raise RuntimeError("no ETS configuration could be fitted")
+        self.aicc, self._res, trend, seasonal = best
+        t = {None: "N", "add": "A", "add_damped": "Ad"}[trend]
+        s = {None: "N", "add": "A", "mul": "M"}[seasonal]
+        self.name = f"ets(A,{t},{s})"
+        self.residuals = np.asarray(self._res.resid, dtype=float)
+
+    def _predict(self, h, quantiles):
+        n = self._y.size
+        with _quiet():
+            pred = self._res.get_prediction(start=n, end=n + h - 1, simulate_repetitions=500)
+            mean = np.asarray(pred.predicted_mean, dtype=float)
+            q = np.empty((quantiles.size, h))
+            for i, p in enumerate(quantiles):
+                if p == 0.5:
+                    q[i] = mean
+                    continue
+                pi = np.asarray(pred.pred_int(alpha=2 * min(p, 1 - p)), dtype=float)
+                q[i] = pi[:, 0] if p < 0.5 else pi[:, 1]
+        return mean, q
+
+    def __repr__(self) -> str:
+        return f"ETS(trend={self.trend!r}, seasonal={self.seasonal!r})"
+
+
+class AutoSARIMAX(Forecaster):
+    """Seasonal ARIMA (statsmodels ``SARIMAX``) with a small order search by AICc.
+
+    Candidates are the airline model and a few low-order neighbours; the
+    seasonal part is tried only with at least three full seasons.
+    """
+
+    name = "sarima"
+
+    #: (order, seasonal order or None, trend) candidates, cheapest first.
+    CANDIDATES = (
+        ((0, 1, 1), (0, 1, 1), "n"),
+        ((1, 1, 0), (0, 1, 1), "n"),
+        ((1, 0, 0), (1, 0, 0), "c"),
+        ((0, 1, 1), None, "n"),
+        ((1, 1, 1), None, "n"),
+        ((1, 0, 0), None, "c"),
+    )
+
+    def _fit(self, y):
+        from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+        m = self.season_length
+        best = None
+        for order, sorder, trend in self.CANDIDATES:
+            if sorder is not None and y.size < 3 * m:
+                continue
+            try:
+                with _quiet():
+                    res = SARIMAX(
+                        y,
+                        order=order,
+                        seasonal_order=(*sorder, m) if sorder else (0, 0, 0, 0),
+                        trend=trend,
+                    ).fit(disp=False, maxiter=50)
+            except Exception:  # noqa: BLE001 - a candidate that cannot fit is skipped
+                continue
+            if np.isfinite(res.aicc) and (best is None or res.aicc < best[0]):
+                best = (float(res.aicc), res, order, sorder)
+        if best is None:
+            raise RuntimeError("no SARIMA order could be fitted")
+        self.aicc, self._res, order, sorder = best
+        self.name = f"sarima{order}{sorder or ''}"
+        resid = np.asarray(self._res.resid, dtype=float)
+        burn = sum(order[1:2]) + (sorder[1] * m if sorder else 0)
+        resid[:burn] = np.nan
+        self.residuals = resid
+
+    def _predict(self, h, quantiles):
+        with _quiet():
+            fc = self._res.get_forecast(h)
+            mean = np.asarray(fc.predicted_mean, dtype=float)
+            sd = np.sqrt(np.asarray(fc.var_pred_mean, dtype=float))
+        return mean, normal_quantiles(mean, sd, quantiles)
+
+
+class Croston(Forecaster):
+    """Croston's method for intermittent demand, with the SBA and TSB variants.
+
+    Parameters
+    ----------
+    variant : {"sba", "classic", "tsb"}
+        "classic" smooths demand sizes and intervals (Croston 1972); "sba"
+        multiplies by ``1 - alpha / 2`` to remove its bias (Syntetos and
+        Boylan 2005); "tsb" smooths the demand probability instead of the
+        interval, so the forecast decays after demand stops (Teunter,
+        Syntetos and Babai 2011).
+    alpha : float
+        Smoothing of demand sizes (and intervals) [-], in (0, 1].
+    beta : float
+        Smoothing of the demand probability, TSB only [-], in (0, 1].
+
+    Notes
+    -----
+    Intervals are the empirical quantiles of the in-sample one-step errors
+    added to the flat forecast, widened by ``sqrt(1 + (k - 1) alpha^2)`` at
+    horizon ``k``.
+    """
+
+    def __init__(self, variant: str = "sba", alpha: float = 0.1, beta: float = 0.1) -> None:
+        super().__init__()
+        if variant not in ("sba", "classic", "tsb"):
+            raise ValueError(f"Croston variant must be 'sba', 'classic' or 'tsb', got {variant!r}")
+        self.variant = variant
+        self.alpha = alpha
+        self.beta = beta
+        self.name = "croston" if variant == "classic" else f"croston_{variant}"
+
+    def _fit(self, y):
+        a, b = self.alpha, self.beta
+        nz = np.flatnonzero(y != 0)
+        fitted = np.full(y.size, np.nan)
+        if nz.size == 0:
+            self._forecast = 0.0
+            self.residuals = np.zeros(y.size)
+            return
+        size = float(y[nz[0]])
+        interval = float(nz[0] + 1)
+        prob = 1.0 / interval
+        since = 0
+        for t in range(y.size):
+            if t > nz[0]:
+                if self.variant == "tsb":
+                    fitted[t] = prob * size
+                else:
+                    fitted[t] = size / interval * (1 - a / 2 if self.variant == "sba" else 1.0)
+            since += 1
+            if self.variant == "tsb":
+                if t > nz[0]:
+                    prob += b * ((y[t] != 0) - prob)
+                    if y[t] != 0:
+                        size += a * (y[t] - size)
+            elif y[t] != 0 and t > nz[0]:
+                size += a * (y[t] - size)
+                interval += a * (since - interval)
+            if y[t] != 0:
+                since = 0
+        if self.variant == "tsb":
+            self._forecast = prob * size
+        else:
+            self._forecast = size / interval * (1 - a / 2 if self.variant == "sba" else 1.0)
+        self.residuals = y - fitted
+
+    def _predict(self, h, quantiles):
+        mean = np.full(h, self._forecast)
+        r = self.residuals[np.isfinite(self.residuals)]
+        if r.size < 2:
+            r = self._y - self._y.mean()
+        widen = np.sqrt(1 + np.arange(h) * self.alpha**2)
+        q = mean[None, :] + np.quantile(r, quantiles)[:, None] * widen[None, :]
+        return mean, q
+
+    def __repr__(self) -> str:
+        return f"Croston(variant={self.variant!r}, alpha={self.alpha}, beta={self.beta})"
+
+
+class Combination(Forecaster):
+    """Combine the forecasts of several models (combinations won M3 and M4).
+
+    Parameters
+    ----------
+    models : sequence of Forecaster
+        The members, unfitted; each is fitted on the same series.
+    how : {"median", "mean"}
+        How member means and quantiles are combined, horizon by horizon
+        (quantiles are combined level by level, i.e. quantile averaging).
+
+    Notes
+    -----
+    A member that fails to fit is dropped and listed in ``failed``; the
+    combination fails only when every member fails.
+    """
+
+    def __init__(self, models: Sequence[Forecaster], how: str = "median") -> None:
+        super().__init__()
+        if how not in ("median", "mean"):
+            raise ValueError(f"Combination how must be 'median' or 'mean', got {how!r}")
+        if not models:
+            raise ValueError("Combination needs at least one model")
+        self.models = list(models)
+        self.how = how
+        self.failed: list[str] = []
+        self.fitted: list[Forecaster] = []
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        members = self.fitted or self.models
+        return f"{self.how}({', '.join(m.name for m in members)})"
+
+    def _combine(self, arrays):
+        stack = np.stack(arrays)
+        return np.median(stack, axis=0) if self.how == "median" else np.mean(stack, axis=0)
+
+    def _fit(self, y):
+        self.failed, self.fitted = [], []
+        for model in self.models:
+            try:
+                self.fitted.append(model.fit(y, self.season_length))
+            except Exception as exc:  # noqa: BLE001 - recorded, the others carry on
+                self.failed.append(f"{model.name}: {type(exc).__name__}: {exc}")
+        if not self.fitted:
+            raise RuntimeError("every member of the combination failed: " + "; ".join(self.failed))
+        self.residuals = self._combine([m.residuals for m in self.fitted])
+
+    def _predict(self, h, quantiles):
+        means, qs = [], []
+        for model in self.fitted:
+            mean, q = model.predict(h, quantiles)
+            means.append(mean)
+            qs.append(q)
+        return self._combine(means), self._combine(qs)
+
+    def __repr__(self) -> str:
+        return f"Combination({self.models!r}, how={self.how!r})"
+
+
+def seasonality_test(
+    y: np.ndarray, season_length: int = 12, level: float = 0.90
+) -> tuple[bool, str]:
+    """Autocorrelation test for seasonality used by the M4 Theta benchmark.
+
+    The lag-``m`` autocorrelation is significant when it exceeds
+    ``z * sqrt((1 + 2 * sum_{k<m} r_k^2) / n)`` (Bartlett's formula).
+
+    Parameters
+    ----------
+    y : np.ndarray
+        The series.
+    season_length : int
+        Season length ``m`` [months].
+    level : float
+        One-sided confidence level of the test [-].
+
+    Returns
+    -------
+    (bool, str)
+        Whether the series is seasonal, and a short explanation.
+    """
+    from statsmodels.tsa.stattools import acf
+
+    m, n = season_length, y.size
+    if m < 2:
+        return False, "no season"
+    if n < 3 * m:
+        return False, f"too short to test seasonality ({n} < {3 * m} months)"
+    if np.ptp(y) == 0:
+        return False, "constant series"
+    r = acf(y, nlags=m, fft=False)
+    limit = stats.norm.ppf(level) * np.sqrt((1 + 2 * np.sum(r[1:m] ** 2)) / n)
+    seasonal = bool(abs(r[m]) > limit)
+    verdict = "seasonal" if seasonal else "not seasonal"
+    return seasonal, f"{verdict} (ACF lag {m} = {r[m]:.2f} vs {level:.0%} limit {limit:.2f})"
+
+
+class Deseasonalized(Forecaster):
+    """Fit a model on the seasonally adjusted series and put the season back.
+
+    Parameters
+    ----------
+    model : Forecaster
+        Model for the adjusted series (level and trend).
+    seasonal : {"auto", "mul", "add", "none"}
+        "auto": test seasonality (:func:`seasonality_test`) and, when
+        significant, use a classical multiplicative decomposition for
+        positive series and an additive one otherwise.
+    profile : array-like of float, optional
+        Multiplicative seasonal indices (length ``season_length``, mean 1)
+        to use instead of estimating them, e.g. a parent level's profile for a
+        short series. ``profile[i % m]`` applies to ``y[i]``.
+    test_level : float
+        Confidence level of the seasonality test [-].
+    """
+
+    def __init__(
+        self, model: Forecaster, seasonal: str = "auto", profile=None, test_level: float = 0.90
+    ) -> None:
+        super().__init__()
+        if seasonal not in ("auto", "mul", "add", "none"):
+            raise ValueError(f"seasonal must be 'auto', 'mul', 'add' or 'none', got {seasonal!r}")
+        self.model = model
+        self.seasonal = seasonal
+        self.profile = None if profile is None else np.asarray(profile, dtype=float)
+        self.test_level = test_level
+        self.note = ""
+        self.kind = "none"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        if self.kind == "none":
+            return self.model.name
+        return f"{self.kind}_deseasonalized[{self.model.name}]"
+
+    def _fit(self, y):
+        from statsmodels.tsa.seasonal import seasonal_decompose
+
+        m = self.season_length
+        self._index = np.zeros(m) if m > 0 else np.zeros(1)
+        self.kind = "none"
+        if self.profile is not None:
+            if self.profile.shape != (m,) or not np.all(self.profile > 0):
+                raise ValueError(f"seasonal profile must hold {m} positive indices")
+            self._index = self.profile / self.profile.mean()
+            self.kind = "mul"
+            self.note = "borrowed seasonal profile"
+        elif self.seasonal != "none":
+            if self.seasonal == "auto":
+                seasonal, self.note = seasonality_test(y, m, self.test_level)
+                kind = ("mul" if np.all(y > 0) else "add") if seasonal else "none"
+            else:
+                kind = self.seasonal if y.size >= 2 * m else "none"
+                self.note = (
+                    f"{kind} seasonality requested"
+                    if kind != "none"
+                    else "too short for seasonality"
+                )
+            if kind == "mul" and not np.all(y > 0):
+                kind = "add"
+            if kind != "none":
+                model = "multiplicative" if kind == "mul" else "additive"
+                dec = seasonal_decompose(y, model=model, period=m, two_sided=True)
+                self._index = np.asarray(dec.seasonal[:m], dtype=float)
+                self.kind = kind
+        factors = self._factors(0, y.size)
+        adjusted = y / factors if self.kind == "mul" else y - factors
+        self.model.fit(adjusted, m)
+        fitted = adjusted - self.model.residuals
+        refit = fitted * factors if self.kind == "mul" else fitted + factors
+        self.residuals = y - refit
+        self.aicc = self.model.aicc
+
+    def _factors(self, start, length):
+        if self.kind == "none":
+            return np.zeros(length)
+        m = self._index.size
+        return self._index[(start + np.arange(length)) % m]
+
+    def _predict(self, h, quantiles):
+        mean, q = self.model.predict(h, quantiles)
+        f = self._factors(self._y.size, h)
+        if self.kind == "mul":
+            return mean * f, q * f[None, :]
+        return mean + f, q + f[None, :]
+
+    def __repr__(self) -> str:
+        return f"Deseasonalized({self.model!r}, seasonal={self.seasonal!r})"
+
+
+def default_model(how: str = "median", profile=None, seasonal: str = "auto") -> Forecaster:
+    """The default automatic method for regular series.
+
+    A combination of SES, damped Holt and Theta fitted on the seasonally
+    adjusted series (classical decomposition when the 90% ACF test finds
+    seasonality), the recipe of the M4 "Comb" and Theta benchmarks.
+    """
+    members = [SES(), Holt(damped=True), Theta(deseasonalize=False)]
+    return Deseasonalized(Combination(members, how=how), seasonal=seasonal, profile=profile)
