@@ -9,7 +9,7 @@ Steps timed (wall clock, on a shared machine, so noisy):
   hierarchy, with an empty forecast cache (so every series is fitted), on its
   parallel path (a local dask cluster of 2 single-threaded processes);
 - ``reconcile``: MinT with the shrunk covariance (``mint_shrink``) through
-  :func:`revmodel.backtest.reconcile_nodes`; above
+  :func:`revmodel.forecast.reconcile_nodes`; above
   ``revmodel.reconcile.MINT_SHRINK_MAX_NODES`` nodes it falls back to ``wls_var``,
   and the fallback is recorded.
 
@@ -36,7 +36,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from revmodel import backtest, cube, forecast, sample  # noqa: E402
+from revmodel import cube, forecast, sample  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "bench_forecast_scale.json"
@@ -68,8 +68,8 @@ def main(reps: int = 2000, months: int = 60) -> dict:
     t2 = time.perf_counter()
     as_of = np.datetime64(ds.attrs["as_of"], "ns")
     hist = ds["bookings"].sel(month=ds["month"] <= as_of)
-    nf = backtest.node_forecasts(hist, fc)
-    reconciled, info = backtest.reconcile_nodes(nf, fc["mean"], method="mint_shrink")
+    nf = forecast.node_forecasts(hist, fc)
+    reconciled, info = forecast.reconcile_nodes(nf, fc["mean"], method="mint_shrink")
     t3 = time.perf_counter()
     total = t3 - t0
     out = {

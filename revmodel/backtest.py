@@ -53,6 +53,7 @@ from scipy import stats
 
 from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
+from revmodel.forecast import NodeForecast, node_forecasts, node_keys, reconcile_nodes  # noqa: F401
 
 #: Models run when ``models`` is not given (``pipeline`` and ``blend`` join them with opportunities).
 DEFAULT_MODELS: tuple[str, ...] = ("reconciled", "base", "bottom_up", "seasonal_naive")
@@ -73,17 +74,6 @@ LEVEL_ORDER: tuple[str, ...] = (
     "rep",
     "bottom",
 )
-#: forecast_cube node level -> reconcile hierarchy level (the same names, and older spellings).
-_FC_LEVEL: dict[str, str] = {
-    **{level: level for level in rec.LEVEL_FIELDS},
-    "total": "total",
-    "segment": "segment",
-    "region": "region",
-    "manager": "manager",
-    "segment|region": "region/segment",
-    "segment|manager": "manager/segment",
-    "segment|region|rep": rec.BOTTOM_LEVEL,
-}
 METRICS: tuple[str, ...] = ("wape", "smape", "mase", "bias", "coverage")
 
 Model = str | Callable[[xr.DataArray, int], xr.DataArray]
@@ -170,144 +160,6 @@ def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
     if not known.any():
         return float("nan")
     return float(np.mean((a[known] >= lo[known]) & (a[known] <= hi[known])))
-
-
-# --------------------------------------------------------------------------- node forecasts
-
-
-@dataclass(frozen=True)
-class NodeForecast:
-    """Base forecasts of :func:`revmodel.forecast.forecast_cube` laid out on a hierarchy.
-
-    Attributes
-    ----------
-    hierarchy : revmodel.reconcile.Hierarchy
-        The hierarchy of the history cube.
-    mean : np.ndarray
-        (n_nodes x h) base forecast means [units]; nodes without a model of their own
-        (a rep across segments) get the sum of their cells.
-    lower, upper : np.ndarray
-        (n_nodes x h) lowest and highest quantile [units]; for nodes without a model, the
-        sum of cell means plus or minus the root sum of squares of the cells' half-widths.
-    residuals : np.ndarray or None
-        (n_nodes x T) in-sample residuals for the MinT weights.
-    own : np.ndarray
-        (n_nodes,) True where the node had its own model.
-    """
-
-    hierarchy: rec.Hierarchy
-    mean: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    residuals: np.ndarray | None
-    own: np.ndarray
-
-
-def _node_keys(hierarchy: rec.Hierarchy) -> list[tuple[str, tuple[str, ...]]]:
-    nodes = hierarchy.nodes
-    out = []
-    for row in nodes.itertuples(index=False):
-        fields = rec.LEVEL_FIELDS[row.level]
-        out.append((row.level, tuple(str(getattr(row, f)) for f in fields)))
-    return out
-
-
-def node_forecasts(history: xr.DataArray, fc: xr.Dataset) -> NodeForecast:
-    """Lay the node forecasts of ``fc`` out on the hierarchy of ``history``.
-
-    Parameters
-    ----------
-    history : xr.DataArray
-        The measure up to the forecast origin (segment, region, rep, month) [units].
-    fc : xr.Dataset
-        :func:`revmodel.forecast.forecast_cube` made from that history.
-
-    Returns
-    -------
-    NodeForecast
-    """
-    hierarchy = rec.hierarchy_from_cube(history)
-    keys = _node_keys(hierarchy)
-    q = np.asarray(fc["quantile"].values, dtype=float)
-    lo_i, hi_i = int(np.argmin(q)), int(np.argmax(q))
-    index: dict[tuple[str, tuple[str, ...]], int] = {}
-    levels = fc["level"].values
-    cols = {f: fc[f"node_{f}"].values for f in rec.NODE_FIELDS}
-    for i, lvl in enumerate(levels):
-        level = _FC_LEVEL.get(str(lvl))
-        if level is None:
-            continue
-        index[(level, tuple(str(cols[f][i]) for f in rec.LEVEL_FIELDS[level]))] = i
-    n, h = hierarchy.n_nodes, fc.sizes["month"]
-    node_mean = fc["node_mean"].values
-    node_q = fc["node_forecast"].values
-    node_res = fc["node_residual"].values
-    mean = np.full((n, h), np.nan)
-    lower = np.full((n, h), np.nan)
-    upper = np.full((n, h), np.nan)
-    resid = np.full((n, node_res.shape[1]), np.nan)
-    for j, key in enumerate(keys):
-        i = index.get(key)
-        if i is not None:
-            mean[j] = node_mean[i]
-            lower[j] = node_q[i, :, lo_i]
-            upper[j] = node_q[i, :, hi_i]
-            resid[j] = node_res[i]
-    own = np.isfinite(mean).all(axis=1)
-    bottom = hierarchy.bottom
-    if not own[bottom].all():
-        raise DataError(
-            "the forecast lacks some bottom cells of the history; make it with "
-            "revmodel.forecast.forecast_cube from the same cube"
-        )
-    missing = np.flatnonzero(~own)
-    if missing.size:
-        S = hierarchy.S[missing]
-        mean[missing] = np.asarray(S @ mean[bottom])
-        lower[missing] = mean[missing] - np.sqrt(
-            np.asarray(S @ (mean[bottom] - lower[bottom]) ** 2)
-        )
-        upper[missing] = mean[missing] + np.sqrt(
-            np.asarray(S @ (upper[bottom] - mean[bottom]) ** 2)
-        )
-    # A complete residual matrix keeps the shrunk covariance positive definite: nodes without
-    # residuals (zero forecasts) take their cells' sum, then the months every node has are kept,
-    # or, when fewer than a season remain, missing residuals count as 0.
-    empty = np.flatnonzero(np.isnan(resid).all(axis=1))
-    if empty.size:
-        resid[empty] = np.asarray(hierarchy.S[empty] @ np.nan_to_num(resid[bottom]))
-    complete = np.isfinite(resid).all(axis=0)
-    residuals = resid[:, complete] if complete.sum() >= 12 else np.nan_to_num(resid)
-    return NodeForecast(hierarchy, mean, lower, upper, residuals, own)
-
-
-def reconcile_nodes(
-    nf: NodeForecast, like: xr.DataArray, method: str = "mint_shrink"
-) -> tuple[xr.DataArray, dict]:
-    """Reconcile node base forecasts into a coherent bottom forecast.
-
-    Parameters
-    ----------
-    nf : NodeForecast
-        From :func:`node_forecasts`.
-    like : xr.DataArray
-        Bottom forecast means (segment, region, rep, month), e.g. ``fc["mean"]`` [units].
-    method : str
-        A method of :data:`revmodel.reconcile.METHODS`.
-
-    Returns
-    -------
-    (xr.DataArray, dict)
-        As :func:`revmodel.reconcile.reconcile_cube`.
-    """
-    return rec.reconcile_cube(
-        like.transpose(*rec.CELL_DIMS, "month"),
-        method=method,
-        residuals=nf.residuals,
-        nonnegative=True,
-        node_forecasts=nf.mean,
-        hierarchy=nf.hierarchy,
-    )
 
 
 # --------------------------------------------------------------------------- backtest
@@ -407,8 +259,8 @@ def _coherent(hierarchy: rec.Hierarchy, bottom: np.ndarray) -> np.ndarray:
 
 def _map_nodes(src: rec.Hierarchy, dst: rec.Hierarchy) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``src`` matching each node of ``dst`` by level and key (-1 where none)."""
-    index = {k: i for i, k in enumerate(_node_keys(src))}
-    pos = np.array([index.get(k, -1) for k in _node_keys(dst)], dtype=np.int64)
+    index = {k: i for i, k in enumerate(node_keys(src))}
+    pos = np.array([index.get(k, -1) for k in node_keys(dst)], dtype=np.int64)
     return pos, pos >= 0
 
 

@@ -54,6 +54,7 @@ import pandas as pd
 import xarray as xr
 
 from revmodel import models
+from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
 from revmodel.models import DEFAULT_QUANTILES
 
@@ -882,12 +883,145 @@ def summarize(fc: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-def reconcile_forecast(fc: xr.Dataset, ds: xr.Dataset, method: str = "mint_shrink") -> xr.Dataset:
-    """Add ``reconciled_mean (segment, region, rep, month)``: the node base means made coherent.
+@dataclass(frozen=True)
+class NodeForecast:
+    """Base forecasts of :func:`revmodel.forecast.forecast_cube` laid out on a hierarchy.
 
-    Hands the node-level base means and residuals of :func:`forecast_cube` to
-    ``revmodel.reconcile.reconcile_cube`` in the node order of the cube's
-    hierarchy (node labels are shared, so nodes are matched by label).
+    Attributes
+    ----------
+    hierarchy : revmodel.reconcile.Hierarchy
+        The hierarchy of the history cube.
+    mean : np.ndarray
+        (n_nodes x h) base forecast means [units]; nodes without a model of their own
+        (a rep across segments) get the sum of their cells.
+    lower, upper : np.ndarray
+        (n_nodes x h) lowest and highest quantile [units]; for nodes without a model, the
+        sum of cell means plus or minus the root sum of squares of the cells' half-widths.
+    residuals : np.ndarray or None
+        (n_nodes x T) in-sample residuals for the MinT weights.
+    own : np.ndarray
+        (n_nodes,) True where the node had its own model.
+    """
+
+    hierarchy: rec.Hierarchy
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    residuals: np.ndarray | None
+    own: np.ndarray
+
+
+def node_keys(hierarchy: rec.Hierarchy) -> list[tuple[str, tuple[str, ...]]]:
+    nodes = hierarchy.nodes
+    out = []
+    for row in nodes.itertuples(index=False):
+        fields = rec.LEVEL_FIELDS[row.level]
+        out.append((row.level, tuple(str(getattr(row, f)) for f in fields)))
+    return out
+
+
+def node_forecasts(history: xr.DataArray, fc: xr.Dataset) -> NodeForecast:
+    """Lay the node forecasts of ``fc`` out on the hierarchy of ``history``.
+
+    Parameters
+    ----------
+    history : xr.DataArray
+        The measure up to the forecast origin (segment, region, rep, month) [units].
+    fc : xr.Dataset
+        :func:`revmodel.forecast.forecast_cube` made from that history.
+
+    Returns
+    -------
+    NodeForecast
+    """
+    hierarchy = rec.hierarchy_from_cube(history)
+    keys = node_keys(hierarchy)
+    q = np.asarray(fc["quantile"].values, dtype=float)
+    lo_i, hi_i = int(np.argmin(q)), int(np.argmax(q))
+    index: dict[tuple[str, tuple[str, ...]], int] = {}
+    levels = fc["level"].values
+    cols = {f: fc[f"node_{f}"].values for f in rec.NODE_FIELDS}
+    for i, lvl in enumerate(levels):
+        level = str(lvl)
+        if level not in rec.LEVEL_FIELDS:
+            continue
+        index[(level, tuple(str(cols[f][i]) for f in rec.LEVEL_FIELDS[level]))] = i
+    n, h = hierarchy.n_nodes, fc.sizes["month"]
+    node_mean = fc["node_mean"].values
+    node_q = fc["node_forecast"].values
+    node_res = fc["node_residual"].values
+    mean = np.full((n, h), np.nan)
+    lower = np.full((n, h), np.nan)
+    upper = np.full((n, h), np.nan)
+    resid = np.full((n, node_res.shape[1]), np.nan)
+    for j, key in enumerate(keys):
+        i = index.get(key)
+        if i is not None:
+            mean[j] = node_mean[i]
+            lower[j] = node_q[i, :, lo_i]
+            upper[j] = node_q[i, :, hi_i]
+            resid[j] = node_res[i]
+    own = np.isfinite(mean).all(axis=1)
+    bottom = hierarchy.bottom
+    if not own[bottom].all():
+        raise DataError(
+            "the forecast lacks some bottom cells of the history; make it with "
+            "revmodel.forecast.forecast_cube from the same cube"
+        )
+    missing = np.flatnonzero(~own)
+    if missing.size:
+        S = hierarchy.S[missing]
+        mean[missing] = np.asarray(S @ mean[bottom])
+        lower[missing] = mean[missing] - np.sqrt(
+            np.asarray(S @ (mean[bottom] - lower[bottom]) ** 2)
+        )
+        upper[missing] = mean[missing] + np.sqrt(
+            np.asarray(S @ (upper[bottom] - mean[bottom]) ** 2)
+        )
+    # A complete residual matrix keeps the shrunk covariance positive definite: nodes without
+    # residuals (zero forecasts) take their cells' sum, then the months every node has are kept,
+    # or, when fewer than a season remain, missing residuals count as 0.
+    empty = np.flatnonzero(np.isnan(resid).all(axis=1))
+    if empty.size:
+        resid[empty] = np.asarray(hierarchy.S[empty] @ np.nan_to_num(resid[bottom]))
+    complete = np.isfinite(resid).all(axis=0)
+    residuals = resid[:, complete] if complete.sum() >= 12 else np.nan_to_num(resid)
+    return NodeForecast(hierarchy, mean, lower, upper, residuals, own)
+
+
+def reconcile_nodes(
+    nf: NodeForecast, like: xr.DataArray, method: str = "mint_shrink"
+) -> tuple[xr.DataArray, dict]:
+    """Reconcile node base forecasts into a coherent bottom forecast.
+
+    Parameters
+    ----------
+    nf : NodeForecast
+        From :func:`node_forecasts`.
+    like : xr.DataArray
+        Bottom forecast means (segment, region, rep, month), e.g. ``fc["mean"]`` [units].
+    method : str
+        A method of :data:`revmodel.reconcile.METHODS`.
+
+    Returns
+    -------
+    (xr.DataArray, dict)
+        As :func:`revmodel.reconcile.reconcile_cube`.
+    """
+    return rec.reconcile_cube(
+        like.transpose(*rec.CELL_DIMS, "month"),
+        method=method,
+        residuals=nf.residuals,
+        nonnegative=True,
+        node_forecasts=nf.mean,
+        hierarchy=nf.hierarchy,
+    )
+
+
+def reconcile_forecast(
+    fc: xr.Dataset, ds: xr.Dataset, method: str = "mint_shrink"
+) -> tuple[xr.DataArray, dict]:
+    """The forecast made coherent: every node's own base forecast, reconciled over the cube's hierarchy.
 
     Parameters
     ----------
@@ -896,67 +1030,59 @@ def reconcile_forecast(fc: xr.Dataset, ds: xr.Dataset, method: str = "mint_shrin
     ds : xr.Dataset
         The cube it was made from.
     method : str
-        A method of ``revmodel.reconcile.METHODS``.
+        A method of :data:`revmodel.reconcile.METHODS`.
 
     Returns
     -------
-    xr.Dataset
-        ``fc`` plus ``reconciled_mean`` and attrs ``reconcile_method``.
+    (xr.DataArray, dict)
+        Coherent mean forecast (segment, region, rep, month) [units of the measure],
+        and the reconciler's info (method used, fallbacks).
     """
-    from revmodel import reconcile
-
     measure = fc.attrs["measure"]
-    hist = ds[measure].sel(month=ds["month"] <= np.datetime64(pd.Timestamp(fc.attrs["as_of"])))
-    hierarchy = reconcile.hierarchy_from_cube(hist)
-    labels = [hierarchy.label(i) for i in range(hierarchy.n_nodes)]
-    node_mean = fc["node_mean"].reindex(node=labels)
-    residuals = fc["node_residual"].reindex(node=labels)
-    rec, _ = reconcile.reconcile_cube(
-        fc["mean"],
-        method=method,
-        residuals=np.asarray(residuals.values),
-        node_forecasts=np.asarray(node_mean.values),
-        hierarchy=hierarchy,
+    hist = ds[measure].sel(
+        month=ds["month"] <= np.datetime64(pd.Timestamp(fc.attrs["as_of"]), "ns")
     )
-    out = fc.copy()
-    out["reconciled_mean"] = rec.transpose("segment", "region", "rep", "month").assign_attrs(
-        units=fc["mean"].attrs.get("units", ""),
-        long_name=f"{measure} forecast, reconciled ({method})",
-    )
-    out.attrs["reconcile_method"] = method
-    return out
+    return reconcile_nodes(node_forecasts(hist, fc), fc["mean"], method=method)
 
 
 def forecast_command(args) -> int:
-    """``revmodel forecast CUBE --horizon H [--measure] [--reconcile] [--scheduler] --out FILE``."""
-    path = Path(args.cube)
-    if not path.exists():
-        raise DataError(
-            f"cube file {path} not found; build one with `revmodel cube DIR --out {path}`"
-        )
-    try:
-        ds = xr.open_zarr(path) if path.suffix == ".zarr" else xr.open_dataset(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            f"cannot read cube file {path}: {exc}; expected NetCDF (.nc) or Zarr (.zarr)"
-        ) from exc
+    """``revmodel forecast CUBE --horizon H [--measure] [--reconcile] [--scheduler] --out FILE``.
+
+    With a reconciliation method, ``forecast`` holds the reconciled forecast: each
+    cell's quantiles shifted by its reconciliation adjustment (never below 0 for a
+    non-negative measure); the base forecast is kept as ``base_forecast``.
+    """
+    from revmodel.cube import load_cube
+
+    ds = load_cube(args.cube)
     out_path = Path(args.out)
     if out_path.suffix not in (".nc", ".zarr"):
         raise ParameterError(f"--out {out_path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
+    if args.measure not in ds.data_vars:
+        raise ParameterError(
+            f"--measure {args.measure!r} is not in the cube; it has {', '.join(map(str, ds.data_vars))}"
+        )
+    if args.reconcile not in rec.METHODS:
+        raise ParameterError(f"--reconcile {args.reconcile!r}: use one of {', '.join(rec.METHODS)}")
     fc = forecast_cube(ds, measure=args.measure, horizon=args.horizon, scheduler=args.scheduler)
     note = "base forecasts (not reconciled)"
-    if args.reconcile and args.reconcile != "none":
-        try:
-            from revmodel import reconcile
-        except ImportError:
-            reconcile = None
-        if reconcile is not None and hasattr(reconcile, "reconcile_cube"):
-            fc = reconcile_forecast(fc, ds, method=args.reconcile)
-            note = f"reconciled with {args.reconcile} (variable reconciled_mean)"
-        else:
-            note = f"base forecasts: reconciliation {args.reconcile!r} unavailable"
+    if args.reconcile != "none":
+        reconciled, info = reconcile_forecast(fc, ds, method=args.reconcile)
+        shift = reconciled - fc["mean"]
+        fc["base_forecast"] = fc["forecast"].copy()
+        adjusted = fc["forecast"] + shift
+        if bool((ds[args.measure] >= 0).all()):
+            adjusted = adjusted.clip(min=0.0)
+        fc["forecast"] = adjusted.transpose(*fc["base_forecast"].dims).assign_attrs(
+            fc["base_forecast"].attrs
+        )
+        fc["reconciled_mean"] = reconciled.assign_attrs(units=fc["mean"].attrs.get("units", ""))
+        used = info.get("method", args.reconcile)
+        fc.attrs["reconcile_method"] = str(used)
+        fallback = info.get("fallback")
+        note = f"reconciled with {used}" + (f" ({fallback})" if fallback else "")
     if out_path.suffix == ".zarr":
-        fc.to_zarr(out_path, mode="w")
+        fc.to_zarr(out_path, mode="w", zarr_format=2, consolidated=True)
     else:
         fc.to_netcdf(out_path)
     print(summarize(fc))

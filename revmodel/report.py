@@ -47,7 +47,7 @@ import xarray as xr
 
 import revmodel
 from revmodel import calendar as fcal
-from revmodel import config
+from revmodel import config, reconcile
 from revmodel import parameters as rparams
 from revmodel.errors import RevmodelError
 
@@ -64,7 +64,6 @@ __all__ = [
     "plan",
     "plan_command",
     "publish",
-    "reconcile_forecast",
     "run_notebooks",
     "save_result",
     "summary",
@@ -242,85 +241,6 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- forecast helpers
 
 
-def reconcile_forecast(
-    cube: xr.Dataset, fc: xr.Dataset, method: str = "mint_shrink"
-) -> tuple[xr.DataArray, dict]:
-    """Make the forecast's levels add up, keeping each aggregate's own forecast as input.
-
-    The base forecasts of every node of :func:`revmodel.forecast.forecast_cube`
-    (its own model at total, region, segment, manager... levels) and their
-    in-sample residuals are laid out in the order of
-    :func:`revmodel.reconcile.hierarchy_from_cube` and reconciled with
-    :func:`revmodel.reconcile.reconcile_cube`. Nodes the forecast has no model
-    for (a rep across segments) start from the sum of their cells.
-
-    Parameters
-    ----------
-    cube : xarray.Dataset
-        The revenue cube the forecast was made from.
-    fc : xarray.Dataset
-        :func:`revmodel.forecast.forecast_cube` of ``cube``.
-    method : str
-        Reconciliation method (:data:`revmodel.reconcile.METHODS`).
-
-    Returns
-    -------
-    (xarray.DataArray, dict)
-        Coherent mean forecast (segment, region, rep, month) [currency/month],
-        and the reconciler's info.
-    """
-    from revmodel import reconcile
-
-    measure = fc.attrs.get("measure", "bookings")
-    as_of = np.datetime64(pd.Timestamp(fc.attrs["as_of"]), "ns")
-    hist = cube[measure].sel(month=cube["month"] <= as_of)
-    hierarchy = reconcile.hierarchy_from_cube(hist)
-    nodes = hierarchy.nodes
-    fields = ("segment", "region", "manager", "rep")
-    fc_level = {
-        "total": (),
-        "segment": ("segment",),
-        "region": ("region",),
-        "manager": ("manager",),
-        "segment|region": ("segment", "region"),
-        "segment|manager": ("segment", "manager"),
-        "segment|region|rep": ("segment", "region", "rep"),
-    }
-    index: dict[tuple, int] = {}
-    for i, lvl in enumerate(fc["level"].values):
-        keys = fc_level.get(str(lvl))
-        if keys is None:
-            continue
-        key = (frozenset(keys), tuple(str(fc[f"node_{f}"].values[i]) for f in fields if f in keys))
-        index[key] = i
-    n, h = hierarchy.n_nodes, fc.sizes["month"]
-    node_fc = np.full((n, h), np.nan)
-    resid = np.full((n, fc.sizes["history_month"]), np.nan)
-    for j, row in enumerate(nodes.itertuples(index=False)):
-        keys = reconcile.LEVEL_FIELDS[row.level]
-        key = (frozenset(keys), tuple(str(getattr(row, f)) for f in fields if f in keys))
-        i = index.get(key)
-        if i is not None:
-            node_fc[j] = fc["node_mean"].values[i]
-            resid[j] = fc["node_residual"].values[i]
-    # Residuals of nodes without their own model: the sum of their cells' residuals.
-    bottom = hierarchy.bottom
-    missing = np.flatnonzero(np.isnan(resid).all(axis=1))
-    if len(missing):
-        b = np.nan_to_num(resid[bottom])
-        resid[missing] = np.asarray(hierarchy.S[missing] @ b)
-    resid = resid[:, ~np.isnan(resid).any(axis=0)] if np.isfinite(resid).any() else None
-    mean = fc["mean"].transpose("segment", "region", "rep", "month")
-    return reconcile.reconcile_cube(
-        mean,
-        method=method,
-        residuals=resid,
-        nonnegative=True,
-        node_forecasts=node_fc,
-        hierarchy=hierarchy,
-    )
-
-
 def _period_months(label: str, attrs: Mapping[str, Any]) -> pd.DatetimeIndex:
     return fcal.quarter_months(
         label,
@@ -392,7 +312,7 @@ def last_cycle_accuracy(
                 else:
                     sub = sub.sel({k: str(sel[f"node_{k}"].values[i])})
             rows.append(_accuracy_row(level, name, sel, i, q, float(sub.sum(skipna=True))))
-    rep_mask = sel["level"].values == "segment|region|rep"
+    rep_mask = sel["level"].values == reconcile.BOTTOM_LEVEL
     reps = pd.Series(sel["node_rep"].values[rep_mask])
     for rep in sorted(set(reps)):
         idx = np.flatnonzero(rep_mask)[reps.values == rep]
@@ -461,7 +381,7 @@ def forecast_table(
     fc : xarray.Dataset
         :func:`revmodel.forecast.forecast_cube` (for the 10-90% band).
     reconciled : xarray.DataArray
-        Coherent mean forecast from :func:`reconcile_forecast` [currency/month].
+        Coherent mean forecast from :func:`revmodel.forecast.reconcile_forecast` [currency/month].
     quota : xarray.Dataset, optional
         :func:`revmodel.quota.top_down` (``quota(rep, month)``), the target.
     months : pandas.DatetimeIndex
@@ -488,7 +408,7 @@ def forecast_table(
     # Band: the node's own model quantiles, summed over the months.
     q = [float(v) for v in fc["quantile"].values]
     node = fc["node_forecast"].sel(month=fm).sum("month")
-    fc_level = {"total": "total", "region": "region", "segment": "segment", "manager": "manager", "rep": "segment|region|rep"}[level]  # fmt: skip
+    fc_level = {"total": "total", "region": "region", "segment": "segment", "manager": "manager", "rep": reconcile.BOTTOM_LEVEL}[level]  # fmt: skip
     mask = fc["level"].values == fc_level
     key = "rep" if level == "rep" else level
     names = ["Company"] if level == "total" else [str(v) for v in fc[f"node_{key}"].values[mask]]

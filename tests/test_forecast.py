@@ -404,7 +404,7 @@ def test_forecast_command_writes_netcdf(tmp_path, capsys, monkeypatch):
     back = xr.open_dataset(out)
     assert back["node_forecast"].shape == (27, 4, 3)
     missing = argparse.Namespace(**{**vars(args), "cube": str(tmp_path / "nope.nc")})
-    with pytest.raises(DataError, match="cube file .*nope.nc not found"):
+    with pytest.raises(DataError, match=r"nope.nc: no such cube file; build one with `revmodel cube DIR --out nope.nc`\."):
         forecast.forecast_command(missing)
 
 
@@ -423,9 +423,6 @@ def test_distributed_path_with_local_cluster(tmp_path):
 
 
 def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
-    reconcile = pytest.importorskip("revmodel.reconcile")
-    if not hasattr(reconcile, "reconcile_cube"):
-        pytest.skip("revmodel.reconcile.reconcile_cube not available")
     monkeypatch.setattr("revmodel.config.CACHE_DIR", tmp_path / "cache")
     cube = tmp_path / "cube.nc"
     small_cube().to_netcdf(cube)
@@ -439,9 +436,16 @@ def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
         out=str(out),
     )
     assert forecast.forecast_command(args) == 0
-    assert "reconciled with mint_shrink (variable reconciled_mean)" in capsys.readouterr().out
+    assert "reconciled with mint_shrink; written to" in capsys.readouterr().out
     back = xr.open_dataset(out)
     rec = back["reconciled_mean"]
     assert rec.dims == ("segment", "region", "rep", "month")
     assert bool(np.all(np.isfinite(rec))) and bool(np.all(rec >= 0))
     assert back.attrs["reconcile_method"] == "mint_shrink"
+    # `forecast` is the reconciled forecast: every quantile moved by the cell's adjustment.
+    assert back["forecast"].dims == ("segment", "region", "rep", "month", "quantile")
+    moved = back["forecast"] - back["base_forecast"]
+    expected = (rec - back["mean"]).broadcast_like(moved)
+    unclipped = back["forecast"] > 0
+    np.testing.assert_allclose(moved.where(unclipped).values, expected.where(unclipped).values, atol=1e-6)
+    assert bool((back["forecast"] >= 0).all())
