@@ -113,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mapping", default=None, help="mapping YAML")
     t.add_argument("--max-moves", type=int, default=None, help="most accounts that may change rep")
     t.add_argument(
+        "--locked",
+        default=None,
+        help="file listing account ids that must stay with their rep (one per line, or a CSV with an account_id column)",
+    )
+    t.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="balance tolerance around the mean potential (default %(default)s)",
+    )
+    t.add_argument(
+        "--as-of",
+        default=None,
+        help="plan start date YYYY-MM-DD: reps who left before it hand over their accounts (default: today)",
+    )
+    t.add_argument(
         "--out", required=True, help="assignment CSV (the balance report is written beside it)"
     )
 

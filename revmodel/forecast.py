@@ -1064,7 +1064,13 @@ def forecast_command(args) -> int:
         )
     if args.reconcile not in rec.METHODS:
         raise ParameterError(f"--reconcile {args.reconcile!r}: use one of {', '.join(rec.METHODS)}")
-    fc = forecast_cube(ds, measure=args.measure, horizon=args.horizon, scheduler=args.scheduler)
+    fc = forecast_cube(
+        ds,
+        measure=args.measure,
+        horizon=args.horizon,
+        scheduler=args.scheduler,
+        method=getattr(args, "method", "auto"),
+    )
     note = "base forecasts (not reconciled)"
     if args.reconcile != "none":
         reconciled, info = reconcile_forecast(fc, ds, method=args.reconcile)

@@ -1522,6 +1522,20 @@ def rep_potential(plan: TerritoryPlan, share: bool = False) -> pd.Series:
 # --------------------------------------------------------------------------- CLI
 
 
+def read_locked(path: str | Path) -> list[str]:
+    """Account ids that must stay put: one per line, or a CSV with an ``account_id`` column."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"--locked {path}: no such file; list the account ids to keep, one per line."
+        )
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    if lines and "account_id" in [c.strip() for c in lines[0].split(",")]:
+        col = [c.strip() for c in lines[0].split(",")].index("account_id")
+        return [ln.split(",")[col].strip() for ln in lines[1:]]
+    return lines
+
+
 def territories_command(args: argparse.Namespace) -> int:
     """``revmodel territories DATA_DIR [--mapping FILE] [--max-moves N] --out FILE``."""
     from revmodel import sources
@@ -1536,8 +1550,15 @@ def territories_command(args: argparse.Namespace) -> int:
             )
     accounts = segment_accounts(tables["accounts"])
     potential = account_potential(accounts, tables.get("opportunities"))
+    locked = read_locked(args.locked) if getattr(args, "locked", None) else ()
     plan = assign_territories(
-        accounts, tables["reps"], potential, max_moves=getattr(args, "max_moves", None)
+        accounts,
+        tables["reps"],
+        potential,
+        max_moves=getattr(args, "max_moves", None),
+        locked=locked,
+        balance_tolerance=getattr(args, "tolerance", 0.05),
+        as_of=getattr(args, "as_of", None),
     )
     paths = plan.save(args.out)
     print(balance_report(plan))

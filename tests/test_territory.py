@@ -581,3 +581,39 @@ def test_territories_cli_on_the_sample_company(tmp_path, capsys):
     assert a["moved"].sum() <= 200
     record = json.loads((tmp_path / "t_run.json").read_text())
     assert record["summary"]["accounts"] == len(a)
+
+
+def test_territories_cli_locked_file_and_as_of(tmp_path, capsys):
+    from revmodel import cli
+
+    write_data(tmp_path / "data")
+    locked = tmp_path / "locked.txt"
+    locked.write_text("A1\nA2\n")
+    out = tmp_path / "out" / "territories.csv"
+    args = [
+        "territories",
+        str(tmp_path / "data"),
+        "--locked",
+        str(locked),
+        "--as-of",
+        "2020-01-01",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(args) == 0
+    a = pd.read_csv(out).set_index("account_id")
+    assert list(a.loc[["A1", "A2"], "reason"]) == ["locked", "locked"]
+    assert (a.loc[["A1", "A2"], "old_rep_id"] == a.loc[["A1", "A2"], "new_rep_id"]).all()
+    capsys.readouterr()
+    missing = [
+        "territories",
+        str(tmp_path / "data"),
+        "--locked",
+        str(tmp_path / "nope.txt"),
+        "--out",
+        str(out),
+    ]
+    assert cli.main(missing) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --locked {tmp_path / 'nope.txt'}: no such file; list the account ids to keep, one per line."
+    )
