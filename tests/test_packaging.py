@@ -10,7 +10,11 @@ import yaml
 from revmodel import config
 
 #: conda-forge names for pip requirements whose names differ.
-CONDA_NAMES = {"dask[distributed]": ["dask", "distributed"], "netcdf4": ["netcdf4"]}
+CONDA_NAMES = {
+    "dask[distributed]": ["dask", "distributed"],
+    "netcdf4": ["netcdf4"],
+    "psycopg[binary]": ["psycopg"],
+}
 
 
 def _name(req: str) -> str:
