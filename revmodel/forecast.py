@@ -68,22 +68,11 @@ DISTRIBUTED_THRESHOLD = 200
 CHUNK_SIZE = 100
 #: Methods :func:`forecast_series` accepts for regular series.
 METHODS = ("auto", "holdout", "ets", "theta", "sarima", "seasonal_naive")
-#: Marker for a field an aggregate node sums over (as ``revmodel.reconcile.ALL``).
-ALL = "*"
-#: Levels of the grouped hierarchy (rep -> manager -> region -> total, crossed with
-#: segment), top to bottom, with the fields keying each node; the same names, fields
-#: and node labels as ``revmodel.reconcile.LEVELS``. The last one is the bottom level.
-AGGREGATION_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("total", ()),
-    ("region", ("region",)),
-    ("segment", ("segment",)),
-    ("region/segment", ("region", "segment")),
-    ("manager", ("manager",)),
-    ("manager/segment", ("manager", "segment")),
-    ("rep", ("rep",)),
-    ("rep/segment", ("rep", "segment", "region")),
-)
-BOTTOM_LEVEL = AGGREGATION_LEVELS[-1][0]
+#: The grouped hierarchy is reconcile's (rep -> manager -> region -> total, crossed with
+#: segment): forecasts are made for exactly the nodes the reconciler will combine.
+ALL = rec.ALL
+AGGREGATION_LEVELS = rec.LEVELS
+BOTTOM_LEVEL = rec.BOTTOM_LEVEL
 
 
 def _code_version() -> str:
