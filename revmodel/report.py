@@ -1320,6 +1320,44 @@ def publish(tmp: Path, final: Path) -> Path:
     return final
 
 
+def plan_version_dataset(work_dir: str | Path) -> xr.Dataset:
+    """The plan's cells as one Dataset: reconciled forecast, quotas and capacity.
+
+    ``forecast`` (segment, region, rep, month) [currency/month] and ``quota``,
+    ``capacity`` (rep, month) [currency/month]; months and reps are the union of
+    the three (a planned hire has a quota and capacity but no forecast).
+    """
+    reconciled = load_result(work_dir, "reconciled")
+    quotas = load_result(work_dir, "quotas")
+    capacity = load_result(work_dir, "capacity")
+    parts = [
+        reconciled["forecast"].rename("forecast"),
+        quotas["quota"].rename("quota"),
+        capacity["capacity"].rename("capacity"),
+    ]
+    keep = {"segment", "region", "rep", "month"}
+    parts = [p.drop_vars([c for c in p.coords if c not in keep]) for p in parts]
+    return xr.merge(parts, join="outer", compat="override")
+
+
+def save_plan_version(work_dir: str | Path, params: Mapping[str, Any], store: str | Path):
+    """Save the plan as a new write-once version ``forecast/<cycle>-<UTC time>``.
+
+    Returns the :class:`revmodel.versions.VersionInfo`.
+    """
+    from revmodel import versions
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return versions.save_version(
+        plan_version_dataset(work_dir),
+        kind="forecast",
+        name=f"{params['cycle']}-{stamp}",
+        store_dir=store,
+        parameters=dict(params),
+        data_hash=versions.data_hash(params["data_dir"]),
+    )
+
+
 def plan(
     params_file: str | Path,
     data_dir: str | Path | None = None,
@@ -1378,10 +1416,11 @@ def plan(
             )
         log("building the pack")
         build_pack(work, params, tmp)
-        (tmp / "manifest.json").write_text(
-            json.dumps(manifest(params, started, time.time(), params_file), indent=1),
-            encoding="utf-8",
-        )
+        version = save_plan_version(work, params, out / "versions")
+        log(f"saved plan version {version.kind}/{version.name}")
+        record = manifest(params, started, time.time(), params_file)
+        record["plan_version"] = f"{version.kind}/{version.name}"
+        (tmp / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         final = publish(tmp, out / cycle)
     finally:
         for folder in (tmp, work):

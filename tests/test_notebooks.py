@@ -60,7 +60,9 @@ def test_declared_parameters_match_the_schema(path):
 
 
 # Planning-cycle files are named after their cycle (FY2027-Q1.yaml); other YAML here (team.yaml) is app configuration.
-@pytest.mark.parametrize("path", sorted(config.PARAMETERS_DIR.glob("FY*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(config.PARAMETERS_DIR.glob("FY*.yaml")), ids=lambda p: p.name
+)
 def test_parameters_file_keys_are_declared_by_a_notebook(path):
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     declared = {}
@@ -182,11 +184,25 @@ def test_published_numbers_match_the_library(small):
 
 @pytest.mark.slow
 def test_same_inputs_same_numbers_and_republish(small):
+    from revmodel import versions
+
     first = json.loads((small["pack"] / "tables.json").read_text())
+    first_version = json.loads((small["pack"] / "manifest.json").read_text())["plan_version"]
     html = report.plan(small["params"], out_dir=small["out"], log=lambda _: None)
     second = json.loads((html.parent / "tables.json").read_text())
     assert first == second
     assert not (small["out"] / "FY2027-Q1.prev").exists()
+    # Each run is a new write-once version; a cell-level diff of the two finds nothing moved.
+    second_version = json.loads((html.parent / "manifest.json").read_text())["plan_version"]
+    assert first_version != second_version
+    store = small["out"] / "versions"
+    kind, a_name = first_version.split("/")
+    _, b_name = second_version.split("/")
+    a = versions.load_version(store, kind, a_name)
+    b = versions.load_version(store, kind, b_name)
+    assert set(a.data_vars) == {"forecast", "quota", "capacity"}
+    assert float(a["quota"].sum()) > 0
+    assert len(versions.diff_versions(a, b)) == 0
 
 
 @pytest.mark.slow
