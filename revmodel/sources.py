@@ -259,6 +259,11 @@ def load(
         or unreadable file, a required column absent, or a bad mapping file.
     """
     data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise DataError(
+            f"{data_dir} is a file; pass the folder holding your exports "
+            f"(e.g. {data_dir.parent}), or name the file in a mapping file"
+        )
     if not data_dir.is_dir():
         raise DataError(f"data folder {data_dir} not found; pass the folder holding your exports")
     mapping_path = Path(mapping) if mapping is not None else _find_mapping(data_dir)

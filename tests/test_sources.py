@@ -560,3 +560,13 @@ def test_rows_read_invariant_under_random_corruption(tmp_path_factory, corruptio
     quarantined = set(result.quarantine["opportunities"]["row"])
     assert quarantined == {i + 2 for i in corruptions}  # spreadsheet rows: header = 1
     assert sum(p.count for p in rep.problems) >= rep.rows_quarantined
+
+
+def test_a_file_instead_of_a_folder_is_named_as_such(tmp_path):
+    f = tmp_path / "opportunities.csv"
+    f.write_text("opportunity_id,close_date,amount,stage\n1,2025-01-01,10,won\n")
+    with pytest.raises(DataError) as err:
+        sources.load(f)
+    assert str(err.value) == (
+        f"{f} is a file; pass the folder holding your exports (e.g. {tmp_path}), or name the file in a mapping file"
+    )
