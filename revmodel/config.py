@@ -30,8 +30,8 @@ OVERRIDES_URL = os.environ.get("REVMODEL_OVERRIDES_URL", f"sqlite:///{HOME / 'da
 #: Currency used in units attributes.
 CURRENCY = "USD"
 
-#: Default first month of the fiscal year (1 = January).
-FISCAL_YEAR_START = 2
+#: Default first month of the fiscal year (1 = January); the sample company's year starts in November.
+FISCAL_YEAR_START = 11
 #: Fiscal years are named by the calendar year in which they end ("end") or start ("start").
 FISCAL_YEAR_NAMING = "end"
 

@@ -137,6 +137,7 @@ def test_coverage_exact():
         np.array([[100.0, 100.0, 100.0, 50.0, 0.0, 0.0], [10.0, 0.0, 0.0, 0.0, 0.0, 0.0]]),
         dims=("segment", "month"),
         coords={"segment": ["A", "B"], "month": months.values},
+        attrs={"fiscal_year_start": 2, "fiscal_year_naming": "end"},
     )
     # fiscal year starting in February: FY2027-Q4 is Nov, Dec, Jan
     assert pl.coverage(pipe, 155.0, "FY2027-Q4") == pytest.approx(2.0)
@@ -210,7 +211,7 @@ def test_blended_forecast_current_and_next_quarter():
     ]
     rows.append(("o1", "proposal", 4000.0, "2026-09-01", "2026-12-10", "A", "EU", "r1"))
     opps = deals(rows)
-    ds = cube.build_cube({"opportunities": opps}, as_of="2026-10")
+    ds = cube.build_cube({"opportunities": opps}, fiscal_year_start=2, as_of="2026-10")
     months = pd.date_range("2026-11-01", periods=6, freq="MS")
     stat = xr.DataArray(
         np.full((1, 1, 1, 6), 100.0),
