@@ -1,0 +1,488 @@
+"""Plan explorer: bookings, forecast with interval, quota, attainment, pipeline and KPIs for any slice.
+
+Pick a fiscal period, region, manager, rep and segment; the KPI cards, the
+monthly chart (actuals, reconciled forecast with its 10-90% band, quota) and
+the breakdown table follow the selection. Numbers come from the cached
+:class:`~revmodel.apps.context.AppContext`; a filter change only slices and sums.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, replace
+
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import xarray as xr
+
+from revmodel import plots
+from revmodel.apps import layout
+from revmodel.apps.context import AppContext, load_context
+from revmodel.forecast import ALL
+
+__all__ = ["ALL_MEMBERS", "Selection", "breakdown", "build", "figure", "members", "summarise"]
+
+#: The dropdown entry that selects every member.
+ALL_MEMBERS = "All"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A slice of the plan: a fiscal period and optional members (None = all)."""
+
+    period: str
+    region: str | None = None
+    manager: str | None = None
+    rep: str | None = None
+    segment: str | None = None
+
+    def describe(self) -> str:
+        parts = [p for p in (self.region, self.manager, self.rep, self.segment) if p]
+        return ", ".join(parts) if parts else "Company"
+
+
+# --------------------------------------------------------------------------- slicing
+
+
+def _rep_table(ctx: AppContext) -> pd.DataFrame:
+    cube = ctx.cube
+    return pd.DataFrame(
+        {
+            "rep": np.asarray(cube["rep"].values).astype(str),
+            "manager": np.asarray(cube["manager"].values).astype(str),
+            "region": np.asarray(cube["rep_region"].values).astype(str),
+            "segment": np.asarray(cube["rep_segment"].values).astype(str),
+        }
+    )
+
+
+def members(ctx: AppContext, sel: Selection) -> dict[str, list[str]]:
+    """Options of each filter given the others (managers of the region, reps of the manager)."""
+    reps = _rep_table(ctx)
+    regions = sorted(map(str, ctx.cube["region"].values))
+    segments = [str(s) for s in ctx.cube["segment"].values]
+    in_region = reps if sel.region is None else reps[reps["region"] == sel.region]
+    managers = sorted(set(in_region["manager"]))
+    in_team = in_region if sel.manager is None else in_region[in_region["manager"] == sel.manager]
+    if sel.segment is not None:
+        in_team = in_team[in_team["segment"] == sel.segment]
+    return {
+        "region": regions,
+        "manager": managers,
+        "rep": sorted(set(in_team["rep"])),
+        "segment": segments,
+    }
+
+
+def _reps(ctx: AppContext, sel: Selection) -> list[str]:
+    reps = _rep_table(ctx)
+    mask = np.ones(len(reps), dtype=bool)
+    if sel.manager is not None:
+        mask &= (reps["manager"] == sel.manager).to_numpy()
+    if sel.rep is not None:
+        mask &= (reps["rep"] == sel.rep).to_numpy()
+    return reps["rep"][mask].tolist()
+
+
+def _slice(da: xr.DataArray, ctx: AppContext, sel: Selection) -> xr.DataArray:
+    """The cells of the selection, summed over segment, region and rep."""
+    if sel.segment is not None:
+        da = da.sel(segment=[sel.segment])
+    if sel.region is not None:
+        da = da.sel(region=[sel.region])
+    if sel.manager is not None or sel.rep is not None:
+        da = da.sel(rep=_reps(ctx, sel))
+    return da.sum([d for d in ("segment", "region", "rep") if d in da.dims], skipna=True)
+
+
+def _quota(ctx: AppContext, sel: Selection) -> xr.DataArray:
+    """Plan quota of the selection by month [USD/month] (the plan year's months only)."""
+    q = ctx.plan["rep_quota"]
+    mask = np.ones(q.sizes["rep"], dtype=bool)
+    for coord, value in (
+        ("rep_region", sel.region),
+        ("rep_segment", sel.segment),
+        ("manager", sel.manager),
+    ):
+        if value is not None:
+            mask &= np.asarray(q[coord].values).astype(str) == value
+    if sel.rep is not None:
+        mask &= np.asarray(q["rep"].values).astype(str) == sel.rep
+    return q.isel(rep=mask).sum("rep")
+
+
+def _node(ctx: AppContext, sel: Selection) -> int | None:
+    """The forecast node whose own model covers exactly the selection, if any."""
+    fc = ctx.forecast
+    want = {"segment": sel.segment, "region": sel.region, "manager": sel.manager, "rep": sel.rep}
+    reps = _rep_table(ctx).set_index("rep")
+    if sel.rep is not None:
+        # A rep node is keyed by segment, region and rep; its manager is implied.
+        want["manager"] = None
+        if want["region"] is None:
+            want["region"] = str(reps.loc[sel.rep, "region"])
+        if want["segment"] is None:
+            want["segment"] = str(reps.loc[sel.rep, "segment"])
+    elif sel.manager is not None and sel.region is not None:
+        want["region"] = None  # the manager's region is implied by the manager
+    mask = np.ones(fc.sizes["node"], dtype=bool)
+    for f, v in want.items():
+        mask &= np.asarray(fc[f"node_{f}"].values).astype(str) == (ALL if v is None else v)
+    found = np.flatnonzero(mask)
+    return int(found[0]) if len(found) == 1 else None
+
+
+def _band(ctx: AppContext, sel: Selection) -> tuple[np.ndarray, np.ndarray, str]:
+    """Widths below and above the median forecast per forecast month [USD/month].
+
+    The node's own model when one covers the selection; otherwise the cells'
+    widths added as independent errors (square root of the sum of squares).
+    """
+    fc = ctx.forecast
+    q = [float(v) for v in fc["quantile"].values]
+    lo_i, hi_i = q.index(min(q)), q.index(max(q))
+    node = _node(ctx, sel)
+    if node is not None:
+        mean = fc["node_mean"].values[node]
+        quant = fc["node_forecast"].values[node]
+        return (
+            np.clip(mean - quant[:, lo_i], 0, None),
+            np.clip(quant[:, hi_i] - mean, 0, None),
+            "node model",
+        )
+    mean = fc["mean"]
+    lo = (mean - fc["forecast"].isel(quantile=lo_i)).clip(min=0) ** 2
+    hi = (fc["forecast"].isel(quantile=hi_i) - mean).clip(min=0) ** 2
+    return (
+        np.sqrt(_slice(lo, ctx, sel).values),
+        np.sqrt(_slice(hi, ctx, sel).values),
+        "cells combined",
+    )
+
+
+def monthly(ctx: AppContext, sel: Selection, history_months: int = 24) -> pd.DataFrame:
+    """Monthly series of the selection [USD/month].
+
+    Columns ``actual`` (to ``as_of``), ``forecast`` (reconciled, after ``as_of``),
+    ``p10``, ``p90``, ``quota`` and ``pipeline`` (open, by expected close month),
+    indexed by month.
+    """
+    cube = ctx.cube
+    as_of = np.datetime64(ctx.as_of, "ns")
+    actual = _slice(cube["bookings"], ctx, sel).to_series()
+    actual = actual[actual.index <= as_of].iloc[-history_months:]
+    rec = _slice(ctx.reconciled, ctx, sel).to_series()
+    lo, hi, _ = _band(ctx, sel)
+    fc = pd.DataFrame({"forecast": rec, "p10": rec - lo, "p90": rec + hi})
+    fc["p10"] = fc["p10"].clip(lower=0)
+    out = pd.concat([actual.rename("actual"), fc], axis=1)
+    quota = _quota(ctx, sel).to_series()
+    out = out.join(quota.rename("quota"), how="outer")
+    pipe = _slice(cube["pipeline"], ctx, sel).to_series()
+    out["pipeline"] = pipe.reindex(out.index).where(out.index > as_of)
+    out.index = pd.DatetimeIndex(out.index, name="month")
+    return out.sort_index()
+
+
+def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
+    """The period's figures for the selection.
+
+    Returns
+    -------
+    dict
+        ``bookings`` (actual, to date), ``forecast`` (reconciled, the period's
+        remaining months), ``p10`` / ``p90`` (band of the forecast, months summed),
+        ``landing`` (bookings + forecast), ``quota``, ``attainment`` (bookings / quota),
+        ``expected_attainment`` (landing / quota), ``pipeline`` (open, closing in the
+        period's remaining months), ``coverage`` (pipeline / quota still to book),
+        ``win_rate`` and ``deal_size`` (period to date, else the last 12 months)
+        [USD, ratios]; ``months_actual`` and ``months_forecast`` [months].
+    """
+    cube = ctx.cube
+    months = ctx.period_months(sel.period).values.astype("datetime64[ns]")
+    as_of = np.datetime64(ctx.as_of, "ns")
+    cm = cube["month"].values
+    done = months[months <= as_of]
+    ahead = months[months > as_of]
+    in_cube = np.isin(cm, done)
+
+    def total(da: xr.DataArray, where: np.ndarray) -> float:
+        return float(_slice(da.isel(month=where), ctx, sel).sum())
+
+    bookings = total(cube["bookings"], in_cube) if len(done) else 0.0
+    fm = ctx.reconciled["month"].values
+    in_fc = np.isin(fm, ahead)
+    forecast = total(ctx.reconciled, in_fc) if in_fc.any() else 0.0
+    lo, hi, _ = _band(ctx, sel)
+    p10 = max(forecast - float(lo[in_fc].sum()), 0.0) if in_fc.any() else 0.0
+    p90 = forecast + float(hi[in_fc].sum()) if in_fc.any() else 0.0
+    qda = _quota(ctx, sel)
+    qm = np.isin(qda["month"].values, months)
+    quota = float(qda.isel(month=qm).sum()) if qm.any() else float("nan")
+    pipe_months = np.isin(cm, ahead)
+    pipeline = total(cube["pipeline"], pipe_months) if pipe_months.any() else 0.0
+    if len(done):
+        window = in_cube
+    else:
+        window = (cm <= as_of) & (cm > as_of - np.timedelta64(366, "D"))
+    won = total(cube["won"], window)
+    lost = total(cube["lost"], window)
+    booked = total(cube["bookings"], window)
+    landing = bookings + forecast
+    to_book = quota - bookings if np.isfinite(quota) else float("nan")
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if np.isfinite(b) and b > 0 else float("nan")
+
+    return {
+        "bookings": bookings,
+        "forecast": forecast,
+        "p10": bookings + p10,
+        "p90": bookings + p90,
+        "landing": landing,
+        "quota": quota,
+        "attainment": ratio(bookings, quota),
+        "expected_attainment": ratio(landing, quota),
+        "pipeline": pipeline,
+        "coverage": ratio(pipeline, to_book),
+        "win_rate": ratio(won, won + lost),
+        "deal_size": ratio(booked, won),
+        "months_actual": float(len(done)),
+        "months_forecast": float(in_fc.sum()),
+    }
+
+
+def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
+    """The selection split one level down: regions, a region's managers, a team's reps.
+
+    Returns
+    -------
+    (str, pandas.DataFrame)
+        The level name and one row per member plus a ``Total`` row:
+        ``name``, ``bookings``, ``forecast``, ``landing``, ``quota``,
+        ``expected_attainment``, ``pipeline``, ``win_rate``.
+    """
+    opts = members(ctx, sel)
+    if sel.rep is not None:
+        level, names = "segment", opts["segment"]
+    elif sel.manager is not None:
+        level, names = "rep", opts["rep"]
+    elif sel.region is not None:
+        level, names = "manager", opts["manager"]
+    else:
+        level, names = "region", opts["region"]
+    rows = []
+    cols = [
+        "bookings",
+        "forecast",
+        "landing",
+        "quota",
+        "expected_attainment",
+        "pipeline",
+        "win_rate",
+    ]
+    for name in names:
+        s = summarise(ctx, replace(sel, **{level: name}))
+        if s["landing"] == 0 and s["pipeline"] == 0 and not (s["quota"] > 0):
+            continue
+        rows.append({"name": name, **{c: s[c] for c in cols}})
+    total = summarise(ctx, sel)
+    rows.append({"name": "Total", **{c: total[c] for c in cols}})
+    return level, pd.DataFrame(rows, columns=["name", *cols])
+
+
+def figure(ctx: AppContext, sel: Selection) -> go.Figure:
+    """Monthly bookings of the selection: actuals, forecast with its 10-90% band, quota.
+
+    Traces, in order: ``Actual``, ``P90`` (hidden edge), ``10-90% band``,
+    ``Forecast`` and ``Quota``; the selected period is shaded.
+    """
+    m = monthly(ctx, sel)
+    fig = go.Figure()
+    fig.update_layout(template="revmodel", title=f"Bookings: {sel.describe()} ({sel.period})")
+    act = m["actual"].dropna()
+    fc = m.dropna(subset=["forecast"])
+    fig.add_trace(go.Scatter(x=act.index, y=act.values, name="Actual", mode="lines+markers",
+                             line={"color": plots.COLORS["actual"], "width": 2}, marker={"size": 4}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=fc.index, y=fc["p90"].values, name="P90", mode="lines",
+                             line={"width": 0}, showlegend=False, hoverinfo="x+y"))  # fmt: skip
+    fig.add_trace(go.Scatter(x=fc.index, y=fc["p10"].values, name="10-90% band", mode="lines",
+                             line={"width": 0}, fill="tonexty", fillcolor=plots.COLORS["band"]))  # fmt: skip
+    fig.add_trace(go.Scatter(x=fc.index, y=fc["forecast"].values, name="Forecast", mode="lines",
+                             line={"color": plots.COLORS["forecast"], "width": 2.5, "dash": "dot"}))  # fmt: skip
+    q = m["quota"].dropna()
+    fig.add_trace(go.Scatter(x=q.index, y=q.values, name="Quota", mode="lines+markers",
+                             line={"color": plots.COLORS["target"], "width": 2, "dash": "dash"},
+                             marker={"size": 5}))  # fmt: skip
+    months = ctx.period_months(sel.period)
+    fig.add_vrect(x0=months[0] - pd.Timedelta(days=15), x1=months[-1] + pd.Timedelta(days=15),
+                  fillcolor="#f2c94c", opacity=0.15, line_width=0,
+                  annotation_text=sel.period, annotation_position="top left")  # fmt: skip
+    fig.update_yaxes(title_text="USD per month", tickformat=plots.MONEY_FORMAT, rangemode="tozero")
+    fig.update_layout(height=360, margin={"t": 48, "b": 40}, legend={"traceorder": "normal"})
+    return fig
+
+
+def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
+    """KPI cards of :func:`summarise`."""
+    fmt, pct = layout.fmt_money, layout.fmt_pct
+    quota_sub = "plan quota" if np.isfinite(s["quota"]) else "no quota set for this period"
+    return [
+        {"name": "bookings", "label": "Bookings", "value": fmt(s["bookings"]),
+         "sub": f"{int(s['months_actual'])} months of actuals"},
+        {"name": "forecast", "label": "Forecast", "value": fmt(s["forecast"]),
+         "sub": f"{int(s['months_forecast'])} months still to close"},
+        {"name": "landing", "label": "Expected landing", "value": fmt(s["landing"]),
+         "sub": f"P10-P90 {fmt(s['p10'])} - {fmt(s['p90'])}"},
+        {"name": "quota", "label": "Quota", "value": fmt(s["quota"]), "sub": quota_sub},
+        {"name": "attainment", "label": "Attainment", "value": pct(s["expected_attainment"]),
+         "sub": f"expected; {pct(s['attainment'])} booked to date"},
+        {"name": "pipeline", "label": "Open pipeline", "value": fmt(s["pipeline"]),
+         "sub": f"coverage {s['coverage']:.1f}x of quota to book" if np.isfinite(s["coverage"]) else "closing in the period"},
+        {"name": "win_rate", "label": "Win rate", "value": pct(s["win_rate"]),
+         "sub": f"average deal {fmt(s['deal_size'])}"},
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- app
+
+
+def build(
+    data_dir: str | None = None,
+    cube: xr.Dataset | None = None,
+    store_url: str | None = None,
+    user: str | None = None,
+    context: AppContext | None = None,
+) -> w.Widget:
+    """The plan explorer app.
+
+    Parameters
+    ----------
+    data_dir, cube
+        Data of the apps (see :func:`revmodel.apps.context.load_context`).
+    store_url, user
+        Unused (the explorer writes nothing); accepted so every builder takes the same arguments.
+    context : AppContext, optional
+        A context already built (tests).
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The page; ``.app`` holds the controls (``period``, ``region``, ``manager``,
+        ``rep``, ``segment``), ``kpis``, ``chart``, ``table`` and ``refresh()``.
+    """
+    ctx = context or load_context(data_dir=data_dir, cube=cube)
+    periods = ctx.periods()
+    default_period = ctx.cycle if ctx.cycle in periods else periods[-1]
+    start = Selection(default_period)
+    opts = members(ctx, start)
+    period = layout.dropdown("Fiscal period", periods, default_period, width="200px")
+    region = layout.dropdown("Region", [ALL_MEMBERS, *opts["region"]], ALL_MEMBERS)
+    manager = layout.dropdown("Manager", [ALL_MEMBERS, *opts["manager"]], ALL_MEMBERS)
+    rep = layout.dropdown("Rep", [ALL_MEMBERS, *opts["rep"]], ALL_MEMBERS, width="170px")
+    segment = layout.dropdown(
+        "Segment", [ALL_MEMBERS, *opts["segment"]], ALL_MEMBERS, width="200px"
+    )
+    for dd, css in ((period, "period"), (region, "region"), (manager, "manager"), (rep, "rep"), (segment, "segment")):  # fmt: skip
+        dd.add_class(f"revmodel-filter-{css}")
+    kpis = layout.KpiCards("revmodel-kpis")
+    chart = layout.FigurePane("revmodel-chart")
+    table = w.HTML()
+    table.add_class("revmodel-table")
+    status = w.HTML()
+    status.add_class("revmodel-status")
+    busy = {"on": False}
+
+    def value(dd: w.Dropdown) -> str | None:
+        return None if dd.value in (None, ALL_MEMBERS) else str(dd.value)
+
+    def selection() -> Selection:
+        return Selection(
+            str(period.value), value(region), value(manager), value(rep), value(segment)
+        )
+
+    def set_options(dd: w.Dropdown, options: list[str]) -> None:
+        current = dd.value
+        dd.options = [ALL_MEMBERS, *options]
+        dd.value = current if current in options else ALL_MEMBERS
+
+    def refresh(_change: object = None) -> None:
+        if busy["on"]:
+            return
+        busy["on"] = True
+        t0 = time.perf_counter()
+        try:
+            o = members(ctx, selection())
+            set_options(manager, o["manager"])
+            set_options(rep, members(ctx, selection())["rep"])
+            sel = selection()
+            s = summarise(ctx, sel)
+            kpis.show(cards(s, sel))
+            chart.show(figure(ctx, sel))
+            level, frame = breakdown(ctx, sel)
+            frame = frame.rename(
+                columns={
+                    "name": level.capitalize(),
+                    "landing": "expected landing",
+                    "expected_attainment": "attainment (expected)",
+                    "win_rate": "win rate",
+                }
+            )
+            table.value = layout.table_html(
+                frame,
+                kinds={
+                    "bookings": "money",
+                    "forecast": "money",
+                    "expected landing": "money",
+                    "quota": "money",
+                    "attainment (expected)": "pct",
+                    "pipeline": "money",
+                    "win rate": "pct",
+                },
+                css="revmodel-breakdown",
+                total_rows=[len(frame) - 1],
+            )
+            status.value = (
+                f"<span class='revmodel-footer' data-selection='{html.escape(sel.describe())}'>"
+                f"{html.escape(sel.describe())} in {html.escape(sel.period)}; updated in "
+                f"{(time.perf_counter() - t0) * 1000:.0f} ms</span>"
+            )
+        finally:
+            busy["on"] = False
+
+    for dd in (period, region, manager, rep, segment):
+        dd.observe(refresh, names="value")
+    refresh()
+    filters = w.HBox([period, region, manager, rep, segment], layout=w.Layout(flex_flow="row wrap"))
+    filters.add_class("revmodel-filters")
+    app = layout.page(
+        "Plan explorer",
+        f"Actuals to {ctx.as_of:%B %Y}; forecast and quotas of the {ctx.assumptions.plan_year} plan "
+        f"(cycle {ctx.cycle}). Pick a period and a slice of the sales team.",
+        [
+            filters,
+            kpis,
+            chart,
+            layout.section("Breakdown", table),
+            status,
+        ],
+        footer=f"Data: {ctx.source}. Forecast: statistical, reconciled ({ctx.reconcile_method}); "
+        "band from the 10% and 90% quantiles.",
+    )
+    app.add_class("revmodel-explorer")
+    app.app = layout.Controls(
+        period=period,
+        region=region,
+        manager=manager,
+        rep=rep,
+        segment=segment,
+        kpis=kpis,
+        chart=chart,
+        table=table,
+        refresh=refresh,
+        context=ctx,
+    )
+    return app

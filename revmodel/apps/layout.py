@@ -1,0 +1,267 @@
+"""The apps' building blocks: page frame, KPI cards, tables, figure panes and messages.
+
+Every element carries a ``revmodel-...`` CSS class so a browser test can wait
+for it. Figures go into :class:`FigurePane`, an ``ipywidgets.Output`` holding
+the figure as Plotly JSON (rendered by the ``jupyterlab-plotly`` extension
+that ships with plotly); the Python-side :attr:`FigurePane.figure` is what a
+test inspects.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import ipywidgets as w
+import pandas as pd
+import plotly.graph_objects as go
+
+from revmodel import plots  # noqa: F401  (registers the "revmodel" Plotly template)
+
+__all__ = [
+    "STYLE",
+    "Controls",
+    "FigurePane",
+    "KpiCards",
+    "Message",
+    "fmt_money",
+    "fmt_pct",
+    "page",
+    "table_html",
+]
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+#: One stylesheet for every app (classes prefixed ``revmodel-``).
+STYLE = """
+<style>
+.revmodel-app { font-family: "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1f2933;
+  max-width: 1200px; }
+.revmodel-title h2 { margin: 4px 0 0 0; font-size: 22px; color: #1f3a5f; }
+.revmodel-subtitle { color: #52606d; font-size: 13px; }
+.revmodel-cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
+.revmodel-card { border: 1px solid #d9e2ec; border-radius: 6px; padding: 8px 12px;
+  min-width: 150px; background: #f8fafc; }
+.revmodel-card .label { font-size: 12px; color: #52606d; text-transform: uppercase;
+  letter-spacing: .03em; }
+.revmodel-card .value { font-size: 20px; font-weight: 600; color: #1f3a5f; }
+.revmodel-card .sub { font-size: 12px; color: #52606d; }
+.revmodel-card .delta-up { color: #1e7b45; } .revmodel-card .delta-down { color: #b42318; }
+table.revmodel-grid { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
+table.revmodel-grid th { background: #1f3a5f; color: white; padding: 4px 8px; text-align: left;
+  position: sticky; top: 0; }
+table.revmodel-grid td { padding: 3px 8px; border-bottom: 1px solid #e4e7eb; }
+table.revmodel-grid td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.revmodel-grid tr.total td { font-weight: 600; background: #f0f4f8; }
+table.revmodel-grid td.flag { color: #b42318; font-weight: 600; }
+table.revmodel-grid td.ok { color: #1e7b45; }
+.revmodel-scroll { max-height: 420px; overflow-y: auto; }
+.revmodel-message { padding: 6px 10px; border-radius: 4px; margin: 4px 0; font-size: 13px; }
+.revmodel-message.error { background: #fde8e8; color: #8a1c1c; border: 1px solid #f5b5b5; }
+.revmodel-message.ok { background: #e6f4ea; color: #1e5b34; border: 1px solid #a8d5b5; }
+.revmodel-message.info { background: #eef4fb; color: #1f3a5f; border: 1px solid #c5d8ee; }
+.revmodel-footer { color: #7b8794; font-size: 11px; margin-top: 6px; }
+.revmodel-section h3 { font-size: 15px; margin: 10px 0 2px 0; color: #1f3a5f; }
+</style>
+"""
+
+
+def fmt_money(value: float | None, digits: int = 1) -> str:
+    """$1.2M style [USD]; an em dash for a missing value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    v = float(value)
+    sign = "-" if v < 0 else ""
+    a = abs(v)
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if a >= size:
+            return f"{sign}${a / size:,.{digits}f}{suffix}"
+    return f"{sign}${a:,.0f}"
+
+
+def fmt_pct(value: float | None, digits: int = 0) -> str:
+    """A ratio as a percentage; an em dash for a missing value."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    text = f"{float(value) * 100:,.{digits}f}%"
+    return text[1:] if text.startswith("-") and float(text[1:-1].replace(",", "")) == 0 else text
+
+
+def fmt_number(value: float | None, digits: int = 0) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    return f"{float(value):,.{digits}f}"
+
+
+def page(title: str, subtitle: str, body: Sequence[w.Widget], footer: str = "") -> w.VBox:
+    """The frame of an app: stylesheet, title, body and footer."""
+    head = w.HTML(
+        f"{STYLE}<div class='revmodel-title'><h2>{html.escape(title)}</h2></div>"
+        f"<div class='revmodel-subtitle'>{html.escape(subtitle)}</div>"
+    )
+    parts = [head, *body]
+    if footer:
+        foot = w.HTML(f"<div class='revmodel-footer'>{html.escape(footer)}</div>")
+        foot.add_class("revmodel-footer-box")
+        parts.append(foot)
+    box = w.VBox(parts, layout=w.Layout(width="100%"))
+    box.add_class("revmodel-app")
+    return box
+
+
+def section(title: str, *children: w.Widget, css: str = "") -> w.VBox:
+    """A titled block."""
+    box = w.VBox(
+        [w.HTML(f"<div class='revmodel-section'><h3>{html.escape(title)}</h3></div>"), *children]
+    )
+    if css:
+        box.add_class(css)
+    return box
+
+
+class KpiCards(w.HTML):
+    """A row of KPI cards; :attr:`values` keeps the displayed text by card name for tests."""
+
+    def __init__(self, css: str = "revmodel-kpis") -> None:
+        super().__init__()
+        self.add_class(css)
+        self.values: dict[str, str] = {}
+
+    def show(self, cards: Iterable[Mapping[str, str]]) -> None:
+        """Cards as ``{"name", "label", "value", "sub", "delta", "tone"}`` mappings."""
+        cards = list(cards)
+        self.values = {c["name"]: c["value"] for c in cards}
+        parts = []
+        for c in cards:
+            sub = f"<div class='sub'>{html.escape(c.get('sub', ''))}</div>" if c.get("sub") else ""
+            delta = ""
+            if c.get("delta"):
+                tone = c.get("tone", "")
+                delta = f"<div class='sub {tone}'>{html.escape(c['delta'])}</div>"
+            parts.append(
+                f"<div class='revmodel-card' data-kpi='{html.escape(c['name'])}'>"
+                f"<div class='label'>{html.escape(c['label'])}</div>"
+                f"<div class='value revmodel-kpi-{html.escape(c['name'])}'>{html.escape(c['value'])}</div>"
+                f"{sub}{delta}</div>"
+            )
+        self.value = f"<div class='revmodel-cards'>{''.join(parts)}</div>"
+
+
+class Message(w.HTML):
+    """A one-line message: ``ok``, ``error`` or ``info``; :attr:`text` and :attr:`kind` for tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_class("revmodel-message-box")
+        self.text = ""
+        self.kind = ""
+
+    def show(self, text: str, kind: str = "info") -> None:
+        self.text, self.kind = text, kind
+        self.value = (
+            f"<div class='revmodel-message {kind}' data-kind='{kind}'>{html.escape(text)}</div>"
+            if text
+            else ""
+        )
+
+    def clear(self) -> None:
+        self.show("", "")
+
+
+class FigurePane(w.Output):
+    """An output area showing one Plotly figure, replaced on every :meth:`show`."""
+
+    def __init__(self, css: str = "revmodel-chart") -> None:
+        super().__init__(layout=w.Layout(width="100%"))
+        self.add_class(css)
+        self.figure: go.Figure | None = None
+        self.revision = 0
+
+    def show(self, fig: go.Figure) -> None:
+        self.figure = fig
+        self.revision += 1
+        self.layout.min_height = "300px"
+        spec = json.loads(fig.to_json())
+        spec.setdefault("config", {}).update({"displaylogo": False})
+        spec["layout"]["meta"] = {"revision": self.revision}
+        self.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {PLOTLY_MIME: spec, "text/plain": f"<Figure {self.revision}>"},
+                "metadata": {},
+            },
+        )
+
+
+def _cell(value: object, kind: str) -> tuple[str, str]:
+    if kind == "money":
+        return fmt_money(value if value is None else float(value)), "num"  # type: ignore[arg-type]
+    if kind == "pct":
+        return fmt_pct(value), "num"  # type: ignore[arg-type]
+    if kind == "int":
+        return fmt_number(value), "num"  # type: ignore[arg-type]
+    if kind == "usd":
+        v = float(value)  # type: ignore[arg-type]
+        return ("—" if not math.isfinite(v) else f"{v:,.0f}"), "num"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—", ""
+    return str(value), ""
+
+
+def table_html(
+    frame: pd.DataFrame,
+    kinds: Mapping[str, str] | None = None,
+    css: str = "",
+    total_rows: Iterable[int] = (),
+    flag_column: str | None = None,
+    max_rows: int = 200,
+) -> str:
+    """A DataFrame as an HTML table of class ``revmodel-grid`` (``css`` added).
+
+    ``kinds`` maps a column to ``money``, ``usd``, ``pct``, ``int`` or text;
+    rows in ``total_rows`` are bold; a truthy ``flag_column`` cell is red.
+    """
+    kinds = dict(kinds or {})
+    totals = set(total_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for i, row in enumerate(frame.head(max_rows).itertuples(index=False)):
+        cells = []
+        for col, value in zip(frame.columns, row, strict=True):
+            text, cls = _cell(value, kinds.get(col, "text"))
+            if flag_column is not None and col == flag_column:
+                cls = "flag" if value else "ok"
+                text = "out of line" if value else "in line"
+            cells.append(f"<td class='{cls}'>{html.escape(text)}</td>")
+        tr = " class='total'" if i in totals else ""
+        rows.append(f"<tr{tr}>{''.join(cells)}</tr>")
+    more = ""
+    if len(frame) > max_rows:
+        more = f"<div class='revmodel-footer'>{len(frame) - max_rows} more rows not shown</div>"
+    return (
+        f"<div class='revmodel-scroll'><table class='revmodel-grid {css}'><thead><tr>{head}</tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
+    )
+
+
+class Controls:
+    """Handles on an app's widgets (``app.app``), for tests and notebooks."""
+
+    def __init__(self, **items: object) -> None:
+        self.__dict__.update(items)
+
+
+def dropdown(
+    description: str, options: Sequence, value: object = None, width: str = "220px"
+) -> w.Dropdown:
+    """A labelled dropdown with the label above the control."""
+    dd = w.Dropdown(
+        options=list(options),
+        value=value if value is not None else (options[0] if len(options) else None),
+        description=description,
+        style={"description_width": "initial"},
+        layout=w.Layout(width=width),
+    )
+    return dd

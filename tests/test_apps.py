@@ -1,0 +1,343 @@
+"""The app builders in-process: change widget values in Python and check what the page shows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from revmodel import config, scenario
+from revmodel.apps import context as app_context_module
+from revmodel.apps import explorer, forecast_call, quotas, serve, whatif
+from revmodel.errors import ParameterError
+from revmodel.overrides import Identity, OverrideStore
+
+ADMIN = "ops.lead"
+MANAGER_USER = "team.lead"
+
+
+def text(html_value: str) -> str:
+    """Visible text of an HTML widget value."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html_value)).strip()
+
+
+@pytest.fixture
+def manager_name(app_context) -> str:
+    """The manager with the most reps still employed."""
+    counts = {}
+    for m in set(map(str, app_context.cube["manager"].values)):
+        counts[m] = len(forecast_call.team_reps(app_context, m))
+    return max(sorted(counts), key=counts.get)
+
+
+@pytest.fixture
+def store_url(tmp_path, app_context, manager_name, monkeypatch) -> str:
+    """A fresh call store with the cycle open and a team map naming an admin and a manager."""
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        yaml.safe_dump(
+            {"users": {ADMIN: {"role": "admin"}, MANAGER_USER: {"manager": manager_name}}}
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(app_context_module.ENV_TEAM_MAP, str(team))
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    store = app_context_module.open_store(app_context, url)
+    store.open_period(app_context.cycle, Identity(ADMIN))
+    return url
+
+
+# --------------------------------------------------------------------------- explorer
+
+
+def test_explorer_region_filter_updates_kpis_chart_and_table(app_context):
+    app = explorer.build(context=app_context).app
+    assert app.period.value == app_context.cycle
+    company = dict(app.kpis.values)
+    region = app.region.options[1]
+    app.region.value = region
+    assert app.kpis.values["forecast"] != company["forecast"]
+    s = explorer.summarise(app_context, explorer.Selection(app_context.cycle, region=region))
+    assert app.kpis.values["forecast"] == explorer.layout.fmt_money(s["forecast"])
+    names = [t.name for t in app.chart.figure.data]
+    assert names == ["Actual", "P90", "10-90% band", "Forecast", "Quota"]
+    assert region in app.chart.figure.layout.title.text
+    months = app_context.period_months(app_context.cycle)
+    fc = app.chart.figure.data[3]
+    in_period = np.isin(np.asarray(fc.x, dtype="datetime64[ns]"), months.values)
+    assert float(np.sum(np.asarray(fc.y)[in_period])) == pytest.approx(s["forecast"])
+    # Managers follow the region; the table goes one level down.
+    reps = explorer._rep_table(app_context)
+    assert set(app.manager.options[1:]) == set(reps[reps["region"] == region]["manager"])
+    assert "Manager" in text(app.table.value)
+
+
+def test_explorer_breakdown_adds_up(app_context):
+    sel = explorer.Selection(app_context.periods()[0])
+    level, frame = explorer.breakdown(app_context, sel)
+    assert level == "region"
+    body, total = frame.iloc[:-1], frame.iloc[-1]
+    assert total["name"] == "Total"
+    assert body["bookings"].sum() == pytest.approx(total["bookings"])
+    assert body["landing"].sum() == pytest.approx(total["landing"])
+
+
+def test_explorer_period_with_actuals_has_bookings_and_no_forecast(app_context):
+    past = [p for p in app_context.periods() if "-Q" in p and p < app_context.cycle][-1]
+    s = explorer.summarise(app_context, explorer.Selection(past))
+    assert s["months_actual"] == 3 and s["months_forecast"] == 0
+    assert s["bookings"] > 0 and s["forecast"] == 0
+    assert s["landing"] == s["bookings"]
+    assert np.isnan(s["quota"])  # quotas exist for the plan year only
+
+
+# --------------------------------------------------------------------------- forecast call
+
+
+def test_forecast_call_without_identity_disables_submit(app_context, store_url, monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
+    monkeypatch.delenv("REVMODEL_USER", raising=False)
+    app = forecast_call.build(context=app_context, store_url=store_url).app
+    assert app.identity is None
+    assert app.submit.disabled and app.amount.disabled
+    assert app.message.text == forecast_call.SIGN_IN
+    assert "Sign in to submit a forecast call" in app.message.value
+
+
+def test_forecast_call_bad_amount_shows_message(app_context, store_url):
+    app = forecast_call.build(context=app_context, store_url=store_url, user=MANAGER_USER).app
+    app.amount.value = "abc"
+    app.submit.click()
+    assert app.message.kind == "error"
+    assert app.message.text == "Amount 'abc' is not a number: enter the call in USD, e.g. 125000."
+    app.amount.value = "-5"
+    app.submit.click()
+    assert app.message.text == (
+        "Amount '-5' is negative: a forecast call is an amount of 0 USD or more."
+    )
+    assert len(app.store.audit()) == 1  # only the period opening
+
+
+def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_url, manager_name):
+    app = forecast_call.build(context=app_context, store_url=store_url, user=MANAGER_USER).app
+    assert list(app.manager.options) == [manager_name]  # a manager sees only their own team
+    rep = app.rep.value
+    app.amount.value = "$125,000"
+    app.note.value = "two renewals signed early"
+    app.submit.click()
+    assert app.message.kind == "ok"
+    assert app.message.text == (
+        f"Saved: commit of 125,000 USD for {rep} in {app_context.cycle} (was none)."
+    )
+    calls = app.store.current_calls(app_context.cycle)
+    assert calls[["key", "call_type", "amount", "user"]].values.tolist() == [
+        [rep, "commit", 125000.0, MANAGER_USER]
+    ]
+    rollup = text(app.rollup.value)
+    assert f"manager {manager_name} 125,000" in rollup
+    rec, notes = forecast_call.reconciled_team(
+        app_context, app.store, manager_name, app_context.cycle
+    )
+    assert notes == []
+    row = rec[rec["name"] == rep].iloc[0]
+    assert row["commit"] == 125000.0
+    assert row["reconciled"] == pytest.approx(125000.0, rel=1e-6)
+    # The team row is the sum of every rep of the manager (leavers' last months included).
+    locked = app.store.locked_nodes(app_context.cycle)
+    da, _ = app_context.reconcile_with_calls(locked, app_context.cycle)
+    months = app_context.period_months(app_context.cycle).values.astype("datetime64[ns]")
+    mine = np.asarray(app_context.cube["manager"].values).astype(str) == manager_name
+    team_total = float(da.isel(rep=mine, month=np.isin(da["month"].values, months)).sum())
+    team = rec[rec["name"] == f"Team {manager_name}"].iloc[0]
+    assert team["reconciled"] == pytest.approx(team_total, rel=1e-9)
+    assert team["statistical"] != pytest.approx(team["reconciled"])  # the call moved the team
+    audit = text(app.audit.value)
+    assert f"{MANAGER_USER} submit {rep} Commit — 125,000 two renewals signed early" in audit
+    # A second call records the value it replaces.
+    app.amount.value = "150000"
+    app.submit.click()
+    assert app.message.text.endswith("(was 125,000 USD).")
+    assert "125,000 150,000" in text(app.audit.value)
+
+
+def test_forecast_call_closed_period_is_refused(app_context, store_url):
+    store = OverrideStore(store_url)
+    try:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE periods SET is_open = 0")
+    finally:
+        store.close()
+    app = forecast_call.build(context=app_context, store_url=store_url, user=MANAGER_USER).app
+    app.amount.value = "1000"
+    app.submit.click()
+    assert app.message.text == (
+        f"Period {app_context.cycle} is closed for forecast calls: pick an open period "
+        "(no period is open) or ask an admin to open it."
+    )
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+def test_whatif_growth_slider_recomputes_target(app_context, tmp_path):
+    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    base_target = float(app_context.plan["total_target"])
+    assert app.kpis.values["target"] == whatif.layout.fmt_money(base_target)
+    app.growth.value = app_context.assumptions.target_growth + 0.2
+    plan = app.plan()
+    assert float(plan["total_target"]) > base_target
+    assert app.kpis.values["target"] == whatif.layout.fmt_money(float(plan["total_target"]))
+    assert "ms" in text(app.timing.value)
+    assert [t.name for t in app.chart.figure.data] == [
+        "Target",
+        "Capacity",
+        "Capacity (base)",
+        "Quota",
+    ]
+    assert float(np.sum(app.chart.figure.data[0].y)) == pytest.approx(float(plan["total_target"]))
+
+
+def test_whatif_churn_hires_and_ramp(app_context, tmp_path):
+    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    app.churn.value = 0.2
+    assert app.churn_history.value is False
+    assert app.assumptions().churn_rate == pytest.approx(0.2)
+    before = float(app.plan()["total_capacity"])
+    app.hires.value = 5
+    assert sum(h.count for h in app.assumptions().hires) == 5
+    assert float(app.plan()["total_capacity"]) > before
+    seg = next(iter(app.ramp))
+    app.ramp[seg].value = 12
+    assert app.assumptions().ramp_months[seg] == 12
+
+
+def test_whatif_bad_target_shows_message_and_keeps_plan(app_context, tmp_path):
+    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    shown = dict(app.kpis.values)
+    app.target.value = "abc"
+    assert app.message.kind == "error"
+    assert app.message.text == (
+        "Target 'abc' is not an amount: enter the company bookings target in USD, e.g. "
+        "200000000, or leave it empty to grow last year's bookings."
+    )
+    assert app.kpis.values == shown
+    app.target.value = "250000000"
+    assert app.message.text == ""
+    assert app.kpis.values["target"] == "$250.0M"
+
+
+def test_whatif_save_and_compare(app_context, tmp_path):
+    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    app.name.value = "bad name!"
+    app.save.click()
+    assert app.message.text.startswith("Scenario name 'bad name!' may hold only letters")
+    app.growth.value = 0.4
+    app.name.value = "stretch"
+    app.save.click()
+    assert app.message.text == "Saved scenario stretch (stretch.yaml); it is compared below."
+    saved = whatif.load_assumptions(tmp_path / "stretch.yaml")
+    assert saved.target_growth == pytest.approx(0.4) and saved.name == "stretch"
+    assert "stretch" in text(app.comparison.value)
+    # A new page finds the saved scenario.
+    again = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    assert list(again.saved) == ["stretch"]
+    stacked = scenario.stack(app_context.plan_context, [app_context.assumptions, saved])
+    assert float(stacked["total_target"].sel(scenario="stretch")) > float(
+        stacked["total_target"].sel(scenario="base")
+    )
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("", "Scenario name is empty: type a name such as stretch-hiring."),
+        ("base", "'base' is the plan's own scenario: pick another name."),
+    ],
+)
+def test_whatif_name_validation(raw, message):
+    with pytest.raises(ParameterError, match=f"^{re.escape(message)}$"):
+        whatif.validate_name(raw)
+
+
+# --------------------------------------------------------------------------- quotas
+
+
+def test_quotas_table_balance_and_filter(app_context):
+    app = quotas.build(context=app_context).app
+    frame = app.frame()
+    assert len(frame) > 0 and (frame["full_year_quota"] > 0).all()
+    shown = text(app.table.value)
+    assert "Quota (year)" in shown
+    assert shown.count("in line") + shown.count("out of line") == len(frame)
+    assert app.kpis.values["out_of_line"] == str(int(frame["out_of_line"].sum()))
+    region = app.region.options[1]
+    app.region.value = region
+    assert set(app.frame()["region"]) == {region}
+    assert app.kpis.values["reps"] == str(len(app.frame()))
+    assert [t.name for t in app.chart.figure.data][:2] == ["In line", "Out of line"]
+    assert text(app.territory_table.value)  # a proposal, or why there is none
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_voila_command_is_local_stripped_culled_and_tokened():
+    cmd = serve.voila_command(8870, "tok")
+    assert cmd[1:4] == ["-m", "voila", str(config.APPS_DIR)]
+    for flag in (
+        "--Voila.ip=127.0.0.1",
+        "--port=8870",
+        "--strip_sources=True",
+        "--show_tracebacks=False",
+        "--token=tok",
+        f"--MappingKernelManager.cull_idle_timeout={serve.CULL_IDLE_SECONDS}",
+        f"--MappingKernelManager.cull_interval={serve.CULL_INTERVAL_SECONDS}",
+        "--no-browser",
+    ):
+        assert flag in cmd
+
+
+def test_serve_command_prints_the_token_url(monkeypatch, capsys):
+    started = {}
+
+    class FakeProcess:
+        def __init__(self, cmd, env):
+            started["cmd"], started["env"] = cmd, env
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setenv("REVMODEL_TOKEN", "s3cret")
+    monkeypatch.setattr(serve, "warm", lambda: 0.5)
+    monkeypatch.setattr(serve.subprocess, "Popen", FakeProcess)
+    assert serve.serve_command(argparse.Namespace(port=8871)) == 0
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:8871/?token=s3cret" in out
+    assert "http://127.0.0.1:8871/voila/render/forecast_call.ipynb?token=s3cret" in out
+    assert "--token=s3cret" in started["cmd"]
+
+
+@pytest.mark.parametrize("name", ["explorer", "forecast_call", "whatif", "quotas"])
+def test_app_notebook_is_layout_only(name):
+    nb = json.loads((config.APPS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert len(code) == 1
+    assert "".join(code[0]["source"]) == f"from revmodel.apps import {name}\n\n{name}.build()"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert not code[0]["outputs"]
+
+
+def test_sample_team_map_names_sample_managers():
+    from revmodel import sample
+    from revmodel.overrides import TeamMap
+
+    reps = sample.generate()["reps"]
+    tm = TeamMap.from_yaml(Path(config.PARAMETERS_DIR) / "team.yaml")
+    managers = {g.scope for g in tm.users.values() if g.role == "manager"}
+    assert managers == set(reps["manager"].dropna())
+    assert tm.users["revops"].role == "admin"

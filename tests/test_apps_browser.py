@@ -1,0 +1,249 @@
+"""The Voila apps over HTTP and in a real headless Chromium (Playwright for Python).
+
+One server for the module: ``revmodel serve`` on a free loopback port with
+``REVMODEL_HOME`` in a temporary folder (sample company, forecast cache and
+SQLite call store inside it), ``REVMODEL_USER`` a sample manager and a fixed
+token. Chromium is Debian's (``/usr/bin/chromium``); no browser is downloaded.
+Screenshots go to ``/tmp/revmodel-screens/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENS = Path("/tmp/revmodel-screens")
+TOKEN = "revmodel-test-token"
+USER = "emma.kim"  # manager Emma Kim in parameters/team.yaml
+APPS = ("explorer", "forecast_call", "whatif", "quotas")
+START_TIMEOUT = 240  # first start computes the forecasts [s]
+RENDER_TIMEOUT = 60_000  # [ms]
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)"
+        )
+    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:  # noqa: S310 - loopback only
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    _require_chromium()
+    home = tmp_path_factory.mktemp("revmodel-home")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "REVMODEL_HOME": str(home),
+        "REVMODEL_USER": USER,
+        "REVMODEL_TOKEN": TOKEN,
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("JUPYTERHUB_USER", None)
+    env.pop("REVMODEL_OVERRIDES_URL", None)
+    env.pop("REVMODEL_CUBE", None)
+    # An admin opens the cycle's quarter for calls, as a RevOps lead would.
+    opener = (
+        "from revmodel.apps.context import load_context, open_store\n"
+        "from revmodel.overrides import Identity\n"
+        "ctx = load_context()\n"
+        "open_store(ctx).open_period(ctx.cycle, Identity('revops'))\n"
+        "print(ctx.cycle)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", opener], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
+    log = (home / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [revmodel, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"revmodel serve exited: {(home / 'serve.log').read_text()}")
+        try:
+            status, _ = _get(f"{base}/?token={TOKEN}")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            pytest.fail(f"revmodel serve did not answer: {(home / 'serve.log').read_text()}")
+        time.sleep(0.5)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    yield {"base": base, "home": home, "cycle": done.stdout.strip()}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, server, app: str, ready: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 2000})
+    page.goto(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}")
+    page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
+    return page
+
+
+def _wait_text_change(page, selector: str, before: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = page.inner_text(selector)
+        if now != before:
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{selector} still reads {before!r} after {timeout} s")
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_app_renders_over_http_without_source(server, app):
+    status, body = _get(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}")
+    assert status == 200
+    assert "from revmodel.apps import" not in body
+    assert f"{app}.build(" not in body
+    assert "revmodel-app" in body  # the widgets' CSS classes are in the page
+
+
+def test_app_needs_the_token(server):
+    status, body = _get(f"{server['base']}/voila/render/explorer.ipynb")
+    assert status in (302, 401, 403) or "revmodel-app" not in body
+
+
+def test_explorer_region_filter_changes_chart_and_kpis(browser, server):
+    page = _open(browser, server, "explorer", ".revmodel-chart .main-svg .trace")
+    forecast = page.inner_text(".revmodel-kpis .revmodel-kpi-forecast")
+    title = page.text_content(".revmodel-chart .gtitle")
+    assert "Company" in title
+    page.screenshot(path=str(SCREENS / "explorer.png"), full_page=True)
+    page.select_option(".revmodel-filter-region select", label="EMEA")
+    new_forecast = _wait_text_change(page, ".revmodel-kpis .revmodel-kpi-forecast", forecast)
+    assert new_forecast != forecast
+    page.wait_for_function(
+        "() => (document.querySelector('.revmodel-chart .gtitle') || {}).textContent"
+        "?.includes('EMEA')",
+        timeout=20_000,
+    )
+    assert "EMEA" in page.text_content(".revmodel-chart .gtitle")
+    page.wait_for_function(  # the breakdown goes one level down, to the region's managers
+        "() => document.querySelector('.revmodel-table')?.innerText.startsWith('Manager')",
+        timeout=20_000,
+    )
+    page.screenshot(path=str(SCREENS / "explorer-emea.png"), full_page=True)
+    page.close()
+
+
+def test_forecast_call_submit_shows_in_rollup_and_audit(browser, server):
+    page = _open(browser, server, "forecast_call", "button.revmodel-call-submit:not([disabled])")
+    assert USER in page.inner_text(".revmodel-identity")
+    rep = page.eval_on_selector(".revmodel-call-rep select", "e => e.value")
+    page.fill(".revmodel-call-amount input", "abc")
+    page.click("button.revmodel-call-submit")
+    page.wait_for_selector(".revmodel-call-message .revmodel-message.error", timeout=20_000)
+    assert page.inner_text(".revmodel-call-message") == (
+        "Amount 'abc' is not a number: enter the call in USD, e.g. 125000."
+    )
+    page.screenshot(path=str(SCREENS / "forecast-call-bad-amount.png"), full_page=True)
+
+    page.fill(".revmodel-call-amount input", "125,000")
+    page.fill(".revmodel-call-note textarea", "two renewals signed early")
+    page.click("button.revmodel-call-submit")
+    page.wait_for_selector(".revmodel-call-message .revmodel-message.ok", timeout=20_000)
+    assert f"for {rep} in {server['cycle']}" in page.inner_text(".revmodel-call-message")
+    page.wait_for_function(
+        "() => document.querySelector('.revmodel-audit')?.innerText.includes('125,000')",
+        timeout=20_000,
+    )
+    audit = page.inner_text(".revmodel-audit")
+    assert USER in audit and rep in audit and "two renewals signed early" in audit
+    rollup = page.inner_text(".revmodel-rollup")
+    assert "125,000" in rollup
+    # The rep's reconciled forecast is the committed call, kept exactly.
+    row = next(line for line in rollup.splitlines() if line.startswith(rep))
+    assert re.findall(r"125,000", row) == ["125,000", "125,000"]
+    page.screenshot(path=str(SCREENS / "forecast-call.png"), full_page=True)
+    page.close()
+
+
+def test_whatif_growth_slider_changes_target(browser, server):
+    page = _open(browser, server, "whatif", ".revmodel-whatif-chart .main-svg .trace")
+    target = page.inner_text(".revmodel-whatif-kpis .revmodel-kpi-target")
+    handle = page.locator(".revmodel-whatif-growth .noUi-handle")
+    handle.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    new_target = _wait_text_change(page, ".revmodel-whatif-kpis .revmodel-kpi-target", target)
+    assert new_target != target
+    assert "vs base" in page.inner_text(".revmodel-whatif-kpis")
+    page.fill(".revmodel-whatif-target input", "abc")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".revmodel-whatif-message .revmodel-message.error", timeout=20_000)
+    assert page.inner_text(".revmodel-whatif-message").startswith("Target 'abc' is not an amount")
+    page.screenshot(path=str(SCREENS / "whatif.png"), full_page=True)
+    page.close()
+
+
+def test_quotas_table_with_balance_flags(browser, server):
+    page = _open(browser, server, "quotas", ".revmodel-quota-chart .main-svg .trace")
+    table = page.inner_text(".revmodel-quota-table")
+    assert "Quota (year)" in table and "Balance" in table
+    assert re.search(r"\b(in line|out of line)\b", table)
+    page.screenshot(path=str(SCREENS / "quotas.png"), full_page=True)
+    page.click(".revmodel-quota-tabs .lm-TabBar-tab:has-text('Territories')")
+    page.wait_for_selector(".revmodel-territory-chart .main-svg .trace", timeout=20_000)
+    assert "accounts move" in page.inner_text(".revmodel-territory")
+    page.screenshot(path=str(SCREENS / "territories.png"), full_page=True)
+    page.close()
