@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := data/sample
 PARAMS ?= parameters/FY2027-Q1.yaml
+PORT   ?= 8866
 
 .PHONY: venv sample plan cube test test-fast lint format bench app clean
 
@@ -30,6 +31,10 @@ cube: sample
 # The main job: run the planning notebooks and publish the quarterly plan pack (prints plan.html's path).
 plan: sample
 	$(BIN)/revmodel plan --params $(PARAMS)
+
+# The Voila apps on 127.0.0.1 (prints the URL with its token).
+app: sample
+	$(BIN)/revmodel serve --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -25,6 +25,10 @@ DATA_DIR = HOME / "data"
 SAMPLE_DIR = DATA_DIR / "sample"
 BUILD_DIR = HOME / "build"
 CACHE_DIR = HOME / ".cache" / "revmodel"
+#: Users of the apps and the team each may write forecast calls for.
+TEAM_MAP = PARAMETERS_DIR / "team.yaml"
+#: What-if scenarios saved from the app.
+SCENARIOS_DIR = DATA_DIR / "scenarios"
 OVERRIDES_URL = os.environ.get("REVMODEL_OVERRIDES_URL", f"sqlite:///{HOME / 'data' / 'overrides.db'}")
 
 #: Currency used in units attributes.

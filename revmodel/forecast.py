@@ -979,7 +979,10 @@ def node_forecasts(history: xr.DataArray, fc: xr.Dataset) -> NodeForecast:
 
 
 def reconcile_nodes(
-    nf: NodeForecast, like: xr.DataArray, method: str = "mint_shrink"
+    nf: NodeForecast,
+    like: xr.DataArray,
+    method: str = "mint_shrink",
+    locked: Mapping | None = None,
 ) -> tuple[xr.DataArray, dict]:
     """Reconcile node base forecasts into a coherent bottom forecast.
 
@@ -991,6 +994,9 @@ def reconcile_nodes(
         Bottom forecast means (segment, region, rep, month), e.g. ``fc["mean"]`` [units].
     method : str
         A method of :data:`revmodel.reconcile.METHODS`.
+    locked : mapping, optional
+        Values kept exactly (forecast calls), as ``locked`` of
+        :func:`revmodel.reconcile.reconcile_cube`.
 
     Returns
     -------
@@ -1004,6 +1010,7 @@ def reconcile_nodes(
         nonnegative=True,
         node_forecasts=nf.mean,
         hierarchy=nf.hierarchy,
+        locked=locked,
     )
 
 

@@ -34,9 +34,10 @@ import xarray as xr
 from scipy.linalg import LinAlgWarning
 
 from revmodel import calendar as fcal
-from revmodel import config, reconcile, scenario
+from revmodel import config, scenario
 from revmodel import cube as rcube
 from revmodel import forecast as rforecast
+from revmodel import pipeline as rpipeline
 from revmodel.assumptions import Assumptions
 from revmodel.errors import DataError, ParameterError, RevmodelError
 from revmodel.overrides import OverrideStore, TeamMap
@@ -72,16 +73,6 @@ _STORES: dict[str, OverrideStore] = {}
 
 
 @dataclass(frozen=True)
-class ReconcileInputs:
-    """The hierarchy of the cube and the forecast's node-level inputs, laid out for reconciliation."""
-
-    hierarchy: reconcile.Hierarchy
-    node_forecasts: np.ndarray  # (node, month) base forecast of each node's own model
-    residuals: np.ndarray | None  # (node, history month) in-sample residuals
-    mean: xr.DataArray  # bottom-cell base forecast (segment, region, rep, month)
-
-
-@dataclass(frozen=True)
 class AppContext:
     """Everything the apps show that does not change with a widget.
 
@@ -103,10 +94,10 @@ class AppContext:
         :func:`revmodel.forecast.forecast_cube` of bookings.
     reconciled : xarray.DataArray
         Coherent mean forecast (segment, region, rep, month) [USD/month], no calls locked.
-    inputs : ReconcileInputs
-        What :meth:`reconcile_with_calls` needs.
-    win_rate : xarray.DataArray
-        Won over closed deals by segment over the last :data:`WIN_RATE_MONTHS` months [ratio].
+    inputs : revmodel.forecast.NodeForecast
+        The forecast's node models on the cube's hierarchy (for :meth:`reconcile_with_calls`).
+    weighted_pipeline : xarray.DataArray
+        Expected bookings from open pipeline (segment, region, rep, month) [USD/month].
     reconcile_method : str
         Method of :func:`revmodel.reconcile.reconcile_cube`.
     source : str
@@ -123,8 +114,8 @@ class AppContext:
     plan: xr.Dataset
     forecast: xr.Dataset
     reconciled: xr.DataArray
-    inputs: ReconcileInputs
-    win_rate: xr.DataArray
+    inputs: rforecast.NodeForecast
+    weighted_pipeline: xr.DataArray
     reconcile_method: str = DEFAULT_RECONCILE
     source: str = ""
     seconds: float = 0.0
@@ -185,7 +176,7 @@ class AppContext:
             notes on calls that could not be locked (node without history, period
             outside the forecast).
         """
-        months = np.asarray(self.inputs.mean["month"].values)
+        months = np.asarray(self.forecast["month"].values)
         in_period = np.isin(months, self.period_months(period).values.astype("datetime64[ns]"))
         notes: list[str] = []
         if not in_period.any():
@@ -199,7 +190,7 @@ class AppContext:
                 notes.append(f"{level} {key} has no bookings history: its call is not locked.")
                 continue
             # Spread the call over the period's months like the node's own base forecast.
-            shape = np.clip(self.inputs.node_forecasts[idx, in_period], 0.0, None)
+            shape = np.clip(self.inputs.mean[idx, in_period], 0.0, None)
             shape = shape / shape.sum() if shape.sum() > 0 else np.full(in_period.sum(), 1.0)
             shape = shape / shape.sum()
             values = np.full(len(months), np.nan)
@@ -211,14 +202,8 @@ class AppContext:
             with warnings.catch_warnings():
                 # Locked nodes make the KKT system ill-conditioned without harm to the solution.
                 warnings.simplefilter("ignore", LinAlgWarning)
-                rec, _ = reconcile.reconcile_cube(
-                    self.inputs.mean,
-                    method=self.reconcile_method,
-                    residuals=self.inputs.residuals,
-                    nonnegative=True,
-                    locked=locks,
-                    node_forecasts=self.inputs.node_forecasts,
-                    hierarchy=h,
+                rec, _ = rforecast.reconcile_nodes(
+                    self.inputs, self.forecast["mean"], method=self.reconcile_method, locked=locks
                 )
         except RevmodelError as exc:
             return self.reconciled, [*notes, f"The calls could not all be kept: {exc}"]
@@ -269,64 +254,25 @@ def _tables(data_dir: Path) -> dict[str, pd.DataFrame]:
     return result.tables
 
 
-def reconcile_inputs(cube: xr.Dataset, fc: xr.Dataset) -> ReconcileInputs:
-    """Lay the forecast's node models out in the order of the cube's hierarchy.
+def _weighted_pipeline(cube: xr.Dataset, tables: dict | None, horizon: int) -> xr.DataArray:
+    """Expected bookings from open pipeline (:func:`revmodel.pipeline.weighted_pipeline`).
 
-    Nodes the forecast has no model for (e.g. a rep across segments) start
-    from the sum of their cells; their residuals are the sums of their cells'.
+    With the deal table: conversion by segment and deal age, and slippage. With a
+    cube alone (no deals to learn from): open pipeline x the segment's win rate
+    over the last :data:`WIN_RATE_MONTHS` months, as the cube records it.
     """
-    measure = fc.attrs.get("measure", "bookings")
-    as_of = np.datetime64(pd.Timestamp(fc.attrs["as_of"]), "ns")
-    hist = cube[measure].sel(month=cube["month"] <= as_of)
-    hierarchy = reconcile.hierarchy_from_cube(hist)
-    fields = ("segment", "region", "manager", "rep")
-    fc_levels = {
-        "total": (),
-        "segment": ("segment",),
-        "region": ("region",),
-        "manager": ("manager",),
-        "segment|region": ("segment", "region"),
-        "segment|manager": ("segment", "manager"),
-        "segment|region|rep": ("segment", "region", "rep"),
-    }
-    index: dict[tuple, int] = {}
-    for i, lvl in enumerate(fc["level"].values):
-        keys = fc_levels.get(str(lvl))
-        if keys is not None:
-            key = tuple(str(fc[f"node_{f}"].values[i]) for f in fields if f in keys)
-            index[(frozenset(keys), key)] = i
-    n, h = hierarchy.n_nodes, fc.sizes["month"]
-    node_fc = np.full((n, h), np.nan)
-    resid = np.full((n, fc.sizes["history_month"]), np.nan)
-    for j, row in enumerate(hierarchy.nodes.itertuples(index=False)):
-        keys = reconcile.LEVEL_FIELDS[row.level]
-        i = index.get((frozenset(keys), tuple(str(getattr(row, f)) for f in fields if f in keys)))
-        if i is not None:
-            node_fc[j] = fc["node_mean"].values[i]
-            resid[j] = fc["node_residual"].values[i]
-    missing = np.flatnonzero(np.isnan(resid).all(axis=1))
-    if len(missing):
-        resid[missing] = np.asarray(hierarchy.S[missing] @ np.nan_to_num(resid[hierarchy.bottom]))
-    usable = ~np.isnan(resid).any(axis=0)
-    residuals = resid[:, usable] if usable.sum() >= 2 else None
-    mean = fc["mean"].transpose("segment", "region", "rep", "month")
-    # Nodes without their own model start from the sum of their cells.
-    bottom = np.nan_to_num(
-        mean.values[hierarchy.cells[:, 0], hierarchy.cells[:, 1], hierarchy.cells[:, 2]]
-    )
-    summed = np.asarray(hierarchy.S @ bottom)
-    node_fc = np.where(np.isnan(node_fc), summed, node_fc)
-    return ReconcileInputs(hierarchy, node_fc, residuals, mean)
-
-
-def _win_rate(cube: xr.Dataset) -> xr.DataArray:
-    as_of = np.datetime64(pd.Timestamp(cube.attrs["as_of"]), "ns")
+    as_of = pd.Timestamp(cube.attrs["as_of"])
+    if tables is not None and tables.get("opportunities") is not None:
+        return rpipeline.weighted_pipeline(
+            tables["opportunities"], as_of, horizon=horizon, like=cube
+        )
     months = cube["month"].values
-    window = (months <= as_of) & (months > as_of - np.timedelta64(WIN_RATE_MONTHS * 31, "D"))
+    now = np.datetime64(as_of, "ns")
+    window = (months <= now) & (months > now - np.timedelta64(WIN_RATE_MONTHS * 31, "D"))
     won = cube["won"].isel(month=window).sum(("region", "rep", "month"))
-    lost = cube["lost"].isel(month=window).sum(("region", "rep", "month"))
-    closed = won + lost
-    return (won / closed.where(closed > 0)).fillna(0.0)
+    closed = won + cube["lost"].isel(month=window).sum(("region", "rep", "month"))
+    rate = (won / closed.where(closed > 0)).fillna(0.0)
+    return (cube["pipeline"].isel(month=months > now) * rate).rename("weighted_pipeline")
 
 
 def _build(
@@ -390,15 +336,9 @@ def _build(
         method=forecast_method,
         cache_dir=config.CACHE_DIR / "forecast",
     )
-    inputs = reconcile_inputs(cube, fc)
-    reconciled, _ = reconcile.reconcile_cube(
-        inputs.mean,
-        method=method,
-        residuals=inputs.residuals,
-        nonnegative=True,
-        node_forecasts=inputs.node_forecasts,
-        hierarchy=inputs.hierarchy,
-    )
+    hist = cube["bookings"].sel(month=cube["month"] <= np.datetime64(as_of, "ns"))
+    inputs = rforecast.node_forecasts(hist, fc)
+    reconciled, _ = rforecast.reconcile_nodes(inputs, fc["mean"], method=method)
     return AppContext(
         cube=cube,
         tables=tables,
@@ -409,7 +349,7 @@ def _build(
         forecast=fc,
         reconciled=reconciled,
         inputs=inputs,
-        win_rate=_win_rate(cube),
+        weighted_pipeline=_weighted_pipeline(cube, tables, horizon),
         reconcile_method=method,
         source=source,
         seconds=time.perf_counter() - start,
@@ -461,7 +401,7 @@ def clear_cache() -> None:
 
 def team_map_path() -> Path:
     """The team mapping YAML: ``REVMODEL_TEAM_MAP``, else ``parameters/team.yaml``."""
-    return Path(os.environ.get(ENV_TEAM_MAP) or config.PARAMETERS_DIR / "team.yaml")
+    return Path(os.environ.get(ENV_TEAM_MAP) or config.TEAM_MAP)
 
 
 def open_store(ctx: AppContext, store_url: str | None = None) -> OverrideStore:

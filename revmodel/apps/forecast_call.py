@@ -51,16 +51,18 @@ def team_reps(ctx: AppContext, manager: str) -> list[str]:
 
 
 def _weighted_pipeline(ctx: AppContext, rep: str, months: np.ndarray) -> float:
-    pipe = ctx.cube["pipeline"].sel(rep=rep)
-    pipe = pipe.isel(month=np.isin(pipe["month"].values, months)).sum(("region", "month"))
-    return float((pipe * ctx.win_rate.reindex(segment=pipe["segment"].values).fillna(0)).sum())
+    wp = ctx.weighted_pipeline
+    if rep not in wp["rep"].values:
+        return 0.0
+    wp = wp.sel(rep=rep)
+    return float(wp.isel(month=np.isin(wp["month"].values, months)).sum())
 
 
 def team_frame(ctx: AppContext, store: OverrideStore, manager: str, period: str) -> pd.DataFrame:
     """One row per rep of the team for the period [USD].
 
     Columns ``rep``, ``forecast`` (reconciled statistical), ``p10``, ``p90``,
-    ``pipeline`` (open), ``weighted_pipeline`` (open x the segment's win rate),
+    ``pipeline`` (open), ``weighted_pipeline`` (expected bookings from open pipeline: conversion and slippage),
     ``quota``, ``commit`` and ``best_case`` (current calls, NaN if none),
     ``called_by``.
     """
@@ -472,8 +474,8 @@ def build(
     app = layout.page(
         "Forecast call",
         f"Submit commit and best-case calls per rep. Actuals to {ctx.as_of:%B %Y}; the statistical "
-        "forecast is reconciled across the hierarchy; weighted pipeline = open pipeline x the "
-        "segment's win rate over the last 12 months.",
+        "forecast is reconciled across the hierarchy; weighted pipeline = the open deals' expected "
+        "bookings, by conversion rates for their segment and age and their likely slippage.",
         [
             who,
             w.HBox([manager, period, admin_box]),

@@ -60,7 +60,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 
 def scenario_dir() -> Path:
     """Where saved scenarios live (``data/scenarios`` under ``REVMODEL_HOME``)."""
-    return config.DATA_DIR / "scenarios"
+    return config.SCENARIOS_DIR
 
 
 def parse_target(raw: str) -> float | None:
