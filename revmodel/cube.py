@@ -161,62 +161,101 @@ def _resolve_as_of(opps: pd.DataFrame, as_of: str | pd.Timestamp | None) -> pd.T
     return closed.max().to_period("M").to_timestamp()
 
 
-def _month_number(ts: pd.Timestamp) -> int:
-    return int(ts.year) * 12 + int(ts.month) - 1
+def month_number(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Absolute month numbers ``year * 12 + month - 1`` [float; NaN for a missing date]."""
+    d = pd.DatetimeIndex(pd.to_datetime(dates))
+    return np.where(d.isna(), np.nan, d.year * 12 + d.month - 1).astype(float)
 
 
-def _account_arr(subs: pd.DataFrame, months: pd.DatetimeIndex) -> tuple[pd.Index, np.ndarray, int]:
-    """Account x month ARR at month end, on a month axis that starts early enough to hold every term.
+def account_arr(
+    subscriptions: pd.DataFrame, months: pd.DatetimeIndex
+) -> tuple[pd.Index, np.ndarray]:
+    """ARR of every account at each month end [USD/year].
 
-    Returns the account index, the ARR matrix and the offset of ``months[0]`` in that axis.
+    A term is active in the months from its start month up to, not including,
+    its end month (``end_date`` exclusive; no end date: still active). Terms
+    that started before ``months[0]`` count from the first month.
+
+    Parameters
+    ----------
+    subscriptions : pandas.DataFrame
+        Canonical subscriptions table.
+    months : pandas.DatetimeIndex
+        Consecutive first-of-month dates.
+
+    Returns
+    -------
+    (pandas.Index, numpy.ndarray)
+        Account ids (in order of first appearance) and the account x month ARR matrix.
     """
-    start = subs["start_date"]
-    end = subs["end_date"]  # exclusive: active for months in [start, end)
-    first = min(_month_start(start).min(), months[0])
-    n = _month_number(months[-1]) - _month_number(first) + 1
-    base = _month_number(first)
-    s_idx = (start.dt.year.to_numpy() * 12 + start.dt.month.to_numpy() - 1 - base).astype(np.int64)
-    e_idx = np.full(len(subs), n, dtype=np.int64)
-    has_end = end.notna().to_numpy()
-    e_idx[has_end] = (
-        end[has_end].dt.year.to_numpy() * 12 + end[has_end].dt.month.to_numpy() - 1 - base
+    a_idx, uniques = pd.factorize(subscriptions["account_id"].astype("string"))
+    accounts = pd.Index(np.asarray(uniques, dtype=object), dtype="string")
+    n = len(months)
+    first = month_number(months[:1])[0]
+    start = month_number(subscriptions["start_date"]) - first
+    end = (
+        month_number(subscriptions["end_date"]) - first
+        if "end_date" in subscriptions.columns
+        else np.full(len(subscriptions), np.nan)
     )
-    e_idx = np.clip(e_idx, 0, n)
-    keep = (s_idx < n) & (e_idx > s_idx)
-    a_idx, uniques = pd.factorize(subs["account_id"].astype("string"))
-    accounts = pd.Index(np.asarray(uniques, dtype=object))
-    arr = subs["arr"].to_numpy(dtype=float)
+    start = np.clip(np.nan_to_num(start, nan=n), 0, n).astype(np.int64)
+    end = np.clip(np.where(np.isnan(end), n, end), 0, n).astype(np.int64)
+    keep = (end > start) & (a_idx >= 0)
+    arr = subscriptions["arr"].to_numpy(dtype=float)
     # Term starts add and ends remove ARR; a cumulative sum over months gives each account's ARR.
-    flat = np.concatenate(
-        [a_idx[keep] * (n + 1) + s_idx[keep], a_idx[keep] * (n + 1) + e_idx[keep]]
-    )
+    rows = a_idx[keep] * (n + 1)
+    flat = np.concatenate([rows + start[keep], rows + end[keep]])
     weights = np.concatenate([arr[keep], -arr[keep]])
-    diff = np.bincount(flat, weights=weights, minlength=len(accounts) * (n + 1)).reshape(
-        len(accounts), n + 1
-    )
-    level = np.cumsum(diff[:, :n], axis=1)
+    diff = np.bincount(flat, weights=weights, minlength=len(accounts) * (n + 1))
+    level = np.cumsum(diff.reshape(len(accounts), n + 1)[:, :n], axis=1)
     level[np.abs(level) < 1e-6] = 0.0
-    offset = _month_number(months[0]) - base
-    return accounts, level, offset
+    return accounts, level
 
 
-def _arr_movements(level: np.ndarray, offset: int, n_months: int) -> dict[str, np.ndarray]:
-    """Classify each account's month-on-month ARR change (account x month arrays) in the cube's window."""
-    cur = level[:, offset : offset + n_months]
-    prev = (
-        level[:, offset - 1 : offset + n_months - 1]
-        if offset > 0
-        else np.concatenate([np.zeros((level.shape[0], 1)), level[:, : n_months - 1]], axis=1)
+def account_cells(tables: Mapping[str, pd.DataFrame], accounts: pd.Index) -> pd.DataFrame:
+    """The cube cell of each account: ``segment``, ``region``, ``rep`` [labels].
+
+    The cube's attribution of ARR: segment and region from the account's row in
+    ``accounts``; rep = the account owner, else the rep on its latest
+    subscription term; the placeholder member where unknown.
+    """
+    keys = pd.Series(np.asarray(accounts, dtype=object), dtype="string")
+    acc = tables.get("accounts")
+    acc = None if acc is None or acc.empty else acc
+    subs = tables.get("subscriptions")
+    latest = None
+    if subs is not None and not subs.empty and _text(subs, "rep_id") is not None:
+        last = subs.sort_values("start_date").groupby("account_id", sort=False)["rep_id"].last()
+        last.index = last.index.astype("string")
+        latest = keys.map(last.astype("string")).astype("string")
+    n = len(keys)
+    return pd.DataFrame(
+        {
+            "segment": _first_of(n, _lookup(keys, acc, "account_id", "segment")).to_numpy(),
+            "region": _first_of(n, _lookup(keys, acc, "account_id", "region")).to_numpy(),
+            "rep": _first_of(
+                n, _lookup(keys, acc, "account_id", "owner_rep_id"), latest
+            ).to_numpy(),
+        },
+        index=pd.Index(np.asarray(accounts, dtype=object), name="account_id"),
     )
+
+
+def _arr_movements(level: np.ndarray) -> dict[str, np.ndarray]:
+    """Classify each account's month-on-month ARR change.
+
+    ``level`` is account x (1 + months): its first column is the month before the
+    cube starts, so the first month's movements are real ones.
+    """
+    prev, cur = level[:, :-1], level[:, 1:]
     delta = cur - prev
-    out = {
+    return {
         "arr": cur,
         "new_arr": np.where((prev <= 0) & (cur > 0), cur, 0.0),
         "churned_arr": np.where((prev > 0) & (cur <= 0), prev, 0.0),
         "expansion_arr": np.where((prev > 0) & (cur > 0) & (delta > 0), delta, 0.0),
         "contraction_arr": np.where((prev > 0) & (cur > 0) & (delta < 0), -delta, 0.0),
     }
-    return out
 
 
 def build_cube(
@@ -283,26 +322,11 @@ def build_cube(
         _lookup(rep_id, reps, "rep_id", "region"),
     )
 
-    # ARR attribution: an account's owner, else the rep on its latest term.
-    sub_frame = None
+    # ARR attribution: each account's cell (see account_cells).
+    sub_cells = None
     if subs is not None:
-        sub_acct = subs["account_id"].astype("string")
-        owner = _lookup(sub_acct, accounts, "account_id", "owner_rep_id")
-        latest_rep = None
-        if _text(subs, "rep_id") is not None:
-            latest = (
-                subs.sort_values("start_date").groupby("account_id", sort=False)["rep_id"].last()
-            )
-            latest_rep = sub_acct.map(latest.astype("string")).astype("string")
-        sub_frame = subs.assign(
-            _rep=_first_of(len(subs), owner, latest_rep).to_numpy(),
-            _segment=_first_of(
-                len(subs), _lookup(sub_acct, accounts, "account_id", "segment")
-            ).to_numpy(),
-            _region=_first_of(
-                len(subs), _lookup(sub_acct, accounts, "account_id", "region")
-            ).to_numpy(),
-        )
+        sub_accounts = pd.Index(pd.unique(subs["account_id"].astype("string")), dtype="string")
+        sub_cells = account_cells({"accounts": accounts, "subscriptions": subs}, sub_accounts)
 
     # Members.
     seg_pref = [b[0] for b in config.SEGMENT_BANDS]
@@ -317,10 +341,10 @@ def build_cube(
         segment_values += list(_first_of(len(reps), _text(reps, "segment")).unique())
         region_values += list(_first_of(len(reps), _text(reps, "region")).unique())
     extra_reps = set(rep_lab.unique())
-    if sub_frame is not None:
-        extra_reps |= set(sub_frame["_rep"].unique())
-        segment_values += list(sub_frame["_segment"].unique())
-        region_values += list(sub_frame["_region"].unique())
+    if sub_cells is not None:
+        extra_reps |= set(sub_cells["rep"].unique())
+        segment_values += list(sub_cells["segment"].unique())
+        region_values += list(sub_cells["region"].unique())
     rep_members += sorted(extra_reps - set(rep_members))
     segments = _ordered_members(segment_values, seg_pref)
     # A placeholder member only where something actually falls in it.
@@ -371,14 +395,14 @@ def build_cube(
         np.nan_to_num(amount[pmask]),
     )
 
-    if sub_frame is not None:
-        accts, level, offset = _account_arr(sub_frame, months)
-        moves = _arr_movements(level, offset, len(months))
-        firsts = sub_frame.drop_duplicates("account_id")
-        per_acct = firsts.set_index(firsts["account_id"].astype("string")).reindex(accts)
-        a_s = _codes(per_acct["_segment"].reset_index(drop=True), segments)
-        a_g = _codes(per_acct["_region"].reset_index(drop=True), regions)
-        a_r = _codes(per_acct["_rep"].reset_index(drop=True), rep_members)
+    if sub_cells is not None:
+        window = pd.date_range(months[0] - pd.DateOffset(months=1), months[-1], freq="MS")
+        accts, level = account_arr(subs, window)
+        moves = _arr_movements(level)
+        cells = sub_cells.reindex(np.asarray(accts, dtype=object))
+        a_s = _codes(cells["segment"].reset_index(drop=True), segments)
+        a_g = _codes(cells["region"].reset_index(drop=True), regions)
+        a_r = _codes(cells["rep"].reset_index(drop=True), rep_members)
         # accounts -> cells as a sparse one-hot matrix: cells x months = onehot @ (accounts x months)
         cell = np.ravel_multi_index((a_s, a_g, a_r), shape[:3])
         onehot = sparse.csr_matrix(

@@ -57,6 +57,7 @@ from revmodel import calendar as fcal
 from revmodel import config
 from revmodel import cube as rcube
 from revmodel.assumptions import Assumptions
+from revmodel.cube import account_arr, account_cells, month_number
 from revmodel.errors import DataError, ParameterError
 
 __all__ = [
@@ -566,14 +567,8 @@ def growth_to_offset_churn(
 # --------------------------------------------------------------------------- accounts (tables)
 
 
-def _month_number(dates: pd.Series) -> np.ndarray:
-    """Absolute month numbers ``year * 12 + month - 1`` [float, NaN for NaT]."""
-    d = pd.to_datetime(dates)
-    return (d.dt.year * 12 + d.dt.month - 1).to_numpy(dtype=float, na_value=np.nan)
-
-
 def _month_index_number(months: pd.DatetimeIndex) -> np.ndarray:
-    return (months.year * 12 + months.month - 1).to_numpy(dtype=np.int64)
+    return month_number(months).astype(np.int64)
 
 
 def _subscriptions(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -587,93 +582,6 @@ def _subscriptions(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         if col not in subs.columns:
             raise DataError(f"subscriptions: missing column {col!r}.")
     return subs.reset_index(drop=True)
-
-
-def account_arr(
-    subscriptions: pd.DataFrame, months: pd.DatetimeIndex
-) -> tuple[pd.Index, np.ndarray]:
-    """ARR of every account at each month end [USD/year].
-
-    A term is active in the months from its start month up to, not including,
-    its end month (``end_date`` exclusive; no end date: active to the last month).
-
-    Parameters
-    ----------
-    subscriptions : pd.DataFrame
-        Canonical subscriptions table.
-    months : pd.DatetimeIndex
-        Consecutive first-of-month dates.
-
-    Returns
-    -------
-    (pd.Index, np.ndarray)
-        Account ids and the account x month ARR matrix.
-    """
-    subs = subscriptions
-    acct = subs["account_id"].astype("string")
-    accounts = pd.Index(pd.unique(acct.to_numpy()), dtype="string")
-    a_idx = accounts.get_indexer(acct.to_numpy())
-    first = int(_month_index_number(months[:1])[0])
-    n = len(months)
-    s = _month_number(subs["start_date"]) - first
-    e = (
-        _month_number(subs["end_date"]) - first
-        if "end_date" in subs.columns
-        else np.full(len(subs), np.nan)
-    )
-    e = np.where(np.isnan(e), n, e)
-    s = np.clip(np.nan_to_num(s, nan=n), 0, n).astype(np.int64)
-    e = np.clip(e, 0, n).astype(np.int64)
-    keep = e > s
-    arr = subs["arr"].to_numpy(dtype=float)
-    diff = np.zeros((len(accounts), n + 1))
-    np.add.at(diff, (a_idx[keep], s[keep]), arr[keep])
-    np.add.at(diff, (a_idx[keep], e[keep]), -arr[keep])
-    level = np.cumsum(diff[:, :n], axis=1)
-    level[np.abs(level) < 1e-6] = 0.0
-    return accounts, level
-
-
-def _text(frame: pd.DataFrame | None, column: str) -> pd.Series | None:
-    if frame is None or column not in frame.columns:
-        return None
-    s = frame[column].astype("string").str.strip()
-    s = s.mask(s == "")
-    return None if s.isna().all() else s
-
-
-def _lookup(keys: pd.Series, table: pd.DataFrame | None, key: str, column: str) -> pd.Series:
-    values = _text(table, column)
-    if values is None:
-        return pd.Series(pd.NA, index=keys.index, dtype="string")
-    mapping = pd.Series(values.to_numpy(), index=table[key].astype("string").to_numpy())
-    mapping = mapping[~mapping.index.duplicated()]
-    return keys.map(mapping).astype("string")
-
-
-def account_cells(tables: Mapping[str, pd.DataFrame], accounts: pd.Index) -> pd.DataFrame:
-    """The cube cell of each account: ``segment``, ``region``, ``rep`` [labels].
-
-    The cube's attribution of ARR: segment and region from the account's row in
-    ``accounts``; rep = the account owner, else the rep on its latest
-    subscription term; the placeholder member where unknown.
-    """
-    keys = pd.Series(accounts, dtype="string")
-    acc = tables.get("accounts")
-    acc = None if acc is None or acc.empty else acc
-    subs = tables.get("subscriptions")
-    rep = _lookup(keys, acc, "account_id", "owner_rep_id")
-    if subs is not None and not subs.empty and _text(subs, "rep_id") is not None:
-        latest = subs.sort_values("start_date").groupby("account_id", sort=False)["rep_id"].last()
-        latest.index = latest.index.astype("string")
-        rep = rep.fillna(keys.map(latest.astype("string")).astype("string"))
-    return pd.DataFrame(
-        {
-            "segment": _lookup(keys, acc, "account_id", "segment").fillna(config.PLACEHOLDER),
-            "region": _lookup(keys, acc, "account_id", "region").fillna(config.PLACEHOLDER),
-            "rep": rep.fillna(config.PLACEHOLDER),
-        },
-    ).set_axis(pd.Index(accounts, name="account_id"))
 
 
 def cell_codes(cube: xr.Dataset, cells: pd.DataFrame) -> np.ndarray:
@@ -801,9 +709,7 @@ def customer_measures(
     # Renewals, by the account's cell and the month the term ends.
     renewed = _renewals(subs, grace_days).to_numpy()
     end_m = (
-        _month_number(subs["end_date"])
-        if "end_date" in subs.columns
-        else np.full(len(subs), np.nan)
+        month_number(subs["end_date"]) if "end_date" in subs.columns else np.full(len(subs), np.nan)
     )
     first = int(_month_index_number(axis[:1])[0]) + offset
     col = end_m - first
