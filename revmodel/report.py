@@ -679,6 +679,7 @@ def run_notebooks(
                     str(dst),
                     parameters={k: v for k, v in values.items() if k in declared},
                     kernel_name=KERNEL_NAME,
+                    kernel_manager_class=_local_kernel_manager(),
                     progress_bar=False,
                     cwd=str(src_dir),
                     log_output=False,
@@ -1318,6 +1319,30 @@ def publish(tmp: Path, final: Path) -> Path:
     if had:
         shutil.rmtree(prev, ignore_errors=True)
     return final
+
+
+def _local_kernel_manager() -> type:
+    """A kernel manager talking to its kernel over local IPC sockets, not loopback TCP.
+
+    The plan's kernels never leave this machine; IPC keeps them off the network stack
+    (and ipykernel stops warning that TCP is unencrypted).
+    """
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            return os.path.join(tempfile.gettempdir(), f"revmodel-kernel-{uuid.uuid4().hex}")
+
+    return LocalKernelManager
 
 
 def plan_version_dataset(work_dir: str | Path) -> xr.Dataset:
