@@ -32,8 +32,9 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
    series divided by the parent level's ``seasonal_profile`` when given;
    fewer than 4 months -> mean of the months observed.
 8. negative months present -> additive models only.
-9. otherwise the default method: median combination of SES, damped Holt and
-   Theta on the seasonally adjusted series (:func:`revmodel.models.default_model`).
+9. otherwise the default method: the mean of SES, damped Holt and Theta (theta 2
+   and 3), fitted on the log of the seasonally adjusted series (the ordinary scale
+   when a month is zero or negative) (:func:`revmodel.models.default_model`).
 
 Quantiles of a non-negative measure are clipped at 0 and the clipping is recorded.
 """

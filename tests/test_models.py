@@ -1,0 +1,112 @@
+"""Tests of the numpy SES, damped Holt and Theta fits of revmodel.models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from revmodel import models
+
+RNG = np.random.default_rng(7)
+Y = 100 + np.cumsum(RNG.normal(0.5, 3, 80))
+
+
+def test_ses_grid_initial_level_is_least_squares():
+    from statsmodels.tsa.holtwinters import SimpleExpSmoothing
+
+    for alpha in (0.1, 0.5, 0.9):
+        sse, initial, final = models.ses_grid(Y, np.array([alpha]))
+        levels = models._ses_levels(Y, alpha, initial[0])
+        assert sse[0] == pytest.approx(np.sum((Y - levels[:-1]) ** 2))
+        assert final[0] == pytest.approx(levels[-1])
+        for shift in (-1.0, 1.0):
+            worse = models._ses_levels(Y, alpha, initial[0] + shift)
+            assert np.sum((Y - worse[:-1]) ** 2) > sse[0]
+        sm = SimpleExpSmoothing(Y, initialization_method="estimated").fit(
+            smoothing_level=alpha, optimized=True
+        )
+        assert sse[0] <= sm.sse * (1 + 1e-6)
+
+
+def test_fast_ses_is_close_to_statsmodels_optimum():
+    from statsmodels.tsa.holtwinters import SimpleExpSmoothing
+
+    fit = models.FastSES().fit(Y)
+    sm = SimpleExpSmoothing(Y, initialization_method="estimated").fit()
+    assert np.sum(fit.residuals**2) <= sm.sse * 1.01
+    mean, q = fit.predict(6)
+    np.testing.assert_allclose(mean, fit._level[-1])
+    assert np.all(q[0] < q[1]) and np.all(q[1] < q[2])
+
+
+def test_damped_holt_grid_matches_the_recursion():
+    grid, sse, initial, final = models.damped_holt_grid(
+        Y, np.array([0.3]), np.array([0.2]), np.array([0.9])
+    )
+    (a, b, phi), (l0, b0) = grid[0], initial[0]
+    assert b == pytest.approx(0.06)
+    lev, tr, errs = l0, b0, []
+    for v in Y:
+        f = lev + phi * tr
+        errs.append(v - f)
+        new = a * v + (1 - a) * f
+        tr, lev = b * (new - lev) + (1 - b) * phi * tr, new
+    assert sse[0] == pytest.approx(np.sum(np.square(errs)))
+    np.testing.assert_allclose(final[0], [lev, tr])
+
+
+def test_fast_damped_holt_follows_a_linear_trend():
+    y = 50 + 3.0 * np.arange(40)
+    mean, _ = models.FastDampedHolt().fit_predict(y, 3)
+    # a damped trend stays below the line but close over 3 months
+    np.testing.assert_allclose(mean, 50 + 3.0 * np.arange(40, 43), rtol=0.01)
+    assert np.all(np.diff(mean) > 0)
+
+
+def test_fast_theta_is_ses_plus_half_the_drift():
+    fit = models.FastTheta().fit(Y)
+    mean, _ = fit.predict(12)
+    a, n = fit._alpha, Y.size
+    b0 = np.polyfit(np.arange(n), Y, 1)[0]
+    k = np.arange(12)
+    expected = fit._level[-1] + 0.5 * b0 * (k + 1 / a - (1 - a) ** n / a)
+    np.testing.assert_allclose(mean, expected)
+    ses_mean, _ = models.FastSES().fit_predict(Y, 12)
+    theta1_mean, _ = models.FastTheta(theta=1.0).fit_predict(Y, 12)
+    np.testing.assert_allclose(theta1_mean, ses_mean)
+    with pytest.raises(ValueError, match="theta must be at least 1, got 0.5"):
+        models.FastTheta(theta=0.5)
+
+
+@pytest.mark.parametrize("model", [models.FastSES, models.FastDampedHolt, models.FastTheta])
+@pytest.mark.parametrize("n", [1, 2, 3, 12])
+def test_fast_models_on_short_series(model, n):
+    y = np.arange(1.0, n + 1) * 10
+    mean, q = model().fit_predict(y, 4)
+    assert mean.shape == (4,) and q.shape == (3, 4)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(q))
+
+
+def test_default_model_members():
+    fit = models.default_model().fit(Y)
+    assert fit.name == "mean(log[ses], log[holt_damped], log[theta], log[theta3])"
+    assert fit.residuals.shape == Y.shape
+
+
+def test_log_scale_fits_the_log_of_positive_series():
+    y = 100 * 1.02 ** np.arange(48)
+    fit = models.LogScale(models.FastDampedHolt()).fit(y)
+    assert fit.logged and fit.name == "log[holt_damped]"
+    mean, q = fit.predict(6)
+    # damped (phi <= 0.98): within 2% of the growth path over 6 months
+    np.testing.assert_allclose(mean, 100 * 1.02 ** np.arange(48, 54), rtol=0.02)
+    assert np.all(q[0] <= mean) and np.all(mean <= q[2])
+    np.testing.assert_allclose(fit.residuals[1:], 0, atol=0.5)
+
+
+def test_log_scale_keeps_series_with_zeros_linear():
+    y = np.array([0.0, 5, 3, 8, 6, 9, 7, 10, 12, 11])
+    fit = models.LogScale(models.FastSES()).fit(y)
+    assert not fit.logged and fit.name == "ses"
+    plain, _ = models.FastSES().fit_predict(y, 3)
+    np.testing.assert_allclose(fit.predict(3)[0], plain)
