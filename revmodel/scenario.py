@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from revmodel import capacity, quota, retention
-from revmodel.assumptions import Assumptions, load_assumptions
+from revmodel.assumptions import Assumptions
 from revmodel.errors import ParameterError
 
 #: Plan KPIs: name -> (units, definition). Every one is a variable of :func:`plan` with a ``region`` dim
@@ -331,20 +330,3 @@ def summary(stacked: xr.Dataset) -> pd.DataFrame:
         index=pd.Index([str(s) for s in stacked["scenario"].values], name="scenario"),
     )
     return table.reset_index()
-
-
-def load_scenarios(
-    paths: Iterable[str | Path], base: Assumptions | None = None
-) -> list[Assumptions]:
-    """Assumption sets from YAML files; a file lists only what differs from ``base``."""
-    out = []
-    for p in paths:
-        a = load_assumptions(p)
-        if base is not None:
-            changed = {k: v for k, v in a.to_dict().items() if v != Assumptions().to_dict()[k]}
-            from revmodel.assumptions import assumptions_from_dict
-
-            merged = {**base.to_dict(), **changed}
-            a = assumptions_from_dict(merged, where=str(p))
-        out.append(a)
-    return out
