@@ -684,9 +684,8 @@ def summary(ds: xr.Dataset) -> str:
     if isinstance(table, pd.Series):
         table = table.to_frame()
     lines.append(f"Bookings by region, last 4 fiscal quarters [{cur}]:")
-    lines.append(
-        "\n".join("  " + row for row in table.T.map(lambda v: f"{v:,.0f}").to_string().splitlines())
-    )
+    by_quarter = table.T.map(lambda v: f"{v:,.0f}").rename_axis(index=None, columns=None)
+    lines.append("\n".join("  " + row for row in by_quarter.to_string().splitlines()))
     arr_now = float(hist["arr"].isel(month=-1).sum())
     churn_12 = float(hist["churned_arr"].isel(month=slice(-12, None)).sum())
     arr_12 = float(hist["arr"].isel(month=-13).sum()) if hist.sizes["month"] > 12 else float("nan")
