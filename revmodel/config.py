@@ -29,7 +29,9 @@ CACHE_DIR = HOME / ".cache" / "revmodel"
 TEAM_MAP = PARAMETERS_DIR / "team.yaml"
 #: What-if scenarios saved from the app.
 SCENARIOS_DIR = DATA_DIR / "scenarios"
-OVERRIDES_URL = os.environ.get("REVMODEL_OVERRIDES_URL", f"sqlite:///{HOME / 'data' / 'overrides.db'}")
+OVERRIDES_URL = os.environ.get(
+    "REVMODEL_OVERRIDES_URL", f"sqlite:///{HOME / 'data' / 'overrides.db'}"
+)
 
 #: Currency used in units attributes.
 CURRENCY = "USD"

@@ -138,7 +138,9 @@ def plan(
     ctx = _context(source)
     a = assumptions
     cap = capacity.capacity_plan(ctx.inputs, _effective(a), months=months)
-    top = quota.top_down(ctx.inputs, a, capacity=cap, months=cap["month"].values, potential=potential)
+    top = quota.top_down(
+        ctx.inputs, a, capacity=cap, months=cap["month"].values, potential=potential
+    )
     target_sr = top["segment_quota"]  # the target by segment and region (before over-assignment)
     gap = capacity.capacity_gap(cap, target_sr)
     hires = capacity.hires_needed(cap, gap)

@@ -60,12 +60,27 @@ ACCOUNTS = Table(
     columns=(
         Column("account_id", "str", True, "Unique account identifier."),
         Column("account_name", "str", False, "Display name."),
-        Column("employees", "int", False, "Employee headcount; defines the segment when `segment` is absent."),
-        Column("segment", "str", False, "Segment label; derived from `employees` and the segment bands when absent."),
+        Column(
+            "employees",
+            "int",
+            False,
+            "Employee headcount; defines the segment when `segment` is absent.",
+        ),
+        Column(
+            "segment",
+            "str",
+            False,
+            "Segment label; derived from `employees` and the segment bands when absent.",
+        ),
         Column("region", "str", False, "Sales region of the account."),
         Column("country", "str", False, "Country (ISO 3166 alpha-2 or name)."),
         Column("industry", "str", False, "Industry label."),
-        Column("annual_revenue", "float", False, "Account's own annual revenue [currency], used for potential."),
+        Column(
+            "annual_revenue",
+            "float",
+            False,
+            "Account's own annual revenue [currency], used for potential.",
+        ),
         Column("owner_rep_id", "str", False, "Current account owner (a `reps.rep_id`)."),
     ),
 )
@@ -102,8 +117,18 @@ OPPORTUNITIES = Table(
         Column("rep_id", "str", False, "The owner, a `reps.rep_id`."),
         Column("product", "str", False, "Product line."),
         Column("type", "str", False, "One of " + ", ".join(OPPORTUNITY_TYPES) + "."),
-        Column("segment", "str", False, "Segment carried by the order itself (overrides the account's)."),
-        Column("region", "str", False, "Region carried by the order itself (overrides the account's and rep's)."),
+        Column(
+            "segment",
+            "str",
+            False,
+            "Segment carried by the order itself (overrides the account's).",
+        ),
+        Column(
+            "region",
+            "str",
+            False,
+            "Region carried by the order itself (overrides the account's and rep's).",
+        ),
     ),
 )
 
@@ -138,11 +163,15 @@ SUBSCRIPTIONS = Table(
         Column("arr", "float", True, "Annual recurring revenue of the term [currency/year]."),
         Column("end_date", "date", False, "First day no longer active (empty while active)."),
         Column("product", "str", False, "Product line."),
-        Column("rep_id", "str", False, "Rep credited with the ARR (defaults to the account owner)."),
+        Column(
+            "rep_id", "str", False, "Rep credited with the ARR (defaults to the account owner)."
+        ),
     ),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (ACCOUNTS, REPS, OPPORTUNITIES, INVOICES, SUBSCRIPTIONS)}
+TABLES: dict[str, Table] = {
+    t.name: t for t in (ACCOUNTS, REPS, OPPORTUNITIES, INVOICES, SUBSCRIPTIONS)
+}
 
 
 def schema_markdown() -> str:
@@ -153,6 +182,8 @@ def schema_markdown() -> str:
         lines.append(f"### `{t.name}` ({req}; key `{t.key}`)\n\n{t.description}\n")
         lines.append("| column | type | required | meaning |\n| --- | --- | --- | --- |")
         for c in t.columns:
-            lines.append(f"| `{c.name}` | {c.dtype} | {'yes' if c.required else 'no'} | {c.description} |")
+            lines.append(
+                f"| `{c.name}` | {c.dtype} | {'yes' if c.required else 'no'} | {c.description} |"
+            )
         lines.append("")
     return "\n".join(lines)

@@ -404,7 +404,10 @@ def test_forecast_command_writes_netcdf(tmp_path, capsys, monkeypatch):
     back = xr.open_dataset(out)
     assert back["node_forecast"].shape == (27, 4, 3)
     missing = argparse.Namespace(**{**vars(args), "cube": str(tmp_path / "nope.nc")})
-    with pytest.raises(DataError, match=r"nope.nc: no such cube file; build one with `revmodel cube DIR --out nope.nc`\."):
+    with pytest.raises(
+        DataError,
+        match=r"nope.nc: no such cube file; build one with `revmodel cube DIR --out nope.nc`\.",
+    ):
         forecast.forecast_command(missing)
 
 
@@ -447,5 +450,7 @@ def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
     moved = back["forecast"] - back["base_forecast"]
     expected = (rec - back["mean"]).broadcast_like(moved)
     unclipped = back["forecast"] > 0
-    np.testing.assert_allclose(moved.where(unclipped).values, expected.where(unclipped).values, atol=1e-6)
+    np.testing.assert_allclose(
+        moved.where(unclipped).values, expected.where(unclipped).values, atol=1e-6
+    )
     assert bool((back["forecast"] >= 0).all())
