@@ -283,6 +283,27 @@ def test_quotas_table_balance_and_filter(app_context):
     assert text(app.territory_table.value)  # a proposal, or why there is none
 
 
+@pytest.mark.slow
+def test_quota_balance_is_judged_against_territory_potential(tmp_path, monkeypatch):
+    # With a history-based allocation, quota over history is the same for every rep; the
+    # balance check must use the territory plan's potential to say anything.
+    from revmodel import sample
+
+    sample.write(sample.generate(reps=60, months=36, seed=5), tmp_path / "data")
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    ctx = app_context_module.load_context(
+        data_dir=tmp_path / "data", forecast_method="seasonal_naive"
+    )
+    frame = quotas.quota_frame(ctx)
+    assert ctx.extra["quota_balance_basis"] == "territory potential"
+    assert frame["ratio_to_median"].std() > 0.05
+    assert 0 < int(frame["out_of_line"].sum()) < len(frame)
+    page = quotas.build(context=ctx)
+    assert "over territory potential is outside 80%-125% of the median" in text(
+        page.children[-1].value
+    )
+
+
 # --------------------------------------------------------------------------- serving
 
 

@@ -37,8 +37,8 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
     (quota over the plan months), ``cycle_quota`` (the cycle's quarter),
     ``capacity_year``, ``expected_attainment`` (capacity / quota),
     ``p_attain`` (chance of reaching the attainment tolerance), ``ratio_to_median``
-    (quota per ramped year over history, relative to the median) and
-    ``out_of_line``.
+    (quota per ramped year over territory potential, relative to the median; over
+    history when there is no territory plan) and ``out_of_line``.
     """
     if "quota_frame" in ctx.extra:
         return ctx.extra["quota_frame"]
@@ -46,7 +46,14 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
     inputs = ctx.plan_context.inputs
     quotas = quota.top_down(inputs, a, months=ctx.plan["month"].values)
     capacity = ctx.plan["rep_capacity"].reindex(rep=quotas["rep"].values, fill_value=0.0)
-    bal = quota.balance(quotas, expected=capacity, tolerance=a.attainment_tolerance)
+    # Balance against the territory's potential: against history it would be a tautology
+    # for a history-based allocation.
+    tplan = territory_plan(ctx)
+    potential = territory.rep_potential(tplan) if tplan is not None else None
+    bal = quota.balance(
+        quotas, potential=potential, expected=capacity, tolerance=a.attainment_tolerance
+    )
+    ctx.extra["quota_balance_basis"] = "territory potential" if potential is not None else "history"
     ea = quota.expected_attainment(
         quotas["quota"], capacity, tolerance=a.attainment_tolerance, cv=ATTAINMENT_CV
     )
@@ -121,7 +128,7 @@ def cards(frame: pd.DataFrame, tolerance: float) -> list[dict[str, str]]:
         {"name": "attain", "label": "Expected to attain", "value": layout.fmt_pct(share),
          "sub": f"chance of reaching {tolerance:.0%} of quota"},
         {"name": "out_of_line", "label": "Out of line", "value": f"{int(frame['out_of_line'].sum())}",
-         "sub": "quota far from the median ratio to history"},
+         "sub": "quota far from the median ratio to potential"},
         {"name": "spread", "label": "Quota spread", "value": layout.fmt_pct(cv), "sub": "coefficient of variation"},
     ]  # fmt: skip
 
@@ -191,7 +198,7 @@ def build(
                 "rep": "Rep", "manager": "Manager", "region": "Region", "segment": "Segment",
                 "full_year_quota": "Quota (year)", "cycle_quota": f"Quota {ctx.cycle}",
                 "capacity_year": "Capacity (year)", "expected_attainment": "Expected attainment",
-                "p_attain": "Chance to attain", "ratio_to_median": "Quota/history vs median",
+                "p_attain": "Chance to attain", "ratio_to_median": "Quota/potential vs median",
                 "out_of_line": "Balance",
             }  # fmt: skip
             table.value = layout.table_html(
@@ -202,7 +209,7 @@ def build(
                     "Capacity (year)": "money",
                     "Expected attainment": "pct",
                     "Chance to attain": "pct",
-                    "Quota/history vs median": "pct",
+                    "Quota/potential vs median": "pct",
                 },  # fmt: skip
                 flag_column="Balance",
                 css="revmodel-quota-grid",
@@ -276,7 +283,8 @@ def build(
         "counts as met.",
         [w.HBox([region, manager, segment]), tabs],
         footer=f"Data: {ctx.source}. Balance: a rep is out of line when quota per ramped year over "
-        f"history is outside {quota.BALANCE_BAND[0]:.0%}-{quota.BALANCE_BAND[1]:.0%} of the median.",
+        f"{ctx.extra.get('quota_balance_basis', 'territory potential')} is outside "
+        f"{quota.BALANCE_BAND[0]:.0%}-{quota.BALANCE_BAND[1]:.0%} of the median.",
     )
     app.add_class("revmodel-quotas")
     app.app = layout.Controls(
