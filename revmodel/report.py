@@ -524,6 +524,8 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
     info = r.get("accuracy_info")
     if info:
         out["last_quarter"] = info.get("quarter")
+        out["last_quarter_source"] = info.get("source")
+        out["last_quarter_origin"] = info.get("origin")
     return out
 
 
@@ -627,6 +629,7 @@ def run_notebooks(
     notebooks: tuple[str, ...] = NOTEBOOKS,
     notebooks_dir: str | Path | None = None,
     failed_dir: str | Path | None = None,
+    previous_pack: str | Path | None = None,
 ) -> list[Path]:
     """Execute the planning notebooks in order with papermill on the pinned kernel.
 
@@ -636,6 +639,9 @@ def run_notebooks(
         Checked parameters (:func:`revmodel.parameters.load`).
     work_dir : str or Path
         Run folder passed to every notebook as ``work_dir``.
+    previous_pack : str or Path, optional
+        Last cycle's published pack, passed as ``previous_pack`` so the accuracy
+        section measures what was actually published.
     out_dir : str or Path
         Where the executed notebooks are written.
     notebooks : tuple of str
@@ -672,6 +678,7 @@ def run_notebooks(
             declared = declared_parameters(src)
             values = {k: _papermill_value(params[k]) for k in declared if k in params}
             values["work_dir"] = str(Path(work_dir).resolve())
+            values["previous_pack"] = str(Path(previous_pack).resolve()) if previous_pack else ""
             dst = out / name
             try:
                 pm.execute_notebook(
@@ -1197,7 +1204,7 @@ def render_html(
     if "kpis" in tables:
         add("kpis", "KPIs", "The KPI catalogue by fiscal quarter (the last quarter may be partial).", ['<div class="scroll">' + html_table(_kpi_rows(tables["kpis"])) + "</div>"])  # fmt: skip
     if "accuracy" in tables:
-        add("accuracy", "Last cycle's forecast accuracy", f"Forecast of {s.get('last_quarter', 'last quarter')} against actual bookings, by level; WAPE = sum of absolute errors over actuals.", [fig("accuracy"), html_table(tables["accuracy_by_level"]), '<div class="scroll">' + html_table(tables["accuracy"]) + "</div>"])  # fmt: skip
+        add("accuracy", "Last cycle's forecast accuracy", f"Forecast of {s.get('last_quarter', 'last quarter')} against actual bookings, by level; WAPE = sum of absolute errors over actuals. " + ("The forecast is the one last cycle's pack published." if s.get("last_quarter_source") == "published" else f"No pack of last cycle was found, so the forecast was made again from the actuals to {s.get('last_quarter_origin')}."), [fig("accuracy"), html_table(tables["accuracy_by_level"]), '<div class="scroll">' + html_table(tables["accuracy"]) + "</div>"])  # fmt: skip
 
     sections = [("summary", "Summary")] + [(b["id"], b["title"].split(",")[0]) for b in body]
     env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
@@ -1321,6 +1328,30 @@ def publish(tmp: Path, final: Path) -> Path:
     return final
 
 
+#: Notebook parameters set by the run itself rather than the parameters file.
+RUN_PARAMETERS: tuple[str, ...] = ("work_dir", "previous_pack")
+
+
+def published_forecast(pack_dir: str | Path) -> xr.Dataset | None:
+    """The forecast a published pack made (the ``forecast`` group of its ``plan.nc``), or None."""
+    path = Path(pack_dir) / "plan.nc"
+    if not path.exists():
+        return None
+    try:
+        with xr.open_dataset(path, group="forecast", engine="netcdf4") as ds:
+            ds = ds.load()
+    except OSError:
+        return None
+    for name, var in ds.variables.items():
+        if var.dtype.kind == "U":
+            ds = (
+                ds.assign_coords({name: var.astype(object)})
+                if name in ds.coords
+                else ds.assign({name: var.astype(object)})
+            )
+    return ds
+
+
 def _local_kernel_manager() -> type:
     """A kernel manager talking to its kernel over local IPC sockets, not loopback TCP.
 
@@ -1428,6 +1459,10 @@ def plan(
     for folder in (tmp, work):
         if folder.exists():
             shutil.rmtree(folder)
+    previous = out / fcal.next_quarter(cycle, -1)
+    previous = previous if (previous / "plan.nc").exists() else None
+    if previous is not None:
+        log(f"last cycle's pack: {previous}")
     try:
         for name in NOTEBOOKS:
             log(f"running {name}")
@@ -1438,6 +1473,7 @@ def plan(
                 notebooks=(name,),
                 notebooks_dir=notebooks_dir,
                 failed_dir=out / ".failed" / cycle,
+                previous_pack=previous,
             )
         log("building the pack")
         build_pack(work, params, tmp)

@@ -8,6 +8,7 @@ import shutil
 import nbformat
 import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -46,7 +47,7 @@ def test_declared_parameters_match_the_schema(path):
     declared = report.declared_parameters(path)
     assert "work_dir" in declared
     for name, info in declared.items():
-        if name == "work_dir":
+        if name in report.RUN_PARAMETERS:
             continue
         assert name in parameters.SCHEMA, f"{path.name} declares {name!r}, not a parameters key"
         declared_type = info["inferred_type_name"]
@@ -235,3 +236,36 @@ def test_kernel_runs_this_interpreter(small):
     assert np.isfinite(
         json.loads((small["pack"] / "tables.json").read_text())["summary"]["quarter_forecast"]
     )
+
+
+@pytest.mark.slow
+def test_accuracy_reads_last_cycles_published_pack(tmp_path):
+    # Plan FY2026-Q4 with actuals to July, then FY2027-Q1 with actuals to October: the accuracy
+    # of FY2026-Q4 must be measured on the forecast the FY2026-Q4 pack published.
+    data = tmp_path / "data"
+    sample.write(sample.generate(reps=12, months=36), data)
+    out = tmp_path / "reports"
+    for cycle, as_of in (("FY2026-Q4", "2026-07"), ("FY2027-Q1", None)):
+        params = tmp_path / f"{cycle}.yaml"
+        params.write_text(
+            yaml.safe_dump(
+                {
+                    "cycle": cycle,
+                    "data_dir": str(data),
+                    "fiscal_year_start": 11,
+                    "as_of": as_of,
+                    "horizon": 6,
+                }
+            )
+        )
+        html = report.plan(params, out_dir=out, log=lambda _: None)
+    summary = json.loads((html.parent / "tables.json").read_text())["summary"]
+    assert summary["last_quarter"] == "FY2026-Q4"
+    assert summary["last_quarter_source"] == "published"
+    published = report.published_forecast(out / "FY2026-Q4")
+    months = pd.date_range("2026-08-01", periods=3, freq="MS").values
+    total = published["node_mean"].isel(
+        node=int(np.flatnonzero(published["level"].values == "total")[0])
+    )
+    assert summary["last_quarter_forecast"] == pytest.approx(float(total.sel(month=months).sum()))
+    assert "The forecast is the one last cycle's pack published." in html.read_text()
