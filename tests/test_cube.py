@@ -282,3 +282,36 @@ def test_input_tables_are_not_mutated(tables):
     build_cube(tables)
     for k in tables:
         pd.testing.assert_frame_equal(tables[k], before[k])
+
+
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_cube_command_builds_validates_and_summarises(tmp_path, capsys, suffix):
+    from revmodel import cli, sample
+
+    sample.write(sample.generate(reps=8, months=24, seed=2), tmp_path / "data")
+    out = tmp_path / f"cube{suffix}"
+    assert (
+        cli.main(["cube", str(tmp_path / "data"), "--fiscal-year-start", "2", "--out", str(out)])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "result: clean" in printed
+    assert "fiscal year starts in month 2)" in printed
+    assert printed.rstrip().endswith(f"Wrote {out}")
+    ds = load_cube(out)
+    validate_cube(ds)
+    assert ds.attrs["fiscal_year_start"] == 2
+    assert ds.sizes["rep"] == 8
+
+
+def test_cube_command_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    from revmodel import cli
+
+    assert cli.main(["cube", str(tmp_path / "missing"), "--out", str(tmp_path / "c.nc")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: data folder {tmp_path / 'missing'} not found; pass the folder holding your exports"
+    )
+    assert cli.main(["cube", str(tmp_path), "--out", str(tmp_path / "c.csv")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --out {tmp_path / 'c.csv'}: cube files end in .nc (NetCDF) or .zarr (Zarr)."
+    )

@@ -218,3 +218,18 @@ def test_failed_notebook_names_notebook_and_cell(tmp_path):
     assert kept.exists() and str(kept) in str(err.value)
     nb = nbformat.read(kept, as_version=4)
     assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
+
+
+def test_plan_command_names_a_bad_parameters_file(tmp_path, capsys):
+    from revmodel import cli
+
+    assert cli.main(["plan", "--params", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {tmp_path / 'nope.yaml'}: no such parameters file; see parameters/ for examples."
+    )
+    bad = tmp_path / "FY2027-Q1.yaml"
+    bad.write_text("cycle: FY2027-Q1\ndata_dir: .\nchurn: 0.1\n")
+    assert cli.main(["plan", "--params", str(bad), "--out", str(tmp_path / "reports")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: unknown key 'churn'")
+    assert not (tmp_path / "reports" / "FY2027-Q1").exists()
