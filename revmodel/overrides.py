@@ -82,7 +82,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from revmodel import config
@@ -797,41 +797,51 @@ class OverrideStore:
             ) from None
         now = _now()
         by, at = ("opened_by", "opened_at") if is_open else ("closed_by", "closed_at")
-        with self._write() as conn:
-            row = conn.execute(
-                select(periods_table.c.is_open)
-                .where(periods_table.c.label == label)
-                .with_for_update()
-            ).first()
-            if row is None:
-                if not is_open:
-                    return
-                conn.execute(
-                    insert(periods_table).values(label=label, is_open=True, **{by: user, at: now})
-                )
-            elif bool(row.is_open) == is_open:
+        # Two admins opening a new period at once both see no row and both insert; the
+        # second insert fails on the key, and its retry finds the row and agrees.
+        for attempt in range(2):
+            try:
+                with self._write() as conn:
+                    row = conn.execute(
+                        select(periods_table.c.is_open)
+                        .where(periods_table.c.label == label)
+                        .with_for_update()
+                    ).first()
+                    if row is None:
+                        if not is_open:
+                            return
+                        conn.execute(
+                            insert(periods_table).values(
+                                label=label, is_open=True, **{by: user, at: now}
+                            )
+                        )
+                    elif bool(row.is_open) == is_open:
+                        return
+                    else:
+                        conn.execute(
+                            update(periods_table)
+                            .where(periods_table.c.label == label)
+                            .values(is_open=is_open, **{by: user, at: now})
+                        )
+                    conn.execute(
+                        insert(audit_table).values(
+                            at=now,
+                            user=user,
+                            action="open" if is_open else "close",
+                            level="period",
+                            key=label,
+                            period=label,
+                            call_type="",
+                            old_value=None,
+                            new_value=None,
+                            note="",
+                            source="admin",
+                        )
+                    )
                 return
-            else:
-                conn.execute(
-                    update(periods_table)
-                    .where(periods_table.c.label == label)
-                    .values(is_open=is_open, **{by: user, at: now})
-                )
-            conn.execute(
-                insert(audit_table).values(
-                    at=now,
-                    user=user,
-                    action="open" if is_open else "close",
-                    level="period",
-                    key=label,
-                    period=label,
-                    call_type="",
-                    old_value=None,
-                    new_value=None,
-                    note="",
-                    source="admin",
-                )
-            )
+            except IntegrityError:
+                if attempt:
+                    raise
 
     def open_period(self, label: str, identity: Identity | None) -> None:
         """Open ``label`` (e.g. ``"FY2027-Q1"``) for calls; admins only. Idempotent."""

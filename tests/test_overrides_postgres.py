@@ -9,6 +9,7 @@ in CI (``CI`` set) that is a failure, because ``.ci/run`` installs it.
 from __future__ import annotations
 
 import glob
+import multiprocessing
 import os
 import shutil
 import socket
@@ -115,3 +116,32 @@ def test_calls_audit_and_permissions_on_postgresql(clean_url: str, team: TeamMap
 
 def test_concurrent_processes_lose_nothing_on_postgresql(clean_url: str, team: TeamMap) -> None:
     assert_concurrent_submissions_lose_nothing(clean_url, team)
+
+
+LABELS = [f"FY20{y}-Q{q}" for y in range(30, 35) for q in range(1, 5)]
+
+
+def open_many(url: str, barrier) -> int:
+    """Open every label of LABELS, meeting the other process at the barrier before each."""
+    team = TeamMap.from_mapping(USERS, REP_MANAGER, MANAGER_REGION)
+    with OverrideStore(url, team) as store:
+        for label in LABELS:
+            barrier.wait(timeout=60)  # a process that died breaks the barrier instead of hanging
+            store.open_period(label, ROOT)
+    return len(LABELS)
+
+
+def test_two_admins_opening_the_same_new_periods_at_once(clean_url: str, team: TeamMap) -> None:
+    with OverrideStore(clean_url, team):
+        pass  # create the tables before the race
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with ctx.Pool(2) as pool:
+            assert pool.starmap(open_many, [(clean_url, barrier)] * 2) == [len(LABELS)] * 2
+    with OverrideStore(clean_url, team) as store:
+        assert all(store.is_open(label) for label in LABELS)
+        audit = store.audit()
+    opened = audit[audit["action"] == "open"]
+    # Each period was opened once: the loser of each race found it open and wrote nothing.
+    assert sorted(opened["key"]) == sorted(LABELS)
