@@ -50,10 +50,16 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format revmodel tests benchmarks
 
+# Every benchmark; each prints a table and writes benchmarks/results/<script>.json.
+# bench_forecast_m3 reads the M3 data from ../shared/data/m3-monthly (or REVMODEL_M3_PATH).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cube.py
 	$(BIN)/python benchmarks/bench_whatif.py
 	$(BIN)/python benchmarks/bench_territory.py
+	$(BIN)/python benchmarks/bench_forecast_m3.py
+	$(BIN)/python benchmarks/bench_forecast_hierarchy.py
+	$(BIN)/python benchmarks/bench_forecast_scale.py
+	$(BIN)/python benchmarks/bench_apps.py
 
 clean:
 	rm -rf build data/sample .pytest_cache

@@ -22,8 +22,8 @@ Usage::
 
     python benchmarks/bench_forecast_m3.py [--limit N] [--workers N] [--validation]
 
-The data file is read from ``REVMODEL_M3_PATH`` or
-``/work/shared/data/m3-monthly/m3_monthly.csv``.
+The data file is :data:`revmodel.config.M3_PATH`: ``REVMODEL_M3_PATH``, else
+``shared/data/m3-monthly/m3_monthly.csv`` beside the checkout.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-DEFAULT_PATH = "/work/shared/data/m3-monthly/m3_monthly.csv"
 HORIZON = 18
 SEASON = 12
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_forecast_m3.json"
@@ -139,7 +138,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=str(RESULTS), help="JSON results file")
     args = p.parse_args(argv)
 
-    path = os.environ.get("REVMODEL_M3_PATH", DEFAULT_PATH)
+    from revmodel import config
+
+    path = str(config.M3_PATH)
     series = load_m3(path)
     if args.validation:
         series = [y[:-HORIZON] for y in series]

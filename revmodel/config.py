@@ -33,6 +33,13 @@ OVERRIDES_URL = os.environ.get(
     "REVMODEL_OVERRIDES_URL", f"sqlite:///{HOME / 'data' / 'overrides.db'}"
 )
 
+#: M3 monthly competition data for the forecast benchmark (kept outside the repository).
+M3_PATH = Path(
+    os.environ.get(
+        "REVMODEL_M3_PATH", ROOT.parent / "shared" / "data" / "m3-monthly" / "m3_monthly.csv"
+    )
+)
+
 #: Currency used in units attributes.
 CURRENCY = "USD"
 
