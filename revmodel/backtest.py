@@ -39,7 +39,6 @@ for them), so a level's actuals are its full bookings.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -676,27 +675,14 @@ def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> s
     return "\n".join(lines)
 
 
-def backtest_command(args: argparse.Namespace) -> int:
-    """``revmodel backtest CUBE --horizon H [--folds K] [--measure M] [--out FILE]``."""
-    from revmodel import cube as rcube
-
-    out = Path(args.out) if getattr(args, "out", None) else None
-    if out is not None and out.suffix.lower() not in (".csv", ".json"):
-        raise ParameterError(f"--out {out}: write the table as .csv or .json")
-    ds = rcube.load_cube(args.cube)
-    result = rolling_origin(
-        ds,
-        horizon=args.horizon,
-        folds=args.folds,
-        measure=getattr(args, "measure", "bookings"),
-    )
-    table = summary_table(result)
-    print(format_table(table, result))
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix.lower() == ".csv":
-            table.to_csv(out, index=False)
-        else:
-            out.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
-        print(f"Wrote {out}")
-    return 0
+def write_table(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the backtest summary table as ``.csv`` or ``.json`` (records), by suffix."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise ParameterError(f"--out {path}: write the table as .csv or .json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        path.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
+    return path

@@ -1,161 +1,336 @@
 """The ``revmodel`` command line.
 
-Each subcommand parses its arguments here and hands them to one function of
-the module named after the concept (``sources.validate_command`` ...), which
-returns the exit code. Bad data never reaches the user as a traceback: a
-:class:`revmodel.errors.RevmodelError` is printed as its message.
+Each command declares its options beside its handler, and the handler calls
+the domain functions with typed arguments; results go to stdout as plain
+text, progress goes through :mod:`logging` to stderr (``-v`` for more,
+``-q`` for less). Bad input never reaches the user as a traceback: a
+:class:`revmodel.errors.RevmodelError` is printed as ``error: <message>``
+and its exit code returned.
+
+Adding a command is a few lines::
+
+    @cli.command("snapshot")
+    @click.argument("data_dir", metavar="DIR")
+    @click.option("--out", required=True, help="...")
+    def snapshot_cmd(data_dir: str, out: str) -> int:
+        from revmodel import pipeline
+
+        click.echo(pipeline.snapshot(data_dir, out=out))
+        return 0
+
+Import domain modules inside the handler so ``revmodel --help`` stays quick.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import logging
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from revmodel.errors import RevmodelError
+import click
 
-#: subcommand -> (module, function)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "sample": ("revmodel.sample", "sample_command"),
-    "validate": ("revmodel.sources", "validate_command"),
-    "cube": ("revmodel.cube", "cube_command"),
-    "forecast": ("revmodel.forecast", "forecast_command"),
-    "backtest": ("revmodel.backtest", "backtest_command"),
-    "territories": ("revmodel.territory", "territories_command"),
-    "plan": ("revmodel.report", "plan_command"),
-    "serve": ("revmodel.apps.serve", "serve_command"),
-}
+from revmodel import config
+from revmodel.errors import DataError, ParameterError, RevmodelError
+
+logger = logging.getLogger("revmodel")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from revmodel import config
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (tests swap it)."""
 
-    p = argparse.ArgumentParser(prog="revmodel", description="Open revenue-planning workbench.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
 
-    s = sub.add_parser("sample", help="write the deterministic sample company as CSV files")
-    s.add_argument("--out", required=True, help="folder to write the five CSV files into")
-    s.add_argument(
-        "--reps", type=int, default=config.SAMPLE_REPS, help="number of reps (default %(default)s)"
-    )
-    s.add_argument(
-        "--months",
-        type=int,
-        default=config.SAMPLE_MONTHS,
-        help="months of history (default %(default)s)",
-    )
-    s.add_argument(
-        "--seed", type=int, default=config.SAMPLE_SEED, help="random seed (default %(default)s)"
-    )
-    s.add_argument(
-        "--end", default=None, help="last month of history, YYYY-MM (default: fixed sample end)"
-    )
-
-    v = sub.add_parser("validate", help="check a data folder and quarantine bad rows")
-    v.add_argument("data_dir", metavar="DIR", help="folder with the exports")
-    v.add_argument(
-        "--mapping",
-        default=None,
-        help="mapping YAML from your export columns to the canonical schema",
-    )
-    v.add_argument("--quarantine", default=None, help="quarantine folder (default DIR/quarantine)")
-    v.add_argument("--segment-bands", default=None, help=argparse.SUPPRESS)
-
-    c = sub.add_parser("cube", help="build the revenue cube from a data folder")
-    c.add_argument("data_dir", metavar="DIR", help="folder with the exports")
-    c.add_argument("--mapping", default=None, help="mapping YAML")
-    c.add_argument(
-        "--fiscal-year-start",
-        type=int,
-        default=config.FISCAL_YEAR_START,
-        help="first month of the fiscal year, 1-12 (default %(default)s)",
-    )
-    c.add_argument(
-        "--fiscal-year-naming",
-        choices=["end", "start"],
-        default=config.FISCAL_YEAR_NAMING,
-        help="name fiscal years by the calendar year they end or start in (default %(default)s)",
-    )
-    c.add_argument(
-        "--as-of",
-        default=None,
-        help="last month of actuals, YYYY-MM (default: month of the latest closed deal)",
-    )
-    c.add_argument("--out", required=True, help="output file: .nc writes NetCDF, .zarr writes Zarr")
-
-    f = sub.add_parser("forecast", help="forecast a cube measure at every level of the hierarchy")
-    f.add_argument("cube", metavar="CUBE", help="cube file (.nc or .zarr)")
-    f.add_argument("--horizon", type=int, required=True, help="months to forecast")
-    f.add_argument(
-        "--measure", default="bookings", help="measure to forecast (default %(default)s)"
-    )
-    f.add_argument(
-        "--reconcile",
-        default="mint_shrink",
-        help="bottom_up | top_down | ols | wls_struct | mint_shrink | none",
-    )
-    f.add_argument(
-        "--scheduler",
-        default=None,
-        help="dask.distributed scheduler address (default: local cluster)",
-    )
-    f.add_argument("--out", required=True, help="output file (.nc or .zarr)")
-
-    b = sub.add_parser("backtest", help="rolling-origin backtest of the forecast")
-    b.add_argument("cube", metavar="CUBE", help="cube file (.nc or .zarr)")
-    b.add_argument("--horizon", type=int, required=True, help="months ahead")
-    b.add_argument("--folds", type=int, default=4, help="number of origins (default %(default)s)")
-    b.add_argument("--measure", default="bookings", help="measure (default %(default)s)")
-    b.add_argument("--out", default=None, help="write the table as CSV or JSON")
-
-    t = sub.add_parser("territories", help="assign accounts to reps, balanced and low-disruption")
-    t.add_argument("data_dir", metavar="DATA_DIR", help="folder with the exports")
-    t.add_argument("--mapping", default=None, help="mapping YAML")
-    t.add_argument("--max-moves", type=int, default=None, help="most accounts that may change rep")
-    t.add_argument(
-        "--locked",
-        default=None,
-        help="file listing account ids that must stay with their rep (one per line, or a CSV with an account_id column)",
-    )
-    t.add_argument(
-        "--tolerance",
-        type=float,
-        default=0.05,
-        help="balance tolerance around the mean potential (default %(default)s)",
-    )
-    t.add_argument(
-        "--as-of",
-        default=None,
-        help="plan start date YYYY-MM-DD: reps who left before it hand over their accounts (default: today)",
-    )
-    t.add_argument(
-        "--out", required=True, help="assignment CSV (the balance report is written beside it)"
-    )
-
-    pl = sub.add_parser("plan", help="run the planning notebooks and publish the plan pack")
-    pl.add_argument(
-        "--params", required=True, help="parameters YAML, e.g. parameters/FY2027-Q1.yaml"
-    )
-    pl.add_argument("--data", default=None, help="data folder (overrides the parameters file)")
-    pl.add_argument("--out", default=None, help="reports folder (default reports/)")
-
-    sv = sub.add_parser("serve", help="serve the Voila apps on 127.0.0.1")
-    sv.add_argument("--port", type=int, default=8866, help="port (default %(default)s)")
-    return p
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    module_name, func_name = COMMANDS[args.command]
+def configure_logging(verbosity: int = 0) -> None:
+    """Progress of the ``revmodel`` loggers on stderr: -1 warnings, 0 info, 1+ debug."""
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(handler)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help="Open revenue-planning workbench.",
+)
+@click.option("-v", "--verbose", count=True, help="more progress detail (repeatable)")
+@click.option("-q", "--quiet", is_flag=True, help="only warnings and errors on stderr")
+def cli(verbose: int, quiet: bool) -> None:
+    configure_logging(-1 if quiet else verbose)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@cli.command("sample", help="write the deterministic sample company as CSV files")
+@click.option("--out", required=True, help="folder to write the five CSV files into")
+@click.option(
+    "--reps", type=int, default=config.SAMPLE_REPS, show_default=True, help="number of reps"
+)
+@click.option(
+    "--months", type=int, default=config.SAMPLE_MONTHS, show_default=True, help="months of history"
+)
+@click.option("--seed", type=int, default=config.SAMPLE_SEED, show_default=True, help="seed")
+@click.option("--end", default=None, help="last month of history, YYYY-MM (default: fixed end)")
+def sample_cmd(out: str, reps: int, months: int, seed: int, end: str | None) -> int:
+    from revmodel import sample
+
+    for path, rows in sample.write_sample(out, reps=reps, months=months, seed=seed, end=end):
+        click.echo(f"{path}: {rows} rows")
+    return 0
+
+
+@cli.command("validate", help="check a data folder and quarantine bad rows")
+@click.argument("data_dir", metavar="DIR")
+@click.option("--mapping", default=None, help="mapping YAML from your export to the schema")
+@click.option("--quarantine", default=None, help="quarantine folder (default DIR/quarantine)")
+@click.option("--segment-bands", default=None, hidden=True)
+def validate_cmd(
+    data_dir: str, mapping: str | None, quarantine: str | None, segment_bands: str | None
+) -> int:
+    from revmodel import sources
+
+    bands = sources.parse_segment_bands(segment_bands, "--segment-bands") if segment_bands else None
+    result = sources.load(
+        data_dir,
+        mapping=mapping,
+        quarantine_dir=Path(quarantine) if quarantine else Path(data_dir) / "quarantine",
+        segment_bands=bands,
+    )
+    click.echo(result.summary())
+    return result.status
+
+
+@cli.command("cube", help="build the revenue cube from a data folder")
+@click.argument("data_dir", metavar="DIR")
+@click.option("--mapping", default=None, help="mapping YAML")
+@click.option(
+    "--fiscal-year-start",
+    type=int,
+    default=config.FISCAL_YEAR_START,
+    show_default=True,
+    help="first month of the fiscal year, 1-12",
+)
+@click.option(
+    "--fiscal-year-naming",
+    type=click.Choice(["end", "start"]),
+    default=config.FISCAL_YEAR_NAMING,
+    show_default=True,
+    help="name fiscal years by the calendar year they end or start in",
+)
+@click.option("--as-of", default=None, help="last month of actuals, YYYY-MM")
+@click.option("--out", required=True, help="output file: .nc writes NetCDF, .zarr writes Zarr")
+def cube_cmd(
+    data_dir: str,
+    mapping: str | None,
+    fiscal_year_start: int,
+    fiscal_year_naming: str,
+    as_of: str | None,
+    out: str,
+) -> int:
+    from revmodel import cube, sources
+
+    path = Path(out)
+    if path.suffix.lower() not in (".nc", ".zarr"):
+        raise ParameterError(f"--out {out}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
+    result = sources.load(data_dir, mapping=mapping)
+    click.echo(result.summary())
+    if result.status == 2:
+        return 2
+    ds = cube.build_cube(
+        result.tables, fiscal_year_start=fiscal_year_start, naming=fiscal_year_naming, as_of=as_of
+    )
+    cube.validate_cube(ds)
+    cube.save_cube(ds, path)
+    click.echo(cube.summary(ds))
+    click.echo(f"Wrote {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- models
+
+
+@cli.command("forecast", help="forecast a cube measure at every level of the hierarchy")
+@click.argument("cube_file", metavar="CUBE")
+@click.option("--horizon", type=int, required=True, help="months to forecast")
+@click.option("--measure", default="bookings", show_default=True, help="measure to forecast")
+@click.option(
+    "--reconcile",
+    default="mint_shrink",
+    show_default=True,
+    help="bottom_up | top_down | ols | wls_struct | mint_shrink | none",
+)
+@click.option("--scheduler", default=None, help="dask.distributed scheduler address")
+@click.option("--out", required=True, help="output file (.nc or .zarr)")
+def forecast_cmd(
+    cube_file: str, horizon: int, measure: str, reconcile: str, scheduler: str | None, out: str
+) -> int:
+    from revmodel import forecast
+    from revmodel.cube import load_cube
+
+    ds = load_cube(cube_file)
+    path = Path(out)
+    if path.suffix not in (".nc", ".zarr"):
+        raise ParameterError(f"--out {path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
+    fc, note = forecast.forecast_reconciled(
+        ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler
+    )
+    if path.suffix == ".zarr":
+        fc.to_zarr(path, mode="w", zarr_format=2, consolidated=True)
+    else:
+        fc.to_netcdf(path)
+    click.echo(forecast.summarize(fc))
+    click.echo(f"{note}; written to {path}")
+    return 0
+
+
+@cli.command("backtest", help="rolling-origin backtest of the forecast")
+@click.argument("cube_file", metavar="CUBE")
+@click.option("--horizon", type=int, required=True, help="months ahead")
+@click.option("--folds", type=int, default=4, show_default=True, help="number of origins")
+@click.option("--measure", default="bookings", show_default=True, help="measure")
+@click.option("--out", default=None, help="write the table as CSV or JSON")
+def backtest_cmd(cube_file: str, horizon: int, folds: int, measure: str, out: str | None) -> int:
+    from revmodel import backtest
+    from revmodel.cube import load_cube
+
+    path = Path(out) if out else None
+    if path is not None and path.suffix.lower() not in (".csv", ".json"):
+        raise ParameterError(f"--out {path}: write the table as .csv or .json")
+    result = backtest.rolling_origin(
+        load_cube(cube_file), horizon=horizon, folds=folds, measure=measure
+    )
+    table = backtest.summary_table(result)
+    click.echo(backtest.format_table(table, result))
+    if path is not None:
+        backtest.write_table(table, path)
+        click.echo(f"Wrote {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@cli.command("territories", help="assign accounts to reps, balanced and low-disruption")
+@click.argument("data_dir", metavar="DATA_DIR")
+@click.option("--mapping", default=None, help="mapping YAML")
+@click.option("--max-moves", type=int, default=None, help="most accounts that may change rep")
+@click.option(
+    "--locked",
+    default=None,
+    help="file of account ids that must stay with their rep (one per line, or a CSV with an account_id column)",
+)
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="balance tolerance around the mean potential",
+)
+@click.option(
+    "--as-of",
+    default=None,
+    help="plan start date YYYY-MM-DD: reps who left before it hand over their accounts (default: today)",
+)
+@click.option(
+    "--out", required=True, help="assignment CSV (the balance report is written beside it)"
+)
+def territories_cmd(
+    data_dir: str,
+    mapping: str | None,
+    max_moves: int | None,
+    locked: str | None,
+    tolerance: float,
+    as_of: str | None,
+    out: str,
+) -> int:
+    from revmodel import sources, territory
+
+    tables = sources.load(data_dir, mapping=mapping).tables
+    for name in ("accounts", "reps"):
+        if tables.get(name) is None or len(tables[name]) == 0:
+            raise DataError(
+                f"{data_dir}: territories need a non-empty {name} table; add {name}.csv "
+                "(or map your export onto it with --mapping)."
+            )
+    accounts = territory.segment_accounts(tables["accounts"])
+    plan = territory.assign_territories(
+        accounts,
+        tables["reps"],
+        territory.account_potential(accounts, tables.get("opportunities")),
+        max_moves=max_moves,
+        locked=territory.read_locked(locked) if locked else (),
+        balance_tolerance=tolerance,
+        as_of=as_of,
+    )
+    paths = plan.save(out)
+    click.echo(territory.balance_report(plan))
+    click.echo()
+    for kind, p in paths.items():
+        click.echo(f"wrote {kind}: {p}")
+    return 0
+
+
+@cli.command("plan", help="run the planning notebooks and publish the plan pack")
+@click.option("--params", required=True, help="parameters YAML, e.g. parameters/FY2027-Q1.yaml")
+@click.option("--data", default=None, help="data folder (overrides the parameters file)")
+@click.option("--out", default=None, help="reports folder (default reports/)")
+def plan_cmd(params: str, data: str | None, out: str | None) -> int:
+    from revmodel import report
+
+    t0 = time.time()
+    path = report.plan(params, data_dir=data, out_dir=out, log=logger.info)
+    logger.info("plan published in %.0f s", time.time() - t0)
+    click.echo(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- apps
+
+
+@cli.command("serve", help="serve the Voila apps on 127.0.0.1")
+@click.option("--port", type=int, default=8866, show_default=True, help="port")
+def serve_cmd(port: int) -> int:
+    from revmodel.apps import serve
+
+    return serve.serve(port)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 usable with problems, 2 error)."""
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-        return int(func(args) or 0)
+        rv = cli.main(
+            args=list(sys.argv[1:] if argv is None else argv),
+            prog_name="revmodel",
+            standalone_mode=False,
+        )
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
     except RevmodelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        click.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        click.echo("interrupted", err=True)
         return 130
+    return int(rv or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,6 @@ dask-backed cubes (chunked over ``rep``). ``ds.rev`` is a thin accessor.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -701,33 +700,6 @@ def summary(ds: xr.Dataset) -> str:
         f"in {int(future.sum(SERIES_DIMS).pipe(lambda x: (x > 0).sum()))} months"
     )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def cube_command(args: argparse.Namespace) -> int:
-    """``revmodel cube DIR [--mapping FILE] [--fiscal-year-start M] --out FILE``."""
-    from revmodel import sources
-
-    out = Path(args.out)
-    if out.suffix.lower() not in (".nc", ".zarr"):
-        raise ParameterError(f"--out {args.out}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
-    result = sources.load(args.data_dir, mapping=args.mapping)
-    print(result.summary())
-    if result.status == 2:
-        return 2
-    ds = build_cube(
-        result.tables,
-        fiscal_year_start=args.fiscal_year_start,
-        naming=getattr(args, "fiscal_year_naming", config.FISCAL_YEAR_NAMING),
-        as_of=getattr(args, "as_of", None),
-    )
-    validate_cube(ds)
-    save_cube(ds, out)
-    print(summary(ds))
-    print(f"Wrote {out}")
-    return 0
 
 
 # --------------------------------------------------------------------------- accessor

@@ -1042,52 +1042,47 @@ def reconcile_forecast(
     return reconcile_nodes(node_forecasts(hist, fc), fc["mean"], method=method)
 
 
-def forecast_command(args) -> int:
-    """``revmodel forecast CUBE --horizon H [--measure] [--reconcile] [--scheduler] --out FILE``.
+def forecast_reconciled(
+    ds: xr.Dataset,
+    *,
+    measure: str = "bookings",
+    horizon: int,
+    reconcile: str = "mint_shrink",
+    scheduler: str | None = None,
+) -> tuple[xr.Dataset, str]:
+    """Forecast ``measure`` at every node and, unless ``reconcile="none"``, reconcile it.
 
     With a reconciliation method, ``forecast`` holds the reconciled forecast: each
     cell's quantiles shifted by its reconciliation adjustment (never below 0 for a
-    non-negative measure); the base forecast is kept as ``base_forecast``.
-    """
-    from revmodel.cube import load_cube
+    non-negative measure); the base forecast is kept as ``base_forecast`` and the
+    coherent mean as ``reconciled_mean``.
 
-    ds = load_cube(args.cube)
-    out_path = Path(args.out)
-    if out_path.suffix not in (".nc", ".zarr"):
-        raise ParameterError(f"--out {out_path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
-    if args.measure not in ds.data_vars:
+    Returns
+    -------
+    (xr.Dataset, str)
+        The forecast and a one-line note of what was done
+        (``"reconciled with mint_shrink"``, ``"base forecasts (not reconciled)"``).
+    """
+    if measure not in ds.data_vars:
         raise ParameterError(
-            f"--measure {args.measure!r} is not in the cube; it has {', '.join(map(str, ds.data_vars))}"
+            f"--measure {measure!r} is not in the cube; it has {', '.join(map(str, ds.data_vars))}"
         )
-    if args.reconcile not in rec.METHODS:
-        raise ParameterError(f"--reconcile {args.reconcile!r}: use one of {', '.join(rec.METHODS)}")
-    fc = forecast_cube(
-        ds,
-        measure=args.measure,
-        horizon=args.horizon,
-        scheduler=args.scheduler,
-        method=getattr(args, "method", "auto"),
+    if reconcile not in rec.METHODS:
+        raise ParameterError(f"--reconcile {reconcile!r}: use one of {', '.join(rec.METHODS)}")
+    fc = forecast_cube(ds, measure=measure, horizon=horizon, scheduler=scheduler)
+    if reconcile == "none":
+        return fc, "base forecasts (not reconciled)"
+    reconciled, info = reconcile_forecast(fc, ds, method=reconcile)
+    shift = reconciled - fc["mean"]
+    fc["base_forecast"] = fc["forecast"].copy()
+    adjusted = fc["forecast"] + shift
+    if bool((ds[measure] >= 0).all()):
+        adjusted = adjusted.clip(min=0.0)
+    fc["forecast"] = adjusted.transpose(*fc["base_forecast"].dims).assign_attrs(
+        fc["base_forecast"].attrs
     )
-    note = "base forecasts (not reconciled)"
-    if args.reconcile != "none":
-        reconciled, info = reconcile_forecast(fc, ds, method=args.reconcile)
-        shift = reconciled - fc["mean"]
-        fc["base_forecast"] = fc["forecast"].copy()
-        adjusted = fc["forecast"] + shift
-        if bool((ds[args.measure] >= 0).all()):
-            adjusted = adjusted.clip(min=0.0)
-        fc["forecast"] = adjusted.transpose(*fc["base_forecast"].dims).assign_attrs(
-            fc["base_forecast"].attrs
-        )
-        fc["reconciled_mean"] = reconciled.assign_attrs(units=fc["mean"].attrs.get("units", ""))
-        used = info.get("method", args.reconcile)
-        fc.attrs["reconcile_method"] = str(used)
-        fallback = info.get("fallback")
-        note = f"reconciled with {used}" + (f" ({fallback})" if fallback else "")
-    if out_path.suffix == ".zarr":
-        fc.to_zarr(out_path, mode="w", zarr_format=2, consolidated=True)
-    else:
-        fc.to_netcdf(out_path)
-    print(summarize(fc))
-    print(f"{note}; written to {out_path}")
-    return 0
+    fc["reconciled_mean"] = reconciled.assign_attrs(units=fc["mean"].attrs.get("units", ""))
+    used = info.get("method", reconcile)
+    fc.attrs["reconcile_method"] = str(used)
+    fallback = info.get("fallback")
+    return fc, f"reconciled with {used}" + (f" ({fallback})" if fallback else "")

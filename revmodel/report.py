@@ -62,7 +62,6 @@ __all__ = [
     "last_cycle_accuracy",
     "load_result",
     "plan",
-    "plan_command",
     "publish",
     "run_notebooks",
     "save_result",
@@ -1491,20 +1490,6 @@ def plan(
     if failed.exists():
         shutil.rmtree(failed, ignore_errors=True)
     return final / "plan.html"
-
-
-def plan_command(args: argparse.Namespace) -> int:
-    """``revmodel plan --params FILE [--data DIR] [--out DIR]``: prints the path of plan.html."""
-    t0 = time.time()
-    path = plan(
-        args.params,
-        data_dir=getattr(args, "data", None),
-        out_dir=getattr(args, "out", None),
-        log=lambda line: print(line, file=sys.stderr),
-    )
-    print(f"plan published in {time.time() - t0:.0f} s", file=sys.stderr)
-    print(path)
-    return 0
 
 
 # --------------------------------------------------------------------------- checks

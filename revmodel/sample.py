@@ -1114,17 +1114,25 @@ def write(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> dict[str, Pat
     return paths
 
 
-def sample_command(args: Any) -> int:
-    """``revmodel sample --out DIR [--reps N] [--months M] [--seed S] [--end YYYY-MM]``."""
+def write_sample(
+    out: str | Path,
+    *,
+    reps: int = config.SAMPLE_REPS,
+    months: int = config.SAMPLE_MONTHS,
+    seed: int = config.SAMPLE_SEED,
+    end: str | None = None,
+) -> list[tuple[Path, int]]:
+    """Generate the sample company and write it to ``out``: ``[(csv path, rows), ...]``.
+
+    Arguments are checked with the command line's option names in the messages
+    (``--reps must be a whole number >= 1 ...``).
+    """
     _check_arguments(
-        args.reps,
-        args.months,
-        args.seed,
-        args.end,
+        reps,
+        months,
+        seed,
+        end,
         {"reps": "--reps", "months": "--months", "seed": "--seed", "end": "--end"},
     )
-    tables = generate(reps=args.reps, months=args.months, seed=args.seed, end=args.end)
-    paths = write(tables, args.out)
-    for name, path in paths.items():
-        print(f"{path}: {len(tables[name])} rows")
-    return 0
+    tables = generate(reps=reps, months=months, seed=seed, end=end)
+    return [(path, len(tables[name])) for name, path in write(tables, out).items()]

@@ -309,25 +309,6 @@ def load(
     return LoadResult(tables, reports, quarantine, mapping_path, missing)
 
 
-def validate_command(args: Any) -> int:
-    """``revmodel validate DIR [--mapping FILE] [--quarantine DIR]``.
-
-    Prints the summary and returns 0 (clean), 1 (usable, rows quarantined) or
-    2 (unusable). Quarantine files go to ``DIR/quarantine`` by default.
-    """
-    data_dir = Path(args.data_dir)
-    qdir = Path(args.quarantine) if getattr(args, "quarantine", None) else data_dir / "quarantine"
-    bands = getattr(args, "segment_bands", None)
-    result = load(
-        data_dir,
-        mapping=getattr(args, "mapping", None),
-        quarantine_dir=qdir,
-        segment_bands=parse_segment_bands(bands, "--segment-bands") if bands else None,
-    )
-    print(result.summary())
-    return result.status
-
-
 def read_mapping(path: str | Path) -> MappingSpec:
     """Read and check a mapping YAML file.
 
@@ -1489,5 +1470,4 @@ __all__ = [
     "parse_segment_bands",
     "read_mapping",
     "table_schema",
-    "validate_command",
 ]

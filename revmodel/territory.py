@@ -46,7 +46,6 @@ which :func:`rerun` reproduces the same assignment.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -1519,7 +1518,7 @@ def rep_potential(plan: TerritoryPlan, share: bool = False) -> pd.Series:
     return out
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- locked accounts
 
 
 def read_locked(path: str | Path) -> list[str]:
@@ -1534,35 +1533,3 @@ def read_locked(path: str | Path) -> list[str]:
         col = [c.strip() for c in lines[0].split(",")].index("account_id")
         return [ln.split(",")[col].strip() for ln in lines[1:]]
     return lines
-
-
-def territories_command(args: argparse.Namespace) -> int:
-    """``revmodel territories DATA_DIR [--mapping FILE] [--max-moves N] --out FILE``."""
-    from revmodel import sources
-
-    result = sources.load(args.data_dir, mapping=getattr(args, "mapping", None))
-    tables = result.tables
-    for name in ("accounts", "reps"):
-        if tables.get(name) is None or len(tables[name]) == 0:
-            raise DataError(
-                f"{args.data_dir}: territories need a non-empty {name} table; add {name}.csv "
-                "(or map your export onto it with --mapping)."
-            )
-    accounts = segment_accounts(tables["accounts"])
-    potential = account_potential(accounts, tables.get("opportunities"))
-    locked = read_locked(args.locked) if getattr(args, "locked", None) else ()
-    plan = assign_territories(
-        accounts,
-        tables["reps"],
-        potential,
-        max_moves=getattr(args, "max_moves", None),
-        locked=locked,
-        balance_tolerance=getattr(args, "tolerance", 0.05),
-        as_of=getattr(args, "as_of", None),
-    )
-    paths = plan.save(args.out)
-    print(balance_report(plan))
-    print()
-    for kind, p in paths.items():
-        print(f"wrote {kind}: {p}")
-    return 0

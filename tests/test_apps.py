@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -336,7 +335,7 @@ def test_serve_command_prints_the_token_url(monkeypatch, capsys):
     monkeypatch.setenv("REVMODEL_TOKEN", "s3cret")
     monkeypatch.setattr(serve, "warm", lambda: 0.5)
     monkeypatch.setattr(serve.subprocess, "Popen", FakeProcess)
-    assert serve.serve_command(argparse.Namespace(port=8871)) == 0
+    assert serve.serve(8871) == 0
     out = capsys.readouterr().out
     assert "http://127.0.0.1:8871/?token=s3cret" in out
     assert "http://127.0.0.1:8871/voila/render/forecast_call.ipynb?token=s3cret" in out

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from revmodel import forecast, models
+from revmodel import cli, forecast, models
 from revmodel.errors import DataError, ParameterError
 from revmodel.forecast import SeriesTask, forecast_cube, forecast_many, forecast_series
 
@@ -389,26 +389,20 @@ def test_forecast_command_writes_netcdf(tmp_path, capsys, monkeypatch):
     cube = tmp_path / "cube.nc"
     small_cube().to_netcdf(cube)
     out = tmp_path / "fc.nc"
-    args = argparse.Namespace(
-        cube=str(cube),
-        horizon=4,
-        measure="bookings",
-        reconcile="none",
-        scheduler=None,
-        out=str(out),
-    )
-    assert forecast.forecast_command(args) == 0
+    args = ["forecast", str(cube), "--horizon", "4", "--reconcile", "none", "--out", str(out)]
+    assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "series: 27 (27 fitted, 0 from cache)" in printed
     assert f"base forecasts (not reconciled); written to {out}" in printed
     back = xr.open_dataset(out)
     assert back["node_forecast"].shape == (27, 4, 3)
-    missing = argparse.Namespace(**{**vars(args), "cube": str(tmp_path / "nope.nc")})
-    with pytest.raises(
-        DataError,
-        match=r"nope.nc: no such cube file; build one with `revmodel cube DIR --out nope.nc`\.",
-    ):
-        forecast.forecast_command(missing)
+    missing = ["forecast", str(tmp_path / "nope.nc"), "--horizon", "4", "--out", str(out)]
+    assert cli.main(missing) == 2
+    assert re.search(
+        r"^error: .*nope.nc: no such cube file; build one with `revmodel cube DIR --out nope.nc`\.$",
+        capsys.readouterr().err,
+        re.M,
+    )
 
 
 @pytest.mark.slow
@@ -430,15 +424,17 @@ def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
     cube = tmp_path / "cube.nc"
     small_cube().to_netcdf(cube)
     out = tmp_path / "fc.nc"
-    args = argparse.Namespace(
-        cube=str(cube),
-        horizon=3,
-        measure="bookings",
-        reconcile="mint_shrink",
-        scheduler=None,
-        out=str(out),
-    )
-    assert forecast.forecast_command(args) == 0
+    args = [
+        "forecast",
+        str(cube),
+        "--horizon",
+        "3",
+        "--reconcile",
+        "mint_shrink",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(args) == 0
     assert "reconciled with mint_shrink; written to" in capsys.readouterr().out
     back = xr.open_dataset(out)
     rec = back["reconciled_mean"]

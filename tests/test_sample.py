@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 
@@ -437,12 +436,6 @@ def test_cli_writes_five_files(tmp_path, capsys):
     assert all(re.fullmatch(r".+\.csv: \d+ rows", line) for line in lines)
 
 
-def _args(**kw):
-    base = {"out": "unused", "reps": 60, "months": 48, "seed": 7, "end": None}
-    base.update(kw)
-    return argparse.Namespace(**base)
-
-
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
@@ -467,7 +460,7 @@ def _args(**kw):
 )
 def test_command_rejects_bad_arguments(kw, message):
     with pytest.raises(ParameterError, match=f"^{re.escape(message)}$"):
-        sample.sample_command(_args(**kw))
+        sample.write_sample("unused", **kw)
 
 
 def test_cli_bad_reps_message(tmp_path, capsys):

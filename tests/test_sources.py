@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from revmodel import schema, sources
+from revmodel import cli, schema, sources
 from revmodel.errors import DataError
 
 CORPUS = Path(__file__).parent / "malformed"
@@ -470,17 +469,15 @@ def test_table_schema_validates_a_canonical_frame():
 
 
 def test_validate_command_exit_codes(clean, tmp_path, capsys):
-    args = argparse.Namespace(
-        data_dir=str(clean), mapping=None, quarantine=str(tmp_path / "q"), segment_bands=None
-    )
-    assert sources.validate_command(args) == 0
+    args = ["validate", str(clean), "--quarantine", str(tmp_path / "q")]
+    assert cli.main(args) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "result: clean, all 7 rows accepted"
     write(
         clean,
         "opportunities.csv",
         opportunities(*CLEAN_ROWS, "O4,R1,A1,won,x,2025-01-01,2025-02-01"),
     )
-    assert sources.validate_command(args) == 1
+    assert cli.main(args) == 1
     out = capsys.readouterr().out
     assert (
         f"opportunities.csv: 4 rows read, 3 accepted, 1 quarantined ({tmp_path / 'q' / 'opportunities.csv'})"
@@ -495,10 +492,8 @@ def test_validate_command_default_quarantine_and_segment_bands(clean, capsys):
         "opportunities.csv",
         opportunities(*CLEAN_ROWS, "O4,R1,A1,won,x,2025-01-01,2025-02-01"),
     )
-    args = argparse.Namespace(
-        data_dir=str(clean), mapping=None, quarantine=None, segment_bands="Small:0:1000,Big:1000:"
-    )
-    assert sources.validate_command(args) == 1
+    args = ["validate", str(clean), "--segment-bands", "Small:0:1000,Big:1000:"]
+    assert cli.main(args) == 1
     assert (clean / "quarantine" / "opportunities.csv").is_file()
     assert "(Small 0-1000, Big 1000+)" in capsys.readouterr().out
 

@@ -19,6 +19,7 @@ on-disk cache, so every app kernel renders in seconds.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import signal
@@ -30,11 +31,13 @@ from pathlib import Path
 
 from revmodel import config
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "APPS",
     "CULL_IDLE_SECONDS",
     "CULL_INTERVAL_SECONDS",
-    "serve_command",
+    "serve",
     "voila_command",
     "warm",
 ]
@@ -88,12 +91,11 @@ def warm() -> float:
     return time.perf_counter() - start
 
 
-def serve_command(args: argparse.Namespace) -> int:
-    """``revmodel serve [--port P]``: serve the apps until interrupted."""
-    port = int(getattr(args, "port", 8866))
+def serve(port: int = 8866) -> int:
+    """Serve the apps on 127.0.0.1 until interrupted; prints each app's URL with its token."""
     token = os.environ.get("REVMODEL_TOKEN") or secrets.token_urlsafe(24)
-    print("Preparing the data and forecasts (cached after the first run)...", flush=True)
-    print(f"Ready in {warm():.1f} s.", flush=True)
+    logger.info("Preparing the data and forecasts (cached after the first run)...")
+    logger.info("Ready in %.1f s.", warm())
     base = f"http://127.0.0.1:{port}"
     print(f"Serving the apps on {base}/?token={token}", flush=True)
     for name, what in APPS.items():
@@ -124,7 +126,7 @@ def serve_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin wrapper
     parser = argparse.ArgumentParser(prog="revmodel serve")
     parser.add_argument("--port", type=int, default=8866)
-    return serve_command(parser.parse_args(argv))
+    return serve(parser.parse_args(argv).port)
 
 
 if __name__ == "__main__":  # pragma: no cover
