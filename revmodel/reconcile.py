@@ -22,7 +22,15 @@ so it takes *locked* nodes (values a manager committed, kept exactly as
 linear equality constraints through the KKT system) and non-negativity
 (bottom forecasts >= 0, by a primal-dual active-set method on the same KKT
 system). With a diagonal ``W`` the KKT system stays sparse, which is what
-lets 10,000 bottom series reconcile in seconds.
+lets 10,000 bottom series reconcile in seconds; above
+:data:`MINT_SHRINK_MAX_NODES` nodes the shrunk covariance is held as a diagonal
+plus a rank-T term and solved by Woodbury on that sparse system.
+
+Probabilistic reconciliation (:func:`sample_reconciled`) draws joint base
+forecast paths (a Gaussian copula: each node's own quantiles as marginals, the
+shrunk residual correlation across nodes) and reconciles every draw with the
+same constraints, so each sample path adds up, keeps locked nodes and stays
+non-negative; quantiles are read off the reconciled draws.
 
 :func:`reconcile_cube` is the entry point on the cube (``segment``, ``region``,
 ``rep``, ``month``); :func:`hierarchy_from_cube`, :func:`to_nodes` and
@@ -79,8 +87,9 @@ TOP_DOWN_PATH: tuple[str, ...] = (
 )
 
 #: Above this many nodes, ``mint_shrink`` does not build the dense (nodes x nodes)
-#: covariance (8 * 2000**2 bytes = 32 MB and a Cholesky of ~3 s on two cores) and uses
-#: its diagonal instead (``wls_var``); the fallback is recorded in ``info["fallback"]``.
+#: covariance (8 * 2000**2 bytes = 32 MB and a Cholesky of ~3 s on two cores): it holds the
+#: same shrunk covariance as diagonal + low rank (:func:`shrunk_covariance_lowrank`) and
+#: solves with Woodbury on the sparse KKT system; ``info["covariance"]`` says which.
 MINT_SHRINK_MAX_NODES = 2000
 
 #: Cap on active-set iterations for non-negative reconciliation.
@@ -144,6 +153,21 @@ class Hierarchy:
     def bottom(self) -> np.ndarray:
         """Node indices of the bottom level (row ``bottom[j]`` of ``S`` is series ``j``)."""
         return self.tags[BOTTOM_LEVEL]
+
+    def labels(self) -> np.ndarray:
+        """Readable names of every node, in row order (as :meth:`label`), computed by level."""
+        out = np.empty(self.n_nodes, dtype=object)
+        for level, fields in LEVELS:
+            idx = self.tags[level]
+            if not fields:
+                out[idx] = level
+                continue
+            sub = self.nodes.iloc[idx]
+            keys = sub[fields[0]].astype(str)
+            for f in fields[1:]:
+                keys = keys + "/" + sub[f].astype(str)
+            out[idx] = (level + "=" + keys).to_numpy()
+        return out.astype(str)
 
     def label(self, node: int) -> str:
         """Readable name of a node, e.g. ``manager=M03`` or ``region/segment=EMEA/SMB``."""
@@ -273,16 +297,32 @@ def hierarchy_from_cube(
             "the cube has no (segment, region, rep) cell with data, so there is nothing to "
             "reconcile; check the measure or pass bottom_mask="
         )
-    return _build_hierarchy(cells, segments, regions, reps, managers)
+    return hierarchy_from_cells(cells, segments, regions, reps, managers)
 
 
-def _build_hierarchy(
+def hierarchy_from_cells(
     cells: np.ndarray,
     segments: np.ndarray,
     regions: np.ndarray,
     reps: np.ndarray,
     managers: np.ndarray,
 ) -> Hierarchy:
+    """The grouped hierarchy over given bottom cells: summing matrix, node table and tags at once.
+
+    Parameters
+    ----------
+    cells : np.ndarray
+        (n_bottom x 3) integer positions of the bottom series in ``segments``, ``regions``,
+        ``reps``, in the order the bottom rows should take.
+    segments, regions, reps : np.ndarray
+        The cube's coordinate labels.
+    managers : np.ndarray
+        Manager of each rep (same length as ``reps``).
+    """
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, 3)
+    segments, regions, reps, managers = (
+        np.asarray(a).astype(str) for a in (segments, regions, reps, managers)
+    )
     bottom = pd.DataFrame(
         {
             "segment": segments[cells[:, 0]],
@@ -543,6 +583,87 @@ def shrunk_covariance(residuals: np.ndarray) -> tuple[np.ndarray, float]:
     return shrunk, lam
 
 
+@dataclass(frozen=True)
+class LowRankCovariance:
+    """A covariance held as ``diag(d) + U U'``: what MinT needs at any size, in O(n T) memory.
+
+    Attributes
+    ----------
+    d : np.ndarray
+        (n,) positive diagonal part [units**2].
+    U : np.ndarray
+        (n x r) low-rank factor [units].
+    shrinkage : float
+        The Schaefer-Strimmer ``lambda`` it was built with [1].
+    """
+
+    d: np.ndarray
+    U: np.ndarray
+    shrinkage: float
+
+    def diagonal(self) -> np.ndarray:
+        """The variances, ``diag(W)`` [units**2]."""
+        return self.d + np.einsum("ij,ij->i", self.U, self.U)
+
+    def dense(self) -> np.ndarray:
+        """The (n x n) matrix; for tests and small hierarchies only."""
+        return np.diag(self.d) + self.U @ self.U.T
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` draws of N(0, W), shape (n, size), in O(n (r + 1) size)."""
+        n, r = self.U.shape
+        return np.sqrt(self.d)[:, None] * rng.standard_normal(
+            (n, size)
+        ) + self.U @ rng.standard_normal((r, size))
+
+
+def shrunk_covariance_lowrank(residuals: np.ndarray) -> LowRankCovariance:
+    """:func:`shrunk_covariance` as diagonal plus low rank, never forming an (n x n) matrix.
+
+    With centred residuals ``X`` (n x T), the sample covariance is ``X X' / (T - 1)``,
+    so ``W = lambda D + (1 - lambda) X X' / (T - 1)`` is a diagonal plus a rank-T term.
+    ``lambda`` uses the same Schaefer-Strimmer estimate, its sums over node pairs
+    written with (T x T) Gram matrices: O(n T^2) time. Missing residuals count as 0
+    after centring (the dense version leaves them out pair by pair); with complete
+    residuals both give the same matrix.
+
+    Parameters
+    ----------
+    residuals : np.ndarray
+        (n_nodes x T) in-sample one-step residuals [units of the forecast].
+
+    Returns
+    -------
+    LowRankCovariance
+    """
+    E = np.asarray(residuals, dtype=float)
+    ok = np.isfinite(E)
+    n_obs = ok.sum(1)
+    T = E.shape[1]
+    mean = np.where(ok, E, 0.0).sum(1) / np.maximum(n_obs, 1)
+    X = np.where(ok, E - mean[:, None], 0.0)
+    sd = np.sqrt((X**2).sum(1) / np.maximum(n_obs - 1, 1))
+    Z = X / np.where(sd > 0, sd, 1.0)[:, None]
+    row_sq = (Z**2).sum(1)  # z_i . z_i
+    G = Z.T @ Z  # (T x T)
+    # sum over i != j of (sum_t z_ti z_tj)^2 and of sum_t z_ti^2 z_tj^2
+    cross = float((G**2).sum() - (row_sq**2).sum())
+    col_sq = (Z**2).sum(0)
+    fourth = float((col_sq**2).sum() - (Z**4).sum())
+    t1 = max(T - 1, 1)
+    num = T / t1**3 * (fourth - cross / max(T, 1))
+    den = cross / t1**2
+    lam = 1.0 if den <= 0 else float(np.clip(num / den, 0.0, 1.0))
+    lam = max(lam, 1e-8)  # W stays positive definite when there are more nodes than months
+    var = sd**2
+    positive = var[var > 0]
+    floor = (positive.mean() if positive.size else 1.0) * 1e-8
+    target = np.where(var > floor, var, floor)
+    U = np.sqrt((1.0 - lam) / t1) * X
+    d = target - (1.0 - lam) * var
+    return LowRankCovariance(d=d, U=U, shrinkage=lam)
+
+
 def _positive_definite(m: np.ndarray) -> bool:
     try:
         np.linalg.cholesky(m)
@@ -573,7 +694,7 @@ def _floor_variance(w: np.ndarray, info: dict) -> np.ndarray:
 
 
 class _Objective:
-    """``min_b (y - S b)' W^-1 (y - S b)`` for a diagonal or a dense W.
+    """``min_b (y - S b)' W^-1 (y - S b)`` for a diagonal, diagonal + low-rank or dense W.
 
     With a diagonal W the KKT system is reduced by eliminating each bottom
     series with its own (identity) row of ``S``: what is left is the symmetric
@@ -587,11 +708,18 @@ class _Objective:
     series with), so a sparse LU factors it in milliseconds for 10,000 series.
     """
 
-    def __init__(self, S: sp.csr_matrix, W: np.ndarray, bottom_rows: np.ndarray):
+    def __init__(
+        self, S: sp.csr_matrix, W: np.ndarray | LowRankCovariance, bottom_rows: np.ndarray
+    ):
         self.S = S
-        self.diagonal = W.ndim == 1
+        self.U: np.ndarray | None = None
+        self.diagonal = isinstance(W, LowRankCovariance) or W.ndim == 1
         if self.diagonal:
-            w = W / W.mean()
+            if isinstance(W, LowRankCovariance):
+                scale = float(W.diagonal().mean())
+                w, self.U = W.d / scale, W.U / np.sqrt(scale)
+            else:
+                w = W / W.mean()
             is_bottom = np.zeros(S.shape[0], dtype=bool)
             is_bottom[bottom_rows] = True
             self.bot = np.asarray(bottom_rows)
@@ -609,8 +737,10 @@ class _Objective:
         self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Minimise with b[~free] = 0 and C b = v; return (b, bound multipliers nu)."""
+        if self.U is not None:
+            return self._solve_low_rank(y, free, C, v)
         if self.diagonal:
-            return self._solve_diagonal(y, free, C, v)
+            return self._solve_diagonal(y, free, C, v)[:2]
         m = self.S.shape[1]
         F = np.flatnonzero(free)
         k = C.shape[0]
@@ -629,9 +759,26 @@ class _Objective:
         b[F] = xF
         return b, np.asarray(nu)
 
-    def _solve_diagonal(
+    def _solve_low_rank(
         self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """``W = diag(w) + U U'`` by Woodbury on the KKT system of the diagonal part.
+
+        With ``s = U' r`` (``r = W^-1 (y - S b)``), the problem is the diagonal one with data
+        ``y - U s``; its solution is linear in the data, so it is solved once for ``y`` and
+        once for the columns of ``U`` (without the lock values), and ``s`` follows from
+        ``(I + U' R_U) s = U' r_y``, an (r x r) system.
+        """
+        h, k = y.shape[1], self.U.shape[1]
+        v_all = np.hstack([v, np.zeros((v.shape[0], k))])
+        b, nu, r = self._solve_diagonal(np.hstack([y, self.U]), free, C, v_all)
+        M = np.eye(k) + self.U.T @ r[:, h:]
+        s = np.linalg.solve(M, self.U.T @ r[:, :h])
+        return b[:, :h] - b[:, h:] @ s, nu[:, :h] - nu[:, h:] @ s
+
+    def _solve_diagonal(
+        self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n, m = self.S.shape
         h = y.shape[1]
         F = np.flatnonzero(free)
@@ -677,7 +824,7 @@ class _Objective:
         nu = -(self.S.T @ r)
         if k:
             nu = nu + C.T @ lam
-        return b, np.asarray(nu)
+        return b, np.asarray(nu), r
 
 
 def _independent_locks(
@@ -820,7 +967,7 @@ def _nonnegative_column(
 
 def _solve_gls(
     S: sp.csr_matrix,
-    W: np.ndarray,
+    W: np.ndarray | LowRankCovariance,
     y_hat: np.ndarray,
     locked: dict[int, np.ndarray],
     nonnegative: bool,
@@ -1086,8 +1233,8 @@ class MinTrace:
         ``W``: identity; diag(S 1) (number of bottom series per node); the
         residual variances; the Schaefer-Strimmer shrunk residual covariance
         (:func:`shrunk_covariance`). ``mint_shrink`` above
-        :data:`MINT_SHRINK_MAX_NODES` nodes uses the shrunk covariance's
-        diagonal (``wls_var``) and says so in ``info["fallback"]``.
+        :data:`MINT_SHRINK_MAX_NODES` nodes holds it as diagonal plus low rank
+        (same matrix, O(n T) memory) and says so in ``info["covariance"]``.
     nonnegative : bool
         Keep reconciled bottom forecasts >= 0 (and so every node).
     max_dense_nodes : int
@@ -1110,8 +1257,10 @@ class MinTrace:
         self.nonnegative = nonnegative
         self.max_dense_nodes = max_dense_nodes
 
-    def weights(self, S: sp.csr_matrix, residuals: np.ndarray | None, info: dict) -> np.ndarray:
-        """``W`` as a vector (diagonal) or a dense matrix, recording choices in ``info``."""
+    def weights(
+        self, S: sp.csr_matrix, residuals: np.ndarray | None, info: dict
+    ) -> np.ndarray | LowRankCovariance:
+        """``W`` as a vector (diagonal), a dense matrix or diagonal + low rank; choices in ``info``."""
         n = S.shape[0]
         info.update(method=self.method, requested_method=self.method, fallback=None)
         if self.method == "ols":
@@ -1128,15 +1277,17 @@ class MinTrace:
             raise ParameterError(
                 f"residuals must be (n_nodes x T) = ({n} x T); got shape {E.shape}"
             )
-        if self.method == "wls_var" or n > self.max_dense_nodes:
-            if self.method == "mint_shrink":
-                info["method"] = "wls_var"
-                info["fallback"] = (
-                    f"mint_shrink needs a dense {n} x {n} residual covariance; above "
-                    f"{self.max_dense_nodes} nodes the diagonal of the shrunk covariance is used "
-                    f"(wls_var)"
-                )
+        if self.method == "wls_var":
             return _floor_variance(residual_variance(E), info)
+        if n > self.max_dense_nodes:
+            low = shrunk_covariance_lowrank(E)
+            info["shrinkage"] = low.shrinkage
+            info["covariance"] = (
+                f"diagonal + rank {low.U.shape[1]} (above {self.max_dense_nodes} nodes)"
+            )
+            _floor_variance(low.diagonal(), info)
+            return low
+        info["covariance"] = "dense"
         W, lam = shrunk_covariance(E)
         info["shrinkage"] = lam
         d = _floor_variance(np.diag(W).copy(), info)

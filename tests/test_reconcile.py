@@ -229,7 +229,7 @@ def test_locked_total_two_bottom_tree_by_hand():
 
 
 def test_top_down_forecast_proportions_by_hand():
-    h = rc._build_hierarchy(
+    h = rc.hierarchy_from_cells(
         np.array([[0, 0, 0], [0, 0, 1]]),
         np.array(["SMB"]),
         np.array(["EMEA"]),
@@ -431,18 +431,38 @@ def test_mint_shrink_dense_differs_from_diagonal_when_correlated(hierarchy):
     assert_coherent(hierarchy, a)
 
 
-def test_mint_shrink_fallback_is_recorded(hierarchy):
-    y = noisy_base(hierarchy)
+def test_low_rank_shrunk_covariance_is_the_dense_one():
+    E = residuals_for(rc.hierarchy_from_cube(tiny_cube()))
+    W, lam = rc.shrunk_covariance(E)
+    low = rc.shrunk_covariance_lowrank(E)
+    assert low.shrinkage == pytest.approx(lam, rel=1e-12)
+    np.testing.assert_allclose(low.dense(), W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+    assert low.U.shape == (E.shape[0], E.shape[1])  # O(n T), never n x n
+
+
+@pytest.mark.parametrize("nonnegative", [False, True])
+@pytest.mark.parametrize("with_locks", [False, True])
+def test_mint_shrink_low_rank_agrees_with_dense(hierarchy, nonnegative, with_locks):
+    # above max_dense_nodes the same shrunk covariance is solved as diagonal + low rank
+    y = noisy_base(hierarchy) - (2500.0 if nonnegative else 0.0)
     E = residuals_for(hierarchy)
-    a, info = rc.MinTrace("mint_shrink", max_dense_nodes=10).reconcile(y, hierarchy, residuals=E)
-    b, _ = rc.MinTrace("wls_var").reconcile(y, hierarchy, residuals=E)
-    np.testing.assert_allclose(a, b, rtol=1e-12)
-    assert info["requested_method"] == "mint_shrink"
-    assert info["method"] == "wls_var"
-    assert info["fallback"] == (
-        "mint_shrink needs a dense 26 x 26 residual covariance; above 10 nodes the diagonal "
-        "of the shrunk covariance is used (wls_var)"
+    locked = None
+    if with_locks:
+        m1 = hierarchy.index("manager", "M1")
+        locked = {("total", ()): y[0] * 1.1, ("manager", "M1"): np.abs(y[m1])}
+    dense, info_d = rc.MinTrace("mint_shrink", nonnegative=nonnegative).reconcile(
+        y, hierarchy, residuals=E, locked=locked
     )
+    low, info = rc.MinTrace("mint_shrink", nonnegative=nonnegative, max_dense_nodes=10).reconcile(
+        y, hierarchy, residuals=E, locked=locked
+    )
+    np.testing.assert_allclose(low, dense, rtol=1e-9, atol=1e-9 * np.abs(y).max())
+    assert info_d["covariance"] == "dense"
+    assert info["method"] == "mint_shrink" and info["fallback"] is None
+    assert info["covariance"] == "diagonal + rank 30 (above 10 nodes)"
+    assert info["shrinkage"] == pytest.approx(info_d["shrinkage"], rel=1e-12)
+    if nonnegative:
+        assert low.min() >= 0.0
 
 
 def test_residual_methods_need_residuals(hierarchy):
@@ -585,7 +605,8 @@ def test_large_sparse_hierarchy_reconciles_with_wls_struct():
     assert_coherent(h, out, rtol=1e-9)
     E = rng.normal(size=(h.n_nodes, 24))
     out2, info2 = rc.MinTrace("mint_shrink").reconcile(y, h, residuals=E)
-    assert info2["method"] == "wls_var" and info2["fallback"].startswith("mint_shrink needs")
+    assert info2["method"] == "mint_shrink" and info2["fallback"] is None
+    assert info2["covariance"].startswith("diagonal + rank 24")
     assert_coherent(h, out2, rtol=1e-9)
 
 
