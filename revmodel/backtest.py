@@ -52,7 +52,7 @@ from scipy import stats
 
 from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
-from revmodel.forecast import NodeForecast, node_forecasts, node_keys, reconcile_nodes  # noqa: F401
+from revmodel.forecast import NodeForecast, node_forecasts, reconcile_nodes  # noqa: F401
 
 #: Models run when ``models`` is not given (``pipeline`` and ``blend`` join them with opportunities).
 DEFAULT_MODELS: tuple[str, ...] = ("reconciled", "base", "bottom_up", "seasonal_naive")
@@ -257,9 +257,8 @@ def _coherent(hierarchy: rec.Hierarchy, bottom: np.ndarray) -> np.ndarray:
 
 
 def _map_nodes(src: rec.Hierarchy, dst: rec.Hierarchy) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``src`` matching each node of ``dst`` by level and key (-1 where none)."""
-    index = {k: i for i, k in enumerate(node_keys(src))}
-    pos = np.array([index.get(k, -1) for k in node_keys(dst)], dtype=np.int64)
+    """Rows of ``src`` holding each node of ``dst`` (-1 where ``src`` has no such node)."""
+    pos = pd.Index(src.labels()).get_indexer(dst.labels())
     return pos, pos >= 0
 
 

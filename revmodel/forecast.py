@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from revmodel import models
+from revmodel import config, models
 from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
 from revmodel.models import DEFAULT_QUANTILES
@@ -585,11 +585,6 @@ def _fiscal_labels(
     return quarters, years
 
 
-def _node_name(level: str, values: Sequence[str]) -> str:
-    """Node label as ``revmodel.reconcile.Hierarchy.label``: "total", "region/segment=EMEA/SMB"."""
-    return level if not values else f"{level}={'/'.join(values)}"
-
-
 def forecast_cube(
     ds: xr.Dataset,
     measure: str = "bookings",
@@ -665,75 +660,23 @@ def forecast_cube(
     if da.sizes["month"] == 0:
         raise DataError(f"the cube holds no months up to as_of {as_of:%Y-%m}; check attrs['as_of']")
     values = np.asarray(da.values, dtype=float)
-    hist_months = pd.DatetimeIndex(da["month"].values)
-    # profile phase is the calendar month of the first history month
-    segments = [str(s) for s in da["segment"].values]
-    regions = [str(r) for r in da["region"].values]
-    reps = [str(r) for r in da["rep"].values]
     managers = (
-        [str(m) for m in ds["manager"].values]
+        np.asarray(ds["manager"].values).astype(str)
         if "manager" in ds.coords
-        else ["(unassigned)"] * len(reps)
+        else np.full(da.sizes["rep"], config.PLACEHOLDER)
     )
     if "end_date" in ds.coords:
         end = pd.DatetimeIndex(ds["end_date"].values)
-        ended = [bool(pd.notna(e) and e <= as_of + pd.offsets.MonthEnd(0)) for e in end]
+        ended = np.array([bool(pd.notna(e) and e <= as_of + pd.offsets.MonthEnd(0)) for e in end])
     else:
-        ended = [False] * len(reps)
-
-    carries = np.any(np.nan_to_num(values) != 0, axis=-1)
-    cells = [tuple(int(i) for i in idx) for idx in np.argwhere(carries)]
-    attrs_of = {
-        "segment": lambda c: segments[c[0]],
-        "region": lambda c: regions[c[1]],
-        "manager": lambda c: managers[c[2]],
-        "rep": lambda c: reps[c[2]],
-    }
-
-    def total(members):
-        stack = values[tuple(np.array(members).T)]
-        out = np.nansum(stack, axis=0)
-        out[np.all(np.isnan(stack), axis=0)] = np.nan
-        return out
-
-    nodes: dict[str, dict] = {}
-    for level, keys in AGGREGATION_LEVELS:
-        groups: dict[tuple[str, ...], list] = {}
-        for cell in cells:
-            groups.setdefault(tuple(attrs_of[k](cell) for k in keys), []).append(cell)
-        for group, members in sorted(groups.items()):
-            nodes[_node_name(level, group)] = {
-                "level": level,
-                "labels": dict(zip(keys, group, strict=True)),
-                "members": members,
-                "y": total(members),
-                "ended": level == BOTTOM_LEVEL and ended[members[0][2]],
-            }
-
-    # parent seasonal profiles: the segment's when it has one, else the total's
-    total_profile = seasonal_profile(nodes["total"]["y"]) if "total" in nodes else None
-    profiles = {
-        node["labels"]["segment"]: seasonal_profile(node["y"])
-        for node in nodes.values()
-        if node["level"] == "segment"
-    }
-    for node in nodes.values():
-        own = None
-        if node["level"] not in ("total", "segment") and "segment" in node["labels"]:
-            own = profiles.get(node["labels"]["segment"])
-        node["profile"] = (
-            None if node["level"] == "total" else (own if own is not None else total_profile)
-        )
-
-    tasks = {}
-    for name, node in nodes.items():
-        # the profile only reaches short series: leaving it out of the others' tasks keeps
-        # their cache entries valid when a parent's profile moves
-        y = node["y"]
-        active = np.flatnonzero(np.nan_to_num(y) != 0)
-        length = y.size - active[0] if active.size else 0
-        profile = node["profile"] if length < MIN_HISTORY else None
-        tasks[name] = SeriesTask(y, profile, node["ended"])
+        ended = np.zeros(da.sizes["rep"], dtype=bool)
+    cells = np.argwhere(np.any(np.nan_to_num(values) != 0, axis=-1))
+    hierarchy = rec.hierarchy_from_cells(
+        cells, da["segment"].values, da["region"].values, da["rep"].values, managers
+    )
+    names = hierarchy.labels()
+    node_y = _node_history(hierarchy, values)
+    tasks = _node_tasks(hierarchy, names, node_y, ended)
     results, counts = forecast_many(
         tasks,
         horizon,
@@ -745,63 +688,122 @@ def forecast_cube(
         n_workers=n_workers,
         distributed_threshold=distributed_threshold,
     )
-
+    ordered = [results[name] for name in names]
     months = pd.date_range(as_of + pd.offsets.MonthBegin(1), periods=horizon, freq="MS")
-    shape = (len(segments), len(regions), len(reps))
-    bottom_q = np.zeros((*shape, horizon, len(q)))
-    bottom_mean = np.zeros((*shape, horizon))
+    out = _forecast_dataset(ds, da, measure, hierarchy, names, ordered, node_y, months, q)
+    out.attrs = {
+        **{k: v for k, v in ds.attrs.items() if k.startswith("fiscal") or k == "currency"},
+        "measure": measure,
+        "as_of": f"{as_of:%Y-%m-%d}",
+        "horizon": int(horizon),
+        "units": out.attrs["units"],
+        "method": method,
+        "n_series": counts["series"],
+        "refits": counts["refits"],
+        "cache_hits": counts["cache_hits"],
+        "n_fallbacks": sum(1 for r in ordered if r.fallbacks),
+        "n_failed": sum(1 for r in ordered if r.model_name == "failed"),
+        "code_version": CODE_VERSION,
+    }
+    return out
+
+
+def _node_history(hierarchy: rec.Hierarchy, values: np.ndarray) -> np.ndarray:
+    """(n_nodes x T) actuals of every node: NaN in a month where none of its cells has a value."""
+    c = hierarchy.cells
+    bottom = values[c[:, 0], c[:, 1], c[:, 2]]
+    finite = np.isfinite(bottom)
+    y = np.asarray(hierarchy.S @ np.where(finite, bottom, 0.0))
+    y[np.asarray(hierarchy.S @ finite.astype(float)) == 0] = np.nan
+    return y
+
+
+def _node_tasks(
+    hierarchy: rec.Hierarchy, names: np.ndarray, node_y: np.ndarray, ended: np.ndarray
+) -> dict[str, SeriesTask]:
+    """One task per node; short series borrow their segment's profile, else the total's."""
+    table = hierarchy.nodes
+    total = hierarchy.tags["total"]
+    total_profile = seasonal_profile(node_y[total[0]]) if total.size else None
+    profiles = {
+        table["segment"].iat[i]: seasonal_profile(node_y[i]) for i in hierarchy.tags["segment"]
+    }
+    ended_node = np.zeros(hierarchy.n_nodes, dtype=bool)
+    ended_node[hierarchy.bottom] = ended[hierarchy.cells[:, 2]]
+    tasks = {}
+    for level, fields in AGGREGATION_LEVELS:
+        for i in hierarchy.tags[level]:
+            profile = None
+            if level != "total":
+                own = profiles.get(table["segment"].iat[i]) if "segment" in fields else None
+                own = own if level != "segment" else None
+                profile = own if own is not None else total_profile
+            # the profile only reaches short series: leaving it out of the others' tasks keeps
+            # their cache entries valid when a parent's profile moves
+            y = node_y[i]
+            active = np.flatnonzero(np.nan_to_num(y) != 0)
+            length = y.size - active[0] if active.size else 0
+            tasks[names[i]] = SeriesTask(
+                y, profile if length < MIN_HISTORY else None, bool(ended_node[i])
+            )
+    return tasks
+
+
+def _forecast_dataset(
+    ds: xr.Dataset,
+    da: xr.DataArray,
+    measure: str,
+    hierarchy: rec.Hierarchy,
+    names: np.ndarray,
+    results: list[SeriesForecast],
+    node_y: np.ndarray,
+    months: pd.DatetimeIndex,
+    q: tuple[float, ...],
+) -> xr.Dataset:
+    """Lay the node forecasts out as the Dataset of :func:`forecast_cube`, node = hierarchy row."""
+    h, shape = len(months), tuple(da.sizes[d] for d in rec.CELL_DIMS)
+    node_q = np.stack([r.quantiles.T for r in results])
+    node_mean = np.stack([r.mean for r in results])
+    node_resid = np.stack([r.residuals for r in results])
+    c, bottom = hierarchy.cells, hierarchy.bottom
+    bottom_q = np.zeros((*shape, h, len(q)))
+    bottom_mean = np.zeros((*shape, h))
     model = np.full(shape, "none", dtype=object)
     reason = np.full(shape, "no data in this cell: zero forecast", dtype=object)
-    names = list(nodes)
-    node_q = np.empty((len(names), horizon, len(q)))
-    node_mean = np.empty((len(names), horizon))
-    node_resid = np.empty((len(names), len(hist_months)))
-    node_hist = np.empty((len(names), len(hist_months)))
-    for i, name in enumerate(names):
-        res = results[name]
-        node_q[i] = res.quantiles.T
-        node_mean[i] = res.mean
-        node_resid[i] = res.residuals
-        node_hist[i] = nodes[name]["y"]
-        if nodes[name]["level"] == BOTTOM_LEVEL:
-            cell = nodes[name]["members"][0]
-            bottom_q[cell] = res.quantiles.T
-            bottom_mean[cell] = res.mean
-            model[cell] = res.model_name
-            reason[cell] = res.reason
-
-    label = {
-        dim: [nodes[n]["labels"].get(dim, ALL) for n in names]
-        for dim in ("segment", "region", "manager", "rep")
-    }
+    bottom_q[c[:, 0], c[:, 1], c[:, 2]] = node_q[bottom]
+    bottom_mean[c[:, 0], c[:, 1], c[:, 2]] = node_mean[bottom]
+    model[c[:, 0], c[:, 1], c[:, 2]] = [results[i].model_name for i in bottom]
+    reason[c[:, 0], c[:, 1], c[:, 2]] = [results[i].reason for i in bottom]
+    levels = hierarchy.nodes["level"].to_numpy()
+    label = {}
+    for dim in rec.NODE_FIELDS:
+        keyed = np.array([dim in rec.LEVEL_FIELDS[lv] for lv in levels])
+        label[dim] = np.where(keyed, hierarchy.nodes[dim].to_numpy(dtype=str), ALL)
     fyq, fy = _fiscal_labels(
         months,
         int(ds.attrs.get("fiscal_year_start", 1)),
         str(ds.attrs.get("fiscal_year_naming", "end")),
     )
     units = ds[measure].attrs.get("units", "")
+    cell = ("segment", "region", "rep")
     out = xr.Dataset(
         {
             "forecast": (
-                ("segment", "region", "rep", "month", "quantile"),
+                (*cell, "month", "quantile"),
                 bottom_q,
                 {"units": units, "long_name": f"{measure} forecast quantiles"},
             ),
             "mean": (
-                ("segment", "region", "rep", "month"),
+                (*cell, "month"),
                 bottom_mean,
                 {"units": units, "long_name": f"{measure} forecast mean"},
             ),
             "model": (
-                ("segment", "region", "rep"),
+                cell,
                 model.astype(str),
                 {"long_name": "model that produced the base forecast"},
             ),
-            "reason": (
-                ("segment", "region", "rep"),
-                reason.astype(str),
-                {"long_name": "why that model ran"},
-            ),
+            "reason": (cell, reason.astype(str), {"long_name": "why that model ran"}),
             "node_forecast": (
                 ("node", "month", "quantile"),
                 node_q,
@@ -812,11 +814,11 @@ def forecast_cube(
                 node_mean,
                 {"units": units, "long_name": f"{measure} base forecast mean by node"},
             ),
-            "node_model": (("node",), np.array([results[n].model_name for n in names], dtype=str)),
-            "node_reason": (("node",), np.array([results[n].reason for n in names], dtype=str)),
+            "node_model": (("node",), np.array([r.model_name for r in results], dtype=str)),
+            "node_reason": (("node",), np.array([r.reason for r in results], dtype=str)),
             "node_history": (
                 ("node", "history_month"),
-                node_hist,
+                node_y,
                 {"units": units, "long_name": f"{measure} actuals by node"},
             ),
             "node_residual": (
@@ -831,32 +833,18 @@ def forecast_cube(
             "rep": da["rep"].values,
             "month": months.values,
             "quantile": np.asarray(q),
-            "node": np.array(names, dtype=str),
-            "history_month": hist_months.values,
-            "level": ("node", np.array([nodes[n]["level"] for n in names], dtype=str)),
-            **{f"node_{dim}": ("node", np.array(v, dtype=str)) for dim, v in label.items()},
+            "node": np.asarray(names, dtype=str),
+            "history_month": da["month"].values,
+            "level": ("node", levels.astype(str)),
+            **{f"node_{dim}": ("node", v) for dim, v in label.items()},
             "fiscal_quarter": ("month", np.array(fyq, dtype=str)),
             "fiscal_year": ("month", np.array(fy, dtype=str)),
         },
+        attrs={"units": units},
     )
     for coord in ("manager", "rep_region", "rep_segment", "hire_date", "end_date", "ramp_months"):
         if coord in ds.coords and ds[coord].dims == ("rep",):
             out = out.assign_coords({coord: ("rep", np.asarray(ds[coord].values))})
-    n_fallbacks = sum(1 for n in names if results[n].fallbacks)
-    out.attrs = {
-        **{k: v for k, v in ds.attrs.items() if k.startswith("fiscal") or k == "currency"},
-        "measure": measure,
-        "as_of": f"{as_of:%Y-%m-%d}",
-        "horizon": int(horizon),
-        "units": units,
-        "method": method,
-        "n_series": counts["series"],
-        "refits": counts["refits"],
-        "cache_hits": counts["cache_hits"],
-        "n_fallbacks": n_fallbacks,
-        "n_failed": sum(1 for n in names if results[n].model_name == "failed"),
-        "code_version": CODE_VERSION,
-    }
     return out
 
 
@@ -875,22 +863,20 @@ def summarize(fc: xr.Dataset) -> str:
 
 @dataclass(frozen=True)
 class NodeForecast:
-    """Base forecasts of :func:`revmodel.forecast.forecast_cube` laid out on a hierarchy.
+    """Base forecasts of :func:`revmodel.forecast.forecast_cube` on its hierarchy, row = node.
 
     Attributes
     ----------
     hierarchy : revmodel.reconcile.Hierarchy
-        The hierarchy of the history cube.
+        The hierarchy the forecast was made on (:func:`forecast_hierarchy`).
     mean : np.ndarray
-        (n_nodes x h) base forecast means [units]; nodes without a model of their own
-        (a rep across segments) get the sum of their cells.
+        (n_nodes x h) base forecast means [units].
     lower, upper : np.ndarray
-        (n_nodes x h) lowest and highest quantile [units]; for nodes without a model, the
-        sum of cell means plus or minus the root sum of squares of the cells' half-widths.
+        (n_nodes x h) lowest and highest quantile [units].
     residuals : np.ndarray or None
         (n_nodes x T) in-sample residuals for the MinT weights.
     own : np.ndarray
-        (n_nodes,) True where the node had its own model.
+        (n_nodes,) True where the node's model gave a finite forecast.
     """
 
     hierarchy: rec.Hierarchy
@@ -901,22 +887,52 @@ class NodeForecast:
     own: np.ndarray
 
 
-def node_keys(hierarchy: rec.Hierarchy) -> list[tuple[str, tuple[str, ...]]]:
-    nodes = hierarchy.nodes
-    out = []
-    for row in nodes.itertuples(index=False):
-        fields = rec.LEVEL_FIELDS[row.level]
-        out.append((row.level, tuple(str(getattr(row, f)) for f in fields)))
-    return out
+def forecast_hierarchy(fc: xr.Dataset) -> rec.Hierarchy:
+    """The hierarchy whose rows are the ``node`` axis of a :func:`forecast_cube` result.
+
+    ``forecast_cube`` builds the hierarchy once and lays every node out in its row
+    order; this gives the same summing matrix back from the forecast's bottom nodes
+    (their cube positions and the reps' managers), with no matching of keys.
+
+    Raises
+    ------
+    DataError
+        When ``fc`` was not made by :func:`forecast_cube` (its nodes are not in
+        hierarchy order).
+    """
+    levels = fc["level"].values.astype(str)
+    bottom = np.flatnonzero(levels == BOTTOM_LEVEL)
+    pos = [
+        pd.Index(np.asarray(fc[dim].values).astype(str)).get_indexer(
+            np.asarray(fc[f"node_{dim}"].values)[bottom].astype(str)
+        )
+        for dim in rec.CELL_DIMS
+    ]
+    cells = np.stack(pos, axis=1) if bottom.size else np.zeros((0, 3), dtype=np.int64)
+    managers = (
+        np.asarray(fc["manager"].values).astype(str)
+        if "manager" in fc.coords
+        else np.full(fc.sizes["rep"], config.PLACEHOLDER)
+    )
+    hierarchy = rec.hierarchy_from_cells(
+        cells, fc["segment"].values, fc["region"].values, fc["rep"].values, managers
+    )
+    if (cells < 0).any() or not np.array_equal(hierarchy.labels(), fc["node"].values.astype(str)):
+        raise DataError(
+            "the forecast's nodes are not those of its hierarchy; make it with "
+            "revmodel.forecast.forecast_cube"
+        )
+    return hierarchy
 
 
-def node_forecasts(history: xr.DataArray, fc: xr.Dataset) -> NodeForecast:
-    """Lay the node forecasts of ``fc`` out on the hierarchy of ``history``.
+def node_forecasts(history: xr.DataArray | None, fc: xr.Dataset) -> NodeForecast:
+    """The node forecasts of ``fc`` on its hierarchy, keyed by node index.
 
     Parameters
     ----------
-    history : xr.DataArray
-        The measure up to the forecast origin (segment, region, rep, month) [units].
+    history : xr.DataArray or None
+        The measure up to the forecast origin (segment, region, rep, month) [units];
+        when given, its cells with data must be the forecast's bottom nodes.
     fc : xr.Dataset
         :func:`revmodel.forecast.forecast_cube` made from that history.
 
@@ -924,58 +940,30 @@ def node_forecasts(history: xr.DataArray, fc: xr.Dataset) -> NodeForecast:
     -------
     NodeForecast
     """
-    hierarchy = rec.hierarchy_from_cube(history)
-    keys = node_keys(hierarchy)
+    hierarchy = forecast_hierarchy(fc)
+    if history is not None:
+        carries = (history.fillna(0) != 0).any("month").transpose(*rec.CELL_DIMS).values
+        if carries.sum() != hierarchy.n_bottom or not carries[tuple(hierarchy.cells.T)].all():
+            raise DataError(
+                "the forecast lacks some bottom cells of the history; make it with "
+                "revmodel.forecast.forecast_cube from the same cube"
+            )
     q = np.asarray(fc["quantile"].values, dtype=float)
-    lo_i, hi_i = int(np.argmin(q)), int(np.argmax(q))
-    index: dict[tuple[str, tuple[str, ...]], int] = {}
-    levels = fc["level"].values
-    cols = {f: fc[f"node_{f}"].values for f in rec.NODE_FIELDS}
-    for i, lvl in enumerate(levels):
-        level = str(lvl)
-        if level not in rec.LEVEL_FIELDS:
-            continue
-        index[(level, tuple(str(cols[f][i]) for f in rec.LEVEL_FIELDS[level]))] = i
-    n, h = hierarchy.n_nodes, fc.sizes["month"]
-    node_mean = fc["node_mean"].values
     node_q = fc["node_forecast"].values
-    node_res = fc["node_residual"].values
-    mean = np.full((n, h), np.nan)
-    lower = np.full((n, h), np.nan)
-    upper = np.full((n, h), np.nan)
-    resid = np.full((n, node_res.shape[1]), np.nan)
-    for j, key in enumerate(keys):
-        i = index.get(key)
-        if i is not None:
-            mean[j] = node_mean[i]
-            lower[j] = node_q[i, :, lo_i]
-            upper[j] = node_q[i, :, hi_i]
-            resid[j] = node_res[i]
-    own = np.isfinite(mean).all(axis=1)
-    bottom = hierarchy.bottom
-    if not own[bottom].all():
-        raise DataError(
-            "the forecast lacks some bottom cells of the history; make it with "
-            "revmodel.forecast.forecast_cube from the same cube"
-        )
-    missing = np.flatnonzero(~own)
-    if missing.size:
-        S = hierarchy.S[missing]
-        mean[missing] = np.asarray(S @ mean[bottom])
-        lower[missing] = mean[missing] - np.sqrt(
-            np.asarray(S @ (mean[bottom] - lower[bottom]) ** 2)
-        )
-        upper[missing] = mean[missing] + np.sqrt(
-            np.asarray(S @ (upper[bottom] - mean[bottom]) ** 2)
-        )
+    mean = np.array(fc["node_mean"].values, dtype=float)
+    lower = np.array(node_q[:, :, int(np.argmin(q))], dtype=float)
+    upper = np.array(node_q[:, :, int(np.argmax(q))], dtype=float)
+    resid = np.array(fc["node_residual"].values, dtype=float)
     # A complete residual matrix keeps the shrunk covariance positive definite: nodes without
     # residuals (zero forecasts) take their cells' sum, then the months every node has are kept,
     # or, when fewer than a season remain, missing residuals count as 0.
+    bottom = hierarchy.bottom
     empty = np.flatnonzero(np.isnan(resid).all(axis=1))
     if empty.size:
         resid[empty] = np.asarray(hierarchy.S[empty] @ np.nan_to_num(resid[bottom]))
     complete = np.isfinite(resid).all(axis=0)
     residuals = resid[:, complete] if complete.sum() >= 12 else np.nan_to_num(resid)
+    own = np.isfinite(mean).all(axis=1)
     return NodeForecast(hierarchy, mean, lower, upper, residuals, own)
 
 

@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from revmodel import cli, forecast, models
+from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
 from revmodel.forecast import SeriesTask, forecast_cube, forecast_many, forecast_series
 
@@ -368,10 +369,34 @@ def test_forecast_cube_cache_refits_touched_nodes(tmp_path):
     assert third.attrs["refits"] == 10
 
 
-def test_forecast_cube_dask_backed_input(tmp_path):
-    ds = small_cube().chunk({"rep": 2})
+def test_forecast_cube_dask_backed_input_is_identical_to_eager(tmp_path):
+    ds = small_cube()
+    eager = forecast_cube(ds, horizon=3, cache_dir=tmp_path / "a", progress=False)
+    lazy = forecast_cube(ds.chunk({"rep": 2}), horizon=3, cache_dir=tmp_path / "b", progress=False)
+    assert lazy.sizes["node"] == 27
+    xr.testing.assert_identical(lazy, eager)
+
+
+def test_forecast_nodes_are_the_hierarchy_rows(tmp_path):
+    ds = small_cube()
     fc = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
-    assert fc.sizes["node"] == 27
+    hist = ds["bookings"].sel(month=ds["month"] <= np.datetime64("2025-06-01"))
+    built = rec.hierarchy_from_cube(hist)
+    h = forecast.forecast_hierarchy(fc)
+    # one hierarchy, row i = node i: same summing matrix as the cube's, no re-matching
+    assert (h.S != built.S).nnz == 0
+    np.testing.assert_array_equal(h.labels(), fc["node"].values)
+    nf = forecast.node_forecasts(hist, fc)
+    np.testing.assert_array_equal(nf.mean, fc["node_mean"].values)
+    # each node's history is the sum of its cells' history
+    node_hist = fc["node_history"].values
+    np.testing.assert_allclose(h.S @ node_hist[h.bottom], node_hist)
+    shuffled = fc.isel(node=np.r_[1, 0, 2:27])
+    with pytest.raises(DataError, match="the forecast's nodes are not those of its hierarchy"):
+        forecast.forecast_hierarchy(shuffled)
+    other = hist.where(hist["rep"] != "r3", 0.0)
+    with pytest.raises(DataError, match="the forecast lacks some bottom cells of the history"):
+        forecast.node_forecasts(other, fc)
 
 
 def test_forecast_cube_errors():
@@ -417,6 +442,20 @@ def test_distributed_path_with_local_cluster(tmp_path):
     for key in tasks:
         np.testing.assert_allclose(dist[key].mean, local[key].mean)
         assert dist[key].reason == local[key].reason
+
+
+@pytest.mark.slow
+def test_forecast_cube_on_a_local_cluster_is_identical_to_in_process(tmp_path):
+    ds = small_cube()
+    eager = forecast_cube(ds, horizon=3, cache_dir=tmp_path / "a", progress=False)
+    dist = forecast_cube(
+        ds.chunk({"rep": 2}),
+        horizon=3,
+        cache_dir=tmp_path / "b",
+        progress=False,
+        distributed_threshold=0,
+    )
+    xr.testing.assert_identical(dist, eager)
 
 
 def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
