@@ -51,7 +51,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from numbers import Real
@@ -243,6 +243,16 @@ def _grant(user: str, spec: Any, where: str) -> Grant:
     )
 
 
+def _leavers(cube: xr.Dataset) -> dict[str, str]:
+    """Rep -> leaving date of the reps whose ``end_date`` is on or before the cube's ``as_of``."""
+    if "end_date" not in cube.coords or "as_of" not in cube.attrs:
+        return {}
+    end = pd.DatetimeIndex(cube["end_date"].values)
+    gone = np.asarray(end.notna() & (end <= pd.Timestamp(cube.attrs["as_of"])))
+    reps = np.asarray(cube["rep"].values).astype(str)
+    return {str(r): f"{d:%Y-%m-%d}" for r, d in zip(reps[gone], end[gone], strict=True)}
+
+
 @dataclass(frozen=True)
 class TeamMap:
     """Who manages whom, and who may write what.
@@ -255,11 +265,15 @@ class TeamMap:
         Manager name -> region name.
     users : mapping
         User name -> :class:`Grant`.
+    left : mapping
+        Rep id -> the date they left (``YYYY-MM-DD``), for reps who left on or before the
+        cube's ``as_of``: no call is taken for them and roll-ups do not count them.
     """
 
     rep_manager: Mapping[str, str]
     manager_region: Mapping[str, str] = field(default_factory=dict)
     users: Mapping[str, Grant] = field(default_factory=dict)
+    left: Mapping[str, str] = field(default_factory=dict)
 
     # -- construction
 
@@ -302,7 +316,8 @@ class TeamMap:
         counts = table.groupby(["manager", "region"]).size().reset_index(name="n")
         counts = counts.sort_values(["manager", "n", "region"], ascending=[True, False, True])
         manager_region = dict(counts.drop_duplicates("manager")[["manager", "region"]].values)
-        return cls.from_mapping(users, dict(zip(reps, managers, strict=True)), manager_region)
+        base = cls.from_mapping(users, dict(zip(reps, managers, strict=True)), manager_region)
+        return replace(base, left=_leavers(cube))
 
     @classmethod
     def from_yaml(cls, path: str | Path, cube: xr.Dataset | None = None) -> TeamMap:
@@ -327,7 +342,8 @@ class TeamMap:
         users = data.get("users") or {}
         if cube is not None:
             base = cls.from_cube(cube)
-            return cls.from_mapping(users, base.rep_manager, base.manager_region, where=str(path))
+            mapped = cls.from_mapping(users, base.rep_manager, base.manager_region, where=str(path))
+            return replace(mapped, left=base.left)
         return cls.from_mapping(
             users, data.get("reps") or {}, data.get("managers") or {}, where=str(path)
         )
@@ -338,6 +354,11 @@ class TeamMap:
     def managers(self) -> list[str]:
         """Managers, sorted."""
         return sorted(set(self.rep_manager.values()) | set(self.manager_region))
+
+    @property
+    def active_reps(self) -> list[str]:
+        """Reps still employed (not in :attr:`left`), sorted."""
+        return sorted(r for r in self.rep_manager if r not in self.left)
 
     @property
     def regions(self) -> list[str]:
@@ -554,6 +575,11 @@ def validate_call(
 
     if team_map is not None and not team_map.has_node(level, key):
         raise CallRejected(f"{noun} {key!r} is not in the team map: pick a {level} from the list.")
+    if team_map is not None and level == "rep" and key in team_map.left:
+        raise CallRejected(
+            f"Rep {key!r} left on {team_map.left[key]}: calls are taken for reps still employed; "
+            f"call their deals at the team level."
+        )
     if is_open is not None:
         predicate = is_open if callable(is_open) else set(is_open).__contains__
         if not predicate(period):
@@ -651,6 +677,44 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _current_value(conn: Connection, call: Call, call_type: str) -> float | None:
+    """The node's current ``call_type`` call in the period [USD], None if none (or withdrawn)."""
+    audit = audit_table.c
+    row = conn.execute(
+        select(audit.new_value)
+        .where(
+            audit.period == call.period,
+            audit.level == call.level,
+            audit.key == call.key,
+            audit.call_type == call_type,
+        )
+        .order_by(audit.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None or row.new_value is None else float(row.new_value)
+
+
+def _check_commit_within_best_case(conn: Connection, call: Call) -> None:
+    """Refuse a commit above the node's best case, or a best case below its commit."""
+    other = "best_case" if call.call_type == "commit" else "commit"
+    current = _current_value(conn, call, other)
+    if current is None:
+        return
+    commit, best = (call.amount, current) if call.call_type == "commit" else (current, call.amount)
+    if commit <= best:
+        return
+    node = f"{call.level} {call.key} in {call.period}"
+    if call.call_type == "commit":
+        raise CallRejected(
+            f"Commit {commit:,.0f} USD is above the best case of {best:,.0f} USD for {node}: "
+            f"a commit is at most the best case; raise the best case first."
+        )
+    raise CallRejected(
+        f"Best case {best:,.0f} USD is below the commit of {commit:,.0f} USD for {node}: "
+        f"the best case is at least the commit; lower the commit first."
+    )
 
 
 def _frame(rows: list[Any], columns: list[str]) -> pd.DataFrame:
@@ -871,7 +935,6 @@ class OverrideStore:
                 "TeamMap (from the cube or a mapping file)."
             )
         self.team_map.check_write(identity, call.level, call.key)
-        audit = audit_table.c
         with self._write() as conn:
             is_open = conn.execute(
                 select(periods_table.c.is_open)
@@ -885,18 +948,9 @@ class OverrideStore:
                     .order_by(periods_table.c.label)
                 ).scalars()
                 raise PeriodClosed(_closed_message(call.period, [str(p) for p in open_now]))
-            old = conn.execute(
-                select(audit.new_value)
-                .where(
-                    audit.period == call.period,
-                    audit.level == call.level,
-                    audit.key == call.key,
-                    audit.call_type == call.call_type,
-                )
-                .order_by(audit.id.desc())
-                .limit(1)
-            ).first()
-            old_value = None if old is None else old.new_value
+            old_value = _current_value(conn, call, call.call_type)
+            if action == "submit":
+                _check_commit_within_best_case(conn, call)
             if action == "withdraw" and old_value is None:
                 raise CallRejected(
                     f"There is no {call.call_type} call for {call.level} {call.key} in "
@@ -1025,6 +1079,11 @@ class OverrideStore:
             rows = conn.execute(query).all()
         return _frame(rows, list(_AUDIT_COLUMNS))
 
+    def version(self) -> int:
+        """The id of the latest audit row (0 when empty): changes whenever a call or period does."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.max(audit_table.c.id))).scalar() or 0)
+
     def _current_query(self, period: str | None) -> Any:
         audit = audit_table.c
         latest = select(func.max(audit.id).label("id")).where(audit.level.in_(CALL_LEVELS))
@@ -1124,11 +1183,13 @@ class OverrideStore:
             ``reps_with_commit``, ``reps_without_commit``,
             ``reps_with_best_case`` [counts]; ``call_commit`` and
             ``call_best_case``: the node's own locked call [USD], NaN if none.
+            Reps who have left (:attr:`TeamMap.left`) are neither summed nor counted.
         """
         tm = TeamMap.from_cube(cube) if cube is not None else self.team_map
         if tm is None:
             raise ParameterError("rollup needs a cube or a store with a team map")
         reps = pd.DataFrame({"rep": list(tm.rep_manager), "manager": list(tm.rep_manager.values())})
+        reps = reps[~reps["rep"].isin(list(tm.left))]
         reps["region"] = reps["manager"].map(dict(tm.manager_region)).fillna(config.PLACEHOLDER)
         calls = self.current_calls(period)
         for ct in CALL_TYPES:

@@ -14,7 +14,7 @@ from revmodel import config, scenario
 from revmodel.apps import context as app_context_module
 from revmodel.apps import explorer, forecast_call, quotas, serve, whatif
 from revmodel.errors import ParameterError
-from revmodel.overrides import Identity, OverrideStore
+from revmodel.overrides import CallRejected, Identity, OverrideStore
 
 ADMIN = "ops.lead"
 MANAGER_USER = "team.lead"
@@ -23,6 +23,13 @@ MANAGER_USER = "team.lead"
 def text(html_value: str) -> str:
     """Visible text of an HTML widget value."""
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html_value)).strip()
+
+
+def session(ctx, store_url=None, user=None, scenarios=None):
+    """The builders' one context: the cached data with a call store and a user."""
+    return app_context_module.app_context(
+        context=ctx, store_url=store_url or "sqlite://", user=user, scenarios_dir=scenarios
+    )
 
 
 @pytest.fixture
@@ -55,7 +62,7 @@ def store_url(tmp_path, app_context, manager_name, monkeypatch) -> str:
 
 
 def test_explorer_region_filter_updates_kpis_chart_and_table(app_context):
-    app = explorer.build(context=app_context).app
+    app = explorer.build(session(app_context)).app
     assert app.period.value == app_context.cycle
     company = dict(app.kpis.values)
     region = app.region.options[1]
@@ -101,7 +108,7 @@ def test_explorer_period_with_actuals_has_bookings_and_no_forecast(app_context):
 def test_forecast_call_without_identity_disables_submit(app_context, store_url, monkeypatch):
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
     monkeypatch.delenv("REVMODEL_USER", raising=False)
-    app = forecast_call.build(context=app_context, store_url=store_url).app
+    app = forecast_call.build(session(app_context, store_url)).app
     assert app.identity is None
     assert app.submit.disabled and app.amount.disabled
     assert app.message.text == forecast_call.SIGN_IN
@@ -109,7 +116,7 @@ def test_forecast_call_without_identity_disables_submit(app_context, store_url, 
 
 
 def test_forecast_call_bad_amount_shows_message(app_context, store_url):
-    app = forecast_call.build(context=app_context, store_url=store_url, user=MANAGER_USER).app
+    app = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
     app.amount.value = "abc"
     app.submit.click()
     assert app.message.kind == "error"
@@ -123,15 +130,18 @@ def test_forecast_call_bad_amount_shows_message(app_context, store_url):
 
 
 def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_url, manager_name):
-    app = forecast_call.build(context=app_context, store_url=store_url, user=MANAGER_USER).app
+    app = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
     assert list(app.manager.options) == [manager_name]  # a manager sees only their own team
-    rep = app.rep.value
+    level, rep = app.rep.value.split(":")
+    assert level == "rep"
+    name = app_context.rep_names()[rep]
+    assert name != rep and app.rep.label == name  # reps by name, not id
     app.amount.value = "$125,000"
     app.note.value = "two renewals signed early"
     app.submit.click()
     assert app.message.kind == "ok"
     assert app.message.text == (
-        f"Saved: commit of 125,000 USD for {rep} in {app_context.cycle} (was none)."
+        f"Saved: commit of 125,000 USD for {name} in {app_context.cycle} (was none)."
     )
     calls = app.store.current_calls(app_context.cycle)
     assert calls[["key", "call_type", "amount", "user"]].values.tolist() == [
@@ -139,11 +149,9 @@ def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_
     ]
     rollup = text(app.rollup.value)
     assert f"manager {manager_name} 125,000" in rollup
-    rec, notes = forecast_call.reconciled_team(
-        app_context, app.store, manager_name, app_context.cycle
-    )
+    rec, notes = forecast_call.reconciled_team(app.context, manager_name, app_context.cycle)
     assert notes == []
-    row = rec[rec["name"] == rep].iloc[0]
+    row = rec[rec["name"] == name].iloc[0]
     assert row["commit"] == 125000.0
     assert row["reconciled"] == pytest.approx(125000.0, rel=1e-6)
     # The team row is the sum of every rep of the manager (leavers' last months included).
@@ -156,12 +164,104 @@ def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_
     assert team["reconciled"] == pytest.approx(team_total, rel=1e-9)
     assert team["statistical"] != pytest.approx(team["reconciled"])  # the call moved the team
     audit = text(app.audit.value)
-    assert f"{MANAGER_USER} submit {rep} Commit — 125,000 two renewals signed early" in audit
+    assert f"{MANAGER_USER} submit {name} Commit — 125,000 two renewals signed early" in audit
     # A second call records the value it replaces.
     app.amount.value = "150000"
     app.submit.click()
     assert app.message.text.endswith("(was 125,000 USD).")
     assert "125,000 150,000" in text(app.audit.value)
+
+
+def test_best_case_below_commit_is_refused_on_the_page(app_context, store_url, manager_name):
+    app = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
+    name = app.rep.label
+    app.amount.value = "200000"
+    app.submit.click()
+    app.call_type.value = "best_case"
+    app.amount.value = "150000"
+    app.note.value = "<script>alert(1)</script>"
+    app.submit.click()
+    assert app.message.kind == "error"
+    _, rep = app.rep.value.split(":")
+    assert app.message.text == (
+        f"Best case 150,000 USD is below the commit of 200,000 USD for rep {rep} in "
+        f"{app_context.cycle}: the best case is at least the commit; lower the commit first."
+    )
+    app.amount.value = "260000"
+    app.submit.click()
+    assert app.message.text.startswith(f"Saved: best case of 260,000 USD for {name}")
+    # The note is shown escaped in the history.
+    assert "<script>" not in app.audit.value and "&lt;script&gt;" in app.audit.value
+
+
+def test_a_call_shows_in_the_explorer_of_another_session(app_context, store_url, manager_name):
+    cycle = app_context.cycle
+    explorer_page = explorer.build(session(app_context, store_url)).app
+    explorer_page.manager.value = manager_name
+    before = float(explorer.summarise(
+        explorer.with_live_forecast(explorer_page.context, cycle),
+        explorer.Selection(cycle, manager=manager_name),
+    )["landing"])  # fmt: skip
+    assert explorer_page.kpis.values["commit"] == "—"
+    # Another kernel (its own store object on the same database) submits a team call.
+    calls = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
+    calls.rep.value = f"manager:{manager_name}"
+    calls.amount.value = str(round(before * 1.2))
+    calls.submit.click()
+    assert calls.message.kind == "ok", calls.message.text
+    calls.call_type.value = "best_case"
+    calls.amount.value = str(round(before * 1.5))
+    calls.submit.click()
+    explorer_page.refresh()
+    assert explorer_page.kpis.values["commit"] == explorer.layout.fmt_money(round(before * 1.2))
+    assert explorer_page.kpis.values["landing"] == explorer.layout.fmt_money(round(before * 1.2))
+    table = text(explorer_page.table.value)
+    assert explorer.layout.fmt_money(round(before * 1.5)) in table  # best case on the Total row
+    # The reps nobody called moved with the team's call, and the page says which call did it.
+    moves = forecast_call.explain_moves(
+        calls.context,
+        cycle,
+        [("rep", r) for r in forecast_call.team_reps(app_context, manager_name)],
+    )
+    assert len(moves) > 0
+    assert (moves["change"] > 0).all()
+    assert moves["why"].str.startswith(f"the commit on manager {manager_name} (+").all()
+    shown = text(calls.moves.value)
+    first = moves.iloc[0]
+    assert f"{first['name']} moved {first['change']:+,.0f} USD" in shown
+    # Held at its statistical forecast, a rep keeps it; the team's call is still kept.
+    calls.rep.value = f"rep:{first['key']}"
+    calls.hold.value = True
+    rec, _ = forecast_call.reconciled_team(
+        calls.context, manager_name, cycle, tuple(sorted(calls.held))
+    )
+    held = rec[rec["name"] == first["name"]].iloc[0]
+    assert held["reconciled"] == pytest.approx(held["statistical"], rel=1e-6)
+    team = rec[rec["name"] == f"Team {manager_name}"].iloc[0]
+    assert team["reconciled"] == pytest.approx(round(before * 1.2), rel=1e-6)
+    assert first["name"] not in text(calls.moves.value).split(" moved")[0]
+
+
+def test_leavers_are_not_counted_and_the_page_says_so(app_context, store_url):
+    gone = app_context.leavers()
+    assert gone, "the sample company has reps who left"
+    cube = app_context.cube
+    pairs = zip(cube["manager"].values, cube["rep"].values, strict=True)
+    managers = {str(m) for m, r in pairs if str(r) in gone}
+    manager = sorted(managers)[0]
+    app = forecast_call.build(session(app_context, store_url, ADMIN)).app
+    app.manager.value = manager
+    left = forecast_call.team_leavers(app_context, manager)
+    active = forecast_call.team_reps(app_context, manager)
+    assert left and not set(left) & set(active)
+    shown = text(app.rollup.value)
+    count = len(left)
+    assert f"Not counted: {count} rep{'s' if count != 1 else ''} of the team who left" in shown
+    roll = app.store.rollup(app_context.cycle)
+    row = roll[(roll["level"] == "manager") & (roll["key"] == manager)].iloc[0]
+    assert row["reps"] == len(active)
+    with pytest.raises(CallRejected, match=f"^Rep '{left[0]}' left on "):
+        app.store.submit(Identity(ADMIN), left[0], app_context.cycle, "commit", 1000)
 
 
 def test_forecast_call_closed_period_is_refused(app_context, store_url):
@@ -171,7 +271,7 @@ def test_forecast_call_closed_period_is_refused(app_context, store_url):
             conn.exec_driver_sql("UPDATE periods SET is_open = 0")
     finally:
         store.close()
-    app = forecast_call.build(context=app_context, store_url=store_url, user=MANAGER_USER).app
+    app = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
     app.amount.value = "1000"
     app.submit.click()
     assert app.message.text == (
@@ -184,7 +284,7 @@ def test_forecast_call_closed_period_is_refused(app_context, store_url):
 
 
 def test_whatif_growth_slider_recomputes_target(app_context, tmp_path):
-    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    app = whatif.build(session(app_context, scenarios=tmp_path)).app
     base_target = float(app_context.plan["total_target"])
     assert app.kpis.values["target"] == whatif.layout.fmt_money(base_target)
     app.growth.value = app_context.assumptions.target_growth + 0.2
@@ -202,7 +302,7 @@ def test_whatif_growth_slider_recomputes_target(app_context, tmp_path):
 
 
 def test_whatif_churn_hires_and_ramp(app_context, tmp_path):
-    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    app = whatif.build(session(app_context, scenarios=tmp_path)).app
     app.churn.value = 0.2
     assert app.churn_history.value is False
     assert app.assumptions().churn_rate == pytest.approx(0.2)
@@ -216,7 +316,7 @@ def test_whatif_churn_hires_and_ramp(app_context, tmp_path):
 
 
 def test_whatif_bad_target_shows_message_and_keeps_plan(app_context, tmp_path):
-    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    app = whatif.build(session(app_context, scenarios=tmp_path)).app
     shown = dict(app.kpis.values)
     app.target.value = "abc"
     assert app.message.kind == "error"
@@ -231,7 +331,7 @@ def test_whatif_bad_target_shows_message_and_keeps_plan(app_context, tmp_path):
 
 
 def test_whatif_save_and_compare(app_context, tmp_path):
-    app = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    app = whatif.build(session(app_context, scenarios=tmp_path)).app
     app.name.value = "bad name!"
     app.save.click()
     assert app.message.text.startswith("Scenario name 'bad name!' may hold only letters")
@@ -243,7 +343,7 @@ def test_whatif_save_and_compare(app_context, tmp_path):
     assert saved.target_growth == pytest.approx(0.4) and saved.name == "stretch"
     assert "stretch" in text(app.comparison.value)
     # A new page finds the saved scenario.
-    again = whatif.build(context=app_context, scenarios_dir=tmp_path).app
+    again = whatif.build(session(app_context, scenarios=tmp_path)).app
     assert list(again.saved) == ["stretch"]
     stacked = scenario.stack(app_context.plan_context, [app_context.assumptions, saved])
     assert float(stacked["total_target"].sel(scenario="stretch")) > float(
@@ -267,7 +367,7 @@ def test_whatif_name_validation(raw, message):
 
 
 def test_quotas_table_balance_and_filter(app_context):
-    app = quotas.build(context=app_context).app
+    app = quotas.build(session(app_context)).app
     frame = app.frame()
     assert len(frame) > 0 and (frame["full_year_quota"] > 0).all()
     shown = text(app.table.value)
@@ -297,7 +397,7 @@ def test_quota_balance_is_judged_against_territory_potential(tmp_path, monkeypat
     assert ctx.extra["quota_balance_basis"] == "territory potential"
     assert frame["ratio_to_median"].std() > 0.05
     assert 0 < int(frame["out_of_line"].sum()) < len(frame)
-    page = quotas.build(context=ctx)
+    page = quotas.build(session(ctx))
     assert "over territory potential is outside 80%-125% of the median" in text(
         page.children[-1].value
     )

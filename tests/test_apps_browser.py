@@ -189,7 +189,8 @@ def test_explorer_region_filter_changes_chart_and_kpis(browser, server):
 def test_forecast_call_submit_shows_in_rollup_and_audit(browser, server):
     page = _open(browser, server, "forecast_call", "button.revmodel-call-submit:not([disabled])")
     assert USER in page.inner_text(".revmodel-identity")
-    rep = page.eval_on_selector(".revmodel-call-rep select", "e => e.value")
+    rep = page.eval_on_selector(".revmodel-call-rep select", "e => e.options[e.selectedIndex].text")
+    assert not re.fullmatch(r"R\d+", rep)  # a name, not an id
     page.fill(".revmodel-call-amount input", "abc")
     page.click("button.revmodel-call-submit")
     page.wait_for_selector(".revmodel-call-message .revmodel-message.error", timeout=20_000)
@@ -215,6 +216,16 @@ def test_forecast_call_submit_shows_in_rollup_and_audit(browser, server):
     row = next(line for line in rollup.splitlines() if line.startswith(rep))
     assert re.findall(r"125,000", row) == ["125,000", "125,000"]
     page.screenshot(path=str(SCREENS / "forecast-call.png"), full_page=True)
+    page.close()
+    # The explorer, opened afterwards in its own kernel, shows the call beside the forecast.
+    page = _open(browser, server, "explorer", ".revmodel-chart .main-svg .trace")
+    page.select_option(".revmodel-filter-rep select", label=rep)
+    page.wait_for_function(
+        "() => document.querySelector('.revmodel-kpi-commit')?.innerText === '$125.0K'",
+        timeout=20_000,
+    )
+    assert page.inner_text(".revmodel-kpis .revmodel-kpi-landing") == "$125.0K"
+    page.screenshot(path=str(SCREENS / "explorer-after-call.png"), full_page=True)
     page.close()
 
 

@@ -748,3 +748,71 @@ def assert_concurrent_submissions_lose_nothing(url: str, team: TeamMap) -> None:
     )
     assert current == last
     assert len(current) == len(KEYS)
+
+
+# ----------------------------------------------------------------------------- commit <= best case
+
+
+def test_best_case_below_commit_is_refused_by_the_store(store: OverrideStore) -> None:
+    store.submit(ALICE, "R1", PERIOD, "commit", 100_000)
+    with pytest.raises(CallRejected, match=exactly(
+        f"Best case 90,000 USD is below the commit of 100,000 USD for rep R1 in {PERIOD}: the "
+        "best case is at least the commit; lower the commit first."
+    )):  # fmt: skip
+        store.submit(ALICE, "R1", PERIOD, "best_case", "90,000")
+    store.submit(ALICE, "R1", PERIOD, "best_case", 100_000)  # equal is fine
+    with pytest.raises(CallRejected, match=exactly(
+        f"Commit 120,000 USD is above the best case of 100,000 USD for rep R1 in {PERIOD}: a "
+        "commit is at most the best case; raise the best case first."
+    )):  # fmt: skip
+        store.submit(ALICE, "R1", PERIOD, "commit", 120_000)
+    # Nothing refused reached the log; the other node and a withdrawn best case are free.
+    assert store.audit(PERIOD)["new_value"].dropna().tolist() == [100_000.0, 100_000.0]
+    store.submit(ALICE, "R2", PERIOD, "best_case", 10)
+    store.withdraw(ALICE, "R1", PERIOD, "best_case")
+    store.submit(ALICE, "R1", PERIOD, "commit", 120_000)
+    calls = store.current_calls(PERIOD)
+    assert calls[["key", "call_type", "amount"]].values.tolist() == [
+        ["R1", "commit", 120_000.0],
+        ["R2", "best_case", 10.0],
+    ]
+
+
+def test_best_case_rule_holds_at_the_manager_level(store: OverrideStore) -> None:
+    store.submit(ALICE, "M01", PERIOD, "best_case", 500_000, level="manager")
+    with pytest.raises(CallRejected, match="^Commit 600,000 USD is above the best case"):
+        store.submit(ALICE, "M01", PERIOD, "commit", 600_000, level="manager")
+
+
+# ----------------------------------------------------------------------------- reps who left
+
+
+def test_reps_who_left_are_not_called_summed_or_counted(tmp_path: Path) -> None:
+    cube = tiny_cube().assign_coords(
+        end_date=("rep", pd.to_datetime([None, "2026-06-30", None, "2027-09-30"]))
+    )
+    cube.attrs["as_of"] = "2026-12-31"
+    team = TeamMap.from_cube(cube, USERS)
+    assert dict(team.left) == {"R2": "2026-06-30"}  # R4 leaves after as_of: still counted
+    assert team.active_reps == ["R1", "R3", "R4"]
+    with OverrideStore(f"sqlite:///{tmp_path / 'c.db'}", team) as store:
+        store.open_period(PERIOD, ROOT)
+        with pytest.raises(CallRejected, match=exactly(
+            "Rep 'R2' left on 2026-06-30: calls are taken for reps still employed; call their "
+            "deals at the team level."
+        )):  # fmt: skip
+            store.submit(ALICE, "R2", PERIOD, "commit", 5)
+        store.submit(ALICE, "R1", PERIOD, "commit", 7)
+        roll = store.rollup(PERIOD).set_index(["level", "key"])
+        assert roll.loc[("manager", "M01"), "reps"] == 1
+        assert roll.loc[("manager", "M01"), "reps_without_commit"] == 0
+        assert roll.loc[("region", "EMEA"), "reps"] == 2
+        assert roll.loc[("total", "total"), "reps"] == 3
+
+
+def test_store_version_moves_with_every_change(store: OverrideStore) -> None:
+    v0 = store.version()
+    store.submit(ALICE, "R1", PERIOD, "commit", 1)
+    v1 = store.version()
+    store.close_period(PERIOD, ROOT)
+    assert v0 < v1 < store.version()

@@ -24,7 +24,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from revmodel import forecast as rforecast
 from revmodel import pipeline as rpipeline
 from revmodel.assumptions import Assumptions
 from revmodel.errors import DataError, ParameterError, RevmodelError
-from revmodel.overrides import OverrideStore, TeamMap
+from revmodel.overrides import Identity, OverrideStore, TeamMap
 
 __all__ = [
     "ENV_CUBE",
@@ -48,6 +49,7 @@ __all__ = [
     "ENV_PARAMS",
     "ENV_TEAM_MAP",
     "AppContext",
+    "app_context",
     "clear_cache",
     "load_context",
     "open_store",
@@ -120,6 +122,55 @@ class AppContext:
     source: str = ""
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    store: OverrideStore | None = None
+    identity: Identity | None = None
+    scenarios_dir: Path | None = None
+
+    # -- the session: calls and the signed-in user
+
+    @property
+    def calls(self) -> OverrideStore:
+        """The call store; :func:`app_context` opens it."""
+        if self.store is None:
+            raise ParameterError(
+                "this context has no call store: build it with revmodel.apps.context.app_context"
+            )
+        return self.store
+
+    @property
+    def user(self) -> str | None:
+        """The signed-in user's name, None when nobody signed in."""
+        return None if self.identity is None else self.identity.user
+
+    def rep_names(self) -> dict[str, str]:
+        """Rep id -> display name (the cube's ``rep_name``, else the reps export's, else the id)."""
+        if "rep_names" in self.extra:
+            return self.extra["rep_names"]
+        reps = np.asarray(self.cube["rep"].values).astype(str)
+        names = dict(zip(reps, reps, strict=True))
+        if "rep_name" in self.cube.coords:
+            found = np.asarray(self.cube["rep_name"].values).astype(object)
+            names.update({r: str(n) for r, n in zip(reps, found, strict=True) if _named(n)})
+        elif self.tables is not None and "rep_name" in getattr(
+            self.tables.get("reps"), "columns", ()
+        ):
+            table = self.tables["reps"]
+            found = dict(zip(table["rep_id"].astype(str), table["rep_name"], strict=True))
+            names.update({r: str(found[r]) for r in reps if _named(found.get(r))})
+        self.extra["rep_names"] = names
+        return names
+
+    def label(self, level: str, key: str) -> str:
+        """How a node is shown: a rep by name, a manager or region by its own name."""
+        return self.rep_names().get(key, key) if level == "rep" else key
+
+    def leavers(self) -> list[str]:
+        """Reps whose employment ended on or before ``as_of``: not counted in roll-ups."""
+        if "end_date" not in self.cube.coords:
+            return []
+        end = pd.DatetimeIndex(self.cube["end_date"].values)
+        gone = np.asarray(end.notna() & (end <= self.as_of))
+        return sorted(np.asarray(self.cube["rep"].values).astype(str)[gone].tolist())
 
     # -- calendar
 
@@ -208,6 +259,14 @@ class AppContext:
         except RevmodelError as exc:
             return self.reconciled, [*notes, f"The calls could not all be kept: {exc}"]
         return rec, notes
+
+
+def _named(value: object) -> bool:
+    return (
+        value is not None
+        and not (isinstance(value, float) and np.isnan(value))
+        and str(value).strip() != ""
+    )
 
 
 # --------------------------------------------------------------------------- loading
@@ -423,3 +482,158 @@ def open_store(ctx: AppContext, store_url: str | None = None) -> OverrideStore:
         )
         _STORES[key] = OverrideStore(url, team_map=team)
     return _STORES[key]
+
+
+def app_context(
+    data_dir: str | Path | None = None,
+    cube: xr.Dataset | None = None,
+    store_url: str | None = None,
+    user: str | None = None,
+    forecast_method: str | None = None,
+    scenarios_dir: str | Path | None = None,
+    context: AppContext | None = None,
+) -> AppContext:
+    """The one context every app builder takes: data, forecasts, plan, calls and user.
+
+    Parameters
+    ----------
+    data_dir, cube, forecast_method
+        The data (see :func:`load_context`); ignored when ``context`` is given.
+    store_url : str, optional
+        The call store's SQLAlchemy URL (see :func:`open_store`).
+    user : str, optional
+        The signed-in user; default the server's (:meth:`Identity.from_environment`).
+    scenarios_dir : str or Path, optional
+        Folder of saved what-if scenarios; default :data:`revmodel.config.SCENARIOS_DIR`.
+    context : AppContext, optional
+        Data already loaded (tests): only the session is added.
+    """
+    ctx = context or load_context(data_dir=data_dir, cube=cube, forecast_method=forecast_method)
+    identity = Identity(user.strip()) if user and user.strip() else Identity.from_environment()
+    folder = Path(scenarios_dir) if scenarios_dir is not None else config.SCENARIOS_DIR
+    return replace(ctx, store=open_store(ctx, store_url), identity=identity, scenarios_dir=folder)
+
+
+def period_total(ctx: AppContext, da: xr.DataArray, period: str, level: str, key: str) -> float:
+    """Sum of ``da`` (segment, region, rep, month) over a node and the period's months [USD]."""
+    months = ctx.period_months(period).values.astype("datetime64[ns]")
+    da = da.isel(month=np.isin(da["month"].values, months))
+    if level == "rep":
+        da = da.sel(rep=[key])
+    elif level == "manager":
+        da = da.isel(rep=np.asarray(ctx.cube["manager"].values).astype(str) == key)
+    elif level == "region":
+        da = da.sel(region=[key])
+    return float(da.sum())
+
+
+@dataclass(frozen=True)
+class LiveForecast:
+    """The forecast of a period reconciled with the live calls.
+
+    Attributes
+    ----------
+    period : str
+    reconciled : xarray.DataArray
+        (segment, region, rep, month) [USD/month], the locked nodes kept exactly.
+    locked : dict
+        ``{(level, key): amount}`` [USD for the period]: the current commit calls and held nodes.
+    held : tuple
+        ``(level, key)`` nodes held at their statistical forecast.
+    notes : list of str
+        Calls that could not be locked, and why.
+    version : int
+        The call store's version the forecast was computed at.
+    """
+
+    period: str
+    reconciled: xr.DataArray
+    locked: dict[tuple[str, str], float]
+    held: tuple[tuple[str, str], ...]
+    notes: list[str]
+    version: int
+
+
+def live_forecast(
+    ctx: AppContext, period: str, hold: Collection[tuple[str, str]] = ()
+) -> LiveForecast:
+    """The period's forecast with the latest commit call of every node locked (cached by store version).
+
+    Every app shows this same forecast, so a call submitted in one app shows in
+    the others on their next refresh. ``hold`` nodes are locked at their
+    statistical forecast (the coherent forecast without calls) unless they have
+    a call of their own.
+    """
+    store = ctx.calls
+    version = store.version()
+    held = tuple(sorted({(str(lv), str(k)) for lv, k in hold}))
+    key = ("live", period, version, held, store.url)
+    cached = ctx.extra.get(key)
+    if cached is not None:
+        return cached
+    locked = dict(store.locked_nodes(period, "commit"))
+    for level, node in held:
+        locked.setdefault((level, node), period_total(ctx, ctx.reconciled, period, level, node))
+    rec, notes = ctx.reconcile_with_calls(locked, period)
+    for old in [k for k in ctx.extra if isinstance(k, tuple) and k[:2] == ("live", period)]:
+        del ctx.extra[old]
+    out = LiveForecast(period, rec, locked, held, notes, version)
+    ctx.extra[key] = out
+    return out
+
+
+def with_live_forecast(ctx: AppContext, period: str, hold: Collection = ()) -> AppContext:
+    """``ctx`` whose ``reconciled`` is :func:`live_forecast` of the period (shares everything else)."""
+    if ctx.store is None:
+        return ctx
+    return replace(ctx, reconciled=live_forecast(ctx, period, hold).reconciled)
+
+
+def node_calls(ctx: AppContext, period: str) -> pd.DataFrame:
+    """The call of every node of the period: its own, else the sum of the level below [USD].
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``(level, key)`` for ``rep`` (reps still employed), ``manager``,
+        ``region`` and ``total``; columns ``commit`` and ``best_case`` (NaN when
+        neither the node nor anyone below it called) and ``own_commit`` /
+        ``own_best_case`` (True when the node's own call is shown).
+    """
+    key = ("node_calls", period, ctx.calls.version(), ctx.calls.url)
+    if key in ctx.extra:
+        return ctx.extra[key]
+    calls = ctx.calls.current_calls(period)
+    own = {
+        (lv, k, ct): float(a)
+        for lv, k, ct, a in zip(calls["level"], calls["key"], calls["call_type"], calls["amount"], strict=True)
+    }  # fmt: skip
+    tm = ctx.calls.team_map
+    children: dict[tuple[str, str], list[tuple[str, str]]] = {("total", "total"): []}
+    for rep in tm.active_reps:
+        children.setdefault(("manager", tm.rep_manager[rep]), []).append(("rep", rep))
+    for manager in [k for lv, k in list(children) if lv == "manager"]:
+        region = tm.manager_region.get(manager, config.PLACEHOLDER)
+        children.setdefault(("region", region), []).append(("manager", manager))
+    children[("total", "total")] = [n for n in children if n[0] == "region"]
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def value(node: tuple[str, str]) -> dict[str, Any]:
+        if node in rows:
+            return rows[node]
+        row: dict[str, Any] = {}
+        for ct in ("commit", "best_case"):
+            mine = own.get((*node, ct))
+            below = [value(c)[ct] for c in children.get(node, [])]
+            below = [v for v in below if np.isfinite(v)]
+            row[ct] = mine if mine is not None else (float(np.sum(below)) if below else np.nan)
+            row[f"own_{ct}"] = mine is not None
+        rows[node] = row
+        return row
+
+    for node in [*(("rep", r) for r in tm.active_reps), *children]:
+        value(node)
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["level", "key"])
+    ctx.extra[key] = out
+    return out

@@ -20,7 +20,7 @@ import xarray as xr
 
 from revmodel import plots
 from revmodel.apps import layout
-from revmodel.apps.context import AppContext, load_context
+from revmodel.apps.context import AppContext, app_context, node_calls, with_live_forecast
 from revmodel.forecast import ALL
 
 __all__ = ["ALL_MEMBERS", "Selection", "breakdown", "build", "figure", "members", "summarise"]
@@ -262,8 +262,9 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
     -------
     (str, pandas.DataFrame)
         The level name and one row per member plus a ``Total`` row:
-        ``name``, ``bookings``, ``forecast``, ``landing``, ``quota``,
-        ``expected_attainment``, ``pipeline``, ``win_rate``.
+        ``name`` (reps by name), ``bookings``, ``forecast``, ``landing``, ``quota``,
+        ``expected_attainment``, ``pipeline``, ``win_rate``, ``commit`` and
+        ``best_case`` (:func:`calls_of`).
     """
     opts = members(ctx, sel)
     if sel.rep is not None:
@@ -288,10 +289,15 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
         s = summarise(ctx, replace(sel, **{level: name}))
         if s["landing"] == 0 and s["pipeline"] == 0 and not (s["quota"] > 0):
             continue
-        rows.append({"name": name, **{c: s[c] for c in cols}})
+        commit, best = calls_of(ctx, replace(sel, **{level: name}))
+        label = ctx.label(level, name)
+        rows.append({"name": label, **{c: s[c] for c in cols}, "commit": commit, "best_case": best})
     total = summarise(ctx, sel)
-    rows.append({"name": "Total", **{c: total[c] for c in cols}})
-    return level, pd.DataFrame(rows, columns=["name", *cols])
+    commit, best = calls_of(ctx, sel)
+    rows.append(
+        {"name": "Total", **{c: total[c] for c in cols}, "commit": commit, "best_case": best}
+    )
+    return level, pd.DataFrame(rows, columns=["name", *cols, "commit", "best_case"])
 
 
 def figure(ctx: AppContext, sel: Selection) -> go.Figure:
@@ -338,6 +344,8 @@ def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
         {"name": "landing", "label": "Expected landing", "value": fmt(s["landing"]),
          "sub": f"P10-P90 {fmt(s['p10'])} - {fmt(s['p90'])}"},
         {"name": "quota", "label": "Quota", "value": fmt(s["quota"]), "sub": quota_sub},
+        {"name": "commit", "label": "Commit", "value": fmt(s.get("commit")),
+         "sub": f"best case {fmt(s.get('best_case'))}" if np.isfinite(s.get("best_case", np.nan)) else "no call for this slice"},
         {"name": "attainment", "label": "Attainment", "value": pct(s["expected_attainment"]),
          "sub": f"expected; {pct(s['attainment'])} booked to date"},
         {"name": "pipeline", "label": "Open pipeline", "value": fmt(s["pipeline"]),
@@ -347,142 +355,192 @@ def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
     ]  # fmt: skip
 
 
+def calls_of(ctx: AppContext, sel: Selection) -> tuple[float, float]:
+    """Commit and best case of the selection's node: its own call, else the sum below [USD].
+
+    NaN without a call store, for a segment slice (calls are not split by
+    segment) and for a node nobody called.
+    """
+    if ctx.store is None or sel.segment is not None:
+        return float("nan"), float("nan")
+    if sel.rep is not None:
+        node = ("rep", sel.rep)
+    elif sel.manager is not None:
+        node = ("manager", sel.manager)
+    elif sel.region is not None:
+        node = ("region", sel.region)
+    else:
+        node = ("total", "total")
+    calls = node_calls(ctx, sel.period)
+    if node not in calls.index:
+        return float("nan"), float("nan")
+    row = calls.loc[node]
+    return float(row["commit"]), float(row["best_case"])
+
+
 # --------------------------------------------------------------------------- app
 
 
-def build(
-    data_dir: str | None = None,
-    cube: xr.Dataset | None = None,
-    store_url: str | None = None,
-    user: str | None = None,
-    context: AppContext | None = None,
-) -> w.Widget:
-    """The plan explorer app.
+@dataclass
+class ExplorerPage:
+    """The explorer's widgets (``app.app``)."""
 
-    Parameters
-    ----------
-    data_dir, cube
-        Data of the apps (see :func:`revmodel.apps.context.load_context`).
-    store_url, user
-        Unused (the explorer writes nothing); accepted so every builder takes the same arguments.
-    context : AppContext, optional
-        A context already built (tests).
+    period: w.Dropdown
+    region: w.Dropdown
+    manager: w.Dropdown
+    rep: w.Dropdown
+    segment: w.Dropdown
+    kpis: layout.KpiCards
+    chart: layout.FigurePane
+    table: w.HTML
+    status: w.HTML
+    context: AppContext
+    busy: bool = False
 
-    Returns
-    -------
-    ipywidgets.Widget
-        The page; ``.app`` holds the controls (``period``, ``region``, ``manager``,
-        ``rep``, ``segment``), ``kpis``, ``chart``, ``table`` and ``refresh()``.
-    """
-    ctx = context or load_context(data_dir=data_dir, cube=cube)
-    periods = ctx.periods()
-    default_period = ctx.cycle if ctx.cycle in periods else periods[-1]
-    start = Selection(default_period)
-    opts = members(ctx, start)
-    period = layout.dropdown("Fiscal period", periods, default_period, width="200px")
-    region = layout.dropdown("Region", [ALL_MEMBERS, *opts["region"]], ALL_MEMBERS)
-    manager = layout.dropdown("Manager", [ALL_MEMBERS, *opts["manager"]], ALL_MEMBERS)
-    rep = layout.dropdown("Rep", [ALL_MEMBERS, *opts["rep"]], ALL_MEMBERS, width="170px")
-    segment = layout.dropdown(
-        "Segment", [ALL_MEMBERS, *opts["segment"]], ALL_MEMBERS, width="200px"
-    )
-    for dd, css in ((period, "period"), (region, "region"), (manager, "manager"), (rep, "rep"), (segment, "segment")):  # fmt: skip
-        dd.add_class(f"revmodel-filter-{css}")
-    kpis = layout.KpiCards("revmodel-kpis")
-    chart = layout.FigurePane("revmodel-chart")
-    table = w.HTML()
-    table.add_class("revmodel-table")
-    status = w.HTML()
-    status.add_class("revmodel-status")
-    busy = {"on": False}
+    def selection(self) -> Selection:
+        def value(dd: w.Dropdown) -> str | None:
+            return None if dd.value in (None, ALL_MEMBERS) else str(dd.value)
 
-    def value(dd: w.Dropdown) -> str | None:
-        return None if dd.value in (None, ALL_MEMBERS) else str(dd.value)
-
-    def selection() -> Selection:
         return Selection(
-            str(period.value), value(region), value(manager), value(rep), value(segment)
+            str(self.period.value),
+            value(self.region),
+            value(self.manager),
+            value(self.rep),
+            value(self.segment),
         )
 
-    def set_options(dd: w.Dropdown, options: list[str]) -> None:
-        current = dd.value
-        dd.options = [ALL_MEMBERS, *options]
-        dd.value = current if current in options else ALL_MEMBERS
+    def refresh(self, _change: object = None) -> None:
+        """Redraw for the current filters, with the live calls."""
+        _refresh(self)
 
-    def refresh(_change: object = None) -> None:
-        if busy["on"]:
-            return
-        busy["on"] = True
-        t0 = time.perf_counter()
-        try:
-            o = members(ctx, selection())
-            set_options(manager, o["manager"])
-            set_options(rep, members(ctx, selection())["rep"])
-            sel = selection()
-            s = summarise(ctx, sel)
-            kpis.show(cards(s, sel))
-            chart.show(figure(ctx, sel))
-            level, frame = breakdown(ctx, sel)
-            frame = frame.rename(
-                columns={
-                    "name": level.capitalize(),
-                    "landing": "expected landing",
-                    "expected_attainment": "attainment (expected)",
-                    "win_rate": "win rate",
-                }
-            )
-            table.value = layout.table_html(
-                frame,
-                kinds={
-                    "bookings": "money",
-                    "forecast": "money",
-                    "expected landing": "money",
-                    "quota": "money",
-                    "attainment (expected)": "pct",
-                    "pipeline": "money",
-                    "win rate": "pct",
-                },
-                css="revmodel-breakdown",
-                total_rows=[len(frame) - 1],
-            )
-            status.value = (
-                f"<span class='revmodel-footer' data-selection='{html.escape(sel.describe())}'>"
-                f"{html.escape(sel.describe())} in {html.escape(sel.period)}; updated in "
-                f"{(time.perf_counter() - t0) * 1000:.0f} ms</span>"
-            )
-        finally:
-            busy["on"] = False
 
-    for dd in (period, region, manager, rep, segment):
-        dd.observe(refresh, names="value")
-    refresh()
-    filters = w.HBox([period, region, manager, rep, segment], layout=w.Layout(flex_flow="row wrap"))
+def _widgets(ctx: AppContext) -> ExplorerPage:
+    periods = ctx.periods()
+    default_period = ctx.cycle if ctx.cycle in periods else periods[-1]
+    opts = members(ctx, Selection(default_period))
+    page = ExplorerPage(
+        period=layout.dropdown("Fiscal period", periods, default_period, width="200px"),
+        region=layout.dropdown("Region", [ALL_MEMBERS, *opts["region"]], ALL_MEMBERS),
+        manager=layout.dropdown("Manager", [ALL_MEMBERS, *opts["manager"]], ALL_MEMBERS),
+        rep=layout.dropdown("Rep", _rep_options(ctx, opts["rep"]), ALL_MEMBERS, width="220px"),
+        segment=layout.dropdown(
+            "Segment", [ALL_MEMBERS, *opts["segment"]], ALL_MEMBERS, width="200px"
+        ),
+        kpis=layout.KpiCards("revmodel-kpis"),
+        chart=layout.FigurePane("revmodel-chart"),
+        table=w.HTML(),
+        status=w.HTML(),
+        context=ctx,
+    )
+    for name in ("period", "region", "manager", "rep", "segment"):
+        getattr(page, name).add_class(f"revmodel-filter-{name}")
+    page.table.add_class("revmodel-table")
+    page.status.add_class("revmodel-status")
+    return page
+
+
+def _rep_options(ctx: AppContext, reps: list[str]) -> list:
+    return [ALL_MEMBERS, *sorted(((ctx.label("rep", r), r) for r in reps), key=lambda o: o[0])]
+
+
+def _layout(ctx: AppContext, page: ExplorerPage) -> w.VBox:
+    filters = w.HBox(
+        [page.period, page.region, page.manager, page.rep, page.segment],
+        layout=w.Layout(flex_flow="row wrap"),
+    )
     filters.add_class("revmodel-filters")
     app = layout.page(
         "Plan explorer",
         f"Actuals to {ctx.as_of:%B %Y}; forecast and quotas of the {ctx.assumptions.plan_year} plan "
-        f"(cycle {ctx.cycle}). Pick a period and a slice of the sales team.",
-        [
-            filters,
-            kpis,
-            chart,
-            layout.section("Breakdown", table),
-            status,
-        ],
-        footer=f"Data: {ctx.source}. Forecast: statistical, reconciled ({ctx.reconcile_method}); "
-        "band from the 10% and 90% quantiles.",
+        f"(cycle {ctx.cycle}); the forecast keeps the latest commit calls. Pick a period and a "
+        "slice of the sales team.",
+        [filters, page.kpis, page.chart, layout.section("Breakdown", page.table), page.status],
+        footer=f"Data: {ctx.source}. Forecast: statistical, reconciled ({ctx.reconcile_method}) "
+        "with the commit calls locked; band from the 10% and 90% quantiles; commit and best case: "
+        "the node's own call, else the sum of the calls below it.",
     )
     app.add_class("revmodel-explorer")
-    app.app = layout.Controls(
-        period=period,
-        region=region,
-        manager=manager,
-        rep=rep,
-        segment=segment,
-        kpis=kpis,
-        chart=chart,
-        table=table,
-        refresh=refresh,
-        context=ctx,
-    )
+    return app
+
+
+BREAKDOWN_KINDS = {
+    "bookings": "money",
+    "forecast": "money",
+    "expected landing": "money",
+    "quota": "money",
+    "commit": "money",
+    "best case": "money",
+    "attainment (expected)": "pct",
+    "pipeline": "money",
+    "win rate": "pct",
+}
+
+
+def _set_options(dd: w.Dropdown, options: list) -> None:
+    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    current = dd.value
+    dd.options = options
+    dd.value = current if current in values else ALL_MEMBERS
+
+
+def _refresh(page: ExplorerPage) -> None:
+    if page.busy:
+        return
+    page.busy = True
+    t0 = time.perf_counter()
+    try:
+        base = page.context
+        _set_options(page.manager, [ALL_MEMBERS, *members(base, page.selection())["manager"]])
+        _set_options(page.rep, _rep_options(base, members(base, page.selection())["rep"]))
+        sel = page.selection()
+        ctx = with_live_forecast(base, sel.period)
+        s = summarise(ctx, sel)
+        s["commit"], s["best_case"] = calls_of(ctx, sel)
+        page.kpis.show(cards(s, sel))
+        page.chart.show(figure(ctx, sel))
+        level, frame = breakdown(ctx, sel)
+        frame = frame.rename(
+            columns={
+                "name": level.capitalize(),
+                "landing": "expected landing",
+                "expected_attainment": "attainment (expected)",
+                "win_rate": "win rate",
+                "best_case": "best case",
+            }
+        )
+        page.table.value = layout.table_html(
+            frame, kinds=BREAKDOWN_KINDS, css="revmodel-breakdown", total_rows=[len(frame) - 1]
+        )
+        where = html.escape(sel.describe())
+        page.status.value = (
+            f"<span class='revmodel-footer' data-selection='{where}'>{where} in "
+            f"{html.escape(sel.period)}; updated in {(time.perf_counter() - t0) * 1000:.0f} ms"
+            "</span>"
+        )
+    finally:
+        page.busy = False
+
+
+def build(ctx: AppContext | None = None) -> w.Widget:
+    """The plan explorer app.
+
+    Parameters
+    ----------
+    ctx : AppContext, optional
+        Data, forecasts, plan, calls and user (:func:`revmodel.apps.context.app_context`);
+        default the server's.
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The page; ``.app`` is its :class:`ExplorerPage` (filters, ``kpis``, ``chart``,
+        ``table`` and ``refresh()``).
+    """
+    ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    page = _widgets(ctx)
+    for dd in (page.period, page.region, page.manager, page.rep, page.segment):
+        dd.observe(page.refresh, names="value")
+    page.refresh()
+    app = _layout(ctx, page)
+    app.app = page
     return app

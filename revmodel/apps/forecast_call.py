@@ -1,53 +1,76 @@
-"""Forecast call: a manager sees the team's numbers and submits a call per rep and period.
+"""Forecast call: a manager sees the team's numbers and submits a call per rep, or for the team.
 
 The page shows, for the manager's team and a fiscal period, each rep's
 statistical forecast (reconciled, with its 10-90% band), weighted pipeline,
 quota and current calls; a form submits a ``commit`` or ``best_case`` call
-with a note into the :class:`~revmodel.overrides.OverrideStore`. After every
-change the team roll-up of the calls, the forecast reconciled with the commits
-locked (:meth:`~revmodel.apps.context.AppContext.reconcile_with_calls`) and
-the audit log (who changed what, old and new value) are shown again.
+with a note into the call store. After every change the roll-up of the calls
+(reps who have left are not counted, and the page says so), the forecast
+reconciled with the latest commit of every node locked
+(:func:`~revmodel.apps.context.live_forecast`: the same forecast every app
+shows), why a node nobody called moved (which locked call moved it, by how
+much), and the audit log are shown again. A node can be held at its
+statistical forecast.
 
-Who may write: the signed-in user (``JUPYTERHUB_USER`` under JupyterHub, or
-``REVMODEL_USER`` for a configured deployment) with a grant in the team map
-(``REVMODEL_TEAM_MAP`` or ``parameters/team.yaml``). Without an identity the
-form is disabled and says so. Every value from the browser goes through
-:func:`revmodel.overrides.validate_call` (type, range, open period, the
-user's team); the store's message is shown as is.
+Who may write: the signed-in user (``JUPYTERHUB_USER`` under JupyterHub) with
+a grant in the team map (``parameters/team.yaml``). Without an identity the
+form is disabled and says so. Every value from the browser goes through the
+store's validation (type, range, open period, the user's team, commit at most
+the best case); the store's message is shown as is.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import replace
+from dataclasses import dataclass, field
 
 import ipywidgets as w
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from revmodel.apps import explorer, layout
-from revmodel.apps.context import AppContext, load_context, open_store
+from revmodel.apps.context import (
+    AppContext,
+    LiveForecast,
+    app_context,
+    live_forecast,
+    period_total,
+    with_live_forecast,
+)
 from revmodel.errors import RevmodelError
-from revmodel.overrides import Identity, OverrideStore
 
-__all__ = ["SIGN_IN", "audit_frame", "build", "reconciled_team", "team_frame"]
+__all__ = [
+    "SIGN_IN",
+    "audit_frame",
+    "build",
+    "explain_moves",
+    "reconciled_team",
+    "team_frame",
+    "team_reps",
+]
 
 #: Shown, and the form disabled, when the server gave the kernel no user.
 SIGN_IN = "Sign in to submit a forecast call: no authenticated user."
 CALL_LABELS = {"commit": "Commit", "best_case": "Best case"}
+#: A node moved by less than this share of its statistical forecast is not explained [ratio].
+MOVE_TOLERANCE = 0.01
+#: Locks whose separate effect is measured, largest deviations first (one reconciliation each).
+MAX_EXPLAINED_LOCKS = 12
 
 
 def team_reps(ctx: AppContext, manager: str) -> list[str]:
     """Reps of a manager employed after ``as_of`` (those who can still close deals)."""
-    cube = ctx.cube
-    reps = np.asarray(cube["rep"].values).astype(str)
-    mgr = np.asarray(cube["manager"].values).astype(str)
-    ok = mgr == manager
-    if "end_date" in cube.coords:
-        end = pd.DatetimeIndex(cube["end_date"].values)
-        ok &= np.asarray(end.isna() | (end > ctx.as_of))
-    return sorted(reps[ok].tolist())
+    reps = np.asarray(ctx.cube["rep"].values).astype(str)
+    mgr = np.asarray(ctx.cube["manager"].values).astype(str)
+    gone = set(ctx.leavers())
+    return sorted(r for r in reps[mgr == manager].tolist() if r not in gone)
+
+
+def team_leavers(ctx: AppContext, manager: str) -> list[str]:
+    """Reps of a manager who have left: not counted in the team's roll-up."""
+    reps = np.asarray(ctx.cube["rep"].values).astype(str)
+    mgr = np.asarray(ctx.cube["manager"].values).astype(str)
+    gone = set(ctx.leavers())
+    return sorted(r for r in reps[mgr == manager].tolist() if r in gone)
 
 
 def _weighted_pipeline(ctx: AppContext, rep: str, months: np.ndarray) -> float:
@@ -58,27 +81,32 @@ def _weighted_pipeline(ctx: AppContext, rep: str, months: np.ndarray) -> float:
     return float(wp.isel(month=np.isin(wp["month"].values, months)).sum())
 
 
-def team_frame(ctx: AppContext, store: OverrideStore, manager: str, period: str) -> pd.DataFrame:
-    """One row per rep of the team for the period [USD].
+def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
+    """One row per rep of the team still employed, for the period [USD].
 
-    Columns ``rep``, ``forecast`` (reconciled statistical), ``p10``, ``p90``,
-    ``pipeline`` (open), ``weighted_pipeline`` (expected bookings from open pipeline: conversion and slippage),
-    ``quota``, ``commit`` and ``best_case`` (current calls, NaN if none),
-    ``called_by``.
+    Columns ``rep`` (id), ``name``, ``statistical`` (the coherent forecast without
+    calls), ``forecast`` (reconciled with the live calls), ``p10``, ``p90``,
+    ``pipeline`` (open), ``weighted_pipeline`` (expected bookings from open
+    pipeline: conversion and slippage), ``quota``, ``commit`` and ``best_case``
+    (current calls, NaN if none), ``called_by``.
     """
     months = ctx.period_months(period).values.astype("datetime64[ns]")
-    calls = store.current_calls(period)
+    live = with_live_forecast(ctx, period)
+    calls = ctx.calls.current_calls(period)
     calls = calls[calls["level"] == "rep"]
     rows = []
     for rep in team_reps(ctx, manager):
-        s = explorer.summarise(ctx, explorer.Selection(period, rep=rep))
+        sel = explorer.Selection(period, rep=rep)
+        s, now = explorer.summarise(ctx, sel), explorer.summarise(live, sel)
         mine = calls[calls["key"] == rep]
         amount = dict(zip(mine["call_type"], mine["amount"], strict=True))
         who = mine.sort_values("audit_id")["user"].tolist()
         rows.append(
             {
                 "rep": rep,
-                "forecast": s["landing"],
+                "name": ctx.label("rep", rep),
+                "statistical": s["landing"],
+                "forecast": now["landing"],
                 "p10": s["p10"],
                 "p90": s["p90"],
                 "pipeline": s["pipeline"],
@@ -92,76 +120,117 @@ def team_frame(ctx: AppContext, store: OverrideStore, manager: str, period: str)
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------- why a node moved
+
+
+def _lock_effects(ctx: AppContext, live: LiveForecast) -> dict[tuple[str, str], object]:
+    """Each lock's own effect on the reconciled forecast, cached by store version.
+
+    With the set of locked nodes fixed the reconciliation is linear in the
+    locked values, so a lock's effect is the forecast with every lock minus
+    the forecast with that lock set back to its statistical value.
+    """
+    key = ("effects", live.period, live.version, live.held, ctx.calls.url)
+    if key in ctx.extra:
+        return ctx.extra[key]
+    base = {node: period_total(ctx, ctx.reconciled, live.period, *node) for node in live.locked}
+    ranked = sorted(live.locked, key=lambda n: -abs(live.locked[n] - base[n]))
+    effects = {}
+    for node in ranked[:MAX_EXPLAINED_LOCKS]:
+        if abs(live.locked[node] - base[node]) < 1e-6:
+            continue
+        rec, _ = ctx.reconcile_with_calls({**live.locked, node: base[node]}, live.period)
+        effects[node] = live.reconciled - rec
+    ctx.extra[key] = effects
+    return effects
+
+
+def explain_moves(
+    ctx: AppContext, period: str, nodes: list[tuple[str, str]], hold: tuple = ()
+) -> pd.DataFrame:
+    """Why nodes without a call of their own moved from their statistical forecast.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per node that moved by more than :data:`MOVE_TOLERANCE`:
+        ``level``, ``key``, ``name``, ``statistical``, ``reconciled``, ``change``
+        [USD], ``change_pct`` [ratio] and ``why`` (the locked calls that moved
+        it, largest first, with their share of the change).
+    """
+    live = live_forecast(ctx, period, hold)
+    effects = _lock_effects(ctx, live)
+    rows = []
+    for level, key in nodes:
+        if (level, key) in live.locked:
+            continue
+        stat = period_total(ctx, ctx.reconciled, period, level, key)
+        now = period_total(ctx, live.reconciled, period, level, key)
+        change = now - stat
+        if abs(change) <= MOVE_TOLERANCE * max(abs(stat), 1.0):
+            continue
+        parts = []
+        for lock, effect in effects.items():
+            moved = period_total(ctx, effect, period, level, key)
+            if abs(moved) > 0.05 * abs(change):
+                parts.append((moved, lock))
+        parts.sort(key=lambda p: -abs(p[0]))
+        why = "; ".join(
+            f"the commit on {lv} {ctx.label(lv, k)} ({m:+,.0f} USD)" for m, (lv, k) in parts
+        )
+        rows.append(
+            {
+                "level": level,
+                "key": key,
+                "name": ctx.label(level, key),
+                "statistical": stat,
+                "reconciled": now,
+                "change": change,
+                "change_pct": change / stat if stat else np.nan,
+                "why": why or "the locked calls together",
+            }
+        )
+    cols = ["level", "key", "name", "statistical", "reconciled", "change", "change_pct", "why"]
+    return pd.DataFrame(rows, columns=cols)
+
+
 def reconciled_team(
-    ctx: AppContext, store: OverrideStore, manager: str, period: str
+    ctx: AppContext, manager: str, period: str, hold: tuple = ()
 ) -> tuple[pd.DataFrame, list[str]]:
     """The team's forecast reconciled with the period's commits locked [USD].
 
     Returns
     -------
     (pandas.DataFrame, list of str)
-        Rows per rep then ``Team <manager>``, region and ``Company`` totals:
-        ``name``, ``statistical`` (no call locked), ``commit`` (the call),
-        ``reconciled`` (commits locked, the rest adjusted so every level adds up);
-        and notes on calls that could not be locked.
+        Rows per rep still employed then ``Team <manager>``, region and
+        ``Company`` totals: ``name``, ``statistical`` (no call locked), ``commit``
+        (the call), ``reconciled`` (commits locked, the rest adjusted so every
+        level adds up); and notes on calls that could not be locked.
     """
-    locked = store.locked_nodes(period, "commit")
-    rec, notes = ctx.reconcile_with_calls(locked, period)
-    months = ctx.period_months(period).values.astype("datetime64[ns]")
-
-    def period_total(da: xr.DataArray, sel: explorer.Selection) -> float:
-        da = da.isel(month=np.isin(da["month"].values, months))
-        return float(explorer._slice(da, ctx, sel).sum())
-
-    region = store.team_map.manager_region.get(manager) if store.team_map else None
-    rows = []
-    base = explorer.Selection(period)
-    for rep in team_reps(ctx, manager):
-        sel = replace(base, rep=rep)
-        rows.append(
-            {
-                "name": rep,
-                "statistical": period_total(ctx.reconciled, sel),
-                "commit": locked.get(("rep", rep), np.nan),
-                "reconciled": period_total(rec, sel),
-            }
-        )
-    team_sel = replace(base, manager=manager)
-    reps_commit = [locked[("rep", r)] for r in team_reps(ctx, manager) if ("rep", r) in locked]
-    rows.append(
-        {
-            "name": f"Team {manager}",
-            "statistical": period_total(ctx.reconciled, team_sel),
-            "commit": locked.get(
-                ("manager", manager), float(np.sum(reps_commit)) if reps_commit else np.nan
-            ),
-            "reconciled": period_total(rec, team_sel),
-        }
-    )
+    live = live_forecast(ctx, period, hold)
+    region = ctx.calls.team_map.manager_region.get(manager) if ctx.calls.team_map else None
+    nodes = [("rep", r) for r in team_reps(ctx, manager)] + [("manager", manager)]
     if region:
-        reg_sel = replace(base, region=region)
+        nodes.append(("region", region))
+    rows = []
+    for level, key in [*nodes, ("total", "")]:
+        name = {"manager": f"Team {key}", "region": f"Region {key}", "total": "Company"}.get(
+            level, ctx.label(level, key)
+        )
         rows.append(
             {
-                "name": f"Region {region}",
-                "statistical": period_total(ctx.reconciled, reg_sel),
-                "commit": locked.get(("region", region), np.nan),
-                "reconciled": period_total(rec, reg_sel),
+                "name": name,
+                "statistical": period_total(ctx, ctx.reconciled, period, level, key),
+                "commit": live.locked.get((level, key), np.nan),
+                "reconciled": period_total(ctx, live.reconciled, period, level, key),
             }
         )
-    rows.append(
-        {
-            "name": "Company",
-            "statistical": period_total(ctx.reconciled, base),
-            "commit": np.nan,
-            "reconciled": period_total(rec, base),
-        }
-    )
-    return pd.DataFrame(rows), notes
+    return pd.DataFrame(rows), live.notes
 
 
-def audit_frame(store: OverrideStore, manager: str, period: str, reps: list[str]) -> pd.DataFrame:
+def audit_frame(ctx: AppContext, manager: str, period: str, reps: list[str]) -> pd.DataFrame:
     """The audit log of the team's calls in the period, newest first."""
-    log = store.audit(period)
+    log = ctx.calls.audit(period)
     log = log[log["key"].isin([*reps, manager])]
     log = log.sort_values("id", ascending=False)
     out = pd.DataFrame(
@@ -169,7 +238,7 @@ def audit_frame(store: OverrideStore, manager: str, period: str, reps: list[str]
             "when (UTC)": log["at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
             "user": log["user"],
             "action": log["action"],
-            "rep": log["key"],
+            "node": [ctx.label(lv, k) for lv, k in zip(log["level"], log["key"], strict=True)],
             "call": log["call_type"].map(CALL_LABELS).fillna(log["call_type"]),
             "old": log["old_value"],
             "new": log["new_value"],
@@ -179,12 +248,13 @@ def audit_frame(store: OverrideStore, manager: str, period: str, reps: list[str]
     return out.reset_index(drop=True)
 
 
-def _writable_managers(store: OverrideStore, identity: Identity | None) -> list[str]:
-    tm = store.team_map
+def writable_managers(ctx: AppContext) -> list[str]:
+    """Teams the page offers: the signed-in manager's own, a region's, or all."""
+    tm = ctx.calls.team_map
     managers = [m for m in tm.managers if m != "(unassigned)"]
-    if identity is None:
+    if ctx.identity is None:
         return managers
-    grant = tm.grant(identity.user)
+    grant = tm.grant(ctx.identity.user)
     if grant is None:
         return managers
     if grant.role == "manager":
@@ -194,316 +264,426 @@ def _writable_managers(store: OverrideStore, identity: Identity | None) -> list[
     return managers
 
 
-def build(
-    data_dir: str | None = None,
-    cube: xr.Dataset | None = None,
-    store_url: str | None = None,
-    user: str | None = None,
-    context: AppContext | None = None,
-) -> w.Widget:
-    """The forecast-call app.
+# --------------------------------------------------------------------------- widgets
 
-    Parameters
-    ----------
-    data_dir, cube
-        Data of the apps (see :func:`revmodel.apps.context.load_context`).
-    store_url : str, optional
-        The call store's SQLAlchemy URL; default ``REVMODEL_OVERRIDES_URL`` or the SQLite file.
-    user : str, optional
-        The signed-in user; default :meth:`Identity.from_environment`.
-    context : AppContext, optional
-        A context already built (tests).
 
-    Returns
-    -------
-    ipywidgets.Widget
-        The page; ``.app`` holds ``manager``, ``period``, ``rep``, ``call_type``,
-        ``amount``, ``note``, ``submit``, ``withdraw``, ``message``, ``team``,
-        ``rollup``, ``audit``, ``store`` and ``refresh()``.
-    """
-    ctx = context or load_context(data_dir=data_dir, cube=cube)
-    store = open_store(ctx, store_url)
-    identity = Identity(user.strip()) if user and user.strip() else Identity.from_environment()
-    tm = store.team_map
-    grant = tm.grant(identity.user) if identity is not None else None
+@dataclass
+class CallPage:
+    """The forecast-call page's widgets (``app.app``), and its session state."""
 
-    managers = _writable_managers(store, identity)
-    open_now = store.open_periods()
-    period_options = sorted(set(open_now) | {ctx.cycle})
-    default_period = open_now[0] if open_now else ctx.cycle
-    manager = layout.dropdown("Team of", managers, managers[0] if managers else None, "260px")
-    manager.disabled = len(managers) <= 1
-    period = layout.dropdown("Fiscal period", period_options, default_period, "200px")
-    manager.add_class("revmodel-call-manager")
-    period.add_class("revmodel-call-period")
+    manager: w.Dropdown
+    period: w.Dropdown
+    who: w.HTML
+    rep: w.Dropdown
+    call_type: w.ToggleButtons
+    amount: w.Text
+    note: w.Textarea
+    submit: w.Button
+    withdraw: w.Button
+    hold: w.Checkbox
+    message: layout.Message
+    admin: w.HBox
+    period_state: w.HTML
+    team: w.HTML
+    rollup: w.HTML
+    moves: w.HTML
+    audit: w.HTML
+    context: AppContext
+    held: set = field(default_factory=set)
 
-    who = w.HTML()
-    who.add_class("revmodel-identity")
-    if identity is None:
-        who.value = f"<div class='revmodel-message info'>{html.escape(SIGN_IN)}</div>"
-    elif grant is None:
-        who.value = (
-            f"<div class='revmodel-message error'>Signed in as {html.escape(identity.user)}, who has "
+    @property
+    def identity(self):  # noqa: ANN201 - Identity | None
+        return self.context.identity
+
+    @property
+    def store(self):  # noqa: ANN201 - OverrideStore
+        return self.context.calls
+
+    def refresh(self, _change: object = None) -> None:
+        """Read the calls again and redraw every table."""
+        _refresh(self)
+
+
+def _identity_html(ctx: AppContext) -> str:
+    grant = ctx.calls.team_map.grant(ctx.user) if ctx.user else None
+    if ctx.identity is None:
+        return f"<div class='revmodel-message info'>{html.escape(SIGN_IN)}</div>"
+    if grant is None:
+        return (
+            f"<div class='revmodel-message error'>Signed in as {html.escape(ctx.user)}, who has "
             "no team in the team map: ask an admin to add you. You can look, not submit.</div>"
         )
-    else:
-        who.value = (
-            f"<div class='revmodel-message info'>Signed in as <b>{html.escape(identity.user)}</b>: "
-            f"writes for {html.escape(grant.describe())}.</div>"
-        )
+    return (
+        f"<div class='revmodel-message info'>Signed in as <b>{html.escape(ctx.user)}</b>: "
+        f"writes for {html.escape(grant.describe())}.</div>"
+    )
 
-    rep = layout.dropdown("Rep", [], None, "170px")
-    rep.add_class("revmodel-call-rep")
-    call_type = w.ToggleButtons(
-        options=[("Commit", "commit"), ("Best case", "best_case")],
-        value="commit",
-        style={"button_width": "90px"},
-    )
-    call_type.add_class("revmodel-call-type")
-    amount = w.Text(
-        description="Amount (USD)",
-        placeholder="e.g. 125000",
-        style={"description_width": "initial"},
-        layout=w.Layout(width="240px"),
-    )
-    amount.add_class("revmodel-call-amount")
-    note = w.Textarea(
-        description="Note",
-        placeholder="Why: deals, risks, timing",
-        style={"description_width": "initial"},
-        layout=w.Layout(width="420px", height="60px"),
-    )
-    note.add_class("revmodel-call-note")
-    submit = w.Button(description="Submit call", button_style="primary", icon="check")
-    submit.add_class("revmodel-call-submit")
-    withdraw = w.Button(description="Withdraw call", icon="undo")
-    withdraw.add_class("revmodel-call-withdraw")
-    message = layout.Message()
-    message.add_class("revmodel-call-message")
-    can_write = identity is not None and grant is not None
-    for item in (rep, call_type, amount, note, submit, withdraw):
-        item.disabled = not can_write
-    if identity is None:
-        message.show(SIGN_IN, "info")
 
-    admin_box = w.HBox([])
+def _widgets(ctx: AppContext) -> CallPage:
+    """Every widget of the page, unwired."""
+    store = ctx.calls
+    managers = writable_managers(ctx)
+    open_now = store.open_periods()
+    periods = sorted(set(open_now) | {ctx.cycle})
+    default_period = open_now[0] if open_now else ctx.cycle
+
+    def html_box(css: str, value: str = "") -> w.HTML:
+        box = w.HTML(value)
+        box.add_class(css)
+        return box
+
+    page = CallPage(
+        manager=layout.dropdown("Team of", managers, managers[0] if managers else None, "260px"),
+        period=layout.dropdown("Fiscal period", periods, default_period, "200px"),
+        who=html_box("revmodel-identity", _identity_html(ctx)),
+        rep=layout.dropdown("Call for", [], None, "280px"),
+        call_type=w.ToggleButtons(
+            options=[("Commit", "commit"), ("Best case", "best_case")],
+            value="commit",
+            style={"button_width": "90px"},
+        ),
+        amount=w.Text(
+            description="Amount (USD)",
+            placeholder="e.g. 125000",
+            style={"description_width": "initial"},
+            layout=w.Layout(width="240px"),
+        ),
+        note=w.Textarea(
+            description="Note",
+            placeholder="Why: deals, risks, timing",
+            style={"description_width": "initial"},
+            layout=w.Layout(width="420px", height="60px"),
+        ),
+        submit=w.Button(description="Submit call", button_style="primary", icon="check"),
+        withdraw=w.Button(description="Withdraw call", icon="undo"),
+        hold=w.Checkbox(description="Hold at its statistical forecast", indent=False),
+        message=layout.Message(),
+        admin=w.HBox([]),
+        period_state=html_box("revmodel-period-state"),
+        team=html_box("revmodel-team"),
+        rollup=html_box("revmodel-rollup"),
+        moves=html_box("revmodel-moves"),
+        audit=html_box("revmodel-audit"),
+        context=ctx,
+    )
+    page.manager.disabled = len(managers) <= 1
+    for widget, css in (
+        (page.manager, "manager"), (page.period, "period"), (page.rep, "rep"),
+        (page.call_type, "type"), (page.amount, "amount"), (page.note, "note"),
+        (page.submit, "submit"), (page.withdraw, "withdraw"), (page.hold, "hold"),
+        (page.message, "message"),
+    ):  # fmt: skip
+        widget.add_class(f"revmodel-call-{css}")
+    grant = store.team_map.grant(ctx.user) if ctx.user else None
+    for item in (page.call_type, page.amount, page.note, page.submit, page.withdraw):
+        item.disabled = grant is None
+    if ctx.identity is None:
+        page.message.show(SIGN_IN, "info")
     if grant is not None and grant.role == "admin":
-        open_btn = w.Button(description="Open period for calls", icon="unlock")
-        close_btn = w.Button(description="Close period", icon="lock")
-        open_btn.add_class("revmodel-period-open")
-        close_btn.add_class("revmodel-period-close")
+        opener = w.Button(description="Open period for calls", icon="unlock")
+        closer = w.Button(description="Close period", icon="lock")
+        opener.add_class("revmodel-period-open")
+        closer.add_class("revmodel-period-close")
+        page.admin.children = [opener, closer]
+    return page
 
-        def set_period(is_open: bool) -> None:
-            try:
-                if is_open:
-                    store.open_period(str(period.value), identity)
-                else:
-                    store.close_period(str(period.value), identity)
-            except RevmodelError as exc:
-                message.show(str(exc), "error")
-                return
-            state = "open" if is_open else "closed"
-            message.show(f"{period.value} is {state} for forecast calls.", "ok")
-            refresh()
 
-        open_btn.on_click(lambda _b: set_period(True))
-        close_btn.on_click(lambda _b: set_period(False))
-        admin_box.children = [open_btn, close_btn]
-
-    team = w.HTML()
-    team.add_class("revmodel-team")
-    rollup = w.HTML()
-    rollup.add_class("revmodel-rollup")
-    audit = w.HTML()
-    audit.add_class("revmodel-audit")
-    period_state = w.HTML()
-    period_state.add_class("revmodel-period-state")
-
-    def refresh(_change: object = None) -> None:
-        mgr, per = str(manager.value), str(period.value)
-        reps = team_reps(ctx, mgr)
-        current_rep = rep.value
-        rep.options = reps
-        if reps:
-            rep.value = current_rep if current_rep in reps else reps[0]
-        is_open = store.is_open(per)
-        period_state.value = (
-            f"<div class='revmodel-message {'ok' if is_open else 'error'}'>{html.escape(per)} is "
-            f"{'open' if is_open else 'closed'} for forecast calls"
-            f"{'' if is_open else ': ask an admin to open it'}.</div>"
-        )
-        frame = team_frame(ctx, store, mgr, per)
-        if len(frame):
-            total = {"rep": "Team", **{c: frame[c].sum(min_count=1) for c in frame.columns if c not in ("rep", "called_by")}, "called_by": ""}  # fmt: skip
-            total["p10"] = total["p90"] = np.nan  # bands do not add up
-            frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
-        shown = frame.rename(
-            columns={
-                "forecast": "statistical forecast",
-                "weighted_pipeline": "weighted pipeline",
-                "best_case": "best case",
-                "called_by": "last call by",
-            }
-        )
-        team.value = layout.table_html(
-            shown,
-            kinds={
-                k: "money"
-                for k in (
-                    "statistical forecast",
-                    "p10",
-                    "p90",
-                    "pipeline",
-                    "weighted pipeline",
-                    "quota",
-                    "commit",
-                    "best case",
-                )
-            },  # fmt: skip
-            css="revmodel-team-table",
-            total_rows=[len(shown) - 1] if len(frame) else [],
-        )
-        rec, notes = reconciled_team(ctx, store, mgr, per)
-        roll = store.rollup(per)
-        region = tm.manager_region.get(mgr)
-        roll = roll[
-            ((roll["level"] == "manager") & (roll["key"] == mgr))
-            | ((roll["level"] == "region") & (roll["key"] == region))
-            | (roll["level"] == "total")
-        ][
-            [
-                "level",
-                "key",
-                "commit",
-                "best_case",
-                "reps",
-                "reps_with_commit",
-                "reps_without_commit",
-            ]
-        ]
-        roll = roll.rename(
-            columns={
-                "key": "node",
-                "commit": "sum of commits",
-                "best_case": "sum of best cases",
-                "reps_with_commit": "reps with commit",
-                "reps_without_commit": "reps without commit",
-            }
-        )
-        note_html = "".join(
-            f"<div class='revmodel-message info'>{html.escape(n)}</div>" for n in notes
-        )
-        rollup.value = (
-            layout.table_html(
-                roll,
-                kinds={
-                    "sum of commits": "usd",
-                    "sum of best cases": "usd",
-                    "reps": "int",
-                    "reps with commit": "int",
-                    "reps without commit": "int",
-                },  # fmt: skip
-                css="revmodel-rollup-table",
-            )
-            + "<div class='revmodel-subtitle'>Forecast reconciled with the commits locked "
-            f"({html.escape(ctx.reconcile_method)}): the calls are kept exactly, the rest of the "
-            "hierarchy adjusts so every level adds up.</div>"
-            + layout.table_html(
-                rec,
-                kinds={"statistical": "usd", "commit": "usd", "reconciled": "usd"},
-                css="revmodel-reconciled-table",
-                total_rows=list(range(len(rec) - (3 if region else 2), len(rec))),
-            )
-            + note_html
-        )
-        log = audit_frame(store, mgr, per, reps)
-        audit.value = (
-            layout.table_html(
-                log, kinds={"old": "usd", "new": "usd"}, css="revmodel-audit-table", max_rows=50
-            )
-            if len(log)
-            else "<div class='revmodel-subtitle'>No calls yet for this team and period.</div>"
-        )
-
-    def on_submit(_button: object) -> None:
-        try:
-            row = store.submit(
-                identity, rep.value, period.value, call_type.value, amount.value, note.value
-            )
-        except RevmodelError as exc:
-            message.show(str(exc), "error")
-            return
-        old = "none" if row.old_value is None else f"{row.old_value:,.0f} USD"
-        message.show(
-            f"Saved: {CALL_LABELS[row.call_type].lower()} of {row.new_value:,.0f} USD for "
-            f"{row.key} in {row.period} (was {old}).",
-            "ok",
-        )
-        amount.value = ""
-        note.value = ""
-        refresh()
-
-    def on_withdraw(_button: object) -> None:
-        try:
-            row = store.withdraw(identity, rep.value, period.value, call_type.value, note.value)
-        except RevmodelError as exc:
-            message.show(str(exc), "error")
-            return
-        message.show(
-            f"Withdrawn: the {CALL_LABELS[row.call_type].lower()} call for {row.key} in "
-            f"{row.period} (was {row.old_value:,.0f} USD).",
-            "ok",
-        )
-        refresh()
-
-    submit.on_click(on_submit)
-    withdraw.on_click(on_withdraw)
-    manager.observe(refresh, names="value")
-    period.observe(refresh, names="value")
-    refresh()
-
+def _layout(ctx: AppContext, page: CallPage) -> w.VBox:
+    """Arrange the widgets on the page."""
     form = w.VBox(
         [
-            w.HBox([rep, call_type, amount]),
-            note,
-            w.HBox([submit, withdraw]),
-            message,
+            w.HBox([page.rep, page.call_type, page.amount]),
+            page.note,
+            w.HBox([page.submit, page.withdraw, page.hold]),
+            page.message,
         ]
     )
     form.add_class("revmodel-call-form")
     app = layout.page(
         "Forecast call",
-        f"Submit commit and best-case calls per rep. Actuals to {ctx.as_of:%B %Y}; the statistical "
-        "forecast is reconciled across the hierarchy; weighted pipeline = the open deals' expected "
+        f"Submit commit and best-case calls per rep or for the team. Actuals to "
+        f"{ctx.as_of:%B %Y}; the statistical forecast is reconciled across the hierarchy with the "
+        "latest commit of every node kept exactly; weighted pipeline = the open deals' expected "
         "bookings, by conversion rates for their segment and age and their likely slippage.",
         [
-            who,
-            w.HBox([manager, period, admin_box]),
-            period_state,
-            layout.section("Team", team),
+            page.who,
+            w.HBox([page.manager, page.period, page.admin]),
+            page.period_state,
+            layout.section("Team", page.team),
             layout.section("Submit a call", form),
-            layout.section("Roll-up", rollup),
-            layout.section("History of calls", audit),
+            layout.section("Roll-up", page.rollup),
+            layout.section("Moved by the calls", page.moves),
+            layout.section("History of calls", page.audit),
         ],
-        footer=f"Data: {ctx.source}. Calls: {store!r}.",
+        footer=f"Data: {ctx.source}. Calls: {ctx.calls!r}.",
     )
     app.add_class("revmodel-forecast-call")
-    app.app = layout.Controls(
-        manager=manager,
-        period=period,
-        rep=rep,
-        call_type=call_type,
-        amount=amount,
-        note=note,
-        submit=submit,
-        withdraw=withdraw,
-        message=message,
-        team=team,
-        rollup=rollup,
-        audit=audit,
-        identity=identity,
-        store=store,
-        refresh=refresh,
-        context=ctx,
+    return app
+
+
+# --------------------------------------------------------------------------- drawing
+
+TEAM_COLUMNS = {
+    "name": "rep",
+    "statistical": "statistical forecast",
+    "forecast": "reconciled with calls",
+    "p10": "p10",
+    "p90": "p90",
+    "pipeline": "pipeline",
+    "weighted_pipeline": "weighted pipeline",
+    "quota": "quota",
+    "commit": "commit",
+    "best_case": "best case",
+    "called_by": "last call by",
+}
+
+
+def _draw_team(page: CallPage, mgr: str, per: str) -> None:
+    ctx = page.context
+    frame = team_frame(ctx, mgr, per).drop(columns="rep", errors="ignore")
+    if len(frame):
+        sums = {c: frame[c].sum(min_count=1) for c in frame.columns if c not in ("name", "called_by")}  # fmt: skip
+        total = {"name": "Team", **sums, "called_by": "", "p10": np.nan, "p90": np.nan}
+        frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
+    shown = frame.rename(columns=TEAM_COLUMNS)
+    money = [v for k, v in TEAM_COLUMNS.items() if k not in ("name", "called_by")]
+    page.team.value = layout.table_html(
+        shown,
+        kinds=dict.fromkeys(money, "money"),
+        css="revmodel-team-table",
+        total_rows=[len(shown) - 1] if len(frame) else [],
     )
+
+
+def _draw_rollup(page: CallPage, mgr: str, per: str) -> None:
+    ctx = page.context
+    tm = ctx.calls.team_map
+    region = tm.manager_region.get(mgr)
+    roll = ctx.calls.rollup(per)
+    roll = roll[
+        ((roll["level"] == "manager") & (roll["key"] == mgr))
+        | ((roll["level"] == "region") & (roll["key"] == region))
+        | (roll["level"] == "total")
+    ]
+    roll = roll[["level", "key", "commit", "best_case", "reps", "reps_with_commit", "reps_without_commit"]]  # fmt: skip
+    roll = roll.rename(
+        columns={
+            "key": "node",
+            "commit": "sum of commits",
+            "best_case": "sum of best cases",
+            "reps_with_commit": "reps with commit",
+            "reps_without_commit": "reps without commit",
+        }
+    )
+    gone = team_leavers(ctx, mgr)
+    left = (
+        f"<div class='revmodel-message info revmodel-leavers'>Not counted: {len(gone)} rep"
+        f"{'s' if len(gone) != 1 else ''} of the team who left "
+        f"({html.escape(', '.join(ctx.label('rep', r) for r in gone))}).</div>"
+        if gone
+        else ""
+    )
+    rec, notes = reconciled_team(ctx, mgr, per, tuple(sorted(page.held)))
+    note_html = "".join(f"<div class='revmodel-message info'>{html.escape(n)}</div>" for n in notes)
+    page.rollup.value = (
+        layout.table_html(
+            roll,
+            kinds={
+                "sum of commits": "usd",
+                "sum of best cases": "usd",
+                "reps": "int",
+                "reps with commit": "int",
+                "reps without commit": "int",
+            },
+            css="revmodel-rollup-table",
+        )
+        + left
+        + "<div class='revmodel-subtitle'>Forecast reconciled with the commits locked "
+        f"({html.escape(ctx.reconcile_method)}): the calls are kept exactly, the rest of the "
+        "hierarchy adjusts so every level adds up.</div>"
+        + layout.table_html(
+            rec,
+            kinds={"statistical": "usd", "commit": "usd", "reconciled": "usd"},
+            css="revmodel-reconciled-table",
+            total_rows=list(range(len(rec) - (3 if region else 2), len(rec))),
+        )
+        + note_html
+    )
+
+
+def _draw_moves(page: CallPage, mgr: str, per: str) -> None:
+    ctx = page.context
+    nodes = [("rep", r) for r in team_reps(ctx, mgr)] + [("manager", mgr)]
+    moves = explain_moves(ctx, per, nodes, tuple(sorted(page.held)))
+    if not len(moves):
+        page.moves.value = (
+            "<div class='revmodel-subtitle'>No node of this team without a call of its own moved "
+            f"by more than {MOVE_TOLERANCE:.0%} from its statistical forecast.</div>"
+        )
+        return
+    lines = [
+        f"<li class='revmodel-move' data-node='{html.escape(r.key)}'>{html.escape(r.name)} "
+        f"moved {r.change:+,.0f} USD ({r.change_pct:+.0%}) from its statistical forecast of "
+        f"{r.statistical:,.0f} USD, with no call of its own: {html.escape(r.why)}.</li>"
+        for r in moves.itertuples()
+    ]
+    page.moves.value = (
+        f"<ul>{''.join(lines)}</ul><div class='revmodel-subtitle'>To keep a node at its "
+        "statistical forecast, pick it under Submit a call and tick Hold.</div>"
+    )
+
+
+def _draw_audit(page: CallPage, mgr: str, per: str) -> None:
+    log = audit_frame(page.context, mgr, per, team_reps(page.context, mgr))
+    page.audit.value = (
+        layout.table_html(
+            log, kinds={"old": "usd", "new": "usd"}, css="revmodel-audit-table", max_rows=50
+        )
+        if len(log)
+        else "<div class='revmodel-subtitle'>No calls yet for this team and period.</div>"
+    )
+
+
+def _refresh(page: CallPage) -> None:
+    ctx = page.context
+    mgr, per = str(page.manager.value), str(page.period.value)
+    reps = team_reps(ctx, mgr)
+    options = [(f"Team {mgr} (the team's own call)", f"manager:{mgr}")] + [
+        (ctx.label("rep", r), f"rep:{r}") for r in reps
+    ]
+    current = page.rep.value
+    page.rep.options = options
+    values = [v for _, v in options]
+    page.rep.value = current if current in values else (values[1] if len(values) > 1 else values[0])
+    is_open = ctx.calls.is_open(per)
+    page.period_state.value = (
+        f"<div class='revmodel-message {'ok' if is_open else 'error'}'>{html.escape(per)} is "
+        f"{'open' if is_open else 'closed'} for forecast calls"
+        f"{'' if is_open else ': ask an admin to open it'}.</div>"
+    )
+    _draw_team(page, mgr, per)
+    _draw_rollup(page, mgr, per)
+    _draw_moves(page, mgr, per)
+    _draw_audit(page, mgr, per)
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def _node(page: CallPage) -> tuple[str, str]:
+    level, _, key = str(page.rep.value or "rep:").partition(":")
+    return level, key
+
+
+def _on_submit(page: CallPage) -> None:
+    level, key = _node(page)
+    try:
+        row = page.store.submit(
+            page.identity,
+            key,
+            page.period.value,
+            page.call_type.value,
+            page.amount.value,
+            page.note.value,
+            level=level,
+        )
+    except RevmodelError as exc:
+        page.message.show(str(exc), "error")
+        return
+    old = "none" if row.old_value is None else f"{row.old_value:,.0f} USD"
+    page.message.show(
+        f"Saved: {CALL_LABELS[row.call_type].lower()} of {row.new_value:,.0f} USD for "
+        f"{page.context.label(level, key)} in {row.period} (was {old}).",
+        "ok",
+    )
+    page.amount.value = ""
+    page.note.value = ""
+    page.refresh()
+
+
+def _on_withdraw(page: CallPage) -> None:
+    level, key = _node(page)
+    try:
+        row = page.store.withdraw(
+            page.identity,
+            key,
+            page.period.value,
+            page.call_type.value,
+            page.note.value,
+            level=level,
+        )
+    except RevmodelError as exc:
+        page.message.show(str(exc), "error")
+        return
+    page.message.show(
+        f"Withdrawn: the {CALL_LABELS[row.call_type].lower()} call for "
+        f"{page.context.label(level, key)} in {row.period} (was {row.old_value:,.0f} USD).",
+        "ok",
+    )
+    page.refresh()
+
+
+def _on_period_admin(page: CallPage, is_open: bool) -> None:
+    per = str(page.period.value)
+    try:
+        if is_open:
+            page.store.open_period(per, page.identity)
+        else:
+            page.store.close_period(per, page.identity)
+    except RevmodelError as exc:
+        page.message.show(str(exc), "error")
+        return
+    page.message.show(f"{per} is {'open' if is_open else 'closed'} for forecast calls.", "ok")
+    page.refresh()
+
+
+def _on_hold(page: CallPage, change: dict) -> None:
+    node = _node(page)
+    if change["new"]:
+        page.held.add(node)
+    else:
+        page.held.discard(node)
+    page.refresh()
+
+
+def _on_node(page: CallPage) -> None:
+    page.hold.unobserve_all()
+    page.hold.value = _node(page) in page.held
+    page.hold.observe(lambda change: _on_hold(page, change), names="value")
+
+
+def _wire(page: CallPage) -> None:
+    """Connect the callbacks."""
+    page.submit.on_click(lambda _b: _on_submit(page))
+    page.withdraw.on_click(lambda _b: _on_withdraw(page))
+    if page.admin.children:
+        opener, closer = page.admin.children
+        opener.on_click(lambda _b: _on_period_admin(page, True))
+        closer.on_click(lambda _b: _on_period_admin(page, False))
+    page.manager.observe(page.refresh, names="value")
+    page.period.observe(page.refresh, names="value")
+    page.rep.observe(lambda _c: _on_node(page), names="value")
+    page.hold.observe(lambda change: _on_hold(page, change), names="value")
+
+
+def build(ctx: AppContext | None = None) -> w.Widget:
+    """The forecast-call app.
+
+    Parameters
+    ----------
+    ctx : AppContext, optional
+        Data, forecasts, plan, calls and the signed-in user
+        (:func:`revmodel.apps.context.app_context`); default the server's.
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The page; ``.app`` is its :class:`CallPage`.
+    """
+    ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    page = _widgets(ctx)
+    _wire(page)
+    page.refresh()
+    app = _layout(ctx, page)
+    app.app = page
     return app

@@ -12,15 +12,15 @@ against today's book, when the exports include accounts and reps.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import ipywidgets as w
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from revmodel import plots, quota, territory
 from revmodel.apps import layout
-from revmodel.apps.context import AppContext, load_context
+from revmodel.apps.context import AppContext, app_context
 from revmodel.errors import RevmodelError
 
 __all__ = ["ATTAINMENT_CV", "build", "quota_frame", "territory_plan"]
@@ -133,172 +133,200 @@ def cards(frame: pd.DataFrame, tolerance: float) -> list[dict[str, str]]:
     ]  # fmt: skip
 
 
-def build(
-    data_dir: str | None = None,
-    cube: xr.Dataset | None = None,
-    store_url: str | None = None,
-    user: str | None = None,
-    context: AppContext | None = None,
-) -> w.Widget:
-    """The quotas and territories app.
+@dataclass
+class QuotasPage:
+    """The quotas page's widgets (``app.app``)."""
 
-    Parameters
-    ----------
-    data_dir, cube
-        Data of the apps (see :func:`revmodel.apps.context.load_context`).
-    store_url, user
-        Unused; accepted so every builder takes the same arguments.
-    context : AppContext, optional
-        A context already built (tests).
+    region: w.Dropdown
+    manager: w.Dropdown
+    segment: w.Dropdown
+    kpis: layout.KpiCards
+    table: w.HTML
+    chart: layout.FigurePane
+    territory_chart: layout.FigurePane
+    territory_table: w.HTML
+    tabs: w.Tab
+    context: AppContext
+    shown: pd.DataFrame
+    busy: bool = False
 
-    Returns
-    -------
-    ipywidgets.Widget
-        The page; ``.app`` holds ``region``, ``manager``, ``segment``, ``kpis``,
-        ``table``, ``chart``, ``territory_chart``, ``territory_table`` and ``frame()``.
-    """
-    ctx = context or load_context(data_dir=data_dir, cube=cube)
+    def frame(self) -> pd.DataFrame:
+        """The reps shown."""
+        return self.shown
+
+    def value(self, name: str) -> str | None:
+        v = getattr(self, name).value
+        return None if v in (None, ALL_MEMBERS) else str(v)
+
+    def refresh(self, _change: object = None) -> None:
+        """Redraw for the current filters."""
+        _refresh(self)
+
+
+QUOTA_COLUMNS = {
+    "name": "Rep", "manager": "Manager", "region": "Region", "segment": "Segment",
+    "full_year_quota": "Quota (year)", "capacity_year": "Capacity (year)",
+    "expected_attainment": "Expected attainment", "p_attain": "Chance to attain",
+    "ratio_to_median": "Quota/potential vs median", "out_of_line": "Balance",
+}  # fmt: skip
+
+
+def _widgets(ctx: AppContext) -> QuotasPage:
     frame = quota_frame(ctx)
-    tplan = territory_plan(ctx)
-    tol = ctx.assumptions.attainment_tolerance
-    region = layout.dropdown("Region", [ALL_MEMBERS, *sorted(set(frame["region"]))], ALL_MEMBERS)
-    manager = layout.dropdown("Manager", [ALL_MEMBERS, *sorted(set(frame["manager"]))], ALL_MEMBERS)
-    segment = layout.dropdown("Segment", [ALL_MEMBERS, *sorted(set(frame["segment"]))], ALL_MEMBERS)
-    region.add_class("revmodel-quota-region")
-    manager.add_class("revmodel-quota-manager")
-    segment.add_class("revmodel-quota-segment")
-    kpis = layout.KpiCards("revmodel-quota-kpis")
-    table = w.HTML()
-    table.add_class("revmodel-quota-table")
-    chart = layout.FigurePane("revmodel-quota-chart")
-    territory_chart = layout.FigurePane("revmodel-territory-chart")
-    territory_table = w.HTML()
-    territory_table.add_class("revmodel-territory")
-    state = {"frame": frame, "busy": False}
 
-    def value(dd: w.Dropdown) -> str | None:
-        return None if dd.value in (None, ALL_MEMBERS) else str(dd.value)
+    def dd(name: str, column: str) -> w.Dropdown:
+        d = layout.dropdown(name, [ALL_MEMBERS, *sorted(set(frame[column]))], ALL_MEMBERS)
+        d.add_class(f"revmodel-quota-{column}")
+        return d
 
-    def refresh(_change: object = None) -> None:
-        if state["busy"]:
-            return
-        state["busy"] = True
-        try:
-            reg = value(region)
-            in_region = frame if reg is None else frame[frame["region"] == reg]
-            mgrs = sorted(set(in_region["manager"]))
-            current = manager.value
-            manager.options = [ALL_MEMBERS, *mgrs]
-            manager.value = current if current in mgrs else ALL_MEMBERS
-            shown = _filter(frame, reg, value(manager), value(segment))
-            state["frame"] = shown
-            kpis.show(cards(shown, tol))
-            chart.show(plots.quota_balance(shown))
-            cols = {
-                "rep": "Rep", "manager": "Manager", "region": "Region", "segment": "Segment",
-                "full_year_quota": "Quota (year)", "cycle_quota": f"Quota {ctx.cycle}",
-                "capacity_year": "Capacity (year)", "expected_attainment": "Expected attainment",
-                "p_attain": "Chance to attain", "ratio_to_median": "Quota/potential vs median",
-                "out_of_line": "Balance",
-            }  # fmt: skip
-            table.value = layout.table_html(
-                shown.rename(columns=cols),
-                kinds={
-                    "Quota (year)": "money",
-                    f"Quota {ctx.cycle}": "money",
-                    "Capacity (year)": "money",
-                    "Expected attainment": "pct",
-                    "Chance to attain": "pct",
-                    "Quota/potential vs median": "pct",
-                },  # fmt: skip
-                flag_column="Balance",
-                css="revmodel-quota-grid",
-            )
-            if tplan is not None:
-                b = tplan.balance
-                b = b if reg is None else b[b["region"] == reg]
-                seg = value(segment)
-                b = b if seg is None else b[b["segment"] == seg]
-                territory_chart.show(plots.territory_balance(b))
-                active = b[b["status"] == "active"]
-                t = active[["rep_id", "region", "segment", "accounts_before", "accounts_after",
-                            "deviation_before", "deviation_after", "within_tolerance"]]  # fmt: skip
-                t = t.rename(columns={"rep_id": "rep", "accounts_before": "accounts now",
-                                      "accounts_after": "accounts proposed", "deviation_before": "potential vs mean now",
-                                      "deviation_after": "potential vs mean proposed", "within_tolerance": "balanced"})  # fmt: skip
-                t = t.assign(balanced=t["balanced"].map({True: "yes", False: "no"}))
-                s = tplan.summary
-                territory_table.value = (
-                    f"<div class='revmodel-subtitle'>Proposal for {html.escape(ctx.assumptions.plan_year)}: "
-                    f"{s['accounts_moved']} of {s['accounts']} accounts move; the richest territory goes from "
-                    f"{s['spread_before_max_over_mean']:.0%} to {s['spread_after_max_over_mean']:.0%} of its group's "
-                    f"mean potential, the poorest from {s['spread_before_min_over_mean']:.0%} to "
-                    f"{s['spread_after_min_over_mean']:.0%}.</div>"
-                    + layout.table_html(
-                        t,
-                        kinds={
-                            "accounts now": "int",
-                            "accounts proposed": "int",
-                            "potential vs mean now": "pct",
-                            "potential vs mean proposed": "pct",
-                        },  # fmt: skip
-                        css="revmodel-territory-grid",
-                    )
-                )
-            else:
-                why = ctx.extra.get(
-                    "territory_error",
-                    "Territory balance needs the accounts and reps exports (the apps read a cube "
-                    "file without them).",
-                )
-                territory_table.value = f"<div class='revmodel-subtitle'>{html.escape(why)}</div>"
-        finally:
-            state["busy"] = False
-
-    for dd in (region, manager, segment):
-        dd.observe(refresh, names="value")
-    refresh()
-    tabs = w.Tab(
-        children=[
-            w.VBox([kpis, table, chart]),
-            w.VBox([territory_table, territory_chart]),
-        ]
+    page = QuotasPage(
+        region=dd("Region", "region"),
+        manager=dd("Manager", "manager"),
+        segment=dd("Segment", "segment"),
+        kpis=layout.KpiCards("revmodel-quota-kpis"),
+        table=w.HTML(),
+        chart=layout.FigurePane("revmodel-quota-chart"),
+        territory_chart=layout.FigurePane("revmodel-territory-chart"),
+        territory_table=w.HTML(),
+        tabs=w.Tab(),
+        context=ctx,
+        shown=frame,
     )
-    tabs.set_title(0, "Quotas")
-    tabs.set_title(1, "Territories")
-    tabs.add_class("revmodel-quota-tabs")
+    page.table.add_class("revmodel-quota-table")
+    page.territory_table.add_class("revmodel-territory")
+    return page
 
-    def redraw(change: dict) -> None:
-        # A chart drawn in a hidden tab has no width: draw it again once the tab shows.
-        pane = chart if change["new"] == 0 else territory_chart
-        if pane.figure is not None:
-            pane.show(pane.figure)
 
-    tabs.observe(redraw, names="selected_index")
+def _layout(ctx: AppContext, page: QuotasPage) -> w.VBox:
+    page.tabs.children = [
+        w.VBox([page.kpis, page.table, page.chart]),
+        w.VBox([page.territory_table, page.territory_chart]),
+    ]
+    page.tabs.set_title(0, "Quotas")
+    page.tabs.set_title(1, "Territories")
+    page.tabs.add_class("revmodel-quota-tabs")
     a = ctx.assumptions
+    tol = a.attainment_tolerance
     app = layout.page(
         "Quotas and territories",
         f"{a.plan_year} quotas allocated top-down ({a.allocation_basis} basis, over-assignment "
         f"{a.over_assignment:.0%}); attainment expected from ramped capacity; {tol:.0%} of quota "
         "counts as met.",
-        [w.HBox([region, manager, segment]), tabs],
+        [w.HBox([page.region, page.manager, page.segment]), page.tabs],
         footer=f"Data: {ctx.source}. Balance: a rep is out of line when quota per ramped year over "
         f"{ctx.extra.get('quota_balance_basis', 'territory potential')} is outside "
         f"{quota.BALANCE_BAND[0]:.0%}-{quota.BALANCE_BAND[1]:.0%} of the median.",
     )
     app.add_class("revmodel-quotas")
-    app.app = layout.Controls(
-        region=region,
-        manager=manager,
-        segment=segment,
-        kpis=kpis,
-        table=table,
-        chart=chart,
-        territory_chart=territory_chart,
-        territory_table=territory_table,
-        tabs=tabs,
-        frame=lambda: state["frame"],
-        refresh=refresh,
-        context=ctx,
+    return app
+
+
+def _draw_quotas(page: QuotasPage, shown: pd.DataFrame) -> None:
+    ctx = page.context
+    page.kpis.show(cards(shown, ctx.assumptions.attainment_tolerance))
+    page.chart.show(plots.quota_balance(shown))
+    cols = {**QUOTA_COLUMNS, "cycle_quota": f"Quota {ctx.cycle}"}
+    table = shown.assign(name=[ctx.label("rep", r) for r in shown["rep"]]).drop(columns="rep")
+    table = table[[c for c in cols if c in table.columns]].rename(columns=cols)
+    money = ("Quota (year)", f"Quota {ctx.cycle}", "Capacity (year)")
+    pct = ("Expected attainment", "Chance to attain", "Quota/potential vs median")
+    page.table.value = layout.table_html(
+        table,
+        kinds={**dict.fromkeys(money, "money"), **dict.fromkeys(pct, "pct")},
+        flag_column="Balance",
+        css="revmodel-quota-grid",
     )
+
+
+def _draw_territories(page: QuotasPage, region: str | None, segment: str | None) -> None:
+    ctx = page.context
+    tplan = territory_plan(ctx)
+    if tplan is None:
+        why = ctx.extra.get(
+            "territory_error",
+            "Territory balance needs the accounts and reps exports (the apps read a cube "
+            "file without them).",
+        )
+        page.territory_table.value = f"<div class='revmodel-subtitle'>{html.escape(why)}</div>"
+        return
+    b = tplan.balance
+    b = b if region is None else b[b["region"] == region]
+    b = b if segment is None else b[b["segment"] == segment]
+    page.territory_chart.show(plots.territory_balance(b))
+    active = b[b["status"] == "active"]
+    t = active[["rep_id", "region", "segment", "accounts_before", "accounts_after",
+                "deviation_before", "deviation_after", "within_tolerance"]]  # fmt: skip
+    t = t.assign(rep_id=[ctx.label("rep", str(r)) for r in t["rep_id"]])
+    t = t.rename(columns={"rep_id": "rep", "accounts_before": "accounts now",
+                          "accounts_after": "accounts proposed", "deviation_before": "potential vs mean now",
+                          "deviation_after": "potential vs mean proposed", "within_tolerance": "balanced"})  # fmt: skip
+    t = t.assign(balanced=t["balanced"].map({True: "yes", False: "no"}))
+    s = tplan.summary
+    page.territory_table.value = (
+        f"<div class='revmodel-subtitle'>Proposal for {html.escape(ctx.assumptions.plan_year)}: "
+        f"{s['accounts_moved']} of {s['accounts']} accounts move; the richest territory goes from "
+        f"{s['spread_before_max_over_mean']:.0%} to {s['spread_after_max_over_mean']:.0%} of its "
+        f"group's mean potential, the poorest from {s['spread_before_min_over_mean']:.0%} to "
+        f"{s['spread_after_min_over_mean']:.0%}.</div>"
+        + layout.table_html(
+            t,
+            kinds={
+                "accounts now": "int",
+                "accounts proposed": "int",
+                "potential vs mean now": "pct",
+                "potential vs mean proposed": "pct",
+            },
+            css="revmodel-territory-grid",
+        )
+    )
+
+
+def _refresh(page: QuotasPage) -> None:
+    if page.busy:
+        return
+    page.busy = True
+    try:
+        frame = quota_frame(page.context)
+        reg = page.value("region")
+        in_region = frame if reg is None else frame[frame["region"] == reg]
+        mgrs = sorted(set(in_region["manager"]))
+        current = page.manager.value
+        page.manager.options = [ALL_MEMBERS, *mgrs]
+        page.manager.value = current if current in mgrs else ALL_MEMBERS
+        page.shown = _filter(frame, reg, page.value("manager"), page.value("segment"))
+        _draw_quotas(page, page.shown)
+        _draw_territories(page, reg, page.value("segment"))
+    finally:
+        page.busy = False
+
+
+def _redraw(page: QuotasPage, change: dict) -> None:
+    # A chart drawn in a hidden tab has no width: draw it again once the tab shows.
+    pane = page.chart if change["new"] == 0 else page.territory_chart
+    if pane.figure is not None:
+        pane.show(pane.figure)
+
+
+def build(ctx: AppContext | None = None) -> w.Widget:
+    """The quotas and territories app.
+
+    Parameters
+    ----------
+    ctx : AppContext, optional
+        Data and plan (:func:`revmodel.apps.context.app_context`); default the server's.
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The page; ``.app`` is its :class:`QuotasPage` (``region``, ``manager``, ``segment``,
+        ``kpis``, ``table``, ``chart``, ``territory_chart``, ``territory_table`` and ``frame()``).
+    """
+    ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    page = _widgets(ctx)
+    for dd in (page.region, page.manager, page.segment):
+        dd.observe(page.refresh, names="value")
+    page.refresh()
+    app = _layout(ctx, page)
+    page.tabs.observe(lambda change: _redraw(page, change), names="selected_index")
+    app.app = page
     return app

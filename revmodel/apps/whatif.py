@@ -15,6 +15,7 @@ import html
 import math
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ipywidgets as w
@@ -25,7 +26,7 @@ import yaml
 
 from revmodel import config, plots, scenario
 from revmodel.apps import layout
-from revmodel.apps.context import AppContext, load_context
+from revmodel.apps.context import AppContext, app_context
 from revmodel.assumptions import Assumptions, Hire, load_assumptions
 from revmodel.errors import ParameterError, RevmodelError
 from revmodel.overrides import CallRejected, parse_amount
@@ -243,263 +244,286 @@ def _slider(
     return s
 
 
-def build(
-    data_dir: str | None = None,
-    cube: xr.Dataset | None = None,
-    store_url: str | None = None,
-    user: str | None = None,
-    context: AppContext | None = None,
-    scenarios_dir: str | Path | None = None,
-) -> w.Widget:
-    """The what-if app.
+@dataclass
+class WhatIfPage:
+    """The what-if page's widgets (``app.app``) and its state."""
 
-    Parameters
-    ----------
-    data_dir, cube
-        Data of the apps (see :func:`revmodel.apps.context.load_context`).
-    store_url, user
-        Unused; accepted so every builder takes the same arguments.
-    context : AppContext, optional
-        A context already built (tests).
-    scenarios_dir : str or Path, optional
-        Folder of saved scenarios; default :func:`scenario_dir`.
+    growth: w.FloatSlider
+    target: w.Text
+    churn: w.FloatSlider
+    churn_history: w.Checkbox
+    win_rate: w.FloatSlider
+    over_assignment: w.FloatSlider
+    ramp: dict[str, w.IntSlider]
+    hires: w.IntSlider
+    hire_segment: w.Dropdown
+    hire_region: w.Dropdown
+    hire_start: w.Dropdown
+    kpis: layout.KpiCards
+    chart: layout.FigurePane
+    message: layout.Message
+    timing: w.HTML
+    name: w.Text
+    save: w.Button
+    reset: w.Button
+    comparison: w.HTML
+    comparison_chart: layout.FigurePane
+    context: AppContext
+    folder: Path
+    saved: dict[str, Assumptions] = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
 
-    Returns
-    -------
-    ipywidgets.Widget
-        The page; ``.app`` holds the controls (``growth``, ``churn``, ``churn_history``,
-        ``win_rate``, ``over_assignment``, ``ramp`` {segment: slider}, ``hires``,
-        ``hire_segment``, ``hire_region``, ``hire_start``, ``target``), ``kpis``,
-        ``chart``, ``message``, ``name``, ``save``, ``comparison``, ``plan()`` (the
-        current plan) and ``saved`` (name -> Assumptions).
-    """
-    ctx = context or load_context(data_dir=data_dir, cube=cube)
-    folder = Path(scenarios_dir) if scenarios_dir is not None else scenario_dir()
-    base_a = ctx.assumptions
-    base_plan = ctx.plan
-    measured_churn = float(base_plan["total_churn_rate"])
-    growth = _slider(
-        "Target growth", base_a.target_growth, -0.2, 1.0, 0.01, ".0%", "revmodel-whatif-growth"
-    )
-    target = w.Text(
-        value="" if base_a.target_amount is None else f"{base_a.target_amount:.0f}",
-        description="or target (USD)",
-        placeholder="empty: grow last year",
-        continuous_update=False,
-        style={"description_width": "170px"},
-        layout=w.Layout(width="440px"),
-    )
-    target.add_class("revmodel-whatif-target")
-    churn = _slider(
-        "Customer churn / year",
-        base_a.churn_rate if base_a.churn_rate is not None else round(measured_churn, 3),
-        0.0, 0.3, 0.005, ".1%", "revmodel-whatif-churn",
-    )  # fmt: skip
-    churn_history = w.Checkbox(
-        value=base_a.churn_rate is None, description="churn from history", indent=False
-    )
-    churn_history.add_class("revmodel-whatif-churn-history")
-    win_rate = _slider(
-        "Win-rate change",
-        base_a.win_rate_change,
-        -0.5,
-        0.5,
-        0.01,
-        "+.0%",
-        "revmodel-whatif-winrate",
-    )
-    over = _slider(
-        "Over-assignment", base_a.over_assignment, 1.0, 1.5, 0.01, ".0%", "revmodel-whatif-over"
-    )
-    ramp = {}
-    for seg, months in base_a.ramp_months.items():
-        s = w.IntSlider(
-            value=int(months), min=0, max=12, description=f"{seg} ramp (mo.)",
-            continuous_update=False, style={"description_width": "170px"}, layout=w.Layout(width="440px"),
-        )  # fmt: skip
-        s.add_class(f"revmodel-whatif-ramp-{re.sub('[^a-z]', '', seg.lower())}")
-        ramp[seg] = s
-    regions = [str(r) for r in base_plan["region"].values]
-    segments = list(base_a.ramp_months) or [str(s) for s in ctx.cube["segment"].values]
-    plan_months = [f"{pd.Timestamp(m):%Y-%m}" for m in base_plan["month"].values]
-    hires = w.IntSlider(
-        value=0, min=0, max=40, description="Extra hires", continuous_update=False,
-        style={"description_width": "170px"}, layout=w.Layout(width="440px"),
-    )  # fmt: skip
-    hires.add_class("revmodel-whatif-hires")
-    hire_segment = layout.dropdown("Hires: segment", segments, segments[0], "440px")
-    hire_region = layout.dropdown("Hires: region", regions, regions[0], "440px")
-    hire_start = layout.dropdown("Hires: first month", plan_months, plan_months[0], "440px")
-    for dd in (hire_segment, hire_region, hire_start):
-        dd.style.description_width = "170px"
-    kpis = layout.KpiCards("revmodel-whatif-kpis")
-    chart = layout.FigurePane("revmodel-whatif-chart")
-    message = layout.Message()
-    message.add_class("revmodel-whatif-message")
-    timing = w.HTML()
-    timing.add_class("revmodel-whatif-timing")
-    name = w.Text(description="Scenario name", placeholder="e.g. stretch-hiring",
-                  style={"description_width": "initial"}, layout=w.Layout(width="300px"))  # fmt: skip
-    name.add_class("revmodel-whatif-name")
-    save = w.Button(description="Save scenario", icon="save", button_style="primary")
-    save.add_class("revmodel-whatif-save")
-    reset = w.Button(description="Back to base", icon="refresh")
-    comparison = w.HTML()
-    comparison.add_class("revmodel-whatif-comparison")
-    comparison_chart = layout.FigurePane("revmodel-whatif-compare-chart")
-    saved = _saved(folder, base_a.plan_year)
-    state: dict = {"plan": base_plan, "assumptions": base_a, "quiet": False}
+    def plan(self) -> xr.Dataset:
+        """The plan of the current controls."""
+        return self.state["plan"]
 
-    def values() -> dict:
+    def assumptions(self) -> Assumptions:
+        """The assumption set of the current controls."""
+        return self.state["assumptions"]
+
+    def controls(self) -> list[w.Widget]:
+        return [
+            self.growth, self.target, self.churn, self.churn_history, self.win_rate,
+            self.over_assignment, self.hires, self.hire_segment, self.hire_region,
+            self.hire_start, *self.ramp.values(),
+        ]  # fmt: skip
+
+    def values(self) -> dict:
+        """The controls' values for :func:`assumptions_from_controls`."""
         return {
-            "target_growth": growth.value,
-            "target_amount": parse_target(target.value),
-            "churn_rate": None if churn_history.value else float(churn.value),
-            "win_rate_change": win_rate.value,
-            "over_assignment": over.value,
-            "ramp_months": {seg: s.value for seg, s in ramp.items()},
-            "hires": hires.value,
-            "hire_segment": hire_segment.value,
-            "hire_region": hire_region.value,
-            "hire_start": hire_start.value,
+            "target_growth": self.growth.value,
+            "target_amount": parse_target(self.target.value),
+            "churn_rate": None if self.churn_history.value else float(self.churn.value),
+            "win_rate_change": self.win_rate.value,
+            "over_assignment": self.over_assignment.value,
+            "ramp_months": {seg: s.value for seg, s in self.ramp.items()},
+            "hires": self.hires.value,
+            "hire_segment": self.hire_segment.value,
+            "hire_region": self.hire_region.value,
+            "hire_start": self.hire_start.value,
         }
 
-    def recompute(change: dict | None = None) -> None:
-        if state["quiet"]:
-            return
-        if change is not None and change.get("owner") is churn:
-            state["quiet"] = True
-            churn_history.value = False
-            state["quiet"] = False
-        t0 = time.perf_counter()
-        try:
-            a = assumptions_from_controls(base_a, values())
-            plan = scenario.plan(ctx.plan_context, a)
-        except RevmodelError as exc:
-            message.show(str(exc), "error")
-            return
-        ms = (time.perf_counter() - t0) * 1000
-        state["plan"], state["assumptions"] = plan, a
-        message.clear()
-        kpis.show(cards(plan, base_plan))
-        chart.show(figure(plan, base_plan))
-        timing.value = (
-            f"<span class='revmodel-footer' data-ms='{ms:.0f}'>Plan {html.escape(a.plan_year)} "
-            f"recomputed in {ms:.0f} ms.</span>"
-        )
 
-    def show_comparison() -> None:
-        if not saved:
-            comparison.value = (
-                "<div class='revmodel-subtitle'>No saved scenario yet: set the assumptions, name "
-                "the scenario and save it to compare it here.</div>"
-            )
-            comparison_chart.outputs = ()
-            return
-        stacked = scenario.stack(ctx.plan_context, [base_a, *saved.values()])
-        table = scenario.compare(stacked)
-        names = [str(s) for s in stacked["scenario"].values]
-        fmt = {"money": layout.fmt_money, "pct": layout.fmt_pct, "int": layout.fmt_number}
-        text = pd.DataFrame(
-            [
-                {"KPI": label, **{n: fmt[kind](float(table.loc[k, n])) for n in names}}
-                for k, (label, kind) in KPI_CARDS.items()
-            ]
-        )
-        comparison.value = layout.table_html(text, css="revmodel-compare-table")
-        per_scenario = pd.DataFrame(
-            [{"scenario": n, **{k: float(stacked[f"total_{k}"].sel(scenario=n)) for k in ("target", "capacity", "gap", "required_new_arr")}} for n in names]
-        )  # fmt: skip
-        comparison_chart.show(plots.scenario_comparison(per_scenario))
+def _int_slider(description: str, value: int, hi: int, css: str) -> w.IntSlider:
+    s = w.IntSlider(
+        value=value, min=0, max=hi, description=description, continuous_update=False,
+        style={"description_width": "170px"}, layout=w.Layout(width="440px"),
+    )  # fmt: skip
+    s.add_class(css)
+    return s
 
-    def on_save(_button: object) -> None:
-        try:
-            label = validate_name(name.value, base_a.name)
-            a = assumptions_from_controls(base_a, {**values(), "name": label})
-        except RevmodelError as exc:
-            message.show(str(exc), "error")
-            return
-        path = save_scenario(a, folder)
-        saved[label] = a
-        message.show(f"Saved scenario {label} ({path.name}); it is compared below.", "ok")
-        show_comparison()
 
-    def on_reset(_button: object) -> None:
-        state["quiet"] = True
-        growth.value = base_a.target_growth
-        target.value = "" if base_a.target_amount is None else f"{base_a.target_amount:.0f}"
-        churn_history.value = base_a.churn_rate is None
-        churn.value = (
-            base_a.churn_rate if base_a.churn_rate is not None else round(measured_churn, 3)
-        )
-        win_rate.value = base_a.win_rate_change
-        over.value = base_a.over_assignment
-        for seg, s in ramp.items():
-            s.value = int(base_a.ramp_months[seg])
-        hires.value = 0
-        state["quiet"] = False
-        recompute()
+def _measured_churn(ctx: AppContext) -> float:
+    return float(ctx.plan["total_churn_rate"])
 
-    for control in (growth, target, churn, churn_history, win_rate, over, hires, hire_segment, hire_region, hire_start, *ramp.values()):  # fmt: skip
-        control.observe(recompute, names="value")
-    save.on_click(on_save)
-    reset.on_click(on_reset)
-    recompute()
-    show_comparison()
 
+def _widgets(ctx: AppContext) -> WhatIfPage:
+    """Every widget of the page, set to the base plan, unwired."""
+    a = ctx.assumptions
+    churn0 = a.churn_rate if a.churn_rate is not None else round(_measured_churn(ctx), 3)
+    regions = [str(r) for r in ctx.plan["region"].values]
+    segments = list(a.ramp_months) or [str(s) for s in ctx.cube["segment"].values]
+    months = [f"{pd.Timestamp(m):%Y-%m}" for m in ctx.plan["month"].values]
+    folder = ctx.scenarios_dir if ctx.scenarios_dir is not None else scenario_dir()
+    page = WhatIfPage(
+        growth=_slider("Target growth", a.target_growth, -0.2, 1.0, 0.01, ".0%", "revmodel-whatif-growth"),
+        target=w.Text(
+            value="" if a.target_amount is None else f"{a.target_amount:.0f}",
+            description="or target (USD)", placeholder="empty: grow last year",
+            continuous_update=False, style={"description_width": "170px"},
+            layout=w.Layout(width="440px"),
+        ),
+        churn=_slider("Customer churn / year", churn0, 0.0, 0.3, 0.005, ".1%", "revmodel-whatif-churn"),
+        churn_history=w.Checkbox(value=a.churn_rate is None, description="churn from history", indent=False),
+        win_rate=_slider("Win-rate change", a.win_rate_change, -0.5, 0.5, 0.01, "+.0%", "revmodel-whatif-winrate"),
+        over_assignment=_slider("Over-assignment", a.over_assignment, 1.0, 1.5, 0.01, ".0%", "revmodel-whatif-over"),
+        ramp={
+            seg: _int_slider(f"{seg} ramp (mo.)", int(m), 12, f"revmodel-whatif-ramp-{re.sub('[^a-z]', '', seg.lower())}")
+            for seg, m in a.ramp_months.items()
+        },
+        hires=_int_slider("Extra hires", 0, 40, "revmodel-whatif-hires"),
+        hire_segment=layout.dropdown("Hires: segment", segments, segments[0], "440px"),
+        hire_region=layout.dropdown("Hires: region", regions, regions[0], "440px"),
+        hire_start=layout.dropdown("Hires: first month", months, months[0], "440px"),
+        kpis=layout.KpiCards("revmodel-whatif-kpis"),
+        chart=layout.FigurePane("revmodel-whatif-chart"),
+        message=layout.Message(),
+        timing=w.HTML(),
+        name=w.Text(description="Scenario name", placeholder="e.g. stretch-hiring",
+                    style={"description_width": "initial"}, layout=w.Layout(width="300px")),
+        save=w.Button(description="Save scenario", icon="save", button_style="primary"),
+        reset=w.Button(description="Back to base", icon="refresh"),
+        comparison=w.HTML(),
+        comparison_chart=layout.FigurePane("revmodel-whatif-compare-chart"),
+        context=ctx,
+        folder=Path(folder),
+        saved=_saved(Path(folder), a.plan_year),
+        state={"plan": ctx.plan, "assumptions": a, "quiet": False},
+    )  # fmt: skip
+    for dd in (page.hire_segment, page.hire_region, page.hire_start):
+        dd.style.description_width = "170px"
+    for widget, css in (
+        (page.target, "target"), (page.churn_history, "churn-history"), (page.message, "message"),
+        (page.timing, "timing"), (page.name, "name"), (page.save, "save"),
+        (page.comparison, "comparison"),
+    ):  # fmt: skip
+        widget.add_class(f"revmodel-whatif-{css}")
+    return page
+
+
+def _layout(ctx: AppContext, page: WhatIfPage) -> w.VBox:
+    """Arrange the widgets on the page."""
     controls = w.VBox(
         [
-            growth,
-            target,
-            churn,
-            w.HBox([w.HTML("<div style='width:174px'></div>"), churn_history]),
-            win_rate,
-            over,
-            *ramp.values(),
-            hires,
-            hire_segment,
-            hire_region,
-            hire_start,
-            w.HBox([reset]),
+            page.growth,
+            page.target,
+            page.churn,
+            w.HBox([w.HTML("<div style='width:174px'></div>"), page.churn_history]),
+            page.win_rate,
+            page.over_assignment,
+            *page.ramp.values(),
+            page.hires,
+            page.hire_segment,
+            page.hire_region,
+            page.hire_start,
+            w.HBox([page.reset]),
         ]
     )
     controls.layout = w.Layout(min_width="450px", flex="0 0 450px")
     controls.add_class("revmodel-whatif-controls")
+    results = w.VBox([page.message, page.kpis, page.timing], layout=w.Layout(width="100%"))
     app = layout.page(
         "What-if",
-        f"Move an assumption and the {base_a.plan_year} plan is recomputed: target, capacity, "
-        "quotas, hires and ARR. Changes are shown against the base plan.",
+        f"Move an assumption and the {ctx.assumptions.plan_year} plan is recomputed: target, "
+        "capacity, quotas, hires and ARR. Changes are shown against the base plan.",
         [
-            w.HBox([controls, w.VBox([message, kpis, timing], layout=w.Layout(width="100%"))]),
-            chart,
-            layout.section("Save and compare", w.HBox([name, save]), comparison, comparison_chart),
+            w.HBox([controls, results]),
+            page.chart,
+            layout.section(
+                "Save and compare",
+                w.HBox([page.name, page.save]),
+                page.comparison,
+                page.comparison_chart,
+            ),
         ],
-        footer=f"Data: {ctx.source}. Saved scenarios: {folder}.",
+        footer=f"Data: {ctx.source}. Saved scenarios: {page.folder}.",
     )
     app.add_class("revmodel-whatif")
-    app.app = layout.Controls(
-        growth=growth,
-        target=target,
-        churn=churn,
-        churn_history=churn_history,
-        win_rate=win_rate,
-        over_assignment=over,
-        ramp=ramp,
-        hires=hires,
-        hire_segment=hire_segment,
-        hire_region=hire_region,
-        hire_start=hire_start,
-        kpis=kpis,
-        chart=chart,
-        message=message,
-        timing=timing,
-        name=name,
-        save=save,
-        reset=reset,
-        comparison=comparison,
-        plan=lambda: state["plan"],
-        assumptions=lambda: state["assumptions"],
-        saved=saved,
-        context=ctx,
+    return app
+
+
+def _recompute(page: WhatIfPage, change: dict | None = None) -> None:
+    if page.state["quiet"]:
+        return
+    if change is not None and change.get("owner") is page.churn:
+        page.state["quiet"] = True
+        page.churn_history.value = False
+        page.state["quiet"] = False
+    base = page.context.plan
+    t0 = time.perf_counter()
+    try:
+        a = assumptions_from_controls(page.context.assumptions, page.values())
+        plan = scenario.plan(page.context.plan_context, a)
+    except RevmodelError as exc:
+        page.message.show(str(exc), "error")
+        return
+    ms = (time.perf_counter() - t0) * 1000
+    page.state["plan"], page.state["assumptions"] = plan, a
+    page.message.clear()
+    page.kpis.show(cards(plan, base))
+    page.chart.show(figure(plan, base))
+    page.timing.value = (
+        f"<span class='revmodel-footer' data-ms='{ms:.0f}'>Plan {html.escape(a.plan_year)} "
+        f"recomputed in {ms:.0f} ms.</span>"
     )
+
+
+def _show_comparison(page: WhatIfPage) -> None:
+    ctx = page.context
+    if not page.saved:
+        page.comparison.value = (
+            "<div class='revmodel-subtitle'>No saved scenario yet: set the assumptions, name "
+            "the scenario and save it to compare it here.</div>"
+        )
+        page.comparison_chart.outputs = ()
+        return
+    stacked = scenario.stack(ctx.plan_context, [ctx.assumptions, *page.saved.values()])
+    table = scenario.compare(stacked)
+    names = [str(s) for s in stacked["scenario"].values]
+    fmt = {"money": layout.fmt_money, "pct": layout.fmt_pct, "int": layout.fmt_number}
+    text = pd.DataFrame(
+        [
+            {"KPI": label, **{n: fmt[kind](float(table.loc[k, n])) for n in names}}
+            for k, (label, kind) in KPI_CARDS.items()
+        ]
+    )
+    page.comparison.value = layout.table_html(text, css="revmodel-compare-table")
+    totals = ("target", "capacity", "gap", "required_new_arr")
+    per_scenario = pd.DataFrame(
+        [
+            {"scenario": n, **{k: float(stacked[f"total_{k}"].sel(scenario=n)) for k in totals}}
+            for n in names
+        ]
+    )
+    page.comparison_chart.show(plots.scenario_comparison(per_scenario))
+
+
+def _on_save(page: WhatIfPage) -> None:
+    base = page.context.assumptions
+    try:
+        label = validate_name(page.name.value, base.name)
+        a = assumptions_from_controls(base, {**page.values(), "name": label})
+    except RevmodelError as exc:
+        page.message.show(str(exc), "error")
+        return
+    path = save_scenario(a, page.folder)
+    page.saved[label] = a
+    page.message.show(f"Saved scenario {label} ({path.name}); it is compared below.", "ok")
+    _show_comparison(page)
+
+
+def _on_reset(page: WhatIfPage) -> None:
+    a = page.context.assumptions
+    page.state["quiet"] = True
+    page.growth.value = a.target_growth
+    page.target.value = "" if a.target_amount is None else f"{a.target_amount:.0f}"
+    page.churn_history.value = a.churn_rate is None
+    page.churn.value = (
+        a.churn_rate if a.churn_rate is not None else round(_measured_churn(page.context), 3)
+    )
+    page.win_rate.value = a.win_rate_change
+    page.over_assignment.value = a.over_assignment
+    for seg, s in page.ramp.items():
+        s.value = int(a.ramp_months[seg])
+    page.hires.value = 0
+    page.state["quiet"] = False
+    _recompute(page)
+
+
+def build(ctx: AppContext | None = None) -> w.Widget:
+    """The what-if app.
+
+    Parameters
+    ----------
+    ctx : AppContext, optional
+        Data, plan and the scenarios folder (:func:`revmodel.apps.context.app_context`);
+        default the server's.
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The page; ``.app`` is its :class:`WhatIfPage` (controls, ``kpis``, ``chart``,
+        ``message``, ``name``, ``save``, ``comparison``, ``plan()``, ``assumptions()``
+        and ``saved``).
+    """
+    ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    page = _widgets(ctx)
+    for control in page.controls():
+        control.observe(lambda change: _recompute(page, change), names="value")
+    page.save.on_click(lambda _b: _on_save(page))
+    page.reset.on_click(lambda _b: _on_reset(page))
+    _recompute(page)
+    _show_comparison(page)
+    app = _layout(ctx, page)
+    app.app = page
     return app
