@@ -112,6 +112,27 @@ def validate_cmd(
     return result.status
 
 
+@cli.command("map", help="draft a mapping file from your exports' headers and values")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--out", default=None, help="write the draft here (default: print it)")
+@click.option("--force", is_flag=True, help="replace the --out file if it exists")
+def map_cmd(files: tuple[str, ...], out: str | None, force: bool) -> int:
+    from revmodel import mapdraft
+
+    if out is not None:
+        mapdraft.check_out(out, force=force)
+    draft = mapdraft.draft(files)
+    text = mapdraft.to_yaml(draft)
+    for line in mapdraft.report_lines(draft):
+        click.echo(line, err=True)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        mapdraft.write(text, out, force=force)
+        click.echo(mapdraft.next_step(draft, out), err=True)
+    return mapdraft.exit_code(draft)
+
+
 @cli.command("cube", help="build the revenue cube from a data folder")
 @click.argument("data_dir", metavar="DIR")
 @click.option("--mapping", default=None, help="mapping YAML")

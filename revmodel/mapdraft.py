@@ -823,7 +823,7 @@ def guess_columns(
         if col not in found and src not in used:
             found[col] = src
             used.add(src)
-    return found
+    return {c: found[c] for c in schema.TABLES[table].column_names if c in found}
 
 
 def guess_table(path: Path, columns: Sequence[str], tool: str | None) -> str:
@@ -1086,8 +1086,11 @@ def draft(paths: Sequence[str | Path]) -> Draft:
 
 
 def _common_folder(files: Sequence[Path]) -> str:
+    """The folder holding all files, as the user named it when that is possible."""
     import os
 
+    if len({f.is_absolute() for f in files}) == 1:
+        return os.path.commonpath([str(f.parent) for f in files]) or "."
     return os.path.commonpath([str(f.resolve().parent) for f in files])
 
 
@@ -1166,7 +1169,7 @@ def _table_yaml(t: TableDraft) -> list[str]:
                 count = f"{g.count:,} row{'s' if g.count != 1 else ''}"
                 if g.canonical is None:
                     lines.append(
-                        f"{ind}    # {_comment(_scalar(g.value))}: ___   # {count}, NO GUESS: "
+                        f"{ind}    # {_scalar(g.value)}: ___   # {count}, NO GUESS: "
                         f"map it to one of {', '.join(allowed)}"
                     )
                 else:
@@ -1232,13 +1235,19 @@ def report_lines(d: Draft) -> list[str]:
     return lines
 
 
-def write(text: str, out: str | Path, force: bool = False) -> Path:
-    """Write a draft to ``out``; an existing file is kept unless ``force``."""
+def check_out(out: str | Path, force: bool = False) -> Path:
+    """The path to write a draft to; an existing file is kept unless ``force``."""
     target = Path(out)
     if target.exists() and not force:
         raise DataError(f"{target} exists; pass --force to replace it, or choose another --out")
-    if target.parent and not target.parent.is_dir():
+    if not target.parent.is_dir():
         raise DataError(f"folder {target.parent} not found; create it or choose another --out")
+    return target
+
+
+def write(text: str, out: str | Path, force: bool = False) -> Path:
+    """Write a draft to ``out`` (see :func:`check_out`)."""
+    target = check_out(out, force)
     target.write_text(text, encoding="utf-8")
     return target
 
