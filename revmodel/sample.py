@@ -1,8 +1,8 @@
 """The embedded sample company: a deterministic synthetic B2B SaaS business.
 
-:func:`generate` builds the five canonical tables of :mod:`revmodel.schema`
-(``accounts``, ``reps``, ``opportunities``, ``invoices``, ``subscriptions``)
-for a company whose structure is what planning is about:
+:func:`generate` builds the canonical tables of :mod:`revmodel.schema`
+(``accounts``, ``reps``, ``opportunities``, ``invoices``, ``subscriptions``
+and the pipeline history ``opportunity_history``) for a company whose structure is what planning is about:
 
 - a sales force of reps under managers in regions, each rep selling to one
   segment, with hires, ramp, attrition and backfills during the history;
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from revmodel import config, schema
+from revmodel import config, sample_history, schema
 from revmodel.errors import ParameterError
 
 #: Last month of history when ``end`` is not given (fixed, so output never depends on today).
@@ -500,8 +500,9 @@ def generate(
     Returns
     -------
     dict[str, pd.DataFrame]
-        The tables ``accounts``, ``reps``, ``opportunities``, ``invoices`` and
-        ``subscriptions`` with the columns of :data:`revmodel.schema.TABLES` in schema
+        The tables ``accounts``, ``reps``, ``opportunities``, ``invoices``,
+        ``subscriptions`` and ``opportunity_history`` (see
+        :mod:`revmodel.sample_history`) with the columns of :data:`revmodel.schema.TABLES` in schema
         order; dates are ``datetime64[ns]`` (NaT where empty), amounts [USD] float64.
 
     Raises
@@ -1023,6 +1024,9 @@ def generate(
         "opportunities": opportunities,
         "invoices": invoices,
         "subscriptions": subscriptions,
+        "opportunity_history": sample_history.history(
+            opportunities, pd.Timestamp(np.datetime64(cal.end_day, "D")), seed
+        ),
     }
     return {name: tables[name][list(schema.TABLES[name].column_names)] for name in schema.TABLES}
 

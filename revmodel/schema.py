@@ -1,4 +1,4 @@
-"""The canonical schema of the five input tables.
+"""The canonical schema of the input tables.
 
 This is plain data, so that the loader (:mod:`revmodel.sources`, which turns it
 into pandera schemas), the sample generator, the documentation and the tests
@@ -21,6 +21,8 @@ class Column:
     dtype: str  # "str" | "float" | "int" | "date"
     required: bool
     description: str
+    #: Allowed values (matched ignoring case after the mapping's ``values``); empty: any.
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,12 @@ class Table:
     required: bool
     columns: tuple[Column, ...]
     description: str
+    #: Columns that identify a row together; default ``(key,)``.
+    unique: tuple[str, ...] = ()
+
+    @property
+    def unique_columns(self) -> tuple[str, ...]:
+        return self.unique or (self.key,)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -51,6 +59,8 @@ OPEN_STAGES: tuple[str, ...] = ("prospecting", "qualification", "proposal", "neg
 CLOSED_STAGES: tuple[str, ...] = ("won", "lost")
 STAGES: tuple[str, ...] = OPEN_STAGES + CLOSED_STAGES
 OPPORTUNITY_TYPES: tuple[str, ...] = ("new", "expansion", "renewal")
+#: Forecast categories of a deal, as CRMs name them (``closed`` for won and lost deals).
+FORECAST_CATEGORIES: tuple[str, ...] = ("pipeline", "best_case", "commit", "omitted", "closed")
 
 ACCOUNTS = Table(
     name="accounts",
@@ -111,12 +121,24 @@ OPPORTUNITIES = Table(
         Column("opportunity_id", "str", True, "Unique opportunity identifier."),
         Column("close_date", "date", True, "Close date (expected close date while open)."),
         Column("amount", "float", True, "Deal amount [currency]; required and >= 0 on won deals."),
-        Column("stage", "str", True, "One of " + ", ".join(STAGES) + " (map your own values)."),
+        Column(
+            "stage",
+            "str",
+            True,
+            "One of " + ", ".join(STAGES) + " (map your own values).",
+            STAGES,
+        ),
         Column("created_date", "date", False, "Date the opportunity was created."),
         Column("account_id", "str", False, "An `accounts.account_id`."),
         Column("rep_id", "str", False, "The owner, a `reps.rep_id`."),
         Column("product", "str", False, "Product line."),
-        Column("type", "str", False, "One of " + ", ".join(OPPORTUNITY_TYPES) + "."),
+        Column(
+            "type",
+            "str",
+            False,
+            "One of " + ", ".join(OPPORTUNITY_TYPES) + ".",
+            OPPORTUNITY_TYPES,
+        ),
         Column(
             "segment",
             "str",
@@ -169,8 +191,45 @@ SUBSCRIPTIONS = Table(
     ),
 )
 
+OPPORTUNITY_HISTORY = Table(
+    name="opportunity_history",
+    key="opportunity_id",
+    required=False,
+    unique=("opportunity_id", "changed_at"),
+    description=(
+        "Pipeline history, as CRM field-history exports give it: one row per state of a deal, "
+        "each row the deal's state from `changed_at` on (until its next row). Without it, "
+        "history is derived from the snapshots `revmodel snapshot` stores."
+    ),
+    columns=(
+        Column("opportunity_id", "str", True, "The deal, an `opportunities.opportunity_id`."),
+        Column("changed_at", "date", True, "First day the deal was in this state."),
+        Column(
+            "stage",
+            "str",
+            True,
+            "Stage in this state, one of " + ", ".join(STAGES) + ".",
+            STAGES,
+        ),
+        Column("amount", "float", True, "Amount in this state [currency]; may be empty."),
+        Column(
+            "close_date",
+            "date",
+            True,
+            "Expected close date in this state (close date once closed).",
+        ),
+        Column(
+            "forecast_category",
+            "str",
+            False,
+            "One of " + ", ".join(FORECAST_CATEGORIES) + ".",
+            FORECAST_CATEGORIES,
+        ),
+    ),
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (ACCOUNTS, REPS, OPPORTUNITIES, INVOICES, SUBSCRIPTIONS)
+    t.name: t for t in (ACCOUNTS, REPS, OPPORTUNITIES, INVOICES, SUBSCRIPTIONS, OPPORTUNITY_HISTORY)
 }
 
 
@@ -179,7 +238,8 @@ def schema_markdown() -> str:
     lines: list[str] = []
     for t in TABLES.values():
         req = "required" if t.required else "optional"
-        lines.append(f"### `{t.name}` ({req}; key `{t.key}`)\n\n{t.description}\n")
+        key = ", ".join(f"`{c}`" for c in t.unique_columns)
+        lines.append(f"### `{t.name}` ({req}; key {key})\n\n{t.description}\n")
         lines.append("| column | type | required | meaning |\n| --- | --- | --- | --- |")
         for c in t.columns:
             lines.append(

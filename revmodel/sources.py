@@ -98,12 +98,16 @@ REFERENCES: dict[tuple[str, str], str] = {
     ("subscriptions", "account_id"): "accounts",
     ("subscriptions", "rep_id"): "reps",
 }
+#: Optional tables not listed as "not provided": pipeline history comes from snapshots without it.
+UNLISTED_WHEN_MISSING: frozenset[str] = frozenset({"opportunity_history"})
 #: Number columns that must not be negative.
 NON_NEGATIVE: frozenset[tuple[str, str]] = frozenset(
     {("accounts", "employees"), ("reps", "ramp_months"), ("subscriptions", "arr")}
 )
 #: Required columns whose values may be missing on some rows (amount: only won deals need one).
-MAY_BE_EMPTY: frozenset[tuple[str, str]] = frozenset({("opportunities", "amount")})
+MAY_BE_EMPTY: frozenset[tuple[str, str]] = frozenset(
+    {("opportunities", "amount"), ("opportunity_history", "amount")}
+)
 #: Pandas dtype of each schema type in a loaded table.
 DTYPES: dict[str, str] = {
     "str": "str",
@@ -305,7 +309,7 @@ def load(
     if qdir is not None:
         for name, bad in quarantine.items():
             reports[name].quarantine_file = _write_quarantine(qdir, name, bad)
-    missing = tuple(n for n in schema.TABLES if n not in raws)
+    missing = tuple(n for n in schema.TABLES if n not in raws and n not in UNLISTED_WHEN_MISSING)
     return LoadResult(tables, reports, quarantine, mapping_path, missing)
 
 
@@ -1003,7 +1007,7 @@ def _parse(raw: _Raw) -> tuple[pd.DataFrame, list[_Finding]]:
         issues: list = []
         if col.dtype == "str":
             values = _as_text(src)
-            if col.name in ("stage", "type"):
+            if col.values:
                 values = values.str.lower()
         elif pd.api.types.is_numeric_dtype(src) and col.dtype in ("float", "int"):
             values = src.astype("float64")
@@ -1049,47 +1053,44 @@ def _rules(
     table = schema.TABLES[name]
     rules: list[_Rule] = []
     key = table.key
+    unique = list(table.unique_columns)
+    shown = ", ".join(unique)
 
     def first_row(frame: pd.DataFrame, rows: pd.Index) -> pd.Series:
-        ids = frame[key]
-        present = ids.dropna()
-        first = (
-            pd.Series(present.index, index=present.index).groupby(present.values).transform("first")
-        )
-        return f"duplicate {key}; the first, on row " + first.loc[rows].astype(str) + ", is kept"
+        present = frame[unique].dropna()
+        groups = [present[c] for c in unique]
+        first = pd.Series(present.index, index=present.index).groupby(groups).transform("first")
+        return f"duplicate {shown}; the first, on row " + first.loc[rows].astype(str) + ", is kept"
+
+    def repeated(f: pd.DataFrame) -> pd.Series:
+        return f[unique].notna().all(axis=1) & f[unique].duplicated(keep="first")
 
     rules.append(
         _Rule(
             "duplicate_key",
             key,
-            lambda f: ~(f[key].notna() & f[key].duplicated(keep="first")),
-            f"row repeating an earlier {key}",
-            f"rows repeating an earlier {key}",
+            lambda f: ~repeated(f),
+            f"row repeating an earlier {shown}",
+            f"rows repeating an earlier {shown}",
             first_row,
+            wide=len(unique) > 1,
         )
     )
+    for col in table.columns:
+        if not col.values:
+            continue
+        rules.append(
+            _Rule(
+                f"{col.name}_known",
+                col.name,
+                lambda f, c=col.name, allowed=col.values: f[c].isna() | f[c].isin(allowed),
+                f"row with a {col.name} not in the schema",
+                f"rows with a {col.name} not in the schema",
+                f"{col.name} not one of {', '.join(col.values)}; "
+                f"map it under values: {col.name}: in the mapping file",
+            )
+        )
     if name == "opportunities":
-        stages, types = schema.STAGES, schema.OPPORTUNITY_TYPES
-        rules.append(
-            _Rule(
-                "stage_known",
-                "stage",
-                lambda f: f["stage"].isna() | f["stage"].isin(stages),
-                "row with a stage not in the schema",
-                "rows with a stage not in the schema",
-                f"stage not one of {', '.join(stages)}; map it under values: stage: in the mapping file",
-            )
-        )
-        rules.append(
-            _Rule(
-                "type_known",
-                "type",
-                lambda f: f["type"].isna() | f["type"].isin(types),
-                "row with a type not in the schema",
-                "rows with a type not in the schema",
-                f"type not one of {', '.join(types)}; map it under values: type: in the mapping file",
-            )
-        )
         won = lambda f: f["stage"].eq("won").fillna(False)  # noqa: E731
         rules.append(
             _Rule(
@@ -1367,11 +1368,11 @@ def _stage_advice(raw: _Raw, findings: list[_Finding], spec: MappingSpec) -> lis
     """A mapping snippet for values not in the schema (stage, type)."""
     advice: list[str] = []
     for f in findings:
-        if f.rule not in ("stage_known", "type_known"):
+        if f.rule != f"{f.column}_known":
             continue
         values = _original_text(raw, f.column, f.rows)
         counts = values.value_counts(sort=True)
-        allowed = schema.STAGES if f.column == "stage" else schema.OPPORTUNITY_TYPES
+        allowed = schema.TABLES[raw.name].column(f.column).values
         where = (
             spec.path
             if spec.path is not None

@@ -425,7 +425,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         2,
         [],
         [
-            "error: data/mapping.yaml: tables.deals is not a table; use one of accounts, reps, opportunities, invoices, subscriptions",
+            "error: data/mapping.yaml: tables.deals is not a table; use one of accounts, reps, opportunities, invoices, subscriptions, opportunity_history",
         ],
     ),
     "unknown_rep": (
