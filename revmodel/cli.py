@@ -179,6 +179,90 @@ def cube_cmd(
     return 0
 
 
+# --------------------------------------------------------------------------- pipeline history
+
+
+@cli.command("snapshot", help="store today's opportunities as a dated snapshot (DIR/snapshots)")
+@click.argument("data_dir", metavar="DIR")
+@click.option("--mapping", default=None, help="mapping YAML")
+@click.option("--as-of", default=None, help="date of the snapshot, YYYY-MM-DD (default: today)")
+def snapshot_cmd(data_dir: str, mapping: str | None, as_of: str | None) -> int:
+    from revmodel import snapshots
+
+    snap, summary = snapshots.take_snapshot(data_dir, mapping=mapping, as_of=as_of)
+    click.echo(summary)
+    click.echo(
+        f"snapshot {snap.day:%Y-%m-%d}: {snap.rows:,} opportunities "
+        f"({snap.open_rows:,} open) stored in {snap.path}"
+    )
+    return 0
+
+
+@cli.command("changes", help="what changed in the pipeline of a period: the waterfall")
+@click.argument("data_dir", metavar="DIR")
+@click.option("--mapping", default=None, help="mapping YAML")
+@click.option("--from", "start", required=True, help="first day of the changes, YYYY-MM-DD")
+@click.option("--to", "end", required=True, help="last day of the changes, YYYY-MM-DD")
+@click.option(
+    "--period",
+    default=None,
+    help="close dates: FY2027-Q1, FY2027 or START:END (default: the fiscal quarter of --to)",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["total", "region", "manager", "rep", "segment"]),
+    default="total",
+    show_default=True,
+    help="rows per member of this level, after the total",
+)
+@click.option("--out", required=True, help="waterfall CSV")
+@click.option("--deals", default=None, help="CSV of the deals behind each bar")
+@click.option(
+    "--fiscal-year-start",
+    type=int,
+    default=config.FISCAL_YEAR_START,
+    show_default=True,
+    help="first month of the fiscal year, 1-12",
+)
+@click.option(
+    "--fiscal-year-naming",
+    type=click.Choice(["end", "start"]),
+    default=config.FISCAL_YEAR_NAMING,
+    show_default=True,
+    help="name fiscal years by the calendar year they end or start in",
+)
+def changes_cmd(
+    data_dir: str,
+    mapping: str | None,
+    start: str,
+    end: str,
+    period: str | None,
+    by: str,
+    out: str,
+    deals: str | None,
+    fiscal_year_start: int,
+    fiscal_year_naming: str,
+) -> int:
+    from revmodel import history
+
+    request = history.ChangesRequest(
+        data_dir=data_dir,
+        start=start,
+        end=end,
+        out=out,
+        mapping=mapping,
+        period=period,
+        by=by,
+        deals=deals,
+        fiscal_year_start=fiscal_year_start,
+        naming=fiscal_year_naming,
+    )
+    _, lines = history.changes(request)
+    for line in lines:
+        click.echo(line)
+    return 0
+
+
 # --------------------------------------------------------------------------- models
 
 

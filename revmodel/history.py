@@ -63,6 +63,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -459,3 +460,128 @@ def balance_errors(table: pd.DataFrame) -> pd.Series:
     for bar, sign in BAR_SIGNS.items():
         total += sign * table[bar].astype(float)
     return total - table["closing"].astype(float)
+
+
+# --------------------------------------------------------------------------- command
+
+
+def period_bounds(
+    period: str | None,
+    end,
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last close day of a period.
+
+    ``period`` is a fiscal label (``FY2027-Q1`` or ``FY2027``), ``START:END``
+    (two dates, inclusive), or ``None``: the fiscal quarter holding ``end``.
+    """
+    from revmodel import calendar as fcal
+
+    if period is None:
+        period = fcal.current_quarter(_day(end, "--to"), fiscal_year_start, naming)
+    if ":" in period:
+        first, _, last = period.partition(":")
+        return _day(first, "--period start"), _day(last, "--period end")
+    try:
+        months = fcal.quarter_months(period, fiscal_year_start, naming)
+    except ParameterError as exc:
+        raise ParameterError(
+            f"--period {period!r} is neither a fiscal period (FY2027-Q1, FY2027) "
+            "nor START:END dates (2026-11-01:2027-01-31)"
+        ) from exc
+    return months[0], months[-1] + pd.offsets.MonthEnd(0)
+
+
+def load_history(
+    data_dir, mapping=None, tables: Mapping[str, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The pipeline history of a data folder and where it came from.
+
+    The ``opportunity_history`` table when the folder has one, else the
+    history derived from the snapshots in ``DIR/snapshots``.
+
+    Raises
+    ------
+    DataError
+        If there is neither.
+    """
+    from revmodel import snapshots, sources
+
+    if tables is None:
+        tables = sources.load(data_dir, mapping=mapping).tables
+    hist = tables.get("opportunity_history")
+    if hist is not None and len(hist):
+        return hist, "opportunity_history"
+    store = snapshots.store_dir(data_dir)
+    taken = snapshots.list_snapshots(store)
+    if taken:
+        return snapshots.history_from_snapshots(store), f"{len(taken)} snapshots in {store}"
+    raise DataError(
+        f"no pipeline history in {data_dir}: add an opportunity_history export "
+        "(see the schema in the README), or store a snapshot every week with "
+        f"`revmodel snapshot {data_dir}`"
+    )
+
+
+@dataclass(frozen=True)
+class ChangesRequest:
+    """What ``revmodel changes`` was asked for."""
+
+    data_dir: str
+    start: str
+    end: str
+    out: str
+    mapping: str | None = None
+    period: str | None = None
+    by: str = TOTAL
+    deals: str | None = None
+    fiscal_year_start: int = config.FISCAL_YEAR_START
+    naming: str = config.FISCAL_YEAR_NAMING
+
+
+def changes(req: ChangesRequest) -> tuple[Waterfall, list[str]]:
+    """``revmodel changes``: write the waterfall (and the deals) as CSV; returns it and lines to show."""
+    from revmodel import sources
+
+    _check_levels(req.by)
+    for path, flag in ((req.out, "--out"), (req.deals, "--deals")):
+        if path is not None and Path(path).suffix.lower() != ".csv":
+            raise ParameterError(f"{flag} {path}: give a .csv file name")
+    p0, p1 = period_bounds(req.period, req.end, req.fiscal_year_start, req.naming)
+    window = Window(req.start, req.end, p0, p1)
+    result = sources.load(req.data_dir, mapping=req.mapping, as_of=window.end)
+    if result.status == 2:
+        raise DataError(result.summary())
+    hist, source = load_history(req.data_dir, tables=result.tables)
+    wf = waterfall(hist, window, deal_labels(result.tables), by=req.by)
+    _write_csv(wf.table, req.out)
+    if req.deals is not None:
+        _write_csv(wf.deals, req.deals)
+    total = wf.table.iloc[0]
+    lines = [
+        f"history: {source}",
+        f"pipeline closing {p0:%Y-%m-%d} to {p1:%Y-%m-%d}, changes {window.start:%Y-%m-%d} "
+        f"to {window.end:%Y-%m-%d}",
+        f"opening {total['opening']:,.2f} -> closing {total['closing']:,.2f} "
+        f"({len(wf.deals['opportunity_id'].unique()):,} deals moved)",
+        f"wrote {req.out}" + (f" and {req.deals}" if req.deals else ""),
+    ]
+    return wf, lines
+
+
+def _write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """CSV with names a spreadsheet shows as text (never runs as a formula)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = frame.select_dtypes(include=["object", "string"]).columns
+    safe = frame.copy()
+    for col in text:
+        safe[col] = safe[col].map(_inert)
+    safe.to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+
+
+def _inert(value):
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r", "'")):
+        return "'" + value
+    return value
