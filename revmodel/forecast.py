@@ -1030,6 +1030,100 @@ def reconcile_forecast(
     return reconcile_nodes(node_forecasts(hist, fc), fc["mean"], method=method)
 
 
+def reconcile_dataset(
+    fc: xr.Dataset,
+    method: str = "mint_shrink",
+    locked: Mapping | None = None,
+    settings: rec.SampleSettings = rec.SampleSettings(),
+) -> tuple[xr.Dataset, dict]:
+    """The forecast made coherent at every node, quantiles included.
+
+    The point forecast is the reconciled base mean (:func:`reconcile_nodes`); the
+    quantiles are read off reconciled sample paths
+    (:func:`revmodel.reconcile.sample_reconciled`): every path adds up the
+    hierarchy, keeps the locked values and, for a measure that is never negative,
+    stays >= 0.
+
+    Parameters
+    ----------
+    fc : xr.Dataset
+        :func:`forecast_cube` result.
+    method : str
+        A method of :data:`revmodel.reconcile.METHODS` other than ``"none"``.
+    locked : mapping, optional
+        Committed values, as in :func:`revmodel.reconcile.reconcile_cube`.
+    settings : revmodel.reconcile.SampleSettings
+        Number of sample paths and seed.
+
+    Returns
+    -------
+    (xr.Dataset, dict)
+        ``fc`` with ``node_forecast (node, month, quantile)`` and ``node_mean (node, month)``
+        reconciled at every node, ``forecast (segment, region, rep, month, quantile)`` the
+        reconciled cell quantiles and ``reconciled_mean`` the coherent cell means; the base
+        ones kept as ``base_node_forecast``, ``base_node_mean`` and ``base_forecast``. And the
+        reconciler's info.
+    """
+    nf = node_forecasts(None, fc)
+    h = nf.hierarchy
+    nonnegative = bool(np.nanmin(fc["node_history"].values, initial=0.0) >= 0)
+    reconciled, info = rec.reconcile_cube(
+        fc["mean"].transpose(*rec.CELL_DIMS, "month"),
+        method=method,
+        residuals=nf.residuals,
+        nonnegative=nonnegative,
+        locked=locked,
+        node_forecasts=nf.mean,
+        hierarchy=h,
+    )
+    months = fc["month"].values
+    locks = rec._locks_for_cube(h, locked, months)
+    draws = rec.sample_reconciled(
+        fc["node_forecast"].values,
+        fc["quantile"].values,
+        h,
+        method=method,
+        residuals=nf.residuals,
+        nonnegative=nonnegative,
+        locked=locks,
+        settings=settings,
+        steps=rec._month_labels(months),
+    )
+    out = fc.copy()
+    for name in ("node_forecast", "node_mean", "forecast"):
+        out[f"base_{name}"] = fc[name]
+    units = fc["mean"].attrs.get("units", "")
+    out["node_forecast"] = (
+        fc["node_forecast"]
+        .copy(data=draws.quantiles)
+        .assign_attrs(
+            units=units, long_name=f"{fc.attrs['measure']} reconciled forecast quantiles by node"
+        )
+    )
+    out["node_mean"] = (
+        fc["node_mean"]
+        .copy(data=info["reconciled_nodes"].values)
+        .assign_attrs(
+            units=units, long_name=f"{fc.attrs['measure']} reconciled forecast mean by node"
+        )
+    )
+    cell = np.zeros(fc["forecast"].shape)
+    c = h.cells
+    cell[c[:, 0], c[:, 1], c[:, 2]] = draws.quantiles[h.bottom]
+    out["forecast"] = (
+        fc["forecast"]
+        .copy(data=cell)
+        .assign_attrs(units=units, long_name=f"{fc.attrs['measure']} reconciled forecast quantiles")
+    )
+    out["reconciled_mean"] = reconciled.transpose(*fc["mean"].dims).assign_attrs(units=units)
+    out.attrs.update(
+        reconcile_method=str(info.get("method", method)),
+        reconcile_samples=int(settings.n_samples),
+        reconcile_seed=int(settings.seed),
+    )
+    return out, info
+
+
 def forecast_reconciled(
     ds: xr.Dataset,
     *,
@@ -1037,13 +1131,14 @@ def forecast_reconciled(
     horizon: int,
     reconcile: str = "mint_shrink",
     scheduler: str | None = None,
+    settings: rec.SampleSettings = rec.SampleSettings(),
 ) -> tuple[xr.Dataset, str]:
     """Forecast ``measure`` at every node and, unless ``reconcile="none"``, reconcile it.
 
-    With a reconciliation method, ``forecast`` holds the reconciled forecast: each
-    cell's quantiles shifted by its reconciliation adjustment (never below 0 for a
-    non-negative measure); the base forecast is kept as ``base_forecast`` and the
-    coherent mean as ``reconciled_mean``.
+    With a reconciliation method, ``node_forecast`` and ``forecast`` hold the
+    reconciled quantiles at every node and cell (:func:`reconcile_dataset`); the base
+    ones are kept as ``base_node_forecast`` and ``base_forecast``. Without one, the
+    base forecast is written under both names.
 
     Returns
     -------
@@ -1059,18 +1154,11 @@ def forecast_reconciled(
         raise ParameterError(f"--reconcile {reconcile!r}: use one of {', '.join(rec.METHODS)}")
     fc = forecast_cube(ds, measure=measure, horizon=horizon, scheduler=scheduler)
     if reconcile == "none":
+        for name in ("node_forecast", "node_mean", "forecast"):
+            fc[f"base_{name}"] = fc[name]
         return fc, "base forecasts (not reconciled)"
-    reconciled, info = reconcile_forecast(fc, ds, method=reconcile)
-    shift = reconciled - fc["mean"]
-    fc["base_forecast"] = fc["forecast"].copy()
-    adjusted = fc["forecast"] + shift
-    if bool((ds[measure] >= 0).all()):
-        adjusted = adjusted.clip(min=0.0)
-    fc["forecast"] = adjusted.transpose(*fc["base_forecast"].dims).assign_attrs(
-        fc["base_forecast"].attrs
-    )
-    fc["reconciled_mean"] = reconciled.assign_attrs(units=fc["mean"].attrs.get("units", ""))
+    fc, info = reconcile_dataset(fc, method=reconcile, settings=settings)
     used = info.get("method", reconcile)
-    fc.attrs["reconcile_method"] = str(used)
     fallback = info.get("fallback")
-    return fc, f"reconciled with {used}" + (f" ({fallback})" if fallback else "")
+    note = f"reconciled with {used}, quantiles from {settings.n_samples} coherent sample paths"
+    return fc, note + (f" ({fallback})" if fallback else "")

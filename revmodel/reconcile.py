@@ -995,7 +995,11 @@ def _solve_gls(
         pos = np.searchsorted(lock_rows, rows)
         lab = [labels(i) for i in rows]
         ind = np.zeros(0, dtype=int)
+        checked: set[bytes] = set()  # sample paths repeat each month's lock values
         for t in cols if rows.size else ():
+            if L[pos, t].tobytes() in checked:
+                continue
+            checked.add(L[pos, t].tobytes())
             ind = _independent_locks(S, rows, L[pos, t] * ys, lab, steps[t])
             if nonnegative:
                 _check_nonnegative_feasible(S, rows, L[pos, t] * ys, lab, steps[t])
@@ -1593,3 +1597,181 @@ def reconcile_cube(
     )
     info["reconciled_nodes"] = _with_node_coords(hierarchy, nodes_da, np.arange(hierarchy.n_nodes))
     return result, info
+
+
+# --------------------------------------------------------------------------- probabilistic
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """How :func:`sample_reconciled` draws base forecast paths.
+
+    Attributes
+    ----------
+    n_samples : int
+        Sample paths drawn [1].
+    seed : int
+        Seed of the random generator: the same seed gives the same quantiles.
+    shrink : bool
+        Draw with the shrunk residual correlation instead of the sample one. Shrinking
+        towards independence makes the draws less coherent than the residuals, and the
+        reconciled aggregates too narrow (79% of a simulated 80% band at the bottom, 73%
+        at the top); the sample correlation keeps them calibrated.
+    """
+
+    n_samples: int = 500
+    seed: int = 20261129
+    shrink: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_samples, bool) or int(self.n_samples) < 10:
+            raise ParameterError(f"n_samples must be at least 10, got {self.n_samples!r}")
+
+
+@dataclass(frozen=True)
+class ReconciledSamples:
+    """Coherent sample paths of every node and the quantiles read off them.
+
+    Attributes
+    ----------
+    samples : np.ndarray
+        (n_nodes x h x n_samples) reconciled paths [units]; each path adds up, keeps the
+        locked values and, when asked, is non-negative.
+    quantiles : np.ndarray
+        (n_nodes x h x len(levels)) empirical quantiles of ``samples`` [units].
+    levels : np.ndarray
+        Probability levels of ``quantiles``.
+    info : dict
+        The reconciler's info for the draws, plus ``n_samples`` and ``seed``.
+    """
+
+    samples: np.ndarray
+    quantiles: np.ndarray
+    levels: np.ndarray
+    info: dict
+
+
+def quantile_paths(
+    z: np.ndarray, node_quantiles: np.ndarray, levels: Sequence[float]
+) -> np.ndarray:
+    """Map standard-normal scores through each node's own quantile function.
+
+    The quantile function is piecewise linear in the normal score between the
+    given quantiles and extended linearly beyond the outer ones, so a node's
+    draws have its own (possibly skewed) quantiles at the given levels.
+
+    Parameters
+    ----------
+    z : np.ndarray
+        (n x h x N) standard-normal scores.
+    node_quantiles : np.ndarray
+        (n x h x k) each node's base quantiles at ``levels`` [units], k >= 2.
+    levels : sequence of float
+        The k probability levels, in (0, 1).
+
+    Returns
+    -------
+    np.ndarray
+        (n x h x N) draws [units].
+    """
+    from scipy import stats
+
+    lv = np.asarray(levels, dtype=float)
+    order = np.argsort(lv)
+    if lv.size < 2:
+        raise ParameterError("sampling needs at least two quantile levels (e.g. 0.1 and 0.9)")
+    zl = stats.norm.ppf(lv[order])
+    qv = np.sort(np.asarray(node_quantiles, dtype=float)[..., order], axis=-1)
+    seg = np.clip(np.searchsorted(zl, z) - 1, 0, zl.size - 2)
+    lo = np.take_along_axis(qv, seg, axis=-1)
+    hi = np.take_along_axis(qv, seg + 1, axis=-1)
+    slope = (hi - lo) / (zl[seg + 1] - zl[seg])
+    return lo + slope * (z - zl[seg])
+
+
+def _correlation_sampler(residuals: np.ndarray | None, n: int, shrink: bool) -> LowRankCovariance:
+    if residuals is None:
+        return LowRankCovariance(d=np.ones(n), U=np.zeros((n, 0)), shrinkage=1.0)
+    cov = shrunk_covariance_lowrank(residuals)
+    if shrink:
+        return cov
+    # the sample covariance itself (lambda = 0): singular when T < n, which sampling allows
+    lam = cov.shrinkage
+    U = cov.U / np.sqrt(1.0 - lam) if lam < 1 else cov.U
+    d = np.maximum(cov.diagonal() - np.einsum("ij,ij->i", U, U), 0.0)
+    return LowRankCovariance(d=d, U=U, shrinkage=0.0)
+
+
+def sample_reconciled(
+    node_quantiles: np.ndarray,
+    levels: Sequence[float],
+    hierarchy: Hierarchy,
+    method: str = "mint_shrink",
+    residuals: np.ndarray | None = None,
+    nonnegative: bool = True,
+    locked: Mapping | None = None,
+    settings: SampleSettings = SampleSettings(),
+    steps: Sequence[str] | None = None,
+) -> ReconciledSamples:
+    """Coherent forecast quantiles by reconciling sampled base forecast paths.
+
+    Base paths are drawn from a Gaussian copula: standard-normal scores with the
+    correlation of the shrunk residual covariance (:func:`shrunk_covariance_lowrank`,
+    the one ``mint_shrink`` uses; independent nodes without residuals), mapped
+    through each node's own base quantiles (:func:`quantile_paths`); months are
+    drawn independently. Every draw is reconciled like a point forecast, with the
+    same locks and bounds, so every path adds up the hierarchy, holds the locked
+    values and stays non-negative; the quantiles are those of the reconciled draws
+    (Panagiotelis et al. 2023, "Probabilistic forecast reconciliation").
+
+    Parameters
+    ----------
+    node_quantiles : np.ndarray
+        (n_nodes x h x k) base quantiles of every node, in hierarchy order [units].
+    levels : sequence of float
+        The k probability levels of ``node_quantiles`` (at least two).
+    hierarchy : Hierarchy
+    method : str
+        Reconciliation method (:data:`METHODS` except ``"none"``).
+    residuals : np.ndarray, optional
+        (n_nodes x T) in-sample residuals: the cross-node correlation of the draws, and
+        MinT's weights.
+    nonnegative : bool
+        Keep every reconciled draw >= 0.
+    locked : mapping, optional
+        As in :meth:`MinTrace.reconcile` (node index or ``(level, key)`` -> values per month).
+    settings : SampleSettings
+        Number of draws and seed.
+    steps : sequence of str, optional
+        Names of the h months, for error messages.
+
+    Returns
+    -------
+    ReconciledSamples
+    """
+    qn = np.asarray(node_quantiles, dtype=float)
+    n, h, _ = qn.shape
+    if n != hierarchy.n_nodes:
+        raise ParameterError(
+            f"node_quantiles has {n} nodes but the hierarchy has {hierarchy.n_nodes}"
+        )
+    N = int(settings.n_samples)
+    rng = np.random.default_rng(settings.seed)
+    cov = _correlation_sampler(residuals, n, settings.shrink)
+    z = cov.sample(rng, h * N) / np.sqrt(cov.diagonal())[:, None]
+    draws = quantile_paths(z.reshape(n, h, N), qn, levels)
+    locks = _resolve_locks(hierarchy, locked, n, h)
+    cols = {i: np.repeat(v, N) for i, v in locks.items()}  # columns month-major: t * N + s
+    names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
+    rec = reconciler(method, nonnegative=nonnegative)
+    flat = draws.reshape(n, h * N)
+    if isinstance(rec, MinTrace):
+        steps_all = [name for name in names for _ in range(N)]
+        out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
+    else:
+        out, info = rec.reconcile(flat, hierarchy, residuals, cols)
+    samples = out.reshape(n, h, N)
+    lv = np.asarray(levels, dtype=float)
+    quant = np.moveaxis(np.quantile(samples, lv, axis=-1), 0, -1)
+    info = {**info, "n_samples": N, "seed": int(settings.seed)}
+    return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info)

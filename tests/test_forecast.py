@@ -474,18 +474,38 @@ def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
         str(out),
     ]
     assert cli.main(args) == 0
-    assert "reconciled with mint_shrink; written to" in capsys.readouterr().out
-    back = xr.open_dataset(out)
-    rec = back["reconciled_mean"]
-    assert rec.dims == ("segment", "region", "rep", "month")
-    assert bool(np.all(np.isfinite(rec))) and bool(np.all(rec >= 0))
-    assert back.attrs["reconcile_method"] == "mint_shrink"
-    # `forecast` is the reconciled forecast: every quantile moved by the cell's adjustment.
-    assert back["forecast"].dims == ("segment", "region", "rep", "month", "quantile")
-    moved = back["forecast"] - back["base_forecast"]
-    expected = (rec - back["mean"]).broadcast_like(moved)
-    unclipped = back["forecast"] > 0
-    np.testing.assert_allclose(
-        moved.where(unclipped).values, expected.where(unclipped).values, atol=1e-6
+    assert (
+        "reconciled with mint_shrink, quantiles from 500 coherent sample paths; written to"
+        in capsys.readouterr().out
     )
-    assert bool((back["forecast"] >= 0).all())
+    back = xr.open_dataset(out)
+    base = forecast_cube(small_cube(), horizon=3, cache_dir=tmp_path / "cache" / "forecast")
+    assert back.attrs["reconcile_method"] == "mint_shrink"
+    assert list(back["quantile"].values) == [0.1, 0.5, 0.9]
+    # node_forecast: the reconciled forecast at every node, with today's coords and levels
+    node = back["node_forecast"]
+    assert node.dims == ("node", "month", "quantile")
+    assert set(back["level"].values) == {
+        "total", "region", "segment", "region/segment", "manager", "manager/segment", "rep",
+        "rep/segment",
+    }  # fmt: skip
+    for coord in ("level", "node_segment", "node_region", "node_manager", "node_rep"):
+        assert back[coord].dims == ("node",)
+    xr.testing.assert_allclose(back["base_node_forecast"], base["node_forecast"])
+    xr.testing.assert_allclose(back["base_forecast"], base["forecast"])
+    assert bool((node >= 0).all()) and bool((node.diff("quantile") >= 0).all())
+    # the reconciled means add up; the cell quantiles are the bottom nodes' quantiles
+    h = forecast.forecast_hierarchy(back)
+    mean = back["node_mean"].values
+    np.testing.assert_allclose(h.S @ mean[h.bottom], mean, rtol=1e-9)
+    cells = back["forecast"].values[h.cells[:, 0], h.cells[:, 1], h.cells[:, 2]]
+    np.testing.assert_array_equal(cells, node.values[h.bottom])
+    rec_mean = back["reconciled_mean"]
+    assert rec_mean.dims == ("segment", "region", "rep", "month")
+    np.testing.assert_allclose(
+        rec_mean.values[h.cells[:, 0], h.cells[:, 1], h.cells[:, 2]], mean[h.bottom]
+    )
+    # the total's band brackets its reconciled mean
+    total = node.sel(node="total")
+    assert bool((total.sel(quantile=0.1) < back["node_mean"].sel(node="total")).all())
+    assert bool((total.sel(quantile=0.9) > back["node_mean"].sel(node="total")).all())

@@ -644,3 +644,101 @@ def test_shrunk_covariance_of_gappy_residuals_is_positive_definite():
     assert np.all(np.linalg.eigvalsh(W) > 0)
     assert 0.0 <= lam <= 1.0
     np.testing.assert_allclose(np.diag(W), np.nanvar(E, axis=1, ddof=1), rtol=1e-9)
+
+
+# --------------------------------------------------------------------------- probabilistic
+
+
+def _gaussian_base(h: rc.Hierarchy, horizon: int, seed: int = 5):
+    """Bottoms ~ N(mu, Sigma) with a common factor; every node's exact base quantiles."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    m = h.n_bottom
+    mu = rng.uniform(500.0, 3000.0, m)
+    sig = rng.uniform(100.0, 600.0, m)
+    load = rng.uniform(0.0, 0.5, m)
+
+    def draw(k: int) -> np.ndarray:
+        f = rng.standard_normal(k)
+        e = rng.standard_normal((m, k))
+        return mu[:, None] + sig[:, None] * (
+            load[:, None] * f[None, :] + np.sqrt(1 - load[:, None] ** 2) * e
+        )
+
+    S = h.S.toarray()
+    cov = np.diag(sig) @ (np.outer(load, load) + np.diag(1 - load**2)) @ np.diag(sig)
+    node_sd = np.sqrt(np.diag(S @ cov @ S.T))
+    levels = np.array([0.1, 0.5, 0.9])
+    q = (S @ mu)[:, None] + stats.norm.ppf(levels)[None, :] * node_sd[:, None]
+    return np.repeat(q[:, None, :], horizon, axis=1), levels, draw, S
+
+
+def test_sampled_quantiles_cover_a_known_distribution_at_every_level(hierarchy):
+    q, levels, draw, S = _gaussian_base(hierarchy, horizon=2)
+    mu = draw(20_000).mean(1)
+    resid = S @ (draw(240) - mu[:, None])
+    res = rc.sample_reconciled(
+        q, levels, hierarchy, "mint_shrink", resid, nonnegative=False,
+        settings=rc.SampleSettings(n_samples=1000, seed=1),
+    )  # fmt: skip
+    actual = S @ draw(4000)
+    lo, hi = res.quantiles[:, :, 0], res.quantiles[:, :, 2]
+    inside = (actual[:, None, :] >= lo[..., None]) & (actual[:, None, :] <= hi[..., None])
+    coverage = inside.mean(axis=(1, 2))
+    levels_of = hierarchy.nodes["level"].to_numpy()
+    for level in dict.fromkeys(levels_of):
+        got = coverage[levels_of == level].mean()
+        assert 0.74 <= got <= 0.86, (level, got)
+    # the median stays where the (symmetric) base put it
+    np.testing.assert_allclose(res.quantiles[:, :, 1], q[:, :, 1], rtol=0.05)
+
+
+def test_every_sample_path_adds_up_keeps_locks_and_is_nonnegative(hierarchy):
+    horizon = 3
+    q, levels, _, _ = _gaussian_base(hierarchy, horizon=horizon)
+    q = q - 1500.0  # wide enough that many draws go negative before reconciliation
+    m1 = hierarchy.index("manager", "M1")
+    locked = {("total", ()): [9000.0, np.nan, 8000.0], ("manager", "M1"): 2500.0}
+    res = rc.sample_reconciled(
+        q, levels, hierarchy, "mint_shrink", residuals_for(hierarchy), nonnegative=True,
+        locked=locked, settings=rc.SampleSettings(n_samples=60, seed=3),
+    )  # fmt: skip
+    s = res.samples
+    assert s.shape == (hierarchy.n_nodes, horizon, 60)
+    for t in range(horizon):
+        assert_coherent(hierarchy, s[:, t, :], rtol=1e-9)  # each path sums up the hierarchy
+    assert s.min() >= 0.0
+    np.testing.assert_array_equal(s[0, 0], np.full(60, 9000.0))
+    np.testing.assert_array_equal(s[0, 2], np.full(60, 8000.0))
+    assert np.ptp(s[0, 1]) > 0  # the total is free in month 2
+    np.testing.assert_array_equal(s[m1], np.full((horizon, 60), 2500.0))
+    assert res.quantiles.min() >= 0.0
+    assert res.info["n_samples"] == 60 and res.info["locked_nodes"] == 2
+
+
+def test_sampling_is_reproducible_by_seed(hierarchy):
+    q, levels, _, _ = _gaussian_base(hierarchy, horizon=2)
+    E = residuals_for(hierarchy)
+
+    def run(seed):
+        return rc.sample_reconciled(
+            q, levels, hierarchy, residuals=E, settings=rc.SampleSettings(n_samples=50, seed=seed)
+        ).quantiles
+
+    np.testing.assert_array_equal(run(7), run(7))
+    assert np.abs(run(7) - run(8)).max() > 0
+
+
+def test_quantile_paths_follow_each_node_own_skewed_quantiles():
+    from scipy import stats
+
+    levels = [0.1, 0.5, 0.9]
+    z = stats.norm.ppf(np.array(levels))[None, None, :]
+    q = np.array([[[10.0, 20.0, 50.0]]])  # skewed to the right
+    np.testing.assert_allclose(rc.quantile_paths(z, q, levels), q)
+    # beyond the outer quantiles the line of the outer segment carries on
+    far = rc.quantile_paths(np.array([[[2 * z[0, 0, 2]]]]), q, levels)
+    np.testing.assert_allclose(far, 50.0 + 30.0)
+    with pytest.raises(ParameterError, match="n_samples must be at least 10, got 3"):
+        rc.SampleSettings(n_samples=3)
