@@ -1034,7 +1034,7 @@ def reconcile_dataset(
     fc: xr.Dataset,
     method: str = "mint_shrink",
     locked: Mapping | None = None,
-    settings: rec.SampleSettings = rec.SampleSettings(),
+    settings: rec.SampleSettings = rec.DEFAULT_SAMPLING,
 ) -> tuple[xr.Dataset, dict]:
     """The forecast made coherent at every node, quantiles included.
 
@@ -1131,7 +1131,7 @@ def forecast_reconciled(
     horizon: int,
     reconcile: str = "mint_shrink",
     scheduler: str | None = None,
-    settings: rec.SampleSettings = rec.SampleSettings(),
+    settings: rec.SampleSettings = rec.DEFAULT_SAMPLING,
 ) -> tuple[xr.Dataset, str]:
     """Forecast ``measure`` at every node and, unless ``reconcile="none"``, reconcile it.
 

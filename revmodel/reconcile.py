@@ -1628,6 +1628,10 @@ class SampleSettings:
             raise ParameterError(f"n_samples must be at least 10, got {self.n_samples!r}")
 
 
+#: Default sampling of :func:`sample_reconciled`: 500 paths, a fixed seed.
+DEFAULT_SAMPLING = SampleSettings()
+
+
 @dataclass(frozen=True)
 class ReconciledSamples:
     """Coherent sample paths of every node and the quantiles read off them.
@@ -1710,7 +1714,7 @@ def sample_reconciled(
     residuals: np.ndarray | None = None,
     nonnegative: bool = True,
     locked: Mapping | None = None,
-    settings: SampleSettings = SampleSettings(),
+    settings: SampleSettings = DEFAULT_SAMPLING,
     steps: Sequence[str] | None = None,
 ) -> ReconciledSamples:
     """Coherent forecast quantiles by reconciling sampled base forecast paths.
