@@ -387,15 +387,52 @@ def territories_cmd(
     return 0
 
 
+@cli.command("init", help="create a planning project for a new company in DIR")
+@click.argument("folder", metavar="DIR")
+def init_cmd(folder: str) -> int:
+    from revmodel import project
+
+    written = project.init_project(folder)
+    root = Path(folder)
+    click.echo(f"planning project in {root}: {len(written)} files")
+    click.echo(f"  edit {root / project.PLAN_FILE}, put your exports in {root / 'data'},")
+    click.echo(f"  then run `revmodel plan` in {root} (or open {root / 'notebooks'} in JupyterLab)")
+    return 0
+
+
 @cli.command("plan", help="run the planning notebooks and publish the plan pack")
-@click.option("--params", required=True, help="parameters YAML, e.g. parameters/FY2027-Q1.yaml")
-@click.option("--data", default=None, help="data folder (overrides the parameters file)")
-@click.option("--out", default=None, help="reports folder (default reports/)")
-def plan_cmd(params: str, data: str | None, out: str | None) -> int:
+@click.option(
+    "--data", default=None, help="folder with your exports (default: the parameters' data_dir)"
+)
+@click.option("--mapping", default=None, help="mapping YAML from your export's columns")
+@click.option(
+    "--params", default=None, help="parameters YAML (default: parameters/plan.yaml if present)"
+)
+@click.option("--cycle", default=None, help="quarter to plan, e.g. FY2027-Q1 (default: the next)")
+@click.option(
+    "--as-of", default=None, help="last month of actuals, YYYY-MM (default: last complete)"
+)
+@click.option("--out", default=None, help="reports folder (default: reports/ of this folder)")
+def plan_cmd(
+    data: str | None,
+    mapping: str | None,
+    params: str | None,
+    cycle: str | None,
+    as_of: str | None,
+    out: str | None,
+) -> int:
     from revmodel import report
 
     t0 = time.time()
-    path = report.plan(params, data_dir=data, out_dir=out, log=logger.info)
+    path = report.plan(
+        params,
+        data_dir=data,
+        out_dir=out,
+        log=logger.info,
+        mapping=mapping,
+        cycle=cycle,
+        as_of=as_of,
+    )
     logger.info("plan published in %.0f s", time.time() - t0)
     click.echo(path)
     return 0

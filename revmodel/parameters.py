@@ -41,7 +41,7 @@ from revmodel.assumptions import (
     Assumptions,
     assumptions_from_dict,
 )
-from revmodel.errors import ParameterError
+from revmodel.errors import ParameterError, RevmodelError
 
 __all__ = [
     "SCHEMA",
@@ -89,7 +89,7 @@ SCHEMA: dict[str, Param] = {
     "mapping": Param("str", None, "mapping YAML from export columns to the schema", True),
     "fiscal_year_start": Param("int", config.FISCAL_YEAR_START, "first month of the fiscal year, 1-12"),
     "fiscal_year_naming": Param("str", config.FISCAL_YEAR_NAMING, "fiscal years named by the year they 'end' or 'start' in"),
-    "as_of": Param("str", None, "last month of actuals, YYYY-MM (default: latest closed deal)", True),
+    "as_of": Param("str", None, "last month of actuals, YYYY-MM (default: the data's last complete month)", True),
     "horizon": Param("int", 15, "months forecast after as_of [months]"),
     "plan_year": Param("str", None, "fiscal year of quotas and capacity, e.g. FY2027 (default: the cycle's)", True),
     "company_target": Param("float", None, "bookings target of the plan year [USD/year] (default: grown from last year)", True),
@@ -108,6 +108,9 @@ SCHEMA: dict[str, Param] = {
     "max_moves": Param("int", None, "most accounts that may change rep in the territory plan [accounts]", True),
     "balance_tolerance": Param("float", 0.10, "allowed deviation of a rep's potential from the mean [ratio]"),
     "scenarios": Param("list", [], "scenarios to compare: scenario YAML files (relative to this file) or inline mappings"),
+    "currency": Param("str", None, "ISO 4217 code of the amounts, e.g. EUR (default: USD, said in the pack)", True),
+    "segment_bands": Param("list", None, "employee bands of segments: [[name, lower, upper], ...] (default: SMB, Mid-Market, Enterprise at 200 and 2000)", True),
+    "territories": Param("bool", True, "plan territories (false skips the section)"),
 }  # fmt: skip
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -261,6 +264,21 @@ def check(values: Mapping[str, Any], where: str = "parameters", base_dir: Path |
             "one of " + ", ".join(_RECONCILE),
             out["reconcile_method"],
         )
+    if out.get("currency") is not None:
+        _range(
+            where,
+            "currency",
+            bool(re.match(r"^[A-Z]{3}$", out["currency"])),
+            "a three-letter ISO 4217 code like EUR",
+            out["currency"],
+        )
+    if out.get("segment_bands") is not None:
+        from revmodel.sources import parse_segment_bands
+
+        try:
+            parse_segment_bands(out["segment_bands"], f"{where}: segment_bands")
+        except RevmodelError as exc:
+            raise ParameterError(str(exc)) from None
     if out.get("max_moves") is not None:
         _range(where, "max_moves", out["max_moves"] >= 0, "a whole number >= 0", out["max_moves"])
     if "balance_tolerance" in out:

@@ -1414,22 +1414,29 @@ def save_plan_version(work_dir: str | Path, params: Mapping[str, Any], store: st
 
 
 def plan(
-    params_file: str | Path,
+    params_file: str | Path | None = None,
     data_dir: str | Path | None = None,
     out_dir: str | Path | None = None,
     notebooks_dir: str | Path | None = None,
     log: Any = print,
+    *,
+    mapping: str | Path | None = None,
+    cycle: str | None = None,
+    as_of: str | None = None,
 ) -> Path:
     """Run the plan and publish the pack into ``<out_dir>/<cycle>/``.
 
     Parameters
     ----------
-    params_file : str or Path
-        Parameters YAML.
+    params_file : str or Path, optional
+        Parameters YAML; default the project's ``parameters/plan.yaml`` if any, else
+        every setting assumed from the data (:func:`revmodel.project.plan_settings`).
     data_dir : str or Path, optional
         Data folder, replacing the file's ``data_dir``.
     out_dir : str or Path, optional
         Reports folder; default :data:`revmodel.config.REPORTS_DIR`.
+    mapping, cycle, as_of : optional
+        Replace the file's ``mapping``, ``cycle`` and ``as_of``.
     notebooks_dir : str or Path, optional
         Default :data:`revmodel.config.NOTEBOOKS_DIR`.
     log : callable
@@ -1447,9 +1454,13 @@ def plan(
     PlanFailed
         A notebook failed; the previous pack is untouched.
     """
+    from revmodel import project
+
     started = time.time()
-    params_file = Path(params_file)
-    params = rparams.load(params_file, overrides={"data_dir": str(data_dir) if data_dir else None})
+    settings = project.plan_settings(
+        data_dir, mapping=mapping, params_file=params_file, cycle=cycle, as_of=as_of
+    )
+    params, params_file = settings.params, settings.params_file
     out = Path(out_dir) if out_dir is not None else config.REPORTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     cycle = params["cycle"]
@@ -1480,6 +1491,8 @@ def plan(
         log(f"saved plan version {version.kind}/{version.name}")
         record = manifest(params, started, time.time(), params_file)
         record["plan_version"] = f"{version.kind}/{version.name}"
+        record["as_of"] = params["as_of"]
+        record["assumed"] = list(settings.assumed)
         (tmp / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         final = publish(tmp, out / cycle)
     finally:

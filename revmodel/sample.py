@@ -38,6 +38,9 @@ from scipy import special
 from revmodel import config, sample_history, schema
 from revmodel.errors import ParameterError
 
+#: The sample company's fiscal year starts in November (its parameters say so explicitly).
+FISCAL_YEAR_START = 11
+
 #: Last month of history when ``end`` is not given (fixed, so output never depends on today).
 DEFAULT_END = "2026-10"
 
@@ -308,7 +311,7 @@ class _Calendar:
     def season(self, k: Any) -> np.ndarray:
         """Seasonal factor of deals closing in month ``k`` [1]."""
         month = self.calendar_month(k)
-        fiscal_pos = (month - config.FISCAL_YEAR_START) % 12
+        fiscal_pos = (month - FISCAL_YEAR_START) % 12
         factor = np.asarray(QUARTER_SHAPE)[fiscal_pos % 3] * np.where(
             fiscal_pos >= 9, FISCAL_Q4_BOOST, 1.0
         )

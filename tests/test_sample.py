@@ -44,7 +44,7 @@ def _won_by_month(opps: pd.DataFrame, types=("new", "expansion", "renewal")) -> 
 
 
 def _fiscal_position(index: pd.PeriodIndex) -> np.ndarray:
-    return (np.asarray(index.month) - config.FISCAL_YEAR_START) % 12
+    return (np.asarray(index.month) - sample.FISCAL_YEAR_START) % 12
 
 
 def _account_arr(subs: pd.DataFrame, months: pd.PeriodIndex) -> pd.DataFrame:
