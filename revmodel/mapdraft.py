@@ -242,8 +242,28 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "product": ("product", "product name", "plan", "plan name"),
         "rep_id": ("sales rep", "owner", "rep"),
     },
+    "opportunity_history": {
+        "opportunity_id": ("opportunity id", "deal id", "record id", "opportunity", "id"),
+        "changed_at": (
+            "changed at",
+            "edit date",
+            "last modified date",
+            "modified date",
+            "changed on",
+            "date changed",
+            "snapshot date",
+            "valid from",
+            "as of",
+        ),
+        "stage": ("stage", "to stage", "new stage", "deal stage", "stage name"),
+        "amount": ("amount", "value", "deal value"),
+        "close_date": ("close date", "expected close date", "closedate"),
+        "forecast_category": ("forecast category", "forecast category name", "forecast"),
+    },
 }
 
+#: Canonical columns whose values are mapped value by value.
+VALUE_COLUMNS: tuple[str, ...] = ("stage", "type", "forecast_category")
 #: Beginnings of words in a file name that point at one table.
 FILE_WORDS: dict[str, tuple[str, ...]] = {
     "opportunities": ("opportunit", "deal", "pipeline", "order", "booking"),
@@ -251,6 +271,7 @@ FILE_WORDS: dict[str, tuple[str, ...]] = {
     "reps": ("reps", "users", "salespeople", "team", "staff"),
     "invoices": ("invoice", "receivable"),
     "subscriptions": ("subscription", "billing", "arr", "mrr"),
+    "opportunity_history": ("history", "snapshot", "changes"),
 }
 
 #: Export formats recognised by their headers: name -> (headers that must all be there).
@@ -771,6 +792,30 @@ def guess_type(value: str) -> str | None:
     return TYPE_VALUES.get(compact)
 
 
+def guess_forecast_category(value: str) -> str | None:
+    """The canonical forecast category of a CRM's (``Best Case`` -> ``best_case``).
+
+    >>> guess_forecast_category("Best Case"), guess_forecast_category("Upside")
+    ('best_case', None)
+    """
+    snake = re.sub(r"[^a-z]+", "_", str(value).lower()).strip("_")
+    return snake if snake in getattr(schema, "FORECAST_CATEGORIES", ()) else None
+
+
+def allowed_values(table: str, column: str) -> tuple[str, ...]:
+    """The canonical values a stage, type or category column takes."""
+    col = schema.TABLES[table].column(column)
+    declared = getattr(col, "values", ())
+    if declared:
+        return tuple(declared)
+    return schema.STAGES if column == "stage" else schema.OPPORTUNITY_TYPES
+
+
+def _known_synonyms() -> dict[str, dict[str, tuple[str, ...]]]:
+    """The synonyms of the tables this version's schema has."""
+    return {t: syns for t, syns in SYNONYMS.items() if t in schema.TABLES}
+
+
 def _name_score(header: str, synonyms: Sequence[str]) -> float:
     norm = normalise(header)
     if norm in synonyms:
@@ -792,7 +837,8 @@ def _fits(table: str, column: str, prof: Profile, rows: int) -> bool:
         return prof.dates >= 0.8
     if dtype in ("float", "int"):
         return prof.numeric >= 0.9 and prof.dates < 0.5
-    if column == schema.TABLES[table].key:
+    t = schema.TABLES[table]
+    if column == t.key and getattr(t, "unique_columns", (t.key,)) == (t.key,):
         return prof.unique >= 0.98 * prof.filled and prof.filled >= 0.9 * rows
     return True
 
@@ -806,7 +852,7 @@ def guess_columns(
     are taken first. A recognised tool's outcome column (Pipedrive's
     ``Deal - Status``) feeds ``stage``.
     """
-    synonyms = SYNONYMS.get(table, {})
+    synonyms = _known_synonyms().get(table, {})
     pairs: list[tuple[float, str, str]] = []
     outcome = OUTCOME_COLUMNS.get(tool or "", ())
     for prof in profiles:
@@ -829,22 +875,31 @@ def guess_columns(
 def guess_table(path: Path, columns: Sequence[str], tool: str | None) -> str:
     """The canonical table an export most likely holds.
 
-    Each canonical column named in the headers counts (required ones double), and
-    so do words of the file name (``deals``, ``invoices``, ``billing`` ...).
+    A table whose required columns are all named in the headers (and three
+    columns at least) comes first,
+    then one named by a word of the file name (``deals``, ``orders``,
+    ``invoices``, ``billing`` ...), then the one with more required columns
+    named; then each canonical column named counts (required ones double), and
+    a recognised CRM's deal export counts for opportunities.
     """
-    if tool is not None:
-        return "opportunities"
     words = re.findall(r"[a-z]+", path.stem.lower())
-    best, best_score = "opportunities", 0.0
-    for table, syns in SYNONYMS.items():
-        score = 0.0
-        for col, names in syns.items():
-            if any(_name_score(h, names) >= 2.5 for h in columns):
-                score += 2.0 if schema.TABLES[table].column(col).required else 1.0
-        if any(w.startswith(FILE_WORDS[table]) for w in words):
-            score += 3.0
-        if score > best_score:
-            best, best_score = table, score
+    best, best_score = "opportunities", (False, False, 0, 0.0)
+    for table, syns in _known_synonyms().items():
+        t = schema.TABLES[table]
+        named = {
+            c for c, names in syns.items() if any(_name_score(h, names) >= 2.5 for h in columns)
+        }
+        required = set(t.required_columns)
+        if table in sources.GENERATED_KEY_TABLES:
+            required.discard(t.key)
+        score = sum(2.0 if t.column(c).required else 1.0 for c in named)
+        if tool is not None and table == "opportunities":
+            score += 4.0
+        in_name = any(w.startswith(FILE_WORDS[table]) for w in words)
+        complete = required <= named and len(named) >= 3
+        key = (complete, in_name, len(required & named), score)
+        if key > best_score:
+            best, best_score = table, key
     return best
 
 
@@ -863,6 +918,8 @@ def guess_values(
         note = ""
         if column == "type":
             canonical = guess_type(value)
+        elif column == "forecast_category":
+            canonical = guess_forecast_category(value)
         elif compact in OPEN_VALUES:
             canonical = OPEN_STAGE
             note = "open deals: the status column does not say which open stage"
@@ -988,13 +1045,13 @@ def draft_table(export: Export, file: str) -> TableDraft:
         if g.columns.get("stage") in OUTCOME_COLUMNS.get(g.tool or "", ())
         else None
     )
-    for col in ("stage", "type"):
+    for col in VALUE_COLUMNS:
         src = g.columns.get(col)
-        if src is None or g.table != "opportunities":
+        if src is None:
             continue
         counts = Counter(g.profiles[src].text)
         values[col] = guess_values(col, counts, outcome)
-        allowed = schema.STAGES if col == "stage" else schema.OPPORTUNITY_TYPES
+        allowed = allowed_values(g.table, col)
         for v in values[col]:
             if v.canonical is None:
                 undecided.append(
@@ -1163,7 +1220,7 @@ def _table_yaml(t: TableDraft) -> list[str]:
     if values:
         lines.append(f"{ind}values:")
         for col, guesses in values.items():
-            allowed = schema.STAGES if col == "stage" else schema.OPPORTUNITY_TYPES
+            allowed = allowed_values(t.table, col)
             lines.append(f"{ind}  {col}:")
             for g in guesses:
                 count = f"{g.count:,} row{'s' if g.count != 1 else ''}"

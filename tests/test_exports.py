@@ -221,6 +221,45 @@ def test_recognise_tool(headers: list[str], tool: str | None) -> None:
     assert mapdraft.recognise_tool(headers) == tool
 
 
+@pytest.mark.parametrize(
+    ("name", "headers", "table"),
+    [
+        (
+            "accounts.csv",
+            [
+                "Account ID",
+                "Account Name",
+                "Industry",
+                "Employees",
+                "Billing Country",
+                "Account Owner",
+            ],
+            "accounts",
+        ),
+        ("users.csv", ["User ID", "Full Name", "Manager", "Region", "Hire Date"], "reps"),
+        (
+            "ar_export.csv",
+            ["Invoice Number", "Customer ID", "Invoice Date", "Due Date", "Amount", "Paid Date"],
+            "invoices",
+        ),
+        ("export.csv", ["Opportunity Name", "Stage", "Amount", "Close Date"], "opportunities"),
+        (
+            "export.csv",
+            ["Subscription ID", "Customer", "Start Date", "End Date", "ARR"],
+            "subscriptions",
+        ),
+        (
+            "sales_orders.csv",
+            ["Document No.", "Posting Date", "Salesperson Code", "Region", "Amount"],
+            "opportunities",
+        ),
+    ],
+)
+def test_guess_table(name: str, headers: list[str], table: str) -> None:
+    tool = mapdraft.recognise_tool(headers)
+    assert mapdraft.guess_table(Path(name), headers, tool) == table
+
+
 def _profiles(frame: pd.DataFrame) -> list[mapdraft.Profile]:
     return [mapdraft.profile(c, frame[c]) for c in frame.columns]
 
@@ -691,3 +730,40 @@ def test_map_command_missing_required_column(tmp_path: Path, capsys) -> None:
         "  required column close_date not found: map it under columns (close_date: YourColumn); "
         "the export's columns are 'Subject', 'Body'"
     ) in err.splitlines()
+
+
+@pytest.mark.skipif(
+    "opportunity_history" not in sources.schema.TABLES, reason="no opportunity_history table"
+)
+def test_opportunity_history_report(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "opportunity_history.csv",
+        "Opportunity ID,Opportunity Name,Edit Date,Stage,Amount,Probability (%),Close Date,"
+        "Forecast Category\n"
+        "006A,Acme,2025-01-02,Prospecting,1000,10,2025-03-31,Pipeline\n"
+        "006A,Acme,2025-02-10,Negotiation/Review,1200,90,2025-03-31,Commit\n"
+        "006A,Acme,2025-03-20,Closed Won,1200,100,2025-03-20,Closed\n"
+        "006B,Hooli,2025-01-05,Needs Analysis,500,20,2025-04-30,Best Case\n",
+    )
+    (t,) = mapdraft.draft([path]).tables
+    assert t.table == "opportunity_history"
+    assert t.columns == {
+        "opportunity_id": "Opportunity ID",
+        "changed_at": "Edit Date",
+        "stage": "Stage",
+        "amount": "Amount",
+        "close_date": "Close Date",
+        "forecast_category": "Forecast Category",
+    }
+    assert {g.value: g.canonical for g in t.values["forecast_category"]} == {
+        "Pipeline": "pipeline",
+        "Commit": "commit",
+        "Closed": "closed",
+        "Best Case": "best_case",
+    }
+    assert {g.value: g.canonical for g in t.values["stage"]} == {
+        "Prospecting": "prospecting",
+        "Negotiation/Review": "negotiation",
+        "Closed Won": "won",
+        "Needs Analysis": "qualification",
+    }
