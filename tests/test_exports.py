@@ -732,9 +732,6 @@ def test_map_command_missing_required_column(tmp_path: Path, capsys) -> None:
     ) in err.splitlines()
 
 
-@pytest.mark.skipif(
-    "opportunity_history" not in sources.schema.TABLES, reason="no opportunity_history table"
-)
 def test_opportunity_history_report(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "opportunity_history.csv",
