@@ -22,6 +22,10 @@ from revmodel.errors import ParameterError
 DEFAULT_RAMP_MONTHS: dict[str, int] = {"SMB": 3, "Mid-Market": 5, "Enterprise": 7}
 #: Default annual rep attrition (share of reps leaving a year), by segment.
 DEFAULT_REP_ATTRITION: dict[str, float] = {"SMB": 0.20, "Mid-Market": 0.15, "Enterprise": 0.12}
+#: Default sum of rep quotas over the team's target [ratio]: 10% over-assignment.
+DEFAULT_OVER_ASSIGNMENT: float = 1.10
+#: Default attainment at or above which a quota counts as met [ratio].
+DEFAULT_ATTAINMENT_TOLERANCE: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,10 @@ class Assumptions:
     backfill_lag_months: int = 2
     backfill: bool = True
     hires: tuple[Hire, ...] = ()
-    over_assignment: float = 1.10
+    over_assignment: float = DEFAULT_OVER_ASSIGNMENT
     productivity: dict[str, float] | None = None
     productivity_change: float = 0.0
-    attainment_tolerance: float = 0.9
+    attainment_tolerance: float = DEFAULT_ATTAINMENT_TOLERANCE
     allocation_basis: str = "history"
 
     def __post_init__(self) -> None:

@@ -160,7 +160,7 @@ def cube_cmd(
     as_of: str | None,
     out: str,
 ) -> int:
-    from revmodel import cube, sources
+    from revmodel import cube, kpi, sources
 
     path = Path(out)
     if path.suffix.lower() not in (".nc", ".zarr"):
@@ -174,7 +174,7 @@ def cube_cmd(
     )
     cube.validate_cube(ds)
     cube.save_cube(ds, path)
-    click.echo(cube.summary(ds))
+    click.echo(kpi.cube_summary(ds))
     click.echo(f"Wrote {path}")
     return 0
 

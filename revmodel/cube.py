@@ -15,7 +15,8 @@ Contract
   past it (expected close months). A cell with no data up to ``as_of`` is 0.
 
 Functions are pure (Dataset in, Dataset out) and work on numpy- or
-dask-backed cubes (chunked over ``rep``). ``ds.rev`` is a thin accessor.
+dask-backed cubes (chunked over ``rep``). ``ds.rev`` (:mod:`revmodel.accessor`) is
+a thin accessor over them and the planning modules.
 """
 
 from __future__ import annotations
@@ -43,38 +44,85 @@ PERIODS: tuple[str, ...] = ("month", "fiscal_quarter", "fiscal_year")
 PIPELINE_MONTHS_AHEAD = 24
 
 
+#: How a measure aggregates over time: flows add up over the months of a
+#: period; stocks take the period-end value (the last month with actuals);
+#: ratios are recomputed from their rolled-up parts.
+AGGREGATIONS: tuple[str, ...] = ("sum", "last", "ratio")
+
+
 @dataclass(frozen=True)
 class Measure:
+    """One measure of the cube contract.
+
+    Attributes
+    ----------
+    name : str
+        Variable name in the cube.
+    units : str
+        Units, with the currency of the data where money (e.g. ``USD/month``).
+    long_name : str
+        What it is, in words.
+    actual : bool
+        True for actuals (NaN after ``as_of``); False for what runs past it.
+    aggregation : {"sum", "last", "ratio"}
+        How it aggregates over time (see :data:`AGGREGATIONS`).
+    """
+
     name: str
     units: str
     long_name: str
     actual: bool  # NaN after as_of
+    aggregation: str = "sum"
 
 
-_CUR = config.CURRENCY
-MEASURES: dict[str, Measure] = {
-    m.name: m
-    for m in (
-        Measure("bookings", f"{_CUR}/month", "Closed-won bookings by close month", True),
-        Measure("pipeline", f"{_CUR}/month", "Open pipeline by expected close month", False),
-        Measure("won", "deals/month", "Deals closed won", True),
-        Measure("lost", "deals/month", "Deals closed lost", True),
-        Measure("arr", f"{_CUR}/year", "Annual recurring revenue at month end", True),
-        Measure("new_arr", f"{_CUR}/year", "ARR from new customers in the month", True),
-        Measure(
-            "expansion_arr", f"{_CUR}/year", "ARR added by existing customers in the month", True
-        ),
-        Measure(
-            "contraction_arr",
-            f"{_CUR}/year",
-            "ARR reduced by continuing customers in the month",
-            True,
-        ),
-        Measure(
-            "churned_arr", f"{_CUR}/year", "ARR lost from customers who left in the month", True
-        ),
-    )
-}
+def measures(currency: str = config.CURRENCY) -> dict[str, Measure]:
+    """The cube's measures with money in ``currency`` (ISO 4217 code).
+
+    Examples
+    --------
+    >>> measures("EUR")["arr"].units
+    'EUR/year'
+    >>> measures()["arr"].aggregation
+    'last'
+    """
+    c = currency
+    flow, stock = "sum", "last"
+    return {
+        m.name: m
+        for m in (
+            Measure("bookings", f"{c}/month", "Closed-won bookings by close month", True, flow),
+            Measure("pipeline", f"{c}/month", "Open pipeline by expected close month", False, flow),
+            Measure("won", "deals/month", "Deals closed won", True, flow),
+            Measure("lost", "deals/month", "Deals closed lost", True, flow),
+            Measure("arr", f"{c}/year", "Annual recurring revenue at month end", True, stock),
+            Measure("new_arr", f"{c}/year", "ARR from new customers in the month", True, flow),
+            Measure(
+                "expansion_arr",
+                f"{c}/year",
+                "ARR added by existing customers in the month",
+                True,
+                flow,
+            ),
+            Measure(
+                "contraction_arr",
+                f"{c}/year",
+                "ARR reduced by continuing customers in the month",
+                True,
+                flow,
+            ),
+            Measure(
+                "churned_arr",
+                f"{c}/year",
+                "ARR lost from customers who left in the month",
+                True,
+                flow,
+            ),
+        )
+    }
+
+
+#: The measures of the contract, in the configured currency; see :func:`measures`.
+MEASURES: dict[str, Measure] = measures()
 
 
 # --------------------------------------------------------------------------- build
@@ -263,6 +311,7 @@ def build_cube(
     naming: str = config.FISCAL_YEAR_NAMING,
     as_of: str | pd.Timestamp | None = None,
     chunks: int | None = None,
+    currency: str | None = None,
 ) -> xr.Dataset:
     """Build the revenue cube from canonical tables.
 
@@ -278,11 +327,21 @@ def build_cube(
         Last month with actuals; default the month of the latest won or lost deal.
     chunks : int, optional
         Chunk the cube over ``rep`` with this many reps per chunk (dask-backed).
+    currency : str, optional
+        ISO 4217 code of the amounts (the export's currency); default
+        :data:`revmodel.config.CURRENCY`. Every money measure's units use it.
 
     Returns
     -------
     xarray.Dataset
         The cube (see the module docstring).
+
+    Examples
+    --------
+    >>> from revmodel import sample
+    >>> ds = build_cube(sample.generate(), fiscal_year_start=2)  # doctest: +SKIP
+    >>> ds["arr"].attrs["aggregation"]  # doctest: +SKIP
+    'last'
     """
     if not 1 <= int(fiscal_year_start) <= 12:
         raise ParameterError(
@@ -414,8 +473,10 @@ def build_cube(
         for name in ("arr", "new_arr", "expansion_arr", "contraction_arr", "churned_arr"):
             data[name] = np.zeros(shape)
 
+    cur = str(currency or config.CURRENCY)
+    contract = measures(cur)
     future = months > as_of_month
-    for name, m in MEASURES.items():
+    for name, m in contract.items():
         if m.actual:
             data[name][..., future] = np.nan
 
@@ -432,14 +493,18 @@ def build_cube(
 
     ds = xr.Dataset(
         {
-            name: (DIMS, data[name], {"units": m.units, "long_name": m.long_name})
-            for name, m in MEASURES.items()
+            name: (
+                DIMS,
+                data[name],
+                {"units": m.units, "long_name": m.long_name, "aggregation": m.aggregation},
+            )
+            for name, m in contract.items()
         },
         coords=coords,
         attrs={
             "fiscal_year_start": int(fiscal_year_start),
             "fiscal_year_naming": naming,
-            "currency": config.CURRENCY,
+            "currency": cur,
             "as_of": as_of_month.strftime("%Y-%m-%d"),
             "pipeline_beyond_horizon_deals": int(pipe_beyond.sum()),
             "pipeline_beyond_horizon_amount": float(np.nansum(amount[pipe_beyond])),
@@ -544,36 +609,62 @@ def validate_cube(ds: xr.Dataset) -> xr.Dataset:
 # --------------------------------------------------------------------------- roll-ups
 
 
-def rollup(
-    obj: xr.Dataset | xr.DataArray,
-    dims: Iterable[str] = (),
-    period: str = "month",
-) -> xr.Dataset | xr.DataArray:
-    """Roll the cube up to ``dims`` and a calendar ``period``.
+def aggregation(da: xr.DataArray, name: str | None = None) -> str:
+    """How a measure aggregates over time: ``"sum"``, ``"last"`` or ``"ratio"``.
+
+    Read from ``attrs["aggregation"]``; else from the contract (:data:`MEASURES`)
+    by name; else ``"sum"`` when the units are per month (a flow).
 
     Parameters
     ----------
-    obj : xarray.Dataset or xarray.DataArray
-        Cube or measure with the cube's dims.
-    dims : iterable of str
-        Levels to keep: any of ``segment``, ``region``, ``rep`` and the rep-level
-        coordinates ``manager``, ``rep_region``, ``rep_segment``. Every other
-        series dim is summed over.
-    period : {"month", "fiscal_quarter", "fiscal_year"}
-        Calendar level of the result.
+    da : xarray.DataArray
+        A measure.
+    name : str, optional
+        Its name in the Dataset (default ``da.name``).
 
     Returns
     -------
-    Same type as ``obj``; sums (NaN cells skipped, all-NaN groups stay NaN).
+    str
+
+    Raises
+    ------
+    ParameterError
+        When nothing says how the measure aggregates.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> aggregation(xr.DataArray([1.0], dims="month", name="arr"))
+    'last'
+    >>> aggregation(xr.DataArray([1.0], dims="month", attrs={"units": "USD/month"}))
+    'sum'
     """
-    keep = list(dims)
-    unknown = [d for d in keep if d not in SERIES_DIMS + REP_LEVELS]
-    if unknown:
+    how = da.attrs.get("aggregation")
+    key = name if name is not None else da.name
+    if how is None and key in MEASURES:
+        how = MEASURES[str(key)].aggregation
+    units = da.attrs.get("units")
+    if how is None and isinstance(units, str) and units.endswith("/month"):
+        how = "sum"
+    if how is None:
         raise ParameterError(
-            f"rollup: unknown level {unknown[0]!r}; use any of {', '.join(SERIES_DIMS + REP_LEVELS)}."
+            f"rollup: measure {key!r} does not say how it aggregates over time: set "
+            "attrs['aggregation'] to 'sum' (a flow, e.g. bookings) or 'last' (a stock, e.g. ARR)."
         )
-    if period not in PERIODS:
-        raise ParameterError(f"rollup: unknown period {period!r}; use one of {', '.join(PERIODS)}.")
+    if how not in AGGREGATIONS:
+        raise ParameterError(
+            f"rollup: measure {key!r} has aggregation {how!r}; use one of {', '.join(AGGREGATIONS)}."
+        )
+    return str(how)
+
+
+def _levels(dims: Iterable[str] | str) -> list[str]:
+    """The levels to keep, a single string being one level."""
+    keep = [dims] if isinstance(dims, str) else list(dims)
+    valid = SERIES_DIMS + REP_LEVELS
+    for d in keep:
+        if not isinstance(d, str) or d not in valid:
+            raise ParameterError(f"rollup: unknown level {d!r}; use any of {', '.join(valid)}.")
     rep_level = [d for d in keep if d in REP_LEVELS]
     if len(rep_level) > 1:
         raise ParameterError(
@@ -583,17 +674,124 @@ def rollup(
         raise ParameterError(
             f"rollup: {rep_level[0]!r} and 'rep' cannot both be kept; {rep_level[0]} groups reps."
         )
+    return keep
 
-    out = obj
+
+def _sum_levels(obj: xr.Dataset | xr.DataArray, keep: list[str]) -> xr.Dataset | xr.DataArray:
+    rep_level = [d for d in keep if d in REP_LEVELS]
     drop = [
-        d for d in SERIES_DIMS if d in out.dims and d not in keep and not (d == "rep" and rep_level)
+        d for d in SERIES_DIMS if d in obj.dims and d not in keep and not (d == "rep" and rep_level)
     ]
-    if drop:
-        out = out.sum(dim=drop, skipna=True, min_count=1)
+    out = obj.sum(dim=drop, skipna=True, min_count=1, keep_attrs=True) if drop else obj
     if rep_level and "rep" in out.dims:
-        out = out.groupby(rep_level[0]).sum(dim="rep", skipna=True, min_count=1)
+        # Grouping by a dask-backed coordinate needs its labels up front.
+        level = rep_level[0]
+        out = out.assign_coords({level: ("rep", np.asarray(out[level].values))})
+        out = out.groupby(level).sum(dim="rep", skipna=True, min_count=1, keep_attrs=True)
+    return out
+
+
+def _over_time(obj: xr.Dataset | xr.DataArray, period: str) -> xr.Dataset | xr.DataArray:
+    """Aggregate months to ``period``, each measure as the contract says."""
+    if isinstance(obj, xr.DataArray):
+        how = aggregation(obj)
+        if how == "ratio":
+            raise ParameterError(
+                f"rollup: {obj.name!r} is a ratio; roll up its parts "
+                f"({obj.attrs.get('numerator')!r}, {obj.attrs.get('denominator')!r}) "
+                "in a Dataset and it is recomputed from them."
+            )
+        return fcal.rollup(obj, period=period, how=how)
+    timed = [n for n, v in obj.data_vars.items() if "month" in v.dims]
+    hows = {n: aggregation(obj[n], n) for n in timed}
+    parts: dict[str, xr.DataArray] = {}
+    for how in ("sum", "last"):
+        names = [n for n in timed if hows[n] == how]
+        if names:
+            parts.update(fcal.rollup(obj[names], period=period, how=how).data_vars)
+    if not parts:
+        return fcal.rollup(obj, period=period)
+    out = xr.Dataset({n: parts[n] for n in timed if n in parts})
+    return out.assign({n: v for n, v in obj.data_vars.items() if n not in timed})
+
+
+def _ratios(rolled: xr.Dataset, original: xr.Dataset) -> xr.Dataset:
+    """Recompute ratio measures from their rolled-up numerator and denominator."""
+    for name, var in original.data_vars.items():
+        if var.attrs.get("aggregation") != "ratio":
+            continue
+        num, den = var.attrs.get("numerator"), var.attrs.get("denominator")
+        if num not in rolled or den not in rolled:
+            raise ParameterError(
+                f"rollup: ratio {name!r} needs its parts {num!r} and {den!r} in the Dataset."
+            )
+        value = rolled[num] / rolled[den].where(rolled[den] != 0)
+        rolled[name] = value.assign_attrs(var.attrs)
+    return rolled
+
+
+def rollup(
+    obj: xr.Dataset | xr.DataArray,
+    dims: Iterable[str] | str = (),
+    period: str = "month",
+) -> xr.Dataset | xr.DataArray:
+    """Roll the cube up to ``dims`` and a calendar ``period``, each measure as it aggregates.
+
+    Over the hierarchy every measure adds up. Over time each measure follows its
+    ``aggregation`` (see :func:`aggregation`): flows (bookings, won, lost, new,
+    expansion, contraction and churned ARR, pipeline by expected close month)
+    are summed over the period's months; stocks (ARR) take the period-end value;
+    ratios are recomputed from their rolled-up parts.
+
+    A partial period (the one holding ``as_of``, or a fiscal year cut by the
+    start of the data) sums the months it has; its stock is the value at its
+    last month with actuals (months after ``as_of`` are NaN and skipped). A
+    period with no month of actuals is NaN.
+
+    Parameters
+    ----------
+    obj : xarray.Dataset or xarray.DataArray
+        Cube or measure with the cube's dims (numpy- or dask-backed).
+    dims : str or iterable of str
+        Levels to keep: any of ``segment``, ``region``, ``rep`` and the rep-level
+        coordinates ``manager``, ``rep_region``, ``rep_segment``; a string is one
+        level. Every other series dim is summed over.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Calendar level of the result.
+
+    Returns
+    -------
+    Same type as ``obj``. Sums skip NaN cells; all-NaN groups stay NaN. Units of
+    flows become per quarter or per year; ARR stays [currency/year].
+
+    Raises
+    ------
+    ParameterError
+        For an unknown level or period (the message lists the valid ones).
+
+    Examples
+    --------
+    >>> ds.rev.rollup("manager", period="fiscal_year")["arr"]  # doctest: +SKIP
+    >>> rollup(ds["bookings"], ("region",), period="fiscal_quarter")  # doctest: +SKIP
+    """
+    keep = _levels(dims)
+    if period not in PERIODS:
+        raise ParameterError(f"rollup: unknown period {period!r}; use one of {', '.join(PERIODS)}.")
+    ratio_vars = []
+    source = obj
+    if isinstance(obj, xr.Dataset):
+        ratio_vars = [n for n, v in obj.data_vars.items() if v.attrs.get("aggregation") == "ratio"]
+        source = obj.drop_vars(ratio_vars)
+    elif obj.attrs.get("aggregation") == "ratio":
+        raise ParameterError(
+            f"rollup: {obj.name!r} is a ratio; roll up its parts in a Dataset and it is "
+            "recomputed from them."
+        )
+    out = _sum_levels(source, keep)
     if period != "month":
-        out = fcal.rollup(out, period=period)
+        out = _over_time(out, period)
+    if ratio_vars:
+        out = _ratios(out, obj)
     return out
 
 
@@ -660,7 +858,14 @@ def _encodable(ds: xr.Dataset) -> xr.Dataset:
 
 
 def summary(ds: xr.Dataset) -> str:
-    """A short readable description of a cube: members, period, bookings, ARR, pipeline."""
+    """A short readable description of a cube: members, period, bookings, ARR, pipeline.
+
+    The data only; :func:`revmodel.kpi.cube_summary` adds the KPIs (churn rate).
+
+    Examples
+    --------
+    >>> print(summary(ds))  # doctest: +SKIP
+    """
     as_of = pd.Timestamp(ds.attrs["as_of"])
     months = pd.DatetimeIndex(ds["month"].values)
     hist = ds.sel(month=slice(None, np.datetime64(as_of, "ns")))
@@ -686,12 +891,7 @@ def summary(ds: xr.Dataset) -> str:
     by_quarter = table.T.map(lambda v: f"{v:,.0f}").rename_axis(index=None, columns=None)
     lines.append("\n".join("  " + row for row in by_quarter.to_string().splitlines()))
     arr_now = float(hist["arr"].isel(month=-1).sum())
-    churn_12 = float(hist["churned_arr"].isel(month=slice(-12, None)).sum())
-    arr_12 = float(hist["arr"].isel(month=-13).sum()) if hist.sizes["month"] > 12 else float("nan")
-    lines.append(
-        f"ARR at {as_of:%Y-%m}: {arr_now:,.0f} {cur}; churned ARR over the last 12 months: {churn_12:,.0f}"
-        + (f" ({churn_12 / arr_12:.1%} of ARR a year earlier)" if arr_12 > 0 else "")
-    )
+    lines.append(f"ARR at {as_of:%Y-%m}: {arr_now:,.0f} {cur}/year")
     future = ds["pipeline"].sel(
         month=slice(np.datetime64(as_of + pd.DateOffset(months=1), "ns"), None)
     )
@@ -700,51 +900,3 @@ def summary(ds: xr.Dataset) -> str:
         f"in {int(future.sum(SERIES_DIMS).pipe(lambda x: (x > 0).sum()))} months"
     )
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- accessor
-
-
-@xr.register_dataset_accessor("rev")
-class RevAccessor:
-    """``ds.rev``: the cube's verbs, each a thin call into a module function."""
-
-    def __init__(self, ds: xr.Dataset):
-        self._ds = ds
-
-    def rollup(self, dims: Iterable[str] = (), period: str = "month") -> xr.Dataset:
-        return rollup(self._ds, dims=dims, period=period)
-
-    def validate(self) -> xr.Dataset:
-        return validate_cube(self._ds)
-
-    def summary(self) -> str:
-        return summary(self._ds)
-
-    def save(self, path: str | Path) -> Path:
-        return save_cube(self._ds, path)
-
-    def actuals(self) -> xr.Dataset:
-        """The months up to ``as_of``."""
-        return self._ds.sel(
-            month=slice(None, np.datetime64(pd.Timestamp(self._ds.attrs["as_of"]), "ns"))
-        )
-
-    def capacity(self, assumptions, months=None) -> xr.Dataset:
-        """Capacity plan (:func:`revmodel.capacity.capacity_plan`)."""
-        from revmodel import capacity
-
-        return capacity.capacity_plan(self._ds, assumptions, months=months)
-
-    def quotas(self, assumptions, **kwargs) -> xr.Dataset:
-        """Top-down quotas (:func:`revmodel.quota.top_down`)."""
-        from revmodel import quota
-
-        return quota.top_down(self._ds, assumptions, **kwargs)
-
-    def attainment(self, quota_da: xr.DataArray, tolerance: float = 0.9) -> xr.Dataset:
-        """Attainment of actual bookings against ``quota_da`` (:func:`revmodel.quota.attainment`)."""
-        from revmodel import quota
-
-        bookings = rollup(self._ds["bookings"], dims=("rep",))
-        return quota.attainment(bookings, quota_da, tolerance=tolerance)

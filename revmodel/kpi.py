@@ -34,7 +34,15 @@ from revmodel import config, retention
 from revmodel import cube as rcube
 from revmodel.errors import DataError, ParameterError
 
-__all__ = ["KPI", "KPIS", "DEFAULT_GROSS_MARGIN", "compute", "describe", "finance_measures"]
+__all__ = [
+    "KPI",
+    "KPIS",
+    "DEFAULT_GROSS_MARGIN",
+    "compute",
+    "cube_summary",
+    "describe",
+    "finance_measures",
+]
 
 #: Gross margin used by LTV unless given [ratio]; a typical SaaS subscription margin.
 DEFAULT_GROSS_MARGIN = 0.75
@@ -705,3 +713,29 @@ def compute(
         ds[name].attrs = dict(da.attrs)
     ds.attrs = {"period": period, "as_of": cube.attrs.get("as_of"), "skipped": ", ".join(skipped)}
     return ds
+
+
+def cube_summary(cube: xr.Dataset) -> str:
+    """The cube's summary (:func:`revmodel.cube.summary`) with its churn rate.
+
+    The churn rate is :func:`revmodel.retention.churn_rate`, the one the what-if,
+    the plan pack and Excel show.
+
+    Examples
+    --------
+    >>> print(cube_summary(ds))  # doctest: +SKIP
+    """
+    text = rcube.summary(cube)
+    if float(abs(retention._actuals(cube["arr"], cube)).sum()) <= 0:
+        return text + "\nChurn rate: not provided (add the subscriptions table)"
+    rate = float(retention.churn_rate(cube))
+    hist = retention.monthly_arr(cube)
+    k = min(12, hist.sizes["month"])
+    tail = hist.isel(month=slice(-k, None))
+    cur = cube.attrs.get("currency", config.CURRENCY)
+    lost = float(tail["churned_arr"].sum())
+    down = float(tail["contraction_arr"].sum())
+    return text + (
+        f"\nChurn rate (gross revenue churn, last {k} months): {rate:.1%}; "
+        f"churned ARR {lost:,.0f} and contraction {down:,.0f} {cur}/year"
+    )

@@ -36,6 +36,8 @@ import yaml
 from revmodel import calendar as fcal
 from revmodel import config
 from revmodel.assumptions import (
+    DEFAULT_ATTAINMENT_TOLERANCE,
+    DEFAULT_OVER_ASSIGNMENT,
     DEFAULT_RAMP_MONTHS,
     DEFAULT_REP_ATTRITION,
     Assumptions,
@@ -101,8 +103,8 @@ SCHEMA: dict[str, Param] = {
     "hires": Param("list", [], "planned hires: [{segment, region, start_month: YYYY-MM, count}]"),
     "ramp_months": Param("dict", dict(DEFAULT_RAMP_MONTHS), "months to full productivity by segment [months]"),
     "ramp_shape": Param("str", "linear", "ramp curve: linear, s-curve or step"),
-    "over_assignment": Param("float", 1.10, "sum of rep quotas over the team's target [ratio]"),
-    "attainment_tolerance": Param("float", 0.9, "attainment at or above this counts as met [ratio]"),
+    "over_assignment": Param("float", DEFAULT_OVER_ASSIGNMENT, "sum of rep quotas over the team's target [ratio]"),
+    "attainment_tolerance": Param("float", DEFAULT_ATTAINMENT_TOLERANCE, "attainment at or above this counts as met [ratio]"),
     "allocation_basis": Param("str", "history", "quota basis: history, potential, capacity or blend"),
     "reconcile_method": Param("str", "mint_shrink", "forecast reconciliation: bottom_up, top_down, ols, wls_struct, wls_var, mint_shrink"),
     "max_moves": Param("int", None, "most accounts that may change rep in the territory plan [accounts]", True),
@@ -362,8 +364,8 @@ def assumptions(params: Mapping[str, Any], where: str = "parameters") -> Assumpt
         "backfill_lag_months": params.get("backfill_lag_months", 2),
         "hires": params.get("hires", []),
         "ramp_months": params.get("ramp_months", SCHEMA["ramp_months"].default),
-        "over_assignment": params.get("over_assignment", 1.10),
-        "attainment_tolerance": params.get("attainment_tolerance", 0.9),
+        "over_assignment": params.get("over_assignment", DEFAULT_OVER_ASSIGNMENT),
+        "attainment_tolerance": params.get("attainment_tolerance", DEFAULT_ATTAINMENT_TOLERANCE),
         "allocation_basis": params.get("allocation_basis", "history"),
     }
     return assumptions_from_dict(data, where=where)

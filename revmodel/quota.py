@@ -48,7 +48,7 @@ from scipy import stats
 from revmodel import calendar as fcal
 from revmodel import capacity as cap
 from revmodel import config
-from revmodel.assumptions import Assumptions
+from revmodel.assumptions import DEFAULT_ATTAINMENT_TOLERANCE, Assumptions
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 
 __all__ = [
@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 BASES: tuple[str, ...] = ("history", "potential", "capacity", "blend")
+#: Attainment at or above which a quota counts as met [ratio] (one definition).
+DEFAULT_TOLERANCE: float = DEFAULT_ATTAINMENT_TOLERANCE
 #: Quota-to-potential ratios outside this band around the median are out of line [ratio].
 BALANCE_BAND: tuple[float, float] = (0.8, 1.25)
 #: ... and so are ratios more than this many standard deviations from the mean.
@@ -670,7 +672,7 @@ def _as_rep_array(obj, name: str) -> xr.DataArray:
 def attainment(
     bookings: xr.DataArray | xr.Dataset,
     quota: xr.DataArray | xr.Dataset,
-    tolerance: float = 0.9,
+    tolerance: float = DEFAULT_TOLERANCE,
     over: Sequence[str] = ("month",),
 ) -> xr.Dataset:
     """Attainment (bookings / quota) and whether it counts as met.
@@ -716,7 +718,7 @@ def attainment(
 def expected_attainment(
     quota: xr.DataArray | xr.Dataset,
     expected: xr.DataArray | xr.Dataset,
-    tolerance: float = 0.9,
+    tolerance: float = DEFAULT_TOLERANCE,
     cv: float | None = None,
 ) -> xr.Dataset:
     """The share of reps expected to attain their quota.
@@ -775,7 +777,7 @@ def balance(
     quotas: xr.Dataset,
     potential: xr.DataArray | pd.Series | Mapping[str, float] | None = None,
     expected: xr.DataArray | xr.Dataset | None = None,
-    tolerance: float = 0.9,
+    tolerance: float = DEFAULT_TOLERANCE,
     band: tuple[float, float] = BALANCE_BAND,
     z_limit: float = BALANCE_Z,
 ) -> xr.Dataset:

@@ -69,6 +69,7 @@ __all__ = [
     "customer_measures",
     "customer_table",
     "growth_to_offset_churn",
+    "churn_rate",
     "historical_churn_rate",
     "logo_churn",
     "monthly_arr",
@@ -308,19 +309,47 @@ def nrr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr
     return trailing_retention(cube, dims, period)["nrr"]
 
 
-def historical_churn_rate(
+def churn_rate(
     cube: xr.Dataset,
     dims: Iterable[str] = (),
     months: int = 12,
     history: xr.Dataset | None = None,
 ) -> xr.DataArray:
-    """Annual gross revenue churn measured on the last ``months`` of history [ratio/year].
+    """The churn rate: annual gross revenue churn measured on history [ratio/year].
 
-    ``(contraction + churn) / opening`` over the last ``months`` months up to
-    ``as_of`` (``1 - GRR`` for twelve months). With less history, the rate over
-    the months there are is annualised: ``1 - (1 - rate) ** (12 / k)``. A cell
-    without opening ARR takes the rate of the whole company. ``history`` is
-    :func:`monthly_arr` at ``dims``, when already computed.
+    revmodel has one churn rate, and every surface (cube summary, what-if,
+    plan pack, Excel, KPIs) shows this one::
+
+        churn rate = (contraction + churned ARR over the last 12 months up to as_of)
+                     / ARR 12 months earlier  (= 1 - GRR)
+
+    It counts contraction as well as customers who left because both are ARR
+    the plan must replace to reach its target: it is the rate the ARR plan
+    (:func:`retention_plan`) applies. With less than ``months`` months of
+    history, the rate over the months there are is annualised:
+    ``1 - (1 - rate) ** (12 / k)``. A cell without opening ARR takes the rate of
+    the whole company.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with subscriptions (``arr`` and its movements).
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    months : int
+        Trailing window [months].
+    history : xr.Dataset, optional
+        :func:`monthly_arr` at ``dims``, when already computed.
+
+    Returns
+    -------
+    xr.DataArray
+        By ``dims`` (a scalar for the company) [1/year].
+
+    Examples
+    --------
+    >>> f"{float(churn_rate(ds)):.1%}"  # doctest: +SKIP
+    '13.1%'
     """
     m = monthly_arr(cube, dims) if history is None else history
 
@@ -339,7 +368,8 @@ def historical_churn_rate(
     return _with(rate, "1/year", f"Gross revenue churn, last {k} months, annualised")
 
 
-# --------------------------------------------------------------------------- plan (cube)
+#: The former name of :func:`churn_rate`.
+historical_churn_rate = churn_rate
 
 
 def _plan_months(cube: xr.Dataset, plan_year: str) -> pd.DatetimeIndex:
