@@ -59,10 +59,7 @@ unreadable, a required column absent, a bad mapping) raise
 
 from __future__ import annotations
 
-import codecs
-import csv
 import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,10 +68,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
-import yaml
 
-from revmodel import config, schema
+from revmodel import config, detect, schema
 from revmodel.errors import DataError
+from revmodel.limits import Limits, cube_size_problem
+from revmodel.readers import Export, SheetMissing, Unusable, read_export
+from revmodel.yamlio import _TEXT as _TextLoader  # noqa: F401 - the mapping loader, for tests
+from revmodel.yamlio import load_yaml
 
 #: File suffixes read, in order of preference.
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
@@ -116,12 +116,8 @@ DTYPES: dict[str, str] = {
     "date": "datetime64[ns]",
 }
 
-_MAPPING_KEYS = ("tables", "date_format", "segment_bands")
-_TABLE_KEYS = ("file", "sheet", "columns", "values", "constants", "date_format")
-_ISO_STRICT = r"\d{4}-\d{2}-\d{2}"
-_ISO = r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?$"
-_SLASHED = r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})$"
-_MONEY = r"^[-+]?[$€£]?\s?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^[-+]?[$€£]\s?[-+]?\d+(?:\.\d+)?$"
+_MAPPING_KEYS = ("tables", "date_format", "segment_bands", "currency")
+_TABLE_KEYS = ("file", "sheet", "header_row", "columns", "values", "constants", "date_format")
 _STAGE_HINTS = (
     ("won", "won"),
     ("win", "won"),
@@ -164,6 +160,13 @@ class TableReport:
     quarantine_file: Path | None = None
     #: Extra lines shown under the problems (e.g. a mapping snippet to add).
     advice: list[str] = field(default_factory=list)
+    #: Values of optional columns blanked (the rows are accepted).
+    values_blanked: int = 0
+    blanked_file: Path | None = None
+    #: Rows below the data that are not data, as (row, text); not counted as rows read.
+    footers: list[tuple[int, str]] = field(default_factory=list)
+    #: The currency the amounts are written in (from symbols or codes), if one.
+    currency_seen: str | None = None
 
 
 @dataclass
@@ -175,18 +178,25 @@ class LoadResult:
     quarantine: dict[str, pd.DataFrame]
     mapping_file: Path | None = None
     missing_tables: tuple[str, ...] = ()
+    #: Blanked values per table (columns ``file, row, column, value, reason, action``).
+    blanked: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: ISO 4217 code of the amounts: the mapping's ``currency``, else the one the
+    #: amounts are written in (``€``, ``EUR``), else ``None`` (use the parameters').
+    #: The cube's ``currency`` attribute and every label read it from here.
+    currency: str | None = None
 
     @property
     def status(self) -> int:
-        """0 clean, 1 usable with quarantined rows, 2 unusable (no opportunity accepted).
+        """0 clean, 1 usable with quarantined rows or blanked values, 2 unusable.
 
-        Files that cannot be used at all raise :class:`DataError` from :func:`load`
-        instead of returning a result.
+        Unusable: no opportunity accepted. Files that cannot be used at all
+        raise :class:`DataError` from :func:`load` instead of returning a result.
         """
         opp = self.reports.get("opportunities")
         if opp is None or opp.rows_accepted == 0:
             return 2
-        return 1 if any(r.rows_quarantined for r in self.reports.values()) else 0
+        issues = any(r.rows_quarantined or r.values_blanked for r in self.reports.values())
+        return 1 if issues else 0
 
     def summary(self) -> str:
         """A readable per-table summary, as ``revmodel validate`` prints it."""
@@ -199,15 +209,22 @@ class LoadResult:
             lines.append(f"not provided (optional): {', '.join(self.missing_tables)}")
         total = sum(r.rows_read for r in self.reports.values())
         bad = sum(r.rows_quarantined for r in self.reports.values())
+        blanked = sum(r.values_blanked for r in self.reports.values())
         status = self.status
         if status == 0:
             lines.append(f"result: clean, all {_count(total, 'row')} accepted")
         elif status == 1:
             tables = sum(1 for r in self.reports.values() if r.rows_quarantined)
             where = _quarantine_folder(self.reports.values())
+            what = (
+                f"{bad:,} of {_count(total, 'row')} quarantined in {_count(tables, 'table')}"
+                if bad
+                else f"all {_count(total, 'row')} accepted"
+            )
+            if blanked:
+                what += f", {_count(blanked, 'value')} of optional columns blanked"
             lines.append(
-                f"result: usable, {bad:,} of {_count(total, 'row')} quarantined in "
-                f"{_count(tables, 'table')}; fix them in the export"
+                f"result: usable, {what}; fix them in the export"
                 + (f" (see {where})" if where else "")
                 + " and run again to include them"
             )
@@ -230,6 +247,7 @@ def load(
     quarantine_dir: str | Path | None = None,
     as_of: str | pd.Timestamp | None = None,
     segment_bands: Sequence[tuple[str, float, float]] | None = None,
+    limits: Limits | None = None,
 ) -> LoadResult:
     """Load, validate and quarantine the exports of a data folder.
 
@@ -249,12 +267,22 @@ def load(
     segment_bands : sequence of (name, lower, upper), optional
         Employee bands [employees], lower inclusive, upper exclusive; override
         the mapping's and :data:`revmodel.config.SEGMENT_BANDS`.
+    limits : Limits, optional
+        File, row, cell, date-window and amount limits; default :class:`Limits()`.
 
     Returns
     -------
     LoadResult
         Accepted rows of each table found (canonical columns, schema order),
-        reports, and quarantined rows.
+        reports, quarantined rows, blanked values, and ``currency`` (the
+        mapping's ISO 4217 code, else the one the amounts are written in,
+        else ``None``).
+
+    Example
+    -------
+    >>> result = load("data", mapping="data/mapping.yaml")  # doctest: +SKIP
+    >>> result.tables["opportunities"].amount.sum(), result.currency  # doctest: +SKIP
+    (1250000.0, 'EUR')
 
     Raises
     ------
@@ -276,12 +304,13 @@ def load(
     as_of_ts = pd.Timestamp.today() if as_of is None else pd.Timestamp(as_of)
     as_of_ts = as_of_ts.normalize()
     qdir = Path(quarantine_dir) if quarantine_dir is not None else None
+    limits = limits or Limits()
 
-    paths, errors = _locate(data_dir, spec)
+    paths, errors = _locate(data_dir, spec, limits)
     raws: dict[str, _Raw] = {}
     for name, path in paths.items():
         try:
-            raws[name] = _read_table(name, path, data_dir, spec)
+            raws[name] = _read_table(name, path, data_dir, spec, limits)
         except _Unusable as exc:
             errors.append(str(exc))
     if errors:
@@ -290,27 +319,73 @@ def load(
         _check_quarantine_dir(qdir, paths)
 
     known_ids = {
-        name: set(_as_text(raws[name].frame[schema.TABLES[name].key]).dropna())
+        name: set(_names(_as_text(raws[name].frame[schema.TABLES[name].key])).dropna())
         for name in ("accounts", "reps")
         if name in raws
     }
     tables: dict[str, pd.DataFrame] = {}
     reports: dict[str, TableReport] = {}
     quarantine: dict[str, pd.DataFrame] = {}
+    blanked: dict[str, pd.DataFrame] = {}
+    ctx = _Context(spec, bands, as_of_ts, known_ids, {n: r.label for n, r in raws.items()}, limits)
     for name, raw in raws.items():
         try:
-            table, report, bad = _validate(raw, spec, bands, as_of_ts, known_ids, raws)
+            table, report, bad, blank = _validate(raw, ctx)
         except _Unusable as exc:
             errors.append(str(exc))
             continue
-        tables[name], reports[name], quarantine[name] = table, report, bad
+        tables[name], reports[name], quarantine[name], blanked[name] = table, report, bad, blank
     if errors:
         raise DataError(_join_errors(errors))
     if qdir is not None:
-        for name, bad in quarantine.items():
-            reports[name].quarantine_file = _write_quarantine(qdir, name, bad)
+        for name in quarantine:
+            reports[name].quarantine_file = _write_lines(qdir / f"{name}.csv", quarantine[name])
+            reports[name].blanked_file = _write_lines(qdir / f"{name}.blanked.csv", blanked[name])
+    problem = cube_size_problem(dimension_sizes(tables, as_of_ts))
+    if problem is not None:
+        raise DataError(f"{problem} (checked by validate as by cube)")
     missing = tuple(n for n in schema.TABLES if n not in raws and n not in UNLISTED_WHEN_MISSING)
-    return LoadResult(tables, reports, quarantine, mapping_path, missing)
+    currency = _currency(spec, reports)
+    return LoadResult(tables, reports, quarantine, mapping_path, missing, blanked, currency)
+
+
+def dimension_sizes(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[str, int]:
+    """Upper bounds of the cube's dimension sizes for these tables.
+
+    Members are the distinct labels found in any table plus one placeholder;
+    months run from the first date to ``as_of`` plus two years of pipeline.
+    :func:`revmodel.limits.cube_size_problem` decides whether they fit.
+    """
+
+    def distinct(column: str) -> int:
+        found: set[str] = set()
+        for frame in tables.values():
+            if column in frame:
+                found.update(frame[column].dropna().unique().tolist())
+        return len(found) + 1
+
+    reps: set[str] = set()
+    for table, col in (
+        ("reps", "rep_id"),
+        ("opportunities", "rep_id"),
+        ("subscriptions", "rep_id"),
+    ):
+        if table in tables:
+            reps.update(tables[table][col].dropna().unique().tolist())
+    firsts = [
+        frame[c].min()
+        for frame in tables.values()
+        for c in ("close_date", "start_date", "invoice_date")
+        if c in frame and frame[c].notna().any()
+    ]
+    first = min(firsts) if firsts else as_of
+    months = (as_of.year - first.year) * 12 + as_of.month - first.month + 1 + 24
+    return {
+        "segment": distinct("segment"),
+        "region": distinct("region"),
+        "rep": len(reps) + 1,
+        "month": max(months, 1),
+    }
 
 
 def read_mapping(path: str | Path) -> MappingSpec:
@@ -324,14 +399,7 @@ def read_mapping(path: str | Path) -> MappingSpec:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"mapping file {path} not found; check the path given to --mapping")
-    try:
-        doc = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_TextLoader)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        problem = getattr(exc, "problem", None)
-        detail = f" ({problem})" if problem else ""
-        raise DataError(f"{path} is not valid YAML{at}{detail}; fix its syntax") from None
+    doc = load_yaml(path, text_scalars=True, error=DataError)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -360,9 +428,17 @@ def read_mapping(path: str | Path) -> MappingSpec:
             bands = parse_segment_bands(doc["segment_bands"], f"{path}: segment_bands")
         except DataError as exc:
             errors.append(str(exc))
+    currency = doc.get("currency")
+    if currency is not None:
+        currency = str(currency).strip().upper()
+        if currency not in schema.CURRENCIES:
+            errors.append(
+                f"{path}: currency '{doc['currency']}' is not an ISO 4217 code; "
+                "use a code like USD, EUR, GBP"
+            )
     if errors:
         raise DataError(_join_errors(errors))
-    return MappingSpec(path, tables, date_format, bands)
+    return MappingSpec(path, tables, date_format, bands, currency)
 
 
 def parse_segment_bands(
@@ -408,6 +484,8 @@ class TableMapping:
     values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     constants: Mapping[str, str] = field(default_factory=dict)
     date_format: str | None = None
+    #: Spreadsheet row (1-based) of the header; default found from the rows.
+    header_row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -418,6 +496,8 @@ class MappingSpec:
     tables: Mapping[str, TableMapping] = field(default_factory=dict)
     date_format: str | None = None
     segment_bands: tuple[tuple[str, float, float], ...] | None = None
+    #: ISO 4217 code of the exports' amounts, or ``None`` when not given.
+    currency: str | None = None
 
 
 def _table_mapping(where: str, table: schema.Table, entry: Any, errors: list[str]) -> TableMapping:
@@ -461,6 +541,21 @@ def _table_mapping(where: str, table: schema.Table, entry: Any, errors: list[str
         _check_date_format(f"{where}.date_format", date_format, errors)
     file = entry.get("file")
     sheet = entry.get("sheet")
+    if sheet is not None:
+        sheet = str(sheet).strip()
+        if re.fullmatch(r"\d+", sheet) and len(sheet) < 4:
+            sheet = int(sheet)  # a 0-based index; a sheet named "2024" stays a name
+    header_row = entry.get("header_row")
+    if header_row is not None:
+        text = str(header_row).strip()
+        if not re.fullmatch(r"[1-9]\d{0,5}", text):
+            errors.append(
+                f"{where}.header_row '{header_row}' is not a row number; give the spreadsheet "
+                "row (1, 2, ...) the column names are on"
+            )
+            header_row = None
+        else:
+            header_row = int(text)
     return TableMapping(
         None if file is None else str(file),
         sheet,
@@ -468,25 +563,8 @@ def _table_mapping(where: str, table: schema.Table, entry: Any, errors: list[str
         values,
         constants,
         date_format,
+        header_row,
     )
-
-
-class _TextLoader(yaml.SafeLoader):
-    """Safe YAML that keeps scalars as written: ``yes``, ``007``, ``2026-01-31`` stay text.
-
-    A mapping's values are matched against an export's text, so ``{yes: won}``
-    must mean the text ``yes``, not the boolean.
-    """
-
-
-_TextLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float", "timestamp")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def _yaml_text(value: Any) -> str:
@@ -494,6 +572,8 @@ def _yaml_text(value: Any) -> str:
 
 
 def _check_date_format(where: str, fmt: Any, errors: list[str]) -> None:
+    if fmt in detect.SPECIAL_DATE_FORMATS:
+        return
     probe = pd.Timestamp("2026-12-31")
     ok = isinstance(fmt, str)
     if ok:
@@ -503,7 +583,8 @@ def _check_date_format(where: str, fmt: Any, errors: list[str]) -> None:
             ok = False
     if not ok:
         errors.append(
-            f"{where} '{fmt}' does not describe a full date; use strftime codes like '%d/%m/%Y'"
+            f"{where} '{fmt}' does not describe a full date; use strftime codes like "
+            f"'%d/%m/%Y', or {', '.join(detect.SPECIAL_DATE_FORMATS)}"
         )
 
 
@@ -518,8 +599,7 @@ def _find_mapping(data_dir: Path) -> Path | None:
 # reading
 
 
-class _Unusable(Exception):
-    """A table cannot be used at all (becomes part of a DataError)."""
+_Unusable = Unusable
 
 
 @dataclass
@@ -533,9 +613,17 @@ class _Raw:
     original: pd.DataFrame  # same, before value mapping (for quarantine values)
     notes: list[str]
     date_format: str | None
+    export: Export | None = None
+    #: Rows of formula cells with no saved value, by canonical column (.xlsx).
+    formula_cells: dict[str, pd.Index] = field(default_factory=dict)
+
+    @property
+    def european(self) -> bool:
+        """A ``;``-delimited export: numbers like ``1.234`` use the decimal comma."""
+        return self.export is not None and self.export.delimiter == ";"
 
 
-def _locate(data_dir: Path, spec: MappingSpec) -> tuple[dict[str, Path], list[str]]:
+def _locate(data_dir: Path, spec: MappingSpec, limits: Limits) -> tuple[dict[str, Path], list[str]]:
     """Path of each table's file, and the problems finding them."""
     by_lower: dict[str, Path] = {}
     for p in sorted(data_dir.iterdir()):
@@ -547,6 +635,13 @@ def _locate(data_dir: Path, spec: MappingSpec) -> tuple[dict[str, Path], list[st
         tm = spec.tables.get(name)
         if tm is not None and tm.file is not None:
             path = data_dir / tm.file
+            if len(Path(tm.file).name) > limits.max_name_chars:
+                errors.append(
+                    f"{spec.path}: tables.{name}.file names a file of {len(Path(tm.file).name):,} "
+                    f"characters ('{tm.file[:40]}...'); the limit is {limits.max_name_chars}: "
+                    "rename the file and the mapping"
+                )
+                continue
             if not path.is_file():
                 errors.append(
                     f"{spec.path}: tables.{name}.file '{tm.file}' not found in {data_dir}/; "
@@ -588,131 +683,50 @@ def _label(path: Path, data_dir: Path) -> str:
         return str(path)
 
 
-def _read_table(name: str, path: Path, data_dir: Path, spec: MappingSpec) -> _Raw:
+def _read_table(name: str, path: Path, data_dir: Path, spec: MappingSpec, limits: Limits) -> _Raw:
     label = _label(path, data_dir)
     tm = spec.tables.get(name, TableMapping())
-    frame, encoding = _read_file(name, path, label, tm.sheet)
-    if not isinstance(frame.index, pd.RangeIndex):
-        frame = frame.reset_index(drop=True)
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame.index = pd.RangeIndex(2, len(frame) + 2, name="row")
-    # blank records (all cells empty) are not rows: spreadsheets show them as gaps
-    text_cols = [c for c in frame.columns if not _is_typed(frame[c])]
-    blank = frame[text_cols].apply(lambda s: s.isna() | s.eq("")).all(axis=1) if text_cols else None
-    if blank is not None and len(text_cols) == frame.shape[1] and blank.any():
-        frame = frame[~blank]
+    try:
+        export = read_export(path, label, sheet=tm.sheet, header_row=tm.header_row, limits=limits)
+    except SheetMissing as exc:
+        raise _Unusable(
+            f"{label} has no sheet '{exc.sheet}' (its sheets: {_list_names(exc.names)}); "
+            f"fix tables: {name}: sheet: in the mapping file"
+        ) from None
+    frame = export.frame
     if frame.empty:
         raise _Unusable(
             f"{label} has a header but no rows; export it again with data"
             + ("" if name == "opportunities" else f", or remove it if you have no {name}")
         )
-    canonical, notes = _apply_columns(name, frame, label, tm, spec)
+    canonical, notes, source_of = _apply_columns(name, frame, label, tm, spec)
     original = canonical.copy()
     for col, pairs in tm.values.items():
         if col in canonical:
             text = _as_text(canonical[col])
             canonical[col] = text.replace(pairs) if pairs else text
     date_format = tm.date_format if tm.date_format is not None else spec.date_format
-    return _Raw(name, label, encoding, canonical, original, notes, date_format)
-
-
-def _read_file(
-    name: str, path: Path, label: str, sheet: str | int | None
-) -> tuple[pd.DataFrame, str | None]:
-    if path.stat().st_size == 0:
-        raise _Unusable(f"{label} is empty (0 bytes); export it again")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return _read_csv(path, label)
-        if suffix == ".parquet":
-            return pd.read_parquet(path), None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pd.read_excel(
-                path,
-                sheet_name=0 if sheet is None else sheet,
-                dtype=str,
-                engine="openpyxl",
-                keep_default_na=False,
-                na_values=[],
-            ), None
-    except _Unusable:
-        raise
-    except (ValueError, KeyError) as exc:
-        if suffix == ".xlsx" and sheet is not None and "not found" in str(exc):
-            import openpyxl
-
-            sheets = openpyxl.load_workbook(path, read_only=True).sheetnames
-            raise _Unusable(
-                f"{label} has no sheet '{sheet}' (its sheets: {_list_names(sheets)}); "
-                f"fix tables: {name}: sheet: in the mapping file"
-            ) from None
-        raise _Unusable(_unreadable(label, suffix, exc)) from None
-    except Exception as exc:  # any reader failure means an unreadable file
-        raise _Unusable(_unreadable(label, suffix, exc)) from None
-
-
-def _unreadable(label: str, suffix: str, exc: Exception) -> str:
-    kind = {".csv": "CSV", ".parquet": "Parquet", ".xlsx": "an Excel .xlsx workbook"}[suffix]
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{label} cannot be read as {kind} ({detail}); export it again"
-
-
-def _read_csv(path: Path, label: str) -> tuple[pd.DataFrame, str]:
-    with open(path, "rb") as fh:
-        head = fh.read(65536)
-    has_bom = head.startswith(codecs.BOM_UTF8)
-    first_line = head.split(b"\n", 1)[0].decode("latin-1")
-    sep = max((",", ";", "\t", "|"), key=first_line.count)
-    if not first_line.strip(" \r" + sep):
-        raise _Unusable(f"{label} has no header line; the first line must name the columns")
-    for encoding in ("utf-8-sig", "latin-1"):
-        try:
-            frame = pd.read_csv(
-                path,
-                sep=sep,
-                dtype=str,
-                keep_default_na=False,
-                na_values=[],
-                engine="pyarrow",
-                encoding=encoding,
-            )
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.EmptyDataError:
-            raise _Unusable(f"{label} is empty; export it again") from None
-        except Exception as exc:  # pyarrow parse errors, see _ragged_row
-            if "utf8" in str(exc).lower() or "utf-8" in str(exc).lower():
-                continue
-            raise _Unusable(
-                _ragged_row(path, label, encoding, sep) or _unreadable(label, ".csv", exc)
-            ) from None
-        if encoding == "latin-1":
-            return frame, "latin-1"
-        return frame, "utf-8 with BOM" if has_bom else "utf-8"
-    raise _Unusable(f"{label} cannot be decoded; save it as UTF-8")  # pragma: no cover
-
-
-def _ragged_row(path: Path, label: str, encoding: str, sep: str) -> str | None:
-    """Name the first row whose number of fields differs from the header's."""
-    with open(path, encoding=encoding, newline="") as fh:
-        reader = csv.reader(fh, delimiter=sep)
-        header = next(reader, None)
-        if header is None:
-            return None
-        for row_number, record in enumerate(reader, start=2):
-            if record and len(record) != len(header):
-                return (
-                    f"{label} row {row_number} has {len(record)} fields but the header has "
-                    f"{len(header)}; quote values that contain '{sep}' and export it again"
-                )
-    return None
+    formulas = {
+        col: export.formula_cells[src]
+        for col, src in source_of.items()
+        if src in export.formula_cells
+    }
+    return _Raw(
+        name,
+        label,
+        export.encoding,
+        canonical,
+        original,
+        export.notes + notes,
+        date_format,
+        export,
+        formulas,
+    )
 
 
 def _apply_columns(
     name: str, frame: pd.DataFrame, label: str, tm: TableMapping, spec: MappingSpec
-) -> tuple[pd.DataFrame, list[str]]:
+) -> tuple[pd.DataFrame, list[str], dict[str, str]]:
     """Rename the export's columns to canonical ones, add constants and generated keys."""
     table = schema.TABLES[name]
     source_of: dict[str, str] = {}
@@ -760,7 +774,7 @@ def _apply_columns(
     ignored = [c for c in frame.columns if c not in used]
     if ignored:
         notes.append(f"ignored columns: {_list_names(ignored)}")
-    return out, notes
+    return out, notes, source_of
 
 
 def _normalise(header: str) -> str:
@@ -783,15 +797,23 @@ def _check_quarantine_dir(qdir: Path, paths: dict[str, Path]) -> None:
             )
 
 
-def _write_quarantine(qdir: Path, name: str, bad: pd.DataFrame) -> Path | None:
-    path = qdir / f"{name}.csv"
+def _write_lines(path: Path, bad: pd.DataFrame) -> Path | None:
+    """Write quarantined or blanked lines as CSV, formula-like text made inert."""
+    qdir = path.parent
     if bad.empty:
         # a quarantine file left from an earlier run would describe rows now accepted
         if path.is_file():
             path.unlink()
         return None
     qdir.mkdir(parents=True, exist_ok=True)
-    bad.to_csv(path, index=False)
+    safe = bad.copy()
+    for col in ("value", "column"):
+        if col in safe:
+            text = safe[col].astype("str")
+            risky = text.str.match(r"^[=+\-@\t\r]") & ~text.str.fullmatch(r"-?\d+(\.\d+)?")
+            risky = risky.fillna(False).astype(bool)
+            safe[col] = text.where(~risky, "'" + text)
+    safe.to_csv(path, index=False)
     return path
 
 
@@ -829,201 +851,121 @@ class _Finding:
     reason: str | pd.Series  # per row when a Series indexed by row
 
 
-def _parse_number(
-    text: pd.Series, whole: bool
-) -> tuple[pd.Series, list[tuple[str, pd.Index, str, str, str]]]:
-    values = pd.to_numeric(text, errors="coerce").astype("float64")
-    failed = text.notna() & (values.isna() | ~np.isfinite(values.fillna(0)))
-    if failed.any():
-        retry = text[failed]
-        money = retry.str.match(_MONEY)
-        cleaned = pd.to_numeric(
-            retry[money].str.replace(r"[$€£,\s]", "", regex=True), errors="coerce"
-        )
-        values.loc[cleaned.index] = cleaned
-        failed = text.notna() & (values.isna() | ~np.isfinite(values.fillna(0)))
-        values[failed] = np.nan
-    issues = []
-    if failed.any():
-        issues.append(
-            (
-                "number",
-                text.index[failed],
-                "row with a value that is not a number",
-                "rows with values that are not numbers",
-                "not a number",
-            )
-        )
-    if whole:
-        fraction = values.notna() & (np.mod(values.fillna(0), 1) != 0)
-        if fraction.any():
-            issues.append(
-                (
-                    "whole",
-                    text.index[fraction],
-                    "row with a value that is not a whole number",
-                    "rows with values that are not whole numbers",
-                    "not a whole number",
+@dataclass(frozen=True)
+class _Context:
+    """What validating one table needs from the whole load."""
+
+    spec: MappingSpec
+    bands: Sequence[tuple[str, float, float]] | None
+    as_of: pd.Timestamp
+    known_ids: Mapping[str, set[str]]
+    labels: Mapping[str, str]
+    limits: Limits
+
+
+def _names(text: pd.Series) -> pd.Series:
+    """Text normalised to Unicode NFC ('Zoë' typed two ways is one name), trimmed."""
+    if text.dropna().str.isascii().all():
+        return text
+    return text.str.normalize("NFC").str.strip()
+
+
+_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
+
+
+def _currency_seen(text: pd.Series) -> str | None:
+    """The one currency the amounts are written in (symbol or ISO code), if any."""
+    sample = text.dropna()
+    if sample.empty:
+        return None
+    found = sample.str.extract(r"([$€£¥₹])|\b([A-Z]{3})\b")
+    codes = set(found[0].dropna().map(_SYMBOLS)) | set(found[1].dropna())
+    codes &= set(schema.CURRENCIES)
+    return codes.pop() if len(codes) == 1 else None
+
+
+def _currency(spec: MappingSpec, reports: Mapping[str, TableReport]) -> str | None:
+    if spec.currency is not None:
+        for rep in reports.values():
+            if rep.currency_seen and rep.currency_seen != spec.currency:
+                rep.notes.append(
+                    f"amounts are written in {rep.currency_seen} but the mapping says "
+                    f"currency: {spec.currency}; {spec.currency} is used"
                 )
-            )
-            values[fraction] = np.nan
-    return values, issues
+        return spec.currency
+    seen = {r.currency_seen for r in reports.values() if r.currency_seen}
+    return seen.pop() if len(seen) == 1 else None
 
 
-def _compose_dates(year: pd.Series, month: pd.Series, day: pd.Series) -> pd.Series:
-    century = pd.Series(np.where(year.astype("float64") < 69, "20", "19"), index=year.index)
-    year = year.where(year.str.len() == 4, century + year)
-    text = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2)
-    return pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-
-
-def _parse_dates(
-    text: pd.Series, date_format: str | None, label: str, column: str
-) -> tuple[pd.Series, list[tuple[str, pd.Index, str, str, str]]]:
-    """Parse a text column of dates; see the module docstring for the rules."""
-    present = text.notna()
-    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    issues: list[tuple[str, pd.Index, str, str, str]] = []
-    if not present.any():
-        return parsed, issues
-    strict = text.str.fullmatch(_ISO_STRICT).fillna(False).astype(bool)
-    parsed[strict] = pd.to_datetime(text[strict], format="%Y-%m-%d", errors="coerce")
-    if strict.sum() == present.sum():
-        return parsed, _unparseable(text, parsed, issues)
-    # regex extraction is slow: only on rows that are not plain YYYY-MM-DD
-    loose = text[present & ~strict].str.extract(_ISO).dropna()
-    parsed[loose.index] = _compose_dates(loose[0], loose[1], loose[2])
-    iso = strict | text.index.isin(loose.index)
-    rest = present & ~iso
-    if date_format is not None:
-        parsed[rest] = pd.to_datetime(text[rest], format=date_format, errors="coerce")
-        bad = rest & parsed.isna()
-        if bad.any():
-            issues.append(
-                (
-                    "date_format",
-                    text.index[bad],
-                    f"row with a date not in date_format '{date_format}'",
-                    f"rows with dates not in date_format '{date_format}'",
-                    f"not a date in date_format '{date_format}'",
-                )
-            )
-        return parsed, _unparseable(text, parsed, issues, skip=bad)
-    sl = text[rest].str.extract(_SLASHED)
-    slashed = sl[0].notna()
-    sl = sl[slashed]
-    first, second = sl[0].astype(int), sl[1].astype(int)
-    day_first, month_first = (first > 12) & (second <= 12), (second > 12) & (first <= 12)
-    n_dmy, n_mdy = int(day_first.sum()), int(month_first.sum())
-    order = "dmy" if n_dmy >= n_mdy and n_dmy else "mdy" if n_mdy else None
-    if order is None and (first == second).all():
-        order = "dmy"  # 05/05/2026 reads the same either way
-    minority = pd.Series(False, index=text.index)
-    n_iso, n_slashed = int(iso.sum()), len(sl)
-
-    def mixed(rows: pd.Index, other: str, kept: str) -> None:
-        minority[rows] = True
-        issues.append(
-            (
-                "mixed",
-                rows,
-                f"row with a date in {other} while the column is mostly {kept}",
-                f"rows with dates in {other} while the column is mostly {kept}",
-                f"date format {other} differs from the column's {kept} (ambiguous)",
-            )
+def _parse_column(
+    raw: _Raw, col: schema.Column, src: pd.Series, ctx: _Context
+) -> tuple[pd.Series, list[detect.Issue], str | None]:
+    """One canonical column typed: (values, issues, currency seen)."""
+    limits = ctx.limits
+    window = limits.date_window(ctx.as_of)
+    if col.dtype == "str":
+        values = _names(_as_text(src))
+        if col.values:
+            values = values.str.lower()
+        return values, [], None
+    if col.dtype in ("float", "int"):
+        whole = col.dtype == "int"
+        if pd.api.types.is_numeric_dtype(src) and not pd.api.types.is_bool_dtype(src):
+            values, issues = detect.check_numbers(src, whole=whole, max_abs=limits.max_amount)
+            return values, issues, None
+        text = _as_text(src)
+        values, issues = detect.parse_numbers(
+            text, whole=whole, european_hint=raw.european, max_abs=limits.max_amount
         )
-
-    if n_iso and n_slashed and n_iso >= n_slashed:
-        mixed(sl.index, _slash_name(order), "YYYY-MM-DD")
-    elif n_slashed:
-        if order is None:
-            example = sl.index[0]
-            raise _Unusable(
-                f"{label} column {column}: dates like '{text[example]}' (row {example}) could be "
-                "day/month or month/day; set date_format: '%d/%m/%Y' or '%m/%d/%Y' in a mapping file"
-            )
-        if n_iso:
-            mixed(iso[iso].index, "YYYY-MM-DD", _slash_name(order))
-        against = month_first if order == "dmy" else day_first
-        if against.any():
-            mixed(
-                against[against].index,
-                _slash_name("mdy" if order == "dmy" else "dmy"),
-                _slash_name(order),
-            )
-        use = ~against
-        d, m = (sl[0], sl[1]) if order == "dmy" else (sl[1], sl[0])
-        parsed[sl.index[use]] = _compose_dates(sl[2][use], m[use], d[use])
-    parsed[minority] = pd.NaT
-    # month names ("5 Jan 2026", "January 5, 2026") and compact 20260105; not bare numbers
-    other_rows = (
-        rest & ~text.index.isin(sl.index) & text.str.contains(r"[A-Za-z]|^\d{8}$").fillna(False)
-    )
-    if other_rows.any():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            guess = pd.to_datetime(text[other_rows], errors="coerce")
-            if guess.isna().any():
-                retry = guess.isna()
-                guess[retry] = pd.to_datetime(
-                    text[other_rows][retry], format="mixed", errors="coerce"
-                )
-            guess = pd.to_datetime(guess, errors="coerce", utc=True).dt.tz_localize(None)
-        parsed[other_rows] = guess.dt.normalize().astype("datetime64[ns]")
-    return parsed, _unparseable(text, parsed, issues, skip=minority)
+        seen = _currency_seen(text) if col.dtype == "float" else None
+        return values, issues, seen
+    if pd.api.types.is_datetime64_any_dtype(src):
+        values, issues = detect.check_dates(src, window)
+        return values, issues, None
+    text = _as_text(src)
+    try:
+        values, issues = detect.parse_dates(text, raw.date_format, window)
+    except detect.AmbiguousDates as exc:
+        raise _Unusable(
+            f"{raw.label} column {col.name}: dates like '{exc.value}' (row {exc.row}) could be "
+            "day/month or month/day; set date_format: '%d/%m/%Y' or '%m/%d/%Y' in a mapping file"
+        ) from None
+    return values, issues, None
 
 
-def _slash_name(order: str | None) -> str:
-    return {"dmy": "DD/MM/YYYY", "mdy": "MM/DD/YYYY"}.get(order or "", "DD/MM/YYYY or MM/DD/YYYY")
-
-
-def _unparseable(text, parsed, issues, skip=None):
-    bad = text.notna() & parsed.isna()
-    if skip is not None:
-        bad &= ~skip
-    if bad.any():
-        issues.append(
-            (
-                "date",
-                text.index[bad],
-                "row with an unparseable date",
-                "rows with unparseable dates",
-                "unparseable date",
-            )
-        )
-    return issues
-
-
-def _parse(raw: _Raw) -> tuple[pd.DataFrame, list[_Finding]]:
-    """Typed canonical frame (all columns, schema order) and the parse failures."""
+def _parse(raw: _Raw, ctx: _Context) -> tuple[pd.DataFrame, list[_Finding], str | None]:
+    """Typed canonical frame (all columns, schema order), the parse failures, currency seen."""
     table = schema.TABLES[raw.name]
     out = pd.DataFrame(index=raw.frame.index)
     findings: list[_Finding] = []
+    currencies: set[str] = set()
     for col in table.columns:
         if col.name not in raw.frame:
             out[col.name] = pd.Series(np.nan, index=out.index, dtype=DTYPES[col.dtype])
             continue
         src = raw.frame[col.name]
-        issues: list = []
-        if col.dtype == "str":
-            values = _as_text(src)
-            if col.values:
-                values = values.str.lower()
-        elif pd.api.types.is_numeric_dtype(src) and col.dtype in ("float", "int"):
-            values = src.astype("float64")
-            if col.dtype == "int":
-                values, issues = _parse_number(values.astype("str").mask(values.isna()), whole=True)
-        elif pd.api.types.is_datetime64_any_dtype(src) and col.dtype == "date":
-            values = src.dt.tz_localize(None) if src.dt.tz is not None else src
-            values = values.dt.normalize().astype("datetime64[ns]")
-        elif col.dtype in ("float", "int"):
-            values, issues = _parse_number(_as_text(src), whole=col.dtype == "int")
-        else:
-            values, issues = _parse_dates(_as_text(src), raw.date_format, raw.label, col.name)
+        formula_rows = raw.formula_cells.get(col.name)
+        if formula_rows is not None and len(formula_rows):
+            src = src.copy()
+            src[formula_rows] = np.nan if _is_typed(src) else None
+        values, issues, seen = _parse_column(raw, col, src, ctx)
+        if seen:
+            currencies.add(seen)
+        if formula_rows is not None and len(formula_rows):
+            values[formula_rows] = np.nan
+            issues.append(
+                detect.Issue(
+                    "formula",
+                    formula_rows,
+                    "row with a formula that has no saved value",
+                    "rows with formulas that have no saved value",
+                    "formula with no saved value; open the workbook in Excel, save it, and export again",
+                )
+            )
         out[col.name] = values
-        for rule, rows, singular, plural, reason in issues:
-            findings.append(_Finding(col.name, rule, rows, singular, plural, reason))
-    return out, findings
+        for i in issues:
+            findings.append(_Finding(col.name, i.rule, i.rows, i.singular, i.plural, i.reason))
+    return out, findings, (currencies.pop() if len(currencies) == 1 else None)
 
 
 # ---------------------------------------------------------------------------
@@ -1259,34 +1201,91 @@ def _derive_segments(frame: pd.DataFrame, bands) -> tuple[pd.DataFrame, str | No
 
 
 def _validate(
-    raw: _Raw,
-    spec: MappingSpec,
-    bands: Sequence[tuple[str, float, float]] | None,
-    as_of: pd.Timestamp,
-    known_ids: Mapping[str, set[str]],
-    raws: Mapping[str, _Raw],
-) -> tuple[pd.DataFrame, TableReport, pd.DataFrame]:
-    """Parse and check one table: (accepted rows, report, quarantine lines)."""
+    raw: _Raw, ctx: _Context
+) -> tuple[pd.DataFrame, TableReport, pd.DataFrame, pd.DataFrame]:
+    """Parse and check one table: (accepted rows, report, quarantine lines, blanked lines).
+
+    A failure in a required column quarantines the row; one in an optional
+    column blanks the value (reported) and keeps the row.
+    """
     table = schema.TABLES[raw.name]
-    frame, findings = _parse(raw)
+    frame, findings, currency_seen = _parse(raw, ctx)
     notes = list(raw.notes)
     if raw.name == "accounts":
-        frame, note = _derive_segments(frame, bands or config.SEGMENT_BANDS)
+        frame, note = _derive_segments(frame, ctx.bands or config.SEGMENT_BANDS)
         if note:
             notes.append(note)
-    rules = _rules(raw.name, as_of, known_ids, {n: r.label for n, r in raws.items()})
+    findings += _rule_findings(raw.name, frame, findings, ctx)
+    order = {c: i for i, c in enumerate(table.column_names)}
+    findings.sort(key=lambda f: order.get(f.column, -1))
+    required = {c.name for c in table.columns if c.required}
+    hard = [f for f in findings if f.column in required]
+    soft = [f for f in findings if f.column not in required]
+
+    lines = _quarantine_lines(raw, hard)
+    bad_rows = pd.Index(lines["row"].unique()) if len(lines) else pd.Index([], dtype=int)
+    soft_kept = [
+        _Finding(f.column, f.rule, f.rows.difference(bad_rows), f.singular, f.plural, f.reason)
+        for f in soft
+    ]
+    soft_kept = [f for f in soft_kept if len(f.rows)]
+    soft_dropped = [
+        _Finding(f.column, f.rule, f.rows.intersection(bad_rows), f.singular, f.plural, f.reason)
+        for f in soft
+    ]
+    if any(len(f.rows) for f in soft_dropped):
+        # the quarantine shows every problem of a quarantined row
+        lines = _quarantine_lines(raw, hard + [f for f in soft_dropped if len(f.rows)])
+    blank_lines = _quarantine_lines(raw, soft_kept)
+    blank_lines["action"] = "blanked"
+    frame = frame.copy()
+    for f in soft_kept:
+        frame.loc[f.rows, f.column] = np.nan
+    accepted = frame.drop(index=bad_rows).reset_index(drop=True)
+    problems = [_problem(raw, f) for f in hard + [f for f in soft_dropped if len(f.rows)]]
+    for f in soft_kept:
+        p = _problem(raw, f)
+        problems.append(p._replace(reason=p.reason + ", blanked"))
+    problems.sort(key=lambda p: order.get(p.column, -1))
+    advice = _stage_advice(raw, findings, ctx.spec)
+    if raw.encoding in ("latin-1", "cp1252", "UTF-16", "utf-8 with BOM"):
+        notes.insert(0, f"read as {raw.encoding}")
+    report = TableReport(
+        table=raw.name,
+        file=raw.label,
+        encoding=raw.encoding,
+        rows_read=len(frame),
+        rows_accepted=len(accepted),
+        rows_quarantined=len(bad_rows),
+        problems=problems,
+        notes=notes,
+        advice=advice,
+        values_blanked=int(sum(len(f.rows) for f in soft_kept)),
+        footers=list(raw.export.footers) if raw.export is not None else [],
+        currency_seen=currency_seen,
+    )
+    return accepted, report, lines, blank_lines
+
+
+def _rule_findings(
+    name: str, frame: pd.DataFrame, findings: list[_Finding], ctx: _Context
+) -> list[_Finding]:
+    """Failures of the pandera rules, less values already reported as not parsing."""
+    table = schema.TABLES[name]
+    rules = _rules(name, ctx.as_of, ctx.known_ids, ctx.labels)
     failing = _run_pandera(frame, table, rules)
     parse_failed: dict[str, pd.Index] = {}
     for f in findings:
         parse_failed[f.column] = parse_failed.get(f.column, pd.Index([], dtype=int)).union(f.rows)
     by_name = {r.name: r for r in rules}
+    out: list[_Finding] = []
     for (col, rule), rows in failing.items():
         # a value that did not parse is reported once, as such
         rows = rows.difference(parse_failed.get(col, pd.Index([], dtype=int)))
         if not len(rows):
             continue
         if rule == "missing":
-            findings.append(
+            out.append(
                 _Finding(
                     col,
                     "missing",
@@ -1299,29 +1298,8 @@ def _validate(
             continue
         r = by_name[rule]
         reason = r.reason(frame, rows) if callable(r.reason) else r.reason
-        findings.append(_Finding(col, rule, rows, r.singular, r.plural, reason))
-    order = {c: i for i, c in enumerate(table.column_names)}
-    findings.sort(key=lambda f: order.get(f.column, -1))
-
-    lines = _quarantine_lines(raw, findings)
-    bad_rows = pd.Index(lines["row"].unique()) if len(lines) else pd.Index([], dtype=int)
-    accepted = frame.drop(index=bad_rows).reset_index(drop=True)
-    problems = [_problem(raw, f) for f in findings]
-    advice = _stage_advice(raw, findings, spec)
-    if raw.encoding in ("latin-1", "utf-8 with BOM"):
-        notes.insert(0, f"read as {raw.encoding}")
-    report = TableReport(
-        table=raw.name,
-        file=raw.label,
-        encoding=raw.encoding,
-        rows_read=len(frame),
-        rows_accepted=len(accepted),
-        rows_quarantined=len(bad_rows),
-        problems=problems,
-        notes=notes,
-        advice=advice,
-    )
-    return accepted, report, lines
+        out.append(_Finding(col, rule, rows, r.singular, r.plural, reason))
+    return out
 
 
 def _original_text(raw: _Raw, column: str, rows: pd.Index) -> pd.Series:
@@ -1350,6 +1328,7 @@ def _quarantine_lines(raw: _Raw, findings: list[_Finding]) -> pd.DataFrame:
             {c: pd.Series(dtype="int64" if c == "row" else "str") for c in QUARANTINE_COLUMNS}
         )
     lines = pd.concat(parts, ignore_index=True)
+    lines["row"] = lines["row"].astype("int64")
     return lines.sort_values("row", kind="stable").reset_index(drop=True)[list(QUARANTINE_COLUMNS)]
 
 
@@ -1437,6 +1416,10 @@ def _report_lines(rep: TableReport) -> list[str]:
         head += f", {rep.rows_quarantined:,} quarantined"
         if rep.quarantine_file is not None:
             head += f" ({rep.quarantine_file})"
+    if rep.values_blanked:
+        head += f", {_count(rep.values_blanked, 'value')} blanked"
+        if rep.blanked_file is not None:
+            head += f" ({rep.blanked_file})"
     lines = [head]
     for p in rep.problems:
         hint = f"; {p.hint}" if p.hint else ""
@@ -1448,8 +1431,9 @@ def _report_lines(rep: TableReport) -> list[str]:
 
 def _quarantine_folder(reports) -> Path | None:
     for r in reports:
-        if r.quarantine_file is not None:
-            return r.quarantine_file.parent
+        for f in (r.quarantine_file, r.blanked_file):
+            if f is not None:
+                return f.parent
     return None
 
 
@@ -1467,6 +1451,7 @@ __all__ = [
     "Problem",
     "TableMapping",
     "TableReport",
+    "dimension_sizes",
     "load",
     "parse_segment_bands",
     "read_mapping",

@@ -651,11 +651,10 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-LOADS_NOW = ("pipedrive", "dynamics", "orders", "billing", "custom")
+LOADS_NOW = ("pipedrive", "dynamics", "orders", "billing", "custom", "erp")
 NEEDS_READER = {
     "salesforce": "header_row and footer rows of .xlsx reports are not read by sources.load yet",
     "hubspot": "date_format: epoch_ms is not read by sources.load yet",
-    "erp": "cp1252 and decimal commas ('51.127,31 €') are not read by sources.load yet",
 }
 
 

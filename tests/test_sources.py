@@ -110,7 +110,7 @@ def test_row_with_several_problems_is_quarantined_once(clean, tmp_path):
         "opportunities.csv",
         opportunities(
             *CLEAN_ROWS,
-            "O2,R9,A1,won,-5,2025-01-01,2099-01-01",
+            "O2,R9,A1,won,-5,2025-01-01,2030-01-01",
             "O5,R1,A1,Won,7,2025-01-01,2025-01-31",
         ),
     )
@@ -133,7 +133,7 @@ def test_row_with_several_problems_is_quarantined_once(clean, tmp_path):
             "opportunities.csv",
             "5",
             "close_date",
-            "2099-01-01",
+            "2030-01-01",
             "won deal with a close date after today, 2026-06-30",
         ],
         ["opportunities.csv", "5", "amount", "-5", "negative amount on a won deal"],
@@ -208,17 +208,18 @@ def test_won_deal_after_as_of_is_rejected(tmp_path, as_of, accepted):
 
 def test_open_deal_after_as_of_is_accepted(tmp_path):
     write(
-        tmp_path, "opportunities.csv", opportunities("O1,R1,A1,proposal,1000,2025-01-02,2099-02-03")
+        tmp_path, "opportunities.csv", opportunities("O1,R1,A1,proposal,1000,2025-01-02,2030-02-03")
     )
     assert sources.load(tmp_path, as_of=AS_OF).status == 0
 
 
 def test_quarantined_rep_does_not_cascade_to_its_deals(tmp_path):
-    write(tmp_path, "reps.csv", "rep_id,hire_date\nR1,2024-01-01\nR2,not a date\n")
+    write(tmp_path, "reps.csv", "rep_id,hire_date\nR1,2024-01-01\nR2,2024-01-01\nR2,2024-02-01\n")
     write(tmp_path, "opportunities.csv", opportunities("O1,R2,,won,10,2025-01-02,2025-02-03"))
     result = sources.load(tmp_path, as_of=AS_OF)
     assert result.reports["reps"].rows_quarantined == 1
     assert result.reports["opportunities"].rows_accepted == 1
+    assert result.tables["opportunities"]["rep_id"].tolist() == ["R2"]
 
 
 def test_money_formats_are_numbers(tmp_path):
@@ -396,7 +397,10 @@ def test_parquet_typed_columns(tmp_path):
             "segment_bands: expected a list of \\[name, lower, upper\\]",
         ),
         ("segment_bands: [[SMB, 10, 5]]\n", "band 'SMB' has upper bound 5 <= lower bound 10"),
-        ("- a\n- b\n", "expected keys tables, date_format, segment_bands at the top level"),
+        (
+            "- a\n- b\n",
+            "expected keys tables, date_format, segment_bands, currency at the top level",
+        ),
         (
             "tables:\n  reps:\n    file: nope.csv\n",
             r"tables.reps.file 'nope.csv' not found in .*/; give the file name",
@@ -507,9 +511,9 @@ CORRUPTIONS = {
     "close_date": ["", "not a date", "2099-01-01", "2025-02-30", "31/02/2026"],
     "stage": ["Closed Won", ""],
     "opportunity_id": ["", "<dup>"],
-    "rep_id": ["R999"],
-    "created_date": ["garbage"],
 }
+#: Corruptions of optional columns: the value is blanked, the row kept.
+BLANKING = {"rep_id": ["R999"], "created_date": ["garbage", "1850-01-01"]}
 N_ROWS = 10
 
 
@@ -521,7 +525,7 @@ N_ROWS = 10
     corruptions=st.dictionaries(
         keys=st.integers(min_value=1, max_value=N_ROWS - 1),
         values=st.tuples(
-            st.sampled_from(sorted(CORRUPTIONS)),
+            st.sampled_from(sorted(CORRUPTIONS) + sorted(BLANKING)),
             st.integers(min_value=0, max_value=4),
         ),
         max_size=3,
@@ -541,7 +545,7 @@ def test_rows_read_invariant_under_random_corruption(tmp_path_factory, corruptio
         for i in range(N_ROWS)
     ]
     for i, (column, pick) in sorted(corruptions.items()):
-        options = CORRUPTIONS[column]
+        options = CORRUPTIONS.get(column) or BLANKING[column]
         value = options[pick % len(options)]
         rows[i][column] = rows[i - 1]["opportunity_id"] if value == "<dup>" else value
     data = tmp_path_factory.mktemp("prop")
@@ -553,7 +557,11 @@ def test_rows_read_invariant_under_random_corruption(tmp_path_factory, corruptio
     assert rep.rows_read == rep.rows_accepted + rep.rows_quarantined
     assert len(result.tables["opportunities"]) == rep.rows_accepted
     quarantined = set(result.quarantine["opportunities"]["row"])
-    assert quarantined == {i + 2 for i in corruptions}  # spreadsheet rows: header = 1
+    hard = {i + 2 for i, (c, _) in corruptions.items() if c in CORRUPTIONS}
+    soft = {i + 2 for i, (c, _) in corruptions.items() if c in BLANKING}
+    assert quarantined == hard  # spreadsheet rows: header = 1
+    assert set(result.blanked["opportunities"]["row"]) == soft
+    assert rep.values_blanked == len(soft)
     assert sum(p.count for p in rep.problems) >= rep.rows_quarantined
 
 

@@ -131,7 +131,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         1,
         [
             "opportunities.csv: 3 rows read, 2 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
-            "  - amount: 1 row with a value that is not a number (e.g. row 4: 'abc')",
+            "  - amount: 1 row with a value that is not a number (e.g. row 5: 'abc')",
             "not provided (optional): accounts, reps, invoices, subscriptions",
             "result: usable, 1 of 3 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
         ],
@@ -154,7 +154,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         2,
         [],
         [
-            "error: opportunities.parquet cannot be read as Parquet (Could not open Parquet input source 'data/opportunities.parquet': Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.); export it again",
+            "error: opportunities.parquet cannot be read as Parquet (Parquet magic bytes not found in footer. Either the file is corrupted or this is not a parquet file.); export it again",
         ],
     ),
     "corrupt_xlsx": (
@@ -185,7 +185,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         1,
         [
             "opportunities.csv: 5 rows read, 4 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
-            f"  - close_date: 1 won deal with a close date after today, {TODAY} (e.g. row 5: '2099-12-31')",
+            f"  - close_date: 1 won deal with a close date after today, {TODAY} (e.g. row 5: '2030-12-31')",
             "not provided (optional): accounts, reps, invoices, subscriptions",
             "result: usable, 1 of 5 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
         ],
@@ -291,13 +291,13 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "negative_counts": (
         1,
         [
-            "accounts.csv: 4 rows read, 2 accepted, 2 quarantined (data/quarantine/accounts.csv)",
-            "  - employees: 1 row with a value that is not a whole number (e.g. row 5: '12.5')",
-            "  - employees: 1 row with a negative value (e.g. row 4: '-4')",
+            "accounts.csv: 4 rows read, 4 accepted, 2 values blanked (data/quarantine/accounts.blanked.csv)",
+            "  - employees: 1 row with a value that is not a whole number, blanked (e.g. row 5: '12.5')",
+            "  - employees: 1 row with a negative value, blanked (e.g. row 4: '-4')",
             "  note: segment derived from employees for 2 accounts (SMB 0-200, Mid-Market 200-2000, Enterprise 2000+)",
             "opportunities.csv: 3 rows read, 3 accepted",
             "not provided (optional): reps, invoices, subscriptions",
-            "result: usable, 2 of 7 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
+            "result: usable, all 7 rows accepted, 2 values of optional columns blanked; fix them in the export (see data/quarantine) and run again to include them",
         ],
         [],
     ),
@@ -333,11 +333,11 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         1,
         [
             "reps.parquet: 2 rows read, 2 accepted",
-            "opportunities.parquet: 4 rows read, 2 accepted, 2 quarantined (data/quarantine/opportunities.csv)",
+            "opportunities.parquet: 4 rows read, 3 accepted, 1 quarantined (data/quarantine/opportunities.csv), 1 value blanked (data/quarantine/opportunities.blanked.csv)",
             "  - amount: 1 won deal with a negative amount (e.g. row 3: '-50')",
-            "  - rep_id: 1 row whose rep_id is not in reps.parquet (e.g. row 5: '9')",
+            "  - rep_id: 1 row whose rep_id is not in reps.parquet, blanked (e.g. row 5: '9')",
             "not provided (optional): accounts, invoices, subscriptions",
-            "result: usable, 2 of 6 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
+            "result: usable, 1 of 6 rows quarantined in 1 table, 1 value of optional columns blanked; fix them in the export (see data/quarantine) and run again to include them",
         ],
         [],
     ),
@@ -407,10 +407,10 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         [
             "accounts.csv: 2 rows read, 2 accepted",
             "  note: segment derived from employees for 2 accounts (SMB 0-200, Mid-Market 200-2000, Enterprise 2000+)",
-            "opportunities.csv: 5 rows read, 4 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
-            "  - account_id: 1 row whose account_id is not in accounts.csv (e.g. row 5: 'A7')",
+            "opportunities.csv: 5 rows read, 5 accepted, 1 value blanked (data/quarantine/opportunities.blanked.csv)",
+            "  - account_id: 1 row whose account_id is not in accounts.csv, blanked (e.g. row 5: 'A7')",
             "not provided (optional): reps, invoices, subscriptions",
-            "result: usable, 1 of 7 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
+            "result: usable, all 7 rows accepted, 1 value of optional columns blanked; fix them in the export (see data/quarantine) and run again to include them",
         ],
         [],
     ),
@@ -432,18 +432,18 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         1,
         [
             "reps.csv: 2 rows read, 2 accepted",
-            "opportunities.csv: 4 rows read, 3 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
-            "  - rep_id: 1 row whose rep_id is not in reps.csv (e.g. row 5: 'R9')",
+            "opportunities.csv: 4 rows read, 4 accepted, 1 value blanked (data/quarantine/opportunities.blanked.csv)",
+            "  - rep_id: 1 row whose rep_id is not in reps.csv, blanked (e.g. row 5: 'R9')",
             "not provided (optional): accounts, invoices, subscriptions",
-            "result: usable, 1 of 6 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
+            "result: usable, all 6 rows accepted, 1 value of optional columns blanked; fix them in the export (see data/quarantine) and run again to include them",
         ],
         [],
     ),
     "unknown_type": (
         1,
         [
-            "opportunities.csv: 4 rows read, 3 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
-            "  - type: 1 row with a type not in the schema (e.g. row 5: 'upsell')",
+            "opportunities.csv: 4 rows read, 4 accepted, 1 value blanked (data/quarantine/opportunities.blanked.csv)",
+            "  - type: 1 row with a type not in the schema, blanked (e.g. row 5: 'upsell')",
             "  values not in the schema: 'upsell' (1); add to a mapping file (mapping.yaml in the data folder, or --mapping FILE), choosing from new, expansion, renewal:",
             "      tables:",
             "        opportunities:",
@@ -451,7 +451,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
             "            type:",
             "              upsell: ?",
             "not provided (optional): accounts, reps, invoices, subscriptions",
-            "result: usable, 1 of 4 rows quarantined in 1 table; fix them in the export (see data/quarantine) and run again to include them",
+            "result: usable, all 4 rows accepted, 1 value of optional columns blanked; fix them in the export (see data/quarantine) and run again to include them",
         ],
         [],
     ),
@@ -538,5 +538,7 @@ def test_validate_messages(name, tmp_path, capsys, monkeypatch):
     assert captured.out.splitlines() == expected_out
     assert captured.err.splitlines() == expected_err
     assert code == expected_code
-    # quarantine files are written exactly when rows were quarantined
-    assert (data / "quarantine").is_dir() == any("quarantined (" in line for line in expected_out)
+    # quarantine files are written exactly when rows were quarantined or values blanked
+    assert (data / "quarantine").is_dir() == any(
+        "quarantined (" in line or "blanked (" in line for line in expected_out
+    )
