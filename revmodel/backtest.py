@@ -43,7 +43,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -281,44 +281,386 @@ def _node_labels(hierarchy: rec.Hierarchy) -> np.ndarray:
     return np.asarray(out, dtype=object)
 
 
-def _check_models(models: Sequence[Model] | Mapping[str, Model] | None, with_pipeline: bool):
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """Every node's own forecast made coherent with ``method``; band from reconciled sample paths."""
+
+    method: str
+
+
+@dataclass(frozen=True)
+class BaseForecast:
+    """Every node's own forecast, not reconciled (levels need not add up)."""
+
+
+@dataclass(frozen=True)
+class BottomUpSum:
+    """The bottom base forecasts summed up."""
+
+
+@dataclass(frozen=True)
+class SeasonalNaive:
+    """The same month a year earlier: the floor."""
+
+
+@dataclass(frozen=True)
+class WeightedPipeline:
+    """The open pipeline at the origin, weighted by conversion and slippage."""
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Per-segment blend of the reconciled forecast and the weighted pipeline."""
+
+
+@dataclass(frozen=True)
+class Custom:
+    """A callable ``f(history, horizon) -> bottom forecast``, summed up to every node."""
+
+    fn: Callable[[xr.DataArray, int], Any]
+
+
+BacktestModel = (
+    Reconciled | BaseForecast | BottomUpSum | SeasonalNaive | WeightedPipeline | Blend | Custom
+)
+_NAMED: dict[str, BacktestModel] = {
+    "base": BaseForecast(),
+    "bottom_up": BottomUpSum(),
+    FLOOR: SeasonalNaive(),
+    "pipeline": WeightedPipeline(),
+    "blend": Blend(),
+}
+
+
+def _parse_model(m: Model, reconcile: str, with_pipeline: bool) -> BacktestModel:
+    """The typed model a name (or callable) of the ``models`` argument stands for."""
+    if callable(m):
+        return Custom(m)
+    known = (*DEFAULT_MODELS, "pipeline", "blend")
+    if m == "reconciled":
+        return Reconciled(reconcile)
+    if isinstance(m, str) and m.startswith("reconciled:"):
+        how = m.split(":", 1)[1]
+        if how not in rec.METHODS:
+            raise ParameterError(
+                f"backtest: unknown reconciliation method in {m!r}; use one of "
+                f"{', '.join(rec.METHODS)}"
+            )
+        return Reconciled(how)
+    if m not in _NAMED:
+        raise ParameterError(
+            f"backtest: unknown model {m!r}; use {', '.join(known)}, 'reconciled:<method>' "
+            "or a callable"
+        )
+    if m in ("pipeline", "blend") and not with_pipeline:
+        raise ParameterError(
+            f"backtest: model {m!r} needs the opportunities table: pass opportunities="
+        )
+    return _NAMED[m]
+
+
+def _check_models(
+    models: Sequence[Model] | Mapping[str, Model] | None, reconcile: str, with_pipeline: bool
+) -> dict[str, BacktestModel]:
     if models is None:
         names: dict[str, Model] = {m: m for m in DEFAULT_MODELS}
         if with_pipeline:
             names.update(pipeline="pipeline", blend="blend")
-        return names
-    if isinstance(models, Mapping):
-        items = dict(models)
+    elif isinstance(models, Mapping):
+        names = dict(models)
     else:
-        items = {}
+        names = {}
         for m in models:
             if not isinstance(m, str):
                 raise ParameterError(
                     "backtest: give callable models as a mapping {name: callable}, e.g. "
                     "models={'my_model': f}"
                 )
-            items[m] = m
-    known = (*DEFAULT_MODELS, "pipeline", "blend")
-    for m in items.values():
-        if callable(m):
-            continue
-        if not (m in known or (isinstance(m, str) and m.startswith("reconciled:"))):
-            raise ParameterError(
-                f"backtest: unknown model {m!r}; use {', '.join(known)}, 'reconciled:<method>' "
-                "or a callable"
-            )
-        if m.startswith("reconciled:") and m.split(":", 1)[1] not in rec.METHODS:
-            raise ParameterError(
-                f"backtest: unknown reconciliation method in {m!r}; use one of "
-                f"{', '.join(rec.METHODS)}"
-            )
-        if m in ("pipeline", "blend") and not with_pipeline:
-            raise ParameterError(
-                f"backtest: model {m!r} needs the opportunities table: pass opportunities="
-            )
-    if FLOOR not in items.values():
-        items[FLOOR] = FLOOR
+            names[m] = m
+    items = {name: _parse_model(m, reconcile, with_pipeline) for name, m in names.items()}
+    if SeasonalNaive() not in items.values():
+        items[FLOOR] = SeasonalNaive()
     return items
+
+
+# --------------------------------------------------------------------------- one fold
+
+
+class _Prediction(NamedTuple):
+    """Forecast of every node of the fold's hierarchy (nodes x h), with its band or None."""
+
+    mean: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """One origin: the history it sees, the actuals after it, on the full hierarchy."""
+
+    k: int
+    origin: pd.Timestamp
+    hist: xr.DataArray
+    window: xr.DataArray
+    hist_v: np.ndarray
+    act_v: np.ndarray
+    full: rec.Hierarchy
+    actual_nodes: np.ndarray
+    node_hist: np.ndarray
+    scale: np.ndarray
+    levels: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def months(self) -> np.ndarray:
+        return self.window["month"].values
+
+    def score(self, name: str, p: _Prediction) -> pd.DataFrame:
+        return _score_frame(
+            self.k, self.origin, name, self.levels, self.labels, self.months,
+            self.actual_nodes, p.mean, p.lower, p.upper, self.scale,
+        )  # fmt: skip
+
+
+def _make_fold(da: xr.DataArray, months: pd.DatetimeIndex, k: int, origin, horizon: int) -> _Fold:
+    o = int(months.get_loc(origin))
+    hist = da.isel(month=slice(0, o + 1))
+    window = da.isel(month=slice(o + 1, o + 1 + horizon))
+    hist_v, act_v = _cube_values(hist), _cube_values(window)
+    full = rec.hierarchy_from_cube(da.isel(month=slice(0, o + 1 + horizon)))
+    c = full.cells
+    node_hist = np.asarray(full.S @ hist_v[c[:, 0], c[:, 1], c[:, 2]])
+    return _Fold(
+        k=k,
+        origin=origin,
+        hist=hist,
+        window=window,
+        hist_v=hist_v,
+        act_v=act_v,
+        full=full,
+        actual_nodes=np.asarray(full.S @ act_v[c[:, 0], c[:, 1], c[:, 2]]),
+        node_hist=node_hist,
+        scale=seasonal_scale(node_hist),
+        levels=_level_names(full),
+        labels=_node_labels(full),
+    )
+
+
+@dataclass
+class _Statistical:
+    """The statistical forecast of one fold, on the hierarchy the origin knows."""
+
+    fc: xr.Dataset
+    nf: NodeForecast
+    pos: np.ndarray
+    found: np.ndarray
+    n_full: int
+    sampling: rec.SampleSettings
+    reconciled: dict[str, tuple[np.ndarray, _Prediction]] = field(default_factory=dict)
+
+    def from_past(self, values: np.ndarray) -> np.ndarray:
+        """Rows of the origin's hierarchy laid on the fold's full one (0 for newer nodes)."""
+        out = np.zeros((self.n_full, values.shape[1]))
+        out[self.found] = values[self.pos[self.found]]
+        return out
+
+    def reconcile(self, how: str, fold: _Fold, info: dict) -> tuple[np.ndarray, _Prediction]:
+        """Coherent bottom cube values and node prediction for a method, computed once."""
+        if how in self.reconciled:
+            return self.reconciled[how]
+        r, rinfo = reconcile_nodes(self.nf, self.fc["mean"], method=how)
+        bottom = _cube_values(r)
+        mean = _coherent(fold.full, bottom)
+        q = np.asarray(self.fc["quantile"].values, dtype=float)
+        lo_i, hi_i = int(np.argmin(q)), int(np.argmax(q))
+        if how == "none":
+            shift = mean - self.from_past(self.nf.mean)
+            lo = self.from_past(self.nf.lower) + shift
+            hi = self.from_past(self.nf.upper) + shift
+        else:
+            draws = rec.sample_reconciled(
+                self.fc["node_forecast"].values, q, self.nf.hierarchy, method=how,
+                residuals=self.nf.residuals, nonnegative=True, settings=self.sampling,
+            )  # fmt: skip
+            lo = self.from_past(draws.quantiles[..., lo_i])
+            hi = self.from_past(draws.quantiles[..., hi_i])
+        info["reconcile"].append(
+            {"fold": fold.k, "method": rinfo.get("method"), "fallback": rinfo.get("fallback")}
+        )
+        self.reconciled[how] = (bottom, _Prediction(mean, lo, hi))
+        return self.reconciled[how]
+
+
+def _predict(
+    model: BacktestModel, fold: _Fold, stat: _Statistical | None, pipe_v: np.ndarray | None,
+    info: dict, horizon: int,
+) -> _Prediction | None:  # fmt: skip
+    """What a model forecasts for every node of the fold; None for the blend (scored later)."""
+    match model:
+        case Custom(fn):
+            bottom = fn(fold.hist, horizon)
+            if isinstance(bottom, xr.DataArray):
+                bottom = _cube_values(bottom.reindex_like(fold.window, fill_value=0.0))
+            return _Prediction(_coherent(fold.full, np.asarray(bottom)), None, None)
+        case SeasonalNaive():
+            mean = _coherent(fold.full, _seasonal_naive(fold.hist_v, horizon))
+            return _Prediction(mean, *_seasonal_naive_band(fold.node_hist, mean, 0.1, 0.9))
+        case BaseForecast():
+            nf = stat.nf
+            return _Prediction(*(stat.from_past(v) for v in (nf.mean, nf.lower, nf.upper)))
+        case BottomUpSum():
+            return _Prediction(_coherent(fold.full, _cube_values(stat.fc["mean"])), None, None)
+        case Reconciled(how):
+            return stat.reconcile(how, fold, info)[1]
+        case WeightedPipeline():
+            return _Prediction(_coherent(fold.full, pipe_v), None, None)
+    return None
+
+
+def _weighted_pipeline(opportunities: pd.DataFrame, fold: _Fold, horizon: int) -> np.ndarray:
+    from revmodel import pipeline as pl
+
+    pipe = pl.weighted_pipeline(
+        opportunities, fold.origin, horizon=horizon, like=fold.window, reconstruct=True
+    )
+    return _cube_values(pipe.reindex_like(fold.window, fill_value=0.0))
+
+
+def _blend_rows(fold: _Fold, segments: np.ndarray, stat_v: np.ndarray, pipe_v: np.ndarray):
+    return [
+        {
+            "fold": fold.k,
+            "origin": fold.origin,
+            "segment": seg,
+            "month": pd.Timestamp(mo),
+            "actual": float(fold.act_v[s, ..., t].sum()),
+            "stat": float(stat_v[s, ..., t].sum()),
+            "pipeline": float(pipe_v[s, ..., t].sum()),
+        }
+        for s, seg in enumerate(segments)
+        for t, mo in enumerate(fold.months)
+    ]
+
+
+@dataclass(frozen=True)
+class _BlendFold:
+    """What the blend of one fold needs once the weights of the other folds are known."""
+
+    fold: _Fold
+    stat_v: np.ndarray
+    pipe_v: np.ndarray
+
+
+def _score_blends(
+    name: str, parts: list[_BlendFold], blend_inputs: pd.DataFrame, segments: np.ndarray
+) -> list[pd.DataFrame]:
+    """Score the blend of each fold with weights learned on the other folds (cross-validated)."""
+    from revmodel import pipeline as pl
+
+    frames = []
+    for part in parts:
+        others = blend_inputs[blend_inputs["fold"] != part.fold.k]
+        w = pl.learn_blend_weights(others if len(others) else blend_inputs)
+        wv = np.array([float(w.get(s, w.get(pl.POOLED, 1.0))) for s in segments])
+        wv = wv[:, None, None, None]
+        bottom = wv * part.stat_v + (1 - wv) * part.pipe_v
+        frames.append(
+            part.fold.score(name, _Prediction(_coherent(part.fold.full, bottom), None, None))
+        )
+    return frames
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+def _origin_list(cube: xr.Dataset, horizon: int, folds: int, step: int, origins) -> list:
+    as_of = pd.Timestamp(cube.attrs.get("as_of", "NaT"))
+    if origins is None:
+        return origins_for(cube, horizon, folds, step)
+    origins_for(cube, horizon, 1, 1)  # validates horizon and as_of
+    origin_list = sorted(pd.Timestamp(o).to_period("M").to_timestamp() for o in origins)
+    late = [o for o in origin_list if o + pd.DateOffset(months=int(horizon)) > as_of]
+    if late:
+        raise ParameterError(
+            f"backtest: origin {late[0]:%Y-%m} plus the {horizon}-month horizon runs past "
+            f"as_of {as_of:%Y-%m}; use origins up to "
+            f"{as_of - pd.DateOffset(months=int(horizon)):%Y-%m}"
+        )
+    return origin_list
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """How :func:`rolling_origin` runs the statistical forecast at each origin.
+
+    Attributes
+    ----------
+    measure : str
+        Measure to forecast.
+    method : str
+        Model choice of :func:`revmodel.forecast.forecast_cube`.
+    forecast_options : dict
+        ``cache_dir``, ``progress``, ``n_workers`` and ``distributed_threshold`` of
+        :func:`revmodel.forecast.forecast_cube`.
+    sampling : revmodel.reconcile.SampleSettings
+        Sample paths behind the reconciled 10-90% band.
+    """
+
+    measure: str
+    method: str
+    forecast_options: dict
+    sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING
+
+
+def _statistical(
+    base_ds: xr.Dataset, fold: _Fold, horizon: int, settings: BacktestSettings
+) -> _Statistical:
+    from revmodel import forecast
+
+    past = base_ds.isel(month=slice(0, fold.hist.sizes["month"])).assign_attrs(
+        as_of=f"{fold.origin:%Y-%m-%d}"
+    )
+    fc = forecast.forecast_cube(
+        past, measure=settings.measure, horizon=horizon, method=settings.method,
+        **settings.forecast_options,
+    )  # fmt: skip
+    nf = node_forecasts(fold.hist, fc)
+    pos, found = _map_nodes(nf.hierarchy, fold.full)
+    return _Statistical(fc, nf, pos, found, fold.full.n_nodes, settings.sampling)
+
+
+def _run_fold(
+    fold: _Fold,
+    items: dict[str, BacktestModel],
+    stat: _Statistical | None,
+    opportunities: pd.DataFrame | None,
+    reconcile: str,
+    info: dict,
+    horizon: int,
+) -> tuple[list[pd.DataFrame], list[dict], _BlendFold | None]:
+    """Score every model on one fold; return the frames, blend rows and the blend's inputs."""
+    uses_pipeline = any(isinstance(m, WeightedPipeline | Blend) for m in items.values())
+    pipe_v = stat_v = None
+    rows: list[dict] = []
+    if opportunities is not None and uses_pipeline:
+        pipe_v = _weighted_pipeline(opportunities, fold, horizon)
+        stat_v = stat.reconcile(reconcile, fold, info)[0]
+        segments = np.asarray(fold.hist["segment"].values).astype(str)
+        rows = _blend_rows(fold, segments, stat_v, pipe_v)
+    frames = []
+    for name, model in items.items():
+        p = _predict(model, fold, stat, pipe_v, info, horizon)
+        if p is not None:
+            frames.append(fold.score(name, p))
+    blend = (
+        _BlendFold(fold, stat_v, pipe_v)
+        if Blend() in items.values() and pipe_v is not None
+        else None
+    )
+    return frames, rows, blend
 
 
 def rolling_origin(
@@ -336,6 +678,7 @@ def rolling_origin(
     progress: bool = False,
     n_workers: int = 2,
     distributed_threshold: int | None = None,
+    sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
 ) -> BacktestResult:
     """Rolling-origin backtest of the forecast at every level of the hierarchy.
 
@@ -365,13 +708,13 @@ def rolling_origin(
         Explicit origins (last month each forecast sees) instead of ``folds`` and ``step``.
     cache_dir, progress, n_workers, distributed_threshold
         Passed to :func:`revmodel.forecast.forecast_cube` (its parallel path for big cubes).
+    sampling : revmodel.reconcile.SampleSettings
+        Sample paths behind the reconciled models' 10-90% band.
 
     Returns
     -------
     BacktestResult
     """
-    from revmodel import forecast
-
     if measure not in cube.data_vars:
         raise ParameterError(
             f"backtest: measure {measure!r} is not in the cube; available: "
@@ -382,186 +725,50 @@ def rolling_origin(
             f"backtest: unknown reconciliation method {reconcile!r}; use one of "
             f"{', '.join(rec.METHODS)}"
         )
-    as_of = pd.Timestamp(cube.attrs.get("as_of", "NaT"))
-    if origins is None:
-        origin_list = origins_for(cube, horizon, folds, step)
-    else:
-        origins_for(cube, horizon, 1, 1)  # validates horizon and as_of
-        origin_list = sorted(pd.Timestamp(o).to_period("M").to_timestamp() for o in origins)
-        late = [o for o in origin_list if o + pd.DateOffset(months=int(horizon)) > as_of]
-        if late:
-            raise ParameterError(
-                f"backtest: origin {late[0]:%Y-%m} plus the {horizon}-month horizon runs past "
-                f"as_of {as_of:%Y-%m}; use origins up to "
-                f"{as_of - pd.DateOffset(months=int(horizon)):%Y-%m}"
-            )
-    items = _check_models(models, opportunities is not None)
-    # one in-memory copy of the measure (and the pipeline module only when needed)
+    origin_list = _origin_list(cube, horizon, folds, step, origins)
+    items = _check_models(models, reconcile, opportunities is not None)
+    options: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress, "n_workers": n_workers}
+    if distributed_threshold is not None:
+        options["distributed_threshold"] = distributed_threshold
+    settings = BacktestSettings(measure, method, options, sampling)
+    # one in-memory copy of the measure
     da = cube[measure].transpose(*rec.CELL_DIMS, "month").load()
     months = pd.DatetimeIndex(da["month"].values)
     base_ds = xr.Dataset({measure: da}, attrs=dict(cube.attrs))
     if "manager" not in base_ds.coords and "manager" in cube.coords:
         base_ds = base_ds.assign_coords(manager=cube["manager"])
-    kwargs: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress, "n_workers": n_workers}
-    if distributed_threshold is not None:
-        kwargs["distributed_threshold"] = distributed_threshold
-
-    frames, blend_rows = [], []
-    info: dict[str, Any] = {"reconcile": [], "new_cells": []}
-    needs_fc = any(
-        isinstance(m, str)
-        and (m.startswith("reconciled") or m in ("base", "bottom_up", "pipeline", "blend"))
+    needs_stat = any(
+        isinstance(m, Reconciled | BaseForecast | BottomUpSum | WeightedPipeline | Blend)
         for m in items.values()
     )
+    frames, blend_rows, blend_parts = [], [], []
+    info: dict[str, Any] = {"reconcile": [], "new_cells": []}
     for k, origin in enumerate(origin_list):
-        o = int(months.get_loc(origin))
-        hist = da.isel(month=slice(0, o + 1))
-        window = da.isel(month=slice(o + 1, o + 1 + int(horizon)))
-        fmonths = window["month"].values
-        hist_v = _cube_values(hist)
-        act_v = _cube_values(window)
-        full = rec.hierarchy_from_cube(da.isel(month=slice(0, o + 1 + int(horizon))))
-        past_cells = np.any(hist_v != 0, axis=-1)
-        c = full.cells
-        info["new_cells"].append(int((~past_cells[c[:, 0], c[:, 1], c[:, 2]]).sum()))
-        actual_nodes = np.asarray(full.S @ act_v[c[:, 0], c[:, 1], c[:, 2]])
-        node_hist = np.asarray(full.S @ hist_v[c[:, 0], c[:, 1], c[:, 2]])
-        scale = seasonal_scale(node_hist)
-        levels, labels = _level_names(full), _node_labels(full)
-
-        results: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
-        fc = nf = None
-        reconciled: dict[str, np.ndarray] = {}
-        if needs_fc:
-            past = base_ds.isel(month=slice(0, o + 1)).assign_attrs(as_of=f"{origin:%Y-%m-%d}")
-            fc = forecast.forecast_cube(
-                past, measure=measure, horizon=int(horizon), method=method, **kwargs
-            )
-            nf = node_forecasts(hist, fc)
-            pos, found = _map_nodes(nf.hierarchy, full)
-
-            def from_past(values: np.ndarray, pos=pos, found=found, n=full.n_nodes) -> np.ndarray:
-                out = np.zeros((n, values.shape[1]))
-                out[found] = values[pos[found]]
-                return out
-
-        for name, m in items.items():
-            if callable(m):
-                bottom = m(hist, int(horizon))
-                bottom = (
-                    bottom.reindex_like(window, fill_value=0.0)
-                    if isinstance(bottom, xr.DataArray)
-                    else bottom
-                )
-                values = (
-                    _cube_values(bottom) if isinstance(bottom, xr.DataArray) else np.asarray(bottom)
-                )
-                results[name] = (_coherent(full, values), None, None)
-            elif m == FLOOR:
-                mean = _coherent(full, _seasonal_naive(hist_v, int(horizon)))
-                lo, hi = _seasonal_naive_band(node_hist, mean, 0.1, 0.9)
-                results[name] = (mean, lo, hi)
-            elif m == "base":
-                results[name] = (from_past(nf.mean), from_past(nf.lower), from_past(nf.upper))
-            elif m == "bottom_up":
-                results[name] = (_coherent(full, _cube_values(fc["mean"])), None, None)
-            elif m.startswith("reconciled"):
-                how = m.split(":", 1)[1] if ":" in m else reconcile
-                if how not in reconciled:
-                    r, rinfo = reconcile_nodes(nf, fc["mean"], method=how)
-                    reconciled[how] = _cube_values(r)
-                    info["reconcile"].append(
-                        {
-                            "fold": k,
-                            "method": rinfo.get("method"),
-                            "fallback": rinfo.get("fallback"),
-                        }
-                    )
-                mean = _coherent(full, reconciled[how])
-                shift = mean - from_past(nf.mean)
-                results[name] = (mean, from_past(nf.lower) + shift, from_past(nf.upper) + shift)
-        if opportunities is not None and any(m in ("pipeline", "blend") for m in items.values()):
-            from revmodel import pipeline as pl
-
-            pipe = pl.weighted_pipeline(
-                opportunities, origin, horizon=int(horizon), like=window, reconstruct=True
-            )
-            pipe_v = _cube_values(pipe.reindex_like(window, fill_value=0.0))
-            stat_how = reconcile
-            if stat_how not in reconciled:
-                r, _ = reconcile_nodes(nf, fc["mean"], method=stat_how)
-                reconciled[stat_how] = _cube_values(r)
-            segs = np.asarray(da["segment"].values).astype(str)
-            for s, seg in enumerate(segs):
-                for t, mo in enumerate(fmonths):
-                    blend_rows.append(
-                        {
-                            "fold": k,
-                            "origin": origin,
-                            "segment": seg,
-                            "month": pd.Timestamp(mo),
-                            "actual": float(act_v[s, ..., t].sum()),
-                            "stat": float(reconciled[stat_how][s, ..., t].sum()),
-                            "pipeline": float(pipe_v[s, ..., t].sum()),
-                        }
-                    )
-            for name, m in items.items():
-                if m == "pipeline":
-                    results[name] = (_coherent(full, pipe_v), None, None)
-            blend_parts = (reconciled[stat_how], pipe_v)
-        for name, (mean, lo, hi) in results.items():
-            frames.append(
-                _score_frame(
-                    k, origin, name, levels, labels, fmonths, actual_nodes, mean, lo, hi, scale
-                )
-            )
-        if opportunities is not None and "blend" in items.values():
-            info.setdefault("_blend_parts", []).append(
-                (k, origin, blend_parts, levels, labels, fmonths, actual_nodes, scale, full)
-            )
-        del fc, nf
-
+        fold = _make_fold(da, months, k, origin, int(horizon))
+        c = fold.full.cells
+        info["new_cells"].append(
+            int((~np.any(fold.hist_v != 0, axis=-1)[c[:, 0], c[:, 1], c[:, 2]]).sum())
+        )
+        stat = _statistical(base_ds, fold, int(horizon), settings) if needs_stat else None
+        f, rows, blend = _run_fold(fold, items, stat, opportunities, reconcile, info, int(horizon))
+        frames += f
+        blend_rows += rows
+        if blend is not None:
+            blend_parts.append(blend)
     blend_inputs = pd.DataFrame(
         blend_rows, columns=["fold", "origin", "segment", "month", "actual", "stat", "pipeline"]
     )
-    parts = info.pop("_blend_parts", [])
-    if parts:
+    if blend_parts:
         from revmodel import pipeline as pl
 
-        blend_name = next(n for n, m in items.items() if m == "blend")
-        for k, origin, (
-            stat_v,
-            pipe_v,
-        ), levels, labels, fmonths, actual_nodes, scale, full in parts:
-            # weights learned on the other folds: the blend's score is cross-validated
-            others = blend_inputs[blend_inputs["fold"] != k]
-            w = pl.learn_blend_weights(others if len(others) else blend_inputs)
-            segs = np.asarray(da["segment"].values).astype(str)
-            wv = np.array([float(w.get(s, w.get(pl.POOLED, 1.0))) for s in segs])
-            bottom = wv[:, None, None, None] * stat_v + (1 - wv[:, None, None, None]) * pipe_v
-            c = full.cells
-            mean = np.asarray(full.S @ bottom[c[:, 0], c[:, 1], c[:, 2]])
-            frames.append(
-                _score_frame(
-                    k,
-                    origin,
-                    blend_name,
-                    levels,
-                    labels,
-                    fmonths,
-                    actual_nodes,
-                    mean,
-                    None,
-                    None,
-                    scale,
-                )
-            )
+        name = next(n for n, m in items.items() if m == Blend())
+        segments = np.asarray(da["segment"].values).astype(str)
+        frames += _score_blends(name, blend_parts, blend_inputs, segments)
         info["blend_weights"] = pl.learn_blend_weights(blend_inputs)
     scores = pd.concat(frames, ignore_index=True)
-    metrics = _metrics(scores, ["fold", "origin", "model", "level"])
     return BacktestResult(
         scores=scores,
-        metrics=metrics,
+        metrics=_metrics(scores, ["fold", "origin", "model", "level"]),
         blend_inputs=blend_inputs,
         origins=list(origin_list),
         horizon=int(horizon),

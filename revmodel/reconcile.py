@@ -1706,6 +1706,136 @@ def _correlation_sampler(residuals: np.ndarray | None, n: int, shrink: bool) -> 
     return LowRankCovariance(d=d, U=U, shrinkage=0.0)
 
 
+def _groups(hierarchy: Hierarchy, level: str) -> np.ndarray:
+    """For each bottom series, the node of ``level`` that contains it."""
+    tags = hierarchy.tags[level]
+    return tags[hierarchy.S.T.tocsr()[:, tags].tocsr().indices]
+
+
+@dataclass(frozen=True)
+class SharedShocks:
+    """Shocks shared by the bottom series of each node of the aggregate levels.
+
+    One-step residuals understate how much forecast errors move together over a
+    horizon (a month that surprises a region surprises most of its reps). Each
+    aggregate's own forecast says how wide the sum of its bottoms should be, so the
+    standard-normal score of bottom ``b`` at step ``t`` is drawn as
+    ``sqrt(1 - sum_l kappa_lt) z_b + sum_l sqrt(kappa_lt) F_{l, g_l(b)}``, with
+    ``z`` correlated as the residuals and ``F`` one shock per node ``g_l(b)`` of each
+    aggregate level ``l``. The weights ``kappa >= 0`` make the spread of every
+    aggregate's bottom sum match its own spread, in least squares (relative); all 0
+    when the residual correlation already accounts for it. An aggregate's own score
+    shares its bottoms' shocks, so its draw moves with their sum.
+
+    Attributes
+    ----------
+    levels : tuple of str
+        The aggregate levels with a shock.
+    kappa : np.ndarray
+        (n_levels x h) weights [1].
+    groups : np.ndarray
+        (n_levels x n_bottom) node of each level containing each bottom series.
+    """
+
+    levels: tuple[str, ...]
+    kappa: np.ndarray
+    groups: np.ndarray
+
+
+def shared_shocks(
+    cov: LowRankCovariance,
+    node_quantiles: np.ndarray,
+    levels: Sequence[float],
+    hierarchy: Hierarchy,
+) -> SharedShocks:
+    """Fit :class:`SharedShocks` to every aggregate's own forecast spread.
+
+    Parameters
+    ----------
+    cov : LowRankCovariance
+        Covariance of the residual scores (its correlation is used).
+    node_quantiles : np.ndarray
+        (n_nodes x h x k) base quantiles [units].
+    levels : sequence of float
+        Their probability levels.
+    hierarchy : Hierarchy
+    """
+    from scipy import stats
+    from scipy.optimize import lsq_linear
+
+    lv = np.asarray(levels, dtype=float)
+    lo, hi = int(np.argmin(lv)), int(np.argmax(lv))
+    span = stats.norm.ppf(lv[hi]) - stats.norm.ppf(lv[lo])
+    sd = np.maximum(node_quantiles[..., hi] - node_quantiles[..., lo], 0.0) / span  # (n, h)
+    names = tuple(level for level, _ in LEVELS[:-1])
+    groups = np.stack([_groups(hierarchy, level) for level in names])
+    b = hierarchy.bottom
+    agg = np.setdiff1d(np.arange(hierarchy.n_nodes), b)
+    Sa = hierarchy.S[agg]
+    m = hierarchy.n_bottom
+    scale = np.sqrt(cov.diagonal()[b])
+    h = sd.shape[1]
+    kappa = np.zeros((len(names), h))
+    level_of = hierarchy.nodes["level"].to_numpy()[agg]
+    counts = pd.Series(level_of).value_counts()
+    weight = 1.0 / counts.reindex(level_of).to_numpy(dtype=float)
+    for t in range(h):
+        sb = sd[b, t]
+        a = sb / scale
+        v = np.asarray(Sa @ (a**2 * cov.d[b])) + (
+            np.asarray(Sa @ (a[:, None] * cov.U[b])) ** 2
+        ).sum(1)
+        c = np.empty((agg.size, len(names)))
+        for j, g in enumerate(groups):
+            member = sp.csr_matrix((sb, (np.arange(m), g)), shape=(m, hierarchy.n_nodes))
+            c[:, j] = np.asarray((Sa @ member).power(2).sum(1)).ravel()
+        target = sd[agg, t] ** 2
+        ok = target > 0
+        if not ok.any():
+            continue
+        # each level weighs the same in the fit, however many nodes it has
+        w = np.sqrt(weight[ok])
+        A = (c[ok] - v[ok, None]) / target[ok, None] * w[:, None]
+        rhs = (target[ok] - v[ok]) / target[ok] * w
+        k = lsq_linear(A, rhs, bounds=(0.0, 1.0)).x
+        kappa[:, t] = k / max(1.0, k.sum())
+    return SharedShocks(levels=names, kappa=kappa, groups=groups)
+
+
+def _scores(
+    cov: LowRankCovariance,
+    shocks: SharedShocks,
+    node_quantiles: np.ndarray,
+    levels: Sequence[float],
+    hierarchy: Hierarchy,
+    rng: np.random.Generator,
+    N: int,
+) -> np.ndarray:
+    """(n x h x N) standard-normal scores: residual correlation plus the shared shocks."""
+    n, h, _ = node_quantiles.shape
+    z = (cov.sample(rng, h * N) / np.sqrt(cov.diagonal())[:, None]).reshape(n, h, N)
+    total = shocks.kappa.sum(0)  # (h,)
+    if not total.any():
+        return z
+    lv = np.asarray(levels, dtype=float)
+    spread = node_quantiles[..., int(np.argmax(lv))] - node_quantiles[..., int(np.argmin(lv))]
+    b = hierarchy.bottom
+    x = np.zeros((b.size, h, N))  # shared part of each bottom's score
+    for j, g in enumerate(shocks.groups):
+        _, inverse = np.unique(g, return_inverse=True)
+        f = rng.standard_normal((inverse.max() + 1, h, N))
+        x += np.sqrt(shocks.kappa[j])[None, :, None] * f[inverse]
+    shared = np.empty((n, h, N))
+    weighted = np.maximum(spread[b], 0.0)[..., None] * x
+    summed = np.asarray(hierarchy.S @ weighted.reshape(b.size, -1)).reshape(n, h, N)
+    sd = summed.std(axis=-1, keepdims=True)
+    shared[:] = (
+        np.where(sd > 0, summed / np.where(sd > 0, sd, 1.0), 0.0) * np.sqrt(total)[None, :, None]
+    )
+    shared[b] = x
+    return np.sqrt(1.0 - total)[None, :, None] * z + shared
+
+
 def sample_reconciled(
     node_quantiles: np.ndarray,
     levels: Sequence[float],
@@ -1762,8 +1892,8 @@ def sample_reconciled(
     N = int(settings.n_samples)
     rng = np.random.default_rng(settings.seed)
     cov = _correlation_sampler(residuals, n, settings.shrink)
-    z = cov.sample(rng, h * N) / np.sqrt(cov.diagonal())[:, None]
-    draws = quantile_paths(z.reshape(n, h, N), qn, levels)
+    shocks = shared_shocks(cov, qn, levels, hierarchy)
+    draws = quantile_paths(_scores(cov, shocks, qn, levels, hierarchy, rng, N), qn, levels)
     locks = _resolve_locks(hierarchy, locked, n, h)
     cols = {i: np.repeat(v, N) for i, v in locks.items()}  # columns month-major: t * N + s
     names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
@@ -1777,5 +1907,10 @@ def sample_reconciled(
     samples = out.reshape(n, h, N)
     lv = np.asarray(levels, dtype=float)
     quant = np.moveaxis(np.quantile(samples, lv, axis=-1), 0, -1)
-    info = {**info, "n_samples": N, "seed": int(settings.seed)}
+    info = {
+        **info,
+        "n_samples": N,
+        "seed": int(settings.seed),
+        "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
+    }
     return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info)

@@ -215,3 +215,31 @@ def test_cli_errors(tmp_path, capsys):
     assert cli.main(["backtest", str(path), "--horizon", "3", "--folds", "4"]) == 2
     err = capsys.readouterr().err
     assert "use fewer --folds or a shorter --horizon" in err
+
+
+@pytest.mark.slow
+def test_pipeline_and_blend_on_the_sample_company(tmp_path):
+    from revmodel import cube, pipeline, sample
+
+    tables = sample.generate(reps=24, months=36)
+    ds = cube.build_cube(tables)
+    res = backtest.rolling_origin(
+        ds, 3, folds=2, models=["reconciled", "pipeline", "blend"],
+        opportunities=tables["opportunities"], cache_dir=tmp_path,
+        sampling=backtest.rec.SampleSettings(n_samples=50),
+    )  # fmt: skip
+    assert set(res.metrics["model"]) == {"reconciled", "pipeline", "blend", "seasonal_naive"}
+    inputs = res.blend_inputs
+    assert len(inputs) == 2 * 3 * ds.sizes["segment"]
+    s = res.scores[res.scores["level"] == "segment"].set_index(["model", "fold", "node", "month"])
+    # the blend of each fold uses the weights learned on the other fold
+    for fold in (0, 1):
+        w = pipeline.learn_blend_weights(inputs[inputs["fold"] != fold])
+        rows = inputs[inputs["fold"] == fold]
+        for row in rows.itertuples():
+            weight = float(w.get(row.segment, w.get(pipeline.POOLED)))
+            want = weight * row.stat + (1 - weight) * row.pipeline
+            got = s.loc[("blend", fold, row.segment, row.month), "forecast"]
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-6)
+            stat = s.loc[("reconciled", fold, row.segment, row.month), "forecast"]
+            assert stat == pytest.approx(row.stat, rel=1e-9, abs=1e-6)

@@ -742,3 +742,34 @@ def test_quantile_paths_follow_each_node_own_skewed_quantiles():
     np.testing.assert_allclose(far, 50.0 + 30.0)
     with pytest.raises(ParameterError, match="n_samples must be at least 10, got 3"):
         rc.SampleSettings(n_samples=3)
+
+
+def test_shared_shocks_make_the_bottoms_add_up_to_each_aggregate_spread(hierarchy):
+    # residuals say the nodes move independently, but every aggregate's own forecast is as
+    # wide as its bottoms moving together: the shared shocks carry that dependence
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    S = hierarchy.S.toarray()
+    sd_b = rng.uniform(50.0, 150.0, hierarchy.n_bottom)
+    sd = S @ sd_b  # fully dependent bottoms
+    levels = np.array([0.1, 0.5, 0.9])
+    center = S @ np.full(hierarchy.n_bottom, 5000.0)
+    q = center[:, None] + stats.norm.ppf(levels)[None, :] * sd[:, None]
+    q = np.repeat(q[:, None, :], 2, axis=1)
+    E = rng.normal(size=(hierarchy.n_nodes, 60))
+    cov = rc.shrunk_covariance_lowrank(E)
+    shocks = rc.shared_shocks(cov, q, levels, hierarchy)
+    assert shocks.kappa.sum(0) == pytest.approx([1.0, 1.0], abs=0.05)
+    res = rc.sample_reconciled(
+        q, levels, hierarchy, "bottom_up", E, nonnegative=False,
+        settings=rc.SampleSettings(n_samples=2000, seed=2),
+    )  # fmt: skip
+    width = res.quantiles[:, :, 2] - res.quantiles[:, :, 0]
+    own = q[:, :, 2] - q[:, :, 0]
+    np.testing.assert_allclose(width, own, rtol=0.12)
+    # independent bottoms in the base: no shared shock needed
+    sd_ind = np.sqrt(S @ sd_b**2)
+    q_ind = center[:, None] + stats.norm.ppf(levels)[None, :] * sd_ind[:, None]
+    q_ind = np.repeat(q_ind[:, None, :], 2, axis=1)
+    assert rc.shared_shocks(cov, q_ind, levels, hierarchy).kappa.sum() < 0.05
