@@ -721,7 +721,16 @@ def expected_attainment(
     tolerance: float = DEFAULT_TOLERANCE,
     cv: float | None = None,
 ) -> xr.Dataset:
-    """The share of reps expected to attain their quota.
+    """The share of reps expected to attain their quota: one definition for every surface.
+
+    A rep is expected to attain when the bookings its ramped capacity (or a
+    forecast) predicts over the period reach ``tolerance`` x its quota; the share
+    is over reps with a quota. This deterministic rule is the default because it
+    rests only on numbers the plan sets (capacity, quota, tolerance); the
+    probabilistic variant (``cv``) depends on a spread of rep outcomes that the
+    data does not measure, so it is offered per rep as a chance, never as the
+    headline share. The what-if, the quotas app, the plan pack and
+    :func:`balance` all call this function.
 
     Parameters
     ----------
@@ -742,6 +751,14 @@ def expected_attainment(
     xarray.Dataset
         ``expected_attainment(rep)`` [ratio], ``p_attain(rep)`` [probability] and
         the scalar ``share_expected_to_attain`` over reps with a quota [ratio].
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> q = xr.DataArray([100.0, 100.0], dims="rep", coords={"rep": ["R1", "R2"]})
+    >>> e = xr.DataArray([95.0, 80.0], dims="rep", coords={"rep": ["R1", "R2"]})
+    >>> float(expected_attainment(q, e, tolerance=0.9)["share_expected_to_attain"])
+    0.5
     """
     tol = _check_tolerance(tolerance)
     q = _as_rep_array(quota, "quota")

@@ -511,7 +511,7 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
     if ret is not None:
         out["starting_arr"] = float(ret["starting_arr"].sum())
         out["expected_churn_arr"] = float(ret["total_expected_churn_arr"].sum())
-        out["churn_rate"] = float(ret["churn_rate"].mean())
+        out["churn_rate"] = float(ret["company_churn_rate"])
         out["required_new_arr"] = float(ret["total_required_new_arr"].sum())
     acc = r.get("accuracy")
     if acc is not None and len(acc):

@@ -71,6 +71,7 @@ __all__ = [
     "growth_to_offset_churn",
     "churn_rate",
     "historical_churn_rate",
+    "plan_churn_rate",
     "logo_churn",
     "monthly_arr",
     "renewal_rate",
@@ -372,6 +373,45 @@ def churn_rate(
 historical_churn_rate = churn_rate
 
 
+def plan_churn_rate(
+    cube: xr.Dataset,
+    assumptions: Assumptions,
+    dims: Iterable[str] = (),
+    history: xr.Dataset | None = None,
+) -> float | xr.DataArray:
+    """The churn rate a plan uses: the assumed one, else :func:`churn_rate` of history.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube.
+    assumptions : Assumptions
+        ``churn_rate`` [ratio/year], None for "from history".
+    dims : iterable of str
+        Levels; empty for the company (a float).
+    history : xr.Dataset, optional
+        :func:`monthly_arr` at ``dims`` or at any finer levels (summed here).
+
+    Returns
+    -------
+    float or xr.DataArray
+        [1/year]
+
+    Examples
+    --------
+    >>> plan_churn_rate(ds, Assumptions(churn_rate=0.08))  # doctest: +SKIP
+    0.08
+    """
+    dims = tuple(dims)
+    if assumptions.churn_rate is not None:
+        return float(assumptions.churn_rate)
+    if history is not None:
+        extra = [d for d in history["arr"].dims if d != "month" and d not in dims]
+        history = history.sum(extra) if extra else history
+    rate = churn_rate(cube, dims, history=history)
+    return rate if dims else float(rate)
+
+
 def _plan_months(cube: xr.Dataset, plan_year: str) -> pd.DatetimeIndex:
     found = fcal.parse_period(plan_year)
     if found.quarter is not None:
@@ -428,7 +468,7 @@ def retention_plan(
         ``closing_arr`` [USD/year]. By ``dims``: ``starting_arr``, ``target_arr``,
         ``total_required_new_arr``, ``total_expected_churn_arr`` [USD/year],
         ``churn_rate`` [ratio/year], ``growth_needed`` (total required / starting
-        ARR) [ratio]. attrs ``plan_year``, ``opening_month``, ``churn_source``.
+        ARR) [ratio]; the scalar ``company_churn_rate`` (:func:`plan_churn_rate`). attrs ``plan_year``, ``opening_month``, ``churn_source``.
     """
     dims = tuple(dims)
     months = _plan_months(cube, assumptions.plan_year)
@@ -443,6 +483,7 @@ def retention_plan(
     start = m["arr"].sel(month=np.datetime64(opening_month, "ns"), drop=True)
     start = start.drop_vars([c for c in start.coords if c not in start.dims])
 
+    company = plan_churn_rate(cube, assumptions, history=m)
     if assumptions.churn_rate is not None:
         churn = xr.full_like(start, float(assumptions.churn_rate))
         source = "assumptions"
@@ -544,6 +585,11 @@ def retention_plan(
                 cell_dims,
                 churn.values.astype(float),
                 {"units": "1/year", "long_name": "Annual gross revenue churn"},
+            ),
+            "company_churn_rate": (
+                (),
+                company,
+                {"units": "1/year", "long_name": "Churn rate of the company (plan_churn_rate)"},
             ),
             "growth_needed": (
                 cell_dims,

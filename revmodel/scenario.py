@@ -49,7 +49,10 @@ PLAN_KPIS: dict[str, tuple[str, str]] = {
         "USD/year",
         "New and expansion ARR needed to reach the ARR target despite churn",
     ),
-    "churn_rate": ("ratio/year", "Annual gross revenue churn assumed"),
+    "churn_rate": (
+        "ratio/year",
+        "Annual gross revenue churn the plan applies (retention.plan_churn_rate)",
+    ),
 }
 
 
@@ -158,9 +161,15 @@ def plan(
     rep_quota = top["quota"].reindex(rep=cap["rep"].values, fill_value=0.0).values
     quota_rep_year = rep_quota.sum(axis=1)
     headcount_end = cap["headcount"].isel(month=-1).values
-    # A rep is expected to attain when capacity reaches the tolerance of quota.
+    # One definition of "expected to attain": quota.expected_attainment.
     has_quota = quota_rep_year > 0
-    attains = has_quota & (cap_rep_year >= a.attainment_tolerance * quota_rep_year)
+    by_rep = {"rep": cap["rep"].values}
+    expected = quota.expected_attainment(
+        xr.DataArray(quota_rep_year, dims="rep", coords=by_rep),
+        xr.DataArray(cap_rep_year, dims="rep", coords=by_rep),
+        tolerance=a.attainment_tolerance,
+    )
+    attains = has_quota & (np.nan_to_num(expected["p_attain"].values) > 0)
 
     target_r = (target_sr.sum("segment")).reindex(region=regions).values
     capacity_r = _by_region(cap_rep_year, rep_region, regions)
@@ -177,7 +186,13 @@ def plan(
         num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
         return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den != 0)
 
-    churn_r = ratio(ret_r["total_expected_churn_arr"].values, ret_r["starting_arr"].values)
+    # The churn rate shown is the one the plan applies (one definition: retention.churn_rate).
+    churn_r = retention.plan_churn_rate(ctx.cube, a, ("region",), history=ctx.arr_history)
+    churn_r = (
+        np.full(len(regions), churn_r)
+        if isinstance(churn_r, float)
+        else churn_r.reindex(region=regions).values
+    )
     kpis = {
         "target": target_r,
         "capacity": capacity_r,
@@ -196,7 +211,7 @@ def plan(
     totals = {k: float(np.nansum(v)) for k, v in kpis.items()}
     totals["coverage"] = float(ratio(totals["capacity"], totals["target"]))
     totals["reps_expected_to_attain"] = float(ratio(n_attain_r.sum(), n_quota_r.sum()))
-    totals["churn_rate"] = float(ratio(totals["expected_churn_arr"], totals["opening_arr"]))
+    totals["churn_rate"] = float(ret["company_churn_rate"])
 
     data: dict[str, tuple] = {
         "rep_capacity": (("rep", "month"), cap["capacity"].values, {"units": "USD/month"}),

@@ -57,6 +57,8 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
     ea = quota.expected_attainment(
         quotas["quota"], capacity, tolerance=a.attainment_tolerance, cv=ATTAINMENT_CV
     )
+    # The headline share is the one definition (capacity reaches the tolerance of quota).
+    attains = quota.expected_attainment(quotas["quota"], capacity, tolerance=a.attainment_tolerance)
     months = ctx.period_months(ctx.cycle).values.astype("datetime64[ns]")
     qm = quotas["quota"]
     cycle = qm.isel(month=np.isin(qm["month"].values, months)).sum("month")
@@ -71,6 +73,7 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
             "capacity_year": capacity.sum("month").values,
             "expected_attainment": ea["expected_attainment"].values,
             "p_attain": ea["p_attain"].values,
+            "attains": attains["p_attain"].values,
             "ratio_to_median": bal["relative"].values,
             "out_of_line": bal["out_of_line"].values.astype(bool),
         }
@@ -115,7 +118,7 @@ def _filter(
 def cards(frame: pd.DataFrame, tolerance: float) -> list[dict[str, str]]:
     """Summary cards of the reps shown."""
     n = len(frame)
-    share = float(frame["p_attain"].mean()) if n else float("nan")
+    share = float(frame["attains"].mean()) if n else float("nan")
     cv = (
         float(frame["full_year_quota"].std(ddof=1) / frame["full_year_quota"].mean())
         if n > 1
@@ -126,7 +129,7 @@ def cards(frame: pd.DataFrame, tolerance: float) -> list[dict[str, str]]:
         {"name": "quota", "label": "Sum of quotas", "value": layout.fmt_money(frame["full_year_quota"].sum())},
         {"name": "capacity", "label": "Capacity", "value": layout.fmt_money(frame["capacity_year"].sum())},
         {"name": "attain", "label": "Expected to attain", "value": layout.fmt_pct(share),
-         "sub": f"chance of reaching {tolerance:.0%} of quota"},
+         "sub": f"capacity reaches {tolerance:.0%} of quota"},
         {"name": "out_of_line", "label": "Out of line", "value": f"{int(frame['out_of_line'].sum())}",
          "sub": "quota far from the median ratio to potential"},
         {"name": "spread", "label": "Quota spread", "value": layout.fmt_pct(cv), "sub": "coefficient of variation"},
@@ -261,6 +264,11 @@ def _draw_territories(page: QuotasPage, region: str | None, segment: str | None)
                           "accounts_after": "accounts proposed", "deviation_before": "potential vs mean now",
                           "deviation_after": "potential vs mean proposed", "within_tolerance": "balanced"})  # fmt: skip
     t = t.assign(balanced=t["balanced"].map({True: "yes", False: "no"}))
+    # Balance (in line / out of line) has one definition, quota.balance: the quotas tab's verdict.
+    verdict = quota_frame(ctx).set_index("rep")["out_of_line"]
+    line = active["rep_id"].astype(str).map(verdict)
+    t = t.assign(balance=line.map({True: "out of line", False: "in line"}).fillna("no quota"))
+    t = t.rename(columns={"balanced": "potential within tolerance"})
     s = tplan.summary
     page.territory_table.value = (
         f"<div class='revmodel-subtitle'>Proposal for {html.escape(ctx.assumptions.plan_year)}: "

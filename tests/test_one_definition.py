@@ -1,0 +1,148 @@
+"""One definition per metric: every surface shows the value of the one function.
+
+Each KPI is computed by its library function, then read back from every
+surface that shows it: the command line, the apps' widgets built headless, the
+plan pack's summary and its Excel workbook.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import openpyxl
+import pytest
+import xarray as xr
+
+from revmodel import cli, kpi, quota, report, retention
+from revmodel.apps import context as app_context_module
+from revmodel.apps import layout, quotas, whatif
+from revmodel.cube import load_cube
+
+
+def _session(ctx, tmp_path):
+    return app_context_module.app_context(
+        context=ctx, store_url="sqlite://", scenarios_dir=tmp_path / "scenarios"
+    )
+
+
+def _pack_summary(ctx, tmp_path, **results) -> dict:
+    """The plan pack's summary of a run folder holding ``results`` (as the notebooks save them)."""
+    work = tmp_path / "work"
+    report.save_result(work, "cube", ctx.cube)
+    for name, obj in results.items():
+        report.save_result(work, name, obj)
+    return report.summary(work, {"cycle": ctx.cycle, "plan_year": ctx.assumptions.plan_year})
+
+
+def _excel_summary(summ: dict, path) -> dict:
+    report.write_excel(path, summ, {})
+    ws = openpyxl.load_workbook(path)["Summary"]
+    return {row[0]: row[1] for row in ws.iter_rows(min_row=2, values_only=True)}
+
+
+def test_churn_rate_is_one_value_on_every_surface(app_context, small_company, tmp_path, capsys):
+    ctx = app_context
+    rate = float(retention.churn_rate(ctx.cube))
+    # Independently: (contraction + churned ARR over the last 12 months) / ARR 12 months before.
+    hist = ctx.cube.rev.actuals().sum(["segment", "region", "rep"])
+    tail = hist.isel(month=slice(-12, None))
+    opening = float(hist["arr"].isel(month=-13))
+    lost = float(tail["contraction_arr"].sum() + tail["churned_arr"].sum())
+    assert rate == pytest.approx(lost / opening)
+    assert 0.02 < rate < 0.5
+
+    # The what-if: the plan's churn rate and the slider's starting value.
+    assert float(ctx.plan["total_churn_rate"]) == pytest.approx(rate)
+    app = whatif.build(_session(ctx, tmp_path)).app
+    assert app.churn.value == pytest.approx(round(rate, 3))
+    assert app.churn_history.value is True
+
+    # The cube summary (the library's and the accessor's).
+    assert f"last 12 months): {rate:.1%}" in kpi.cube_summary(ctx.cube)
+    assert ctx.cube.rev.summary() == kpi.cube_summary(ctx.cube)
+
+    # The plan pack and its Excel workbook.
+    plan = retention.retention_plan(ctx.cube, ctx.assumptions)
+    summ = _pack_summary(ctx, tmp_path, retention_plan=plan)
+    assert summ["churn_rate"] == pytest.approx(rate)
+    assert _excel_summary(summ, tmp_path / "plan.xlsx")["churn_rate"] == pytest.approx(rate)
+
+    # The command line, on a cube it builds from the same exports.
+    _, folder = small_company
+    out = tmp_path / "cube.nc"
+    assert cli.main(["cube", str(folder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    shown = re.search(r"Churn rate \(gross revenue churn, last 12 months\): ([\d.]+)%", printed)
+    assert shown is not None, printed
+    assert float(shown.group(1)) == pytest.approx(
+        100 * float(retention.churn_rate(load_cube(out))), abs=0.05
+    )
+
+
+def test_an_assumed_churn_rate_is_the_one_every_surface_shows(app_context, tmp_path):
+    ctx = app_context
+    assumed = ctx.assumptions.with_changes(churn_rate=0.07)
+    assert retention.plan_churn_rate(ctx.cube, assumed) == 0.07
+    plan = retention.retention_plan(ctx.cube, assumed)
+    assert _pack_summary(ctx, tmp_path, retention_plan=plan)["churn_rate"] == 0.07
+    app = whatif.build(_session(ctx, tmp_path)).app
+    app.churn.value = 0.07
+    assert float(app.plan()["total_churn_rate"]) == pytest.approx(0.07)
+    np.testing.assert_allclose(app.plan()["churn_rate"].values, 0.07)
+
+
+def test_expected_to_attain_is_one_value_on_every_surface(app_context, tmp_path):
+    ctx = app_context
+    tol = ctx.assumptions.attainment_tolerance
+    q = ctx.plan["rep_quota"].sum("month")
+    cap = ctx.plan["rep_capacity"].sum("month")
+    share = float(quota.expected_attainment(q, cap, tolerance=tol)["share_expected_to_attain"])
+    # Independently: reps with a quota whose capacity reaches the tolerance of it.
+    has = q.values > 0
+    assert share == pytest.approx(np.mean(cap.values[has] >= tol * q.values[has]))
+
+    assert float(ctx.plan["total_reps_expected_to_attain"]) == pytest.approx(share)
+    what = whatif.build(_session(ctx, tmp_path)).app
+    assert what.kpis.values["reps_expected_to_attain"] == layout.fmt_pct(share)
+    page = quotas.build(_session(ctx, tmp_path)).app
+    assert page.kpis.values["attain"] == layout.fmt_pct(share)
+
+    # The plan pack reads it from quota.balance, which calls the same function.
+    quotas_ds = quota.top_down(ctx.plan_context.inputs, ctx.assumptions, months=ctx.plan["month"])
+    capacity = ctx.plan["rep_capacity"].reindex(rep=quotas_ds["rep"].values, fill_value=0.0)
+    bal = quota.balance(quotas_ds, expected=capacity, tolerance=tol)
+    expected = quota.expected_attainment(quotas_ds["quota"], capacity, tolerance=tol)
+    summ = _pack_summary(ctx, tmp_path, balance=bal)
+    assert summ["share_expected_to_attain"] == float(expected["share_expected_to_attain"])
+    assert summ["share_expected_to_attain"] == pytest.approx(share)
+
+
+def test_attainment_with_tolerance_is_one_rule(app_context):
+    ctx = app_context
+    q = ctx.plan["rep_quota"].isel(month=slice(0, 3))
+    bookings = q * xr.DataArray(np.linspace(0.5, 1.2, q.sizes["rep"]), dims="rep")
+    out = quota.attainment(bookings, q)
+    assert out.attrs["tolerance"] == ctx.assumptions.attainment_tolerance == 0.9
+    ratio = bookings.sum("month") / q.sum("month")
+    np.testing.assert_allclose(out["attainment"].values, ratio.values)
+    np.testing.assert_array_equal(out["met"].values, ratio.values >= 0.9 - 1e-12)
+
+
+@pytest.mark.slow
+def test_balance_verdict_is_the_same_on_the_quotas_and_territories_tabs(tmp_path, monkeypatch):
+    from revmodel import config, sample
+
+    sample.write(sample.generate(reps=60, months=36, seed=5), tmp_path / "data")
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    ctx = app_context_module.load_context(
+        data_dir=tmp_path / "data", forecast_method="seasonal_naive"
+    )
+    page = quotas.build(_session(ctx, tmp_path)).app
+    frame = quotas.quota_frame(ctx)
+    assert 0 < int(frame["out_of_line"].sum()) < len(frame)
+    assert page.kpis.values["out_of_line"] == str(int(frame["out_of_line"].sum()))
+    shown = re.sub(r"<[^>]+>", "|", page.territory_table.value)
+    cells = [c.strip() for c in shown.split("|") if c.strip()]
+    assert cells.count("out of line") == int(frame["out_of_line"].sum())
+    assert cells.count("in line") == int((~frame["out_of_line"]).sum())
