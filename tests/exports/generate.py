@@ -141,6 +141,9 @@ def records(case: str) -> pd.DataFrame:
             "region": rng.choice(["North", "South", "East", "West"], n),
         }
     )
+    # the export was taken after the last day of END's month: that month is complete
+    last_won = frame.loc[frame["outcome"].eq("won"), "close"].idxmax()
+    frame.loc[last_won, "close"] = END
     if case == "salesforce":  # two won deals left without an amount
         frame.loc[frame.index[frame["outcome"].eq("won")][:2], "amount"] = np.nan
     return frame
