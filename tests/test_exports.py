@@ -366,13 +366,10 @@ def test_cp1252_semicolons(tmp_path: Path) -> None:
     assert export.frame.values.tolist() == [["A1", "20.10.2016", "51.127,31 €"]]
 
 
-def test_no_header_found_is_a_clear_error(tmp_path: Path) -> None:
-    path = tmp_path / "numbers.csv"
-    path.write_text("1,2,3\n4,5,6\n", encoding="utf-8")
-    with pytest.raises(
-        sources.DataError, match=r"numbers.csv: no header row found in the first 30 rows"
-    ):
-        mapdraft.read_export(path)
+def test_an_unreadable_export_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    path = _write(tmp_path / "deals.csv", "")
+    assert main(["map", str(path)]) == 2
+    assert capsys.readouterr().err == "error: deals.csv is empty (0 bytes); export it again\n"
 
 
 # ---------------------------------------------------------------------------
