@@ -692,6 +692,13 @@ WORKER_USERS = ("alice", "erin", "root", "ops")  # all may write R1 and R2
 KEYS = [(rep, ct) for rep in ("R1", "R2") for ct in ("commit", "best_case")]
 
 
+def worker_amount(worker: int, i: int) -> float:
+    """The amount worker ``worker`` submits as its ``i``-th call: best cases sit far above every
+    commit, so the store's commit <= best case rule never refuses one of them."""
+    call_type = KEYS[(i + worker) % len(KEYS)][1]
+    return worker * 1000 + i + (1_000_000 if call_type == "best_case" else 0)
+
+
 def submit_many(url: str, worker: int, barrier: object) -> list[tuple]:
     """Submit CALLS_PER_WORKER calls from one process; return what each write recorded."""
     team = TeamMap.from_mapping(USERS, REP_MANAGER, MANAGER_REGION)
@@ -700,7 +707,7 @@ def submit_many(url: str, worker: int, barrier: object) -> list[tuple]:
         barrier.wait()  # type: ignore[attr-defined]
         for i in range(CALLS_PER_WORKER):
             rep, call_type = KEYS[(i + worker) % len(KEYS)]
-            amount = worker * 1000 + i
+            amount = worker_amount(worker, i)
             row = store.submit(Identity(WORKER_USERS[worker]), rep, PERIOD, call_type, amount)
             out.append((row.id, rep, call_type, row.old_value, row.new_value))
             time.sleep(0.002)  # let the other processes take the write lock in between
@@ -728,7 +735,9 @@ def assert_concurrent_submissions_lose_nothing(url: str, team: TeamMap) -> None:
     audit = audit[audit["action"] == "submit"]
     assert len(audit) == WORKERS * CALLS_PER_WORKER == 200
     # Every submission is there exactly once, from the right user.
-    expected = {(WORKER_USERS[w], float(w * 1000 + i)) for w in range(WORKERS) for i in range(50)}
+    expected = {
+        (WORKER_USERS[w], float(worker_amount(w, i))) for w in range(WORKERS) for i in range(50)
+    }
     assert set(zip(audit["user"], audit["new_value"], strict=True)) == expected
     # What each process was told it wrote is what the log holds.
     written = sorted(row for rows in results for row in rows)
