@@ -50,6 +50,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from revmodel import calendar as fcal
 from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
 from revmodel.forecast import NodeForecast, node_forecasts, reconcile_nodes  # noqa: F401
@@ -892,3 +893,121 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     else:
         path.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
     return path
+
+
+# --------------------------------------------------------------------------- last cycle's accuracy
+
+
+def last_cycle_accuracy(
+    cube: xr.Dataset, cycle: str, horizon: int = 3, previous: xr.Dataset | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Forecast against actual for the last fiscal quarter with actuals, by level.
+
+    The forecast is the one published for that quarter (``previous``: the
+    ``forecast`` group of last cycle's ``plan.nc``) when there is one, else it
+    is made again: :func:`revmodel.forecast.forecast_cube` on the cube as of the
+    month before that quarter.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        The revenue cube (actuals through ``attrs["as_of"]``).
+    cycle : str
+        The cycle planned now, e.g. ``"FY2027-Q1"``; the quarter measured is the
+        last complete quarter of actuals before it.
+    horizon : int
+        Months forecast when the forecast is made again [months].
+    previous : xarray.Dataset, optional
+        Last cycle's published forecast (``forecast_cube`` output).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        One row per node: ``level``, ``name``, ``forecast``, ``p10``, ``p90``,
+        ``actual`` [currency], ``error`` (forecast - actual) [currency],
+        ``abs_pct_error`` [ratio], ``in_band`` [bool]; and ``info`` with
+        ``quarter``, ``origin`` (last month of actuals the forecast saw) and
+        ``source`` ("published" or "re-run").
+    """
+    from revmodel import forecast
+
+    as_of = pd.Timestamp(cube.attrs["as_of"])
+    quarter = fcal.next_quarter(cycle, -1)
+    months = fcal.period_months(quarter, cube.attrs)
+    while months[-1] > as_of:
+        quarter = fcal.next_quarter(quarter, -1)
+        months = fcal.period_months(quarter, cube.attrs)
+    origin = months[0] - pd.DateOffset(months=1)
+    fc = previous
+    source = "published"
+    if fc is None or not set(months).issubset(set(pd.DatetimeIndex(fc["month"].values))):
+        past = cube.sel(month=cube["month"] <= np.datetime64(origin, "ns"))
+        past = past.assign_attrs(as_of=f"{origin:%Y-%m-%d}")
+        fc = forecast.forecast_cube(past, horizon=max(3, int(horizon)), progress=False)
+        source = "re-run"
+    sel = fc.sel(month=months.values)
+    q = [float(v) for v in sel["quantile"].values]
+    actual = cube["bookings"].sel(month=months.values)
+    rows = []
+    levels = {"total": (), "region": ("region",), "segment": ("segment",), "manager": ("manager",)}
+    for level, keys in levels.items():
+        mask = sel["level"].values == level
+        for i in np.flatnonzero(mask):
+            name = " / ".join(str(sel[f"node_{k}"].values[i]) for k in keys) or "Company"
+            sub = actual
+            for k in keys:
+                if k == "manager":
+                    sub = sub.where(cube["manager"] == str(sel["node_manager"].values[i]))
+                else:
+                    sub = sub.sel({k: str(sel[f"node_{k}"].values[i])})
+            rows.append(_accuracy_row(level, name, sel, i, q, float(sub.sum(skipna=True))))
+    rep_mask = sel["level"].values == rec.BOTTOM_LEVEL
+    reps = pd.Series(sel["node_rep"].values[rep_mask])
+    for rep in sorted(set(reps)):
+        idx = np.flatnonzero(rep_mask)[reps.values == rep]
+        act = float(actual.sel(rep=rep).sum(skipna=True))
+        fcv = float(sel["node_mean"].values[idx].sum())
+        band = sel["node_forecast"].values[idx].sum(axis=(0, 1))
+        rows.append(_row("rep", rep, fcv, band, q, act))
+    table = pd.DataFrame(rows)
+    info = {"quarter": quarter, "origin": f"{origin:%Y-%m}", "source": source}
+    return table, info
+
+
+def _accuracy_row(level, name, sel, i, q, actual):
+    fcv = float(sel["node_mean"].values[i].sum())
+    band = sel["node_forecast"].values[i].sum(axis=0)
+    return _row(level, name, fcv, band, q, actual)
+
+
+def _row(level: str, name: str, fcv: float, band: np.ndarray, q: list, actual: float) -> dict:
+    p10 = float(band[q.index(min(q))])
+    p90 = float(band[q.index(max(q))])
+    return {
+        "level": level,
+        "name": name,
+        "forecast": fcv,
+        "p10": p10,
+        "p90": p90,
+        "actual": actual,
+        "error": fcv - actual,
+        "abs_pct_error": abs(fcv - actual) / actual if actual > 0 else np.nan,
+        "in_band": bool(p10 <= actual <= p90),
+    }
+
+
+def accuracy_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy by level: nodes, weighted absolute percentage error, share inside the band."""
+    g = table.groupby("level", sort=False)
+    out = pd.DataFrame(
+        {
+            "nodes": g.size(),
+            "forecast": g["forecast"].sum(),
+            "actual": g["actual"].sum(),
+            "wape": g.apply(
+                lambda d: d["error"].abs().sum() / d["actual"].sum(), include_groups=False
+            ),
+            "share_in_band": g["in_band"].mean(),
+        }
+    )
+    return out.reset_index()

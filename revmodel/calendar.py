@@ -77,6 +77,7 @@ __all__ = [
     "next_year",
     "parse_period",
     "quarter_label",
+    "period_months",
     "quarter_months",
     "quarter_start",
     "rollup",
@@ -383,6 +384,19 @@ def quarter_months(
     else:
         absolute = first + 3 * (period.quarter - 1) + np.arange(3)
     return pd.DatetimeIndex(_month_dates(absolute), name="month")
+
+
+def period_months(label: str, attrs: Any) -> pd.DatetimeIndex:
+    """Months of a fiscal period (``FY2027-Q1`` or ``FY2027``) in the calendar of a cube's attrs.
+
+    ``attrs`` is a cube's ``attrs`` (``fiscal_year_start``, ``fiscal_year_naming``;
+    the configured calendar where they are missing).
+    """
+    return quarter_months(
+        label,
+        start_month=int(attrs.get("fiscal_year_start", FISCAL_YEAR_START)),
+        naming=str(attrs.get("fiscal_year_naming", FISCAL_YEAR_NAMING)),
+    )
 
 
 def _check_steps(n: Any) -> int:

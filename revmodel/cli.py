@@ -421,10 +421,10 @@ def plan_cmd(
     as_of: str | None,
     out: str | None,
 ) -> int:
-    from revmodel import report
+    from revmodel.publish import run
 
     t0 = time.time()
-    path = report.plan(
+    path = run.plan(
         params,
         data_dir=data,
         out_dir=out,

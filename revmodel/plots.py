@@ -179,7 +179,7 @@ def bookings_vs_target(table: pd.DataFrame, title: str = "Forecast vs target") -
     Parameters
     ----------
     table : pandas.DataFrame
-        Rows of :func:`revmodel.report.forecast_table`: ``name``, ``forecast``,
+        Rows of :func:`revmodel.publish.tables.forecast_table`: ``name``, ``forecast``,
         ``p10``, ``p90``, ``target``.
 
     Returns
@@ -383,7 +383,7 @@ def accuracy(
     Parameters
     ----------
     table : pandas.DataFrame
-        :func:`revmodel.report.last_cycle_accuracy` rows: ``level``, ``name``,
+        :func:`revmodel.backtest.last_cycle_accuracy` rows: ``level``, ``name``,
         ``forecast``, ``p10``, ``p90``, ``actual``.
 
     Returns

@@ -13,9 +13,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from revmodel import capacity, config, parameters, quota, report, sample
+from revmodel import capacity, config, parameters, publish, quota, sample
 
-NOTEBOOKS = [config.NOTEBOOKS_DIR / n for n in report.NOTEBOOKS]
+NOTEBOOKS = [config.NOTEBOOKS_DIR / n for n in publish.NOTEBOOKS]
 #: papermill's type names of the schema's types.
 TYPES = {
     "str": {"str"},
@@ -44,10 +44,10 @@ def test_notebook_is_thin_with_a_parameters_cell_first(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_declared_parameters_match_the_schema(path):
-    declared = report.declared_parameters(path)
+    declared = publish.declared_parameters(path)
     assert "work_dir" in declared
     for name, info in declared.items():
-        if name in report.RUN_PARAMETERS:
+        if name in publish.RUN_PARAMETERS:
             continue
         assert name in parameters.SCHEMA, f"{path.name} declares {name!r}, not a parameters key"
         declared_type = info["inferred_type_name"]
@@ -68,7 +68,7 @@ def test_parameters_file_keys_are_declared_by_a_notebook(path):
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     declared = {}
     for nb in NOTEBOOKS:
-        declared.update(report.declared_parameters(nb))
+        declared.update(publish.declared_parameters(nb))
     for key, value in data.items():
         assert key in parameters.SCHEMA, f"{path.name}: {key} is not a parameters key"
         if key != "data_dir":  # only 01-data reads the data; the runner checks the folder
@@ -97,7 +97,7 @@ def small(tmp_path_factory):
         "scenarios": [{"name": "downside", "churn_rate": 0.07}],
     }))  # fmt: skip
     out = root / "reports"
-    html = report.plan(params, out_dir=out, log=lambda _: None)
+    html = publish.plan(params, out_dir=out, log=lambda _: None)
     return {
         "root": root,
         "data": data,
@@ -112,8 +112,8 @@ def small(tmp_path_factory):
 def test_plan_publishes_a_sound_pack(small):
     pack = small["pack"]
     assert small["html"] == small["out"] / "FY2027-Q1" / "plan.html"
-    assert report.check_pack(pack) == []
-    assert sorted(p.name for p in (pack / "notebooks").iterdir()) == sorted(report.NOTEBOOKS)
+    assert publish.check_pack(pack) == []
+    assert sorted(p.name for p in (pack / "notebooks").iterdir()) == sorted(publish.NOTEBOOKS)
     assert not list(small["out"].glob(".FY2027-Q1.*")), "temporary folders left behind"
     m = json.loads((pack / "manifest.json").read_text())
     assert m["parameters"]["cycle"] == "FY2027-Q1" and m["data_sha256"] and m["run_seconds"] > 0
@@ -189,7 +189,7 @@ def test_same_inputs_same_numbers_and_republish(small):
 
     first = json.loads((small["pack"] / "tables.json").read_text())
     first_version = json.loads((small["pack"] / "manifest.json").read_text())["plan_version"]
-    html = report.plan(small["params"], out_dir=small["out"], log=lambda _: None)
+    html = publish.plan(small["params"], out_dir=small["out"], log=lambda _: None)
     second = json.loads((html.parent / "tables.json").read_text())
     assert first == second
     assert not (small["out"] / "FY2027-Q1.prev").exists()
@@ -213,10 +213,10 @@ def test_broken_input_names_notebook_and_cell_and_keeps_the_pack(small):
     shutil.copytree(small["data"], broken)
     (broken / "opportunities.csv").write_text("opportunity_id,amount\nx,1\n")
     with pytest.raises(
-        report.PlanFailed,
+        publish.PlanFailed,
         match=r"^Plan failed in notebook 01-data\.ipynb, cell 3: DataError: .*close_date",
     ):
-        report.plan(small["params"], data_dir=broken, out_dir=small["out"], log=lambda _: None)
+        publish.plan(small["params"], data_dir=broken, out_dir=small["out"], log=lambda _: None)
     assert small["html"].read_bytes() == before
     kept = small["out"] / ".failed" / "FY2027-Q1" / "01-data.ipynb"
     assert kept.exists()
@@ -230,7 +230,7 @@ def test_kernel_runs_this_interpreter(small):
     nb = nbformat.read(small["pack"] / "notebooks" / "01-data.ipynb", as_version=4)
     assert nb.metadata["papermill"]["parameters"]["work_dir"]
     spec = json.loads(
-        (config.BUILD_DIR / "jupyter" / "kernels" / report.KERNEL_NAME / "kernel.json").read_text()
+        (config.BUILD_DIR / "jupyter" / "kernels" / publish.KERNEL_NAME / "kernel.json").read_text()
     )
     assert spec["argv"][0] == sys.executable
     assert np.isfinite(
@@ -258,11 +258,11 @@ def test_accuracy_reads_last_cycles_published_pack(tmp_path):
                 }
             )
         )
-        html = report.plan(params, out_dir=out, log=lambda _: None)
+        html = publish.plan(params, out_dir=out, log=lambda _: None)
     summary = json.loads((html.parent / "tables.json").read_text())["summary"]
     assert summary["last_quarter"] == "FY2026-Q4"
     assert summary["last_quarter_source"] == "published"
-    published = report.published_forecast(out / "FY2026-Q4")
+    published = publish.published_forecast(out / "FY2026-Q4")
     months = pd.date_range("2026-08-01", periods=3, freq="MS").values
     total = published["node_mean"].isel(
         node=int(np.flatnonzero(published["level"].values == "total")[0])

@@ -14,8 +14,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from revmodel import report
-from revmodel.errors import ParameterError
+from revmodel import formatting, publish
+from revmodel.errors import ParameterError, RevmodelError
+from revmodel.publish import swap
 
 
 def test_results_round_trip(tmp_path):
@@ -24,27 +25,27 @@ def test_results_round_trip(tmp_path):
         coords={"rep": np.array(["r1", "r2"], dtype=object), "manager": ("rep", np.array(["m", "n"], dtype=object))},
         attrs={"as_of": "2026-10-01", "band": [0.8, 1.25], "backfill": True, "info": {"a": 1}},
     )  # fmt: skip
-    assert report.save_result(tmp_path, "ds", ds).name == "ds.nc"
-    back = report.load_result(tmp_path, "ds")
+    assert publish.save_result(tmp_path, "ds", ds).name == "ds.nc"
+    back = publish.load_result(tmp_path, "ds")
     np.testing.assert_array_equal(back["x"].values, [1.0, 2.0])
     assert list(back["rep"].values) == ["r1", "r2"] and back["rep"].dtype == object
     assert list(back["who"].values) == ["a", "b"]
     assert back.attrs["backfill"] == 1 and json.loads(back.attrs["info"]) == {"a": 1}
     frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
-    report.save_result(tmp_path, "frame", frame)
-    pd.testing.assert_frame_equal(report.load_result(tmp_path, "frame"), frame)
-    report.save_result(
+    publish.save_result(tmp_path, "frame", frame)
+    pd.testing.assert_frame_equal(publish.load_result(tmp_path, "frame"), frame)
+    publish.save_result(
         tmp_path, "info", {"n": np.int64(3), "v": float("nan"), "d": pd.Timestamp("2026-01-05")}
     )
-    assert report.load_result(tmp_path, "info") == {"n": 3, "v": None, "d": "2026-01-05"}
+    assert publish.load_result(tmp_path, "info") == {"n": 3, "v": None, "d": "2026-01-05"}
 
 
 def test_missing_result_names_the_notebook_order(tmp_path):
     with pytest.raises(
-        report.RevmodelError,
+        RevmodelError,
         match=r"no result named 'forecast'; run the notebook that makes it first",
     ):
-        report.load_result(tmp_path, "forecast")
+        publish.load_result(tmp_path, "forecast")
 
 
 def test_tables_round_trip(tmp_path):
@@ -52,8 +53,8 @@ def test_tables_round_trip(tmp_path):
         "reps": pd.DataFrame({"rep_id": ["a"]}),
         "accounts": pd.DataFrame({"account_id": ["x", "y"]}),
     }
-    report.save_tables(tmp_path, tables)
-    back = report.load_tables(tmp_path)
+    publish.save_tables(tmp_path, tables)
+    back = publish.load_tables(tmp_path)
     assert sorted(back) == ["accounts", "reps"] and len(back["accounts"]) == 2
 
 
@@ -64,7 +65,7 @@ def test_publish_replaces_the_previous_pack(tmp_path):
     tmp = tmp_path / ".FY2027-Q1.tmp-1"
     tmp.mkdir()
     (tmp / "plan.html").write_text("new")
-    report.publish(tmp, final)
+    publish.publish(tmp, final)
     assert (final / "plan.html").read_text() == "new"
     assert not tmp.exists() and not (tmp_path / "FY2027-Q1.prev").exists()
 
@@ -84,9 +85,9 @@ def test_failed_swap_restores_the_previous_pack(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real(src, dst)
 
-    monkeypatch.setattr(report.os, "rename", flaky)
+    monkeypatch.setattr(swap.os, "rename", flaky)
     with pytest.raises(OSError, match="disk full"):
-        report.publish(tmp, final)
+        publish.publish(tmp, final)
     assert (final / "plan.html").read_text() == "old"
 
 
@@ -95,7 +96,7 @@ def test_bad_parameters_stop_before_anything_runs(tmp_path):
     path.write_text(yaml.safe_dump({"cycle": "FY2027-Q1", "data_dir": str(tmp_path / "none")}))
     out = tmp_path / "reports"
     with pytest.raises(ParameterError, match=r"data_dir '.*none': no such folder"):
-        report.plan(path, out_dir=out)
+        publish.plan(path, out_dir=out)
     assert not out.exists()
 
 
@@ -109,7 +110,7 @@ def test_html_table_formats():
             "in_band": [True],
         }
     )
-    html = report.html_table(t)
+    html = publish.html_table(t)
     assert (
         "A&amp;B" in html
         and "$1.2M" in html
@@ -117,7 +118,7 @@ def test_html_table_formats():
         and ">3<" in html
         and ">yes<" in html
     )
-    assert "1 of 3 rows" in report.html_table(pd.concat([t] * 3), max_rows=1)
+    assert "1 of 3 rows" in publish.html_table(pd.concat([t] * 3), max_rows=1)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +133,7 @@ def test_html_table_formats():
     ],
 )
 def test_money(value, text):
-    assert report._money(value) == text
+    assert formatting.money(value, "USD") == text
 
 
 def _summary() -> dict:
@@ -141,7 +142,7 @@ def _summary() -> dict:
 
 
 def test_html_is_self_contained_and_has_no_code():
-    page = report.render_html(_summary(), {"scenarios": pd.DataFrame({"scenario": ["base"], "target": [1.0]})}, {}, {"cycle": "FY2027-Q1"}, "/*plotly*/")  # fmt: skip
+    page = publish.render_html(_summary(), {"scenarios": pd.DataFrame({"scenario": ["base"], "target": [1.0]})}, {}, {"cycle": "FY2027-Q1"}, "/*plotly*/")  # fmt: skip
     assert page.startswith("<!DOCTYPE html>")
     assert "<script src" not in page and "In [" not in page and "import " not in page
     assert (
@@ -154,7 +155,7 @@ def test_html_is_self_contained_and_has_no_code():
 
 
 def test_excel_one_sheet_per_table(tmp_path):
-    path = report.write_excel(
+    path = publish.write_excel(
         tmp_path / "plan.xlsx", _summary(),
         {"quotas_by_rep": pd.DataFrame({"rep": ["a"], "quota_year": [10.0]}), "kpis": pd.DataFrame({"arr": [1.0]})},
     )  # fmt: skip
@@ -166,25 +167,25 @@ def test_excel_one_sheet_per_table(tmp_path):
 
 def test_manifest_fields(tmp_path):
     (tmp_path / "opportunities.csv").write_text("a\n1\n")
-    m = report.manifest(
+    m = publish.manifest(
         {"cycle": "FY2027-Q1", "data_dir": str(tmp_path)}, 0.0, 12.34, Path("p.yaml")
     )
     assert m["cycle"] == "FY2027-Q1" and m["run_seconds"] == 12.3
     assert m["packages"]["xarray"] == xr.__version__
-    assert m["kernel"]["name"] == report.KERNEL_NAME
+    assert m["kernel"]["name"] == publish.KERNEL_NAME
     assert isinstance(m["data_sha256"], str) and len(m["data_sha256"]) >= 16
 
 
 def test_kernel_is_pinned_to_this_interpreter(tmp_path):
     import sys
 
-    root = report.ensure_kernel(tmp_path)
-    spec = json.loads((root / "kernels" / report.KERNEL_NAME / "kernel.json").read_text())
+    root = publish.ensure_kernel(tmp_path)
+    spec = json.loads((root / "kernels" / publish.KERNEL_NAME / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
 
 
 def test_check_pack_lists_missing_files(tmp_path):
-    problems = report.check_pack(tmp_path)
+    problems = publish.check_pack(tmp_path)
     assert "plan.html is missing" in problems and "notebooks/01-data.ipynb is missing" in problems
 
 
@@ -210,9 +211,9 @@ def _notebook(path: Path, body: str) -> None:
 def test_failed_notebook_names_notebook_and_cell(tmp_path):
     _notebook(tmp_path / "bad.ipynb", "raise ValueError('boom')")
     with pytest.raises(
-        report.PlanFailed, match=r"^Plan failed in notebook bad\.ipynb, cell 3: ValueError: boom"
+        publish.PlanFailed, match=r"^Plan failed in notebook bad\.ipynb, cell 3: ValueError: boom"
     ) as err:
-        report.run_notebooks({"cycle": "FY2027-Q1"}, tmp_path / "work", tmp_path / "out" / "nb",
+        publish.run_notebooks({"cycle": "FY2027-Q1"}, tmp_path / "work", tmp_path / "out" / "nb",
                              notebooks=("bad.ipynb",), notebooks_dir=tmp_path, failed_dir=tmp_path / "failed")  # fmt: skip
     kept = tmp_path / "failed" / "bad.ipynb"
     assert kept.exists() and str(kept) in str(err.value)

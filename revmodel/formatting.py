@@ -1,0 +1,145 @@
+"""How numbers are shown: money, percentages and counts, one definition for the pack and the apps.
+
+Money is written in the currency of the data (a cube's ``attrs["currency"]``,
+an ISO 4217 code; :data:`revmodel.config.CURRENCY` when it is not known),
+compact above a thousand: ``$12K``, ``$2.5M``, ``$1.50B`` (0, 1 and 2 decimals
+for thousands, millions and billions, so every figure shows two or three
+significant digits). A missing or non-finite value is :data:`MISSING`, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from revmodel import config
+
+__all__ = [
+    "COLUMN_KINDS",
+    "MISSING",
+    "cell",
+    "count",
+    "currency_symbol",
+    "is_missing",
+    "money",
+    "number",
+    "pct",
+]
+
+#: What a missing value is shown as.
+MISSING = "–"
+
+#: Symbols of common currencies; any other ISO code is written before the amount ("CHF 12K").
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "USD": "$",
+    "EUR": "€",
+    "GBP": "£",
+    "JPY": "¥",
+    "INR": "₹",
+    "CAD": "CA$",
+    "AUD": "A$",
+    "NZD": "NZ$",
+    "CNY": "CN¥",
+    "KRW": "₩",
+    "BRL": "R$",
+    "MXN": "MX$",
+}
+
+#: Compact steps: size, suffix, decimals.
+_STEPS: tuple[tuple[float, str, int], ...] = ((1e9, "B", 2), (1e6, "M", 1), (1e3, "K", 0))
+
+
+def is_missing(value: Any) -> bool:
+    """True for None, NaN, infinities and anything that is not a number."""
+    if value is None or isinstance(value, str):
+        return True
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+def currency_symbol(currency: str | None = None) -> str:
+    """The prefix of an amount in ``currency`` (an ISO 4217 code): ``$``, ``€``, ``CHF ``..."""
+    code = str(currency or config.CURRENCY).strip().upper()
+    return CURRENCY_SYMBOLS.get(code, f"{code} ")
+
+
+def money(value: Any, currency: str | None = None, compact: bool = True) -> str:
+    """An amount: ``$2.5M`` (compact) or ``$2,500,000``; :data:`MISSING` when missing."""
+    if is_missing(value):
+        return MISSING
+    v = float(value)
+    sign, a, sym = ("-" if v < 0 else ""), abs(v), currency_symbol(currency)
+    if compact:
+        for size, suffix, digits in _STEPS:
+            if a >= size:
+                return f"{sign}{sym}{a / size:,.{digits}f}{suffix}"
+    return f"{sign}{sym}{a:,.0f}"
+
+
+def pct(value: Any, digits: int = 0) -> str:
+    """A ratio as a percentage (0.912 -> ``91%``); never ``-0%``."""
+    if is_missing(value):
+        return MISSING
+    v = float(value)
+    if abs(v) < 0.5 * 10 ** (-digits - 2):
+        v = 0.0
+    return f"{v:.{digits}%}"
+
+
+def count(value: Any) -> str:
+    """A whole number with thousands separators."""
+    return MISSING if is_missing(value) else f"{float(value):,.0f}"
+
+
+def number(value: Any, digits: int = 2) -> str:
+    """A plain number with ``digits`` decimals and thousands separators."""
+    return MISSING if is_missing(value) else f"{float(value):,.{digits}f}"
+
+
+#: How each table column is shown: money, pct, int or num (anything else is text).
+COLUMN_KINDS: dict[str, str] = {
+    **dict.fromkeys(
+        ["forecast", "p10", "p90", "target", "gap", "pipeline", "actual", "error", "quota_year",
+         "quota_quarter", "full_year_quota", "capacity_year", "capacity", "yield_per_hire",
+         "opening", "new", "expansion", "contraction", "churn", "closing", "opening_arr",
+         "required_new_arr", "expected_churn_arr", "closing_arr", "arr", "bookings", "arpu",
+         "ltv", "backlog", "average_deal_size", "company_target", "year_capacity",
+         "capacity_gap", "year_forecast", "starting_arr", "quota"],
+        "money",
+    ),
+    **dict.fromkeys(
+        ["coverage", "expected_attainment", "p_attain", "abs_pct_error", "wape", "share_in_band",
+         "churn_rate", "logo_churn_rate", "renewal_rate", "nrr", "grr", "win_rate",
+         "deviation_before", "deviation_after", "share_expected_to_attain", "pipeline_coverage",
+         "quota_attainment", "target_growth", "reps_expected_to_attain"],
+        "pct",
+    ),
+    **dict.fromkeys(
+        ["hires", "headcount", "nodes", "customers", "accounts_before", "accounts_after",
+         "accounts_gained", "accounts_lost", "months", "hires_needed", "headcount_end"],
+        "int",
+    ),
+    **dict.fromkeys(["quota_to_potential", "dso", "sales_cycle", "potential", "potential_before",
+                     "potential_after", "mean_potential"], "num"),
+}  # fmt: skip
+
+
+def cell(kind: str, value: Any, currency: str | None = None) -> str:
+    """One table cell as text, by kind (``money``, ``pct``, ``int``, ``num`` or text)."""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if kind == "money":
+        return money(value, currency)
+    if kind == "pct":
+        return pct(value)
+    if kind == "int":
+        return count(value)
+    if value is None or (isinstance(value, float | np.floating) and not np.isfinite(value)):
+        return MISSING
+    if kind == "num" or isinstance(value, float | np.floating):
+        return number(value)
+    return str(value)

@@ -1,0 +1,77 @@
+"""The quarterly plan pack: run folder, papermill runs, HTML and Excel, atomic publish.
+
+Modules, in the order a run uses them:
+
+- :mod:`~revmodel.publish.runfolder`: results the notebooks pass to each other;
+- :mod:`~revmodel.publish.notebooks`: the planning notebooks run with papermill;
+- :mod:`~revmodel.publish.tables`: the pack's numbers (summary, tables, charts);
+- :mod:`~revmodel.publish.html`, :mod:`~revmodel.publish.excel`: ``plan.html``, ``plan.xlsx``;
+- :mod:`~revmodel.publish.pack`: the pack's files, manifest and check;
+- :mod:`~revmodel.publish.swap`: the pack published in one step;
+- :mod:`~revmodel.publish.run`: ``revmodel plan``, all of the above in order.
+
+The names a notebook uses are importable from here: ``from revmodel import publish``
+then ``publish.load_result(work_dir, "cube")``.
+"""
+
+from revmodel.publish.excel import write_excel
+from revmodel.publish.html import html_table, render_html
+from revmodel.publish.notebooks import (
+    KERNEL_NAME,
+    NOTEBOOKS,
+    RUN_PARAMETERS,
+    PlanFailed,
+    declared_parameters,
+    ensure_kernel,
+    run_notebooks,
+)
+from revmodel.publish.pack import (
+    build_pack,
+    check_pack,
+    manifest,
+    published_forecast,
+    save_plan_version,
+    write_plan_cube,
+)
+from revmodel.publish.run import plan
+from revmodel.publish.runfolder import (
+    load_result,
+    load_tables,
+    period_months,
+    save_result,
+    save_tables,
+    work_folder,
+)
+from revmodel.publish.swap import publish
+from revmodel.publish.tables import forecast_table, pack_figures, pack_tables, summary
+
+__all__ = [
+    "KERNEL_NAME",
+    "NOTEBOOKS",
+    "RUN_PARAMETERS",
+    "PlanFailed",
+    "build_pack",
+    "check_pack",
+    "declared_parameters",
+    "ensure_kernel",
+    "forecast_table",
+    "html_table",
+    "load_result",
+    "load_tables",
+    "manifest",
+    "pack_figures",
+    "pack_tables",
+    "period_months",
+    "plan",
+    "publish",
+    "published_forecast",
+    "render_html",
+    "run_notebooks",
+    "save_plan_version",
+    "save_result",
+    "save_tables",
+    "summary",
+    "work_folder",
+    "write_excel",
+    "write_plan_cube",
+]

@@ -1,0 +1,126 @@
+"""``revmodel plan``: run the planning notebooks, build the pack, publish it.
+
+``revmodel plan --params parameters/FY2027-Q1.yaml`` does, in order:
+
+1. reads and checks the parameters file (:mod:`revmodel.parameters`); a bad
+   key or a missing data folder stops here, before anything runs;
+2. executes the planning notebooks with papermill
+   (:func:`revmodel.publish.notebooks.run_notebooks`), each leaving its
+   results in a run folder for the next;
+3. builds the pack from those results (:func:`revmodel.publish.pack.build_pack`):
+   ``plan.html`` (self-contained, no code, Plotly charts that work offline),
+   ``plan.xlsx`` (one sheet per table), ``plan.nc`` (the plan cube: one NetCDF
+   group per result), the executed notebooks and ``manifest.json``;
+4. publishes it (:mod:`revmodel.publish.swap`). A failed or interrupted run
+   leaves the previous pack untouched; a failed notebook is kept in
+   ``reports/.failed/<cycle>/`` and the error names it and its cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from revmodel import calendar as fcal
+from revmodel import config
+from revmodel.publish.notebooks import NOTEBOOKS, run_notebooks
+from revmodel.publish.pack import build_pack, manifest, save_plan_version
+from revmodel.publish.swap import publish
+
+__all__ = ["plan"]
+
+
+def plan(
+    params_file: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    notebooks_dir: str | Path | None = None,
+    log: Any = print,
+    *,
+    mapping: str | Path | None = None,
+    cycle: str | None = None,
+    as_of: str | None = None,
+) -> Path:
+    """Run the plan and publish the pack into ``<out_dir>/<cycle>/``.
+
+    Parameters
+    ----------
+    params_file : str or Path, optional
+        Parameters YAML; default the project's ``parameters/plan.yaml`` if any, else
+        every setting assumed from the data (:func:`revmodel.project.plan_settings`).
+    data_dir : str or Path, optional
+        Data folder, replacing the file's ``data_dir``.
+    out_dir : str or Path, optional
+        Reports folder; default :data:`revmodel.config.REPORTS_DIR`.
+    mapping, cycle, as_of : optional
+        Replace the file's ``mapping``, ``cycle`` and ``as_of``.
+    notebooks_dir : str or Path, optional
+        Default :data:`revmodel.config.NOTEBOOKS_DIR`.
+    log : callable
+        Progress lines go here.
+
+    Returns
+    -------
+    Path
+        ``<out_dir>/<cycle>/plan.html``.
+
+    Raises
+    ------
+    ParameterError
+        A bad parameters file (before anything runs).
+    PlanFailed
+        A notebook failed; the previous pack is untouched.
+    """
+    from revmodel import project
+
+    started = time.time()
+    settings = project.plan_settings(
+        data_dir, mapping=mapping, params_file=params_file, cycle=cycle, as_of=as_of
+    )
+    params, params_file = settings.params, settings.params_file
+    out = Path(out_dir) if out_dir is not None else config.REPORTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cycle = params["cycle"]
+    tmp = out / f".{cycle}.tmp-{os.getpid()}"
+    work = out / f".{cycle}.work-{os.getpid()}"
+    for folder in (tmp, work):
+        if folder.exists():
+            shutil.rmtree(folder)
+    previous = out / fcal.next_quarter(cycle, -1)
+    previous = previous if (previous / "plan.nc").exists() else None
+    if previous is not None:
+        log(f"last cycle's pack: {previous}")
+    try:
+        for name in NOTEBOOKS:
+            log(f"running {name}")
+            run_notebooks(
+                params,
+                work,
+                tmp / "notebooks",
+                notebooks=(name,),
+                notebooks_dir=notebooks_dir,
+                failed_dir=out / ".failed" / cycle,
+                previous_pack=previous,
+            )
+        log("building the pack")
+        build_pack(work, params, tmp)
+        version = save_plan_version(work, params, out / "versions")
+        log(f"saved plan version {version.kind}/{version.name}")
+        record = manifest(params, started, time.time(), params_file)
+        record["plan_version"] = f"{version.kind}/{version.name}"
+        record["as_of"] = params["as_of"]
+        record["assumed"] = list(settings.assumed)
+        (tmp / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        final = publish(tmp, out / cycle)
+    finally:
+        for folder in (tmp, work):
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+    failed = out / ".failed" / cycle
+    if failed.exists():
+        shutil.rmtree(failed, ignore_errors=True)
+    return final / "plan.html"

@@ -1,0 +1,339 @@
+"""The pack's numbers: forecast against target by level, the executive summary, every table and chart.
+
+Every figure comes from a revmodel function over the run folder's results
+(:class:`revmodel.publish.runfolder.Results`); this module only gathers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from revmodel import backtest, reconcile
+from revmodel import parameters as rparams
+from revmodel.publish.runfolder import Results, period_months
+
+__all__ = ["forecast_table", "pack_figures", "pack_tables", "summary"]
+
+
+def forecast_table(
+    cube: xr.Dataset,
+    fc: xr.Dataset,
+    reconciled: xr.DataArray,
+    quota: xr.Dataset | None,
+    months: pd.DatetimeIndex,
+    level: str,
+) -> pd.DataFrame:
+    """Forecast against target over ``months`` at one level of the hierarchy.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        The revenue cube (for open pipeline and the rep hierarchy).
+    fc : xarray.Dataset
+        :func:`revmodel.forecast.forecast_cube` (for the 10-90% band).
+    reconciled : xarray.DataArray
+        Coherent mean forecast from :func:`revmodel.forecast.reconcile_forecast` [currency/month].
+    quota : xarray.Dataset, optional
+        :func:`revmodel.quota.top_down` (``quota(rep, month)``), the target.
+    months : pandas.DatetimeIndex
+        Months summed (the cycle's quarter or the plan year).
+    level : {"total", "region", "segment", "manager", "rep"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (the node's own
+        model; months summed, so the band assumes months move together),
+        ``target``, ``gap`` (target - forecast), ``coverage`` (forecast /
+        target), ``pipeline`` (open pipeline closing in the months) [currency].
+    """
+    from revmodel import cube as rcube
+
+    m = months.values.astype("datetime64[ns]")
+    fm = [t for t in m if t in set(reconciled["month"].values)]
+    keep = {"total": (), "region": ("region",), "segment": ("segment",), "manager": ("manager",), "rep": ("rep",)}[level]  # fmt: skip
+    rec = rcube.rollup(
+        reconciled.sel(month=fm).assign_coords(manager=("rep", cube["manager"].values)), keep
+    ).sum("month")
+    pipe = rcube.rollup(cube["pipeline"].sel(month=[t for t in m if t in set(cube["month"].values)]), keep).sum("month")  # fmt: skip
+    # Band: the node's own model quantiles, summed over the months.
+    q = [float(v) for v in fc["quantile"].values]
+    node = fc["node_forecast"].sel(month=fm).sum("month")
+    fc_level = {"total": "total", "region": "region", "segment": "segment", "manager": "manager", "rep": reconcile.BOTTOM_LEVEL}[level]  # fmt: skip
+    mask = fc["level"].values == fc_level
+    key = "rep" if level == "rep" else level
+    names = ["Company"] if level == "total" else [str(v) for v in fc[f"node_{key}"].values[mask]]
+    band = (
+        pd.DataFrame(
+            node.values[mask][:, [q.index(min(q)), q.index(max(q))]], columns=["p10", "p90"]
+        )
+        .assign(name=names)
+        .groupby("name")
+        .sum()
+    )
+    if level == "total":
+        frame = pd.DataFrame(
+            {"forecast": [float(rec)], "pipeline": [float(pipe)]}, index=["Company"]
+        )
+    else:
+        frame = pd.DataFrame({"forecast": rec.to_series(), "pipeline": pipe.to_series()})
+        frame.index = frame.index.astype(str)
+    frame = frame.join(band, how="left")
+    if quota is not None:
+        qm = [t for t in m if t in set(quota["month"].values)]
+        qd = quota["quota"].sel(month=qm).sum("month")
+        by = {"region": "rep_region", "segment": "rep_segment", "manager": "manager", "rep": "rep"}
+        if level == "total":
+            tgt = pd.Series([float(qd.sum())], index=["Company"])
+        elif level == "rep":
+            tgt = qd.to_series()
+        else:
+            tgt = qd.groupby(quota[by[level]]).sum().to_series()
+        tgt.index = tgt.index.astype(str)
+        frame = frame.join(tgt.rename("target"), how="outer")
+    else:
+        frame["target"] = np.nan
+    frame = frame.fillna({"forecast": 0.0, "pipeline": 0.0})
+    frame["gap"] = frame["target"] - frame["forecast"]
+    frame["coverage"] = frame["forecast"] / frame["target"].where(frame["target"] > 0)
+    frame = frame[frame[["forecast", "target", "pipeline"]].abs().sum(axis=1) > 0]
+    frame = frame.rename_axis("name").reset_index()
+    cols = ["name", "forecast", "p10", "p90", "target", "gap", "coverage", "pipeline"]
+    return frame[cols].sort_values("name", kind="stable").reset_index(drop=True)
+
+
+def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The executive summary of a run: target, forecast with interval, gap, capacity, hires.
+
+    Parameters
+    ----------
+    work_dir : str or Path
+        The run folder the notebooks filled.
+    params : mapping
+        The checked parameters.
+
+    Returns
+    -------
+    dict
+        Figures for the cycle's quarter (``quarter_*``) and the plan year
+        (``year_*``) [currency], ``hires_needed`` [reps], ``share_expected_to_attain``
+        [ratio] and labels (``cycle``, ``plan_year``, ``as_of``).
+    """
+    r = Results(work_dir)
+    cube = r.get("cube")
+    fc, rec, quotas = r.get("forecast"), r.get("reconciled"), r.get("quotas")
+    qmonths = period_months(params["cycle"], cube.attrs)
+    ymonths = period_months(rparams.plan_year(params), cube.attrs)
+    out: dict[str, Any] = {
+        "cycle": params["cycle"],
+        "plan_year": rparams.plan_year(params),
+        "as_of": str(cube.attrs["as_of"])[:7],
+        "quarter_months": f"{qmonths[0]:%b %Y} - {qmonths[-1]:%b %Y}",
+    }
+    for tag, months in (("quarter", qmonths), ("year", ymonths)):
+        if fc is not None and rec is not None:
+            t = forecast_table(cube, fc, rec["forecast"], quotas, months, "total").iloc[0]
+            out[f"{tag}_forecast"] = float(t["forecast"])
+            out[f"{tag}_p10"] = float(t["p10"])
+            out[f"{tag}_p90"] = float(t["p90"])
+            out[f"{tag}_pipeline"] = float(t["pipeline"])
+            out[f"{tag}_target"] = float(t["target"]) if quotas is not None else None
+            out[f"{tag}_gap"] = float(t["gap"]) if quotas is not None else None
+            out[f"{tag}_forecast_months"] = int(np.isin(months.values, rec["month"].values).sum())
+    capacity = r.get("capacity")
+    if capacity is not None:
+        cap = capacity["capacity"]
+        out["quarter_capacity"] = float(cap.sel(month=cap["month"].isin(qmonths.values)).sum())
+        out["year_capacity"] = float(cap.sum())
+        out["headcount_start"] = float(capacity["headcount"].isel(month=0).sum())
+        out["ramped_fte_start"] = float(capacity["ramped_fte"].isel(month=0).sum())
+    if quotas is not None:
+        out["company_target"] = float(quotas.attrs.get("target", quotas["target"].values))
+    hires = r.get("hires")
+    if hires is not None:
+        out["hires_needed"] = int(hires["hires"].sum()) if len(hires) else 0
+    bal = r.get("balance")
+    if bal is not None and "share_expected_to_attain" in bal:
+        out["share_expected_to_attain"] = float(bal["share_expected_to_attain"])
+        out["reps_out_of_line"] = int(bal["n_out_of_line"])
+    ret = r.get("retention_plan")
+    if ret is not None:
+        out["starting_arr"] = float(ret["starting_arr"].sum())
+        out["expected_churn_arr"] = float(ret["total_expected_churn_arr"].sum())
+        out["churn_rate"] = float(ret["company_churn_rate"])
+        out["required_new_arr"] = float(ret["total_required_new_arr"].sum())
+    acc = r.get("accuracy")
+    if acc is not None and len(acc):
+        total = acc[acc["level"] == "total"]
+        if len(total):
+            out["last_quarter_forecast"] = float(total["forecast"].iloc[0])
+            out["last_quarter_actual"] = float(total["actual"].iloc[0])
+            out["last_quarter_error"] = float(total["error"].iloc[0] / total["actual"].iloc[0])
+    info = r.get("accuracy_info")
+    if info:
+        out["last_quarter"] = info.get("quarter")
+        out["last_quarter_source"] = info.get("source")
+        out["last_quarter_origin"] = info.get("origin")
+    return out
+
+
+def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Every table of the pack, from the run folder's results (tables whose results are missing are left out)."""
+    r = Results(work_dir)
+    cube = r.get("cube")
+    fc, rec, quotas = r.get("forecast"), r.get("reconciled"), r.get("quotas")
+    out: dict[str, pd.DataFrame] = {}
+    qmonths = period_months(params["cycle"], cube.attrs)
+    if fc is not None and rec is not None:
+        frames = []
+        for level in ("total", "region", "segment", "manager", "rep"):
+            t = forecast_table(cube, fc, rec["forecast"], quotas, qmonths, level)
+            frames.append(t.assign(level=level))
+        f = pd.concat(frames, ignore_index=True)
+        out["forecast_by_level"] = f[["level", *[c for c in f.columns if c != "level"]]]
+    quotas_by_rep = _quota_table(r, qmonths)
+    if quotas_by_rep is not None:
+        out["quotas_by_rep"] = quotas_by_rep
+    cap = _capacity_table(r)
+    if cap is not None:
+        out["capacity"] = cap
+    hires = r.get("hires")
+    if hires is not None:
+        out["hires_needed"] = hires.assign(
+            start_by=pd.to_datetime(hires["start_by"]).dt.strftime("%Y-%m")
+        )
+    bridge = r.get("arr_bridge")
+    if bridge is not None:
+        b = bridge.to_dataframe().reset_index()
+        out["arr_bridge"] = b[[c for c in ("fiscal_quarter", "opening", "new", "expansion", "contraction", "churn", "closing", "months") if c in b.columns]]  # fmt: skip
+    ret = r.get("retention_plan")
+    if ret is not None:
+        out["retention_plan"] = (
+            ret[["opening_arr", "required_new_arr", "expected_churn_arr", "closing_arr"]]
+            .to_dataframe()
+            .reset_index()
+            .assign(month=lambda d: pd.to_datetime(d["month"]).dt.strftime("%Y-%m"))
+            [["month", "fiscal_quarter", "opening_arr", "required_new_arr", "expected_churn_arr", "closing_arr"]]
+        )  # fmt: skip
+    kpis = r.get("kpis")
+    if kpis is not None:
+        k = kpis.to_dataframe().reset_index()
+        k = k.drop(columns=[c for c in ("fiscal_year",) if c in k.columns])
+        out["kpis"] = k.tail(8).reset_index(drop=True)
+    tb = r.get("territory_balance")
+    if tb is not None:
+        out["territories"] = tb
+    sc = r.get("scenarios")
+    if sc is not None:
+        out["scenarios"] = sc
+    acc = r.get("accuracy")
+    if acc is not None:
+        out["accuracy_by_level"] = backtest.accuracy_table(acc)
+        out["accuracy"] = acc
+    return out
+
+
+def _quota_table(r: Results, qmonths: pd.DatetimeIndex) -> pd.DataFrame | None:
+    quotas, capacity, bal = r.get("quotas"), r.get("capacity"), r.get("balance")
+    if quotas is None:
+        return None
+    q = quotas["quota"]
+    qq = q.sel(month=q["month"].isin(qmonths.values)).sum("month")
+    frame = pd.DataFrame(
+        {
+            "rep": quotas["rep"].values.astype(str),
+            "manager": quotas["manager"].values.astype(str),
+            "region": quotas["rep_region"].values.astype(str),
+            "segment": quotas["rep_segment"].values.astype(str),
+            "planned_hire": quotas["planned"].values.astype(bool) if "planned" in quotas.coords else False,
+            "quota_year": quotas["rep_quota"].values,
+            "quota_quarter": qq.values,
+            "full_year_quota": quotas["full_quota"].values,
+        }
+    )  # fmt: skip
+    if capacity is not None:
+        cap = capacity["capacity"].sum("month").reindex(rep=quotas["rep"].values)
+        frame["capacity_year"] = cap.values
+        frame["expected_attainment"] = frame["capacity_year"] / frame["quota_year"].where(
+            frame["quota_year"] > 0
+        )
+    pot = r.get("rep_potential")
+    if pot is not None:
+        frame["potential"] = frame["rep"].map(pot.iloc[:, 0])
+    if bal is not None:
+        b = bal.reindex(rep=quotas["rep"].values)
+        frame["quota_to_potential"] = b["relative"].values
+        frame["out_of_line"] = b["out_of_line"].fillna(0).values.astype(bool)
+    return frame
+
+
+def _capacity_table(r: Results) -> pd.DataFrame | None:
+    gap = r.get("gap")
+    if gap is None:
+        return None
+    g = gap[["capacity", "target", "gap", "coverage"]].to_dataframe().reset_index()
+    hires = r.get("hires")
+    if hires is not None and len(hires):
+        h = hires[["segment", "region", "hires", "start_by"]].copy()
+        h["start_by"] = pd.to_datetime(h["start_by"]).dt.strftime("%Y-%m")
+        g = g.merge(h, on=["segment", "region"], how="left")
+        g["hires"] = g["hires"].fillna(0).astype(int)
+    else:
+        g["hires"] = 0
+        g["start_by"] = None
+    capacity = r.get("capacity")
+    if capacity is not None:
+        hc = capacity["headcount"].isel(month=0)
+        seats = pd.DataFrame(
+            {"segment": capacity["rep_segment"].values, "region": capacity["rep_region"].values, "headcount": hc.values}
+        ).groupby(["segment", "region"], as_index=False)["headcount"].sum()  # fmt: skip
+        g = g.merge(seats, on=["segment", "region"], how="left")
+    return g
+
+
+def pack_figures(
+    work_dir: str | Path, params: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]
+) -> dict[str, Any]:
+    """The pack's charts (Plotly figures), by section."""
+    from revmodel import plots
+
+    r = Results(work_dir)
+    figs: dict[str, Any] = {}
+    cube, fc, rec = r.get("cube"), r.get("forecast"), r.get("reconciled")
+    quotas = r.get("quotas")
+    if fc is not None and rec is not None:
+        figs["fan"] = plots.forecast_fan(
+            cube,
+            fc,
+            rec["forecast"],
+            quota=quotas,
+            cycle_months=period_months(params["cycle"], cube.attrs),
+        )
+    f = tables.get("forecast_by_level")
+    if f is not None:
+        for level in ("region", "segment", "manager"):
+            figs[f"vs_target_{level}"] = plots.bookings_vs_target(
+                f[f["level"] == level], title=f"Forecast vs target by {level}, {params['cycle']}"
+            )
+    bridge = r.get("arr_bridge")
+    if bridge is not None:
+        figs["bridge"] = plots.arr_bridge(bridge)
+    qt = tables.get("quotas_by_rep")
+    if qt is not None and "capacity_year" in qt:
+        figs["quota_balance"] = plots.quota_balance(qt)
+    tb = r.get("territory_balance")
+    if tb is not None:
+        figs["territory"] = plots.territory_balance(tb)
+    sc = r.get("scenarios")
+    if sc is not None and len(sc):
+        figs["scenarios"] = plots.scenario_comparison(sc)
+    acc = r.get("accuracy")
+    if acc is not None and len(acc):
+        figs["accuracy"] = plots.accuracy(acc)
+    return figs  # fmt: skip
