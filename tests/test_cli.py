@@ -80,10 +80,11 @@ def test_progress_goes_to_stderr_through_logging_and_verbosity_sets_the_level(ca
 def test_domain_modules_hold_no_argparse_handlers():
     import inspect
 
-    from revmodel import backtest, cube, forecast, report, sample, sources, territory
+    from revmodel import backtest, cube, forecast, sample, sources, territory
     from revmodel.apps import serve
+    from revmodel.publish import run
 
-    for module in (backtest, cube, forecast, report, sample, sources, territory, serve):
+    for module in (backtest, cube, forecast, run, sample, sources, territory, serve):
         source = inspect.getsource(module)
         assert "getattr(args" not in source, module.__name__
         assert not [n for n in vars(module) if n.endswith("_command") and n != "voila_command"]
