@@ -1,15 +1,27 @@
-"""Time-to-first-render and interaction latency of the Voila apps on the sample company.
+"""First render and interaction times of the Voila apps, with and without preheated kernels.
 
-Starts ``revmodel serve`` on a free loopback port (``REVMODEL_HOME`` in a
-temporary folder, so the first start also times the forecasts), then drives
-each app in headless Chromium (Debian's ``/usr/bin/chromium``) and measures:
+Peer: the same apps served by the same ``revmodel serve`` without preheated
+kernels (``--pool-size 0``: plain Voila, a kernel started per page).
 
-- ``*_first_render_seconds``: from navigation to the app's chart (or form) on screen;
-- ``explorer_filter_seconds``: region change until the KPI card shows the new value;
-- ``whatif_slider_seconds``: slider step until the target KPI changes;
-- ``forecast_call_submit_seconds``: submit click until the call is in the audit table;
-- ``whatif_recompute_ms``: the plan recompute in the kernel, as the app reports it;
-- ``server_ready_seconds``: ``revmodel serve`` start until Voila answers.
+For each mode the script starts ``revmodel serve`` on a free loopback port
+(``REVMODEL_HOME`` in a temporary folder; the shared context cache is made
+once before the first server, so ``server_ready`` is the start with the
+cache in place), then measures per app:
+
+- ``<mode>_<app>_http_render_{median,p90}_seconds``: a GET of the page, to its last byte;
+- ``<mode>_<app>_chromium_render_{median,p90}_seconds``: navigation in headless Chromium
+  (Debian's ``/usr/bin/chromium``) until the app's chart or form shows;
+
+and once per mode: ``<mode>_server_ready_seconds`` (start until Voila answers),
+``<mode>_explorer_filter_seconds`` (region change until the KPI card changes),
+``<mode>_forecast_call_submit_seconds`` (submit until the call is in the audit
+table) and ``<mode>_whatif_slider_seconds`` (slider step until the target KPI
+changes), medians of a few repeats.
+
+Renders go round the four apps, :data:`REPEATS` times, with :data:`PAUSE_SECONDS`
+between rounds so the pool can refill (a preheated kernel takes a few seconds
+to get ready, as it would between two people opening the same app). Every
+kernel a measurement started is shut down after it.
 
 Run: ``.venv/bin/python benchmarks/bench_apps.py`` (prints a table and writes
 ``benchmarks/results/bench_apps.json``). Timings on a shared 2-core machine are noisy.
@@ -19,8 +31,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +53,16 @@ ARGS = [
 ]
 TOKEN = "bench-token"
 OUT = Path(__file__).resolve().parent / "results" / "bench_apps.json"
+APPS = {
+    "explorer": ".revmodel-chart .main-svg .trace",
+    "forecast_call": "button.revmodel-call-submit:not([disabled])",
+    "whatif": ".revmodel-whatif-chart .main-svg .trace",
+    "quotas": ".revmodel-quota-chart .main-svg .trace",
+}
+MODES = {"preheated": 1, "plain": 0}
+REPEATS = int(os.environ.get("BENCH_APPS_REPEATS", "5"))
+PAUSE_SECONDS = float(os.environ.get("BENCH_APPS_PAUSE", "12"))
+KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')
 
 
 def _port() -> int:
@@ -47,12 +71,122 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def _p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
 def _wait_change(page, selector: str, before: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while page.inner_text(selector) == before:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{selector} did not change")
-        page.wait_for_timeout(20)
+        page.wait_for_timeout(10)
+
+
+def _shutdown(base: str, body: str) -> None:
+    found = KERNEL_ID.search(body)
+    if found:
+        req = urllib.request.Request(
+            f"{base}/voila/api/shutdown/{found.group(1)}?token={TOKEN}", method="POST", data=b""
+        )
+        with urllib.request.urlopen(req, timeout=30):  # noqa: S310 - loopback only
+            pass
+
+
+def _start(env: dict, pool_size: int) -> tuple[subprocess.Popen, str, float]:
+    port = _port()
+    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [revmodel, "serve", "--port", str(port), "--pool-size", str(pool_size)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/?token={TOKEN}", timeout=5) as r:  # noqa: S310
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.05)
+    return proc, base, time.perf_counter() - t0
+
+
+def _renders(base: str, browser, results: dict, mode: str) -> None:
+    http: dict[str, list[float]] = {a: [] for a in APPS}
+    chromium: dict[str, list[float]] = {a: [] for a in APPS}
+    time.sleep(PAUSE_SECONDS * 2)  # the first pool fills
+    for _ in range(REPEATS):
+        for app in APPS:
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(f"{base}/voila/render/{app}.ipynb?token={TOKEN}") as r:  # noqa: S310
+                body = r.read().decode("utf-8", "replace")
+            http[app].append(time.perf_counter() - t0)
+            _shutdown(base, body)
+        time.sleep(PAUSE_SECONDS)
+        for app, ready in APPS.items():
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            t0 = time.perf_counter()
+            page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}")
+            page.wait_for_selector(ready, timeout=180_000)
+            chromium[app].append(time.perf_counter() - t0)
+            page.close(run_before_unload=True)
+        time.sleep(PAUSE_SECONDS)
+    for app in APPS:
+        for kind, values in (("http", http[app]), ("chromium", chromium[app])):
+            results[f"{mode}_{app}_{kind}_render_median_seconds"] = statistics.median(values)
+            results[f"{mode}_{app}_{kind}_render_p90_seconds"] = _p90(values)
+
+
+def _interactions(base: str, browser, results: dict, mode: str) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{base}/voila/render/explorer.ipynb?token={TOKEN}")
+    page.wait_for_selector(APPS["explorer"], timeout=180_000)
+    kpi = ".revmodel-kpis .revmodel-kpi-forecast"
+    lat = []
+    for region in ("EMEA", "APAC", "North America East", "EMEA", "APAC"):
+        before = page.inner_text(kpi)
+        t0 = time.perf_counter()
+        page.select_option(".revmodel-filter-region select", label=region)
+        _wait_change(page, kpi, before)
+        lat.append(time.perf_counter() - t0)
+    results[f"{mode}_explorer_filter_seconds"] = statistics.median(lat)
+    page.close(run_before_unload=True)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{base}/voila/render/forecast_call.ipynb?token={TOKEN}")
+    page.wait_for_selector(APPS["forecast_call"], timeout=180_000)
+    lat = []
+    for amount in ("125000", "126000", "127000"):
+        page.fill(".revmodel-call-amount input", amount)
+        t0 = time.perf_counter()
+        page.click("button.revmodel-call-submit")
+        shown = f"{int(amount):,}"
+        page.wait_for_function(
+            f"() => document.querySelector('.revmodel-audit')?.innerText.includes('{shown}')",
+            timeout=60_000,
+        )
+        lat.append(time.perf_counter() - t0)
+    results[f"{mode}_forecast_call_submit_seconds"] = statistics.median(lat)
+    page.close(run_before_unload=True)
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{base}/voila/render/whatif.ipynb?token={TOKEN}")
+    page.wait_for_selector(APPS["whatif"], timeout=180_000)
+    kpi = ".revmodel-whatif-kpis .revmodel-kpi-target"
+    page.locator(".revmodel-whatif-growth .noUi-handle").focus()
+    lat = []
+    for _ in range(5):
+        before = page.inner_text(kpi)
+        t0 = time.perf_counter()
+        page.keyboard.press("ArrowRight")
+        _wait_change(page, kpi, before)
+        lat.append(time.perf_counter() - t0)
+    results[f"{mode}_whatif_slider_seconds"] = statistics.median(lat)
+    page.close(run_before_unload=True)
 
 
 def main() -> int:
@@ -75,86 +209,37 @@ def main() -> int:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", opener], env=env, check=True)
     results: dict[str, float] = {"context_cold_seconds": time.perf_counter() - t0}
-    port = _port()
-    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([revmodel, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/?token={TOKEN}", timeout=5) as r:  # noqa: S310
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.2)
-        results["server_ready_seconds"] = time.perf_counter() - t0
-        for app in ("explorer", "forecast_call", "whatif", "quotas"):
-            t0 = time.perf_counter()
-            with urllib.request.urlopen(f"{base}/voila/render/{app}.ipynb?token={TOKEN}") as r:  # noqa: S310
-                r.read()
-            results[f"{app}_http_render_seconds"] = time.perf_counter() - t0
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1300, "height": 1400})
-
-            def first(app: str, ready: str) -> None:
-                t0 = time.perf_counter()
-                page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}")
-                page.wait_for_selector(ready, timeout=120_000)
-                results[f"{app}_first_render_seconds"] = time.perf_counter() - t0
-
-            first("explorer", ".revmodel-chart .main-svg .trace")
-            kpi = ".revmodel-kpis .revmodel-kpi-forecast"
-            lat = []
-            for region in ("EMEA", "APAC", "North America East"):
-                before = page.inner_text(kpi)
-                t0 = time.perf_counter()
-                page.select_option(".revmodel-filter-region select", label=region)
-                _wait_change(page, kpi, before)
-                lat.append(time.perf_counter() - t0)
-            results["explorer_filter_seconds"] = sorted(lat)[len(lat) // 2]
-
-            first("forecast_call", "button.revmodel-call-submit:not([disabled])")
-            page.fill(".revmodel-call-amount input", "125000")
-            t0 = time.perf_counter()
-            page.click("button.revmodel-call-submit")
-            page.wait_for_function(
-                "() => document.querySelector('.revmodel-audit')?.innerText.includes('125,000')",
-                timeout=60_000,
-            )
-            results["forecast_call_submit_seconds"] = time.perf_counter() - t0
-
-            first("whatif", ".revmodel-whatif-chart .main-svg .trace")
-            kpi = ".revmodel-whatif-kpis .revmodel-kpi-target"
-            page.locator(".revmodel-whatif-growth .noUi-handle").focus()
-            lat = []
-            for _ in range(3):
-                before = page.inner_text(kpi)
-                t0 = time.perf_counter()
-                page.keyboard.press("ArrowRight")
-                _wait_change(page, kpi, before)
-                lat.append(time.perf_counter() - t0)
-            results["whatif_slider_seconds"] = sorted(lat)[len(lat) // 2]
-            results["whatif_recompute_ms"] = float(
-                page.get_attribute(".revmodel-whatif-timing span", "data-ms")
-            )
-            first("quotas", ".revmodel-quota-chart .main-svg .trace")
+            for mode, pool_size in MODES.items():
+                proc, base, ready = _start(env, pool_size)
+                results[f"{mode}_server_ready_seconds"] = ready
+                try:
+                    _renders(base, browser, results, mode)
+                    _interactions(base, browser, results, mode)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=60)
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         shutil.rmtree(home, ignore_errors=True)
     results = {k: round(v, 3) for k, v in results.items()}
-    width = max(map(len, results))
-    print(f"{'measure':<{width}}  value")
-    for k, v in results.items():
-        print(f"{k:<{width}}  {v:>8.3f}")
+    _print(results)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")
     return 0
+
+
+def _print(results: dict[str, float]) -> None:
+    rows = sorted({k.split("_", 1)[1] for k in results if k.split("_", 1)[0] in MODES})
+    width = max(map(len, rows))
+    print(f"{'measure':<{width}}  {'preheated':>9}  {'plain':>9}")
+    for row in rows:
+        cells = [results.get(f"{m}_{row}", float("nan")) for m in MODES]
+        print(f"{row:<{width}}  {cells[0]:>9.3f}  {cells[1]:>9.3f}")
+    print(f"{'context_cold_seconds':<{width}}  {results['context_cold_seconds']:>9.3f}")
 
 
 if __name__ == "__main__":

@@ -443,10 +443,17 @@ def plan_cmd(
 
 @cli.command("serve", help="serve the Voila apps on 127.0.0.1")
 @click.option("--port", type=int, default=8866, show_default=True, help="port")
-def serve_cmd(port: int) -> int:
+@click.option(
+    "--pool-size",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="kernels kept ready per app with the page built in advance (0: none)",
+)
+def serve_cmd(port: int, pool_size: int) -> int:
     from revmodel.apps import serve
 
-    return serve.serve(port)
+    return serve.serve(port, pool_size=pool_size)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 import yaml
 
 from revmodel import config, scenario
@@ -81,6 +83,15 @@ def test_explorer_region_filter_updates_kpis_chart_and_table(app_context):
     reps = explorer._rep_table(app_context)
     assert set(app.manager.options[1:]) == set(reps[reps["region"] == region]["manager"])
     assert "Manager" in text(app.table.value)
+    # Reps are picked by name; the value is the id.
+    names = app_context.rep_names()
+    rep = next(r for r in app.rep.options if r[1] != "All")
+    assert rep == (names[rep[1]], rep[1]) and rep[0] != rep[1]
+    app.rep.value = rep[1]
+    assert app.selection().rep == rep[1]
+    assert app.kpis.values["forecast"] == explorer.layout.fmt_money(
+        explorer.summarise(app_context, app.selection())["forecast"]
+    )
 
 
 def test_explorer_breakdown_adds_up(app_context):
@@ -418,8 +429,11 @@ def test_voila_command_is_local_stripped_culled_and_tokened():
         f"--MappingKernelManager.cull_idle_timeout={serve.CULL_IDLE_SECONDS}",
         f"--MappingKernelManager.cull_interval={serve.CULL_INTERVAL_SECONDS}",
         "--no-browser",
+        "--preheat_kernel=True",
+        f"--pool_size={serve.POOL_SIZE}",
     ):
         assert flag in cmd
+    assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "preheat" in f]
 
 
 def test_serve_command_prints_the_token_url(monkeypatch, capsys):
@@ -446,10 +460,48 @@ def test_serve_command_prints_the_token_url(monkeypatch, capsys):
 def test_app_notebook_is_layout_only(name):
     nb = json.loads((config.APPS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert len(code) == 1
-    assert "".join(code[0]["source"]) == f"from revmodel.apps import {name}\n\n{name}.build()"
+    assert ["".join(c["source"]) for c in code] == [
+        f"from revmodel.apps import {name}, layout\n\npage = {name}.build()\npage",
+        "layout.when_opened(page)",
+    ]
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
-    assert not code[0]["outputs"]
+    assert not any(c["outputs"] for c in code)
+
+
+def test_when_opened_outside_a_preheated_kernel_does_nothing(app_context, monkeypatch):
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    calls = []
+    page = quotas.build(session(app_context))
+    monkeypatch.setattr(page.app, "refresh", lambda: calls.append(1), raising=False)
+    quotas.layout.when_opened(page)
+    assert calls == []
+
+
+def test_shared_context_is_written_once_and_read_by_the_next_kernel(
+    small_company, tmp_path, monkeypatch
+):
+    _, folder = small_company
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    app_context_module.clear_cache()
+    path = app_context_module.context_cache_path(folder, "seasonal_naive")
+    assert not path.exists()
+    first = app_context_module.load_context(data_dir=folder, forecast_method="seasonal_naive")
+    assert path.exists()
+    assert "quota_frame" in first.extra  # precomputed for every kernel
+    app_context_module.clear_cache()  # a new kernel
+    second = app_context_module.load_context(data_dir=folder, forecast_method="seasonal_naive")
+    assert second is not first
+    xr.testing.assert_identical(second.reconciled, first.reconciled)
+    xr.testing.assert_identical(second.plan, first.plan)
+    pd.testing.assert_frame_equal(second.extra["quota_frame"], first.extra["quota_frame"])
+    # New data: a new fingerprint, so the context is rebuilt, not read.
+    (folder / "extra-note.txt").write_text("changed", encoding="utf-8")
+    try:
+        assert app_context_module.context_cache_path(folder, "seasonal_naive") != path
+    finally:
+        (folder / "extra-note.txt").unlink()
+    assert app_context_module.context_cache_path(folder, "seasonal_naive") == path
+    app_context_module.clear_cache()
 
 
 def test_sample_team_map_names_sample_managers():

@@ -134,7 +134,7 @@ def browser(server):
 
 def _open(browser, server, app: str, ready: str):
     page = browser.new_page(viewport={"width": 1300, "height": 2000})
-    page.goto(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}")
+    page.goto(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}", timeout=RENDER_TIMEOUT)
     page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
     return page
 
@@ -189,7 +189,9 @@ def test_explorer_region_filter_changes_chart_and_kpis(browser, server):
 def test_forecast_call_submit_shows_in_rollup_and_audit(browser, server):
     page = _open(browser, server, "forecast_call", "button.revmodel-call-submit:not([disabled])")
     assert USER in page.inner_text(".revmodel-identity")
-    rep = page.eval_on_selector(".revmodel-call-rep select", "e => e.options[e.selectedIndex].text")
+    rep = page.eval_on_selector(
+        ".revmodel-call-rep select", "e => e.options[e.selectedIndex].text"
+    ).replace("\xa0", " ")
     assert not re.fullmatch(r"R\d+", rep)  # a name, not an id
     page.fill(".revmodel-call-amount input", "abc")
     page.click("button.revmodel-call-submit")
@@ -219,7 +221,20 @@ def test_forecast_call_submit_shows_in_rollup_and_audit(browser, server):
     page.close()
     # The explorer, opened afterwards in its own kernel, shows the call beside the forecast.
     page = _open(browser, server, "explorer", ".revmodel-chart .main-svg .trace")
-    page.select_option(".revmodel-filter-rep select", label=rep)
+    options = page.eval_on_selector_all(
+        ".revmodel-filter-rep select option",
+        "options => options.map(o => [o.textContent.replace(/\\u00a0/g, ' '), o.value])",
+    )
+    found = [value for text, value in options if text == rep]
+    assert found, f"{rep!r} not among the explorer's reps: {options[:8]}"
+    value = found[0]
+    page.select_option(".revmodel-filter-rep select", value=value)
+    page.wait_for_function(
+        "name => (document.querySelector('.revmodel-chart .gtitle') || {}).textContent"
+        "?.includes(name)",
+        arg=rep,
+        timeout=20_000,
+    )
     page.wait_for_function(
         "() => document.querySelector('.revmodel-kpi-commit')?.innerText === '$125.0K'",
         timeout=20_000,

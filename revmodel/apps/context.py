@@ -21,7 +21,9 @@ the cube's ``as_of`` and the assumptions are the defaults.
 
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 import time
 import warnings
 from collections.abc import Collection
@@ -39,6 +41,16 @@ from revmodel import config, scenario
 from revmodel import cube as rcube
 from revmodel import forecast as rforecast
 from revmodel import pipeline as rpipeline
+from revmodel.apps.cache import (
+    ENV_CUBE,
+    ENV_FORECAST_METHOD,
+    ENV_PARAMS,
+    context_cache_path,
+    fingerprint,
+)
+from revmodel.apps.cache import forecast_method as resolve_method
+from revmodel.apps.cache import latest_params as _latest_params
+from revmodel.apps.cache import sample_dir as _sample_dir
 from revmodel.assumptions import Assumptions
 from revmodel.errors import DataError, ParameterError, RevmodelError
 from revmodel.overrides import Identity, OverrideStore, TeamMap
@@ -51,24 +63,22 @@ __all__ = [
     "AppContext",
     "app_context",
     "clear_cache",
+    "context_cache_path",
+    "fingerprint",
     "load_context",
     "open_store",
     "team_map_path",
 ]
 
-#: Environment variable naming a cube file the apps read instead of the sample company.
-ENV_CUBE = "REVMODEL_CUBE"
-#: Environment variable naming the parameters file of the cycle.
-ENV_PARAMS = "REVMODEL_PARAMS"
 #: Environment variable naming the team mapping YAML (users -> team).
 ENV_TEAM_MAP = "REVMODEL_TEAM_MAP"
-#: Environment variable choosing the forecast method (see :data:`revmodel.forecast.METHODS`).
-ENV_FORECAST_METHOD = "REVMODEL_FORECAST_METHOD"
 
 #: Reconciliation method used when the parameters file names none.
 DEFAULT_RECONCILE = "mint_shrink"
 #: Months of actuals behind the win rates that weight open pipeline [months].
 WIN_RATE_MONTHS = 12
+
+logger = logging.getLogger(__name__)
 
 _CACHE: dict[Any, AppContext] = {}
 _STORES: dict[str, OverrideStore] = {}
@@ -272,14 +282,6 @@ def _named(value: object) -> bool:
 # --------------------------------------------------------------------------- loading
 
 
-def _latest_params() -> Path | None:
-    env = os.environ.get(ENV_PARAMS)
-    if env:
-        return Path(env)
-    found = sorted(config.PARAMETERS_DIR.glob("FY*.yaml"))
-    return found[-1] if found else None
-
-
 def _read_params(path: Path | None, data_dir: Path | None) -> dict[str, Any]:
     if path is None or not path.exists():
         return {}
@@ -292,16 +294,6 @@ def _read_params(path: Path | None, data_dir: Path | None) -> dict[str, Any]:
         if data_dir is not None:
             raise
         return {}
-
-
-def _sample_dir() -> Path:
-    """The sample company's folder, generated on first use."""
-    folder = config.SAMPLE_DIR
-    if not (folder / "opportunities.csv").exists():
-        from revmodel import sample
-
-        sample.write(sample.generate(), folder)
-    return folder
 
 
 def _tables(data_dir: Path) -> dict[str, pd.DataFrame]:
@@ -435,7 +427,7 @@ def load_context(
     -------
     AppContext
     """
-    method = forecast_method or os.environ.get(ENV_FORECAST_METHOD) or "auto"
+    method = resolve_method(forecast_method)
     if cube is not None:
         key: Any = ("cube", id(cube), method)
     elif data_dir is not None:
@@ -443,11 +435,54 @@ def load_context(
     else:
         key = ("default", os.environ.get(ENV_CUBE), str(config.SAMPLE_DIR), method)
     if key not in _CACHE:
-        _CACHE[key] = _build(cube, Path(data_dir) if data_dir is not None else None, method)
         if cube is not None:
+            _CACHE[key] = _build(cube, None, method)
             # Keep the cube alive so its id is not reused by another object.
             _CACHE[key].extra["cube"] = cube
+        else:
+            _CACHE[key] = _load_or_build(Path(data_dir) if data_dir is not None else None, method)
     return _CACHE[key]
+
+
+def _precompute(ctx: AppContext) -> None:
+    """What every kernel would otherwise compute on its first page: names, quotas, territories."""
+    from revmodel.apps import quotas
+
+    ctx.rep_names()
+    try:
+        quotas.quota_frame(ctx)
+    except RevmodelError as exc:  # the quotas page says why; the other apps do not need it
+        logger.warning("quotas not precomputed: %s", exc)
+
+
+def _load_or_build(data_dir: Path | None, method: str) -> AppContext:
+    """The context from the shared cache file, or built and written there for the next kernel.
+
+    The file is written by this package into its own cache folder (never taken
+    from elsewhere) and replaced atomically, so a kernel never reads half a file.
+    """
+    path = context_cache_path(data_dir, method)
+    if path.exists():
+        try:
+            with path.open("rb") as f:
+                ctx = pickle.load(f)  # noqa: S301 - our own cache file
+            if isinstance(ctx, AppContext):
+                logger.debug("apps context read from %s", path)
+                return ctx
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            logger.warning("apps context cache %s unreadable: rebuilding it", path)
+    ctx = _build(None, data_dir, method)
+    _precompute(ctx)
+    shared = {k: v for k, v in ctx.extra.items() if isinstance(k, str)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(replace(ctx, extra=shared), f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    for old in path.parent.glob("context-*.pickle"):
+        if old != path:
+            old.unlink(missing_ok=True)
+    return ctx
 
 
 def clear_cache() -> None:

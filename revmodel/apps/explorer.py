@@ -39,8 +39,10 @@ class Selection:
     rep: str | None = None
     segment: str | None = None
 
-    def describe(self) -> str:
-        parts = [p for p in (self.region, self.manager, self.rep, self.segment) if p]
+    def describe(self, names: dict[str, str] | None = None) -> str:
+        """The slice in words; ``names`` maps rep ids to the names shown."""
+        rep = (names or {}).get(self.rep, self.rep) if self.rep else None
+        parts = [p for p in (self.region, self.manager, rep, self.segment) if p]
         return ", ".join(parts) if parts else "Company"
 
 
@@ -308,7 +310,9 @@ def figure(ctx: AppContext, sel: Selection) -> go.Figure:
     """
     m = monthly(ctx, sel)
     fig = go.Figure()
-    fig.update_layout(template="revmodel", title=f"Bookings: {sel.describe()} ({sel.period})")
+    fig.update_layout(
+        template="revmodel", title=f"Bookings: {sel.describe(ctx.rep_names())} ({sel.period})"
+    )
     act = m["actual"].dropna()
     fc = m.dropna(subset=["forecast"])
     fig.add_trace(go.Scatter(x=act.index, y=act.values, name="Actual", mode="lines+markers",
@@ -440,7 +444,8 @@ def _widgets(ctx: AppContext) -> ExplorerPage:
 
 
 def _rep_options(ctx: AppContext, reps: list[str]) -> list:
-    return [ALL_MEMBERS, *sorted(((ctx.label("rep", r), r) for r in reps), key=lambda o: o[0])]
+    named = sorted(((ctx.label("rep", r), r) for r in reps), key=lambda o: o[0])
+    return [(ALL_MEMBERS, ALL_MEMBERS), *named]
 
 
 def _layout(ctx: AppContext, page: ExplorerPage) -> w.VBox:
@@ -477,7 +482,7 @@ BREAKDOWN_KINDS = {
 
 
 def _set_options(dd: w.Dropdown, options: list) -> None:
-    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    values = [o[1] if isinstance(o, tuple) else o for o in options]  # (label, value) or value
     current = dd.value
     dd.options = options
     dd.value = current if current in values else ALL_MEMBERS
@@ -511,7 +516,7 @@ def _refresh(page: ExplorerPage) -> None:
         page.table.value = layout.table_html(
             frame, kinds=BREAKDOWN_KINDS, css="revmodel-breakdown", total_rows=[len(frame) - 1]
         )
-        where = html.escape(sel.describe())
+        where = html.escape(sel.describe(ctx.rep_names()))
         page.status.value = (
             f"<span class='revmodel-footer' data-selection='{where}'>{where} in "
             f"{html.escape(sel.period)}; updated in {(time.perf_counter() - t0) * 1000:.0f} ms"

@@ -591,14 +591,14 @@ def _on_submit(page: CallPage) -> None:
         page.message.show(str(exc), "error")
         return
     old = "none" if row.old_value is None else f"{row.old_value:,.0f} USD"
+    page.amount.value = ""
+    page.note.value = ""
+    page.refresh()  # the tables first, so the message appears with them
     page.message.show(
         f"Saved: {CALL_LABELS[row.call_type].lower()} of {row.new_value:,.0f} USD for "
         f"{page.context.label(level, key)} in {row.period} (was {old}).",
         "ok",
     )
-    page.amount.value = ""
-    page.note.value = ""
-    page.refresh()
 
 
 def _on_withdraw(page: CallPage) -> None:
@@ -615,12 +615,12 @@ def _on_withdraw(page: CallPage) -> None:
     except RevmodelError as exc:
         page.message.show(str(exc), "error")
         return
+    page.refresh()
     page.message.show(
         f"Withdrawn: the {CALL_LABELS[row.call_type].lower()} call for "
         f"{page.context.label(level, key)} in {row.period} (was {row.old_value:,.0f} USD).",
         "ok",
     )
-    page.refresh()
 
 
 def _on_period_admin(page: CallPage, is_open: bool) -> None:
@@ -633,8 +633,8 @@ def _on_period_admin(page: CallPage, is_open: bool) -> None:
     except RevmodelError as exc:
         page.message.show(str(exc), "error")
         return
-    page.message.show(f"{per} is {'open' if is_open else 'closed'} for forecast calls.", "ok")
     page.refresh()
+    page.message.show(f"{per} is {'open' if is_open else 'closed'} for forecast calls.", "ok")
 
 
 def _on_hold(page: CallPage, change: dict) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import ipywidgets as w
@@ -265,3 +266,20 @@ def dropdown(
         layout=w.Layout(width=width),
     )
     return dd
+
+
+def when_opened(page: w.Widget) -> None:
+    """Redraw a page built in advance (a preheated Voila kernel) once someone opens it.
+
+    In a preheated kernel, waits for Voila to hand the kernel to a request
+    (:func:`voila.utils.wait_for_request`), then calls the page's ``refresh()``
+    so it shows the calls made since it was built. Elsewhere, does nothing.
+    """
+    if os.environ.get("VOILA_PREHEAT", "False") == "False":
+        return
+    from voila.utils import wait_for_request
+
+    wait_for_request()
+    refresh = getattr(getattr(page, "app", None), "refresh", None)
+    if callable(refresh):
+        refresh()

@@ -11,9 +11,17 @@ The server is plain Voila over ``notebooks/apps/`` with:
 - ``--token``: every request needs the token (``REVMODEL_TOKEN``, or a random
   one printed in the URL).
 
-Before Voila starts, the data is read once (:func:`warm`): the sample
-company is generated when missing and the forecasts are computed into the
-on-disk cache, so every app kernel renders in seconds.
+- ``--preheat_kernel=True --pool_size=N``: Voila keeps :data:`POOL_SIZE`
+  kernels per app with the page already built, so opening an app sends a
+  page rendered in advance; the page reads the live calls again the moment it
+  is opened (:func:`revmodel.apps.layout.when_opened`).
+
+Before Voila starts, the shared context is made once (:func:`warm`): the
+sample company is generated when missing, and the cube, forecasts, plan,
+quotas and territories are computed into one cache file
+(:func:`revmodel.apps.cache.context_cache_path`) that every app kernel reads
+in milliseconds. Once that file exists, :func:`warm` only checks its
+fingerprint and the server is up in a few seconds.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ APPS: dict[str, str] = {
 CULL_IDLE_SECONDS = 1800
 #: How often idle kernels are looked for [s].
 CULL_INTERVAL_SECONDS = 120
+#: Kernels kept ready per app, the page built in advance.
+POOL_SIZE = 1
 
 
 def voila_command(
@@ -62,8 +72,10 @@ def voila_command(
     cull_idle_seconds: int = CULL_IDLE_SECONDS,
     cull_interval_seconds: int = CULL_INTERVAL_SECONDS,
     ip: str = "127.0.0.1",
+    pool_size: int = POOL_SIZE,
 ) -> list[str]:
-    """The Voila command line that serves the apps."""
+    """The Voila command line that serves the apps (``pool_size`` 0: no preheated kernels)."""
+    preheat = ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"] if pool_size > 0 else []
     return [
         sys.executable,
         "-m",
@@ -79,19 +91,28 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
         "--MappingKernelManager.cull_connected=False",
+        *preheat,
     ]
 
 
 def warm() -> float:
-    """Build the apps' context once so the forecast cache and the sample data exist [s]."""
-    from revmodel.apps.context import load_context
+    """Make sure the apps' shared context is in its cache file [s spent].
+
+    Only the fingerprint is checked when the file exists; otherwise the
+    context is built (data, forecasts, plan) and written.
+    """
+    from revmodel.apps import cache
 
     start = time.perf_counter()
-    load_context()
+    path = cache.context_cache_path(None, cache.forecast_method())
+    if not path.exists():
+        from revmodel.apps.context import load_context
+
+        load_context()
     return time.perf_counter() - start
 
 
-def serve(port: int = 8866) -> int:
+def serve(port: int = 8866, pool_size: int = POOL_SIZE) -> int:
     """Serve the apps on 127.0.0.1 until interrupted; prints each app's URL with its token."""
     token = os.environ.get("REVMODEL_TOKEN") or secrets.token_urlsafe(24)
     logger.info("Preparing the data and forecasts (cached after the first run)...")
@@ -102,7 +123,7 @@ def serve(port: int = 8866) -> int:
         print(f"  {base}/voila/render/{name}?token={token}   {what}", flush=True)
     env = dict(os.environ)
     env.setdefault("REVMODEL_HOME", str(config.HOME))
-    proc = subprocess.Popen(voila_command(port, token), env=env)
+    proc = subprocess.Popen(voila_command(port, token, pool_size=pool_size), env=env)
 
     def stop(signum: int, _frame: object) -> None:
         # Voila shuts its kernels down on SIGTERM; wait for it so nothing is left behind.

@@ -281,6 +281,12 @@ class WhatIfPage:
         """The assumption set of the current controls."""
         return self.state["assumptions"]
 
+    def refresh(self, _change: object = None) -> None:
+        """Read the saved scenarios again (another page may have saved one)."""
+        self.saved.clear()
+        self.saved.update(_saved(self.folder, self.context.assumptions.plan_year))
+        _show_comparison(self)
+
     def controls(self) -> list[w.Widget]:
         return [
             self.growth, self.target, self.churn, self.churn_history, self.win_rate,

@@ -1,0 +1,93 @@
+"""Where the apps' shared context is cached, and what it depends on (light: no heavy imports).
+
+``revmodel serve`` checks here, in a fraction of a second, whether the context
+of the data is already computed; every app kernel then reads it from the file
+(:func:`revmodel.apps.context.load_context`) instead of building it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from revmodel import config
+
+__all__ = [
+    "ENV_CUBE",
+    "ENV_FORECAST_METHOD",
+    "ENV_PARAMS",
+    "context_cache_path",
+    "fingerprint",
+    "forecast_method",
+    "latest_params",
+]
+
+#: Environment variable naming a cube file the apps read instead of the sample company.
+ENV_CUBE = "REVMODEL_CUBE"
+#: Environment variable naming the parameters file of the cycle.
+ENV_PARAMS = "REVMODEL_PARAMS"
+#: Environment variable choosing the forecast method (see :data:`revmodel.forecast.METHODS`).
+ENV_FORECAST_METHOD = "REVMODEL_FORECAST_METHOD"
+
+
+def forecast_method(method: str | None = None) -> str:
+    """The forecast method of the apps: ``method``, else ``REVMODEL_FORECAST_METHOD``, else auto."""
+    return method or os.environ.get(ENV_FORECAST_METHOD) or "auto"
+
+
+def latest_params() -> Path | None:
+    env = os.environ.get(ENV_PARAMS)
+    if env:
+        return Path(env)
+    found = sorted(config.PARAMETERS_DIR.glob("FY*.yaml"))
+    return found[-1] if found else None
+
+
+def sample_dir() -> Path:
+    """The sample company's folder, generated on first use."""
+    folder = config.SAMPLE_DIR
+    if not (folder / "opportunities.csv").exists():
+        from revmodel import sample
+
+        sample.write(sample.generate(), folder)
+    return folder
+
+
+def _source_path(data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return data_dir
+    if os.environ.get(ENV_CUBE):
+        return Path(os.environ[ENV_CUBE])
+    return sample_dir()
+
+
+def _stat(path: Path, pattern: str = "*") -> list[tuple[str, int, int]]:
+    if not path.exists():
+        return [(str(path), -1, -1)]
+    files = [path] if path.is_file() else sorted(p for p in path.rglob(pattern) if p.is_file())
+    return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+
+
+def fingerprint(data_dir: Path | None, method: str) -> str:
+    """What the shared context depends on: the data files, the parameters, the code, the method.
+
+    Any change to one of them (a new export, an edited parameters file, an
+    upgraded revmodel) gives a new fingerprint, so the cached context is rebuilt.
+    """
+    import revmodel
+
+    code = Path(revmodel.__file__).parent
+    parts = [
+        method,
+        str(config.FISCAL_YEAR_START),
+        *map(str, _stat(_source_path(data_dir))),
+        *map(str, _stat(latest_params() or Path("-"))),
+        *map(str, _stat(code, "*.py")),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+
+
+def context_cache_path(data_dir: Path | None, method: str) -> Path:
+    """The file holding the shared context of the data (:func:`fingerprint` in its name)."""
+    return config.CACHE_DIR / "apps" / f"context-{fingerprint(data_dir, method)}.pickle"
