@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 import xarray as xr
 
-from revmodel import cli, kpi, quota, report, retention
+from revmodel import cli, kpi, publish, quota, retention
 from revmodel.apps import context as app_context_module
 from revmodel.apps import layout, quotas, whatif
 from revmodel.cube import load_cube
@@ -29,14 +29,14 @@ def _session(ctx, tmp_path):
 def _pack_summary(ctx, tmp_path, **results) -> dict:
     """The plan pack's summary of a run folder holding ``results`` (as the notebooks save them)."""
     work = tmp_path / "work"
-    report.save_result(work, "cube", ctx.cube)
+    publish.save_result(work, "cube", ctx.cube)
     for name, obj in results.items():
-        report.save_result(work, name, obj)
-    return report.summary(work, {"cycle": ctx.cycle, "plan_year": ctx.assumptions.plan_year})
+        publish.save_result(work, name, obj)
+    return publish.summary(work, {"cycle": ctx.cycle, "plan_year": ctx.assumptions.plan_year})
 
 
 def _excel_summary(summ: dict, path) -> dict:
-    report.write_excel(path, summ, {})
+    publish.write_excel(path, summ, {})
     ws = openpyxl.load_workbook(path)["Summary"]
     return {row[0]: row[1] for row in ws.iter_rows(min_row=2, values_only=True)}
 
