@@ -521,11 +521,18 @@ def _predict(
     return None
 
 
-def _weighted_pipeline(opportunities: pd.DataFrame, fold: _Fold, horizon: int) -> np.ndarray:
+def _weighted_pipeline(
+    opportunities: pd.DataFrame, fold: _Fold, horizon: int, history: pd.DataFrame | None = None
+) -> np.ndarray:
     from revmodel import pipeline as pl
 
     pipe = pl.weighted_pipeline(
-        opportunities, fold.origin, horizon=horizon, like=fold.window, reconstruct=True
+        opportunities,
+        fold.origin,
+        horizon=horizon,
+        like=fold.window,
+        reconstruct=True,
+        history=history,
     )
     return _cube_values(pipe.reindex_like(fold.window, fill_value=0.0))
 
@@ -641,13 +648,14 @@ def _run_fold(
     reconcile: str,
     info: dict,
     horizon: int,
+    history: pd.DataFrame | None = None,
 ) -> tuple[list[pd.DataFrame], list[dict], _BlendFold | None]:
     """Score every model on one fold; return the frames, blend rows and the blend's inputs."""
     uses_pipeline = any(isinstance(m, WeightedPipeline | Blend) for m in items.values())
     pipe_v = stat_v = None
     rows: list[dict] = []
     if opportunities is not None and uses_pipeline:
-        pipe_v = _weighted_pipeline(opportunities, fold, horizon)
+        pipe_v = _weighted_pipeline(opportunities, fold, horizon, history)
         stat_v = stat.reconcile(reconcile, fold, info)[0]
         segments = np.asarray(fold.hist["segment"].values).astype(str)
         rows = _blend_rows(fold, segments, stat_v, pipe_v)
@@ -680,6 +688,7 @@ def rolling_origin(
     n_workers: int = 2,
     distributed_threshold: int | None = None,
     sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
+    history: pd.DataFrame | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of the forecast at every level of the hierarchy.
 
@@ -707,6 +716,10 @@ def rolling_origin(
         Model choice of :func:`revmodel.forecast.forecast_cube` ("auto" is the default).
     origins : sequence of date-like, optional
         Explicit origins (last month each forecast sees) instead of ``folds`` and ``step``.
+    history : pd.DataFrame, optional
+        Canonical ``opportunity_history``: the ``pipeline`` model then uses the pipeline
+        recorded at each origin, with conversion and slippage learned from the history up
+        to it (:func:`revmodel.pipeline.weighted_pipeline`), not reconstructed.
     cache_dir, progress, n_workers, distributed_threshold
         Passed to :func:`revmodel.forecast.forecast_cube` (its parallel path for big cubes).
     sampling : revmodel.reconcile.SampleSettings
@@ -751,7 +764,9 @@ def rolling_origin(
             int((~np.any(fold.hist_v != 0, axis=-1)[c[:, 0], c[:, 1], c[:, 2]]).sum())
         )
         stat = _statistical(base_ds, fold, int(horizon), settings) if needs_stat else None
-        f, rows, blend = _run_fold(fold, items, stat, opportunities, reconcile, info, int(horizon))
+        f, rows, blend = _run_fold(
+            fold, items, stat, opportunities, reconcile, info, int(horizon), history
+        )
         frames += f
         blend_rows += rows
         if blend is not None:

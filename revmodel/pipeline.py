@@ -351,6 +351,8 @@ def weighted_pipeline(
     slip: pd.DataFrame | None = None,
     like: xr.DataArray | xr.Dataset | None = None,
     reconstruct: bool = False,
+    history: pd.DataFrame | None = None,
+    labels: pd.DataFrame | None = None,
 ) -> xr.DataArray:
     """Expected bookings from the open pipeline, by cell and month after ``as_of``.
 
@@ -363,14 +365,26 @@ def weighted_pipeline(
     horizon : int
         Months [months].
     conversion : pd.DataFrame, optional
-        :func:`stage_conversion` table; default estimated from the deals closed by ``as_of``.
+        :func:`stage_conversion` table (or, with ``history``,
+        :func:`revmodel.learned.stage_conversion`); default estimated from the deals
+        closed by ``as_of``.
     slip : pd.DataFrame, optional
-        :func:`slippage` table; default estimated from the deals closed by ``as_of``.
+        :func:`slippage` table (or :func:`revmodel.learned.slippage`); default
+        estimated from the deals closed by ``as_of``.
     like : xr.DataArray or xr.Dataset, optional
         Take the ``segment``, ``region`` and ``rep`` coords from it; deals outside them are
         left out and their expected amount recorded in ``attrs["outside_amount"]``.
     reconstruct : bool
-        Rebuild the pipeline as it stood at ``as_of`` (see :func:`open_deals`).
+        Rebuild the pipeline as it stood at ``as_of`` (see :func:`open_deals`); ignored
+        with ``history``, which records it.
+    history : pd.DataFrame, optional
+        Canonical ``opportunity_history``. When given, the pipeline is the deals open at
+        the end of ``as_of`` as recorded then (stage, amount, expected close date), their
+        win probability is learned by segment and stage, and slippage from where won
+        deals closed against their expected month (:mod:`revmodel.learned`), all from
+        the history up to ``as_of``.
+    labels : pd.DataFrame, optional
+        With ``history``: :func:`revmodel.history.deal_labels`; default from ``opps``.
 
     Returns
     -------
@@ -380,12 +394,72 @@ def weighted_pipeline(
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ParameterError(f"horizon must be a whole number of months >= 1, got {horizon!r}")
     month = _month(as_of)
-    deals = open_deals(opps, month, reconstruct=reconstruct)
+    if history is not None:
+        deals, p, slip = _from_history(opps, month, history, labels, conversion, slip)
+        source = "history"
+    else:
+        deals = open_deals(opps, month, reconstruct=reconstruct)
+        if conversion is None:
+            conversion = stage_conversion(opps, month)
+        if slip is None:
+            slip = slippage(opps, month)
+        p = _win_probability(deals, conversion, month)
+        source = "reconstructed" if reconstruct else "current"
+    da = _expected_bookings(deals, p, slip, month, int(horizon), like)
+    da.attrs["reconstructed"] = int(bool(reconstruct) or history is not None)
+    da.attrs["estimated_from"] = source
+    return da
+
+
+def _from_history(
+    opps: pd.DataFrame,
+    month: pd.Timestamp,
+    history: pd.DataFrame,
+    labels: pd.DataFrame | None,
+    conversion: pd.DataFrame | None,
+    slip: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Open deals at the end of ``month`` from history, their win probability and slippage."""
+    from revmodel import history as hist
+    from revmodel import learned
+
+    end = _month_end(month)
+    if labels is None:
+        labels = hist.deal_labels({"opportunities": opps})
+    state = hist.state_at(hist.prepare(history), end)
+    state = state[state["stage"].isin(schema.OPEN_STAGES)]
+    lab = labels.reindex(state.index)
+    first = hist.prepare(history).drop_duplicates("opportunity_id").set_index("opportunity_id")
+    deals = pd.DataFrame(
+        {
+            "segment": lab["segment"].fillna(config.PLACEHOLDER).to_numpy(dtype=object),
+            "region": lab["region"].fillna(config.PLACEHOLDER).to_numpy(dtype=object),
+            "rep": lab["rep"].fillna(config.PLACEHOLDER).to_numpy(dtype=object),
+            "amount": pd.to_numeric(state["amount"], errors="coerce").fillna(0.0).to_numpy(),
+            "created": first["changed_at"].reindex(state.index).to_numpy(),
+            "expected_close": state["close_date"].to_numpy(),
+            "stage": state["stage"].to_numpy(dtype=object),
+        }
+    )
     if conversion is None:
-        conversion = stage_conversion(opps, month)
+        conversion = learned.stage_conversion(history, end, labels)
     if slip is None:
-        slip = slippage(opps, month)
-    p = _win_probability(deals, conversion, month)
+        slip = learned.slippage(history, end, labels)
+    expected = pd.DatetimeIndex(deals["expected_close"])
+    to_close = (expected.year - end.year) * 12 + (expected.month - end.month)
+    p = learned.win_probability(conversion, deals["segment"], deals["stage"], to_close)
+    return deals, p, slip
+
+
+def _expected_bookings(
+    deals: pd.DataFrame,
+    p: np.ndarray,
+    slip: pd.DataFrame,
+    month: pd.Timestamp,
+    horizon: int,
+    like: xr.DataArray | xr.Dataset | None,
+) -> xr.DataArray:
+    """amount x P(win) x P(close month), summed into (segment, region, rep, month)."""
     expected = pd.DatetimeIndex(deals["expected_close"])
     e_idx = (expected.year - month.year) * 12 + (expected.month - month.month)
     e_idx = np.asarray(e_idx, dtype=np.int64)  # 1 = the month after as_of
@@ -428,7 +502,6 @@ def weighted_pipeline(
             "open_amount": float(deals["amount"].sum()),
             "outside_amount": float(value[~inside].sum()) if len(deals) else 0.0,
             "beyond_horizon_amount": float((value * (target > horizon)).sum()),
-            "reconstructed": int(bool(reconstruct)),
         },
     )
     if like is not None:

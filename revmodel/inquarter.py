@@ -1,0 +1,303 @@
+"""The in-quarter forecast by week of quarter, and its week-by-week backtest.
+
+At the end of week ``w`` of a quarter (day ``as_of``), the quarter's bookings are
+forecast as the sum of three parts (:func:`in_quarter_forecast`):
+
+closed
+    Won so far: deals won by ``as_of`` with a close date in the quarter.
+open
+    Expected from the deals open at ``as_of`` (as recorded then): amount x win
+    rate of their segment and stage x probability that they close by the
+    quarter's last month given their expected close month and the learned
+    slippage of their segment (conditioned on closing no earlier than the month
+    of ``as_of``). Conversion and slippage are learned from the history up to
+    the quarter's first day (:mod:`revmodel.learned`), so the backtest never
+    sees the outcome it forecasts.
+not yet created
+    The average, over the ``lookback`` previous quarters, of the bookings won in
+    the quarter from deals created after the same day of that quarter.
+
+The interval treats each open deal as an independent win (variance
+``a^2 q (1 - q)`` for amount ``a`` and probability ``q``) and adds the variance
+of the not-yet-created part across the lookback quarters; it is the normal
+interval at ``level``, never below what is already closed.
+
+:func:`in_quarter_backtest` replays past quarters week by week and sets each
+forecast beside the actual and beside the statistical forecast alone (the
+default model of :mod:`revmodel.models` fitted to the monthly bookings up to
+the month before the quarter, summed over its three months).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from revmodel import learned, schema
+from revmodel.history import prepare, state_at
+
+log = logging.getLogger(__name__)
+
+#: Weeks forecast in a quarter (the 13th ends on day 91).
+WEEKS = 13
+#: Quarters whose not-yet-created bookings are averaged.
+LOOKBACK_QUARTERS = 4
+#: Columns of :func:`in_quarter_backtest`.
+BACKTEST_COLUMNS: tuple[str, ...] = (
+    "quarter_start",
+    "week",
+    "as_of",
+    "actual",
+    "closed",
+    "open",
+    "not_created",
+    "forecast",
+    "lower",
+    "upper",
+    "statistical",
+)
+
+
+@dataclass(frozen=True)
+class Quarter:
+    """A quarter's first and last day."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @classmethod
+    def of(cls, start) -> Quarter:
+        start = pd.Timestamp(start).normalize()
+        return cls(start, start + pd.DateOffset(months=3) - pd.Timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class Learned:
+    """Conversion and slippage learned from history up to a day (see :mod:`revmodel.learned`)."""
+
+    conversion: pd.DataFrame
+    slip: pd.DataFrame
+
+    @classmethod
+    def from_history(cls, history: pd.DataFrame, as_of, labels: pd.DataFrame | None) -> Learned:
+        return cls(
+            learned.stage_conversion(history, as_of, labels),
+            learned.slippage(history, as_of, labels),
+        )
+
+
+def _months(days) -> np.ndarray:
+    return np.asarray(days, dtype="datetime64[M]").astype(np.int64)
+
+
+def _segments(index: pd.Index, labels: pd.DataFrame | None) -> np.ndarray:
+    if labels is None:
+        return np.full(len(index), "(unassigned)", dtype=object)
+    return labels["segment"].reindex(index).fillna("(unassigned)").to_numpy(dtype=object)
+
+
+def _close_in_quarter(
+    slip: pd.DataFrame, segments: np.ndarray, expected: np.ndarray, now: int, last: int
+) -> np.ndarray:
+    """P(a deal closes in months ``now..last`` | it closes no earlier than ``now``)."""
+    offsets = slip.index.to_numpy(dtype=np.int64)
+    cols = [s if s in slip.columns else learned.POOLED for s in segments]
+    probs = slip[cols].to_numpy(dtype=float).T if len(cols) else np.zeros((0, len(offsets)))
+    target = expected[:, None] + offsets[None, :]
+    probs = np.where(target >= now, probs, 0.0)
+    total = probs.sum(axis=1)
+    inside = np.where(target <= last, probs, 0.0).sum(axis=1)
+    return np.divide(inside, total, out=np.zeros_like(inside), where=total > 0)
+
+
+def _won_in(hist: pd.DataFrame, quarter: Quarter, as_of: pd.Timestamp) -> pd.Series:
+    """Amount won by ``as_of`` per deal, with a close date in the quarter."""
+    state = state_at(hist, as_of)
+    won = state[(state["stage"] == "won") & state["close_date"].between(quarter.start, quarter.end)]
+    return won["amount"].fillna(0.0)
+
+
+def past_creations(hist: pd.DataFrame, quarter: Quarter, lookback: int) -> list[np.ndarray]:
+    """For each of the ``lookback`` quarters before ``quarter`` that the history covers:
+    ``(days from the quarter's start to each won deal's creation, its amount)`` as a 2 x n array."""
+    created = hist.drop_duplicates("opportunity_id").set_index("opportunity_id")["changed_at"]
+    out = []
+    for k in range(1, lookback + 1):
+        past = Quarter.of(quarter.start - pd.DateOffset(months=3 * k))
+        if past.start < hist["changed_at"].min():
+            break
+        won = _won_in(hist, past, past.end)
+        offset = (created.reindex(won.index) - past.start).dt.days.to_numpy(dtype=float)
+        out.append(np.vstack([offset, won.to_numpy(dtype=float)]))
+    return out
+
+
+def _not_created(past: list[np.ndarray], day: int) -> tuple[float, float]:
+    """Mean and variance of bookings from deals created after day ``day`` of past quarters."""
+    values = [float(a[1][a[0] > day].sum()) for a in past]
+    if not values:
+        return 0.0, 0.0
+    return float(np.mean(values)), float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def in_quarter_forecast(
+    history: pd.DataFrame,
+    quarter: Quarter,
+    as_of,
+    labels: pd.DataFrame | None = None,
+    rates: Learned | None = None,
+    level: float = 0.8,
+    lookback: int = LOOKBACK_QUARTERS,
+) -> dict[str, float]:
+    """The quarter's bookings forecast at the end of day ``as_of`` (see the module docstring).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Canonical ``opportunity_history``.
+    quarter : Quarter
+        The quarter forecast.
+    as_of : date-like
+        The day of the forecast [date], within the quarter.
+    labels : pandas.DataFrame, optional
+        :func:`revmodel.history.deal_labels` (segments).
+    rates : Learned, optional
+        Conversion and slippage; default learned from the history before the quarter.
+    level : float
+        Coverage of the interval [1].
+    lookback : int
+        Past quarters averaged for the deals not yet created.
+
+    Returns
+    -------
+    dict
+        ``closed``, ``open``, ``not_created``, ``forecast``, ``lower``, ``upper`` [currency].
+    """
+    hist = prepare(history)
+    as_of = pd.Timestamp(as_of).normalize()
+    if rates is None:
+        rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
+    past = past_creations(hist, quarter, lookback)
+    return _forecast(hist, quarter, as_of, labels, rates, past, level)
+
+
+def _forecast(
+    hist: pd.DataFrame,
+    quarter: Quarter,
+    as_of: pd.Timestamp,
+    labels: pd.DataFrame | None,
+    rates: Learned,
+    past: list[np.ndarray],
+    level: float,
+) -> dict[str, float]:
+    closed = float(_won_in(hist, quarter, as_of).sum())
+    state = state_at(hist, as_of)
+    open_ = state[state["stage"].isin(schema.OPEN_STAGES)]
+    seg = _segments(open_.index, labels)
+    expected = _months(open_["close_date"].to_numpy(dtype="datetime64[D]"))
+    now = int(_months([as_of])[0])
+    p = learned.win_probability(
+        rates.conversion, seg, open_["stage"].to_numpy(dtype=object), expected - now
+    )
+    q = p * _close_in_quarter(rates.slip, seg, expected, now, int(_months([quarter.end])[0]))
+    amount = open_["amount"].fillna(0.0).to_numpy(dtype=float)
+    open_mean = float((amount * q).sum())
+    open_var = float((amount**2 * q * (1 - q)).sum())
+    new_mean, new_var = _not_created(past, (as_of - quarter.start).days)
+    forecast = closed + open_mean + new_mean
+    half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(open_var + new_var)
+    return {
+        "closed": closed,
+        "open": open_mean,
+        "not_created": new_mean,
+        "forecast": forecast,
+        "lower": max(closed, forecast - half),
+        "upper": forecast + half,
+    }
+
+
+def statistical_quarter(history: pd.DataFrame, quarter: Quarter) -> float:
+    """The statistical forecast alone: the default model on monthly bookings before the quarter."""
+    from revmodel import models
+
+    cutoff = quarter.start - pd.Timedelta(days=1)
+    state = state_at(prepare(history), cutoff)
+    won = state[(state["stage"] == "won") & (state["close_date"] <= cutoff)]
+    if won.empty:
+        return float("nan")
+    monthly = won["amount"].fillna(0.0).groupby(won["close_date"].dt.to_period("M")).sum()
+    months = pd.period_range(monthly.index.min(), quarter.start.to_period("M") - 1, freq="M")
+    y = monthly.reindex(months, fill_value=0.0).to_numpy(dtype=float)
+    if len(y) < 24:
+        return float(np.mean(y[-12:]) * 3) if len(y) else np.nan
+    mean, _ = models.default_model().fit_predict(y, 3)
+    return float(np.sum(mean))
+
+
+def in_quarter_backtest(
+    history: pd.DataFrame,
+    quarters: list[Quarter],
+    labels: pd.DataFrame | None = None,
+    weeks: int = WEEKS,
+    level: float = 0.8,
+    lookback: int = LOOKBACK_QUARTERS,
+) -> pd.DataFrame:
+    """Replay the in-quarter forecast at the end of each week of past quarters.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`BACKTEST_COLUMNS`, one row per quarter and week; ``actual`` is what
+        was won in the quarter as the history last records it [currency].
+    """
+    hist = prepare(history)
+    last_day = hist["changed_at"].max()
+    rows = []
+    for quarter in quarters:
+        rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
+        actual = float(_won_in(hist, quarter, last_day).sum())
+        stat = statistical_quarter(hist, quarter)
+        past = past_creations(hist, quarter, lookback)
+        for week in range(1, weeks + 1):
+            as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
+            f = _forecast(hist, quarter, as_of, labels, rates, past, level)
+            rows.append(
+                {
+                    "quarter_start": quarter.start,
+                    "week": week,
+                    "as_of": as_of,
+                    "actual": actual,
+                    **f,
+                    "statistical": stat,
+                }
+            )
+        log.info("in-quarter backtest: quarter from %s done", f"{quarter.start:%Y-%m-%d}")
+    return pd.DataFrame(rows, columns=list(BACKTEST_COLUMNS))
+
+
+def error_by_week(backtest: pd.DataFrame) -> pd.DataFrame:
+    """WAPE of the in-quarter and the statistical forecast by week, and interval coverage.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``week``: ``quarters``, ``wape_in_quarter`` [1], ``wape_statistical`` [1],
+        ``coverage`` (share of quarters whose actual fell in the interval) [1].
+    """
+
+    def summary(g: pd.DataFrame) -> pd.Series:
+        total = g["actual"].abs().sum()
+        return pd.Series(
+            {
+                "quarters": len(g),
+                "wape_in_quarter": (g["actual"] - g["forecast"]).abs().sum() / total,
+                "wape_statistical": (g["actual"] - g["statistical"]).abs().sum() / total,
+                "coverage": ((g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])).mean(),
+            }
+        )
+
+    return backtest.groupby("week").apply(summary, include_groups=False)

@@ -1,0 +1,184 @@
+"""Conversion and slippage learned from history, the in-quarter forecast and its backtest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from revmodel import inquarter as IQ
+from revmodel import learned, pipeline
+
+#: Known rates of the synthetic history: segment -> (win rate, share pushed one month).
+RATES = {"A": (0.6, 0.4), "B": (0.3, 0.1)}
+
+
+def synthetic(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Deals created over two years in ``proposal``, expected on the 15th two months
+    later; a known share is pushed one month five days before; closed on the (last)
+    expected date, won with a known rate. Returns (history, labels)."""
+    rng = np.random.default_rng(seed)
+    seg = np.where(rng.random(n) < 0.5, "A", "B")
+    win = np.asarray([RATES[s][0] for s in seg])
+    push = np.asarray([RATES[s][1] for s in seg])
+    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    expected = (created + pd.offsets.MonthBegin(2)) + pd.Timedelta(days=14)
+    pushed = rng.random(n) < push
+    won = rng.random(n) < win
+    amount = np.round(rng.lognormal(10, 0.5, n), -2)
+    rows = []
+    for i in range(n):
+        oid = f"S{i:05d}"
+        rows.append((oid, created[i], "proposal", amount[i], expected[i]))
+        final = expected[i]
+        if pushed[i]:
+            final = expected[i] + pd.DateOffset(months=1)
+            rows.append((oid, expected[i] - pd.Timedelta(days=5), "proposal", amount[i], final))
+        rows.append((oid, final, "won" if won[i] else "lost", amount[i], final))
+    hist = pd.DataFrame(
+        rows, columns=["opportunity_id", "changed_at", "stage", "amount", "close_date"]
+    )
+    labels = pd.DataFrame(
+        {"segment": seg, "region": "R", "manager": "M", "rep": "r"},
+        index=pd.Index([f"S{i:05d}" for i in range(n)], name="opportunity_id"),
+    )
+    return hist, labels
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return synthetic()
+
+
+def test_conversion_recovers_known_win_rates(synth):
+    hist, labels = synth
+    conv = learned.stage_conversion(hist, "2026-06-30", labels, weight="count")
+    for seg, (win, _) in RATES.items():
+        rows = conv[(conv["segment"] == seg) & (conv["closed"] > 200)]
+        assert len(rows) >= 2
+        assert rows["win_rate"].to_numpy() == pytest.approx(win, abs=0.05)
+    p = learned.win_probability(conv, ["A", "B", "C"], ["proposal"] * 3, [0, 1, 5])
+    assert p[0] == pytest.approx(0.6, abs=0.05) and p[1] == pytest.approx(0.3, abs=0.05)
+    # an unseen segment, 3+ months out (a cell never observed): the pooled stage rate
+    assert not ((conv["segment"] == "(all)") & (conv["months_to_close"] == 3)).any()
+    pooled = conv[conv["segment"] == "(all)"]
+    assert p[2] == pytest.approx(pooled["won"].sum() / pooled["closed"].sum())
+
+
+def test_slippage_summary_recovers_how_often_and_how_far(synth):
+    hist, labels = synth
+    summary = learned.slippage_summary(hist, "2026-06-30", labels).set_index("segment")
+    for seg, (_, push) in RATES.items():
+        row = summary.loc[seg]
+        assert row["stage"] == "proposal"
+        assert row["pushed_share"] == pytest.approx(push, abs=0.04)
+        assert 28 <= row["mean_push_days"] <= 31
+        assert row["pulled_in_share"] == 0.0
+
+
+def test_slippage_distribution_hand_computed():
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": ["X", "X", "X"],
+            "changed_at": pd.to_datetime(["2026-01-10", "2026-02-10", "2026-03-15"]),
+            "stage": ["proposal", "proposal", "won"],
+            "amount": [100.0, 100.0, 100.0],
+            "close_date": pd.to_datetime(["2026-02-15", "2026-03-15", "2026-03-15"]),
+        }
+    )
+    slip = learned.slippage(hist, "2026-06-30")
+    # open at the ends of January (expected February) and February (expected March);
+    # won in March: offsets +1 and 0
+    assert slip.loc[1, "(all)"] == 0.5 and slip.loc[0, "(all)"] == 0.5
+    assert slip["(all)"].sum() == pytest.approx(1.0)
+    # the deal is not won by February's end: nothing learned yet
+    assert learned.slippage(hist, "2026-02-28").loc[0, "(all)"] == 1.0
+
+
+def test_slippage_learned_is_wider_where_deals_slip_more(synth):
+    hist, labels = synth
+    slip = learned.slippage(hist, "2026-06-30", labels)
+    assert slip.loc[1, "A"] > 2 * slip.loc[1, "B"]
+    assert slip.loc[-6:-1].to_numpy().sum() == 0.0
+
+
+def test_weighted_pipeline_from_history_uses_recorded_deals(synth):
+    hist, labels = synth
+    opps = hist.drop_duplicates("opportunity_id", keep="last").assign(
+        segment=lambda d: labels["segment"].reindex(d["opportunity_id"]).to_numpy()
+    )
+    da = pipeline.weighted_pipeline(opps, "2025-03", horizon=4, history=hist, labels=labels)
+    assert da.attrs["estimated_from"] == "history"
+    state = hist[hist["changed_at"] <= "2025-03-31"].drop_duplicates("opportunity_id", keep="last")
+    open_ = state[state["stage"] == "proposal"]
+    assert da.attrs["open_deals"] == len(open_)
+    assert da.attrs["open_amount"] == pytest.approx(open_["amount"].sum())
+    # expected bookings stay below the open amount and above the B win rate times it
+    assert 0.3 * open_["amount"].sum() < float(da.sum()) < open_["amount"].sum()
+
+
+# --------------------------------------------------------------------------- in-quarter
+
+
+def test_in_quarter_forecast_parts_on_a_small_history():
+    rows = [
+        # won in the quarter before as_of: closed
+        ("W", "2026-01-05", "proposal", 100.0, "2026-02-10"),
+        ("W", "2026-02-10", "won", 100.0, "2026-02-10"),
+        # lost in the quarter: nothing
+        ("L", "2026-01-05", "proposal", 50.0, "2026-02-12"),
+        ("L", "2026-02-12", "lost", 50.0, "2026-02-12"),
+        # open, expected in March
+        ("O", "2026-01-20", "negotiation", 200.0, "2026-03-20"),
+        # a past quarter: a deal created on day 40 of it and won in it
+        ("P", "2025-12-10", "proposal", 70.0, "2026-01-20"),
+        ("P", "2026-01-20", "won", 70.0, "2026-01-20"),
+    ]
+    hist = pd.DataFrame(
+        rows, columns=["opportunity_id", "changed_at", "stage", "amount", "close_date"]
+    )
+    quarter = IQ.Quarter.of("2026-02-01")
+    assert quarter.end == pd.Timestamp("2026-04-30")
+    conversion = pd.DataFrame(
+        {
+            "segment": "(all)",
+            "stage": "negotiation",
+            "months_to_close": [0, 1, 2, 3],
+            "closed": 1.0,
+            "won": 1.0,
+            "win_rate": 0.5,
+        }
+    )
+    slip = pd.DataFrame({"(all)": [1.0]}, index=pd.Index([0], name="offset_months"))
+    rates = IQ.Learned(conversion, slip)
+    f = IQ.in_quarter_forecast(hist, quarter, "2026-02-28", rates=rates, lookback=1)
+    assert f["closed"] == 100.0
+    assert f["open"] == 100.0  # 200 x 0.5 x P(March in the quarter) = 1
+    assert f["not_created"] == 0.0  # the past deal was created before day 27 of its quarter
+    assert f["forecast"] == 200.0
+    # one open deal: sd = 200 x sqrt(0.25) = 100; 80 % interval +-128.16, not below closed
+    assert f["upper"] == pytest.approx(200.0 + 128.155, abs=0.01)
+    assert f["lower"] == 100.0
+    early = IQ.in_quarter_forecast(hist, quarter, "2026-02-01", rates=rates, lookback=1)
+    assert early["closed"] == 0.0
+
+
+def test_in_quarter_backtest_week_by_week(synth):
+    hist, labels = synth
+    quarters = [IQ.Quarter.of(q) for q in ("2025-07-01", "2025-10-01")]
+    bt = IQ.in_quarter_backtest(hist, quarters, labels, weeks=13)
+    assert list(bt.columns) == list(IQ.BACKTEST_COLUMNS)
+    assert len(bt) == 26
+    parts = bt["closed"] + bt["open"] + bt["not_created"]
+    np.testing.assert_allclose(bt["forecast"], parts)
+    assert ((bt["lower"] <= bt["forecast"]) & (bt["forecast"] <= bt["upper"])).all()
+    for _, g in bt.groupby("quarter_start"):
+        assert g["closed"].is_monotonic_increasing
+        assert g["statistical"].nunique() == 1
+        actual = g["actual"].iloc[0]
+        # what is won by the quarter's last day is what the history records for it
+        assert g["closed"].iloc[-1] == pytest.approx(actual, rel=0.02)
+    err = IQ.error_by_week(bt)
+    assert list(err.columns) == ["quarters", "wape_in_quarter", "wape_statistical", "coverage"]
+    assert err.loc[13, "wape_in_quarter"] < err.loc[1, "wape_in_quarter"]
+    assert err.loc[1, "wape_in_quarter"] < 0.25
