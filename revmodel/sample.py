@@ -26,6 +26,7 @@ opportunities; the only Python loops run over months, renewal years, cells
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -524,10 +525,149 @@ def generate(
             f"{len(SEGMENT_PROFILES)} (small, middle, large). Restore three bands to generate it."
         )
     cal = _Calendar(end_month, months)
+    cells = _cells(reps)
+    force = _sales_force(_rng(seed, 1), reps, months, cal, cells)
+    deals = _sales_opportunities(_rng(seed, 2), reps, months, cal, force)
+    rng = _rng(seed, 3)  # accounts: one stream for the book and the deals' accounts
+    book, deals = _account_book(rng, cal, cells, force, deals)
+    deals = _deal_accounts(rng, cal, book, deals)
+    terms = _subscription_terms(_rng(seed, 4), reps, months, cal, cells, force, book, deals)
+    bills = _invoices(_rng(seed, 5), cal, book, terms)
+    attrs = _account_attributes(_rng(seed, 6), bands, cells, force, book, terms)
+    tables = {
+        **_people_frames(seed, reps, bands, cells, force, book, attrs),
+        **_deal_frames(seed, reps, bands, cells, deals, book, terms, bills, attrs),
+    }
+    tables["opportunity_history"] = sample_history.history(
+        tables["opportunities"],
+        pd.Timestamp(np.datetime64(cal.end_day, "D")),
+        seed,
+        fiscal_year_start=FISCAL_YEAR_START,
+    )
+    return {name: tables[name][list(schema.TABLES[name].column_names)] for name in schema.TABLES}
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Regions and cells (region x segment) of the sales force."""
+
+    n_regions: int
+    region_names: list
+    region_countries: list
+    n_cells: int
+    cell_region: np.ndarray
+    cell_seg: np.ndarray
+    cell_weights: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Force:
+    """Everyone who held a sales seat: cell, dates [day numbers], manager and names."""
+
+    rep_cell: np.ndarray
+    rep_seg: np.ndarray
+    rep_region: np.ndarray
+    hire_day: np.ndarray
+    leave_day: np.ndarray
+    hire_k: np.ndarray
+    leave_k: np.ndarray
+    ramp: np.ndarray
+    rows_per_cell: np.ndarray
+    rep_manager: np.ndarray
+    rep_names: np.ndarray
+    manager_names: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Deals:
+    """Sales opportunities; ``account`` is -1 where none is assigned yet."""
+
+    rep: np.ndarray
+    k: np.ndarray
+    cell: np.ndarray
+    close: np.ndarray
+    created: np.ndarray
+    expansion: np.ndarray
+    won: np.ndarray
+    closed: np.ndarray
+    amount: np.ndarray
+    product: np.ndarray
+    open_stage: np.ndarray
+    account: np.ndarray
+
+    def take(self, keep: np.ndarray) -> _Deals:
+        return _Deals(**{f: getattr(self, f)[keep] for f in self.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class _Book:
+    """Accounts (cell, segment, customer-since and churn days) and the opening lines."""
+
+    n_acc: int
+    acc_off: np.ndarray
+    n_open_cust: np.ndarray
+    a_cell: np.ndarray
+    a_seg: np.ndarray
+    a_since: np.ndarray
+    a_churn: np.ndarray
+    l0_acc: np.ndarray
+    l0_start: np.ndarray
+    l0_arr: np.ndarray
+    l0_product: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Subscription lines and terms, and the renewal opportunities."""
+
+    line_acc: np.ndarray
+    line_product: np.ndarray
+    cell_fallback: np.ndarray
+    s_line: np.ndarray
+    s_term: np.ndarray
+    s_start: np.ndarray
+    s_end: np.ndarray
+    s_arr: np.ndarray
+    s_rep: np.ndarray
+    r_line: np.ndarray
+    r_close: np.ndarray
+    r_created: np.ndarray
+    r_amount: np.ndarray
+    r_rep: np.ndarray
+    r_stage: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Bills:
+    """Invoices of the subscription terms."""
+
+    s_acc: np.ndarray
+    i_sub: np.ndarray
+    i_q: np.ndarray
+    i_date: np.ndarray
+    i_acc: np.ndarray
+    i_amount: np.ndarray
+    i_due: np.ndarray
+    i_paid: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    """Account attributes and current owner."""
+
+    a_region: np.ndarray
+    employees: np.ndarray
+    industry: np.ndarray
+    annual_revenue: np.ndarray
+    country: np.ndarray
+    names: np.ndarray
+    owner: np.ndarray
+
+
+def _cells(reps: int) -> _Cells:
+    """Regions for the size of the sales force and their cells, weighted by seat share."""
     prof = SEGMENT_PROFILES
     n_seg = len(prof)
-
-    # ---- regions and cells (region x segment)
     n_regions = _region_count(reps)
     region_names = [r[0] for r in REGIONS[:n_regions]]
     region_weights = np.asarray([r[1] for r in REGIONS[:n_regions]])
@@ -542,9 +682,18 @@ def generate(
     cell_region = np.repeat(np.arange(n_regions), n_seg)
     cell_seg = np.tile(np.arange(n_seg), n_regions)
     cell_weights = region_weights[cell_region] * seg_share[cell_seg]
+    return _Cells(
+        n_regions, region_names, region_countries, n_cells, cell_region, cell_seg, cell_weights
+    )
 
-    # ---- reps
-    rng = _rng(seed, 1)
+
+def _sales_force(
+    rng: np.random.Generator, reps: int, months: int, cal: _Calendar, cells: _Cells
+) -> _Force:
+    """Reps with hires, ramp, attrition and backfills; their managers and names (stream 1)."""
+    prof = SEGMENT_PROFILES
+    n_cells, cell_region, cell_seg = cells.n_cells, cells.cell_region, cells.cell_seg
+    cell_weights = cells.cell_weights
     staff = _staffing(rng, reps, months, cell_weights)
     rep_cell = staff["seat_cell"][staff["seat"]]
     rep_seg = cell_seg[rep_cell]
@@ -560,8 +709,29 @@ def generate(
     ramp = np.asarray([p.ramp_months for p in prof])[rep_seg]
     rows_per_cell = np.bincount(rep_cell, minlength=n_cells)
 
-    # managers: per region, seats ordered by segment, about REPS_PER_MANAGER rows a team
-    seat_ids = staff["seat"]
+    rep_manager, n_managers = _managers(staff["seat"], rep_region, rep_seg, cells.n_regions, reps)
+    people = _names(rng, reps + n_managers)
+    rep_names, manager_names = people[:reps], people[reps:]
+    return _Force(
+        rep_cell,
+        rep_seg,
+        rep_region,
+        hire_day,
+        leave_day,
+        hire_k,
+        leave_k,
+        ramp,
+        rows_per_cell,
+        rep_manager,
+        rep_names,
+        manager_names,
+    )
+
+
+def _managers(
+    seat_ids: np.ndarray, rep_region: np.ndarray, rep_seg: np.ndarray, n_regions: int, reps: int
+) -> tuple[np.ndarray, int]:
+    """Per region, seats ordered by segment, about ``REPS_PER_MANAGER`` rows a team."""
     rep_manager = np.zeros(reps, dtype=np.int64)
     n_managers = 0
     for g in range(n_regions):
@@ -582,11 +752,21 @@ def generate(
             n_managers + team_of_seat[np.searchsorted(seats, seat_ids[in_region])]
         )
         n_managers += teams
-    people = _names(rng, reps + n_managers)
-    rep_names, manager_names = people[:reps], people[reps:]
+    return rep_manager, n_managers
 
-    # ---- sales opportunities: volume by rep and close month
-    rng = _rng(seed, 2)
+
+def _sales_opportunities(
+    rng: np.random.Generator, reps: int, months: int, cal: _Calendar, force: _Force
+) -> _Deals:
+    """Opportunities by rep and close month: volume, cycle, outcome, amount (stream 2)."""
+    prof = SEGMENT_PROFILES
+    hire_day, leave_day, hire_k, leave_k = (
+        force.hire_day,
+        force.leave_day,
+        force.hire_k,
+        force.leave_k,
+    )
+    ramp, rep_cell, rep_seg = force.ramp, force.rep_cell, force.rep_seg
     horizon = months + PIPELINE_MONTHS
     k = np.arange(horizon)
     tenure = k[None, :] - hire_k[:, None]
@@ -632,9 +812,35 @@ def generate(
         o_expansion, _pick(rng, EXPANSION_PRODUCT_WEIGHTS, n), _pick(rng, NEW_PRODUCT_WEIGHTS, n)
     )
     o_open_stage = _open_stage(rng, o_k - (months - 1))
+    o_account = np.full(n, -1, dtype=np.int64)
+    return _Deals(
+        o_rep,
+        o_k,
+        o_cell,
+        o_close,
+        o_created,
+        o_expansion,
+        o_won,
+        o_closed,
+        o_amount,
+        o_product,
+        o_open_stage,
+        o_account,
+    )
 
-    # ---- accounts: opening customers, new logos won in the history, prospects
-    rng = _rng(seed, 3)
+
+def _account_book(
+    rng: np.random.Generator, cal: _Calendar, cells: _Cells, force: _Force, deals: _Deals
+) -> tuple[_Book, _Deals]:
+    """Opening customers, new logos and prospects per cell; opening lines; churn days.
+
+    New logos take the accounts after the opening customers of their cell, so
+    the deals come back with those accounts assigned.
+    """
+    prof = SEGMENT_PROFILES
+    n_cells, cell_seg, rows_per_cell = cells.n_cells, cells.cell_seg, force.rows_per_cell
+    o_won, o_expansion, o_k, o_cell = deals.won, deals.expansion, deals.k, deals.cell
+    o_amount, o_close, n = deals.amount, deals.close, len(deals.rep)
     won_new = o_won & ~o_expansion
     first_year = o_won & (o_k < 12)
     first_year_acv = np.bincount(
@@ -659,7 +865,6 @@ def generate(
     a_pos = np.arange(n_acc) - acc_off[a_cell]
     a_open = a_pos < n_open_cust[a_cell]
     a_seg = cell_seg[a_cell]
-
     # opening customers' subscription lines (current term started in the 12 months before history)
     lines_per = 1 + _pick(rng, (0.55, 0.30, 0.15), int(a_open.sum()))
     open_acc = np.flatnonzero(a_open)
@@ -675,7 +880,6 @@ def generate(
     )
     l0_arr = np.maximum(np.round(l0_med * np.exp(rng.normal(0.0, 0.6, len(l0_acc))), -2), 500.0)
     l0_product = np.minimum(l0_nth, len(PRODUCTS) - 1)
-
     # customer-since day (F) and churn day (C) of every account
     a_since = np.full(n_acc, _BIG, dtype=np.int64)
     np.minimum.at(a_since, l0_acc, l0_start)
@@ -689,7 +893,28 @@ def generate(
     a_churn = np.where(
         a_since < _BIG, a_since + rng.exponential(365.25 / hazard).astype(np.int64), _BIG
     )
+    book = _Book(
+        n_acc,
+        acc_off,
+        n_open_cust,
+        a_cell,
+        a_seg,
+        a_since,
+        a_churn,
+        l0_acc,
+        l0_start,
+        l0_arr,
+        l0_product,
+    )
+    return book, dataclasses.replace(deals, account=o_account)
 
+
+def _deal_accounts(rng: np.random.Generator, cal: _Calendar, book: _Book, deals: _Deals) -> _Deals:
+    """Other deals go to prospects (new) or current customers (expansion); the rest drop."""
+    a_cell, a_since, a_churn, acc_off = book.a_cell, book.a_since, book.a_churn, book.acc_off
+    n_acc, o_cell, o_created, o_expansion = book.n_acc, deals.cell, deals.created, deals.expansion
+    o_account = deals.account.copy()
+    won_new = deals.won & ~deals.expansion
     # other sales opportunities go to prospects (new) or current customers (expansion)
     base = cal.first_day - 4000
     key_of = a_cell * _BIG + np.clip(a_since - base, 0, _BIG - 1)
@@ -724,40 +949,94 @@ def generate(
         todo[idx[ok]] = False
     account = np.where(exp_rest, chosen, account)
     o_account[rest] = account
-    valid = o_account >= 0
-    (
-        o_rep,
-        o_k,
-        o_cell,
-        o_close,
-        o_created,
-        o_expansion,
-        o_won,
-        o_closed,
-        o_amount,
-        o_product,
-        o_open_stage,
-        o_account,
-    ) = (
-        a[valid]
-        for a in (
-            o_rep,
-            o_k,
-            o_cell,
-            o_close,
-            o_created,
-            o_expansion,
-            o_won,
-            o_closed,
-            o_amount,
-            o_product,
-            o_open_stage,
-            o_account,
-        )
+    return dataclasses.replace(deals, account=o_account).take(o_account >= 0)
+
+
+def _subscription_terms(
+    rng: np.random.Generator,
+    reps: int,
+    months: int,
+    cal: _Calendar,
+    cells: _Cells,
+    force: _Force,
+    book: _Book,
+    deals: _Deals,
+) -> _Terms:
+    """Subscription lines (opening and won deals), annual terms and renewals (stream 4)."""
+    a_cell, a_churn = book.a_cell, book.a_churn
+    l0_acc, l0_start, l0_arr, l0_product = book.l0_acc, book.l0_start, book.l0_arr, book.l0_product
+    o_won, o_account, o_close, o_amount = deals.won, deals.account, deals.close, deals.amount
+    o_product, o_rep = deals.product, deals.rep
+    rosters, cell_fallback = _rosters(reps, months, cal, cells, force)
+    l0_rep = _assign_reps(
+        rosters,
+        a_cell[l0_acc],
+        np.maximum(cal.month_of(l0_start), 0),
+        rng.random(len(l0_acc)),
+        cell_fallback,
+    )
+    won = np.flatnonzero(o_won)
+    line_acc = np.concatenate([l0_acc, o_account[won]])
+    line_start = np.concatenate([l0_start, o_close[won]])
+    line_arr = np.concatenate([l0_arr, o_amount[won]])
+    line_product = np.concatenate([l0_product, o_product[won]])
+    line_rep = np.concatenate([l0_rep, o_rep[won]])
+    line_cell = a_cell[line_acc]
+    subs, ren = _terms_and_renewals(rng, cal, (line_acc, line_start, line_arr, line_rep), a_churn)
+    s_line, s_term, s_start, s_end, s_arr, s_rep = (
+        np.concatenate(subs[k_]) for k_ in ("line", "term", "start", "end", "arr", "rep")
+    )
+    r_line, r_close, r_created, r_amount, r_won, r_closed = (
+        np.concatenate(ren[k_]) for k_ in ("line", "close", "created", "amount", "won", "closed")
+    )
+    r_rep = _assign_reps(
+        rosters,
+        line_cell[r_line],
+        np.minimum(cal.month_of(r_close), months - 1),
+        rng.random(len(r_line)),
+        cell_fallback,
+    )
+    # a renewed term is credited to the rep who closed its renewal
+    r_term = (
+        np.concatenate([np.full(len(x), i + 1) for i, x in enumerate(ren["line"])])
+        if ren["line"]
+        else np.zeros(0, np.int64)
+    )
+    renewed = r_won
+    term_key = s_line.astype(np.int64) * 1000 + s_term
+    ren_key = r_line[renewed].astype(np.int64) * 1000 + r_term[renewed]
+    sorter = np.argsort(term_key, kind="stable")
+    pos = np.searchsorted(term_key, ren_key, sorter=sorter)
+    s_rep[sorter[pos]] = r_rep[renewed]
+    r_stage = np.where(
+        r_closed, np.where(r_won, 4, 5), _pick(rng, RENEWAL_OPEN_STAGE_WEIGHTS, len(r_line))
+    )
+    return _Terms(
+        line_acc,
+        line_product,
+        cell_fallback,
+        s_line,
+        s_term,
+        s_start,
+        s_end,
+        s_arr,
+        s_rep,
+        r_line,
+        r_close,
+        r_created,
+        r_amount,
+        r_rep,
+        r_stage,
     )
 
-    # ---- subscription lines: opening lines and won new / expansion deals
-    rng = _rng(seed, 4)
+
+def _rosters(
+    reps: int, months: int, cal: _Calendar, cells: _Cells, force: _Force
+) -> tuple[list, np.ndarray]:
+    """Who was employed each month, by cell, region and company, and each cell's fallback rep."""
+    n_cells, cell_region = cells.n_cells, cells.cell_region
+    hire_k, hire_day, leave_day = force.hire_k, force.hire_day, force.leave_day
+    rep_cell, rep_region = force.rep_cell, force.rep_region
     employed_from = np.minimum(hire_k.min(initial=0), -13)
     months_axis = np.arange(employed_from, months)
     employed = (hire_day[:, None] <= cal.month_start(months_axis)[None, :]) & (
@@ -780,22 +1059,15 @@ def generate(
             np.zeros(n_cells, dtype=np.int64),
         ),
     ]
-    l0_rep = _assign_reps(
-        rosters,
-        a_cell[l0_acc],
-        np.maximum(cal.month_of(l0_start), 0),
-        rng.random(len(l0_acc)),
-        cell_fallback,
-    )
-    won = np.flatnonzero(o_won)
-    line_acc = np.concatenate([l0_acc, o_account[won]])
-    line_start = np.concatenate([l0_start, o_close[won]])
-    line_arr = np.concatenate([l0_arr, o_amount[won]])
-    line_product = np.concatenate([l0_product, o_product[won]])
-    line_rep = np.concatenate([l0_rep, o_rep[won]])
-    n_lines = len(line_acc)
-    line_cell = a_cell[line_acc]
+    return rosters, cell_fallback
 
+
+def _terms_and_renewals(
+    rng: np.random.Generator, cal: _Calendar, lines: tuple, a_churn: np.ndarray
+) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """Annual terms of every line until it churns or the history ends, with renewal deals."""
+    line_acc, line_start, line_arr, line_rep = lines
+    n_lines = len(line_acc)
     subs: dict[str, list[np.ndarray]] = {
         k_: [] for k_ in ("line", "term", "start", "end", "arr", "rep")
     }
@@ -842,37 +1114,14 @@ def generate(
         start = nxt
         arr = np.where(alive, new_arr, arr)
         j += 1
-    s_line, s_term, s_start, s_end, s_arr, s_rep = (
-        np.concatenate(subs[k_]) for k_ in ("line", "term", "start", "end", "arr", "rep")
-    )
-    r_line, r_close, r_created, r_amount, r_won, r_closed = (
-        np.concatenate(ren[k_]) for k_ in ("line", "close", "created", "amount", "won", "closed")
-    )
-    r_rep = _assign_reps(
-        rosters,
-        line_cell[r_line],
-        np.minimum(cal.month_of(r_close), months - 1),
-        rng.random(len(r_line)),
-        cell_fallback,
-    )
-    # a renewed term is credited to the rep who closed its renewal
-    r_term = (
-        np.concatenate([np.full(len(x), i + 1) for i, x in enumerate(ren["line"])])
-        if ren["line"]
-        else np.zeros(0, np.int64)
-    )
-    renewed = r_won
-    term_key = s_line.astype(np.int64) * 1000 + s_term
-    ren_key = r_line[renewed].astype(np.int64) * 1000 + r_term[renewed]
-    sorter = np.argsort(term_key, kind="stable")
-    pos = np.searchsorted(term_key, ren_key, sorter=sorter)
-    s_rep[sorter[pos]] = r_rep[renewed]
-    r_stage = np.where(
-        r_closed, np.where(r_won, 4, 5), _pick(rng, RENEWAL_OPEN_STAGE_WEIGHTS, len(r_line))
-    )
+    return subs, ren
 
-    # ---- invoices: annual or quarterly in advance, net terms, late payers
-    rng = _rng(seed, 5)
+
+def _invoices(rng: np.random.Generator, cal: _Calendar, book: _Book, terms: _Terms) -> _Bills:
+    """Annual or quarterly invoices in advance, net terms, late payers (stream 5)."""
+    prof = SEGMENT_PROFILES
+    n_acc, a_seg = book.n_acc, book.a_seg
+    line_acc, s_line, s_start, s_arr = terms.line_acc, terms.s_line, terms.s_start, terms.s_arr
     a_quarterly = rng.random(n_acc) < np.asarray([p.quarterly_billing for p in prof])[a_seg]
     w = np.asarray([p.net_terms_weights for p in prof])[a_seg]
     a_net = np.asarray(NET_TERMS_DAYS)[
@@ -897,9 +1146,22 @@ def generate(
     i_paid = np.maximum(i_due + np.round(delay).astype(np.int64), i_date + 1)
     unpaid = (i_paid > cal.end_day) | (rng.random(len(i_sub)) < WRITE_OFF_SHARE)
     i_paid = np.where(unpaid, _BIG, i_paid)
+    return _Bills(s_acc, i_sub, i_q, i_date, i_acc, i_amount, i_due, i_paid)
 
-    # ---- accounts: attributes and current owner
-    rng = _rng(seed, 6)
+
+def _account_attributes(
+    rng: np.random.Generator,
+    bands: tuple,
+    cells: _Cells,
+    force: _Force,
+    book: _Book,
+    terms: _Terms,
+) -> _Attributes:
+    """Headcount, industry, revenue, country, name and current owner of every account."""
+    n_regions, n_cells = cells.n_regions, cells.n_cells
+    cell_region, region_countries = cells.cell_region, cells.region_countries
+    n_acc, a_cell, a_seg = book.n_acc, book.a_cell, book.a_seg
+    leave_day, rep_cell, cell_fallback = force.leave_day, force.rep_cell, terms.cell_fallback
     a_region = cell_region[a_cell]
     employees = _employees(rng, a_seg, bands)
     industry = _pick(rng, [i[2] for i in INDUSTRIES], n_acc)
@@ -928,17 +1190,35 @@ def generate(
         if len(staff_c) == 0:
             staff_c = np.asarray([cell_fallback[cc]])
         owner[members] = staff_c[rng.permutation(len(members)) % len(staff_c)]
+    return _Attributes(a_region, employees, industry, annual_revenue, country, names, owner)
 
-    # ---- ids and frames
-    account_order = _rng(seed, 7).permutation(n_acc)  # id order carries no status
-    account_rank = np.empty(n_acc, dtype=np.int64)
-    account_rank[account_order] = np.arange(n_acc)
+
+def _people_frames(
+    seed: int,
+    reps: int,
+    bands: tuple,
+    cells: _Cells,
+    force: _Force,
+    book: _Book,
+    attrs: _Attributes,
+) -> dict[str, pd.DataFrame]:
+    """The ``accounts`` and ``reps`` tables."""
+    n_acc, a_seg = book.n_acc, book.a_seg
+    a_region, names, employees, country = (
+        attrs.a_region,
+        attrs.names,
+        attrs.employees,
+        attrs.country,
+    )
+    industry, annual_revenue, owner = attrs.industry, attrs.annual_revenue, attrs.owner
+    rep_names, manager_names, rep_manager = force.rep_names, force.manager_names, force.rep_manager
+    rep_region, rep_seg, hire_day = force.rep_region, force.rep_seg, force.hire_day
+    leave_day, ramp = force.leave_day, force.ramp
+    account_order, _ = _account_ids(seed, n_acc)
     account_ids = _ids("A", n_acc, 6)
-    acc_id = account_ids[account_rank]
     rep_ids = _ids("R", reps, 4)
     seg_names = np.asarray([b[0] for b in bands], dtype=object)
-    region_arr = np.asarray(region_names, dtype=object)
-
+    region_arr = np.asarray(cells.region_names, dtype=object)
     accounts = pd.DataFrame(
         {
             "account_id": account_ids,
@@ -966,7 +1246,51 @@ def generate(
             "ramp_months": ramp.astype(np.int64),
         }
     )
+    return {"accounts": accounts, "reps": reps_df}
 
+
+def _account_ids(seed: int, n_acc: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random order of the accounts (id order carries no status; stream 7) and each id."""
+    account_order = _rng(seed, 7).permutation(n_acc)  # id order carries no status
+    account_rank = np.empty(n_acc, dtype=np.int64)
+    account_rank[account_order] = np.arange(n_acc)
+    account_ids = _ids("A", n_acc, 6)
+    acc_id = account_ids[account_rank]
+    return account_order, acc_id
+
+
+def _deal_frames(
+    seed: int,
+    reps: int,
+    bands: tuple,
+    cells: _Cells,
+    deals: _Deals,
+    book: _Book,
+    terms: _Terms,
+    bills: _Bills,
+    attrs: _Attributes,
+) -> dict[str, pd.DataFrame]:
+    """The ``opportunities``, ``subscriptions`` and ``invoices`` tables."""
+    o_close, o_created, o_amount, o_rep = deals.close, deals.created, deals.amount, deals.rep
+    o_product, o_expansion, o_account = deals.product, deals.expansion, deals.account
+    o_closed, o_won, o_open_stage = deals.closed, deals.won, deals.open_stage
+    r_close, r_created, r_amount, r_stage = (
+        terms.r_close,
+        terms.r_created,
+        terms.r_amount,
+        terms.r_stage,
+    )
+    r_line, r_rep, line_acc, line_product = (
+        terms.r_line,
+        terms.r_rep,
+        terms.line_acc,
+        terms.line_product,
+    )
+    a_seg, a_region = book.a_seg, attrs.a_region
+    _, acc_id = _account_ids(seed, book.n_acc)
+    rep_ids = _ids("R", reps, 4)
+    seg_names = np.asarray([b[0] for b in bands], dtype=object)
+    region_arr = np.asarray(cells.region_names, dtype=object)
     stage_names = np.asarray(schema.STAGES, dtype=object)
     type_names = np.asarray(schema.OPPORTUNITY_TYPES, dtype=object)
     sales_stage = np.where(o_closed, np.where(o_won, 4, 5), o_open_stage)
@@ -995,6 +1319,25 @@ def generate(
         }
     )
 
+    subscriptions, invoices = _billing_frames(acc_id, rep_ids, terms, bills)
+    return {"opportunities": opportunities, "subscriptions": subscriptions, "invoices": invoices}
+
+
+def _billing_frames(
+    acc_id: np.ndarray, rep_ids: np.ndarray, terms: _Terms, bills: _Bills
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``subscriptions`` and ``invoices`` tables, in start and invoice-date order."""
+    line_product = terms.line_product
+    s_term, s_line, s_start, s_arr = terms.s_term, terms.s_line, terms.s_start, terms.s_arr
+    s_end, s_rep = terms.s_end, terms.s_rep
+    s_acc, i_sub, i_q, i_date, i_acc = (
+        bills.s_acc,
+        bills.i_sub,
+        bills.i_q,
+        bills.i_date,
+        bills.i_acc,
+    )
+    i_amount, i_due, i_paid = bills.i_amount, bills.i_due, bills.i_paid
     s_order = np.lexsort((s_term, s_line, s_start))
     sub_ids = _ids("S", len(s_order), 6)
     sub_rank = np.empty(len(s_order), dtype=np.int64)
@@ -1021,17 +1364,7 @@ def generate(
             "paid_date": _dates(i_paid[i_order]),
         }
     )
-    tables = {
-        "accounts": accounts,
-        "reps": reps_df,
-        "opportunities": opportunities,
-        "invoices": invoices,
-        "subscriptions": subscriptions,
-        "opportunity_history": sample_history.history(
-            opportunities, pd.Timestamp(np.datetime64(cal.end_day, "D")), seed
-        ),
-    }
-    return {name: tables[name][list(schema.TABLES[name].column_names)] for name in schema.TABLES}
+    return subscriptions, invoices
 
 
 def _open_stage(rng: np.random.Generator, months_ahead: np.ndarray) -> np.ndarray:
