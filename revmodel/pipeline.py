@@ -664,6 +664,7 @@ def blended_forecast(
     stat_forecast: xr.DataArray,
     weights: Any,
     measure: str = "bookings",
+    history: pd.DataFrame | None = None,
 ) -> xr.Dataset:
     """Blend of the statistical forecast and the weighted pipeline, current and next quarter.
 
@@ -683,6 +684,9 @@ def blended_forecast(
         Statistical weight per segment (:func:`learn_blend_weights`).
     measure : str
         Actual measure [USD/month].
+    history : pd.DataFrame, optional
+        Canonical ``opportunity_history``: the weighted pipeline then uses conversion and
+        slippage learned from it (see :func:`weighted_pipeline`).
 
     Returns
     -------
@@ -714,7 +718,7 @@ def blended_forecast(
     stat = stat.transpose(*CELL_DIMS, "month").drop_vars(
         [c for c in stat.coords if c not in (*CELL_DIMS, "month")]
     )
-    pipe = weighted_pipeline(opps, as_of, horizon=h, like=like)
+    pipe = weighted_pipeline(opps, as_of, horizon=h, like=like, history=history)
     pipe = pipe.drop_vars([c for c in pipe.coords if c not in (*CELL_DIMS, "month")])
     mixed = blend(stat, pipe, weights)
     open_da = (
@@ -725,36 +729,54 @@ def blended_forecast(
     actual = like.sel(month=like["month"] <= np.datetime64(as_of, "ns")).fillna(0.0)
 
     def by_quarter(da: xr.DataArray) -> xr.DataArray:
-        months = pd.DatetimeIndex(da["month"].values)
-        parts = []
-        for q in quarters:
-            sel = da.sel(month=months.isin(q_months[q]))
-            parts.append(
-                sel.sum("month")
-                if sel.sizes["month"]
-                else xr.zeros_like(da.isel(month=0, drop=True))
-            )
-        out = xr.concat(parts, dim="fiscal_quarter")
-        out = out.drop_vars([c for c in out.coords if c not in CELL_DIMS])
-        return out.assign_coords(fiscal_quarter=quarters).transpose(*CELL_DIMS, "fiscal_quarter")
+        return _by_quarter(da, quarters, q_months)
 
-    booked = by_quarter(actual)
+    parts = {
+        "actual": by_quarter(actual),
+        "stat": by_quarter(stat),
+        "pipe": by_quarter(pipe),
+        "open": by_quarter(open_da),
+        "mixed": by_quarter(mixed),
+    }
+    ds = _blend_dataset(parts, _weight_array(weights, np.asarray(like["segment"].values)), like)
+    ds.attrs.update(as_of=f"{as_of:%Y-%m-%d}", measure=measure, currency=config.CURRENCY)
+    for c in ("manager",):
+        if c in like.coords:
+            ds = ds.assign_coords({c: ("rep", np.asarray(like[c].values))})
+    return ds
+
+
+def _by_quarter(da: xr.DataArray, quarters: list[str], q_months: Mapping) -> xr.DataArray:
+    """Sum the months of each quarter (zeros for a quarter with no month in ``da``)."""
+    months = pd.DatetimeIndex(da["month"].values)
+    parts = []
+    for q in quarters:
+        sel = da.sel(month=months.isin(q_months[q]))
+        parts.append(
+            sel.sum("month") if sel.sizes["month"] else xr.zeros_like(da.isel(month=0, drop=True))
+        )
+    out = xr.concat(parts, dim="fiscal_quarter")
+    out = out.drop_vars([c for c in out.coords if c not in CELL_DIMS])
+    return out.assign_coords(fiscal_quarter=quarters).transpose(*CELL_DIMS, "fiscal_quarter")
+
+
+def _blend_dataset(parts: Mapping[str, xr.DataArray], w: xr.DataArray, like) -> xr.Dataset:
+    """The blended forecast's variables, with units and long names."""
     segs = np.asarray(like["segment"].values)
-    w = _weight_array(weights, segs)
     unit = f"{config.CURRENCY}"
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
-            "booked": by_quarter(actual).assign_attrs(units=unit, long_name="Booked to date"),
-            "statistical": by_quarter(stat).assign_attrs(
+            "booked": parts["actual"].assign_attrs(units=unit, long_name="Booked to date"),
+            "statistical": parts["stat"].assign_attrs(
                 units=unit, long_name="Statistical forecast of the remaining months"
             ),
-            "weighted_pipeline": by_quarter(pipe).assign_attrs(
+            "weighted_pipeline": parts["pipe"].assign_attrs(
                 units=unit, long_name="Weighted pipeline of the remaining months"
             ),
-            "open_pipeline": by_quarter(open_da).assign_attrs(
+            "open_pipeline": parts["open"].assign_attrs(
                 units=unit, long_name="Open pipeline expected to close in the remaining months"
             ),
-            "forecast": (booked + by_quarter(mixed)).assign_attrs(
+            "forecast": (parts["actual"] + parts["mixed"]).assign_attrs(
                 units=unit, long_name="Booked plus the blend of the remaining months"
             ),
             "stat_weight": (
@@ -766,10 +788,5 @@ def blended_forecast(
                     dtype=float,
                 )
             ).assign_attrs(units="1", long_name="Weight of the statistical forecast"),
-        },
-        attrs={"as_of": f"{as_of:%Y-%m-%d}", "measure": measure, "currency": config.CURRENCY},
+        }
     )
-    for c in ("manager",):
-        if c in like.coords:
-            ds = ds.assign_coords({c: ("rep", np.asarray(like[c].values))})
-    return ds
