@@ -585,3 +585,59 @@ def _inert(value):
     if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r", "'")):
         return "'" + value
     return value
+
+
+# --------------------------------------------------------------------------- plan pack and apps
+
+
+@dataclass(frozen=True)
+class ChangesSection:
+    """The waterfalls a Monday forecast call looks at, for the quarter holding ``as_of``.
+
+    ``since_last_week``: changes in the seven days ending ``as_of``;
+    ``since_quarter_start``: changes from the quarter's first day to ``as_of``.
+    :func:`revmodel.plots.changes_figures` draws both.
+    """
+
+    as_of: pd.Timestamp
+    quarter: str
+    period_start: pd.Timestamp
+    since_last_week: Waterfall
+    since_quarter_start: Waterfall
+
+
+def changes_section(
+    history: pd.DataFrame,
+    as_of,
+    labels: pd.DataFrame | None = None,
+    by: str | Sequence[str] = ("region", "manager"),
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+) -> ChangesSection:
+    """What changed since last week and since the start of the quarter (plan pack, apps).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Canonical ``opportunity_history`` (see :func:`load_history`).
+    as_of : date-like
+        Last day of the changes [date], e.g. the last day of the data.
+    labels : pandas.DataFrame, optional
+        :func:`deal_labels`.
+    by : str or sequence of str
+        Levels of the rows after the total (:data:`LEVELS`).
+    fiscal_year_start, naming
+        Fiscal calendar: the period is the fiscal quarter holding ``as_of``.
+
+    Returns
+    -------
+    ChangesSection
+    """
+    from revmodel import calendar as fcal
+
+    end = _day(as_of, "as_of")
+    quarter = fcal.current_quarter(end, fiscal_year_start, naming)
+    p0, p1 = period_bounds(quarter, end, fiscal_year_start, naming)
+    week = waterfall(history, Window(end - pd.Timedelta(days=6), end, p0, p1), labels, by)
+    qtd = waterfall(history, Window(p0, end, p0, p1), labels, by)
+    return ChangesSection(end, quarter, p0, week, qtd)

@@ -23,8 +23,10 @@ __all__ = [
     "accuracy",
     "arr_bridge",
     "bookings_vs_target",
+    "changes_figures",
     "forecast_fan",
     "notebook_mode",
+    "pipeline_waterfall",
     "plotly_js",
     "quota_balance",
     "scenario_comparison",
@@ -253,6 +255,68 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4) -> go.Figure:
     _money_axis(fig)
     fig.update_layout(showlegend=False)
     return fig
+
+
+def pipeline_waterfall(row: pd.Series, title: str) -> go.Figure:
+    """What changed in the pipeline of a period: one row of :func:`revmodel.history.waterfall`.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        ``opening``, ``new``, ``pulled_in``, ``pushed_out``, ``increased``,
+        ``decreased``, ``won``, ``lost``, ``closing`` [currency].
+    title : str
+        Chart title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One ``Waterfall`` trace: opening (absolute), the bars (relative, outflows
+        negative) and closing (total).
+    """
+    bars = {
+        "New": float(row["new"]),
+        "Pulled in": float(row["pulled_in"]),
+        "Pushed out": -float(row["pushed_out"]),
+        "Increased": float(row["increased"]),
+        "Decreased": -float(row["decreased"]),
+        "Won": -float(row["won"]),
+        "Lost": -float(row["lost"]),
+    }
+    x = ["Opening", *bars, "Closing"]
+    y = [float(row["opening"]), *bars.values(), float(row["closing"])]
+    fig = _figure(title)
+    fig.add_trace(
+        go.Waterfall(
+            x=x,
+            y=y,
+            measure=["absolute", *["relative"] * len(bars), "total"],
+            text=[f"${v / 1e6:,.2f}M" for v in y],
+            textposition="outside",
+            increasing={"marker": {"color": COLORS["positive"]}},
+            decreasing={"marker": {"color": COLORS["negative"]}},
+            totals={"marker": {"color": COLORS["total"]}},
+            connector={"line": {"color": "#9aa5b1", "width": 1}},
+            name="pipeline",
+        )
+    )
+    _money_axis(fig)
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def changes_figures(section) -> dict[str, go.Figure]:
+    """The two waterfalls of a :class:`revmodel.history.ChangesSection` (total rows)."""
+    return {
+        "since_last_week": pipeline_waterfall(
+            section.since_last_week.table.iloc[0],
+            f"{section.quarter} pipeline: the week to {section.as_of:%Y-%m-%d}",
+        ),
+        "since_quarter_start": pipeline_waterfall(
+            section.since_quarter_start.table.iloc[0],
+            f"{section.quarter} pipeline: since {section.period_start:%Y-%m-%d}",
+        ),
+    }
 
 
 # --------------------------------------------------------------------------- quotas

@@ -277,3 +277,33 @@ def test_history_export_loads_through_a_mapping_with_quarantine(tmp_path):
     quarantine = pd.read_csv(tmp_path / "q" / "opportunity_history.csv")
     assert sorted(quarantine["row"].unique()) == [4, 6]
     assert "opportunity_history" not in result.missing_tables
+
+
+def test_changes_section_for_the_monday_call():
+    section = H.changes_section(
+        SMALL, "2027-01-16", LABELS, by="manager", fiscal_year_start=1, naming="end"
+    )
+    assert section.quarter == "FY2027-Q1"
+    # the week to the 16th is the hand-computed window
+    week = H.waterfall(SMALL, WINDOW, LABELS, by="manager").table
+    pd.testing.assert_frame_equal(section.since_last_week.table, week)
+    qtd = section.since_quarter_start.table.iloc[0]
+    # since January 1st nothing happened before the 10th: the same bars
+    assert qtd[COLS[2:]].tolist() == week.iloc[0][COLS[2:]].tolist()
+    from revmodel import plots
+
+    fig = plots.changes_figures(section)["since_last_week"]
+    trace = fig.data[0]
+    assert list(trace.x) == [
+        "Opening",
+        "New",
+        "Pulled in",
+        "Pushed out",
+        "Increased",
+        "Decreased",
+        "Won",
+        "Lost",
+        "Closing",
+    ]
+    assert list(trace.y) == [1030.0, 140.0, 320.0, -240.0, 50.0, -50.0, -450.0, -180.0, 620.0]
+    assert "FY2027-Q1 pipeline: the week to 2027-01-16" in fig.layout.title.text
