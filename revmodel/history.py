@@ -173,26 +173,56 @@ def _day(value, name: str) -> pd.Timestamp:
 
 
 def prepare(history: pd.DataFrame) -> pd.DataFrame:
-    """History sorted by deal and day, with the columns the waterfall reads.
+    """History sorted by deal and day, one row per deal and day, with the columns read here.
+
+    Adds ``deal``, an integer code of ``opportunity_id`` in id order, so that the
+    states of a million changes are found by position, not by string keys. A
+    deal's two rows of the same day keep the later one.
 
     Raises
     ------
     DataError
         If a history column is missing.
     """
+    if "deal" in history.columns and history.attrs.get("prepared"):
+        return history
     missing = [c for c in _HISTORY if c not in history.columns]
     if missing:
         raise DataError(
             f"opportunity_history: missing column(s) {', '.join(missing)}; "
             f"it needs {', '.join(_HISTORY)}"
         )
-    h = history[list(_HISTORY)].copy()
-    h["opportunity_id"] = h["opportunity_id"].astype("string")
-    h["changed_at"] = pd.to_datetime(h["changed_at"]).dt.normalize()
-    h["close_date"] = pd.to_datetime(h["close_date"]).dt.normalize()
-    h = h.dropna(subset=["opportunity_id", "changed_at"])
-    h = h.sort_values(["opportunity_id", "changed_at"], kind="stable")
-    return h.drop_duplicates(["opportunity_id", "changed_at"], keep="last").reset_index(drop=True)
+    h = history[list(_HISTORY)]
+    h = h[h["opportunity_id"].notna() & h["changed_at"].notna()]
+    codes, _ = pd.factorize(h["opportunity_id"].astype(str).to_numpy(dtype=object), sort=True)
+    changed = pd.to_datetime(h["changed_at"]).dt.normalize().to_numpy(dtype="datetime64[ns]")
+    order = np.lexsort((np.arange(len(codes)), changed, codes))
+    codes, changed = codes[order], changed[order]
+    later_same_day = np.r_[(codes[1:] == codes[:-1]) & (changed[1:] == changed[:-1]), False]
+    keep = order[~later_same_day]
+    out = pd.DataFrame(
+        {
+            "opportunity_id": h["opportunity_id"].astype(str).to_numpy(dtype=object)[keep],
+            "changed_at": changed[~later_same_day],
+            "stage": h["stage"].to_numpy(dtype=object)[keep],
+            "amount": pd.to_numeric(h["amount"], errors="coerce").to_numpy(dtype=float)[keep],
+            "close_date": pd.to_datetime(h["close_date"])
+            .dt.normalize()
+            .to_numpy(dtype="datetime64[ns]")[keep],
+            "deal": codes[~later_same_day],
+        }
+    )
+    out.attrs["prepared"] = True
+    return out
+
+
+def _last_rows(deal: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Position of the last row of each deal among the rows in ``mask`` (rows sorted by deal)."""
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return idx
+    d = deal[idx]
+    return idx[np.r_[d[1:] != d[:-1], True]]
 
 
 def state_at(history: pd.DataFrame, day, before: bool = False) -> pd.DataFrame:
@@ -201,7 +231,7 @@ def state_at(history: pd.DataFrame, day, before: bool = False) -> pd.DataFrame:
     Parameters
     ----------
     history : pandas.DataFrame
-        History as :func:`prepare` returns it.
+        History (prepared by :func:`prepare` when it is not already).
     day : date-like
         The day [date].
     before : bool
@@ -213,37 +243,50 @@ def state_at(history: pd.DataFrame, day, before: bool = False) -> pd.DataFrame:
     pandas.DataFrame
         The deals' last rows by then (deals not created yet are absent).
     """
-    day = _day(day, "day")
-    dated = history["changed_at"] < day if before else history["changed_at"] <= day
-    return history[dated].drop_duplicates("opportunity_id", keep="last").set_index("opportunity_id")
+    h = prepare(history)
+    day64 = np.datetime64(_day(day, "day"), "ns")
+    changed = h["changed_at"].to_numpy()
+    rows = _last_rows(h["deal"].to_numpy(), changed < day64 if before else changed <= day64)
+    return h.iloc[rows].drop(columns="deal").set_index("opportunity_id")
 
 
-def _cents(amount: pd.Series) -> np.ndarray:
-    return np.round(pd.to_numeric(amount, errors="coerce").to_numpy(dtype=float) * 100).astype(
-        "float64"
-    )
+def _cents(amount: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(amount, dtype=float) * 100)
 
 
-def _is_open(stage: pd.Series) -> np.ndarray:
-    return ~stage.isin(schema.CLOSED_STAGES).to_numpy() & stage.notna().to_numpy()
+def _open_stage(stage: np.ndarray) -> np.ndarray:
+    return ~np.isin(stage, schema.CLOSED_STAGES) & pd.notna(stage)
 
 
-def _last_open(upto: pd.DataFrame) -> pd.DataFrame:
-    """Per deal: the amount of its last open row and the day of the change that closed it."""
-    is_open = _is_open(upto["stage"])
-    pos = np.arange(len(upto))
-    deal = upto["opportunity_id"].to_numpy()
-    last_open = pd.Series(np.where(is_open, pos, -1)).groupby(deal).max()
-    first = pd.Series(pos).groupby(deal).min()
-    closing_pos = np.where(last_open.to_numpy() >= 0, last_open.to_numpy() + 1, first.to_numpy())
-    n = len(upto)
-    closing_day = upto["changed_at"].to_numpy()[np.minimum(closing_pos, n - 1)]
-    amounts = upto["amount"].to_numpy(dtype=float)
-    w = np.where(last_open.to_numpy() >= 0, amounts[np.maximum(last_open.to_numpy(), 0)], np.nan)
-    return pd.DataFrame(
-        {"closed_on": closing_day, "last_open_amount": w, "was_open": last_open.to_numpy() >= 0},
-        index=last_open.index,
-    )
+@dataclass(frozen=True)
+class _Positions:
+    """Row positions, per deal with a state by the window's end: ``s1``, ``s0`` (-1: none),
+    its last open row (-1: none) and the row of the change that closed it."""
+
+    s1: np.ndarray
+    s0: np.ndarray
+    last_open: np.ndarray
+    closing: np.ndarray
+
+
+def _positions(h: pd.DataFrame, window: Window) -> _Positions:
+    deal = h["deal"].to_numpy()
+    changed = h["changed_at"].to_numpy()
+    upto = changed <= np.datetime64(window.end, "ns")
+    n_deals = int(deal.max()) + 1 if len(deal) else 0
+    s1 = _last_rows(deal, upto)
+    d1 = deal[s1]
+
+    def per_deal(rows: np.ndarray) -> np.ndarray:
+        out = np.full(n_deals, -1, dtype=np.int64)
+        out[deal[rows]] = rows
+        return out[d1]
+
+    s0 = per_deal(_last_rows(deal, changed < np.datetime64(window.start, "ns")))
+    last_open = per_deal(_last_rows(deal, upto & _open_stage(h["stage"].to_numpy())))
+    first = per_deal(np.flatnonzero(np.r_[True, deal[1:] != deal[:-1]]))
+    closing = np.where(last_open >= 0, last_open + 1, first)
+    return _Positions(s1, s0, last_open, np.minimum(closing, s1))
 
 
 def deal_bars(history: pd.DataFrame, window: Window) -> pd.DataFrame:
@@ -251,31 +294,29 @@ def deal_bars(history: pd.DataFrame, window: Window) -> pd.DataFrame:
 
     See the module docstring for the rules. Deals contributing nothing are left out.
     """
-    upto = history[history["changed_at"] <= window.end]
-    s1 = upto.drop_duplicates("opportunity_id", keep="last").set_index("opportunity_id")
-    s0 = state_at(history, window.start, before=True).reindex(s1.index)
-    closing = _last_open(upto).reindex(s1.index)
-    p0, p1 = window.period_start, window.period_end
+    h = prepare(history)
+    pos = _positions(h, window)
+    stage = h["stage"].to_numpy(dtype=object)
+    close = h["close_date"].to_numpy()
+    amount = h["amount"].to_numpy(dtype=float)
+    p0 = np.datetime64(window.period_start, "ns")
+    p1 = np.datetime64(window.period_end, "ns")
+    existed = pos.s0 >= 0
+    at0 = np.maximum(pos.s0, 0)
 
-    def in_period(state: pd.DataFrame) -> np.ndarray:
-        close = state["close_date"]
-        return _is_open(state["stage"]) & ((close >= p0) & (close <= p1)).to_numpy()
+    def in_period(rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        return valid & _open_stage(stage[rows]) & (close[rows] >= p0) & (close[rows] <= p1)
 
-    in0, in1 = in_period(s0), in_period(s1)
-    existed = s0["stage"].notna().to_numpy()
-    was_closed = ~_is_open(s0["stage"]) & existed
-    a0 = np.nan_to_num(_cents(s0["amount"]))
-    a1 = np.nan_to_num(_cents(s1["amount"]))
-    w = np.where(
-        closing["was_open"].to_numpy(dtype=bool),
-        _cents(closing["last_open_amount"]),
-        _cents(s1["amount"]),
+    in0, in1 = in_period(at0, existed), in_period(pos.s1, np.ones(len(pos.s1), dtype=bool))
+    was_closed = existed & ~_open_stage(stage[at0])
+    a0 = np.where(existed, np.nan_to_num(_cents(amount[at0])), 0.0)
+    a1 = np.nan_to_num(_cents(amount[pos.s1]))
+    w = np.nan_to_num(_cents(np.where(pos.last_open >= 0, amount[pos.last_open], amount[pos.s1])))
+    stage1 = stage[pos.s1]
+    closed_in_window = ~_open_stage(stage1) & (
+        h["changed_at"].to_numpy()[pos.closing] >= np.datetime64(window.start, "ns")
     )
-    w = np.nan_to_num(w)
-    stage1 = s1["stage"].to_numpy()
-    closed_in_window = ~_is_open(s1["stage"]) & (closing["closed_on"] >= window.start).to_numpy()
-    c1 = s1["close_date"]
-    closed_in_period = closed_in_window & ((c1 >= p0) & (c1 <= p1)).to_numpy()
+    closed_in_period = closed_in_window & (close[pos.s1] >= p0) & (close[pos.s1] <= p1)
     enters = ~in0 & (in1 | closed_in_period)
     entered = np.where(in1, a1, w)
     change = np.where(in0 & in1, a1 - a0, np.where(in0 & closed_in_period, w - a0, 0.0))
@@ -290,20 +331,19 @@ def deal_bars(history: pd.DataFrame, window: Window) -> pd.DataFrame:
         "lost": np.where(closed_in_period & (stage1 == "lost"), w, 0.0),
         "closing": np.where(in1, a1, 0.0),
     }
-    out = pd.DataFrame(bars, index=s1.index).astype(np.int64)
     touched = in0 | in1 | closed_in_period
-    detail = pd.DataFrame(
-        {
-            "stage_before": s0["stage"],
-            "stage_after": s1["stage"],
-            "close_date_before": s0["close_date"],
-            "close_date_after": s1["close_date"],
-            "amount_before": s0["amount"],
-            "amount_after": s1["amount"],
-        },
-        index=s1.index,
+    r1, r0, had = pos.s1[touched], at0[touched], existed[touched]
+    out = pd.DataFrame(
+        {name: bar[touched].astype(np.int64) for name, bar in bars.items()},
+        index=pd.Index(h["opportunity_id"].to_numpy(dtype=object)[r1], name="opportunity_id"),
     )
-    return pd.concat([out, detail], axis=1)[touched]
+    out["stage_before"] = np.where(had, stage[r0], None)
+    out["stage_after"] = stage[r1]
+    out["close_date_before"] = np.where(had, close[r0], np.datetime64("NaT"))
+    out["close_date_after"] = close[r1]
+    out["amount_before"] = np.where(had, amount[r0], np.nan)
+    out["amount_after"] = amount[r1]
+    return out
 
 
 # --------------------------------------------------------------------------- labels

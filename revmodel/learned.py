@@ -42,11 +42,9 @@ PRIOR_DEALS = 10.0
 def _with_segment(history: pd.DataFrame, labels: pd.DataFrame | None) -> pd.DataFrame:
     h = prepare(history)
     if labels is None or "segment" not in labels:
-        h["segment"] = config.PLACEHOLDER
-    else:
-        seg = labels["segment"].reindex(h["opportunity_id"].to_numpy()).to_numpy(dtype=object)
-        h["segment"] = pd.Series(seg).fillna(config.PLACEHOLDER).to_numpy(dtype=object)
-    return h
+        return h.assign(segment=config.PLACEHOLDER)
+    seg = labels["segment"].reindex(h["opportunity_id"].to_numpy()).to_numpy(dtype=object)
+    return h.assign(segment=pd.Series(seg).fillna(config.PLACEHOLDER).to_numpy(dtype=object))
 
 
 def _outcomes(h: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
