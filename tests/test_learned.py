@@ -182,3 +182,29 @@ def test_in_quarter_backtest_week_by_week(synth):
     assert list(err.columns) == ["quarters", "wape_in_quarter", "wape_statistical", "coverage"]
     assert err.loc[13, "wape_in_quarter"] < err.loc[1, "wape_in_quarter"]
     assert err.loc[1, "wape_in_quarter"] < 0.25
+
+
+@pytest.mark.slow
+def test_backtest_scores_the_pipeline_learned_from_history():
+    from revmodel import backtest, cube, sample
+
+    t = sample.generate(reps=8, months=30, seed=2, end="2026-06")
+    ds = cube.build_cube(t, fiscal_year_start=11)
+    runs = {
+        name: backtest.summary_table(
+            backtest.rolling_origin(
+                ds,
+                horizon=3,
+                folds=2,
+                models=["seasonal_naive", "pipeline"],
+                opportunities=t["opportunities"],
+                history=hist,
+                reconcile="bottom_up",
+            )
+        ).set_index(["level", "model"])
+        for name, hist in (("reconstructed", None), ("history", t["opportunity_history"]))
+    }
+    a, b = runs["reconstructed"], runs["history"]
+    assert a.loc[("total", "seasonal_naive"), "wape"] == b.loc[("total", "seasonal_naive"), "wape"]
+    assert a.loc[("total", "pipeline"), "wape"] != b.loc[("total", "pipeline"), "wape"]
+    assert 0 < b.loc[("total", "pipeline"), "wape"] < 1
