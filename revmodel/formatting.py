@@ -108,7 +108,8 @@ COLUMN_KINDS: dict[str, str] = {
          "opening", "new", "expansion", "contraction", "churn", "closing", "opening_arr",
          "required_new_arr", "expected_churn_arr", "closing_arr", "arr", "bookings", "arpu",
          "ltv", "backlog", "average_deal_size", "company_target", "year_capacity",
-         "capacity_gap", "year_forecast", "starting_arr", "quota"],
+         "capacity_gap", "year_forecast", "starting_arr", "quota", "pulled_in", "pushed_out",
+         "increased", "decreased", "won", "lost"],
         "money",
     ),
     **dict.fromkeys(

@@ -635,7 +635,8 @@ class ChangesSection:
     """The waterfalls a Monday forecast call looks at, for the quarter holding ``as_of``.
 
     ``since_last_week``: changes in the seven days ending ``as_of``;
-    ``since_quarter_start``: changes from the quarter's first day to ``as_of``.
+    ``since_quarter_start``: changes from the first day of the quarter holding ``as_of``
+    (``period_start``) to ``as_of``; both for the deals expected to close in ``quarter``.
     :func:`revmodel.plots.changes_figures` draws both.
     """
 
@@ -653,6 +654,7 @@ def changes_section(
     by: str | Sequence[str] = ("region", "manager"),
     fiscal_year_start: int = config.FISCAL_YEAR_START,
     naming: str = config.FISCAL_YEAR_NAMING,
+    period: str | None = None,
 ) -> ChangesSection:
     """What changed since last week and since the start of the quarter (plan pack, apps).
 
@@ -667,7 +669,11 @@ def changes_section(
     by : str or sequence of str
         Levels of the rows after the total (:data:`LEVELS`).
     fiscal_year_start, naming
-        Fiscal calendar: the period is the fiscal quarter holding ``as_of``.
+        Fiscal calendar.
+    period : str, optional
+        Fiscal period of the close dates (e.g. the plan's cycle, ``FY2027-Q1``);
+        default the fiscal quarter holding ``as_of``. The second window always
+        starts on the first day of the quarter holding ``as_of``.
 
     Returns
     -------
@@ -676,8 +682,33 @@ def changes_section(
     from revmodel import calendar as fcal
 
     end = _day(as_of, "as_of")
-    quarter = fcal.current_quarter(end, fiscal_year_start, naming)
+    current = fcal.current_quarter(end, fiscal_year_start, naming)
+    quarter = period or current
     p0, p1 = period_bounds(quarter, end, fiscal_year_start, naming)
+    q0, _ = period_bounds(current, end, fiscal_year_start, naming)
     week = waterfall(history, Window(end - pd.Timedelta(days=6), end, p0, p1), labels, by)
-    qtd = waterfall(history, Window(p0, end, p0, p1), labels, by)
-    return ChangesSection(end, quarter, p0, week, qtd)
+    qtd = waterfall(history, Window(q0, end, p0, p1), labels, by)
+    return ChangesSection(end, quarter, q0, week, qtd)
+
+
+def section_from_data(
+    data_dir,
+    mapping=None,
+    by: str | Sequence[str] = ("region", "manager"),
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+    period: str | None = None,
+) -> ChangesSection | None:
+    """:func:`changes_section` of a data folder as of its last recorded change; ``None``
+    when the folder has neither an ``opportunity_history`` table nor snapshots."""
+    from revmodel import sources
+
+    tables = sources.load(data_dir, mapping=mapping).tables
+    try:
+        hist, source = load_history(data_dir, tables=tables)
+    except DataError:
+        return None
+    hist = prepare(hist)
+    as_of = hist["changed_at"].max()
+    log.info("pipeline changes to %s from %s", f"{as_of:%Y-%m-%d}", source)
+    return changes_section(hist, as_of, deal_labels(tables), by, fiscal_year_start, naming, period)

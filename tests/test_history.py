@@ -307,3 +307,31 @@ def test_changes_section_for_the_monday_call():
     ]
     assert list(trace.y) == [1030.0, 140.0, 320.0, -240.0, 50.0, -50.0, -450.0, -180.0, 620.0]
     assert "FY2027-Q1 pipeline: the week to 2027-01-16" in fig.layout.title.text
+
+
+def test_plan_pack_shows_the_changes_when_there_is_history(tmp_path):
+    import types
+
+    from revmodel.publish import html, tables
+
+    sample.write(sample.generate(reps=8, months=24, seed=2, end="2026-10"), tmp_path)
+    cube = types.SimpleNamespace(attrs={"fiscal_year_start": 11, "fiscal_year_naming": "end"})
+    params = {"data_dir": str(tmp_path), "cycle": "FY2027-Q1"}
+    out = tables._pipeline_changes(params, cube)
+    assert set(out) == {"changes_week", "changes_quarter"}
+    week = out["changes_week"]
+    assert list(week.columns) == COLS and week["level"].iloc[0] == "total"
+    assert week.attrs["title"] == "FY2027-Q1 pipeline: the week to 2026-10-31"
+    assert out["changes_quarter"].attrs["title"] == "FY2027-Q1 pipeline: since 2026-08-01"
+    assert (H.balance_errors(out["changes_quarter"]).abs() < 1e-6).all()
+    page = html.render_html(
+        {"cycle": "FY2027-Q1", "quarter_months": "", "as_of": "2026-10", "plan_year": "FY2027"},
+        out,
+        {},
+        params,
+        "",
+    )
+    assert '<section id="changes"><h2>What changed in the pipeline</h2>' in page
+    # without history (no export, no snapshots) the section is left out
+    (tmp_path / "opportunity_history.csv").unlink()
+    assert tables._pipeline_changes(params, cube) == {}

@@ -236,7 +236,30 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
     if acc is not None:
         out["accuracy_by_level"] = backtest.accuracy_table(acc)
         out["accuracy"] = acc
+    out.update(_pipeline_changes(params, cube))
     return out
+
+
+def _pipeline_changes(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame]:
+    """The waterfalls since last week and since the quarter's start, when there is history."""
+    from revmodel import history
+
+    if not params.get("data_dir"):
+        return {}
+    section = history.section_from_data(
+        params["data_dir"],
+        mapping=params.get("mapping"),
+        fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
+        naming=str(cube.attrs["fiscal_year_naming"]),
+        period=params.get("cycle"),
+    )
+    if section is None:
+        return {}
+    week = section.since_last_week.table
+    quarter = section.since_quarter_start.table
+    week.attrs["title"] = f"{section.quarter} pipeline: the week to {section.as_of:%Y-%m-%d}"
+    quarter.attrs["title"] = f"{section.quarter} pipeline: since {section.period_start:%Y-%m-%d}"
+    return {"changes_week": week, "changes_quarter": quarter}
 
 
 def _quota_table(r: Results, qmonths: pd.DatetimeIndex) -> pd.DataFrame | None:
@@ -336,4 +359,7 @@ def pack_figures(
     acc = r.get("accuracy")
     if acc is not None and len(acc):
         figs["accuracy"] = plots.accuracy(acc)
+    for name in ("changes_week", "changes_quarter"):
+        if name in tables:
+            figs[name] = plots.pipeline_waterfall(tables[name].iloc[0], tables[name].attrs["title"])
     return figs  # fmt: skip
