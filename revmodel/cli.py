@@ -170,7 +170,11 @@ def cube_cmd(
     if result.status == 2:
         return 2
     ds = cube.build_cube(
-        result.tables, fiscal_year_start=fiscal_year_start, naming=fiscal_year_naming, as_of=as_of
+        result.tables,
+        fiscal_year_start=fiscal_year_start,
+        naming=fiscal_year_naming,
+        as_of=as_of,
+        currency=result.currency,
     )
     cube.validate_cube(ds)
     cube.save_cube(ds, path)

@@ -53,6 +53,8 @@ def tables() -> dict[str, pd.DataFrame]:
             "stage": ["won", "won", "lost", "won", "proposal", "prospecting"],
             "account_id": ["A1", "A1", "A2", "A3", "A2", "A3"],
             "rep_id": ["R1", "R1", "R2", "R3", "R2", "R3"],
+            "type": ["new", "expansion", "new", "Renewal", "new", "new"],
+            "product": ["Core", "Add-on", "Core", "Core", "Core", None],
         }
     )
     subs = pd.DataFrame(
@@ -315,3 +317,66 @@ def test_cube_command_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"error: --out {tmp_path / 'c.csv'}: cube files end in .nc (NetCDF) or .zarr (Zarr)."
     )
+
+
+# --------------------------------------------------------------------------- names, types, products
+
+
+def test_reps_carry_their_names_and_one_display_label(tables):
+    reps = tables["reps"].copy()
+    reps.loc[reps["rep_id"] == "R3", "rep_name"] = "Ann"  # two reps called Ann
+    reps.loc[reps["rep_id"] == "R4", "rep_name"] = None
+    ds = build_cube({**tables, "reps": reps}, fiscal_year_start=2)
+    assert list(ds["rep_name"].values) == ["Ann", "Bob", "Ann", "R4"]
+    assert list(ds["rep_label"].values) == ["Ann (R1)", "Bob", "Ann (R3)", "R4"]
+    from revmodel.cube import display_labels, labels
+
+    assert labels(ds)["R3"] == "Ann (R3)"
+    assert labels(ds, "region") == {"East": "East", "West": "West"}
+    assert display_labels(["X1"], [config.PLACEHOLDER]).tolist() == ["X1"]
+
+
+def test_bookings_split_by_deal_type(cube):
+    total = {
+        v: float(cube[v].sum()) for v in ("new_bookings", "expansion_bookings", "renewal_bookings")
+    }
+    # O1 new 100, O2 expansion 50, O4 "Renewal" 30 (case-insensitive); O3 is lost.
+    assert total == {"new_bookings": 100.0, "expansion_bookings": 50.0, "renewal_bookings": 30.0}
+    assert cell(cube, "renewal_bookings", "SMB", "West", "R3", "2025-03-01") == 30
+    assert cube["renewal_bookings"].attrs["aggregation"] == "sum"
+    q = rollup(cube, ("region",), period="fiscal_quarter")
+    np.testing.assert_allclose(
+        (q["new_bookings"] + q["expansion_bookings"] + q["renewal_bookings"]).values,
+        q["bookings"].values,
+    )
+
+
+def test_without_a_type_column_there_is_no_split(tables):
+    opps = tables["opportunities"].drop(columns=["type"])
+    ds = build_cube({**tables, "opportunities": opps}, fiscal_year_start=2)
+    assert "new_bookings" not in ds and "bookings" in ds
+
+
+def test_bookings_by_product_roll_up_to_managers_and_years(tables, cube):
+    from revmodel.cube import product_bookings
+
+    by = product_bookings(tables, cube)
+    assert by.dims == ("product", "rep", "month")
+    assert list(by["product"].values) == ["Add-on", "Core"]
+    assert by.attrs["units"] == "USD/month"
+    assert float(by.sel(product="Core").sum()) == 130.0  # O1 100 + O4 30
+    assert float(by.sel(product="Add-on", rep="R1", month="2025-02-01")) == 50.0
+    by_mgr = rollup(by, "manager", period="fiscal_year")
+    assert float(by_mgr.sel(product="Core", manager="M2", fiscal_year="FY2026")) == 30.0
+    assert bool(by.sel(month="2025-04-01").isnull().all())
+    assert float(product_bookings(tables, cube, kind="type").sel(type="new").sum()) == 100.0
+    with pytest.raises(ParameterError, match="kind must be 'product' or 'type', got 'colour'"):
+        product_bookings(tables, cube, kind="colour")
+
+
+def test_currency_of_the_data_labels_every_money_measure(tables):
+    ds = build_cube(tables, fiscal_year_start=2, currency="EUR")
+    assert ds.attrs["currency"] == "EUR"
+    assert ds["bookings"].attrs["units"] == "EUR/month"
+    assert ds["arr"].attrs["units"] == "EUR/year"
+    assert rollup(ds, period="fiscal_year")["bookings"].attrs["units"] == "EUR/year"

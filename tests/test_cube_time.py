@@ -140,6 +140,7 @@ def test_every_measure_declares_its_aggregation(case):
     for name in MEASURES:
         assert ds[name].attrs["aggregation"] == MEASURES[name].aggregation
     flows = {"bookings", "won", "lost", "new_arr", "expansion_arr", "contraction_arr"}
+    flows |= {"new_bookings", "expansion_bookings", "renewal_bookings"}
     assert flows | {"churned_arr", "pipeline"} == {n for n in MEASURES if n not in stocks}
 
 

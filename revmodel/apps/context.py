@@ -158,7 +158,10 @@ class AppContext:
             return self.extra["rep_names"]
         reps = np.asarray(self.cube["rep"].values).astype(str)
         names = dict(zip(reps, reps, strict=True))
-        if "rep_name" in self.cube.coords:
+        if "rep_label" in self.cube.coords:
+            # One display label (the id beside a shared name): revmodel.cube.labels.
+            names.update(rcube.labels(self.cube))
+        elif "rep_name" in self.cube.coords:
             found = np.asarray(self.cube["rep_name"].values).astype(object)
             names.update({r: str(n) for r, n in zip(reps, found, strict=True) if _named(n)})
         elif self.tables is not None and "rep_name" in getattr(

@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from revmodel import backtest, reconcile
+from revmodel import cube as rcube
 from revmodel import parameters as rparams
 from revmodel.publish.runfolder import Results, period_months
 
@@ -53,7 +54,6 @@ def forecast_table(
         ``target``, ``gap`` (target - forecast), ``coverage`` (forecast /
         target), ``pipeline`` (open pipeline closing in the months) [currency].
     """
-    from revmodel import cube as rcube
 
     m = months.values.astype("datetime64[ns]")
     fm = [t for t in m if t in set(reconciled["month"].values)]
@@ -293,6 +293,10 @@ def _quota_table(r: Results, qmonths: pd.DatetimeIndex) -> pd.DataFrame | None:
         b = bal.reindex(rep=quotas["rep"].values)
         frame["quota_to_potential"] = b["relative"].values
         frame["out_of_line"] = b["out_of_line"].fillna(0).values.astype(bool)
+    cube = r.get("cube")
+    if cube is not None:
+        # Reps by name, the id beside a shared name (one display label: revmodel.cube.labels).
+        frame.insert(0, "name", frame["rep"].map(rcube.labels(cube)).fillna(frame["rep"]))
     return frame
 
 
