@@ -38,6 +38,7 @@ mapping file) and what each user may do, from a mapping such as::
       alice: {manager: M03}    # writes for M03's reps and for M03
       bob: {region: EMEA}      # writes for the reps and managers of EMEA, and EMEA
       carol: {role: admin}     # writes for everyone; opens and closes periods
+      vera: {role: vp}         # the company's own call (level "total")
 
 A user missing from the mapping whose name is a manager of the team map
 (the server's authenticated user is the manager id) writes for that team.
@@ -93,6 +94,7 @@ __all__ = [
     "ACTIONS",
     "CALL_LEVELS",
     "CALL_TYPES",
+    "COMPANY",
     "MAX_AMOUNT",
     "MAX_NOTE_CHARS",
     "AuditRow",
@@ -113,7 +115,9 @@ __all__ = [
 #: Kinds of forecast call.
 CALL_TYPES: tuple[str, ...] = ("commit", "best_case")
 #: Hierarchy levels a call can be made at (rep, or a locked aggregate node).
-CALL_LEVELS: tuple[str, ...] = ("rep", "manager", "region")
+CALL_LEVELS: tuple[str, ...] = ("rep", "manager", "region", "total")
+#: The key of the one ``"total"`` (company) node.
+COMPANY = "total"
 #: Actions recorded in the audit log (``open`` / ``close`` are period changes, level ``"period"``).
 ACTIONS: tuple[str, ...] = ("submit", "withdraw", "open", "close")
 #: Largest call accepted [USD]: above it a figure almost surely has too many zeros.
@@ -219,6 +223,8 @@ class Grant:
     def describe(self) -> str:
         if self.role == "admin":
             return "admin"
+        if self.role == "vp":
+            return "the company"
         if self.role == "manager":
             return f"team {self.scope}"
         return f"region {self.scope}"
@@ -232,8 +238,8 @@ def _grant(user: str, spec: Any, where: str) -> Grant:
             f"{where}: user {user!r} must map to one of {{manager: M03}}, {{region: EMEA}} or "
             f"{{role: admin}}; got {spec!r}"
         )
-    if spec.get("role") == "admin":
-        return Grant("admin")
+    if spec.get("role") in ("admin", "vp"):
+        return Grant(str(spec["role"]))
     for role in ("manager", "region"):
         if spec.get(role) not in (None, ""):
             return Grant(role, str(spec[role]))
@@ -387,6 +393,8 @@ class TeamMap:
         return None if manager is None else self.manager_region.get(manager)
 
     def has_node(self, level: str, key: str) -> bool:
+        if level == "total":
+            return key == COMPANY
         if level == "rep":
             return key in self.rep_manager
         if level == "manager":
@@ -403,6 +411,8 @@ class TeamMap:
             return False
         if grant.role == "admin":
             return True
+        if grant.role == "vp" or level == "total":
+            return grant.role == "vp" and level == "total"
         if grant.role == "manager":
             return level != "region" and self.manager_of(level, key) == grant.scope
         return self.region_of(level, key) == grant.scope
@@ -540,9 +550,11 @@ def validate_call(
     if level not in CALL_LEVELS:
         raise CallRejected(
             f"Level {level!r} is not one of {', '.join(CALL_LEVELS)}: calls are made for a rep, "
-            f"a manager or a region."
+            f"a manager, a region or the company (total)."
         )
-    noun = {"rep": "Rep", "manager": "Manager", "region": "Region"}[level]
+    noun = {"rep": "Rep", "manager": "Manager", "region": "Region", "total": "Company"}[level]
+    if level == "total" and raw.get("key") in (None, ""):
+        raw = {**raw, "key": COMPANY}
     key_field = "key" if raw.get("key") not in (None, "") else level
     key = _text(raw, key_field, noun, f"pick a {level} from the list")
 
@@ -999,7 +1011,8 @@ class OverrideStore:
             The call [USD for the period], as typed in the app.
         note : str
             Why (at most :data:`MAX_NOTE_CHARS` characters).
-        level : {"rep", "manager", "region"}
+        level : {"rep", "manager", "region", "total"}
+            ``"total"`` is the company's own call (key :data:`COMPANY`).
         source : str
             Where the call came from, e.g. ``"app:forecast-call"``.
 

@@ -159,7 +159,7 @@ def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_
         [rep, "commit", 125000.0, MANAGER_USER]
     ]
     rollup = text(app.rollup.value)
-    assert f"manager {manager_name} 125,000" in rollup
+    assert f"manager {manager_name} — — 125,000" in rollup  # no own team call; the sum of reps
     rec, notes = forecast_call.reconciled_team(app.context, manager_name, app_context.cycle)
     assert notes == []
     row = rec[rec["name"] == name].iloc[0]
@@ -236,7 +236,7 @@ def test_a_call_shows_in_the_explorer_of_another_session(app_context, store_url,
     )
     assert len(moves) > 0
     assert (moves["change"] > 0).all()
-    assert moves["why"].str.startswith(f"the commit on manager {manager_name} (+").all()
+    assert moves["why"].str.startswith(f"the commit on team {manager_name} (+").all()
     shown = text(calls.moves.value)
     first = moves.iloc[0]
     assert f"{first['name']} moved {first['change']:+,.0f} USD" in shown
@@ -513,3 +513,43 @@ def test_sample_team_map_names_sample_managers():
     managers = {g.scope for g in tm.users.values() if g.role == "manager"}
     assert managers == set(reps["manager"].dropna())
     assert tm.users["revops"].role == "admin"
+
+
+def test_vp_calls_the_company_and_sees_every_team(app_context, tmp_path, monkeypatch):
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        yaml.safe_dump({"users": {"vera": {"role": "vp"}, ADMIN: {"role": "admin"}}}),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(app_context_module.ENV_TEAM_MAP, str(team))
+    url = f"sqlite:///{tmp_path / 'vp.db'}"
+    ctx = session(app_context, url, "vera")
+    ctx.calls.open_period(app_context.cycle, Identity(ADMIN))
+    app = forecast_call.build(ctx).app
+    assert app.rep.options[0] == ("Company (the company's own call)", "total:total")
+    assert not [v for _, v in app.rep.options if v.startswith("region:")]
+    statistical = app_context_module.period_total(
+        app_context, app_context.reconciled, app_context.cycle, "total", "total"
+    )
+    app.rep.value = "total:total"
+    app.amount.value = str(round(statistical * 1.1))
+    app.submit.click()
+    assert app.message.text.startswith(
+        f"Saved: commit of {round(statistical * 1.1):,} USD for Company"
+    )
+    rec, _ = forecast_call.reconciled_team(app.context, str(app.manager.value), app_context.cycle)
+    company = rec[rec["name"] == "Company"].iloc[0]
+    assert company["commit"] == round(statistical * 1.1)
+    assert company["reconciled"] == pytest.approx(round(statistical * 1.1), rel=1e-6)
+    # Every team side by side in the roll-up, the company's own call beside the sum below.
+    managers = {m for m in app.store.team_map.managers if m != "(unassigned)"}
+    shown = text(app.rollup.value)
+    assert all(f"manager {m} " in shown for m in managers)
+    roll = app.store.rollup(app_context.cycle).set_index(["level", "key"])
+    assert roll.loc[("total", "total"), "call_commit"] == round(statistical * 1.1)
+    # The VP may not call a team.
+    app.rep.value = next(v for _, v in app.rep.options if v.startswith("manager:"))
+    app.amount.value = "1000"
+    app.submit.click()
+    assert app.message.kind == "error"
+    assert app.message.text.startswith("User 'vera' writes for the company only")

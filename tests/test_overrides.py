@@ -561,8 +561,8 @@ def test_amounts_accepted(amount: object, expected: float) -> None:
         ({"note": 5}, "Note 5 is not text: write the note as text."),
         (
             {"level": "segment"},
-            "Level 'segment' is not one of rep, manager, region: calls are made for a rep, "
-            "a manager or a region.",
+            "Level 'segment' is not one of rep, manager, region, total: calls are made for a "
+            "rep, a manager, a region or the company (total).",
         ),
         (
             {"level": "manager", "rep": None, "manager": "M09"},
@@ -825,3 +825,33 @@ def test_store_version_moves_with_every_change(store: OverrideStore) -> None:
     v1 = store.version()
     store.close_period(PERIOD, ROOT)
     assert v0 < v1 < store.version()
+
+
+# ----------------------------------------------------------------------------- the company's call
+
+
+def test_vp_calls_the_company_and_nothing_else(tmp_path: Path) -> None:
+    team = TeamMap.from_mapping({**USERS, "vera": {"role": "vp"}}, REP_MANAGER, MANAGER_REGION)
+    vera = Identity("vera")
+    assert team.grant("vera").describe() == "the company"
+    assert team.can_write(vera, "total", "total")
+    assert not team.can_write(vera, "manager", "M01") and not team.can_write(vera, "rep", "R1")
+    assert not team.can_write(ERIN, "total", "total") and not team.can_write(
+        ALICE, "total", "total"
+    )
+    assert team.can_write(ROOT, "total", "total")
+    with OverrideStore(f"sqlite:///{tmp_path / 'c.db'}", team) as store:
+        store.open_period(PERIOD, ROOT)
+        store.submit(vera, "", PERIOD, "commit", 2_000_000, level="total")
+        store.submit(ALICE, "R1", PERIOD, "commit", 50_000)
+        with pytest.raises(NotAllowed, match="^User 'vera' writes for the company only"):
+            store.submit(vera, "M01", PERIOD, "commit", 1, level="manager")
+        with pytest.raises(NotAllowed, match="^User 'erin' writes for region EMEA only"):
+            store.submit(ERIN, "total", PERIOD, "commit", 1, level="total")
+        assert store.locked_nodes(PERIOD) == {
+            ("total", "total"): 2_000_000.0,
+            ("rep", "R1"): 50_000.0,
+        }
+        roll = store.rollup(PERIOD).set_index(["level", "key"])
+        assert roll.loc[("total", "total"), "call_commit"] == 2_000_000.0
+        assert roll.loc[("total", "total"), "commit"] == 50_000.0  # the sum of the calls below

@@ -175,6 +175,8 @@ class AppContext:
 
     def label(self, level: str, key: str) -> str:
         """How a node is shown: a rep by name, a manager or region by its own name."""
+        if level == "total":
+            return "Company"
         return self.rep_names().get(key, key) if level == "rep" else key
 
     def leavers(self) -> list[str]:
@@ -249,7 +251,7 @@ class AppContext:
         locks: dict[tuple[str, Any], np.ndarray] = {}
         for (level, key), amount in sorted(locked.items()):
             try:
-                idx = h.index(level, key)
+                idx = h.index(level, () if level == "total" else key)
             except ParameterError:
                 notes.append(f"{level} {key} has no bookings history: its call is not locked.")
                 continue
@@ -259,7 +261,7 @@ class AppContext:
             shape = shape / shape.sum()
             values = np.full(len(months), np.nan)
             values[in_period] = float(amount) * shape
-            locks[(level, key)] = values
+            locks[(level, () if level == "total" else key)] = values
         if not locks:
             return self.reconciled, notes
         try:

@@ -37,6 +37,7 @@ from revmodel.apps.context import (
     with_live_forecast,
 )
 from revmodel.errors import RevmodelError
+from revmodel.overrides import COMPANY
 
 __all__ = [
     "SIGN_IN",
@@ -145,6 +146,12 @@ def _lock_effects(ctx: AppContext, live: LiveForecast) -> dict[tuple[str, str], 
     return effects
 
 
+def _node_name(ctx: AppContext, level: str, key: str) -> str:
+    return {"manager": f"team {key}", "region": f"region {key}", "total": "the company"}.get(
+        level, ctx.label(level, key)
+    )
+
+
 def explain_moves(
     ctx: AppContext, period: str, nodes: list[tuple[str, str]], hold: tuple = ()
 ) -> pd.DataFrame:
@@ -176,7 +183,7 @@ def explain_moves(
                 parts.append((moved, lock))
         parts.sort(key=lambda p: -abs(p[0]))
         why = "; ".join(
-            f"the commit on {lv} {ctx.label(lv, k)} ({m:+,.0f} USD)" for m, (lv, k) in parts
+            f"the commit on {_node_name(ctx, lv, k)} ({m:+,.0f} USD)" for m, (lv, k) in parts
         )
         rows.append(
             {
@@ -213,7 +220,7 @@ def reconciled_team(
     if region:
         nodes.append(("region", region))
     rows = []
-    for level, key in [*nodes, ("total", "")]:
+    for level, key in [*nodes, ("total", COMPANY)]:
         name = {"manager": f"Team {key}", "region": f"Region {key}", "total": "Company"}.get(
             level, ctx.label(level, key)
         )
@@ -460,15 +467,19 @@ def _draw_rollup(page: CallPage, mgr: str, per: str) -> None:
     tm = ctx.calls.team_map
     region = tm.manager_region.get(mgr)
     roll = ctx.calls.rollup(per)
-    roll = roll[
-        ((roll["level"] == "manager") & (roll["key"] == mgr))
-        | ((roll["level"] == "region") & (roll["key"] == region))
-        | (roll["level"] == "total")
-    ]
-    roll = roll[["level", "key", "commit", "best_case", "reps", "reps_with_commit", "reps_without_commit"]]  # fmt: skip
+    grant = tm.grant(ctx.user) if ctx.user else None
+    if grant is None or grant.role not in ("vp", "admin"):  # a VP sees every team side by side
+        roll = roll[
+            ((roll["level"] == "manager") & (roll["key"] == mgr))
+            | ((roll["level"] == "region") & (roll["key"] == region))
+            | (roll["level"] == "total")
+        ]
+    roll = roll[["level", "key", "call_commit", "call_best_case", "commit", "best_case", "reps", "reps_with_commit", "reps_without_commit"]]  # fmt: skip
     roll = roll.rename(
         columns={
             "key": "node",
+            "call_commit": "own commit",
+            "call_best_case": "own best case",
             "commit": "sum of commits",
             "best_case": "sum of best cases",
             "reps_with_commit": "reps with commit",
@@ -489,6 +500,8 @@ def _draw_rollup(page: CallPage, mgr: str, per: str) -> None:
         layout.table_html(
             roll,
             kinds={
+                "own commit": "usd",
+                "own best case": "usd",
                 "sum of commits": "usd",
                 "sum of best cases": "usd",
                 "reps": "int",
@@ -551,10 +564,17 @@ def _refresh(page: CallPage) -> None:
     options = [(f"Team {mgr} (the team's own call)", f"manager:{mgr}")] + [
         (ctx.label("rep", r), f"rep:{r}") for r in reps
     ]
+    tm = ctx.calls.team_map
+    region = tm.manager_region.get(mgr)
+    if region and tm.can_write(ctx.identity, "region", region):
+        options.insert(0, (f"Region {region} (the region's own call)", f"region:{region}"))
+    if tm.can_write(ctx.identity, "total", COMPANY):
+        options.insert(0, ("Company (the company's own call)", f"total:{COMPANY}"))
     current = page.rep.value
     page.rep.options = options
     values = [v for _, v in options]
-    page.rep.value = current if current in values else (values[1] if len(values) > 1 else values[0])
+    first_rep = next((v for v in values if v.startswith("rep:")), values[0])
+    page.rep.value = current if current in values else first_rep
     is_open = ctx.calls.is_open(per)
     page.period_state.value = (
         f"<div class='revmodel-message {'ok' if is_open else 'error'}'>{html.escape(per)} is "
