@@ -107,9 +107,11 @@ __all__ = [
     "PeriodClosed",
     "TeamMap",
     "audit_table",
+    "calls_by_week",
     "metadata",
     "periods_table",
     "validate_call",
+    "value_add",
 ]
 
 #: Kinds of forecast call.
@@ -1268,3 +1270,74 @@ class OverrideStore:
                 "call_best_case",
             ]
         ]
+
+
+# ----------------------------------------------------------------------------- calls by week
+
+
+def calls_by_week(audit: pd.DataFrame, period: str, start: Any, weeks: int = 13) -> pd.DataFrame:
+    """The call standing at the end of each week of a period, from the audit log.
+
+    Parameters
+    ----------
+    audit : pandas.DataFrame
+        :meth:`OverrideStore.audit` of the period (``at`` in UTC).
+    period : str
+        The fiscal period.
+    start : date-like
+        The period's first day; week ``w`` ends at the end of day ``start + 7w - 1``.
+    weeks : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``level, key, call_type, week, amount`` [USD]: the latest call of each node
+        made by the end of the week (withdrawn: no row).
+    """
+    log = audit[(audit["period"] == period) & audit["level"].isin(CALL_LEVELS)]
+    log = log.sort_values("id")
+    first = pd.Timestamp(start).normalize()
+    rows = []
+    for week in range(1, weeks + 1):
+        end = first + pd.Timedelta(days=7 * week)
+        upto = log[pd.to_datetime(log["at"]) < end]
+        latest = upto.groupby(["level", "key", "call_type"], sort=True).tail(1)
+        for r in latest[latest["new_value"].notna()].itertuples():
+            rows.append((r.level, r.key, r.call_type, week, float(r.new_value)))
+    return pd.DataFrame(rows, columns=["level", "key", "call_type", "week", "amount"])
+
+
+def value_add(calls: pd.DataFrame, actual: Mapping, model: pd.DataFrame) -> pd.DataFrame:
+    """Did the calls beat the model? Each weekly call scored against the actual.
+
+    Parameters
+    ----------
+    calls : pandas.DataFrame
+        :func:`calls_by_week` (one period).
+    actual : mapping
+        ``{(level, key): actual}`` bookings of the period [USD].
+    model : pandas.DataFrame
+        ``level, key, week, forecast``: the statistical forecast of the node made
+        the same week [USD].
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per call: ``level, key, call_type, week, call, model, actual``,
+        ``call_error`` and ``model_error`` (absolute, as a share of the actual),
+        ``value_add`` (model error minus call error: above 0 the call beat the
+        model) and ``bias`` ((call - actual) / actual: below 0 sandbagging,
+        above 0 optimism) [ratio]. Nodes without an actual above 0 are left out.
+    """
+    out = calls.merge(model, on=["level", "key", "week"], how="inner")
+    out["actual"] = [
+        float(actual.get((lv, k), np.nan)) for lv, k in zip(out["level"], out["key"], strict=True)
+    ]
+    out = out[out["actual"] > 0].rename(columns={"amount": "call", "forecast": "model"})
+    out["call_error"] = (out["call"] - out["actual"]).abs() / out["actual"]
+    out["model_error"] = (out["model"] - out["actual"]).abs() / out["actual"]
+    out["value_add"] = out["model_error"] - out["call_error"]
+    out["bias"] = (out["call"] - out["actual"]) / out["actual"]
+    cols = ["level", "key", "call_type", "week", "call", "model", "actual", "call_error",
+            "model_error", "value_add", "bias"]  # fmt: skip
+    return out[cols].sort_values(["level", "key", "call_type", "week"]).reset_index(drop=True)

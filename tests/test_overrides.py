@@ -855,3 +855,42 @@ def test_vp_calls_the_company_and_nothing_else(tmp_path: Path) -> None:
         roll = store.rollup(PERIOD).set_index(["level", "key"])
         assert roll.loc[("total", "total"), "call_commit"] == 2_000_000.0
         assert roll.loc[("total", "total"), "commit"] == 50_000.0  # the sum of the calls below
+
+
+# ----------------------------------------------------------------------------- value add
+
+
+def test_calls_by_week_and_value_add_on_a_hand_made_quarter() -> None:
+    start = pd.Timestamp("2026-11-01")
+
+    def row(i, day, key, ct, old, new):
+        return {"id": i, "at": start + pd.Timedelta(days=day, hours=9), "user": "u",
+                "action": "submit" if new is not None else "withdraw", "level": "manager",
+                "key": key, "period": PERIOD, "call_type": ct, "old_value": old,
+                "new_value": new, "note": "", "source": "t"}  # fmt: skip
+
+    audit = pd.DataFrame(
+        [
+            row(1, 0, "M01", "commit", None, 80.0),  # week 1
+            row(2, 8, "M01", "commit", 80.0, 90.0),  # week 2
+            row(3, 15, "M02", "commit", None, 130.0),  # week 3
+            row(4, 16, "M02", "commit", 130.0, None),  # withdrawn in week 3
+        ]
+    )
+    weekly = ov.calls_by_week(audit, PERIOD, start, weeks=3)
+    assert weekly.values.tolist() == [
+        ["manager", "M01", "commit", 1, 80.0],
+        ["manager", "M01", "commit", 2, 90.0],
+        ["manager", "M01", "commit", 3, 90.0],
+    ]
+    model = pd.DataFrame(
+        {"level": "manager", "key": "M01", "week": [1, 2, 3], "forecast": [120.0, 110.0, 95.0]}
+    )
+    scored = ov.value_add(weekly, {("manager", "M01"): 100.0}, model)
+    # Week 1: the call misses by 20%, the model by 20%: no value added; week 2: the call by 10%,
+    # the model by 10%; week 3: the call by 10%, the model by 5%: the model was better.
+    assert scored["call_error"].round(6).tolist() == [0.2, 0.1, 0.1]
+    assert scored["model_error"].round(6).tolist() == [0.2, 0.1, 0.05]
+    assert scored["value_add"].round(6).tolist() == [0.0, 0.0, -0.05]
+    assert scored["bias"].round(6).tolist() == [-0.2, -0.1, -0.1]  # sandbagging
+    assert ov.value_add(weekly, {("manager", "M01"): 0.0}, model).empty  # no actual, no score
