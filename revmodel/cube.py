@@ -33,6 +33,7 @@ from scipy import sparse
 from revmodel import calendar as fcal
 from revmodel import config
 from revmodel.errors import DataError, ParameterError
+from revmodel.limits import cube_size_problem
 
 DIMS: tuple[str, ...] = ("segment", "region", "rep", "month")
 SERIES_DIMS: tuple[str, ...] = ("segment", "region", "rep")
@@ -550,6 +551,11 @@ def build_cube(
         sub_cells = account_cells({"accounts": t.accounts, "subscriptions": t.subs}, sub_accounts)
     members = _members(t, deals, sub_cells)
     months = _month_axis(deals, as_of_month)
+    # the one size rule, also checked by `revmodel validate` (sources.load)
+    sizes = (len(members[0]), len(members[1]), len(members[2]), len(months))
+    too_big = cube_size_problem(dict(zip(DIMS, sizes, strict=True)))
+    if too_big is not None:
+        raise DataError(too_big)
     data, beyond = _deal_measures(t, deals, members, months)
     data.update(_arr_measures(t.subs, sub_cells, members, months))
     attrs = {

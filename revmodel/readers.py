@@ -320,6 +320,11 @@ def _detect_encoding(path: Path, head: bytes, label: str, limits: Limits) -> _En
             f"{label} looks like UTF-16 or UTF-32 text without a byte-order mark (an encoding "
             "problem, not a problem with the columns); save it as CSV UTF-8"
         )
+    if b"\x00" in head:
+        raise Unusable(
+            f"{label} holds binary data, not text; export it again as CSV (or save the "
+            "workbook as .xlsx)"
+        )
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         return _Encoding("utf-8", "utf-8")

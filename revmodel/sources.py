@@ -184,6 +184,7 @@ class LoadResult:
     #: amounts are written in (``€``, ``EUR``), else ``None`` (use the parameters').
     #: The cube's ``currency`` attribute and every label read it from here.
     currency: str | None = None
+    currency_from_mapping: bool = False
 
     @property
     def status(self) -> int:
@@ -203,6 +204,9 @@ class LoadResult:
         lines: list[str] = []
         if self.mapping_file is not None:
             lines.append(f"mapping: {self.mapping_file}")
+        if self.currency is not None:
+            how = "the mapping's currency" if self.currency_from_mapping else "as the amounts show"
+            lines.append(f"currency: {self.currency} ({how})")
         for rep in self.reports.values():
             lines.extend(_report_lines(rep))
         if self.missing_tables:
@@ -346,7 +350,16 @@ def load(
         raise DataError(f"{problem} (checked by validate as by cube)")
     missing = tuple(n for n in schema.TABLES if n not in raws and n not in UNLISTED_WHEN_MISSING)
     currency = _currency(spec, reports)
-    return LoadResult(tables, reports, quarantine, mapping_path, missing, blanked, currency)
+    return LoadResult(
+        tables,
+        reports,
+        quarantine,
+        mapping_path,
+        missing,
+        blanked,
+        currency,
+        spec.currency is not None,
+    )
 
 
 def dimension_sizes(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[str, int]:
@@ -689,8 +702,13 @@ def _read_table(name: str, path: Path, data_dir: Path, spec: MappingSpec, limits
     try:
         export = read_export(path, label, sheet=tm.sheet, header_row=tm.header_row, limits=limits)
     except SheetMissing as exc:
+        which = (
+            f"sheet number {exc.sheet} (counting from 0; its sheets"
+            if isinstance(exc.sheet, int)
+            else f"sheet '{exc.sheet}' (its sheets"
+        )
         raise _Unusable(
-            f"{label} has no sheet '{exc.sheet}' (its sheets: {_list_names(exc.names)}); "
+            f"{label} has no {which}: {_list_names(exc.names)}); "
             f"fix tables: {name}: sheet: in the mapping file"
         ) from None
     frame = export.frame

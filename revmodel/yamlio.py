@@ -93,6 +93,32 @@ _SAFE = _guarded(yaml.SafeLoader)
 _TEXT = _guarded(_TextLoader)
 
 
+def _flow_depth_line(text: str) -> int | None:
+    """Line where ``[``/``{`` nesting passes MAX_DEPTH, or None.
+
+    PyYAML's scanner slows quadratically on deeply nested flow collections,
+    so they are refused before parsing. Quoted text is skipped.
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    depth, line, quote = 0, 1, ""
+    for ch in text:
+        if ch == "\n":
+            line += 1
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif ch in "]}":
+            depth = max(depth - 1, 0)
+    return None
+
+
 def load_yaml(
     path: str | Path,
     *,
@@ -152,6 +178,12 @@ def load_yaml(
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error(f"{name} is not UTF-8 text (byte {exc.start:,}); save it as UTF-8") from None
+    deep = _flow_depth_line(text)
+    if deep is not None:
+        raise error(
+            f"{name} has nesting deeper than {MAX_DEPTH} levels at line {deep}; "
+            "a settings file needs only a few levels"
+        )
     try:
         return yaml.load(text, Loader=_TEXT if text_scalars else _SAFE)  # noqa: S506 - guarded safe loader
     except _Refused as exc:

@@ -304,6 +304,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "non_numeric_amount": (
         1,
         [
+            "currency: USD (as the amounts show)",
             "opportunities.csv: 6 rows read, 4 accepted, 2 quarantined (data/quarantine/opportunities.csv)",
             "  - amount: 2 rows with values that are not numbers (e.g. row 6: 'twelve')",
             "not provided (optional): accounts, reps, invoices, subscriptions",

@@ -1,0 +1,10 @@
+"""Inputs of this case, written by code (binary or large)."""
+
+
+def make(data):
+    (data / "opportunities.csv").write_text(
+        "opportunity_id,stage,amount,close_date\nO1,won,1,2025-01-31\n"
+    )
+    (data / "mapping.yaml").write_text(
+        "tables:\n  opportunities:\n    file: " + "a" * 296 + ".csv\n"
+    )
