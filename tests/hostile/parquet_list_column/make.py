@@ -1,6 +1,7 @@
 """Inputs of this case, written by code (binary or large)."""
 
-import pyarrow as pa, pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def make(data):

@@ -1,7 +1,9 @@
 """Inputs of this case, written by code (binary or large)."""
 
 import datetime as dt
-import pyarrow as pa, pyarrow.parquet as pq
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 def make(data):
