@@ -376,7 +376,8 @@ def test_yaml_refuses_aliases_depth_fast(tmp_path):
     bomb.write_text(
         'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
         + "".join(
-            f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+            f"{c}: &{c} [{','.join([f'*{p}'] * 9)}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
         )
     )
     deep = tmp_path / "deep.yaml"
