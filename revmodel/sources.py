@@ -893,9 +893,10 @@ _SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 
 def _currency_seen(text: pd.Series) -> str | None:
     """The one currency the amounts are written in (symbol or ISO code), if any."""
-    sample = text.dropna()
-    if sample.empty:
+    marked = text[text.str.contains(r"[^0-9.,\s+\-eE]", regex=True).fillna(False).astype(bool)]
+    if marked.empty:
         return None
+    sample = pd.Series(marked.unique()[:10_000], dtype="str")
     found = sample.str.extract(r"([$€£¥₹])|\b([A-Z]{3})\b")
     codes = set(found[0].dropna().map(_SYMBOLS)) | set(found[1].dropna())
     codes &= set(schema.CURRENCIES)
