@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Date formats a mapping may name besides strftime patterns.
 SPECIAL_DATE_FORMATS: tuple[str, ...] = ("epoch_s", "epoch_ms", "excel")
@@ -61,10 +63,41 @@ class AmbiguousDates(ValueError):
 
 
 # ---------------------------------------------------------------------------
+# whole-column text operations, in Arrow (RE2 regular expressions)
+
+
+def _arrow(text: pd.Series) -> pa.Array:
+    return pa.array(text, type=pa.large_string(), from_pandas=True)
+
+
+def matches(text: pd.Series, pattern: str) -> pd.Series:
+    """Boolean Series: ``pattern`` (RE2) found in the value; False where missing."""
+    found = pc.match_substring_regex(_arrow(text), pattern)
+    return pd.Series(
+        pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=text.index, dtype=bool
+    )
+
+
+def replace(text: pd.Series, pattern: str, replacement: str) -> pd.Series:
+    """Text with every match of ``pattern`` (RE2) replaced; missing stays missing."""
+    out = pc.replace_substring_regex(_arrow(text), pattern, replacement)
+    return pd.Series(out.to_pandas().array, index=text.index, dtype="str")
+
+
+def _cast_floats(text: pd.Series) -> pd.Series | None:
+    """Plain numbers, or None when any present value is not one (Arrow's cast)."""
+    try:
+        values = pc.cast(_arrow(text), pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+
+
+# ---------------------------------------------------------------------------
 # numbers
 
 _CURRENCY = r"[$€£¥₹]|\b[A-Z]{3}\b|\bkr\b|\bFr\.?"
-_SEPARATORS = r"[\s\u00a0\u202f']"
+_SEPARATORS = "[\\s\u00a0\u202f']"  # spaces, no-break spaces, apostrophes
 _EU_CERTAIN = (
     r"^[-+]?\d{1,3}(?:\.\d{3})+,\d+$|^[-+]?\d+,(?:\d{1,2}|\d{4,})$|^[-+]?\d{1,3}(?:\.\d{3}){2,}$"
     r"|^[-+]?0,\d+$"
@@ -86,8 +119,8 @@ def number_convention(cleaned: pd.Series, european_hint: bool = False) -> str:
     >>> number_convention(pd.Series(["1.234"]), european_hint=True)
     'eu'
     """
-    eu = int(cleaned.str.contains(_EU_CERTAIN, regex=True).sum())
-    us = int(cleaned.str.contains(_US_CERTAIN, regex=True).sum())
+    eu = int(matches(cleaned, _EU_CERTAIN).sum())
+    us = int(matches(cleaned, _US_CERTAIN).sum())
     if eu > us:
         return "eu"
     if us:
@@ -97,11 +130,11 @@ def number_convention(cleaned: pd.Series, european_hint: bool = False) -> str:
 
 def _clean(text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Text without currency and grouping spaces; and which values are negative by notation."""
-    s = text.str.replace(_CURRENCY, "", regex=True).str.replace(_SEPARATORS, "", regex=True)
-    paren = s.str.match(r"^-?\(.*\)$")
-    trailing = s.str.match(r"^[\d.,]+-$")
-    s = s.str.replace(r"^-?\((.*)\)$", r"\1", regex=True).str.replace(r"-$", "", regex=True)
-    return s, (paren | trailing).fillna(False).astype(bool)
+    s = replace(replace(text, _CURRENCY, ""), _SEPARATORS, "")
+    paren = matches(s, r"^-?\(.*\)$")
+    trailing = matches(s, r"^[\d.,]+-$")
+    s = replace(replace(s, r"^-?\((.*)\)$", r"\1"), r"-$", "")
+    return s, paren | trailing
 
 
 def parse_numbers(
@@ -130,24 +163,26 @@ def parse_numbers(
     (Series of float64, list of Issue)
         Values (``NaN`` where missing or failed) and the failures.
     """
-    values = pd.to_numeric(text, errors="coerce").astype("float64")
     present = text.notna()
-    plain_ok = not (present & values.isna()).any()
-    needs_detection = not plain_ok or (
-        european_hint and bool(text.str.contains(r"[.,]", regex=True).fillna(False).any())
-    )
+    cast = _cast_floats(text)
+    if cast is None:
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
+    else:
+        values = cast
+    plain_ok = cast is not None or not (present & values.isna()).any()
+    needs_detection = not plain_ok or (european_hint and bool(matches(text, r"[.,]").any()))
     issues: list[Issue] = []
     against = pd.Series(False, index=text.index)
     if needs_detection:
         cleaned, negative = _clean(text)
         conv = number_convention(cleaned.dropna(), european_hint)
         if conv == "eu":
-            against = cleaned.str.contains(_US_CERTAIN, regex=True).fillna(False).astype(bool)
-            norm = cleaned.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            against = matches(cleaned, _US_CERTAIN)
+            norm = replace(replace(cleaned, r"\.", ""), ",", ".")
         else:
-            against = cleaned.str.contains(_EU_CERTAIN, regex=True).fillna(False).astype(bool)
-            norm = cleaned.str.replace(",", "", regex=False)
-        norm = norm.where(norm.str.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?", case=False))
+            against = matches(cleaned, _EU_CERTAIN)
+            norm = replace(cleaned, ",", "")
+        norm = norm.where(matches(norm, r"(?i)^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$"))
         values = pd.to_numeric(norm, errors="coerce").astype("float64")
         values = values.where(~negative, -values.abs())
         values[against] = np.nan
@@ -163,7 +198,8 @@ def parse_numbers(
                     f"number format ({other}) differs from the column's ({kept}); ambiguous",
                 )
             )
-    non_finite = present & text.str.fullmatch(_NON_FINITE).fillna(False).astype(bool)
+    suspect = present & ~np.isfinite(values.to_numpy())
+    non_finite = suspect & matches(text.where(suspect), _NON_FINITE) if suspect.any() else suspect
     values[non_finite] = np.nan
     finite = np.isfinite(values.to_numpy())
     failed = present & ~pd.Series(finite, index=text.index) & ~against & ~non_finite
@@ -248,7 +284,6 @@ def _range_issues(values: pd.Series, whole: bool, max_abs: float) -> list[Issue]
 # ---------------------------------------------------------------------------
 # dates
 
-_ISO_STRICT = r"\d{4}-\d{2}-\d{2}"
 _ISO = r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?$"
 _SLASHED = r"^(\d{1,2})([-/.])(\d{1,2})[-/.](\d{2}|\d{4})(?:[T ,]+\d{1,2}:\d{2}.*)?$"
 _NUMERIC = r"^\d+(?:\.\d+)?$"
@@ -312,9 +347,8 @@ def _with_format(
     text: pd.Series, rest: pd.Series, date_format: str, parsed: pd.Series
 ) -> tuple[pd.Series, list[Issue]]:
     if date_format in SPECIAL_DATE_FORMATS:
-        nums = pd.to_numeric(
-            text[rest].where(text[rest].str.match(r"^-?\d+(\.\d+)?$")), errors="coerce"
-        )
+        sub = text[rest]
+        nums = pd.to_numeric(sub.where(matches(sub, r"^-?\d+(\.\d+)?$")), errors="coerce")
         parsed[rest] = numeric_dates(nums, date_format)
     else:
         with warnings.catch_warnings():
@@ -367,9 +401,17 @@ def parse_dates(
     return _finish(parsed, issues, window)
 
 
+def _iso_dates(text: pd.Series) -> pd.Series:
+    """``YYYY-MM-DD`` values parsed (Arrow's strptime); others ``NaT``."""
+    iso = pc.strptime(_arrow(text), format="%Y-%m-%d", unit="us", error_is_null=True)
+    return pd.Series(iso.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
+
+
 def _parse_present(text, present, parsed, date_format):
-    strict = text.str.fullmatch(_ISO_STRICT).fillna(False).astype(bool)
-    parsed[strict] = pd.to_datetime(text[strict], format="%Y-%m-%d", errors="coerce")
+    parsed = _iso_dates(text)
+    lengths = pc.binary_length(_arrow(text)).to_numpy(zero_copy_only=False)
+    strict = parsed.notna() & pd.Series(lengths == 10, index=text.index)
+    parsed = parsed.where(strict)
     skip = pd.Series(False, index=text.index)
     if strict.sum() == present.sum():
         return parsed, [], skip
@@ -388,11 +430,11 @@ def _parse_present(text, present, parsed, date_format):
     if len(sl):
         skip = _slashed(text, iso, sl, parsed, issues)
     rest = rest & ~text.index.isin(sl.index)
-    numeric = rest & text.str.match(_NUMERIC).fillna(False).astype(bool)
+    numeric = rest & matches(text, _NUMERIC)
     if numeric.any():
         parsed[numeric] = numeric_dates(pd.to_numeric(text[numeric], errors="coerce"))
     # month names ("5 Jan 2026", "January 5, 2026"); not bare numbers
-    named = rest & ~numeric & text.str.contains(r"[A-Za-z]").fillna(False).astype(bool)
+    named = rest & ~numeric & matches(text, r"[A-Za-z]")
     if named.any():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

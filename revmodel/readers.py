@@ -65,8 +65,10 @@ TAIL_BYTES = 64 * 1024
 MAX_FOOTER_ROWS = 50
 #: Rows scanned for the header.
 HEADER_SCAN_ROWS = 50
-#: pyarrow block size [bytes]: a row must fit in one block.
-BLOCK_BYTES = 16 * 1024 * 1024
+#: pyarrow block sizes [bytes]: small blocks parse in parallel; a row must fit in one block,
+#: so a file with a longer row is read again with the large size.
+BLOCK_BYTES = 1024 * 1024
+LARGE_BLOCK_BYTES = 64 * 1024 * 1024
 
 #: First cell of a footer row: totals, counts, copyright and confidentiality lines.
 FOOTER_PATTERN = re.compile(
@@ -293,11 +295,17 @@ def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     blank = np.ones(len(frame), dtype=bool)
     for col in frame.columns:
-        s = frame[col]
-        blank &= (s.isna() | (s.str.strip() == "")).to_numpy(dtype=bool, na_value=True)
+        filled = pc.match_substring_regex(_arrow_text(frame[col]), r"\S")
+        blank &= ~pc.fill_null(filled, False).to_numpy(zero_copy_only=False)
         if not blank.any():
             return frame
     return frame[~blank]
+
+
+def _arrow_text(s: pd.Series) -> pa.Array:
+    if not pd.api.types.is_string_dtype(s):
+        s = s.astype("str")
+    return pa.array(s, type=pa.large_string(), from_pandas=True)
 
 
 # ---------------------------------------------------------------------------
@@ -433,6 +441,7 @@ def _arrow_csv(
     sep: str,
     names: list[str],
     skip: int,
+    block: int = BLOCK_BYTES,
 ) -> tuple[pa.Table, list[str]]:
     invalid: list[str] = []
 
@@ -443,7 +452,7 @@ def _arrow_csv(
     read = pacsv.ReadOptions(
         skip_rows=skip,
         column_names=names,
-        block_size=BLOCK_BYTES,
+        block_size=block,
         encoding="utf8" if enc.codec in ("utf-8", "utf-8-sig", "utf-16") else enc.codec,
     )
     parse = pacsv.ParseOptions(
@@ -467,10 +476,12 @@ def _arrow_csv(
         text = str(exc)
         if "UTF8" in text or "utf8" in text.lower() or "utf-8" in text.lower():
             raise UnicodeDecodeError(enc.codec, b"", 0, 1, text) from None
+        if ("straddling" in text or "block size" in text) and block < LARGE_BLOCK_BYTES:
+            return _arrow_csv(path, label, enc, whole, sep, names, skip, LARGE_BLOCK_BYTES)
         if "straddling" in text or "block size" in text:
             raise Unusable(
-                f"{label} has a row longer than {BLOCK_BYTES:,} bytes; a cell may hold at most "
-                "131,072 characters: check the export"
+                f"{label} has a row longer than {LARGE_BLOCK_BYTES:,} bytes; check the export "
+                "(no CRM record is this long)"
             ) from None
         if "Empty CSV file" in text:
             raise Unusable(f"{label} is empty; export it again") from None
@@ -802,7 +813,9 @@ def _check_shape(export: Export, label: str, limits: Limits) -> None:
         s = frame[col]
         if not (pd.api.types.is_string_dtype(s) or s.dtype == object):
             continue
-        arr = pa.array(s.astype("str"), type=pa.large_string(), from_pandas=True)
+        arr = _arrow_text(s)
+        if (pc.max(pc.binary_length(arr)).as_py() or 0) <= limits.max_cell_chars:
+            continue  # no value has more bytes, so none has more characters
         lengths = pc.utf8_length(arr)
         longest = pc.max(lengths).as_py()
         if longest is not None and longest > limits.max_cell_chars:

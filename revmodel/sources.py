@@ -68,6 +68,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 
 from revmodel import config, detect, schema
 from revmodel.errors import DataError
@@ -853,8 +855,15 @@ def _as_text(s: pd.Series) -> pd.Series:
             s = s.astype("Int64")
     elif pd.api.types.is_datetime64_any_dtype(s):
         return s.dt.strftime("%Y-%m-%d").astype("str")
-    text = s.astype("str").str.strip()
-    return text.mask(text == "")
+    if not pd.api.types.is_string_dtype(s) or s.dtype == object:
+        s = s.astype("str")
+    arr = pyarrow.array(s, type=pyarrow.large_string(), from_pandas=True)
+    ascii_only = pc.all(pc.string_is_ascii(arr)).as_py() in (True, None)
+    arr = pc.ascii_trim_whitespace(arr) if ascii_only else pc.utf8_trim_whitespace(arr)
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if pc.any(empty).as_py():
+        arr = pc.if_else(empty, pyarrow.scalar(None, pyarrow.large_string()), arr)
+    return pd.Series(arr.to_pandas().array, index=s.index, dtype="str")
 
 
 @dataclass
@@ -883,7 +892,9 @@ class _Context:
 
 def _names(text: pd.Series) -> pd.Series:
     """Text normalised to Unicode NFC ('Zoë' typed two ways is one name), trimmed."""
-    if text.dropna().str.isascii().all():
+    if pc.all(
+        pc.string_is_ascii(pyarrow.array(text, type=pyarrow.large_string(), from_pandas=True))
+    ).as_py() in (True, None):
         return text
     return text.str.normalize("NFC").str.strip()
 
@@ -893,7 +904,9 @@ _SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY", "₹": "INR"}
 
 def _currency_seen(text: pd.Series) -> str | None:
     """The one currency the amounts are written in (symbol or ISO code), if any."""
-    marked = text[text.str.contains(r"[^0-9.,\s+\-eE]", regex=True).fillna(False).astype(bool)]
+    if detect._cast_floats(text) is not None:
+        return None  # plain numbers: no symbol, no code
+    marked = text[detect.matches(text, r"[^0-9.,\s+\-eE]")]
     if marked.empty:
         return None
     sample = pd.Series(marked.unique()[:10_000], dtype="str")
@@ -1024,6 +1037,9 @@ def _rules(
         return f"duplicate {shown}; the first, on row " + first.loc[rows].astype(str) + ", is kept"
 
     def repeated(f: pd.DataFrame) -> pd.Series:
+        if len(unique) == 1:
+            ids = f[unique[0]]
+            return ids.notna() & ids.duplicated(keep="first")
         return f[unique].notna().all(axis=1) & f[unique].duplicated(keep="first")
 
     rules.append(
