@@ -9,6 +9,7 @@ cube). :mod:`revmodel.scenario` stacks several sets on a ``scenario`` dim.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,11 @@ class Assumptions:
     allocation_basis: str = "history"
 
     def __post_init__(self) -> None:
+        # Numbers typed as text ("25%", "0.25") are read; anything else is refused by name.
+        for name in (*_FLOATS, *_OPT_FLOATS):
+            value = getattr(self, name)
+            if value is not None or name not in _OPT_FLOATS:
+                object.__setattr__(self, name, _number(name, value))
         checks = [
             ("target_growth", -0.9 <= self.target_growth <= 5.0, "between -0.9 and 5"),
             ("win_rate_change", -0.9 <= self.win_rate_change <= 5.0, "between -0.9 and 5"),
@@ -174,6 +180,75 @@ _FLOATS = {
 _OPT_FLOATS = {"target_amount", "churn_rate"}
 
 
+def _number(key: str, value: Any, where: str = "Assumptions") -> float:
+    """A number, or text such as ``"25%"`` or ``"0.25"``; a readable error otherwise.
+
+    Examples
+    --------
+    >>> _number("target_growth", "25%")
+    0.25
+    """
+    if isinstance(value, str):
+        text = value.strip().replace(",", "")
+        try:
+            return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            pass
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    example = "1.10" if key == "over_assignment" else "0.25 or '25%'"
+    raise ParameterError(f"{where}: {key} must be a number (e.g. {example}), got {value!r}.")
+
+
+#: Per-segment mappings of an assumption set, checked against the cube's segments.
+PER_SEGMENT: tuple[str, ...] = ("ramp_months", "rep_attrition", "productivity")
+_DEFAULT_TABLES = {"ramp_months": DEFAULT_RAMP_MONTHS, "rep_attrition": DEFAULT_REP_ATTRITION}
+
+
+def check_segments(assumptions: Assumptions, segments: Iterable[str]) -> Assumptions:
+    """Refuse a per-segment setting that names a segment the data does not have.
+
+    (Planned hires are checked with their region by :mod:`revmodel.capacity`.)
+
+    The package defaults (:data:`DEFAULT_RAMP_MONTHS`, :data:`DEFAULT_REP_ATTRITION`)
+    are fallbacks and are not checked: with segments of other names their mean applies.
+
+    Parameters
+    ----------
+    assumptions : Assumptions
+    segments : iterable of str
+        The cube's segments.
+
+    Returns
+    -------
+    Assumptions
+        Unchanged.
+
+    Raises
+    ------
+    ParameterError
+        Naming the setting, the unknown segment and the valid ones.
+
+    Examples
+    --------
+    >>> check_segments(Assumptions(ramp_months={"Enterprize": 7}), ["SMB", "Enterprise"])
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: ramp_months: unknown segment 'Enterprize'; the segments are SMB, Enterprise.
+    """
+    valid = [str(s) for s in segments]
+    for name in PER_SEGMENT:
+        table = getattr(assumptions, name)
+        if not table or table == _DEFAULT_TABLES.get(name):
+            continue
+        for key in table:
+            if key not in valid:
+                raise ParameterError(
+                    f"{name}: unknown segment {key!r}; the segments are {', '.join(valid)}."
+                )
+    return assumptions
+
+
 def _coerce(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ParameterError:
         return ParameterError(f"{where}: {key} must be {expected}, got {value!r}.")
@@ -183,9 +258,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             raise bad("a string")
         return value
     if key in _FLOATS or (key in _OPT_FLOATS and value is not None):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad("a number")
-        return float(value)
+        return _number(key, value, where)
     if key in _OPT_FLOATS:
         return None
     if key == "backfill_lag_months":

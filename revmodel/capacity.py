@@ -48,7 +48,7 @@ import xarray as xr
 
 from revmodel import calendar as fcal
 from revmodel import config
-from revmodel.assumptions import DEFAULT_RAMP_MONTHS, Assumptions, Hire
+from revmodel.assumptions import DEFAULT_RAMP_MONTHS, Assumptions, Hire, check_segments
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 
 __all__ = [
@@ -562,6 +562,7 @@ def _seat_arrays(
 ) -> tuple[dict[str, tuple], dict[str, object], dict[str, object]]:
     """The arithmetic of :func:`headcount`: (data variables, coordinates, attrs)."""
     shape = _check_shape(shape)
+    check_segments(assumptions, inp["segment"].values.astype(str))
     mon = plan_months(inp, assumptions, months)
     mi = _abs_month(mon.values).astype(np.int64)
     a = int(_abs_month(np.array([np.datetime64(inp.attrs["as_of"], "ns")]))[0])

@@ -48,6 +48,7 @@ from scipy import stats
 from revmodel import calendar as fcal
 from revmodel import capacity as cap
 from revmodel import config
+from revmodel.allocation import largest_remainder_groups
 from revmodel.assumptions import DEFAULT_ATTAINMENT_TOLERANCE, Assumptions
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 
@@ -80,50 +81,18 @@ _CUR = config.CURRENCY
 # --------------------------------------------------------------------------- rounding
 
 
-def _largest_remainder(
-    totals: np.ndarray, group: np.ndarray, weights: np.ndarray, n_groups: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split whole-unit ``totals`` (one per group) over members by ``weights``.
-
-    Returns the whole-unit allocations [float, integer-valued] and a mask of the
-    groups whose weights are all zero although their total is not (left unallocated).
-    """
-    n = len(group)
-    wsum = np.bincount(group, weights=weights, minlength=n_groups)
-    w_of = wsum[group]
-    share = np.divide(weights, w_of, out=np.zeros(n), where=w_of > 0)
-    raw = totals[group] * share
-    base = np.floor(raw)
-    short = np.rint(totals - np.bincount(group, weights=base, minlength=n_groups))
-    rem = raw - base
-    order = np.lexsort((np.arange(n), -rem, group))
-    g_sorted = group[order]
-    counts = np.bincount(group, minlength=n_groups)
-    starts = np.cumsum(counts) - counts
-    rank = np.arange(n) - starts[g_sorted]
-    base[order] += rank < short[g_sorted]
-    stuck = (wsum <= 0) & (totals > 0)
-    return base, stuck
-
-
 def _allocate_rows(totals: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Split each row total over the row's columns (months), exactly in whole units.
 
-    Rows whose ``weights`` are all zero use ``fallback`` instead.
+    Rows whose ``weights`` are all zero use ``fallback`` instead; ties go to the
+    earlier month (:func:`revmodel.allocation.largest_remainder_groups`).
     """
     wsum = weights.sum(axis=1)
     w = np.where((wsum > 0)[:, None], weights, fallback)
-    wsum = w.sum(axis=1)
-    share = np.divide(w, wsum[:, None], out=np.zeros_like(w), where=wsum[:, None] > 0)
-    raw = totals[:, None] * share
-    base = np.floor(raw)
-    short = np.rint(totals - base.sum(axis=1))
-    # Ties go to the earlier month; the nudge is far below any real difference of remainders.
-    nudge = np.arange(w.shape[1]) * 1e-12
-    order = np.argsort(base - raw + nudge, axis=1)
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.broadcast_to(np.arange(w.shape[1]), w.shape), axis=1)
-    return base + (rank < short[:, None])
+    rows, cols = w.shape
+    group = np.repeat(np.arange(rows), cols)
+    out, _ = largest_remainder_groups(np.asarray(totals, dtype=float), group, w.ravel(), rows)
+    return out.reshape(rows, cols)
 
 
 def _whole(total: float, name: str = "total") -> float:
@@ -175,7 +144,7 @@ def allocate(total: float, weights: Sequence[float] | np.ndarray | xr.DataArray)
         if t > 0:
             raise ParameterError(f"allocate: no children to split {t:,.0f} over.")
         return weights.copy(data=np.zeros(0)) if as_da else np.zeros(0)
-    out, stuck = _largest_remainder(np.array([t]), np.zeros(len(w), dtype=np.int64), w, 1)
+    out, stuck = largest_remainder_groups(np.array([t]), np.zeros(len(w), dtype=np.int64), w, 1)
     if stuck[0]:
         raise ParameterError(
             f"allocate: every weight is zero, so there is nothing to split {t:,.0f} by: "
@@ -224,7 +193,7 @@ def allocate_levels(
         uniq, node = np.unique(parent * width + codes, return_inverse=True)
         node_parent = uniq // width
         node_w = np.bincount(node, weights=w, minlength=len(uniq))
-        node_tot, stuck = _largest_remainder(totals, node_parent, node_w, len(totals))
+        node_tot, stuck = largest_remainder_groups(totals, node_parent, node_w, len(totals))
         if stuck.any():
             raise InfeasibleError(
                 f"allocate_levels: {totals[stuck].sum():,.0f} cannot be split at level "
@@ -233,7 +202,7 @@ def allocate_levels(
         parent, totals = node, node_tot
         out.append((node, node_tot))
     leaf_tot = np.rint(totals * float(over_assignment))
-    leaves, stuck = _largest_remainder(leaf_tot, parent, w, len(totals))
+    leaves, stuck = largest_remainder_groups(leaf_tot, parent, w, len(totals))
     if stuck.any():
         raise InfeasibleError(
             f"allocate_levels: {leaf_tot[stuck].sum():,.0f} cannot be split over leaves: "

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special
 
 from revmodel import config, sample_history, schema
+from revmodel.allocation import largest_remainder
 from revmodel.errors import ParameterError
 
 #: The sample company's fiscal year starts in November (its parameters say so explicitly).
@@ -346,10 +347,7 @@ def _region_count(reps: int) -> int:
 
 def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     """Largest-remainder allocation of ``total`` items over ``weights``, each >= 1 if possible."""
-    share = weights / weights.sum() * total
-    alloc = np.floor(share).astype(np.int64)
-    order = np.argsort(-(share - alloc), kind="stable")
-    alloc[order[: total - alloc.sum()]] += 1
+    alloc = largest_remainder(total, weights)
     if total >= len(weights):
         for c in np.flatnonzero(alloc == 0):
             alloc[np.argmax(alloc)] -= 1

@@ -63,6 +63,7 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from revmodel import config
+from revmodel.allocation import largest_remainder
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 from revmodel.schema import OPEN_STAGES
 
@@ -750,11 +751,7 @@ def _split_budget(extra: int, needs: list[int], weights: list[int]) -> list[int]
         floor = need
     if basis.sum() <= 0:
         basis = np.ones(len(basis))
-    raw = total * basis / basis.sum()
-    out = np.floor(raw)
-    rest = int(round(total - out.sum()))
-    for i in np.argsort(-(raw - out), kind="stable")[:rest]:
-        out[i] += 1
+    out = largest_remainder(total, basis)
     return [int(v) for v in (out + floor)]
 
 

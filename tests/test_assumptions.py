@@ -47,7 +47,10 @@ def test_with_changes_validates_again():
     ("data", "message"),
     [
         ({"target_grwoth": 0.2}, "plan.yaml: unknown key 'target_grwoth'; known keys are "),
-        ({"target_growth": "high"}, "plan.yaml: target_growth must be a number, got 'high'."),
+        (
+            {"target_growth": "high"},
+            "plan.yaml: target_growth must be a number (e.g. 0.25 or '25%'), got 'high'.",
+        ),
         ({"backfill": "yes"}, "plan.yaml: backfill must be true or false, got 'yes'."),
         ({"churn_rate": 1.5}, "churn_rate must be in [0, 1), got 1.5."),
         ({"attainment_tolerance": 0}, "attainment_tolerance must be in (0, 1], got 0.0."),
@@ -83,3 +86,49 @@ def test_bad_assumptions_name_the_key(data, message):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ParameterError, match=r"nope.yaml: no such assumptions file\."):
         load_assumptions(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- readable errors
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("25%", 0.25), (" 12.5 % ", 0.125), ("0.3", 0.3), (0.4, 0.4)]
+)
+def test_target_growth_given_as_text_is_read(given, expected):
+    assert Assumptions(target_growth=given).target_growth == pytest.approx(expected)
+
+
+def test_a_number_that_is_not_one_is_refused_by_name():
+    with pytest.raises(ParameterError) as err:
+        Assumptions(target_growth="a quarter")
+    assert str(err.value) == (
+        "Assumptions: target_growth must be a number (e.g. 0.25 or '25%'), got 'a quarter'."
+    )
+    with pytest.raises(ParameterError, match=r"over_assignment must be a number \(e.g. 1.10\)"):
+        Assumptions(over_assignment=[1.1])
+
+
+def test_a_typo_in_a_segment_name_is_refused_naming_the_segments():
+    from revmodel.assumptions import check_segments
+
+    segments = ["SMB", "Mid-Market", "Enterprise"]
+    with pytest.raises(ParameterError) as err:
+        check_segments(Assumptions(ramp_months={"SMB": 3, "Enterprize": 7}), segments)
+    assert str(err.value) == (
+        "ramp_months: unknown segment 'Enterprize'; the segments are SMB, Mid-Market, Enterprise."
+    )
+    with pytest.raises(ParameterError, match="rep_attrition: unknown segment 'smb'"):
+        check_segments(Assumptions(rep_attrition={"smb": 0.2}), segments)
+    # The package defaults are fallbacks for data with other segment names.
+    assert check_segments(Assumptions(), ["Small", "Large"]) == Assumptions()
+
+
+def test_capacity_plan_refuses_a_segment_typo(small_company):
+    from revmodel import capacity
+    from revmodel.cube import build_cube
+
+    tables, _ = small_company
+    ds = build_cube(tables)
+    a = Assumptions(plan_year="FY2027", ramp_months={"SMB": 3, "Mid Market": 5, "Enterprise": 7})
+    with pytest.raises(ParameterError, match="ramp_months: unknown segment 'Mid Market'"):
+        capacity.capacity_plan(ds, a)

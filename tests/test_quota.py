@@ -358,3 +358,18 @@ def test_balance_reports_share_expected_to_attain(cube, td):
     assert out["share_expected_to_attain"].item() == share
     # Quotas are over-assigned 10% above a target 25% over last year: SMB East reps fall short.
     assert 0 <= share < 1
+
+
+def test_one_largest_remainder_allocator_adds_up_exactly():
+    from revmodel.allocation import largest_remainder, largest_remainder_groups
+
+    assert largest_remainder(10, np.array([1.0, 1.0, 1.0])).tolist() == [4, 3, 3]
+    assert largest_remainder(7, np.array([0.5, 0.25, 0.25])).tolist() == [4, 2, 1]
+    out, stuck = largest_remainder_groups(
+        np.array([10.0, 3.0, 5.0]),
+        np.array([0, 0, 0, 1, 1, 2]),
+        np.array([1.0, 1, 1, 2, 1, 0]),
+        3,
+    )
+    assert out.tolist() == [4.0, 3.0, 3.0, 2.0, 1.0, 0.0]
+    assert stuck.tolist() == [False, False, True]
