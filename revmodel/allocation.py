@@ -59,8 +59,8 @@ def largest_remainder_groups(
     counts = np.bincount(group, minlength=n_groups)
     starts = np.cumsum(counts) - counts
     rank = np.arange(n) - starts[g_sorted]
-    base[order] += rank < short[g_sorted]
     stuck = (wsum <= 0) & (totals > 0)
+    base[order] += (rank < short[g_sorted]) & ~stuck[g_sorted]
     return base, stuck
 
 
