@@ -18,9 +18,12 @@ not yet created
     the quarter from deals created after the same day of that quarter.
 
 The interval treats each open deal as an independent win (variance
-``a^2 q (1 - q)`` for amount ``a`` and probability ``q``) and adds the variance
-of the not-yet-created part across the lookback quarters; it is the normal
-interval at ``level``, never below what is already closed.
+``a^2 q (1 - q)`` for amount ``a`` and probability ``q``), adds the error all
+open deals share in a good or a bad quarter (:func:`open_spread`: the spread,
+over the lookback quarters, of what the deals open at a quarter's start brought
+in over what was expected of them, times the open expectation) and the
+variance of the not-yet-created part across the lookback quarters; it is the
+normal interval at ``level``, never below what is already closed.
 
 :func:`in_quarter_backtest` replays past quarters week by week and sets each
 forecast beside the actual and beside the statistical forecast alone (the
@@ -182,19 +185,19 @@ def in_quarter_forecast(
     if rates is None:
         rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
     past = past_creations(hist, quarter, lookback)
-    return _forecast(hist, quarter, as_of, labels, rates, past, level)
+    spread = open_spread(hist, quarter, labels, rates, lookback)
+    return _forecast(hist, quarter, as_of, labels, rates, past, level, spread)
 
 
-def _forecast(
+def _open_expectation(
     hist: pd.DataFrame,
     quarter: Quarter,
     as_of: pd.Timestamp,
     labels: pd.DataFrame | None,
     rates: Learned,
-    past: list[np.ndarray],
-    level: float,
-) -> dict[str, float]:
-    closed = float(_won_in(hist, quarter, as_of).sum())
+) -> tuple[float, float, pd.Index]:
+    """Expected bookings in the quarter from the deals open at ``as_of``: mean, variance
+    (independent deals) and the deals."""
     state = state_at(hist, as_of)
     open_ = state[state["stage"].isin(schema.OPEN_STAGES)]
     seg = _segments(open_.index, labels)
@@ -205,11 +208,52 @@ def _forecast(
     )
     q = p * _close_in_quarter(rates.slip, seg, expected, now, int(_months([quarter.end])[0]))
     amount = open_["amount"].fillna(0.0).to_numpy(dtype=float)
-    open_mean = float((amount * q).sum())
-    open_var = float((amount**2 * q * (1 - q)).sum())
+    return float((amount * q).sum()), float((amount**2 * q * (1 - q)).sum()), open_.index
+
+
+def open_spread(
+    hist: pd.DataFrame,
+    quarter: Quarter,
+    labels: pd.DataFrame | None,
+    rates: Learned,
+    lookback: int = LOOKBACK_QUARTERS,
+) -> float:
+    """Relative spread of what the open deals brought in, quarter to quarter.
+
+    For each of the ``lookback`` quarters before ``quarter`` the history covers:
+    the bookings won in it from the deals open at its first day, over what
+    ``rates`` expected of them. Returns the standard deviation of these ratios
+    [1] (0 with fewer than two quarters): the error shared by all open deals
+    (a good or a bad quarter), which the deal-by-deal variance leaves out.
+    """
+    ratios = []
+    for k in range(1, lookback + 1):
+        past = Quarter.of(quarter.start - pd.DateOffset(months=3 * k))
+        if past.start < hist["changed_at"].min():
+            break
+        mean, _, deals = _open_expectation(hist, past, past.start, labels, rates)
+        won = _won_in(hist, past, past.end)
+        if mean > 0:
+            ratios.append(float(won[won.index.isin(deals)].sum()) / mean)
+    return float(np.std(ratios, ddof=1)) if len(ratios) > 1 else 0.0
+
+
+def _forecast(
+    hist: pd.DataFrame,
+    quarter: Quarter,
+    as_of: pd.Timestamp,
+    labels: pd.DataFrame | None,
+    rates: Learned,
+    past: list[np.ndarray],
+    level: float,
+    spread: float = 0.0,
+) -> dict[str, float]:
+    closed = float(_won_in(hist, quarter, as_of).sum())
+    open_mean, open_var, _ = _open_expectation(hist, quarter, as_of, labels, rates)
     new_mean, new_var = _not_created(past, (as_of - quarter.start).days)
     forecast = closed + open_mean + new_mean
-    half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(open_var + new_var)
+    shared = (spread * open_mean) ** 2
+    half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(open_var + new_var + shared)
     return {
         "closed": closed,
         "open": open_mean,
@@ -262,9 +306,10 @@ def in_quarter_backtest(
         actual = float(_won_in(hist, quarter, last_day).sum())
         stat = statistical_quarter(hist, quarter)
         past = past_creations(hist, quarter, lookback)
+        spread = open_spread(hist, quarter, labels, rates, lookback)
         for week in range(1, weeks + 1):
             as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
-            f = _forecast(hist, quarter, as_of, labels, rates, past, level)
+            f = _forecast(hist, quarter, as_of, labels, rates, past, level, spread)
             rows.append(
                 {
                     "quarter_start": quarter.start,

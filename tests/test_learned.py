@@ -208,3 +208,20 @@ def test_backtest_scores_the_pipeline_learned_from_history():
     assert a.loc[("total", "seasonal_naive"), "wape"] == b.loc[("total", "seasonal_naive"), "wape"]
     assert a.loc[("total", "pipeline"), "wape"] != b.loc[("total", "pipeline"), "wape"]
     assert 0 < b.loc[("total", "pipeline"), "wape"] < 1
+
+
+def test_open_spread_widens_the_interval(synth):
+    hist, labels = synth
+    hist = IQ.prepare(hist)
+    quarter = IQ.Quarter.of("2025-10-01")
+    rates = IQ.Learned.from_history(hist, "2025-09-30", labels)
+    spread = IQ.open_spread(hist, quarter, labels, rates, lookback=4)
+    # stationary rates: what the open deals bring in varies by sampling only
+    assert 0.0 < spread < 0.3
+    assert IQ.open_spread(hist, quarter, labels, rates, lookback=1) == 0.0
+    past = IQ.past_creations(hist, quarter, 4)
+    as_of = pd.Timestamp("2025-10-21")
+    narrow = IQ._forecast(hist, quarter, as_of, labels, rates, past, 0.8, 0.0)
+    wide = IQ._forecast(hist, quarter, as_of, labels, rates, past, 0.8, spread)
+    assert wide["forecast"] == narrow["forecast"]
+    assert wide["upper"] - wide["forecast"] > narrow["upper"] - narrow["forecast"]
