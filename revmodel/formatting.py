@@ -10,22 +10,33 @@ significant digits). A missing or non-finite value is :data:`MISSING`, never 0.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from revmodel import config
 
 __all__ = [
     "COLUMN_KINDS",
     "MISSING",
+    "FORMULA_TRIGGERS",
     "cell",
     "count",
     "currency_symbol",
+    "display_path",
+    "inert_frame",
+    "inert_text",
     "is_missing",
     "money",
     "number",
     "pct",
+    "restore_text",
+    "scrub_paths",
+    "write_csv",
 ]
 
 #: What a missing value is shown as.
@@ -144,3 +155,105 @@ def cell(kind: str, value: Any, currency: str | None = None) -> str:
     if kind == "num" or isinstance(value, float | np.floating):
         return number(value)
     return str(value)
+
+
+# --------------------------------------------------------------------------- spreadsheet text
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_text(value: Any) -> Any:
+    """A string a spreadsheet shows as text, never runs: a leading formula trigger gets a ``'``.
+
+    ``=1+1``, ``+1``, ``-1+1``, ``@SUM(1)``, a leading tab or carriage return
+    are written ``'=1+1`` ... as OWASP recommends for CSV injection. A string
+    already starting with ``'`` gets one more, so :func:`restore_text` gives
+    back exactly what was written. Anything that is not a string is returned
+    as it is (numbers stay numbers).
+    """
+    if isinstance(value, str) and value.startswith((*FORMULA_TRIGGERS, "'")):
+        return "'" + value
+    return value
+
+
+def restore_text(value: Any) -> Any:
+    """The string :func:`inert_text` was given (for reading back a file revmodel wrote)."""
+    if isinstance(value, str) and value.startswith("'"):
+        return value[1:]
+    return value
+
+
+def inert_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with :func:`inert_text` applied to every text cell and column name."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or isinstance(
+            out[col].dtype, pd.StringDtype | pd.CategoricalDtype
+        ):
+            out[col] = out[col].map(inert_text)
+    out.columns = [inert_text(str(c)) for c in out.columns]
+    return out
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs: Any) -> Path:
+    """Write ``frame`` as CSV with every text cell made inert (:func:`inert_frame`).
+
+    Every CSV revmodel writes for a person to open goes through here.
+    """
+    path = Path(path)
+    inert_frame(frame).to_csv(path, index=False, **kwargs)
+    return path
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def display_path(path: str | Path) -> str:
+    """A path as shown to a user or written into a pack: never the machine's absolute path.
+
+    Relative to the project root (:data:`revmodel.config.HOME`) when under it,
+    else ``…/<name>`` (the folder's own name only).
+    """
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        return p.as_posix()
+    for root in (config.HOME, config.ROOT):
+        for a, b in ((p, Path(root)), (p.resolve(), Path(root).resolve())):
+            try:
+                rel = a.relative_to(b).as_posix()
+            except ValueError:
+                continue
+            return rel or "."
+    return f"…/{p.name}"
+
+
+def scrub_paths(text: str, paths: Iterable[str | Path] = ()) -> str:
+    """``text`` with every absolute path of this machine replaced by :func:`display_path`'s form.
+
+    Replaced: ``paths`` (e.g. the run's data and reports folders), the project
+    root, the Python installation, the user's home (``~``) and the temporary
+    folder (``<tmp>``), each as given and resolved, longest first.
+    """
+    import sys
+    import tempfile
+
+    shown: dict[str, str] = {}
+    for p in paths:
+        for form in (Path(p), Path(p).resolve()):
+            if form.is_absolute():
+                shown[str(form)] = display_path(p)
+    fixed = {
+        str(config.HOME): ".",
+        str(config.ROOT): ".",
+        sys.prefix: "<python>",
+        sys.base_prefix: "<python>",
+        str(Path.home()): "~",
+        tempfile.gettempdir(): "<tmp>",
+    }
+    for p, label in fixed.items():
+        for form in (p, str(Path(p).resolve())):
+            shown.setdefault(form, label)
+    for p in sorted((k for k in shown if len(k) > 1), key=len, reverse=True):
+        text = re.sub(re.escape(p) + r"(?![\w.-])", lambda _m, s=shown[p]: s, text)
+    return text

@@ -175,7 +175,7 @@ def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_
     assert team["reconciled"] == pytest.approx(team_total, rel=1e-9)
     assert team["statistical"] != pytest.approx(team["reconciled"])  # the call moved the team
     audit = text(app.audit.value)
-    assert f"{MANAGER_USER} submit {name} Commit — 125,000 two renewals signed early" in audit
+    assert f"{MANAGER_USER} submit {name} Commit – 125,000 two renewals signed early" in audit
     # A second call records the value it replaces.
     app.amount.value = "150000"
     app.submit.click()
@@ -213,7 +213,7 @@ def test_a_call_shows_in_the_explorer_of_another_session(app_context, store_url,
         explorer.with_live_forecast(explorer_page.context, cycle),
         explorer.Selection(cycle, manager=manager_name),
     )["landing"])  # fmt: skip
-    assert explorer_page.kpis.values["commit"] == "—"
+    assert explorer_page.kpis.values["commit"] == "–"  # formatting.MISSING
     # Another kernel (its own store object on the same database) submits a team call.
     calls = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
     calls.rep.value = f"manager:{manager_name}"

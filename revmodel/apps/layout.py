@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -19,7 +18,10 @@ import ipywidgets as w
 import pandas as pd
 import plotly.graph_objects as go
 
-from revmodel import plots  # noqa: F401  (registers the "revmodel" Plotly template)
+from revmodel import (
+    formatting,
+    plots,  # noqa: F401  (registers the "revmodel" Plotly template)
+)
 
 __all__ = [
     "STYLE",
@@ -69,31 +71,10 @@ table.revmodel-grid td.ok { color: #1e7b45; }
 """
 
 
-def fmt_money(value: float | None, digits: int = 1) -> str:
-    """$1.2M style [USD]; an em dash for a missing value."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    v = float(value)
-    sign = "-" if v < 0 else ""
-    a = abs(v)
-    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if a >= size:
-            return f"{sign}${a / size:,.{digits}f}{suffix}"
-    return f"{sign}${a:,.0f}"
-
-
-def fmt_pct(value: float | None, digits: int = 0) -> str:
-    """A ratio as a percentage; an em dash for a missing value."""
-    if value is None or not math.isfinite(float(value)):
-        return "—"
-    text = f"{float(value) * 100:,.{digits}f}%"
-    return text[1:] if text.startswith("-") and float(text[1:-1].replace(",", "")) == 0 else text
-
-
-def fmt_number(value: float | None, digits: int = 0) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "—"
-    return f"{float(value):,.{digits}f}"
+#: Numbers are shown as the plan pack shows them (:mod:`revmodel.formatting`).
+fmt_money = formatting.money
+fmt_pct = formatting.pct
+fmt_number = formatting.count
 
 
 def page(title: str, subtitle: str, body: Sequence[w.Widget], footer: str = "") -> w.VBox:
@@ -104,7 +85,9 @@ def page(title: str, subtitle: str, body: Sequence[w.Widget], footer: str = "") 
     )
     parts = [head, *body]
     if footer:
-        foot = w.HTML(f"<div class='revmodel-footer'>{html.escape(footer)}</div>")
+        # No absolute path of the server in a page (a store URL, a data folder).
+        shown = formatting.scrub_paths(footer)
+        foot = w.HTML(f"<div class='revmodel-footer'>{html.escape(shown)}</div>")
         foot.add_class("revmodel-footer-box")
         parts.append(foot)
     box = w.VBox(parts, layout=w.Layout(width="100%"))
@@ -197,17 +180,12 @@ class FigurePane(w.Output):
 
 
 def _cell(value: object, kind: str) -> tuple[str, str]:
-    if kind == "money":
-        return fmt_money(value if value is None else float(value)), "num"  # type: ignore[arg-type]
-    if kind == "pct":
-        return fmt_pct(value), "num"  # type: ignore[arg-type]
-    if kind == "int":
-        return fmt_number(value), "num"  # type: ignore[arg-type]
-    if kind == "usd":
-        v = float(value)  # type: ignore[arg-type]
-        return ("—" if not math.isfinite(v) else f"{v:,.0f}"), "num"
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—", ""
+    if kind in ("money", "pct", "int"):
+        return formatting.cell(kind, value), "num"
+    if kind == "usd":  # an amount in full, no symbol: 125,000
+        return formatting.count(value), "num"
+    if formatting.is_missing(value) and not isinstance(value, str):
+        return formatting.MISSING, ""
     return str(value), ""
 
 

@@ -1,4 +1,9 @@
-"""``plan.xlsx`` for Sales Ops: a Summary sheet, then one sheet per table of the pack."""
+"""``plan.xlsx`` for Sales Ops: a Summary sheet, then one sheet per table of the pack.
+
+Every text cell goes through :func:`revmodel.formatting.inert_frame`: a rep,
+manager, region or account name such as ``=HYPERLINK(...)`` is written as text
+(``'=HYPERLINK(...)``), never as a formula.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +47,8 @@ def write_excel(
         for name, frame in sheets.items():
             if frame is None:
                 continue
-            frame.to_excel(xw, sheet_name=name, index=False)
+            # Names come from the exports: written as text a spreadsheet never runs.
+            formatting.inert_frame(frame).to_excel(xw, sheet_name=name, index=False)
             _layout(xw.sheets[name], frame)
     return path
 

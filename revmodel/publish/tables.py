@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from revmodel import backtest, reconcile
+from revmodel import backtest, config, reconcile
 from revmodel import cube as rcube
 from revmodel import parameters as rparams
 from revmodel.publish.runfolder import Results, period_months
@@ -134,6 +134,7 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
         "cycle": params["cycle"],
         "plan_year": rparams.plan_year(params),
         "as_of": str(cube.attrs["as_of"])[:7],
+        "currency": str(cube.attrs.get("currency", config.CURRENCY)),
         "quarter_months": f"{qmonths[0]:%b %Y} - {qmonths[-1]:%b %Y}",
     }
     for tag, months in (("quarter", qmonths), ("year", ymonths)):
