@@ -417,6 +417,13 @@ def init_cmd(folder: str) -> int:
     "--as-of", default=None, help="last month of actuals, YYYY-MM (default: last complete)"
 )
 @click.option("--out", default=None, help="reports folder (default: reports/ of this folder)")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="seconds to wait while another run publishes into the same reports folder",
+)
 def plan_cmd(
     data: str | None,
     mapping: str | None,
@@ -424,6 +431,7 @@ def plan_cmd(
     cycle: str | None,
     as_of: str | None,
     out: str | None,
+    wait: float,
 ) -> int:
     from revmodel.publish import run
 
@@ -432,7 +440,7 @@ def plan_cmd(
         params,
         data_dir=data,
         out_dir=out,
-        log=logger.info,
+        wait=wait,
         mapping=mapping,
         cycle=cycle,
         as_of=as_of,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import nbformat
 import numpy as np
@@ -97,7 +98,7 @@ def small(tmp_path_factory):
         "scenarios": [{"name": "downside", "churn_rate": 0.07}],
     }))  # fmt: skip
     out = root / "reports"
-    html = publish.plan(params, out_dir=out, log=lambda _: None)
+    html = publish.plan(params, out_dir=out)
     return {
         "root": root,
         "data": data,
@@ -133,6 +134,24 @@ def test_plan_publishes_a_sound_pack(small):
                   "Territories", "Scenario comparison", "Last cycle&#39;s forecast accuracy", "KPIs"):  # fmt: skip
         assert title in page or title.replace("&#39;", "'") in page, title
     assert "<script src" not in page and page.count("Plotly.newPlot") >= 8
+
+
+@pytest.mark.slow
+def test_published_files_hold_no_absolute_path_of_the_machine(small):
+    # The data and reports folders are under tmp; the checkout and the Python install elsewhere.
+    machine = [str(small["root"]), str(small["root"].resolve()), str(config.ROOT), sys.prefix]
+    files = [p for p in small["out"].rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:
+        data = path.read_bytes()
+        for text in machine:
+            assert text.encode() not in data, f"{path.relative_to(small['out'])} holds {text}"
+    m = json.loads((small["pack"] / "manifest.json").read_text())
+    assert m["data_dir"] == "…/data" and m["parameters"]["data_dir"] == "…/data"
+    nb = nbformat.read(small["pack"] / "notebooks" / "01-data.ipynb", as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["work_dir"].startswith(
+        "…/reports/.FY2027-Q1.work-"
+    )
 
 
 @pytest.mark.slow
@@ -189,7 +208,7 @@ def test_same_inputs_same_numbers_and_republish(small):
 
     first = json.loads((small["pack"] / "tables.json").read_text())
     first_version = json.loads((small["pack"] / "manifest.json").read_text())["plan_version"]
-    html = publish.plan(small["params"], out_dir=small["out"], log=lambda _: None)
+    html = publish.plan(small["params"], out_dir=small["out"])
     second = json.loads((html.parent / "tables.json").read_text())
     assert first == second
     assert not (small["out"] / "FY2027-Q1.prev").exists()
@@ -216,7 +235,7 @@ def test_broken_input_names_notebook_and_cell_and_keeps_the_pack(small):
         publish.PlanFailed,
         match=r"^Plan failed in notebook 01-data\.ipynb, cell 3: DataError: .*close_date",
     ):
-        publish.plan(small["params"], data_dir=broken, out_dir=small["out"], log=lambda _: None)
+        publish.plan(small["params"], data_dir=broken, out_dir=small["out"])
     assert small["html"].read_bytes() == before
     kept = small["out"] / ".failed" / "FY2027-Q1" / "01-data.ipynb"
     assert kept.exists()
@@ -258,7 +277,7 @@ def test_accuracy_reads_last_cycles_published_pack(tmp_path):
                 }
             )
         )
-        html = publish.plan(params, out_dir=out, log=lambda _: None)
+        html = publish.plan(params, out_dir=out)
     summary = json.loads((html.parent / "tables.json").read_text())["summary"]
     assert summary["last_quarter"] == "FY2026-Q4"
     assert summary["last_quarter_source"] == "published"
@@ -269,3 +288,35 @@ def test_accuracy_reads_last_cycles_published_pack(tmp_path):
     )
     assert summary["last_quarter_forecast"] == pytest.approx(float(total.sel(month=months).sum()))
     assert "The forecast is the one last cycle's pack published." in html.read_text()
+
+
+@pytest.mark.slow
+def test_hostile_names_are_text_in_every_sheet_and_escaped_in_the_page(tmp_path):
+    from tests.test_report import HOSTILE, assert_workbook_inert
+
+    tables = sample.generate(reps=12, months=36)
+    reps, accounts = tables["reps"], tables["accounts"]
+    rep_ids = {r: f"{HOSTILE[i % 7]} {i}" for i, r in enumerate(reps["rep_id"])}
+    managers = {m: HOSTILE[i % 7] for i, m in enumerate(sorted(reps["manager"].unique()))}
+    regions = {
+        g: f"{HOSTILE[(i + 3) % 7]} {i}" for i, g in enumerate(sorted(reps["region"].unique()))
+    }
+    for frame in tables.values():
+        for col, names in (("rep_id", rep_ids), ("owner_rep_id", rep_ids), ("region", regions),
+                           ("manager", managers)):  # fmt: skip
+            if col in frame:
+                frame[col] = frame[col].map(lambda v, n=names: n.get(v, v))
+    accounts["account_name"] = [HOSTILE[i % 7] for i in range(len(accounts))]
+    data = tmp_path / "data"
+    sample.write(tables, data)
+    params = tmp_path / "FY2027-Q1.yaml"
+    params.write_text(yaml.safe_dump({"cycle": "FY2027-Q1", "data_dir": str(data),
+                                      "fiscal_year_start": 11, "horizon": 6}))  # fmt: skip
+    html = publish.plan(params, out_dir=tmp_path / "reports")
+    assert assert_workbook_inert(html.parent / "plan.xlsx") > 500
+    wb = openpyxl.load_workbook(html.parent / "plan.xlsx")
+    reps_sheet = [c.value for c in wb["Quotas by rep"]["A"][1:]]
+    assert {"'=1+1 2", "'@SUM(1) 3", "<script>alert(1)</script> 6"} <= set(reps_sheet)
+    page = html.read_text()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

