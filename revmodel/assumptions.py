@@ -29,6 +29,10 @@ DEFAULT_OVER_ASSIGNMENT: float = 1.10
 DEFAULT_ATTAINMENT_TOLERANCE: float = 0.9
 
 
+#: Most reps one line of planned hires may add.
+MAX_HIRES = 10_000
+
+
 @dataclass(frozen=True)
 class Hire:
     """Planned hires: ``count`` reps of ``segment`` in ``region`` starting in ``start_month``."""
@@ -40,9 +44,10 @@ class Hire:
     role: str = "AE"
 
     def __post_init__(self) -> None:
-        if int(self.count) < 0:
+        if not 0 <= int(self.count) <= MAX_HIRES:
             raise ParameterError(
-                f"hires: count must be >= 0, got {self.count} for {self.segment}/{self.region}."
+                f"hires: count must be between 0 and {MAX_HIRES:,}, got {self.count} "
+                f"for {self.segment}/{self.region}."
             )
         try:
             pd.Timestamp(self.start_month)
@@ -166,6 +171,8 @@ def assumptions_from_dict(data: dict[str, Any], where: str = "assumptions") -> A
         kwargs[key] = _coerce(key, value, where)
     try:
         return Assumptions(**kwargs)
+    except ParameterError as exc:  # a range check of Assumptions: name the file too
+        raise ParameterError(f"{where}: {exc}") from None
     except TypeError as exc:  # pragma: no cover - guarded by _coerce
         raise ParameterError(f"{where}: {exc}") from exc
 
@@ -290,15 +297,24 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                 raise ParameterError(f"{where}: hires[{i}] has unknown key {sorted(extra)[0]!r}.")
             if missing:
                 raise ParameterError(f"{where}: hires[{i}] is missing {sorted(missing)[0]!r}.")
-            out.append(
-                Hire(
+            count = h.get("count", 1)
+            if isinstance(count, bool) or not isinstance(count, int):
+                raise ParameterError(
+                    f"{where}: hires[{i}]: count must be a whole number, got {count!r}."
+                )
+            try:
+                hire = Hire(
                     str(h["segment"]),
                     str(h["region"]),
                     str(h["start_month"]),
-                    int(h.get("count", 1)),
+                    count,
                     str(h.get("role", "AE")),
                 )
-            )
+            except ParameterError as exc:
+                raise ParameterError(
+                    f"{where}: hires[{i}]: {str(exc).removeprefix('hires: ')}"
+                ) from None
+            out.append(hire)
         return tuple(out)
     raise bad("a known value")  # pragma: no cover
 

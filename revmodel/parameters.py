@@ -25,16 +25,17 @@ names with the same types, and a test keeps them in step.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import pandas as pd
 
 from revmodel import calendar as fcal
-from revmodel import config
+from revmodel import config, reconcile
 from revmodel.assumptions import (
     DEFAULT_ATTAINMENT_TOLERANCE,
     DEFAULT_OVER_ASSIGNMENT,
@@ -44,6 +45,8 @@ from revmodel.assumptions import (
     assumptions_from_dict,
 )
 from revmodel.errors import ParameterError, RevmodelError
+from revmodel.limits import Limits
+from revmodel.yamlio import load_yaml
 
 __all__ = [
     "SCHEMA",
@@ -123,14 +126,19 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "dict": (dict,),
     "list": (list,),
 }
-_RECONCILE = ("bottom_up", "top_down", "ols", "wls_struct", "wls_var", "mint_shrink")
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value for a message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _type_error(where: str, key: str, p: Param, value: Any) -> ParameterError:
     article = "an" if p.type[0] in "aeiou" else "a"
     null = " or null" if p.optional else ""
     return ParameterError(
-        f"{where}: {key} must be {article} {p.type}{null}, got {value!r} "
+        f"{where}: {key} must be {article} {p.type}{null}, got {_shown(value)} "
         f"({type(value).__name__}). {key}: {p.help}."
     )
 
@@ -146,12 +154,75 @@ def _check_type(where: str, key: str, value: Any) -> Any:
     )
     if not ok:
         raise _type_error(where, key, p, value)
+    if p.type == "float" and not math.isfinite(value):
+        raise ParameterError(
+            f"{where}: {key} must be a finite number, got {value!r}. {key}: {p.help}."
+        )
     return float(value) if p.type == "float" else value
 
 
 def _range(where: str, key: str, ok: bool, rule: str, value: Any) -> None:
     if not ok:
-        raise ParameterError(f"{where}: {key} must be {rule}, got {value!r}.")
+        raise ParameterError(f"{where}: {key} must be {rule}, got {_shown(value)}.")
+
+
+def _year(label: str) -> int:
+    return int(label[2:6])
+
+
+def _plausible_years() -> tuple[int, int]:
+    """Years a cycle, a plan year or ``as_of`` may name: the reader's window of plausible dates."""
+    first, last = Limits().date_window(pd.Timestamp.today())
+    return first.year, last.year
+
+
+def _month_ok(text: str) -> bool:
+    first, last = _plausible_years()
+    return bool(_MONTH.match(text)) and 1 <= int(text[5:7]) <= 12 and first <= int(text[:4]) <= last
+
+
+#: Allowed values of each key beyond its type: key -> (test, the rule as a message says it).
+_RULES: dict[str, tuple[Any, str]] = {
+    "fiscal_year_start": (lambda v: 1 <= v <= 12, "a month number 1-12"),
+    "fiscal_year_naming": (lambda v: v in ("end", "start"), "'end' or 'start'"),
+    "horizon": (lambda v: 1 <= v <= 36, "between 1 and 36 months"),
+    "plan_year": (lambda v: bool(re.match(r"^FY\d{4}$", v)), "a fiscal year like FY2027"),
+    "company_target": (
+        lambda v: 0 < v <= Limits().max_amount,
+        f"a positive amount up to {Limits().max_amount:,.0f} [currency/year]",
+    ),
+    "ramp_shape": (lambda v: v in ("linear", "s-curve", "step"), "linear, s-curve or step"),
+    "reconcile_method": (
+        lambda v: v in reconcile.METHODS,
+        "one of " + ", ".join(reconcile.METHODS),
+    ),
+    "currency": (
+        lambda v: bool(re.match(r"^[A-Z]{3}$", v)),
+        "a three-letter ISO 4217 code like EUR",
+    ),
+    "max_moves": (lambda v: v >= 0, "a whole number >= 0"),
+    "balance_tolerance": (lambda v: 0 < v < 1, "in (0, 1)"),
+}
+
+
+def _check_ranges(where: str, out: Mapping[str, Any]) -> None:
+    """Every value within its plausible range; the cycle, plan year and ``as_of`` real periods."""
+    first, last = _plausible_years()
+    if "cycle" in out:
+        cycle = out["cycle"]
+        _range(where, "cycle", bool(_CYCLE.match(cycle)), "a fiscal quarter like FY2027-Q1", cycle)
+        _range(where, "cycle", first <= _year(cycle) <= last,
+               f"a fiscal quarter from FY{first} to ten years from today", cycle)  # fmt: skip
+    if out.get("as_of") is not None:
+        _range(where, "as_of", _month_ok(out["as_of"]),
+               f"a month YYYY-MM (01-12) from {first} to ten years from today", out["as_of"])  # fmt: skip
+    for key, (ok, rule) in _RULES.items():
+        if out.get(key) is not None:
+            _range(where, key, ok(out[key]), rule, out[key])
+    if out.get("plan_year") is not None and out.get("cycle"):
+        fy = _year(out["cycle"])
+        _range(where, "plan_year", _year(out["plan_year"]) in (fy, fy + 1),
+               f"the cycle's fiscal year FY{fy} or the next, FY{fy + 1}", out["plan_year"])  # fmt: skip
 
 
 def _resolve_dir(value: str, base: Path | None) -> Path:
@@ -204,76 +275,7 @@ def check(values: Mapping[str, Any], where: str = "parameters", base_dir: Path |
             if p.default is REQUIRED:
                 raise ParameterError(f"{where}: missing key {key!r} ({p.help}).")
             out[key] = p.default
-    if "cycle" in out:
-        _range(
-            where,
-            "cycle",
-            bool(_CYCLE.match(out["cycle"])),
-            "a fiscal quarter like FY2027-Q1",
-            out["cycle"],
-        )
-    if "fiscal_year_start" in out:
-        _range(
-            where,
-            "fiscal_year_start",
-            1 <= out["fiscal_year_start"] <= 12,
-            "a month number 1-12",
-            out["fiscal_year_start"],
-        )
-    if "fiscal_year_naming" in out:
-        _range(
-            where,
-            "fiscal_year_naming",
-            out["fiscal_year_naming"] in ("end", "start"),
-            "'end' or 'start'",
-            out["fiscal_year_naming"],
-        )
-    if out.get("as_of") is not None:
-        _range(where, "as_of", bool(_MONTH.match(out["as_of"])), "a month YYYY-MM", out["as_of"])
-    if "horizon" in out:
-        _range(
-            where, "horizon", 1 <= out["horizon"] <= 36, "between 1 and 36 months", out["horizon"]
-        )
-    if out.get("plan_year") is not None:
-        _range(
-            where,
-            "plan_year",
-            bool(re.match(r"^FY\d{4}$", out["plan_year"])),
-            "a fiscal year like FY2027",
-            out["plan_year"],
-        )
-    if out.get("company_target") is not None:
-        _range(
-            where,
-            "company_target",
-            out["company_target"] > 0,
-            "a positive amount [USD/year]",
-            out["company_target"],
-        )
-    if "ramp_shape" in out:
-        _range(
-            where,
-            "ramp_shape",
-            out["ramp_shape"] in ("linear", "s-curve", "step"),
-            "linear, s-curve or step",
-            out["ramp_shape"],
-        )
-    if "reconcile_method" in out:
-        _range(
-            where,
-            "reconcile_method",
-            out["reconcile_method"] in _RECONCILE,
-            "one of " + ", ".join(_RECONCILE),
-            out["reconcile_method"],
-        )
-    if out.get("currency") is not None:
-        _range(
-            where,
-            "currency",
-            bool(re.match(r"^[A-Z]{3}$", out["currency"])),
-            "a three-letter ISO 4217 code like EUR",
-            out["currency"],
-        )
+    _check_ranges(where, out)
     if out.get("segment_bands") is not None:
         from revmodel.sources import parse_segment_bands
 
@@ -281,17 +283,6 @@ def check(values: Mapping[str, Any], where: str = "parameters", base_dir: Path |
             parse_segment_bands(out["segment_bands"], f"{where}: segment_bands")
         except RevmodelError as exc:
             raise ParameterError(str(exc)) from None
-    if out.get("max_moves") is not None:
-        _range(where, "max_moves", out["max_moves"] >= 0, "a whole number >= 0", out["max_moves"])
-    if "balance_tolerance" in out:
-        _range(
-            where,
-            "balance_tolerance",
-            0 < out["balance_tolerance"] < 1,
-            "in (0, 1)",
-            out["balance_tolerance"],
-        )
-    # fmt: skip
     if "data_dir" in out:
         data = _resolve_dir(out["data_dir"], None)
         if not data.is_dir():
@@ -324,10 +315,7 @@ def _scenarios(items: list, where: str, base_dir: Path | None) -> list[dict[str,
             path = Path(item) if Path(item).is_absolute() else (base_dir or Path.cwd()) / item
             if not path.is_file():
                 raise ParameterError(f"{label}: scenario file {item!r} not found ({path}).")
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
+            data = load_yaml(path, error=ParameterError) or {}
             label = str(path)
         elif isinstance(item, dict):
             data = dict(item)
@@ -421,6 +409,26 @@ def check_cycle(params: Mapping[str, Any], cube: Any) -> str:
     return str(params["cycle"])
 
 
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a parameters file holds, read safely (:func:`revmodel.yamlio.load_yaml`).
+
+    Raises
+    ------
+    ParameterError
+        No such file, too large, not YAML, aliases or anchors, nested too
+        deeply, or not a mapping; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"{path}: no such parameters file; see parameters/ for examples.")
+    data = load_yaml(path, error=ParameterError)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: expected a mapping of parameter names to values.")
+    return data
+
+
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read and check a parameters file.
 
@@ -434,26 +442,15 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[s
     Returns
     -------
     dict
-        See :func:`check`; plus ``params_file`` is not added (the caller knows it).
+        See :func:`check`.
 
     Raises
     ------
     ParameterError
-        No such file, not YAML, not a mapping, or any problem :func:`check` finds.
+        Any problem :func:`read_file` or :func:`check` finds, naming the file and the key.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParameterError(
-            f"{path}: no such parameters file; see parameters/ for examples."
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ParameterError(f"{path}: expected a mapping of parameter names to values.")
+    data = read_file(path)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return check(data, where=str(path), base_dir=path.parent)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from revmodel import calendar as fcal
 from revmodel import config
@@ -173,19 +172,7 @@ class PlanSettings:
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParameterError(
-            f"{path}: no such parameters file; see parameters/ for examples."
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ParameterError(f"{path}: expected a mapping of parameter names to values.")
-    return data
+    return rparams.read_file(path)
 
 
 def _default_params_file() -> Path | None:

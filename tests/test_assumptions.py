@@ -52,12 +52,18 @@ def test_with_changes_validates_again():
             "plan.yaml: target_growth must be a number (e.g. 0.25 or '25%'), got 'high'.",
         ),
         ({"backfill": "yes"}, "plan.yaml: backfill must be true or false, got 'yes'."),
-        ({"churn_rate": 1.5}, "churn_rate must be in [0, 1), got 1.5."),
-        ({"attainment_tolerance": 0}, "attainment_tolerance must be in (0, 1], got 0.0."),
-        ({"ramp_months": {"SMB": 40}}, "ramp_months.SMB must be between 0 and 36, got 40."),
+        ({"churn_rate": 1.5}, "plan.yaml: churn_rate must be in [0, 1), got 1.5."),
+        (
+            {"attainment_tolerance": 0},
+            "plan.yaml: attainment_tolerance must be in (0, 1], got 0.0.",
+        ),
+        (
+            {"ramp_months": {"SMB": 40}},
+            "plan.yaml: ramp_months.SMB must be between 0 and 36, got 40.",
+        ),
         (
             {"allocation_basis": "vibes"},
-            "allocation_basis must be one of history, potential, capacity, blend, got 'vibes'.",
+            "plan.yaml: allocation_basis must be one of history, potential, capacity, blend, got 'vibes'.",
         ),
         (
             {"hires": [{"segment": "SMB", "region": "EMEA"}]},
@@ -65,7 +71,7 @@ def test_with_changes_validates_again():
         ),
         (
             {"hires": [{"segment": "SMB", "region": "EMEA", "start_month": "soon"}]},
-            "hires: start_month 'soon' is not a month; use YYYY-MM.",
+            "plan.yaml: hires[0]: start_month 'soon' is not a month; use YYYY-MM.",
         ),
         (
             {
@@ -73,7 +79,7 @@ def test_with_changes_validates_again():
                     {"segment": "SMB", "region": "EMEA", "start_month": "2027-01", "count": -1}
                 ]
             },
-            "hires: count must be >= 0, got -1 for SMB/EMEA.",
+            "plan.yaml: hires[0]: count must be between 0 and 10,000, got -1 for SMB/EMEA.",
         ),
     ],
 )

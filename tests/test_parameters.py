@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -102,7 +103,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
         parameters.load(tmp_path / "none.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("cycle: [unclosed", encoding="utf-8")
-    with pytest.raises(ParameterError, match=r"bad\.yaml: not valid YAML"):
+    with pytest.raises(ParameterError, match=r"bad\.yaml is not valid YAML at line 1 "):
         parameters.load(bad)
 
 
@@ -157,3 +158,40 @@ def test_cycle_must_come_after_the_actuals():
     assert parameters.check_cycle({"cycle": "FY2027-Q1"}, cube) == "FY2027-Q1"
     with pytest.raises(ParameterError, match=r"cycle FY2026-Q4 starts 2026-08, but the data has actuals to 2026-10: plan a later quarter \(the next one is FY2027-Q1\)"):  # fmt: skip
         parameters.check_cycle({"cycle": "FY2026-Q4"}, cube)
+
+
+# --------------------------------------------------------------------------- hostile parameter files
+
+HOSTILE = Path(__file__).parent / "hostile"
+PARAMETER_CASES = sorted(HOSTILE.glob("params_*"))
+
+
+def test_at_least_twenty_hostile_parameter_files():
+    assert len(PARAMETER_CASES) >= 20
+
+
+@pytest.mark.parametrize("case", PARAMETER_CASES, ids=lambda p: p.name)
+def test_hostile_parameter_file(case, tmp_path, monkeypatch, capsys):
+    """``revmodel plan`` on each hostile file: the exit code and the exact message, nothing run."""
+    import importlib.util
+    import shutil
+
+    from revmodel import cli, config
+
+    expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
+    shutil.copytree(case / "data", tmp_path / "data")
+    if (case / "make.py").exists():
+        spec = importlib.util.spec_from_file_location("make", case / "make.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.make(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "HOME", tmp_path)
+    code = cli.main(expected["args"])
+    out, err = capsys.readouterr()
+    assert (code, out.splitlines(), err.splitlines()) == (
+        expected["exit"],
+        expected["stdout"],
+        expected["stderr"],
+    ), expected["why"]
+    assert not (tmp_path / "reports").exists()
