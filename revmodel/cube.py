@@ -31,7 +31,7 @@ import xarray as xr
 from scipy import sparse
 
 from revmodel import calendar as fcal
-from revmodel import config
+from revmodel import config, encoding
 from revmodel.errors import DataError, ParameterError
 from revmodel.limits import cube_size_problem
 
@@ -1017,7 +1017,7 @@ def save_cube(ds: xr.Dataset, path: str | Path) -> Path:
     if suffix not in (".nc", ".zarr"):
         raise ParameterError(f"{path}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = _encodable(ds)
+    ds = encoding.encode(ds)
     if suffix == ".nc":
         ds.to_netcdf(path, engine="netcdf4")
     else:
@@ -1042,30 +1042,8 @@ def load_cube(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
         raise DataError(f"{path}: not a readable cube file ({exc}).") from exc
     if chunks is None:
         ds = ds.load()
-    for c in (
-        "segment",
-        "region",
-        "rep",
-        "rep_name",
-        "rep_label",
-        "manager",
-        "rep_region",
-        "rep_segment",
-        "fiscal_quarter",
-        "fiscal_year",
-    ):
-        if c in ds.coords:
-            ds = ds.assign_coords({c: ds[c].astype(object)})
+    ds = encoding.decode(ds)
     return ds
-
-
-def _encodable(ds: xr.Dataset) -> xr.Dataset:
-    """String coordinates as fixed unicode so every backend stores them the same way."""
-    out = ds.copy()
-    for name, coord in ds.coords.items():
-        if coord.dtype == object:
-            out = out.assign_coords({name: coord.astype(str)})
-    return out
 
 
 # --------------------------------------------------------------------------- summaries

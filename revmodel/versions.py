@@ -36,7 +36,7 @@ import pandas as pd
 import xarray as xr
 
 import revmodel
-from revmodel import config
+from revmodel import config, encoding
 from revmodel.errors import DataError, ParameterError
 
 __all__ = [
@@ -189,50 +189,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values for parameters and attrs (numpy scalars, dates, paths, tuples)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "to_dict"):
-        return _jsonable(value.to_dict())
-    return str(value)
-
-
-def _netcdf_attr(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, str | int | float | np.number):
-        return True
-    if isinstance(value, list | tuple | np.ndarray):
-        items = list(value)
-        return bool(items) and all(
-            isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in items
-        )
-    return False
-
-
 def _encodable(plan: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
-    """Object (string) variables as fixed unicode; returns the names to turn back into objects."""
-    out = plan.copy()
-    objects: list[str] = []
-    for name, var in plan.variables.items():
-        if var.dtype == object:
-            objects.append(str(name))
-            if name in plan.coords:
-                out = out.assign_coords({name: var.astype(str)})
-            else:
-                out[name] = var.astype(str)
-    # Dataset attrs travel in the manifest, which keeps any JSON value.
-    out.attrs = {k: v for k, v in plan.attrs.items() if _netcdf_attr(v)}
-    return out, objects
+    """The plan as NetCDF/Zarr write it (:func:`revmodel.encoding.encode`; its attrs travel in
+    the manifest, which keeps any JSON value), and the names of its object variables."""
+    objects = [str(n) for n, v in plan.variables.items() if v.dtype == object]
+    return encoding.encode(plan, attrs=False), objects
 
 
 def _write_data(plan: xr.Dataset, path: Path, fmt: str) -> None:
@@ -306,13 +267,13 @@ def save_version(
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             data_hash=str(data_hash),
             code_version=code_version(),
-            parameters=_jsonable(dict(parameters or {})),
+            parameters=encoding.jsonable(dict(parameters or {})),
             format=fmt,
             variables={
                 str(k): {
                     "dims": list(v.dims),
                     "dtype": str(v.dtype),
-                    "units": _jsonable(v.attrs.get("units")),
+                    "units": encoding.jsonable(v.attrs.get("units")),
                 }
                 for k, v in plan.data_vars.items()
             },
@@ -321,7 +282,7 @@ def save_version(
         )
         manifest = {
             **{k: v for k, v in asdict(info).items() if k != "path"},
-            "attrs": _jsonable(dict(plan.attrs)),
+            "attrs": encoding.jsonable(dict(plan.attrs)),
             "object_variables": objects,
         }
         (tmp / MANIFEST).write_text(
@@ -400,11 +361,7 @@ def load_version(store_dir: str | Path, kind: str, name: str, verify: bool = Tru
                 ds = f.load()
     except (OSError, ValueError) as exc:
         raise DataError(f"{data_path}: unreadable version data ({exc}).") from exc
-    for v in m.get("object_variables", []):
-        if v in ds.coords:
-            ds = ds.assign_coords({v: ds[v].astype(object)})
-        elif v in ds:
-            ds[v] = ds[v].astype(object)
+    ds = encoding.decode(ds, objects=tuple(m.get("object_variables", [])))
     ds.attrs = dict(m.get("attrs", {}))
     return ds
 
