@@ -161,18 +161,24 @@ def cell(kind: str, value: Any, currency: str | None = None) -> str:
 
 #: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
 FORMULA_TRIGGERS: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"-\d+(\.\d+)?")
 
 
 def inert_text(value: Any) -> Any:
     """A string a spreadsheet shows as text, never runs: a leading formula trigger gets a ``'``.
 
     ``=1+1``, ``+1``, ``-1+1``, ``@SUM(1)``, a leading tab or carriage return
-    are written ``'=1+1`` ... as OWASP recommends for CSV injection. A string
-    already starting with ``'`` gets one more, so :func:`restore_text` gives
-    back exactly what was written. Anything that is not a string is returned
-    as it is (numbers stay numbers).
+    are written ``'=1+1`` ... as OWASP recommends for CSV injection. A plain
+    negative number (``-5``, ``-1.25``) stays as it is: a spreadsheet reads it
+    as that number and nothing runs. A string already starting with ``'`` gets
+    one more, so :func:`restore_text` gives back exactly what was written.
+    Anything that is not a string is returned as it is (numbers stay numbers).
     """
-    if isinstance(value, str) and value.startswith((*FORMULA_TRIGGERS, "'")):
+    if (
+        isinstance(value, str)
+        and value.startswith((*FORMULA_TRIGGERS, "'"))
+        and not _PLAIN_NUMBER.fullmatch(value)
+    ):
         return "'" + value
     return value
 

@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from revmodel import config, schema
+from revmodel import config, formatting, schema
 from revmodel.errors import DataError, ParameterError
 
 log = logging.getLogger(__name__)
@@ -622,9 +622,7 @@ def _write_csv(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def _inert(value):
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r", "'")):
-        return "'" + value
-    return value
+    return formatting.inert_text(value)
 
 
 # --------------------------------------------------------------------------- plan pack and apps

@@ -71,7 +71,7 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
-from revmodel import config, detect, schema
+from revmodel import config, detect, formatting, schema
 from revmodel.errors import DataError
 from revmodel.limits import Limits, cube_size_problem
 from revmodel.readers import Export, SheetMissing, Unusable, read_export
@@ -829,10 +829,7 @@ def _write_lines(path: Path, bad: pd.DataFrame) -> Path | None:
     safe = bad.copy()
     for col in ("value", "column"):
         if col in safe:
-            text = safe[col].astype("str")
-            risky = text.str.match(r"^[=+\-@\t\r]") & ~text.str.fullmatch(r"-?\d+(\.\d+)?")
-            risky = risky.fillna(False).astype(bool)
-            safe[col] = text.where(~risky, "'" + text)
+            safe[col] = safe[col].astype("str").map(formatting.inert_text)
     safe.to_csv(path, index=False)
     return path
 

@@ -465,7 +465,7 @@ def assert_workbook_inert(path: Path) -> int:
 @pytest.mark.parametrize(
     ("value", "written"),
     [(h, "'" + h) for h in HOSTILE[:6]]
-    + [("\tx", "'\tx"), ("\rx", "'\rx"), ("'=x", "''=x"), ("Hannah Murphy", "Hannah Murphy"),
+    + [("\tx", "'\tx"), ("\rx", "'\rx"), ("'=x", "''=x"), ("-5", "-5"), ("-1.25", "-1.25"), ("Hannah Murphy", "Hannah Murphy"),
        ("<script>alert(1)</script>", "<script>alert(1)</script>"), (-1.5, -1.5), (None, None)],
 )  # fmt: skip
 def test_inert_text(value, written):
