@@ -159,7 +159,7 @@ def test_forecast_call_submit_rolls_up_reconciles_and_audits(app_context, store_
         [rep, "commit", 125000.0, MANAGER_USER]
     ]
     rollup = text(app.rollup.value)
-    assert f"manager {manager_name} — — 125,000" in rollup  # no own team call; the sum of reps
+    assert f"manager {manager_name} – – 125,000" in rollup  # no own team call; the sum of reps
     rec, notes = forecast_call.reconciled_team(app.context, manager_name, app_context.cycle)
     assert notes == []
     row = rec[rec["name"] == name].iloc[0]
