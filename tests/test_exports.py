@@ -10,7 +10,10 @@ the draft completed where a person would have to -> ``revmodel validate`` ->
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import openpyxl
@@ -718,6 +721,124 @@ def test_map_command_missing_required_column(tmp_path: Path, capsys) -> None:
         "  required column close_date not found: map it under columns (close_date: YourColumn); "
         "the export's columns are 'Subject', 'Body'"
     ) in err.splitlines()
+
+
+# ---------------------------------------------------------------------------
+# end to end: map -> completed draft -> validate -> plan, from a new project folder
+
+#: What a person adds to each draft: what the exports cannot tell.
+COMPLETIONS: dict[str, dict] = {
+    "salesforce": {
+        "currency": "USD",
+        "values": {"type": {"Existing Customer - Downgrade": "renewal"}},
+    },
+    "hubspot": {"currency": "USD"},
+    "custom": {"values": {"stage": {"On Ice": "qualification", "Verbal Yes": "negotiation"}}},
+}
+#: Currency each pack must show.
+CURRENCY = {
+    "salesforce": "USD",
+    "hubspot": "USD",
+    "pipedrive": "GBP",
+    "dynamics": "CAD",
+    "erp": "EUR",
+    "orders": "GBP",
+    "billing": "USD",
+    "custom": "EUR",
+}
+
+
+def complete(text: str, case: str) -> str:
+    """The draft with what a person decides added, as YAML."""
+    doc = yaml.load(text, Loader=sources._TextLoader)
+    extra = COMPLETIONS.get(case, {})
+    if "currency" in extra:
+        doc["currency"] = extra["currency"]
+    for col, pairs in extra.get("values", {}).items():
+        doc["tables"]["opportunities"]["values"][col].update(pairs)
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def _project(case: str, root: Path, capsys) -> tuple[Path, Path]:
+    """A new project folder with the case's exports in data/ and the completed draft."""
+    project = root / "acme"
+    assert main(["init", str(project)]) == 0
+    data = project / "data"
+    for f in _files(case):
+        shutil.copy(f, data / f.name)
+    mapping = data / "mapping.yaml"
+    code = main(["map", *(str(data / f.name) for f in _files(case)), "--out", str(mapping)])
+    assert code == (1 if case in COMPLETIONS else 0)
+    mapping.write_text(complete(mapping.read_text(encoding="utf-8"), case), encoding="utf-8")
+    capsys.readouterr()
+    return project, data
+
+
+def _revmodel(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``revmodel ARGS`` run as a user runs it, from the folder ``cwd``."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env.pop("REVMODEL_HOME", None)
+    return subprocess.run(
+        [sys.executable, "-m", "revmodel", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+
+
+def _check_rows(case: str, data: Path, capsys) -> None:
+    code = main(["validate", str(data)])
+    out = capsys.readouterr().out
+    result = sources.load(data)
+    assert code == result.status == STATUS.get(case, 0), out
+    files = {t.file: t for t in result.reports.values()}
+    assert {f: r.rows_read for f, r in files.items()} == _rows(case)
+    for r in files.values():
+        assert r.rows_read == r.rows_accepted + r.rows_quarantined
+    assert sum(r.rows_quarantined for r in files.values()) == QUARANTINED.get(case, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
+    import json
+
+    import xarray as xr
+
+    project, data = _project(case, tmp_path, capsys)
+    _check_rows(case, data, capsys)
+    run = _revmodel(["plan", "--data", "data"], cwd=project)
+    assert run.returncode == 0, run.stderr[-3000:]
+    html_path = project / Path(run.stdout.strip().splitlines()[-1])
+    pack = html_path.parent
+    assert pack.parent == project / "reports"
+    manifest = json.loads((pack / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"][:7] == f"{generate.END:%Y-%m}"  # the last month is complete
+    with xr.open_dataset(pack / "plan.nc", group="cube") as cube:
+        booked = float(cube["bookings"].sum())
+        assert cube.attrs["currency"] == CURRENCY[case]
+        arr_now = float(cube["arr"].isel(month=-1).sum()) if "arr" in cube else None
+    assert booked == pytest.approx(generate.won_total(case), abs=0.01)
+    page = html_path.read_text(encoding="utf-8")
+    currency = CURRENCY[case]
+    assert currency in page
+    if currency != "USD":
+        assert "USD" not in page
+    skipped = {sk["id"]: sk["reason"] for sk in manifest["sections"]["skipped"]}
+    # no export holds accounts or reps; only the billing case holds subscriptions
+    assert set(skipped) == ({"territories"} if case == "billing" else {"arr", "territories"})
+    for reason in skipped.values():
+        assert reason in page
+    if case == "billing":
+        subs = generate.subscriptions()
+        active = subs["end"].isna() & (subs["start"] <= generate.END)  # at the last month's end
+        assert arr_now == pytest.approx(subs.loc[active, "arr"].sum(), abs=0.01)
+    else:
+        assert skipped["arr"] == (
+            "Churn and the ARR bridge: not provided — add the subscriptions table."
+        )
 
 
 def test_opportunity_history_report(tmp_path: Path) -> None:
