@@ -800,8 +800,25 @@ def _check_rows(case: str, data: Path, capsys) -> None:
     assert sum(r.rows_quarantined for r in files.values()) == QUARANTINED.get(case, 0)
 
 
+#: What main lacks for a case to publish, named exactly (the case is a strict xfail until then).
+MISSING_ON_MAIN = (
+    "project: revmodel plan in a folder made by revmodel init rejects its own "
+    "parameters/plan.yaml ('cycle must be a str, got None'), and an opportunities-only plan "
+    "stops in 03-territories (KeyError: 'accounts'): partial data is not on main"
+)
+E2E_XFAIL: dict[str, str] = dict.fromkeys(CASES, MISSING_ON_MAIN)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=E2E_XFAIL[c]))
+        if c in E2E_XFAIL
+        else c
+        for c in CASES
+    ],
+)
 def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
     import json
 
