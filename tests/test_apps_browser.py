@@ -236,10 +236,10 @@ def test_forecast_call_submit_shows_in_rollup_and_audit(browser, server):
         timeout=20_000,
     )
     page.wait_for_function(
-        "() => document.querySelector('.revmodel-kpi-commit')?.innerText === '$125.0K'",
+        "() => document.querySelector('.revmodel-kpi-commit')?.innerText === '$125K'",
         timeout=20_000,
     )
-    assert page.inner_text(".revmodel-kpis .revmodel-kpi-landing") == "$125.0K"
+    assert page.inner_text(".revmodel-kpis .revmodel-kpi-landing") == "$125K"
     page.screenshot(path=str(SCREENS / "explorer-after-call.png"), full_page=True)
     page.close()
 
