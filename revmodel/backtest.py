@@ -982,17 +982,31 @@ def last_cycle_accuracy(
         idx = np.flatnonzero(rep_mask)[reps.values == rep]
         act = float(actual.sel(rep=rep).sum(skipna=True))
         fcv = float(sel["node_mean"].values[idx].sum())
-        band = sel["node_forecast"].values[idx].sum(axis=(0, 1))
-        rows.append(_row("rep", rep, fcv, band, q, act))
+        rows.append(_row("rep", rep, fcv, _period_band(sel, idx, q), q, act))
     table = pd.DataFrame(rows)
     info = {"quarter": quarter, "origin": f"{origin:%Y-%m}", "source": source}
     return table, info
 
 
+def nonnegative(fc: xr.Dataset) -> bool:
+    """Whether the forecast measure is never negative (its node history says so)."""
+    if "node_history" not in fc:
+        return True
+    return bool(np.nanmin(fc["node_history"].values, initial=0.0) >= 0)
+
+
+def _period_band(sel: xr.Dataset, nodes: Any, q: list) -> np.ndarray:
+    """Quantiles of the total of ``nodes`` over the selected months (never added quantiles)."""
+    values = sel["node_forecast"].transpose("node", "month", "quantile").values[nodes]
+    totals, _ = rec.period_quantiles(
+        values, q, groups=[0] * len(values), nonnegative=nonnegative(sel)
+    )
+    return totals[0]
+
+
 def _accuracy_row(level, name, sel, i, q, actual):
     fcv = float(sel["node_mean"].values[i].sum())
-    band = sel["node_forecast"].values[i].sum(axis=0)
-    return _row(level, name, fcv, band, q, actual)
+    return _row(level, name, fcv, _period_band(sel, [i], q), q, actual)
 
 
 def _row(level: str, name: str, fcv: float, band: np.ndarray, q: list, actual: float) -> dict:

@@ -209,7 +209,9 @@ def plan_settings(
     it; amounts are in USD; segments use the default employee bands.
     """
     path = Path(params_file) if params_file is not None else _default_params_file()
-    values = _read_params_file(path) if path is not None else {}
+    # A key set to null is a key not set: it takes its default, or is assumed below.
+    raw = _read_params_file(path) if path is not None else {}
+    values = {k: v for k, v in raw.items() if v is not None}
     given = {"data_dir": data_dir, "mapping": mapping, "cycle": cycle, "as_of": as_of}
     values.update({k: str(v) for k, v in given.items() if v is not None})
     where = str(path) if path is not None else "plan settings"

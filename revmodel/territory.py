@@ -62,7 +62,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from revmodel import config
+from revmodel import config, sections
 from revmodel.allocation import largest_remainder
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 from revmodel.schema import OPEN_STAGES
@@ -100,6 +100,7 @@ REASON_OWNER_LEFT = "owner left"
 REASON_OWNER_ELSEWHERE = "owner sells to another region/segment"
 REASON_UNKNOWN_OWNER = "owner not in reps table"
 REASON_NO_OWNER = "no previous owner"
+REASON_UNASSIGNED = "unassigned"
 
 _RECORD_VERSION = 1
 
@@ -915,7 +916,18 @@ def assign_territories(
         "milp_max_variables": int(milp_max_variables),
     }
     acc, rp = _inputs_frame(accounts, reps, potential)
-    return _assign(acc, rp, params)
+    return _assign(_fill_from_owner(acc, rp), rp, params)
+
+
+def _fill_from_owner(acc: pd.DataFrame, rp: pd.DataFrame) -> pd.DataFrame:
+    """Accounts without a region or segment take their owner rep's (when the rep has one)."""
+    out = acc.copy()
+    for col in ("region", "segment"):
+        rep_value = dict(zip(rp["rep_id"], rp[col], strict=True))
+        from_owner = out["owner_rep_id"].map(lambda r, m=rep_value: m.get(r, config.PLACEHOLDER))
+        fill = (out[col] == config.PLACEHOLDER) & (from_owner != config.PLACEHOLDER)
+        out.loc[fill, col] = from_owner[fill]
+    return out
 
 
 def _iso_date(value: Any, name: str) -> str | None:
@@ -1009,15 +1021,23 @@ def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> Terr
     new_rep = np.full(len(acc), None, dtype=object)
     reason = np.full(len(acc), REASON_KEPT, dtype=object)
     groups: list[_Group] = []
+    unassigned: list[dict[str, Any]] = []
     active = rp[rp["status"] == "active"]
     for (region, segment), idx in sorted(acc.groupby([key_r, key_s]).indices.items()):
         gid = [r for r in active["rep_id"] if rep_group[r] == (region, segment)]
         label = f"region '{region}', segment '{segment}'"
         if not gid:
-            raise InfeasibleError(
-                f"{label}: {len(idx)} account(s) but no active rep; add or move a rep into {label}, "
-                "or re-segment these accounts."
+            why = f"no active rep sells to {label}"
+            reason[idx] = f"{REASON_UNASSIGNED}: {why}"
+            unassigned.append(
+                {
+                    "region": str(region),
+                    "segment": str(segment),
+                    "accounts": len(idx),
+                    "reason": why,
+                }
             )
+            continue
         pos = {r: i for i, r in enumerate(gid)}
         lp, lc = np.zeros(len(gid)), np.zeros(len(gid))
         free, owner_idx = [], []
@@ -1169,7 +1189,8 @@ def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> Terr
 
     old = acc["owner_rep_id"].to_numpy(dtype=object)
     moved = np.array(
-        [o is not None and o != nr for o, nr in zip(old, new_rep, strict=True)], dtype=bool
+        [o is not None and nr is not None and o != nr for o, nr in zip(old, new_rep, strict=True)],
+        dtype=bool,
     )
     assignment = pd.DataFrame(
         {
@@ -1178,7 +1199,7 @@ def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> Terr
             "segment": acc["segment"].astype(str),
             "potential": acc["potential"].astype(float),
             "old_rep_id": pd.Series(old, dtype=object),
-            "new_rep_id": pd.Series(new_rep, dtype=object).astype(str),
+            "new_rep_id": pd.Series([None if r is None else str(r) for r in new_rep], dtype=object),
             "moved": moved,
             "reason": pd.Series(reason, dtype=object).astype(str),
         }
@@ -1210,6 +1231,7 @@ def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> Terr
         "inputs": {"accounts": rec_acc, "reps": rp.drop(columns="status").to_dict(orient="list")},
         "inputs_sha256": _hash_inputs(acc, rp.drop(columns="status")),
         "groups": group_records,
+        "unassigned": unassigned,
         "result_sha256": hashlib.sha256(
             json.dumps(
                 list(zip(assignment["account_id"], assignment["new_rep_id"], strict=True))
@@ -1314,6 +1336,7 @@ def _summary(
         "forced_moves": int((assignment["moved"] & (assignment["reason"] != REASON_BALANCE)).sum()),
         "balance_moves": int((assignment["reason"] == REASON_BALANCE).sum()),
         "new_assignments": int((assignment["reason"] == REASON_NO_OWNER).sum()),
+        "unassigned_accounts": int(assignment["new_rep_id"].isna().sum()),
         "moves_by_reason": {str(k): int(v) for k, v in reasons.items()},
         "spread_before_max_over_mean": f(rb.max()) if len(act) else None,
         "spread_before_min_over_mean": f(rb.min()) if len(act) else None,
@@ -1424,6 +1447,7 @@ def balance_report(plan: TerritoryPlan, max_rows: int = 40) -> str:
         lines.append(
             b[cols].head(max_rows).to_string(index=False, float_format=lambda v: f"{v:.3f}")
         )
+    lines += _unassigned_lines(plan, max_rows)
     mv = plan.moves
     if len(mv):
         lines += [
@@ -1446,6 +1470,68 @@ def balance_report(plan: TerritoryPlan, max_rows: int = 40) -> str:
             .to_string(index=False, float_format=lambda v: f"{v:.1f}")
         )
     return "\n".join(lines)
+
+
+def cycle_territories(
+    tables: Mapping[str, pd.DataFrame],
+    start: str | pd.Timestamp,
+    *,
+    max_moves: int | None = None,
+    balance_tolerance: float = 0.10,
+    enabled: bool = True,
+) -> tuple[TerritoryPlan | None, str]:
+    """The territory plan of a cycle starting at ``start``, or why there is none.
+
+    Returns
+    -------
+    (TerritoryPlan or None, str)
+        The plan and ``""``; or None and, in words, why the section is not shown:
+        ``territories: false`` in the parameters, or the tables to add.
+
+    Example
+    -------
+    >>> plan, note = cycle_territories({"opportunities": opps}, "2027-01-01")
+    >>> note
+    'Territories: not provided — add the accounts and reps tables.'
+    """
+    why = sections.note(tables, "territories", {"territories": enabled})
+    if why:
+        return None, why
+    accounts = segment_accounts(tables["accounts"])
+    potential = account_potential(accounts, tables.get("opportunities"))
+    plan = assign_territories(
+        accounts,
+        tables["reps"],
+        potential,
+        max_moves=max_moves,
+        balance_tolerance=balance_tolerance,
+        as_of=start,
+    )
+    return plan, ""
+
+
+def _unassigned_lines(plan: TerritoryPlan, max_rows: int) -> list[str]:
+    """The report's section on accounts no active rep can take, with the reason."""
+    groups = plan.record.get("unassigned") or []
+    if not groups:
+        return []
+    n = sum(g["accounts"] for g in groups)
+    lines = ["", f"Unassigned accounts ({n}): no active rep can take them"]
+    lines += [
+        f"  region '{g['region']}', segment '{g['segment']}': {g['accounts']} account(s); "
+        f"{g['reason']}: hire or move a rep there, or correct these accounts' region/segment"
+        for g in groups[:max_rows]
+    ]
+    return lines
+
+
+def unassigned_accounts(plan: TerritoryPlan) -> pd.DataFrame:
+    """Accounts no active rep can take: ``account_id, region, segment, potential, old_rep_id, reason``."""
+    a = plan.assignment
+    return a.loc[
+        a["new_rep_id"].isna(),
+        ["account_id", "region", "segment", "potential", "old_rep_id", "reason"],
+    ].reset_index(drop=True)
 
 
 def account_owner_from(plan: TerritoryPlan, month: str | pd.Timestamp) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -226,3 +227,59 @@ def test_plan_without_data_says_how_to_give_it(tmp_path, monkeypatch, capsys):
         "in parameters/plan.yaml.\n"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_settings_from_the_init_template_assume_what_is_null(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "HOME", tmp_path)
+    project.init_project(tmp_path)
+    _write_export(tmp_path / "data", ["D1,won,1000,2026-06-30,2026-06-01"])
+    monkeypatch.setattr(config, "DATA_DIR", tmp_path / "data")
+    s = project.plan_settings(today=pd.Timestamp("2026-08-01"))
+    assert s.params_file == tmp_path / "parameters" / "plan.yaml"
+    assert s.params["data_dir"] == str(tmp_path / "data")
+    assert (s.params["fiscal_year_start"], s.params["as_of"], s.params["cycle"]) == (
+        1,
+        "2026-06",
+        "FY2026-Q3",
+    )
+    assert s.params["horizon"] == 15 and s.params["territories"] is True
+    assert s.assumed[0] == "amounts are in USD (currency not set)"
+
+
+@pytest.mark.slow
+def test_opportunities_alone_publish_a_smaller_plan(tmp_path, monkeypatch, small_company):
+    """Only the opportunities table, no parameters: the whole main job publishes."""
+    import shutil
+
+    from revmodel import publish
+
+    tables, folder = small_company
+    data = tmp_path / "export"
+    data.mkdir()
+    shutil.copy(folder / "opportunities.csv", data / "opportunities.csv")
+    monkeypatch.setattr(config, "HOME", tmp_path)
+    html = publish.plan(None, data_dir=data, out_dir=tmp_path / "reports", log=lambda _: None)
+    assert html == tmp_path / "reports" / "FY2027-Q1" / "plan.html"
+    assert publish.check_pack(html.parent) == []
+    manifest = json.loads((html.parent / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == "2026-10"
+    assert manifest["parameters"]["fiscal_year_start"] == 1
+    assert manifest["sections"]["shown"] == [
+        "forecast", "capacity", "quotas", "scenarios", "kpis", "accuracy"
+    ]  # fmt: skip
+    assert [s["id"] for s in manifest["sections"]["skipped"]] == ["arr", "territories"]
+    page = html.read_text(encoding="utf-8")
+    assert "Churn and the ARR bridge: not provided — add the subscriptions table." in page
+    assert "Territories: not provided — add the accounts and reps tables." in page
+    assert "actuals to 2026-10" in page
+    assert ">not provided<" in page  # the expected-churn card, never $0
+    numbers = json.loads((html.parent / "tables.json").read_text(encoding="utf-8"))
+    assert "arr_bridge" not in numbers and "retention_plan" not in numbers
+    assert numbers["summary"]["expected_churn_arr"] is None
+    # The won bookings of the cycle's last quarter of actuals match the export.
+    opps = tables["opportunities"]
+    won = opps[(opps["stage"] == "won") & (opps["close_date"].dt.strftime("%Y-%m") <= "2026-10")]
+    import xarray as xr
+
+    with xr.open_dataset(html.parent / "plan.nc", group="cube") as c:
+        assert float(c["bookings"].sum()) == pytest.approx(float(won["amount"].sum()), rel=1e-9)

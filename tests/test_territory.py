@@ -307,17 +307,68 @@ def test_reps_without_segment_serve_every_segment_of_their_region():
 # --------------------------------------------------------------------------- infeasible settings and bad input
 
 
-def test_group_without_active_rep_is_infeasible():
+def test_group_without_active_rep_is_listed_as_unassigned_not_a_failed_run():
     accounts, reps, pot = tiny_book()
     accounts.loc[0, "region"] = "APAC"
-    with pytest.raises(
-        InfeasibleError,
-        match=re.escape(
-            "region 'APAC', segment 'SMB': 1 account(s) but no active rep; add or move a rep into "
-            "region 'APAC', segment 'SMB', or re-segment these accounts."
-        ),
-    ):
-        territory.assign_territories(accounts, reps, pot)
+    plan = territory.assign_territories(accounts, reps, pot)
+    a = plan.assignment.set_index("account_id")
+    first = accounts["account_id"].iloc[0]
+    assert a.loc[first, "new_rep_id"] is None
+    assert not a.loc[first, "moved"]
+    assert (
+        a.loc[first, "reason"] == "unassigned: no active rep sells to region 'APAC', segment 'SMB'"
+    )
+    assert a.drop(index=first)["new_rep_id"].notna().all()
+    assert plan.record["unassigned"] == [
+        {
+            "region": "APAC",
+            "segment": "SMB",
+            "accounts": 1,
+            "reason": "no active rep sells to region 'APAC', segment 'SMB'",
+        }
+    ]
+    assert plan.summary["unassigned_accounts"] == 1
+    assert list(territory.unassigned_accounts(plan)["account_id"]) == [first]
+    report = territory.balance_report(plan)
+    assert (
+        "Unassigned accounts (1): no active rep can take them\n"
+        "  region 'APAC', segment 'SMB': 1 account(s); no active rep sells to region 'APAC', "
+        "segment 'SMB': hire or move a rep there, or correct these accounts' region/segment"
+    ) in report
+    # Potential of the rest is balanced over the reps who can take it.
+    placed = plan.assignment.dropna(subset=["new_rep_id"])
+    assert plan.balance["potential_after"].sum() == pytest.approx(placed["potential"].sum())
+    again = territory.rerun(plan.record)
+    assert again.assignment.equals(plan.assignment)
+
+
+def test_accounts_without_region_or_segment_take_their_owner_reps():
+    accounts = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d"],
+            "region": ["EU", None, None, None],
+            "segment": ["SMB", None, "SMB", None],
+            "owner_rep_id": ["R1", "R2", "R3", None],
+        }
+    )
+    reps = pd.DataFrame(
+        {
+            "rep_id": ["R1", "R2", "R3"],
+            "region": ["EU", "EU", "US"],
+            "segment": ["SMB", "SMB", "SMB"],
+        }
+    )
+    pot = pd.Series([1.0, 1.0, 1.0, 1.0], index=["a", "b", "c", "d"])
+    plan = territory.assign_territories(accounts, reps, pot, method="milp")
+    a = plan.assignment.set_index("account_id")
+    assert a.loc["b", ["region", "segment"]].tolist() == ["EU", "SMB"]  # R2's
+    assert a.loc["c", ["region", "segment"]].tolist() == ["US", "SMB"]  # R3's region
+    assert a.loc["c", "new_rep_id"] == "R3"
+    # No owner to take them from: listed as unassigned with the reason.
+    assert a.loc["d", "new_rep_id"] is None
+    assert a.loc["d", "reason"] == (
+        "unassigned: no active rep sells to region '(unassigned)', segment '(unassigned)'"
+    )
 
 
 def test_max_moves_below_forced_moves_is_infeasible():

@@ -23,10 +23,10 @@ import pandas as pd
 import xarray as xr
 
 import revmodel
-from revmodel import config, encoding, formatting
+from revmodel import config, encoding, formatting, sections
 from revmodel.publish import excel, html
 from revmodel.publish.notebooks import KERNEL_NAME, NOTEBOOKS
-from revmodel.publish.runfolder import Results, load_result, period_months
+from revmodel.publish.runfolder import Results, load_result, load_tables, period_months
 from revmodel.publish.tables import pack_figures, pack_tables, summary
 
 __all__ = [
@@ -47,6 +47,13 @@ MANIFEST_PACKAGES: tuple[str, ...] = (
     "numpy", "pandas", "xarray", "scipy", "statsmodels", "pandera", "dask", "netCDF4",
     "plotly", "papermill", "openpyxl", "jinja2",
 )  # fmt: skip
+
+
+#: Pack tables and figures by the section they belong to (:data:`revmodel.sections.SECTIONS`).
+_TABLE_SECTION = {"arr_bridge": "arr", "retention_plan": "arr", "territories": "territories"}
+_FIGURE_SECTION = {"bridge": "arr", "territory": "territories"}
+#: Summary figures of the ARR section.
+_ARR_FIGURES = ("starting_arr", "expected_churn_arr", "churn_rate", "required_new_arr")
 
 
 def build_pack(
@@ -73,8 +80,19 @@ def build_pack(
 
     pack = Path(pack_dir)
     pack.mkdir(parents=True, exist_ok=True)
-    tables = pack_tables(work_dir, params)
-    figures = pack_figures(work_dir, params, tables)
+    skipped = {
+        sk["id"]: sk["reason"] for sk in sections.status(load_tables(work_dir), params)["skipped"]
+    }
+    tables = {
+        k: v
+        for k, v in pack_tables(work_dir, params).items()
+        if _TABLE_SECTION.get(k) not in skipped
+    }
+    figures = {
+        k: v
+        for k, v in pack_figures(work_dir, params, tables).items()
+        if _FIGURE_SECTION.get(k) not in skipped
+    }
     files = {
         "html": pack / "plan.html",
         "xlsx": pack / "plan.xlsx",
@@ -82,6 +100,9 @@ def build_pack(
         "tables": pack / "tables.json",
     }
     summ = summary(work_dir, params)
+    if "arr" in skipped:  # not provided: never shown as zeros
+        summ.update(dict.fromkeys(_ARR_FIGURES))
+    summ["not_provided"] = "\n".join(skipped.values()) or None
     files["html"].write_text(
         html.render_html(summ, tables, figures, params, plots.plotly_js()), encoding="utf-8"
     )

@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 from revmodel import calendar as fcal
-from revmodel import config, project
+from revmodel import config, project, sections
 from revmodel.publish import swap
 from revmodel.publish.notebooks import NOTEBOOKS, run_notebooks
 from revmodel.publish.pack import build_pack, manifest, save_plan_version
+from revmodel.publish.runfolder import load_tables
 
 __all__ = ["plan"]
 
@@ -143,4 +144,5 @@ def _build(
     record["plan_version"] = f"{version.kind}/{version.name}"
     record["as_of"] = params["as_of"]
     record["assumed"] = list(settings.assumed)
+    record["sections"] = sections.status(load_tables(work), params)
     (tmp / "manifest.json").write_text(json.dumps(record, indent=1), encoding="utf-8")

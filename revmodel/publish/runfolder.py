@@ -75,14 +75,23 @@ def save_result(work_dir: str | Path, name: str, obj: Any) -> Path:
     return path
 
 
-def load_result(work_dir: str | Path, name: str) -> Any:
-    """Read a result written by :func:`save_result` (Dataset, DataFrame or JSON value)."""
+_REQUIRED = object()
+
+
+def load_result(work_dir: str | Path, name: str, default: Any = _REQUIRED) -> Any:
+    """Read a result written by :func:`save_result` (Dataset, DataFrame or JSON value).
+
+    ``default`` is returned when there is no such result (a section skipped for lack of
+    input); without it, a missing result is an error.
+    """
     work = work_folder(work_dir)
     for suffix in (".nc", ".parquet", ".json"):
         path = work / f"{name}{suffix}"
         if path.exists():
             break
     else:
+        if default is not _REQUIRED:
+            return default
         raise RevmodelError(
             f"{work}: no result named {name!r}; run the notebook that makes it first "
             f"(the notebooks run in the order {', '.join(NOTEBOOKS)})."

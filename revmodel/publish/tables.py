@@ -50,7 +50,7 @@ def forecast_table(
     -------
     pandas.DataFrame
         ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (the node's own
-        model; months summed, so the band assumes months move together),
+        model: quantiles of its total over the months, months drawn independently),
         ``target``, ``gap`` (target - forecast), ``coverage`` (forecast /
         target), ``pipeline`` (open pipeline closing in the months) [currency].
     """
@@ -62,20 +62,20 @@ def forecast_table(
         reconciled.sel(month=fm).assign_coords(manager=("rep", cube["manager"].values)), keep
     ).sum("month")
     pipe = rcube.rollup(cube["pipeline"].sel(month=[t for t in m if t in set(cube["month"].values)]), keep).sum("month")  # fmt: skip
-    # Band: the node's own model quantiles, summed over the months.
+    # Band: the quantiles of the node's own total over the months (never added quantiles).
     q = [float(v) for v in fc["quantile"].values]
-    node = fc["node_forecast"].sel(month=fm).sum("month")
+    node = fc["node_forecast"].sel(month=fm).transpose("node", "month", "quantile")
     fc_level = {"total": "total", "region": "region", "segment": "segment", "manager": "manager", "rep": reconcile.BOTTOM_LEVEL}[level]  # fmt: skip
     mask = fc["level"].values == fc_level
     key = "rep" if level == "rep" else level
     names = ["Company"] if level == "total" else [str(v) for v in fc[f"node_{key}"].values[mask]]
-    band = (
-        pd.DataFrame(
-            node.values[mask][:, [q.index(min(q)), q.index(max(q))]], columns=["p10", "p90"]
-        )
-        .assign(name=names)
-        .groupby("name")
-        .sum()
+    totals, labels = reconcile.period_quantiles(
+        node.values[mask], q, groups=names, nonnegative=backtest.nonnegative(fc)
+    )
+    band = pd.DataFrame(
+        totals[:, [q.index(min(q)), q.index(max(q))]],
+        columns=["p10", "p90"],
+        index=pd.Index(labels, name="name"),
     )
     if level == "total":
         frame = pd.DataFrame(

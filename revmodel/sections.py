@@ -1,0 +1,96 @@
+"""The sections of a plan and the tables each needs: partial data is a smaller plan.
+
+With only ``opportunities`` the plan still publishes; a section whose inputs are
+missing is not drawn from zeros but says, in words, that they are not provided
+and what to add. This module is the one definition of that rule: the notebooks,
+the pack (HTML, Excel, ``tables.json``) and the manifest ask it.
+
+Example
+-------
+>>> import pandas as pd
+>>> note({"opportunities": pd.DataFrame({"x": [1]})}, "arr")
+'Churn and the ARR bridge: not provided — add the subscriptions table.'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SECTIONS", "Section", "note", "status"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the plan pack.
+
+    Attributes
+    ----------
+    id : str
+        Anchor in ``plan.html`` and key in the manifest.
+    title : str
+        As the pack shows it.
+    needs : tuple of str
+        Tables that must be present and non-empty.
+    switch : str or None
+        Parameters key that turns the section off when false.
+    """
+
+    id: str
+    title: str
+    needs: tuple[str, ...]
+    switch: str | None = None
+
+
+#: Every section of the pack, in order.
+SECTIONS: tuple[Section, ...] = (
+    Section("forecast", "Forecast vs target", ("opportunities",)),
+    Section("arr", "Churn and the ARR bridge", ("subscriptions",)),
+    Section("capacity", "Capacity and hiring", ("opportunities",)),
+    Section("quotas", "Quotas, attainment and balance", ("opportunities",)),
+    Section("territories", "Territories", ("accounts", "reps"), switch="territories"),
+    Section("scenarios", "Scenario comparison", ("opportunities",)),
+    Section("kpis", "KPIs", ("opportunities",)),
+    Section("accuracy", "Last cycle's forecast accuracy", ("opportunities",)),
+)
+_BY_ID = {s.id: s for s in SECTIONS}
+
+
+def _present(tables: Mapping[str, Any], name: str) -> bool:
+    table = tables.get(name)
+    return table is not None and len(table) > 0
+
+
+def note(tables: Mapping[str, Any], section: str, params: Mapping[str, Any] | None = None) -> str:
+    """Why ``section`` is not shown, in words; ``""`` when it is shown.
+
+    Parameters
+    ----------
+    tables : mapping
+        The loaded tables by name (a missing or empty table is not provided).
+    section : str
+        An id of :data:`SECTIONS`.
+    params : mapping, optional
+        The plan's parameters (for switches such as ``territories: false``).
+    """
+    s = _BY_ID[section]
+    if s.switch is not None and params is not None and params.get(s.switch) is False:
+        return f"{s.title}: skipped ({s.switch}: false in the parameters)."
+    missing = [n for n in s.needs if not _present(tables, n)]
+    if not missing:
+        return ""
+    what = " and ".join(missing)
+    return f"{s.title}: not provided — add the {what} table{'s' if len(missing) > 1 else ''}."
+
+
+def status(tables: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Sections shown and skipped (with the reason), as the manifest records them."""
+    shown, skipped = [], []
+    for s in SECTIONS:
+        why = note(tables, s.id, params)
+        if why:
+            skipped.append({"id": s.id, "title": s.title, "reason": why})
+        else:
+            shown.append(s.id)
+    return {"shown": shown, "skipped": skipped}
