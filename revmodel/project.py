@@ -218,41 +218,57 @@ def plan_settings(
     base = path.parent if path is not None else None
     rparams.check(values, where=where, base_dir=base, require=False)  # bad keys first
     values["data_dir"] = _data_dir(values)
+    loaded = None
+    if any(values.get(k) is None for k in ("as_of", "cycle", "currency")):
+        loaded = _load(values, where)
     assumed: list[str] = []
     if values.get("fiscal_year_start") is None:
         values["fiscal_year_start"] = 1
         assumed.append("the fiscal year starts in January (fiscal_year_start not set)")
     if values.get("currency") is None:
-        assumed.append(f"amounts are in {config.CURRENCY} (currency not set)")
+        if loaded is not None and loaded.currency:
+            values["currency"] = loaded.currency
+            assumed.append(
+                f"amounts are in {loaded.currency}, as the exports say (currency not set)"
+            )
+        else:
+            assumed.append(f"amounts are in {config.CURRENCY} (currency not set)")
     if values.get("segment_bands") is None:
         bands = ", ".join(
             f"{n} {lo:g}-{hi:g}" if hi != float("inf") else f"{n} {lo:g}+"
             for n, lo, hi in config.SEGMENT_BANDS
         )
         assumed.append(f"accounts without a segment are banded by employees: {bands}")
-    if values.get("as_of") is None or values.get("cycle") is None:
-        _settle_period(values, where, assumed, today)
+    if loaded is not None:
+        _settle_period(values, loaded.tables, assumed, today)
     params = rparams.check(values, where=where, base_dir=base)
     for line in assumed:
         logger.info("assumed: %s", line)
     return PlanSettings(params, tuple(assumed), path)
 
 
-def _settle_period(
-    values: dict[str, Any], where: str, assumed: list[str], today: pd.Timestamp | None
-) -> None:
-    """Fill ``as_of`` (the data's last complete month) and ``cycle`` (the quarter after)."""
+def _load(values: Mapping[str, Any], where: str) -> Any:
+    """The user's exports, read once to settle what the parameters leave open."""
     from revmodel import sources
 
-    start = int(values["fiscal_year_start"])
-    naming = str(values.get("fiscal_year_naming") or config.FISCAL_YEAR_NAMING)
     checked = rparams.check(
         {k: values[k] for k in ("data_dir", "mapping") if values.get(k)},
         where=where,
         require=False,
     )
+    return sources.load(checked["data_dir"], mapping=checked.get("mapping"))
+
+
+def _settle_period(
+    values: dict[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+    assumed: list[str],
+    today: pd.Timestamp | None,
+) -> None:
+    """Fill ``as_of`` (the data's last complete month) and ``cycle`` (the quarter after)."""
+    start = int(values["fiscal_year_start"])
+    naming = str(values.get("fiscal_year_naming") or config.FISCAL_YEAR_NAMING)
     if values.get("as_of") is None:
-        tables = sources.load(checked["data_dir"], mapping=checked.get("mapping")).tables
         month = last_complete_month(tables, today=today)
         values["as_of"] = f"{month:%Y-%m}"
         assumed.append(f"actuals end at {month:%Y-%m}, the data's last complete month")

@@ -283,3 +283,13 @@ def test_opportunities_alone_publish_a_smaller_plan(tmp_path, monkeypatch, small
 
     with xr.open_dataset(html.parent / "plan.nc", group="cube") as c:
         assert float(c["bookings"].sum()) == pytest.approx(float(won["amount"].sum()), rel=1e-9)
+
+
+def test_currency_comes_from_the_exports_mapping_not_the_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "HOME", tmp_path)
+    data = _write_export(tmp_path / "d", ["D1,won,1000,2026-06-30,2026-06-01"])
+    (data / "mapping.yaml").write_text("currency: EUR\n", encoding="utf-8")
+    s = project.plan_settings(data, today=pd.Timestamp("2026-08-01"))
+    assert s.params["currency"] == "EUR"
+    assert "amounts are in EUR, as the exports say (currency not set)" in s.assumed
+    assert not any("USD" in line for line in s.assumed)
