@@ -258,7 +258,7 @@ def test_opportunities_alone_publish_a_smaller_plan(tmp_path, monkeypatch, small
     data.mkdir()
     shutil.copy(folder / "opportunities.csv", data / "opportunities.csv")
     monkeypatch.setattr(config, "HOME", tmp_path)
-    html = publish.plan(None, data_dir=data, out_dir=tmp_path / "reports", log=lambda _: None)
+    html = publish.plan(None, data_dir=data, out_dir=tmp_path / "reports")
     assert html == tmp_path / "reports" / "FY2027-Q1" / "plan.html"
     assert publish.check_pack(html.parent) == []
     manifest = json.loads((html.parent / "manifest.json").read_text(encoding="utf-8"))
