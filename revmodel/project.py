@@ -219,7 +219,7 @@ def plan_settings(
     rparams.check(values, where=where, base_dir=base, require=False)  # bad keys first
     values["data_dir"] = _data_dir(values)
     loaded = None
-    if any(values.get(k) is None for k in ("as_of", "cycle", "currency")):
+    if values.get("as_of") is None or values.get("cycle") is None:
         loaded = _load(values, where)
     assumed: list[str] = []
     if values.get("fiscal_year_start") is None:
@@ -231,8 +231,13 @@ def plan_settings(
             assumed.append(
                 f"amounts are in {loaded.currency}, as the exports say (currency not set)"
             )
-        else:
+        elif loaded is not None:
             assumed.append(f"amounts are in {config.CURRENCY} (currency not set)")
+        else:
+            assumed.append(
+                f"amounts are in the currency the exports state, else {config.CURRENCY} "
+                "(currency not set)"
+            )
     if values.get("segment_bands") is None:
         bands = ", ".join(
             f"{n} {lo:g}-{hi:g}" if hi != float("inf") else f"{n} {lo:g}+"
