@@ -13,6 +13,9 @@ amounts), ``int`` (a whole number), ``date`` (a calendar date, ISO
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from revmodel.errors import ParameterError, RevmodelError
 
 
 @dataclass(frozen=True)
@@ -258,3 +261,71 @@ def schema_markdown() -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def segment_bands(
+    value: Any, where: str = "segment_bands", error: type[RevmodelError] = ParameterError
+) -> tuple[tuple[str, float, float], ...]:
+    """The one validator of segment bands: ``[[name, lower, upper], ...]`` [employees].
+
+    Accepts a list of ``[name, lower, upper]`` (an empty, null or ``inf`` upper
+    bound means no upper bound) or a ``"SMB:0:200,Mid-Market:200:2000,..."``
+    string. Names must be unique, every band must have ``lower < upper`` and
+    bands must not overlap. Used by the mapping reader, the parameters file,
+    the command line and territory segmentation.
+
+    Parameters
+    ----------
+    value : list or str
+        The bands.
+    where : str
+        Where they come from, to start every message with.
+    error : type
+        The error raised (:class:`~revmodel.errors.DataError` for a mapping file).
+
+    Returns
+    -------
+    tuple of (str, float, float)
+
+    Examples
+    --------
+    >>> segment_bands("SMB:0:200,Enterprise:200:")
+    (('SMB', 0.0, 200.0), ('Enterprise', 200.0, inf))
+    >>> segment_bands([["A", 0, 100], ["B", 50, 200]], "bands")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: bands: segments 'A' and 'B' overlap; make each upper bound the next lower bound.
+    """
+    items = value
+    if isinstance(value, str):
+        items = [part.split(":") for part in value.split(",") if part.strip()]
+    hint = (
+        f"{where}: expected a list of [name, lower, upper], "
+        "e.g. [[SMB, 0, 200], [Enterprise, 200, null]]"
+    )
+    if not isinstance(items, list | tuple) or not items:
+        raise error(hint)
+    bands: list[tuple[str, float, float]] = []
+    for item in items:
+        if not isinstance(item, list | tuple) or len(item) != 3:
+            raise error(hint)
+        name, lower, upper = item
+        try:
+            lo = float(lower)
+            hi = float("inf") if upper in (None, "", "inf", ".inf", "null") else float(upper)
+        except (TypeError, ValueError):
+            raise error(f"{where}: bounds of band '{name}' must be numbers") from None
+        if not hi > lo:
+            raise error(f"{where}: band '{name}' has upper bound {hi:g} <= lower bound {lo:g}")
+        bands.append((str(name).strip(), lo, hi))
+    names = [b[0] for b in bands]
+    if len(set(names)) != len(names):
+        raise error(f"{where}: segment names must be unique, got {names}.")
+    ordered = sorted(bands, key=lambda b: b[1])
+    for (n1, _, hi1), (n2, lo2, _) in zip(ordered, ordered[1:], strict=False):
+        if lo2 < hi1:
+            raise error(
+                f"{where}: segments '{n1}' and '{n2}' overlap; make each upper bound the next "
+                "lower bound."
+            )
+    return tuple(bands)

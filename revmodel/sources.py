@@ -459,30 +459,14 @@ def read_mapping(path: str | Path) -> MappingSpec:
 def parse_segment_bands(
     value: Any, where: str = "segment_bands"
 ) -> tuple[tuple[str, float, float], ...]:
-    """Segment bands from a list of ``[name, lower, upper]`` or a ``"SMB:0:200,..."`` string.
+    """Segment bands of a mapping file or option (:func:`revmodel.schema.segment_bands`).
 
-    An empty or null upper bound means no upper bound [employees].
+    Examples
+    --------
+    >>> parse_segment_bands("SMB:0:200,Enterprise:200:")
+    (('SMB', 0.0, 200.0), ('Enterprise', 200.0, inf))
     """
-    items = value
-    if isinstance(value, str):
-        items = [part.split(":") for part in value.split(",") if part.strip()]
-    bands: list[tuple[str, float, float]] = []
-    hint = f"{where}: expected a list of [name, lower, upper], e.g. [[SMB, 0, 200], [Enterprise, 200, null]]"
-    if not isinstance(items, list | tuple) or not items:
-        raise DataError(hint)
-    for item in items:
-        if not isinstance(item, list | tuple) or len(item) != 3:
-            raise DataError(hint)
-        name, lower, upper = item
-        try:
-            lo = float(lower)
-            hi = float("inf") if upper in (None, "", "inf", ".inf", "null") else float(upper)
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: bounds of band '{name}' must be numbers") from None
-        if not hi > lo:
-            raise DataError(f"{where}: band '{name}' has upper bound {hi:g} <= lower bound {lo:g}")
-        bands.append((str(name).strip(), lo, hi))
-    return tuple(bands)
+    return schema.segment_bands(value, where, error=DataError)
 
 
 # ---------------------------------------------------------------------------

@@ -65,7 +65,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from revmodel import config, sections
 from revmodel.allocation import largest_remainder
 from revmodel.errors import DataError, InfeasibleError, ParameterError
-from revmodel.schema import OPEN_STAGES
+from revmodel.schema import OPEN_STAGES, segment_bands
 
 #: Weights of the potential score components (renormalised over the components present).
 DEFAULT_POTENTIAL_WEIGHTS: dict[str, float] = {
@@ -159,24 +159,7 @@ def _unique_ids(df: pd.DataFrame, table: str, key: str) -> pd.Series:
 
 
 def _check_bands(bands: Iterable[tuple[str, float, float]]) -> tuple[tuple[str, float, float], ...]:
-    out = tuple((str(n), float(lo), float(hi)) for n, lo, hi in bands)
-    if not out:
-        raise ParameterError("bands: give at least one (name, lower, upper) employee band.")
-    names = [b[0] for b in out]
-    if len(set(names)) != len(names):
-        raise ParameterError(f"bands: segment names must be unique, got {names}.")
-    for name, lo, hi in out:
-        if not lo < hi:
-            raise ParameterError(
-                f"bands: segment '{name}' has lower bound {lo:g} >= upper bound {hi:g}."
-            )
-    ordered = sorted(out, key=lambda b: b[1])
-    for (n1, _, hi1), (n2, lo2, _) in zip(ordered, ordered[1:], strict=False):
-        if lo2 < hi1:
-            raise ParameterError(
-                f"bands: segments '{n1}' and '{n2}' overlap; make each upper bound the next lower bound."
-            )
-    return out
+    return segment_bands([list(b) for b in bands], "bands")
 
 
 def segment_accounts(

@@ -668,3 +668,20 @@ def test_territories_cli_locked_file_and_as_of(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         f"error: --locked {tmp_path / 'nope.txt'}: no such file; list the account ids to keep, one per line."
     )
+
+
+def test_one_segment_band_validator_for_mappings_and_territories():
+    from revmodel import schema, sources
+    from revmodel.errors import DataError
+
+    bad = [["A", 0, 100], ["B", 50, 200]]
+    message = "segments 'A' and 'B' overlap; make each upper bound the next lower bound."
+    with pytest.raises(DataError) as from_mapping:
+        sources.parse_segment_bands(bad, "mapping.yaml: segment_bands")
+    assert str(from_mapping.value) == f"mapping.yaml: segment_bands: {message}"
+    with pytest.raises(ParameterError) as from_territory:
+        territory.segment_accounts(pd.DataFrame({"account_id": ["a"], "employees": [5]}), bad)
+    assert str(from_territory.value) == f"bands: {message}"
+    with pytest.raises(ParameterError, match="segment names must be unique"):
+        schema.segment_bands([["A", 0, 10], ["A", 10, None]])
+    assert schema.segment_bands("S:0:10,L:10:") == (("S", 0.0, 10.0), ("L", 10.0, float("inf")))
