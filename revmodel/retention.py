@@ -250,7 +250,7 @@ def arr_bridge(
         "closing": "ARR at the end of the period",
     }
     for k, v in names.items():
-        out[k].attrs = {"units": f"{_CUR}/year", "long_name": v}
+        out[k].attrs = {"units": f"{cube.attrs.get('currency', _CUR)}/year", "long_name": v}
     return out.assign_attrs(period=period, as_of=cube.attrs.get("as_of"))
 
 
@@ -423,6 +423,154 @@ def _plan_months(cube: xr.Dataset, plan_year: str) -> pd.DatetimeIndex:
     )
 
 
+def _target_goal(
+    start: xr.DataArray,
+    assumptions: Assumptions,
+    target: float | xr.DataArray | None,
+    dims: tuple[str, ...],
+) -> xr.DataArray:
+    """The closing ARR target of every cell [currency/year]."""
+    if target is None:
+        goal = start * (1.0 + assumptions.target_growth)
+    elif isinstance(target, xr.DataArray):
+        extra = [d for d in target.dims if d not in start.dims]
+        if extra:
+            raise ParameterError(f"target has dim {extra[0]!r}, which is not in dims {list(dims)}.")
+        goal = target.broadcast_like(start).astype(float)
+    else:
+        total = float(start.sum())
+        if not np.isfinite(float(target)) or float(target) <= 0:
+            raise ParameterError(f"target must be a positive ARR amount, got {target!r}.")
+        if dims and total <= 0:
+            raise ParameterError(
+                "target: there is no opening ARR to spread a company target over cells; "
+                "pass target as a DataArray by cell."
+            )
+        goal = start * (float(target) / total) if dims else xr.full_like(start, float(target))
+    return goal
+
+
+def _arr_path(
+    start: xr.DataArray, goal: xr.DataArray, churn: xr.DataArray
+) -> dict[str, np.ndarray]:
+    """Month-by-month ARR path from ``start`` to ``goal``, churning at ``churn`` a year."""
+    # The arithmetic runs on plain arrays (cells x steps): a what-if calls this on every change.
+    churn = churn.broadcast_like(start).transpose(*start.dims)
+    goal = goal.broadcast_like(start).transpose(*start.dims)
+    s0 = start.values.astype(float)[..., None]
+    g0 = goal.values.astype(float)[..., None]
+    r = (1.0 - (1.0 - churn.values.astype(float)) ** (1.0 / 12.0))[..., None]
+    k = np.arange(13, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = s0 * (g0 / np.where(s0 > 0, s0, np.nan)) ** (k / 12.0)
+    path = np.where(s0 > 0, geometric, g0 * k / 12.0)
+    prev, cur = path[..., :-1], path[..., 1:]
+    expected = r * prev
+    required = cur - prev + expected
+    total_required = required.sum(axis=-1)
+    start_v = s0[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = np.where(
+            start_v != 0, total_required / np.where(start_v != 0, start_v, 1.0), np.nan
+        )
+    return {
+        "prev": prev,
+        "cur": cur,
+        "expected": expected,
+        "required": required,
+        "total_required": total_required,
+        "start": start_v,
+        "goal": g0[..., 0],
+        "churn": churn.values.astype(float),
+        "growth": growth,
+    }
+
+
+def _plan_dataset(
+    cube: xr.Dataset,
+    start: xr.DataArray,
+    months: pd.DatetimeIndex,
+    opening_month: pd.Timestamp,
+    arrays: dict[str, np.ndarray],
+    company: float,
+) -> xr.Dataset:
+    """The ARR plan as a Dataset with units (see :func:`retention_plan`)."""
+    prev, cur, expected, required = (arrays[k] for k in ("prev", "cur", "expected", "required"))
+    total_required, start_v, growth = arrays["total_required"], arrays["start"], arrays["growth"]
+    g0 = arrays["goal"][..., None]
+    cell_dims = tuple(start.dims)
+    month_dims = (*cell_dims, "month")
+    cal = fcal.month_coords(
+        months, int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
+    )
+    usd = f"{cube.attrs.get('currency', _CUR)}/year"
+    out = xr.Dataset(
+        {
+            "opening_arr": (
+                month_dims,
+                prev,
+                {"units": usd, "long_name": "ARR at the start of the month (target path)"},
+            ),
+            "required_new_arr": (
+                month_dims,
+                required,
+                {"units": usd, "long_name": "New + expansion ARR needed in the month"},
+            ),
+            "expected_churn_arr": (
+                month_dims,
+                expected,
+                {"units": usd, "long_name": "ARR expected to churn in the month"},
+            ),
+            "closing_arr": (
+                month_dims,
+                cur,
+                {"units": usd, "long_name": "ARR at the end of the month (target path)"},
+            ),
+            "starting_arr": (
+                cell_dims,
+                start_v,
+                {"units": usd, "long_name": f"ARR at the end of {opening_month:%Y-%m}"},
+            ),
+            "target_arr": (
+                cell_dims,
+                g0[..., 0],
+                {"units": usd, "long_name": "Closing ARR target of the plan year"},
+            ),
+            "total_required_new_arr": (
+                cell_dims,
+                total_required,
+                {"units": usd, "long_name": "New + expansion ARR needed in the plan year"},
+            ),
+            "total_expected_churn_arr": (
+                cell_dims,
+                expected.sum(axis=-1),
+                {"units": usd, "long_name": "ARR expected to churn in the plan year"},
+            ),
+            "churn_rate": (
+                cell_dims,
+                arrays["churn"],
+                {"units": "1/year", "long_name": "Annual gross revenue churn"},
+            ),
+            "company_churn_rate": (
+                (),
+                company,
+                {"units": "1/year", "long_name": "Churn rate of the company (plan_churn_rate)"},
+            ),
+            "growth_needed": (
+                cell_dims,
+                growth,
+                {"units": "1", "long_name": "New + expansion ARR needed / starting ARR"},
+            ),
+        },
+        coords={
+            **{d: start[d].values for d in cell_dims},
+            "month": months.values.astype("datetime64[ns]"),
+            **{k2: ("month", v) for k2, v in cal.items()},
+        },
+    )
+    return out
+
+
 def retention_plan(
     cube: xr.Dataset,
     assumptions: Assumptions,
@@ -495,114 +643,9 @@ def retention_plan(
         )
         source = "history"
 
-    if target is None:
-        goal = start * (1.0 + assumptions.target_growth)
-    elif isinstance(target, xr.DataArray):
-        extra = [d for d in target.dims if d not in start.dims]
-        if extra:
-            raise ParameterError(f"target has dim {extra[0]!r}, which is not in dims {list(dims)}.")
-        goal = target.broadcast_like(start).astype(float)
-    else:
-        total = float(start.sum())
-        if not np.isfinite(float(target)) or float(target) <= 0:
-            raise ParameterError(f"target must be a positive ARR amount, got {target!r}.")
-        if dims and total <= 0:
-            raise ParameterError(
-                "target: there is no opening ARR to spread a company target over cells; "
-                "pass target as a DataArray by cell."
-            )
-        goal = start * (float(target) / total) if dims else xr.full_like(start, float(target))
-
-    # The arithmetic runs on plain arrays (cells x steps): a what-if calls this on every change.
-    churn = churn.broadcast_like(start).transpose(*start.dims)
-    goal = goal.broadcast_like(start).transpose(*start.dims)
-    s0 = start.values.astype(float)[..., None]
-    g0 = goal.values.astype(float)[..., None]
-    r = (1.0 - (1.0 - churn.values.astype(float)) ** (1.0 / 12.0))[..., None]
-    k = np.arange(13, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        geometric = s0 * (g0 / np.where(s0 > 0, s0, np.nan)) ** (k / 12.0)
-    path = np.where(s0 > 0, geometric, g0 * k / 12.0)
-    prev, cur = path[..., :-1], path[..., 1:]
-    expected = r * prev
-    required = cur - prev + expected
-    total_required = required.sum(axis=-1)
-    start_v = s0[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        growth = np.where(
-            start_v != 0, total_required / np.where(start_v != 0, start_v, 1.0), np.nan
-        )
-
-    cell_dims = tuple(start.dims)
-    month_dims = (*cell_dims, "month")
-    cal = fcal.month_coords(
-        months, int(cube.attrs["fiscal_year_start"]), cube.attrs["fiscal_year_naming"]
-    )
-    usd = f"{_CUR}/year"
-    out = xr.Dataset(
-        {
-            "opening_arr": (
-                month_dims,
-                prev,
-                {"units": usd, "long_name": "ARR at the start of the month (target path)"},
-            ),
-            "required_new_arr": (
-                month_dims,
-                required,
-                {"units": usd, "long_name": "New + expansion ARR needed in the month"},
-            ),
-            "expected_churn_arr": (
-                month_dims,
-                expected,
-                {"units": usd, "long_name": "ARR expected to churn in the month"},
-            ),
-            "closing_arr": (
-                month_dims,
-                cur,
-                {"units": usd, "long_name": "ARR at the end of the month (target path)"},
-            ),
-            "starting_arr": (
-                cell_dims,
-                start_v,
-                {"units": usd, "long_name": f"ARR at the end of {opening_month:%Y-%m}"},
-            ),
-            "target_arr": (
-                cell_dims,
-                g0[..., 0],
-                {"units": usd, "long_name": "Closing ARR target of the plan year"},
-            ),
-            "total_required_new_arr": (
-                cell_dims,
-                total_required,
-                {"units": usd, "long_name": "New + expansion ARR needed in the plan year"},
-            ),
-            "total_expected_churn_arr": (
-                cell_dims,
-                expected.sum(axis=-1),
-                {"units": usd, "long_name": "ARR expected to churn in the plan year"},
-            ),
-            "churn_rate": (
-                cell_dims,
-                churn.values.astype(float),
-                {"units": "1/year", "long_name": "Annual gross revenue churn"},
-            ),
-            "company_churn_rate": (
-                (),
-                company,
-                {"units": "1/year", "long_name": "Churn rate of the company (plan_churn_rate)"},
-            ),
-            "growth_needed": (
-                cell_dims,
-                growth,
-                {"units": "1", "long_name": "New + expansion ARR needed / starting ARR"},
-            ),
-        },
-        coords={
-            **{d: start[d].values for d in cell_dims},
-            "month": months.values.astype("datetime64[ns]"),
-            **{k2: ("month", v) for k2, v in cal.items()},
-        },
-    )
+    goal = _target_goal(start, assumptions, target, dims)
+    arrays = _arr_path(start, goal, churn)
+    out = _plan_dataset(cube, start, months, opening_month, arrays, company)
     return out.assign_attrs(
         plan_year=assumptions.plan_year,
         opening_month=f"{opening_month:%Y-%m-%d}",
