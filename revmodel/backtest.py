@@ -22,6 +22,12 @@ Models (names accepted in ``models``):
   measure up to the origin (segment, region, rep, month), ``forecast`` the
   bottom-cell mean for the next ``horizon`` months, summed up to every node.
 
+Each name becomes a typed model (:class:`Reconciled`, :class:`BaseForecast`,
+:class:`BottomUpSum`, :class:`SeasonalNaive`, :class:`WeightedPipeline`,
+:class:`Blend`, :class:`Custom`) and each fold is scored by what its type does.
+The 10-90% band of a reconciled model comes from reconciled sample paths
+(:func:`revmodel.reconcile.sample_reconciled`), so it is coherent like the mean.
+
 Metrics, per fold, model and level (``total``, ``region``, ``segment``,
 ``region/segment``, ``manager``, ``manager/segment``, ``rep``, ``bottom``):
 

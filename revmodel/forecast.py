@@ -37,6 +37,11 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
    when a month is zero or negative) (:func:`revmodel.models.default_model`).
 
 Quantiles of a non-negative measure are clipped at 0 and the clipping is recorded.
+
+The nodes are the rows of one hierarchy (:func:`revmodel.reconcile.hierarchy_from_cells`),
+built once by :func:`forecast_cube`; :func:`forecast_hierarchy` gives it back from a
+forecast and :func:`reconcile_dataset` makes every node coherent, quantiles included
+(reconciled sample paths).
 """
 
 from __future__ import annotations
