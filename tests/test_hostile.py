@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from revmodel import config
 from revmodel.cli import main
 
 CORPUS = Path(__file__).parent / "hostile"
@@ -60,6 +61,8 @@ def test_hostile_case(case, tmp_path, capsys, monkeypatch):
     expected = json.loads((CORPUS / case / "expected.json").read_text(encoding="utf-8"))
     prepare(case, tmp_path)
     monkeypatch.chdir(tmp_path)
+    # The project root is the folder the command runs in, as for a user (config.HOME is cwd).
+    monkeypatch.setattr(config, "HOME", tmp_path)
     code = main(list(expected["args"]))
     captured = capsys.readouterr()
     assert captured.out.splitlines() == _fill(expected.get("stdout", []))
