@@ -53,6 +53,7 @@ format: $(STAMP)
 # Every benchmark; each prints a table and writes benchmarks/results/<script>.json.
 # bench_forecast_m3 reads the M3 data from ../shared/data/m3-monthly (or REVMODEL_M3_PATH).
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_cube.py
 	$(BIN)/python benchmarks/bench_whatif.py
 	$(BIN)/python benchmarks/bench_territory.py

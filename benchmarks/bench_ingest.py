@@ -30,6 +30,12 @@ FILES = ("opportunities.csv", "reps.csv")
 
 
 def _peak_mb() -> float:
+    """This process's peak resident memory [MB] (VmHWM: ru_maxrss would include the parent's)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -442,7 +442,9 @@ def _arrow_csv(
     names: list[str],
     skip: int,
     block: int = BLOCK_BYTES,
+    handle_invalid: bool = False,
 ) -> tuple[pa.Table, list[str]]:
+    """Parse with pyarrow; rows of the wrong width are collected (a second pass) only if any."""
     invalid: list[str] = []
 
     def handler(row) -> str:  # noqa: ANN001 - pyarrow's InvalidRow
@@ -457,9 +459,10 @@ def _arrow_csv(
     )
     parse = pacsv.ParseOptions(
         delimiter=sep,
-        newlines_in_values=True,
+        # quoted values may span lines; checking for that costs, so only when quotes exist
+        newlines_in_values=_has_quotes(path, whole),
         ignore_empty_lines=False,
-        invalid_row_handler=handler,
+        invalid_row_handler=handler if handle_invalid else None,
     )
     convert = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names},
@@ -477,7 +480,11 @@ def _arrow_csv(
         if "UTF8" in text or "utf8" in text.lower() or "utf-8" in text.lower():
             raise UnicodeDecodeError(enc.codec, b"", 0, 1, text) from None
         if ("straddling" in text or "block size" in text) and block < LARGE_BLOCK_BYTES:
-            return _arrow_csv(path, label, enc, whole, sep, names, skip, LARGE_BLOCK_BYTES)
+            return _arrow_csv(
+                path, label, enc, whole, sep, names, skip, LARGE_BLOCK_BYTES, handle_invalid
+            )
+        if text.startswith("CSV parse error: Expected") and not handle_invalid:
+            return _arrow_csv(path, label, enc, whole, sep, names, skip, block, True)
         if "straddling" in text or "block size" in text:
             raise Unusable(
                 f"{label} has a row longer than {LARGE_BLOCK_BYTES:,} bytes; check the export "
@@ -489,6 +496,15 @@ def _arrow_csv(
             f"{label} cannot be read as CSV ({text.splitlines()[0]}); export it again"
         ) from None
     return table, invalid
+
+
+def _has_quotes(path: Path, whole: str | None) -> bool:
+    if whole is not None:
+        return '"' in whole
+    import mmap
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return mm.find(b'"') >= 0
 
 
 def _tail_records(path: Path, enc: _Encoding, whole: str | None, sep: str) -> list[list[str]]:

@@ -839,12 +839,19 @@ def _as_text(s: pd.Series) -> pd.Series:
     if not pd.api.types.is_string_dtype(s) or s.dtype == object:
         s = s.astype("str")
     arr = pyarrow.array(s, type=pyarrow.large_string(), from_pandas=True)
-    ascii_only = pc.all(pc.string_is_ascii(arr)).as_py() in (True, None)
-    arr = pc.ascii_trim_whitespace(arr) if ascii_only else pc.utf8_trim_whitespace(arr)
+    padded = pc.match_substring_regex(arr, r"^\s|\s$")
     empty = pc.equal(pc.binary_length(arr), 0)
-    if pc.any(empty).as_py():
-        arr = pc.if_else(empty, pyarrow.scalar(None, pyarrow.large_string()), arr)
-    return pd.Series(arr.to_pandas().array, index=s.index, dtype="str")
+    if not (pc.any(padded).as_py() or pc.any(empty).as_py()):
+        return s if s.dtype == "str" else s.astype("str")
+    arr = pc.utf8_trim_whitespace(arr)
+    empty = pc.equal(pc.binary_length(arr), 0)
+    arr = pc.if_else(empty, pyarrow.scalar(None, pyarrow.large_string()), arr)
+    return pd.Series(_STR(arr.cast(pyarrow.large_string())), index=s.index)
+
+
+def _STR(arr: pyarrow.Array) -> pd.api.extensions.ExtensionArray:  # noqa: N802
+    """Arrow text as pandas' ``str`` dtype, without a copy."""
+    return pd.arrays.ArrowStringArray(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 @dataclass
