@@ -214,6 +214,7 @@ def test_a_call_shows_in_the_explorer_of_another_session(app_context, store_url,
         explorer.Selection(cycle, manager=manager_name),
     )["landing"])  # fmt: skip
     assert explorer_page.kpis.values["commit"] == "–"  # formatting.MISSING
+    assert "no call for this slice" in explorer_page.kpis.value
     # Another kernel (its own store object on the same database) submits a team call.
     calls = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
     calls.rep.value = f"manager:{manager_name}"
@@ -226,6 +227,7 @@ def test_a_call_shows_in_the_explorer_of_another_session(app_context, store_url,
     explorer_page.refresh()
     assert explorer_page.kpis.values["commit"] == explorer.layout.fmt_money(round(before * 1.2))
     assert explorer_page.kpis.values["landing"] == explorer.layout.fmt_money(round(before * 1.2))
+    assert f"best case {explorer.layout.fmt_money(round(before * 1.5))}" in explorer_page.kpis.value
     table = text(explorer_page.table.value)
     assert explorer.layout.fmt_money(round(before * 1.5)) in table  # best case on the Total row
     # The reps nobody called moved with the team's call, and the page says which call did it.

@@ -336,6 +336,14 @@ def figure(ctx: AppContext, sel: Selection) -> go.Figure:
     return fig
 
 
+def _commit_note(s: dict[str, float]) -> str:
+    if np.isfinite(s.get("best_case", np.nan)):
+        return f"best case {layout.fmt_money(s['best_case'])}"
+    if np.isfinite(s.get("commit", np.nan)):
+        return "no best case called"
+    return "no call for this slice"
+
+
 def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
     """KPI cards of :func:`summarise`."""
     fmt, pct = layout.fmt_money, layout.fmt_pct
@@ -349,7 +357,7 @@ def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
          "sub": f"P10-P90 {fmt(s['p10'])} - {fmt(s['p90'])}"},
         {"name": "quota", "label": "Quota", "value": fmt(s["quota"]), "sub": quota_sub},
         {"name": "commit", "label": "Commit", "value": fmt(s.get("commit")),
-         "sub": f"best case {fmt(s.get('best_case'))}" if np.isfinite(s.get("best_case", np.nan)) else "no call for this slice"},
+         "sub": _commit_note(s)},
         {"name": "attainment", "label": "Attainment", "value": pct(s["expected_attainment"]),
          "sub": f"expected; {pct(s['attainment'])} booked to date"},
         {"name": "pipeline", "label": "Open pipeline", "value": fmt(s["pipeline"]),
