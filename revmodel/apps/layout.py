@@ -196,11 +196,13 @@ def table_html(
     total_rows: Iterable[int] = (),
     flag_column: str | None = None,
     max_rows: int = 200,
+    scroll: bool = True,
 ) -> str:
     """A DataFrame as an HTML table of class ``revmodel-grid`` (``css`` added).
 
     ``kinds`` maps a column to ``money``, ``usd``, ``pct``, ``int`` or text;
-    rows in ``total_rows`` are bold; a truthy ``flag_column`` cell is red.
+    rows in ``total_rows`` are bold; a truthy ``flag_column`` cell is red; ``scroll``
+    False shows every row at full height (no scroll box).
     """
     kinds = dict(kinds or {})
     totals = set(total_rows)
@@ -220,7 +222,8 @@ def table_html(
     if len(frame) > max_rows:
         more = f"<div class='revmodel-footer'>{len(frame) - max_rows} more rows not shown</div>"
     return (
-        f"<div class='revmodel-scroll'><table class='revmodel-grid {css}'><thead><tr>{head}</tr>"
+        f"<div class='{'revmodel-scroll' if scroll else 'revmodel-full'}'>"
+        f"<table class='revmodel-grid {css}'><thead><tr>{head}</tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
     )
 

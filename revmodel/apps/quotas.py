@@ -228,7 +228,11 @@ def _draw_quotas(page: QuotasPage, shown: pd.DataFrame) -> None:
     ctx = page.context
     page.kpis.show(cards(shown, ctx.assumptions.attainment_tolerance))
     page.chart.show(plots.quota_balance(shown))
-    cols = {**QUOTA_COLUMNS, "cycle_quota": f"Quota {ctx.cycle}"}
+    cols = {}
+    for key, title in QUOTA_COLUMNS.items():
+        cols[key] = title
+        if key == "full_year_quota":
+            cols["cycle_quota"] = f"Quota {ctx.cycle}"
     table = shown.assign(name=[ctx.label("rep", r) for r in shown["rep"]]).drop(columns="rep")
     table = table[[c for c in cols if c in table.columns]].rename(columns=cols)
     money = ("Quota (year)", f"Quota {ctx.cycle}", "Capacity (year)")
@@ -238,6 +242,8 @@ def _draw_quotas(page: QuotasPage, shown: pd.DataFrame) -> None:
         kinds={**dict.fromkeys(money, "money"), **dict.fromkeys(pct, "pct")},
         flag_column="Balance",
         css="revmodel-quota-grid",
+        max_rows=1000,
+        scroll=False,
     )
 
 
