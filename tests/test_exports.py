@@ -11,6 +11,7 @@ the draft completed where a person would have to -> ``revmodel validate`` ->
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -735,6 +736,17 @@ COMPLETIONS: dict[str, dict] = {
     "hubspot": {"currency": "USD"},
     "custom": {"values": {"stage": {"On Ice": "qualification", "Verbal Yes": "negotiation"}}},
 }
+#: Exit status of validate once the draft is completed: the stages are all mapped then.
+COMPLETED_STATUS: dict[str, int] = {"salesforce": 1, "hubspot": 1}
+#: How the pack writes amounts in each currency.
+SYMBOL = {"USD": "$", "GBP": "£", "CAD": "CA$", "EUR": "€"}
+#: Sections each pack must skip: no export holds accounts or reps; only the billing case
+#: holds subscriptions; the orders file names no rep, so no capacity or quota either.
+SKIPPED: dict[str, set[str]] = {
+    **{c: {"arr", "territories"} for c in CASES},
+    "billing": {"territories"},
+    "orders": {"arr", "territories", "capacity", "quotas"},
+}
 #: Currency each pack must show.
 CURRENCY = {
     "salesforce": "USD",
@@ -792,7 +804,7 @@ def _check_rows(case: str, data: Path, capsys) -> None:
     code = main(["validate", str(data)])
     out = capsys.readouterr().out
     result = sources.load(data)
-    assert code == result.status == STATUS.get(case, 0), out
+    assert code == result.status == COMPLETED_STATUS.get(case, 0), out
     files = {t.file: t for t in result.reports.values()}
     assert {f: r.rows_read for f, r in files.items()} == _rows(case)
     for r in files.values():
@@ -801,12 +813,13 @@ def _check_rows(case: str, data: Path, capsys) -> None:
 
 
 #: What main lacks for a case to publish, named exactly (the case is a strict xfail until then).
-MISSING_ON_MAIN = (
-    "project: revmodel plan in a folder made by revmodel init rejects its own "
-    "parameters/plan.yaml ('cycle must be a str, got None'), and an opportunities-only plan "
-    "stops in 03-territories (KeyError: 'accounts'): partial data is not on main"
-)
-E2E_XFAIL: dict[str, str] = dict.fromkeys(CASES, MISSING_ON_MAIN)
+E2E_XFAIL: dict[str, str] = {
+    "orders": (
+        "project: a plan whose exports name no rep stops in 04-capacity-quota with "
+        "InfeasibleError 'no seat has any weight to carry the target ... no rep is employed "
+        "in the plan months'; capacity and quotas are not skipped as not provided"
+    ),
+}
 
 
 @pytest.mark.slow
@@ -841,12 +854,12 @@ def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
     assert booked == pytest.approx(generate.won_total(case), abs=0.01)
     page = html_path.read_text(encoding="utf-8")
     currency = CURRENCY[case]
-    assert currency in page
+    assert re.search(re.escape(SYMBOL[currency]) + r"\d", page)  # e.g. £2.5M
     if currency != "USD":
         assert "USD" not in page
+        assert not re.search(r"(?<![A-Z])\$\d", page)  # no dollar amounts
     skipped = {sk["id"]: sk["reason"] for sk in manifest["sections"]["skipped"]}
-    # no export holds accounts or reps; only the billing case holds subscriptions
-    assert set(skipped) == ({"territories"} if case == "billing" else {"arr", "territories"})
+    assert set(skipped) == SKIPPED[case]
     for reason in skipped.values():
         assert reason in page
     if case == "billing":
