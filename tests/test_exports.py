@@ -813,12 +813,20 @@ def _check_rows(case: str, data: Path, capsys) -> None:
 
 
 #: What main lacks for a case to publish, named exactly (the case is a strict xfail until then).
+CHARTS_IN_USD = (
+    "plots.py: the pack's charts label amounts 'USD per month' / '[USD]' with the '$~s' tick "
+    "format (MONEY_FORMAT) whatever the export's currency; the plot functions do not read "
+    "the cube's currency attribute"
+)
 E2E_XFAIL: dict[str, str] = {
-    "orders": (
-        "project: a plan whose exports name no rep stops in 04-capacity-quota with "
-        "InfeasibleError 'no seat has any weight to carry the target ... no rep is employed "
-        "in the plan months'; capacity and quotas are not skipped as not provided"
-    ),
+    "pipedrive": CHARTS_IN_USD,
+    "dynamics": CHARTS_IN_USD,
+    "erp": CHARTS_IN_USD,
+    "custom": CHARTS_IN_USD,
+    "orders": CHARTS_IN_USD
+    + "; and a plan whose exports name no rep stopped in 04-capacity-quota with "
+    "InfeasibleError 'no seat has any weight to carry the target': capacity and quotas "
+    "are not skipped as not provided",
 }
 
 
@@ -853,11 +861,12 @@ def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
         arr_now = float(cube["arr"].sel(month=last).sum()) if "arr" in cube else None
     assert booked == pytest.approx(generate.won_total(case), abs=0.01)
     page = html_path.read_text(encoding="utf-8")
+    text = re.sub(r"<script.*?</script>", "", page, flags=re.DOTALL)  # plotly.js code aside
     currency = CURRENCY[case]
-    assert re.search(re.escape(SYMBOL[currency]) + r"\d", page)  # e.g. £2.5M
+    assert re.search(re.escape(SYMBOL[currency]) + r"\d", text)  # e.g. £2.5M
     if currency != "USD":
         assert "USD" not in page
-        assert not re.search(r"(?<![A-Z])\$\d", page)  # no dollar amounts
+        assert not re.search(r"(?<![A-Z])\$\d", text)  # no dollar amounts
     skipped = {sk["id"]: sk["reason"] for sk in manifest["sections"]["skipped"]}
     assert set(skipped) == SKIPPED[case]
     for reason in skipped.values():
