@@ -216,7 +216,10 @@ def plan_settings(
     values.update({k: str(v) for k, v in given.items() if v is not None})
     where = str(path) if path is not None else "plan settings"
     base = path.parent if path is not None else None
-    rparams.check(values, where=where, base_dir=base, require=False)  # bad keys first
+    # Bad keys and values first, before any folder is looked for or any data read.
+    early = {k: v for k, v in values.items() if k not in ("data_dir", "mapping")}
+    rparams.check(early, where=where, base_dir=base, require=False)
+    rparams.check(values, where=where, base_dir=base, require=False)
     values["data_dir"] = _data_dir(values)
     loaded = None
     if values.get("as_of") is None or values.get("cycle") is None:
