@@ -57,6 +57,7 @@ import xarray as xr
 from scipy import stats
 
 from revmodel import calendar as fcal
+from revmodel import formatting
 from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
 from revmodel.forecast import NodeForecast, node_forecasts, reconcile_nodes  # noqa: F401
@@ -910,7 +911,7 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
         raise ParameterError(f"--out {path}: write the table as .csv or .json")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
-        table.to_csv(path, index=False)
+        formatting.write_csv(table, path)  # node keys are names from the exports
     else:
         path.write_text(json.dumps(table.to_dict(orient="records"), indent=2) + "\n")
     return path

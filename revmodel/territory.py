@@ -62,7 +62,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from revmodel import config, sections
+from revmodel import config, formatting, sections
 from revmodel.allocation import largest_remainder
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 from revmodel.schema import OPEN_STAGES, segment_bands
@@ -380,8 +380,9 @@ class TerritoryPlan:
             "report": path.with_name(f"{path.stem}_report.txt"),
             "record": path.with_name(f"{path.stem}_run.json"),
         }
-        self.assignment.to_csv(paths["assignment"], index=False)
-        self.balance.to_csv(paths["balance"], index=False)
+        # Names come from the exports: written inert, so a spreadsheet never runs them.
+        formatting.write_csv(self.assignment, paths["assignment"])
+        formatting.write_csv(self.balance, paths["balance"])
         paths["report"].write_text(balance_report(self) + "\n", encoding="utf-8")
         paths["record"].write_text(
             json.dumps(self.record, indent=1, sort_keys=True), encoding="utf-8"

