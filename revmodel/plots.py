@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import xarray as xr
 
+from revmodel import config, formatting
+
 __all__ = [
     "COLORS",
     "TEMPLATE",
@@ -58,8 +60,8 @@ PALETTE: tuple[str, ...] = (
     "#1f3a5f",
     "#f2c94c",
 )
-#: Money axes: $1.2M style.
-MONEY_FORMAT = "$~s"
+#: Money axes: 1.2M style, the currency's symbol before it (see :func:`_money_axis`).
+MONEY_FORMAT = "~s"
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -85,8 +87,15 @@ def _figure(title: str) -> go.Figure:
     return fig
 
 
-def _money_axis(fig: go.Figure, axis: str = "yaxis") -> None:
-    fig.update_layout({axis: {"tickformat": MONEY_FORMAT, "tickprefix": ""}})
+def _code(currency: str | None) -> str:
+    """The ISO code charts label amounts with: the data's, else the configured default."""
+    return str(currency or config.CURRENCY).strip().upper()
+
+
+def _money_axis(fig: go.Figure, axis: str = "yaxis", currency: str | None = None) -> None:
+    """Amounts on ``axis`` as ``€1.2M``: the data's currency, never a hard-coded dollar."""
+    prefix = formatting.currency_symbol(_code(currency))
+    fig.update_layout({axis: {"tickformat": MONEY_FORMAT, "tickprefix": prefix}})
 
 
 def plotly_js() -> str:
@@ -117,6 +126,7 @@ def forecast_fan(
     cycle_months: Sequence | pd.DatetimeIndex | None = None,
     history_months: int = 24,
     measure: str = "bookings",
+    currency: str | None = None,
 ) -> go.Figure:
     """Company bookings: history, forecast median (reconciled) and its 10-90% band, and the target.
 
@@ -170,12 +180,15 @@ def forecast_fan(
         fig.add_vrect(x0=cm[0] - pd.Timedelta(days=15), x1=cm[-1] + pd.Timedelta(days=15),
                       fillcolor="#f2c94c", opacity=0.15, line_width=0, annotation_text="cycle",
                       annotation_position="top left")  # fmt: skip
-    _money_axis(fig)
-    fig.update_yaxes(title_text="USD per month", rangemode="tozero")
+    code = _code(currency or cube.attrs.get("currency"))
+    _money_axis(fig, currency=code)
+    fig.update_yaxes(title_text=f"{code} per month", rangemode="tozero")
     return fig
 
 
-def bookings_vs_target(table: pd.DataFrame, title: str = "Forecast vs target") -> go.Figure:
+def bookings_vs_target(
+    table: pd.DataFrame, title: str = "Forecast vs target", currency: str | None = None
+) -> go.Figure:
     """Forecast (with its 10-90% band) and target by member of one level, as grouped bars.
 
     Parameters
@@ -198,14 +211,14 @@ def bookings_vs_target(table: pd.DataFrame, title: str = "Forecast vs target") -
                                   "color": "#52606d", "thickness": 1}))  # fmt: skip
     fig.add_trace(go.Bar(x=t["name"], y=t["target"], name="Target", marker_color=COLORS["target"]))
     fig.update_layout(barmode="group", height=340)
-    _money_axis(fig)
+    _money_axis(fig, currency=currency)
     return fig
 
 
 # --------------------------------------------------------------------------- ARR
 
 
-def arr_bridge(bridge: xr.Dataset, periods: int = 4) -> go.Figure:
+def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None) -> go.Figure:
     """The ARR bridge of the last ``periods`` periods as a waterfall.
 
     Parameters
@@ -235,13 +248,15 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4) -> go.Figure:
     closing = float(b["closing"].isel({period: -1}))
     x = [f"Opening {labels[0]}", *flows, f"Closing {labels[-1]}"]
     y = [opening, *flows.values(), closing]
+    currency = currency or bridge.attrs.get("currency")
+    sym = formatting.currency_symbol(_code(currency))
     fig = _figure(f"ARR bridge, {labels[0]} to {labels[-1]}")
     fig.add_trace(
         go.Waterfall(
             x=x,
             y=y,
             measure=["absolute", "relative", "relative", "relative", "relative", "total"],
-            text=[f"${v / 1e6:,.1f}M" for v in y],
+            text=[f"{sym}{v / 1e6:,.1f}M" for v in y],
             textposition="outside",
             increasing={"marker": {"color": COLORS["positive"]}},
             decreasing={"marker": {"color": COLORS["negative"]}},
@@ -252,12 +267,12 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4) -> go.Figure:
     )
     lo = min(opening, closing)
     fig.update_yaxes(range=[lo * 0.8, max(opening, closing) * 1.08])
-    _money_axis(fig)
+    _money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)
     return fig
 
 
-def pipeline_waterfall(row: pd.Series, title: str) -> go.Figure:
+def pipeline_waterfall(row: pd.Series, title: str, currency: str | None = None) -> go.Figure:
     """What changed in the pipeline of a period: one row of :func:`revmodel.history.waterfall`.
 
     Parameters
@@ -285,13 +300,14 @@ def pipeline_waterfall(row: pd.Series, title: str) -> go.Figure:
     }
     x = ["Opening", *bars, "Closing"]
     y = [float(row["opening"]), *bars.values(), float(row["closing"])]
+    sym = formatting.currency_symbol(_code(currency))
     fig = _figure(title)
     fig.add_trace(
         go.Waterfall(
             x=x,
             y=y,
             measure=["absolute", *["relative"] * len(bars), "total"],
-            text=[f"${v / 1e6:,.2f}M" for v in y],
+            text=[f"{sym}{v / 1e6:,.2f}M" for v in y],
             textposition="outside",
             increasing={"marker": {"color": COLORS["positive"]}},
             decreasing={"marker": {"color": COLORS["negative"]}},
@@ -300,21 +316,23 @@ def pipeline_waterfall(row: pd.Series, title: str) -> go.Figure:
             name="pipeline",
         )
     )
-    _money_axis(fig)
+    _money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)
     return fig
 
 
-def changes_figures(section) -> dict[str, go.Figure]:
+def changes_figures(section, currency: str | None = None) -> dict[str, go.Figure]:
     """The two waterfalls of a :class:`revmodel.history.ChangesSection` (total rows)."""
     return {
         "since_last_week": pipeline_waterfall(
             section.since_last_week.table.iloc[0],
             f"{section.quarter} pipeline: the week to {section.as_of:%Y-%m-%d}",
+            currency,
         ),
         "since_quarter_start": pipeline_waterfall(
             section.since_quarter_start.table.iloc[0],
             f"{section.quarter} pipeline: since {section.period_start:%Y-%m-%d}",
+            currency,
         ),
     }
 
@@ -322,7 +340,7 @@ def changes_figures(section) -> dict[str, go.Figure]:
 # --------------------------------------------------------------------------- quotas
 
 
-def quota_balance(table: pd.DataFrame) -> go.Figure:
+def quota_balance(table: pd.DataFrame, currency: str | None = None) -> go.Figure:
     """Full-year quota against potential per rep; reps out of line stand out.
 
     Parameters
@@ -352,7 +370,7 @@ def quota_balance(table: pd.DataFrame) -> go.Figure:
     xtitle = (
         "Potential (territory score)"
         if xcol == "potential"
-        else "Capacity over the plan year [USD]"
+        else f"Capacity over the plan year [{_code(currency)}]"
     )
     fig = _figure("Quota balance: full-year quota against potential")
     for name, mask, color in (
@@ -362,15 +380,15 @@ def quota_balance(table: pd.DataFrame) -> go.Figure:
         sub = t[mask]
         fig.add_trace(go.Scatter(x=sub[xcol], y=sub["full_year_quota"], mode="markers", name=name,
                                  text=sub["rep"], marker={"color": color, "size": 8, "opacity": 0.85},
-                                 hovertemplate="%{text}<br>quota %{y:$,.0f}<br>x %{x:,.1f}<extra></extra>"))  # fmt: skip
+                                 hovertemplate="%{text}<br>quota " + formatting.currency_symbol(_code(currency)) + "%{y:,.0f}<br>x %{x:,.1f}<extra></extra>"))  # fmt: skip
     if len(t) and (t[xcol] > 0).any():
         ratio = float(np.median(t["full_year_quota"][t[xcol] > 0] / t[xcol][t[xcol] > 0]))
         xs = np.array([0.0, float(t[xcol].max()) * 1.05])
         fig.add_trace(go.Scatter(x=xs, y=xs * ratio, mode="lines", name="Median ratio",
                                  line={"color": COLORS["neutral"], "dash": "dash"}))  # fmt: skip
     fig.update_xaxes(title_text=xtitle)
-    fig.update_yaxes(title_text="Full-year quota [USD]")
-    _money_axis(fig)
+    fig.update_yaxes(title_text=f"Full-year quota [{_code(currency)}]")
+    _money_axis(fig, currency=currency)
     return fig
 
 
@@ -409,14 +427,16 @@ def territory_balance(balance: pd.DataFrame) -> go.Figure:
 
 
 def scenario_comparison(
-    table: pd.DataFrame, metrics: Sequence[str] = ("target", "capacity", "gap", "required_new_arr")
+    table: pd.DataFrame,
+    metrics: Sequence[str] = ("target", "capacity", "gap", "required_new_arr"),
+    currency: str | None = None,
 ) -> go.Figure:
     """Key figures of each scenario side by side (grouped bars, one group per figure).
 
     Parameters
     ----------
     table : pandas.DataFrame
-        One row per scenario: ``scenario`` and the metric columns [USD].
+        One row per scenario: ``scenario`` and the metric columns [currency].
     metrics : sequence of str
         Columns shown (those absent are skipped).
 
@@ -432,7 +452,7 @@ def scenario_comparison(
         fig.add_trace(go.Bar(x=[c.replace("_", " ") for c in cols], y=[r[c] for c in cols],
                              name=str(r["scenario"]), marker_color=PALETTE[i % len(PALETTE)]))  # fmt: skip
     fig.update_layout(barmode="group", height=340)
-    _money_axis(fig)
+    _money_axis(fig, currency=currency)
     return fig
 
 
@@ -440,7 +460,9 @@ def scenario_comparison(
 
 
 def accuracy(
-    table: pd.DataFrame, levels: Sequence[str] = ("region", "segment", "manager")
+    table: pd.DataFrame,
+    levels: Sequence[str] = ("region", "segment", "manager"),
+    currency: str | None = None,
 ) -> go.Figure:
     """Last quarter's forecast against actual, by member of each level.
 
@@ -457,6 +479,7 @@ def accuracy(
         band) and a ``Perfect forecast`` diagonal.
     """
     t = table[table["level"].isin(levels)]
+    sym = formatting.currency_symbol(_code(currency))
     fig = _figure("Last quarter: forecast against actual")
     for i, level in enumerate(levels):
         sub = t[t["level"] == level]
@@ -467,13 +490,15 @@ def accuracy(
             marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
             error_y={"type": "data", "symmetric": False, "array": (sub["p90"] - sub["forecast"]).clip(lower=0),
                      "arrayminus": (sub["forecast"] - sub["p10"]).clip(lower=0), "thickness": 1, "width": 0},
-            hovertemplate="%{text}<br>actual %{x:$,.0f}<br>forecast %{y:$,.0f}<extra></extra>",
+            hovertemplate=f"%{{text}}<br>actual {sym}%{{x:,.0f}}<br>forecast {sym}%{{y:,.0f}}<extra></extra>",
         ))  # fmt: skip
     hi = float(max(t["actual"].max(), t["forecast"].max())) * 1.05 if len(t) else 1.0
     fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", name="Perfect forecast",
                              line={"color": COLORS["neutral"], "dash": "dash"}))  # fmt: skip
-    fig.update_xaxes(title_text="Actual [USD]", tickformat=MONEY_FORMAT)
-    fig.update_yaxes(title_text="Forecast [USD]", tickformat=MONEY_FORMAT)
+    fig.update_xaxes(title_text=f"Actual [{_code(currency)}]")
+    fig.update_yaxes(title_text=f"Forecast [{_code(currency)}]")
+    _money_axis(fig, "xaxis", currency)
+    _money_axis(fig, "yaxis", currency)
     return fig
 
 

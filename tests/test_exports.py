@@ -813,18 +813,8 @@ def _check_rows(case: str, data: Path, capsys) -> None:
 
 
 #: What main lacks for a case to publish, named exactly (the case is a strict xfail until then).
-CHARTS_IN_USD = (
-    "plots.py: the pack's charts label amounts 'USD per month' / '[USD]' with the '$~s' tick "
-    "format (MONEY_FORMAT) whatever the export's currency; the plot functions do not read "
-    "the cube's currency attribute"
-)
 E2E_XFAIL: dict[str, str] = {
-    "pipedrive": CHARTS_IN_USD,
-    "dynamics": CHARTS_IN_USD,
-    "erp": CHARTS_IN_USD,
-    "custom": CHARTS_IN_USD,
-    "orders": CHARTS_IN_USD
-    + "; and a plan whose exports name no rep stopped in 04-capacity-quota with "
+    "orders": "a plan whose exports name no rep stops in 04-capacity-quota with "
     "InfeasibleError 'no seat has any weight to carry the target': capacity and quotas "
     "are not skipped as not provided",
 }

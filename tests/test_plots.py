@@ -133,3 +133,20 @@ def test_divs_do_not_fetch_plotly_and_js_is_inline():
     assert "<script src" not in div and "cdn.plot.ly" not in div
     assert "Plotly.newPlot" in div
     assert len(plots.plotly_js()) > 1_000_000
+
+
+@pytest.mark.parametrize(("currency", "symbol"), [("EUR", "€"), ("GBP", "£"), ("CHF", "CHF ")])
+def test_money_charts_are_labelled_in_the_data_currency(currency, symbol):
+    table = pd.DataFrame(
+        {"name": ["A"], "forecast": [1.0e6], "p10": [0.8e6], "p90": [1.2e6], "target": [1.1e6]}
+    )
+    fig = plots.bookings_vs_target(table, currency=currency)
+    assert fig.layout.yaxis.tickprefix == symbol
+    assert fig.layout.yaxis.tickformat == "~s"
+    row = pd.Series(
+        {"opening": 1e6, "new": 2e5, "pulled_in": 0.0, "pushed_out": 1e5, "increased": 0.0,
+         "decreased": 0.0, "won": 3e5, "lost": 0.0, "closing": 8e5}
+    )  # fmt: skip
+    wf = plots.pipeline_waterfall(row, "What changed", currency=currency)
+    assert wf.data[0].text[0] == f"{symbol}1.00M"
+    assert "USD" not in wf.to_json() and "$" not in wf.to_json()

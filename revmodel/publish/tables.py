@@ -335,6 +335,8 @@ def pack_figures(
     figs: dict[str, Any] = {}
     cube, fc, rec = r.get("cube"), r.get("forecast"), r.get("reconciled")
     quotas = r.get("quotas")
+    # Every chart is labelled in the data's currency (the cube's), never a hard-coded one.
+    cur = cube.attrs.get("currency") if cube is not None else None
     if fc is not None and rec is not None:
         figs["fan"] = plots.forecast_fan(
             cube,
@@ -342,29 +344,34 @@ def pack_figures(
             rec["forecast"],
             quota=quotas,
             cycle_months=period_months(params["cycle"], cube.attrs),
+            currency=cur,
         )
     f = tables.get("forecast_by_level")
     if f is not None:
         for level in ("region", "segment", "manager"):
             figs[f"vs_target_{level}"] = plots.bookings_vs_target(
-                f[f["level"] == level], title=f"Forecast vs target by {level}, {params['cycle']}"
+                f[f["level"] == level],
+                title=f"Forecast vs target by {level}, {params['cycle']}",
+                currency=cur,
             )
     bridge = r.get("arr_bridge")
     if bridge is not None:
-        figs["bridge"] = plots.arr_bridge(bridge)
+        figs["bridge"] = plots.arr_bridge(bridge, currency=cur)
     qt = tables.get("quotas_by_rep")
     if qt is not None and "capacity_year" in qt:
-        figs["quota_balance"] = plots.quota_balance(qt)
+        figs["quota_balance"] = plots.quota_balance(qt, currency=cur)
     tb = r.get("territory_balance")
     if tb is not None:
         figs["territory"] = plots.territory_balance(tb)
     sc = r.get("scenarios")
     if sc is not None and len(sc):
-        figs["scenarios"] = plots.scenario_comparison(sc)
+        figs["scenarios"] = plots.scenario_comparison(sc, currency=cur)
     acc = r.get("accuracy")
     if acc is not None and len(acc):
-        figs["accuracy"] = plots.accuracy(acc)
+        figs["accuracy"] = plots.accuracy(acc, currency=cur)
     for name in ("changes_week", "changes_quarter"):
         if name in tables:
-            figs[name] = plots.pipeline_waterfall(tables[name].iloc[0], tables[name].attrs["title"])
+            figs[name] = plots.pipeline_waterfall(
+                tables[name].iloc[0], tables[name].attrs["title"], currency=cur
+            )
     return figs  # fmt: skip
