@@ -1745,7 +1745,7 @@ def period_quantiles(
     if nonnegative:
         draws = np.maximum(draws, 0.0)
     per_node = draws.sum(axis=1)  # n x N
-    index = np.array([order.index(g) for g in labels])
+    index = np.array([order.index(g) for g in labels], dtype=np.intp)
     totals = np.zeros((len(order), per_node.shape[1]))
     np.add.at(totals, index, per_node)
     return np.quantile(totals, np.asarray(levels, dtype=float), axis=-1).T, order

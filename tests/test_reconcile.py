@@ -773,3 +773,9 @@ def test_shared_shocks_make_the_bottoms_add_up_to_each_aggregate_spread(hierarch
     q_ind = center[:, None] + stats.norm.ppf(levels)[None, :] * sd_ind[:, None]
     q_ind = np.repeat(q_ind[:, None, :], 2, axis=1)
     assert rc.shared_shocks(cov, q_ind, levels, hierarchy).kappa.sum() < 0.05
+
+
+def test_period_quantiles_of_a_level_with_no_node_is_empty_not_an_index_error():
+    # A level with no member (e.g. every deal lost, so no region node has a forecast).
+    totals, order = rc.period_quantiles(np.zeros((0, 3, 3)), [0.1, 0.5, 0.9], groups=[])
+    assert order == [] and totals.shape == (0, 3)
