@@ -372,7 +372,9 @@ def quota_balance(table: pd.DataFrame, currency: str | None = None) -> go.Figure
         if xcol == "potential"
         else f"Capacity over the plan year [{_code(currency)}]"
     )
-    fig = _figure("Quota balance: full-year quota against potential")
+    # The title names what the x axis holds: potential when the territory plan gives it.
+    against = "potential" if xcol == "potential" else "capacity"
+    fig = _figure(f"Quota balance: full-year quota against {against}")
     for name, mask, color in (
         ("In line", ~out, COLORS["forecast"]),
         ("Out of line", out, COLORS["negative"]),

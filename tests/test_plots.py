@@ -150,3 +150,15 @@ def test_money_charts_are_labelled_in_the_data_currency(currency, symbol):
     wf = plots.pipeline_waterfall(row, "What changed", currency=currency)
     assert wf.data[0].text[0] == f"{symbol}1.00M"
     assert "USD" not in wf.to_json() and "$" not in wf.to_json()
+
+
+def test_quota_balance_title_names_what_the_x_axis_holds():
+    base = {"rep": ["R1", "R2"], "full_year_quota": [1e6, 2e6], "out_of_line": [False, True]}
+    by_capacity = plots.quota_balance(pd.DataFrame({**base, "capacity_year": [1.1e6, 1.9e6]}))
+    assert by_capacity.layout.title.text == "Quota balance: full-year quota against capacity"
+    assert by_capacity.layout.xaxis.title.text == "Capacity over the plan year [USD]"
+    by_potential = plots.quota_balance(
+        pd.DataFrame({**base, "capacity_year": [1.1e6, 1.9e6], "potential": [10.0, 30.0]})
+    )
+    assert by_potential.layout.title.text == "Quota balance: full-year quota against potential"
+    assert by_potential.layout.xaxis.title.text == "Potential (territory score)"
