@@ -59,16 +59,7 @@ FOLDS = 4
 STEP = 3
 LEVELS = ("total", "region", "segment", "bottom")
 #: Every level of the sample company's hierarchy.
-LEVELS_ALL = (
-    "total",
-    "region",
-    "segment",
-    "region/segment",
-    "manager",
-    "manager/segment",
-    "rep",
-    "bottom",
-)
+LEVELS_ALL = backtest.LEVEL_ORDER
 #: Levels of the employment hierarchy (region/segment is region; rep is bottom).
 EMPLOYMENT_LEVELS = ("total", "segment", "region", "manager", "bottom")
 #: Reconciliation methods scored besides the default.

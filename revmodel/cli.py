@@ -133,23 +133,28 @@ def map_cmd(files: tuple[str, ...], out: str | None, force: bool) -> int:
     return mapdraft.exit_code(draft)
 
 
+def fiscal_calendar_options(command):
+    """``--fiscal-year-start`` and ``--fiscal-year-naming``, declared once for every command."""
+    command = click.option(
+        "--fiscal-year-naming",
+        type=click.Choice(["end", "start"]),
+        default=config.FISCAL_YEAR_NAMING,
+        show_default=True,
+        help="name fiscal years by the calendar year they end or start in",
+    )(command)
+    return click.option(
+        "--fiscal-year-start",
+        type=int,
+        default=config.FISCAL_YEAR_START,
+        show_default=True,
+        help="first month of the fiscal year, 1-12",
+    )(command)
+
+
 @cli.command("cube", help="build the revenue cube from a data folder")
 @click.argument("data_dir", metavar="DIR")
 @click.option("--mapping", default=None, help="mapping YAML")
-@click.option(
-    "--fiscal-year-start",
-    type=int,
-    default=config.FISCAL_YEAR_START,
-    show_default=True,
-    help="first month of the fiscal year, 1-12",
-)
-@click.option(
-    "--fiscal-year-naming",
-    type=click.Choice(["end", "start"]),
-    default=config.FISCAL_YEAR_NAMING,
-    show_default=True,
-    help="name fiscal years by the calendar year they end or start in",
-)
+@fiscal_calendar_options
 @click.option("--as-of", default=None, help="last month of actuals, YYYY-MM")
 @click.option("--out", required=True, help="output file: .nc writes NetCDF, .zarr writes Zarr")
 def cube_cmd(
@@ -221,20 +226,7 @@ def snapshot_cmd(data_dir: str, mapping: str | None, as_of: str | None) -> int:
 )
 @click.option("--out", required=True, help="waterfall CSV")
 @click.option("--deals", default=None, help="CSV of the deals behind each bar")
-@click.option(
-    "--fiscal-year-start",
-    type=int,
-    default=config.FISCAL_YEAR_START,
-    show_default=True,
-    help="first month of the fiscal year, 1-12",
-)
-@click.option(
-    "--fiscal-year-naming",
-    type=click.Choice(["end", "start"]),
-    default=config.FISCAL_YEAR_NAMING,
-    show_default=True,
-    help="name fiscal years by the calendar year they end or start in",
-)
+@fiscal_calendar_options
 def changes_cmd(
     data_dir: str,
     mapping: str | None,
