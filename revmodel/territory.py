@@ -463,6 +463,158 @@ def _group_value(g: _Group, assign: np.ndarray, w: Mapping[str, float]) -> dict[
     }
 
 
+@dataclass(frozen=True)
+class _MilpLayout:
+    """Column layout of one group's programme: ``x[a, r]`` binaries, then ``t``, ``u`` and ``d[r]``."""
+
+    accounts: int
+    reps: int
+
+    @property
+    def nx(self) -> int:
+        """Number of assignment binaries (and the first column after them)."""
+        return self.accounts * self.reps
+
+    @property
+    def t(self) -> int:
+        """Column of ``t``, the largest potential deviation."""
+        return self.nx
+
+    @property
+    def u(self) -> int:
+        """Column of ``u``, the largest count deviation."""
+        return self.nx + 1
+
+    @property
+    def d0(self) -> int:
+        """First column of ``d[r]``, each rep's potential deviation."""
+        return self.nx + 2
+
+    @property
+    def columns(self) -> int:
+        return self.nx + 2 + self.reps
+
+
+class _ConstraintRows:
+    """Sparse rows of a linear programme, appended block by block (``lo <= A x <= hi``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._rows: list[np.ndarray] = []
+        self._cols: list[np.ndarray] = []
+        self._vals: list[np.ndarray] = []
+        self._lo: list[np.ndarray] = []
+        self._hi: list[np.ndarray] = []
+
+    def add(self, rows, cols, vals, lo, hi) -> None:
+        """Append a block; ``rows`` count from 0 within the block, one bound per row."""
+        self._rows.append(np.asarray(rows) + self.count)
+        self._cols.append(np.asarray(cols))
+        self._vals.append(np.asarray(vals, dtype=float))
+        self._lo.append(np.asarray(lo, dtype=float))
+        self._hi.append(np.asarray(hi, dtype=float))
+        self.count += len(self._lo[-1])
+
+    def constraint(self, columns: int) -> LinearConstraint:
+        a = sparse.csr_array(
+            (np.concatenate(self._vals), (np.concatenate(self._rows), np.concatenate(self._cols))),
+            shape=(self.count, columns),
+        )
+        return LinearConstraint(a, np.concatenate(self._lo), np.concatenate(self._hi))
+
+
+def _milp_balance_rows(g: _Group, lay: _MilpLayout, rows: _ConstraintRows) -> None:
+    """Every account once; ``|potential deviation| <= d[r] <= t``; ``|count deviation| <= u``."""
+    n, m, nx = lay.accounts, lay.reps, lay.nx
+    mu = g.mean_potential or 1.0
+    cbar = g.mean_count or 1.0
+    a_idx = np.repeat(np.arange(n), m)
+    r_idx = np.tile(np.arange(m), n)
+    xcol = np.arange(nx)
+    rows.add(a_idx, xcol, np.ones(nx), np.ones(n), np.ones(n))
+    pr = g.potential[a_idx] / mu
+    base = 1.0 - g.locked_potential / mu
+    rr = np.concatenate([r_idx, np.arange(m)])
+    dcols = np.concatenate([xcol, lay.d0 + np.arange(m)])
+    rows.add(rr, dcols, np.concatenate([pr, -np.ones(m)]), np.full(m, -np.inf), base)
+    rows.add(rr, dcols, np.concatenate([-pr, -np.ones(m)]), np.full(m, -np.inf), -base)
+    rows.add(
+        np.concatenate([np.arange(m)] * 2),
+        np.concatenate([lay.d0 + np.arange(m), np.full(m, lay.t)]),
+        np.concatenate([np.ones(m), -np.ones(m)]),
+        np.full(m, -np.inf),
+        np.zeros(m),
+    )
+    cbase = 1.0 - g.locked_count / cbar
+    ucols = np.concatenate([xcol, np.full(m, lay.u)])
+    rows.add(
+        rr,
+        ucols,
+        np.concatenate([np.full(nx, 1.0 / cbar), -np.ones(m)]),
+        np.full(m, -np.inf),
+        cbase,
+    )
+    rows.add(
+        rr,
+        ucols,
+        np.concatenate([np.full(nx, -1.0 / cbar), -np.ones(m)]),
+        np.full(m, -np.inf),
+        -cbase,
+    )
+
+
+def _stay_columns(g: _Group, reps: int) -> np.ndarray:
+    """Columns of ``x[a, owner(a)]`` for the accounts that have an owner in the group."""
+    owned = np.flatnonzero(g.owner >= 0)
+    return owned * reps + g.owner[owned]
+
+
+def _milp_limit_rows(
+    g: _Group, lay: _MilpLayout, rows: _ConstraintRows, budget: int | None, capacity: int | None
+) -> None:
+    """The move budget (accounts leaving their owner) and the accounts-per-rep capacity."""
+    stay_cols = _stay_columns(g, lay.reps)
+    owned = len(stay_cols)
+    if budget is not None and owned:
+        rows.add(
+            np.zeros(owned, dtype=int), stay_cols, -np.ones(owned), [-np.inf], [budget - owned]
+        )
+    if capacity is not None:
+        rows.add(
+            np.tile(np.arange(lay.reps), lay.accounts),
+            np.arange(lay.nx),
+            np.ones(lay.nx),
+            np.full(lay.reps, -np.inf),
+            capacity - g.locked_count,
+        )
+
+
+def _milp_costs(g: _Group, lay: _MilpLayout, w: Mapping[str, float]) -> np.ndarray:
+    """Objective coefficients: deviation weights on ``t``, ``u``, ``d[r]``; a bonus for staying."""
+    c = np.zeros(lay.columns)
+    c[lay.t] = w["max_potential_deviation"]
+    c[lay.u] = w["max_count_deviation"]
+    c[lay.d0 :] = w["mean_potential_deviation"] / lay.reps
+    c[_stay_columns(g, lay.reps)] -= w["move"]
+    return c
+
+
+def _milp_bounds(lay: _MilpLayout, tolerance: float, hard: bool) -> tuple[Bounds, np.ndarray]:
+    """Variable bounds (binaries in [0, 1], ``d[r] <= tolerance`` when hard) and integrality."""
+    lb = np.zeros(lay.columns)
+    ub = np.full(lay.columns, np.inf)
+    ub[: lay.nx] = 1.0
+    if hard:
+        ub[lay.d0 :] = tolerance
+    integrality = np.zeros(lay.columns)
+    integrality[: lay.nx] = 1
+    return Bounds(lb, ub), integrality
+
+
+def _milp_status(status: int) -> str:
+    return {0: "optimal", 1: "time limit", 2: "infeasible", 3: "unbounded"}.get(status, "other")
+
+
 def _solve_milp(
     g: _Group,
     w: Mapping[str, float],
@@ -472,106 +624,156 @@ def _solve_milp(
     capacity: int | None,
     time_limit: float,
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
-    n, m = len(g.potential), len(g.rep_ids)
-    mu = g.mean_potential or 1.0
-    cbar = g.mean_count or 1.0
-    nx = n * m
-    it, ic, id0 = nx, nx + 1, nx + 2
-    nv = nx + 2 + m
-    a_idx = np.repeat(np.arange(n), m)
-    r_idx = np.tile(np.arange(m), n)
-    xcol = np.arange(nx)
-    rows, cols, vals, lo, hi = [], [], [], [], []
-    row = 0
-
-    def add(rr, cc, vv, lb, ub):
-        nonlocal row
-        rows.append(np.asarray(rr) + row)
-        cols.append(np.asarray(cc))
-        vals.append(np.asarray(vv, dtype=float))
-        lo.append(np.asarray(lb, dtype=float))
-        hi.append(np.asarray(ub, dtype=float))
-        row += len(lo[-1])
-
-    # every account exactly once
-    add(a_idx, xcol, np.ones(nx), np.ones(n), np.ones(n))
-    # |potential deviation| <= d[r] <= t
-    pr = g.potential[a_idx] / mu
-    base = 1.0 - g.locked_potential / mu
-    rr = np.concatenate([r_idx, np.arange(m)])
-    add(
-        rr,
-        np.concatenate([xcol, id0 + np.arange(m)]),
-        np.concatenate([pr, -np.ones(m)]),
-        np.full(m, -np.inf),
-        base,
-    )
-    add(
-        rr,
-        np.concatenate([xcol, id0 + np.arange(m)]),
-        np.concatenate([-pr, -np.ones(m)]),
-        np.full(m, -np.inf),
-        -base,
-    )
-    add(np.concatenate([np.arange(m)] * 2), np.concatenate([id0 + np.arange(m), np.full(m, it)]),
-        np.concatenate([np.ones(m), -np.ones(m)]), np.full(m, -np.inf), np.zeros(m))  # fmt: skip
-    # |count deviation| <= u
-    cbase = 1.0 - g.locked_count / cbar
-    cc = np.concatenate([xcol, np.full(m, ic)])
-    add(rr, cc, np.concatenate([np.full(nx, 1.0 / cbar), -np.ones(m)]), np.full(m, -np.inf), cbase)
-    add(
-        rr, cc, np.concatenate([np.full(nx, -1.0 / cbar), -np.ones(m)]), np.full(m, -np.inf), -cbase
-    )
-    owned = np.flatnonzero(g.owner >= 0)
-    stay_cols = owned * m + g.owner[owned]
-    if budget is not None and len(owned):
-        add(
-            np.zeros(len(owned), dtype=int),
-            stay_cols,
-            -np.ones(len(owned)),
-            [-np.inf],
-            [budget - len(owned)],
-        )
-    if capacity is not None:
-        add(r_idx, xcol, np.ones(nx), np.full(m, -np.inf), capacity - g.locked_count)
-    A = sparse.csr_array(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(row, nv)
-    )
-    c = np.zeros(nv)
-    c[it] = w["max_potential_deviation"]
-    c[ic] = w["max_count_deviation"]
-    c[id0:] = w["mean_potential_deviation"] / m
-    c[stay_cols] -= w["move"]
-    lb = np.zeros(nv)
-    ub = np.full(nv, np.inf)
-    ub[:nx] = 1.0
-    if hard:
-        ub[id0:] = tolerance
-    integrality = np.zeros(nv)
-    integrality[:nx] = 1
+    """Solve one group's programme with HiGHS; the assignment (indices into rep_ids) and solver info."""
+    lay = _MilpLayout(accounts=len(g.potential), reps=len(g.rep_ids))
+    rows = _ConstraintRows()
+    _milp_balance_rows(g, lay, rows)
+    _milp_limit_rows(g, lay, rows, budget, capacity)
+    bounds, integrality = _milp_bounds(lay, tolerance, hard)
     t0 = time.perf_counter()
     res = milp(
-        c,
+        _milp_costs(g, lay, w),
         integrality=integrality,
-        bounds=Bounds(lb, ub),
-        constraints=LinearConstraint(A, np.concatenate(lo), np.concatenate(hi)),
+        bounds=bounds,
+        constraints=rows.constraint(lay.columns),
         options={"time_limit": float(time_limit), "mip_rel_gap": MIP_REL_GAP, "presolve": True},
     )
     info: dict[str, Any] = {
         "method": "milp",
-        "status": {0: "optimal", 1: "time limit", 2: "infeasible", 3: "unbounded"}.get(
-            res.status, "other"
-        ),
+        "status": _milp_status(res.status),
         "message": str(res.message),
         "mip_gap": None if getattr(res, "mip_gap", None) is None else float(res.mip_gap),
-        "variables": int(nv),
-        "constraints": int(row),
+        "variables": int(lay.columns),
+        "constraints": int(rows.count),
         "seconds": round(time.perf_counter() - t0, 4),
     }
     if res.x is None:
         return None, info
-    x = res.x[:nx].reshape(n, m)
+    x = res.x[: lay.nx].reshape(lay.accounts, lay.reps)
     return np.argmax(x, axis=1).astype(np.int64), info
+
+
+class _LocalSearch:
+    """The heuristic's state: each free account's rep and each rep's fractional load.
+
+    ``dp[r]`` is rep ``r``'s potential deviation from the group mean and
+    ``cnt[r]`` its account count, both updated as accounts move; ``moves``
+    counts owned accounts that left their owner (forced moves are outside the
+    budget ``limit``).
+    """
+
+    def __init__(self, g: _Group, w: Mapping[str, float], budget: int | None, capacity: int | None):
+        m = len(g.rep_ids)
+        mu = g.mean_potential or 1.0
+        self.m = m
+        self.owner = g.owner
+        self.cbar = g.mean_count or 1.0
+        self.wc = w["max_count_deviation"]
+        self.lam = w["move"]
+        self.cap = (
+            np.full(m, np.inf) if capacity is None else capacity - g.locked_count.astype(float)
+        )
+        self.q = g.potential / mu  # account potential as a fraction of the mean
+        self.assign = g.owner.copy()
+        self.dp = (g.locked_potential - mu) / mu
+        self.cnt = g.locked_count.astype(float).copy()
+        owned = self.assign >= 0
+        np.add.at(self.dp, self.assign[owned], self.q[owned])
+        np.add.at(self.cnt, self.assign[owned], 1.0)
+        self.moves = 0
+        self.limit = np.inf if budget is None else budget
+
+    def dc(self) -> np.ndarray:
+        """Each rep's count deviation from the group mean [fraction]."""
+        return (self.cnt - self.cbar) / self.cbar
+
+    def shift(self, a: int, s: int) -> None:
+        """Move account ``a`` from its rep to rep ``s``."""
+        r = self.assign[a]
+        self.assign[a] = s
+        self.dp[r] -= self.q[a]
+        self.dp[s] += self.q[a]
+        self.cnt[r] -= 1
+        self.cnt[s] += 1
+
+    def place_unowned(self) -> None:
+        """Accounts that must be placed, largest first, each where it adds least to the squared deviations."""
+        q, cbar = self.q, self.cbar
+        for a in sorted(np.flatnonzero(self.assign < 0), key=lambda i: (-q[i], i)):
+            gain = 2 * q[a] * (q[a] + 2 * self.dp) / 2 + self.wc * (1 / cbar) * (
+                1 / cbar + 2 * self.dc()
+            )
+            gain = np.where(self.cnt < self.cap, gain, np.inf)
+            r = int(np.argmin(gain))
+            self.assign[a] = r
+            self.dp[r] += q[a]
+            self.cnt[r] += 1
+
+    def relieve_over_capacity(self) -> None:
+        """An owner above capacity hands its smallest accounts to the least loaded reps with room."""
+        for r in np.flatnonzero(self.cnt > self.cap):
+            while self.cnt[r] > self.cap[r]:
+                members = np.flatnonzero(self.assign == r)
+                if not len(members) or self.moves >= self.limit:
+                    break
+                a = members[np.argmin(self.q[members])]
+                s_gain = np.where(self.cnt < self.cap, self.dp, np.inf)
+                s = int(np.argmin(s_gain))
+                if not np.isfinite(s_gain[s]):
+                    break
+                self.shift(a, s)
+                self.moves += int(self.owner[a] == r)
+
+    def best_move(self, senders: np.ndarray, receivers: np.ndarray) -> tuple[float, tuple | None]:
+        """The single account move from a sender to a receiver that lowers the objective most."""
+        best: tuple[float, tuple | None] = (-1e-12, None)
+        cand = np.flatnonzero(np.isin(self.assign, senders))
+        if not len(cand):
+            return best
+        q, dp, cbar = self.q, self.dp, self.cbar
+        r = self.assign[cand]
+        qa = q[cand][:, None]
+        s = receivers[None, :]
+        dcv = self.dc()
+        delta = 2 * qa * (qa - dp[r][:, None] + dp[s]) + self.wc * 2 / cbar * (
+            1 / cbar - dcv[r][:, None] + dcv[s]
+        )
+        owner = self.owner[cand][:, None]
+        dmove = (owner >= 0) * ((s != owner).astype(float) - (r[:, None] != owner).astype(float))
+        delta = delta + self.lam * dmove
+        blocked = (
+            (s == r[:, None]) | (self.cnt[s] >= self.cap[s]) | ((self.moves + dmove) > self.limit)
+        )
+        delta = np.where(blocked, np.inf, delta)
+        flat = int(np.argmin(delta))
+        if delta.flat[flat] < best[0]:
+            i, j = divmod(flat, delta.shape[1])
+            best = (delta.flat[flat], ("move", int(cand[i]), int(receivers[j]), int(dmove[i, j])))
+        return best
+
+    def step(self) -> bool:
+        """Take the best improving move, else the best improving swap; False when there is none."""
+        k = min(self.m, 8)
+        order = np.argsort(self.dp + self.wc * self.dc(), kind="stable")
+        senders, receivers = order[::-1][:k], order[:k]
+        best = self.best_move(senders, receivers)
+        if best[1] is None:
+            best = _best_swap(
+                self.q, self.assign, self.owner, self.dp, senders, receivers, self.lam,
+                self.moves, self.limit,
+            )  # fmt: skip
+        if best[1] is None:
+            return False
+        kind, a, b, dm = best[1]
+        if kind == "move":
+            self.shift(a, b)
+        else:
+            r, s = self.assign[a], self.assign[b]
+            self.assign[a], self.assign[b] = s, r
+            self.dp[r] += self.q[b] - self.q[a]
+            self.dp[s] += self.q[a] - self.q[b]
+        self.moves += dm
+        return True
 
 
 def _solve_heuristic(
@@ -582,104 +784,14 @@ def _solve_heuristic(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Greedy placement of the accounts that must move, then steepest moves and swaps."""
     t0 = time.perf_counter()
-    m = len(g.rep_ids)
-    mu = g.mean_potential or 1.0
-    cbar = g.mean_count or 1.0
-    wc = w["max_count_deviation"]
-    lam = w["move"]
-    cap = np.full(m, np.inf) if capacity is None else capacity - g.locked_count.astype(float)
-    q = g.potential / mu  # account potential as a fraction of the mean
-    assign = g.owner.copy()
-    dp = (g.locked_potential - mu) / mu  # fractional deviations, updated as accounts land
-    cnt = g.locked_count.astype(float).copy()
-    owned = assign >= 0
-    np.add.at(dp, assign[owned], q[owned])
-    np.add.at(cnt, assign[owned], 1.0)
-    moves = 0  # moves of owned accounts (forced moves are outside the budget)
-    limit = np.inf if budget is None else budget
-
-    def dc():
-        return (cnt - cbar) / cbar
-
-    # accounts that must be placed, largest first, each where it adds least to the squared deviations
-    for a in sorted(np.flatnonzero(~owned), key=lambda i: (-q[i], i)):
-        gain = 2 * q[a] * (q[a] + 2 * dp) / 2 + wc * (1 / cbar) * (1 / cbar + 2 * dc())
-        gain = np.where(cnt < cap, gain, np.inf)
-        r = int(np.argmin(gain))
-        assign[a] = r
-        dp[r] += q[a]
-        cnt[r] += 1
-    # an owner above capacity must hand accounts over first
-    over = np.flatnonzero(cnt > cap)
-    for r in over:
-        while cnt[r] > cap[r]:
-            members = np.flatnonzero(assign == r)
-            if not len(members) or moves >= limit:
-                break
-            a = members[np.argmin(q[members])]
-            s_gain = np.where(cnt < cap, dp, np.inf)
-            s = int(np.argmin(s_gain))
-            if not np.isfinite(s_gain[s]):
-                break
-            assign[a] = s
-            dp[r] -= q[a]
-            dp[s] += q[a]
-            cnt[r] -= 1
-            cnt[s] += 1
-            moves += int(g.owner[a] == r)
-
-    k = min(m, 8)
+    search = _LocalSearch(g, w, budget, capacity)
+    search.place_unowned()
+    search.relieve_over_capacity()
     iterations = 0
-    while m > 1:
+    while search.m > 1:
         iterations += 1
-        score = dp + wc * dc()
-        order = np.argsort(score, kind="stable")
-        senders, receivers = order[::-1][:k], order[:k]
-        cand = np.flatnonzero(np.isin(assign, senders))
-        best = (-1e-12, None)
-        if len(cand):
-            r = assign[cand]
-            qa = q[cand][:, None]
-            s = receivers[None, :]
-            dcv = dc()
-            delta = 2 * qa * (qa - dp[r][:, None] + dp[s]) + wc * 2 / cbar * (
-                1 / cbar - dcv[r][:, None] + dcv[s]
-            )
-            owner = g.owner[cand][:, None]
-            dmove = (owner >= 0) * (
-                (s != owner).astype(float) - (r[:, None] != owner).astype(float)
-            )
-            delta = delta + lam * dmove
-            blocked = (s == r[:, None]) | (cnt[s] >= cap[s]) | ((moves + dmove) > limit)
-            delta = np.where(blocked, np.inf, delta)
-            flat = int(np.argmin(delta))
-            if delta.flat[flat] < best[0]:
-                i, j = divmod(flat, delta.shape[1])
-                best = (
-                    delta.flat[flat],
-                    ("move", int(cand[i]), int(receivers[j]), int(dmove[i, j])),
-                )
-        if best[1] is None:
-            best = _best_swap(q, assign, g.owner, dp, senders, receivers, lam, moves, limit)
-        if best[1] is None:
+        if not search.step():
             break
-        kind, *args = best[1]
-        if kind == "move":
-            a, s, dm = args
-            r = assign[a]
-            assign[a] = s
-            dp[r] -= q[a]
-            dp[s] += q[a]
-            cnt[r] -= 1
-            cnt[s] += 1
-            moves += dm
-        else:
-            a, b, dm = args
-            r, s = assign[a], assign[b]
-            assign[a], assign[b] = s, r
-            dp[r] += q[b] - q[a]
-            dp[s] += q[a] - q[b]
-            moves += dm
     info = {
         "method": "heuristic",
         "status": "local optimum",
@@ -687,7 +799,7 @@ def _solve_heuristic(
         "iterations": iterations,
         "seconds": round(time.perf_counter() - t0, 4),
     }
-    return assign, info
+    return search.assign, info
 
 
 def _best_swap(q, assign, owner, dp, senders, receivers, lam, moves, limit):
@@ -887,20 +999,23 @@ def assign_territories(
         a programme without a solution; the message names the region and
         segment and what to relax.
     """
-    params = {
-        "max_moves": max_moves,
-        "locked": dict(locked) if isinstance(locked, Mapping) else sorted(str(a) for a in locked),
-        "balance_tolerance": balance_tolerance,
-        "time_limit": time_limit,
-        "as_of": _iso_date(as_of, "as_of"),
-        "hard_tolerance": bool(hard_tolerance),
-        "max_accounts_per_rep": max_accounts_per_rep,
-        "weights": _check_objective_weights(weights),
-        "method": method,
-        "milp_max_variables": int(milp_max_variables),
-    }
+    locked = dict(locked) if isinstance(locked, Mapping) else tuple(sorted(str(a) for a in locked))
+    as_of = _iso_date(as_of, "as_of")
+    weights = _check_objective_weights(weights)
     acc, rp = _inputs_frame(accounts, reps, potential)
-    return _assign(_fill_from_owner(acc, rp), rp, params)
+    settings = AssignmentSettings(
+        max_moves=max_moves,
+        locked=locked,
+        balance_tolerance=balance_tolerance,
+        time_limit=time_limit,
+        as_of=as_of,
+        hard_tolerance=bool(hard_tolerance),
+        max_accounts_per_rep=max_accounts_per_rep,
+        weights=weights,
+        method=method,
+        milp_max_variables=int(milp_max_variables),
+    )
+    return _assign(_fill_from_owner(acc, rp), rp, settings)
 
 
 def _fill_from_owner(acc: pd.DataFrame, rp: pd.DataFrame) -> pd.DataFrame:
@@ -926,93 +1041,275 @@ def _iso_date(value: Any, name: str) -> str | None:
     return ts.date().isoformat()
 
 
-def _check_params(p: dict[str, Any]) -> None:
-    if p["max_moves"] is not None and (
-        not isinstance(p["max_moves"], int | np.integer) or p["max_moves"] < 0
+@dataclass(frozen=True)
+class AssignmentSettings:
+    """The settings of one territory assignment (the run record's ``parameters``).
+
+    Built by :func:`assign_territories` from its arguments (see there for
+    their meaning and units) and checked on construction.
+
+    Examples
+    --------
+    >>> s = AssignmentSettings(max_moves=3, locked=("A1",))
+    >>> s.to_record()["locked"], s.balance_tolerance
+    (['A1'], 0.05)
+    >>> AssignmentSettings(method="fast")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: method: expected 'auto', 'milp' or 'heuristic', got 'fast'.
+    """
+
+    max_moves: int | None = None
+    locked: tuple[str, ...] | Mapping[str, str] = ()
+    balance_tolerance: float = 0.05
+    time_limit: float = TIME_LIMIT_SECONDS
+    as_of: str | None = None
+    hard_tolerance: bool = False
+    max_accounts_per_rep: int | None = None
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVE_WEIGHTS))
+    method: str = "auto"
+    milp_max_variables: int = MILP_MAX_VARIABLES
+
+    def __post_init__(self) -> None:
+        _check_settings(self)
+
+    @property
+    def tolerance(self) -> float:
+        """``balance_tolerance`` as a float [fraction of the group mean]."""
+        return float(self.balance_tolerance)
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready parameters, as the run record stores them."""
+        return {
+            "max_moves": self.max_moves,
+            "locked": dict(self.locked) if isinstance(self.locked, Mapping) else list(self.locked),
+            "balance_tolerance": self.balance_tolerance,
+            "time_limit": self.time_limit,
+            "as_of": self.as_of,
+            "hard_tolerance": self.hard_tolerance,
+            "max_accounts_per_rep": self.max_accounts_per_rep,
+            "weights": dict(self.weights),
+            "method": self.method,
+            "milp_max_variables": self.milp_max_variables,
+        }
+
+    @classmethod
+    def from_record(cls, parameters: Mapping[str, Any]) -> AssignmentSettings:
+        """The settings a run record's ``parameters`` describe."""
+        p = dict(parameters)
+        locked = p.get("locked", ())
+        p["locked"] = dict(locked) if isinstance(locked, Mapping) else tuple(locked)
+        return cls(**p)
+
+
+def _check_settings(s: AssignmentSettings) -> None:
+    if s.max_moves is not None and (
+        not isinstance(s.max_moves, int | np.integer) or s.max_moves < 0
     ):
-        raise ParameterError(f"max_moves: expected a whole number >= 0, got {p['max_moves']!r}.")
-    tol = p["balance_tolerance"]
+        raise ParameterError(f"max_moves: expected a whole number >= 0, got {s.max_moves!r}.")
+    tol = s.balance_tolerance
     if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
         raise ParameterError(
             f"balance_tolerance: expected a fraction >= 0 (0.05 = 5%), got {tol!r}."
         )
-    if not (isinstance(p["time_limit"], int | float) and p["time_limit"] > 0):
-        raise ParameterError(f"time_limit: expected seconds > 0, got {p['time_limit']!r}.")
-    cap = p["max_accounts_per_rep"]
+    if not (isinstance(s.time_limit, int | float) and s.time_limit > 0):
+        raise ParameterError(f"time_limit: expected seconds > 0, got {s.time_limit!r}.")
+    cap = s.max_accounts_per_rep
     if cap is not None and (not isinstance(cap, int | np.integer) or cap < 1):
         raise ParameterError(f"max_accounts_per_rep: expected a whole number >= 1, got {cap!r}.")
-    if p["method"] not in ("auto", "milp", "heuristic"):
-        raise ParameterError(
-            f"method: expected 'auto', 'milp' or 'heuristic', got {p['method']!r}."
-        )
+    if s.method not in ("auto", "milp", "heuristic"):
+        raise ParameterError(f"method: expected 'auto', 'milp' or 'heuristic', got {s.method!r}.")
 
 
-def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> TerritoryPlan:
-    _check_params(params)
-    t_start = time.perf_counter()
-    w = params["weights"]
-    tol = float(params["balance_tolerance"])
-    hard = params["hard_tolerance"]
-    cap = params["max_accounts_per_rep"]
+@dataclass(frozen=True)
+class _Grouping:
+    """Who sells where: each rep's status and group, and each account's group key."""
+
+    reps: pd.DataFrame  # the reps table with a ``status`` column (active | left)
+    status: dict[str, str]
+    group: dict[
+        str, tuple[str, str]
+    ]  # rep -> (region, segment); placeholders when not grouped by it
+    region: pd.Series  # per account
+    segment: pd.Series  # per account
+    by_region: bool
+    by_segment: bool
+
+    def account_group(self, i: int) -> tuple[str, str]:
+        return self.region.iloc[i], self.segment.iloc[i]
+
+
+def _grouping(acc: pd.DataFrame, rp: pd.DataFrame, as_of: str | None) -> _Grouping:
+    """Group by region and by segment only when the reps table names them."""
     by_region = bool((rp["region"] != config.PLACEHOLDER).any())
     by_segment = bool((rp["segment"] != config.PLACEHOLDER).any())
-    key_r = acc["region"] if by_region else pd.Series(config.PLACEHOLDER, index=acc.index)
-    key_s = acc["segment"] if by_segment else pd.Series(config.PLACEHOLDER, index=acc.index)
-    as_of = params["as_of"]
+    everywhere = pd.Series(config.PLACEHOLDER, index=acc.index)
     left = np.array(
         [isinstance(d, str) and (as_of is None or d < as_of) for d in rp["end_date"]], dtype=bool
     )
     rp = rp.assign(status=np.where(left, "left", "active"))
-    rep_status = dict(zip(rp["rep_id"], rp["status"], strict=True))
-    rep_group = dict(
-        zip(rp["rep_id"], zip(rp["region"] if by_region else [config.PLACEHOLDER] * len(rp),
-                              rp["segment"] if by_segment else [config.PLACEHOLDER] * len(rp), strict=True), strict=True)
-    )  # fmt: skip
+    rep_region = rp["region"] if by_region else [config.PLACEHOLDER] * len(rp)
+    rep_segment = rp["segment"] if by_segment else [config.PLACEHOLDER] * len(rp)
+    return _Grouping(
+        reps=rp,
+        status=dict(zip(rp["rep_id"], rp["status"], strict=True)),
+        group=dict(zip(rp["rep_id"], zip(rep_region, rep_segment, strict=True), strict=True)),
+        region=acc["region"] if by_region else everywhere,
+        segment=acc["segment"] if by_segment else everywhere,
+        by_region=by_region,
+        by_segment=by_segment,
+    )
 
-    # locks
+
+def _resolve_locks(
+    acc: pd.DataFrame, locked: tuple[str, ...] | Mapping[str, str], grouping: _Grouping
+) -> dict[str, str]:
+    """Locked account -> its rep, checked: the account exists and the rep is active in its group."""
     lock_map: dict[str, str] = {}
     acc_pos = {a: i for i, a in enumerate(acc["account_id"])}
     owners = acc["owner_rep_id"].to_numpy(dtype=object)
-    locked = params["locked"]
-    for a in locked if not isinstance(locked, dict) else locked.keys():
+    for a in locked:
         if a not in acc_pos:
             raise ParameterError(
                 f"locked: account '{a}' is not in the accounts table; remove it from the locked list."
             )
-        target = locked[a] if isinstance(locked, dict) else owners[acc_pos[a]]
+        i = acc_pos[a]
+        target = locked[a] if isinstance(locked, Mapping) else owners[i]
         if target is None:
             raise InfeasibleError(
                 f"locked: account '{a}' has no current owner to stay with; unlock it or lock it to a named rep."
             )
         target = str(target)
-        if target not in rep_status:
+        if target not in grouping.status:
             raise InfeasibleError(
                 f"locked: account '{a}' is locked to rep '{target}', who is not in the reps table; unlock it."
             )
-        if rep_status[target] != "active":
+        if grouping.status[target] != "active":
             raise InfeasibleError(
                 f"locked: account '{a}' is locked to rep '{target}', who has left; unlock it or name an active rep."
             )
-        if rep_group[target] != (key_r.iloc[acc_pos[a]], key_s.iloc[acc_pos[a]]):
+        if grouping.group[target] != grouping.account_group(i):
+            region, segment = grouping.group[target]
             raise InfeasibleError(
-                f"locked: account '{a}' (region '{acc['region'].iloc[acc_pos[a]]}', segment "
-                f"'{acc['segment'].iloc[acc_pos[a]]}') is locked to rep '{target}', who sells to region "
-                f"'{rep_group[target][0]}', segment '{rep_group[target][1]}'; unlock it or name a rep of its group."
+                f"locked: account '{a}' (region '{acc['region'].iloc[i]}', segment "
+                f"'{acc['segment'].iloc[i]}') is locked to rep '{target}', who sells to region "
+                f"'{region}', segment '{segment}'; unlock it or name a rep of its group."
             )
         lock_map[a] = target
+    return lock_map
 
-    # groups
-    new_rep = np.full(len(acc), None, dtype=object)
-    reason = np.full(len(acc), REASON_KEPT, dtype=object)
+
+@dataclass
+class _Outcome:
+    """Per account (in the accounts frame's order): the new rep and the reason, filled group by group."""
+
+    new_rep: np.ndarray
+    reason: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> _Outcome:
+        return cls(np.full(n, None, dtype=object), np.full(n, REASON_KEPT, dtype=object))
+
+
+def _why_forced(owner: str, status: Mapping[str, str]) -> str:
+    """Why an account must leave an owner who is not an active rep of its group."""
+    if owner not in status:
+        return REASON_UNKNOWN_OWNER
+    return REASON_OWNER_LEFT if status[owner] == "left" else REASON_OWNER_ELSEWHERE
+
+
+def _group(
+    acc: pd.DataFrame,
+    idx: np.ndarray,
+    key: tuple[str, str],
+    rep_ids: list[str],
+    lock_map: Mapping[str, str],
+    status: Mapping[str, str],
+    out: _Outcome,
+) -> _Group:
+    """One group's problem: locked accounts become fixed loads, the others free with their owner."""
+    pos = {r: i for i, r in enumerate(rep_ids)}
+    ids = acc["account_id"].to_numpy(dtype=object)
+    owners = acc["owner_rep_id"].to_numpy(dtype=object)
+    potential = acc["potential"].to_numpy(dtype=float)
+    lp, lc = np.zeros(len(rep_ids)), np.zeros(len(rep_ids))
+    free, owner_idx = [], []
+    forced = 0
+    for i in idx:
+        a, o = ids[i], owners[i]
+        if a in lock_map:
+            r = pos[lock_map[a]]
+            lp[r] += potential[i]
+            lc[r] += 1
+            out.new_rep[i] = lock_map[a]
+            out.reason[i] = REASON_LOCKED
+            forced += int(o is not None and o != lock_map[a])  # pinned away from its owner
+            continue
+        free.append(i)
+        owner_idx.append(pos[o] if o is not None and o in pos else -1)
+        if o is None:
+            out.reason[i] = REASON_NO_OWNER
+        elif o not in pos:
+            forced += 1
+            out.reason[i] = _why_forced(o, status)
+    return _Group(
+        region=str(key[0]),
+        segment=str(key[1]),
+        rep_ids=rep_ids,
+        free_pos=np.asarray(free, dtype=np.int64),
+        potential=potential[free] if free else np.zeros(0),
+        owner=np.asarray(owner_idx, dtype=np.int64),
+        forced=forced,
+        locked_potential=lp,
+        locked_count=lc,
+    )
+
+
+def _check_group_limits(g: _Group, accounts: int, s: AssignmentSettings) -> None:
+    """Locked loads and group size against the capacity and (when hard) the balance ceiling."""
+    cap, tol = s.max_accounts_per_rep, s.tolerance
+    lp, lc, gid = g.locked_potential, g.locked_count, g.rep_ids
+    if cap is not None:
+        full = np.flatnonzero(lc > cap)
+        if len(full):
+            raise InfeasibleError(
+                f"{g.label}: rep '{gid[full[0]]}' has {int(lc[full[0]])} locked accounts, above "
+                f"max_accounts_per_rep={cap}; unlock some or raise max_accounts_per_rep."
+            )
+        if accounts > cap * len(gid):
+            raise InfeasibleError(
+                f"{g.label}: {accounts} accounts exceed {len(gid)} rep(s) x max_accounts_per_rep={cap}; "
+                "raise max_accounts_per_rep or add reps."
+            )
+    if s.hard_tolerance:
+        mu = g.mean_potential
+        over = np.flatnonzero(lp > (1 + tol) * mu + 1e-9)
+        if len(over):
+            r = over[0]
+            raise InfeasibleError(
+                f"{g.label}: rep '{gid[r]}' holds locked potential {lp[r]:.1f}, above the ceiling "
+                f"{(1 + tol) * mu:.1f} (group mean {mu:.1f} + {tol:.0%}); unlock some of its accounts "
+                "or widen balance_tolerance."
+            )
+
+
+def _form_groups(
+    acc: pd.DataFrame,
+    grouping: _Grouping,
+    lock_map: Mapping[str, str],
+    s: AssignmentSettings,
+    out: _Outcome,
+) -> tuple[list[_Group], list[dict[str, Any]]]:
+    """The groups to solve, and the (region, segment) groups no active rep sells to."""
     groups: list[_Group] = []
     unassigned: list[dict[str, Any]] = []
-    active = rp[rp["status"] == "active"]
-    for (region, segment), idx in sorted(acc.groupby([key_r, key_s]).indices.items()):
-        gid = [r for r in active["rep_id"] if rep_group[r] == (region, segment)]
-        label = f"region '{region}', segment '{segment}'"
+    active = grouping.reps.loc[grouping.reps["status"] == "active", "rep_id"]
+    keyed = acc.groupby([grouping.region, grouping.segment]).indices
+    for (region, segment), idx in sorted(keyed.items()):
+        gid = [r for r in active if grouping.group[r] == (region, segment)]
         if not gid:
-            why = f"no active rep sells to {label}"
-            reason[idx] = f"{REASON_UNASSIGNED}: {why}"
+            why = f"no active rep sells to region '{region}', segment '{segment}'"
+            out.reason[idx] = f"{REASON_UNASSIGNED}: {why}"
             unassigned.append(
                 {
                     "region": str(region),
@@ -1022,207 +1319,189 @@ def _assign(acc: pd.DataFrame, rp: pd.DataFrame, params: dict[str, Any]) -> Terr
                 }
             )
             continue
-        pos = {r: i for i, r in enumerate(gid)}
-        lp, lc = np.zeros(len(gid)), np.zeros(len(gid))
-        free, owner_idx = [], []
-        forced = 0
-        for i in idx:
-            a = acc["account_id"].iat[i]
-            o = owners[i]
-            if a in lock_map:
-                r = pos[lock_map[a]]
-                lp[r] += acc["potential"].iat[i]
-                lc[r] += 1
-                new_rep[i] = lock_map[a]
-                reason[i] = REASON_LOCKED
-                forced += int(o is not None and o != lock_map[a])  # pinned away from its owner
-                continue
-            free.append(i)
-            if o is not None and o in pos:
-                owner_idx.append(pos[o])
-            else:
-                owner_idx.append(-1)
-                if o is None:
-                    reason[i] = REASON_NO_OWNER
-                else:
-                    forced += 1
-                    reason[i] = (
-                        REASON_UNKNOWN_OWNER
-                        if o not in rep_status
-                        else REASON_OWNER_LEFT
-                        if rep_status[o] == "left"
-                        else REASON_OWNER_ELSEWHERE
-                    )
-        g = _Group(
-            region=str(region),
-            segment=str(segment),
-            rep_ids=gid,
-            free_pos=np.asarray(free, dtype=np.int64),
-            potential=acc["potential"].to_numpy(dtype=float)[free] if free else np.zeros(0),
-            owner=np.asarray(owner_idx, dtype=np.int64),
-            forced=forced,
-            locked_potential=lp,
-            locked_count=lc,
-        )
-        if cap is not None:
-            full = np.flatnonzero(lc > cap)
-            if len(full):
-                raise InfeasibleError(
-                    f"{label}: rep '{gid[full[0]]}' has {int(lc[full[0]])} locked accounts, above "
-                    f"max_accounts_per_rep={cap}; unlock some or raise max_accounts_per_rep."
-                )
-            total = len(idx)
-            if total > cap * len(gid):
-                raise InfeasibleError(
-                    f"{label}: {total} accounts exceed {len(gid)} rep(s) x max_accounts_per_rep={cap}; "
-                    "raise max_accounts_per_rep or add reps."
-                )
-        if hard:
-            mu = g.mean_potential
-            over = np.flatnonzero(lp > (1 + tol) * mu + 1e-9)
-            if len(over):
-                r = over[0]
-                raise InfeasibleError(
-                    f"{label}: rep '{gid[r]}' holds locked potential {lp[r]:.1f}, above the ceiling "
-                    f"{(1 + tol) * mu:.1f} (group mean {mu:.1f} + {tol:.0%}); unlock some of its accounts "
-                    "or widen balance_tolerance."
-                )
+        g = _group(acc, idx, (region, segment), gid, lock_map, grouping.status, out)
+        _check_group_limits(g, len(idx), s)
         groups.append(g)
+    return groups, unassigned
 
-    # move budget
+
+def _move_budgets(groups: list[_Group], s: AssignmentSettings) -> list[int | None]:
+    """Each group's budget of balance moves: what ``max_moves`` leaves after the forced moves."""
+    if s.max_moves is None:
+        return [None] * len(groups)
     forced_total = sum(g.forced for g in groups)
-    max_moves = params["max_moves"]
-    budgets: list[int | None] = [None] * len(groups)
-    if max_moves is not None:
-        if max_moves < forced_total:
-            detail = "; ".join(f"{g.label}: {g.forced}" for g in groups if g.forced)
-            raise InfeasibleError(
-                f"max_moves={max_moves} is below the {forced_total} forced move(s) of accounts whose owner "
-                f"left, sells to another region/segment or is unknown, or that are locked to a new rep ({detail}); raise max_moves to at "
-                f"least {forced_total}."
-            )
-        needs = [
-            int(((g.owner >= 0) & (_solve_heuristic(g, w, None, cap)[0] != g.owner)).sum())
-            if g.owned
-            else 0
-            for g in groups
-        ]
-        budgets = _split_budget(max_moves - forced_total, needs, [g.owned for g in groups])
-
-    # solve
-    group_records = []
-    for g, budget in zip(groups, budgets, strict=True):
-        n, m = len(g.potential), len(g.rep_ids)
-        info: dict[str, Any]
-        if n == 0:
-            assign = np.zeros(0, dtype=np.int64)
-            info = {
-                "method": "fixed",
-                "status": "all accounts locked",
-                "message": "",
-                "seconds": 0.0,
-            }
-        else:
-            use_milp = params["method"] == "milp" or (
-                params["method"] == "auto" and n * m <= params["milp_max_variables"]
-            )
-            assign = None
-            if use_milp:
-                assign, info = _solve_milp(g, w, budget, tol, hard, cap, params["time_limit"])
-                if info["status"] == "infeasible":
-                    raise InfeasibleError(_infeasible_message(g, budget, tol, hard, cap))
-                if info["status"] != "optimal":
-                    # stopped early: keep the better of the MILP's best and the heuristic's
-                    h_assign, h_info = _solve_heuristic(g, w, budget, cap)
-                    h_ok = (
-                        not hard
-                        or _group_value(g, h_assign, w)["max_potential_deviation"] <= tol + 1e-9
-                    )
-                    if assign is None or (
-                        h_ok
-                        and _group_value(g, h_assign, w)["objective"]
-                        < _group_value(g, assign, w)["objective"]
-                    ):
-                        h_info["fallback_from"] = info
-                        assign, info = h_assign, h_info
-            else:
-                assign, info = _solve_heuristic(g, w, budget, cap)
-        value = _group_value(g, assign, w) if m else {}
-        if n and hard and value["max_potential_deviation"] > tol + 1e-9:
-            raise InfeasibleError(_infeasible_message(g, budget, tol, hard, cap))
-        cnt = np.bincount(assign, minlength=m) + g.locked_count
-        if n and cap is not None and cnt.max() > cap:
-            raise InfeasibleError(_infeasible_message(g, budget, tol, hard, cap))
-        for k, i in enumerate(g.free_pos):
-            new_rep[i] = g.rep_ids[assign[k]]
-            if g.owner[k] >= 0 and assign[k] != g.owner[k]:
-                reason[i] = REASON_BALANCE
-        group_records.append(
-            {
-                "region": g.region,
-                "segment": g.segment,
-                "accounts": int(n + g.locked_count.sum()),
-                "locked": int(g.locked_count.sum()),
-                "reps": m,
-                "forced_moves": g.forced,
-                "move_budget": None if budget is None else int(budget + g.forced),
-                **value,
-                **info,
-            }
+    if s.max_moves < forced_total:
+        detail = "; ".join(f"{g.label}: {g.forced}" for g in groups if g.forced)
+        raise InfeasibleError(
+            f"max_moves={s.max_moves} is below the {forced_total} forced move(s) of accounts whose owner "
+            f"left, sells to another region/segment or is unknown, or that are locked to a new rep ({detail}); raise max_moves to at "
+            f"least {forced_total}."
         )
+    cap = s.max_accounts_per_rep
+    needs = [
+        int(((g.owner >= 0) & (_solve_heuristic(g, s.weights, None, cap)[0] != g.owner)).sum())
+        if g.owned
+        else 0
+        for g in groups
+    ]
+    return _split_budget(s.max_moves - forced_total, needs, [g.owned for g in groups])
 
+
+def _infeasible(g: _Group, budget: int | None, s: AssignmentSettings) -> InfeasibleError:
+    return InfeasibleError(
+        _infeasible_message(g, budget, s.tolerance, s.hard_tolerance, s.max_accounts_per_rep)
+    )
+
+
+def _solve_milp_or_better(
+    g: _Group, budget: int | None, s: AssignmentSettings
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The MILP's solution; when it stops early, the better of its best and the heuristic's."""
+    w, tol, hard, cap = s.weights, s.tolerance, s.hard_tolerance, s.max_accounts_per_rep
+    assign, info = _solve_milp(g, w, budget, tol, hard, cap, s.time_limit)
+    if info["status"] == "infeasible":
+        raise _infeasible(g, budget, s)
+    if info["status"] == "optimal":
+        return assign, info
+    h_assign, h_info = _solve_heuristic(g, w, budget, cap)
+    h_value = _group_value(g, h_assign, w)
+    h_ok = not hard or h_value["max_potential_deviation"] <= tol + 1e-9
+    if assign is None or (h_ok and h_value["objective"] < _group_value(g, assign, w)["objective"]):
+        h_info["fallback_from"] = info
+        return h_assign, h_info
+    return assign, info
+
+
+def _solve_group(
+    g: _Group, budget: int | None, s: AssignmentSettings
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Solve one group by the settings' method: the free accounts' reps and the solver info."""
+    n, m = len(g.potential), len(g.rep_ids)
+    if n == 0:
+        info = {"method": "fixed", "status": "all accounts locked", "message": "", "seconds": 0.0}
+        return np.zeros(0, dtype=np.int64), info
+    if s.method == "milp" or (s.method == "auto" and n * m <= s.milp_max_variables):
+        return _solve_milp_or_better(g, budget, s)
+    return _solve_heuristic(g, s.weights, budget, s.max_accounts_per_rep)
+
+
+def _place_group(
+    g: _Group, budget: int | None, s: AssignmentSettings, out: _Outcome
+) -> dict[str, Any]:
+    """Solve a group, check the solution against the hard limits, record it; the group's record."""
+    assign, info = _solve_group(g, budget, s)
+    n, m = len(g.potential), len(g.rep_ids)
+    value = _group_value(g, assign, s.weights) if m else {}
+    if n and s.hard_tolerance and value["max_potential_deviation"] > s.tolerance + 1e-9:
+        raise _infeasible(g, budget, s)
+    cnt = np.bincount(assign, minlength=m) + g.locked_count
+    if n and s.max_accounts_per_rep is not None and cnt.max() > s.max_accounts_per_rep:
+        raise _infeasible(g, budget, s)
+    for k, i in enumerate(g.free_pos):
+        out.new_rep[i] = g.rep_ids[assign[k]]
+        if g.owner[k] >= 0 and assign[k] != g.owner[k]:
+            out.reason[i] = REASON_BALANCE
+    return {
+        "region": g.region,
+        "segment": g.segment,
+        "accounts": int(n + g.locked_count.sum()),
+        "locked": int(g.locked_count.sum()),
+        "reps": m,
+        "forced_moves": g.forced,
+        "move_budget": None if budget is None else int(budget + g.forced),
+        **value,
+        **info,
+    }
+
+
+def _assignment_table(acc: pd.DataFrame, out: _Outcome) -> pd.DataFrame:
     old = acc["owner_rep_id"].to_numpy(dtype=object)
     moved = np.array(
-        [o is not None and nr is not None and o != nr for o, nr in zip(old, new_rep, strict=True)],
+        [
+            o is not None and nr is not None and o != nr
+            for o, nr in zip(old, out.new_rep, strict=True)
+        ],
         dtype=bool,
     )
-    assignment = pd.DataFrame(
+    return pd.DataFrame(
         {
             "account_id": acc["account_id"].astype(str),
             "region": acc["region"].astype(str),
             "segment": acc["segment"].astype(str),
             "potential": acc["potential"].astype(float),
             "old_rep_id": pd.Series(old, dtype=object),
-            "new_rep_id": pd.Series([None if r is None else str(r) for r in new_rep], dtype=object),
+            "new_rep_id": pd.Series(
+                [None if r is None else str(r) for r in out.new_rep], dtype=object
+            ),
             "moved": moved,
-            "reason": pd.Series(reason, dtype=object).astype(str),
+            "reason": pd.Series(out.reason, dtype=object).astype(str),
         }
     )
-    balance = _balance(assignment, rp, rep_group, key_r, key_s, tol)
-    rec_acc = acc.to_dict(orient="list")
-    record = {
+
+
+_OBJECTIVE_TEXT = (
+    "w_max * max_r |dev_r| + w_mean * mean_r |dev_r| + w_count * max_r |count_dev_r| + w_move * moves; "
+    "dev_r = (potential_r - group mean) / group mean, count_dev_r likewise for account counts; "
+    "the heuristic minimises sum_r dev_r^2 + w_count * sum_r count_dev_r^2 + w_move * moves"
+)
+
+
+def _constraints_text(s: AssignmentSettings, forced_total: int) -> list[str]:
+    tol, cap = s.tolerance, s.max_accounts_per_rep
+    return [
+        "each account assigned to exactly one active rep of its region and segment",
+        "locked accounts stay with their owner or named rep",
+        f"accounts moved (forced included) <= max_moves ({s.max_moves}); forced moves: {forced_total}; "
+        "budget beyond forced moves split across groups by need (largest remainder)",
+        f"rep potential within {tol:.1%} of the group mean: {'hard constraint' if s.hard_tolerance else 'target only'}",
+        f"accounts per rep <= {cap}" if cap is not None else "no capacity limit",
+    ]
+
+
+def _run_record(
+    acc: pd.DataFrame,
+    grouping: _Grouping,
+    s: AssignmentSettings,
+    groups: list[_Group],
+    group_records: list[dict[str, Any]],
+    unassigned: list[dict[str, Any]],
+    assignment: pd.DataFrame,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """What :func:`rerun` needs to reproduce the plan, and what a reader needs to audit it."""
+    reps = grouping.reps.drop(columns="status")
+    result = list(zip(assignment["account_id"], assignment["new_rep_id"], strict=True))
+    return {
         "version": _RECORD_VERSION,
         "kind": "territory plan",
-        "parameters": params,
-        "objective": {
-            "sense": "minimise",
-            "expression": (
-                "w_max * max_r |dev_r| + w_mean * mean_r |dev_r| + w_count * max_r |count_dev_r| + w_move * moves; "
-                "dev_r = (potential_r - group mean) / group mean, count_dev_r likewise for account counts; "
-                "the heuristic minimises sum_r dev_r^2 + w_count * sum_r count_dev_r^2 + w_move * moves"
-            ),
-            "weights": w,
-        },
-        "constraints": [
-            "each account assigned to exactly one active rep of its region and segment",
-            "locked accounts stay with their owner or named rep",
-            f"accounts moved (forced included) <= max_moves ({max_moves}); forced moves: {forced_total}; "
-            "budget beyond forced moves split across groups by need (largest remainder)",
-            f"rep potential within {tol:.1%} of the group mean: {'hard constraint' if hard else 'target only'}",
-            f"accounts per rep <= {cap}" if cap is not None else "no capacity limit",
-        ],
-        "grouping": {"by_region": by_region, "by_segment": by_segment},
-        "inputs": {"accounts": rec_acc, "reps": rp.drop(columns="status").to_dict(orient="list")},
-        "inputs_sha256": _hash_inputs(acc, rp.drop(columns="status")),
+        "parameters": s.to_record(),
+        "objective": {"sense": "minimise", "expression": _OBJECTIVE_TEXT, "weights": s.weights},
+        "constraints": _constraints_text(s, sum(g.forced for g in groups)),
+        "grouping": {"by_region": grouping.by_region, "by_segment": grouping.by_segment},
+        "inputs": {"accounts": acc.to_dict(orient="list"), "reps": reps.to_dict(orient="list")},
+        "inputs_sha256": _hash_inputs(acc, reps),
         "groups": group_records,
         "unassigned": unassigned,
-        "result_sha256": hashlib.sha256(
-            json.dumps(
-                list(zip(assignment["account_id"], assignment["new_rep_id"], strict=True))
-            ).encode()
-        ).hexdigest(),
-        "summary": _summary(assignment, balance, tol, time.perf_counter() - t_start),
+        "result_sha256": hashlib.sha256(json.dumps(result).encode()).hexdigest(),
+        "summary": summary,
     }
+
+
+def _assign(acc: pd.DataFrame, rp: pd.DataFrame, s: AssignmentSettings) -> TerritoryPlan:
+    """Group the accounts, fix the locks, share the move budget, solve each group, record the run."""
+    t_start = time.perf_counter()
+    grouping = _grouping(acc, rp, s.as_of)
+    lock_map = _resolve_locks(acc, s.locked, grouping)
+    out = _Outcome.empty(len(acc))
+    groups, unassigned = _form_groups(acc, grouping, lock_map, s, out)
+    budgets = _move_budgets(groups, s)
+    group_records = [_place_group(g, b, s, out) for g, b in zip(groups, budgets, strict=True)]
+    assignment = _assignment_table(acc, out)
+    balance = _balance(
+        assignment, grouping.reps, grouping.group, grouping.region, grouping.segment, s.tolerance
+    )
+    summary = _summary(assignment, balance, s.tolerance, time.perf_counter() - t_start)
+    record = _run_record(acc, grouping, s, groups, group_records, unassigned, assignment, summary)
     return TerritoryPlan(assignment=assignment, balance=balance, record=record)
 
 
@@ -1370,8 +1649,7 @@ def rerun(record: Mapping[str, Any] | str | Path) -> TerritoryPlan:
         raise DataError(
             "run record: the stored inputs do not match inputs_sha256; the record was edited or damaged."
         )
-    params = dict(record["parameters"])
-    return _assign(acc, rp, params)
+    return _assign(acc, rp, AssignmentSettings.from_record(record["parameters"]))
 
 
 def balance_report(plan: TerritoryPlan, max_rows: int = 40) -> str:
