@@ -241,11 +241,9 @@ def forecast_series(
     """
     q = _check_settings(h, quantiles, method)
     y = np.asarray(y, dtype=float).ravel()
-    n_in = y.size
-    notes: list[str] = []
     finite = np.isfinite(y)
     if not finite.any():
-        return _constant(0.0, h, q, "zero", "no observations (all NaN): zero forecast", n_in)
+        return _constant(0.0, h, q, "zero", "no observations (all NaN): zero forecast", y.size)
     if nonnegative is None:
         nonnegative = bool(np.all(y[finite] >= 0))
     if ended:
@@ -255,122 +253,291 @@ def forecast_series(
             q,
             "zero",
             "left (end date on or before the forecast origin): zero forecast",
-            n_in,
+            y.size,
         )
+    series = _prepare_history(y, nonnegative)
+    trivial = _trivial_forecast(series, h, q)
+    if trivial is not None:
+        return trivial
+    if series.n < 4 and not series.intermittent:
+        return _mean_forecast(series, h, q)
+    profile = None
+    if seasonal_profile is not None:
+        profile = np.roll(np.asarray(seasonal_profile, dtype=float), -series.offset % season_length)
+    primary, why = _primary_model(series, h, season_length, profile, method, model, min_history)
+    notes = list(series.notes)
+    if series.additive_only:
+        notes.append("negative months present: additive models only")
+    chain = [primary, *(_fallback_chain() if fallbacks is None else fallbacks)]
+    return _fit_first_working(chain, series, h, season_length, q, why, notes)
 
-    start = int(np.argmax(finite))
-    z = y[start:]
+
+@dataclass(frozen=True)
+class PreparedSeries:
+    """A series made ready to fit: from its first active month, gaps filled.
+
+    Attributes
+    ----------
+    z : np.ndarray
+        The history from its first observed, non-zero month; interior NaN months
+        interpolated, trailing NaN months set to the last value [units].
+    offset : int
+        Index in the input series of ``z[0]``.
+    n_in : int
+        Length of the input series [months].
+    notes : tuple of str
+        What was done to the input (interpolated, filled, dropped months).
+    nonnegative : bool
+        Forecasts are clipped at 0.
+    all_zero : bool
+        Every observed month is 0 (``z`` is then empty).
+    """
+
+    z: np.ndarray
+    offset: int
+    n_in: int
+    notes: tuple[str, ...]
+    nonnegative: bool
+    all_zero: bool = False
+
+    @property
+    def n(self) -> int:
+        """Months of usable history [months]."""
+        return int(self.z.size)
+
+    @property
+    def nonzero(self) -> int:
+        """Months with a non-zero value [months]."""
+        return int(np.count_nonzero(self.z))
+
+    @property
+    def adi(self) -> float:
+        """Average inter-demand interval: months per non-zero month [months]."""
+        return self.n / self.nonzero
+
+    @property
+    def additive_only(self) -> bool:
+        """Negative months present: only additive models apply."""
+        return bool(np.any(self.z < 0))
+
+    @property
+    def intermittent(self) -> bool:
+        """Croston territory: non-negative, no negative month, ADI at or above the cut-off."""
+        return self.nonnegative and not self.additive_only and self.adi >= ADI_INTERMITTENT
+
+
+def _fill_gaps(z: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Interior NaN months interpolated, trailing ones set to the last value; ``z[0]`` is finite."""
     gaps = np.isnan(z)
-    if gaps.any():
-        last = int(np.max(np.flatnonzero(~gaps)))
-        interior = int(gaps[:last].sum())
-        trailing = int(gaps.size - 1 - last)
-        idx = np.arange(z.size)
-        z = np.interp(idx, idx[~gaps], z[~gaps])
-        if interior:
-            notes.append(f"{interior} NaN months interpolated")
-        if trailing:
-            notes.append(f"{trailing} trailing NaN months filled with the last value")
+    if not gaps.any():
+        return z, []
+    notes = []
+    last = int(np.max(np.flatnonzero(~gaps)))
+    interior = int(gaps[:last].sum())
+    trailing = int(gaps.size - 1 - last)
+    idx = np.arange(z.size)
+    z = np.interp(idx, idx[~gaps], z[~gaps])
+    if interior:
+        notes.append(f"{interior} NaN months interpolated")
+    if trailing:
+        notes.append(f"{trailing} trailing NaN months filled with the last value")
+    return z, notes
+
+
+def _prepare_history(y: np.ndarray, nonnegative: bool) -> PreparedSeries:
+    """Drop leading NaN and zero months and fill the gaps of a series with an observed month."""
+    start = int(np.argmax(np.isfinite(y)))
+    z, notes = _fill_gaps(y[start:])
     if np.all(z == 0):
-        return _constant(0.0, h, q, "zero", "all-zero history: zero forecast", n_in)
+        return PreparedSeries(z[:0], start, y.size, tuple(notes), nonnegative, all_zero=True)
     first = int(np.argmax(z != 0))
     if first:
         notes.append(f"{first} leading zero months dropped")
-    offset = start + first
-    z = z[first:]
-    n = z.size
-    nonzero = np.count_nonzero(z)
-    adi = n / nonzero
+    return PreparedSeries(z[first:], start + first, y.size, tuple(notes), nonnegative)
+
+
+def _trivial_forecast(
+    series: PreparedSeries, h: int, q: tuple[float, ...]
+) -> SeriesForecast | None:
+    """The flat forecast of an all-zero, inactive or constant series; None for any other."""
+    if series.all_zero:
+        return _constant(0.0, h, q, "zero", "all-zero history: zero forecast", series.n_in)
+    z = series.z
     trailing_zeros = int(np.argmax(z[::-1] != 0))
-    if trailing_zeros >= max(6, 3 * adi):
+    if trailing_zeros >= max(6, 3 * series.adi):
         return _constant(
-            0.0, h, q, "zero", f"inactive: last {trailing_zeros} months zero: zero forecast", n_in
+            0.0,
+            h,
+            q,
+            "zero",
+            f"inactive: last {trailing_zeros} months zero: zero forecast",
+            series.n_in,
         )
     if np.ptp(z) == 0:
         return _constant(
-            float(z[0]), h, q, "constant", f"constant series ({z[0]:g}): flat forecast", n_in
+            float(z[0]), h, q, "constant", f"constant series ({z[0]:g}): flat forecast", series.n_in
         )
+    return None
 
-    additive_only = bool(np.any(z < 0))
-    profile = None
-    if seasonal_profile is not None:
-        profile = np.roll(np.asarray(seasonal_profile, dtype=float), -offset % season_length)
 
-    if nonnegative and not additive_only and adi >= ADI_INTERMITTENT:
-        primary = models.Croston("sba")
-        why = f"intermittent (ADI {adi:.2f} >= {ADI_INTERMITTENT}, {100 * (1 - nonzero / n):.0f}% zero months)"
-    elif n < 4:
-        mean = float(z.mean())
-        sd = float(z.std()) if n > 1 else abs(mean) * 0.5
-        quant = models.normal_quantiles(np.full(h, mean), np.full(h, sd), q)
-        if nonnegative:
-            quant = np.maximum(quant, 0)
-        notes.insert(0, f"only {n} months of history: mean of the months observed")
-        return SeriesForecast(
-            np.full(h, mean), quant, q, "mean", "; ".join(notes), (), np.full(n_in, np.nan)
-        )
-    elif n < min_history:
-        level_trend = models.Combination([models.SES(), models.Holt(damped=True)], how="mean")
-        usable = profile is not None and np.all(np.isfinite(profile)) and np.all(profile > 0)
-        if usable and not additive_only:
-            primary = models.Deseasonalized(level_trend, profile=profile)
-            why = f"short history ({n} months < {min_history}): parent seasonal profile borrowed, level/trend by SES and damped Holt"
-        else:
-            primary = level_trend
-            missing = "negative months" if usable else "no parent seasonal profile"
-            why = f"short history ({n} months < {min_history}), {missing}: non-seasonal level/trend by SES and damped Holt"
-    elif model is not None:
-        primary, why = model, "model given by the caller"
-    elif method == "holdout":
-        primary, why = _holdout_choice(z, h, season_length)
-    else:
-        primary = _candidates(method)[0]
-        why = "default method" if method == "auto" else f"method {method!r} requested"
-    if additive_only:
-        notes.append("negative months present: additive models only")
+def _mean_forecast(series: PreparedSeries, h: int, q: tuple[float, ...]) -> SeriesForecast:
+    """Fewer than 4 months: the mean of the months observed, normal quantiles around it."""
+    z, n = series.z, series.n
+    mean = float(z.mean())
+    sd = float(z.std()) if n > 1 else abs(mean) * 0.5
+    quant = models.normal_quantiles(np.full(h, mean), np.full(h, sd), q)
+    if series.nonnegative:
+        quant = np.maximum(quant, 0)
+    notes = [f"only {n} months of history: mean of the months observed", *series.notes]
+    return SeriesForecast(
+        np.full(h, mean), quant, q, "mean", "; ".join(notes), (), np.full(series.n_in, np.nan)
+    )
 
-    chain = [primary, *(_fallback_chain() if fallbacks is None else fallbacks)]
+
+def _short_history_model(
+    series: PreparedSeries, profile: np.ndarray | None, min_history: int
+) -> tuple[models.Forecaster, str]:
+    """Level and trend by SES and damped Holt, deseasonalized by the parent's profile if usable."""
+    n = series.n
+    level_trend = models.Combination([models.SES(), models.Holt(damped=True)], how="mean")
+    usable = profile is not None and np.all(np.isfinite(profile)) and np.all(profile > 0)
+    if usable and not series.additive_only:
+        primary = models.Deseasonalized(level_trend, profile=profile)
+        why = f"short history ({n} months < {min_history}): parent seasonal profile borrowed, level/trend by SES and damped Holt"
+        return primary, why
+    missing = "negative months" if usable else "no parent seasonal profile"
+    why = f"short history ({n} months < {min_history}), {missing}: non-seasonal level/trend by SES and damped Holt"
+    return level_trend, why
+
+
+def _primary_model(
+    series: PreparedSeries,
+    h: int,
+    season_length: int,
+    profile: np.ndarray | None,
+    method: str,
+    model: models.Forecaster | None,
+    min_history: int,
+) -> tuple[models.Forecaster, str]:
+    """The first model to try on a series of 4 months or more, and why (rules 6 to 9)."""
+    if series.intermittent:
+        zero_share = 100 * (1 - series.nonzero / series.n)
+        why = f"intermittent (ADI {series.adi:.2f} >= {ADI_INTERMITTENT}, {zero_share:.0f}% zero months)"
+        return models.Croston("sba"), why
+    if series.n < min_history:
+        return _short_history_model(series, profile, min_history)
+    if model is not None:
+        return model, "model given by the caller"
+    if method == "holdout":
+        return _holdout_choice(series.z, h, season_length)
+    why = "default method" if method == "auto" else f"method {method!r} requested"
+    return _candidates(method)[0], why
+
+
+def _fit_first_working(
+    chain: Sequence[models.Forecaster],
+    series: PreparedSeries,
+    h: int,
+    season_length: int,
+    q: tuple[float, ...],
+    why: str,
+    notes: list[str],
+) -> SeriesForecast:
+    """Fit the models of ``chain`` in turn; the first finite forecast wins, else NaN and why."""
     failed: list[str] = []
     for i, candidate in enumerate(chain):
         try:
-            mean, quant = candidate.fit_predict(z, h, season_length, q)
+            mean, quant = candidate.fit_predict(series.z, h, season_length, q)
             if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(quant))):
                 raise FloatingPointError("non-finite forecast")
         except Exception as exc:  # noqa: BLE001 - recorded; the next model in the chain runs
             failed.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
             continue
         failed.extend(getattr(getattr(candidate, "model", candidate), "failed", []))
-        name = candidate.name
-        if i == 0:
-            head = f"{name} chosen: {why}"
-        else:
-            head = f"{name} chosen as fallback after {i} failed model(s) ({why})"
-        if isinstance(candidate, models.Deseasonalized) and candidate.note:
-            notes.insert(0, candidate.note)
-        if nonnegative:
-            clipped = int(np.sum(mean < 0) + np.sum(quant < 0))
-            if clipped:
-                mean = np.maximum(mean, 0)
-                quant = np.maximum(quant, 0)
-                notes.append(f"{clipped} negative values clipped at 0")
-        residuals = np.full(n_in, np.nan)
-        residuals[offset:] = np.asarray(candidate.residuals, dtype=float)
-        return SeriesForecast(
-            mean, quant, q, name, "; ".join([head, *notes]), tuple(failed), residuals
-        )
-    nan = np.full(h, np.nan)
+        return _chosen_forecast(candidate, i, mean, quant, series, q, why, notes, tuple(failed))
     return SeriesForecast(
-        nan,
+        np.full(h, np.nan),
         np.full((len(q), h), np.nan),
         q,
         "failed",
         f"every model failed ({why}): " + "; ".join(failed),
         tuple(failed),
-        np.full(n_in, np.nan),
+        np.full(series.n_in, np.nan),
     )
 
 
+def _chosen_forecast(
+    candidate: models.Forecaster,
+    attempt: int,
+    mean: np.ndarray,
+    quant: np.ndarray,
+    series: PreparedSeries,
+    q: tuple[float, ...],
+    why: str,
+    notes: list[str],
+    failed: tuple[str, ...],
+) -> SeriesForecast:
+    """The forecast of the model that worked, clipped at 0 if need be, with the reason told."""
+    name = candidate.name
+    if attempt == 0:
+        head = f"{name} chosen: {why}"
+    else:
+        head = f"{name} chosen as fallback after {attempt} failed model(s) ({why})"
+    notes = list(notes)
+    if isinstance(candidate, models.Deseasonalized) and candidate.note:
+        notes.insert(0, candidate.note)
+    if series.nonnegative:
+        clipped = int(np.sum(mean < 0) + np.sum(quant < 0))
+        if clipped:
+            mean = np.maximum(mean, 0)
+            quant = np.maximum(quant, 0)
+            notes.append(f"{clipped} negative values clipped at 0")
+    residuals = np.full(series.n_in, np.nan)
+    residuals[series.offset :] = np.asarray(candidate.residuals, dtype=float)
+    return SeriesForecast(mean, quant, q, name, "; ".join([head, *notes]), failed, residuals)
+
+
 # --------------------------------------------------------------------------- many series
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The settings of :func:`forecast_series` shared by every series of a run.
+
+    Part of every cache key: a change of any of them refits.
+
+    Attributes
+    ----------
+    h : int
+        Horizon [months].
+    quantiles : tuple of float
+        Probability levels.
+    season_length : int
+        Months per season.
+    method : str
+        One of :data:`METHODS`.
+    min_history : int
+        Months below which a series is "short" [months].
+    """
+
+    h: int
+    quantiles: tuple[float, ...]
+    season_length: int = 12
+    method: str = "auto"
+    min_history: int = MIN_HISTORY
+
+    def cache_text(self) -> str:
+        """The settings as sorted JSON, as they enter a cache key."""
+        return json.dumps(
+            {
+                "h": self.h,
+                "quantiles": list(self.quantiles),
+                "season_length": self.season_length,
+                "method": self.method,
+                "min_history": self.min_history,
+            },
+            sort_keys=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -382,10 +549,10 @@ class SeriesTask:
     ended: bool = False
 
 
-def _cache_key(task: SeriesTask, settings: Mapping) -> str:
+def _cache_key(task: SeriesTask, settings: FitSettings) -> str:
     digest = hashlib.sha256()
     digest.update(CODE_VERSION.encode())
-    digest.update(json.dumps(dict(settings), sort_keys=True).encode())
+    digest.update(settings.cache_text().encode())
     digest.update(np.ascontiguousarray(task.y, dtype=float).tobytes())
     digest.update(b"profile" if task.seasonal_profile is not None else b"none")
     if task.seasonal_profile is not None:
@@ -394,16 +561,20 @@ def _cache_key(task: SeriesTask, settings: Mapping) -> str:
     return digest.hexdigest()
 
 
-def _run_chunk(items: list, settings: dict) -> list:
+def _run_chunk(items: list, settings: FitSettings) -> list:
     """Forecast a chunk of ``(key, task)`` pairs; runs in a worker process."""
     return [
         (
             key,
             forecast_series(
                 task.y,
+                settings.h,
+                settings.quantiles,
+                season_length=settings.season_length,
                 seasonal_profile=task.seasonal_profile,
                 ended=task.ended,
-                **settings,
+                method=settings.method,
+                min_history=settings.min_history,
             ),
         )
         for key, task in items
@@ -503,13 +674,7 @@ def forecast_many(
         Forecast per key, and counts ``{"series", "refits", "cache_hits"}``.
     """
     q = _check_settings(h, quantiles, method)
-    settings = {
-        "h": int(h),
-        "quantiles": list(q),
-        "season_length": int(season_length),
-        "method": method,
-        "min_history": int(min_history),
-    }
+    settings = FitSettings(int(h), q, int(season_length), method, int(min_history))
     if cache_dir is None:
         from revmodel import config
 
@@ -645,43 +810,18 @@ def forecast_cube(
         ``n_series``, ``refits``, ``cache_hits``, ``n_fallbacks``,
         ``n_failed``, ``code_version``, and the cube's fiscal attrs.
     """
-    if measure not in ds.data_vars:
-        raise ParameterError(
-            f"measure {measure!r} is not in the cube; available: {', '.join(map(str, ds.data_vars))}"
-        )
-    if "as_of" not in ds.attrs:
-        raise DataError(
-            "the cube has no attrs['as_of'] (last month with actuals); rebuild it with revmodel cube"
-        )
-    for dim in ("segment", "region", "rep", "month"):
-        if dim not in ds[measure].dims:
-            raise DataError(
-                f"measure {measure!r} lacks the {dim!r} dimension; expected (segment, region, rep, month)"
-            )
+    _check_cube(ds, measure)
     q = _check_settings(horizon, quantiles, method)
     as_of = pd.Timestamp(ds.attrs["as_of"]).to_period("M").to_timestamp()
-    da = ds[measure].transpose("segment", "region", "rep", "month")
-    da = da.sel(month=da["month"] <= np.datetime64(as_of))
-    if da.sizes["month"] == 0:
-        raise DataError(f"the cube holds no months up to as_of {as_of:%Y-%m}; check attrs['as_of']")
+    da = _history_to(ds, measure, as_of)
     values = np.asarray(da.values, dtype=float)
-    managers = (
-        np.asarray(ds["manager"].values).astype(str)
-        if "manager" in ds.coords
-        else np.full(da.sizes["rep"], config.PLACEHOLDER)
-    )
-    if "end_date" in ds.coords:
-        end = pd.DatetimeIndex(ds["end_date"].values)
-        ended = np.array([bool(pd.notna(e) and e <= as_of + pd.offsets.MonthEnd(0)) for e in end])
-    else:
-        ended = np.zeros(da.sizes["rep"], dtype=bool)
     cells = np.argwhere(np.any(np.nan_to_num(values) != 0, axis=-1))
     hierarchy = rec.hierarchy_from_cells(
-        cells, da["segment"].values, da["region"].values, da["rep"].values, managers
+        cells, da["segment"].values, da["region"].values, da["rep"].values, _rep_managers(ds)
     )
     names = hierarchy.labels()
     node_y = _node_history(hierarchy, values)
-    tasks = _node_tasks(hierarchy, names, node_y, ended)
+    tasks = _node_tasks(hierarchy, names, node_y, _reps_ended(ds, as_of))
     results, counts = forecast_many(
         tasks,
         horizon,
@@ -703,14 +843,62 @@ def forecast_cube(
         "horizon": int(horizon),
         "units": out.attrs["units"],
         "method": method,
-        "n_series": counts["series"],
-        "refits": counts["refits"],
-        "cache_hits": counts["cache_hits"],
-        "n_fallbacks": sum(1 for r in ordered if r.fallbacks),
-        "n_failed": sum(1 for r in ordered if r.model_name == "failed"),
+        **_run_counts(counts, ordered),
         "code_version": CODE_VERSION,
     }
     return out
+
+
+def _check_cube(ds: xr.Dataset, measure: str) -> None:
+    """Raise a clear error unless ``ds`` holds ``measure`` by cell and month, and an ``as_of``."""
+    if measure not in ds.data_vars:
+        raise ParameterError(
+            f"measure {measure!r} is not in the cube; available: {', '.join(map(str, ds.data_vars))}"
+        )
+    if "as_of" not in ds.attrs:
+        raise DataError(
+            "the cube has no attrs['as_of'] (last month with actuals); rebuild it with revmodel cube"
+        )
+    for dim in ("segment", "region", "rep", "month"):
+        if dim not in ds[measure].dims:
+            raise DataError(
+                f"measure {measure!r} lacks the {dim!r} dimension; expected (segment, region, rep, month)"
+            )
+
+
+def _history_to(ds: xr.Dataset, measure: str, as_of: pd.Timestamp) -> xr.DataArray:
+    """The measure (segment, region, rep, month) up to and including the ``as_of`` month."""
+    da = ds[measure].transpose("segment", "region", "rep", "month")
+    da = da.sel(month=da["month"] <= np.datetime64(as_of))
+    if da.sizes["month"] == 0:
+        raise DataError(f"the cube holds no months up to as_of {as_of:%Y-%m}; check attrs['as_of']")
+    return da
+
+
+def _rep_managers(ds: xr.Dataset) -> np.ndarray:
+    """Each rep's manager, or the placeholder when the cube names none."""
+    if "manager" in ds.coords:
+        return np.asarray(ds["manager"].values).astype(str)
+    return np.full(ds.sizes["rep"], config.PLACEHOLDER)
+
+
+def _reps_ended(ds: xr.Dataset, as_of: pd.Timestamp) -> np.ndarray:
+    """(n_reps,) True for a rep whose end date falls on or before the end of the ``as_of`` month."""
+    if "end_date" not in ds.coords:
+        return np.zeros(ds.sizes["rep"], dtype=bool)
+    end = pd.DatetimeIndex(ds["end_date"].values)
+    return np.array([bool(pd.notna(e) and e <= as_of + pd.offsets.MonthEnd(0)) for e in end])
+
+
+def _run_counts(counts: Mapping[str, int], results: Sequence[SeriesForecast]) -> dict[str, int]:
+    """The attrs that count the series, refits, cache hits, fallbacks and failures of a run."""
+    return {
+        "n_series": counts["series"],
+        "refits": counts["refits"],
+        "cache_hits": counts["cache_hits"],
+        "n_fallbacks": sum(1 for r in results if r.fallbacks),
+        "n_failed": sum(1 for r in results if r.model_name == "failed"),
+    }
 
 
 def _node_history(hierarchy: rec.Hierarchy, values: np.ndarray) -> np.ndarray:
