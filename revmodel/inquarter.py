@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from revmodel import learned, schema
+from revmodel import config, learned, schema
 from revmodel.history import prepare, state_at
 
 log = logging.getLogger(__name__)
@@ -189,15 +189,15 @@ def in_quarter_forecast(
     return _forecast(hist, quarter, as_of, labels, rates, past, level, spread)
 
 
-def _open_expectation(
+def _open_deals(
     hist: pd.DataFrame,
     quarter: Quarter,
     as_of: pd.Timestamp,
     labels: pd.DataFrame | None,
     rates: Learned,
-) -> tuple[float, float, pd.Index]:
-    """Expected bookings in the quarter from the deals open at ``as_of``: mean, variance
-    (independent deals) and the deals."""
+) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """The deals open at ``as_of``, their amount and their probability of being won in the
+    quarter."""
     state = state_at(hist, as_of)
     open_ = state[state["stage"].isin(schema.OPEN_STAGES)]
     seg = _segments(open_.index, labels)
@@ -207,8 +207,20 @@ def _open_expectation(
         rates.conversion, seg, open_["stage"].to_numpy(dtype=object), expected - now
     )
     q = p * _close_in_quarter(rates.slip, seg, expected, now, int(_months([quarter.end])[0]))
-    amount = open_["amount"].fillna(0.0).to_numpy(dtype=float)
-    return float((amount * q).sum()), float((amount**2 * q * (1 - q)).sum()), open_.index
+    return open_.index, open_["amount"].fillna(0.0).to_numpy(dtype=float), q
+
+
+def _open_expectation(
+    hist: pd.DataFrame,
+    quarter: Quarter,
+    as_of: pd.Timestamp,
+    labels: pd.DataFrame | None,
+    rates: Learned,
+) -> tuple[float, float, pd.Index]:
+    """Expected bookings in the quarter from the deals open at ``as_of``: mean, variance
+    (independent deals) and the deals."""
+    deals, amount, q = _open_deals(hist, quarter, as_of, labels, rates)
+    return float((amount * q).sum()), float((amount**2 * q * (1 - q)).sum()), deals
 
 
 def open_spread(
@@ -322,6 +334,88 @@ def in_quarter_backtest(
             )
         log.info("in-quarter backtest: quarter from %s done", f"{quarter.start:%Y-%m-%d}")
     return pd.DataFrame(rows, columns=list(BACKTEST_COLUMNS))
+
+
+def _keys(index: pd.Index, labels: pd.DataFrame | None, level: str) -> np.ndarray:
+    if level == "total":
+        return np.full(len(index), "total", dtype=object)
+    if labels is None:
+        return np.full(len(index), config.PLACEHOLDER, dtype=object)
+    return (
+        labels[level].reindex(index).fillna(config.PLACEHOLDER).astype(str).to_numpy(dtype=object)
+    )
+
+
+def _by_node(values: np.ndarray, index: pd.Index, labels, levels) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for level in levels:
+        sums = pd.Series(values, dtype=float).groupby(_keys(index, labels, level)).sum()
+        out.update({(level, str(k)): float(v) for k, v in sums.items()})
+    return out
+
+
+def node_forecasts(
+    history: pd.DataFrame,
+    quarter: Quarter,
+    labels: pd.DataFrame | None = None,
+    levels: tuple[str, ...] = ("manager", "region", "total"),
+    weeks: int = WEEKS,
+    lookback: int = LOOKBACK_QUARTERS,
+) -> pd.DataFrame:
+    """The in-quarter forecast of every node of ``levels``, made at the end of each week.
+
+    The same three parts as :func:`in_quarter_forecast` (closed, open deals, deals not
+    yet created), each summed over the node's deals (``labels`` gives each deal's
+    manager and region; level ``total`` is key ``"total"``), with the rates learned
+    before the quarter. The company's row equals :func:`in_quarter_backtest`'s forecast.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``level, key, week, forecast`` [currency], one row per node with a deal and week.
+    """
+    hist = prepare(history)
+    rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
+    created = hist.drop_duplicates("opportunity_id").set_index("opportunity_id")["changed_at"]
+    past = []
+    for k in range(1, lookback + 1):
+        before = Quarter.of(quarter.start - pd.DateOffset(months=3 * k))
+        if before.start < hist["changed_at"].min():
+            break
+        won = _won_in(hist, before, before.end)
+        offset = (created.reindex(won.index) - before.start).dt.days.to_numpy(dtype=float)
+        past.append((offset, won))
+    rows = []
+    for week in range(1, weeks + 1):
+        as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
+        day = (as_of - quarter.start).days
+        won = _won_in(hist, quarter, as_of)
+        deals, amount, q = _open_deals(hist, quarter, as_of, labels, rates)
+        parts = [_by_node(won.to_numpy(dtype=float), won.index, labels, levels)]
+        parts.append(_by_node(amount * q, deals, labels, levels))
+        for offset, w in past:
+            later = offset > day
+            share = w.to_numpy(dtype=float) * later / len(past)
+            parts.append(_by_node(share, w.index, labels, levels))
+        total: dict[tuple[str, str], float] = {}
+        for part in parts:
+            for node, value in part.items():
+                total[node] = total.get(node, 0.0) + value
+        rows += [(lv, k, week, v) for (lv, k), v in total.items()]
+    out = pd.DataFrame(rows, columns=["level", "key", "week", "forecast"])
+    return out.sort_values(["level", "key", "week"]).reset_index(drop=True)
+
+
+def node_actuals(
+    history: pd.DataFrame,
+    quarter: Quarter,
+    labels: pd.DataFrame | None = None,
+    levels: tuple[str, ...] = ("manager", "region", "total"),
+) -> dict[tuple[str, str], float]:
+    """Bookings of every node in the quarter, as the history last records them [currency]."""
+    hist = prepare(history)
+    won = _won_in(hist, quarter, hist["changed_at"].max())
+    return _by_node(won.to_numpy(dtype=float), won.index, labels, levels)
 
 
 def error_by_week(backtest: pd.DataFrame) -> pd.DataFrame:

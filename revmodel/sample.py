@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from revmodel import config, sample_history, schema
+from revmodel import config, sample_calls, sample_history, schema
 from revmodel.allocation import largest_remainder
 from revmodel.errors import ParameterError
 
@@ -1465,7 +1465,7 @@ def write_sample(
     Arguments are checked with the command line's option names in the messages
     (``--reps must be a whole number >= 1 ...``).
     """
-    _check_arguments(
+    end_month = _check_arguments(
         reps,
         months,
         seed,
@@ -1473,4 +1473,17 @@ def write_sample(
         {"reps": "--reps", "months": "--months", "seed": "--seed", "end": "--end"},
     )
     tables = generate(reps=reps, months=months, seed=seed, end=end)
-    return [(path, len(tables[name])) for name, path in write(tables, out).items()]
+    written = [(path, len(tables[name])) for name, path in write(tables, out).items()]
+    end_day = pd.Timestamp(end_month + 1) - pd.Timedelta(days=1)
+    begin = pd.Timestamp(end_month - int(months) + 1)
+    calls = sample_calls.for_sample(tables, begin, end_day, int(seed), FISCAL_YEAR_START)
+    path = Path(out) / sample_calls.FILE
+    calls.to_csv(
+        path,
+        index=False,
+        date_format="%Y-%m-%dT%H:%M:%S",
+        float_format=_FLOAT_FORMAT,
+        na_rep="",
+        lineterminator="\n",
+    )
+    return [*written, (path, len(calls))]

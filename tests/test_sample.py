@@ -21,6 +21,7 @@ FILES = (
     "invoices.csv",
     "subscriptions.csv",
     "opportunity_history.csv",
+    "forecast_calls.csv",
 )
 
 
@@ -63,9 +64,9 @@ def _account_arr(subs: pd.DataFrame, months: pd.PeriodIndex) -> pd.DataFrame:
 
 def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    sample.write(sample.generate(reps=20, months=24, seed=3), a)
-    sample.write(sample.generate(reps=20, months=24, seed=3), b)
-    sample.write(sample.generate(reps=20, months=24, seed=4), c)
+    sample.write_sample(a, reps=20, months=24, seed=3)
+    sample.write_sample(b, reps=20, months=24, seed=3)
+    sample.write_sample(c, reps=20, months=24, seed=4)
     assert _digests(a) == _digests(b)
     differs = [name for name in FILES if _digests(a)[name] != _digests(c)[name]]
     assert differs == list(FILES)
@@ -438,7 +439,7 @@ def test_cli_writes_every_table(tmp_path, capsys):
     assert code == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 6
+    assert len(lines) == 7
     assert lines[1] == f"{out / 'reps.csv'}: 6 rows"
     assert all(re.fullmatch(r".+\.csv: \d+ rows", line) for line in lines)
 

@@ -1,0 +1,283 @@
+"""Forecast value add: did the calls beat the model?
+
+At each quarter's end every weekly call (by level, node and week of quarter,
+:func:`revmodel.overrides.calls_by_week`) is scored against the actual beside
+the in-quarter forecast made the same week for the same node
+(:func:`revmodel.inquarter.node_forecasts`): the one definition of the score is
+:func:`revmodel.overrides.value_add`. This module gathers the inputs and sums
+the scores up for the plan pack and the apps.
+
+Calls come from the call log: the ``forecast_calls.csv`` of a data folder
+(:data:`revmodel.sample_calls.FILE`, audit-shaped: ``at, level, key, period,
+call_type, new_value`` and optionally ``user, action, old_value, note,
+source``; the sample company writes one) and, when given, the audit log of an
+:class:`revmodel.overrides.OverrideStore`. Rows that cannot be read are kept
+apart with the reason and counted (:attr:`CallLog.rejected`), never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from revmodel import calendar as fcal
+from revmodel import config, overrides
+from revmodel.errors import DataError
+from revmodel.history import deal_labels, load_history, prepare
+from revmodel.inquarter import WEEKS, Quarter, node_actuals, node_forecasts
+from revmodel.sample_calls import FILE
+
+log = logging.getLogger(__name__)
+
+#: Columns a call log must have.
+REQUIRED: tuple[str, ...] = ("at", "level", "key", "period", "call_type", "new_value")
+#: Columns of :func:`summary`.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "level", "key", "call_type", "quarters", "calls", "bias", "call_error", "model_error",
+    "value_add", "beat_model",
+)  # fmt: skip
+_LEVELS: tuple[str, ...] = ("manager", "region", "total")
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """Calls as audit rows (``id`` in time order) and the rows refused, with ``row`` and ``reason``."""
+
+    audit: pd.DataFrame
+    rejected: pd.DataFrame
+    source: str
+
+
+def read_calls(path: str | Path) -> CallLog:
+    """Read a call-log CSV (see the module docstring).
+
+    Raises
+    ------
+    DataError
+        If a required column is missing (named, with the columns found).
+    """
+    path = Path(path)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in REQUIRED if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(missing)}; a call log needs "
+            f"{', '.join(REQUIRED)} (found {', '.join(raw.columns) or 'none'})"
+        )
+    frame = pd.DataFrame(
+        {
+            "at": pd.to_datetime(raw["at"].str.strip(), errors="coerce", format="mixed"),
+            "user": raw.get("user", pd.Series("", index=raw.index)).str.strip(),
+            "action": raw.get("action", pd.Series("submit", index=raw.index)).str.strip(),
+            "level": raw["level"].str.strip().str.lower(),
+            "key": raw["key"].str.strip(),
+            "period": raw["period"].str.strip().str.upper(),
+            "call_type": raw["call_type"].str.strip().str.lower(),
+            "old_value": pd.to_numeric(raw.get("old_value"), errors="coerce")
+            if "old_value" in raw
+            else np.nan,
+            "new_value": pd.to_numeric(raw["new_value"].str.strip(), errors="coerce"),
+            "note": raw.get("note", pd.Series("", index=raw.index)),
+            "source": raw.get("source", pd.Series(path.name, index=raw.index)),
+        }
+    )
+    frame["action"] = frame["action"].replace("", "submit")
+    reasons = _reasons(frame, raw)
+    bad = reasons != ""
+    rejected = raw[bad].copy()
+    rejected.insert(0, "row", rejected.index + 2)  # the header is line 1
+    rejected.insert(1, "reason", reasons[bad])
+    good = frame[~bad].sort_values("at", kind="stable").reset_index(drop=True)
+    good.insert(0, "id", np.arange(1, len(good) + 1))
+    if len(rejected):
+        log.warning("%s: %d call rows refused (first: row %d, %s)", path, len(rejected),
+                    rejected["row"].iloc[0], rejected["reason"].iloc[0])  # fmt: skip
+    return CallLog(good, rejected.reset_index(drop=True), str(path))
+
+
+def _reasons(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
+    """Why each row cannot be used ("" when it can)."""
+    checks = (
+        (frame["at"].isna(), "at is not a date and time"),
+        (~frame["level"].isin(overrides.CALL_LEVELS), "level is not one of rep, manager, region, total"),
+        (frame["key"] == "", "key is empty"),
+        (~frame["call_type"].isin(overrides.CALL_TYPES), "call_type is not commit or best_case"),
+        (~frame["action"].isin(("submit", "withdraw")), "action is not submit or withdraw"),
+        ((frame["action"] == "submit") & ~(frame["new_value"] >= 0), "new_value is not an amount >= 0"),
+        (~frame["period"].map(_is_period), "period is not a fiscal quarter like FY2027-Q1"),
+    )  # fmt: skip
+    out = pd.Series("", index=frame.index, dtype=object)
+    for mask, reason in checks:
+        out = out.where(~(mask & (out == "")), reason)
+    return out
+
+
+def _is_period(label: str) -> bool:
+    try:
+        return fcal.parse_period(label).quarter is not None
+    except Exception:  # noqa: BLE001 - any unreadable label is refused with its reason
+        return False
+
+
+def call_log(data_dir: str | Path, store: overrides.OverrideStore | None = None) -> CallLog | None:
+    """The calls of a data folder's ``forecast_calls.csv`` and of ``store``; None when neither has one."""
+    parts, rejected, sources = [], [], []
+    path = Path(data_dir) / FILE
+    if path.is_file():
+        read = read_calls(path)
+        parts.append(read.audit)
+        rejected.append(read.rejected)
+        sources.append(str(path))
+    if store is not None:
+        audit = store.audit()
+        audit = audit[audit["level"].isin(overrides.CALL_LEVELS)]
+        if len(audit):
+            audit = audit.assign(at=audit["at"].dt.tz_localize(None))
+            parts.append(audit)
+            sources.append(repr(store))
+    if not parts:
+        return None
+    audit = pd.concat(parts, ignore_index=True).sort_values("at", kind="stable")
+    audit["id"] = np.arange(1, len(audit) + 1)
+    rej = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame()
+    return CallLog(audit.reset_index(drop=True), rej, " and ".join(sources))
+
+
+def scores(
+    history: pd.DataFrame,
+    calls: CallLog,
+    labels: pd.DataFrame | None,
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+    weeks: int = WEEKS,
+) -> pd.DataFrame:
+    """Every weekly call of every quarter the history has closed, scored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``period`` and the columns of :func:`revmodel.overrides.value_add`; calls of
+        the rep level and of nodes without bookings in their quarter are left out.
+    """
+    hist = prepare(history)
+    last = hist["changed_at"].max()
+    audit = calls.audit[calls.audit["level"].isin(_LEVELS)]
+    out = []
+    for period in sorted(audit["period"].unique()):
+        months = fcal.quarter_months(period, fiscal_year_start, naming)
+        quarter = Quarter.of(months[0])
+        if quarter.end > last:
+            continue  # not over yet: no actual
+        weekly = overrides.calls_by_week(audit, period, quarter.start, weeks)
+        model = node_forecasts(hist, quarter, labels, _LEVELS, weeks)
+        actual = node_actuals(hist, quarter, labels, _LEVELS)
+        scored = overrides.value_add(weekly, actual, model)
+        scored.insert(0, "period", period)
+        out.append(scored)
+        log.info("forecast value add: %s scored (%d calls)", period, len(scored))
+    if not out:
+        return overrides.value_add(
+            pd.DataFrame(columns=["level", "key", "call_type", "week", "amount"]),
+            {},
+            pd.DataFrame(columns=["level", "key", "week", "forecast"]),
+        ).assign(period=pd.Series(dtype=object))
+    return pd.concat(out, ignore_index=True)
+
+
+def _aggregate(g: pd.DataFrame) -> pd.Series:
+    """The one summary of a set of scored calls."""
+    return pd.Series(
+        {
+            "quarters": g["period"].nunique(),
+            "calls": len(g),
+            "bias": float(g["bias"].median()),
+            "call_error": float(g["call_error"].mean()),
+            "model_error": float(g["model_error"].mean()),
+            "value_add": float(g["value_add"].mean()),
+            "beat_model": float((g["value_add"] > 0).mean()),
+        }
+    )
+
+
+def summary(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per node and call type over all scored quarters: :data:`SUMMARY_COLUMNS`.
+
+    ``bias`` is the median of (call - actual) / actual (below 0: sandbagging, above
+    0: optimism); ``call_error`` and ``model_error`` are mean absolute errors as a
+    share of the actual; ``value_add`` their mean difference (above 0: the calls beat
+    the model); ``beat_model`` the share of calls closer to the actual than the model.
+    """
+    if scored.empty:
+        return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    order = {lv: i for i, lv in enumerate(overrides.CALL_LEVELS)}
+    out = scored.groupby(["level", "key", "call_type"]).apply(_aggregate, include_groups=False)
+    out = out.reset_index()
+    out["_o"] = out["level"].map(order)
+    out = out.sort_values(["_o", "key", "call_type"]).drop(columns="_o")
+    return out.astype({"quarters": int, "calls": int})[list(SUMMARY_COLUMNS)].reset_index(drop=True)
+
+
+def by_week(scored: pd.DataFrame, call_type: str = "commit") -> pd.DataFrame:
+    """Per level and week of quarter (calls of ``call_type``): the :func:`summary` figures."""
+    cols = ["level", "week", *SUMMARY_COLUMNS[3:]]
+    part = scored[scored["call_type"] == call_type]
+    if part.empty:
+        return pd.DataFrame(columns=cols)
+    out = part.groupby(["level", "week"]).apply(_aggregate, include_groups=False).reset_index()
+    order = {lv: i for i, lv in enumerate(overrides.CALL_LEVELS)}
+    out = out.sort_values(["level", "week"], key=lambda c: c.map(order) if c.name == "level" else c)
+    return out.astype({"quarters": int, "calls": int})[cols].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ValueAddSection:
+    """What the plan pack and the apps show: the scored calls, their summaries, where from."""
+
+    scored: pd.DataFrame
+    summary: pd.DataFrame
+    by_week: pd.DataFrame
+    source: str
+    rejected: int
+
+
+def section(
+    history: pd.DataFrame,
+    calls: CallLog,
+    labels: pd.DataFrame | None,
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+) -> ValueAddSection:
+    """Score the calls and sum them up (:func:`scores`, :func:`summary`, :func:`by_week`)."""
+    scored = scores(history, calls, labels, fiscal_year_start, naming)
+    return ValueAddSection(
+        scored, summary(scored), by_week(scored), calls.source, len(calls.rejected)
+    )
+
+
+def section_from_data(
+    data_dir: str | Path,
+    mapping=None,
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
+    store: overrides.OverrideStore | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+) -> ValueAddSection | None:
+    """:func:`section` of a data folder; None without a call log or a pipeline history."""
+    from revmodel import sources
+
+    calls = call_log(data_dir, store)
+    if calls is None:
+        return None
+    if tables is None:
+        tables = sources.load(data_dir, mapping=mapping).tables
+    try:
+        hist, _ = load_history(data_dir, tables=tables)
+    except DataError:
+        return None
+    return section(hist, calls, deal_labels(tables), fiscal_year_start, naming)

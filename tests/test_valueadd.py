@@ -1,0 +1,140 @@
+"""Forecast value add (revmodel.valueadd): the calls scored against the actual beside the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from revmodel import history, inquarter, sample, sample_calls, valueadd
+from revmodel.errors import DataError
+
+FYS = sample.FISCAL_YEAR_START
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("va")
+    sample.write_sample(out, reps=20, months=30, seed=5)
+    return out
+
+
+@pytest.fixture(scope="module")
+def section(folder: Path) -> valueadd.ValueAddSection:
+    found = valueadd.section_from_data(folder, fiscal_year_start=FYS)
+    assert found is not None
+    return found
+
+
+def test_read_calls_refuses_bad_rows_with_their_reason(tmp_path: Path) -> None:
+    path = tmp_path / "calls.csv"
+    path.write_text(
+        "at,level,key,period,call_type,new_value,note\n"
+        "2027-01-08 17:00,manager,M01,FY2027-Q1,commit,100,ok\n"
+        "2027-01-08 17:00,team,M01,FY2027-Q1,commit,100,\n"
+        "not a date,manager,M01,FY2027-Q1,commit,100,\n"
+        "2027-01-08 17:00,manager,M01,FY2027-Q1,forecast,100,\n"
+        "2027-01-08 17:00,manager,M01,FY2027-Q1,commit,-5,\n"
+        "2027-01-08 17:00,manager,M01,FY2027,commit,5,\n"
+        "2027-01-01 09:00,Manager, M01 ,fy2027-q1,Commit,90,=cmd()\n"
+    )
+    log = valueadd.read_calls(path)
+    assert log.rejected["row"].tolist() == [3, 4, 5, 6, 7]
+    assert log.rejected["reason"].tolist() == [
+        "level is not one of rep, manager, region, total",
+        "at is not a date and time",
+        "call_type is not commit or best_case",
+        "new_value is not an amount >= 0",
+        "period is not a fiscal quarter like FY2027-Q1",
+    ]
+    # kept rows: trimmed and normalised, in time order, numbered
+    assert log.audit[["id", "level", "key", "period", "call_type", "new_value"]].values.tolist() == [
+        [1, "manager", "M01", "FY2027-Q1", "commit", 90.0],
+        [2, "manager", "M01", "FY2027-Q1", "commit", 100.0],
+    ]  # fmt: skip
+    path.write_text("when,level,key\n2027-01-08,manager,M01\n")
+    with pytest.raises(DataError) as err:
+        valueadd.read_calls(path)
+    assert str(err.value) == (
+        f"{path}: missing column(s) at, period, call_type, new_value; a call log needs at, "
+        "level, key, period, call_type, new_value (found when, level, key)"
+    )
+
+
+def test_scores_on_a_hand_made_quarter() -> None:
+    """One deal of M01 won in week 2 for 100; the call log of M01 and the company. The
+    history runs past the quarter (D2, created in April), so the quarter is scored."""
+    hist = pd.DataFrame(
+        {
+            "opportunity_id": ["D1", "D1", "D1", "D2"],
+            "changed_at": pd.to_datetime(["2026-11-20", "2027-01-03", "2027-01-12", "2027-04-02"]),
+            "stage": ["proposal", "negotiation", "won", "prospecting"],
+            "amount": [80.0, 100.0, 100.0, 50.0],
+            "close_date": pd.to_datetime(["2027-01-31", "2027-01-31", "2027-01-12", "2027-06-30"]),
+        }
+    )
+    labels = pd.DataFrame(
+        {"region": ["EU", "EU"], "manager": ["M01", "M02"], "rep": ["R1", "R2"],
+         "segment": ["smb", "smb"]},
+        index=pd.Index(["D1", "D2"], name="opportunity_id"),
+    )  # fmt: skip
+    audit = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "at": pd.to_datetime(["2027-01-02 10:00", "2027-01-09 10:00", "2027-01-02 11:00"]),
+            "level": ["manager", "manager", "total"],
+            "key": ["M01", "M01", "total"],
+            "period": ["FY2027-Q1"] * 3,
+            "call_type": ["commit"] * 3,
+            "new_value": [60.0, 90.0, 120.0],
+        }
+    )
+    log = valueadd.CallLog(audit, pd.DataFrame(), "hand")
+    scored = valueadd.scores(hist, log, labels, fiscal_year_start=1, naming="end", weeks=3)
+    m = scored[scored["level"] == "manager"]
+    assert m["week"].tolist() == [1, 2, 3]
+    assert m["call"].tolist() == [60.0, 90.0, 90.0]
+    assert (scored["actual"] == 100.0).all()
+    # week 3 (to Jan 21): the deal is won, so the model says 100 and beats the call of 90
+    week3 = m[m["week"] == 3].iloc[0]
+    assert week3["model"] == pytest.approx(100.0)
+    assert week3["value_add"] == pytest.approx(0.0 - 0.10)
+    assert m["bias"].tolist() == pytest.approx([-0.4, -0.1, -0.1])
+    total = scored[scored["level"] == "total"]
+    assert total["call"].tolist() == [120.0, 120.0, 120.0]
+    summary = valueadd.summary(scored)
+    row = summary[(summary["level"] == "total")].iloc[0]
+    assert (row["quarters"], row["calls"]) == (1, 3)
+    assert row["bias"] == pytest.approx(0.2)
+    assert row["call_error"] == pytest.approx(0.2)
+
+
+def test_node_forecasts_add_up_to_the_company_forecast(folder: Path) -> None:
+    tables = {n: pd.read_csv(folder / f"{n}.csv") for n in ("opportunities", "reps", "accounts")}
+    hist = pd.read_csv(folder / "opportunity_history.csv", parse_dates=["changed_at", "close_date"])
+    labels = history.deal_labels(tables)
+    quarter = inquarter.Quarter.of("2026-05-01")
+    nodes = inquarter.node_forecasts(hist, quarter, labels, weeks=4)
+    total = nodes[nodes["level"] == "total"].set_index("week")["forecast"]
+    for level in ("manager", "region"):
+        summed = nodes[nodes["level"] == level].groupby("week")["forecast"].sum()
+        np.testing.assert_allclose(summed.to_numpy(), total.to_numpy(), rtol=1e-9)
+    company = inquarter.in_quarter_backtest(hist, [quarter], labels, weeks=4)
+    np.testing.assert_allclose(total.to_numpy(), company["forecast"].to_numpy(), rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_value_add_recovers_each_callers_bias(folder: Path, section) -> None:
+    tables = {n: pd.read_csv(folder / f"{n}.csv") for n in ("opportunities", "reps", "accounts")}
+    put_in = {(p.level, p.key): p for p in sample_calls.profiles(history.deal_labels(tables), 5)}
+    commit = section.summary[section.summary["call_type"] == "commit"]
+    assert len(commit) == len(put_in)
+    for row in commit.itertuples():
+        assert row.bias == pytest.approx(put_in[(row.level, row.key)].bias, abs=0.05), row.key
+        assert row.quarters == 6 and row.calls == 6 * 13
+    # late in the quarter the model knows what closed: its error falls below week 1's
+    weekly = section.by_week[section.by_week["level"] == "total"].set_index("week")
+    assert weekly.loc[13, "model_error"] < weekly.loc[1, "model_error"] / 3
+    assert section.rejected == 0
