@@ -93,6 +93,48 @@ def test_publish_moves_a_pack_of_the_old_layout_aside(tmp_path):
     assert len(moved) == 1 and (moved[0] / "plan.html").read_text() == "old"
 
 
+def test_first_publish_over_the_old_layout_never_leaves_a_gap(tmp_path, monkeypatch):
+    out = tmp_path / "reports"
+    _pack(out / "FY2027-Q1", "old")
+    seen = []
+    rename, replace = os.rename, os.replace
+
+    def look(step):
+        def wrapped(src, dst):
+            step(src, dst)
+            seen.append((out / "FY2027-Q1" / "plan.html").read_text())
+
+        return wrapped
+
+    monkeypatch.setattr(swap.os, "rename", look(rename))
+    monkeypatch.setattr(swap.os, "replace", look(replace))
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "new"), out, "FY2027-Q1")
+    assert seen == ["old", "new"]  # the version made, then the old folder renamed away: no gap
+    assert (out / "FY2027-Q1").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == [".FY2027-Q1", "FY2027-Q1"]
+
+
+def test_old_layout_without_an_atomic_exchange_moves_the_folder_aside(tmp_path, monkeypatch):
+    monkeypatch.setattr(swap, "_exchange", lambda a, b: False)
+    out = tmp_path / "reports"
+    _pack(out / "FY2027-Q1", "old")
+    swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "new"), out, "FY2027-Q1")
+    assert (out / "FY2027-Q1" / "plan.html").read_text() == "new"
+    moved = [p for p in (out / ".FY2027-Q1").iterdir() if p.name.endswith("-moved")]
+    assert len(moved) == 1 and (moved[0] / "plan.html").read_text() == "old"
+
+
+def test_exchange_swaps_a_link_and_a_folder(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "f").write_text("x")
+    os.symlink("elsewhere", tmp_path / "link")
+    assert swap._exchange(tmp_path / "link", tmp_path / "folder")
+    assert os.readlink(tmp_path / "folder") == "elsewhere"
+    assert (tmp_path / "link" / "f").read_text() == "x"
+    with pytest.raises(FileNotFoundError):
+        swap._exchange(tmp_path / "missing", tmp_path / "folder")
+
+
 def test_failed_flip_leaves_the_previous_pack_published(tmp_path, monkeypatch):
     out = tmp_path / "reports"
     swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "old"), out, "FY2027-Q1")

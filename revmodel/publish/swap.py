@@ -198,8 +198,8 @@ def publish(tmp: Path, out: Path, cycle: str) -> Path:
 
     ``tmp`` becomes the version ``out/.<cycle>/<version>`` (a rename), then a
     new link replaces ``out/<cycle>`` (:func:`os.replace`). A reports folder
-    of an older revmodel, where ``out/<cycle>`` is a folder, is moved to a
-    version first (the one moment a reader may find no pack).
+    of an older revmodel, where ``out/<cycle>`` is a folder, is exchanged with
+    the link in one step and kept as the previous version.
 
     Returns
     -------
@@ -209,8 +209,6 @@ def publish(tmp: Path, out: Path, cycle: str) -> Path:
     versions = out / f".{cycle}"
     versions.mkdir(exist_ok=True)
     final = out / cycle
-    if final.exists() and not final.is_symlink():
-        os.rename(final, versions / f"{version_name()}-moved")
     target = versions / version_name()
     _fsync_tree(tmp)
     os.rename(tmp, target)
@@ -218,9 +216,59 @@ def publish(tmp: Path, out: Path, cycle: str) -> Path:
     with contextlib.suppress(FileNotFoundError):
         link.unlink()
     os.symlink(os.path.relpath(target, out), link)
-    os.replace(link, final)
+    if final.exists() and not final.is_symlink():
+        _replace_folder_with_link(link, final, versions)
+    else:
+        os.replace(link, final)
     _fsync_dir(out)
     return final
+
+
+def _replace_folder_with_link(link: Path, final: Path, versions: Path) -> None:
+    """Put ``link`` where the folder ``final`` (a pack of an older revmodel) is.
+
+    On Linux the two are exchanged in one step (``renameat2`` with
+    ``RENAME_EXCHANGE``), so a reader never finds ``final`` missing; the old
+    folder, now at ``link``'s name, becomes the previous version. Elsewhere
+    the folder is moved aside first: the one moment a reader may find no pack.
+    """
+    moved = versions / f"{version_name()}-moved"
+    if _exchange(link, final):
+        os.rename(link, moved)
+        return
+    os.rename(final, moved)
+    os.replace(link, final)
+
+
+#: ``renameat2`` flag: swap two paths atomically (Linux 3.15+, glibc 2.28+).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` in one atomic step; False where the system cannot."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    renameat2.restype = ctypes.c_int
+    done = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # file system or kernel without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def explain_os_error(exc: OSError, out: Path) -> PublishError | None:
