@@ -38,6 +38,7 @@ __all__ = [
     "KPI",
     "KPIS",
     "DEFAULT_GROSS_MARGIN",
+    "attainment",
     "compute",
     "cube_summary",
     "describe",
@@ -475,9 +476,27 @@ def _pipeline_coverage(c: _Context) -> xr.DataArray:
     return _r(pipe, gap)
 
 
+def attainment(bookings: xr.DataArray | float, quota: xr.DataArray | float) -> xr.DataArray:
+    """Quota attainment: bookings / quota, NaN where the quota is not positive.
+
+    The one definition behind the ``quota_attainment`` KPI, also applied to an
+    expected landing (bookings to date + forecast) by the apps.
+
+    Examples
+    --------
+    >>> float(attainment(90.0, 100.0))
+    0.9
+    >>> float(attainment(90.0, 0.0))
+    nan
+    """
+    num = bookings if isinstance(bookings, xr.DataArray) else xr.DataArray(float(bookings))
+    den = quota if isinstance(quota, xr.DataArray) else xr.DataArray(float(quota))
+    return _r(num, den)
+
+
 def _attainment(c: _Context) -> xr.DataArray:
     bookings, quota = xr.align(c.sales["bookings"], c.quota_by_period, join="left")
-    return _r(bookings, quota)
+    return attainment(bookings, quota)
 
 
 def _catalogue() -> dict[str, KPI]:

@@ -555,3 +555,224 @@ def test_vp_calls_the_company_and_sees_every_team(app_context, tmp_path, monkeyp
     app.submit.click()
     assert app.message.kind == "error"
     assert app.message.text.startswith("User 'vera' writes for the company only")
+
+
+# --------------------------------------------------------------------------- one definition
+
+
+@pytest.fixture(scope="module")
+def pipedrive_context(tmp_path_factory):
+    """The apps' context of a Pipedrive deals export (GBP, fiscal year from April), no sample."""
+    import shutil
+
+    from revmodel import mapdraft, sources
+    from revmodel.cube import build_cube
+    from tests.exports import generate
+
+    folder = tmp_path_factory.mktemp("pipedrive")
+    shutil.copytree(Path(__file__).parent / "exports" / "pipedrive", folder / "data")
+    files = sorted((folder / "data").iterdir())
+    mapping = folder / "mapping.yaml"
+    mapping.write_text(mapdraft.to_yaml(mapdraft.draft(files)), encoding="utf-8")
+    loaded = sources.load(folder / "data", mapping=mapping)
+    cube = build_cube(loaded.tables, fiscal_year_start=4, currency=loaded.currency)
+    ctx = app_context_module.load_context(cube=cube, forecast_method="seasonal_naive")
+    raw = pd.read_csv(folder / "data" / generate.CASES["pipedrive"].files[0])
+    return session(ctx), raw
+
+
+def test_explorer_kpis_are_the_catalogue_s_on_a_pipedrive_export(pipedrive_context):
+    from revmodel import kpi
+
+    ctx, raw = pipedrive_context
+    assert ctx.cube.attrs["currency"] == "GBP"
+    # A past fiscal quarter (April start: FY2026-Q2 is July-September 2025) and one rep.
+    period = "FY2026-Q2"
+    reps = ctx.cube["rep"].values.astype(str)
+    names = ctx.rep_names()
+    rep = max(reps, key=lambda r: float(ctx.cube["won"].sel(rep=r).sum()))
+    for sel in (explorer.Selection(period), explorer.Selection(period, rep=rep)):
+        shown = explorer.summarise(ctx, sel)
+        cube = ctx.cube if sel.rep is None else ctx.cube.sel(rep=[sel.rep])
+        quota = ctx.rep_quota()
+        quota = quota if sel.rep is None else quota.sel(rep=[sel.rep])
+        lib = kpi.compute(
+            cube, explorer.KPI_NAMES, period="fiscal_quarter", quota=quota.sum("rep")
+        ).sel(fiscal_quarter=period)
+        assert shown["bookings"] == pytest.approx(float(lib["bookings"]))
+        assert shown["win_rate"] == pytest.approx(float(lib["win_rate"]))
+        assert shown["deal_size"] == pytest.approx(float(lib["average_deal_size"]))
+        np.testing.assert_allclose(shown["attainment"], float(lib["quota_attainment"]))
+        # Independently, from the export's own rows: won and lost deals closing in the quarter.
+        rows = raw if sel.rep is None else raw[raw["Deal - Owner"] == names[sel.rep]]
+        won_at = pd.to_datetime(rows["Deal - Won time"])
+        lost_at = pd.to_datetime(rows["Deal - Lost time"])
+        inq = lambda d: (d >= "2025-07-01") & (d < "2025-10-01")  # noqa: E731
+        won = rows[(rows["Deal - Status"] == "won") & inq(won_at)]
+        lost = rows[(rows["Deal - Status"] == "lost") & inq(lost_at)]
+        assert len(won) > 0
+        assert shown["bookings"] == pytest.approx(won["Deal - Value"].sum())
+        assert shown["win_rate"] == pytest.approx(len(won) / (len(won) + len(lost)))
+        assert shown["deal_size"] == pytest.approx(won["Deal - Value"].mean())
+    # The cards show those figures in the data's currency, as the plan pack formats them.
+    page = explorer.build(ctx).app
+    page.period.value = period
+    page.rep.value = rep
+    s = explorer.summarise(page.context, page.selection())
+    assert page.kpis.values["bookings"] == explorer.layout.fmt_money(s["bookings"])
+    assert page.kpis.values["win_rate"] == explorer.layout.fmt_pct(s["win_rate"])
+    # The breakdown's rows (a team's reps, computed once by level) are the catalogue's too.
+    manager = str(ctx.cube["manager"].sel(rep=rep).values)
+    level, table = explorer.breakdown(page.context, explorer.Selection(period, manager=manager))
+    assert level == "rep"
+    by_rep = kpi.compute(ctx.cube, ["win_rate"], dims=("rep",), period="fiscal_quarter")
+    row = table[table["name"] == ctx.label("rep", rep)]
+    assert len(row) == 1
+    assert float(row["win_rate"].iloc[0]) == pytest.approx(
+        float(by_rep["win_rate"].sel(rep=rep, fiscal_quarter=period))
+    )
+
+
+# --------------------------------------------------------------------------- the published plan
+
+
+def _publish(ctx, reports, stamp: str, quota_scale: float, data_dir) -> Path:
+    """A pack as `revmodel plan` leaves it: plan.nc groups and a manifest naming its version."""
+    from revmodel import encoding, quota
+
+    pack = reports / f".{ctx.cycle}" / stamp
+    pack.mkdir(parents=True)
+    q = quota.top_down(ctx.plan_context.inputs, ctx.assumptions, months=ctx.plan["month"].values)
+    q["quota"] = q["quota"] * quota_scale
+    q["rep_quota"] = q["rep_quota"] * quota_scale
+    cap = ctx.plan["rep_capacity"].reindex(rep=q["rep"].values, fill_value=0.0)
+    groups = {
+        "cube": ctx.cube,
+        "forecast": ctx.forecast,
+        "reconciled": ctx.reconciled.rename("forecast").to_dataset(),
+        "quota": q,
+        "capacity": cap.rename("capacity").to_dataset(),
+        "quota_balance": quota.balance(q, expected=cap),
+    }
+    mode = "w"
+    for group, ds in groups.items():
+        encoding.encode(ds).to_netcdf(pack / "plan.nc", mode=mode, group=group, engine="netcdf4")
+        mode = "a"
+    params = {"cycle": ctx.cycle, "data_dir": str(data_dir), "reconcile_method": "mint_shrink"}
+    manifest = {
+        "cycle": ctx.cycle,
+        "parameters": params,
+        "plan_version": f"forecast/{ctx.cycle}-{stamp}",
+        "sections": {"shown": ["forecast", "quotas"], "skipped": []},
+    }
+    (pack / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    link = reports / ctx.cycle
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(pack.relative_to(reports))
+    return pack
+
+
+def test_every_app_reads_the_latest_published_plan(
+    app_context, small_company, tmp_path, monkeypatch
+):
+    from revmodel.apps import published
+
+    _, folder = small_company
+    reports = tmp_path / "reports"
+    monkeypatch.setattr(config, "REPORTS_DIR", reports)
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
+    assert published.latest() is None
+    _publish(app_context, reports, "20261101T090000000000Z", 1.5, folder)
+    # A pack being written (hidden, no link) is never read.
+    (reports / ".FY1999-Q1").mkdir()
+    first = published.latest()
+    assert first.version == f"forecast/{app_context.cycle}-20261101T090000000000Z"
+    path = app_context_module.context_cache_path(None, "auto", first)
+    app_context_module.clear_cache()
+    try:
+        ctx = session(app_context_module.load_context())
+        assert path.exists()  # written once, read by the next kernel
+        assert ctx.published == first
+        assert "published plan" in ctx.source and "20261101" in ctx.source
+        # The published quota, not a recomputation: 1.5 times the top-down allocation.
+        recomputed = float(app_context.plan["rep_quota"].sum())
+        assert float(ctx.rep_quota().sum()) == pytest.approx(1.5 * recomputed)
+        np.testing.assert_allclose(ctx.reconciled.values, app_context.reconciled.values)
+        page = explorer.build(ctx).app
+        page.period.value = app_context.assumptions.plan_year
+        year = explorer.summarise(page.context, page.selection())
+        assert year["quota"] == pytest.approx(1.5 * recomputed)
+        assert page.kpis.values["quota"] == layout_money(1.5 * recomputed)
+        q = quotas.quota_frame(ctx)
+        assert q["full_year_quota"].sum() == pytest.approx(1.5 * recomputed)
+        footer = text(explorer.build(ctx).children[-1].value)
+        assert f"published plan {app_context.cycle} (version forecast/" in footer
+
+        # A later version is published: the next kernel reads it, from a new cache file.
+        _publish(app_context, reports, "20261108T090000000000Z", 2.0, folder)
+        assert published.latest().version.endswith("20261108T090000000000Z")
+        app_context_module.clear_cache()
+        later = app_context_module.load_context()
+        assert float(later.rep_quota().sum()) == pytest.approx(2.0 * recomputed)
+        assert app_context_module.context_cache_path(None, "auto") != path
+    finally:
+        app_context_module.clear_cache()
+
+
+def layout_money(value: float) -> str:
+    return explorer.layout.fmt_money(value)
+
+
+@pytest.mark.slow
+def test_plan_prepares_the_apps_context_and_serve_only_reads_it(
+    small_company, tmp_path, monkeypatch
+):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from revmodel.apps import published
+
+    _, folder = small_company
+    project = tmp_path / "project"
+    shutil.copytree(folder, project / "data")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env.pop("REVMODEL_HOME", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "revmodel", "plan", "--data", "data"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "apps context prepared" in run.stderr
+    monkeypatch.setattr(config, "HOME", project)
+    monkeypatch.setattr(config, "REPORTS_DIR", project / "reports")
+    monkeypatch.setattr(config, "CACHE_DIR", project / ".cache" / "revmodel")
+    monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
+    plan = published.latest()
+    assert plan is not None and plan.cycle in run.stdout
+    assert app_context_module.context_cache_path(None, "auto", plan).exists()
+
+    # The server's start only reads: building the context again would fail here.
+    def no_build(*args, **kwargs):
+        raise AssertionError("the context was built again")
+
+    monkeypatch.setattr(app_context_module, "load_context", no_build)
+    serve.warm()
+    monkeypatch.undo()
+    monkeypatch.setattr(config, "HOME", project)
+    monkeypatch.setattr(config, "REPORTS_DIR", project / "reports")
+    monkeypatch.setattr(config, "CACHE_DIR", project / ".cache" / "revmodel")
+    monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
+    app_context_module.clear_cache()
+    try:
+        ctx = app_context_module.load_context()
+        with xr.open_dataset(plan.plan_file, group="quota") as q:
+            assert float(ctx.rep_quota().sum()) == pytest.approx(float(q["quota"].sum()))
+        with xr.open_dataset(plan.plan_file, group="reconciled") as rec:
+            assert float(ctx.reconciled.sum()) == pytest.approx(float(rec["forecast"].sum()))
+        assert ctx.published == plan
+    finally:
+        app_context_module.clear_cache()

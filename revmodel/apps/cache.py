@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 from revmodel import config
+from revmodel.apps.published import PublishedPlan
+from revmodel.apps.published import latest as latest_published
 
 __all__ = [
     "ENV_CUBE",
@@ -21,6 +23,7 @@ __all__ = [
     "fingerprint",
     "forecast_method",
     "latest_params",
+    "published_plan",
 ]
 
 #: Environment variable naming a cube file the apps read instead of the sample company.
@@ -69,25 +72,48 @@ def _stat(path: Path, pattern: str = "*") -> list[tuple[str, int, int]]:
     return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
-def fingerprint(data_dir: Path | None, method: str) -> str:
-    """What the shared context depends on: the data files, the parameters, the code, the method.
+def published_plan(data_dir: Path | None) -> PublishedPlan | None:
+    """The published plan the apps read: the latest one, unless a data folder or cube is named."""
+    if data_dir is not None or os.environ.get(ENV_CUBE):
+        return None
+    return latest_published()
 
-    Any change to one of them (a new export, an edited parameters file, an
-    upgraded revmodel) gives a new fingerprint, so the cached context is rebuilt.
-    """
+
+def _code() -> list[str]:
     import revmodel
 
-    code = Path(revmodel.__file__).parent
-    parts = [
-        method,
-        str(config.FISCAL_YEAR_START),
-        *map(str, _stat(_source_path(data_dir))),
-        *map(str, _stat(latest_params() or Path("-"))),
-        *map(str, _stat(code, "*.py")),
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    return [*map(str, _stat(Path(revmodel.__file__).parent, "*.py"))]
 
 
-def context_cache_path(data_dir: Path | None, method: str) -> Path:
-    """The file holding the shared context of the data (:func:`fingerprint` in its name)."""
-    return config.CACHE_DIR / "apps" / f"context-{fingerprint(data_dir, method)}.pickle"
+def fingerprint(data_dir: Path | None, method: str, plan: PublishedPlan | None = None) -> str:
+    """What the shared context depends on: the published plan, or the data, parameters and method.
+
+    With a published plan (``plan``, else :func:`published_plan`): its version
+    and its files. Otherwise the data files, the parameters and the forecast
+    method. The code always counts: any change (a new plan, a new export, an
+    edited parameters file, an upgraded revmodel) gives a new fingerprint, so
+    the cached context is rebuilt.
+    """
+    plan = plan or published_plan(data_dir)
+    if plan is not None:
+        parts = [
+            "published",
+            plan.version,
+            *map(str, _stat(plan.plan_file)),
+            *map(str, _stat(plan.pack_dir / "manifest.json")),
+        ]
+    else:
+        parts = [
+            method,
+            str(config.FISCAL_YEAR_START),
+            *map(str, _stat(_source_path(data_dir))),
+            *map(str, _stat(latest_params() or Path("-"))),
+        ]
+    return hashlib.sha256("\n".join([*parts, *_code()]).encode()).hexdigest()[:20]
+
+
+def context_cache_path(
+    data_dir: Path | None, method: str, plan: PublishedPlan | None = None
+) -> Path:
+    """The file holding the shared context (:func:`fingerprint` in its name)."""
+    return config.CACHE_DIR / "apps" / f"context-{fingerprint(data_dir, method, plan)}.pickle"

@@ -26,7 +26,7 @@ import os
 import pickle
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,10 +47,12 @@ from revmodel.apps.cache import (
     ENV_PARAMS,
     context_cache_path,
     fingerprint,
+    published_plan,
 )
 from revmodel.apps.cache import forecast_method as resolve_method
 from revmodel.apps.cache import latest_params as _latest_params
 from revmodel.apps.cache import sample_dir as _sample_dir
+from revmodel.apps.published import PublishedPlan
 from revmodel.assumptions import Assumptions
 from revmodel.errors import DataError, ParameterError, RevmodelError
 from revmodel.overrides import Identity, OverrideStore, TeamMap
@@ -67,6 +69,7 @@ __all__ = [
     "fingerprint",
     "load_context",
     "open_store",
+    "publish_context",
     "team_map_path",
 ]
 
@@ -116,6 +119,13 @@ class AppContext:
         Where the data came from, for the page footer.
     seconds : float
         Time the context took to build [s].
+    published : PublishedPlan or None
+        The published plan the context was read from (None: computed from the data,
+        because no plan was published yet or a data folder or cube was named).
+    results : dict
+        The published plan's ``quota`` (:func:`revmodel.quota.top_down`),
+        ``capacity`` (:func:`revmodel.capacity.capacity_plan`) and ``quota_balance``
+        (:func:`revmodel.quota.balance`) Datasets; empty without a published plan.
     """
 
     cube: xr.Dataset
@@ -135,6 +145,17 @@ class AppContext:
     store: OverrideStore | None = None
     identity: Identity | None = None
     scenarios_dir: Path | None = None
+    published: PublishedPlan | None = None
+    results: dict[str, xr.Dataset] = field(default_factory=dict)
+
+    def rep_quota(self) -> xr.DataArray:
+        """Quota by rep and month [currency/month]: the published plan's, else the base plan's.
+
+        Coordinates ``manager``, ``rep_region`` and ``rep_segment`` on ``rep``.
+        """
+        if "quota" in self.results:
+            return self.results["quota"]["quota"]
+        return self.plan["rep_quota"]
 
     # -- the session: calls and the signed-in user
 
@@ -412,6 +433,87 @@ def _build(
     )
 
 
+#: Groups of a published ``plan.nc`` the apps show as published (:attr:`AppContext.results`).
+PUBLISHED_RESULTS: tuple[str, ...] = ("quota", "capacity", "quota_balance")
+
+
+def _read_group(path: Path, group: str) -> xr.Dataset | None:
+    from revmodel import encoding
+
+    try:
+        with xr.open_dataset(path, group=group, engine="netcdf4") as ds:
+            return encoding.decode(ds.load())
+    except (OSError, KeyError):
+        return None
+
+
+def _published_tables(plan: PublishedPlan) -> dict[str, pd.DataFrame] | None:
+    """The exports the plan was made from (names, deals, accounts), when still readable."""
+    if plan.data_dir is None:
+        return None
+    from revmodel import sources
+
+    mapping = plan.parameters.get("mapping")
+    if mapping and not Path(mapping).is_absolute():
+        mapping = config.HOME / mapping
+    try:
+        result = sources.load(plan.data_dir, mapping=mapping)
+    except (RevmodelError, OSError) as exc:
+        logger.warning(
+            "%s: exports not read (%s); deals and territories not shown", plan.data_dir, exc
+        )
+        return None
+    return result.tables if result.status != 2 else None
+
+
+def _from_published(plan: PublishedPlan) -> AppContext:
+    """The context of a published plan: its cube, forecasts, quotas and capacity, as published.
+
+    Only what the pack does not hold is derived, by the library's functions on
+    the published cube: the what-if's prepared inputs and base scenario
+    (:func:`revmodel.scenario.plan` with the plan's own assumptions), the node
+    models behind reconciliation with calls, and the weighted pipeline.
+    """
+    from revmodel import parameters
+
+    start = time.perf_counter()
+    groups = {g: _read_group(plan.plan_file, g) for g in ("cube", "forecast", "reconciled")}
+    missing = [g for g, ds in groups.items() if ds is None]
+    if missing:
+        raise DataError(
+            f"{plan.plan_file}: the published plan has no {', '.join(missing)} group; "
+            "publish it again with `revmodel plan`."
+        )
+    cube, fc = groups["cube"], groups["forecast"]
+    params = dict(plan.parameters)
+    base = parameters.assumptions(params)
+    method = str(params.get("reconcile_method") or DEFAULT_RECONCILE)
+    as_of = pd.Timestamp(cube.attrs["as_of"])
+    hist = cube["bookings"].sel(month=cube["month"] <= np.datetime64(as_of, "ns"))
+    tables = _published_tables(plan)
+    prepared = scenario.prepare(cube)
+    results = {
+        g: ds for g in PUBLISHED_RESULTS if (ds := _read_group(plan.plan_file, g)) is not None
+    }
+    return AppContext(
+        cube=cube,
+        tables=tables,
+        cycle=plan.cycle,
+        assumptions=base,
+        plan_context=prepared,
+        plan=scenario.plan(prepared, base),
+        forecast=fc,
+        reconciled=groups["reconciled"]["forecast"],
+        inputs=rforecast.node_forecasts(hist, fc),
+        weighted_pipeline=_weighted_pipeline(cube, tables, fc.sizes["month"]),
+        reconcile_method=DEFAULT_RECONCILE if method == "none" else method,
+        source=plan.describe(),
+        seconds=time.perf_counter() - start,
+        published=plan,
+        results=results,
+    )
+
+
 def load_context(
     data_dir: str | Path | None = None,
     cube: xr.Dataset | None = None,
@@ -463,10 +565,32 @@ def _precompute(ctx: AppContext) -> None:
 def _load_or_build(data_dir: Path | None, method: str) -> AppContext:
     """The context from the shared cache file, or built and written there for the next kernel.
 
+    Without a data folder or cube named, the latest published plan is read
+    (:func:`revmodel.apps.cache.published_plan`); only when no plan was
+    published yet is the context computed from the data.
+    """
+    plan = published_plan(data_dir)
+    if plan is not None:
+        return _cached(context_cache_path(None, method, plan), lambda: _from_published(plan))
+    return _cached(context_cache_path(data_dir, method), lambda: _build(None, data_dir, method))
+
+
+def publish_context(plan: PublishedPlan) -> Path:
+    """Build the shared context of a just-published plan into the cache (``revmodel plan``).
+
+    The first ``revmodel serve`` after publishing then only reads it. Returns the file.
+    """
+    path = context_cache_path(None, resolve_method(None), plan)
+    _cached(path, lambda: _from_published(plan))
+    return path
+
+
+def _cached(path: Path, make: Callable[[], AppContext]) -> AppContext:
+    """The context in ``path``, else ``make()`` precomputed and written there atomically.
+
     The file is written by this package into its own cache folder (never taken
     from elsewhere) and replaced atomically, so a kernel never reads half a file.
     """
-    path = context_cache_path(data_dir, method)
     if path.exists():
         try:
             with path.open("rb") as f:
@@ -476,7 +600,7 @@ def _load_or_build(data_dir: Path | None, method: str) -> AppContext:
                 return ctx
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             logger.warning("apps context cache %s unreadable: rebuilding it", path)
-    ctx = _build(None, data_dir, method)
+    ctx = make()
     _precompute(ctx)
     shared = {k: v for k, v in ctx.extra.items() if isinstance(k, str)}
     path.parent.mkdir(parents=True, exist_ok=True)

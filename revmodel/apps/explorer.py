@@ -18,15 +18,32 @@ import pandas as pd
 import plotly.graph_objects as go
 import xarray as xr
 
-from revmodel import plots
+from revmodel import calendar as fcal
+from revmodel import kpi, plots
 from revmodel.apps import layout
 from revmodel.apps.context import AppContext, app_context, node_calls, with_live_forecast
 from revmodel.forecast import ALL
 
-__all__ = ["ALL_MEMBERS", "Selection", "breakdown", "build", "figure", "members", "summarise"]
+__all__ = [
+    "ALL_MEMBERS",
+    "KPI_NAMES",
+    "Selection",
+    "breakdown",
+    "build",
+    "figure",
+    "kpis",
+    "members",
+    "summarise",
+]
 
 #: The dropdown entry that selects every member.
 ALL_MEMBERS = "All"
+#: The catalogue's KPIs the explorer shows (:data:`revmodel.kpi.KPIS`), computed by :func:`kpi.compute`.
+KPI_NAMES = ("bookings", "win_rate", "average_deal_size", "quota_attainment", "pipeline_coverage")
+#: Those of :data:`KPI_NAMES` that need a quota.
+QUOTA_KPIS = ("quota_attainment", "pipeline_coverage")
+#: Breakdown level -> the quota's coordinate naming it.
+_QUOTA_LEVEL = {"region": "rep_region", "segment": "rep_segment", "manager": "manager"}
 
 
 @dataclass(frozen=True)
@@ -100,9 +117,9 @@ def _slice(da: xr.DataArray, ctx: AppContext, sel: Selection) -> xr.DataArray:
     return da.sum([d for d in ("segment", "region", "rep") if d in da.dims], skipna=True)
 
 
-def _quota(ctx: AppContext, sel: Selection) -> xr.DataArray:
-    """Plan quota of the selection by month [USD/month] (the plan year's months only)."""
-    q = ctx.plan["rep_quota"]
+def _rep_quota(ctx: AppContext, sel: Selection) -> xr.DataArray:
+    """Plan quota of the selection's reps by rep and month [USD/month] (the published plan's)."""
+    q = ctx.rep_quota()
     mask = np.ones(q.sizes["rep"], dtype=bool)
     for coord, value in (
         ("rep_region", sel.region),
@@ -113,7 +130,98 @@ def _quota(ctx: AppContext, sel: Selection) -> xr.DataArray:
             mask &= np.asarray(q[coord].values).astype(str) == value
     if sel.rep is not None:
         mask &= np.asarray(q["rep"].values).astype(str) == sel.rep
-    return q.isel(rep=mask).sum("rep")
+    return q.isel(rep=mask)
+
+
+def _quota(ctx: AppContext, sel: Selection) -> xr.DataArray:
+    """Plan quota of the selection by month [USD/month] (the plan year's months only)."""
+    return _rep_quota(ctx, sel).sum("rep")
+
+
+def period_kind(label: str) -> str:
+    """``fiscal_quarter`` for a label like ``FY2027-Q1``, ``fiscal_year`` for ``FY2027``."""
+    return "fiscal_quarter" if "-Q" in label else "fiscal_year"
+
+
+def kpis(ctx: AppContext, sel: Selection, level: str | None = None) -> xr.Dataset:
+    """:data:`KPI_NAMES` of the selection by :func:`revmodel.kpi.compute`, by ``level`` if given.
+
+    The cube is cut to the selection's cells and the quota to its reps (grouped to
+    ``level`` by the quota's own coordinates, so planned hires count); the catalogue
+    does the rest, so every figure here is the plan pack's definition. Cached per
+    selection: actuals and the published quota do not change in a kernel.
+    """
+    key = _kpi_key(sel, level)
+    if key in ctx.extra:
+        return ctx.extra[key]
+    cube = ctx.cube[["bookings", "won", "lost", "pipeline"]]
+    if sel.segment is not None:
+        cube = cube.sel(segment=[sel.segment])
+    if sel.region is not None:
+        cube = cube.sel(region=[sel.region])
+    if sel.manager is not None or sel.rep is not None:
+        cube = cube.sel(rep=_reps(ctx, sel))
+    q: xr.DataArray | None = _rep_quota(ctx, sel)
+    names = KPI_NAMES
+    if q.sizes["rep"] == 0:  # nobody in the slice has a quota: no coverage, no attainment
+        q, names = None, tuple(n for n in KPI_NAMES if n not in QUOTA_KPIS)
+    elif level is None:
+        q = q.sum("rep")
+    elif level in _QUOTA_LEVEL:
+        coord = _QUOTA_LEVEL[level]
+        q = q.groupby(coord).sum().rename({coord: level})
+    dims = () if level is None else (level,)
+    ctx.extra[key] = kpi.compute(cube, names, dims=dims, period=period_kind(sel.period), quota=q)
+    return ctx.extra[key]
+
+
+def _kpi_key(sel: Selection, level: str | None) -> tuple:
+    return ("explorer_kpis", *_members_of(sel), period_kind(sel.period), level)
+
+
+def _share_kpis(ctx: AppContext, sel: Selection, level: str) -> None:
+    """Compute the members' KPIs in one call by ``level`` and keep each member's part.
+
+    Summing a member's cells is what :func:`kpi.compute` does by level, so each
+    member's part is what :func:`kpis` of the member alone gives.
+    """
+    for period in dict.fromkeys((sel.period, rates_period(ctx, sel))):
+        by_level = kpis(ctx, replace(sel, period=period), level)
+        for member in map(str, by_level[level].values):
+            one = replace(sel, period=period, **{level: member})
+            ctx.extra.setdefault(_kpi_key(one, None), by_level.sel({level: member}))
+
+
+def kpi_value(
+    ds: xr.Dataset, name: str, period: str, member: tuple[str, str] | None = None
+) -> float:
+    """One figure of :func:`kpis`: ``name`` in ``period`` (for ``(level, member)``), else NaN."""
+    if name not in ds:
+        return float("nan")
+    da = ds[name]
+    if member is not None:
+        level, key = member
+        if key not in set(map(str, da[level].values)):
+            return float("nan")
+        da = da.sel({level: key})
+    kind = period_kind(period)
+    if period not in set(map(str, da[kind].values)):
+        return float("nan")
+    return float(da.sel({kind: period}))
+
+
+def rates_period(ctx: AppContext, sel: Selection) -> str:
+    """The period of the win rate and deal size shown: the one chosen, or the year to date.
+
+    A period with no actuals yet has no win rate of its own; the fiscal year
+    holding ``as_of`` (to date) is shown instead.
+    """
+    months = ctx.period_months(sel.period)
+    if (months <= ctx.as_of).any():
+        return sel.period
+    start = int(ctx.cube.attrs.get("fiscal_year_start", 1))
+    naming = str(ctx.cube.attrs.get("fiscal_year_naming", "end"))
+    return fcal.current_quarter(ctx.as_of, start, naming).split("-")[0]
 
 
 def _node(ctx: AppContext, sel: Selection) -> int | None:
@@ -200,7 +308,7 @@ def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
         ``landing`` (bookings + forecast), ``quota``, ``attainment`` (bookings / quota),
         ``expected_attainment`` (landing / quota), ``pipeline`` (open, closing in the
         period's remaining months), ``coverage`` (pipeline / quota still to book),
-        ``win_rate`` and ``deal_size`` (period to date, else the last 12 months)
+        ``win_rate`` and ``deal_size`` (the period, else the fiscal year to date: :func:`rates_period`)
         [USD, ratios]; ``months_actual`` and ``months_forecast`` [months].
     """
     cube = ctx.cube
@@ -209,15 +317,11 @@ def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
     cm = cube["month"].values
     done = months[months <= as_of]
     ahead = months[months > as_of]
-    in_cube = np.isin(cm, done)
-
-    def total(da: xr.DataArray, where: np.ndarray) -> float:
-        return float(_slice(da.isel(month=where), ctx, sel).sum())
-
-    bookings = total(cube["bookings"], in_cube) if len(done) else 0.0
     fm = ctx.reconciled["month"].values
     in_fc = np.isin(fm, ahead)
-    forecast = total(ctx.reconciled, in_fc) if in_fc.any() else 0.0
+    forecast = (
+        float(_slice(ctx.reconciled.isel(month=in_fc), ctx, sel).sum()) if in_fc.any() else 0.0
+    )
     lo, hi, _ = _band(ctx, sel)
     p10 = max(forecast - float(lo[in_fc].sum()), 0.0) if in_fc.any() else 0.0
     p90 = forecast + float(hi[in_fc].sum()) if in_fc.any() else 0.0
@@ -225,20 +329,17 @@ def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
     qm = np.isin(qda["month"].values, months)
     quota = float(qda.isel(month=qm).sum()) if qm.any() else float("nan")
     pipe_months = np.isin(cm, ahead)
-    pipeline = total(cube["pipeline"], pipe_months) if pipe_months.any() else 0.0
-    if len(done):
-        window = in_cube
-    else:
-        window = (cm <= as_of) & (cm > as_of - np.timedelta64(366, "D"))
-    won = total(cube["won"], window)
-    lost = total(cube["lost"], window)
-    booked = total(cube["bookings"], window)
+    pipeline = (
+        float(_slice(cube["pipeline"].isel(month=pipe_months), ctx, sel).sum())
+        if pipe_months.any()
+        else 0.0
+    )
+    # The KPIs: revmodel.kpi's definitions, on the selection's cells.
+    own = kpis(ctx, sel)
+    bookings = kpi_value(own, "bookings", sel.period) if len(done) else 0.0
+    rates = rates_period(ctx, sel)
+    rated = own if rates == sel.period else kpis(ctx, Selection(rates, *_members_of(sel)))
     landing = bookings + forecast
-    to_book = quota - bookings if np.isfinite(quota) else float("nan")
-
-    def ratio(a: float, b: float) -> float:
-        return a / b if np.isfinite(b) and b > 0 else float("nan")
-
     return {
         "bookings": bookings,
         "forecast": forecast,
@@ -246,15 +347,22 @@ def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
         "p90": bookings + p90,
         "landing": landing,
         "quota": quota,
-        "attainment": ratio(bookings, quota),
-        "expected_attainment": ratio(landing, quota),
+        "attainment": kpi_value(own, "quota_attainment", sel.period)
+        if len(done)
+        else float(kpi.attainment(0.0, quota)),
+        "expected_attainment": float(kpi.attainment(landing, quota)),
         "pipeline": pipeline,
-        "coverage": ratio(pipeline, to_book),
-        "win_rate": ratio(won, won + lost),
-        "deal_size": ratio(booked, won),
+        "coverage": kpi_value(own, "pipeline_coverage", sel.period),
+        "win_rate": kpi_value(rated, "win_rate", rates),
+        "deal_size": kpi_value(rated, "average_deal_size", rates),
         "months_actual": float(len(done)),
         "months_forecast": float(in_fc.sum()),
-    }
+    }  # fmt: skip
+
+
+def _members_of(sel: Selection) -> tuple[str | None, ...]:
+    """The selection's members, in :class:`Selection` order after the period."""
+    return (sel.region, sel.manager, sel.rep, sel.segment)
 
 
 def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
@@ -277,6 +385,7 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
         level, names = "manager", opts["manager"]
     else:
         level, names = "region", opts["region"]
+    _share_kpis(ctx, sel, level)
     rows = []
     cols = [
         "bookings",
@@ -344,9 +453,10 @@ def _commit_note(s: dict[str, float]) -> str:
     return "no call for this slice"
 
 
-def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
-    """KPI cards of :func:`summarise`."""
+def cards(s: dict[str, float], sel: Selection, rates: str | None = None) -> list[dict[str, str]]:
+    """KPI cards of :func:`summarise`; ``rates`` is the period of the win rate (:func:`rates_period`)."""
     fmt, pct = layout.fmt_money, layout.fmt_pct
+    rated = f"; {rates} to date" if rates and rates != sel.period else ""
     quota_sub = "plan quota" if np.isfinite(s["quota"]) else "no quota set for this period"
     return [
         {"name": "bookings", "label": "Bookings", "value": fmt(s["bookings"]),
@@ -363,7 +473,7 @@ def cards(s: dict[str, float], sel: Selection) -> list[dict[str, str]]:
         {"name": "pipeline", "label": "Open pipeline", "value": fmt(s["pipeline"]),
          "sub": f"coverage {s['coverage']:.1f}x of quota to book" if np.isfinite(s["coverage"]) else "closing in the period"},
         {"name": "win_rate", "label": "Win rate", "value": pct(s["win_rate"]),
-         "sub": f"average deal {fmt(s['deal_size'])}"},
+         "sub": f"average deal {fmt(s['deal_size'])}{rated}"},
     ]  # fmt: skip
 
 
@@ -509,7 +619,7 @@ def _refresh(page: ExplorerPage) -> None:
         ctx = with_live_forecast(base, sel.period)
         s = summarise(ctx, sel)
         s["commit"], s["best_case"] = calls_of(ctx, sel)
-        page.kpis.show(cards(s, sel))
+        page.kpis.show(cards(s, sel, rates_period(ctx, sel)))
         page.chart.show(figure(ctx, sel))
         level, frame = breakdown(ctx, sel)
         frame = frame.rename(

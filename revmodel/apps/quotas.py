@@ -43,17 +43,28 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
     if "quota_frame" in ctx.extra:
         return ctx.extra["quota_frame"]
     a = ctx.assumptions
-    inputs = ctx.plan_context.inputs
-    quotas = quota.top_down(inputs, a, months=ctx.plan["month"].values)
-    capacity = ctx.plan["rep_capacity"].reindex(rep=quotas["rep"].values, fill_value=0.0)
-    # Balance against the territory's potential: against history it would be a tautology
-    # for a history-based allocation.
-    tplan = territory_plan(ctx)
-    potential = territory.rep_potential(tplan) if tplan is not None else None
-    bal = quota.balance(
-        quotas, potential=potential, expected=capacity, tolerance=a.attainment_tolerance
-    )
-    ctx.extra["quota_balance_basis"] = "territory potential" if potential is not None else "history"
+    if {"quota", "capacity", "quota_balance"} <= set(ctx.results):
+        # The published plan's quotas, capacity and balance, as the plan pack shows them.
+        quotas = ctx.results["quota"]
+        capacity = ctx.results["capacity"]["capacity"]
+        capacity = capacity.reindex(rep=quotas["rep"].values, month=quotas["month"].values)
+        capacity = capacity.fillna(0.0)
+        bal = ctx.results["quota_balance"].reindex(rep=quotas["rep"].values)
+        shown = ctx.published.sections if ctx.published is not None else ()
+        basis = "territory potential" if "territories" in shown else "history"
+        ctx.extra["quota_balance_basis"] = basis
+    else:
+        quotas = quota.top_down(ctx.plan_context.inputs, a, months=ctx.plan["month"].values)
+        capacity = ctx.plan["rep_capacity"].reindex(rep=quotas["rep"].values, fill_value=0.0)
+        # Balance against the territory's potential: against history it would be a tautology
+        # for a history-based allocation.
+        tplan = territory_plan(ctx)
+        potential = territory.rep_potential(tplan) if tplan is not None else None
+        bal = quota.balance(
+            quotas, potential=potential, expected=capacity, tolerance=a.attainment_tolerance
+        )
+        basis = "territory potential" if potential is not None else "history"
+        ctx.extra["quota_balance_basis"] = basis
     ea = quota.expected_attainment(
         quotas["quota"], capacity, tolerance=a.attainment_tolerance, cv=ATTAINMENT_CV
     )
@@ -75,7 +86,7 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
             "p_attain": ea["p_attain"].values,
             "attains": attains["p_attain"].values,
             "ratio_to_median": bal["relative"].values,
-            "out_of_line": bal["out_of_line"].values.astype(bool),
+            "out_of_line": bal["out_of_line"].fillna(False).values.astype(bool),
         }
     )
     frame = frame[frame["full_year_quota"] > 0].sort_values(["region", "manager", "rep"])

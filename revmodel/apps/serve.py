@@ -16,12 +16,13 @@ The server is plain Voila over ``notebooks/apps/`` with:
   page rendered in advance; the page reads the live calls again the moment it
   is opened (:func:`revmodel.apps.layout.when_opened`).
 
-Before Voila starts, the shared context is made once (:func:`warm`): the
-sample company is generated when missing, and the cube, forecasts, plan,
-quotas and territories are computed into one cache file
-(:func:`revmodel.apps.cache.context_cache_path`) that every app kernel reads
-in milliseconds. Once that file exists, :func:`warm` only checks its
-fingerprint and the server is up in a few seconds.
+Before Voila starts, the shared context is made once (:func:`warm`). The
+apps read the latest published plan (:func:`revmodel.apps.published.latest`):
+``revmodel plan`` already wrote its context into the cache file
+(:func:`revmodel.apps.cache.context_cache_path`) when it published, so
+:func:`warm` only checks the file's fingerprint and the server is up in a few
+seconds. Before any plan is published, the apps compute their context from
+the data (the sample company, generated when missing) on the first start.
 """
 
 from __future__ import annotations
@@ -98,13 +99,18 @@ def voila_command(
 def warm() -> float:
     """Make sure the apps' shared context is in its cache file [s spent].
 
-    Only the fingerprint is checked when the file exists; otherwise the
-    context is built (data, forecasts, plan) and written.
+    Only the fingerprint is checked when the file exists (``revmodel plan``
+    writes it when it publishes); otherwise the context is built and written.
     """
     from revmodel.apps import cache
 
     start = time.perf_counter()
-    path = cache.context_cache_path(None, cache.forecast_method())
+    plan = cache.published_plan(None)
+    if plan is None:
+        logger.info("No plan published yet (run `revmodel plan`): the apps compute from the data.")
+    else:
+        logger.info("The apps show the %s.", plan.describe())
+    path = cache.context_cache_path(None, cache.forecast_method(), plan)
     if not path.exists():
         from revmodel.apps.context import load_context
 
