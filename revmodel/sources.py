@@ -296,14 +296,7 @@ def load(
         When the data cannot be used: no opportunities file, a missing, empty
         or unreadable file, a required column absent, or a bad mapping file.
     """
-    data_dir = Path(data_dir)
-    if data_dir.is_file():
-        raise DataError(
-            f"{data_dir} is a file; pass the folder holding your exports "
-            f"(e.g. {data_dir.parent}), or name the file in a mapping file"
-        )
-    if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} not found; pass the folder holding your exports")
+    data_dir = _data_folder(data_dir)
     mapping_path = Path(mapping) if mapping is not None else _find_mapping(data_dir)
     spec = read_mapping(mapping_path) if mapping_path is not None else MappingSpec()
     bands = tuple(segment_bands) if segment_bands is not None else spec.segment_bands
@@ -312,6 +305,47 @@ def load(
     qdir = Path(quarantine_dir) if quarantine_dir is not None else None
     limits = limits or Limits()
 
+    paths, raws = _read_tables(data_dir, spec, limits)
+    if qdir is not None:
+        _check_quarantine_dir(qdir, paths)
+    labels = {n: r.label for n, r in raws.items()}
+    ctx = _Context(spec, bands, as_of_ts, _known_ids(raws), labels, limits)
+    checked = _validate_tables(raws, ctx)
+    if qdir is not None:
+        _write_quarantine(qdir, checked)
+    problem = cube_size_problem(dimension_sizes(checked.tables, as_of_ts))
+    if problem is not None:
+        raise DataError(f"{problem} (checked by validate as by cube)")
+    missing = tuple(n for n in schema.TABLES if n not in raws and n not in UNLISTED_WHEN_MISSING)
+    return LoadResult(
+        checked.tables,
+        checked.reports,
+        checked.quarantine,
+        mapping_path,
+        missing,
+        checked.blanked,
+        _currency(spec, checked.reports),
+        spec.currency is not None,
+    )
+
+
+def _data_folder(data_dir: str | Path) -> Path:
+    """The data folder as a Path; a clear error for a file or a folder that is not there."""
+    data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise DataError(
+            f"{data_dir} is a file; pass the folder holding your exports "
+            f"(e.g. {data_dir.parent}), or name the file in a mapping file"
+        )
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} not found; pass the folder holding your exports")
+    return data_dir
+
+
+def _read_tables(
+    data_dir: Path, spec: MappingSpec, limits: Limits
+) -> tuple[dict[str, Path], dict[str, _Raw]]:
+    """Find and read every table's file; one DataError listing every file that cannot be used."""
     paths, errors = _locate(data_dir, spec, limits)
     raws: dict[str, _Raw] = {}
     for name, path in paths.items():
@@ -321,47 +355,51 @@ def load(
             errors.append(str(exc))
     if errors:
         raise DataError(_join_errors(errors))
-    if qdir is not None:
-        _check_quarantine_dir(qdir, paths)
+    return paths, raws
 
-    known_ids = {
+
+def _known_ids(raws: Mapping[str, _Raw]) -> dict[str, set[str]]:
+    """Every key read from the accounts and reps files, quarantined rows included."""
+    return {
         name: set(_names(_as_text(raws[name].frame[schema.TABLES[name].key])).dropna())
         for name in ("accounts", "reps")
         if name in raws
     }
-    tables: dict[str, pd.DataFrame] = {}
-    reports: dict[str, TableReport] = {}
-    quarantine: dict[str, pd.DataFrame] = {}
-    blanked: dict[str, pd.DataFrame] = {}
-    ctx = _Context(spec, bands, as_of_ts, known_ids, {n: r.label for n, r in raws.items()}, limits)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The validated tables of a load, by table name."""
+
+    tables: dict[str, pd.DataFrame]
+    reports: dict[str, TableReport]
+    quarantine: dict[str, pd.DataFrame]
+    blanked: dict[str, pd.DataFrame]
+
+
+def _validate_tables(raws: Mapping[str, _Raw], ctx: _Context) -> _Checked:
+    """Validate every table read; one DataError listing every table that cannot be used."""
+    checked = _Checked({}, {}, {}, {})
+    errors: list[str] = []
     for name, raw in raws.items():
         try:
             table, report, bad, blank = _validate(raw, ctx)
         except _Unusable as exc:
             errors.append(str(exc))
             continue
-        tables[name], reports[name], quarantine[name], blanked[name] = table, report, bad, blank
+        checked.tables[name], checked.reports[name] = table, report
+        checked.quarantine[name], checked.blanked[name] = bad, blank
     if errors:
         raise DataError(_join_errors(errors))
-    if qdir is not None:
-        for name in quarantine:
-            reports[name].quarantine_file = _write_lines(qdir / f"{name}.csv", quarantine[name])
-            reports[name].blanked_file = _write_lines(qdir / f"{name}.blanked.csv", blanked[name])
-    problem = cube_size_problem(dimension_sizes(tables, as_of_ts))
-    if problem is not None:
-        raise DataError(f"{problem} (checked by validate as by cube)")
-    missing = tuple(n for n in schema.TABLES if n not in raws and n not in UNLISTED_WHEN_MISSING)
-    currency = _currency(spec, reports)
-    return LoadResult(
-        tables,
-        reports,
-        quarantine,
-        mapping_path,
-        missing,
-        blanked,
-        currency,
-        spec.currency is not None,
-    )
+    return checked
+
+
+def _write_quarantine(qdir: Path, checked: _Checked) -> None:
+    """Write each table's rejected rows and blanked values; the reports name the files."""
+    for name in checked.quarantine:
+        report = checked.reports[name]
+        report.quarantine_file = _write_lines(qdir / f"{name}.csv", checked.quarantine[name])
+        report.blanked_file = _write_lines(qdir / f"{name}.blanked.csv", checked.blanked[name])
 
 
 def dimension_sizes(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> dict[str, int]:
@@ -1012,9 +1050,18 @@ def _rules(
     known_ids: Mapping[str, set[str]],
     labels: Mapping[str, str],
 ) -> list[_Rule]:
+    """Every row rule of table ``name``, in the order its problems are reported."""
     table = schema.TABLES[name]
-    rules: list[_Rule] = []
-    key = table.key
+    rules = [_duplicate_key_rule(table), *_allowed_value_rules(table)]
+    if name == "opportunities":
+        rules.extend(_won_deal_rules(as_of))
+    for col in table.column_names:
+        rules.extend(_column_rules(name, col, known_ids, labels))
+    return rules
+
+
+def _duplicate_key_rule(table: schema.Table) -> _Rule:
+    """A row repeating the unique columns of an earlier row is rejected; the first is kept."""
     unique = list(table.unique_columns)
     shown = ", ".join(unique)
 
@@ -1030,93 +1077,99 @@ def _rules(
             return ids.notna() & ids.duplicated(keep="first")
         return f[unique].notna().all(axis=1) & f[unique].duplicated(keep="first")
 
-    rules.append(
-        _Rule(
-            "duplicate_key",
-            key,
-            lambda f: ~repeated(f),
-            f"row repeating an earlier {shown}",
-            f"rows repeating an earlier {shown}",
-            first_row,
-            wide=len(unique) > 1,
-        )
+    return _Rule(
+        "duplicate_key",
+        table.key,
+        lambda f: ~repeated(f),
+        f"row repeating an earlier {shown}",
+        f"rows repeating an earlier {shown}",
+        first_row,
+        wide=len(unique) > 1,
     )
-    for col in table.columns:
-        if not col.values:
-            continue
+
+
+def _allowed_value_rules(table: schema.Table) -> list[_Rule]:
+    """A column with a closed list of values (stage, type...) takes only those, or nothing."""
+    return [
+        _Rule(
+            f"{col.name}_known",
+            col.name,
+            lambda f, c=col.name, allowed=col.values: f[c].isna() | f[c].isin(allowed),
+            f"row with a {col.name} not in the schema",
+            f"rows with a {col.name} not in the schema",
+            f"{col.name} not one of {', '.join(col.values)}; "
+            f"map it under values: {col.name}: in the mapping file",
+        )
+        for col in table.columns
+        if col.values
+    ]
+
+
+def _won_deal_rules(as_of: pd.Timestamp) -> list[_Rule]:
+    """A won deal has an amount, not a negative one, and a close date no later than ``as_of``."""
+    won = lambda f: f["stage"].eq("won").fillna(False)  # noqa: E731
+    day = as_of.strftime("%Y-%m-%d")
+    return [
+        _Rule(
+            "won_amount_missing",
+            "amount",
+            lambda f: ~(won(f) & f["amount"].isna()),
+            "won deal with no amount",
+            "won deals with no amount",
+            "won deal with no amount",
+            wide=True,
+        ),
+        _Rule(
+            "won_amount_negative",
+            "amount",
+            lambda f: ~(won(f) & (f["amount"] < 0)),
+            "won deal with a negative amount",
+            "won deals with a negative amount",
+            "negative amount on a won deal",
+            wide=True,
+        ),
+        _Rule(
+            "won_in_future",
+            "close_date",
+            lambda f: ~(won(f) & (f["close_date"] > as_of)),
+            f"won deal with a close date after today, {day}",
+            f"won deals with a close date after today, {day}",
+            f"won deal with a close date after today, {day}",
+            wide=True,
+        ),
+    ]
+
+
+def _column_rules(
+    name: str, col: str, known_ids: Mapping[str, set[str]], labels: Mapping[str, str]
+) -> list[_Rule]:
+    """A column that must not be negative, and a reference that must name a key read."""
+    rules = []
+    if (name, col) in NON_NEGATIVE:
         rules.append(
             _Rule(
-                f"{col.name}_known",
-                col.name,
-                lambda f, c=col.name, allowed=col.values: f[c].isna() | f[c].isin(allowed),
-                f"row with a {col.name} not in the schema",
-                f"rows with a {col.name} not in the schema",
-                f"{col.name} not one of {', '.join(col.values)}; "
-                f"map it under values: {col.name}: in the mapping file",
+                f"negative_{col}",
+                col,
+                lambda f, c=col: ~(f[c] < 0),
+                "row with a negative value",
+                "rows with negative values",
+                "negative value",
             )
         )
-    if name == "opportunities":
-        won = lambda f: f["stage"].eq("won").fillna(False)  # noqa: E731
+    target = REFERENCES.get((name, col))
+    if target is not None and target in known_ids:
+        ids = known_ids[target]
+        label = labels.get(target, target)
         rules.append(
             _Rule(
-                "won_amount_missing",
-                "amount",
-                lambda f: ~(won(f) & f["amount"].isna()),
-                "won deal with no amount",
-                "won deals with no amount",
-                "won deal with no amount",
-                wide=True,
+                f"unknown_{col}",
+                col,
+                lambda f, c=col, ids=ids: f[c].isna() | f[c].isin(ids),
+                f"row whose {col} is not in {label}",
+                f"rows whose {col} is not in {label}",
+                f"{col} not in {label}",
             )
         )
-        rules.append(
-            _Rule(
-                "won_amount_negative",
-                "amount",
-                lambda f: ~(won(f) & (f["amount"] < 0)),
-                "won deal with a negative amount",
-                "won deals with a negative amount",
-                "negative amount on a won deal",
-                wide=True,
-            )
-        )
-        day = as_of.strftime("%Y-%m-%d")
-        rules.append(
-            _Rule(
-                "won_in_future",
-                "close_date",
-                lambda f: ~(won(f) & (f["close_date"] > as_of)),
-                f"won deal with a close date after today, {day}",
-                f"won deals with a close date after today, {day}",
-                f"won deal with a close date after today, {day}",
-                wide=True,
-            )
-        )
-    for col in table.column_names:
-        if (name, col) in NON_NEGATIVE:
-            rules.append(
-                _Rule(
-                    f"negative_{col}",
-                    col,
-                    lambda f, c=col: ~(f[c] < 0),
-                    "row with a negative value",
-                    "rows with negative values",
-                    "negative value",
-                )
-            )
-        target = REFERENCES.get((name, col))
-        if target is not None and target in known_ids:
-            ids = known_ids[target]
-            label = labels.get(target, target)
-            rules.append(
-                _Rule(
-                    f"unknown_{col}",
-                    col,
-                    lambda f, c=col, ids=ids: f[c].isna() | f[c].isin(ids),
-                    f"row whose {col} is not in {label}",
-                    f"rows whose {col} is not in {label}",
-                    f"{col} not in {label}",
-                )
-            )
     return rules
 
 
