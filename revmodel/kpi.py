@@ -499,8 +499,9 @@ def _attainment(c: _Context) -> xr.DataArray:
     return attainment(bookings, quota)
 
 
-def _catalogue() -> dict[str, KPI]:
-    kpis = [
+def _revenue_kpis() -> list[KPI]:
+    """ARR, bookings and the retention rates."""
+    return [
         KPI(
             "arr",
             "Annual recurring revenue at the end of the period (last month with actuals).",
@@ -543,6 +544,12 @@ def _catalogue() -> dict[str, KPI]:
             "ratio",
             _grr,
         ),
+    ]
+
+
+def _customer_kpis() -> list[KPI]:
+    """Customers and what each is worth and costs."""
+    return [
         KPI(
             "customers",
             "Accounts with ARR > 0 at the end of the period.",
@@ -572,6 +579,12 @@ def _catalogue() -> dict[str, KPI]:
             _cac,
             ("tables", "costs"),
         ),
+    ]
+
+
+def _finance_kpis() -> list[KPI]:
+    """Receivables and contracted revenue."""
+    return [
         KPI(
             "dso",
             "Days sales outstanding (period-end method): receivables at the period end / amount "
@@ -588,6 +601,12 @@ def _catalogue() -> dict[str, KPI]:
             _backlog,
             ("tables",),
         ),
+    ]
+
+
+def _sales_kpis() -> list[KPI]:
+    """Deals, pipeline and quota."""
+    return [
         KPI(
             "win_rate",
             "Deals won / (deals won + deals lost), by close date in the period.",
@@ -618,6 +637,11 @@ def _catalogue() -> dict[str, KPI]:
             ("quota",),
         ),
     ]
+
+
+def _catalogue() -> dict[str, KPI]:
+    """Every KPI by name, in the order :func:`describe` lists them."""
+    kpis = [*_revenue_kpis(), *_customer_kpis(), *_finance_kpis(), *_sales_kpis()]
     return {k.name: k for k in kpis}
 
 
