@@ -41,6 +41,8 @@ that small Dataset, so a what-if recomputes from the inputs in milliseconds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -222,6 +224,274 @@ def _history_window(
     return pos, label, 12.0 / len(pos), complete
 
 
+@dataclass(frozen=True)
+class _History:
+    """Where the history lies in the cube's months."""
+
+    months: pd.DatetimeIndex
+    as_of: pd.Timestamp
+    actuals: np.ndarray  # positions of every month up to as_of
+    window: np.ndarray  # positions of the history window
+    window_label: str
+    annualise: float  # factor from the window to a year
+    season: np.ndarray  # positions of every complete fiscal year of actuals
+
+
+def _history(cube: xr.Dataset, cal: fcal.FiscalCalendar, as_of: pd.Timestamp) -> _History:
+    months = pd.DatetimeIndex(cube["month"].values)
+    fy = (
+        cube["fiscal_year"].values
+        if "fiscal_year" in cube.coords
+        else cal.month_coords(months)["fiscal_year"]
+    )
+    window, label, annualise, complete = _history_window(months, fy, as_of)
+    return _History(
+        months=months,
+        as_of=as_of,
+        actuals=np.flatnonzero(np.asarray(months <= as_of)),
+        window=window,
+        window_label=label,
+        annualise=annualise,
+        season=np.concatenate(complete) if complete else np.array([], dtype=int),
+    )
+
+
+def _history_sums(cube: xr.Dataset, hist: _History) -> xr.Dataset:
+    """The three bookings sums plan inputs need, computed together (one pass over a dask cube)."""
+    bookings = cube["bookings"]
+    return xr.Dataset(
+        {
+            "srr": bookings.isel(month=hist.actuals).sum("month"),
+            "rep_window": bookings.isel(month=hist.window).sum(("segment", "region", "month")),
+            "seg_month": bookings.isel(month=hist.season).sum(("region", "rep")),
+        }
+    ).compute()
+
+
+@dataclass(frozen=True)
+class _RepFacts:
+    """Per rep (placeholder rep dropped): where it sells, its dates and its window bookings."""
+
+    rep: np.ndarray
+    segment: np.ndarray
+    region: np.ndarray
+    manager: np.ndarray
+    hire: np.ndarray  # datetime64[ns]
+    end: np.ndarray  # datetime64[ns]
+    own_ramp: np.ndarray  # months, NaN when the reps table has none
+    window_bookings: np.ndarray  # annualised [currency/year]
+
+
+def _rep_coord(cube: xr.Dataset, name: str, default: object) -> np.ndarray:
+    if name in cube.coords:
+        return np.asarray(cube[name].values)
+    return np.full(cube.sizes["rep"], default)
+
+
+def _fill_from_bookings(
+    labels: np.ndarray, members: list[str], by_member: np.ndarray
+) -> np.ndarray:
+    """Reps without a label take the member holding most of their bookings (when they have any)."""
+    fill = np.array(members, dtype=object)[by_member.argmax(axis=0)]
+    unknown = labels == config.PLACEHOLDER
+    return np.where(unknown & (by_member.sum(axis=0) > 0), fill, labels)
+
+
+def _rep_facts(
+    cube: xr.Dataset, sums: xr.Dataset, annualise: float
+) -> tuple[_RepFacts, list[str], list[str], float]:
+    """The reps' facts, the segments and regions (the cube's plus the reps'), company bookings."""
+    segments = [str(s) for s in cube["segment"].values]
+    regions = [str(r) for r in cube["region"].values]
+    all_reps = np.array([str(r) for r in cube["rep"].values], dtype=object)
+    keep = all_reps != config.PLACEHOLDER
+    srr = np.nan_to_num(sums["srr"].transpose("segment", "region", "rep").values)
+    rep_segment = _rep_coord(cube, "rep_segment", config.PLACEHOLDER).astype(object)
+    rep_region = _rep_coord(cube, "rep_region", config.PLACEHOLDER).astype(object)
+    rep_segment = _fill_from_bookings(rep_segment, segments, srr.sum(axis=1))
+    rep_region = _fill_from_bookings(rep_region, regions, srr.sum(axis=0))
+    rep_window = np.nan_to_num(sums["rep_window"].values)
+    last_year_total = float(rep_window.sum()) * annualise
+    facts = _RepFacts(
+        rep=all_reps[keep],
+        segment=rep_segment[keep],
+        region=rep_region[keep],
+        manager=_rep_coord(cube, "manager", config.PLACEHOLDER).astype(object)[keep],
+        hire=_rep_coord(cube, "hire_date", np.datetime64("NaT")).astype("datetime64[ns]")[keep],
+        end=_rep_coord(cube, "end_date", np.datetime64("NaT")).astype("datetime64[ns]")[keep],
+        own_ramp=_rep_coord(cube, "ramp_months", np.nan).astype(float)[keep],
+        window_bookings=rep_window[keep] * annualise,
+    )
+    segments += sorted(set(facts.segment.tolist()) - set(segments))
+    regions += sorted(set(facts.region.tolist()) - set(regions))
+    return facts, segments, regions, last_year_total
+
+
+def _ramped_history(facts: _RepFacts, hist: _History) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per rep: ramp-weighted months in the window (annualised), fully ramped all window, run rate."""
+    default_ramp = np.array(
+        [DEFAULT_RAMP_MONTHS.get(s, _fallback(DEFAULT_RAMP_MONTHS)) for s in facts.segment],
+        dtype=float,
+    )
+    n_ramp = np.where(np.isfinite(facts.own_ramp), facts.own_ramp, default_ramp)
+    wm = _abs_month(hist.months.values[hist.window])  # (W,)
+    h = _abs_month(facts.hire)
+    e = _abs_month(facts.end)
+    tenure = wm[None, :] - np.where(np.isnan(h), -1e6, h)[:, None]
+    employed = (tenure >= 0) & (wm[None, :] <= np.where(np.isnan(e), np.inf, e)[:, None])
+    ramp = np.where(employed, _ramp_factor(tenure, n_ramp[:, None], "linear"), 0.0)
+    ramped_months = ramp.sum(axis=1) * hist.annualise
+    full_year = (ramp >= 1.0).all(axis=1) & (len(hist.window) > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        run_rate = np.where(
+            ramped_months >= MIN_RAMPED_MONTHS,
+            facts.window_bookings / ramped_months * 12.0,
+            np.nan,
+        )
+    return ramped_months, full_year, run_rate
+
+
+def _segment_productivity(
+    segments: list[str], facts: _RepFacts, ramped_months: np.ndarray, full_year: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Productivity per segment and the reps it was measured on.
+
+    The mean of fully ramped full-year reps; else bookings per ramped rep-year
+    of the segment's reps; else the company's bookings per ramped rep-year.
+    """
+    rep_window = facts.window_bookings
+    seg_idx = _lookup(segments, facts.segment)
+    n_seg = len(segments)
+    full_n = np.bincount(seg_idx, weights=full_year.astype(float), minlength=n_seg)
+    full_sum = np.bincount(seg_idx, weights=np.where(full_year, rep_window, 0.0), minlength=n_seg)
+    all_sum = np.bincount(seg_idx, weights=rep_window, minlength=n_seg)
+    all_months = np.bincount(seg_idx, weights=ramped_months, minlength=n_seg)
+    company = rep_window.sum() / ramped_months.sum() * 12.0 if ramped_months.sum() > 0 else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        productivity = np.where(
+            full_n > 0,
+            full_sum / full_n,
+            np.where(all_months > 0, all_sum / all_months * 12.0, company),
+        )
+    return productivity, np.where(full_n > 0, full_n, 0.0)
+
+
+def _seasonality(
+    cube: xr.Dataset,
+    cal: fcal.FiscalCalendar,
+    hist: _History,
+    sums: xr.Dataset,
+    segments: list[str],
+) -> np.ndarray:
+    """Share of a year's bookings by (segment, fiscal month) from every complete fiscal year.
+
+    A segment without history takes the company's shares; flat without any complete year.
+    """
+    n_seg = len(segments)
+    season = np.full((n_seg + 1, 12), 1.0 / 12.0)
+    if len(hist.season):
+        fmonth = cal.fiscal_month(hist.months.values)
+        sm = np.nan_to_num(sums["seg_month"].transpose("segment", "month").values)
+        by_fm = np.zeros((sm.shape[0], 12))
+        for i, pos in enumerate(hist.season):
+            by_fm[:, fmonth[pos] - 1] += sm[:, i]
+        cube_seg = _lookup(segments, [str(s) for s in cube["segment"].values])
+        totals = by_fm.sum(axis=1)
+        ok = totals > 0
+        season[cube_seg[ok]] = by_fm[ok] / totals[ok, None]
+        if by_fm.sum() > 0:
+            season[n_seg] = by_fm.sum(axis=0) / by_fm.sum()
+        no_history = np.setdiff1d(np.arange(n_seg), cube_seg[ok])
+        season[no_history] = season[n_seg]
+    return season[:n_seg]
+
+
+def _team_managers(
+    facts: _RepFacts, segments: list[str], regions: list[str], as_of: pd.Timestamp
+) -> np.ndarray:
+    """The manager of most active reps in each (segment, region): where planned hires report."""
+    e = _abs_month(facts.end)
+    active = np.isnan(e) | (e >= _abs_month(np.array([as_of.to_datetime64()]))[0])
+    team = np.full((len(segments), len(regions)), config.PLACEHOLDER, dtype=object)
+    frame = pd.DataFrame({"s": facts.segment, "r": facts.region, "m": facts.manager})[active]
+    frame = frame[frame["m"] != config.PLACEHOLDER]
+    if len(frame):
+        counts = frame.groupby(["s", "r", "m"], sort=True).size().reset_index(name="n")
+        top = counts.sort_values(["s", "r", "n", "m"], ascending=[True, True, False, True])
+        top = top.drop_duplicates(["s", "r"])
+        team[_lookup(segments, top["s"]), _lookup(regions, top["r"])] = top["m"].to_numpy(
+            dtype=object
+        )
+    return team
+
+
+def _inputs_variables(
+    facts: _RepFacts,
+    ramped_months: np.ndarray,
+    full_year: np.ndarray,
+    run_rate: np.ndarray,
+    productivity: tuple[np.ndarray, np.ndarray],
+    season: np.ndarray,
+    team: np.ndarray,
+) -> dict[str, tuple]:
+    return {
+        "bookings_last_year": (
+            "rep",
+            facts.window_bookings,
+            {"units": f"{_CUR}/year", "long_name": "Bookings in the history window"},
+        ),
+        "ramped_months_last_year": (
+            "rep",
+            ramped_months,
+            {"units": "months", "long_name": "Ramp-weighted months employed"},
+        ),
+        "full_year": (
+            "rep",
+            full_year,
+            {"units": "1", "long_name": "Employed and fully ramped all window"},
+        ),
+        "run_rate": (
+            "rep",
+            run_rate,
+            {"units": f"{_CUR}/year", "long_name": "Bookings per ramped rep-year"},
+        ),
+        "productivity": (
+            "segment",
+            productivity[0],
+            {
+                "units": f"{_CUR}/year",
+                "long_name": "Annual bookings of a fully ramped rep (history)",
+            },
+        ),
+        "productivity_reps": (
+            "segment",
+            productivity[1],
+            {"units": "reps", "long_name": "Fully ramped full-year reps measured"},
+        ),
+        "seasonality": (
+            ("segment", "fiscal_month"),
+            season,
+            {"units": "1", "long_name": "Share of a year's bookings by fiscal month"},
+        ),
+        "team_manager": (("segment", "region"), team, {"long_name": "Manager of the team"}),
+    }
+
+
+def _inputs_coords(facts: _RepFacts, segments: list[str], regions: list[str]) -> dict[str, Any]:
+    return {
+        "rep": facts.rep,
+        "segment": np.array(segments, dtype=object),
+        "region": np.array(regions, dtype=object),
+        "fiscal_month": np.arange(1, 13),
+        "manager": ("rep", facts.manager),
+        "rep_region": ("rep", facts.region),
+        "rep_segment": ("rep", facts.segment),
+        "hire_date": ("rep", facts.hire),
+        "end_date": ("rep", facts.end),
+        "ramp_months": ("rep", facts.own_ramp),
+    }
+
+
 def plan_inputs(cube: xr.Dataset) -> xr.Dataset:
     """Gather everything the capacity and quota plans need from the cube, once.
 
@@ -265,189 +535,29 @@ def plan_inputs(cube: xr.Dataset) -> xr.Dataset:
     _check_cube(cube)
     as_of = pd.Timestamp(cube.attrs["as_of"])
     cal = fcal.FiscalCalendar.from_attrs(cube)
-    months = pd.DatetimeIndex(cube["month"].values)
-    fy = (
-        cube["fiscal_year"].values
-        if "fiscal_year" in cube.coords
-        else cal.month_coords(months)["fiscal_year"]
+    hist = _history(cube, cal, as_of)
+    sums = _history_sums(cube, hist)
+    facts, segments, regions, last_year_total = _rep_facts(cube, sums, hist.annualise)
+    ramped_months, full_year, run_rate = _ramped_history(facts, hist)
+    data = _inputs_variables(
+        facts,
+        ramped_months,
+        full_year,
+        run_rate,
+        _segment_productivity(segments, facts, ramped_months, full_year),
+        _seasonality(cube, cal, hist, sums, segments),
+        _team_managers(facts, segments, regions, as_of),
     )
-    window, window_label, annualise, complete = _history_window(months, fy, as_of)
-    hist_pos = np.flatnonzero(np.asarray(months <= as_of))
-    season_pos = np.concatenate(complete) if complete else np.array([], dtype=int)
-
-    bookings = cube["bookings"]
-    sums = xr.Dataset(
-        {
-            "srr": bookings.isel(month=hist_pos).sum("month"),
-            "rep_window": bookings.isel(month=window).sum(("segment", "region", "month")),
-            "seg_month": bookings.isel(month=season_pos).sum(("region", "rep")),
-        }
-    ).compute()
-
-    segments = [str(s) for s in cube["segment"].values]
-    regions = [str(r) for r in cube["region"].values]
-    all_reps = np.array([str(r) for r in cube["rep"].values], dtype=object)
-    keep = all_reps != config.PLACEHOLDER
-
-    def coord(name: str, default: object) -> np.ndarray:
-        if name in cube.coords:
-            return np.asarray(cube[name].values)
-        return np.full(len(all_reps), default)
-
-    rep_segment = coord("rep_segment", config.PLACEHOLDER).astype(object)
-    rep_region = coord("rep_region", config.PLACEHOLDER).astype(object)
-    manager = coord("manager", config.PLACEHOLDER).astype(object)
-    hire = coord("hire_date", np.datetime64("NaT")).astype("datetime64[ns]")
-    end = coord("end_date", np.datetime64("NaT")).astype("datetime64[ns]")
-    own_ramp = coord("ramp_months", np.nan).astype(float)
-
-    srr = np.nan_to_num(sums["srr"].transpose("segment", "region", "rep").values)
-    by_seg = srr.sum(axis=1)  # (segment, rep)
-    by_reg = srr.sum(axis=0)  # (region, rep)
-    unknown_seg = rep_segment == config.PLACEHOLDER
-    fill_seg = np.array(segments, dtype=object)[by_seg.argmax(axis=0)]
-    rep_segment = np.where(unknown_seg & (by_seg.sum(axis=0) > 0), fill_seg, rep_segment)
-    unknown_reg = rep_region == config.PLACEHOLDER
-    fill_reg = np.array(regions, dtype=object)[by_reg.argmax(axis=0)]
-    rep_region = np.where(unknown_reg & (by_reg.sum(axis=0) > 0), fill_reg, rep_region)
-
-    rep_segment, rep_region, manager = rep_segment[keep], rep_region[keep], manager[keep]
-    hire, end, own_ramp = hire[keep], end[keep], own_ramp[keep]
-    reps = all_reps[keep]
-    rep_window = np.nan_to_num(sums["rep_window"].values)
-    last_year_total = float(rep_window.sum()) * annualise
-    rep_window = rep_window[keep] * annualise
-    segments += sorted(set(rep_segment.tolist()) - set(segments))
-    regions += sorted(set(rep_region.tolist()) - set(regions))
-
-    # Ramp-weighted months of each rep in the history window.
-    default_ramp = np.array(
-        [DEFAULT_RAMP_MONTHS.get(s, _fallback(DEFAULT_RAMP_MONTHS)) for s in rep_segment],
-        dtype=float,
-    )
-    n_ramp = np.where(np.isfinite(own_ramp), own_ramp, default_ramp)
-    wm = _abs_month(months.values[window])  # (W,)
-    h = _abs_month(hire)
-    e = _abs_month(end)
-    tenure = wm[None, :] - np.where(np.isnan(h), -1e6, h)[:, None]
-    employed = (tenure >= 0) & (wm[None, :] <= np.where(np.isnan(e), np.inf, e)[:, None])
-    ramp = np.where(employed, _ramp_factor(tenure, n_ramp[:, None], "linear"), 0.0)
-    ramped_months = ramp.sum(axis=1) * annualise
-    full_year = (ramp >= 1.0).all(axis=1) & (len(window) > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        run_rate = np.where(
-            ramped_months >= MIN_RAMPED_MONTHS, rep_window / ramped_months * 12.0, np.nan
-        )
-
-    # Productivity per segment: the mean of fully ramped full-year reps; else bookings per
-    # ramped rep-year of the segment's reps; else the company's bookings per ramped rep-year.
-    seg_idx = _lookup(segments, rep_segment)
-    n_seg = len(segments)
-    full_n = np.bincount(seg_idx, weights=full_year.astype(float), minlength=n_seg)
-    full_sum = np.bincount(seg_idx, weights=np.where(full_year, rep_window, 0.0), minlength=n_seg)
-    all_sum = np.bincount(seg_idx, weights=rep_window, minlength=n_seg)
-    all_months = np.bincount(seg_idx, weights=ramped_months, minlength=n_seg)
-    company = rep_window.sum() / ramped_months.sum() * 12.0 if ramped_months.sum() > 0 else 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        productivity = np.where(
-            full_n > 0,
-            full_sum / full_n,
-            np.where(all_months > 0, all_sum / all_months * 12.0, company),
-        )
-    productivity_reps = np.where(full_n > 0, full_n, 0.0)
-
-    # Seasonality by fiscal month from every complete fiscal year; flat without one.
-    fmonth = cal.fiscal_month(months.values)
-    season = np.full((n_seg + 1, 12), 1.0 / 12.0)
-    if len(season_pos):
-        sm = np.nan_to_num(sums["seg_month"].transpose("segment", "month").values)
-        by_fm = np.zeros((sm.shape[0], 12))
-        for i, pos in enumerate(season_pos):
-            by_fm[:, fmonth[pos] - 1] += sm[:, i]
-        cube_seg = _lookup(segments, [str(s) for s in cube["segment"].values])
-        totals = by_fm.sum(axis=1)
-        ok = totals > 0
-        season[cube_seg[ok]] = by_fm[ok] / totals[ok, None]
-        if by_fm.sum() > 0:
-            season[n_seg] = by_fm.sum(axis=0) / by_fm.sum()
-        no_history = np.setdiff1d(np.arange(n_seg), cube_seg[ok])
-        season[no_history] = season[n_seg]
-    season = season[:n_seg]
-
-    # The manager of most active reps in each (segment, region): where planned hires report.
-    active = np.isnan(e) | (e >= _abs_month(np.array([as_of.to_datetime64()]))[0])
-    team = np.full((n_seg, len(regions)), config.PLACEHOLDER, dtype=object)
-    frame = pd.DataFrame({"s": rep_segment, "r": rep_region, "m": manager})[active]
-    frame = frame[frame["m"] != config.PLACEHOLDER]
-    if len(frame):
-        counts = frame.groupby(["s", "r", "m"], sort=True).size().reset_index(name="n")
-        top = counts.sort_values(["s", "r", "n", "m"], ascending=[True, True, False, True])
-        top = top.drop_duplicates(["s", "r"])
-        team[_lookup(segments, top["s"]), _lookup(regions, top["r"])] = top["m"].to_numpy(
-            dtype=object
-        )
-
     return xr.Dataset(
-        {
-            "bookings_last_year": (
-                "rep",
-                rep_window,
-                {"units": f"{_CUR}/year", "long_name": "Bookings in the history window"},
-            ),
-            "ramped_months_last_year": (
-                "rep",
-                ramped_months,
-                {"units": "months", "long_name": "Ramp-weighted months employed"},
-            ),
-            "full_year": (
-                "rep",
-                full_year,
-                {"units": "1", "long_name": "Employed and fully ramped all window"},
-            ),
-            "run_rate": (
-                "rep",
-                run_rate,
-                {"units": f"{_CUR}/year", "long_name": "Bookings per ramped rep-year"},
-            ),
-            "productivity": (
-                "segment",
-                productivity,
-                {
-                    "units": f"{_CUR}/year",
-                    "long_name": "Annual bookings of a fully ramped rep (history)",
-                },
-            ),
-            "productivity_reps": (
-                "segment",
-                productivity_reps,
-                {"units": "reps", "long_name": "Fully ramped full-year reps measured"},
-            ),
-            "seasonality": (
-                ("segment", "fiscal_month"),
-                season,
-                {"units": "1", "long_name": "Share of a year's bookings by fiscal month"},
-            ),
-            "team_manager": (("segment", "region"), team, {"long_name": "Manager of the team"}),
-        },
-        coords={
-            "rep": reps,
-            "segment": np.array(segments, dtype=object),
-            "region": np.array(regions, dtype=object),
-            "fiscal_month": np.arange(1, 13),
-            "manager": ("rep", manager),
-            "rep_region": ("rep", rep_region),
-            "rep_segment": ("rep", rep_segment),
-            "hire_date": ("rep", hire),
-            "end_date": ("rep", end),
-            "ramp_months": ("rep", own_ramp),
-        },
+        data,
+        coords=_inputs_coords(facts, segments, regions),
         attrs={
             "revmodel_kind": _KIND,
             "fiscal_year_start": cal.start_month,
             "fiscal_year_naming": cal.naming,
             "currency": cube.attrs.get("currency", _CUR),
             "as_of": as_of.strftime("%Y-%m-%d"),
-            "history_window": window_label,
+            "history_window": hist.window_label,
             "last_year_bookings": last_year_total,
         },
     )
@@ -554,95 +664,184 @@ def _expand_hires(
     return np.array(ids, dtype=object), seg_a, reg_a, mgr.astype(object), np.array(start)
 
 
-def _seat_arrays(
-    inp: xr.Dataset,
-    assumptions: Assumptions,
-    months: Sequence | pd.DatetimeIndex | None,
-    shape: str,
-) -> tuple[dict[str, tuple], dict[str, object], dict[str, object]]:
-    """The arithmetic of :func:`headcount`: (data variables, coordinates, attrs)."""
-    shape = _check_shape(shape)
-    check_segments(assumptions, inp["segment"].values.astype(str))
+@dataclass(frozen=True)
+class _Timeline:
+    """The months a headcount plan runs over, as absolute month numbers.
+
+    The timeline starts at ``as_of`` or the first plan month, whichever is
+    earlier (attrition and backfills run from ``as_of``), and ends at the last
+    plan month.
+    """
+
+    months: pd.DatetimeIndex  # the plan months
+    plan: np.ndarray  # their absolute month numbers
+    as_of: int
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Absolute month of each timeline step [float]."""
+        return np.arange(self.start, self.end + 1, dtype=float)
+
+    @property
+    def plan_positions(self) -> np.ndarray:
+        """Positions of the plan months on the timeline."""
+        return self.plan - self.start
+
+
+def _timeline(
+    inp: xr.Dataset, assumptions: Assumptions, months: Sequence | pd.DatetimeIndex | None
+) -> _Timeline:
     mon = plan_months(inp, assumptions, months)
     mi = _abs_month(mon.values).astype(np.int64)
     a = int(_abs_month(np.array([np.datetime64(inp.attrs["as_of"], "ns")]))[0])
-    t0 = min(int(mi[0]), a)
-    t_last = int(mi[-1])
-    L = t_last - t0 + 1
-    tl = np.arange(t0, t_last + 1, dtype=float)
+    return _Timeline(months=mon, plan=mi, as_of=a, start=min(int(mi[0]), a), end=int(mi[-1]))
 
-    # Existing reps who work at some point of the timeline, then one seat per planned head.
+
+@dataclass(frozen=True)
+class _Seats:
+    """The seats of a headcount plan: existing reps who work on the timeline, then planned heads."""
+
+    existing: np.ndarray  # positions in the plan inputs' ``rep`` of the existing reps kept
+    hire_start: np.ndarray  # absolute start month of each planned head
+    rep: np.ndarray
+    segment: np.ndarray
+    region: np.ndarray
+    manager: np.ndarray
+    hire: np.ndarray  # absolute month, NaN when unknown
+    end: np.ndarray  # absolute month, NaN when none
+    planned: np.ndarray  # bool: a planned (TBH) head
+
+    @property
+    def planned_count(self) -> int:
+        return len(self.hire_start)
+
+
+def _seats(inp: xr.Dataset, assumptions: Assumptions, tl: _Timeline) -> _Seats:
     h_all = _abs_month(inp["hire_date"].values)
     e_all = _abs_month(inp["end_date"].values)
-    sel = np.flatnonzero((np.isnan(h_all) | (h_all <= t_last)) & (np.isnan(e_all) | (e_all >= t0)))
+    sel = np.flatnonzero(
+        (np.isnan(h_all) | (h_all <= tl.end)) & (np.isnan(e_all) | (e_all >= tl.start))
+    )
     t_ids, t_seg, t_reg, t_mgr, t_start = _expand_hires(inp, assumptions.hires)
     n_old, n_new = len(sel), len(t_ids)
-    reps = np.concatenate([inp["rep"].values[sel], t_ids]).astype(str)
-    seg = np.concatenate([inp["rep_segment"].values[sel], t_seg]).astype(str)
-    reg = np.concatenate([inp["rep_region"].values[sel], t_reg]).astype(str)
-    mgr = np.concatenate([inp["manager"].values[sel], t_mgr]).astype(str)
-    h = np.concatenate([h_all[sel], t_start])
-    e = np.concatenate([e_all[sel], np.full(n_new, np.nan)])
-    planned = np.arange(n_old + n_new) >= n_old
+    return _Seats(
+        existing=sel,
+        hire_start=t_start,
+        rep=np.concatenate([inp["rep"].values[sel], t_ids]).astype(str),
+        segment=np.concatenate([inp["rep_segment"].values[sel], t_seg]).astype(str),
+        region=np.concatenate([inp["rep_region"].values[sel], t_reg]).astype(str),
+        manager=np.concatenate([inp["manager"].values[sel], t_mgr]).astype(str),
+        hire=np.concatenate([h_all[sel], t_start]),
+        end=np.concatenate([e_all[sel], np.full(n_new, np.nan)]),
+        planned=np.arange(n_old + n_new) >= n_old,
+    )
 
-    seg_members = inp["segment"].values.astype(str)
-    seg_ramp_table = _segment_values(assumptions.ramp_months, seg_members)
-    seg_attr_table = _segment_values(assumptions.rep_attrition, seg_members)
-    s_idx = _lookup(seg_members, seg)
-    seg_ramp = seg_ramp_table[s_idx]
-    n_ramp = np.concatenate([inp["ramp_months"].values[sel], np.full(n_new, np.nan)])
-    n_ramp = np.where(np.isfinite(n_ramp), n_ramp, seg_ramp)
-    q = (1.0 - seg_attr_table[s_idx]) ** (1.0 / 12.0)  # monthly survival
-    hz = 1.0 - q
 
-    # The seat's named rep.
-    hh = np.where(np.isnan(h), -np.inf, h)
-    ee = np.where(np.isnan(e), np.inf, e)
-    employed = (tl >= hh[:, None]) & (tl <= ee[:, None])
-    k = np.clip(tl - np.maximum(a, hh)[:, None], 0.0, None)
+@dataclass(frozen=True)
+class _SeatRates:
+    """Per seat: months to full ramp (the segment's and the one used) and monthly survival."""
+
+    segment_ramp: np.ndarray  # the segment's ramp months (backfills ramp on it)
+    ramp_months: np.ndarray  # the rep's own ramp months, else the segment's
+    survival: np.ndarray  # probability of staying one more month [1]
+
+
+def _seat_rates(
+    inp: xr.Dataset, assumptions: Assumptions, seats: _Seats, segments: np.ndarray
+) -> _SeatRates:
+    s_idx = _lookup(segments, seats.segment)
+    seg_ramp = _segment_values(assumptions.ramp_months, segments)[s_idx]
+    own = np.concatenate(
+        [inp["ramp_months"].values[seats.existing], np.full(seats.planned_count, np.nan)]
+    )
+    attrition = _segment_values(assumptions.rep_attrition, segments)[s_idx]
+    return _SeatRates(
+        segment_ramp=seg_ramp,
+        ramp_months=np.where(np.isfinite(own), own, seg_ramp),
+        survival=(1.0 - attrition) ** (1.0 / 12.0),
+    )
+
+
+def _named_reps(
+    seats: _Seats, rates: _SeatRates, tl: _Timeline, shape: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (seat, timeline month) for the seat's named rep: presence, ramp and departures."""
+    steps, a, q = tl.steps, tl.as_of, rates.survival
+    hh = np.where(np.isnan(seats.hire), -np.inf, seats.hire)
+    ee = np.where(np.isnan(seats.end), np.inf, seats.end)
+    employed = (steps >= hh[:, None]) & (steps <= ee[:, None])
+    k = np.clip(steps - np.maximum(a, hh)[:, None], 0.0, None)
     present = np.where(employed, q[:, None] ** k, 0.0)
-    tenure = tl - np.where(np.isnan(h), -1e6, h)[:, None]
-    ramp = np.where(employed, _ramp_factor(tenure, n_ramp[:, None], shape), 0.0)
-    after = tl > a
+    tenure = steps - np.where(np.isnan(seats.hire), -1e6, seats.hire)[:, None]
+    ramp = np.where(employed, _ramp_factor(tenure, rates.ramp_months[:, None], shape), 0.0)
     prev = np.concatenate([present[:, :1], present[:, :-1]], axis=1)
-    d_named = np.where(after, np.clip(prev - present, 0.0, None), 0.0)
+    departures = np.where(steps > a, np.clip(prev - present, 0.0, None), 0.0)
+    return present, ramp, departures
 
-    # Backfills: a renewal recursion over months, vectorised over seats.
-    # Month-major layout, so that each step reads and writes contiguous rows.
-    lag = int(assumptions.backfill_lag_months)
-    d_t = np.ascontiguousarray(d_named.T)
+
+def _backfill_flows(
+    departures: np.ndarray, hazard: np.ndarray, after: np.ndarray, lag: int, backfill: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leavers, backfill starts and backfills in the seat, per (seat, month).
+
+    A renewal recursion over months, vectorised over seats: a leaver's seat is
+    backfilled ``lag`` months later, and backfills leave at the seat's hazard.
+    Month-major layout, so that each step reads and writes contiguous rows.
+    """
+    d_t = np.ascontiguousarray(departures.T)
     leavers_t = np.empty_like(d_t)
     starts_t = np.zeros_like(d_t)
     in_seat_t = np.empty_like(d_t)
-    pb = np.zeros(len(reps))
-    zero = np.zeros(len(reps))
-    for t in range(L):
-        db = pb * hz if after[t] else zero
+    pb = np.zeros(departures.shape[0])
+    zero = np.zeros(departures.shape[0])
+    for t in range(d_t.shape[0]):
+        db = pb * hazard if after[t] else zero
         np.add(d_t[t], db, out=leavers_t[t])
         pb = pb - db
-        if assumptions.backfill and t >= lag:
+        if backfill and t >= lag:
             starts_t[t] = leavers_t[t - lag]
             pb = pb + starts_t[t]
         in_seat_t[t] = pb
-    leavers, starts, in_seat = leavers_t.T, starts_t.T, in_seat_t.T
-    # A backfill cohort is fully ramped from tenure month n on, so only its first n - 1
-    # months differ from its headcount.
-    ramped_bf = in_seat.copy()
-    if assumptions.backfill:
-        for j in range(min(int(np.ceil(seg_ramp.max(initial=0.0))), L)):
-            short = (q**j) * (1.0 - _ramp_factor(np.full(len(reps), j), seg_ramp, shape))
-            ramped_bf[:, j:] -= starts[:, : L - j] * short[:, None]
+    return leavers_t.T, starts_t.T, in_seat_t.T
 
-    pos = mi - t0
-    mc = fcal.FiscalCalendar.from_attrs(inp).month_coords(mon.values)
-    hire_dates = np.concatenate(
-        [inp["hire_date"].values[sel], _month_date(t_start).astype("datetime64[ns]")]
-    )
-    end_dates = np.concatenate(
-        [inp["end_date"].values[sel], np.full(n_new, np.datetime64("NaT", "ns"))]
-    )
+
+def _ramped_backfills(
+    in_seat: np.ndarray, starts: np.ndarray, rates: _SeatRates, shape: str, backfill: bool
+) -> np.ndarray:
+    """Ramped equivalents of the backfills in each seat.
+
+    A backfill cohort is fully ramped from tenure month n on, so only its
+    first n - 1 months differ from its headcount.
+    """
+    ramped = in_seat.copy()
+    if not backfill:
+        return ramped
+    n_seats, length = in_seat.shape
+    seg_ramp, q = rates.segment_ramp, rates.survival
+    for j in range(min(int(np.ceil(seg_ramp.max(initial=0.0))), length)):
+        short = (q**j) * (1.0 - _ramp_factor(np.full(n_seats, j), seg_ramp, shape))
+        ramped[:, j:] -= starts[:, : length - j] * short[:, None]
+    return ramped
+
+
+def _seat_variables(
+    present: np.ndarray,
+    ramp: np.ndarray,
+    flows: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ramped_bf: np.ndarray,
+    pos: np.ndarray,
+    segment_tables: tuple[np.ndarray, np.ndarray],
+) -> dict[str, tuple]:
+    """The headcount plan's variables over the plan months (``pos`` on the timeline)."""
+    leavers, starts, in_seat = flows
     rm = ("rep", "month")
-    data: dict[str, tuple] = {
+    return {
         "headcount": (
             rm,
             (present + in_seat)[:, pos],
@@ -670,30 +869,69 @@ def _seat_arrays(
         ),
         "ramp_months_plan": (
             "segment",
-            seg_ramp_table,
+            segment_tables[0],
             {"units": "months", "long_name": "Months to full productivity of a new hire"},
         ),
         "attrition": (
             "segment",
-            seg_attr_table,
+            segment_tables[1],
             {"units": "1/year", "long_name": "Annual rep attrition"},
         ),
     }
-    coords: dict[str, object] = {
-        "rep": reps,
-        "month": mon.values,
+
+
+def _seat_coords(
+    inp: xr.Dataset, seats: _Seats, rates: _SeatRates, tl: _Timeline
+) -> dict[str, object]:
+    mc = fcal.FiscalCalendar.from_attrs(inp).month_coords(tl.months.values)
+    sel, n_new = seats.existing, seats.planned_count
+    hire_dates = np.concatenate(
+        [inp["hire_date"].values[sel], _month_date(seats.hire_start).astype("datetime64[ns]")]
+    )
+    end_dates = np.concatenate(
+        [inp["end_date"].values[sel], np.full(n_new, np.datetime64("NaT", "ns"))]
+    )
+    return {
+        "rep": seats.rep,
+        "month": tl.months.values,
         "fiscal_quarter": ("month", mc["fiscal_quarter"]),
         "fiscal_year": ("month", mc["fiscal_year"]),
-        "segment": seg_members,
+        "segment": inp["segment"].values.astype(str),
         "region": inp["region"].values.astype(str),
-        "manager": ("rep", mgr),
-        "rep_region": ("rep", reg),
-        "rep_segment": ("rep", seg),
+        "manager": ("rep", seats.manager),
+        "rep_region": ("rep", seats.region),
+        "rep_segment": ("rep", seats.segment),
         "hire_date": ("rep", hire_dates),
         "end_date": ("rep", end_dates),
-        "ramp_months": ("rep", n_ramp),
-        "planned": ("rep", planned),
+        "ramp_months": ("rep", rates.ramp_months),
+        "planned": ("rep", seats.planned),
     }
+
+
+def _seat_arrays(
+    inp: xr.Dataset,
+    assumptions: Assumptions,
+    months: Sequence | pd.DatetimeIndex | None,
+    shape: str,
+) -> tuple[dict[str, tuple], dict[str, object], dict[str, object]]:
+    """The arithmetic of :func:`headcount`: (data variables, coordinates, attrs)."""
+    shape = _check_shape(shape)
+    check_segments(assumptions, inp["segment"].values.astype(str))
+    tl = _timeline(inp, assumptions, months)
+    seats = _seats(inp, assumptions, tl)
+    segments = inp["segment"].values.astype(str)
+    rates = _seat_rates(inp, assumptions, seats, segments)
+    present, ramp, departures = _named_reps(seats, rates, tl, shape)
+    lag = int(assumptions.backfill_lag_months)
+    flows = _backfill_flows(
+        departures, 1.0 - rates.survival, tl.steps > tl.as_of, lag, assumptions.backfill
+    )
+    ramped_bf = _ramped_backfills(flows[2], flows[1], rates, shape, assumptions.backfill)
+    segment_tables = (
+        _segment_values(assumptions.ramp_months, segments),
+        _segment_values(assumptions.rep_attrition, segments),
+    )
+    data = _seat_variables(present, ramp, flows, ramped_bf, tl.plan_positions, segment_tables)
     attrs = {
         **{k_: v for k_, v in inp.attrs.items() if k_ != "revmodel_kind"},
         "plan_year": assumptions.plan_year,
@@ -702,7 +940,7 @@ def _seat_arrays(
         "backfill": int(assumptions.backfill),
         "backfill_lag_months": lag,
     }
-    return data, coords, attrs
+    return data, _seat_coords(inp, seats, rates, tl), attrs
 
 
 def headcount(
