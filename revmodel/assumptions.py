@@ -9,6 +9,7 @@ cube). :mod:`revmodel.scenario` stacks several sets on a ``scenario`` dim.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -114,12 +115,27 @@ class Assumptions:
     attainment_tolerance: float = DEFAULT_ATTAINMENT_TOLERANCE
     allocation_basis: str = "history"
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Assumptions:
+        # A misspelt keyword gets the known ones, not Python's bare TypeError.
+        known = [f.name for f in fields(cls)]
+        for key in kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ParameterError(
+                    f"Assumptions: unknown assumption {key!r}; {hint}"
+                    f"the assumptions are {', '.join(known)}."
+                )
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         # Numbers typed as text ("25%", "0.25") are read; anything else is refused by name.
         for name in (*_FLOATS, *_OPT_FLOATS):
             value = getattr(self, name)
             if value is not None or name not in _OPT_FLOATS:
                 object.__setattr__(self, name, _number(name, value))
+        for name in _TYPED:
+            object.__setattr__(self, name, _typed(name, getattr(self, name)))
         checks = [
             ("target_growth", -0.9 <= self.target_growth <= 5.0, "between -0.9 and 5"),
             ("win_rate_change", -0.9 <= self.win_rate_change <= 5.0, "between -0.9 and 5"),
@@ -134,7 +150,11 @@ class Assumptions:
             checks.append(("target_amount", self.target_amount > 0, "positive"))
         for name, ok, rule in checks:
             if not ok:
-                raise ParameterError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
+                value = getattr(self, name)
+                hint = ""
+                if name in _SHARES and 2.0 <= abs(value) <= 500.0:
+                    hint = f" (a ratio: {value / 100:g} for {value:g}%)"
+                raise ParameterError(f"{name} must be {rule}, got {value!r}{hint}.")
         for seg, months in self.ramp_months.items():
             if not 0 <= int(months) <= 36:
                 raise ParameterError(f"ramp_months.{seg} must be between 0 and 36, got {months!r}.")
@@ -185,6 +205,34 @@ _FLOATS = {
     "attainment_tolerance",
 }
 _OPT_FLOATS = {"target_amount", "churn_rate"}
+#: Ratios a planner may write as a percentage by mistake (25 for 0.25).
+_SHARES = {"target_growth", "win_rate_change", "productivity_change", "churn_rate"}
+#: Fields checked (and normalised) by :func:`_typed` when an :class:`Assumptions` is made.
+_TYPED = (
+    "name",
+    "plan_year",
+    "allocation_basis",
+    "backfill_lag_months",
+    "backfill",
+    "ramp_months",
+    "rep_attrition",
+    "productivity",
+    "hires",
+)
+
+
+def _typed(key: str, value: Any) -> Any:
+    """``value`` of field ``key`` in its type; a :class:`ParameterError` naming both otherwise."""
+    if key == "plan_year" and isinstance(value, int) and not isinstance(value, bool):
+        raise ParameterError(
+            f"Assumptions: plan_year must be a fiscal year label such as 'FY{value}', got {value!r}."
+        )
+    if key == "hires":
+        if isinstance(value, list | tuple) and all(isinstance(h, Hire) for h in value):
+            return tuple(value)
+        if isinstance(value, tuple):
+            value = list(value)
+    return _coerce(key, value, "Assumptions")
 
 
 def _number(key: str, value: Any, where: str = "Assumptions") -> float:

@@ -872,8 +872,13 @@ def aggregation(da: xr.DataArray, name: str | None = None) -> str:
 
 def _levels(dims: Iterable[str] | str) -> list[str]:
     """The levels to keep, a single string being one level."""
-    keep = [dims] if isinstance(dims, str) else list(dims)
     valid = SERIES_DIMS + REP_LEVELS
+    if not isinstance(dims, str | Iterable) or isinstance(dims, dict):
+        raise ParameterError(
+            f"rollup: levels must be a level name or a tuple of them, e.g. 'region' or "
+            f"('region', 'segment'), got {dims!r}; the levels are {', '.join(valid)}."
+        )
+    keep = [dims] if isinstance(dims, str) else list(dims)
     for d in keep:
         if not isinstance(d, str) or d not in valid:
             raise ParameterError(f"rollup: unknown level {d!r}; use any of {', '.join(valid)}.")
