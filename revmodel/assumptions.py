@@ -20,6 +20,18 @@ import yaml
 
 from revmodel.errors import ParameterError
 
+__all__ = [
+    "DEFAULT_ATTAINMENT_TOLERANCE",
+    "DEFAULT_OVER_ASSIGNMENT",
+    "DEFAULT_RAMP_MONTHS",
+    "DEFAULT_REP_ATTRITION",
+    "Assumptions",
+    "Hire",
+    "assumptions_from_dict",
+    "check_segments",
+    "load_assumptions",
+]
+
 #: Default months to full productivity, by segment (pvlib-style parameter table).
 DEFAULT_RAMP_MONTHS: dict[str, int] = {"SMB": 3, "Mid-Market": 5, "Enterprise": 7}
 #: Default annual rep attrition (share of reps leaving a year), by segment.
@@ -36,7 +48,30 @@ MAX_HIRES = 10_000
 
 @dataclass(frozen=True)
 class Hire:
-    """Planned hires: ``count`` reps of ``segment`` in ``region`` starting in ``start_month``."""
+    """Planned hires: ``count`` reps of ``segment`` in ``region`` starting in ``start_month``.
+
+    Parameters
+    ----------
+    segment : str
+        Segment of the new reps (one of the cube's).
+    region : str
+        Region of the new reps (one of the cube's).
+    start_month : str
+        First month of the new reps, ``"YYYY-MM"``.
+    count : int
+        Number of reps [0-10,000].
+    role : str
+        Role, ``"AE"`` by default.
+
+    Examples
+    --------
+    >>> Hire("Enterprise", "North America East", "2027-02", count=2)
+    Hire(segment='Enterprise', region='North America East', start_month='2027-02', count=2, role='AE')
+    >>> Hire("SMB", "EMEA", "next spring")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: hires: start_month 'next spring' is not a month; use YYYY-MM.
+    """
 
     segment: str
     region: str
@@ -96,6 +131,23 @@ class Assumptions:
         Attainment at or above this counts as met [ratio], e.g. 0.9.
     allocation_basis : str
         Basis for top-down quota allocation: history, potential, capacity or blend.
+
+    Raises
+    ------
+    ParameterError
+        A misspelt field, a value of the wrong type or out of range, naming the field.
+
+    Examples
+    --------
+    >>> base = Assumptions(plan_year="FY2027", target_growth=0.25, over_assignment=1.10)
+    >>> base.ramp_months
+    {'SMB': 3, 'Mid-Market': 5, 'Enterprise': 7}
+    >>> Assumptions(target_growth="25%").target_growth
+    0.25
+    >>> Assumptions(target_growth="a lot")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: Assumptions: target_growth must be a number (e.g. 0.25 or '25%'), got 'a lot'.
     """
 
     name: str = "base"
@@ -167,17 +219,73 @@ class Assumptions:
             )
 
     def with_changes(self, **changes: Any) -> Assumptions:
-        """A copy with some assumptions changed (validated again)."""
+        """A copy with some assumptions changed (validated again).
+
+        Parameters
+        ----------
+        **changes
+            Fields of :class:`Assumptions` and their new values.
+
+        Returns
+        -------
+        Assumptions
+
+        Examples
+        --------
+        >>> stretch = Assumptions().with_changes(name="stretch", target_growth=0.35)
+        >>> stretch.name, stretch.target_growth, stretch.over_assignment
+        ('stretch', 0.35, 1.1)
+        """
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The assumption set as plain values (hires as mappings), ready for JSON or YAML.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> Assumptions(hires=(Hire("SMB", "EMEA", "2027-01"),)).to_dict()["hires"]
+        [{'segment': 'SMB', 'region': 'EMEA', 'start_month': '2027-01', 'count': 1, 'role': 'AE'}]
+        """
         d = dataclasses.asdict(self)
         d["hires"] = [dataclasses.asdict(h) for h in self.hires]
         return d
 
 
 def assumptions_from_dict(data: dict[str, Any], where: str = "assumptions") -> Assumptions:
-    """Build :class:`Assumptions` from a plain mapping, naming the key of any error."""
+    """Build :class:`Assumptions` from a plain mapping, naming the key of any error.
+
+    Parameters
+    ----------
+    data : dict
+        Assumption names to values, as read from YAML or JSON (hires as mappings).
+    where : str
+        What the mapping came from (a file name), the prefix of every error.
+
+    Returns
+    -------
+    Assumptions
+
+    Raises
+    ------
+    ParameterError
+        An unknown key (listing the known ones) or a value of the wrong type or range.
+
+    Examples
+    --------
+    >>> a = assumptions_from_dict({"plan_year": "FY2027", "target_growth": "30%",
+    ...                            "hires": [{"segment": "SMB", "region": "EMEA",
+    ...                                       "start_month": "2027-03", "count": 2}]})
+    >>> a.target_growth, a.hires[0].count
+    (0.3, 2)
+    >>> assumptions_from_dict({"growth": 0.3}, where="plan.yaml")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: plan.yaml: unknown key 'growth'; known keys are allocation_basis, ...
+    """
     if not isinstance(data, dict):
         raise ParameterError(f"{where}: expected a mapping of assumption names to values.")
     known = {f.name: f for f in fields(Assumptions)}
@@ -368,7 +476,31 @@ def _coerce(key: str, value: Any, where: str) -> Any:
 
 
 def load_assumptions(path: str | Path) -> Assumptions:
-    """Read an assumption set from a YAML file."""
+    """Read an assumption set from a YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A YAML mapping of assumption names to values.
+
+    Returns
+    -------
+    Assumptions
+
+    Raises
+    ------
+    ParameterError
+        A missing file, invalid YAML, or a bad key or value (naming the file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "base.yaml"
+    ...     _ = path.write_text("target_growth: 0.2", encoding="utf-8")
+    ...     load_assumptions(path).target_growth
+    0.2
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -67,24 +67,17 @@ from revmodel.errors import ParameterError
 __all__ = [
     "FiscalCalendar",
     "FiscalPeriod",
-    "assign_fiscal_coords",
     "current_quarter",
-    "fiscal_month",
     "fiscal_quarter",
     "fiscal_year",
-    "month_coords",
     "next_quarter",
     "next_year",
     "parse_period",
-    "quarter_label",
     "period_months",
+    "quarter_label",
     "quarter_months",
-    "quarter_start",
-    "rollup",
-    "week_period",
     "weeks_calendar",
     "year_label",
-    "year_start",
 ]
 
 NAMINGS = ("end", "start")
@@ -103,7 +96,22 @@ Obj = TypeVar("Obj", xr.Dataset, xr.DataArray)
 
 
 class FiscalPeriod(NamedTuple):
-    """A parsed period label: ``FiscalPeriod(2027, 1)`` is FY2027-Q1, ``FiscalPeriod(2027, None)`` FY2027."""
+    """A parsed period label: ``FiscalPeriod(2027, 1)`` is FY2027-Q1, ``FiscalPeriod(2027, None)`` FY2027.
+
+    Parameters
+    ----------
+    year : int
+        Fiscal year name [e.g. 2027].
+    quarter : int or None
+        Fiscal quarter [1-4]; None for the whole year.
+
+    Examples
+    --------
+    >>> FiscalPeriod(2027, 1).label
+    'FY2027-Q1'
+    >>> parse_period("FY2027")
+    FiscalPeriod(year=2027, quarter=None)
+    """
 
     year: int
     quarter: int | None
@@ -227,7 +235,25 @@ def fiscal_month(months: Any, start_month: int = FISCAL_YEAR_START) -> np.ndarra
 
 
 def fiscal_quarter(months: Any, start_month: int = FISCAL_YEAR_START) -> np.ndarray:
-    """Fiscal quarter of each month [1-4, int64], shaped like ``months`` (see :func:`fiscal_month`)."""
+    """Fiscal quarter of each month.
+
+    Parameters
+    ----------
+    months : DatetimeIndex, datetime64 array, DataArray or date
+        Months [any day of the month].
+    start_month : int
+        First calendar month of the fiscal year [1-12].
+
+    Returns
+    -------
+    np.ndarray
+        Fiscal quarter [1-4, int64], shaped like ``months``.
+
+    Examples
+    --------
+    >>> fiscal_quarter(pd.DatetimeIndex(["2026-10-01", "2026-11-01", "2027-02-01"]), start_month=11)
+    array([4, 1, 2])
+    """
     return (_parts(months, start_month, "end")[1] - 1) // 3 + 1
 
 
@@ -268,7 +294,29 @@ def _labels(codes: np.ndarray, fmt: str) -> np.ndarray:
 def quarter_label(
     months: Any, start_month: int = FISCAL_YEAR_START, naming: str = FISCAL_YEAR_NAMING
 ) -> np.ndarray:
-    """Fiscal quarter label of each month, e.g. ``"FY2027-Q1"`` [str], shaped like ``months``."""
+    """Fiscal quarter label of each month, e.g. ``"FY2027-Q1"``.
+
+    Parameters
+    ----------
+    months : DatetimeIndex, datetime64 array, DataArray or date
+        Months [any day of the month].
+    start_month : int
+        First calendar month of the fiscal year [1-12].
+    naming : {"end", "start"}
+        Name a fiscal year by the calendar year in which it ends or starts.
+
+    Returns
+    -------
+    np.ndarray
+        Labels [str], shaped like ``months``.
+
+    Examples
+    --------
+    >>> quarter_label(pd.DatetimeIndex(["2026-10-01", "2026-11-01"]), start_month=11).tolist()
+    ['FY2026-Q4', 'FY2027-Q1']
+    >>> quarter_label(pd.Timestamp("2026-11-15"), start_month=11, naming="start").tolist()
+    'FY2026-Q1'
+    """
     _, fmonth, fyear = _parts(months, start_month, naming)
     return _labels(fyear * 4 + (fmonth - 1) // 3, "FY{0:04d}-Q{1}")
 
@@ -276,7 +324,27 @@ def quarter_label(
 def year_label(
     months: Any, start_month: int = FISCAL_YEAR_START, naming: str = FISCAL_YEAR_NAMING
 ) -> np.ndarray:
-    """Fiscal year label of each month, e.g. ``"FY2027"`` [str], shaped like ``months``."""
+    """Fiscal year label of each month, e.g. ``"FY2027"``.
+
+    Parameters
+    ----------
+    months : DatetimeIndex, datetime64 array, DataArray or date
+        Months [any day of the month].
+    start_month : int
+        First calendar month of the fiscal year [1-12].
+    naming : {"end", "start"}
+        Name a fiscal year by the calendar year in which it ends or starts.
+
+    Returns
+    -------
+    np.ndarray
+        Labels [str], shaped like ``months``.
+
+    Examples
+    --------
+    >>> year_label(pd.DatetimeIndex(["2026-10-01", "2026-11-01"]), start_month=11).tolist()
+    ['FY2026', 'FY2027']
+    """
     _, _, fyear = _parts(months, start_month, naming)
     return _labels(fyear * 4, "FY{0:04d}")
 
@@ -332,7 +400,26 @@ def year_start(months: Any, start_month: int = FISCAL_YEAR_START) -> np.ndarray:
 def current_quarter(
     as_of: Any, start_month: int = FISCAL_YEAR_START, naming: str = FISCAL_YEAR_NAMING
 ) -> str:
-    """Label of the fiscal quarter holding the month ``as_of`` (one date), e.g. ``"FY2027-Q1"``."""
+    """Label of the fiscal quarter holding the month ``as_of`` (one date), e.g. ``"FY2027-Q1"``.
+
+    Parameters
+    ----------
+    as_of : date
+        One date (a string, Timestamp or datetime64).
+    start_month : int
+        First calendar month of the fiscal year [1-12].
+    naming : {"end", "start"}
+        Name a fiscal year by the calendar year in which it ends or starts.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> current_quarter(ds.attrs["as_of"], start_month=ds.attrs["fiscal_year_start"])
+    'FY2026-Q4'
+    """
     labels = quarter_label(as_of, start_month, naming)
     if labels.size != 1:
         raise ParameterError(f"as_of must be one date: got {labels.size} dates")
@@ -343,7 +430,31 @@ def current_quarter(
 
 
 def parse_period(label: Any) -> FiscalPeriod:
-    """Parse ``"FY2027-Q1"`` into ``FiscalPeriod(2027, 1)`` and ``"FY2027"`` into ``FiscalPeriod(2027, None)``."""
+    """Parse ``"FY2027-Q1"`` into ``FiscalPeriod(2027, 1)`` and ``"FY2027"`` into ``FiscalPeriod(2027, None)``.
+
+    Parameters
+    ----------
+    label : str
+        A quarter (``FY2027-Q1``) or year (``FY2027``) label.
+
+    Returns
+    -------
+    FiscalPeriod
+
+    Raises
+    ------
+    ParameterError
+        When ``label`` is not such a label.
+
+    Examples
+    --------
+    >>> parse_period("FY2027-Q1")
+    FiscalPeriod(year=2027, quarter=1)
+    >>> parse_period("2027 Q1")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: '2027 Q1' is not a fiscal period label: use FY2027-Q1 or FY2027
+    """
     match = _LABEL.fullmatch(label) if isinstance(label, str) else None
     if match is None:
         raise ParameterError(f"{label!r} is not a fiscal period label: use FY2027-Q1 or FY2027")
@@ -389,8 +500,23 @@ def quarter_months(
 def period_months(label: str, attrs: Any) -> pd.DatetimeIndex:
     """Months of a fiscal period (``FY2027-Q1`` or ``FY2027``) in the calendar of a cube's attrs.
 
-    ``attrs`` is a cube's ``attrs`` (``fiscal_year_start``, ``fiscal_year_naming``;
-    the configured calendar where they are missing).
+    Parameters
+    ----------
+    label : str
+        A quarter (``FY2027-Q1``) or year (``FY2027``) label.
+    attrs : mapping
+        A cube's ``attrs`` (``fiscal_year_start``, ``fiscal_year_naming``; the
+        configured calendar where they are missing).
+
+    Returns
+    -------
+    pd.DatetimeIndex
+        First-of-month dates, named ``month``.
+
+    Examples
+    --------
+    >>> period_months("FY2027-Q1", ds.attrs).strftime("%Y-%m").tolist()
+    ['2026-11', '2026-12', '2027-01']
     """
     return quarter_months(
         label,
@@ -406,7 +532,26 @@ def _check_steps(n: Any) -> int:
 
 
 def next_quarter(label: str, n: int = 1) -> str:
-    """The quarter ``n`` quarters after ``label`` (``n < 0``: before), e.g. FY2027-Q4 -> FY2028-Q1."""
+    """The quarter ``n`` quarters after ``label`` (``n < 0``: before).
+
+    Parameters
+    ----------
+    label : str
+        A quarter label, ``FY2027-Q4``.
+    n : int
+        Quarters to move.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> next_quarter("FY2027-Q4")
+    'FY2028-Q1'
+    >>> next_quarter("FY2027-Q1", n=-2)
+    'FY2026-Q3'
+    """
     period = parse_period(label)
     if period.quarter is None:
         raise ParameterError(f"next_quarter needs a quarter label like FY2027-Q1: got {label!r}")
@@ -415,7 +560,24 @@ def next_quarter(label: str, n: int = 1) -> str:
 
 
 def next_year(label: str, n: int = 1) -> str:
-    """The fiscal year label ``n`` years after the year of ``label``, e.g. FY2027-Q3 -> FY2028."""
+    """The fiscal year label ``n`` years after the year of ``label``.
+
+    Parameters
+    ----------
+    label : str
+        A quarter or year label.
+    n : int
+        Years to move.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> next_year("FY2027-Q3")
+    'FY2028'
+    """
     period = parse_period(label)
     return FiscalPeriod(period.year + _check_steps(n), None).label
 
@@ -575,6 +737,18 @@ def weeks_calendar(
     pd.DataFrame
         One row per period: ``fiscal_year``, ``quarter`` [1-4], ``period``
         [1-12], ``start`` and ``end`` [dates, both inclusive], ``weeks``.
+
+    Examples
+    --------
+    >>> weeks = weeks_calendar(2026, start_month=2, week_end="SAT")
+    >>> weeks.loc[[0, 1, 2, 11], ["period", "start", "end", "weeks"]]
+        period      start        end  weeks
+    0        1 2025-01-26 2025-02-22      4
+    1        2 2025-02-23 2025-03-22      4
+    2        3 2025-03-23 2025-04-26      5
+    11      12 2025-12-21 2026-01-31      6
+    >>> int(weeks["weeks"].sum())
+    53
     """
     if (
         isinstance(fiscal_year, bool)
@@ -650,11 +824,20 @@ def week_period(
 class FiscalCalendar:
     """A fiscal calendar: the functions of this module with ``start_month`` and ``naming`` bound.
 
+    Parameters
+    ----------
+    start_month : int
+        First calendar month of the fiscal year [1-12].
+    naming : {"end", "start"}
+        Name a fiscal year by the calendar year in which it ends or starts.
+
     Examples
     --------
     >>> cal = FiscalCalendar(start_month=2, naming="end")
     >>> cal.quarter_months("FY2027-Q4").strftime("%Y-%m").tolist()
     ['2026-11', '2026-12', '2027-01']
+    >>> FiscalCalendar.from_attrs(ds)
+    FiscalCalendar(start_month=11, naming='end')
     """
 
     start_month: int = FISCAL_YEAR_START

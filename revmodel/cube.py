@@ -35,6 +35,20 @@ from revmodel import config, encoding
 from revmodel.errors import DataError, ParameterError
 from revmodel.limits import cube_size_problem
 
+__all__ = [
+    "MEASURES",
+    "aggregation",
+    "build_cube",
+    "labels",
+    "load_cube",
+    "measures",
+    "product_bookings",
+    "rollup",
+    "save_cube",
+    "summary",
+    "validate_cube",
+]
+
 DIMS: tuple[str, ...] = ("segment", "region", "rep", "month")
 SERIES_DIMS: tuple[str, ...] = ("segment", "region", "rep")
 #: Hierarchy levels that are coordinates of ``rep`` rather than dims.
@@ -78,6 +92,16 @@ class Measure:
 
 def measures(currency: str = config.CURRENCY) -> dict[str, Measure]:
     """The cube's measures with money in ``currency`` (ISO 4217 code).
+
+    Parameters
+    ----------
+    currency : str
+        ISO 4217 code of the money measures.
+
+    Returns
+    -------
+    dict of str to Measure
+        Name -> units, long name, whether it is an actual, aggregation over time.
 
     Examples
     --------
@@ -532,10 +556,27 @@ def build_cube(
 
     Examples
     --------
+    Only ``opportunities`` is required; a fiscal year starting in February:
+
+    >>> opps = pd.DataFrame({
+    ...     "opportunity_id": ["O1", "O2", "O3"],
+    ...     "close_date": pd.to_datetime(["2026-01-15", "2026-02-03", "2026-02-20"]),
+    ...     "amount": [12000.0, 8000.0, 5000.0],
+    ...     "stage": ["won", "won", "lost"],
+    ...     "rep_id": ["R1", "R2", "R1"],
+    ... })
+    >>> small = build_cube({"opportunities": opps}, fiscal_year_start=2, currency="EUR")
+    >>> dict(small.sizes), small.attrs["as_of"], small["bookings"].attrs["units"]
+    ({'segment': 1, 'region': 1, 'rep': 2, 'month': 2}, '2026-02-01', 'EUR/month')
+    >>> small["fiscal_quarter"].values
+    array(['FY2026-Q4', 'FY2027-Q1'], dtype=object)
+
+    The sample company, its ARR a stock:
+
     >>> from revmodel import sample
-    >>> ds = build_cube(sample.generate(), fiscal_year_start=2)  # doctest: +SKIP
-    >>> ds["arr"].attrs["aggregation"]  # doctest: +SKIP
-    'last'
+    >>> ds = build_cube(sample.generate(reps=16, months=24), fiscal_year_start=11)
+    >>> ds["arr"].attrs["aggregation"], ds["bookings"].attrs["aggregation"]
+    ('last', 'sum')
     """
     if not 1 <= int(fiscal_year_start) <= 12:
         raise ParameterError(
@@ -647,14 +688,27 @@ def display_labels(ids: Iterable[str], names: Iterable[object] | None = None) ->
 def labels(ds: xr.Dataset | xr.DataArray, level: str = "rep") -> dict[str, str]:
     """Member -> display label of a level of the cube (reps by name; others as they are).
 
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        The cube, or a measure with its coordinates.
+    level : str
+        A dim of the cube.
+
+    Returns
+    -------
+    dict of str to str
+
     Examples
     --------
-    >>> labels(ds)["R0035"]  # doctest: +SKIP
-    'Dana Smith'
+    >>> labels(ds)["R0001"]
+    'Priya Ferreira'
+    >>> labels(ds, "segment")["SMB"]
+    'SMB'
     """
-    members = np.asarray(ds[level].values).astype(str)
+    members = np.asarray(ds[level].values).astype(str).tolist()
     if level == "rep" and "rep_label" in ds.coords:
-        shown = np.asarray(ds["rep_label"].values).astype(str)
+        shown = np.asarray(ds["rep_label"].values).astype(str).tolist()
         return dict(zip(members, shown, strict=True))
     return dict(zip(members, members, strict=True))
 
@@ -688,8 +742,16 @@ def product_bookings(
 
     Examples
     --------
-    >>> by = product_bookings(tables, ds)  # doctest: +SKIP
-    >>> rollup(by, "manager", period="fiscal_year")  # doctest: +SKIP
+    >>> by = product_bookings(tables, ds)
+    >>> by.dims, by["product"].values
+    (('product', 'rep', 'month'), array(['Analytics', 'Automation', 'Platform'], dtype=object))
+    >>> yearly = rollup(by, "manager", period="fiscal_year")
+    >>> (yearly.sel(fiscal_year="FY2026") / 1e6).round(2).to_pandas()
+    manager     Laura Chen  Samuel Moreau
+    product
+    Analytics         3.85           3.37
+    Automation        1.86           1.85
+    Platform         14.11          11.06
     """
     if kind not in ("product", "type"):
         raise ParameterError(f"product_bookings: kind must be 'product' or 'type', got {kind!r}.")
@@ -771,10 +833,29 @@ def _rep_coords(reps: pd.DataFrame | None, members: list[str]) -> dict[str, tupl
 def validate_cube(ds: xr.Dataset) -> xr.Dataset:
     """Check that ``ds`` honours the cube contract; return it unchanged.
 
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A cube.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds``, unchanged.
+
     Raises
     ------
     DataError
         Listing every breach of the contract.
+
+    Examples
+    --------
+    >>> validate_cube(ds) is ds
+    True
+    >>> validate_cube(ds.drop_vars("fiscal_year"))
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.DataError: The cube breaks its contract: missing coordinate 'fiscal_year'.
     """
     problems: list[str] = []
     for d in DIMS:
@@ -988,8 +1069,13 @@ def rollup(
 
     Examples
     --------
-    >>> ds.rev.rollup("manager", period="fiscal_year")["arr"]  # doctest: +SKIP
-    >>> rollup(ds["bookings"], ("region",), period="fiscal_quarter")  # doctest: +SKIP
+    >>> quarters = rollup(ds["bookings"], ("region",), period="fiscal_quarter")
+    >>> quarters.sel(fiscal_quarter="FY2026-Q4").values
+    array([5104312., 5356420.])
+    >>> arr = rollup(ds, "manager", period="fiscal_year")["arr"]
+    >>> year_end = ds["arr"].sel(month="2025-10-01").groupby("manager").sum(...)
+    >>> bool((arr.sel(fiscal_year="FY2025") == year_end).all()), arr.attrs["units"]
+    (True, 'USD/year')
     """
     keep = _levels(dims)
     if period not in PERIODS:
@@ -1016,7 +1102,29 @@ def rollup(
 
 
 def save_cube(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write the cube: ``.nc`` as NetCDF, ``.zarr`` as Zarr. Returns the path."""
+    """Write the cube: ``.nc`` as NetCDF, ``.zarr`` as Zarr.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The cube.
+    path : str or Path
+        A ``.nc`` file or a ``.zarr`` folder; its parent folders are made.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_cube(ds, Path(folder) / "cube.nc")
+    ...     back = load_cube(path)
+    ...     path.name, back.attrs["as_of"], float(back["arr"].sum()) == float(ds["arr"].sum())
+    ('cube.nc', '2026-10-01', True)
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".nc", ".zarr"):
@@ -1032,7 +1140,36 @@ def save_cube(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def load_cube(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
-    """Read a cube written by :func:`save_cube`; ``chunks`` gives a dask-backed cube."""
+    """Read a cube written by :func:`save_cube`; ``chunks`` gives a dask-backed cube.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nc`` file or ``.zarr`` folder.
+    chunks : dict, optional
+        Dask chunks, e.g. ``{"rep": 250}``; None loads the cube into memory.
+
+    Returns
+    -------
+    xarray.Dataset
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file, saying how to build one.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     lazy = load_cube(save_cube(ds, Path(folder) / "cube.zarr"), chunks={"rep": 8})
+    ...     lazy["bookings"].chunks[2], xr.testing.assert_identical(lazy.load(), ds)
+    ((8, 8), None)
+    >>> load_cube("missing.nc")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.DataError: missing.nc: no such cube file; build one with `revmodel cube DIR --out missing.nc`.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(
@@ -1059,9 +1196,30 @@ def summary(ds: xr.Dataset) -> str:
 
     The data only; :func:`revmodel.kpi.cube_summary` adds the KPIs (churn rate).
 
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The cube.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
-    >>> print(summary(ds))  # doctest: +SKIP
+    >>> print(summary(ds))
+    Revenue cube: 3 segments x 2 regions x 16 reps x 33 months (2024-11 to 2027-07; ...)
+    Bookings by fiscal year [USD]:
+      FY2025        29,403,944
+      FY2026        36,106,787
+    Bookings by region, last 4 fiscal quarters [USD]:
+                North America East North America West
+      FY2026-Q1          3,720,829          5,152,578
+      FY2026-Q2          3,366,492          3,839,804
+      FY2026-Q3          4,090,328          5,476,024
+      FY2026-Q4          5,104,312          5,356,420
+    ARR at 2026-10: 36,106,787 USD/year
+    Open pipeline after 2026-10: 19,756,999 USD in 9 months
     """
     as_of = pd.Timestamp(ds.attrs["as_of"])
     months = pd.DatetimeIndex(ds["month"].values)

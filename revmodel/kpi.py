@@ -68,6 +68,13 @@ class KPI:
         ``function(context) -> xr.DataArray`` with dims (``*dims``, ``period``).
     needs : tuple of str
         Inputs besides the cube: ``tables``, ``invoices``, ``opportunities``, ``costs``, ``quota``.
+
+    Examples
+    --------
+    >>> KPIS["win_rate"].definition
+    'Deals won / (deals won + deals lost), by close date in the period.'
+    >>> KPIS["dso"].needs
+    ('invoices',)
     """
 
     name: str
@@ -135,6 +142,21 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
         ``backlog`` [USD] (remaining contract value of active terms at month end),
         ``cycle_days`` [days/month] (sum of created-to-close days of won deals
         closing in the month) and ``cycle_deals`` [deals/month] (those deals).
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube (its cells, months and ``as_of``).
+    tables : mapping of str to DataFrame
+        The canonical tables it was built from.
+
+    Examples
+    --------
+    >>> f = finance_measures(ds, tables)
+    >>> list(f.data_vars)
+    ['receivables', 'billed', 'backlog', 'cycle_days', 'cycle_deals']
+    >>> round(float(f["receivables"].sel(month="2026-10-01").sum()) / 1e6, 2), f["receivables"].attrs["units"]
+    (5.9, 'USD')
     """
     data: dict[str, tuple[np.ndarray, str, str]] = {}
     months = pd.DatetimeIndex(cube["month"].values)
@@ -658,7 +680,25 @@ _NEED_TEXT = {
 
 
 def describe() -> pd.DataFrame:
-    """The catalogue as a table: ``name``, ``definition``, ``units``, ``needs``."""
+    """The catalogue as a table: ``name``, ``definition``, ``units``, ``needs``.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per KPI of :data:`KPIS`.
+
+    Examples
+    --------
+    >>> table = describe().set_index("name")
+    >>> len(table)
+    18
+    >>> table.loc[["win_rate", "nrr", "dso"], ["units", "needs"]]
+               units     needs
+    name
+    win_rate   ratio
+    nrr        ratio
+    dso         days  invoices
+    """
     return pd.DataFrame(
         [
             {
@@ -717,6 +757,31 @@ def compute(
     xr.Dataset
         One variable per KPI with dims (``*dims``, ``period``), ``units`` and
         ``long_name`` (the definition) attrs; periods are the union over KPIs.
+
+    Raises
+    ------
+    ParameterError
+        An unknown KPI (listing the catalogue), level or period.
+
+    Examples
+    --------
+    Without tables, the KPIs that need them are skipped and listed:
+
+    >>> k = compute(ds, period="fiscal_year")
+    >>> list(k.data_vars)
+    ['arr', 'bookings', 'churn_rate', 'nrr', 'grr', 'win_rate', 'average_deal_size']
+    >>> k.attrs["skipped"].split(", ")[:3]
+    ['logo_churn_rate', 'renewal_rate', 'customers']
+    >>> compute(ds, ["customers", "renewal_rate", "sales_cycle", "dso"], period="fiscal_year",
+    ...         tables=tables).to_dataframe().round(2)
+                 customers  renewal_rate  sales_cycle    dso
+    fiscal_year
+    FY2025           446.0          0.89        73.95  61.01
+    FY2026           590.0          0.87        72.79  61.58
+    >>> compute(ds, ["winrate"])
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: unknown KPI 'winrate'; known KPIs are arr, bookings, churn_rate, ...
     """
     dims = tuple(dims)
     retention._check_period(period)
@@ -764,9 +829,24 @@ def cube_summary(cube: xr.Dataset) -> str:
     The churn rate is :func:`revmodel.retention.churn_rate`, the one the what-if,
     the plan pack and Excel show.
 
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube.
+
+    Returns
+    -------
+    str
+        The summary; "Churn rate: not provided" without subscriptions.
+
     Examples
     --------
-    >>> print(cube_summary(ds))  # doctest: +SKIP
+    >>> print(cube_summary(ds))
+    Revenue cube: 3 segments x 2 regions x 16 reps x 33 months (2024-11 to 2027-07; ...)
+    ...
+    ARR at 2026-10: 36,106,787 USD/year
+    Open pipeline after 2026-10: 19,756,999 USD in 9 months
+    Churn rate (gross revenue churn, last 12 months): 11.0%; churned ARR 1,357,079 and contraction 1,862,762 USD/year
     """
     text = rcube.summary(cube)
     if float(abs(retention._actuals(cube["arr"], cube)).sum()) <= 0:

@@ -47,6 +47,17 @@ from revmodel import calendar as fcal
 from revmodel import config, schema
 from revmodel.errors import DataError, ParameterError
 
+__all__ = [
+    "blend",
+    "coverage",
+    "learn_blend_weights",
+    "median_cycle_days",
+    "open_deals",
+    "slippage",
+    "stage_conversion",
+    "weighted_pipeline",
+]
+
 #: Lower edges of the deal-age buckets [days since created].
 AGE_EDGES_DAYS: tuple[int, ...] = (0, 30, 90, 180, 365)
 #: Pseudo-deals pulling a thin bucket's win rate towards its segment's overall rate [deals].
@@ -160,6 +171,20 @@ def stage_conversion(
         One row per group and bucket: the ``by`` columns, ``age_from_days`` [days],
         ``closed`` and ``won`` (weights of the deals whose cycle reached the bucket)
         [USD or deals], ``win_rate`` [1].
+
+    Examples
+    --------
+    >>> opps = tables["opportunities"]
+    >>> conv = stage_conversion(opps, "2026-10")
+    >>> conv.columns.tolist()
+    ['segment', 'age_from_days', 'closed', 'won', 'win_rate']
+    >>> conv[conv["segment"] == "Enterprise"].round(3)[["age_from_days", "win_rate"]]
+       age_from_days  win_rate
+    0              0     0.553
+    1             30     0.553
+    2             90     0.376
+    3            180     0.174
+    4            365     0.329
     """
     cols = _by_columns(by)
     edges = np.asarray(sorted(int(e) for e in age_edges))
@@ -260,6 +285,19 @@ def slippage(
     pd.DataFrame
         Index ``offset_months`` (``slip_range[0]`` .. ``slip_range[1]``), one column per
         group plus :data:`POOLED`, each a probability distribution [1].
+
+    Examples
+    --------
+    >>> slip = slippage(tables["opportunities"], "2026-10")
+    >>> slip.loc[-1:2].round(3)
+                   Enterprise  Mid-Market    SMB  (all)
+    offset_months
+    -1                  0.248       0.274  0.335  0.312
+     0                  0.210       0.330  0.317  0.314
+     1                  0.110       0.219  0.199  0.199
+     2                  0.090       0.073  0.147  0.122
+    >>> bool(abs(slip.sum() - 1).max() < 1e-9)
+    True
     """
     _by_columns(by)
     lo, hi = int(slip_range[0]), int(slip_range[1])
@@ -285,7 +323,32 @@ def slippage(
 
 
 def median_cycle_days(opps: pd.DataFrame, as_of: Any, by: str = "segment") -> pd.Series:
-    """Median created-to-close cycle of the deals closed by ``as_of``, per group [days]."""
+    """Median created-to-close cycle of the deals closed by ``as_of``, per group [days].
+
+    Parameters
+    ----------
+    opps : pd.DataFrame
+        Canonical opportunities with ``created_date``.
+    as_of : date-like
+        Only deals closed by the end of this month count.
+    by : str
+        Grouping column (``"segment"``).
+
+    Returns
+    -------
+    pd.Series
+        Median days per group, plus :data:`POOLED` over all deals.
+
+    Examples
+    --------
+    >>> median_cycle_days(tables["opportunities"], "2026-10")
+    segment
+    Enterprise    115.0
+    Mid-Market     86.0
+    SMB            47.0
+    (all)          63.0
+    Name: cycle, dtype: float64
+    """
     closed = _closed_by(_prepare(opps), _month(as_of)).dropna(subset=["cycle"])
     out = closed.groupby(by)["cycle"].median()
     out[POOLED] = closed["cycle"].median() if len(closed) else 0.0
@@ -314,6 +377,14 @@ def open_deals(opps: pd.DataFrame, as_of: Any, reconstruct: bool = False) -> pd.
     -------
     pd.DataFrame
         ``segment``, ``region``, ``rep``, ``amount`` [USD], ``created``, ``expected_close``.
+
+    Examples
+    --------
+    >>> deals = open_deals(tables["opportunities"], "2026-10")
+    >>> len(deals), deals.columns.tolist()
+    (411, ['segment', 'region', 'rep', 'amount', 'created', 'expected_close'])
+    >>> deals.iloc[0]["expected_close"]
+    Timestamp('2026-11-15 00:00:00')
     """
     month = _month(as_of)
     end = _month_end(month)
@@ -390,6 +461,18 @@ def weighted_pipeline(
     -------
     xr.DataArray
         ``weighted_pipeline`` (segment, region, rep, month) [USD/month].
+
+    Examples
+    --------
+    >>> weighted = weighted_pipeline(tables["opportunities"], ds.attrs["as_of"], horizon=6, like=ds)
+    >>> weighted.dims
+    ('segment', 'region', 'rep', 'month')
+    >>> (weighted.sum(["segment", "region", "rep"]) / 1e6).round(2).to_series().head(3)
+    month
+    2026-11-01    2.04
+    2026-12-01    2.11
+    2027-01-01    1.76
+    Name: weighted_pipeline, dtype: float64
     """
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ParameterError(f"horizon must be a whole number of months >= 1, got {horizon!r}")
@@ -549,6 +632,16 @@ def coverage(
     -------
     float or xr.DataArray
         pipeline / (target - booked); NaN where nothing remains to cover.
+
+    Examples
+    --------
+    Open pipeline of FY2027-Q1 against a 12M target, then with 2M already booked:
+
+    >>> pipe = ds["pipeline"].sum(["segment", "region", "rep"]).assign_attrs(ds.attrs)
+    >>> round(float(coverage(pipe, 12e6, period="FY2027-Q1")), 2)
+    1.28
+    >>> round(float(coverage(pipe, 12e6, period="FY2027-Q1", booked=2e6)), 2)
+    1.54
     """
     if "month" not in pipeline.dims:
         raise ParameterError("coverage: the pipeline needs a 'month' dim")
@@ -594,8 +687,27 @@ def _weight_array(weights: Any, segments: np.ndarray) -> xr.DataArray:
 def blend(stat: xr.DataArray, pipe: xr.DataArray, weights: Any) -> xr.DataArray:
     """``w * stat + (1 - w) * pipe``, with ``w`` per segment (or one for all) [units of stat].
 
-    ``weights`` is a float, a mapping or pd.Series by segment (with :data:`POOLED` as the
-    default), or a DataArray over ``segment``.
+    Parameters
+    ----------
+    stat : xr.DataArray
+        Statistical forecast, with a ``segment`` dim.
+    pipe : xr.DataArray
+        Weighted pipeline; missing cells count as 0.
+    weights : float, mapping, pd.Series or xr.DataArray
+        Weight of ``stat`` per segment (with :data:`POOLED` as the default), or one for all.
+
+    Returns
+    -------
+    xr.DataArray
+        Shaped like ``stat``, named ``blend``.
+
+    Examples
+    --------
+    >>> seg = {"segment": ["SMB", "Enterprise"]}
+    >>> stat = xr.DataArray([100.0, 200.0], dims="segment", coords=seg)
+    >>> pipe = xr.DataArray([80.0, 300.0], dims="segment", coords=seg)
+    >>> blend(stat, pipe, {"SMB": 0.75, "Enterprise": 0.5}).values
+    array([ 95., 250.])
     """
     segments = np.asarray(stat["segment"].values) if "segment" in stat.dims else np.asarray([])
     w = _weight_array(weights, segments)
@@ -636,6 +748,20 @@ def learn_blend_weights(inputs: Any, by: str = "segment") -> pd.Series:
     -------
     pd.Series
         ``stat_weight`` in [0, 1] per segment, plus :data:`POOLED` fitted on all rows.
+
+    Examples
+    --------
+    >>> past = pd.DataFrame({
+    ...     "segment": ["SMB"] * 3 + ["Enterprise"] * 3,
+    ...     "actual": [100.0, 120.0, 90.0, 300.0, 260.0, 310.0],
+    ...     "stat": [110.0, 115.0, 95.0, 200.0, 210.0, 220.0],
+    ...     "pipeline": [70.0, 90.0, 60.0, 310.0, 250.0, 300.0],
+    ... })
+    >>> learn_blend_weights(past).round(3)
+    Enterprise    0.000
+    SMB           0.857
+    (all)         0.091
+    Name: stat_weight, dtype: float64
     """
     frame = getattr(inputs, "blend_inputs", inputs)
     need = {by, "actual", "stat", "pipeline"}

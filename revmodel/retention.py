@@ -61,19 +61,13 @@ from revmodel.cube import account_arr, account_cells, month_number
 from revmodel.errors import DataError, ParameterError
 
 __all__ = [
-    "ARR_FLOWS",
-    "account_arr",
-    "account_cells",
     "arr_bridge",
-    "cohorts",
-    "customer_measures",
-    "customer_table",
-    "growth_to_offset_churn",
     "churn_rate",
-    "historical_churn_rate",
-    "plan_churn_rate",
+    "cohorts",
+    "growth_to_offset_churn",
+    "grr",
     "logo_churn",
-    "monthly_arr",
+    "nrr",
     "renewal_rate",
     "retention_plan",
     "revenue_churn",
@@ -230,6 +224,19 @@ def arr_bridge(
         ``opening``, ``new``, ``expansion``, ``contraction``, ``churn``, ``closing``
         [USD/year] with ``dims`` and ``period``; ``closing - opening == new +
         expansion - contraction - churn`` to rounding.
+
+    Examples
+    --------
+    >>> bridge = arr_bridge(ds, ("segment",), period="fiscal_year")
+    >>> (bridge["closing"] / 1e6).round(2).to_pandas()
+    fiscal_year  FY2025  FY2026
+    segment
+    SMB            7.83    9.98
+    Mid-Market    11.18   14.06
+    Enterprise    10.39   12.06
+    >>> flows = bridge["new"] + bridge["expansion"] - bridge["contraction"] - bridge["churn"]
+    >>> bool(abs(bridge["closing"] - bridge["opening"] - flows).max() < 1e-6)
+    True
     """
     m = monthly_arr(cube, dims)
     flows = period_sum(m[list(ARR_FLOWS)], period)
@@ -257,7 +264,37 @@ def arr_bridge(
 def revenue_churn(
     cube: xr.Dataset, dims: Iterable[str] = (), period: str = "fiscal_quarter", gross: bool = False
 ) -> xr.DataArray:
-    """Revenue churn rate per period: churned (and with ``gross`` contraction) ARR / opening ARR [ratio/period]."""
+    """Revenue churn rate per period: churned (and with ``gross`` contraction) ARR / opening ARR.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with subscriptions.
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period.
+    gross : bool
+        Count contraction as well as customers who left.
+
+    Returns
+    -------
+    xr.DataArray
+        By ``dims`` and period [1/period].
+
+    Examples
+    --------
+    >>> revenue_churn(ds, period="fiscal_year").round(3).to_series()
+    fiscal_year
+    FY2025    0.044
+    FY2026    0.046
+    dtype: float64
+    >>> revenue_churn(ds, period="fiscal_year", gross=True).round(3).to_series()
+    fiscal_year
+    FY2025    0.07
+    FY2026    0.11
+    dtype: float64
+    """
     b = arr_bridge(cube, dims, period)
     lost = b["churn"] + b["contraction"] if gross else b["churn"]
     kind = "Gross revenue churn" if gross else "Revenue churn"
@@ -269,11 +306,30 @@ def trailing_retention(
 ) -> xr.Dataset:
     """GRR and NRR over the trailing ``months`` ending at each period's last month.
 
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with subscriptions.
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period (its last month ends the window).
+    months : int
+        Window [months].
+
     Returns
     -------
     xr.Dataset
         ``grr`` and ``nrr`` [ratio], plus the numerators and the denominator
         ``opening_12`` [USD/year]; NaN until ``months`` months of history exist.
+
+    Examples
+    --------
+    >>> trailing_retention(ds, period="fiscal_year")[["grr", "nrr"]].to_dataframe().round(3)
+                  grr    nrr
+    fiscal_year
+    FY2025       0.93  1.048
+    FY2026       0.89  0.989
     """
     m = monthly_arr(cube, dims)
     win = {k: m[k].rolling(month=months, min_periods=months).sum() for k in ARR_FLOWS}
@@ -301,12 +357,56 @@ def trailing_retention(
 
 
 def grr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr.DataArray:
-    """Gross revenue retention, trailing 12 months [ratio]: (opening - contraction - churn) / opening."""
+    """Gross revenue retention, trailing 12 months [ratio]: (opening - contraction - churn) / opening.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with subscriptions.
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period (its last month ends the window).
+
+    Returns
+    -------
+    xr.DataArray
+
+    Examples
+    --------
+    >>> grr(ds, period="fiscal_year").round(3).to_series()
+    fiscal_year
+    FY2025    0.93
+    FY2026    0.89
+    Name: grr, dtype: float64
+    """
     return trailing_retention(cube, dims, period)["grr"]
 
 
 def nrr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr.DataArray:
-    """Net revenue retention, trailing 12 months [ratio]: (opening + expansion - contraction - churn) / opening."""
+    """Net revenue retention, trailing 12 months [ratio]: (opening + expansion - contraction - churn) / opening.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with subscriptions.
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period (its last month ends the window).
+
+    Returns
+    -------
+    xr.DataArray
+
+    Examples
+    --------
+    >>> nrr(ds, ("region",), period="fiscal_year").sel(fiscal_year="FY2026").round(3).to_series()
+    region
+    North America East    1.002
+    North America West    0.980
+    Name: nrr, dtype: float64
+    """
     return trailing_retention(cube, dims, period)["nrr"]
 
 
@@ -349,8 +449,13 @@ def churn_rate(
 
     Examples
     --------
-    >>> f"{float(churn_rate(ds)):.1%}"  # doctest: +SKIP
-    '13.1%'
+    >>> f"{float(churn_rate(ds)):.1%}"
+    '11.0%'
+    >>> churn_rate(ds, ("region",)).round(3).to_series()
+    region
+    North America East    0.128
+    North America West    0.095
+    dtype: float64
     """
     m = monthly_arr(cube, dims) if history is None else history
 
@@ -616,7 +721,20 @@ def retention_plan(
         ``closing_arr`` [USD/year]. By ``dims``: ``starting_arr``, ``target_arr``,
         ``total_required_new_arr``, ``total_expected_churn_arr`` [USD/year],
         ``churn_rate`` [ratio/year], ``growth_needed`` (total required / starting
-        ARR) [ratio]; the scalar ``company_churn_rate`` (:func:`plan_churn_rate`). attrs ``plan_year``, ``opening_month``, ``churn_source``.
+        ARR) [ratio]; the scalar ``company_churn_rate`` (:func:`plan_churn_rate`).
+        attrs ``plan_year``, ``opening_month``, ``churn_source``.
+
+    Examples
+    --------
+    >>> plan = retention_plan(ds, Assumptions(plan_year="FY2027", target_growth=0.25))
+    >>> plan.attrs["opening_month"], plan.attrs["churn_source"], plan.sizes["month"]
+    ('2026-10-01', 'history', 12)
+    >>> path = plan[["opening_arr", "required_new_arr", "expected_churn_arr", "closing_arr"]]
+    >>> (path.isel(month=[0, -1]).reset_coords(drop=True).to_dataframe() / 1e6).round(2)
+                opening_arr  required_new_arr  expected_churn_arr  closing_arr
+    month
+    2026-11-01        36.11              1.02                0.35        36.78
+    2027-10-01        44.30              1.26                0.43        45.13
     """
     dims = tuple(dims)
     months = _plan_months(cube, assumptions.plan_year)
@@ -667,6 +785,31 @@ def growth_to_offset_churn(
     ``net_growth`` (target - starting), ``total_expected_churn_arr`` (ARR new
     business must replace), ``total_required_new_arr`` (= net growth + expected
     churn) [USD/year], ``churn_rate`` [ratio/year] and ``growth_needed`` [ratio].
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with subscriptions.
+    assumptions : Assumptions
+        ``plan_year``, ``target_growth`` and ``churn_rate`` (None: from history).
+    target : float or xr.DataArray, optional
+        Closing ARR target [USD/year]; starting ARR x (1 + ``target_growth``) by default.
+    dims : iterable of str
+        Levels to plan at.
+    history : xr.Dataset, optional
+        Monthly ARR at ``dims``, when already computed.
+
+    Returns
+    -------
+    xr.Dataset
+
+    Examples
+    --------
+    >>> g = growth_to_offset_churn(ds, Assumptions(plan_year="FY2027", target_growth=0.25))
+    >>> {k: round(float(v) / 1e6, 2) for k, v in g.data_vars.items() if k.endswith(("arr", "growth"))}
+    {'starting_arr': 36.11, 'target_arr': 45.13, 'total_expected_churn_arr': 4.63, 'total_required_new_arr': 13.65, 'net_growth': 9.03}
+    >>> round(float(g["growth_needed"]), 3)
+    0.378
     """
     plan = retention_plan(cube, assumptions, dims=dims, target=target, history=history)
     out = plan[
@@ -895,11 +1038,32 @@ def logo_churn(
 ) -> xr.Dataset:
     """Customer (logo) bridge and churn rate per period.
 
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube (for its cells, calendar and ``as_of``).
+    tables : mapping of str to DataFrame, optional
+        The canonical tables (``subscriptions``, ``accounts``).
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period.
+    measures : xr.Dataset, optional
+        :func:`customer_measures` of the cube, instead of ``tables``.
+
     Returns
     -------
     xr.Dataset
         ``opening``, ``new``, ``lost``, ``closing`` [customers] and
         ``logo_churn_rate`` = lost / opening [1/period], by ``dims`` and ``period``.
+
+    Examples
+    --------
+    >>> logo_churn(ds, tables, period="fiscal_year").to_dataframe().round(3)
+                 opening    new  lost  closing  logo_churn_rate
+    fiscal_year
+    FY2025         318.0  160.0  32.0    446.0            0.101
+    FY2026         446.0  197.0  53.0    590.0            0.119
     """
     if measures is None:
         if tables is None:
@@ -940,11 +1104,32 @@ def renewal_rate(
 ) -> xr.Dataset:
     """Renewal rates per period: terms ending in the period that were renewed.
 
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube (for its cells, calendar and ``as_of``).
+    tables : mapping of str to DataFrame, optional
+        The canonical tables (``subscriptions``, ``accounts``).
+    dims : iterable of str
+        Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
+    period : {"month", "fiscal_quarter", "fiscal_year"}
+        Fiscal period.
+    measures : xr.Dataset, optional
+        :func:`customer_measures` of the cube, instead of ``tables``.
+
     Returns
     -------
     xr.Dataset
         ``due``, ``renewed`` [terms], ``renewal_rate`` (renewed / due) [ratio] and
         ``arr_renewal_rate`` (renewed ARR / ARR due) [ratio], by ``dims`` and ``period``.
+
+    Examples
+    --------
+    >>> renewal_rate(ds, tables, period="fiscal_year").to_dataframe().round(3)
+                   due  renewed  renewal_rate  arr_renewal_rate
+    fiscal_year
+    FY2025       513.0    458.0         0.893             0.939
+    FY2026       737.0    640.0         0.868             0.900
     """
     if measures is None:
         if tables is None:
@@ -1034,6 +1219,18 @@ def cohorts(
         dims (``*dims``, ``cohort``, ``months_since_start``): ``arr`` [USD/year],
         ``customers`` [customers], ``arr_retention``, ``logo_retention`` [ratio];
         NaN where the month is after ``as_of``.
+
+    Examples
+    --------
+    >>> c = cohorts(ds, tables, max_months=12)
+    >>> c["logo_retention"].sel(cohort="FY2025-Q1", months_since_start=[0, 6, 12]).round(2).values
+    array([1.  , 1.  , 0.88])
+    >>> c["arr_retention"].sel(months_since_start=12).round(2).to_series().head(3)
+    cohort
+    FY2024-Q1    1.96
+    FY2024-Q2    1.60
+    FY2024-Q3    1.42
+    Name: arr_retention, dtype: float64
     """
     dims = list(dims)
     bad = [d for d in dims if d not in rcube.SERIES_DIMS]

@@ -28,13 +28,7 @@ NOT_YET: dict[str, str] = {
     for name in (
         "sample",
         "sources",
-        "cube",
-        "calendar",
-        "assumptions",
         "parameters",
-        "retention",
-        "kpi",
-        "pipeline",
         "capacity",
         "quota",
         "territory",
