@@ -53,11 +53,10 @@ __all__ = [
     "Param",
     "assumptions",
     "check",
+    "check_cycle",
     "load",
-    "notebook_parameters",
     "scenario_assumptions",
     "with_scenario",
-    "check_cycle",
 ]
 
 
@@ -75,6 +74,11 @@ class Param:
         One line for the analyst, with units in brackets.
     optional : bool
         ``null`` is allowed.
+
+    Examples
+    --------
+    >>> SCHEMA["horizon"]
+    Param(type='int', default=15, help='months forecast after as_of [months]', optional=False)
     """
 
     type: str
@@ -259,6 +263,21 @@ def check(values: Mapping[str, Any], where: str = "parameters", base_dir: Path |
     ParameterError
         Naming ``where`` and the key: unknown key, wrong type, out of range,
         missing data folder or scenario file.
+
+    Examples
+    --------
+    A notebook checks the keys it was given (``require=False``):
+
+    >>> check({"cycle": "FY2027-Q1", "target_growth": 0.3}, require=False)
+    {'cycle': 'FY2027-Q1', 'target_growth': 0.3}
+    >>> check({"cycle": "FY27Q1"}, require=False)
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: parameters: cycle must be a fiscal quarter like FY2027-Q1, got 'FY27Q1'.
+    >>> check({"horizon": "long"}, where="plan.yaml", require=False)
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: plan.yaml: horizon must be an int, got 'long' (str). horizon: months forecast after as_of [months].
     """
     if not isinstance(values, Mapping):
         raise ParameterError(f"{where}: expected a mapping of parameter names to values.")
@@ -340,7 +359,25 @@ def plan_year(params: Mapping[str, Any]) -> str:
 
 
 def assumptions(params: Mapping[str, Any], where: str = "parameters") -> Assumptions:
-    """The base assumption set of the parameters (name ``base``)."""
+    """The base assumption set of the parameters (name ``base``).
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters (:func:`check`, :func:`load`).
+    where : str
+        Named in error messages.
+
+    Returns
+    -------
+    Assumptions
+
+    Examples
+    --------
+    >>> base = assumptions({"cycle": "FY2027-Q1", "target_growth": 0.3})
+    >>> base.name, base.plan_year, base.target_growth
+    ('base', 'FY2027', 0.3)
+    """
     data = {
         "name": "base",
         "plan_year": plan_year(params),
@@ -362,7 +399,28 @@ def assumptions(params: Mapping[str, Any], where: str = "parameters") -> Assumpt
 def scenario_assumptions(
     params: Mapping[str, Any], scenario: Mapping[str, Any], where: str = "parameters"
 ) -> Assumptions:
-    """A scenario's assumption set: the base one with the scenario's changes."""
+    """A scenario's assumption set: the base one with the scenario's changes.
+
+    Parameters
+    ----------
+    params : mapping
+        Checked parameters (:func:`check`, :func:`load`).
+    scenario : mapping
+        ``name`` and the assumption keys it changes.
+    where : str
+        Named in error messages.
+
+    Returns
+    -------
+    Assumptions
+
+    Examples
+    --------
+    >>> params = {"cycle": "FY2027-Q1", "target_growth": 0.3, "over_assignment": 1.2}
+    >>> stretch = scenario_assumptions(params, {"name": "stretch", "target_growth": 0.4})
+    >>> stretch.name, stretch.target_growth, stretch.over_assignment
+    ('stretch', 0.4, 1.2)
+    """
     base = assumptions(params, where=where).to_dict()
     changes = assumptions_from_dict(
         dict(scenario), where=f"{where}: scenario {scenario.get('name')!r}"
@@ -377,7 +435,28 @@ def scenario_assumptions(
 def with_scenario(
     base: Assumptions, scenario: Mapping[str, Any], where: str = "scenarios"
 ) -> Assumptions:
-    """The base assumption set with a scenario's changes (its ``name`` and any assumption keys)."""
+    """The base assumption set with a scenario's changes (its ``name`` and any assumption keys).
+
+    Parameters
+    ----------
+    base : Assumptions
+        The assumption set changed.
+    scenario : mapping
+        ``name`` and the assumption keys it changes (values as in YAML).
+    where : str
+        Named in error messages.
+
+    Returns
+    -------
+    Assumptions
+
+    Examples
+    --------
+    >>> base = Assumptions(plan_year="FY2027", target_growth=0.25)
+    >>> downside = with_scenario(base, {"name": "downside", "target_growth": "10%"})
+    >>> downside.name, downside.plan_year, downside.target_growth
+    ('downside', 'FY2027', 0.1)
+    """
     label = f"{where}: scenario {scenario.get('name')!r}"
     changed = assumptions_from_dict(dict(scenario), where=label)
     return base.with_changes(**{k: getattr(changed, k) for k in scenario})
@@ -386,10 +465,33 @@ def with_scenario(
 def check_cycle(params: Mapping[str, Any], cube: Any) -> str:
     """Check that the cycle comes after the cube's actuals; return the cycle.
 
+    Parameters
+    ----------
+    params : mapping
+        Parameters with a ``cycle``.
+    cube : xr.Dataset
+        The cube (its ``as_of`` and fiscal calendar).
+
+    Returns
+    -------
+    str
+        The cycle.
+
     Raises
     ------
     ParameterError
         When the cycle's first month is not after ``as_of``, naming both.
+
+    Examples
+    --------
+    >>> ds.attrs["as_of"]
+    '2026-10-01'
+    >>> check_cycle({"cycle": "FY2027-Q1"}, ds)
+    'FY2027-Q1'
+    >>> check_cycle({"cycle": "FY2026-Q4"}, ds)
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: cycle FY2026-Q4 starts 2026-08, but the data has actuals to 2026-10: plan a later quarter (the next one is FY2027-Q1) or set as_of earlier.
     """
     import pandas as pd
 
@@ -448,6 +550,18 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[s
     ------
     ParameterError
         Any problem :func:`read_file` or :func:`check` finds, naming the file and the key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "FY2027-Q1.yaml"
+    ...     _ = path.write_text(
+    ...         f"cycle: FY2027-Q1\\ndata_dir: {folder}\\ntarget_growth: 0.3\\n"
+    ...         "scenarios: [{name: stretch, target_growth: 0.4}]\\n", encoding="utf-8")
+    ...     params = load(path)
+    >>> params["cycle"], params["horizon"], params["target_growth"], params["scenarios"]
+    ('FY2027-Q1', 15, 0.3, [{'name': 'stretch', 'target_growth': 0.4}])
     """
     path = Path(path)
     data = read_file(path)

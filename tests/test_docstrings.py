@@ -28,7 +28,6 @@ NOT_YET: dict[str, str] = {
     for name in (
         "sample",
         "sources",
-        "parameters",
         "capacity",
         "quota",
         "territory",
