@@ -21,21 +21,15 @@ import pandas as pd
 from revmodel import config
 
 __all__ = [
-    "COLUMN_KINDS",
     "MISSING",
-    "FORMULA_TRIGGERS",
-    "cell",
     "count",
     "currency_symbol",
-    "display_path",
     "inert_frame",
     "inert_text",
     "is_missing",
     "money",
     "number",
     "pct",
-    "restore_text",
-    "scrub_paths",
     "write_csv",
 ]
 
@@ -63,7 +57,22 @@ _STEPS: tuple[tuple[float, str, int], ...] = ((1e9, "B", 2), (1e6, "M", 1), (1e3
 
 
 def is_missing(value: Any) -> bool:
-    """True for None, NaN, infinities and anything that is not a number."""
+    """True for None, NaN, infinities and anything that is not a number.
+
+    Parameters
+    ----------
+    value : object
+        A value to show.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_missing(None), is_missing(float("nan")), is_missing(0), is_missing("12")
+    (True, True, False, True)
+    """
     if value is None or isinstance(value, str):
         return True
     try:
@@ -73,13 +82,49 @@ def is_missing(value: Any) -> bool:
 
 
 def currency_symbol(currency: str | None = None) -> str:
-    """The prefix of an amount in ``currency`` (an ISO 4217 code): ``$``, ``€``, ``CHF ``..."""
+    """The prefix of an amount in ``currency`` (an ISO 4217 code): ``$``, ``€``, ``CHF ``...
+
+    Parameters
+    ----------
+    currency : str, optional
+        ISO 4217 code; :data:`revmodel.config.CURRENCY` by default.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> currency_symbol("EUR"), currency_symbol("CHF"), currency_symbol()
+    ('€', 'CHF ', '$')
+    """
     code = str(currency or config.CURRENCY).strip().upper()
     return CURRENCY_SYMBOLS.get(code, f"{code} ")
 
 
 def money(value: Any, currency: str | None = None, compact: bool = True) -> str:
-    """An amount: ``$2.5M`` (compact) or ``$2,500,000``; :data:`MISSING` when missing."""
+    """An amount: ``$2.5M`` (compact) or ``$2,500,000``; :data:`MISSING` when missing.
+
+    Parameters
+    ----------
+    value : float
+        The amount [currency].
+    currency : str, optional
+        ISO 4217 code; a cube's ``attrs["currency"]``.
+    compact : bool
+        ``K``/``M``/``B`` with two or three significant digits, else every unit.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> money(2_500_000), money(12_345, "EUR"), money(1_500_000_000, "CHF")
+    ('$2.5M', '€12K', 'CHF 1.50B')
+    >>> money(2_500_000, compact=False), money(float("nan")), money(-1200)
+    ('$2,500,000', '–', '-$1K')
+    """
     if is_missing(value):
         return MISSING
     v = float(value)
@@ -92,7 +137,24 @@ def money(value: Any, currency: str | None = None, compact: bool = True) -> str:
 
 
 def pct(value: Any, digits: int = 0) -> str:
-    """A ratio as a percentage (0.912 -> ``91%``); never ``-0%``."""
+    """A ratio as a percentage (0.912 -> ``91%``); never ``-0%``.
+
+    Parameters
+    ----------
+    value : float
+        A ratio.
+    digits : int
+        Decimals of the percentage.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> pct(0.912), pct(-0.0001), pct(0.12345, digits=1), pct(None)
+    ('91%', '0%', '12.3%', '–')
+    """
     if is_missing(value):
         return MISSING
     v = float(value)
@@ -102,12 +164,44 @@ def pct(value: Any, digits: int = 0) -> str:
 
 
 def count(value: Any) -> str:
-    """A whole number with thousands separators."""
+    """A whole number with thousands separators.
+
+    Parameters
+    ----------
+    value : float
+        A count.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> count(1234567), count(12.0), count(None)
+    ('1,234,567', '12', '–')
+    """
     return MISSING if is_missing(value) else f"{float(value):,.0f}"
 
 
 def number(value: Any, digits: int = 2) -> str:
-    """A plain number with ``digits`` decimals and thousands separators."""
+    """A plain number with ``digits`` decimals and thousands separators.
+
+    Parameters
+    ----------
+    value : float
+        A number.
+    digits : int
+        Decimals shown.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> number(1234.5678), number(1234.5678, digits=0), number(None)
+    ('1,234.57', '1,235', '–')
+    """
     return MISSING if is_missing(value) else f"{float(value):,.{digits}f}"
 
 
@@ -173,6 +267,20 @@ def inert_text(value: Any) -> Any:
     as that number and nothing runs. A string already starting with ``'`` gets
     one more, so :func:`restore_text` gives back exactly what was written.
     Anything that is not a string is returned as it is (numbers stay numbers).
+
+    Parameters
+    ----------
+    value : object
+        A cell; anything but a string is returned as it is.
+
+    Returns
+    -------
+    object
+
+    Examples
+    --------
+    >>> inert_text("=SUM(A1:A9)"), inert_text("+44 20 7946"), inert_text("Acme"), inert_text(3)
+    ("'=SUM(A1:A9)", "'+44 20 7946", 'Acme', 3)
     """
     if (
         isinstance(value, str)
@@ -191,7 +299,24 @@ def restore_text(value: Any) -> Any:
 
 
 def inert_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with :func:`inert_text` applied to every text cell and column name."""
+    """A copy of ``frame`` with :func:`inert_text` applied to every text cell and column name.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        A table to write.
+
+    Returns
+    -------
+    pd.DataFrame
+
+    Examples
+    --------
+    >>> inert_frame(pd.DataFrame({"account": ["=cmd|calc", "Acme"], "arr": [1.0, 2.0]}))
+          account  arr
+    0  '=cmd|calc  1.0
+    1        Acme  2.0
+    """
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or isinstance(
@@ -206,6 +331,28 @@ def write_csv(frame: pd.DataFrame, path: str | Path, **kwargs: Any) -> Path:
     """Write ``frame`` as CSV with every text cell made inert (:func:`inert_frame`).
 
     Every CSV revmodel writes for a person to open goes through here.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        The table.
+    path : str or Path
+        The CSV file.
+    **kwargs
+        Other options of :meth:`pandas.DataFrame.to_csv` (the index is never written).
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_csv(pd.DataFrame({"account": ["=cmd|calc"]}), Path(folder) / "a.csv")
+    ...     print(path.read_text(encoding="utf-8"))
+    account
+    '=cmd|calc
     """
     path = Path(path)
     inert_frame(frame).to_csv(path, index=False, **kwargs)

@@ -36,7 +36,6 @@ NOT_YET: dict[str, str] = {
         "reconcile",
         "backtest",
         "plots",
-        "formatting",
         "overrides",
     )
 }
