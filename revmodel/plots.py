@@ -21,19 +21,14 @@ from revmodel import config, formatting
 
 __all__ = [
     "COLORS",
-    "TEMPLATE",
     "accuracy",
     "arr_bridge",
     "bookings_vs_target",
-    "changes_figures",
     "forecast_fan",
     "notebook_mode",
-    "pipeline_waterfall",
-    "plotly_js",
     "quota_balance",
     "scenario_comparison",
     "territory_balance",
-    "to_div",
 ]
 
 #: Named colours of the plan's charts.
@@ -144,12 +139,26 @@ def forecast_fan(
         Months of the cycle, shaded.
     history_months : int
         Months of history shown [months].
+    measure : str
+        The cube measure drawn.
+    currency : str, optional
+        ISO 4217 code of the amounts (a cube's ``attrs["currency"]``).
 
     Returns
     -------
     plotly.graph_objects.Figure
         Traces, in order: ``Actual``, ``10-90% band`` (two traces: ``P90``
         then ``P10`` filled to it), ``Forecast``, and ``Target`` when given.
+
+    Examples
+    --------
+    >>> from revmodel import forecast
+    >>> fc = forecast.forecast_cube(ds, horizon=3, method="seasonal_naive", progress=False)
+    >>> fig = forecast_fan(ds, fc, cycle_months=pd.date_range("2026-11-01", periods=3, freq="MS"))
+    >>> [trace.name for trace in fig.data]
+    ['Actual', 'P90', '10-90% band', 'Forecast']
+    >>> fig.layout.yaxis.title.text, fig.layout.yaxis.tickprefix
+    ('USD per month', '$')
     """
     as_of = np.datetime64(pd.Timestamp(cube.attrs["as_of"]), "ns")
     hist = cube[measure].sel(month=cube["month"] <= as_of).sum(("segment", "region", "rep"))
@@ -196,11 +205,25 @@ def bookings_vs_target(
     table : pandas.DataFrame
         Rows of :func:`revmodel.publish.tables.forecast_table`: ``name``, ``forecast``,
         ``p10``, ``p90``, ``target``.
+    title : str
+        The chart's title.
+    currency : str, optional
+        ISO 4217 code of the amounts (a cube's ``attrs["currency"]``).
 
     Returns
     -------
     plotly.graph_objects.Figure
         Two bar traces: ``Forecast`` (error bars to p10 / p90) and ``Target``.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"name": ["East", "West"], "forecast": [4.1e6, 5.2e6],
+    ...                       "p10": [3.5e6, 4.6e6], "p90": [4.8e6, 5.9e6], "target": [4.5e6, 5.0e6]})
+    >>> fig = bookings_vs_target(table, currency="EUR")
+    >>> [trace.name for trace in fig.data], fig.layout.yaxis.tickprefix
+    (['Forecast', 'Target'], '€')
+    >>> [float(v) for v in fig.data[0].error_y.arrayminus]
+    [600000.0, 600000.0]
     """
     t = table.reset_index(drop=True)
     fig = _figure(title)
@@ -228,12 +251,23 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
         ``new``, ``expansion``, ``contraction``, ``churn``, ``closing`` by period).
     periods : int
         Periods summed into the bridge (4 quarters = a year).
+    currency : str, optional
+        ISO 4217 code of the amounts (a cube's ``attrs["currency"]``).
 
     Returns
     -------
     plotly.graph_objects.Figure
         One ``Waterfall`` trace: opening (absolute), new, expansion,
         -contraction, -churn (relative) and closing (total).
+
+    Examples
+    --------
+    >>> from revmodel import retention
+    >>> fig = arr_bridge(retention.arr_bridge(ds, period="fiscal_quarter"), periods=4, currency="USD")
+    >>> fig.layout.title.text
+    'ARR bridge, FY2026-Q1 to FY2026-Q4'
+    >>> list(fig.data[0].x), list(fig.data[0].text)
+    (['Opening FY2026-Q1', 'New', 'Expansion', 'Contraction', 'Churn', 'Closing FY2026-Q4'], ['$29.4M', '$7.0M', '$2.9M', '-$1.9M', '-$1.4M', '$36.1M'])
     """
     period = bridge.attrs.get("period", [d for d in bridge.dims][0])
     b = bridge.isel({period: slice(-periods, None)})
@@ -249,14 +283,13 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
     x = [f"Opening {labels[0]}", *flows, f"Closing {labels[-1]}"]
     y = [opening, *flows.values(), closing]
     currency = currency or bridge.attrs.get("currency")
-    sym = formatting.currency_symbol(_code(currency))
     fig = _figure(f"ARR bridge, {labels[0]} to {labels[-1]}")
     fig.add_trace(
         go.Waterfall(
             x=x,
             y=y,
             measure=["absolute", "relative", "relative", "relative", "relative", "total"],
-            text=[f"{sym}{v / 1e6:,.1f}M" for v in y],
+            text=[formatting.money(v, _code(currency)) for v in y],
             textposition="outside",
             increasing={"marker": {"color": COLORS["positive"]}},
             decreasing={"marker": {"color": COLORS["negative"]}},
@@ -348,12 +381,26 @@ def quota_balance(table: pd.DataFrame, currency: str | None = None) -> go.Figure
     table : pandas.DataFrame
         Quotas by rep (``rep``, ``full_year_quota``, ``out_of_line`` and
         ``potential``; without ``potential``, ``capacity_year`` is the x axis).
+    currency : str, optional
+        ISO 4217 code of the amounts (a cube's ``attrs["currency"]``).
 
     Returns
     -------
     plotly.graph_objects.Figure
         Scatter traces ``In line`` and ``Out of line`` (x potential, y quota),
         and a ``Median ratio`` line.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"rep": ["Ann", "Bo", "Cy", "Di"],
+    ...                       "full_year_quota": [1.0e6, 1.1e6, 0.9e6, 2.4e6],
+    ...                       "potential": [50.0, 55.0, 45.0, 60.0],
+    ...                       "out_of_line": [False, False, False, True]})
+    >>> fig = quota_balance(table, currency="GBP")
+    >>> [(trace.name, None if trace.text is None else list(trace.text)) for trace in fig.data]
+    [('In line', ['Ann', 'Bo', 'Cy']), ('Out of line', ['Di']), ('Median ratio', None)]
+    >>> fig.layout.yaxis.title.text
+    'Full-year quota [GBP]'
     """
     t = table.copy()
     xcol = (
@@ -410,6 +457,15 @@ def territory_balance(balance: pd.DataFrame) -> go.Figure:
     -------
     plotly.graph_objects.Figure
         Two bar traces, ``Before`` and ``After`` (deviation in %, by rep).
+
+    Examples
+    --------
+    >>> balance = pd.DataFrame({"rep_id": ["R1", "R2", "R3"], "status": ["active"] * 3,
+    ...                         "deviation_before": [0.3, -0.2, -0.1],
+    ...                         "deviation_after": [0.05, -0.03, -0.02]})
+    >>> fig = territory_balance(balance)
+    >>> [trace.name for trace in fig.data], list(fig.data[0].x)
+    (['Before', 'After'], ['R2', 'R3', 'R1'])
     """
     b = balance[balance["status"] == "active"] if "status" in balance.columns else balance
     b = b.sort_values("deviation_before", kind="stable")
@@ -441,11 +497,21 @@ def scenario_comparison(
         One row per scenario: ``scenario`` and the metric columns [currency].
     metrics : sequence of str
         Columns shown (those absent are skipped).
+    currency : str, optional
+        ISO 4217 code of the amounts (a cube's ``attrs["currency"]``).
 
     Returns
     -------
     plotly.graph_objects.Figure
         One bar trace per scenario, x = metric.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"scenario": ["base", "stretch"], "target": [45e6, 49e6],
+    ...                       "capacity": [38e6, 38e6], "gap": [7e6, 11e6]})
+    >>> fig = scenario_comparison(table)
+    >>> [trace.name for trace in fig.data], list(fig.data[1].x), list(fig.data[1].y)
+    (['base', 'stretch'], ['target', 'capacity', 'gap'], [49000000.0, 38000000.0, 11000000.0])
     """
     cols = [m for m in metrics if m in table.columns]
     fig = _figure("Scenarios compared")
@@ -473,12 +539,26 @@ def accuracy(
     table : pandas.DataFrame
         :func:`revmodel.backtest.last_cycle_accuracy` rows: ``level``, ``name``,
         ``forecast``, ``p10``, ``p90``, ``actual``.
+    levels : sequence of str
+        Levels drawn, one trace each.
+    currency : str, optional
+        ISO 4217 code of the amounts (a cube's ``attrs["currency"]``).
 
     Returns
     -------
     plotly.graph_objects.Figure
         Per level a scatter trace (x actual, y forecast, error bars to the
         band) and a ``Perfect forecast`` diagonal.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"level": ["region", "region", "segment"],
+    ...                       "name": ["East", "West", "SMB"],
+    ...                       "forecast": [4.0e6, 5.0e6, 3.0e6], "p10": [3.0e6, 4.0e6, 2.0e6],
+    ...                       "p90": [5.0e6, 6.0e6, 4.0e6], "actual": [4.4e6, 4.5e6, 3.1e6]})
+    >>> fig = accuracy(table, levels=("region", "segment"))
+    >>> [trace.name for trace in fig.data], list(fig.data[0].text)
+    (['region', 'segment', 'Perfect forecast'], ['East', 'West'])
     """
     t = table[table["level"].isin(levels)]
     sym = formatting.currency_symbol(_code(currency))
@@ -505,5 +585,15 @@ def accuracy(
 
 
 def notebook_mode() -> None:
-    """Show figures in JupyterLab as Plotly JSON (small notebooks; plotly.js comes with JupyterLab)."""
+    """Show figures in JupyterLab as Plotly JSON (small notebooks; plotly.js comes with JupyterLab).
+
+    Examples
+    --------
+    >>> import plotly.io as pio
+    >>> before = pio.renderers.default
+    >>> notebook_mode()
+    >>> pio.renderers.default
+    'plotly_mimetype'
+    >>> pio.renderers.default = before
+    """
     pio.renderers.default = "plotly_mimetype"
