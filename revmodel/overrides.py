@@ -91,25 +91,17 @@ from revmodel.calendar import parse_period
 from revmodel.errors import DataError, ParameterError, RevmodelError
 
 __all__ = [
-    "ACTIONS",
     "CALL_LEVELS",
     "CALL_TYPES",
-    "COMPANY",
     "MAX_AMOUNT",
-    "MAX_NOTE_CHARS",
-    "AuditRow",
     "Call",
     "CallRejected",
-    "Grant",
     "Identity",
     "NotAllowed",
     "OverrideStore",
     "PeriodClosed",
     "TeamMap",
-    "audit_table",
     "calls_by_week",
-    "metadata",
-    "periods_table",
     "validate_call",
     "value_add",
 ]
@@ -139,15 +131,41 @@ _GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
 
 
 class CallRejected(ParameterError):
-    """A forecast call was refused; the message is what the app shows."""
+    """A forecast call was refused; the message is what the app shows.
+
+    Examples
+    --------
+    >>> validate_call({"rep": "R0001", "period": "FY2027-Q1", "call_type": "commit", "amount": "lots"})
+    Traceback (most recent call last):
+    ...
+    revmodel.overrides.CallRejected: Amount 'lots' is not a number: enter the call in USD, e.g. 125000.
+    """
 
 
 class PeriodClosed(CallRejected):
-    """The period is not open for forecast calls."""
+    """The period is not open for forecast calls.
+
+    Examples
+    --------
+    >>> call = {"rep": "R0001", "period": "FY2027-Q2", "call_type": "commit", "amount": 1000}
+    >>> validate_call(call, is_open=["FY2027-Q1"])
+    Traceback (most recent call last):
+    ...
+    revmodel.overrides.PeriodClosed: Period FY2027-Q2 is closed for forecast calls: pick an open period (open: FY2027-Q1) or ask an admin to open it.
+    """
 
 
 class NotAllowed(RevmodelError, PermissionError):
-    """The user may not make this change (no identity, or another team's node)."""
+    """The user may not make this change (no identity, or another team's node).
+
+    Examples
+    --------
+    >>> team = TeamMap.from_cube(ds, users={"laura": {"manager": "Laura Chen"}})
+    >>> team.check_write(Identity("laura"), "rep", "R0002")
+    Traceback (most recent call last):
+    ...
+    revmodel.overrides.NotAllowed: User 'laura' writes for team Laura Chen only and cannot submit a call for rep R0002 (team Samuel Moreau, region North America East): ask that team's manager or an admin.
+    """
 
 
 # ----------------------------------------------------------------------------- schema
@@ -195,7 +213,20 @@ _AUDIT_COLUMNS: tuple[str, ...] = tuple(c.name for c in audit_table.columns)
 
 @dataclass(frozen=True)
 class Identity:
-    """The authenticated user making a change (e.g. JupyterHub's ``JUPYTERHUB_USER``)."""
+    """The authenticated user making a change (e.g. JupyterHub's ``JUPYTERHUB_USER``).
+
+    Parameters
+    ----------
+    user : str
+        The user name the server authenticated.
+
+    Examples
+    --------
+    >>> Identity.from_environment({"JUPYTERHUB_USER": "laura"})
+    Identity(user='laura')
+    >>> Identity.from_environment({}) is None
+    True
+    """
 
     user: str
 
@@ -276,6 +307,15 @@ class TeamMap:
     left : mapping
         Rep id -> the date they left (``YYYY-MM-DD``), for reps who left on or before the
         cube's ``as_of``: no call is taken for them and roll-ups do not count them.
+
+    Examples
+    --------
+    >>> team = TeamMap.from_cube(ds, users={"admin": {"role": "admin"},
+    ...                                     "laura": {"manager": "Laura Chen"}})
+    >>> team.managers, team.manager_of("rep", "R0001")
+    (['Laura Chen', 'Samuel Moreau'], 'Laura Chen')
+    >>> team.can_write(Identity("laura"), "rep", "R0001"), team.can_write(Identity("laura"), "rep", "R0002")
+    (True, False)
     """
 
     rep_manager: Mapping[str, str]
@@ -453,7 +493,29 @@ def _user(identity: Identity | None) -> str:
 
 @dataclass(frozen=True)
 class Call:
-    """A validated forecast call [amount in USD for the period]."""
+    """A validated forecast call [amount in USD for the period].
+
+    Parameters
+    ----------
+    level : {"rep", "manager", "region", "total"}
+        The node's level.
+    key : str
+        Rep id, or the manager or region name.
+    period : str
+        Fiscal period label.
+    call_type : {"commit", "best_case"}
+        Kind of call.
+    amount : float
+        The call [USD for the period].
+    note : str
+        Why.
+
+    Examples
+    --------
+    >>> validate_call({"rep": "R0001", "period": "FY2027-Q1", "call_type": "commit",
+    ...                "amount": "$125,000", "note": "two renewals signed"})
+    Call(level='rep', key='R0001', period='FY2027-Q1', call_type='commit', amount=125000.0, note='two renewals signed')
+    """
 
     level: str
     key: str
@@ -545,6 +607,17 @@ def validate_call(
     ------
     CallRejected
         With the message the app shows (``PeriodClosed`` for a closed period).
+
+    Examples
+    --------
+    >>> validate_call({"rep": "R0001", "period": "FY2027-Q1", "call_type": "commit",
+    ...                "amount": " 125000.50 "}).amount
+    125000.5
+    >>> validate_call({"rep": "R0001", "period": "FY2027-Q1", "call_type": "commit",
+    ...                "amount": -5})
+    Traceback (most recent call last):
+    ...
+    revmodel.overrides.CallRejected: Amount -5 is negative: a forecast call is an amount of 0 USD or more.
     """
     if not isinstance(raw, Mapping):
         raise CallRejected(f"A forecast call must be a mapping of field values: got {raw!r}.")
@@ -597,7 +670,8 @@ def validate_call(
     if is_open is not None:
         predicate = is_open if callable(is_open) else set(is_open).__contains__
         if not predicate(period):
-            raise PeriodClosed(_closed_message(period, None))
+            listed = None if callable(is_open) else sorted(str(p) for p in is_open)
+            raise PeriodClosed(_closed_message(period, listed))
     return Call(level, key, period, call_type, amount, note)
 
 
@@ -759,6 +833,32 @@ class OverrideStore:
     -----
     The store exposes no way to update or delete an audit row: a new call
     appends a row whose ``old_value`` is the call it replaces.
+
+    Examples
+    --------
+    An in-memory SQLite store; an admin opens the quarter, a manager calls:
+
+    >>> team = TeamMap.from_cube(ds, users={"admin": {"role": "admin"},
+    ...                                     "laura": {"manager": "Laura Chen"}})
+    >>> store = OverrideStore("sqlite://", team_map=team)
+    >>> store.open_period("FY2027-Q1", Identity("admin"))
+    >>> row = store.submit(Identity("laura"), "R0001", "FY2027-Q1", "commit", "$250,000")
+    >>> row.old_value, row.new_value
+    (None, 250000.0)
+    >>> _ = store.submit(Identity("laura"), "R0001", "FY2027-Q1", "commit", 260000, note="upsell")
+    >>> store.current_calls("FY2027-Q1")[["key", "call_type", "amount", "user", "note"]]
+         key call_type    amount   user    note
+    0  R0001    commit  260000.0  laura  upsell
+    >>> store.audit("FY2027-Q1")[["action", "key", "old_value", "new_value"]]
+       action        key  old_value  new_value
+    0    open  FY2027-Q1        NaN        NaN
+    1  submit      R0001        NaN   250000.0
+    2  submit      R0001   250000.0   260000.0
+    >>> store.rollup("FY2027-Q1")[["level", "key", "commit", "reps_with_commit"]].head(2)
+         level            key    commit  reps_with_commit
+    0  manager     Laura Chen  260000.0                 1
+    1  manager  Samuel Moreau       0.0                 0
+    >>> store.close()
     """
 
     def __init__(
@@ -1293,14 +1393,29 @@ def calls_by_week(audit: pd.DataFrame, period: str, start: Any, weeks: int = 13)
     pandas.DataFrame
         ``level, key, call_type, week, amount`` [USD]: the latest call of each node
         made by the end of the week (withdrawn: no row).
+
+    Examples
+    --------
+    >>> audit = pd.DataFrame({
+    ...     "id": [1, 2, 3], "level": "rep", "key": "R0001", "period": "FY2027-Q1",
+    ...     "call_type": "commit", "new_value": [200000.0, 240000.0, None],
+    ...     "at": pd.to_datetime(["2026-11-03 10:00", "2026-11-12 16:00", "2026-11-20 09:00"], utc=True),
+    ... })
+    >>> calls_by_week(audit, "FY2027-Q1", start="2026-11-01", weeks=3)
+      level    key call_type  week    amount
+    0   rep  R0001    commit     1  200000.0
+    1   rep  R0001    commit     2  240000.0
     """
     log = audit[(audit["period"] == period) & audit["level"].isin(CALL_LEVELS)]
     log = log.sort_values("id")
-    first = pd.Timestamp(start).normalize()
+    # OverrideStore.audit gives ``at`` in UTC (tz-aware); a CSV log or a start date may be naive.
+    at = pd.to_datetime(log["at"], utc=True).dt.tz_localize(None)
+    first = pd.Timestamp(start)
+    first = (first.tz_convert("UTC").tz_localize(None) if first.tzinfo else first).normalize()
     rows = []
     for week in range(1, weeks + 1):
         end = first + pd.Timedelta(days=7 * week)
-        upto = log[pd.to_datetime(log["at"]) < end]
+        upto = log[at < end]
         latest = upto.groupby(["level", "key", "call_type"], sort=True).tail(1)
         for r in latest[latest["new_value"].notna()].itertuples():
             rows.append((r.level, r.key, r.call_type, week, float(r.new_value)))
@@ -1328,6 +1443,18 @@ def value_add(calls: pd.DataFrame, actual: Mapping, model: pd.DataFrame) -> pd.D
         ``value_add`` (model error minus call error: above 0 the call beat the
         model) and ``bias`` ((call - actual) / actual: below 0 sandbagging,
         above 0 optimism) [ratio]. Nodes without an actual above 0 are left out.
+
+    Examples
+    --------
+    >>> calls = pd.DataFrame({"level": "rep", "key": "R0001", "call_type": "commit",
+    ...                       "week": [1, 2], "amount": [200000.0, 240000.0]})
+    >>> model = pd.DataFrame({"level": "rep", "key": "R0001", "week": [1, 2],
+    ...                       "forecast": [300000.0, 280000.0]})
+    >>> scored = value_add(calls, {("rep", "R0001"): 250000.0}, model)
+    >>> scored[["week", "call_error", "model_error", "value_add", "bias"]]
+       week  call_error  model_error  value_add  bias
+    0     1        0.20         0.20       0.00 -0.20
+    1     2        0.04         0.12       0.08 -0.04
     """
     out = calls.merge(model, on=["level", "key", "week"], how="inner")
     out["actual"] = [

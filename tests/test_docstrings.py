@@ -35,7 +35,6 @@ NOT_YET: dict[str, str] = {
         "forecast",
         "reconcile",
         "backtest",
-        "overrides",
     )
 }
 
