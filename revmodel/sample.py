@@ -40,6 +40,8 @@ from revmodel import config, sample_calls, sample_history, schema
 from revmodel.allocation import largest_remainder
 from revmodel.errors import ParameterError
 
+__all__ = ["DEFAULT_END", "FISCAL_YEAR_START", "generate", "write", "write_sample"]
+
 #: The sample company's fiscal year starts in November (its parameters say so explicitly).
 FISCAL_YEAR_START = 11
 
@@ -511,6 +513,20 @@ def generate(
     ------
     ParameterError
         If ``reps < 1``, ``months < 12``, ``seed < 0`` or ``end`` is not ``YYYY-MM``.
+
+    Examples
+    --------
+    >>> tables = generate(reps=16, months=24)
+    >>> {name: len(table) for name, table in tables.items()}
+    {'accounts': 778, 'reps': 16, 'opportunities': 3584, 'invoices': 3618, 'subscriptions': 2233, 'opportunity_history': 15617}
+    >>> tables["reps"][["rep_id", "rep_name", "manager"]].head(2)
+      rep_id        rep_name        manager
+    0  R0001  Priya Ferreira     Laura Chen
+    1  R0002  Beatriz Martin  Samuel Moreau
+    >>> generate(months=6)
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: months must be a whole number >= 12 (got 6); the sample needs a full year of history.
     """
     end_month = _check_arguments(
         reps, months, seed, end, {"reps": "reps", "months": "months", "seed": "seed", "end": "end"}
@@ -1423,6 +1439,14 @@ def write(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> dict[str, Pat
     -----
     Dates are written ``YYYY-MM-DD``, missing values as empty cells, floats with two
     decimals and ``\\n`` line ends; rows keep the order of the frames.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     paths = write(generate(reps=4, months=12), folder)
+    ...     [path.name for path in paths.values()]
+    ['accounts.csv', 'reps.csv', 'opportunities.csv', 'invoices.csv', 'subscriptions.csv', 'opportunity_history.csv']
     """
     unknown = sorted(set(tables) - set(schema.TABLES))
     if unknown:
@@ -1464,6 +1488,29 @@ def write_sample(
 
     Arguments are checked with the command line's option names in the messages
     (``--reps must be a whole number >= 1 ...``).
+
+    Parameters
+    ----------
+    out : str or Path
+        Folder to write into; created if missing.
+    reps, months, seed, end
+        As in :func:`generate`.
+
+    Returns
+    -------
+    list of (Path, int)
+        Each CSV file written and its rows, the forecast-call log last.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     [(path.name, rows) for path, rows in write_sample(folder, reps=8, months=12)][:3]
+    [('accounts.csv', 308), ('reps.csv', 8), ('opportunities.csv', 1010)]
+    >>> write_sample("data", reps=0)
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: --reps must be a whole number >= 1 (got 0); the sample needs at least one rep.
     """
     end_month = _check_arguments(
         reps,

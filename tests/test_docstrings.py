@@ -26,7 +26,6 @@ _WRITING = "examples not written yet"
 NOT_YET: dict[str, str] = {
     name: _WRITING
     for name in (
-        "sample",
         "sources",
         "capacity",
         "quota",
