@@ -90,6 +90,7 @@ class Param:
 REQUIRED = object()
 _CYCLE = re.compile(r"^FY\d{4}-Q[1-4]$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
+_PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
 
 #: Every key a parameters file may hold.
 SCHEMA: dict[str, Param] = {
@@ -141,9 +142,14 @@ def _shown(value: Any, limit: int = 60) -> str:
 def _type_error(where: str, key: str, p: Param, value: Any) -> ParameterError:
     article = "an" if p.type[0] in "aeiou" else "a"
     null = " or null" if p.optional else ""
+    hint = ""
+    percent = _PERCENT.fullmatch(value) if isinstance(value, str) else None
+    if p.type == "float" and percent:
+        # YAML keeps "25%" as text: say which number was meant.
+        hint = f"; write {float(percent.group(1)) / 100:g} for {percent.group(1)}%"
     return ParameterError(
         f"{where}: {key} must be {article} {p.type}{null}, got {_shown(value)} "
-        f"({type(value).__name__}). {key}: {p.help}."
+        f"({type(value).__name__}){hint}. {key}: {p.help}."
     )
 
 

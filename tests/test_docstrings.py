@@ -319,3 +319,56 @@ def test_unknown_segment_lists_the_known_ones(setting):
         with pytest.raises(ParameterError) as err:
             plan(ds, a)
         assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    ("hire", "message"),
+    [
+        (
+            ("Entreprise", "North America East"),
+            "hires[0]: segment 'Entreprise' is not in the cube (known: SMB, Mid-Market, "
+            "Enterprise); fix the hire's segment.",
+        ),
+        (
+            ("SMB", "EMEA"),
+            "hires[0]: region 'EMEA' is not in the cube (known: North America East, "
+            "North America West); fix the hire's region.",
+        ),
+    ],
+)
+def test_unknown_hire_segment_or_region_lists_the_known_ones(hire, message):
+    from revmodel import scenario
+    from revmodel.assumptions import Assumptions, Hire
+    from revmodel.errors import ParameterError
+
+    ds = example_globals()["ds"]
+    a = Assumptions(plan_year="FY2027", hires=(Hire(*hire, "2027-01", 2),))
+    for plan in (lambda: ds.rev.capacity(a), lambda: scenario.plan(scenario.prepare(ds), a)):
+        with pytest.raises(ParameterError) as err:
+            plan()
+        assert str(err.value) == message
+
+
+def test_unknown_kpi_lists_the_catalogue():
+    from revmodel import kpi
+    from revmodel.errors import ParameterError
+
+    with pytest.raises(ParameterError) as err:
+        example_globals()["ds"].rev.kpis(["arr", "winrate"])
+    assert str(err.value) == (f"unknown KPI 'winrate'; known KPIs are {', '.join(kpi.KPIS)}.")
+    assert "win_rate" in kpi.KPIS
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"), [("30%", "; write 0.3 for 30%"), (" 12.5 % ", "; write 0.125 for 12.5%")]
+)
+def test_percent_text_in_a_parameters_file_says_the_ratio(value, hint):
+    from revmodel import parameters
+    from revmodel.errors import ParameterError
+
+    with pytest.raises(ParameterError) as err:
+        parameters.check({"target_growth": value}, where="plan.yaml", require=False)
+    assert str(err.value) == (
+        f"plan.yaml: target_growth must be a float, got {value!r} (str){hint}. "
+        "target_growth: target growth over last fiscal year's bookings [ratio]."
+    )
