@@ -1162,7 +1162,7 @@ def load_cube(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
     --------
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     lazy = load_cube(save_cube(ds, Path(folder) / "cube.zarr"), chunks={"rep": 8})
+    ...     lazy = load_cube(save_cube(ds, Path(folder) / "cube.nc"), chunks={"rep": 8})
     ...     lazy["bookings"].chunks[2], xr.testing.assert_identical(lazy.load(), ds)
     ((8, 8), None)
     >>> load_cube("missing.nc")
