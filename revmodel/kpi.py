@@ -504,6 +504,18 @@ def attainment(bookings: xr.DataArray | float, quota: xr.DataArray | float) -> x
     The one definition behind the ``quota_attainment`` KPI, also applied to an
     expected landing (bookings to date + forecast) by the apps.
 
+    Parameters
+    ----------
+    bookings : xr.DataArray or float
+        Bookings (or an expected landing) [currency].
+    quota : xr.DataArray or float
+        Quota of the same period [currency].
+
+    Returns
+    -------
+    xr.DataArray
+        [ratio]
+
     Examples
     --------
     >>> float(attainment(90.0, 100.0))
