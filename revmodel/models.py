@@ -636,18 +636,42 @@ class Deseasonalized(Forecaster):
         short series. ``profile[i % m]`` applies to ``y[i]``.
     test_level : float
         Confidence level of the seasonality test [-].
+    decomposition : {"classical", "stl"}
+        How the seasonal indices are estimated once seasonality is found:
+        "classical" (statsmodels ``seasonal_decompose``: one fixed index per
+        month over the whole history) or "stl" (statsmodels ``STL``, of the
+        log for multiplicative seasonality: the seasonal component may drift,
+        and the indices are its mean over the last ``stl_window`` months, so
+        they follow the recent pattern).
+    stl_window : int
+        Months of the STL seasonal component averaged into the indices,
+        rounded down to whole seasons [months].
+    stl_seasonal : int
+        Length of STL's seasonal smoother (odd, at least 7) [seasons].
     """
 
     def __init__(
-        self, model: Forecaster, seasonal: str = "auto", profile=None, test_level: float = 0.90
+        self,
+        model: Forecaster,
+        seasonal: str = "auto",
+        profile=None,
+        test_level: float = 0.90,
+        decomposition: str = "classical",
+        stl_window: int = 60,
+        stl_seasonal: int = 13,
     ) -> None:
         super().__init__()
         if seasonal not in ("auto", "mul", "add", "none"):
             raise ValueError(f"seasonal must be 'auto', 'mul', 'add' or 'none', got {seasonal!r}")
+        if decomposition not in ("classical", "stl"):
+            raise ValueError(f"decomposition must be 'classical' or 'stl', got {decomposition!r}")
         self.model = model
         self.seasonal = seasonal
         self.profile = None if profile is None else np.asarray(profile, dtype=float)
         self.test_level = test_level
+        self.decomposition = decomposition
+        self.stl_window = int(stl_window)
+        self.stl_seasonal = int(stl_seasonal)
         self.note = ""
         self.kind = "none"
 
@@ -657,9 +681,30 @@ class Deseasonalized(Forecaster):
             return self.model.name
         return f"{self.kind}_deseasonalized[{self.model.name}]"
 
-    def _fit(self, y):
-        from statsmodels.tsa.seasonal import seasonal_decompose
+    def _estimate_index(self, y: np.ndarray, kind: str) -> np.ndarray:
+        """Seasonal indices by phase: ``index[i % m]`` applies to ``y[i]``."""
+        from statsmodels.tsa.seasonal import STL, seasonal_decompose
 
+        m = self.season_length
+        if self.decomposition == "classical":
+            model = "multiplicative" if kind == "mul" else "additive"
+            dec = seasonal_decompose(y, model=model, period=m, two_sided=True)
+            return np.asarray(dec.seasonal[:m], dtype=float)
+        z = np.log(y) if kind == "mul" else y
+        with _quiet():
+            component = np.asarray(
+                STL(z, period=m, seasonal=self.stl_seasonal, robust=False).fit().seasonal,
+                dtype=float,
+            )
+        n = z.size
+        k = max(m, min(self.stl_window, n) // m * m)
+        phase = np.arange(n - k, n) % m
+        recent = component[n - k :]
+        index = np.array([recent[phase == j].mean() for j in range(m)])
+        index -= index.mean()
+        return np.exp(index) if kind == "mul" else index
+
+    def _fit(self, y):
         m = self.season_length
         self._index = np.zeros(m) if m > 0 else np.zeros(1)
         self.kind = "none"
@@ -683,9 +728,7 @@ class Deseasonalized(Forecaster):
             if kind == "mul" and not np.all(y > 0):
                 kind = "add"
             if kind != "none":
-                model = "multiplicative" if kind == "mul" else "additive"
-                dec = seasonal_decompose(y, model=model, period=m, two_sided=True)
-                self._index = np.asarray(dec.seasonal[:m], dtype=float)
+                self._index = self._estimate_index(y, kind)
                 self.kind = kind
         factors = self._factors(0, y.size)
         adjusted = y / factors if self.kind == "mul" else y - factors
@@ -709,7 +752,10 @@ class Deseasonalized(Forecaster):
         return mean + f, q + f[None, :]
 
     def __repr__(self) -> str:
-        return f"Deseasonalized({self.model!r}, seasonal={self.seasonal!r})"
+        return (
+            f"Deseasonalized({self.model!r}, seasonal={self.seasonal!r}, "
+            f"decomposition={self.decomposition!r})"
+        )
 
 
 #: Smoothing parameters searched by the grid fits [-]: fine where M3's optima lie.
@@ -991,11 +1037,14 @@ def default_model(how: str = "mean", profile=None, seasonal: str = "auto") -> Fo
 
     The mean of SES, damped Holt and Theta with theta 2 and 3
     (:class:`FastSES`, :class:`FastDampedHolt`, :class:`FastTheta`), each
-    fitted to the log of the seasonally adjusted series (:class:`LogScale`;
-    classical decomposition when the 95% ACF test finds seasonality): the
-    recipe of the M4 "Comb" and Theta benchmarks on a growth-rate scale.
-    Chosen among variants on the last 18 training months of M3 monthly
-    (``benchmarks/bench_forecast_m3.py --validation``).
+    fitted to the log of the seasonally adjusted series (:class:`LogScale`):
+    the recipe of the M4 "Comb" and Theta benchmarks on a growth-rate scale.
+    When the 95% ACF test finds seasonality, the seasonal indices are those
+    of an STL decomposition averaged over the last five years (so a pattern
+    that drifts is followed), rather than a classical decomposition's fixed
+    indices. Chosen among variants on the last 18 training months of M3
+    monthly (``benchmarks/bench_forecast_m3.py --validation``): sMAPE 13.79
+    against 13.90 with the classical decomposition, MASE 0.857 against 0.869.
     """
     members = [
         LogScale(FastSES()),
@@ -1004,5 +1053,9 @@ def default_model(how: str = "mean", profile=None, seasonal: str = "auto") -> Fo
         LogScale(FastTheta(3.0)),
     ]
     return Deseasonalized(
-        Combination(members, how=how), seasonal=seasonal, profile=profile, test_level=0.95
+        Combination(members, how=how),
+        seasonal=seasonal,
+        profile=profile,
+        test_level=0.95,
+        decomposition="stl",
     )

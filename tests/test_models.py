@@ -110,3 +110,51 @@ def test_log_scale_keeps_series_with_zeros_linear():
     assert not fit.logged and fit.name == "ses"
     plain, _ = models.FastSES().fit_predict(y, 3)
     np.testing.assert_allclose(fit.predict(3)[0], plain)
+
+
+PATTERN = np.array([0.8, 0.85, 0.95, 1.0, 1.05, 1.1, 1.2, 1.15, 1.05, 1.0, 0.95, 0.9])
+
+
+def test_stl_default_model_returns_the_seasonal_pattern_of_a_flat_series():
+    # level 200 times a fixed monthly pattern: the forecast is that pattern, continued
+    t = np.arange(96)
+    y = 200 * PATTERN[t % 12]
+    model = models.default_model()
+    mean, q = model.fit_predict(y, 18)
+    assert model.kind == "mul" and model.decomposition == "stl"
+    np.testing.assert_allclose(mean, 200 * PATTERN[(96 + np.arange(18)) % 12], rtol=1e-6)
+    geometric = PATTERN / np.exp(np.mean(np.log(PATTERN)))
+    np.testing.assert_allclose(model._index, geometric, rtol=1e-6)
+    assert np.all(q[0] <= mean + 1e-9) and np.all(mean <= q[2] + 1e-9)
+
+
+def test_stl_indices_follow_a_pattern_that_grows():
+    # the seasonal swing grows from +-2% to +-40% over ten years: the STL indices
+    # (last five years) are close to the recent swing, the classical ones average it away
+    t = np.arange(120)
+    amplitude = 0.02 + 0.38 * t / 119
+    y = 1000 * np.exp(0.004 * t + amplitude * np.sin(2 * np.pi * t / 12))
+    recent = 0.02 + 0.38 * np.arange(60, 120).mean() / 119  # mean swing of the last 5 years
+    swing = {}
+    for how in ("stl", "classical"):
+        m = models.Deseasonalized(models.FastSES(), decomposition=how, test_level=0.95).fit(y)
+        assert m.kind == "mul"
+        swing[how] = np.log(m._index).max()
+    assert swing["stl"] == pytest.approx(recent, rel=0.1)
+    assert swing["classical"] < 0.8 * recent
+
+
+def test_stl_additive_indices_for_a_series_with_negative_months():
+    t = np.arange(72)
+    season = 30 * np.sin(2 * np.pi * t / 12)
+    y = 5 + 0.2 * t + season
+    assert np.any(y < 0)
+    m = models.Deseasonalized(models.FastDampedHolt(), decomposition="stl").fit(y)
+    assert m.kind == "add"
+    assert m._index.sum() == pytest.approx(0, abs=1e-9)
+    np.testing.assert_allclose(m._index, season[:12], atol=0.5)
+
+
+def test_deseasonalized_rejects_an_unknown_decomposition():
+    with pytest.raises(ValueError, match="decomposition must be 'classical' or 'stl', got 'x11'"):
+        models.Deseasonalized(models.FastSES(), decomposition="x11")
