@@ -39,6 +39,8 @@ Checks
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -321,6 +323,240 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
+def _blend(
+    values: Mapping[str, np.ndarray],
+    blend_weights: Mapping[str, float] | None,
+    ramp_years: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seat weights and basis values of a blend: each basis normalised, then weighted.
+
+    The basis value is 1 for an average seat.
+    """
+    bw = dict(blend_weights) if blend_weights else dict.fromkeys(values, 1.0)
+    wsum = sum(float(v) for v in bw.values())
+    if not wsum > 0 or any(float(v) < 0 for v in bw.values()):
+        raise ParameterError(f"blend_weights must be >= 0 and not all zero, got {bw!r}.")
+    weight = np.zeros(len(ramp_years))
+    basis_value = np.zeros(len(ramp_years))
+    for name, v in values.items():
+        eff = v * ramp_years
+        s = eff.sum()
+        weight += float(bw[name]) / wsum * (eff / s if s > 0 else eff)
+        tot_v = v.sum()
+        basis_value += float(bw[name]) / wsum * (v / tot_v if tot_v > 0 else v)
+    return weight, basis_value * len(basis_value)
+
+
+def _seat_weights(
+    basis: str,
+    plan: xr.Dataset,
+    potential,
+    blend_weights: Mapping[str, float] | None,
+    ramp_years: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each seat's share of the target (its basis value times its ramped years) and basis value."""
+    values = _basis_weights(basis, plan, potential, blend_weights)
+    if basis == "blend":
+        return _blend(values, blend_weights, ramp_years)
+    return values[basis] * ramp_years, values[basis]
+
+
+@dataclass(frozen=True)
+class _Hierarchy:
+    """The target allocated down region > segment > team (manager) > rep.
+
+    ``*_node`` gives each seat's node at that level (codes 0..k-1 in order of
+    first appearance), ``*_total`` each node's total [currency]; ``rep_total``
+    is each seat's quota over the plan months.
+    """
+
+    reg_code: np.ndarray
+    reg_names: np.ndarray
+    seg_code: np.ndarray
+    seg_names: np.ndarray
+    manager: np.ndarray
+    reg_node: np.ndarray
+    reg_total: np.ndarray
+    seg_node: np.ndarray
+    seg_total: np.ndarray
+    team_node: np.ndarray
+    team_total: np.ndarray
+    rep_total: np.ndarray
+
+
+def _allocate_hierarchy(
+    plan: xr.Dataset, total: float, weight: np.ndarray, over_assignment: float
+) -> _Hierarchy:
+    reg_code, reg_names = _codes(plan["rep_region"].values)
+    seg_code, seg_names = _codes(plan["rep_segment"].values)
+    mgr = plan["manager"].values
+    if weight.sum() <= 0 and total > 0:
+        raise InfeasibleError(
+            f"no seat has any weight to carry the target of {total:,.0f} {_CUR}: no rep is "
+            "employed in the plan months (or every basis value is zero); add hires."
+        )
+    levels = allocate_levels(
+        total, weight, [reg_code, seg_code, mgr], over_assignment=over_assignment
+    )
+    (reg_node, reg_tot), (seg_node, seg_tot), (team_node, team_tot), (_, rep_tot) = levels
+    return _Hierarchy(
+        reg_code=reg_code,
+        reg_names=reg_names,
+        seg_code=seg_code,
+        seg_names=seg_names,
+        manager=mgr,
+        reg_node=reg_node,
+        reg_total=reg_tot,
+        seg_node=seg_node,
+        seg_total=seg_tot,
+        team_node=team_node,
+        team_total=team_tot,
+        rep_total=rep_tot,
+    )
+
+
+def _monthly_quota(plan: xr.Dataset, rep_total: np.ndarray, ramp: np.ndarray) -> np.ndarray:
+    """Each seat's quota phased over the months by its segment's seasonality x its ramp, exactly."""
+    cal = fcal.FiscalCalendar.from_attrs(plan)
+    fm = cal.fiscal_month(plan["month"].values) - 1
+    seasonality = plan["seasonality"].values
+    s_idx = cap._lookup(plan["segment"].values, plan["rep_segment"].values)
+    season = np.where(s_idx[:, None] >= 0, seasonality[np.maximum(s_idx, 0)][:, fm], 1.0 / 12)
+    return _allocate_rows(rep_total, season * ramp, ramp)
+
+
+def _region_quota(plan: xr.Dataset, h: _Hierarchy) -> np.ndarray:
+    """Quota by region, over the plan's regions (0 where no seat sells)."""
+    regions = plan["region"].values
+    first = _first_member(h.reg_node)
+    out = np.zeros(len(regions))
+    out[cap._lookup(regions, h.reg_names[h.reg_code[first]])] = h.reg_total
+    return out
+
+
+def _segment_quota(plan: xr.Dataset, h: _Hierarchy) -> np.ndarray:
+    """Quota by (segment, region) (0 where no seat sells)."""
+    segments, regions = plan["segment"].values, plan["region"].values
+    first = _first_member(h.seg_node)
+    table = np.zeros((len(segments), len(regions)))
+    np.add.at(
+        table,
+        (
+            cap._lookup(segments, h.seg_names[h.seg_code[first]]),
+            cap._lookup(regions, h.reg_names[h.reg_code[first]]),
+        ),
+        h.seg_total,
+    )
+    return table
+
+
+def _teams(h: _Hierarchy) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each team's label ``region/segment/manager``, region, segment and manager."""
+    first = _first_member(h.team_node)
+    t_reg = h.reg_names[h.reg_code[first]].astype(str)
+    t_seg = h.seg_names[h.seg_code[first]].astype(str)
+    t_mgr = np.asarray(h.manager[first], dtype=str)
+    labels = np.strings.add(
+        np.strings.add(np.strings.add(t_reg, "/"), np.strings.add(t_seg, "/")), t_mgr
+    )
+    return labels, t_reg, t_seg, t_mgr
+
+
+def _top_down_variables(
+    plan: xr.Dataset,
+    h: _Hierarchy,
+    quota: np.ndarray,
+    basis: str,
+    basis_value: np.ndarray,
+    ramp_years: np.ndarray,
+    total: float,
+) -> dict[str, tuple]:
+    unit = _CUR
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full_quota = np.where(ramp_years > 0, h.rep_total / ramp_years, np.nan)
+    s_idx = cap._lookup(plan["segment"].values, plan["rep_segment"].values)
+    seg_prod = plan["productivity"].values[s_idx]
+    rr = plan["run_rate"].values
+    return {
+        "quota": (
+            ("rep", "month"),
+            quota,
+            {"units": f"{unit}/month", "long_name": "Quota (top-down)"},
+        ),
+        "rep_quota": (
+            "rep",
+            h.rep_total,
+            {"units": unit, "long_name": "Quota over the plan months"},
+        ),
+        "full_quota": (
+            "rep",
+            full_quota,
+            {"units": f"{unit}/year", "long_name": "Quota per ramped year"},
+        ),
+        "basis_value": (
+            "rep",
+            np.asarray(basis_value, dtype=float),
+            {
+                "units": f"{unit}/year" if basis in ("history", "capacity") else "score",
+                "long_name": f"Allocation basis ({basis})",
+            },
+        ),
+        "ramp_years": ("rep", ramp_years, {"units": "years", "long_name": "Ramped years"}),
+        "history": (
+            "rep",
+            np.where(np.isfinite(rr), rr, seg_prod),
+            {"units": f"{unit}/year", "long_name": "Run rate, else segment productivity"},
+        ),
+        "team_quota": (
+            "team",
+            h.team_total,
+            {"units": unit, "long_name": "Team quota before over-assignment"},
+        ),
+        "segment_quota": (
+            ("segment", "region"),
+            _segment_quota(plan, h),
+            {"units": unit, "long_name": "Quota by segment within region"},
+        ),
+        "region_quota": (
+            "region",
+            _region_quota(plan, h),
+            {"units": unit, "long_name": "Quota by region"},
+        ),
+        "target": ((), total, {"units": unit, "long_name": "Company target"}),
+    }
+
+
+_PLAN_REP_COORDS = (
+    "fiscal_quarter",
+    "fiscal_year",
+    "manager",
+    "rep_region",
+    "rep_segment",
+    "hire_date",
+    "end_date",
+    "planned",
+)
+
+
+def _top_down_coords(plan: xr.Dataset, h: _Hierarchy) -> dict[str, Any]:
+    labels, t_reg, t_seg, t_mgr = _teams(h)
+    return {
+        "rep": plan["rep"].values,
+        "month": plan["month"].values,
+        "segment": plan["segment"].values,
+        "region": plan["region"].values,
+        "team": labels,
+        "team_region": ("team", t_reg),
+        "team_segment": ("team", t_seg),
+        "team_manager": ("team", t_mgr),
+        "rep_team": ("rep", labels[h.team_node]),
+        **{
+            c: ("rep" if plan[c].dims == ("rep",) else "month", plan[c].values)
+            for c in _PLAN_REP_COORDS
+        },
+    }
+
+
 def top_down(
     source: xr.Dataset,
     assumptions: Assumptions,
@@ -382,152 +618,14 @@ def top_down(
         float(target) if target is not None else company_target(inp, assumptions) * n_months / 12.0
     )
     total = _whole(total, "target")
-
     ramp = plan["ramp"].values  # (rep, month)
     ramp_years = ramp.sum(axis=1) / 12.0
-    values = _basis_weights(basis, plan, potential, blend_weights)
-    if basis == "blend":
-        bw = dict(blend_weights) if blend_weights else dict.fromkeys(values, 1.0)
-        wsum = sum(float(v) for v in bw.values())
-        if not wsum > 0 or any(float(v) < 0 for v in bw.values()):
-            raise ParameterError(f"blend_weights must be >= 0 and not all zero, got {bw!r}.")
-        weight = np.zeros(len(ramp_years))
-        basis_value = np.zeros(len(ramp_years))
-        for name, v in values.items():
-            eff = v * ramp_years
-            s = eff.sum()
-            weight += float(bw[name]) / wsum * (eff / s if s > 0 else eff)
-            tot_v = v.sum()
-            basis_value += float(bw[name]) / wsum * (v / tot_v if tot_v > 0 else v)
-        basis_value = basis_value * len(basis_value)  # 1 = an average seat
-    else:
-        basis_value = values[basis]
-        weight = basis_value * ramp_years
-
-    reg_code, reg_names = _codes(plan["rep_region"].values)
-    seg_code, seg_names = _codes(plan["rep_segment"].values)
-    mgr = plan["manager"].values
-    if weight.sum() <= 0 and total > 0:
-        raise InfeasibleError(
-            f"no seat has any weight to carry the target of {total:,.0f} {_CUR}: no rep is "
-            "employed in the plan months (or every basis value is zero); add hires."
-        )
-    levels = allocate_levels(
-        total,
-        weight,
-        [reg_code, seg_code, mgr],
-        over_assignment=assumptions.over_assignment,
-    )
-    (reg_node, reg_tot), (seg_node, seg_tot), (team_node, team_tot), (_, rep_tot) = levels
-
-    # Monthly phasing: seasonality of the rep's segment x ramp, exact per rep.
-    cal = fcal.FiscalCalendar.from_attrs(plan)
-    fm = cal.fiscal_month(plan["month"].values) - 1
-    seasonality = plan["seasonality"].values
-    s_idx = cap._lookup(plan["segment"].values, plan["rep_segment"].values)
-    season = np.where(s_idx[:, None] >= 0, seasonality[np.maximum(s_idx, 0)][:, fm], 1.0 / 12)
-    quota = _allocate_rows(rep_tot, season * ramp, ramp)
-
-    # Dense outputs by level.
-    regions = plan["region"].values
-    segments = plan["segment"].values
-    reg_first = _first_member(reg_node)
-    region_quota = np.zeros(len(regions))
-    region_quota[cap._lookup(regions, reg_names[reg_code[reg_first]])] = reg_tot
-    seg_first = _first_member(seg_node)
-    seg_table = np.zeros((len(segments), len(regions)))
-    np.add.at(
-        seg_table,
-        (
-            cap._lookup(segments, seg_names[seg_code[seg_first]]),
-            cap._lookup(regions, reg_names[reg_code[seg_first]]),
-        ),
-        seg_tot,
-    )
-    team_first = _first_member(team_node)
-    t_reg = reg_names[reg_code[team_first]].astype(str)
-    t_seg = seg_names[seg_code[team_first]].astype(str)
-    t_mgr = np.asarray(mgr[team_first], dtype=str)
-    team_labels = np.strings.add(
-        np.strings.add(np.strings.add(t_reg, "/"), np.strings.add(t_seg, "/")), t_mgr
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        full_quota = np.where(ramp_years > 0, rep_tot / ramp_years, np.nan)
-    seg_prod = plan["productivity"].values[s_idx]
-    rr = plan["run_rate"].values
-    unit = _CUR
-    out = xr.Dataset(
-        {
-            "quota": (
-                ("rep", "month"),
-                quota,
-                {"units": f"{unit}/month", "long_name": "Quota (top-down)"},
-            ),
-            "rep_quota": (
-                "rep",
-                rep_tot,
-                {"units": unit, "long_name": "Quota over the plan months"},
-            ),
-            "full_quota": (
-                "rep",
-                full_quota,
-                {"units": f"{unit}/year", "long_name": "Quota per ramped year"},
-            ),
-            "basis_value": (
-                "rep",
-                np.asarray(basis_value, dtype=float),
-                {
-                    "units": f"{unit}/year" if basis in ("history", "capacity") else "score",
-                    "long_name": f"Allocation basis ({basis})",
-                },
-            ),
-            "ramp_years": ("rep", ramp_years, {"units": "years", "long_name": "Ramped years"}),
-            "history": (
-                "rep",
-                np.where(np.isfinite(rr), rr, seg_prod),
-                {"units": f"{unit}/year", "long_name": "Run rate, else segment productivity"},
-            ),
-            "team_quota": (
-                "team",
-                team_tot,
-                {"units": unit, "long_name": "Team quota before over-assignment"},
-            ),
-            "segment_quota": (
-                ("segment", "region"),
-                seg_table,
-                {"units": unit, "long_name": "Quota by segment within region"},
-            ),
-            "region_quota": (
-                "region",
-                region_quota,
-                {"units": unit, "long_name": "Quota by region"},
-            ),
-            "target": ((), total, {"units": unit, "long_name": "Company target"}),
-        },
-        coords={
-            "rep": plan["rep"].values,
-            "month": plan["month"].values,
-            "segment": segments,
-            "region": regions,
-            "team": team_labels,
-            "team_region": ("team", t_reg),
-            "team_segment": ("team", t_seg),
-            "team_manager": ("team", t_mgr),
-            "rep_team": ("rep", team_labels[team_node]),
-            **{
-                c: ("rep" if plan[c].dims == ("rep",) else "month", plan[c].values)
-                for c in (
-                    "fiscal_quarter",
-                    "fiscal_year",
-                    "manager",
-                    "rep_region",
-                    "rep_segment",
-                    "hire_date",
-                    "end_date",
-                    "planned",
-                )
-            },
-        },
+    weight, basis_value = _seat_weights(basis, plan, potential, blend_weights, ramp_years)
+    h = _allocate_hierarchy(plan, total, weight, assumptions.over_assignment)
+    quota = _monthly_quota(plan, h.rep_total, ramp)
+    return xr.Dataset(
+        _top_down_variables(plan, h, quota, basis, basis_value, ramp_years, total),
+        coords=_top_down_coords(plan, h),
         attrs={
             **plan.attrs,
             "basis": basis,
@@ -535,7 +633,6 @@ def top_down(
             "target": total,
         },
     )
-    return out
 
 
 # --------------------------------------------------------------------------- bottom-up
