@@ -110,6 +110,142 @@ def _by_region(values: np.ndarray, regions: np.ndarray, members: np.ndarray) -> 
     return out
 
 
+@dataclass(frozen=True)
+class _PlanParts:
+    """The domain plans one scenario is made of."""
+
+    capacity: xr.Dataset  # capacity.capacity_plan
+    top: xr.Dataset  # quota.top_down
+    hires: pd.DataFrame  # capacity.hires_needed
+    retention: xr.Dataset  # retention.retention_plan by segment and region
+
+
+def _plan_parts(
+    ctx: PlanContext,
+    a: Assumptions,
+    months: Sequence | pd.DatetimeIndex | None,
+    potential: pd.Series | xr.DataArray | None,
+) -> _PlanParts:
+    cap = capacity.capacity_plan(ctx.inputs, _effective(a), months=months)
+    top = quota.top_down(
+        ctx.inputs, a, capacity=cap, months=cap["month"].values, potential=potential
+    )
+    # the target by segment and region (before over-assignment)
+    hires = capacity.hires_needed(cap, capacity.capacity_gap(cap, top["segment_quota"]))
+    ret = retention.retention_plan(
+        ctx.cube,
+        a,
+        dims=("segment", "region"),
+        history=ctx.arr_history,
+        historical_churn=ctx.churn_history,
+    )
+    return _PlanParts(capacity=cap, top=top, hires=hires, retention=ret)
+
+
+@dataclass(frozen=True)
+class _RepFigures:
+    """Per seat over the plan: capacity, quota (by month and in total), headcount at the end."""
+
+    region: np.ndarray
+    capacity_year: np.ndarray  # [USD/year]
+    quota: np.ndarray  # (rep, month) [USD/month]
+    quota_year: np.ndarray  # [USD/year]
+    headcount_end: np.ndarray  # [reps]
+    attains: np.ndarray  # bool: has a quota and is expected to attain it
+
+
+def _rep_figures(parts: _PlanParts, tolerance: float) -> _RepFigures:
+    cap = parts.capacity
+    cap_rep_year = cap["capacity"].values.sum(axis=1)
+    rep_quota = parts.top["quota"].reindex(rep=cap["rep"].values, fill_value=0.0).values
+    quota_rep_year = rep_quota.sum(axis=1)
+    # One definition of "expected to attain": quota.expected_attainment.
+    by_rep = {"rep": cap["rep"].values}
+    expected = quota.expected_attainment(
+        xr.DataArray(quota_rep_year, dims="rep", coords=by_rep),
+        xr.DataArray(cap_rep_year, dims="rep", coords=by_rep),
+        tolerance=tolerance,
+    )
+    has_quota = quota_rep_year > 0
+    return _RepFigures(
+        region=np.asarray(cap["rep_region"].values).astype(str),
+        capacity_year=cap_rep_year,
+        quota=rep_quota,
+        quota_year=quota_rep_year,
+        headcount_end=cap["headcount"].isel(month=-1).values,
+        attains=has_quota & (np.nan_to_num(expected["p_attain"].values) > 0),
+    )
+
+
+def _ratio(num, den) -> np.ndarray:
+    """``num / den``, NaN where ``den`` is 0."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den != 0)
+
+
+def _region_churn_rate(ctx: PlanContext, a: Assumptions, regions: np.ndarray) -> np.ndarray:
+    """The churn rate the plan applies, by region (one definition: retention.plan_churn_rate)."""
+    churn_r = retention.plan_churn_rate(ctx.cube, a, ("region",), history=ctx.arr_history)
+    if isinstance(churn_r, float):
+        return np.full(len(regions), churn_r)
+    return churn_r.reindex(region=regions).values
+
+
+def _region_kpis(
+    ctx: PlanContext, a: Assumptions, parts: _PlanParts, reps: _RepFigures, regions: np.ndarray
+) -> tuple[dict[str, np.ndarray], float]:
+    """The plan KPIs by region, and the share of all quota-carrying reps expected to attain."""
+    target_r = (parts.top["segment_quota"].sum("segment")).reindex(region=regions).values
+    capacity_r = _by_region(reps.capacity_year, reps.region, regions)
+    hires = parts.hires
+    hires_r = (
+        hires.groupby("region")["hires"].sum().reindex(regions, fill_value=0).to_numpy(dtype=float)
+        if len(hires)
+        else np.zeros(len(regions))
+    )
+    ret_r = parts.retention.sum("segment").reindex(region=regions)
+    n_quota_r = _by_region((reps.quota_year > 0).astype(float), reps.region, regions)
+    n_attain_r = _by_region(reps.attains.astype(float), reps.region, regions)
+    kpis = {
+        "target": target_r,
+        "capacity": capacity_r,
+        "gap": target_r - capacity_r,
+        "coverage": _ratio(capacity_r, target_r),
+        "hires_needed": hires_r,
+        "quota": _by_region(reps.quota_year, reps.region, regions),
+        "headcount_end": _by_region(reps.headcount_end, reps.region, regions),
+        "reps_expected_to_attain": _ratio(n_attain_r, n_quota_r),
+        "opening_arr": ret_r["starting_arr"].values,
+        "closing_arr": ret_r["target_arr"].values,
+        "expected_churn_arr": ret_r["total_expected_churn_arr"].values,
+        "required_new_arr": ret_r["total_required_new_arr"].values,
+        "churn_rate": _region_churn_rate(ctx, a, regions),
+    }
+    return kpis, float(_ratio(n_attain_r.sum(), n_quota_r.sum()))
+
+
+def _company_kpis(
+    kpis: dict[str, np.ndarray], attain_share: float, retention_plan: xr.Dataset
+) -> dict[str, float]:
+    """Company totals: sums of the regions, except the ratios, recomputed from their totals."""
+    totals = {k: float(np.nansum(v)) for k, v in kpis.items()}
+    totals["coverage"] = float(_ratio(totals["capacity"], totals["target"]))
+    totals["reps_expected_to_attain"] = attain_share
+    totals["churn_rate"] = float(retention_plan["company_churn_rate"])
+    return totals
+
+
+def _by_quarter(
+    monthly: np.ndarray, rep_region: np.ndarray, regions: np.ndarray, q_code: np.ndarray, n_q: int
+) -> np.ndarray:
+    """Sum (rep, month) values into (region, fiscal quarter)."""
+    r_code = pd.Index(regions).get_indexer(rep_region)
+    ok = r_code >= 0
+    out = np.zeros((len(regions), n_q))
+    np.add.at(out, (r_code[ok, None], q_code[None, :]), monthly[ok])
+    return out
+
+
 def plan(
     source: xr.Dataset | PlanContext,
     assumptions: Assumptions,
@@ -140,82 +276,15 @@ def plan(
     """
     ctx = _context(source)
     a = assumptions
-    cap = capacity.capacity_plan(ctx.inputs, _effective(a), months=months)
-    top = quota.top_down(
-        ctx.inputs, a, capacity=cap, months=cap["month"].values, potential=potential
-    )
-    target_sr = top["segment_quota"]  # the target by segment and region (before over-assignment)
-    gap = capacity.capacity_gap(cap, target_sr)
-    hires = capacity.hires_needed(cap, gap)
-    ret = retention.retention_plan(
-        ctx.cube,
-        a,
-        dims=("segment", "region"),
-        history=ctx.arr_history,
-        historical_churn=ctx.churn_history,
-    )
-
-    regions = np.asarray(top["region"].values).astype(str)
-    rep_region = np.asarray(cap["rep_region"].values).astype(str)
-    cap_rep_year = cap["capacity"].values.sum(axis=1)
-    rep_quota = top["quota"].reindex(rep=cap["rep"].values, fill_value=0.0).values
-    quota_rep_year = rep_quota.sum(axis=1)
-    headcount_end = cap["headcount"].isel(month=-1).values
-    # One definition of "expected to attain": quota.expected_attainment.
-    has_quota = quota_rep_year > 0
-    by_rep = {"rep": cap["rep"].values}
-    expected = quota.expected_attainment(
-        xr.DataArray(quota_rep_year, dims="rep", coords=by_rep),
-        xr.DataArray(cap_rep_year, dims="rep", coords=by_rep),
-        tolerance=a.attainment_tolerance,
-    )
-    attains = has_quota & (np.nan_to_num(expected["p_attain"].values) > 0)
-
-    target_r = (target_sr.sum("segment")).reindex(region=regions).values
-    capacity_r = _by_region(cap_rep_year, rep_region, regions)
-    hires_r = (
-        hires.groupby("region")["hires"].sum().reindex(regions, fill_value=0).to_numpy(dtype=float)
-        if len(hires)
-        else np.zeros(len(regions))
-    )
-    ret_r = ret.sum("segment").reindex(region=regions)
-    n_quota_r = _by_region(has_quota.astype(float), rep_region, regions)
-    n_attain_r = _by_region(attains.astype(float), rep_region, regions)
-
-    def ratio(num, den):
-        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-        return np.divide(num, den, out=np.full(np.shape(num), np.nan), where=den != 0)
-
-    # The churn rate shown is the one the plan applies (one definition: retention.churn_rate).
-    churn_r = retention.plan_churn_rate(ctx.cube, a, ("region",), history=ctx.arr_history)
-    churn_r = (
-        np.full(len(regions), churn_r)
-        if isinstance(churn_r, float)
-        else churn_r.reindex(region=regions).values
-    )
-    kpis = {
-        "target": target_r,
-        "capacity": capacity_r,
-        "gap": target_r - capacity_r,
-        "coverage": ratio(capacity_r, target_r),
-        "hires_needed": hires_r,
-        "quota": _by_region(quota_rep_year, rep_region, regions),
-        "headcount_end": _by_region(headcount_end, rep_region, regions),
-        "reps_expected_to_attain": ratio(n_attain_r, n_quota_r),
-        "opening_arr": ret_r["starting_arr"].values,
-        "closing_arr": ret_r["target_arr"].values,
-        "expected_churn_arr": ret_r["total_expected_churn_arr"].values,
-        "required_new_arr": ret_r["total_required_new_arr"].values,
-        "churn_rate": churn_r,
-    }
-    totals = {k: float(np.nansum(v)) for k, v in kpis.items()}
-    totals["coverage"] = float(ratio(totals["capacity"], totals["target"]))
-    totals["reps_expected_to_attain"] = float(ratio(n_attain_r.sum(), n_quota_r.sum()))
-    totals["churn_rate"] = float(ret["company_churn_rate"])
-
+    parts = _plan_parts(ctx, a, months, potential)
+    cap = parts.capacity
+    reps = _rep_figures(parts, a.attainment_tolerance)
+    regions = np.asarray(parts.top["region"].values).astype(str)
+    kpis, attain_share = _region_kpis(ctx, a, parts, reps, regions)
+    totals = _company_kpis(kpis, attain_share, parts.retention)
     data: dict[str, tuple] = {
         "rep_capacity": (("rep", "month"), cap["capacity"].values, {"units": "USD/month"}),
-        "rep_quota": (("rep", "month"), rep_quota, {"units": "USD/month"}),
+        "rep_quota": (("rep", "month"), reps.quota, {"units": "USD/month"}),
     }
     for name, (units, definition) in PLAN_KPIS.items():
         data[name] = (
@@ -227,27 +296,23 @@ def plan(
     # Roll-ups by region and fiscal quarter, recomputed with the plan.
     quarter_labels = np.asarray(cap["fiscal_quarter"].values).astype(str)
     quarters, q_code = np.unique(quarter_labels, return_inverse=True)  # labels sort chronologically
-    r_code = pd.Index(regions).get_indexer(rep_region)
-    ok = r_code >= 0
-    for name, monthly in (("capacity", cap["capacity"].values), ("quota", rep_quota)):
-        by_rq = np.zeros((len(regions), len(quarters)))
-        np.add.at(by_rq, (r_code[ok, None], q_code[None, :]), monthly[ok])
+    for name, monthly in (("capacity", cap["capacity"].values), ("quota", reps.quota)):
+        by_rq = _by_quarter(monthly, reps.region, regions, q_code, len(quarters))
         data[f"{name}_by_quarter"] = (("region", "fiscal_quarter"), by_rq, {"units": "USD/quarter"})
-    out = xr.Dataset(
+    return xr.Dataset(
         data,
         coords={
             "rep": cap["rep"].values,
             "month": cap["month"].values,
             "region": regions,
             "fiscal_quarter": quarters,
-            "rep_region": ("rep", rep_region),
+            "rep_region": ("rep", reps.region),
             "manager": ("rep", np.asarray(cap["manager"].values).astype(str)),
             "rep_segment": ("rep", np.asarray(cap["rep_segment"].values).astype(str)),
             "month_quarter": ("month", quarter_labels),
         },
         attrs={"scenario": a.name, "plan_year": a.plan_year, **_flat_attrs(a)},
     )
-    return out
 
 
 def _flat_attrs(a: Assumptions) -> dict[str, float | int | str]:

@@ -1,12 +1,14 @@
-"""The parts of the capacity arithmetic, each checked on its own against figures worked by hand."""
+"""The parts of the capacity, quota and scenario arithmetic, each checked on its own against figures worked by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from revmodel import capacity as cap
-from revmodel import config
+from revmodel import config, quota, scenario
+from revmodel.errors import InfeasibleError, ParameterError
 
 
 def _facts(segment, window_bookings):
@@ -91,3 +93,81 @@ def test_timeline_starts_at_as_of_or_the_first_plan_month(as_of, start):
     expected = (start - 1970 * 12) if start else jan
     assert tl.start == expected and tl.end == jan + 11
     assert tl.plan_positions.tolist() == list(range(jan - expected, jan - expected + 12))
+
+
+# --------------------------------------------------------------------------- quota parts
+
+
+def test_blend_normalises_each_basis_then_weights_them():
+    # history [1, 3] and capacity [2, 2], seats ramped 1 and 0.5 years, equal weights:
+    # history x ramp = [1, 1.5] -> [0.4, 0.6]; capacity x ramp = [2, 1] -> [2/3, 1/3];
+    # the mean is [8/15, 7/15]. Basis values: [1/4, 3/4] and [1/2, 1/2] -> mean x 2 seats.
+    values = {"history": np.array([1.0, 3.0]), "capacity": np.array([2.0, 2.0])}
+    weight, basis_value = quota._blend(values, {"history": 1, "capacity": 1}, np.array([1.0, 0.5]))
+    np.testing.assert_allclose(weight, [8 / 15, 7 / 15])
+    np.testing.assert_allclose(basis_value, [0.75, 1.25])
+    with pytest.raises(ParameterError, match="blend_weights must be >= 0 and not all zero"):
+        quota._blend(values, {"history": -1, "capacity": 2}, np.array([1.0, 0.5]))
+
+
+def test_hierarchy_splits_the_target_by_region_segment_and_team_then_over_assigns():
+    # Weights 1, 1, 2: East and West get 50 each; the two East teams 25 each, West's 50;
+    # reps carry round(1.1 x team): rint(27.5) = 28 and 55.
+    plan = xr.Dataset(
+        coords={
+            "rep": ["R1", "R2", "R3"],
+            "rep_region": ("rep", np.array(["East", "East", "West"], dtype=object)),
+            "rep_segment": ("rep", np.array(["SMB", "SMB", "SMB"], dtype=object)),
+            "manager": ("rep", np.array(["M1", "M2", "M3"], dtype=object)),
+            "region": np.array(["West", "East", "North"], dtype=object),
+            "segment": np.array(["SMB", "Ent"], dtype=object),
+        }
+    )
+    h = quota._allocate_hierarchy(plan, 100.0, np.array([1.0, 1.0, 2.0]), 1.1)
+    assert h.team_total.tolist() == [25.0, 25.0, 50.0]
+    assert h.rep_total.tolist() == [28.0, 28.0, 55.0]
+    assert quota._region_quota(plan, h).tolist() == [50.0, 50.0, 0.0]
+    assert quota._segment_quota(plan, h).tolist() == [[50.0, 50.0, 0.0], [0.0, 0.0, 0.0]]
+    labels, *_ = quota._teams(h)
+    assert labels.tolist() == ["East/SMB/M1", "East/SMB/M2", "West/SMB/M3"]
+    with pytest.raises(InfeasibleError, match="no seat has any weight to carry the target of 100"):
+        quota._allocate_hierarchy(plan, 100.0, np.zeros(3), 1.0)
+
+
+# --------------------------------------------------------------------------- scenario parts
+
+
+def test_quarterly_rollup_sums_rep_months_by_region_and_quarter():
+    # Three reps (East, West, and one in a region the plan does not list) over four months.
+    monthly = np.array([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0], [100.0] * 4])
+    out = scenario._by_quarter(
+        monthly,
+        np.array(["East", "West", "Nowhere"]),
+        np.array(["West", "East"]),
+        np.array([0, 0, 1, 1]),
+        2,
+    )
+    assert out.tolist() == [[30.0, 70.0], [3.0, 7.0]]
+
+
+def test_company_ratios_are_recomputed_from_the_totals_not_summed():
+    kpis = {
+        "target": np.array([2.0, 2.0]),
+        "capacity": np.array([1.0, 3.0]),
+        "coverage": np.array([0.5, 1.5]),
+        "opening_arr": np.array([5.0, np.nan]),
+        "reps_expected_to_attain": np.array([1.0, 0.0]),
+        "churn_rate": np.array([0.1, 0.3]),
+    }
+    totals = scenario._company_kpis(kpis, 0.25, xr.Dataset({"company_churn_rate": 0.2}))
+    assert totals == {
+        "target": 4.0,
+        "capacity": 4.0,
+        "coverage": 1.0,
+        "opening_arr": 5.0,
+        "reps_expected_to_attain": 0.25,
+        "churn_rate": 0.2,
+    }
+    assert np.isnan(scenario._ratio(1.0, 0.0)) and scenario._ratio(
+        [1.0, 3.0], [2.0, 4.0]
+    ).tolist() == [0.5, 0.75]
