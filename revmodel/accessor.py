@@ -350,15 +350,8 @@ class RevAccessor:
 
 
 def _tuple(dims: Iterable[str] | str) -> tuple[str, ...]:
-    """Levels as a tuple, a string being one level; a readable error for anything else."""
-    if isinstance(dims, str):
-        return (dims,)
-    if not isinstance(dims, Iterable) or isinstance(dims, dict):
-        raise ParameterError(
-            f"levels must be a level name or a tuple of them, e.g. 'region' or "
-            f"('region', 'segment'), got {dims!r}."
-        )
-    return tuple(dims)
+    """Levels as a tuple, a string being one level (:func:`revmodel.cube.levels`)."""
+    return rcube.levels(dims)
 
 
 def _assumptions(value: object) -> Assumptions:

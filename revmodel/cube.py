@@ -951,15 +951,49 @@ def aggregation(da: xr.DataArray, name: str | None = None) -> str:
     return str(how)
 
 
+def levels(dims: Iterable[str] | str) -> tuple[str, ...]:
+    """Levels as a tuple, a string being one level (never its letters).
+
+    Every function that takes ``dims`` reads them through this one rule.
+
+    Parameters
+    ----------
+    dims : str or iterable of str
+        ``"region"`` or ``("region", "segment")``.
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    ParameterError
+        For anything but a name or an iterable of names, listing the levels.
+
+    Examples
+    --------
+    >>> levels("region"), levels(["region", "segment"]), levels(())
+    (('region',), ('region', 'segment'), ())
+    >>> levels(3)
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: levels must be a level name or a tuple of them, e.g. 'region' or ('region', 'segment'), got 3; the levels are segment, region, rep, manager, rep_region, rep_segment.
+    """
+    if isinstance(dims, str):
+        return (dims,)
+    if not isinstance(dims, Iterable) or isinstance(dims, Mapping):
+        raise ParameterError(
+            f"levels must be a level name or a tuple of them, e.g. 'region' or "
+            f"('region', 'segment'), got {dims!r}; the levels are "
+            f"{', '.join(SERIES_DIMS + REP_LEVELS)}."
+        )
+    return tuple(dims)
+
+
 def _levels(dims: Iterable[str] | str) -> list[str]:
     """The levels to keep, a single string being one level."""
     valid = SERIES_DIMS + REP_LEVELS
-    if not isinstance(dims, str | Iterable) or isinstance(dims, dict):
-        raise ParameterError(
-            f"rollup: levels must be a level name or a tuple of them, e.g. 'region' or "
-            f"('region', 'segment'), got {dims!r}; the levels are {', '.join(valid)}."
-        )
-    keep = [dims] if isinstance(dims, str) else list(dims)
+    keep = list(levels(dims))
     for d in keep:
         if not isinstance(d, str) or d not in valid:
             raise ParameterError(f"rollup: unknown level {d!r}; use any of {', '.join(valid)}.")

@@ -740,10 +740,10 @@ def compute(
     ----------
     cube : xr.Dataset
         The revenue cube (numpy- or dask-backed).
-    names : iterable of str, optional
+    names : str or iterable of str, optional
         KPIs to compute; default every KPI whose inputs are given (the others are
         listed in ``attrs["skipped"]``).
-    dims : iterable of str
+    dims : str or iterable of str
         Levels to keep, as in :func:`revmodel.cube.rollup` (``segment``, ``region``,
         ``rep``, ``manager``, ...); empty for the company total.
     period : {"month", "fiscal_quarter", "fiscal_year"}
@@ -790,18 +790,21 @@ def compute(
     fiscal_year
     FY2025           446.0          0.89        73.95  61.01
     FY2026           590.0          0.87        72.79  61.58
+    >>> compute(ds, "win_rate", dims="region", period="fiscal_year")["win_rate"].round(3).values
+    array([[0.526, 0.554],
+           [0.56 , 0.528]])
     >>> compute(ds, ["winrate"])
     Traceback (most recent call last):
     ...
     revmodel.errors.ParameterError: unknown KPI 'winrate'; known KPIs are arr, bookings, churn_rate, ...
     """
-    dims = tuple(dims)
+    dims = rcube.levels(dims)
     retention._check_period(period)
     if not 0.0 < float(gross_margin) <= 1.0:
         raise ParameterError(f"gross_margin must be in (0, 1], got {gross_margin!r}.")
     ctx = _Context(cube, dims, period, tables, costs, quota, float(gross_margin))
     explicit = names is not None
-    wanted = list(KPIS) if names is None else list(names)
+    wanted = list(KPIS) if names is None else [names] if isinstance(names, str) else list(names)
     unknown = [n for n in wanted if n not in KPIS]
     if unknown:
         raise ParameterError(f"unknown KPI {unknown[0]!r}; known KPIs are {', '.join(KPIS)}.")

@@ -193,7 +193,7 @@ def monthly_arr(cube: xr.Dataset, dims: Iterable[str] = ()) -> xr.Dataset:
             f"The cube has no {missing[0]!r} measure: build it with a subscriptions table "
             "to measure retention."
         )
-    ds = rcube.rollup(_actuals(cube[["arr", *ARR_FLOWS]], cube), dims=tuple(dims), period="month")
+    ds = rcube.rollup(_actuals(cube[["arr", *ARR_FLOWS]], cube), dims=rcube.levels(dims), period="month")
     if ds.sizes["month"] == 0:
         raise DataError(f"The cube has no month up to as_of {cube.attrs['as_of']}.")
     net = sum(sign * ds[name] for name, sign in ARR_FLOWS.items())
@@ -211,7 +211,7 @@ def arr_bridge(
     ----------
     cube : xr.Dataset
         The revenue cube (numpy- or dask-backed).
-    dims : iterable of str
+    dims : str or iterable of str
         Levels to keep (``segment``, ``region``, ``rep``, ``manager``, ...), as in
         :func:`revmodel.cube.rollup`.
     period : {"month", "fiscal_quarter", "fiscal_year"}
@@ -270,7 +270,7 @@ def revenue_churn(
     ----------
     cube : xr.Dataset
         The revenue cube, with subscriptions.
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     period : {"month", "fiscal_quarter", "fiscal_year"}
         Fiscal period.
@@ -310,7 +310,7 @@ def trailing_retention(
     ----------
     cube : xr.Dataset
         The revenue cube, with subscriptions.
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     period : {"month", "fiscal_quarter", "fiscal_year"}
         Fiscal period (its last month ends the window).
@@ -363,7 +363,7 @@ def grr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr
     ----------
     cube : xr.Dataset
         The revenue cube, with subscriptions.
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     period : {"month", "fiscal_quarter", "fiscal_year"}
         Fiscal period (its last month ends the window).
@@ -390,7 +390,7 @@ def nrr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr
     ----------
     cube : xr.Dataset
         The revenue cube, with subscriptions.
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     period : {"month", "fiscal_quarter", "fiscal_year"}
         Fiscal period (its last month ends the window).
@@ -435,7 +435,7 @@ def churn_rate(
     ----------
     cube : xr.Dataset
         The revenue cube, with subscriptions (``arr`` and its movements).
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     months : int
         Trailing window [months].
@@ -492,7 +492,7 @@ def plan_churn_rate(
         The revenue cube.
     assumptions : Assumptions
         ``churn_rate`` [ratio/year], None for "from history".
-    dims : iterable of str
+    dims : str or iterable of str
         Levels; empty for the company (a float).
     history : xr.Dataset, optional
         :func:`monthly_arr` at ``dims`` or at any finer levels (summed here).
@@ -507,7 +507,7 @@ def plan_churn_rate(
     >>> plan_churn_rate(ds, Assumptions(churn_rate=0.08))  # doctest: +SKIP
     0.08
     """
-    dims = tuple(dims)
+    dims = rcube.levels(dims)
     if assumptions.churn_rate is not None:
         return float(assumptions.churn_rate)
     if history is not None:
@@ -700,7 +700,7 @@ def retention_plan(
         ``plan_year``; ``churn_rate`` [ratio/year] (None: measured by
         :func:`historical_churn_rate` at ``dims``); ``target_growth`` [ratio]
         sets the target when ``target`` is None.
-    dims : iterable of str
+    dims : str or iterable of str
         Levels to plan at, as in :func:`revmodel.cube.rollup`.
     target : float or xr.DataArray, optional
         Closing ARR target of the plan year [USD/year]. A number with ``dims`` is
@@ -736,7 +736,7 @@ def retention_plan(
     2026-11-01        36.11              1.02                0.35        36.78
     2027-10-01        44.30              1.26                0.43        45.13
     """
-    dims = tuple(dims)
+    dims = rcube.levels(dims)
     months = _plan_months(cube, assumptions.plan_year)
     m = monthly_arr(cube, dims) if history is None else history
     hist = pd.DatetimeIndex(m["month"].values)
@@ -794,7 +794,7 @@ def growth_to_offset_churn(
         ``plan_year``, ``target_growth`` and ``churn_rate`` (None: from history).
     target : float or xr.DataArray, optional
         Closing ARR target [USD/year]; starting ARR x (1 + ``target_growth``) by default.
-    dims : iterable of str
+    dims : str or iterable of str
         Levels to plan at.
     history : xr.Dataset, optional
         Monthly ARR at ``dims``, when already computed.
@@ -1022,7 +1022,7 @@ def customer_measures(
 
 
 def _customer_monthly(cube: xr.Dataset, measures: xr.Dataset, dims: Iterable[str]) -> xr.Dataset:
-    ds = rcube.rollup(_actuals(measures, cube), dims=tuple(dims), period="month")
+    ds = rcube.rollup(_actuals(measures, cube), dims=rcube.levels(dims), period="month")
     first = ds["month"] == ds["month"][0]
     derived = ds["customers"] - ds["new_customers"] + ds["churned_customers"]
     opening = xr.where(first, derived, ds["customers"].shift(month=1))
@@ -1044,7 +1044,7 @@ def logo_churn(
         The revenue cube (for its cells, calendar and ``as_of``).
     tables : mapping of str to DataFrame, optional
         The canonical tables (``subscriptions``, ``accounts``).
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     period : {"month", "fiscal_quarter", "fiscal_year"}
         Fiscal period.
@@ -1110,7 +1110,7 @@ def renewal_rate(
         The revenue cube (for its cells, calendar and ``as_of``).
     tables : mapping of str to DataFrame, optional
         The canonical tables (``subscriptions``, ``accounts``).
-    dims : iterable of str
+    dims : str or iterable of str
         Levels, as in :func:`revmodel.cube.rollup`; empty for the company.
     period : {"month", "fiscal_quarter", "fiscal_year"}
         Fiscal period.
@@ -1139,7 +1139,7 @@ def renewal_rate(
         measures = customer_measures(cube, tables)
     names = ["renewals_due", "renewals_won", "renewal_arr_due", "renewal_arr_won"]
     ds = period_sum(
-        rcube.rollup(_actuals(measures[names], cube), dims=tuple(dims), period="month"), period
+        rcube.rollup(_actuals(measures[names], cube), dims=rcube.levels(dims), period="month"), period
     )
     return xr.Dataset(
         {
@@ -1208,7 +1208,7 @@ def cohorts(
     ----------
     cube, tables
         The cube (for as_of and the calendar) and the canonical tables.
-    dims : iterable of str
+    dims : str or iterable of str
         Any of ``segment``, ``region``, ``rep`` to split cohorts by.
     max_months : int, optional
         Longest months-since-start kept [months].
@@ -1232,7 +1232,7 @@ def cohorts(
     FY2024-Q3    1.42
     Name: arr_retention, dtype: float64
     """
-    dims = list(dims)
+    dims = list(rcube.levels(dims))
     bad = [d for d in dims if d not in rcube.SERIES_DIMS]
     if bad:
         raise ParameterError(

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import xarray as xr
 
+from revmodel import kpi, retention
+
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Public modules whose examples are still being written (skipped, shown by ``-ra``).
@@ -170,6 +172,24 @@ def test_examples_run(name):
 # Readable errors an analyst meets first: wrong level names, wrong types, unknown segments.
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ds, dims: retention.churn_rate(ds, dims),
+        lambda ds, dims: retention.arr_bridge(ds, dims, "fiscal_year"),
+        lambda ds, dims: retention.grr(ds, dims, "fiscal_year"),
+        lambda ds, dims: retention.logo_churn(ds, example_globals()["tables"], dims, "fiscal_year"),
+        lambda ds, dims: retention.cohorts(ds, example_globals()["tables"], dims, max_months=3),
+        lambda ds, dims: kpi.compute(ds, "win_rate", dims=dims, period="fiscal_year"),
+    ],
+)
+def test_module_functions_take_one_level_as_a_string(call):
+    # "region" is one level, never the levels 'r', 'e', 'g', ...
+    ds = example_globals()["ds"]
+    xr.testing.assert_identical(call(ds, "region"), call(ds, ("region",)))
+    assert "region" in call(ds, "region").dims
+
+
 def test_rollup_takes_one_level_as_a_string():
     ds = example_globals()["ds"]
     one = ds.rev.rollup("region", period="fiscal_quarter")
@@ -198,13 +218,13 @@ LEVELS = "segment, region, rep, manager, rep_region, rep_segment"
         ),
         (
             lambda ds: ds.rev.rollup(3),
-            "rollup: levels must be a level name or a tuple of them, e.g. 'region' or "
+            "levels must be a level name or a tuple of them, e.g. 'region' or "
             f"('region', 'segment'), got 3; the levels are {LEVELS}.",
         ),
         (
-            lambda ds: ds.rev.churn_rate(3),
+            lambda ds: ds.rev.churn_rate({"region": 1}),
             "levels must be a level name or a tuple of them, e.g. 'region' or "
-            "('region', 'segment'), got 3.",
+            f"('region', 'segment'), got {{'region': 1}}; the levels are {LEVELS}.",
         ),
         (
             lambda ds: ds.rev.arr_bridge("segmnet"),
