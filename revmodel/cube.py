@@ -40,6 +40,7 @@ __all__ = [
     "aggregation",
     "build_cube",
     "labels",
+    "levels",
     "load_cube",
     "measures",
     "product_bookings",
@@ -990,6 +991,42 @@ def levels(dims: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(dims)
 
 
+def expect_cube(obj: object, where: str, measure: bool = False) -> None:
+    """Refuse what is not a cube (or, with ``measure``, one of its measures) in plain words.
+
+    Parameters
+    ----------
+    obj : object
+        What a function was given as the cube.
+    where : str
+        The function, named in the message.
+    measure : bool
+        A DataArray (one measure) is accepted too.
+
+    Raises
+    ------
+    ParameterError
+        Naming the type given and how to build a cube.
+
+    Examples
+    --------
+    >>> expect_cube(ds, "rollup")
+    >>> expect_cube(tables, "arr_bridge")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: arr_bridge: expected the revenue cube (an xarray Dataset), got dict; build it with revmodel.cube.build_cube(tables).
+    """
+    kinds = (xr.Dataset, xr.DataArray) if measure else (xr.Dataset,)
+    if not isinstance(obj, kinds):
+        what = "the revenue cube (an xarray Dataset)" + (
+            " or one of its measures" if measure else ""
+        )
+        raise ParameterError(
+            f"{where}: expected {what}, got {type(obj).__name__}; "
+            "build it with revmodel.cube.build_cube(tables)."
+        )
+
+
 def _levels(dims: Iterable[str] | str) -> list[str]:
     """The levels to keep, a single string being one level."""
     valid = SERIES_DIMS + REP_LEVELS
@@ -1111,6 +1148,7 @@ def rollup(
     >>> bool((arr.sel(fiscal_year="FY2025") == year_end).all()), arr.attrs["units"]
     (True, 'USD/year')
     """
+    expect_cube(obj, "rollup", measure=True)
     keep = _levels(dims)
     if period not in PERIODS:
         raise ParameterError(f"rollup: unknown period {period!r}; use one of {', '.join(PERIODS)}.")

@@ -798,6 +798,7 @@ def compute(
     ...
     revmodel.errors.ParameterError: unknown KPI 'winrate'; known KPIs are arr, bookings, churn_rate, ...
     """
+    rcube.expect_cube(cube, "kpi.compute")
     dims = rcube.levels(dims)
     retention._check_period(period)
     if not 0.0 < float(gross_margin) <= 1.0:

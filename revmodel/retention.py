@@ -187,13 +187,16 @@ def monthly_arr(cube: xr.Dataset, dims: Iterable[str] = ()) -> xr.Dataset:
         ``contraction_arr``, ``churned_arr`` and ``arr`` (closing) [USD/year], with
         ``dims`` and ``month``.
     """
+    rcube.expect_cube(cube, "retention")
     missing = [v for v in ("arr", *ARR_FLOWS) if v not in cube]
     if missing:
         raise DataError(
             f"The cube has no {missing[0]!r} measure: build it with a subscriptions table "
             "to measure retention."
         )
-    ds = rcube.rollup(_actuals(cube[["arr", *ARR_FLOWS]], cube), dims=rcube.levels(dims), period="month")
+    ds = rcube.rollup(
+        _actuals(cube[["arr", *ARR_FLOWS]], cube), dims=rcube.levels(dims), period="month"
+    )
     if ds.sizes["month"] == 0:
         raise DataError(f"The cube has no month up to as_of {cube.attrs['as_of']}.")
     net = sum(sign * ds[name] for name, sign in ARR_FLOWS.items())
@@ -1139,7 +1142,8 @@ def renewal_rate(
         measures = customer_measures(cube, tables)
     names = ["renewals_due", "renewals_won", "renewal_arr_due", "renewal_arr_won"]
     ds = period_sum(
-        rcube.rollup(_actuals(measures[names], cube), dims=rcube.levels(dims), period="month"), period
+        rcube.rollup(_actuals(measures[names], cube), dims=rcube.levels(dims), period="month"),
+        period,
     )
     return xr.Dataset(
         {

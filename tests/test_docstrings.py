@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import xarray as xr
 
+from revmodel import cube as rcube
 from revmodel import kpi, retention
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,3 +393,31 @@ def test_percent_text_in_a_parameters_file_says_the_ratio(value, hint):
         f"plan.yaml: target_growth must be a float, got {value!r} (str){hint}. "
         "target_growth: target growth over last fiscal year's bookings [ratio]."
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda t: rcube.rollup(t["opportunities"], "region"),
+            "rollup: expected the revenue cube (an xarray Dataset) or one of its measures, "
+            "got DataFrame; build it with revmodel.cube.build_cube(tables).",
+        ),
+        (
+            lambda t: retention.arr_bridge(t),
+            "retention: expected the revenue cube (an xarray Dataset), got dict; "
+            "build it with revmodel.cube.build_cube(tables).",
+        ),
+        (
+            lambda t: kpi.compute("cube.nc"),
+            "kpi.compute: expected the revenue cube (an xarray Dataset), got str; "
+            "build it with revmodel.cube.build_cube(tables).",
+        ),
+    ],
+)
+def test_tables_or_a_path_instead_of_the_cube_read_clearly(call, message):
+    from revmodel.errors import ParameterError
+
+    with pytest.raises(ParameterError) as err:
+        call(example_globals()["tables"])
+    assert str(err.value) == message
