@@ -1,8 +1,59 @@
-"""Shared fixtures: a small sample company and the apps' context built from it once."""
+"""Shared fixtures: a small sample company, the apps' context built from it once, and a
+headless Chromium for the browser tests (with the helpers they share)."""
 
 from __future__ import annotations
 
+import os
+import socket
+from pathlib import Path
+
 import pytest
+
+#: Debian's Chromium, driven by Playwright; no browser is downloaded.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+#: Where the browser tests leave their screenshots.
+SCREENS = Path("/tmp/revmodel-screens")
+
+
+def require_file(path: Path, how: str) -> None:
+    """Skip the test when ``path`` is missing (fail in CI, which must provide it): ``how`` to get it."""
+    if path.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{path} is missing: CI must {how}")
+    pytest.skip(f"{path} is missing: {how}")
+
+
+def require_chromium() -> None:
+    require_file(CHROMIUM, "install Debian's chromium (apt-get install -y chromium)")
+
+
+def free_port() -> int:
+    """A free loopback port for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for the module's tests (Playwright), closed after them."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        yield b
+        b.close()
 
 
 @pytest.fixture(scope="session")

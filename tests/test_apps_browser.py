@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,39 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SCREENS, free_port, require_chromium
+
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENS = Path("/tmp/revmodel-screens")
 TOKEN = "revmodel-test-token"
 USER = "emma.kim"  # manager Emma Kim in parameters/team.yaml
 APPS = ("explorer", "forecast_call", "whatif", "quotas")
 START_TIMEOUT = 240  # first start computes the forecasts [s]
 RENDER_TIMEOUT = 60_000  # [ms]
-
-
-def _require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(
-            f"{CHROMIUM} is missing: CI must install Debian's chromium (apt-get install -y chromium)"
-        )
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -67,9 +42,9 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    _require_chromium()
+    require_chromium()
     home = tmp_path_factory.mktemp("revmodel-home")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "REVMODEL_HOME": str(home),
@@ -112,7 +87,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             proc.terminate()
             pytest.fail(f"revmodel serve did not answer: {(home / 'serve.log').read_text()}")
         time.sleep(0.5)
-    SCREENS.mkdir(parents=True, exist_ok=True)
     yield {"base": base, "home": home, "cycle": done.stdout.strip()}
     proc.terminate()
     try:
@@ -120,16 +94,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, server, app: str, ready: str):

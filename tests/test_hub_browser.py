@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,29 +21,13 @@ import pytest
 import yaml
 
 from revmodel import config
+from tests.conftest import SCREENS, free_port, require_chromium, require_file
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 PROXY = config.ROOT / "build" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-SCREENS = Path("/tmp/revmodel-screens")
 PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-22", "ops": "ops-pass-333"}
 SPAWN_TIMEOUT = 240_000  # a server per user, on a busy machine [ms]
-
-
-def _require(path: Path, how: str) -> None:
-    if path.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{path} is missing: CI must {how}")
-    pytest.skip(f"{path} is missing: {how}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _status(url: str) -> int:
@@ -96,15 +79,15 @@ def company(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def hub_url(company):
-    _require(CHROMIUM, "install Debian's chromium (apt-get install -y chromium)")
-    _require(PROXY, "npm install configurable-http-proxy into build/node (see .ci/run)")
+    require_chromium()
+    require_file(PROXY, "npm install configurable-http-proxy into build/node (see .ci/run)")
     home = company["home"]
-    port = _free_port()
+    port = free_port()
     env = {
         **company["env"],
         "REVMODEL_HUB_PORT": str(port),
-        "REVMODEL_HUB_API_PORT": str(_free_port()),
-        "REVMODEL_HUB_PROXY_API_PORT": str(_free_port()),
+        "REVMODEL_HUB_API_PORT": str(free_port()),
+        "REVMODEL_HUB_PROXY_API_PORT": str(free_port()),
         "REVMODEL_HUB_STATE": str(home / "hub"),
         "REVMODEL_HUB_PASSWORDS": str(home / "passwords"),
         "REVMODEL_HUB_PROXY": str(PROXY),
@@ -126,7 +109,6 @@ def hub_url(company):
             proc.terminate()
             pytest.fail(f"JupyterHub did not start: {(home / 'hub.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    SCREENS.mkdir(parents=True, exist_ok=True)
     yield base
     proc.terminate()
     try:
@@ -141,16 +123,6 @@ def _up(base: str) -> bool:
         return _status(f"{base}/hub/login") == 200
     except OSError:
         return False
-
-
-@pytest.fixture(scope="module")
-def browser(hub_url):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 def _login(browser, base: str, user: str, password: str, app: str = "forecast_call"):
