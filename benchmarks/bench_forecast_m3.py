@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
         "horizon_months": HORIZON,
         "workers": args.workers,
         "validation": bool(args.validation),
+        "load_average_1min_start": round(os.getloadavg()[0], 2),
     }
     rows = []
     for method in args.methods.split(","):
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["revmodel_seconds_per_series"] / result["autoets_seconds_per_series"], 3
         )
 
+    result["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     mode = "serial" if args.workers <= 1 else f"{args.workers} processes"
     split = "validation (last 18 training values)" if args.validation else "test (last 18 values)"
     print(f"\nM3 monthly, {len(series)} series, h={HORIZON}, {split}, every method {mode}")
@@ -197,7 +199,10 @@ def main(argv: list[str] | None = None) -> dict:
     for method, s, m, t, w in rows:
         print(f"{method:<12}{s:>10.2f}{m:>9.3f}{t:>11.4f}{w:>11.1f}")
     print("published best monthly sMAPE (Theta, M3 paper): 13.85")
-    print("timings: every method in the same run and the same processes; the machine may be shared")
+    print(
+        "timings: every method in the same run and the same processes; load average "
+        f"{result['load_average_1min_start']} at the start, {result['load_average_1min_end']} at the end"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
