@@ -370,6 +370,43 @@ def changes_figures(section, currency: str | None = None) -> dict[str, go.Figure
     }
 
 
+def value_add_by_week(by_week: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Calls against the model by week of quarter: :func:`revmodel.valueadd.by_week`.
+
+    Parameters
+    ----------
+    by_week : pandas.DataFrame
+        ``level``, ``week``, ``call_error`` and ``model_error`` [share of the actual].
+    title : str, optional
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Per level, the calls' mean absolute error (solid) and the model's made the
+        same week (dotted), in the level's colour; below the dotted line the calls
+        beat the model.
+    """
+    fig = _figure(title or "Forecast value add: error of the calls and of the model, by week")
+    for i, (level, g) in enumerate(by_week.groupby("level", sort=False)):
+        color = PALETTE[i % len(PALETTE)]
+        for col, dash, what in (("call_error", "solid", "calls"), ("model_error", "dot", "model")):
+            fig.add_trace(
+                go.Scatter(
+                    x=g["week"],
+                    y=g[col],
+                    mode="lines+markers",
+                    line={"color": color, "dash": dash},
+                    name=f"{level}: {what}",
+                    hovertemplate=f"{level} {what}, week %{{x}}: %{{y:.1%}}<extra></extra>",
+                )
+            )
+    fig.update_layout(
+        xaxis={"title": "week of quarter", "dtick": 1},
+        yaxis={"title": "mean absolute error, share of actual", "tickformat": ".0%"},
+    )
+    return fig
+
+
 # --------------------------------------------------------------------------- quotas
 
 

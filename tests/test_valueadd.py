@@ -138,3 +138,42 @@ def test_value_add_recovers_each_callers_bias(folder: Path, section) -> None:
     weekly = section.by_week[section.by_week["level"] == "total"].set_index("week")
     assert weekly.loc[13, "model_error"] < weekly.loc[1, "model_error"] / 3
     assert section.rejected == 0
+
+
+@pytest.mark.slow
+def test_plan_pack_shows_forecast_value_add(folder: Path, section, tmp_path: Path) -> None:
+    import types
+
+    from revmodel import plots
+    from revmodel.publish import html, tables
+
+    cube = types.SimpleNamespace(attrs={"fiscal_year_start": FYS, "fiscal_year_naming": "end"})
+    params = {"data_dir": str(folder), "cycle": "FY2027-Q1"}
+    out = tables._value_add(params, cube)
+    assert set(out) == {"value_add", "value_add_by_week"}
+    commit = section.summary[section.summary["call_type"] == "commit"]
+    pd.testing.assert_frame_equal(
+        out["value_add"], commit.drop(columns="call_type").reset_index(drop=True)
+    )
+    assert out["value_add_by_week"]["week"].tolist()[:13] == list(range(1, 14))
+    fig = plots.value_add_by_week(out["value_add_by_week"])
+    assert [t.name for t in fig.data][:2] == ["manager: calls", "manager: model"]
+    page = html.render_html(
+        {"cycle": "FY2027-Q1", "quarter_months": "", "as_of": "2026-10", "plan_year": "FY2027"},
+        out,
+        {"value_add": fig},
+        params,
+        "",
+    )
+    assert '<section id="value-add"><h2>Forecast value add</h2>' in page
+    assert '<a href="#value-add">Forecast value add</a>' in page
+    # a manager's row shows the bias as a percentage
+    first = out["value_add"].iloc[0]
+    assert f'<td class="">{first["key"]}</td>' in page
+    # without a call log the section is left out
+    copy = tmp_path / "nocalls"
+    copy.mkdir()
+    for f in folder.glob("*.csv"):
+        if f.name != sample_calls.FILE:
+            (copy / f.name).write_bytes(f.read_bytes())
+    assert tables._value_add({"data_dir": str(copy)}, cube) == {}

@@ -29,6 +29,7 @@ SHEETS: dict[str, str] = {
     "Territories": "territories",
     "Scenarios": "scenarios",
     "Accuracy": "accuracy",
+    "Forecast value add": "value_add",
 }
 #: Excel number format by column kind (:data:`revmodel.formatting.COLUMN_KINDS`).
 NUMBER_FORMATS: dict[str, str] = {"money": "#,##0", "pct": "0.0%", "int": "0"}

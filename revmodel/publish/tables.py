@@ -238,6 +238,7 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
         out["accuracy_by_level"] = backtest.accuracy_table(acc)
         out["accuracy"] = acc
     out.update(_pipeline_changes(params, cube))
+    out.update(_value_add(params, cube))
     return out
 
 
@@ -261,6 +262,26 @@ def _pipeline_changes(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame
     week.attrs["title"] = f"{section.quarter} pipeline: the week to {section.as_of:%Y-%m-%d}"
     quarter.attrs["title"] = f"{section.quarter} pipeline: since {section.period_start:%Y-%m-%d}"
     return {"changes_week": week, "changes_quarter": quarter}
+
+
+def _value_add(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame]:
+    """Whose calls to trust: every past weekly call scored beside the in-quarter model."""
+    from revmodel import valueadd
+
+    if not params.get("data_dir"):
+        return {}
+    section = valueadd.section_from_data(
+        params["data_dir"],
+        mapping=params.get("mapping"),
+        fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
+        naming=str(cube.attrs["fiscal_year_naming"]),
+    )
+    if section is None or section.summary.empty:
+        return {}
+    summary = section.summary[section.summary["call_type"] == "commit"].drop(columns="call_type")
+    weekly = section.by_week
+    summary.attrs["rejected"] = section.rejected
+    return {"value_add": summary.reset_index(drop=True), "value_add_by_week": weekly}
 
 
 def _quota_table(r: Results, qmonths: pd.DatetimeIndex) -> pd.DataFrame | None:
@@ -369,6 +390,8 @@ def pack_figures(
     acc = r.get("accuracy")
     if acc is not None and len(acc):
         figs["accuracy"] = plots.accuracy(acc, currency=cur)
+    if "value_add_by_week" in tables:
+        figs["value_add"] = plots.value_add_by_week(tables["value_add_by_week"])
     for name in ("changes_week", "changes_quarter"):
         if name in tables:
             figs[name] = plots.pipeline_waterfall(
