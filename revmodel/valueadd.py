@@ -125,11 +125,13 @@ def _is_period(label: str) -> bool:
         return False
 
 
-def call_log(data_dir: str | Path, store: overrides.OverrideStore | None = None) -> CallLog | None:
+def call_log(
+    data_dir: str | Path | None, store: overrides.OverrideStore | None = None
+) -> CallLog | None:
     """The calls of a data folder's ``forecast_calls.csv`` and of ``store``; None when neither has one."""
     parts, rejected, sources = [], [], []
-    path = Path(data_dir) / FILE
-    if path.is_file():
+    path = Path(data_dir) / FILE if data_dir is not None else None
+    if path is not None and path.is_file():
         read = read_calls(path)
         parts.append(read.audit)
         rejected.append(read.rejected)

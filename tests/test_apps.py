@@ -458,7 +458,7 @@ def test_serve_command_prints_the_token_url(monkeypatch, capsys):
     assert "--token=s3cret" in started["cmd"]
 
 
-@pytest.mark.parametrize("name", ["explorer", "forecast_call", "whatif", "quotas"])
+@pytest.mark.parametrize("name", ["explorer", "forecast_call", "whatif", "quotas", "weekly"])
 def test_app_notebook_is_layout_only(name):
     nb = json.loads((config.APPS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]

@@ -430,6 +430,7 @@ def _build(
         reconcile_method=method,
         source=source,
         seconds=time.perf_counter() - start,
+        extra={"data_dir": str(data_dir)} if data_dir is not None else {},
     )
 
 

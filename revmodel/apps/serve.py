@@ -57,6 +57,7 @@ APPS: dict[str, str] = {
     "forecast_call.ipynb": "forecast call: commit / best case per rep, roll-up, audit",
     "whatif.ipynb": "what-if: scenario sliders, plan recomputed live, saved scenarios",
     "quotas.ipynb": "quotas and territories: balance and expected attainment",
+    "weekly.ipynb": "weekly forecast: what changed in the pipeline, whose calls to trust",
 }
 #: An app's kernel is shut down after this long without activity [s].
 CULL_IDLE_SECONDS = 1800

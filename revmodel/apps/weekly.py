@@ -1,0 +1,305 @@
+"""The weekly forecast call: what changed in the pipeline, and whose calls to trust.
+
+Two tabs, for any node of the sales hierarchy (the company, a region, a manager):
+
+What changed
+    The pipeline waterfall of the quarter holding the data's last change
+    (:func:`revmodel.history.changes_section`), since last week or since the
+    quarter's start: opening, new, pulled in, pushed out, re-priced, won, lost,
+    closing; the rows of the level; the deals behind each bar of the node.
+Whose calls to trust
+    Every past weekly commit call scored against what was booked, beside the
+    in-quarter forecast made the same week for the same node
+    (:mod:`revmodel.valueadd`, one definition in
+    :func:`revmodel.overrides.value_add`): per node over all past quarters, and
+    the node's errors by week of quarter.
+
+Calls come from the data folder's ``forecast_calls.csv`` and the app's call
+store; the history from the ``opportunity_history`` export or the snapshots.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, replace
+
+import ipywidgets as w
+import pandas as pd
+
+from revmodel import config, history, plots, valueadd
+from revmodel.apps import layout
+from revmodel.apps.context import AppContext, app_context
+from revmodel.errors import DataError
+
+__all__ = ["WINDOWS", "build", "changes", "value_add"]
+
+#: Waterfall windows offered, label -> attribute of :class:`revmodel.history.ChangesSection`.
+WINDOWS: dict[str, str] = {
+    "Since last week": "since_last_week",
+    "Since the quarter's start": "since_quarter_start",
+}
+LEVELS: tuple[str, ...] = ("total", "region", "manager")
+_BAR_TITLES = {
+    "new": "New", "pulled_in": "Pulled in", "pushed_out": "Pushed out", "increased": "Increased",
+    "decreased": "Decreased", "won": "Won", "lost": "Lost",
+}  # fmt: skip
+
+
+def _calendar(ctx: AppContext) -> tuple[int, str]:
+    attrs = ctx.cube.attrs
+    return (
+        int(attrs.get("fiscal_year_start", config.FISCAL_YEAR_START)),
+        str(attrs.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING)),
+    )
+
+
+def _history(ctx: AppContext) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The prepared history and the deals' labels, None without a history."""
+    if "weekly_history" not in ctx.extra:
+        found = None
+        tables = ctx.tables or {}
+        data_dir = ctx.extra.get("data_dir")
+        has = tables.get("opportunity_history") is not None or data_dir is not None
+        if tables.get("opportunities") is not None and has:
+            try:
+                hist, _ = history.load_history(data_dir, tables=tables)
+                found = (history.prepare(hist), history.deal_labels(tables))
+            except DataError:
+                found = None
+        ctx.extra["weekly_history"] = found
+    return ctx.extra["weekly_history"]
+
+
+def changes(ctx: AppContext) -> history.ChangesSection | None:
+    """The waterfalls of the quarter holding the last change, by region and manager."""
+    if "weekly_changes" not in ctx.extra:
+        found = _history(ctx)
+        section = None
+        if found is not None:
+            hist, labels = found
+            fys, naming = _calendar(ctx)
+            as_of = hist["changed_at"].max()
+            section = history.changes_section(
+                hist, as_of, labels, ("region", "manager"), fys, naming
+            )
+        ctx.extra["weekly_changes"] = section
+    return ctx.extra["weekly_changes"]
+
+
+def value_add(ctx: AppContext) -> valueadd.ValueAddSection | None:
+    """The scored calls of the data folder's call log and the app's store (None: no calls)."""
+    if "weekly_value_add" not in ctx.extra:
+        found = _history(ctx)
+        section = None
+        log = valueadd.call_log(ctx.extra.get("data_dir"), ctx.store)
+        if found is not None and log is not None:
+            fys, naming = _calendar(ctx)
+            section = valueadd.section(found[0], log, found[1], fys, naming)
+        ctx.extra["weekly_value_add"] = section
+    return ctx.extra["weekly_value_add"]
+
+
+@dataclass
+class WeeklyPage:
+    """The page's widgets (``app.app``)."""
+
+    window: w.Dropdown
+    level: w.Dropdown
+    node: w.Dropdown
+    waterfall: layout.FigurePane
+    rows: w.HTML
+    deals: w.HTML
+    scores: w.HTML
+    weekly: w.HTML
+    chart: layout.FigurePane
+    message: layout.Message
+    tabs: w.Tab
+    context: AppContext
+    busy: bool = False
+
+    def refresh(self, _change: object = None) -> None:
+        """Redraw for the current choices; called without a change (a page opened after it
+        was built), score the calls again so the latest ones count."""
+        if _change is None:
+            self.context.extra.pop("weekly_value_add", None)
+        _refresh(self)
+
+
+def _keys(ctx: AppContext, level: str) -> list[str]:
+    section = changes(ctx)
+    if level == "total":
+        return ["total"]
+    keys: set[str] = set()
+    if section is not None:
+        table = section.since_quarter_start.table
+        keys |= set(table.loc[table["level"] == level, "key"].astype(str))
+    va = value_add(ctx)
+    if va is not None:
+        keys |= set(va.summary.loc[va.summary["level"] == level, "key"].astype(str))
+    return sorted(keys)
+
+
+def _draw_changes(page: WeeklyPage, level: str, key: str) -> None:
+    section = changes(page.context)
+    if section is None:
+        page.rows.value = (
+            "<div class='revmodel-subtitle'>No pipeline history: add an opportunity_history "
+            "export or store a snapshot every week (revmodel snapshot).</div>"
+        )
+        page.deals.value = ""
+        return
+    wf = getattr(section, WINDOWS[page.window.value])
+    table = wf.table
+    row = table[(table["level"] == level) & (table["key"] == key)]
+    if row.empty:
+        row = table.iloc[[0]].assign(**dict.fromkeys(history.WATERFALL_COLUMNS[2:], 0))
+    who = "Company" if level == "total" else key
+    title = f"{section.quarter} pipeline, {who}: {page.window.value.lower()}"
+    page.waterfall.show(plots.pipeline_waterfall(row.iloc[0], title, _currency(page.context)))
+    shown = table[table["level"].isin(["total", level])]
+    page.rows.value = layout.table_html(
+        shown, kinds=dict.fromkeys(history.WATERFALL_COLUMNS[2:], "money"), css="revmodel-changes"
+    )
+    deals = wf.deals if level == "total" else wf.deals[wf.deals[level] == key]
+    deals = deals.assign(bar=deals["bar"].map(_BAR_TITLES))
+    page.deals.value = (
+        f"<div class='revmodel-subtitle'>{len(deals)} deal moves behind the bars of "
+        f"{html.escape(who)}</div>"
+        + layout.table_html(
+            deals,
+            kinds={"amount": "money", "amount_before": "money", "amount_after": "money"},
+            css="revmodel-changes-deals",
+        )
+    )
+
+
+def _draw_value_add(page: WeeklyPage, level: str, key: str) -> None:
+    section = value_add(page.context)
+    if section is None or section.scored.empty:
+        page.scores.value = (
+            "<div class='revmodel-subtitle'>No past calls to score: calls made in the forecast "
+            "call app, or a forecast_calls.csv in the data folder, are scored once their quarter "
+            "is over.</div>"
+        )
+        page.weekly.value = ""
+        return
+    summary = section.summary[section.summary["call_type"] == "commit"]
+    pct = ("bias", "call_error", "model_error", "value_add", "beat_model")
+    page.scores.value = layout.table_html(
+        summary.drop(columns="call_type"),
+        kinds={**dict.fromkeys(pct, "pct"), "quarters": "int", "calls": "int"},
+        css="revmodel-value-add",
+        total_rows=[i for i, (lv, k) in enumerate(zip(summary["level"], summary["key"],
+                                                     strict=True)) if (lv, k) == (level, key)],
+    )  # fmt: skip
+    node = section.scored[(section.scored["level"] == level) & (section.scored["key"] == key)]
+    weekly = valueadd.by_week(node)
+    if weekly.empty:
+        page.weekly.value = (
+            f"<div class='revmodel-subtitle'>No scored calls of {html.escape(key)}.</div>"
+        )
+        return
+    page.chart.show(
+        plots.value_add_by_week(
+            weekly, f"{'Company' if level == 'total' else key}: error of the commit calls and of "
+            "the model, by week of quarter"
+        )
+    )  # fmt: skip
+    page.weekly.value = layout.table_html(
+        weekly.drop(columns="level"),
+        kinds={**dict.fromkeys(pct, "pct"), "quarters": "int", "calls": "int", "week": "int"},
+        css="revmodel-value-add-weeks",
+    )
+
+
+def _currency(ctx: AppContext) -> str | None:
+    return ctx.cube.attrs.get("currency")
+
+
+def _refresh(page: WeeklyPage) -> None:
+    if page.busy:
+        return
+    page.busy = True
+    try:
+        level = page.level.value
+        keys = _keys(page.context, level)
+        current = page.node.value
+        page.node.options = keys
+        page.node.value = current if current in keys else (keys[0] if keys else None)
+        key = page.node.value or "total"
+        _draw_changes(page, level, key)
+        _draw_value_add(page, level, key)
+    finally:
+        page.busy = False
+
+
+def _widgets(ctx: AppContext) -> WeeklyPage:
+    page = WeeklyPage(
+        window=layout.dropdown("Changes", list(WINDOWS), next(iter(WINDOWS))),
+        level=layout.dropdown("Level", list(LEVELS), "total"),
+        node=layout.dropdown("Node", ["total"], "total"),
+        waterfall=layout.FigurePane("revmodel-weekly-waterfall"),
+        rows=w.HTML(),
+        deals=w.HTML(),
+        scores=w.HTML(),
+        weekly=w.HTML(),
+        chart=layout.FigurePane("revmodel-weekly-value-add"),
+        message=layout.Message(),
+        tabs=w.Tab(),
+        context=ctx,
+    )
+    for name in ("window", "level", "node"):
+        getattr(page, name).add_class(f"revmodel-weekly-{name}")
+    page.rows.add_class("revmodel-weekly-rows")
+    page.deals.add_class("revmodel-weekly-deals")
+    page.scores.add_class("revmodel-weekly-scores")
+    page.weekly.add_class("revmodel-weekly-weeks")
+    return page
+
+
+def build(ctx: AppContext | None = None) -> w.Widget:
+    """The weekly forecast app.
+
+    Parameters
+    ----------
+    ctx : AppContext, optional
+        Data and calls (:func:`revmodel.apps.context.app_context`); default the server's.
+
+    Returns
+    -------
+    ipywidgets.Widget
+        The page; ``.app`` is its :class:`WeeklyPage` (``window``, ``level``, ``node``,
+        ``waterfall``, ``rows``, ``deals``, ``scores``, ``weekly``, ``chart``).
+    """
+    ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    # the scored calls follow the store: start from the shared context's data only
+    ctx = replace(ctx, extra={k: v for k, v in ctx.extra.items() if k != "weekly_value_add"})
+    page = _widgets(ctx)
+    for dd in (page.window, page.level, page.node):
+        dd.observe(page.refresh, names="value")
+    page.tabs.children = [
+        w.VBox([page.waterfall, page.rows, page.deals]),
+        w.VBox([page.scores, page.chart, page.weekly]),
+    ]
+    page.tabs.set_title(0, "What changed")
+    page.tabs.set_title(1, "Whose calls to trust")
+    page.tabs.add_class("revmodel-weekly-tabs")
+
+    def redraw(change: dict) -> None:
+        pane = page.waterfall if change["new"] == 0 else page.chart
+        if pane.figure is not None:
+            pane.show(pane.figure)
+
+    page.tabs.observe(redraw, names="selected_index")
+    app = layout.page(
+        "Weekly forecast",
+        "What changed in the pipeline since last week and since the quarter's start, and "
+        "whose calls to trust: every past weekly commit call against what was booked, beside "
+        "the in-quarter forecast made the same week.",
+        [w.HBox([page.window, page.level, page.node]), page.message, page.tabs],
+        footer=f"Data: {ctx.source}.",
+    )
+    app.add_class("revmodel-weekly")
+    _refresh(page)
+    app.app = page
+    return app

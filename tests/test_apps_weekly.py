@@ -1,0 +1,109 @@
+"""The weekly forecast app (revmodel.apps.weekly) in-process: what changed, whose calls to trust."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from revmodel import history, sample, sample_calls
+from revmodel.apps import context as app_context_module
+from revmodel.apps import weekly
+
+
+def text(html_value: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html_value)).strip()
+
+
+@pytest.fixture(scope="module")
+def calls_dir(small_company, tmp_path_factory):
+    """A data folder holding the small company's last two quarters of weekly calls."""
+    tables, _ = small_company
+    folder = tmp_path_factory.mktemp("calls")
+    end = pd.Timestamp(sample.DEFAULT_END + "-01") + pd.offsets.MonthEnd(0)
+    calls = sample_calls.for_sample(
+        tables, pd.Timestamp("2023-11-01"), end, 7, sample.FISCAL_YEAR_START
+    )
+    calls = calls[calls["period"].isin(["FY2026-Q3", "FY2026-Q4"])]
+    calls.to_csv(folder / sample_calls.FILE, index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(app_context, calls_dir):
+    ctx = replace(app_context, extra={**app_context.extra, "data_dir": str(calls_dir)})
+    ctx = app_context_module.app_context(context=ctx, store_url="sqlite://", user="nobody")
+    return weekly.build(ctx).app
+
+
+def test_what_changed_shows_the_node_and_the_deals_behind_it(page, small_company):
+    tables, _ = small_company
+    hist = history.prepare(tables["opportunity_history"])
+    labels = history.deal_labels(tables)
+    as_of = hist["changed_at"].max()
+    section = history.changes_section(
+        hist, as_of, labels, ("region", "manager"), sample.FISCAL_YEAR_START, "end"
+    )
+    total = section.since_last_week.table.iloc[0]
+    trace = page.waterfall.figure.data[0]
+    signs = {"opening": 1, **history.BAR_SIGNS, "closing": 1}
+    assert list(trace.y) == [signs[c] * float(total[c]) for c in history.WATERFALL_COLUMNS[2:]]
+    page.window.value = "Since the quarter's start"
+    qtd = section.since_quarter_start
+    # the manager with the most pushed-out pipeline since the quarter's start
+    managers = qtd.table[qtd.table["level"] == "manager"]
+    slipper = managers.sort_values("pushed_out").iloc[-1]
+    assert slipper["pushed_out"] > 0
+    page.level.value = "manager"
+    page.node.value = slipper["key"]
+    trace = page.waterfall.figure.data[0]
+    assert trace.x[3] == "Pushed out"
+    assert trace.y[3] == pytest.approx(-float(slipper["pushed_out"]))
+    assert slipper["key"] in page.waterfall.figure.layout.title.text
+    shown = text(page.deals.value)
+    mine = qtd.deals[qtd.deals["manager"] == slipper["key"]]
+    assert shown.startswith(f"{len(mine)} deal moves behind the bars of {slipper['key']}")
+    pushed = mine[mine["bar"] == "pushed_out"]["opportunity_id"]
+    assert len(pushed) and all(d in shown for d in pushed)
+    others = qtd.deals[qtd.deals["manager"] != slipper["key"]]["opportunity_id"]
+    assert not any(f" {d} " in f" {shown} " for d in set(others) - set(mine["opportunity_id"]))
+
+
+def test_whose_calls_to_trust_scores_each_manager(page, small_company, calls_dir):
+    tables, _ = small_company
+    page.level.value = "manager"
+    summary = text(page.scores.value)
+    managers = sorted(set(tables["reps"]["manager"]))
+    assert all(m in summary for m in managers)
+    who = page.node.value
+    # week 1's call error of this manager, by hand from the call log and the opportunities
+    calls = pd.read_csv(calls_dir / sample_calls.FILE, parse_dates=["at"])
+    mine = calls[(calls["key"] == who) & (calls["call_type"] == "commit")]
+    opps = tables["opportunities"].merge(tables["reps"][["rep_id", "manager"]], on="rep_id")
+    errors = []
+    for period, first in (("FY2026-Q3", "2026-05-01"), ("FY2026-Q4", "2026-08-01")):
+        first = pd.Timestamp(first)
+        last = first + pd.DateOffset(months=3) - pd.Timedelta(days=1)
+        won = opps[(opps["stage"] == "won") & (opps["manager"] == who)]
+        actual = won[won["close_date"].between(first, last)]["amount"].sum()
+        week1 = mine[(mine["period"] == period) & (mine["at"] < first + pd.Timedelta(days=7))]
+        errors.append(abs(week1["new_value"].iloc[-1] - actual) / actual)
+    rows = re.findall(r"<tr>(.*?)</tr>", page.weekly.value)
+    first_row = [text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[1])]
+    assert first_row[0] == "1" and first_row[1] == "2"  # week 1, two quarters
+    assert first_row[4] == weekly.layout.fmt_pct(np.mean(errors))  # call error
+    names = [t.name for t in page.chart.figure.data]
+    assert names == ["manager: calls", "manager: model"]
+    assert who in page.chart.figure.layout.title.text
+
+
+def test_without_calls_or_history_the_page_says_so(app_context):
+    ctx = replace(app_context, tables={**app_context.tables, "opportunity_history": None},
+                  extra={})  # fmt: skip
+    ctx = app_context_module.app_context(context=ctx, store_url="sqlite://", user="nobody")
+    page = weekly.build(ctx).app
+    assert "No pipeline history" in text(page.rows.value)
+    assert "No past calls to score" in text(page.scores.value)
