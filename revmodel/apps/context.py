@@ -512,6 +512,7 @@ def _from_published(plan: PublishedPlan) -> AppContext:
         seconds=time.perf_counter() - start,
         published=plan,
         results=results,
+        extra={"data_dir": str(plan.data_dir)} if plan.data_dir is not None else {},
     )
 
 
