@@ -37,6 +37,10 @@ __all__ = ["RevAccessor"]
 class RevAccessor:
     """``ds.rev``: roll up, validate, summarise and plan the revenue cube ``ds``.
 
+    The examples of its methods use the small sample company
+    ``tables = sample.generate(reps=16, months=24)`` and its cube
+    ``ds = cube.build_cube(tables, fiscal_year_start=11)``.
+
     Parameters
     ----------
     ds : xarray.Dataset
