@@ -12,9 +12,11 @@ import dataclasses
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -331,7 +333,7 @@ _TYPED = (
 
 def _typed(key: str, value: Any) -> Any:
     """``value`` of field ``key`` in its type; a :class:`ParameterError` naming both otherwise."""
-    if key == "plan_year" and isinstance(value, int) and not isinstance(value, bool):
+    if key == "plan_year" and isinstance(value, Integral) and not isinstance(value, bool):
         raise ParameterError(
             f"Assumptions: plan_year must be a fiscal year label such as 'FY{value}', got {value!r}."
         )
@@ -357,7 +359,7 @@ def _number(key: str, value: Any, where: str = "Assumptions") -> float:
             return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
         except ValueError:
             pass
-    elif isinstance(value, int | float) and not isinstance(value, bool):
+    elif isinstance(value, Real) and not isinstance(value, bool):
         return float(value)
     example = "1.10" if key == "over_assignment" else "0.25 or '25%'"
     raise ParameterError(f"{where}: {key} must be a number (e.g. {example}), got {value!r}.")
@@ -425,18 +427,18 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     if key in _OPT_FLOATS:
         return None
     if key == "backfill_lag_months":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, Integral):
             raise bad("a whole number of months")
-        return value
+        return int(value)
     if key == "backfill":
-        if not isinstance(value, bool):
+        if not isinstance(value, bool | np.bool_):
             raise bad("true or false")
-        return value
+        return bool(value)
     if key in ("ramp_months", "rep_attrition", "productivity"):
         if value is None and key == "productivity":
             return None
         if not isinstance(value, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+            isinstance(v, Real) and not isinstance(v, bool) for v in value.values()
         ):
             raise bad("a mapping of segment to number")
         return {str(k): (int(v) if key == "ramp_months" else float(v)) for k, v in value.items()}
@@ -454,7 +456,7 @@ def _coerce(key: str, value: Any, where: str) -> Any:
             if missing:
                 raise ParameterError(f"{where}: hires[{i}] is missing {sorted(missing)[0]!r}.")
             count = h.get("count", 1)
-            if isinstance(count, bool) or not isinstance(count, int):
+            if isinstance(count, bool) or not isinstance(count, Integral):
                 raise ParameterError(
                     f"{where}: hires[{i}]: count must be a whole number, got {count!r}."
                 )

@@ -421,3 +421,21 @@ def test_tables_or_a_path_instead_of_the_cube_read_clearly(call, message):
     with pytest.raises(ParameterError) as err:
         call(example_globals()["tables"])
     assert str(err.value) == message
+
+
+def test_assumptions_take_numpy_numbers_from_a_dataframe():
+    # Values read from a DataFrame are numpy scalars: they are numbers, not wrong types.
+    import numpy as np
+
+    from revmodel.assumptions import Assumptions
+
+    a = Assumptions(
+        ramp_months={"SMB": np.int64(3)},
+        backfill_lag_months=np.int64(2),
+        backfill=np.bool_(False),
+        target_growth=np.float64(0.2),
+        productivity={"SMB": np.float64(1.2e6)},
+    )
+    assert (a.ramp_months, a.backfill_lag_months, a.backfill) == ({"SMB": 3}, 2, False)
+    assert type(a.backfill_lag_months) is int and type(a.backfill) is bool
+    assert (a.target_growth, a.productivity) == (0.2, {"SMB": 1.2e6})
