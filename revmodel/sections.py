@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SECTIONS", "Section", "note", "status"]
+__all__ = ["NO_REP", "SECTIONS", "Section", "note", "rep_known", "status"]
 
 
 @dataclass(frozen=True)
@@ -35,22 +35,26 @@ class Section:
         Tables that must be present and non-empty.
     switch : str or None
         Parameters key that turns the section off when false.
+    needs_rep : bool
+        The section plans sellers: it needs at least one known rep (a ``reps``
+        table, or opportunities whose owner column is mapped and filled).
     """
 
     id: str
     title: str
     needs: tuple[str, ...]
     switch: str | None = None
+    needs_rep: bool = False
 
 
 #: Every section of the pack, in order.
 SECTIONS: tuple[Section, ...] = (
     Section("forecast", "Forecast vs target", ("opportunities",)),
     Section("arr", "Churn and the ARR bridge", ("subscriptions",)),
-    Section("capacity", "Capacity and hiring", ("opportunities",)),
-    Section("quotas", "Quotas, attainment and balance", ("opportunities",)),
+    Section("capacity", "Capacity and hiring", ("opportunities",), needs_rep=True),
+    Section("quotas", "Quotas, attainment and balance", ("opportunities",), needs_rep=True),
     Section("territories", "Territories", ("accounts", "reps"), switch="territories"),
-    Section("scenarios", "Scenario comparison", ("opportunities",)),
+    Section("scenarios", "Scenario comparison", ("opportunities",), needs_rep=True),
     Section("kpis", "KPIs", ("opportunities",)),
     Section("accuracy", "Last cycle's forecast accuracy", ("opportunities",)),
 )
@@ -60,6 +64,22 @@ _BY_ID = {s.id: s for s in SECTIONS}
 def _present(tables: Mapping[str, Any], name: str) -> bool:
     table = tables.get(name)
     return table is not None and len(table) > 0
+
+
+#: What to add when no rep is known (the sections that plan sellers say it).
+NO_REP = (
+    "no rep is known — add the reps table, or map the owner column (rep_id) of the opportunities"
+)
+
+
+def rep_known(tables: Mapping[str, Any]) -> bool:
+    """Whether the data names at least one rep: a ``reps`` table, or an owner on an opportunity."""
+    if _present(tables, "reps"):
+        return True
+    opps = tables.get("opportunities")
+    if opps is None or "rep_id" not in getattr(opps, "columns", ()):
+        return False
+    return bool(opps["rep_id"].notna().any())
 
 
 def note(tables: Mapping[str, Any], section: str, params: Mapping[str, Any] | None = None) -> str:
@@ -78,6 +98,8 @@ def note(tables: Mapping[str, Any], section: str, params: Mapping[str, Any] | No
     if s.switch is not None and params is not None and params.get(s.switch) is False:
         return f"{s.title}: skipped ({s.switch}: false in the parameters)."
     missing = [n for n in s.needs if not _present(tables, n)]
+    if not missing and s.needs_rep and not rep_known(tables):
+        return f"{s.title}: not provided — {NO_REP}."
     if not missing:
         return ""
     what = " and ".join(missing)

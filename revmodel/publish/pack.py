@@ -50,10 +50,25 @@ MANIFEST_PACKAGES: tuple[str, ...] = (
 
 
 #: Pack tables and figures by the section they belong to (:data:`revmodel.sections.SECTIONS`).
-_TABLE_SECTION = {"arr_bridge": "arr", "retention_plan": "arr", "territories": "territories"}
-_FIGURE_SECTION = {"bridge": "arr", "territory": "territories"}
-#: Summary figures of the ARR section.
-_ARR_FIGURES = ("starting_arr", "expected_churn_arr", "churn_rate", "required_new_arr")
+_TABLE_SECTION = {
+    "arr_bridge": "arr", "retention_plan": "arr", "territories": "territories",
+    "capacity": "capacity", "hires_needed": "capacity", "quotas_by_rep": "quotas",
+    "scenarios": "scenarios",
+}  # fmt: skip
+_FIGURE_SECTION = {
+    "bridge": "arr", "territory": "territories", "quota_balance": "quotas", "scenarios": "scenarios",
+}  # fmt: skip
+#: Summary figures by section: a skipped section's are missing (None), never zeros.
+_SECTION_FIGURES: dict[str, tuple[str, ...]] = {
+    "arr": ("starting_arr", "expected_churn_arr", "churn_rate", "required_new_arr"),
+    "capacity": (
+        "quarter_capacity", "year_capacity", "headcount_start", "ramped_fte_start", "hires_needed",
+    ),
+    "quotas": (
+        "company_target", "quarter_target", "year_target", "quarter_gap", "year_gap",
+        "share_expected_to_attain", "reps_out_of_line",
+    ),
+}  # fmt: skip
 
 
 def build_pack(
@@ -100,8 +115,9 @@ def build_pack(
         "tables": pack / "tables.json",
     }
     summ = summary(work_dir, params)
-    if "arr" in skipped:  # not provided: never shown as zeros
-        summ.update(dict.fromkeys(_ARR_FIGURES))
+    for section, names in _SECTION_FIGURES.items():
+        if section in skipped:  # not provided: never shown as zeros
+            summ.update(dict.fromkeys(names))
     summ["not_provided"] = "\n".join(skipped.values()) or None
     files["html"].write_text(
         html.render_html(summ, tables, figures, params, plots.plotly_js()), encoding="utf-8"
@@ -218,16 +234,16 @@ def plan_version_dataset(work_dir: str | Path) -> xr.Dataset:
 
     ``forecast`` (segment, region, rep, month) [currency/month] and ``quota``,
     ``capacity`` (rep, month) [currency/month]; months and reps are the union of
-    the three (a planned hire has a quota and capacity but no forecast).
+    the three (a planned hire has a quota and capacity but no forecast). Where
+    no rep is known, capacity and quotas are not provided and the version holds
+    the forecast alone.
     """
-    reconciled = load_result(work_dir, "reconciled")
-    quotas = load_result(work_dir, "quotas")
-    capacity = load_result(work_dir, "capacity")
-    parts = [
-        reconciled["forecast"].rename("forecast"),
-        quotas["quota"].rename("quota"),
-        capacity["capacity"].rename("capacity"),
-    ]
+    r = Results(work_dir)
+    parts = [load_result(work_dir, "reconciled")["forecast"].rename("forecast")]
+    for name, var in (("quotas", "quota"), ("capacity", "capacity")):
+        result = r.get(name)
+        if result is not None:
+            parts.append(result[var].rename(var))
     keep = {"segment", "region", "rep", "month"}
     parts = [p.drop_vars([c for c in p.coords if c not in keep]) for p in parts]
     return xr.merge(parts, join="outer", compat="override")
