@@ -492,18 +492,32 @@ def _deal_measures(
     return data, beyond
 
 
+#: The measures of ARR, known only from a subscriptions table.
+ARR_MEASURES: tuple[str, ...] = (
+    "arr",
+    "new_arr",
+    "expansion_arr",
+    "contraction_arr",
+    "churned_arr",
+)
+
+
 def _arr_measures(
     subs: pd.DataFrame | None,
     sub_cells: pd.DataFrame | None,
     members: tuple[list[str], list[str], list[str]],
     months: pd.DatetimeIndex,
 ) -> dict[str, np.ndarray]:
-    """ARR and its monthly movements by cell, from the subscription terms."""
+    """ARR and its monthly movements by cell, from the subscription terms.
+
+    Without a subscriptions table they are missing (NaN), never zero: no ARR
+    is known, which is not the same as no ARR (see :func:`arr_provided`).
+    """
     segments, regions, reps = members
     shape = (len(segments), len(regions), len(reps), len(months))
-    names = ("arr", "new_arr", "expansion_arr", "contraction_arr", "churned_arr")
+    names = ARR_MEASURES
     if subs is None or sub_cells is None:
-        return {name: np.zeros(shape) for name in names}
+        return {name: np.full(shape, np.nan) for name in names}
     window = pd.date_range(months[0] - pd.DateOffset(months=1), months[-1], freq="MS")
     accts, level = account_arr(subs, window)
     cells = sub_cells.reindex(np.asarray(accts, dtype=object))
@@ -883,8 +897,10 @@ def validate_cube(ds: xr.Dataset) -> xr.Dataset:
     if not problems and "as_of" in ds.attrs:
         as_of = np.datetime64(pd.Timestamp(ds.attrs["as_of"]), "ns")
         hist = ds.sel(month=slice(None, as_of))
+        # ARR measures without subscriptions are missing as a whole (not provided).
+        unknown = () if arr_provided(ds) else ARR_MEASURES
         for name, m in MEASURES.items():
-            if name in ds and m.actual:
+            if name in ds and m.actual and name not in unknown:
                 n_nan = int(hist[name].isnull().sum())
                 if n_nan:
                     problems.append(
@@ -1263,6 +1279,22 @@ def load_cube(path: str | Path, chunks: dict | None = None) -> xr.Dataset:
 # --------------------------------------------------------------------------- summaries
 
 
+def arr_provided(ds: xr.Dataset) -> bool:
+    """Whether the cube knows ARR: built with subscriptions, its ARR measures are numbers.
+
+    Without them every ARR measure is missing (NaN), and every surface says
+    "not provided" rather than showing zeros.
+
+    Examples
+    --------
+    >>> arr_provided(xr.Dataset({"arr": ("month", [np.nan, np.nan])}))
+    False
+    >>> arr_provided(xr.Dataset({"arr": ("month", [0.0, 1200.0])}))
+    True
+    """
+    return "arr" in ds and bool(ds["arr"].notnull().any())
+
+
 def summary(ds: xr.Dataset) -> str:
     """A short readable description of a cube: members, period, bookings, ARR, pipeline.
 
@@ -1317,8 +1349,11 @@ def summary(ds: xr.Dataset) -> str:
     lines.append(f"Bookings by region, last 4 fiscal quarters [{cur}]:")
     by_quarter = table.T.map(lambda v: f"{v:,.0f}").rename_axis(index=None, columns=None)
     lines.append("\n".join("  " + row for row in by_quarter.to_string().splitlines()))
-    arr_now = float(hist["arr"].isel(month=-1).sum())
-    lines.append(f"ARR at {as_of:%Y-%m}: {arr_now:,.0f} {cur}/year")
+    if arr_provided(ds):
+        arr_now = float(hist["arr"].isel(month=-1).sum())
+        lines.append(f"ARR at {as_of:%Y-%m}: {arr_now:,.0f} {cur}/year")
+    else:
+        lines.append("ARR: not provided (add the subscriptions table)")
     future = ds["pipeline"].sel(
         month=slice(np.datetime64(as_of + pd.DateOffset(months=1), "ns"), None)
     )

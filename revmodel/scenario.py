@@ -203,7 +203,9 @@ def _region_kpis(
         if len(hires)
         else np.zeros(len(regions))
     )
-    ret_r = parts.retention.sum("segment").reindex(region=regions)
+    ret_r = parts.retention.sum("segment", min_count=1).reindex(
+        region=regions
+    )  # missing stays missing
     n_quota_r = _by_region((reps.quota_year > 0).astype(float), reps.region, regions)
     n_attain_r = _by_region(reps.attains.astype(float), reps.region, regions)
     kpis = {
@@ -228,7 +230,11 @@ def _company_kpis(
     kpis: dict[str, np.ndarray], attain_share: float, retention_plan: xr.Dataset
 ) -> dict[str, float]:
     """Company totals: sums of the regions, except the ratios, recomputed from their totals."""
-    totals = {k: float(np.nansum(v)) for k, v in kpis.items()}
+    # A KPI missing in every region (ARR without subscriptions) is missing in total, never 0.
+    totals = {
+        k: float(np.nansum(v)) if np.isfinite(np.asarray(v, dtype=float)).any() else np.nan
+        for k, v in kpis.items()
+    }
     totals["coverage"] = float(_ratio(totals["capacity"], totals["target"]))
     totals["reps_expected_to_attain"] = attain_share
     totals["churn_rate"] = float(retention_plan["company_churn_rate"])

@@ -222,9 +222,40 @@ def test_orders_export_without_reps_gets_placeholder_members():
     assert list(ds["manager"].values) == [config.PLACEHOLDER]
     assert list(ds["region"].values) == ["EU", "US"]
     assert float(ds["bookings"].sum()) == 35
-    assert float(ds["arr"].sum()) == 0
+    assert bool(ds["arr"].isnull().all())  # no subscriptions: ARR unknown, not 0
     assert list(ds["fiscal_quarter"].values) == ["FY2025-Q1", "FY2025-Q1"]
     validate_cube(ds)
+
+
+def test_without_subscriptions_arr_is_missing_never_zero(tables):
+    from revmodel import kpi
+    from revmodel.cube import ARR_MEASURES, arr_provided, summary
+
+    ds = build_cube({k: v for k, v in tables.items() if k != "subscriptions"}, fiscal_year_start=2)
+    validate_cube(ds)  # missing as a whole is not a breach
+    assert not arr_provided(ds) and arr_provided(build_cube(tables, fiscal_year_start=2))
+    for name in ARR_MEASURES:
+        assert bool(ds[name].isnull().all()), name
+    for kw in ({"dims": ("manager",), "period": "fiscal_year"}, {"period": "fiscal_quarter"}):
+        rolled = rollup(ds, **kw)
+        for name in ARR_MEASURES:
+            assert bool(rolled[name].isnull().all()), (kw, name)
+    assert float(rollup(ds, period="fiscal_year")["bookings"].sum()) == 180.0
+    text = summary(ds)
+    assert "ARR: not provided (add the subscriptions table)" in text.splitlines()
+    assert "ARR at" not in text
+    assert kpi.cube_summary(ds).endswith("Churn rate: not provided (add the subscriptions table)")
+    k = kpi.compute(ds, period="fiscal_quarter", tables=tables)
+    for name in ("arr", "churn_rate", "nrr", "grr"):
+        assert bool(k[name].isnull().all()), name
+    assert float(k["bookings"].sum()) == 180.0
+
+
+def test_a_cube_with_nan_arr_in_a_month_of_actuals_is_a_breach(cube):
+    broken = cube.copy(deep=True)
+    broken["arr"][0, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match="measure 'arr' has 1 missing cells"):
+        validate_cube(broken)
 
 
 def test_fiscal_year_start_is_checked(tables):

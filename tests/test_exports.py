@@ -741,12 +741,16 @@ COMPLETED_STATUS: dict[str, int] = {"salesforce": 1, "hubspot": 1}
 #: How the pack writes amounts in each currency.
 SYMBOL = {"USD": "$", "GBP": "£", "CAD": "CA$", "EUR": "€"}
 #: Sections each pack must skip: no export holds accounts or reps; only the billing case
-#: holds subscriptions; the orders file names no rep, so no capacity or quota either.
+#: holds subscriptions; the orders file names no rep, so no capacity, quota or scenario either.
 SKIPPED: dict[str, set[str]] = {
     **{c: {"arr", "territories"} for c in CASES},
     "billing": {"territories"},
-    "orders": {"arr", "territories", "capacity", "quotas"},
+    "orders": {"arr", "territories", "capacity", "quotas", "scenarios"},
 }
+#: What a pack says where no rep is known.
+NO_REP = (
+    "no rep is known — add the reps table, or map the owner column (rep_id) of the opportunities"
+)
 #: Currency each pack must show.
 CURRENCY = {
     "salesforce": "USD",
@@ -812,24 +816,8 @@ def _check_rows(case: str, data: Path, capsys) -> None:
     assert sum(r.rows_quarantined for r in files.values()) == QUARANTINED.get(case, 0)
 
 
-#: What main lacks for a case to publish, named exactly (the case is a strict xfail until then).
-E2E_XFAIL: dict[str, str] = {
-    "orders": "a plan whose exports name no rep stops in 04-capacity-quota with "
-    "InfeasibleError 'no seat has any weight to carry the target': capacity and quotas "
-    "are not skipped as not provided",
-}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=E2E_XFAIL[c]))
-        if c in E2E_XFAIL
-        else c
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("case", CASES)
 def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
     import json
 
@@ -869,6 +857,43 @@ def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
         assert skipped["arr"] == (
             "Churn and the ARR bridge: not provided — add the subscriptions table."
         )
+        _check_arr_missing(pack)
+    if case == "orders":
+        assert manifest["sections"]["shown"] == ["forecast", "kpis", "accuracy"]
+        assert skipped["capacity"] == f"Capacity and hiring: not provided — {NO_REP}."
+        assert skipped["quotas"] == f"Quotas, attainment and balance: not provided — {NO_REP}."
+        assert skipped["scenarios"] == f"Scenario comparison: not provided — {NO_REP}."
+        shown = json.loads((pack / "tables.json").read_text(encoding="utf-8"))
+        assert not {"quotas_by_rep", "capacity", "hires_needed", "scenarios"} & set(shown)
+        assert shown["summary"]["company_target"] is None
+        assert set(openpyxl.load_workbook(pack / "plan.xlsx").sheetnames).isdisjoint(
+            {"quotas_by_rep", "capacity", "hires_needed", "scenarios"}
+        )
+
+
+def _check_arr_missing(pack: Path) -> None:
+    """Without subscriptions, ARR is missing (never 0) in the cube, summary, tables and Excel."""
+    import json
+
+    import xarray as xr
+
+    from revmodel.cube import ARR_MEASURES
+
+    with xr.open_dataset(pack / "plan.nc", group="cube") as cube:
+        for name in ARR_MEASURES:
+            assert bool(cube[name].isnull().all()), name
+    shown = json.loads((pack / "tables.json").read_text(encoding="utf-8"))
+    for name in ("starting_arr", "expected_churn_arr", "churn_rate", "required_new_arr"):
+        assert shown["summary"][name] is None, name
+    kpis = shown["kpis"]
+    assert kpis and all(row[k] is None for row in kpis for k in ("arr", "churn_rate", "nrr"))
+    book = openpyxl.load_workbook(pack / "plan.xlsx")
+    rows = list(book["KPIs"].values)
+    for k in ("arr", "churn_rate", "nrr"):
+        col = rows[0].index(k)
+        assert [r[col] for r in rows[1:]] == [None] * (len(rows) - 1), k
+    summary = dict(list(book["Summary"].values)[1:])
+    assert summary["starting_arr"] is None and summary["expected_churn_arr"] is None
 
 
 def test_opportunity_history_report(tmp_path: Path) -> None:

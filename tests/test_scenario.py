@@ -175,3 +175,14 @@ def test_the_cube_is_not_mutated(cube, base):
     before = cube.copy(deep=True)
     scenario.plan(cube, base)
     xr.testing.assert_identical(cube, before)
+
+
+def test_without_subscriptions_the_arr_kpis_are_missing_not_zero(base):
+    tables = sample.generate(reps=16, months=36, seed=3)
+    no_subs = build_cube(
+        {k: v for k, v in tables.items() if k != "subscriptions"}, fiscal_year_start=11
+    )
+    row = scenario.summary(scenario.stack(no_subs, [base])).iloc[0]
+    for name in ("opening_arr", "closing_arr", "expected_churn_arr", "required_new_arr"):
+        assert np.isnan(row[name]), name
+    assert row["target"] > 0 and row["capacity"] > 0  # the rest of the plan is there
