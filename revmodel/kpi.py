@@ -32,6 +32,7 @@ import xarray as xr
 from revmodel import calendar as fcal
 from revmodel import config, retention
 from revmodel import cube as rcube
+from revmodel import pipeline as rpipeline
 from revmodel.errors import DataError, ParameterError
 
 __all__ = [
@@ -492,10 +493,9 @@ def _pipeline_coverage(c: _Context) -> xr.DataArray:
     n_future = retention.period_sum(future.astype(float), c.period)
     done = rcube.rollup(cube["bookings"].fillna(0.0), c.dims, "month")
     done = retention.period_sum(done, c.period)
-    gap = c.quota_by_period - done
     ahead = n_future[c.period].values[n_future.values > 0]
-    pipe, gap = xr.align(pipe.sel({c.period: ahead}), gap, join="left")
-    return _r(pipe, gap)
+    pipe, target, done = xr.align(pipe.sel({c.period: ahead}), c.quota_by_period, done, join="left")
+    return rpipeline.coverage_ratio(pipe, target, done)  # the one definition of coverage
 
 
 def attainment(bookings: xr.DataArray | float, quota: xr.DataArray | float) -> xr.DataArray:

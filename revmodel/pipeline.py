@@ -655,10 +655,46 @@ def coverage(
     if bad:
         raise ParameterError(f"coverage: the target has dims {bad} the pipeline lacks")
     total = pipe.sum([d for d in pipe.dims if d not in keep])
+    return coverage_ratio(total, target, booked)
+
+
+def coverage_ratio(pipeline: Any, target: Any, booked: Any = 0.0) -> Any:
+    """The one definition of pipeline coverage: pipeline / (target - booked) [1].
+
+    Every surface (the KPI catalogue, :func:`coverage`, the explorer app, the
+    plan pack) computes coverage with this function: open pipeline expected to
+    close in what is left of the period, over the target still to book. Where
+    nothing remains to book (or there is no target) coverage is missing (NaN).
+
+    Parameters
+    ----------
+    pipeline : float or xr.DataArray
+        Open pipeline closing in the period's remaining months [currency].
+    target : float or xr.DataArray
+        Quota or target of the period [currency]; NaN when there is none.
+    booked : float or xr.DataArray
+        Already booked in the period [currency].
+
+    Returns
+    -------
+    float or xr.DataArray
+        A float when every input is a number, else a DataArray (aligned as xarray does).
+
+    Examples
+    --------
+    >>> coverage_ratio(300.0, 250.0, booked=100.0)
+    2.0
+    >>> coverage_ratio(300.0, 250.0, booked=250.0)
+    nan
+    """
     remaining = target - booked
-    if isinstance(remaining, xr.DataArray):
-        return total / remaining.where(remaining > 0)
-    return float(total) / remaining if remaining > 0 else float("nan")
+    if any(isinstance(v, xr.DataArray) for v in (pipeline, target, booked)):
+        remaining = (
+            xr.DataArray(remaining) if not isinstance(remaining, xr.DataArray) else remaining
+        )
+        return (pipeline / remaining.where(remaining > 0)).astype(float)
+    remaining = float(remaining)
+    return float(pipeline) / remaining if remaining > 0 else float("nan")
 
 
 # --------------------------------------------------------------------------- blend

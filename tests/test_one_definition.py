@@ -146,3 +146,62 @@ def test_balance_verdict_is_the_same_on_the_quotas_and_territories_tabs(tmp_path
     cells = [c.strip() for c in shown.split("|") if c.strip()]
     assert cells.count("out of line") == int(frame["out_of_line"].sum())
     assert cells.count("in line") == int((~frame["out_of_line"]).sum())
+
+
+@pytest.mark.parametrize("region", [None, "EMEA"])
+def test_coverage_is_one_value_on_every_surface(app_context, region):
+    """Pipeline coverage: the KPI catalogue, pipeline.coverage, the explorer and the pack agree."""
+    from revmodel import pipeline
+    from revmodel.apps import explorer
+
+    ctx = app_context
+    cube, period = ctx.cube, ctx.cycle
+    months = ctx.period_months(period)
+    rep_quota = ctx.plan["rep_quota"]
+    in_period = rep_quota.sel(month=rep_quota["month"].isin(months.values))
+    pipe = cube["pipeline"].sel(month=cube["month"].isin(months.values))
+    if region is not None:
+        in_period = in_period.isel(rep=np.asarray(in_period["rep_region"].values) == region)
+        pipe = pipe.sel(region=region)
+    # Independently: open pipeline closing in the quarter over its quota (nothing booked yet:
+    # the quarter starts after the actuals).
+    assert pd_months_after(months, ctx.as_of)
+    expected = float(pipe.sum()) / float(in_period.sum())
+    assert 0.2 < expected < 20
+
+    # The library's one function, and pipeline.coverage over the cube's months.
+    assert pipeline.coverage_ratio(float(pipe.sum()), float(in_period.sum())) == pytest.approx(
+        expected
+    )
+    target = float(in_period.sum())
+    whole = cube["pipeline"] if region is None else cube["pipeline"].sel(region=region)
+    assert pipeline.coverage(whole, target, months) == pytest.approx(expected)
+
+    # The KPI catalogue (cube summary tables, the pack's KPI sheet).
+    dims = () if region is None else ("region",)
+    k = kpi.compute(
+        cube, ["pipeline_coverage"], dims=dims, period="fiscal_quarter", quota=rep_quota
+    )
+    got = k["pipeline_coverage"].sel(fiscal_quarter=period)
+    if region is not None:
+        got = got.sel(region=region)
+    assert float(got) == pytest.approx(expected)
+
+    # The explorer app.
+    s = explorer.summarise(ctx, explorer.Selection(period, region=region))
+    assert s["coverage"] == pytest.approx(expected)
+
+    # The plan pack's forecast table (HTML, Excel, tables.json).
+    quota_ds = ctx.plan[["rep_quota"]].rename(rep_quota="quota")
+    level = "total" if region is None else "region"
+    table = publish.forecast_table(cube, ctx.forecast, ctx.reconciled, quota_ds, months, level)
+    row = table.iloc[0] if region is None else table.set_index("name").loc[region]
+    assert float(row["coverage"]) == pytest.approx(expected)
+    assert float(row["forecast_to_target"]) == pytest.approx(row["forecast"] / row["target"])
+
+
+def pd_months_after(months, as_of) -> bool:
+    """Whether every month of ``months`` comes after ``as_of`` (so nothing is booked yet)."""
+    import pandas as pd
+
+    return bool((pd.DatetimeIndex(months) > pd.Timestamp(as_of)).all())

@@ -17,6 +17,7 @@ import xarray as xr
 from revmodel import backtest, config, reconcile
 from revmodel import cube as rcube
 from revmodel import parameters as rparams
+from revmodel import pipeline as rpipeline
 from revmodel.publish.runfolder import Results, period_months
 
 __all__ = ["forecast_table", "pack_figures", "pack_tables", "summary"]
@@ -51,8 +52,11 @@ def forecast_table(
     pandas.DataFrame
         ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (the node's own
         model: quantiles of its total over the months, months drawn independently),
-        ``target``, ``gap`` (target - forecast), ``coverage`` (forecast /
-        target), ``pipeline`` (open pipeline closing in the months) [currency].
+        ``target``, ``gap`` (target - forecast), ``forecast_to_target`` (forecast
+        / target), ``coverage`` (pipeline coverage, the one definition:
+        :func:`revmodel.pipeline.coverage_ratio` of the pipeline over the target
+        less what the months already booked), ``pipeline`` (open pipeline closing
+        in the months) [currency].
     """
 
     m = months.values.astype("datetime64[ns]")
@@ -61,7 +65,9 @@ def forecast_table(
     rec = rcube.rollup(
         reconciled.sel(month=fm).assign_coords(manager=("rep", cube["manager"].values)), keep
     ).sum("month")
-    pipe = rcube.rollup(cube["pipeline"].sel(month=[t for t in m if t in set(cube["month"].values)]), keep).sum("month")  # fmt: skip
+    cm = [t for t in m if t in set(cube["month"].values)]
+    pipe = rcube.rollup(cube["pipeline"].sel(month=cm), keep).sum("month")
+    booked = rcube.rollup(cube["bookings"].sel(month=cm).fillna(0.0), keep).sum("month")
     # Band: the quantiles of the node's own total over the months (never added quantiles).
     q = [float(v) for v in fc["quantile"].values]
     node = fc["node_forecast"].sel(month=fm).transpose("node", "month", "quantile")
@@ -79,10 +85,17 @@ def forecast_table(
     )
     if level == "total":
         frame = pd.DataFrame(
-            {"forecast": [float(rec)], "pipeline": [float(pipe)]}, index=["Company"]
+            {"forecast": [float(rec)], "pipeline": [float(pipe)], "booked": [float(booked)]},
+            index=["Company"],
         )
     else:
-        frame = pd.DataFrame({"forecast": rec.to_series(), "pipeline": pipe.to_series()})
+        frame = pd.DataFrame(
+            {
+                "forecast": rec.to_series(),
+                "pipeline": pipe.to_series(),
+                "booked": booked.to_series(),
+            }
+        )
         frame.index = frame.index.astype(str)
     frame = frame.join(band, how="left")
     if quota is not None:
@@ -99,12 +112,16 @@ def forecast_table(
         frame = frame.join(tgt.rename("target"), how="outer")
     else:
         frame["target"] = np.nan
-    frame = frame.fillna({"forecast": 0.0, "pipeline": 0.0})
+    frame = frame.fillna({"forecast": 0.0, "pipeline": 0.0, "booked": 0.0})
     frame["gap"] = frame["target"] - frame["forecast"]
-    frame["coverage"] = frame["forecast"] / frame["target"].where(frame["target"] > 0)
+    frame["forecast_to_target"] = frame["forecast"] / frame["target"].where(frame["target"] > 0)
+    frame["coverage"] = [
+        rpipeline.coverage_ratio(p, t, b)
+        for p, t, b in zip(frame["pipeline"], frame["target"], frame["booked"], strict=True)
+    ]
     frame = frame[frame[["forecast", "target", "pipeline"]].abs().sum(axis=1) > 0]
     frame = frame.rename_axis("name").reset_index()
-    cols = ["name", "forecast", "p10", "p90", "target", "gap", "coverage", "pipeline"]
+    cols = ["name", "forecast", "p10", "p90", "target", "gap", "forecast_to_target", "coverage", "pipeline"]  # fmt: skip
     return frame[cols].sort_values("name", kind="stable").reset_index(drop=True)
 
 
@@ -165,10 +182,10 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
         out["reps_out_of_line"] = int(bal["n_out_of_line"])
     ret = r.get("retention_plan")
     if ret is not None:
-        out["starting_arr"] = float(ret["starting_arr"].sum())
-        out["expected_churn_arr"] = float(ret["total_expected_churn_arr"].sum())
+        out["starting_arr"] = float(ret["starting_arr"].sum(min_count=1))
+        out["expected_churn_arr"] = float(ret["total_expected_churn_arr"].sum(min_count=1))
         out["churn_rate"] = float(ret["company_churn_rate"])
-        out["required_new_arr"] = float(ret["total_required_new_arr"].sum())
+        out["required_new_arr"] = float(ret["total_required_new_arr"].sum(min_count=1))
     acc = r.get("accuracy")
     if acc is not None and len(acc):
         total = acc[acc["level"] == "total"]
