@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from numbers import Integral, Real
@@ -331,11 +332,16 @@ _TYPED = (
 )
 
 
+_FISCAL_YEAR = re.compile(r"FY\d{4}")
+
+
 def _typed(key: str, value: Any) -> Any:
     """``value`` of field ``key`` in its type; a :class:`ParameterError` naming both otherwise."""
-    if key == "plan_year" and isinstance(value, Integral) and not isinstance(value, bool):
+    if key == "plan_year" and not (isinstance(value, str) and _FISCAL_YEAR.fullmatch(value)):
+        whole = isinstance(value, Integral) and not isinstance(value, bool)
+        hint = f" (write 'FY{value}')" if whole else ""
         raise ParameterError(
-            f"Assumptions: plan_year must be a fiscal year label such as 'FY{value}', got {value!r}."
+            f"Assumptions: plan_year must be a fiscal year like FY2027, got {value!r}{hint}."
         )
     if key == "hires":
         if isinstance(value, list | tuple) and all(isinstance(h, Hire) for h in value):

@@ -271,7 +271,11 @@ def test_wrong_levels_and_types_read_clearly(call, message):
         ),
         (
             {"plan_year": 2027},
-            "Assumptions: plan_year must be a fiscal year label such as 'FY2027', got 2027.",
+            "Assumptions: plan_year must be a fiscal year like FY2027, got 2027 (write 'FY2027').",
+        ),
+        (
+            {"plan_year": "2027"},
+            "Assumptions: plan_year must be a fiscal year like FY2027, got '2027'.",
         ),
         (
             {"ramp_months": 3},
