@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from revmodel import capacity, kpi, quota, retention
-from revmodel import cube as rcube
 from revmodel.assumptions import Assumptions
 from revmodel.errors import ParameterError
+
+# The modules behind the verbs are imported when a verb is first called, so that
+# `import revmodel` (a command line starting a server, say) stays light.
 
 __all__ = ["RevAccessor"]
 
@@ -97,6 +98,8 @@ class RevAccessor:
         ...
         revmodel.errors.ParameterError: rollup: unknown level 'regoin'; use any of segment, region, rep, manager, rep_region, rep_segment.
         """
+        from revmodel import cube as rcube
+
         return rcube.rollup(self._ds, dims=dims, period=period)
 
     def validate(self) -> xr.Dataset:
@@ -117,6 +120,8 @@ class RevAccessor:
         >>> ds.rev.validate() is ds
         True
         """
+        from revmodel import cube as rcube
+
         return rcube.validate_cube(self._ds)
 
     def summary(self) -> str:
@@ -136,6 +141,8 @@ class RevAccessor:
           FY2026        36,106,787
         ...
         """
+        from revmodel import kpi
+
         return kpi.cube_summary(self._ds)
 
     def save(self, path: str | Path) -> Path:
@@ -161,6 +168,8 @@ class RevAccessor:
         ...     (path.name, float(back["bookings"].sum()) == float(ds["bookings"].sum()))
         ('cube.nc', True)
         """
+        from revmodel import cube as rcube
+
         return rcube.save_cube(self._ds, path)
 
     def actuals(self) -> xr.Dataset:
@@ -206,6 +215,8 @@ class RevAccessor:
         >>> {k: round(float(v) / 1e6, 2) for k, v in bridge.data_vars.items()}
         {'opening': 29.4, 'new': 7.01, 'expansion': 2.91, 'contraction': 1.86, 'churn': 1.36, 'closing': 36.11}
         """
+        from revmodel import retention
+
         return retention.arr_bridge(self._ds, _tuple(dims), period)
 
     def churn_rate(self, dims: Iterable[str] | str = (), months: int = 12) -> xr.DataArray:
@@ -234,6 +245,8 @@ class RevAccessor:
         Enterprise    0.057
         dtype: float64
         """
+        from revmodel import retention
+
         return retention.churn_rate(self._ds, _tuple(dims), months=months)
 
     def kpis(
@@ -270,6 +283,8 @@ class RevAccessor:
         North America East  16281961.0     0.554
         North America West  19824826.0     0.528
         """
+        from revmodel import kpi
+
         wanted = [names] if isinstance(names, str) else names
         return kpi.compute(self._ds, wanted, dims=_tuple(dims), period=period, **inputs)
 
@@ -296,6 +311,8 @@ class RevAccessor:
         >>> plan["headcount"].sum("rep").round(1).values[:3]
         array([10.8, 10.7, 10.7])
         """
+        from revmodel import capacity
+
         return capacity.capacity_plan(self._ds, _assumptions(assumptions), months=months)
 
     def quotas(self, assumptions: Assumptions, **kwargs) -> xr.Dataset:
@@ -321,19 +338,20 @@ class RevAccessor:
         >>> round(float(quotas["quota"].sum()) / float(quotas["target"]), 2)
         1.1
         """
+        from revmodel import quota
+
         return quota.top_down(self._ds, _assumptions(assumptions), **kwargs)
 
-    def attainment(
-        self, quota_da: xr.DataArray, tolerance: float = quota.DEFAULT_TOLERANCE
-    ) -> xr.Dataset:
+    def attainment(self, quota_da: xr.DataArray, tolerance: float | None = None) -> xr.Dataset:
         """Attainment of actual bookings against ``quota_da`` (:func:`revmodel.quota.attainment`).
 
         Parameters
         ----------
         quota_da : xarray.DataArray
             Quota by rep (and month) [currency].
-        tolerance : float
-            Attainment at or above which a quota counts as met [ratio].
+        tolerance : float, optional
+            Attainment at or above which a quota counts as met [ratio]; default
+            :data:`revmodel.quota.DEFAULT_TOLERANCE`.
 
         Returns
         -------
@@ -349,7 +367,12 @@ class RevAccessor:
         >>> int(att["met"].sum()), att.sizes["rep"]
         (13, 14)
         """
+        from revmodel import cube as rcube
+        from revmodel import quota
+
         bookings = rcube.rollup(self._ds["bookings"], dims=("rep",))
+        if tolerance is None:
+            tolerance = quota.DEFAULT_TOLERANCE
         return quota.attainment(bookings, quota_da, tolerance=tolerance)
 
 

@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from revmodel import calendar as fcal
 from revmodel import capacity as cap
@@ -841,6 +840,8 @@ def expected_attainment(
         sigma = np.sqrt(np.log1p(float(cv) ** 2))
         with np.errstate(divide="ignore"):
             z = (np.log(tol / ratio) + sigma**2 / 2) / sigma
+        from scipy import stats  # here: scipy.stats takes a second to import
+
         p = xr.apply_ufunc(stats.norm.sf, z).where(q > 0)
     share = p.mean(skipna=True)
     return xr.Dataset(

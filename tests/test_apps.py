@@ -421,7 +421,7 @@ def test_quota_balance_is_judged_against_territory_potential(tmp_path, monkeypat
 
 def test_voila_command_is_local_stripped_culled_and_tokened():
     cmd = serve.voila_command(8870, "tok")
-    assert cmd[1:4] == ["-m", "voila", str(config.APPS_DIR)]
+    assert cmd[1:4] == ["-c", serve.VOILA_MAIN, str(config.APPS_DIR)]
     for flag in (
         "--Voila.ip=127.0.0.1",
         "--port=8870",

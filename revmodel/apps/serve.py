@@ -65,6 +65,13 @@ CULL_IDLE_SECONDS = 1800
 CULL_INTERVAL_SECONDS = 120
 #: Kernels kept ready per app, the page built in advance.
 POOL_SIZE = 1
+#: Voila, started without ``rfc3987_syntax``: jsonschema imports it, when present, only to
+#: check "iri" strings, and it compiles a grammar at import (seconds on a busy machine)
+#: that nothing in the server uses; jsonschema does without it.
+VOILA_MAIN = (
+    "import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'voila'; "
+    "from voila.app import main; sys.exit(main())"
+)
 
 
 def voila_command(
@@ -80,8 +87,8 @@ def voila_command(
     preheat = ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"] if pool_size > 0 else []
     return [
         sys.executable,
-        "-m",
-        "voila",
+        "-c",
+        VOILA_MAIN,
         str(apps_dir or config.APPS_DIR),
         "--no-browser",
         f"--Voila.ip={ip}",
