@@ -393,6 +393,22 @@ def test_quotas_table_balance_and_filter(app_context):
     assert app.kpis.values["reps"] == str(len(app.frame()))
     assert [t.name for t in app.chart.figure.data][:2] == ["In line", "Out of line"]
     assert text(app.territory_table.value)  # a proposal, or why there is none
+    # Excel of what the table shows: the region's reps, quotas as numbers.
+    import io
+
+    import openpyxl
+
+    app.excel.button.click()
+    assert "download='quotas-" in app.excel.link.value
+    ws = openpyxl.load_workbook(io.BytesIO(app.excel.data))["Quotas"]
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    header = [c.value for c in ws[1]]
+    assert len(rows) == len(app.frame())
+    assert sum(r[header.index("Quota (year)")] for r in rows) == pytest.approx(
+        app.frame()["full_year_quota"].sum()
+    )
+    assert {r[header.index("Region")] for r in rows} == {region}
+    assert ws.cell(row=2, column=header.index("Quota (year)") + 1).number_format == "#,##0"
 
 
 @pytest.mark.slow
@@ -776,3 +792,84 @@ def test_plan_prepares_the_apps_context_and_serve_only_reads_it(
         assert ctx.published == plan
     finally:
         app_context_module.clear_cache()
+
+
+# --------------------------------------------------------------------------- layout
+
+
+HOSTILE = '=HYPERLINK("http://evil.example","Paid")'
+
+
+def test_explorer_drills_down_by_click_and_downloads_the_view_inert(app_context):
+    import base64
+    import dataclasses
+    import io
+
+    import openpyxl
+
+    # A rep whose name in the export looks like a spreadsheet formula.
+    cube = app_context.cube.copy()
+    quota = app_context.rep_quota().sum("month")
+    target = str(quota["rep"].values[int(np.argmax(quota.values))])
+    at = list(cube["rep"].values.astype(str)).index(target)
+    names = cube["rep_name"].values.astype(object).copy()
+    names[at] = HOSTILE
+    cube = cube.assign_coords(rep_name=("rep", names))
+    if "rep_label" in cube.coords:
+        labels = cube["rep_label"].values.astype(object).copy()
+        labels[at] = HOSTILE
+        cube = cube.assign_coords(rep_label=("rep", labels))
+    ctx = session(dataclasses.replace(app_context, cube=cube, extra={}))
+    assert ctx.label("rep", target) == HOSTILE
+    page = explorer.build(ctx).app
+    region = str(cube["rep_region"].sel(rep=target).values)
+    manager = str(cube["manager"].sel(rep=target).values)
+
+    def buttons(css):
+        return {b.description: b for b in page.drill.children if css in b._dom_classes}
+
+    assert not buttons("revmodel-drill-up")  # the company: nothing to go up to
+    buttons("revmodel-drill-member")[region].click()
+    assert page.region.value == region
+    assert "Manager" in text(page.table.value)
+    buttons("revmodel-drill-member")[manager].click()
+    assert page.manager.value == manager
+    assert HOSTILE in buttons("revmodel-drill-member")
+    # The team's table at full height and width, the hostile name escaped on the page.
+    assert "revmodel-full" in page.table.value and "revmodel-scroll" not in page.table.value
+    assert "&lt;" not in HOSTILE and html_escaped(HOSTILE) in page.table.value
+
+    # Excel of the view: the table's rows, the name written as text that never runs.
+    page.excel.button.click()
+    link = page.excel.link.value
+    assert f"download='explorer-{page.selection().period}.xlsx'" in link
+    data = base64.b64decode(link.split("base64,")[1].split("'")[0])
+    assert data == page.excel.data
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    ws = wb["Breakdown"]
+    header = [c.value for c in ws[1]]
+    assert header[0] == "Rep"
+    rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True)}
+    assert "'" + HOSTILE in rows and HOSTILE not in rows
+    cell = next(c for c in ws["A"] if c.value == "'" + HOSTILE)
+    assert cell.data_type == "s"
+    shown = page.shown["breakdown"].set_index("Rep")
+    got = rows["'" + HOSTILE]
+    assert got[header.index("forecast")] == pytest.approx(shown.loc[HOSTILE, "forecast"])
+    assert got[header.index("quota")] == pytest.approx(shown.loc[HOSTILE, "quota"])
+    assert rows["Total"][header.index("bookings")] == pytest.approx(shown.loc["Total", "bookings"])
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=2, values_only=True)}
+    assert summary["Slice"] == f"{region}, {manager}"
+    # The view changes: the old file's link goes.
+    buttons("revmodel-drill-member")[HOSTILE].click()
+    assert page.rep.value == target
+    assert page.excel.link.value == ""
+    assert "Segment" in text(page.table.value)
+    buttons("revmodel-drill-up")["Up one level"].click()
+    assert page.rep.value == explorer.ALL_MEMBERS and page.manager.value == manager
+
+
+def html_escaped(value: str) -> str:
+    import html
+
+    return html.escape(value)

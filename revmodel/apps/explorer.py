@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import ipywidgets as w
 import numpy as np
@@ -374,7 +374,7 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
         The level name and one row per member plus a ``Total`` row:
         ``name`` (reps by name), ``bookings``, ``forecast``, ``landing``, ``quota``,
         ``expected_attainment``, ``pipeline``, ``win_rate``, ``commit`` and
-        ``best_case`` (:func:`calls_of`).
+        ``best_case`` (:func:`calls_of`), and ``key`` (the member's id, None on ``Total``).
     """
     opts = members(ctx, sel)
     if sel.rep is not None:
@@ -402,13 +402,27 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
             continue
         commit, best = calls_of(ctx, replace(sel, **{level: name}))
         label = ctx.label(level, name)
-        rows.append({"name": label, **{c: s[c] for c in cols}, "commit": commit, "best_case": best})
+        rows.append(
+            {
+                "name": label,
+                **{c: s[c] for c in cols},
+                "commit": commit,
+                "best_case": best,
+                "key": name,
+            }
+        )
     total = summarise(ctx, sel)
     commit, best = calls_of(ctx, sel)
     rows.append(
-        {"name": "Total", **{c: total[c] for c in cols}, "commit": commit, "best_case": best}
+        {
+            "name": "Total",
+            **{c: total[c] for c in cols},
+            "commit": commit,
+            "best_case": best,
+            "key": None,
+        }
     )
-    return level, pd.DataFrame(rows, columns=["name", *cols, "commit", "best_case"])
+    return level, pd.DataFrame(rows, columns=["name", *cols, "commit", "best_case", "key"])
 
 
 def figure(ctx: AppContext, sel: Selection) -> go.Figure:
@@ -517,7 +531,21 @@ class ExplorerPage:
     table: w.HTML
     status: w.HTML
     context: AppContext
+    drill: w.HBox = field(default_factory=w.HBox)
+    excel: layout.ExcelDownload | None = None
+    shown: dict[str, pd.DataFrame] = field(default_factory=dict)
     busy: bool = False
+
+    def drill_into(self, level: str, key: str) -> None:
+        """Show one member of the breakdown (a click on its button): region, manager, rep, segment."""
+        getattr(self, level).value = key
+
+    def drill_up(self) -> None:
+        """Back one level: the rep's team, the manager's region, the company."""
+        for name in ("rep", "manager", "region", "segment"):
+            if getattr(self, name).value not in (None, ALL_MEMBERS):
+                getattr(self, name).value = ALL_MEMBERS
+                return
 
     def selection(self) -> Selection:
         def value(dd: w.Dropdown) -> str | None:
@@ -577,7 +605,13 @@ def _layout(ctx: AppContext, page: ExplorerPage) -> w.VBox:
         f"Actuals to {ctx.as_of:%B %Y}; forecast and quotas of the {ctx.assumptions.plan_year} plan "
         f"(cycle {ctx.cycle}); the forecast keeps the latest commit calls. Pick a period and a "
         "slice of the sales team.",
-        [filters, page.kpis, page.chart, layout.section("Breakdown", page.table), page.status],
+        [
+            filters,
+            page.kpis,
+            page.chart,
+            layout.section("Breakdown", page.drill, page.table, page.excel),
+            page.status,
+        ],
         footer=f"Data: {ctx.source}. Forecast: statistical, reconciled ({ctx.reconcile_method}) "
         "with the commit calls locked; band from the 10% and 90% quantiles; commit and best case: "
         "the node's own call, else the sum of the calls below it.",
@@ -622,7 +656,8 @@ def _refresh(page: ExplorerPage) -> None:
         page.kpis.show(cards(s, sel, rates_period(ctx, sel)))
         page.chart.show(figure(ctx, sel))
         level, frame = breakdown(ctx, sel)
-        frame = frame.rename(
+        _drill_buttons(page, level, frame)
+        frame = frame.drop(columns="key").rename(
             columns={
                 "name": level.capitalize(),
                 "landing": "expected landing",
@@ -634,6 +669,9 @@ def _refresh(page: ExplorerPage) -> None:
         page.table.value = layout.table_html(
             frame, kinds=BREAKDOWN_KINDS, css="revmodel-breakdown", total_rows=[len(frame) - 1]
         )
+        page.shown = {"summary": _summary_frame(s, sel, ctx), "breakdown": frame}
+        if page.excel is not None:
+            page.excel.clear()
         where = html.escape(sel.describe(ctx.rep_names()))
         page.status.value = (
             f"<span class='revmodel-footer' data-selection='{where}'>{where} in "
@@ -642,6 +680,46 @@ def _refresh(page: ExplorerPage) -> None:
         )
     finally:
         page.busy = False
+
+
+def _drill_buttons(page: ExplorerPage, level: str, frame: pd.DataFrame) -> None:
+    """One button per member of the breakdown (click: show that member), and one back up."""
+    buttons = []
+    sel = page.selection()
+    if any(v is not None for v in (sel.region, sel.manager, sel.rep, sel.segment)):
+        up = w.Button(description="Up one level", icon="arrow-up")
+        up.add_class("revmodel-drill-up")
+        up.on_click(lambda _b: page.drill_up())
+        buttons.append(up)
+    if level != "segment" or sel.segment is None:
+        for name, key in zip(frame["name"], frame["key"], strict=True):
+            if key is None:
+                continue
+            b = w.Button(description=str(name), tooltip=f"Show {name}")
+            b.add_class("revmodel-drill-member")
+            b.on_click(lambda _b, k=str(key): page.drill_into(level, k))
+            buttons.append(b)
+    page.drill.children = buttons
+
+
+def _summary_frame(s: dict[str, float], sel: Selection, ctx: AppContext) -> pd.DataFrame:
+    """The KPI cards as a table (figure, value) for the Excel download."""
+    names = {"bookings": "Bookings", "forecast": "Forecast", "landing": "Expected landing",
+             "p10": "Landing P10", "p90": "Landing P90", "quota": "Quota",
+             "commit": "Commit", "best_case": "Best case", "attainment": "Attainment to date",
+             "expected_attainment": "Attainment (expected)", "pipeline": "Open pipeline",
+             "coverage": "Pipeline coverage", "win_rate": "Win rate", "deal_size": "Average deal"}  # fmt: skip
+    rows = [("Slice", sel.describe(ctx.rep_names())), ("Period", sel.period),
+            ("Plan", ctx.source)]  # fmt: skip
+    rows += [(label, s.get(key, float("nan"))) for key, label in names.items()]
+    return pd.DataFrame(rows, columns=["figure", "value"])
+
+
+def _excel_sheets(page: ExplorerPage) -> dict[str, layout.Sheet]:
+    return {
+        "Summary": (page.shown["summary"], {}),
+        "Breakdown": (page.shown["breakdown"], BREAKDOWN_KINDS),
+    }
 
 
 def build(ctx: AppContext | None = None) -> w.Widget:
@@ -661,6 +739,10 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     page = _widgets(ctx)
+    page.drill.add_class("revmodel-drill")
+    page.excel = layout.ExcelDownload(
+        lambda: f"explorer-{page.selection().period}", lambda: _excel_sheets(page)
+    )
     for dd in (page.period, page.region, page.manager, page.rep, page.segment):
         dd.observe(page.refresh, names="value")
     page.refresh()

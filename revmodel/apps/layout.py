@@ -9,10 +9,13 @@ test inspects.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as w
 import pandas as pd
@@ -26,6 +29,7 @@ from revmodel import (
 __all__ = [
     "STYLE",
     "Controls",
+    "ExcelDownload",
     "FigurePane",
     "KpiCards",
     "Message",
@@ -33,6 +37,7 @@ __all__ = [
     "fmt_pct",
     "page",
     "table_html",
+    "workbook",
 ]
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -41,7 +46,7 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 STYLE = """
 <style>
 .revmodel-app { font-family: "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1f2933;
-  max-width: 1200px; }
+  width: 100%; max-width: none; }
 .revmodel-title h2 { margin: 4px 0 0 0; font-size: 22px; color: #1f3a5f; }
 .revmodel-subtitle { color: #52606d; font-size: 13px; }
 .revmodel-cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
@@ -52,7 +57,10 @@ STYLE = """
 .revmodel-card .value { font-size: 20px; font-weight: 600; color: #1f3a5f; }
 .revmodel-card .sub { font-size: 12px; color: #52606d; }
 .revmodel-card .delta-up { color: #1e7b45; } .revmodel-card .delta-down { color: #b42318; }
-table.revmodel-grid { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
+table.revmodel-grid { border-collapse: collapse; font-size: 13px; margin: 6px 0; width: 100%; }
+.revmodel-full { width: 100%; }
+.revmodel-drill button { margin-right: 4px; }
+.revmodel-excel-link a { font-size: 13px; line-height: 28px; margin-left: 8px; }
 table.revmodel-grid th { background: #1f3a5f; color: white; padding: 4px 8px; text-align: left;
   position: sticky; top: 0; }
 table.revmodel-grid td { padding: 3px 8px; border-bottom: 1px solid #e4e7eb; }
@@ -196,13 +204,14 @@ def table_html(
     total_rows: Iterable[int] = (),
     flag_column: str | None = None,
     max_rows: int = 200,
-    scroll: bool = True,
+    scroll: bool = False,
 ) -> str:
     """A DataFrame as an HTML table of class ``revmodel-grid`` (``css`` added).
 
     ``kinds`` maps a column to ``money``, ``usd``, ``pct``, ``int`` or text;
-    rows in ``total_rows`` are bold; a truthy ``flag_column`` cell is red; ``scroll``
-    False shows every row at full height (no scroll box).
+    rows in ``total_rows`` are bold; a truthy ``flag_column`` cell is red. Every
+    row is shown at full height and the table takes the page's width; ``scroll``
+    True puts it in a box of limited height instead.
     """
     kinds = dict(kinds or {})
     totals = set(total_rows)
@@ -264,3 +273,75 @@ def when_opened(page: w.Widget) -> None:
     refresh = getattr(getattr(page, "app", None), "refresh", None)
     if callable(refresh):
         refresh()
+
+
+#: The media type of an Excel workbook.
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+#: A sheet: the table and the kind of each column (``money``, ``pct``, ``int``; else text).
+Sheet = tuple[pd.DataFrame, Mapping[str, str]]
+
+
+def workbook(sheets: Mapping[str, Sheet]) -> bytes:
+    """An Excel workbook of ``sheets`` (name -> (table, column kinds)) [xlsx bytes].
+
+    Every text cell and column name goes through :func:`revmodel.formatting.inert_frame`
+    (a name like ``=HYPERLINK(...)`` is written as text, never run); numbers stay
+    numbers, with the plan pack's number formats.
+    """
+    from openpyxl.utils import get_column_letter
+
+    from revmodel.publish.excel import NUMBER_FORMATS
+
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as xw:
+        for name, (frame, kinds) in sheets.items():
+            title = re.sub(r"[\[\]:*?/\\]", " ", name)[:31]
+            formatting.inert_frame(frame).to_excel(xw, sheet_name=title, index=False)
+            ws = xw.sheets[title]
+            ws.freeze_panes = "A2"
+            for i, col in enumerate(frame.columns, start=1):
+                letter = get_column_letter(i)
+                ws.column_dimensions[letter].width = min(40, max(12, len(str(col)) + 2))
+                fmt = NUMBER_FORMATS.get(kinds.get(str(col), ""))
+                for (cell,) in ws.iter_rows(min_row=2, min_col=i, max_col=i):
+                    if fmt:
+                        cell.number_format = fmt
+    return buffer.getvalue()
+
+
+class ExcelDownload(w.HBox):
+    """An ``Excel`` button: writes what the view shows (:func:`workbook`) and offers the file.
+
+    ``sheets()`` is called on each click, so the file is the view of that moment;
+    :meth:`clear` takes the link away when the view changes. :attr:`data` keeps
+    the last workbook's bytes for tests.
+    """
+
+    def __init__(self, filename: Callable[[], str], sheets: Callable[[], Mapping[str, Sheet]]):
+        self.button = w.Button(
+            description="Excel", icon="download", tooltip="Download this view as an Excel workbook"
+        )
+        self.button.add_class("revmodel-excel-button")
+        self.link = w.HTML()
+        self.link.add_class("revmodel-excel-link")
+        super().__init__([self.button, self.link])
+        self.add_class("revmodel-excel")
+        self._filename, self._sheets = filename, sheets
+        self.data = b""
+        self.button.on_click(lambda _button: self.prepare())
+
+    def prepare(self) -> bytes:
+        """Write the workbook and show its download link."""
+        self.data = workbook(self._sheets())
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", self._filename()).strip("-") or "view"
+        name = f"{name}.xlsx"
+        href = f"data:{XLSX_MIME};base64,{base64.b64encode(self.data).decode('ascii')}"
+        self.link.value = (
+            f"<a class='revmodel-excel-file' download='{html.escape(name)}' "
+            f"href='{href}'>Download {html.escape(name)}</a>"
+        )
+        return self.data
+
+    def clear(self) -> None:
+        self.link.value = ""

@@ -12,7 +12,7 @@ against today's book, when the exports include accounts and reps.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ipywidgets as w
 import numpy as np
@@ -163,6 +163,9 @@ class QuotasPage:
     context: AppContext
     shown: pd.DataFrame
     busy: bool = False
+    excel: layout.ExcelDownload | None = None
+    table_shown: pd.DataFrame | None = None
+    table_kinds: dict[str, str] = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """The reps shown."""
@@ -213,7 +216,7 @@ def _widgets(ctx: AppContext) -> QuotasPage:
 
 def _layout(ctx: AppContext, page: QuotasPage) -> w.VBox:
     page.tabs.children = [
-        w.VBox([page.kpis, page.table, page.chart]),
+        w.VBox([page.kpis, page.table, page.excel, page.chart]),
         w.VBox([page.territory_table, page.territory_chart]),
     ]
     page.tabs.set_title(0, "Quotas")
@@ -248,9 +251,14 @@ def _draw_quotas(page: QuotasPage, shown: pd.DataFrame) -> None:
     table = table[[c for c in cols if c in table.columns]].rename(columns=cols)
     money = ("Quota (year)", f"Quota {ctx.cycle}", "Capacity (year)")
     pct = ("Expected attainment", "Chance to attain", "Quota/potential vs median")
+    kinds = {**dict.fromkeys(money, "money"), **dict.fromkeys(pct, "pct")}
+    page.table_shown = table.assign(Balance=np.where(table["Balance"], "out of line", "in line"))
+    page.table_kinds = kinds
+    if page.excel is not None:
+        page.excel.clear()
     page.table.value = layout.table_html(
         table,
-        kinds={**dict.fromkeys(money, "money"), **dict.fromkeys(pct, "pct")},
+        kinds=kinds,
         flag_column="Balance",
         css="revmodel-quota-grid",
         max_rows=1000,
@@ -348,6 +356,10 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     page = _widgets(ctx)
+    page.excel = layout.ExcelDownload(
+        lambda: f"quotas-{ctx.assumptions.plan_year}",
+        lambda: {"Quotas": (page.table_shown, page.table_kinds)},
+    )
     for dd in (page.region, page.manager, page.segment):
         dd.observe(page.refresh, names="value")
     page.refresh()
