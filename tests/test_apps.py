@@ -224,7 +224,7 @@ def test_a_call_shows_in_the_explorer_of_another_session(app_context, store_url,
     calls.call_type.value = "best_case"
     calls.amount.value = str(round(before * 1.5))
     calls.submit.click()
-    explorer_page.refresh()
+    explorer_page.reload.click()  # the page's Refresh button
     assert explorer_page.kpis.values["commit"] == explorer.layout.fmt_money(round(before * 1.2))
     assert explorer_page.kpis.values["landing"] == explorer.layout.fmt_money(round(before * 1.2))
     assert f"best case {explorer.layout.fmt_money(round(before * 1.5))}" in explorer_page.kpis.value

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "revmodel-test-token"
 USER = "emma.kim"  # manager Emma Kim in parameters/team.yaml
+MANAGER = "Emma Kim"
+VP = "revops"  # company-wide rights in parameters/team.yaml: the VP of Sales here
 APPS = ("explorer", "forecast_call", "whatif", "quotas")
 START_TIMEOUT = 240  # first start computes the forecasts [s]
 RENDER_TIMEOUT = 60_000  # [ms]
@@ -40,11 +42,45 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, ""
 
 
+def _serve(home: Path, env: dict, log_name: str) -> tuple[subprocess.Popen, str, object]:
+    """``revmodel serve`` on a free port for ``env``'s user; waits until it answers."""
+    port = free_port()
+    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
+    log = (home / log_name).open("w")
+    proc = subprocess.Popen(
+        [revmodel, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"revmodel serve exited: {(home / log_name).read_text()}")
+        try:
+            status, _ = _get(f"{base}/?token={TOKEN}")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            pytest.fail(f"revmodel serve did not answer: {(home / log_name).read_text()}")
+        time.sleep(0.5)
+    return proc, base, log
+
+
+def _stop(proc: subprocess.Popen, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     require_chromium()
     home = tmp_path_factory.mktemp("revmodel-home")
-    port = free_port()
     env = {
         **os.environ,
         "REVMODEL_HOME": str(home),
@@ -67,33 +103,19 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         [sys.executable, "-c", opener], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr
-    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
-    log = (home / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [revmodel, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"revmodel serve exited: {(home / 'serve.log').read_text()}")
-        try:
-            status, _ = _get(f"{base}/?token={TOKEN}")
-            if status == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.terminate()
-            pytest.fail(f"revmodel serve did not answer: {(home / 'serve.log').read_text()}")
-        time.sleep(0.5)
-    yield {"base": base, "home": home, "cycle": done.stdout.strip()}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    proc, base, log = _serve(home, env, "serve.log")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    yield {"base": base, "home": home, "cycle": done.stdout.strip(), "env": env}
+    _stop(proc, log)
+
+
+@pytest.fixture(scope="module")
+def vp_server(server):
+    """The same apps and call store served to the VP of Sales (company-wide rights)."""
+    env = {**server["env"], "REVMODEL_USER": VP}
+    proc, base, log = _serve(server["home"], env, "serve-vp.log")
+    yield {**server, "base": base, "env": env}
+    _stop(proc, log)
 
 
 def _open(browser, server, app: str, ready: str):
@@ -237,3 +259,50 @@ def test_quotas_table_with_balance_flags(browser, server):
     assert "accounts move" in page.inner_text(".revmodel-territory")
     page.screenshot(path=str(SCREENS / "territories.png"), full_page=True)
     page.close()
+
+
+def test_a_manager_s_call_reaches_the_vp_s_explorer_on_refresh(browser, server, vp_server):
+    """Two people, two apps, one call store: the VP's open page shows the call after Refresh."""
+    vp = _open(browser, vp_server, "explorer", ".revmodel-chart .main-svg .trace")
+    company_before = vp.inner_text(".revmodel-kpis .revmodel-kpi-commit")
+    vp.select_option(".revmodel-filter-manager select", label=MANAGER)
+    vp.wait_for_function(
+        "name => (document.querySelector('.revmodel-chart .gtitle') || {}).textContent"
+        "?.includes(name)",
+        arg=MANAGER,
+        timeout=20_000,
+    )
+    team_before = vp.inner_text(".revmodel-kpis .revmodel-kpi-commit")
+    assert team_before != "$3.2M"
+
+    manager = _open(browser, server, "forecast_call", "button.revmodel-call-submit:not([disabled])")
+    manager.select_option(".revmodel-call-rep select", value=f"manager:{MANAGER}")
+    manager.fill(".revmodel-call-amount input", "3210000")
+    manager.fill(".revmodel-call-note textarea", "two enterprise renewals pulled in")
+    manager.click("button.revmodel-call-submit")
+    manager.wait_for_selector(".revmodel-call-message .revmodel-message.ok", timeout=20_000)
+    assert f"Team {MANAGER}" in manager.inner_text(".revmodel-call-message")
+    manager.screenshot(path=str(SCREENS / "manager-team-call.png"), full_page=True)
+    manager.close()
+
+    # Nothing changes on the VP's page until Refresh; then the team's commit is the call.
+    assert vp.inner_text(".revmodel-kpis .revmodel-kpi-commit") == team_before
+    vp.click("button.revmodel-refresh")
+    vp.wait_for_function(
+        "() => document.querySelector('.revmodel-kpi-commit')?.innerText === '$3.2M'",
+        timeout=30_000,
+    )
+    assert vp.inner_text(".revmodel-kpis .revmodel-kpi-landing") == "$3.2M"
+    vp.screenshot(path=str(SCREENS / "vp-team-after-call.png"), full_page=True)
+    # Rolled up: the company's commit counts the team's call.
+    vp.click(".revmodel-drill-up")
+    vp.wait_for_function(
+        "() => (document.querySelector('.revmodel-chart .gtitle') || {}).textContent"
+        "?.includes('Company')",
+        timeout=20_000,
+    )
+    company_after = vp.inner_text(".revmodel-kpis .revmodel-kpi-commit")
+    assert company_after != company_before and company_after != "–"
+    assert "Manager" not in vp.inner_text(".revmodel-table").splitlines()[0]  # regions again
+    vp.screenshot(path=str(SCREENS / "vp-company-after-call.png"), full_page=True)
+    vp.close()

@@ -555,9 +555,10 @@ def load_context(
 
 def _precompute(ctx: AppContext) -> None:
     """What every kernel would otherwise compute on its first page: names, quotas, territories."""
-    from revmodel.apps import quotas
+    from revmodel.apps import explorer, quotas
 
     ctx.rep_names()
+    explorer.precompute(ctx)
     try:
         quotas.quota_frame(ctx)
     except RevmodelError as exc:  # the quotas page says why; the other apps do not need it
@@ -604,7 +605,12 @@ def _cached(path: Path, make: Callable[[], AppContext]) -> AppContext:
             logger.warning("apps context cache %s unreadable: rebuilding it", path)
     ctx = make()
     _precompute(ctx)
-    shared = {k: v for k, v in ctx.extra.items() if isinstance(k, str)}
+    # What does not depend on the calls: names, quotas, the explorer's KPIs of actuals.
+    shared = {
+        k: v
+        for k, v in ctx.extra.items()
+        if isinstance(k, str) or (isinstance(k, tuple) and k[:1] == ("explorer_kpis",))
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with tmp.open("wb") as f:

@@ -175,6 +175,20 @@ def kpis(ctx: AppContext, sel: Selection, level: str | None = None) -> xr.Datase
     return ctx.extra[key]
 
 
+def default_period(ctx: AppContext) -> str:
+    """The period a page opens on: the cycle planned, else the latest period offered."""
+    periods = ctx.periods()
+    return ctx.cycle if ctx.cycle in periods else periods[-1]
+
+
+def precompute(ctx: AppContext) -> None:
+    """The KPIs of the page as it opens (the company, by region), kept with the shared context."""
+    sel = Selection(default_period(ctx))
+    for period in dict.fromkeys((sel.period, rates_period(ctx, sel))):
+        kpis(ctx, Selection(period))
+    _share_kpis(ctx, sel, "region")
+
+
 def _kpi_key(sel: Selection, level: str | None) -> tuple:
     return ("explorer_kpis", *_members_of(sel), period_kind(sel.period), level)
 
@@ -533,6 +547,7 @@ class ExplorerPage:
     context: AppContext
     drill: w.HBox = field(default_factory=w.HBox)
     excel: layout.ExcelDownload | None = None
+    reload: w.Button | None = None
     shown: dict[str, pd.DataFrame] = field(default_factory=dict)
     busy: bool = False
 
@@ -566,10 +581,10 @@ class ExplorerPage:
 
 def _widgets(ctx: AppContext) -> ExplorerPage:
     periods = ctx.periods()
-    default_period = ctx.cycle if ctx.cycle in periods else periods[-1]
-    opts = members(ctx, Selection(default_period))
+    opened = default_period(ctx)
+    opts = members(ctx, Selection(opened))
     page = ExplorerPage(
-        period=layout.dropdown("Fiscal period", periods, default_period, width="200px"),
+        period=layout.dropdown("Fiscal period", periods, opened, width="200px"),
         region=layout.dropdown("Region", [ALL_MEMBERS, *opts["region"]], ALL_MEMBERS),
         manager=layout.dropdown("Manager", [ALL_MEMBERS, *opts["manager"]], ALL_MEMBERS),
         rep=layout.dropdown("Rep", _rep_options(ctx, opts["rep"]), ALL_MEMBERS, width="220px"),
@@ -596,7 +611,7 @@ def _rep_options(ctx: AppContext, reps: list[str]) -> list:
 
 def _layout(ctx: AppContext, page: ExplorerPage) -> w.VBox:
     filters = w.HBox(
-        [page.period, page.region, page.manager, page.rep, page.segment],
+        [page.period, page.region, page.manager, page.rep, page.segment, page.reload],
         layout=w.Layout(flex_flow="row wrap"),
     )
     filters.add_class("revmodel-filters")
@@ -740,6 +755,11 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     page = _widgets(ctx)
     page.drill.add_class("revmodel-drill")
+    page.reload = w.Button(
+        description="Refresh", icon="refresh", tooltip="Read the latest forecast calls again"
+    )
+    page.reload.add_class("revmodel-refresh")
+    page.reload.on_click(lambda _b: page.refresh())
     page.excel = layout.ExcelDownload(
         lambda: f"explorer-{page.selection().period}", lambda: _excel_sheets(page)
     )
