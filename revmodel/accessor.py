@@ -378,6 +378,8 @@ class RevAccessor:
 
 def _tuple(dims: Iterable[str] | str) -> tuple[str, ...]:
     """Levels as a tuple, a string being one level (:func:`revmodel.cube.levels`)."""
+    from revmodel import cube as rcube
+
     return rcube.levels(dims)
 
 
