@@ -50,6 +50,7 @@ from revmodel.errors import DataError, ParameterError
 __all__ = [
     "blend",
     "coverage",
+    "coverage_ratio",
     "learn_blend_weights",
     "median_cycle_days",
     "open_deals",
