@@ -1493,78 +1493,22 @@ def reconcile_cube(
         info plus ``hierarchy``, ``reconciled_nodes`` (DataArray node x month),
         ``filled_nodes`` and ``dropped_cells`` / ``dropped_amount``.
     """
-    if method not in METHODS:
-        raise ParameterError(
-            f"unknown reconciliation method {method!r}; use one of {', '.join(METHODS)}"
-        )
-    _check_cell_dims(forecast, "the forecast")
-    if "month" not in forecast.dims:
-        raise DataError("the forecast has no 'month' dimension; reconcile_cube needs one")
+    _check_forecast(forecast, method)
     if hierarchy is None:
         hierarchy = hierarchy_from_cube(forecast)
-    extra = [d for d in forecast.dims if d not in (*CELL_DIMS, "month")]
-    fc = forecast.transpose(*CELL_DIMS, "month", *extra)
-    months = np.asarray(fc["month"].values)
-    h = len(months)
-    values = np.nan_to_num(np.asarray(fc.values, dtype=float))
-    cube_shape = values.shape
-    flat = values.reshape(*cube_shape[:3], -1)  # (seg, reg, rep, h * extras) month-major
-    c = hierarchy.cells
-    if c.size and (c.max(0) >= np.array(cube_shape[:3])).any():
-        raise ParameterError(
-            "the hierarchy does not match the forecast's segment/region/rep coords"
-        )
-    b_hat = flat[c[:, 0], c[:, 1], c[:, 2]]
-    inside = np.zeros(cube_shape[:3], dtype=bool)
-    inside[c[:, 0], c[:, 1], c[:, 2]] = True
-    info: dict = {
-        "hierarchy": hierarchy,
-        "dropped_cells": int((np.abs(flat[~inside]).sum(-1) > 0).sum()),
-        "dropped_amount": float(flat[~inside].sum()),
-    }
+    cube = _CubeForecast.of(forecast, hierarchy)
+    info: dict = {"hierarchy": hierarchy, **cube.dropped(hierarchy)}
+    b_hat = cube.bottom_base(hierarchy)
     y_hat = np.asarray(hierarchy.S @ b_hat)
     filled = 0
     if node_forecasts is not None:
-        nf = node_forecasts
-        if isinstance(nf, xr.DataArray):
-            if "node" not in nf.dims:
-                raise ParameterError(
-                    "node_forecasts needs a 'node' dim (n_nodes x month), as to_nodes builds"
-                )
-            if "month" in nf.dims:
-                nf = nf.reindex(month=months)
-            nf = nf.transpose("node", *[d for d in ("month", *extra) if d in nf.dims]).values
-        nf = np.asarray(nf, dtype=float)
-        nf = nf.reshape(nf.shape[0], -1) if nf.ndim > 1 else nf[:, None]
-        if nf.shape[0] != hierarchy.n_nodes:
-            raise ParameterError(
-                f"node_forecasts has {nf.shape[0]} nodes but the hierarchy has {hierarchy.n_nodes}"
-            )
-        if nf.shape[1] != y_hat.shape[1]:
-            raise ParameterError(
-                f"node_forecasts has {nf.shape[1]} values per node but the forecast has "
-                f"{y_hat.shape[1]} (months x other dims); give one per month"
-            )
+        nf = _node_base(node_forecasts, hierarchy, cube, y_hat.shape[1])
         missing = ~np.isfinite(nf)
         filled = int(missing.all(1).sum())
         y_hat = np.where(missing, y_hat, nf)
     info["filled_nodes"] = filled
-    if isinstance(residuals, xr.DataArray) and "node" not in residuals.dims:
-        raise ParameterError(
-            "residuals need a 'node' dim (n_nodes x T, hierarchy order): residuals of each "
-            "node's own model, e.g. built with to_nodes for the bottom-up nodes"
-        )
-    if residuals is not None:
-        residuals = np.asarray(
-            residuals.transpose("node", ...).values
-            if isinstance(residuals, xr.DataArray)
-            else residuals,
-            dtype=float,
-        )
-    locks = _locks_for_cube(hierarchy, locked, months)
-    n_extra = y_hat.shape[1] // h
-    locks_cols = {i: np.repeat(v, n_extra) for i, v in locks.items()}
-    steps = [s for s in _month_labels(months) for _ in range(n_extra)]
+    residuals = _residual_matrix(residuals)
+    locks = _locks_for_cube(hierarchy, locked, cube.months)
     if method == "none":
         if locks:
             raise ParameterError(
@@ -1572,31 +1516,170 @@ def reconcile_cube(
             )
         y_tilde = y_hat
         info.update(method="none", requested_method="none", fallback=None)
-        b = b_hat
+        bottom = b_hat  # the bottom forecast as given, node forecasts aside
     else:
-        rec = reconciler(method, nonnegative=nonnegative)
-        if isinstance(rec, MinTrace):
-            y_tilde, rinfo = rec.reconcile(y_hat, hierarchy, residuals, locks_cols, steps=steps)
-        else:
-            y_tilde, rinfo = rec.reconcile(y_hat, hierarchy, residuals, locks_cols)
+        y_tilde, rinfo = _reconcile_columns(
+            reconciler(method, nonnegative=nonnegative), y_hat, hierarchy, residuals, locks, cube
+        )
         info.update(rinfo)
-        b = y_tilde[hierarchy.bottom]
-    out = np.zeros_like(flat)
-    out[c[:, 0], c[:, 1], c[:, 2]] = b
-    result = fc.copy(data=out.reshape(cube_shape)).transpose(*forecast.dims)
-    result.attrs = dict(forecast.attrs)
+        bottom = y_tilde[hierarchy.bottom]
+    result = cube.with_bottom(bottom, hierarchy, forecast)
     result.attrs["reconciliation"] = info["method"]
-    node_dims = ("node", "month", *extra)
-    node_coords = {"month": months, **{d: fc[d].values for d in extra}}
-    nodes_da = xr.DataArray(
-        y_tilde.reshape(hierarchy.n_nodes, *cube_shape[3:]),
-        dims=node_dims,
-        coords=node_coords,
-        name=forecast.name,
-        attrs=dict(forecast.attrs),
-    )
-    info["reconciled_nodes"] = _with_node_coords(hierarchy, nodes_da, np.arange(hierarchy.n_nodes))
+    info["reconciled_nodes"] = cube.nodes_array(y_tilde, hierarchy, forecast)
     return result, info
+
+
+def _check_forecast(forecast: xr.DataArray, method: str) -> None:
+    """Raise a clear error for an unknown method or a forecast without cell and month dims."""
+    if method not in METHODS:
+        raise ParameterError(
+            f"unknown reconciliation method {method!r}; use one of {', '.join(METHODS)}"
+        )
+    _check_cell_dims(forecast, "the forecast")
+    if "month" not in forecast.dims:
+        raise DataError("the forecast has no 'month' dimension; reconcile_cube needs one")
+
+
+@dataclass(frozen=True)
+class _CubeForecast:
+    """A cube forecast laid out for reconciliation: cells by columns of (month x other dims).
+
+    Attributes
+    ----------
+    fc : xr.DataArray
+        The forecast transposed to (segment, region, rep, month, *extra).
+    months : np.ndarray
+        The forecast months.
+    extra : tuple of str
+        Dims other than the cell dims and month (e.g. ``scenario``), reconciled slice by slice.
+    flat : np.ndarray
+        (n_segment, n_region, n_rep, h * n_extra) values, NaN as 0, month-major.
+    """
+
+    fc: xr.DataArray
+    months: np.ndarray
+    extra: tuple[str, ...]
+    flat: np.ndarray
+
+    @classmethod
+    def of(cls, forecast: xr.DataArray, hierarchy: Hierarchy) -> _CubeForecast:
+        """Lay ``forecast`` out; an error when the hierarchy's cells fall outside it."""
+        extra = tuple(d for d in forecast.dims if d not in (*CELL_DIMS, "month"))
+        fc = forecast.transpose(*CELL_DIMS, "month", *extra)
+        values = np.nan_to_num(np.asarray(fc.values, dtype=float))
+        c = hierarchy.cells
+        if c.size and (c.max(0) >= np.array(values.shape[:3])).any():
+            raise ParameterError(
+                "the hierarchy does not match the forecast's segment/region/rep coords"
+            )
+        flat = values.reshape(*values.shape[:3], -1)
+        return cls(fc, np.asarray(fc["month"].values), extra, flat)
+
+    @property
+    def n_extra(self) -> int:
+        """Columns per month: the product of the extra dims' sizes."""
+        return self.flat.shape[-1] // len(self.months)
+
+    def bottom_base(self, hierarchy: Hierarchy) -> np.ndarray:
+        """(n_bottom x columns) base forecasts of the hierarchy's bottom cells."""
+        c = hierarchy.cells
+        return self.flat[c[:, 0], c[:, 1], c[:, 2]]
+
+    def dropped(self, hierarchy: Hierarchy) -> dict:
+        """Cells outside the hierarchy that carry a forecast, and the amount they carry."""
+        c = hierarchy.cells
+        inside = np.zeros(self.flat.shape[:3], dtype=bool)
+        inside[c[:, 0], c[:, 1], c[:, 2]] = True
+        outside = self.flat[~inside]
+        return {
+            "dropped_cells": int((np.abs(outside).sum(-1) > 0).sum()),
+            "dropped_amount": float(outside.sum()),
+        }
+
+    def with_bottom(
+        self, bottom: np.ndarray, hierarchy: Hierarchy, forecast: xr.DataArray
+    ) -> xr.DataArray:
+        """The reconciled bottom values in the dims, coords and attrs of ``forecast``; 0 elsewhere."""
+        c = hierarchy.cells
+        out = np.zeros_like(self.flat)
+        out[c[:, 0], c[:, 1], c[:, 2]] = bottom
+        result = self.fc.copy(data=out.reshape(self.fc.shape)).transpose(*forecast.dims)
+        result.attrs = dict(forecast.attrs)
+        return result
+
+    def nodes_array(
+        self, y_tilde: np.ndarray, hierarchy: Hierarchy, forecast: xr.DataArray
+    ) -> xr.DataArray:
+        """Every node's reconciled values as a DataArray (node, month, *extra) with node coords."""
+        nodes_da = xr.DataArray(
+            y_tilde.reshape(hierarchy.n_nodes, *self.fc.shape[3:]),
+            dims=("node", "month", *self.extra),
+            coords={"month": self.months, **{d: self.fc[d].values for d in self.extra}},
+            name=forecast.name,
+            attrs=dict(forecast.attrs),
+        )
+        return _with_node_coords(hierarchy, nodes_da, np.arange(hierarchy.n_nodes))
+
+
+def _node_base(
+    node_forecasts: xr.DataArray | np.ndarray,
+    hierarchy: Hierarchy,
+    cube: _CubeForecast,
+    columns: int,
+) -> np.ndarray:
+    """(n_nodes x columns) base forecasts given per node, NaN where a node has none."""
+    nf = node_forecasts
+    if isinstance(nf, xr.DataArray):
+        if "node" not in nf.dims:
+            raise ParameterError(
+                "node_forecasts needs a 'node' dim (n_nodes x month), as to_nodes builds"
+            )
+        if "month" in nf.dims:
+            nf = nf.reindex(month=cube.months)
+        nf = nf.transpose("node", *[d for d in ("month", *cube.extra) if d in nf.dims]).values
+    nf = np.asarray(nf, dtype=float)
+    nf = nf.reshape(nf.shape[0], -1) if nf.ndim > 1 else nf[:, None]
+    if nf.shape[0] != hierarchy.n_nodes:
+        raise ParameterError(
+            f"node_forecasts has {nf.shape[0]} nodes but the hierarchy has {hierarchy.n_nodes}"
+        )
+    if nf.shape[1] != columns:
+        raise ParameterError(
+            f"node_forecasts has {nf.shape[1]} values per node but the forecast has "
+            f"{columns} (months x other dims); give one per month"
+        )
+    return nf
+
+
+def _residual_matrix(residuals: xr.DataArray | np.ndarray | None) -> np.ndarray | None:
+    """Residuals as an (n_nodes x T) array; a DataArray must carry a ``node`` dim."""
+    if residuals is None:
+        return None
+    if isinstance(residuals, xr.DataArray):
+        if "node" not in residuals.dims:
+            raise ParameterError(
+                "residuals need a 'node' dim (n_nodes x T, hierarchy order): residuals of each "
+                "node's own model, e.g. built with to_nodes for the bottom-up nodes"
+            )
+        residuals = residuals.transpose("node", ...).values
+    return np.asarray(residuals, dtype=float)
+
+
+def _reconcile_columns(
+    rec: BottomUp | TopDown | MinTrace,
+    y_hat: np.ndarray,
+    hierarchy: Hierarchy,
+    residuals: np.ndarray | None,
+    locks: Mapping[int, np.ndarray],
+    cube: _CubeForecast,
+) -> tuple[np.ndarray, dict]:
+    """Reconcile every column (month x other dims) of ``y_hat``, locks repeated over the others."""
+    n_extra = cube.n_extra
+    locks_cols = {i: np.repeat(v, n_extra) for i, v in locks.items()}
+    if isinstance(rec, MinTrace):
+        steps = [s for s in _month_labels(cube.months) for _ in range(n_extra)]
+        return rec.reconcile(y_hat, hierarchy, residuals, locks_cols, steps=steps)
+    return rec.reconcile(y_hat, hierarchy, residuals, locks_cols)
 
 
 # --------------------------------------------------------------------------- probabilistic

@@ -1,0 +1,127 @@
+"""The pieces reconcile_cube is made of, each checked on its own, with hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from revmodel import reconcile as rc
+from revmodel.errors import ParameterError
+
+MONTHS = pd.date_range("2026-01-01", periods=2, freq="MS")
+
+
+def cube(values=None, scenario: bool = False) -> xr.DataArray:
+    """1 segment x 2 regions x 2 reps x 2 months; r1 sells in EMEA, r2 in NA."""
+    v = np.zeros((1, 2, 2, 2))
+    v[0, 0, 0] = [10.0, 20.0]
+    v[0, 1, 1] = [1.0, 2.0]
+    if values is not None:
+        v = values
+    da = xr.DataArray(
+        v,
+        dims=("segment", "region", "rep", "month"),
+        coords={
+            "segment": ["SMB"],
+            "region": ["EMEA", "NA"],
+            "rep": ["r1", "r2"],
+            "month": MONTHS,
+            "manager": ("rep", ["M1", "M2"]),
+        },
+        name="bookings",
+        attrs={"units": "USD/month"},
+    )
+    if scenario:
+        da = xr.concat([da, 2 * da], dim=pd.Index(["base", "up"], name="scenario"))
+    return da
+
+
+def test_cube_forecast_lays_months_and_other_dims_out_as_columns():
+    da = cube(scenario=True)
+    h = rc.hierarchy_from_cube(da.sel(scenario="base"))
+    laid = rc._CubeForecast.of(da, h)
+    assert laid.extra == ("scenario",)
+    assert laid.n_extra == 2
+    # month-major columns: (month 1: base, up), (month 2: base, up)
+    r1 = int(np.flatnonzero(h.labels() == "rep/segment=r1/SMB/EMEA")[0])
+    bottom = laid.bottom_base(h)
+    assert bottom[list(h.bottom).index(r1)].tolist() == [10.0, 20.0, 20.0, 40.0]
+
+
+def test_cube_forecast_counts_what_falls_outside_the_hierarchy():
+    h = rc.hierarchy_from_cube(cube())
+    v = cube().values.copy()
+    v[0, 0, 1] = [5.0, 0.0]  # r2 in EMEA: no history there, so no node
+    laid = rc._CubeForecast.of(cube(v), h)
+    assert laid.dropped(h) == {"dropped_cells": 1, "dropped_amount": 5.0}
+    out, info = rc.reconcile_cube(cube(v), method="bottom_up", hierarchy=h)
+    assert (info["dropped_cells"], info["dropped_amount"]) == (1, 5.0)
+    assert float(out.sel(region="EMEA", rep="r2").sum()) == 0.0
+
+
+def test_cube_forecast_rejects_a_hierarchy_of_another_cube():
+    big = xr.DataArray(np.ones((1, 2, 3, 2)), dims=("segment", "region", "rep", "month"))
+    h = rc.hierarchy_from_cube(
+        big.assign_coords(
+            segment=["SMB"],
+            region=["EMEA", "NA"],
+            rep=["r1", "r2", "r3"],
+            month=MONTHS,
+            manager=("rep", ["M1", "M1", "M2"]),
+        )
+    )
+    with pytest.raises(ParameterError, match="the hierarchy does not match the forecast's"):
+        rc._CubeForecast.of(cube(), h)
+
+
+def test_node_base_checks_the_shape_against_the_hierarchy():
+    da = cube()
+    h = rc.hierarchy_from_cube(da)
+    laid = rc._CubeForecast.of(da, h)
+    good = np.arange(h.n_nodes * 2, dtype=float).reshape(h.n_nodes, 2)
+    np.testing.assert_array_equal(rc._node_base(good, h, laid, 2), good)
+    with pytest.raises(ParameterError, match=f"has 3 nodes but the hierarchy has {h.n_nodes}"):
+        rc._node_base(np.zeros((3, 2)), h, laid, 2)
+    with pytest.raises(ParameterError, match="has 1 values per node but the forecast has 2"):
+        rc._node_base(np.zeros(h.n_nodes), h, laid, 2)
+    labelled = xr.DataArray(good[:, ::-1], dims=("node", "month"), coords={"month": MONTHS[::-1]})
+    # reindexed to the forecast's months before use
+    np.testing.assert_array_equal(rc._node_base(labelled, h, laid, 2), good)
+
+
+def test_residual_matrix():
+    assert rc._residual_matrix(None) is None
+    r = xr.DataArray(np.arange(6.0).reshape(3, 2), dims=("t", "node"))
+    np.testing.assert_array_equal(rc._residual_matrix(r), [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]])
+    with pytest.raises(ParameterError, match="residuals need a 'node' dim"):
+        rc._residual_matrix(xr.DataArray(np.zeros((2, 2)), dims=("a", "b")))
+
+
+def test_method_none_keeps_the_bottom_forecast_and_the_given_node_forecasts():
+    da = cube()
+    h = rc.hierarchy_from_cube(da)
+    nodes = np.full((h.n_nodes, 2), np.nan)
+    total = int(np.flatnonzero(h.labels() == "total")[0])
+    nodes[total] = [100.0, 200.0]
+    out, info = rc.reconcile_cube(da, method="none", node_forecasts=nodes, hierarchy=h)
+    xr.testing.assert_equal(out, da)  # the cells as given: "none" reconciles nothing
+    got = info["reconciled_nodes"].isel(node=total).values.tolist()
+    assert got == [100.0, 200.0]  # the node's own forecast, not the cells' sum (11, 22)
+    assert info["filled_nodes"] == h.n_nodes - 1
+
+
+def test_reconcile_columns_repeats_locks_over_the_other_dims():
+    da = cube(scenario=True)
+    h = rc.hierarchy_from_cube(da.sel(scenario="base"))
+    laid = rc._CubeForecast.of(da, h)
+    y_hat = np.asarray(h.S @ laid.bottom_base(h))
+    total = int(np.flatnonzero(h.labels() == "total")[0])
+    locks = {total: np.array([50.0, np.nan])}
+    y, _ = rc._reconcile_columns(
+        rc.reconciler("ols", nonnegative=True), y_hat, h, None, locks, laid
+    )
+    # month 1 locked at 50 in both scenarios; month 2 free: the base sums (22, 44)
+    np.testing.assert_allclose(y[total], [50.0, 50.0, 22.0, 44.0])
+    np.testing.assert_allclose(y[h.bottom].sum(axis=0), y[total])
