@@ -608,6 +608,29 @@ def _origin_list(cube: xr.Dataset, horizon: int, folds: int, step: int, origins)
 
 
 @dataclass(frozen=True)
+class ForecastOptions:
+    """How :func:`revmodel.forecast.forecast_cube` runs at each origin (its parallel path).
+
+    Attributes
+    ----------
+    cache_dir : str or Path, optional
+        Forecast cache folder; default the configured one.
+    progress : bool
+        Show progress bars.
+    n_workers : int
+        Worker processes of a local cluster.
+    distributed_threshold : int, optional
+        Series to fit from which a local cluster starts; default
+        :data:`revmodel.forecast.DISTRIBUTED_THRESHOLD`.
+    """
+
+    cache_dir: str | Path | None = None
+    progress: bool = False
+    n_workers: int = 2
+    distributed_threshold: int | None = None
+
+
+@dataclass(frozen=True)
 class BacktestSettings:
     """How :func:`rolling_origin` runs the statistical forecast at each origin.
 
@@ -617,16 +640,15 @@ class BacktestSettings:
         Measure to forecast.
     method : str
         Model choice of :func:`revmodel.forecast.forecast_cube`.
-    forecast_options : dict
-        ``cache_dir``, ``progress``, ``n_workers`` and ``distributed_threshold`` of
-        :func:`revmodel.forecast.forecast_cube`.
+    forecast_options : ForecastOptions
+        Cache folder and parallel path of :func:`revmodel.forecast.forecast_cube`.
     sampling : revmodel.reconcile.SampleSettings
         Sample paths behind the reconciled 10-90% band.
     """
 
     measure: str
     method: str
-    forecast_options: dict
+    forecast_options: ForecastOptions = ForecastOptions()
     sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING
 
 
@@ -638,10 +660,18 @@ def _statistical(
     past = base_ds.isel(month=slice(0, fold.hist.sizes["month"])).assign_attrs(
         as_of=f"{fold.origin:%Y-%m-%d}"
     )
+    options = settings.forecast_options
+    threshold = options.distributed_threshold
     fc = forecast.forecast_cube(
-        past, measure=settings.measure, horizon=horizon, method=settings.method,
-        **settings.forecast_options,
-    )  # fmt: skip
+        past,
+        measure=settings.measure,
+        horizon=horizon,
+        method=settings.method,
+        cache_dir=options.cache_dir,
+        progress=options.progress,
+        n_workers=options.n_workers,
+        distributed_threshold=forecast.DISTRIBUTED_THRESHOLD if threshold is None else threshold,
+    )
     nf = node_forecasts(fold.hist, fc)
     pos, found = _map_nodes(nf.hierarchy, fold.full)
     return _Statistical(fc, nf, pos, found, fold.full.n_nodes, settings.sampling)
@@ -736,6 +766,40 @@ def rolling_origin(
     -------
     BacktestResult
     """
+    _check_backtest(cube, measure, reconcile)
+    origin_list = _origin_list(cube, horizon, folds, step, origins)
+    items = _check_models(models, reconcile, opportunities is not None)
+    options = ForecastOptions(cache_dir, progress, n_workers, distributed_threshold)
+    settings = BacktestSettings(measure, method, options, sampling)
+    da, base_ds = _measure_only(cube, measure)
+    run = _FoldRun(items, reconcile, int(horizon), opportunities, history)
+    scored = _score_folds(da, base_ds, origin_list, run, settings)
+    blend_inputs = pd.DataFrame(
+        scored.blend_rows,
+        columns=["fold", "origin", "segment", "month", "actual", "stat", "pipeline"],
+    )
+    frames = scored.frames
+    if scored.blend_parts:
+        from revmodel import pipeline as pl
+
+        name = next(n for n, m in items.items() if m == Blend())
+        segments = np.asarray(da["segment"].values).astype(str)
+        frames += _score_blends(name, scored.blend_parts, blend_inputs, segments)
+        scored.info["blend_weights"] = pl.learn_blend_weights(blend_inputs)
+    scores = pd.concat(frames, ignore_index=True)
+    return BacktestResult(
+        scores=scores,
+        metrics=_metrics(scores, ["fold", "origin", "model", "level"]),
+        blend_inputs=blend_inputs,
+        origins=list(origin_list),
+        horizon=int(horizon),
+        measure=measure,
+        info=scored.info,
+    )
+
+
+def _check_backtest(cube: xr.Dataset, measure: str, reconcile: str) -> None:
+    """Raise a clear error for a measure the cube lacks or an unknown reconciliation method."""
     if measure not in cube.data_vars:
         raise ParameterError(
             f"backtest: measure {measure!r} is not in the cube; available: "
@@ -746,58 +810,79 @@ def rolling_origin(
             f"backtest: unknown reconciliation method {reconcile!r}; use one of "
             f"{', '.join(rec.METHODS)}"
         )
-    origin_list = _origin_list(cube, horizon, folds, step, origins)
-    items = _check_models(models, reconcile, opportunities is not None)
-    options: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress, "n_workers": n_workers}
-    if distributed_threshold is not None:
-        options["distributed_threshold"] = distributed_threshold
-    settings = BacktestSettings(measure, method, options, sampling)
-    # one in-memory copy of the measure
+
+
+def _measure_only(cube: xr.Dataset, measure: str) -> tuple[xr.DataArray, xr.Dataset]:
+    """One in-memory copy of the measure (cells x month), and it as the cube each origin cuts."""
     da = cube[measure].transpose(*rec.CELL_DIMS, "month").load()
-    months = pd.DatetimeIndex(da["month"].values)
     base_ds = xr.Dataset({measure: da}, attrs=dict(cube.attrs))
     if "manager" not in base_ds.coords and "manager" in cube.coords:
         base_ds = base_ds.assign_coords(manager=cube["manager"])
-    needs_stat = any(
-        isinstance(m, Reconciled | BaseForecast | BottomUpSum | WeightedPipeline | Blend)
-        for m in items.values()
-    )
-    frames, blend_rows, blend_parts = [], [], []
-    info: dict[str, Any] = {"reconcile": [], "new_cells": []}
-    for k, origin in enumerate(origin_list):
-        fold = _make_fold(da, months, k, origin, int(horizon))
-        c = fold.full.cells
-        info["new_cells"].append(
-            int((~np.any(fold.hist_v != 0, axis=-1)[c[:, 0], c[:, 1], c[:, 2]]).sum())
-        )
-        stat = _statistical(base_ds, fold, int(horizon), settings) if needs_stat else None
-        f, rows, blend = _run_fold(
-            fold, items, stat, opportunities, reconcile, info, int(horizon), history
-        )
-        frames += f
-        blend_rows += rows
-        if blend is not None:
-            blend_parts.append(blend)
-    blend_inputs = pd.DataFrame(
-        blend_rows, columns=["fold", "origin", "segment", "month", "actual", "stat", "pipeline"]
-    )
-    if blend_parts:
-        from revmodel import pipeline as pl
+    return da, base_ds
 
-        name = next(n for n, m in items.items() if m == Blend())
-        segments = np.asarray(da["segment"].values).astype(str)
-        frames += _score_blends(name, blend_parts, blend_inputs, segments)
-        info["blend_weights"] = pl.learn_blend_weights(blend_inputs)
-    scores = pd.concat(frames, ignore_index=True)
-    return BacktestResult(
-        scores=scores,
-        metrics=_metrics(scores, ["fold", "origin", "model", "level"]),
-        blend_inputs=blend_inputs,
-        origins=list(origin_list),
-        horizon=int(horizon),
-        measure=measure,
-        info=info,
-    )
+
+@dataclass(frozen=True)
+class _FoldRun:
+    """What every fold of :func:`rolling_origin` scores, and with what."""
+
+    items: dict[str, BacktestModel]
+    reconcile: str
+    horizon: int
+    opportunities: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None
+
+    @property
+    def needs_statistical(self) -> bool:
+        """Some model reads the statistical forecast."""
+        kinds = Reconciled | BaseForecast | BottomUpSum | WeightedPipeline | Blend
+        return any(isinstance(m, kinds) for m in self.items.values())
+
+
+@dataclass
+class _Scored:
+    """Scores gathered over the folds, and what the cross-validated blend still needs."""
+
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    blend_rows: list[dict] = field(default_factory=list)
+    blend_parts: list[_BlendFold] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=lambda: {"reconcile": [], "new_cells": []})
+
+
+def _new_cells(fold: _Fold) -> int:
+    """Cells of the fold's hierarchy with no value before the origin (new at the origin)."""
+    c = fold.full.cells
+    return int((~np.any(fold.hist_v != 0, axis=-1)[c[:, 0], c[:, 1], c[:, 2]]).sum())
+
+
+def _score_folds(
+    da: xr.DataArray,
+    base_ds: xr.Dataset,
+    origin_list: Sequence[pd.Timestamp],
+    run: _FoldRun,
+    settings: BacktestSettings,
+) -> _Scored:
+    """Forecast from every origin and score every model but the blend on each fold."""
+    months = pd.DatetimeIndex(da["month"].values)
+    scored = _Scored()
+    for k, origin in enumerate(origin_list):
+        fold = _make_fold(da, months, k, origin, run.horizon)
+        scored.info["new_cells"].append(_new_cells(fold))
+        stat = _statistical(base_ds, fold, run.horizon, settings) if run.needs_statistical else None
+        frames, rows, blend = _run_fold(
+            fold,
+            run.items,
+            stat,
+            run.opportunities,
+            run.reconcile,
+            scored.info,
+            run.horizon,
+            run.history,
+        )
+        scored.frames += frames
+        scored.blend_rows += rows
+        if blend is not None:
+            scored.blend_parts.append(blend)
+    return scored
 
 
 def _score_frame(fold, origin, model, levels, labels, fmonths, actual, mean, lo, hi, scale):
