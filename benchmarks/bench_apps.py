@@ -47,6 +47,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchkit import p90
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
@@ -76,11 +78,6 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
 
 
 def _wait_change(page, selector: str, before: str, timeout: float = 30.0) -> None:
@@ -145,7 +142,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
     for app in APPS:
         for kind, values in (("http", http[app]), ("chromium", chromium[app])):
             results[f"{mode}_{app}_{kind}_render_median_seconds"] = statistics.median(values)
-            results[f"{mode}_{app}_{kind}_render_p90_seconds"] = _p90(values)
+            results[f"{mode}_{app}_{kind}_render_p90_seconds"] = p90(values)
 
 
 def _interactions(base: str, browser, results: dict, mode: str) -> None:

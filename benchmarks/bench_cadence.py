@@ -19,13 +19,12 @@ wall-clock on a shared 2-core machine and are noisy.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from benchkit import peak_memory_mb, write_result
 
 from revmodel import history as H
 from revmodel import inquarter as IQ
@@ -34,10 +33,6 @@ from revmodel import sample, schema
 RESULTS = Path(__file__).parent / "results" / "bench_cadence.json"
 #: History rows per sample rep (48 months), measured on the default sample.
 ROWS_PER_REP = 1510
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def peer_opening_closing(hist: pd.DataFrame, window: H.Window) -> tuple[float, float]:
@@ -99,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peer_pandas_opening_closing_s": round(peer_s, 3),
         "in_quarter_backtest_s": round(backtest_s, 2),
         "in_quarter_backtest_quarters": args.quarters,
-        "peak_rss_mb": round(_peak_mb(), 1),
+        "peak_rss_mb": round(peak_memory_mb(), 1),
     }
     for week in (1, 4, 7, 10, 13):
         result[f"wape_in_quarter_week{week}"] = round(float(err.loc[week, "wape_in_quarter"]), 4)
@@ -121,9 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{week:>4}{row['wape_in_quarter']:>18.3f}{row['wape_statistical']:>18.3f}"
             f"{row['coverage']:>14.2f}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    print(f"\nwrote {write_result('bench_cadence', result, RESULTS)}")
     return result
 
 

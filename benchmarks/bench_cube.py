@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from benchkit import (
+    measure_in_subprocess,
+    median_ms,
+    peak_memory_mb,
+    print_table,
+    stopwatch,
+    write_result,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,29 +32,20 @@ def _measure(data_dir: str) -> dict:
     from revmodel import sources
     from revmodel.cube import build_cube, rollup
 
-    t0 = time.perf_counter()
-    loaded = sources.load(data_dir, quarantine_dir=str(Path(data_dir) / "quarantine"))
-    t1 = time.perf_counter()
-    rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    ds = build_cube(loaded.tables)
-    t2 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    def timed(fn, n=25):
-        times = []
-        for _ in range(n):
-            s = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - s) * 1000)
-        return float(np.median(times))
+    with stopwatch() as loading:
+        loaded = sources.load(data_dir, quarantine_dir=str(Path(data_dir) / "quarantine"))
+    rss_after_load = peak_memory_mb()
+    with stopwatch() as building:
+        ds = build_cube(loaded.tables)
+    peak = peak_memory_mb()
 
     bookings = ds["bookings"]
-    rollup_ms = timed(lambda: rollup(bookings, dims=("region",), period="fiscal_quarter"))
-    rollup_all_ms = timed(lambda: rollup(ds, dims=("region",), period="fiscal_quarter"), n=5)
+    rollup_ms = median_ms(lambda: rollup(bookings, dims=("region",), period="fiscal_quarter"), 25)
+    rollup_all_ms = median_ms(lambda: rollup(ds, dims=("region",), period="fiscal_quarter"), 5)
     chunked = ds.chunk({"rep": 250})
-    dask_ms = timed(
+    dask_ms = median_ms(
         lambda: rollup(chunked["bookings"], dims=("region",), period="fiscal_quarter").compute(),
-        n=5,
+        5,
     )
     return {
         "opportunities": int(len(loaded.tables["opportunities"])),
@@ -58,8 +54,8 @@ def _measure(data_dir: str) -> dict:
         "regions": int(ds.sizes["region"]),
         "months": int(ds.sizes["month"]),
         "cells": int(np.prod([ds.sizes[d] for d in ("segment", "region", "rep", "month")])),
-        "load_validate_seconds": round(t1 - t0, 3),
-        "build_seconds": round(t2 - t1, 3),
+        "load_validate_seconds": round(loading.seconds, 3),
+        "build_seconds": round(building.seconds, 3),
         "peak_memory_after_load_mb": round(rss_after_load, 1),
         "peak_memory_mb": round(peak, 1),
         "rollup_region_quarter_median_ms": round(rollup_ms, 2),
@@ -80,20 +76,14 @@ def main() -> None:
         return
 
     data_dir = HERE / "data" / f"sample-{args.reps}x{args.months}-s{args.seed}"
-    t0 = time.perf_counter()
-    if not (data_dir / "opportunities.csv").exists():
-        from revmodel import sample
+    with stopwatch() as generating:
+        if not (data_dir / "opportunities.csv").exists():
+            from revmodel import sample
 
-        sample.write(sample.generate(reps=args.reps, months=args.months, seed=args.seed), data_dir)
-    gen_s = time.perf_counter() - t0
-    out = subprocess.run(
-        [sys.executable, __file__, "--_measure", str(data_dir)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["sample_generate_seconds"] = round(gen_s, 2)
+            tables = sample.generate(reps=args.reps, months=args.months, seed=args.seed)
+            sample.write(tables, data_dir)
+    result = measure_in_subprocess(__file__, "--_measure", str(data_dir))
+    result["sample_generate_seconds"] = round(generating.seconds, 2)
 
     rows = [
         ("opportunities", f"{result['opportunities']:,}", ""),
@@ -117,13 +107,8 @@ def main() -> None:
             "",
         ),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"bench_cube: {args.reps} reps x {args.months} months (seed {args.seed})")
-    print(f"{'step':<{width}}  {'figure':>12}  target")
-    for name, fig, aim in rows:
-        print(f"{name:<{width}}  {fig:>12}  {aim}")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_cube.json").write_text(json.dumps(result, indent=2) + "\n")
+    print_table(f"bench_cube: {args.reps} reps x {args.months} months (seed {args.seed})", rows)
+    write_result("bench_cube", result)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -50,6 +49,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
+from benchkit import write_result  # noqa: E402
 
 from revmodel import backtest, cube, sample  # noqa: E402
 
@@ -219,9 +219,7 @@ def main() -> dict:
         frame2,
     )
     print(f"\nwall time {time.perf_counter() - t0:.0f} s (shared machine, noisy)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"Wrote {RESULTS}")
+    print(f"Wrote {write_result(RESULTS.stem, out, RESULTS)}")
     return out
 
 

@@ -38,7 +38,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
@@ -46,6 +45,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from benchkit import write_result  # noqa: E402
 
 HORIZON = 18
 SEASON = 12
@@ -203,10 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
         "timings: every method in the same run and the same processes; load average "
         f"{result['load_average_1min_start']} at the start, {result['load_average_1min_end']} at the end"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out}")
+    print(f"written to {write_result('bench_forecast_m3', result, args.out)}")
     return result
 
 

@@ -33,13 +33,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import pickle  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from benchkit import write_result  # noqa: E402
 
 from revmodel import cube, forecast, sample  # noqa: E402
 from revmodel import reconcile as rec  # noqa: E402
@@ -158,9 +158,7 @@ def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
         )
     verdict = "under" if out["under_target"] else "OVER"
     print(f"{verdict} the {TARGET_SECONDS:.0f} s target (shared machine: timings are noisy)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"Wrote {RESULTS}")
+    print(f"Wrote {write_result(RESULTS.stem, out, RESULTS)}")
     return out
 
 

@@ -16,12 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from benchkit import (
+    best_of,
+    measure_in_subprocess,
+    peak_memory_mb,
+    print_table,
+    stopwatch,
+    write_result,
+)
 
 HERE = Path(__file__).resolve().parent
 #: Opportunities the sample generator makes per rep and month (measured: 3.0M at 10,000 x 36).
@@ -29,28 +34,15 @@ OPPS_PER_REP_MONTH = 8.3
 FILES = ("opportunities.csv", "reps.csv")
 
 
-def _peak_mb() -> float:
-    """This process's peak resident memory [MB] (VmHWM: ru_maxrss would include the parent's)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _measure_pyarrow(data_dir: str, repeat: int) -> dict:
     import pyarrow.csv as pacsv
 
-    best = float("inf")
-    rows = 0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        tables = [pacsv.read_csv(Path(data_dir) / f) for f in FILES]
-        best = min(best, time.perf_counter() - t0)
-        rows = tables[0].num_rows
-        del tables
-    return {"rows": rows, "seconds": best, "peak_memory_mb": _peak_mb()}
+    def read() -> int:
+        # only the row count outlives a run: one copy of the tables in memory at a time
+        return [pacsv.read_csv(Path(data_dir) / f) for f in FILES][0].num_rows
+
+    best, rows = best_of(read, repeat)
+    return {"rows": rows, "seconds": best, "peak_memory_mb": peak_memory_mb()}
 
 
 def _measure_revmodel(data_dir: str, repeat: int) -> dict:
@@ -58,13 +50,12 @@ def _measure_revmodel(data_dir: str, repeat: int) -> dict:
 
     from revmodel import sources
 
-    best = float("inf")
-    result = None
-    for _ in range(repeat):
-        qdir = Path(tempfile.mkdtemp(prefix="bench-quarantine-"))
-        t0 = time.perf_counter()
-        result = sources.load(data_dir, quarantine_dir=qdir, as_of="2026-11-01")
-        best = min(best, time.perf_counter() - t0)
+    qdir = Path(tempfile.mkdtemp(prefix="bench-quarantine-"))
+    try:
+        best, result = best_of(
+            lambda: sources.load(data_dir, quarantine_dir=qdir, as_of="2026-11-01"), repeat
+        )
+    finally:
         shutil.rmtree(qdir, ignore_errors=True)
     rep = result.reports["opportunities"]
     return {
@@ -72,7 +63,7 @@ def _measure_revmodel(data_dir: str, repeat: int) -> dict:
         "accepted": rep.rows_accepted,
         "quarantined": rep.rows_quarantined,
         "seconds": best,
-        "peak_memory_mb": _peak_mb(),
+        "peak_memory_mb": peak_memory_mb(),
     }
 
 
@@ -90,13 +81,9 @@ def _sample(rows: int, seed: int) -> Path:
 
 
 def _run(step: str, data_dir: Path, repeat: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--_measure", step, "--repeat", str(repeat), str(data_dir)],
-        check=True,
-        capture_output=True,
-        text=True,
+    return measure_in_subprocess(
+        __file__, "--_measure", step, "--repeat", str(repeat), str(data_dir)
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -112,9 +99,9 @@ def main() -> None:
         print(json.dumps(fn(args.data_dir, args.repeat)))
         return
 
-    t0 = time.perf_counter()
-    data_dir = _sample(args.rows, args.seed)
-    gen_s = time.perf_counter() - t0
+    with stopwatch() as generating:
+        data_dir = _sample(args.rows, args.seed)
+    gen_s = generating.seconds
     peer = _run("pyarrow", data_dir, args.repeat)
     ours = _run("revmodel", data_dir, args.repeat)
     size_mb = sum((data_dir / f).stat().st_size for f in FILES) / 1024**2
@@ -142,13 +129,8 @@ def main() -> None:
         ("peak memory, pyarrow", f"{result['pyarrow_peak_memory_mb']:,.0f} MB", ""),
         ("peak memory, revmodel", f"{result['peak_memory_mb']:,.0f} MB", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"bench_ingest: {data_dir.name}, best of {args.repeat}")
-    print(f"{'step':<{width}}  {'figure':>12}  target")
-    for name, fig, aim in rows:
-        print(f"{name:<{width}}  {fig:>12}  {aim}")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    print_table(f"bench_ingest: {data_dir.name}, best of {args.repeat}", rows)
+    write_result("bench_ingest", result)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,12 @@ Timings are wall-clock on a shared 2-core machine and are noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from benchkit import peak_memory_mb, stopwatch, write_result
 
 from revmodel import territory
 
@@ -105,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
 
-    t0 = time.perf_counter()
-    accounts, reps, pot, locked = make_book(a.accounts, a.reps, seed=a.seed)
-    gen_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    plan = territory.assign_territories(accounts, reps, pot, max_moves=a.max_moves, locked=locked)
-    seconds = time.perf_counter() - t0
+    with stopwatch() as generating:
+        accounts, reps, pot, locked = make_book(a.accounts, a.reps, seed=a.seed)
+    with stopwatch() as assigning:
+        plan = territory.assign_territories(
+            accounts, reps, pot, max_moves=a.max_moves, locked=locked
+        )
+    gen_seconds, seconds = generating.seconds, assigning.seconds
 
     s = plan.summary
     a_ = plan.assignment
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "every_account_assigned_once": bool(
             a_["account_id"].is_unique and a_["new_rep_id"].notna().all()
         ),
-        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
         "cpu_count": os.cpu_count(),
         "seed": a.seed,
     }
@@ -153,10 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'-' * width}  -----")
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {write_result('bench_territory', result, a.out)}")
     return 0
 
 

@@ -14,14 +14,13 @@ does). Prints a table and writes benchmarks/results/bench_whatif.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from benchkit import stopwatch, timings_of, write_result
 
 from revmodel import calendar as fcal
 from revmodel import scenario
@@ -140,19 +139,14 @@ def main() -> None:
         {"productivity_change": -0.05},
     ]
 
-    t0 = time.perf_counter()
-    ctx = scenario.prepare(cube)
-    prepare_ms = (time.perf_counter() - t0) * 1000
+    with stopwatch() as preparing:
+        ctx = scenario.prepare(cube)
+    prepare_ms = preparing.seconds * 1000
     scenario.plan(ctx, base, months=plan_months)  # warm-up
+    cases = [base.with_changes(**changes[i % len(changes)]) for i in range(args.runs)]
 
     def timed(fn) -> list[float]:
-        out = []
-        for i in range(args.runs):
-            a = base.with_changes(**changes[i % len(changes)])
-            s = time.perf_counter()
-            fn(a)
-            out.append((time.perf_counter() - s) * 1000)
-        return out
+        return [1000 * s for s in timings_of(fn, cases)]
 
     fast = timed(lambda a: scenario.plan(ctx, a, months=plan_months))
     naive = timed(lambda a: scenario.plan(cube, a, months=plan_months))[: max(5, args.runs // 3)]
@@ -191,8 +185,7 @@ def main() -> None:
     w = max(len(r[0]) for r in rows)
     for name, fig, note in rows:
         print(f"{name:<{w}}  {fig:>10}  {note}")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "bench_whatif.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("bench_whatif", result)
 
 
 if __name__ == "__main__":
