@@ -238,6 +238,18 @@ def forecast_series(
     -------
     SeriesForecast
         Never raises for awkward data: failures give NaN and the reason.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = 100 + 10 * np.sin(np.arange(36) * np.pi / 6)  # three years of a monthly series
+    >>> fc = forecast_series(y, h=3)
+    >>> fc.mean.shape, fc.quantiles.shape  # 3 months; p10, p50, p90 for each
+    ((3,), (3, 3))
+    >>> bool(np.all(fc.quantiles[0] <= fc.quantiles[2]))
+    True
+    >>> forecast_series([np.nan, 0.0, 0.0], h=2).reason
+    'all-zero history: zero forecast'
     """
     q = _check_settings(h, quantiles, method)
     y = np.asarray(y, dtype=float).ravel()
@@ -672,6 +684,18 @@ def forecast_many(
     -------
     (dict, dict)
         Forecast per key, and counts ``{"series", "refits", "cache_hits"}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> tasks = {"a": SeriesTask(np.arange(1.0, 13.0)), "b": SeriesTask(np.zeros(12))}
+    >>> cache = tempfile.mkdtemp()
+    >>> out, counts = forecast_many(tasks, h=2, cache_dir=cache, progress=False)
+    >>> counts, out["b"].model_name
+    ({'series': 2, 'refits': 2, 'cache_hits': 0}, 'zero')
+    >>> forecast_many(tasks, h=2, cache_dir=cache, progress=False)[1]  # again: from the cache
+    {'series': 2, 'refits': 0, 'cache_hits': 2}
     """
     q = _check_settings(h, quantiles, method)
     settings = FitSettings(int(h), q, int(season_length), method, int(min_history))
@@ -727,6 +751,14 @@ def seasonal_profile(
     -------
     np.ndarray or None
         Indices with mean 1, shape ``(season_length,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> seasonal_profile(np.tile([1.0, 2.0, 3.0, 2.0], 12), season_length=4).round(2)
+    array([0.5, 1. , 1.5, 1. ])
+    >>> print(seasonal_profile(np.ones(10)))  # too short to tell
+    None
     """
     from statsmodels.tsa.seasonal import seasonal_decompose
 
@@ -809,6 +841,17 @@ def forecast_cube(
         attrs: ``measure``, ``as_of``, ``horizon``, ``units``, ``method``,
         ``n_series``, ``refits``, ``cache_hits``, ``n_fallbacks``,
         ``n_failed``, ``code_version``, and the cube's fiscal attrs.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> fc["node"].values[:4].tolist()
+    ['total', 'region=EMEA', 'segment=SMB', 'region/segment=EMEA/SMB']
     """
     _check_cube(ds, measure)
     q = _check_settings(horizon, quantiles, method)
@@ -838,11 +881,8 @@ def forecast_cube(
     out = _forecast_dataset(ds, da, measure, hierarchy, names, ordered, node_y, months, q)
     out.attrs = {
         **{k: v for k, v in ds.attrs.items() if k.startswith("fiscal") or k == "currency"},
-        "measure": measure,
-        "as_of": f"{as_of:%Y-%m-%d}",
-        "horizon": int(horizon),
-        "units": out.attrs["units"],
-        "method": method,
+        **dict(measure=measure, as_of=f"{as_of:%Y-%m-%d}", horizon=int(horizon)),
+        **dict(units=out.attrs["units"], method=method),
         **_run_counts(counts, ordered),
         "code_version": CODE_VERSION,
     }
@@ -1042,7 +1082,19 @@ def _forecast_dataset(
 
 
 def summarize(fc: xr.Dataset) -> str:
-    """A readable summary of a :func:`forecast_cube` result."""
+    """A readable summary of a :func:`forecast_cube` result.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> print(summarize(fc).splitlines()[0])
+    forecast of bookings for 3 months after 2025-12-01
+    """
     counts = pd.Series(fc["node_model"].values).value_counts()
     lines = [
         f"forecast of {fc.attrs['measure']} for {fc.attrs['horizon']} months after {fc.attrs['as_of']}",
@@ -1092,6 +1144,18 @@ def forecast_hierarchy(fc: xr.Dataset) -> rec.Hierarchy:
     DataError
         When ``fc`` was not made by :func:`forecast_cube` (its nodes are not in
         hierarchy order).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> h = forecast_hierarchy(fc)
+    >>> h.n_nodes == fc.sizes["node"], h.n_bottom
+    (True, 2)
     """
     levels = fc["level"].values.astype(str)
     bottom = np.flatnonzero(levels == BOTTOM_LEVEL)
@@ -1132,6 +1196,18 @@ def node_forecasts(history: xr.DataArray | None, fc: xr.Dataset) -> NodeForecast
     Returns
     -------
     NodeForecast
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> nf = node_forecasts(ds["bookings"], fc)
+    >>> nf.mean.shape, bool(nf.own.all())  # 10 nodes x 3 months, every node its own model
+    ((10, 3), True)
     """
     hierarchy = forecast_hierarchy(fc)
     if history is not None:
@@ -1184,6 +1260,20 @@ def reconcile_nodes(
     -------
     (xr.DataArray, dict)
         As :func:`revmodel.reconcile.reconcile_cube`.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> nf = node_forecasts(None, fc)
+    >>> coherent, info = reconcile_nodes(nf, fc["mean"], method="ols")
+    >>> total = coherent.sum(["segment", "region", "rep"]).values
+    >>> bool(np.allclose(total, info["reconciled_nodes"].isel(node=0)))  # node 0: the total
+    True
     """
     return rec.reconcile_cube(
         like.transpose(*rec.CELL_DIMS, "month"),
@@ -1215,6 +1305,18 @@ def reconcile_forecast(
     (xr.DataArray, dict)
         Coherent mean forecast (segment, region, rep, month) [units of the measure],
         and the reconciler's info (method used, fallbacks).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> coherent, info = reconcile_forecast(fc, ds, method="wls_struct")
+    >>> info["method"], coherent.dims
+    ('wls_struct', ('segment', 'region', 'rep', 'month'))
     """
     measure = fc.attrs["measure"]
     hist = ds[measure].sel(
@@ -1256,6 +1358,21 @@ def reconcile_dataset(
         reconciled cell quantiles and ``reconciled_mean`` the coherent cell means; the base
         ones kept as ``base_node_forecast``, ``base_node_mean`` and ``base_forecast``. And the
         reconciler's info.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> out, info = reconcile_dataset(fc, method="ols", settings=rec.SampleSettings(n_samples=200))
+    >>> out.attrs["reconcile_method"], out.attrs["reconcile_samples"]
+    ('ols', 200)
+    >>> reps = out["node_mean"].where(out["level"] == "rep").sum("node")
+    >>> bool(np.allclose(out["node_mean"].sel(node="total"), reps))  # the reps add up to the total
+    True
     """
     nf = node_forecasts(None, fc)
     h = nf.hierarchy
@@ -1269,36 +1386,61 @@ def reconcile_dataset(
         node_forecasts=nf.mean,
         hierarchy=h,
     )
+    draws = _reconciled_paths(fc, nf, method, nonnegative, locked, settings)
+    out = _with_reconciled(fc, reconciled, info["reconciled_nodes"], draws, h)
+    out.attrs.update(
+        reconcile_method=str(info.get("method", method)),
+        reconcile_samples=int(settings.n_samples),
+        reconcile_seed=int(settings.seed),
+    )
+    return out, info
+
+
+def _reconciled_paths(
+    fc: xr.Dataset,
+    nf: NodeForecast,
+    method: str,
+    nonnegative: bool,
+    locked: Mapping | None,
+    settings: rec.SampleSettings,
+) -> rec.ReconciledSamples:
+    """Coherent sample paths drawn from every node's base quantiles, locks kept."""
     months = fc["month"].values
-    locks = rec._locks_for_cube(h, locked, months)
-    draws = rec.sample_reconciled(
+    return rec.sample_reconciled(
         fc["node_forecast"].values,
         fc["quantile"].values,
-        h,
+        nf.hierarchy,
         method=method,
         residuals=nf.residuals,
         nonnegative=nonnegative,
-        locked=locks,
+        locked=rec._locks_for_cube(nf.hierarchy, locked, months),
         settings=settings,
         steps=rec._month_labels(months),
     )
+
+
+def _with_reconciled(
+    fc: xr.Dataset,
+    reconciled: xr.DataArray,
+    reconciled_nodes: xr.DataArray,
+    draws: rec.ReconciledSamples,
+    h: rec.Hierarchy,
+) -> xr.Dataset:
+    """``fc`` with the reconciled quantiles and means, the base ones kept as ``base_*``."""
     out = fc.copy()
     for name in ("node_forecast", "node_mean", "forecast"):
         out[f"base_{name}"] = fc[name]
     units = fc["mean"].attrs.get("units", "")
+    measure = fc.attrs["measure"]
     out["node_forecast"] = (
         fc["node_forecast"]
         .copy(data=draws.quantiles)
-        .assign_attrs(
-            units=units, long_name=f"{fc.attrs['measure']} reconciled forecast quantiles by node"
-        )
+        .assign_attrs(units=units, long_name=f"{measure} reconciled forecast quantiles by node")
     )
     out["node_mean"] = (
         fc["node_mean"]
-        .copy(data=info["reconciled_nodes"].values)
-        .assign_attrs(
-            units=units, long_name=f"{fc.attrs['measure']} reconciled forecast mean by node"
-        )
+        .copy(data=reconciled_nodes.values)
+        .assign_attrs(units=units, long_name=f"{measure} reconciled forecast mean by node")
     )
     cell = np.zeros(fc["forecast"].shape)
     c = h.cells
@@ -1306,15 +1448,10 @@ def reconcile_dataset(
     out["forecast"] = (
         fc["forecast"]
         .copy(data=cell)
-        .assign_attrs(units=units, long_name=f"{fc.attrs['measure']} reconciled forecast quantiles")
+        .assign_attrs(units=units, long_name=f"{measure} reconciled forecast quantiles")
     )
     out["reconciled_mean"] = reconciled.transpose(*fc["mean"].dims).assign_attrs(units=units)
-    out.attrs.update(
-        reconcile_method=str(info.get("method", method)),
-        reconcile_samples=int(settings.n_samples),
-        reconcile_seed=int(settings.seed),
-    )
-    return out, info
+    return out
 
 
 def forecast_reconciled(
@@ -1338,6 +1475,18 @@ def forecast_reconciled(
     (xr.Dataset, str)
         The forecast and a one-line note of what was done
         (``"reconciled with mint_shrink"``, ``"base forecasts (not reconciled)"``).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), np.ones((1, 1, 2, 24)))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> forecast_reconciled(ds, horizon=3, reconcile="magic")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: --reconcile 'magic': use one of bottom_up, top_down, ols, wls_struct, wls_var, mint_shrink, none
     """
     if measure not in ds.data_vars:
         raise ParameterError(
