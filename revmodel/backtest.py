@@ -98,14 +98,26 @@ def _arrays(actual: Any, forecast: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def wape(actual: Any, forecast: Any) -> float:
-    """Weighted absolute percentage error: sum|f - a| / sum|a| [1]; NaN when sum|a| is 0."""
+    """Weighted absolute percentage error: sum|f - a| / sum|a| [1]; NaN when sum|a| is 0.
+
+    Examples
+    --------
+    >>> wape([100.0, 200.0], [110.0, 180.0])  # (10 + 20) / 300
+    0.1
+    """
     a, f = _arrays(actual, forecast)
     denom = np.nansum(np.abs(a))
     return float(np.nansum(np.abs(f - a)) / denom) if denom > 0 else float("nan")
 
 
 def smape(actual: Any, forecast: Any) -> float:
-    """Symmetric MAPE: mean of 200 |f - a| / (|f| + |a|) [%], 0 where both are 0."""
+    """Symmetric MAPE: mean of 200 |f - a| / (|f| + |a|) [%], 0 where both are 0.
+
+    Examples
+    --------
+    >>> round(smape([100.0, 0.0], [50.0, 0.0]), 2)  # (2 * 50 / 150 + 0) / 2, in percent
+    33.33
+    """
     a, f = _arrays(actual, forecast)
     denom = np.abs(a) + np.abs(f)
     ratio = np.where(denom > 0, 2 * np.abs(f - a) / np.where(denom > 0, denom, 1.0), 0.0)
@@ -127,6 +139,12 @@ def seasonal_scale(history: Any, season_length: int = SEASON) -> np.ndarray:
     np.ndarray
         One scale per series (shape of ``history`` without its last axis); NaN when there is
         no difference to average.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> seasonal_scale(np.array([np.arange(14.0)]))  # every lag-12 difference is 12
+    array([12.])
     """
     y = np.asarray(history, dtype=float)
     m = season_length if y.shape[-1] > season_length else 1
@@ -141,6 +159,11 @@ def mase(actual: Any, forecast: Any, scale: Any) -> float:
 
     ``actual`` and ``forecast`` are (series x horizon) or (horizon,) arrays and ``scale``
     one value per series (see :func:`seasonal_scale`).
+
+    Examples
+    --------
+    >>> mase([[20.0, 30.0]], [[26.0, 30.0]], [12.0])  # mean(|6|, |0|) / 12
+    0.25
     """
     a, f = _arrays(actual, forecast)
     a2 = a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
@@ -153,14 +176,26 @@ def mase(actual: Any, forecast: Any, scale: Any) -> float:
 
 
 def bias(actual: Any, forecast: Any) -> float:
-    """Relative bias: sum(f - a) / sum(a) [1]; positive means the forecast ran high."""
+    """Relative bias: sum(f - a) / sum(a) [1]; positive means the forecast ran high.
+
+    Examples
+    --------
+    >>> bias([100.0, 200.0], [110.0, 180.0])  # (10 - 20) / 300
+    -0.03333333333333333
+    """
     a, f = _arrays(actual, forecast)
     denom = np.nansum(a)
     return float(np.nansum(f - a) / denom) if denom != 0 else float("nan")
 
 
 def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
-    """Share of actuals inside ``[lower, upper]`` [1]; NaN when there is no band."""
+    """Share of actuals inside ``[lower, upper]`` [1]; NaN when there is no band.
+
+    Examples
+    --------
+    >>> interval_coverage([100.0, 200.0], [90.0, 210.0], [120.0, 250.0])  # 200 is below its band
+    0.5
+    """
     a, lo = _arrays(actual, lower)
     _, hi = _arrays(actual, upper)
     known = np.isfinite(lo) & np.isfinite(hi)
@@ -217,6 +252,18 @@ def origins_for(
     ParameterError
         For a horizon, fold count or step that is not a whole number >= 1, or when the
         first origin would leave fewer than ``min_train`` months of history.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    ...           "manager": ("rep", ["M1", "M1"])}
+    >>> season = np.tile([1.0, 2.0, 3.0], 8)  # a seasonal pattern, repeated exactly
+    >>> bookings = (("segment", "region", "rep", "month"), np.stack([100 * season, 50 * season])[None, None])
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> [f"{o:%Y-%m}" for o in origins_for(cube, horizon=3, folds=2, step=3)]
+    ['2025-06', '2025-09']
     """
     for name, v in (("horizon", horizon), ("folds", folds), ("step", step)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
@@ -765,6 +812,19 @@ def rolling_origin(
     Returns
     -------
     BacktestResult
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    ...           "manager": ("rep", ["M1", "M1"])}
+    >>> season = np.tile([1.0, 2.0, 3.0], 8)  # a seasonal pattern, repeated exactly
+    >>> bookings = (("segment", "region", "rep", "month"), np.stack([100 * season, 50 * season])[None, None])
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> result = rolling_origin(cube, horizon=3, folds=2, models=["seasonal_naive"])
+    >>> result.metrics.query("level == 'total'")["wape"].round(6).tolist()  # exactly seasonal
+    [0.0, 0.0]
     """
     _check_backtest(cube, measure, reconcile)
     origin_list = _origin_list(cube, horizon, folds, step, origins)
@@ -943,6 +1003,21 @@ def summary_table(result: BacktestResult) -> pd.DataFrame:
         Columns ``level``, ``model``, ``nodes`` (per fold, at most), ``wape``, ``smape`` [%],
         ``mase``, ``bias``, ``coverage`` and ``beats_floor`` (WAPE at most the seasonal
         naive's at that level), levels top to bottom.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    ...           "manager": ("rep", ["M1", "M1"])}
+    >>> season = np.tile([1.0, 2.0, 3.0], 8)  # a seasonal pattern, repeated exactly
+    >>> bookings = (("segment", "region", "rep", "month"), np.stack([100 * season, 50 * season])[None, None])
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> result = rolling_origin(cube, horizon=3, folds=2, models=["seasonal_naive"])
+    >>> summary_table(result)[["level", "model", "wape"]].head(2)
+        level           model  wape
+    0   total  seasonal_naive   0.0
+    1  region  seasonal_naive   0.0
     """
     models = list(dict.fromkeys(result.scores["model"]))
     out = _metrics(result.scores, ["level", "model"])
@@ -961,7 +1036,21 @@ def summary_table(result: BacktestResult) -> pd.DataFrame:
 
 
 def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> str:
-    """A readable text table of :func:`summary_table`."""
+    """A readable text table of :func:`summary_table`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    ...           "manager": ("rep", ["M1", "M1"])}
+    >>> season = np.tile([1.0, 2.0, 3.0], 8)  # a seasonal pattern, repeated exactly
+    >>> bookings = (("segment", "region", "rep", "month"), np.stack([100 * season, 50 * season])[None, None])
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> result = rolling_origin(cube, horizon=3, folds=2, models=["seasonal_naive"])
+    >>> print(format_table(summary_table(result), result).splitlines()[0])
+    Backtest of bookings: 2 origins (2025-06, 2025-09), 3 months ahead
+    """
     t = table.copy()
     lines = []
     if result is not None:
@@ -990,7 +1079,24 @@ def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> s
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
-    """Write the backtest summary table as ``.csv`` or ``.json`` (records), by suffix."""
+    """Write the backtest summary table as ``.csv`` or ``.json`` (records), by suffix.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    ...           "manager": ("rep", ["M1", "M1"])}
+    >>> season = np.tile([1.0, 2.0, 3.0], 8)  # a seasonal pattern, repeated exactly
+    >>> bookings = (("segment", "region", "rep", "month"), np.stack([100 * season, 50 * season])[None, None])
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> result = rolling_origin(cube, horizon=3, folds=2, models=["seasonal_naive"])
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = write_table(summary_table(result), Path(tempfile.mkdtemp()) / "backtest.csv")
+    >>> path.read_text().splitlines()[0].split(",")[:3]
+    ['level', 'model', 'nodes']
+    """
     path = Path(path)
     if path.suffix.lower() not in (".csv", ".json"):
         raise ParameterError(f"--out {path}: write the table as .csv or .json")
@@ -1035,6 +1141,26 @@ def last_cycle_accuracy(
         ``abs_pct_error`` [ratio], ``in_band`` [bool]; and ``info`` with
         ``quarter``, ``origin`` (last month of actuals the forecast saw) and
         ``source`` ("published" or "re-run").
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    ...           "manager": ("rep", ["M1", "M1"])}
+    >>> season = np.tile([1.0, 2.0, 3.0], 8)  # a seasonal pattern, repeated exactly
+    >>> bookings = (("segment", "region", "rep", "month"), np.stack([100 * season, 50 * season])[None, None])
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> import tempfile
+    >>> from revmodel.forecast import forecast_cube
+    >>> past = cube.sel(month=cube["month"] <= np.datetime64("2025-09-01")).assign_attrs(
+    ...     as_of="2025-09-01")
+    >>> published = forecast_cube(past, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> table, info = last_cycle_accuracy(cube, "FY2026-Q1", previous=published)
+    >>> info
+    {'quarter': 'FY2025-Q4', 'origin': '2025-09', 'source': 'published'}
+    >>> table.loc[table["level"] == "total", "actual"].tolist()  # Oct-Dec 2025, both reps
+    [900.0]
     """
     from revmodel import forecast
 
@@ -1081,7 +1207,14 @@ def last_cycle_accuracy(
 
 
 def nonnegative(fc: xr.Dataset) -> bool:
-    """Whether the forecast measure is never negative (its node history says so)."""
+    """Whether the forecast measure is never negative (its node history says so).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> nonnegative(xr.Dataset({"node_history": (("node", "history_month"), [[5.0, -1.0]])}))
+    False
+    """
     if "node_history" not in fc:
         return True
     return bool(np.nanmin(fc["node_history"].values, initial=0.0) >= 0)
@@ -1118,7 +1251,18 @@ def _row(level: str, name: str, fcv: float, band: np.ndarray, q: list, actual: f
 
 
 def accuracy_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy by level: nodes, weighted absolute percentage error, share inside the band."""
+    """Accuracy by level: nodes, weighted absolute percentage error, share inside the band.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"level": ["rep", "rep"], "forecast": [110.0, 90.0],
+    ...                      "actual": [100.0, 100.0], "error": [10.0, -10.0],
+    ...                      "in_band": [True, False]})
+    >>> accuracy_table(rows)
+      level  nodes  forecast  actual  wape  share_in_band
+    0   rep      2     200.0   200.0   0.1            0.5
+    """
     g = table.groupby("level", sort=False)
     out = pd.DataFrame(
         {

@@ -274,6 +274,22 @@ def hierarchy_from_cube(
     -------
     Hierarchy
         Summing matrix over the cells with data; empty cells are left out.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> h.n_nodes, h.n_bottom
+    (10, 2)
+    >>> h.labels()[:3].tolist()
+    ['total', 'region=EMEA', 'segment=SMB']
     """
     da = _as_dataarray(ds, measure)
     _check_cell_dims(da, "the cube")
@@ -318,6 +334,15 @@ def hierarchy_from_cells(
         The cube's coordinate labels.
     managers : np.ndarray
         Manager of each rep (same length as ``reps``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cells = np.array([[0, 0, 0], [0, 0, 1]])  # (segment, region, rep) positions with data
+    >>> h = hierarchy_from_cells(cells, np.array(["SMB"]), np.array(["EMEA"]),
+    ...                          np.array(["r1", "r2"]), np.array(["M1", "M1"]))
+    >>> h.n_nodes, str(h.labels()[-1])
+    (10, 'rep/segment=r2/SMB/EMEA')
     """
     cells = np.asarray(cells, dtype=np.int64).reshape(-1, 3)
     segments, regions, reps, managers = (
@@ -391,6 +416,15 @@ def aggregate(
     -------
     np.ndarray
         (n_nodes,) or (n_nodes x h) values [same units].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S = np.array([[1, 1], [1, 0], [0, 1]])  # the total over two bottom series
+    >>> aggregate(S, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([[4., 6.],
+           [1., 2.],
+           [3., 4.]])
     """
     S = _summing_matrix(hierarchy)
     b = np.asarray(bottom_values, dtype=float)
@@ -415,6 +449,21 @@ def bottom_values(hierarchy: Hierarchy, da: xr.DataArray) -> xr.DataArray:
     """The bottom series of a cube DataArray, as a (node, month[, ...]) DataArray.
 
     NaN becomes 0 (a cell without a value contributes nothing to its parents).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> bottom_values(h, da).values
+    array([[1., 2.],
+           [3., 4.]])
     """
     _check_cell_dims(da, "the forecast")
     idx = {d: xr.DataArray(hierarchy.cells[:, k], dims="node") for k, d in enumerate(CELL_DIMS)}
@@ -450,6 +499,21 @@ def to_nodes(hierarchy: Hierarchy, da: xr.DataArray) -> xr.DataArray:
     xr.DataArray
         Dims (``node``, time dims...), node coords ``level``, ``segment``,
         ``region``, ``manager``, ``rep`` [same units].
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> nodes = to_nodes(h, da)
+    >>> nodes.dims, nodes.isel(node=0).values  # node 0 is the total
+    (('node', 'month'), array([4., 6.]))
     """
     b = bottom_values(hierarchy, da)
     values = np.asarray(b.values)
@@ -478,6 +542,21 @@ def from_nodes(
     -------
     xr.DataArray
         Dims (``segment``, ``region``, ``rep``, time...); cells outside the hierarchy are 0.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> back = from_nodes(h, to_nodes(h, da), like=da)
+    >>> bool((back == da).all())
+    True
     """
     arr = np.asarray(node_values.values if isinstance(node_values, xr.DataArray) else node_values)
     if arr.shape[0] == hierarchy.n_nodes:
@@ -535,6 +614,14 @@ def shrunk_covariance(residuals: np.ndarray) -> tuple[np.ndarray, float]:
     -------
     (np.ndarray, float)
         The (n_nodes x n_nodes) shrunk covariance [units**2] and ``lambda``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> cov, lam = shrunk_covariance(rng.normal(size=(3, 40)))  # 3 series, 40 residuals each
+    >>> cov.shape, bool(0 <= lam <= 1)
+    ((3, 3), True)
     """
     E = np.asarray(residuals, dtype=float)
     ok = np.isfinite(E).astype(float)
@@ -635,6 +722,14 @@ def shrunk_covariance_lowrank(residuals: np.ndarray) -> LowRankCovariance:
     Returns
     -------
     LowRankCovariance
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = np.random.default_rng(0).normal(size=(3, 40))
+    >>> low = shrunk_covariance_lowrank(r)
+    >>> bool(np.allclose(low.dense(), shrunk_covariance(r)[0]))
+    True
     """
     E = np.asarray(residuals, dtype=float)
     ok = np.isfinite(E)
@@ -673,7 +768,14 @@ def _positive_definite(m: np.ndarray) -> bool:
 
 
 def residual_variance(residuals: np.ndarray) -> np.ndarray:
-    """Diagonal of :func:`shrunk_covariance`: the residual variances [units**2] (NaN left out)."""
+    """Diagonal of :func:`shrunk_covariance`: the residual variances [units**2] (NaN left out).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> residual_variance(np.array([[1.0, -1.0, 1.0, -1.0], [2.0, -2.0, np.nan, 0.0]])).round(2)
+    array([1.33, 4.  ])
+    """
     E = np.asarray(residuals, dtype=float)
     ok = np.isfinite(E)
     n = ok.sum(1)
@@ -1350,7 +1452,17 @@ class MinTrace:
 
 
 def reconciler(method: str, nonnegative: bool = False) -> BottomUp | TopDown | MinTrace:
-    """The reconciler for a method name of :data:`METHODS` (except ``"none"``)."""
+    """The reconciler for a method name of :data:`METHODS` (except ``"none"``).
+
+    Examples
+    --------
+    >>> reconciler("mint_shrink", nonnegative=True).method
+    'mint_shrink'
+    >>> reconciler("magic")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: unknown reconciliation method 'magic'; use one of bottom_up, top_down, ols, wls_struct, wls_var, mint_shrink, none
+    """
     if method == "bottom_up":
         return BottomUp(nonnegative=nonnegative)
     if method == "top_down":
@@ -1377,6 +1489,23 @@ def locks_from_frame(hierarchy: Hierarchy, frame: pd.DataFrame, months: Sequence
 
     Key fields a level does not use may be absent or ``"*"``. Months missing
     for a node stay unlocked.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> table = pd.DataFrame({"level": ["manager"], "manager": ["M1"],
+    ...                       "month": ["2026-02-01"], "value": [12.0]})
+    >>> locks = locks_from_frame(h, table, da["month"].values)
+    >>> {h.label(i): v.tolist() for i, v in locks.items()}
+    {'manager=M1': [nan, 12.0]}
     """
     need = {"level", "month", "value"}
     missing = sorted(need - set(frame.columns))
@@ -1492,6 +1621,24 @@ def reconcile_cube(
         (cells outside the hierarchy are 0), and ``info``: the reconciler's
         info plus ``hierarchy``, ``reconciled_nodes`` (DataArray node x month),
         ``filled_nodes`` and ``dropped_cells`` / ``dropped_amount``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> base = da.copy(data=da.values * 1.1)
+    >>> out, info = reconcile_cube(base, method="ols", locked={("total", ()): 5.0})
+    >>> out.sum(["segment", "region", "rep"]).values.round(6)  # the total kept at 5
+    array([5., 5.])
+    >>> info["method"]
+    'ols'
     """
     _check_forecast(forecast, method)
     if hierarchy is None:
@@ -1760,6 +1907,13 @@ def quantile_paths(
     -------
     np.ndarray
         (n x h x N) draws [units].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = np.array([[[80.0, 100.0, 150.0]]])  # one node, one month: p10, p50, p90 (skewed)
+    >>> quantile_paths(np.array([[[-1.2815516, 0.0, 1.2815516]]]), q, [0.1, 0.5, 0.9]).round(3)
+    array([[[ 80., 100., 150.]]])
     """
     from scipy import stats
 
@@ -1900,6 +2054,23 @@ def shared_shocks(
     levels : sequence of float
         Their probability levels.
     hierarchy : Hierarchy
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> q = np.stack([np.array([[8.0, 10.0, 12.0]] * 2)] * h.n_nodes)  # (nodes, months, 3)
+    >>> cov = shrunk_covariance_lowrank(np.random.default_rng(0).normal(size=(h.n_nodes, 24)))
+    >>> shocks = shared_shocks(cov, q, [0.1, 0.5, 0.9], h)
+    >>> shocks.kappa.shape == (len(shocks.levels), 2), bool((shocks.kappa >= 0).all())
+    (True, True)
     """
     from scipy import stats
     from scipy.optimize import lsq_linear
@@ -2023,6 +2194,26 @@ def sample_reconciled(
     Returns
     -------
     ReconciledSamples
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> base = to_nodes(h, da).values  # coherent base means (nodes x months)
+    >>> q = np.stack([0.8 * base, base, 1.2 * base], axis=-1)  # p10, p50, p90 of every node
+    >>> s = sample_reconciled(q, [0.1, 0.5, 0.9], h, method="ols",
+    ...                       settings=SampleSettings(n_samples=200))
+    >>> s.samples.shape, s.quantiles.shape
+    ((10, 2, 200), (10, 2, 3))
+    >>> bool(np.allclose(s.samples[0], s.samples[h.bottom].sum(axis=0)))  # every path adds up
+    True
     """
     qn = np.asarray(node_quantiles, dtype=float)
     n, h, _ = qn.shape

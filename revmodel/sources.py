@@ -284,17 +284,36 @@ def load(
         mapping's ISO 4217 code, else the one the amounts are written in,
         else ``None``).
 
-    Example
-    -------
-    >>> result = load("data", mapping="data/mapping.yaml")  # doctest: +SKIP
-    >>> result.tables["opportunities"].amount.sum(), result.currency  # doctest: +SKIP
-    (1250000.0, 'EUR')
-
     Raises
     ------
     DataError
         When the data cannot be used: no opportunities file, a missing, empty
         or unreadable file, a required column absent, or a bad mapping file.
+
+    Examples
+    --------
+    An orders export with its own column names, and one row that cannot be trusted:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "orders.csv").write_text(
+    ...     "Id;Closed;Value;Status\\n"
+    ...     "A-1;2026-01-15;1200,50 €;Won\\n"
+    ...     "A-2;2026-02-03;800 €;Won\\n"
+    ...     "A-3;someday;50 €;Won\\n"
+    ... )
+    >>> _ = (folder / "mapping.yaml").write_text(
+    ...     "tables:\\n"
+    ...     "  opportunities:\\n"
+    ...     "    file: orders.csv\\n"
+    ...     "    columns: {opportunity_id: Id, close_date: Closed, amount: Value, stage: Status}\\n"
+    ... )
+    >>> result = load(folder, as_of="2026-03-01")
+    >>> result.tables["opportunities"]["amount"].tolist(), result.currency
+    ([1200.5, 800.0], 'EUR')
+    >>> result.quarantine["opportunities"][["row", "column", "value"]].to_dict("records")
+    [{'row': 4, 'column': 'close_date', 'value': 'someday'}]
     """
     data_dir = _data_folder(data_dir)
     mapping_path = Path(mapping) if mapping is not None else _find_mapping(data_dir)
@@ -408,6 +427,15 @@ def dimension_sizes(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> 
     Members are the distinct labels found in any table plus one placeholder;
     months run from the first date to ``as_of`` plus two years of pipeline.
     :func:`revmodel.limits.cube_size_problem` decides whether they fit.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> opps = pd.DataFrame({"rep_id": ["r1", "r2"], "segment": ["SMB", "SMB"],
+    ...                      "region": ["EMEA", None],
+    ...                      "close_date": pd.to_datetime(["2026-01-10", "2026-02-20"])})
+    >>> dimension_sizes({"opportunities": opps}, pd.Timestamp("2026-03-01"))  # + placeholders
+    {'segment': 2, 'region': 2, 'rep': 3, 'month': 27}
     """
 
     def distinct(column: str) -> int:
@@ -448,6 +476,20 @@ def read_mapping(path: str | Path) -> MappingSpec:
     ------
     DataError
         Naming the file and key of every problem found.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "mapping.yaml"
+    >>> _ = path.write_text("tables:\\n  opportunities:\\n    columns: {amount: Value}\\n")
+    >>> read_mapping(path).tables["opportunities"].columns
+    {'amount': 'Value'}
+    >>> _ = path.write_text("tabels: {}\\n")
+    >>> read_mapping(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.DataError: ...mapping.yaml: unknown key 'tabels'; use tables, date_format, segment_bands, currency
     """
     path = Path(path)
     if not path.is_file():
@@ -1195,6 +1237,14 @@ def table_schema(
         Columns with dtypes and nullability from :mod:`revmodel.schema`, and the
         row rules (duplicates, stages, won amounts and dates, references) as
         named wide checks.
+
+    Examples
+    --------
+    >>> s = table_schema("reps")
+    >>> list(s.columns)[:2]
+    ['rep_id', 'rep_name']
+    >>> [check.name for check in s.columns["ramp_months"].checks]
+    ['negative_ramp_months']
     """
     if name not in schema.TABLES:
         raise KeyError(f"{name} is not a table; use one of {', '.join(schema.TABLES)}")
