@@ -67,6 +67,23 @@ from revmodel.allocation import largest_remainder
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 from revmodel.schema import OPEN_STAGES, segment_bands
 
+__all__ = [
+    "DEFAULT_OBJECTIVE_WEIGHTS",
+    "DEFAULT_POTENTIAL_WEIGHTS",
+    "AssignmentSettings",
+    "TerritoryPlan",
+    "account_owner_from",
+    "account_potential",
+    "assign_territories",
+    "balance_report",
+    "cycle_territories",
+    "read_locked",
+    "rep_potential",
+    "rerun",
+    "segment_accounts",
+    "unassigned_accounts",
+]
+
 #: Weights of the potential score components (renormalised over the components present).
 DEFAULT_POTENTIAL_WEIGHTS: dict[str, float] = {
     "annual_revenue": 0.3,
@@ -190,6 +207,13 @@ def segment_accounts(
         values and accounts outside every band become
         :data:`revmodel.config.PLACEHOLDER`) and ``employee_band`` (the band
         derived from headcount, placeholder when unknown).
+
+    Examples
+    --------
+    >>> accounts = pd.DataFrame({"account_id": ["A1", "A2", "A3"], "employees": [12, 350, None]})
+    >>> out = segment_accounts(accounts)
+    >>> out["segment"].tolist(), out["region"].tolist()[0]
+    (['SMB', 'Mid-Market', '(unassigned)'], '(unassigned)')
     """
     bands = _check_bands(bands)
     _require_columns(accounts, "accounts", ["account_id"])
@@ -257,6 +281,16 @@ def account_potential(
     pd.Series
         ``potential`` indexed by ``account_id`` [score; an average account
         scores 100].
+
+    Examples
+    --------
+    Revenue and headcount both twice the mean score 200:
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3"], "annual_revenue": [1e6, 2e6, 3e6], "employees": [10, 20, 30]}
+    ... )
+    >>> account_potential(accounts).tolist()
+    [50.0, 100.0, 150.0]
     """
     w = dict(DEFAULT_POTENTIAL_WEIGHTS if weights is None else weights)
     unknown = sorted(set(w) - set(DEFAULT_POTENTIAL_WEIGHTS))
@@ -338,6 +372,22 @@ class TerritoryPlan:
     record : dict
         Run record (JSON-ready): parameters, objective, constraints, inputs,
         inputs hash, per-group solver method and status, summary figures.
+
+    Examples
+    --------
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
+    ... )
+    >>> reps = pd.DataFrame({"rep_id": ["R1", "R2"], "region": "EMEA", "segment": "SMB"})
+    >>> potential = pd.Series([40.0, 30.0, 20.0, 10.0], index=accounts["account_id"])
+    >>> plan = assign_territories(accounts, reps, potential)
+    >>> plan.summary["accounts_moved"], len(plan.moves)
+    (2, 2)
+    >>> import tempfile
+    >>> paths = plan.save(Path(tempfile.mkdtemp()) / "plan.csv")
+    >>> sorted(p.name for p in paths.values())
+    ['plan.csv', 'plan_balance.csv', 'plan_report.txt', 'plan_run.json']
     """
 
     assignment: pd.DataFrame
@@ -759,9 +809,16 @@ class _LocalSearch:
         best = self.best_move(senders, receivers)
         if best[1] is None:
             best = _best_swap(
-                self.q, self.assign, self.owner, self.dp, senders, receivers, self.lam,
-                self.moves, self.limit,
-            )  # fmt: skip
+                self.q,
+                self.assign,
+                self.owner,
+                self.dp,
+                senders,
+                receivers,
+                self.lam,
+                self.moves,
+                self.limit,
+            )
         if best[1] is None:
             return False
         kind, a, b, dm = best[1]
@@ -998,6 +1055,23 @@ def assign_territories(
         forced moves, locked accounts beyond a hard tolerance or capacity, or
         a programme without a solution; the message names the region and
         segment and what to relax.
+
+    Examples
+    --------
+    One rep owns all four accounts; two moves balance the potential:
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
+    ... )
+    >>> reps = pd.DataFrame({"rep_id": ["R1", "R2"], "region": "EMEA", "segment": "SMB"})
+    >>> potential = pd.Series([40.0, 30.0, 20.0, 10.0], index=accounts["account_id"])
+    >>> plan = assign_territories(accounts, reps, potential)
+    >>> plan.balance[["rep_id", "potential_before", "potential_after"]]
+      rep_id  potential_before  potential_after
+    0     R1             100.0             50.0
+    1     R2               0.0             50.0
+    >>> plan.summary["accounts_moved"]
+    2
     """
     locked = dict(locked) if isinstance(locked, Mapping) else tuple(sorted(str(a) for a in locked))
     as_of = _iso_date(as_of, "as_of")
@@ -1627,6 +1701,27 @@ def rerun(record: Mapping[str, Any] | str | Path) -> TerritoryPlan:
     DataError
         The record's inputs do not match its ``inputs_sha256`` or it is not a
         territory run record.
+
+    Parameters
+    ----------
+    record : mapping, str or Path
+        :attr:`TerritoryPlan.record`, or the path of its ``*_run.json`` file.
+
+    Returns
+    -------
+    TerritoryPlan
+
+    Examples
+    --------
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
+    ... )
+    >>> reps = pd.DataFrame({"rep_id": ["R1", "R2"], "region": "EMEA", "segment": "SMB"})
+    >>> potential = pd.Series([40.0, 30.0, 20.0, 10.0], index=accounts["account_id"])
+    >>> plan = assign_territories(accounts, reps, potential)
+    >>> rerun(plan.record).assignment.equals(plan.assignment)
+    True
     """
     if isinstance(record, str | Path):
         try:
@@ -1660,6 +1755,26 @@ def balance_report(plan: TerritoryPlan, max_rows: int = 40) -> str:
     plan : TerritoryPlan
     max_rows : int
         Most rep and move rows listed (the CSV files hold them all).
+
+    Returns
+    -------
+    str
+        The report, one line per row.
+
+    Examples
+    --------
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
+    ... )
+    >>> reps = pd.DataFrame({"rep_id": ["R1", "R2"], "region": "EMEA", "segment": "SMB"})
+    >>> potential = pd.Series([40.0, 30.0, 20.0, 10.0], index=accounts["account_id"])
+    >>> plan = assign_territories(accounts, reps, potential)
+    >>> for line in balance_report(plan).splitlines()[:3]:
+    ...     print(line)
+    Territory plan
+      accounts 4, active reps 2, reps who left 0
+      accounts moved 2 (forced 0, for balance 2); new assignments 0
     """
     s = plan.record["summary"]
     tol = s["balance_tolerance"]
@@ -1744,17 +1859,30 @@ def cycle_territories(
 ) -> tuple[TerritoryPlan | None, str]:
     """The territory plan of a cycle starting at ``start``, or why there is none.
 
+    Parameters
+    ----------
+    tables : mapping of str to pd.DataFrame
+        The canonical tables; ``accounts`` and ``reps`` are needed,
+        ``opportunities`` feed the potential when present.
+    start : date-like
+        First day of the cycle: reps who left before it are not assigned.
+    max_moves, balance_tolerance
+        See :func:`assign_territories`.
+    enabled : bool
+        The cycle parameters' ``territories`` switch.
+
     Returns
     -------
     (TerritoryPlan or None, str)
         The plan and ``""``; or None and, in words, why the section is not shown:
         ``territories: false`` in the parameters, or the tables to add.
 
-    Example
-    -------
-    >>> plan, note = cycle_territories({"opportunities": opps}, "2027-01-01")
-    >>> note
-    'Territories: not provided — add the accounts and reps tables.'
+    Examples
+    --------
+    >>> opportunities = pd.DataFrame({"opportunity_id": ["O1"], "amount": [100.0], "stage": ["won"]})
+    >>> plan, note = cycle_territories({"opportunities": opportunities}, "2027-01-01")
+    >>> plan is None, note
+    (True, 'Territories: not provided — add the accounts and reps tables.')
     """
     why = sections.note(tables, "territories", {"territories": enabled})
     if why:
@@ -1788,7 +1916,29 @@ def _unassigned_lines(plan: TerritoryPlan, max_rows: int) -> list[str]:
 
 
 def unassigned_accounts(plan: TerritoryPlan) -> pd.DataFrame:
-    """Accounts no active rep can take: ``account_id, region, segment, potential, old_rep_id, reason``."""
+    """Accounts no active rep can take: ``account_id, region, segment, potential, old_rep_id, reason``.
+
+    Parameters
+    ----------
+    plan : TerritoryPlan
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per account left without a rep, with the reason.
+
+    Examples
+    --------
+    An APAC account whose only rep has left stays unassigned:
+
+    >>> accounts = pd.DataFrame({"account_id": ["A1", "B1"], "region": ["EMEA", "APAC"], "segment": "SMB"})
+    >>> reps = pd.DataFrame(
+    ...     {"rep_id": ["R1", "R3"], "region": ["EMEA", "APAC"], "segment": "SMB", "end_date": [None, "2026-01-31"]}
+    ... )
+    >>> plan = assign_territories(accounts, reps, pd.Series([1.0, 1.0], index=["A1", "B1"]), as_of="2027-01-01")
+    >>> print(unassigned_accounts(plan).loc[0, "reason"])
+    unassigned: no active rep sells to region 'APAC', segment 'SMB'
+    """
     a = plan.assignment
     return a.loc[
         a["new_rep_id"].isna(),
@@ -1813,6 +1963,19 @@ def account_owner_from(plan: TerritoryPlan, month: str | pd.Timestamp) -> pd.Dat
         ``from_month`` (datetime64[ns], first day of month),
         ``previous_rep_id`` (owner before it; None for new assignments),
         ``region``, ``segment``, ``potential`` [score].
+
+    Examples
+    --------
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
+    ... )
+    >>> reps = pd.DataFrame({"rep_id": ["R1", "R2"], "region": "EMEA", "segment": "SMB"})
+    >>> potential = pd.Series([40.0, 30.0, 20.0, 10.0], index=accounts["account_id"])
+    >>> plan = assign_territories(accounts, reps, potential)
+    >>> owners = account_owner_from(plan, "2027-02-14")
+    >>> owners["from_month"].iloc[0], owners["previous_rep_id"].tolist()
+    (Timestamp('2027-02-01 00:00:00'), ['R1', 'R1', 'R1', 'R1'])
     """
     try:
         start = pd.Timestamp(month)
@@ -1850,6 +2013,18 @@ def rep_potential(plan: TerritoryPlan, share: bool = False) -> pd.Series:
     -------
     pd.Series
         Indexed by ``rep_id`` [score] or [fraction] with ``share``.
+
+    Examples
+    --------
+
+    >>> accounts = pd.DataFrame(
+    ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
+    ... )
+    >>> reps = pd.DataFrame({"rep_id": ["R1", "R2"], "region": "EMEA", "segment": "SMB"})
+    >>> potential = pd.Series([40.0, 30.0, 20.0, 10.0], index=accounts["account_id"])
+    >>> plan = assign_territories(accounts, reps, potential)
+    >>> rep_potential(plan, share=True).to_dict()
+    {'R1': 0.5, 'R2': 0.5}
     """
     b = plan.balance[plan.balance["status"] == "active"]
     out = pd.Series(
@@ -1867,7 +2042,26 @@ def rep_potential(plan: TerritoryPlan, share: bool = False) -> pd.Series:
 
 
 def read_locked(path: str | Path) -> list[str]:
-    """Account ids that must stay put: one per line, or a CSV with an ``account_id`` column."""
+    """Account ids that must stay put: one per line, or a CSV with an ``account_id`` column.
+
+    Parameters
+    ----------
+    path : str or Path
+        A text file with one account id per line, or a CSV with an ``account_id`` column.
+
+    Returns
+    -------
+    list of str
+        The account ids, in file order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "locked.csv"
+    >>> _ = path.write_text("account_id,note\\nA1,renewal\\nA3,strategic\\n", encoding="utf-8")
+    >>> read_locked(path)
+    ['A1', 'A3']
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(
