@@ -529,6 +529,18 @@ def plan_inputs(cube: xr.Dataset) -> xr.Dataset:
     -----
     History uses the reps' own ramp months (else
     :data:`revmodel.assumptions.DEFAULT_RAMP_MONTHS`) with a linear ramp.
+
+    Examples
+    --------
+    ``ds`` is the sample company's cube (fiscal years start in November):
+
+    >>> inp = plan_inputs(ds)
+    >>> inp.attrs["history_window"], sorted(inp.data_vars)[:4]
+    ('FY2026', ['bookings_last_year', 'full_year', 'productivity', 'productivity_reps'])
+    >>> bool(np.allclose(inp["seasonality"].sum("fiscal_month"), 1.0))
+    True
+    >>> plan_inputs(inp) is inp
+    True
     """
     if _is_inputs(cube):
         return cube
@@ -584,6 +596,12 @@ def productivity_from_history(cube: xr.Dataset) -> xr.DataArray:
     xarray.DataArray
         Over ``segment`` [currency/year per ramped rep], with coord
         ``productivity_reps`` (reps measured; 0 where a fallback applied).
+
+    Examples
+    --------
+    >>> prod = productivity_from_history(ds)
+    >>> prod.dims, prod.attrs["units"], bool((prod > 0).all())
+    (('segment',), 'USD/year', True)
     """
     inp = plan_inputs(cube)
     return inp["productivity"].assign_coords(productivity_reps=inp["productivity_reps"])
@@ -596,7 +614,33 @@ def plan_months(
     source: xr.Dataset, assumptions: Assumptions, months: Sequence | pd.DatetimeIndex | None = None
 ) -> pd.DatetimeIndex:
     """The months planned: those of ``assumptions.plan_year`` in the cube's fiscal calendar,
-    or ``months`` (consecutive first-of-month dates) for another horizon."""
+    or ``months`` (consecutive first-of-month dates) for another horizon.
+
+    Parameters
+    ----------
+    source : xarray.Dataset
+        The cube or its plan inputs (for the fiscal calendar).
+    assumptions : Assumptions
+        Uses ``plan_year``.
+    months : sequence of dates, optional
+        Months to plan instead of the plan year.
+
+    Returns
+    -------
+    pandas.DatetimeIndex
+        First-of-month dates named ``month``.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> months = plan_months(ds, Assumptions(plan_year="FY2027"))
+    >>> len(months), months[0].date(), months[-1].date()
+    (12, datetime.date(2026, 11, 1), datetime.date(2027, 10, 1))
+    >>> plan_months(ds, Assumptions(), months=["2027-01-01", "2027-03-01"])
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: months must be consecutive and increasing, one per month.
+    """
     if months is None:
         cal = fcal.FiscalCalendar.from_attrs(source)
         return cal.quarter_months(assumptions.plan_year)
@@ -978,6 +1022,21 @@ def headcount(
         and per segment ``ramp_months_plan`` [months], ``attrition`` [ratio/year].
         Rep coords: ``manager``, ``rep_region``, ``rep_segment``, ``hire_date``,
         ``end_date``, ``ramp_months`` (used), ``planned`` (a TBH head).
+
+    Examples
+    --------
+    Without attrition every rep employed through the plan year stays a whole head:
+
+    >>> from revmodel.assumptions import Assumptions
+    >>> flat = Assumptions(rep_attrition={"SMB": 0.0, "Mid-Market": 0.0, "Enterprise": 0.0})
+    >>> hc = headcount(ds, flat)
+    >>> hc["headcount"].dims, hc["headcount"].attrs["units"]
+    (('rep', 'month'), 'reps')
+    >>> stays = hc["end_date"].isnull() & ~hc["planned"]
+    >>> bool((hc["headcount"].sel(rep=stays) == 1.0).all())
+    True
+    >>> bool((hc["ramped_fte"] <= hc["headcount"] + 1e-9).all())
+    True
     """
     data, coords, attrs = _seat_arrays(plan_inputs(source), assumptions, months, shape)
     return xr.Dataset(data, coords=coords, attrs=attrs)
@@ -1023,6 +1082,20 @@ def capacity_plan(
         rep] and the rep-level history the quota module uses
         (``run_rate(rep)`` [currency/year], NaN for planned heads and reps
         without enough history) and ``seasonality(segment, fiscal_month)``.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> plan = capacity_plan(plan_inputs(ds), Assumptions())
+    >>> plan["capacity"].dims, plan["capacity"].attrs["units"]
+    (('rep', 'month'), 'USD/month')
+
+    Capacity is ramped rep equivalents times the segment's productivity:
+
+    >>> seat = plan.isel(rep=0)
+    >>> per_month = plan["productivity"].sel(segment=seat["rep_segment"].item()) / 12
+    >>> bool(np.allclose(seat["capacity"], seat["ramped_fte"] * per_month))
+    True
     """
     inp = plan_inputs(source)
     data, coords, attrs = _seat_arrays(inp, assumptions, months, shape)
@@ -1095,6 +1168,16 @@ def capacity_gap(plan: xr.Dataset, target: float | xr.DataArray) -> xr.Dataset:
         Over ``segment``, ``region`` (and ``month`` when the target has it):
         ``capacity``, ``target``, ``gap`` = target - capacity (positive: a
         shortfall) [currency], and ``coverage`` = capacity / target [ratio].
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> plan = capacity_plan(ds, Assumptions())
+    >>> gap = capacity_gap(plan, 50_000_000.0)
+    >>> sorted(gap.data_vars), round(float(gap["target"].sum()))
+    (['capacity', 'coverage', 'gap', 'target'], 50000000)
+    >>> bool(np.allclose(gap["gap"], gap["target"] - gap["capacity"]))
+    True
     """
     cap_rm = plan["capacity"].values
     segs = plan["segment"].values
@@ -1161,6 +1244,16 @@ def hires_needed(plan: xr.Dataset, gap: xr.Dataset) -> pd.DataFrame:
     InfeasibleError
         A shortfall in a segment whose productivity is zero, or a plan too short
         for a hire to book anything.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> plan = capacity_plan(ds, Assumptions())
+    >>> hires = hires_needed(plan, capacity_gap(plan, 50_000_000.0))
+    >>> list(hires.columns)
+    ['segment', 'region', 'gap', 'hires', 'start_by', 'yield_per_hire']
+    >>> bool((hires["hires"] * hires["yield_per_hire"] >= hires["gap"]).all())
+    True
     """
     g = gap["gap"]
     if "month" in g.dims:
@@ -1206,7 +1299,29 @@ def hires_needed(plan: xr.Dataset, gap: xr.Dataset) -> pd.DataFrame:
 
 def as_hires(table: pd.DataFrame, role: str = "AE") -> tuple[Hire, ...]:
     """The rows of :func:`hires_needed` as :class:`~revmodel.assumptions.Hire` entries,
-    ready for ``assumptions.with_changes(hires=assumptions.hires + as_hires(table))``."""
+    ready for ``assumptions.with_changes(hires=assumptions.hires + as_hires(table))``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`hires_needed` (``segment``, ``region``, ``start_by``, ``hires``).
+    role : str
+        The role of the heads.
+
+    Returns
+    -------
+    tuple of Hire
+        One entry per row with at least one hire.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame(
+    ...     {"segment": ["SMB", "Enterprise"], "region": ["East", "West"],
+    ...      "start_by": pd.to_datetime(["2027-01-01", "2027-02-01"]), "hires": [2, 0]}
+    ... )
+    >>> as_hires(table)
+    (Hire(segment='SMB', region='East', start_month='2027-01', count=2, role='AE'),)
+    """
     return tuple(
         Hire(
             segment=str(r.segment),
