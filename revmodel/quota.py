@@ -179,6 +179,14 @@ def allocate_levels(
     list of (numpy.ndarray, numpy.ndarray)
         Per level, then for the leaves: (node of each leaf [int codes], node
         totals [currency]). Every node's children add up exactly to it.
+
+    Examples
+    --------
+    100 over two regions (weights 1 + 1 and 2), then over-assigned by 10 %:
+
+    >>> levels = allocate_levels(100, [1, 1, 2], [["East", "East", "West"]], over_assignment=1.1)
+    >>> [totals.tolist() for _, totals in levels]
+    [[50.0, 50.0], [28.0, 27.0, 55.0]]
     """
     w = _check_weights(weights)
     t = _whole(total)
@@ -222,6 +230,27 @@ def company_target(source: xr.Dataset, assumptions: Assumptions) -> float:
     ``assumptions.target_amount`` when set, else the bookings of the last
     complete fiscal year of actuals (see :func:`revmodel.capacity.plan_inputs`)
     times ``1 + target_growth``.
+
+    Parameters
+    ----------
+    source : xarray.Dataset
+        The revenue cube, or :func:`revmodel.capacity.plan_inputs` of it.
+    assumptions : Assumptions
+        Uses ``target_amount``, else ``target_growth``.
+
+    Returns
+    -------
+    float
+        The target [currency/year].
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> last_year = cap.plan_inputs(ds).attrs["last_year_bookings"]
+    >>> company_target(ds, Assumptions(target_growth=0.25)) == last_year * 1.25
+    True
+    >>> company_target(ds, Assumptions(target_amount=30e6))
+    30000000.0
     """
     if assumptions.target_amount is not None:
         return float(assumptions.target_amount)
@@ -604,6 +633,21 @@ def top_down(
         ``team_region``, ``team_segment``, ``team_manager`` on ``team``.
         Every level adds up exactly to its parent; a team's reps add up to
         ``round(over_assignment x team_quota)``.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> q = top_down(ds, Assumptions(target_amount=40e6, over_assignment=1.1))
+    >>> float(q["target"]), float(q["team_quota"].sum()), float(q["region_quota"].sum())
+    (40000000.0, 40000000.0, 40000000.0)
+
+    Each team's reps carry 1.1 times the team quota, and the months add up to each rep's quota:
+
+    >>> by_team = q["rep_quota"].groupby("rep_team").sum()
+    >>> bool((by_team == np.rint(1.1 * q["team_quota"].sel(team=by_team["rep_team"].values).values)).all())
+    True
+    >>> bool((q["quota"].sum("month") == q["rep_quota"]).all())
+    True
     """
     basis = assumptions.allocation_basis if basis is None else basis
     if basis not in BASES:
@@ -650,6 +694,14 @@ def bottom_up(plan: xr.Dataset) -> xr.Dataset:
     xarray.Dataset
         ``quota(rep, month)`` [currency/month] (expected, with attrition and
         backfills: what the seat is expected to book) and ``rep_quota(rep)`` [currency].
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> plan = cap.capacity_plan(ds, Assumptions())
+    >>> bu = bottom_up(plan)
+    >>> bool(np.allclose(bu["quota"], plan["capacity"])), bu["rep_quota"].attrs["units"]
+    (True, 'USD')
     """
     q = plan["capacity"]
     return xr.Dataset(
@@ -681,6 +733,14 @@ def compare(top: xr.Dataset, bottom: xr.Dataset) -> xr.Dataset:
         ``gap_<level>`` = top-down - bottom-up (positive: quota above capacity)
         [currency]. Above the rep, top-down is before over-assignment; at the
         rep it is the rep's (over-assigned) quota.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> plan = cap.capacity_plan(ds, Assumptions())
+    >>> c = compare(top_down(ds, Assumptions(), capacity=plan), bottom_up(plan))
+    >>> bool(np.isclose(c["gap_total"], c["top_down_total"] - c["bottom_up_total"]))
+    True
     """
     b = bottom["rep_quota"].reindex(rep=top["rep"].values, fill_value=0.0)
     bv = b.values
@@ -758,6 +818,14 @@ def attainment(
     xarray.Dataset
         ``bookings``, ``quota`` [currency], ``attainment`` [ratio] (NaN where the
         quota is 0 or bookings are missing) and ``met`` [bool].
+
+    Examples
+    --------
+    >>> quota = xr.DataArray([100.0, 100.0, 0.0], dims="rep", coords={"rep": ["R1", "R2", "R3"]})
+    >>> bookings = xr.DataArray([120.0, 80.0, 50.0], dims="rep", coords={"rep": ["R1", "R2", "R3"]})
+    >>> a = attainment(bookings, quota, tolerance=0.9, over=())
+    >>> a["attainment"].values.tolist(), a["met"].values.tolist()
+    ([1.2, 0.8, nan], [True, False, False])
     """
     tol = _check_tolerance(tolerance)
     b = _as_rep_array(bookings, "bookings")
@@ -897,6 +965,15 @@ def balance(
         ``out_of_line(rep)`` [bool], and scalars ``cv``, ``p10``, ``median``,
         ``p90``, ``n_reps``, ``n_out_of_line`` and (with ``expected``)
         ``share_expected_to_attain``.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> b = balance(top_down(ds, Assumptions()))
+    >>> sorted(b.data_vars)[:4], int(b["n_reps"]) > 0
+    (['cv', 'median', 'n_out_of_line', 'n_reps'], True)
+    >>> bool(np.allclose(b["relative"], b["ratio"] / b["median"], equal_nan=True))
+    True
     """
     lo, hi = float(band[0]), float(band[1])
     if not 0 < lo <= 1 <= hi:
