@@ -25,6 +25,8 @@ from revmodel import capacity, quota, retention
 from revmodel.assumptions import Assumptions
 from revmodel.errors import ParameterError
 
+__all__ = ["PLAN_KPIS", "PlanContext", "compare", "plan", "prepare", "stack", "summary"]
+
 #: Plan KPIs: name -> (units, definition). Every one is a variable of :func:`plan` with a ``region`` dim
 #: (and the company total as a scalar ``total_<name>``).
 PLAN_KPIS: dict[str, tuple[str, str]] = {
@@ -70,6 +72,12 @@ class PlanContext:
         :func:`revmodel.retention.monthly_arr` by segment and region.
     churn_history : xarray.DataArray
         :func:`revmodel.retention.historical_churn_rate` by segment and region.
+
+    Examples
+    --------
+    >>> ctx = prepare(ds)
+    >>> ctx.inputs.attrs["revmodel_kind"], ctx.churn_history.dims
+    ('plan_inputs', ('segment', 'region'))
     """
 
     cube: xr.Dataset
@@ -79,7 +87,27 @@ class PlanContext:
 
 
 def prepare(cube: xr.Dataset) -> PlanContext:
-    """Read the cube once for any number of what-ifs."""
+    """Read the cube once for any number of what-ifs.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        The revenue cube.
+
+    Returns
+    -------
+    PlanContext
+
+    Examples
+    --------
+    A context makes each what-if cheap, and gives the same plan as the cube:
+
+    >>> from revmodel.assumptions import Assumptions
+    >>> ctx = prepare(ds)
+    >>> xr.testing.assert_identical(plan(ctx, Assumptions()), plan(ds, Assumptions()))
+    >>> float(plan(ctx, Assumptions(target_amount=40e6))["total_target"])
+    40000000.0
+    """
     dims = ("segment", "region")
     arr_history = retention.monthly_arr(cube, dims)
     return PlanContext(
@@ -279,6 +307,17 @@ def plan(
         of :data:`PLAN_KPIS` by ``region`` and as company totals
         (``total_<kpi>``); ``capacity_by_quarter`` and ``quota_by_quarter`` by
         (region, fiscal_quarter); attrs ``scenario`` and the assumptions.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> p = plan(ds, Assumptions(target_amount=40e6))
+    >>> float(p["total_target"]), float(p["target"].sum())
+    (40000000.0, 40000000.0)
+    >>> bool(np.isclose(p["total_coverage"], p["total_capacity"] / p["total_target"]))
+    True
+    >>> p["quota_by_quarter"].dims
+    ('region', 'fiscal_quarter')
     """
     ctx = _context(source)
     a = assumptions
@@ -342,6 +381,30 @@ def stack(
 
     Rep-level variables are outer-joined over ``rep`` (scenarios may plan
     different hires), missing reps filled with 0.
+
+    Parameters
+    ----------
+    source : xarray.Dataset or PlanContext
+        The cube, or a context from :func:`prepare`.
+    scenarios : iterable of Assumptions
+        The assumption sets, with unique names; the first is the base.
+    months : sequence of dates, optional
+        Months planned; default the plan year of each set.
+    potential : pandas.Series or xarray.DataArray, optional
+        Potential per rep, for the ``potential`` and ``blend`` quota bases.
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`plan`'s variables with a ``scenario`` dim; attr ``base``.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> base = Assumptions(name="base", target_amount=40e6)
+    >>> both = stack(ds, [base, base.with_changes(name="stretch", target_amount=48e6)])
+    >>> both["scenario"].values.tolist(), both["total_target"].values.tolist()
+    (['base', 'stretch'], [40000000.0, 48000000.0])
     """
     ctx = _context(source)
     sets = list(scenarios)
@@ -385,6 +448,14 @@ def compare(stacked: xr.Dataset, base: str | None = None, by: str = "total") -> 
     pandas.DataFrame
         Index (kpi[, region]); columns: one per scenario, then ``<scenario> vs base``
         differences for every other scenario.
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> base = Assumptions(name="base", target_amount=40e6)
+    >>> both = stack(ds, [base, base.with_changes(name="stretch", target_amount=48e6)])
+    >>> float(compare(both).loc["target", "stretch vs base"])
+    8000000.0
     """
     base = base or stacked.attrs.get("base") or str(stacked["scenario"].values[0])
     scenarios = [str(s) for s in stacked["scenario"].values]
@@ -412,7 +483,25 @@ def compare(stacked: xr.Dataset, base: str | None = None, by: str = "total") -> 
 
 
 def summary(stacked: xr.Dataset) -> pd.DataFrame:
-    """One row per scenario: ``scenario`` and the company total of every plan KPI."""
+    """One row per scenario: ``scenario`` and the company total of every plan KPI.
+
+    Parameters
+    ----------
+    stacked : xarray.Dataset
+        Output of :func:`stack`.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Examples
+    --------
+    >>> from revmodel.assumptions import Assumptions
+    >>> base = Assumptions(name="base", target_amount=40e6)
+    >>> table = summary(stack(ds, [base, base.with_changes(name="stretch", target_amount=48e6)]))
+    >>> table[["scenario", "target"]].to_dict("list")
+    {'scenario': ['base', 'stretch'], 'target': [40000000.0, 48000000.0]}
+    """
     table = pd.DataFrame(
         {name: stacked[f"total_{name}"].values for name in PLAN_KPIS},
         index=pd.Index([str(s) for s in stacked["scenario"].values], name="scenario"),
