@@ -375,7 +375,6 @@ class TerritoryPlan:
 
     Examples
     --------
-
     >>> accounts = pd.DataFrame(
     ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
     ... )
@@ -1713,7 +1712,6 @@ def rerun(record: Mapping[str, Any] | str | Path) -> TerritoryPlan:
 
     Examples
     --------
-
     >>> accounts = pd.DataFrame(
     ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
     ... )
@@ -1763,7 +1761,6 @@ def balance_report(plan: TerritoryPlan, max_rows: int = 40) -> str:
 
     Examples
     --------
-
     >>> accounts = pd.DataFrame(
     ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
     ... )
@@ -1966,7 +1963,6 @@ def account_owner_from(plan: TerritoryPlan, month: str | pd.Timestamp) -> pd.Dat
 
     Examples
     --------
-
     >>> accounts = pd.DataFrame(
     ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
     ... )
@@ -2016,7 +2012,6 @@ def rep_potential(plan: TerritoryPlan, share: bool = False) -> pd.Series:
 
     Examples
     --------
-
     >>> accounts = pd.DataFrame(
     ...     {"account_id": ["A1", "A2", "A3", "A4"], "region": "EMEA", "segment": "SMB", "owner_rep_id": "R1"}
     ... )
