@@ -53,7 +53,7 @@ import numbers
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_OBJECTIVE_WEIGHTS",
     "DEFAULT_POTENTIAL_WEIGHTS",
     "AssignmentSettings",
+    "ObjectiveWeights",
     "TerritoryPlan",
     "account_owner_from",
     "account_potential",
@@ -92,13 +93,75 @@ DEFAULT_POTENTIAL_WEIGHTS: dict[str, float] = {
     "pipeline": 0.2,
 }
 
-#: Weights of the assignment objective (deviations are fractions of the group mean).
-DEFAULT_OBJECTIVE_WEIGHTS: dict[str, float] = {
-    "max_potential_deviation": 1.0,
-    "mean_potential_deviation": 0.5,
-    "max_count_deviation": 0.1,
-    "move": 1e-4,
-}
+
+@dataclass(frozen=True)
+class ObjectiveWeights:
+    """Weights of the assignment objective (deviations are fractions of the group mean).
+
+    Attributes
+    ----------
+    max_potential_deviation : float
+        On the largest deviation of a rep's potential from the group mean.
+    mean_potential_deviation : float
+        On the mean of those deviations.
+    max_count_deviation : float
+        On the largest deviation of a rep's account count from the group mean.
+    move : float
+        On each account that leaves its owner.
+
+    Examples
+    --------
+    >>> w = ObjectiveWeights.from_mapping({"move": 0.01})
+    >>> w.move, w.max_potential_deviation
+    (0.01, 1.0)
+    >>> ObjectiveWeights.from_mapping({"moves": 1})
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: objective weights: unknown term(s) ['moves']; use ['max_count_deviation', 'max_potential_deviation', 'mean_potential_deviation', 'move'].
+    """
+
+    max_potential_deviation: float = 1.0
+    mean_potential_deviation: float = 0.5
+    max_count_deviation: float = 0.1
+    move: float = 1e-4
+
+    @classmethod
+    def from_mapping(cls, weights: Mapping[str, float] | None) -> ObjectiveWeights:
+        """The defaults, with the terms ``weights`` names replaced; checked.
+
+        Parameters
+        ----------
+        weights : mapping of term to weight, optional
+            Any of the attribute names; each weight a number >= 0.
+
+        Returns
+        -------
+        ObjectiveWeights
+        """
+        w = asdict(cls())
+        if weights is not None:
+            unknown = sorted(set(weights) - set(w))
+            if unknown:
+                raise ParameterError(
+                    f"objective weights: unknown term(s) {unknown}; use {sorted(w)}."
+                )
+            w.update({k: float(v) for k, v in weights.items()})
+        for k, v in w.items():
+            if not (math.isfinite(v) and v >= 0):
+                raise ParameterError(f"objective weights: '{k}' must be a number >= 0, got {v!r}.")
+        if w["max_potential_deviation"] + w["mean_potential_deviation"] <= 0:
+            raise ParameterError(
+                "objective weights: one of the potential deviation weights must be > 0."
+            )
+        return cls(**w)
+
+    def to_dict(self) -> dict[str, float]:
+        """The weights by term, as the run record stores them."""
+        return asdict(self)
+
+
+#: Weights of the assignment objective by term (see :class:`ObjectiveWeights`).
+DEFAULT_OBJECTIVE_WEIGHTS: dict[str, float] = ObjectiveWeights().to_dict()
 
 #: Largest group (free accounts x reps) solved by the MILP under ``method="auto"``.
 MILP_MAX_VARIABLES = 1_000
@@ -468,26 +531,7 @@ class _Group:
         return float((len(self.potential) + self.locked_count.sum()) / len(self.rep_ids))
 
 
-def _check_objective_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
-    w = dict(DEFAULT_OBJECTIVE_WEIGHTS)
-    if weights is not None:
-        unknown = sorted(set(weights) - set(DEFAULT_OBJECTIVE_WEIGHTS))
-        if unknown:
-            raise ParameterError(
-                f"objective weights: unknown term(s) {unknown}; use {sorted(DEFAULT_OBJECTIVE_WEIGHTS)}."
-            )
-        w.update({k: float(v) for k, v in weights.items()})
-    for k, v in w.items():
-        if not (math.isfinite(v) and v >= 0):
-            raise ParameterError(f"objective weights: '{k}' must be a number >= 0, got {v!r}.")
-    if w["max_potential_deviation"] + w["mean_potential_deviation"] <= 0:
-        raise ParameterError(
-            "objective weights: one of the potential deviation weights must be > 0."
-        )
-    return w
-
-
-def _group_value(g: _Group, assign: np.ndarray, w: Mapping[str, float]) -> dict[str, float]:
+def _group_value(g: _Group, assign: np.ndarray, w: ObjectiveWeights) -> dict[str, float]:
     """The MILP objective terms for an assignment of the free accounts (indices into rep_ids)."""
     m = len(g.rep_ids)
     mu = g.mean_potential or 1.0
@@ -498,10 +542,10 @@ def _group_value(g: _Group, assign: np.ndarray, w: Mapping[str, float]) -> dict[
     cdev = np.abs(cnt - cbar) / cbar
     moves = int(((g.owner >= 0) & (assign != g.owner)).sum()) + g.forced
     value = (
-        w["max_potential_deviation"] * dev.max()
-        + w["mean_potential_deviation"] * dev.mean()
-        + w["max_count_deviation"] * cdev.max()
-        + w["move"] * moves
+        w.max_potential_deviation * dev.max()
+        + w.mean_potential_deviation * dev.mean()
+        + w.max_count_deviation * cdev.max()
+        + w.move * moves
     )
     return {
         "objective": float(value),
@@ -638,13 +682,13 @@ def _milp_limit_rows(
         )
 
 
-def _milp_costs(g: _Group, lay: _MilpLayout, w: Mapping[str, float]) -> np.ndarray:
+def _milp_costs(g: _Group, lay: _MilpLayout, w: ObjectiveWeights) -> np.ndarray:
     """Objective coefficients: deviation weights on ``t``, ``u``, ``d[r]``; a bonus for staying."""
     c = np.zeros(lay.columns)
-    c[lay.t] = w["max_potential_deviation"]
-    c[lay.u] = w["max_count_deviation"]
-    c[lay.d0 :] = w["mean_potential_deviation"] / lay.reps
-    c[_stay_columns(g, lay.reps)] -= w["move"]
+    c[lay.t] = w.max_potential_deviation
+    c[lay.u] = w.max_count_deviation
+    c[lay.d0 :] = w.mean_potential_deviation / lay.reps
+    c[_stay_columns(g, lay.reps)] -= w.move
     return c
 
 
@@ -666,7 +710,7 @@ def _milp_status(status: int) -> str:
 
 def _solve_milp(
     g: _Group,
-    w: Mapping[str, float],
+    w: ObjectiveWeights,
     budget: int | None,
     tolerance: float,
     hard: bool,
@@ -711,14 +755,14 @@ class _LocalSearch:
     budget ``limit``).
     """
 
-    def __init__(self, g: _Group, w: Mapping[str, float], budget: int | None, capacity: int | None):
+    def __init__(self, g: _Group, w: ObjectiveWeights, budget: int | None, capacity: int | None):
         m = len(g.rep_ids)
         mu = g.mean_potential or 1.0
         self.m = m
         self.owner = g.owner
         self.cbar = g.mean_count or 1.0
-        self.wc = w["max_count_deviation"]
-        self.lam = w["move"]
+        self.wc = w.max_count_deviation
+        self.lam = w.move
         self.cap = (
             np.full(m, np.inf) if capacity is None else capacity - g.locked_count.astype(float)
         )
@@ -834,7 +878,7 @@ class _LocalSearch:
 
 def _solve_heuristic(
     g: _Group,
-    w: Mapping[str, float],
+    w: ObjectiveWeights,
     budget: int | None,
     capacity: int | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -998,7 +1042,7 @@ def assign_territories(
     *,
     hard_tolerance: bool = False,
     max_accounts_per_rep: int | None = None,
-    weights: Mapping[str, float] | None = None,
+    weights: Mapping[str, float] | ObjectiveWeights | None = None,
     method: str = "auto",
     milp_max_variables: int = MILP_MAX_VARIABLES,
 ) -> TerritoryPlan:
@@ -1034,8 +1078,9 @@ def assign_territories(
         Make ``balance_tolerance`` a constraint instead of a target.
     max_accounts_per_rep : int, optional
         Capacity of a rep [accounts].
-    weights : mapping, optional
-        Objective weights; default :data:`DEFAULT_OBJECTIVE_WEIGHTS`.
+    weights : mapping or ObjectiveWeights, optional
+        Objective weights by term (see :class:`ObjectiveWeights`); terms not
+        named keep their default.
     method : {"auto", "milp", "heuristic"}
         ``auto`` solves groups up to ``milp_max_variables`` binaries with the
         MILP (falling back to the heuristic when the MILP finds no solution in
@@ -1074,7 +1119,8 @@ def assign_territories(
     """
     locked = dict(locked) if isinstance(locked, Mapping) else tuple(sorted(str(a) for a in locked))
     as_of = _iso_date(as_of, "as_of")
-    weights = _check_objective_weights(weights)
+    if not isinstance(weights, ObjectiveWeights):
+        weights = ObjectiveWeights.from_mapping(weights)
     acc, rp = _inputs_frame(accounts, reps, potential)
     settings = AssignmentSettings(
         max_moves=max_moves,
@@ -1139,11 +1185,13 @@ class AssignmentSettings:
     as_of: str | None = None
     hard_tolerance: bool = False
     max_accounts_per_rep: int | None = None
-    weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVE_WEIGHTS))
+    weights: ObjectiveWeights = ObjectiveWeights()
     method: str = "auto"
     milp_max_variables: int = MILP_MAX_VARIABLES
 
     def __post_init__(self) -> None:
+        if not isinstance(self.weights, ObjectiveWeights):
+            object.__setattr__(self, "weights", ObjectiveWeights.from_mapping(self.weights))
         _check_settings(self)
 
     @property
@@ -1161,7 +1209,7 @@ class AssignmentSettings:
             "as_of": self.as_of,
             "hard_tolerance": self.hard_tolerance,
             "max_accounts_per_rep": self.max_accounts_per_rep,
-            "weights": dict(self.weights),
+            "weights": self.weights.to_dict(),
             "method": self.method,
             "milp_max_variables": self.milp_max_variables,
         }
@@ -1548,7 +1596,11 @@ def _run_record(
         "version": _RECORD_VERSION,
         "kind": "territory plan",
         "parameters": s.to_record(),
-        "objective": {"sense": "minimise", "expression": _OBJECTIVE_TEXT, "weights": s.weights},
+        "objective": {
+            "sense": "minimise",
+            "expression": _OBJECTIVE_TEXT,
+            "weights": s.weights.to_dict(),
+        },
         "constraints": _constraints_text(s, sum(g.forced for g in groups)),
         "grouping": {"by_region": grouping.by_region, "by_segment": grouping.by_segment},
         "inputs": {"accounts": acc.to_dict(orient="list"), "reps": reps.to_dict(orient="list")},

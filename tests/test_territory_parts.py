@@ -100,7 +100,7 @@ def test_greedy_placement_balances_a_book_without_owners():
         locked_potential=np.zeros(2),
         locked_count=np.zeros(2),
     )
-    weights = dict(territory.DEFAULT_OBJECTIVE_WEIGHTS, max_count_deviation=0.0)
+    weights = territory.ObjectiveWeights(max_count_deviation=0.0)
     search = territory._LocalSearch(g, weights, budget=None, capacity=None)
     search.place_unowned()
     loads = np.bincount(search.assign, weights=g.potential, minlength=2)
@@ -123,8 +123,21 @@ def test_milp_layout_counts_columns_and_rows():
         locked_count=np.zeros(2),
     )
     assign, info = territory._solve_milp(
-        g, territory.DEFAULT_OBJECTIVE_WEIGHTS, None, 0.05, False, None, 5.0
+        g, territory.ObjectiveWeights(), None, 0.05, False, None, 5.0
     )
     assert info["variables"] == 10 and info["constraints"] == 13
     assert info["status"] == "optimal"
     assert assign.tolist() == [0, 0, 1]  # already balanced: nobody moves
+
+
+def test_objective_weights_keep_the_defaults_for_terms_not_named():
+    w = territory.ObjectiveWeights.from_mapping({"move": 0.25})
+    assert w == territory.ObjectiveWeights(move=0.25)
+    assert w.to_dict() == dict(territory.DEFAULT_OBJECTIVE_WEIGHTS, move=0.25)
+    assert territory.AssignmentSettings(weights={"move": 0.25}).weights == w
+    with pytest.raises(ParameterError, match="'move' must be a number >= 0, got -1.0"):
+        territory.ObjectiveWeights.from_mapping({"move": -1})
+    with pytest.raises(ParameterError, match="one of the potential deviation weights must be > 0"):
+        territory.ObjectiveWeights.from_mapping(
+            {"max_potential_deviation": 0, "mean_potential_deviation": 0}
+        )
