@@ -30,10 +30,6 @@ NOT_YET: dict[str, str] = {
     name: _WRITING
     for name in (
         "sources",
-        "capacity",
-        "quota",
-        "territory",
-        "scenario",
         "forecast",
         "reconcile",
         "backtest",
