@@ -623,7 +623,38 @@ def build_cube(
         "pipeline_beyond_horizon_amount": float(np.nansum(deals.amount[beyond])),
     }
     ds = _assemble(data, members, months, t.reps, attrs)
+    accounts = _account_coords(t)
+    if len(accounts["account"]):  # no account named: no account lookup
+        ds = ds.assign_coords(accounts)
     return ds.chunk({"rep": int(chunks)}) if chunks else ds
+
+
+def _account_coords(t: _Tables) -> dict[str, tuple[str, np.ndarray] | np.ndarray]:
+    """Accounts by name: ``account`` (ids), ``account_name`` and ``account_label``.
+
+    Every account the exports name (accounts, opportunities, subscriptions);
+    ``account_label`` is :func:`display_labels`: the name, with the id where two
+    share a name. No measure runs over ``account``; it is the lookup every table,
+    chart and app uses to show an account by name.
+    """
+    frames = [f for f in (t.accounts, t.opps, t.subs) if f is not None and "account_id" in f]
+    ids = pd.Index(
+        pd.unique(pd.concat([f["account_id"].dropna().astype(str) for f in frames]))
+        if frames
+        else [],
+        dtype=object,
+    ).sort_values()
+    names = pd.Series(ids, index=ids, dtype=object)
+    if t.accounts is not None and "account_name" in t.accounts:
+        given = t.accounts.dropna(subset=["account_id"]).drop_duplicates("account_id")
+        named = given.set_index(given["account_id"].astype(str))["account_name"]
+        named = named.astype("string").str.strip().mask(lambda s: s == "").dropna()
+        names.update(named.astype(object))
+    return {
+        "account": ids.to_numpy(dtype=object),
+        "account_name": ("account", names.to_numpy(dtype=object)),
+        "account_label": ("account", display_labels(ids, names.to_numpy(dtype=object))),
+    }
 
 
 def _assemble(
@@ -701,7 +732,7 @@ def display_labels(ids: Iterable[str], names: Iterable[object] | None = None) ->
 
 
 def labels(ds: xr.Dataset | xr.DataArray, level: str = "rep") -> dict[str, str]:
-    """Member -> display label of a level of the cube (reps by name; others as they are).
+    """Member -> display label of a level of the cube (reps and accounts by name; others as they are).
 
     Parameters
     ----------
@@ -722,8 +753,9 @@ def labels(ds: xr.Dataset | xr.DataArray, level: str = "rep") -> dict[str, str]:
     'SMB'
     """
     members = np.asarray(ds[level].values).astype(str).tolist()
-    if level == "rep" and "rep_label" in ds.coords:
-        shown = np.asarray(ds["rep_label"].values).astype(str).tolist()
+    label = {"rep": "rep_label", "account": "account_label"}.get(level)
+    if label is not None and label in ds.coords:
+        shown = np.asarray(ds[label].values).astype(str).tolist()
         return dict(zip(members, shown, strict=True))
     return dict(zip(members, members, strict=True))
 

@@ -465,7 +465,7 @@ def quota_balance(table: pd.DataFrame, currency: str | None = None) -> go.Figure
     ):
         sub = t[mask]
         fig.add_trace(go.Scatter(x=sub[xcol], y=sub["full_year_quota"], mode="markers", name=name,
-                                 text=sub["rep"], marker={"color": color, "size": 8, "opacity": 0.85},
+                                 text=sub["name"] if "name" in sub else sub["rep"], marker={"color": color, "size": 8, "opacity": 0.85},
                                  hovertemplate="%{text}<br>quota " + formatting.currency_symbol(_code(currency)) + "%{y:,.0f}<br>x %{x:,.1f}<extra></extra>"))  # fmt: skip
     if len(t) and (t[xcol] > 0).any():
         ratio = float(np.median(t["full_year_quota"][t[xcol] > 0] / t[xcol][t[xcol] > 0]))
@@ -487,8 +487,8 @@ def territory_balance(balance: pd.DataFrame) -> go.Figure:
     Parameters
     ----------
     balance : pandas.DataFrame
-        ``TerritoryPlan.balance``: ``rep_id``, ``status``, ``deviation_before``,
-        ``deviation_after`` [fraction of the mean].
+        ``TerritoryPlan.balance``: ``rep_id`` (and ``name``, shown when given),
+        ``status``, ``deviation_before``, ``deviation_after`` [fraction of the mean].
 
     Returns
     -------
@@ -506,13 +506,12 @@ def territory_balance(balance: pd.DataFrame) -> go.Figure:
     """
     b = balance[balance["status"] == "active"] if "status" in balance.columns else balance
     b = b.sort_values("deviation_before", kind="stable")
+    who = b["name"] if "name" in b.columns else b["rep_id"]  # reps by name when known
     fig = _figure("Territory balance: potential vs group mean, before and after")
     fig.add_trace(
-        go.Bar(x=b["rep_id"], y=b["deviation_before"], name="Before", marker_color=COLORS["before"])
+        go.Bar(x=who, y=b["deviation_before"], name="Before", marker_color=COLORS["before"])
     )
-    fig.add_trace(
-        go.Bar(x=b["rep_id"], y=b["deviation_after"], name="After", marker_color=COLORS["after"])
-    )
+    fig.add_trace(go.Bar(x=who, y=b["deviation_after"], name="After", marker_color=COLORS["after"]))
     fig.update_layout(barmode="group", height=340)
     fig.update_yaxes(tickformat=".0%", title_text="deviation from group mean")
     return fig

@@ -43,7 +43,14 @@ from revmodel.publish.runfolder import (
     work_folder,
 )
 from revmodel.publish.swap import publish
-from revmodel.publish.tables import forecast_table, pack_figures, pack_tables, summary
+from revmodel.publish.tables import (
+    forecast_table,
+    pack_figures,
+    pack_tables,
+    shown_names,
+    summary,
+    with_names,
+)
 
 __all__ = [
     "KERNEL_NAME",
@@ -61,6 +68,8 @@ __all__ = [
     "manifest",
     "pack_figures",
     "pack_tables",
+    "shown_names",
+    "with_names",
     "period_months",
     "plan",
     "publish",

@@ -20,7 +20,7 @@ from revmodel import parameters as rparams
 from revmodel import pipeline as rpipeline
 from revmodel.publish.runfolder import Results, period_months
 
-__all__ = ["forecast_table", "pack_figures", "pack_tables", "summary"]
+__all__ = ["forecast_table", "pack_figures", "pack_tables", "shown_names", "summary", "with_names"]
 
 
 def forecast_table(
@@ -121,8 +121,35 @@ def forecast_table(
     ]
     frame = frame[frame[["forecast", "target", "pipeline"]].abs().sum(axis=1) > 0]
     frame = frame.rename_axis("name").reset_index()
+    if level == "rep":  # reps by name, the id beside a shared name
+        frame["name"] = shown_names(frame["name"], cube)
     cols = ["name", "forecast", "p10", "p90", "target", "gap", "forecast_to_target", "coverage", "pipeline"]  # fmt: skip
     return frame[cols].sort_values("name", kind="stable").reset_index(drop=True)
+
+
+def shown_names(ids: pd.Series, cube: xr.Dataset | None, level: str = "rep") -> pd.Series:
+    """Ids as the pack shows them: by name, the id beside a name two share.
+
+    One display rule (:func:`revmodel.cube.display_labels`, read from the cube's
+    ``rep_label`` / ``account_label``); an id the cube does not know shows as it is.
+    """
+    if cube is None:
+        return ids
+    return ids.map(rcube.labels(cube, level)).fillna(ids)
+
+
+def with_names(
+    frame: pd.DataFrame, cube: xr.Dataset | None, column: str = "rep_id"
+) -> pd.DataFrame:
+    """``frame`` with a ``name`` column (reps or accounts by name) before its id ``column``."""
+    if cube is None or column not in frame.columns or "name" in frame.columns:
+        return frame
+    level = "account" if column.startswith("account") else "rep"
+    out = frame.copy()
+    out.insert(
+        out.columns.get_loc(column), "name", shown_names(out[column].astype(str), cube, level)
+    )
+    return out
 
 
 def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -246,13 +273,17 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
         out["kpis"] = k.tail(8).reset_index(drop=True)
     tb = r.get("territory_balance")
     if tb is not None:
-        out["territories"] = tb
+        out["territories"] = with_names(tb, cube)
     sc = r.get("scenarios")
     if sc is not None:
         out["scenarios"] = sc
     acc = r.get("accuracy")
     if acc is not None:
         out["accuracy_by_level"] = backtest.accuracy_table(acc)
+        acc = acc.copy()
+        reps = acc["level"] == reconcile.BOTTOM_LEVEL if "level" in acc else []
+        if len(acc) and "name" in acc and reps.any():
+            acc.loc[reps, "name"] = shown_names(acc.loc[reps, "name"].astype(str), cube)
         out["accuracy"] = acc
     out.update(_pipeline_changes(params, cube))
     out.update(_value_add(params, cube))
@@ -398,7 +429,7 @@ def pack_figures(
     qt = tables.get("quotas_by_rep")
     if qt is not None and "capacity_year" in qt:
         figs["quota_balance"] = plots.quota_balance(qt, currency=cur)
-    tb = r.get("territory_balance")
+    tb = tables.get("territories")
     if tb is not None:
         figs["territory"] = plots.territory_balance(tb)
     sc = r.get("scenarios")

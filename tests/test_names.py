@@ -1,0 +1,103 @@
+"""Names, not ids: reps and accounts by name in the cube and in every pack table, chart and sheet.
+
+The exports here are CSV files as a CRM writes them, with two reps called
+"Ann Lee" and two accounts called "Acme GmbH": where two share a name the id
+stands beside it, elsewhere the name alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from revmodel import cube, forecast, plots, publish, sources
+
+
+def _exports(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "reps.csv").write_text(
+        "rep_id,rep_name,manager,region,segment,hire_date\n"
+        "R1,Ann Lee,Mo Diaz,EMEA,SMB,2022-01-01\n"
+        "R2,Bo Chen,Mo Diaz,EMEA,SMB,2022-01-01\n"
+        "R3,Ann Lee,Mo Diaz,EMEA,SMB,2023-03-01\n"
+        "R4, ,Mo Diaz,EMEA,SMB,2023-03-01\n",
+        encoding="utf-8",
+    )
+    (folder / "accounts.csv").write_text(
+        "account_id,account_name,employees,segment,region,owner_rep_id\n"
+        "A1,Acme GmbH,50,SMB,EMEA,R1\nA2,Acme GmbH,60,SMB,EMEA,R2\n"
+        'A3,Hooli,70,SMB,EMEA,R3\nA4,=HYPERLINK("x"),80,SMB,EMEA,R4\n',
+        encoding="utf-8",
+    )
+    rows = ["opportunity_id,account_id,rep_id,amount,stage,close_date,created_date"]
+    rng = np.random.default_rng(1)
+    months = pd.date_range("2023-01-01", "2025-12-01", freq="MS")
+    for i, m in enumerate(months):
+        for j, (acct, rep) in enumerate((("A1", "R1"), ("A2", "R2"), ("A3", "R3"), ("A4", "R4"))):
+            amount = round(float(rng.uniform(800, 1200)), 2)
+            day = (m + pd.Timedelta(days=10)).date()
+            rows.append(f"O{i}-{j},{acct},{rep},{amount},won,{day},{m.date()}")
+    (folder / "opportunities.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory) -> tuple:
+    data = _exports(tmp_path_factory.mktemp("names") / "data")
+    loaded = sources.load(data)
+    return cube.build_cube(loaded.tables, fiscal_year_start=1, as_of="2025-12"), loaded.tables
+
+
+def test_reps_and_accounts_are_coords_of_the_cube_by_name(ds):
+    c, _ = ds
+    assert dict(zip(c["rep"].values, c["rep_label"].values, strict=True)) == {
+        "R1": "Ann Lee (R1)", "R2": "Bo Chen", "R3": "Ann Lee (R3)", "R4": "R4",
+    }  # fmt: skip
+    assert list(c["account"].values) == ["A1", "A2", "A3", "A4"]
+    assert list(c["account_name"].values) == ["Acme GmbH", "Acme GmbH", "Hooli", '=HYPERLINK("x")']
+    assert cube.labels(c, "account") == {
+        "A1": "Acme GmbH (A1)", "A2": "Acme GmbH (A2)", "A3": "Hooli", "A4": '=HYPERLINK("x")',
+    }  # fmt: skip
+    # No measure runs over accounts: the cube's cells are unchanged.
+    assert c["bookings"].dims == cube.DIMS
+    assert float(c["bookings"].sum()) == pytest.approx(
+        float(ds[1]["opportunities"]["amount"].sum())
+    )
+
+
+def test_every_pack_table_chart_and_sheet_shows_reps_by_name(ds, tmp_path):
+    c, _ = ds
+    fc = forecast.forecast_cube(
+        c, horizon=3, method="seasonal_naive", progress=False, cache_dir=tmp_path / "fc"
+    )
+    point, _ = forecast.reconcile_forecast(fc, c, method="bottom_up")
+    months = pd.DatetimeIndex(point["month"].values)
+    by_rep = publish.forecast_table(c, fc, point, None, months, "rep")
+    assert sorted(by_rep["name"]) == ["Ann Lee (R1)", "Ann Lee (R3)", "Bo Chen", "R4"]
+
+    balance = pd.DataFrame(
+        {"rep_id": ["R1", "R2", "R3", "R4"], "status": ["active"] * 4,
+         "deviation_before": [0.1, -0.1, 0.2, -0.2], "deviation_after": [0.0] * 4}
+    )  # fmt: skip
+    named = publish.with_names(balance, c)
+    assert list(named.columns[:2]) == ["name", "rep_id"]
+    assert list(named["name"]) == ["Ann Lee (R1)", "Bo Chen", "Ann Lee (R3)", "R4"]
+    fig = plots.territory_balance(named)
+    assert set(fig.data[0].x) == {"Ann Lee (R1)", "Bo Chen", "Ann Lee (R3)", "R4"}
+    accounts = publish.with_names(pd.DataFrame({"account_id": ["A2", "A4", "A9"]}), c, "account_id")
+    assert list(accounts["name"]) == ["Acme GmbH (A2)", '=HYPERLINK("x")', "A9"]
+
+    book = tmp_path / "plan.xlsx"
+    publish.write_excel(
+        book, {"cycle": "FY2026-Q1"}, {"forecast_by_level": by_rep, "territories": named}
+    )
+    wb = openpyxl.load_workbook(book)
+    cells = [r[0] for r in wb["Forecast by level"].iter_rows(min_row=2, values_only=True)]
+    assert sorted(cells) == ["Ann Lee (R1)", "Ann Lee (R3)", "Bo Chen", "R4"]
+    assert [r[0] for r in wb["Territories"].iter_rows(min_row=2, values_only=True)] == list(
+        named["name"]
+    )
