@@ -158,3 +158,22 @@ def test_stl_additive_indices_for_a_series_with_negative_months():
 def test_deseasonalized_rejects_an_unknown_decomposition():
     with pytest.raises(ValueError, match="decomposition must be 'classical' or 'stl', got 'x11'"):
         models.Deseasonalized(models.FastSES(), decomposition="x11")
+
+
+def test_stl_band_narrows_when_the_recent_years_are_calmer():
+    rng = np.random.default_rng(3)
+    t = np.arange(120)
+    noise = np.where(t < 60, 0.08, 0.02) * rng.standard_normal(120)
+    y = 500 * PATTERN[t % 12] * np.exp(noise)
+    model = models.default_model()
+    mean, q = model.fit_predict(y, 12)
+    r = model.model.residuals[np.isfinite(model.model.residuals)]
+    expected = (np.mean(r[-60:] ** 2) / np.mean(r**2)) ** 0.25
+    assert model.spread_factor() == pytest.approx(expected)
+    assert 0.4 < expected < 0.8
+    inner_mean, inner_q = model.model.predict(12)
+    f = model._index[(120 + np.arange(12)) % 12]
+    np.testing.assert_allclose(q[2] - q[0], expected * (inner_q[2] - inner_q[0]) * f)
+    np.testing.assert_allclose(mean, inner_mean * f)
+    classical = models.Deseasonalized(models.FastSES(), test_level=0.95).fit(y)
+    assert classical.kind == "mul" and classical.spread_factor() == 1.0
