@@ -100,6 +100,16 @@ def _arrays(actual: Any, forecast: Any) -> tuple[np.ndarray, np.ndarray]:
 def wape(actual: Any, forecast: Any) -> float:
     """Weighted absolute percentage error: sum|f - a| / sum|a| [1]; NaN when sum|a| is 0.
 
+    Parameters
+    ----------
+    actual, forecast : array-like
+        Actuals and forecasts of the same shape [units].
+
+    Returns
+    -------
+    float
+        The error [1].
+
     Examples
     --------
     >>> wape([100.0, 200.0], [110.0, 180.0])  # (10 + 20) / 300
@@ -112,6 +122,16 @@ def wape(actual: Any, forecast: Any) -> float:
 
 def smape(actual: Any, forecast: Any) -> float:
     """Symmetric MAPE: mean of 200 |f - a| / (|f| + |a|) [%], 0 where both are 0.
+
+    Parameters
+    ----------
+    actual, forecast : array-like
+        Actuals and forecasts of the same shape [units].
+
+    Returns
+    -------
+    float
+        The error [%].
 
     Examples
     --------
@@ -160,6 +180,18 @@ def mase(actual: Any, forecast: Any, scale: Any) -> float:
     ``actual`` and ``forecast`` are (series x horizon) or (horizon,) arrays and ``scale``
     one value per series (see :func:`seasonal_scale`).
 
+    Parameters
+    ----------
+    actual, forecast : array-like
+        Actuals and forecasts of the same shape [units].
+    scale : array-like
+        In-sample seasonal naive error per series [units].
+
+    Returns
+    -------
+    float
+        The scaled error [1]; NaN when no series has a scale.
+
     Examples
     --------
     >>> mase([[20.0, 30.0]], [[26.0, 30.0]], [12.0])  # mean(|6|, |0|) / 12
@@ -178,6 +210,16 @@ def mase(actual: Any, forecast: Any, scale: Any) -> float:
 def bias(actual: Any, forecast: Any) -> float:
     """Relative bias: sum(f - a) / sum(a) [1]; positive means the forecast ran high.
 
+    Parameters
+    ----------
+    actual, forecast : array-like
+        Actuals and forecasts of the same shape [units].
+
+    Returns
+    -------
+    float
+        The bias [1]; NaN when the actuals add up to 0.
+
     Examples
     --------
     >>> bias([100.0, 200.0], [110.0, 180.0])  # (10 - 20) / 300
@@ -190,6 +232,16 @@ def bias(actual: Any, forecast: Any) -> float:
 
 def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
     """Share of actuals inside ``[lower, upper]`` [1]; NaN when there is no band.
+
+    Parameters
+    ----------
+    actual, lower, upper : array-like
+        Actuals and the band's bounds, of the same shape [units].
+
+    Returns
+    -------
+    float
+        The share [1].
 
     Examples
     --------
@@ -228,6 +280,18 @@ class BacktestResult:
     info : dict
         ``reconcile`` (method and fallback per fold), ``new_cells`` per fold (cells that first
         sold after the origin), ``blend_weights`` (learned on all folds) when available.
+
+    Examples
+    --------
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), np.ones((1, 1, 1, 24)))
+    >>> cube = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> result = rolling_origin(cube, horizon=2, folds=1, models=["seasonal_naive"])
+    >>> result.scores[["model", "level", "step", "actual", "forecast"]].head(2)
+                model  level  step  actual  forecast
+    0  seasonal_naive  total     1     1.0       1.0
+    1  seasonal_naive  total     2     1.0       1.0
     """
 
     scores: pd.DataFrame
@@ -246,6 +310,24 @@ def origins_for(
 
     The last origin leaves ``horizon`` months of actuals up to ``as_of``; each earlier one
     is ``step`` months before the next.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with ``attrs["as_of"]``.
+    horizon : int
+        Months forecast from each origin [months].
+    folds : int
+        Number of origins.
+    step : int
+        Months between origins [months].
+    min_train : int
+        Months of history the first origin must leave [months].
+
+    Returns
+    -------
+    list of pd.Timestamp
+        The origins (last month each forecast sees).
 
     Raises
     ------
@@ -997,6 +1079,11 @@ def _metrics(scores: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def summary_table(result: BacktestResult) -> pd.DataFrame:
     """Metrics per level and model, pooled over the folds.
 
+    Parameters
+    ----------
+    result : BacktestResult
+        From :func:`rolling_origin`.
+
     Returns
     -------
     pd.DataFrame
@@ -1037,6 +1124,18 @@ def summary_table(result: BacktestResult) -> pd.DataFrame:
 
 def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> str:
     """A readable text table of :func:`summary_table`.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        From :func:`summary_table`.
+    result : BacktestResult, optional
+        Adds a title line naming the measure, origins and horizon.
+
+    Returns
+    -------
+    str
+        The table with percentages formatted, and a line defining the metrics.
 
     Examples
     --------
@@ -1080,6 +1179,18 @@ def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> s
 
 def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     """Write the backtest summary table as ``.csv`` or ``.json`` (records), by suffix.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        From :func:`summary_table`.
+    path : str or Path
+        A ``.csv`` or ``.json`` file; its folder is created.
+
+    Returns
+    -------
+    Path
+        The file written.
 
     Examples
     --------
@@ -1253,6 +1364,18 @@ def _row(level: str, name: str, fcv: float, band: np.ndarray, q: list, actual: f
 def accuracy_table(table: pd.DataFrame) -> pd.DataFrame:
     """Accuracy by level: nodes, weighted absolute percentage error, share inside the band.
 
+    Parameters
+    ----------
+    table : pd.DataFrame
+        From :func:`last_cycle_accuracy`: ``level``, ``forecast``, ``actual``, ``error``
+        and ``in_band`` per node.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per level: ``nodes``, ``forecast`` and ``actual`` [currency], ``wape``
+        [ratio] and ``share_in_band`` [ratio].
+
     Examples
     --------
     >>> import pandas as pd
@@ -1276,3 +1399,22 @@ def accuracy_table(table: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return out.reset_index()
+
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "BacktestResult",
+    "wape",
+    "smape",
+    "mase",
+    "bias",
+    "interval_coverage",
+    "seasonal_scale",
+    "origins_for",
+    "rolling_origin",
+    "summary_table",
+    "format_table",
+    "write_table",
+    "last_cycle_accuracy",
+    "accuracy_table",
+]

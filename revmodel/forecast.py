@@ -112,6 +112,12 @@ class SeriesForecast:
         Models that failed before it (or members dropped from a combination), with the error.
     residuals : np.ndarray
         In-sample one-step errors aligned with the input series (NaN where none) [units].
+
+    Examples
+    --------
+    >>> fc = forecast_series([5.0, 5.0, 5.0, 5.0], h=2)
+    >>> fc.model_name, fc.mean.tolist(), fc.reason
+    ('constant', [5.0, 5.0], 'constant series (5): flat forecast')
     """
 
     mean: np.ndarray
@@ -554,7 +560,24 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class SeriesTask:
-    """One series to forecast, with the per-series inputs of :func:`forecast_series`."""
+    """One series to forecast, with the per-series inputs of :func:`forecast_series`.
+
+    Attributes
+    ----------
+    y : np.ndarray
+        Monthly history, oldest first [units of the measure].
+    seasonal_profile : np.ndarray, optional
+        The parent level's seasonal indices, for a short series.
+    ended : bool
+        The series belongs to a rep who left: zero forecast.
+
+    Examples
+    --------
+    >>> out, counts = forecast_many({"left": SeriesTask(np.ones(12), ended=True)}, h=2,
+    ...                             use_cache=False, progress=False)
+    >>> out["left"].mean.tolist(), counts["refits"]
+    ([0.0, 0.0], 1)
+    """
 
     y: np.ndarray
     seasonal_profile: np.ndarray | None = None
@@ -1084,6 +1107,17 @@ def _forecast_dataset(
 def summarize(fc: xr.Dataset) -> str:
     """A readable summary of a :func:`forecast_cube` result.
 
+    Parameters
+    ----------
+    fc : xr.Dataset
+        A :func:`forecast_cube` result.
+
+    Returns
+    -------
+    str
+        What was forecast, how many series were fitted or read from the cache, the
+        fallbacks and failures, and how often each model was chosen, one per line.
+
     Examples
     --------
     >>> import tempfile, numpy as np, pandas as pd, xarray as xr
@@ -1504,3 +1538,16 @@ def forecast_reconciled(
     fallback = info.get("fallback")
     note = f"reconciled with {used}, quantiles from {settings.n_samples} coherent sample paths"
     return fc, note + (f" ({fallback})" if fallback else "")
+
+
+__all__ = [
+    "SeriesForecast",
+    "SeriesTask",
+    "forecast_series",
+    "forecast_many",
+    "seasonal_profile",
+    "forecast_cube",
+    "summarize",
+    "reconcile_forecast",
+    "reconcile_dataset",
+]

@@ -133,6 +133,22 @@ class Hierarchy:
         ``segment``, ``region``, ``rep`` coordinates.
     coords : dict[str, np.ndarray]
         The cube's ``segment``, ``region`` and ``rep`` labels, and ``manager`` per rep.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.ones((1, 2, 2, 3)),  # 1 segment x 2 regions x 2 reps x 3 months
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA", "NA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=3, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M2"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> h.S.shape, h.tags["region"].size  # 4 cells add up to 12 nodes; 2 region nodes
+    ((16, 4), 2)
+    >>> h.nodes.iloc[0].to_dict()
+    {'level': 'total', 'segment': '*', 'region': '*', 'manager': '*', 'rep': '*'}
     """
 
     S: sp.csr_matrix
@@ -1207,6 +1223,15 @@ class BottomUp:
     ----------
     nonnegative : bool
         Clip negative bottom forecasts to 0 before adding up.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S = np.array([[1, 1], [1, 0], [0, 1]])  # a total over two bottom series
+    >>> y_hat = np.array([[10.0], [4.0], [5.0]])  # base forecasts: 4 + 5 is not 10
+    >>> y, info = BottomUp().reconcile(y_hat, S)
+    >>> y.ravel().tolist(), info["method"]
+    ([9.0, 4.0, 5.0], 'bottom_up')
     """
 
     method = "bottom_up"
@@ -1262,6 +1287,23 @@ class TopDown:
         Only ``"forecast_proportions"``.
     nonnegative : bool
         Clip a negative total to 0 (shares are never negative).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> da = xr.DataArray(
+    ...     np.array([[[[1.0], [3.0]]]]),  # 1 segment x 1 region x 2 reps x 1 month
+    ...     dims=("segment", "region", "rep", "month"),
+    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...             "month": pd.date_range("2026-01-01", periods=1, freq="MS"),
+    ...             "manager": ("rep", ["M1", "M1"])},
+    ... )
+    >>> h = hierarchy_from_cube(da)
+    >>> y_hat = to_nodes(h, da).values
+    >>> y_hat[0] = 8.0  # the total's own forecast: twice the reps' 1 + 3
+    >>> y, _ = TopDown().reconcile(y_hat, h)
+    >>> y[h.bottom].ravel().tolist()  # 8 split 1 : 3
+    [2.0, 6.0]
     """
 
     def __init__(self, method: str = "forecast_proportions", nonnegative: bool = False):
@@ -1345,6 +1387,18 @@ class MinTrace:
         Keep reconciled bottom forecasts >= 0 (and so every node).
     max_dense_nodes : int
         Node count up to which ``mint_shrink`` uses the dense covariance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S = np.array([[1, 1], [1, 0], [0, 1]])  # a total over two bottom series
+    >>> y_hat = np.array([[10.0], [4.0], [5.0]])  # base forecasts: 4 + 5 is not 10
+    >>> y, info = MinTrace("ols").reconcile(y_hat, S)
+    >>> y.ravel().round(4).tolist()  # the 1 missing is shared out: 1/3 each
+    [9.6667, 4.3333, 5.3333]
+    >>> y, _ = MinTrace("ols").reconcile(y_hat, S, locked={0: np.array([10.0])})
+    >>> y.ravel().round(4).tolist()  # the total kept at 10
+    [10.0, 4.5, 5.5]
     """
 
     METHODS = ("ols", "wls_struct", "wls_var", "mint_shrink")
@@ -1454,6 +1508,18 @@ class MinTrace:
 def reconciler(method: str, nonnegative: bool = False) -> BottomUp | TopDown | MinTrace:
     """The reconciler for a method name of :data:`METHODS` (except ``"none"``).
 
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS` but ``"none"``.
+    nonnegative : bool
+        Keep every reconciled forecast >= 0.
+
+    Returns
+    -------
+    BottomUp, TopDown or MinTrace
+        The reconciler, with a ``reconcile(y_hat, hierarchy, residuals, locked)`` method.
+
     Examples
     --------
     >>> reconciler("mint_shrink", nonnegative=True).method
@@ -1489,6 +1555,21 @@ def locks_from_frame(hierarchy: Hierarchy, frame: pd.DataFrame, months: Sequence
 
     Key fields a level does not use may be absent or ``"*"``. Months missing
     for a node stay unlocked.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+        The hierarchy the locks refer to.
+    frame : pd.DataFrame
+        One row per locked node and month: ``level``, the level's key fields
+        (``segment``, ``region``, ``manager``, ``rep``), ``month`` and ``value`` [units].
+    months : sequence of date-like
+        The forecast months.
+
+    Returns
+    -------
+    dict
+        Node index -> (len(months),) values, NaN where not locked [units].
 
     Examples
     --------
@@ -1847,6 +1928,11 @@ class SampleSettings:
         towards independence makes the draws less coherent than the residuals, and the
         reconciled aggregates too narrow (79% of a simulated 80% band at the bottom, 73%
         at the top); the sample correlation keeps them calibrated.
+
+    Examples
+    --------
+    >>> SampleSettings(n_samples=200, seed=7)
+    SampleSettings(n_samples=200, seed=7, shrink=False)
     """
 
     n_samples: int = 500
@@ -1966,8 +2052,8 @@ def period_quantiles(
     (np.ndarray, list)
         (groups x k) quantiles of the period totals [units], and the group labels.
 
-    Example
-    -------
+    Examples
+    --------
     >>> q = np.array([[[0.0, 10.0, 30.0]] * 3])  # one node, 3 months, p10/p50/p90
     >>> band, _ = period_quantiles(q, [0.1, 0.5, 0.9])
     >>> bool(band[0, 0] > 0) and bool(band[0, 2] < 90)
@@ -2246,3 +2332,22 @@ def sample_reconciled(
         "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
     }
     return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info)
+
+
+__all__ = [
+    "METHODS",
+    "Hierarchy",
+    "hierarchy_from_cube",
+    "aggregate",
+    "to_nodes",
+    "from_nodes",
+    "BottomUp",
+    "TopDown",
+    "MinTrace",
+    "reconciler",
+    "locks_from_frame",
+    "reconcile_cube",
+    "SampleSettings",
+    "sample_reconciled",
+    "period_quantiles",
+]

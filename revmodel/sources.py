@@ -138,6 +138,21 @@ class Problem(NamedTuple):
     """One kind of problem found in a table.
 
     ``reason`` reads after the count: ``f"{count} {reason}"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "opportunities.csv").write_text(
+    ...     "opportunity_id,close_date,amount,stage\\n"
+    ...     "o1,2026-01-15,100,won\\n"
+    ...     "o1,2026-01-16,200,won\\n"
+    ... )
+    >>> result = load(folder, as_of="2026-03-01")
+    >>> problem = result.reports["opportunities"].problems[0]
+    >>> f"{problem.count} {problem.reason}", problem.column
+    ('1 row repeating an earlier opportunity_id', 'opportunity_id')
     """
 
     column: str
@@ -149,7 +164,23 @@ class Problem(NamedTuple):
 
 @dataclass
 class TableReport:
-    """What happened to one table."""
+    """What happened to one table.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "opportunities.csv").write_text(
+    ...     "opportunity_id,close_date,amount,stage\\n"
+    ...     "o1,2026-01-15,100,won\\n"
+    ...     "o1,2026-01-16,200,won\\n"
+    ... )
+    >>> result = load(folder, as_of="2026-03-01")
+    >>> report = result.reports["opportunities"]
+    >>> report.rows_read, report.rows_accepted, report.rows_quarantined
+    (2, 1, 1)
+    """
 
     table: str
     file: str
@@ -173,7 +204,24 @@ class TableReport:
 
 @dataclass
 class LoadResult:
-    """Canonical tables, per-table reports and quarantined rows of one data folder."""
+    """Canonical tables, per-table reports and quarantined rows of one data folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "opportunities.csv").write_text(
+    ...     "opportunity_id,close_date,amount,stage\\n"
+    ...     "o1,2026-01-15,100,won\\n"
+    ...     "o1,2026-01-16,200,won\\n"
+    ... )
+    >>> result = load(folder, as_of="2026-03-01")
+    >>> result.tables["opportunities"]["amount"].tolist(), result.status  # 1: usable, rows kept out
+    ([100.0], 1)
+    >>> result.quarantine["opportunities"]["row"].tolist()  # spreadsheet row, header = 1
+    [3]
+    """
 
     tables: dict[str, pd.DataFrame]
     reports: dict[str, TableReport]
@@ -428,6 +476,18 @@ def dimension_sizes(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> 
     months run from the first date to ``as_of`` plus two years of pipeline.
     :func:`revmodel.limits.cube_size_problem` decides whether they fit.
 
+    Parameters
+    ----------
+    tables : mapping of str to pd.DataFrame
+        Canonical tables.
+    as_of : pd.Timestamp
+        Today's date [date].
+
+    Returns
+    -------
+    dict of str to int
+        ``segment``, ``region``, ``rep`` and ``month`` sizes.
+
     Examples
     --------
     >>> import pandas as pd
@@ -471,6 +531,16 @@ def dimension_sizes(tables: Mapping[str, pd.DataFrame], as_of: pd.Timestamp) -> 
 
 def read_mapping(path: str | Path) -> MappingSpec:
     """Read and check a mapping YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The mapping file.
+
+    Returns
+    -------
+    MappingSpec
+        The checked mapping.
 
     Raises
     ------
@@ -541,6 +611,19 @@ def parse_segment_bands(
 ) -> tuple[tuple[str, float, float], ...]:
     """Segment bands of a mapping file or option (:func:`revmodel.schema.segment_bands`).
 
+    Parameters
+    ----------
+    value : str or sequence
+        ``"name:lower:upper,..."`` (upper may be empty: no bound) or a list of
+        ``[name, lower, upper]`` [employees].
+    where : str
+        Where the value came from, named in the error.
+
+    Returns
+    -------
+    tuple of (str, float, float)
+        The bands, lower inclusive and upper exclusive [employees].
+
     Examples
     --------
     >>> parse_segment_bands("SMB:0:200,Enterprise:200:")
@@ -555,7 +638,13 @@ def parse_segment_bands(
 
 @dataclass(frozen=True)
 class TableMapping:
-    """The mapping of one table: its file, sheet, columns, values and constants."""
+    """The mapping of one table: its file, sheet, columns, values and constants.
+
+    Examples
+    --------
+    >>> TableMapping(file="orders.csv", columns={"amount": "Value"}).columns
+    {'amount': 'Value'}
+    """
 
     file: str | None = None
     sheet: str | int | None = None
@@ -569,7 +658,14 @@ class TableMapping:
 
 @dataclass(frozen=True)
 class MappingSpec:
-    """A checked mapping file (see the module docstring)."""
+    """A checked mapping file (see the module docstring).
+
+    Examples
+    --------
+    >>> spec = MappingSpec(tables={"opportunities": TableMapping(file="orders.csv")})
+    >>> spec.tables["opportunities"].file, spec.currency
+    ('orders.csv', None)
+    """
 
     path: Path | None = None
     tables: Mapping[str, TableMapping] = field(default_factory=dict)
