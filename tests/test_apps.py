@@ -829,6 +829,7 @@ def test_explorer_drills_down_by_click_and_downloads_the_view_inert(app_context)
         return {b.description: b for b in page.drill.children if css in b._dom_classes}
 
     assert not buttons("revmodel-drill-up")  # the company: nothing to go up to
+    assert "Total" not in buttons("revmodel-drill-member")
     buttons("revmodel-drill-member")[region].click()
     assert page.region.value == region
     assert "Manager" in text(page.table.value)

@@ -276,12 +276,16 @@ def test_a_manager_s_call_reaches_the_vp_s_explorer_on_refresh(browser, server, 
     assert team_before != "$3.2M"
 
     manager = _open(browser, server, "forecast_call", "button.revmodel-call-submit:not([disabled])")
-    manager.select_option(".revmodel-call-rep select", value=f"manager:{MANAGER}")
+    manager.select_option(
+        ".revmodel-call-rep select", label=f"Team {MANAGER} (the team's own call)"
+    )
     manager.fill(".revmodel-call-amount input", "3210000")
     manager.fill(".revmodel-call-note textarea", "two enterprise renewals pulled in")
     manager.click("button.revmodel-call-submit")
     manager.wait_for_selector(".revmodel-call-message .revmodel-message.ok", timeout=20_000)
-    assert f"Team {MANAGER}" in manager.inner_text(".revmodel-call-message")
+    assert manager.inner_text(".revmodel-call-message").startswith(
+        f"Saved: commit of 3,210,000 USD for {MANAGER} in {server['cycle']}"
+    )
     manager.screenshot(path=str(SCREENS / "manager-team-call.png"), full_page=True)
     manager.close()
 
@@ -293,6 +297,13 @@ def test_a_manager_s_call_reaches_the_vp_s_explorer_on_refresh(browser, server, 
         timeout=30_000,
     )
     assert vp.inner_text(".revmodel-kpis .revmodel-kpi-landing") == "$3.2M"
+    vp.wait_for_function(  # the team's reps, reconciled to the call, add up to it
+        "() => document.querySelector('.revmodel-table')?.innerText.split('\\n')"
+        ".some(r => r.startsWith('Total') && r.includes('$3.2M'))",
+        timeout=30_000,
+    )
+    drill = vp.eval_on_selector_all(".revmodel-drill-member", "bs => bs.map(b => b.innerText)")
+    assert drill and "Total" not in drill
     vp.screenshot(path=str(SCREENS / "vp-team-after-call.png"), full_page=True)
     # Rolled up: the company's commit counts the team's call.
     vp.click(".revmodel-drill-up")

@@ -708,7 +708,7 @@ def _drill_buttons(page: ExplorerPage, level: str, frame: pd.DataFrame) -> None:
         buttons.append(up)
     if level != "segment" or sel.segment is None:
         for name, key in zip(frame["name"], frame["key"], strict=True):
-            if key is None:
+            if key is None or pd.isna(key):  # the Total row
                 continue
             b = w.Button(description=str(name), tooltip=f"Show {name}")
             b.add_class("revmodel-drill-member")
