@@ -9,7 +9,10 @@ reach ``--changes`` rows; seeded, no external data). Measured in one run:
   gives only the opening and closing, not the bars;
 - the in-quarter backtest (:func:`revmodel.inquarter.in_quarter_backtest`) over the
   last ``--quarters`` quarters: WAPE by week of quarter of the in-quarter forecast,
-  beside the statistical forecast alone (the default model on monthly bookings).
+  beside the statistical forecast alone (the default model on monthly bookings), and
+  how often the 80% interval held the actual, calibrated on the past quarters' errors
+  (:func:`revmodel.inquarter.calibration`) and, before it, from the open deals' spread
+  alone (``calibrate=False``).
 
 Run: ``.venv/bin/python benchmarks/bench_cadence.py [--changes N] [--quarters Q]``.
 Prints a table and writes ``benchmarks/results/bench_cadence.json``. Timings are
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     bt = IQ.in_quarter_backtest(hist, quarters, labels)
     backtest_s = time.perf_counter() - t0
     err = IQ.error_by_week(bt)
+    before = IQ.error_by_week(IQ.in_quarter_backtest(hist, quarters, labels, calibrate=False))
 
     result = {
         "history_rows": int(len(hist)),
@@ -100,6 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
         result[f"wape_in_quarter_week{week}"] = round(float(err.loc[week, "wape_in_quarter"]), 4)
         result[f"wape_statistical_week{week}"] = round(float(err.loc[week, "wape_statistical"]), 4)
         result[f"interval_coverage_week{week}"] = round(float(err.loc[week, "coverage"]), 3)
+        result[f"interval_coverage_uncalibrated_week{week}"] = round(
+            float(before.loc[week, "coverage"]), 3
+        )
+    result["interval_coverage_mean"] = round(float(err["coverage"].mean()), 3)
+    result["interval_coverage_uncalibrated_mean"] = round(float(before["coverage"].mean()), 3)
 
     print(f"history: {result['history_rows']:,} changes of {result['deals']:,} deals, {reps} reps")
     print(f"{'step':<44}{'seconds':>10}")
@@ -110,11 +119,14 @@ def main(argv: list[str] | None = None) -> dict:
         f"{backtest_s:>10.1f}"
     )
     print()
-    print(f"{'week':>4}{'WAPE in-quarter':>18}{'WAPE statistical':>18}{'80% coverage':>14}")
+    print(
+        f"{'week':>4}{'WAPE in-quarter':>18}{'WAPE statistical':>18}{'80% coverage':>14}"
+        f"{'uncalibrated':>14}"
+    )
     for week, row in err.iterrows():
         print(
             f"{week:>4}{row['wape_in_quarter']:>18.3f}{row['wape_statistical']:>18.3f}"
-            f"{row['coverage']:>14.2f}"
+            f"{row['coverage']:>14.2f}{before.loc[week, 'coverage']:>14.2f}"
         )
     print(f"\nwrote {write_result('bench_cadence', result, RESULTS)}")
     return result

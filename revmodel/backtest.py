@@ -15,16 +15,18 @@ Models (names accepted in ``models``):
 - ``base``: every node's own forecast, not reconciled (levels need not add up);
 - ``bottom_up``: the bottom forecasts summed up;
 - ``seasonal_naive``: the same month a year earlier, the floor any model must beat;
-- ``pipeline`` and ``blend``: the open pipeline as it stood at the origin,
-  weighted by conversion and slippage (:mod:`revmodel.pipeline`), and its
-  blend with ``reconciled``; only when the opportunities are given;
+- ``pipeline``, ``pipeline_new`` and ``blend``: the open pipeline as it stood at
+  the origin, weighted by conversion and slippage (:mod:`revmodel.pipeline`);
+  the same plus the bookings expected from deals not yet created
+  (:func:`revmodel.pipeline.not_yet_created`); and the blend of ``pipeline_new``
+  with ``reconciled``; only when the opportunities are given;
 - any callable ``f(history, horizon) -> forecast``: ``history`` is the
   measure up to the origin (segment, region, rep, month), ``forecast`` the
   bottom-cell mean for the next ``horizon`` months, summed up to every node.
 
 Each name becomes a typed model (:class:`Reconciled`, :class:`BaseForecast`,
 :class:`BottomUpSum`, :class:`SeasonalNaive`, :class:`WeightedPipeline`,
-:class:`Blend`, :class:`Custom`) and each fold is scored by what its type does.
+:class:`PipelineWithNew`, :class:`Blend`, :class:`Custom`) and each fold is scored by what its type does.
 The 10-90% band of a reconciled model comes from reconciled sample paths
 (:func:`revmodel.reconcile.sample_reconciled`), so it is coherent like the mean.
 
@@ -273,7 +275,8 @@ class BacktestResult:
         One row per fold, model and level: ``nodes`` and :data:`METRICS`.
     blend_inputs : pd.DataFrame
         One row per fold, segment and month: ``actual``, ``stat`` (reconciled) and
-        ``pipeline`` (weighted pipeline at the origin) [units]; empty without opportunities.
+        ``pipeline`` (weighted pipeline at the origin plus the deals not yet created,
+        what the blend uses) [units]; empty without opportunities.
     origins : list of pd.Timestamp
     horizon : int
     measure : str
@@ -449,8 +452,13 @@ class WeightedPipeline:
 
 
 @dataclass(frozen=True)
+class PipelineWithNew:
+    """The weighted open pipeline plus the bookings expected from deals not yet created."""
+
+
+@dataclass(frozen=True)
 class Blend:
-    """Per-segment blend of the reconciled forecast and the weighted pipeline."""
+    """Per-segment blend of the reconciled forecast and :class:`PipelineWithNew`."""
 
 
 @dataclass(frozen=True)
@@ -461,13 +469,21 @@ class Custom:
 
 
 BacktestModel = (
-    Reconciled | BaseForecast | BottomUpSum | SeasonalNaive | WeightedPipeline | Blend | Custom
+    Reconciled
+    | BaseForecast
+    | BottomUpSum
+    | SeasonalNaive
+    | WeightedPipeline
+    | PipelineWithNew
+    | Blend
+    | Custom
 )
 _NAMED: dict[str, BacktestModel] = {
     "base": BaseForecast(),
     "bottom_up": BottomUpSum(),
     FLOOR: SeasonalNaive(),
     "pipeline": WeightedPipeline(),
+    "pipeline_new": PipelineWithNew(),
     "blend": Blend(),
 }
 
@@ -476,7 +492,7 @@ def _parse_model(m: Model, reconcile: str, with_pipeline: bool) -> BacktestModel
     """The typed model a name (or callable) of the ``models`` argument stands for."""
     if callable(m):
         return Custom(m)
-    known = (*DEFAULT_MODELS, "pipeline", "blend")
+    known = (*DEFAULT_MODELS, "pipeline", "pipeline_new", "blend")
     if m == "reconciled":
         return Reconciled(reconcile)
     if isinstance(m, str) and m.startswith("reconciled:"):
@@ -492,7 +508,7 @@ def _parse_model(m: Model, reconcile: str, with_pipeline: bool) -> BacktestModel
             f"backtest: unknown model {m!r}; use {', '.join(known)}, 'reconciled:<method>' "
             "or a callable"
         )
-    if m in ("pipeline", "blend") and not with_pipeline:
+    if m in ("pipeline", "pipeline_new", "blend") and not with_pipeline:
         raise ParameterError(
             f"backtest: model {m!r} needs the opportunities table: pass opportunities="
         )
@@ -505,7 +521,7 @@ def _check_models(
     if models is None:
         names: dict[str, Model] = {m: m for m in DEFAULT_MODELS}
         if with_pipeline:
-            names.update(pipeline="pipeline", blend="blend")
+            names.update(pipeline="pipeline", pipeline_new="pipeline_new", blend="blend")
     elif isinstance(models, Mapping):
         names = dict(models)
     else:
@@ -632,8 +648,8 @@ class _Statistical:
 
 
 def _predict(
-    model: BacktestModel, fold: _Fold, stat: _Statistical | None, pipe_v: np.ndarray | None,
-    info: dict, horizon: int,
+    model: BacktestModel, fold: _Fold, stat: _Statistical | None,
+    pipes: tuple[np.ndarray, np.ndarray] | None, info: dict, horizon: int,
 ) -> _Prediction | None:  # fmt: skip
     """What a model forecasts for every node of the fold; None for the blend (scored later)."""
     match model:
@@ -653,13 +669,16 @@ def _predict(
         case Reconciled(how):
             return stat.reconcile(how, fold, info)[1]
         case WeightedPipeline():
-            return _Prediction(_coherent(fold.full, pipe_v), None, None)
+            return _Prediction(_coherent(fold.full, pipes[0]), None, None)
+        case PipelineWithNew():
+            return _Prediction(_coherent(fold.full, pipes[0] + pipes[1]), None, None)
     return None
 
 
 def _weighted_pipeline(
     opportunities: pd.DataFrame, fold: _Fold, horizon: int, history: pd.DataFrame | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted open pipeline at the fold's origin and the deals not yet created."""
     from revmodel import pipeline as pl
 
     pipe = pl.weighted_pipeline(
@@ -670,7 +689,8 @@ def _weighted_pipeline(
         reconstruct=True,
         history=history,
     )
-    return _cube_values(pipe.reindex_like(fold.window, fill_value=0.0))
+    new = pl.not_yet_created(opportunities, fold.origin, horizon, like=fold.window)
+    return tuple(_cube_values(da.reindex_like(fold.window, fill_value=0.0)) for da in (pipe, new))
 
 
 def _blend_rows(fold: _Fold, segments: np.ndarray, stat_v: np.ndarray, pipe_v: np.ndarray):
@@ -817,17 +837,20 @@ def _run_fold(
     history: pd.DataFrame | None = None,
 ) -> tuple[list[pd.DataFrame], list[dict], _BlendFold | None]:
     """Score every model on one fold; return the frames, blend rows and the blend's inputs."""
-    uses_pipeline = any(isinstance(m, WeightedPipeline | Blend) for m in items.values())
-    pipe_v = stat_v = None
+    uses_pipeline = any(
+        isinstance(m, WeightedPipeline | PipelineWithNew | Blend) for m in items.values()
+    )
+    pipes = pipe_v = stat_v = None
     rows: list[dict] = []
     if opportunities is not None and uses_pipeline:
-        pipe_v = _weighted_pipeline(opportunities, fold, horizon, history)
+        pipes = _weighted_pipeline(opportunities, fold, horizon, history)
+        pipe_v = pipes[0] + pipes[1]  # what the blend uses
         stat_v = stat.reconcile(reconcile, fold, info)[0]
         segments = np.asarray(fold.hist["segment"].values).astype(str)
         rows = _blend_rows(fold, segments, stat_v, pipe_v)
     frames = []
     for name, model in items.items():
-        p = _predict(model, fold, stat, pipe_v, info, horizon)
+        p = _predict(model, fold, stat, pipes, info, horizon)
         if p is not None:
             frames.append(fold.score(name, p))
     blend = (
@@ -872,7 +895,7 @@ def rolling_origin(
         Measure to forecast, e.g. "bookings" [USD/month].
     models : sequence of str or mapping of name to str or callable, optional
         Models to score (see the module docstring); default :data:`DEFAULT_MODELS`, plus
-        ``pipeline`` and ``blend`` when ``opportunities`` is given. ``seasonal_naive``
+        ``pipeline``, ``pipeline_new`` and ``blend`` when ``opportunities`` is given. ``seasonal_naive``
         always runs: it is the floor.
     reconcile : str
         Reconciliation method of ``reconciled`` (:data:`revmodel.reconcile.METHODS`).

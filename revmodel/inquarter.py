@@ -18,12 +18,20 @@ not yet created
     the quarter from deals created after the same day of that quarter.
 
 The interval treats each open deal as an independent win (variance
-``a^2 q (1 - q)`` for amount ``a`` and probability ``q``), adds the error all
-open deals share in a good or a bad quarter (:func:`open_spread`: the spread,
-over the lookback quarters, of what the deals open at a quarter's start brought
-in over what was expected of them, times the open expectation) and the
-variance of the not-yet-created part across the lookback quarters; it is the
-normal interval at ``level``, never below what is already closed.
+``a^2 q (1 - q)`` for amount ``a`` and probability ``q``) and adds the variance of
+the not-yet-created part across the lookback quarters and the error the
+remaining bookings showed in past quarters at the same week
+(:func:`calibration`: each lookback quarter replayed with the rates learned
+before it; the root mean square of what was won after week ``w`` over what
+was expected then, less one, times the remaining expectation). That last term
+holds what deal-by-deal variance leaves out, a good or a bad quarter and the
+forecast's own bias, and is what keeps the interval honest at scale, where
+thousands of independent deals would make it vanish. With a handful of
+quarters behind it the interval uses Student's t (as many degrees of freedom
+as quarters, and the prediction factor ``sqrt(1 + 1/n)``); with fewer than
+two it falls back to the normal interval with the spread of what the deals
+open at a quarter's start brought in (:func:`open_spread`). It is never below
+what is already closed.
 
 :func:`in_quarter_backtest` replays past quarters week by week and sets each
 forecast beside the actual and beside the statistical forecast alone (the
@@ -185,8 +193,9 @@ def in_quarter_forecast(
     if rates is None:
         rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
     past = past_creations(hist, quarter, lookback)
-    spread = open_spread(hist, quarter, labels, rates, lookback)
-    return _forecast(hist, quarter, as_of, labels, rates, past, level, spread)
+    calib = calibration(hist, quarter, labels, WEEKS, lookback)
+    spread = open_spread(hist, quarter, labels, rates, lookback) if calib is None else 0.0
+    return _forecast(hist, quarter, as_of, labels, rates, past, level, spread, calib)
 
 
 def _open_deals(
@@ -250,6 +259,79 @@ def open_spread(
     return float(np.std(ratios, ddof=1)) if len(ratios) > 1 else 0.0
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """How far the past quarters' remaining bookings fell from what was expected, by week.
+
+    ``rms[w - 1]``: root mean square, over ``quarters`` past quarters, of
+    (bookings won after week ``w`` / the open and not-yet-created expectation at
+    week ``w``) - 1 [1]. It holds the shared error of a good or a bad quarter and
+    the forecast's bias, which the deal-by-deal variance leaves out.
+    """
+
+    rms: np.ndarray
+    quarters: int
+
+
+def _week_ratios(
+    hist: pd.DataFrame,
+    quarter: Quarter,
+    labels: pd.DataFrame | None,
+    weeks: int,
+    lookback: int,
+    cutoff: pd.Timestamp,
+) -> np.ndarray:
+    """Per week of a past quarter: bookings won after the week / what was expected then."""
+    rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
+    past = past_creations(hist, quarter, lookback)
+    actual = float(_won_in(hist, quarter, cutoff).sum())
+    out = np.full(weeks, np.nan)
+    for week in range(1, weeks + 1):
+        as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
+        closed = float(_won_in(hist, quarter, as_of).sum())
+        open_mean, _, _ = _open_expectation(hist, quarter, as_of, labels, rates)
+        new_mean, _ = _not_created(past, (as_of - quarter.start).days)
+        expected = open_mean + new_mean
+        if expected > 0:
+            out[week - 1] = (actual - closed) / expected
+    return out
+
+
+def calibration(
+    hist: pd.DataFrame,
+    quarter: Quarter,
+    labels: pd.DataFrame | None = None,
+    weeks: int = WEEKS,
+    lookback: int = LOOKBACK_QUARTERS,
+    cache: dict | None = None,
+) -> Calibration | None:
+    """:class:`Calibration` from the ``lookback`` quarters before ``quarter`` (None with fewer
+    than two). Each past quarter is replayed with the rates learned before it, and its
+    outcome is read as known the day before ``quarter`` starts; ``cache`` (quarter start ->
+    ratios) lets a backtest replay each past quarter once."""
+    hist = prepare(hist)
+    cutoff = quarter.start - pd.Timedelta(days=1)
+    ratios = []
+    for k in range(1, lookback + 1):
+        past = Quarter.of(quarter.start - pd.DateOffset(months=3 * k))
+        if past.start < hist["changed_at"].min():
+            break
+        key = (past.start, weeks)
+        if cache is None or key not in cache:
+            found = _week_ratios(hist, past, labels, weeks, lookback, cutoff)
+            if cache is None:
+                ratios.append(found)
+                continue
+            cache[key] = found
+        ratios.append(cache[key])
+    if len(ratios) < 2:
+        return None
+    sq = (np.vstack(ratios) - 1.0) ** 2
+    seen = (~np.isnan(sq)).sum(axis=0)
+    rms = np.sqrt(np.nansum(sq, axis=0) / np.maximum(seen, 1))  # 0 where nothing was expected
+    return Calibration(rms, len(ratios))
+
+
 def _forecast(
     hist: pd.DataFrame,
     quarter: Quarter,
@@ -259,13 +341,22 @@ def _forecast(
     past: list[np.ndarray],
     level: float,
     spread: float = 0.0,
+    calib: Calibration | None = None,
 ) -> dict[str, float]:
     closed = float(_won_in(hist, quarter, as_of).sum())
     open_mean, open_var, _ = _open_expectation(hist, quarter, as_of, labels, rates)
     new_mean, new_var = _not_created(past, (as_of - quarter.start).days)
     forecast = closed + open_mean + new_mean
-    shared = (spread * open_mean) ** 2
-    half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(open_var + new_var + shared)
+    if calib is None:
+        shared = (spread * open_mean) ** 2
+        z = float(stats.norm.ppf(0.5 + level / 2))
+    else:
+        # the remaining bookings' error as past quarters saw it at the same week; Student's t
+        # because a handful of quarters estimate its size
+        week = min(max((as_of - quarter.start).days // 7, 0), len(calib.rms) - 1)
+        shared = (calib.rms[week] * (open_mean + new_mean)) ** 2
+        z = float(stats.t.ppf(0.5 + level / 2, calib.quarters)) * np.sqrt(1 + 1 / calib.quarters)
+    half = z * np.sqrt(open_var + new_var + shared)
     return {
         "closed": closed,
         "open": open_mean,
@@ -301,8 +392,12 @@ def in_quarter_backtest(
     weeks: int = WEEKS,
     level: float = 0.8,
     lookback: int = LOOKBACK_QUARTERS,
+    calibrate: bool = True,
 ) -> pd.DataFrame:
     """Replay the in-quarter forecast at the end of each week of past quarters.
+
+    ``calibrate=False`` keeps the interval of the open deals' spread alone (no
+    :func:`calibration`), for comparison.
 
     Returns
     -------
@@ -313,15 +408,17 @@ def in_quarter_backtest(
     hist = prepare(history)
     last_day = hist["changed_at"].max()
     rows = []
-    for quarter in quarters:
+    cache: dict = {}
+    for quarter in sorted(quarters, key=lambda q: q.start):
         rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
         actual = float(_won_in(hist, quarter, last_day).sum())
         stat = statistical_quarter(hist, quarter)
         past = past_creations(hist, quarter, lookback)
-        spread = open_spread(hist, quarter, labels, rates, lookback)
+        calib = calibration(hist, quarter, labels, weeks, lookback, cache) if calibrate else None
+        spread = open_spread(hist, quarter, labels, rates, lookback) if calib is None else 0.0
         for week in range(1, weeks + 1):
             as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
-            f = _forecast(hist, quarter, as_of, labels, rates, past, level, spread)
+            f = _forecast(hist, quarter, as_of, labels, rates, past, level, spread, calib)
             rows.append(
                 {
                     "quarter_start": quarter.start,

@@ -356,6 +356,10 @@ def median_cycle_days(opps: pd.DataFrame, as_of: Any, by: str = "segment") -> pd
     return out
 
 
+#: Past origins averaged by :func:`not_yet_created` [months].
+NOT_YET_CREATED_LOOKBACK = 12
+
+
 # --------------------------------------------------------------------------- weighted pipeline
 
 
@@ -593,6 +597,75 @@ def _expected_bookings(
             if c in getattr(like, "coords", {}) and like[c].dims == ("rep",):
                 da = da.assign_coords({c: ("rep", np.asarray(like[c].values))})
     return da
+
+
+def not_yet_created(
+    opps: pd.DataFrame,
+    as_of: Any,
+    horizon: int,
+    like: xr.DataArray | xr.Dataset | None = None,
+    lookback: int = NOT_YET_CREATED_LOOKBACK,
+) -> xr.DataArray:
+    """Bookings expected from deals not yet created at the end of month ``as_of``.
+
+    What the open pipeline cannot see: for month ``h`` ahead (1 = the month after
+    ``as_of``), the mean over the ``lookback`` latest past origins ``o`` whose month
+    ``o + h`` is over by ``as_of`` of what was won in month ``o + h`` from deals
+    created after the end of month ``o``, per cell. Only deals won by ``as_of`` count,
+    so a backtest never sees its outcome.
+
+    Parameters
+    ----------
+    opps : pd.DataFrame
+        Canonical opportunities (``created_date``, ``close_date``, ``stage``, ``amount``).
+    as_of : date-like
+        The month of the forecast (the last month it sees).
+    horizon : int
+        Months ahead [months].
+    like : xr.DataArray or xr.Dataset, optional
+        Take the ``segment``, ``region`` and ``rep`` coords from it.
+    lookback : int
+        Past origins averaged [months].
+
+    Returns
+    -------
+    xr.DataArray
+        ``not_yet_created`` (segment, region, rep, month) [USD/month].
+    """
+    month = _month(as_of)
+    deals = _prepare(opps)
+    won = deals[(deals["stage"] == "won") & (deals["close"] <= _month_end(month))]
+    won = won[won["created"].notna()]
+    close_m = won["close"].to_numpy(dtype="datetime64[M]").astype(np.int64)
+    created_m = won["created"].to_numpy(dtype="datetime64[M]").astype(np.int64)
+    if like is not None:
+        coords = {d: np.asarray(like[d].values) for d in CELL_DIMS}
+    else:
+        coords = {d: np.asarray(sorted(set(won[d]))) for d in CELL_DIMS}
+        coords = {d: v if v.size else np.asarray([config.PLACEHOLDER]) for d, v in coords.items()}
+    codes = [pd.Index(coords[d]).get_indexer(won[d].to_numpy()) for d in CELL_DIMS]
+    inside = np.all(np.stack(codes) >= 0, axis=0) if len(won) else np.zeros(0, dtype=bool)
+    amount = won["amount"].to_numpy(dtype=float)
+    out = np.zeros((*(len(coords[d]) for d in CELL_DIMS), int(horizon)))
+    now = int(np.datetime64(month, "M").astype(np.int64))
+    for h in range(1, int(horizon) + 1):
+        for k in range(h, h + int(lookback)):
+            origin = now - k
+            sel = inside & (close_m == origin + h) & (created_m > origin)
+            np.add.at(out[..., h - 1], tuple(c[sel] for c in codes), amount[sel] / lookback)
+    months = pd.date_range(month + pd.offsets.MonthBegin(1), periods=int(horizon), freq="MS")
+    return xr.DataArray(
+        out,
+        dims=(*CELL_DIMS, "month"),
+        coords={**coords, "month": months.values},
+        name="not_yet_created",
+        attrs={
+            "units": f"{config.CURRENCY}/month",
+            "long_name": "Bookings expected from deals not yet created",
+            "as_of": f"{month:%Y-%m-%d}",
+            "lookback_months": int(lookback),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- coverage

@@ -225,3 +225,97 @@ def test_open_spread_widens_the_interval(synth):
     wide = IQ._forecast(hist, quarter, as_of, labels, rates, past, 0.8, spread)
     assert wide["forecast"] == narrow["forecast"]
     assert wide["upper"] - wide["forecast"] > narrow["upper"] - narrow["forecast"]
+
+
+def test_calibration_is_the_past_quarters_remaining_error_by_hand(synth):
+    hist, labels = synth
+    hist = IQ.prepare(hist)
+    quarter = IQ.Quarter.of("2025-10-01")
+    calib = IQ.calibration(hist, quarter, labels, weeks=4, lookback=3)
+    assert calib is not None and calib.quarters == 3 and calib.rms.shape == (4,)
+    # replay the three quarters before (the backtest without calibration gives their parts)
+    past = [IQ.Quarter.of(q) for q in ("2025-01-01", "2025-04-01", "2025-07-01")]
+    bt = IQ.in_quarter_backtest(hist, past, labels, weeks=4, lookback=3, calibrate=False)
+    cutoff = quarter.start - pd.Timedelta(days=1)
+    actual = {
+        q.start: float(IQ._won_in(hist, q, cutoff).sum()) for q in past
+    }  # the outcome as known the day before the quarter
+    ratio = (bt["quarter_start"].map(actual) - bt["closed"]) / (bt["open"] + bt["not_created"])
+    by_hand = np.sqrt(((ratio - 1) ** 2).groupby(bt["week"]).mean()).to_numpy()
+    np.testing.assert_allclose(calib.rms, by_hand, rtol=1e-9)
+    assert IQ.calibration(hist, quarter, labels, weeks=4, lookback=1) is None
+    # the calibrated interval: Student's t with 3 degrees of freedom on the remaining error
+    rates = IQ.Learned.from_history(hist, cutoff, labels)
+    creations = IQ.past_creations(hist, quarter, 3)
+    as_of = quarter.start + pd.Timedelta(days=13)  # end of week 2
+    f = IQ._forecast(hist, quarter, as_of, labels, rates, creations, 0.8, 0.0, calib)
+    _, open_var, _ = IQ._open_expectation(hist, quarter, as_of, labels, rates)
+    _, new_var = IQ._not_created(creations, 13)
+    remaining = f["open"] + f["not_created"]
+    z = 1.637744 * np.sqrt(1 + 1 / 3)  # t(0.9, 3 df)
+    half = z * np.sqrt(open_var + new_var + (calib.rms[1] * remaining) ** 2)
+    assert f["upper"] - f["forecast"] == pytest.approx(half, rel=1e-6)
+
+
+def test_calibrated_interval_covers_more_than_the_spread_alone(synth):
+    hist, labels = synth
+    quarters = [IQ.Quarter.of(q) for q in ("2025-04-01", "2025-07-01", "2025-10-01")]
+    cal = IQ.in_quarter_backtest(hist, quarters, labels, weeks=6, lookback=3)
+    raw = IQ.in_quarter_backtest(hist, quarters, labels, weeks=6, lookback=3, calibrate=False)
+    pd.testing.assert_series_equal(cal["forecast"], raw["forecast"])  # same point forecast
+    width = (cal["upper"] - cal["lower"]) / (raw["upper"] - raw["lower"])
+    assert (width >= 1.0 - 1e-9).all() and width.mean() > 1.0
+    inside = lambda b: ((b["actual"] >= b["lower"]) & (b["actual"] <= b["upper"])).mean()  # noqa: E731
+    assert inside(cal) >= inside(raw)
+
+
+def test_not_yet_created_by_hand():
+    opps = pd.DataFrame(
+        {
+            "opportunity_id": ["D1", "D2", "D3", "D4", "D5"],
+            "created_date": pd.to_datetime(
+                ["2026-06-01", "2026-05-02", "2026-03-01", "2026-06-15", "2026-06-03"]
+            ),
+            "close_date": pd.to_datetime(
+                ["2026-06-20", "2026-05-15", "2026-05-20", "2026-07-02", "2026-06-25"]
+            ),
+            "stage": ["won", "won", "won", "won", "lost"],
+            "amount": [100.0, 60.0, 999.0, 40.0, 500.0],
+            "segment": ["A", "A", "A", "A", "A"],
+            "region": ["R", "R", "R", "R", "R"],
+            "rep_id": ["r1", "r2", "r1", "r1", "r1"],
+        }
+    )
+    new = pipeline.not_yet_created(opps, "2026-06-15", horizon=2, lookback=2)
+    assert list(pd.DatetimeIndex(new["month"].values)) == list(
+        pd.to_datetime(["2026-07-01", "2026-08-01"])
+    )
+    july = new.sel(month="2026-07-01").sum(["segment", "region"]).to_series()
+    # month 1 ahead: origins May and April; June's won from deals created in June (D1, 100)
+    # and May's from deals created in May (D2, 60), averaged over the two origins. D3 was
+    # created before April ended, D4 is won after as_of, D5 was lost.
+    assert july.to_dict() == {"r1": 50.0, "r2": 30.0}
+    # month 2 ahead: origins April and March; June from deals created after April (D1) and
+    # May from deals created after March (D2)
+    aug = new.sel(month="2026-08-01").sum(["segment", "region"]).to_series()
+    assert aug.to_dict() == {"r1": 50.0, "r2": 30.0}
+    assert float(pipeline.not_yet_created(opps, "2026-04-30", 1, lookback=2).sum()) == 0.0
+
+
+@pytest.mark.slow
+def test_backtest_pipeline_new_adds_the_deals_not_yet_created():
+    from revmodel import backtest, cube, sample
+
+    t = sample.generate(reps=8, months=30, seed=2, end="2026-06")
+    ds = cube.build_cube(t, fiscal_year_start=11)
+    res = backtest.rolling_origin(
+        ds, horizon=3, folds=2, models=["seasonal_naive", "pipeline", "pipeline_new"],
+        opportunities=t["opportunities"], history=t["opportunity_history"], reconcile="bottom_up",
+    )  # fmt: skip
+    s = res.scores[res.scores["level"] == "total"].set_index(["model", "fold", "month"])
+    for k, origin in enumerate(res.origins):
+        new = pipeline.not_yet_created(t["opportunities"], origin, 3, like=ds)
+        for month, value in new.sum(["segment", "region", "rep"]).to_series().items():
+            got = s.loc[("pipeline_new", k, month), "forecast"]
+            want = s.loc[("pipeline", k, month), "forecast"] + value
+            assert got == pytest.approx(want, rel=1e-9)
