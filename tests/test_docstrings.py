@@ -24,10 +24,6 @@ from revmodel import kpi, retention
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Public modules whose examples are still being written (skipped, shown by ``-ra``).
-_WRITING = "examples not written yet"
-NOT_YET: dict[str, str] = {}
-
 
 def public_modules(text: str | None = None) -> list[str]:
     """The modules of the "Public API" table of architecture.md, in its order."""
@@ -91,8 +87,6 @@ def test_public_modules_listed():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_every_public_name_has_examples(name):
-    if name in NOT_YET:
-        pytest.skip(NOT_YET[name])
     module = importlib.import_module(f"revmodel.{name}")
     assert isinstance(getattr(module, "__all__", None), list), f"revmodel.{name} has no __all__"
     missing = [a for a in module.__all__ if not hasattr(module, a)]
@@ -130,8 +124,6 @@ def test_examples_section_found():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_examples_run(name):
-    if name in NOT_YET:
-        pytest.skip(NOT_YET[name])
     module = importlib.import_module(f"revmodel.{name}")
     finder = doctest.DocTestFinder(recurse=True, exclude_empty=True)
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
