@@ -166,8 +166,13 @@ DEFAULT_OBJECTIVE_WEIGHTS: dict[str, float] = ObjectiveWeights().to_dict()
 #: Largest group (free accounts x reps) solved by the MILP under ``method="auto"``.
 MILP_MAX_VARIABLES = 1_000
 
-#: Wall-clock limit of one group's MILP [s]; past it the best solution found is kept.
-TIME_LIMIT_SECONDS = 2.0
+#: Branch-and-bound nodes of one group's MILP; past them the best solution found is kept. A
+#: count, not a clock: the same inputs give the same territories on any machine, however busy.
+NODE_LIMIT = 500
+
+#: Wall-clock backstop of one group's MILP [s], far above what :data:`NODE_LIMIT` takes; a
+#: group stopped by it (a very slow machine) may differ from run to run.
+TIME_LIMIT_SECONDS = 60.0
 
 #: Relative optimality gap at which HiGHS stops.
 MIP_REL_GAP = 1e-4
@@ -708,6 +713,13 @@ def _milp_status(status: int) -> str:
     return {0: "optimal", 1: "time limit", 2: "infeasible", 3: "unbounded"}.get(status, "other")
 
 
+def _milp_stop(res: Any) -> str:
+    """Why HiGHS stopped: its status, with the node limit told apart (scipy reports it as 4)."""
+    if res.status == 4 and "Status 16" in str(res.message):
+        return "node limit"
+    return _milp_status(res.status)
+
+
 def _solve_milp(
     g: _Group,
     w: ObjectiveWeights,
@@ -729,11 +741,16 @@ def _solve_milp(
         integrality=integrality,
         bounds=bounds,
         constraints=rows.constraint(lay.columns),
-        options={"time_limit": float(time_limit), "mip_rel_gap": MIP_REL_GAP, "presolve": True},
+        options={
+            "node_limit": NODE_LIMIT,
+            "time_limit": float(time_limit),
+            "mip_rel_gap": MIP_REL_GAP,
+            "presolve": True,
+        },
     )
     info: dict[str, Any] = {
         "method": "milp",
-        "status": _milp_status(res.status),
+        "status": _milp_stop(res),
         "message": str(res.message),
         "mip_gap": None if getattr(res, "mip_gap", None) is None else float(res.mip_gap),
         "variables": int(lay.columns),
@@ -1070,7 +1087,8 @@ def assign_territories(
         Allowed deviation of a rep's potential from the group mean [fraction];
         reported per rep, and a hard constraint with ``hard_tolerance``.
     time_limit : float
-        MILP time limit per group [s].
+        MILP wall-clock backstop per group [s]; the MILP stops first at
+        :data:`NODE_LIMIT` nodes, so results do not depend on the machine's speed.
     as_of : date-like, optional
         Plan start: reps whose ``end_date`` is before it have left. None: any
         rep with an ``end_date`` has left.
@@ -1739,8 +1757,8 @@ def _summary(
 def rerun(record: Mapping[str, Any] | str | Path) -> TerritoryPlan:
     """Solve again from a run record (a dict or the ``*_run.json`` file).
 
-    Groups solved by the heuristic or to MILP optimality reproduce exactly;
-    a group whose MILP stopped at its time limit may differ.
+    Groups solved by the heuristic, to MILP optimality or to the MILP's node
+    limit reproduce exactly; a group stopped by the time backstop may differ.
 
     Raises
     ------

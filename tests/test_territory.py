@@ -699,3 +699,19 @@ def test_saved_assignment_names_are_inert_in_a_spreadsheet(tmp_path):
         cells = [c for line in text.splitlines() for c in line.split(",")]
         assert not [c for c in cells if c.lstrip('"').startswith(("=", "+", "@"))], kind
         assert "'=HYPERLINK" in text, kind
+
+
+def test_a_milp_stopped_early_stops_at_a_node_count_and_gives_the_same_plan_twice(tmp_path):
+    # The Mid-Market group of this company is a MILP HiGHS does not close: it stops at
+    # NODE_LIMIT nodes, whatever the machine's speed, so two runs give the same territories.
+    from revmodel import sample, sources
+
+    sample.write(sample.generate(reps=12, months=36), tmp_path)
+    tables = sources.load(tmp_path).tables
+    start = pd.Timestamp("2026-11-01")
+    first, _ = territory.cycle_territories(tables, start, balance_tolerance=0.10)
+    second, _ = territory.cycle_territories(tables, start, balance_tolerance=0.10)
+    stops = [g.get("status") for g in first.record["groups"]]
+    assert "node limit" in stops, stops
+    pd.testing.assert_frame_equal(first.assignment, second.assignment)
+    assert [g["status"] for g in second.record["groups"]] == stops
