@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_forecast_hierarchy.py
 	$(BIN)/python benchmarks/bench_forecast_scale.py
 	$(BIN)/python benchmarks/bench_apps.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf build data/sample .pytest_cache

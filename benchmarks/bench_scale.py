@@ -1,0 +1,390 @@
+"""Enterprise scale end to end: 20,000 reps x 48 months through load, cube, forecast and plan.
+
+    nice -n 5 .venv/bin/python benchmarks/bench_scale.py [--reps 20000] [--months 48]
+        [--workers 2] [--scheduler ADDRESS] [--format csv|parquet]
+
+The sample company (:func:`revmodel.sample.generate`, about 8 opportunities per rep
+and month and 58 accounts per rep: 20,000 x 48 gives about 7.6M opportunities and
+1.2M accounts) is generated in a child process, so its memory is not counted, and
+written into a temporary folder (removed at the end; never into the checkout):
+``accounts``, ``reps``, ``opportunities``, ``invoices``, ``subscriptions``. Then,
+in this process, each stage is timed and its peak resident memory sampled (this
+process plus its children, i.e. the local dask workers, every 0.2 s):
+
+- ``pyarrow``: :func:`pyarrow.csv.read_csv` of the same files (the peer: parsing
+  alone, types inferred);
+- ``load_validate``: :func:`revmodel.sources.load` (detection, parsing, pandera
+  validation, quarantine written);
+- ``cube``: :func:`revmodel.cube.build_cube`, its memory (``Dataset.nbytes``) and the
+  populated share of its cells;
+- ``forecast_reconcile``: :func:`revmodel.forecast.forecast_cube` at every node of the
+  hierarchy (empty cache: every series fitted) on a local dask cluster of
+  ``--workers`` processes or the ``--scheduler`` given, then
+  :func:`revmodel.forecast.reconcile_dataset` with ``mint_shrink``;
+- ``plan``: :func:`revmodel.capacity.capacity_plan` and :func:`revmodel.quota.top_down`
+  for the fiscal year after ``as_of``.
+
+``benchmarks/results/bench_scale.json`` is rewritten after every stage, so a run
+stopped part way leaves what it measured and the stage it was in (``status``).
+The load average is recorded at the start and end: on a shared machine the
+figures are only as quiet as it was.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from functools import partial  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "bench_scale.json"
+TABLES = ("accounts", "reps", "opportunities", "invoices", "subscriptions")
+HORIZON = 12
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures."""
+
+    reps: int
+    months: int
+    seed: int
+    workers: int
+    scheduler: str | None
+    fmt: str
+    out: Path
+
+
+class PeakMemory:
+    """Peak resident memory [MB] of this process and its children while a stage runs."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak_mb = 0.0
+
+    def _rss_mb(self) -> float:
+        total = 0
+        procs = [self._proc]
+        try:
+            procs += self._proc.children(recursive=True)
+        except Exception:  # a child that ends while listed
+            pass
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except Exception:
+                pass
+        return total / 1024**2
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak_mb = self._rss_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._rss_mb())
+
+
+def _load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+class Run:
+    """The figures of one run, written after every stage."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.figures: dict[str, object] = {
+            "reps_requested": settings.reps,
+            "months": settings.months,
+            "workers": settings.workers if settings.scheduler is None else "scheduler",
+            "input_format": settings.fmt,
+            "cpu_count": os.cpu_count(),
+            "load_average_1min_start": _load_average(),
+            "status": "started",
+        }
+        self.peaks: list[float] = []
+
+    def write(self) -> None:
+        self.figures["peak_memory_mb"] = round(max(self.peaks, default=0.0), 1)
+        self.figures["load_average_1min_now"] = _load_average()
+        self.settings.out.parent.mkdir(parents=True, exist_ok=True)
+        self.settings.out.write_text(json.dumps(self.figures, indent=2) + "\n")
+
+    def stage(self, name: str, fn: Callable[[], object]) -> object:
+        """Run ``fn`` as stage ``name``: seconds and peak memory recorded, JSON rewritten."""
+        self.figures["status"] = f"running {name}"
+        self.write()
+        with PeakMemory() as peak:
+            t0 = time.perf_counter()
+            value = fn()
+            seconds = time.perf_counter() - t0
+        self.figures[f"{name}_seconds"] = round(seconds, 3)
+        self.figures[f"{name}_peak_memory_mb"] = round(peak.peak_mb, 1)
+        self.peaks.append(peak.peak_mb)
+        self.write()
+        return value
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _generate_child(reps: int, months: int, seed: int, folder: str, fmt: str) -> None:
+    """In a child process: the sample tables written as CSV (or Parquet) into ``folder``."""
+    from revmodel import sample
+
+    tables = sample.generate(reps=reps, months=months, seed=seed)
+    keep = {name: tables[name] for name in TABLES}
+    del tables
+    if fmt == "csv":
+        sample.write(keep, folder)
+    else:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for name, frame in keep.items():
+            frame.to_parquet(Path(folder) / f"{name}.parquet", index=False)
+    counts = {name: len(frame) for name, frame in keep.items()}
+    print(json.dumps(counts))
+
+
+def generate(settings: Settings, folder: Path) -> dict[str, int]:
+    """The sample company in ``folder``, generated in a child process; rows per table."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--_generate",
+            str(folder),
+            "--reps",
+            str(settings.reps),
+            "--months",
+            str(settings.months),
+            "--seed",
+            str(settings.seed),
+            "--format",
+            settings.fmt,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _pyarrow_read(folder: Path, fmt: str) -> int:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for name in TABLES:
+        path = folder / f"{name}.{fmt}"
+        table = pacsv.read_csv(path) if fmt == "csv" else pq.read_table(path)
+        rows += table.num_rows
+        del table
+    return rows
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _cube_figures(ds) -> dict[str, object]:
+    import numpy as np
+
+    from revmodel import cube
+
+    series = ds["bookings"].transpose(*cube.SERIES_DIMS, "month")
+    active = np.zeros(series.shape[:3], dtype=bool)
+    for name in ds.data_vars:
+        values = np.nan_to_num(ds[name].transpose(*cube.SERIES_DIMS, "month").values)
+        active |= np.any(values != 0, axis=-1)
+    dense = int(np.prod([ds.sizes[d] for d in cube.DIMS]))
+    return {
+        "segments": ds.sizes["segment"],
+        "regions": ds.sizes["region"],
+        "reps": ds.sizes["rep"],
+        "cube_months": ds.sizes["month"],
+        "cube_memory_mb": round(ds.nbytes / 1024**2, 1),
+        "cube_measures": len(ds.data_vars),
+        "cube_dense_cells": dense,
+        "cube_populated_series": int(active.sum()),
+        "cube_populated_share": round(float(active.mean()), 4),
+    }
+
+
+def _rollup_ms(ds) -> float:
+    from revmodel import cube
+
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        cube.rollup(ds["bookings"], "region", period="fiscal_quarter").load()
+        times.append(time.perf_counter() - t0)
+    return round(sorted(times)[1] * 1000, 1)
+
+
+def _plan_year(ds) -> str:
+    import pandas as pd
+
+    from revmodel import calendar as fcal
+
+    next_year = pd.DatetimeIndex([pd.Timestamp(ds.attrs["as_of"]) + pd.DateOffset(months=12)])
+    labels = fcal.month_coords(
+        next_year, ds.attrs["fiscal_year_start"], ds.attrs["fiscal_year_naming"]
+    )
+    return str(labels["fiscal_year"][0])
+
+
+def _forecast_stages(run: Run, ds, cache: Path) -> None:
+    from revmodel import forecast
+
+    s = run.settings
+    fc = run.stage(
+        "forecast",
+        lambda: forecast.forecast_cube(
+            ds,
+            measure="bookings",
+            horizon=HORIZON,
+            scheduler=s.scheduler,
+            cache_dir=cache,
+            n_workers=s.workers,
+            progress=sys.stderr.isatty(),
+        ),
+    )
+    run.figures["forecast_series"] = int(fc.attrs["n_series"])
+    run.figures["forecast_failed"] = int(fc.attrs["n_failed"])
+    run.figures["forecast_fallbacks"] = int(fc.attrs["n_fallbacks"])
+    _, info = run.stage("reconcile", lambda: forecast.reconcile_dataset(fc, method="mint_shrink"))
+    run.figures["reconcile_method_used"] = str(info.get("method", ""))
+    run.figures["reconcile_fallback"] = str(info.get("fallback") or "")
+    run.figures["forecast_reconcile_seconds"] = round(
+        run.figures["forecast_seconds"] + run.figures["reconcile_seconds"], 3
+    )
+
+
+def _plan(ds) -> None:
+    from revmodel import capacity, quota
+    from revmodel.assumptions import Assumptions
+
+    a = Assumptions(plan_year=_plan_year(ds))
+    capacity.capacity_plan(ds, a)
+    quota.top_down(ds, a)
+
+
+def measure(run: Run, folder: Path, work: Path) -> None:
+    """Every stage in turn, on the tables in ``folder``."""
+    from revmodel import cube, sources
+
+    s = run.settings
+    run.stage("pyarrow_read", lambda: _pyarrow_read(folder, s.fmt))
+    result = run.stage(
+        "load_validate", lambda: sources.load(folder, quarantine_dir=work / "quarantine")
+    )
+    reports = result.reports
+    run.figures["rows_read"] = sum(r.rows_read for r in reports.values())
+    run.figures["rows_quarantined"] = sum(r.rows_quarantined for r in reports.values())
+    run.figures["ingest_ratio_to_pyarrow"] = round(
+        run.figures["load_validate_seconds"] / run.figures["pyarrow_read_seconds"], 2
+    )
+    ds = run.stage("cube_build", partial(cube.build_cube, result.tables, currency=result.currency))
+    del result  # the tables are not needed past the cube
+    run.figures.update(_cube_figures(ds))
+    run.figures["rollup_region_quarter_ms"] = _rollup_ms(ds)
+    run.write()
+    _forecast_stages(run, ds, work / "cache")
+    run.figures["plan_year"] = _plan_year(ds)
+    run.stage("plan", lambda: _plan(ds))
+
+
+def _table(figures: dict[str, object]) -> str:
+    keys = [
+        ("opportunities", "opportunities", "{:,}"),
+        ("accounts", "accounts", "{:,}"),
+        ("pyarrow_read_seconds", "pyarrow.csv.read_csv (peer)", "{:.1f} s"),
+        ("load_validate_seconds", "load + validate", "{:.1f} s"),
+        ("ingest_ratio_to_pyarrow", "ratio to pyarrow (goal <= 4x)", "{:.1f}x"),
+        ("cube_build_seconds", "cube build", "{:.1f} s"),
+        ("cube_memory_mb", "cube memory", "{:,.0f} MB"),
+        ("cube_populated_share", "populated share of series", "{:.1%}"),
+        ("forecast_series", "series forecast", "{:,}"),
+        ("forecast_seconds", "forecast", "{:.0f} s"),
+        ("reconcile_seconds", "reconcile (mint_shrink)", "{:.0f} s"),
+        ("plan_seconds", "plan (capacity + quotas)", "{:.1f} s"),
+        ("peak_memory_mb", "peak memory (goal <= 12 GB)", "{:,.0f} MB"),
+        ("load_average_1min_start", "load average at start", "{:.1f}"),
+        ("load_average_1min_now", "load average at end", "{:.1f}"),
+    ]
+    lines = [f"bench_scale: {figures.get('reps')} reps x {figures['months']} months"]
+    for key, label, fmt in keys:
+        value = figures.get(key)
+        shown = fmt.format(value) if isinstance(value, (int, float)) else "not measured"
+        lines.append(f"{label:<32} {shown:>16}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=20_000)
+    p.add_argument("--months", type=int, default=48)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--workers", type=int, default=2, help="local dask worker processes")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    p.add_argument("--format", dest="fmt", choices=("csv", "parquet"), default="csv")
+    p.add_argument("--out", type=Path, default=RESULT, help="JSON file to write")
+    p.add_argument("--_generate", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args._generate:
+        _generate_child(args.reps, args.months, args.seed, args._generate, args.fmt)
+        return
+    settings = Settings(
+        args.reps, args.months, args.seed, args.workers, args.scheduler, args.fmt, args.out
+    )
+    run = Run(settings)
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        t0 = time.perf_counter()
+        counts = generate(settings, work / "data")
+        run.figures["sample_generate_seconds"] = round(time.perf_counter() - t0, 1)
+        run.figures["reps"] = counts["reps"]
+        run.figures["opportunities"] = counts["opportunities"]
+        run.figures["accounts"] = counts["accounts"]
+        run.figures["input_size_mb"] = round(
+            sum(f.stat().st_size for f in (work / "data").iterdir()) / 1024**2, 1
+        )
+        measure(run, work / "data", work)
+        run.figures["status"] = "complete"
+    except BaseException as exc:
+        run.figures["status"] = f"stopped in {run.figures['status']}: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        run.write()
+        shutil.rmtree(work, ignore_errors=True)
+        print(_table(run.figures))
+
+
+if __name__ == "__main__":
+    main()
