@@ -3,11 +3,13 @@
     nice -n 5 .venv/bin/python benchmarks/bench_scale.py [--reps 20000] [--months 48]
         [--workers 2] [--scheduler ADDRESS] [--format csv|parquet]
 
-The sample company (:func:`revmodel.sample.generate`, about 8 opportunities per rep
-and month and 58 accounts per rep: 20,000 x 48 gives about 7.6M opportunities and
-1.2M accounts) is generated in a child process, so its memory is not counted, and
-written into a temporary folder (removed at the end; never into the checkout):
-``accounts``, ``reps``, ``opportunities``, ``invoices``, ``subscriptions``. Then,
+The sample company (:func:`revmodel.sample.generate`: about 8 opportunities per rep
+and month and 58 accounts per rep, so 20,000 x 48 gives about 7.6M opportunities and
+1.2M accounts) is generated in a child process, in blocks of 2,000 reps with ids
+prefixed by block (same regions, segments and months), so its memory is neither
+counted nor more than one block's, and written into a temporary folder (removed at
+the end; never into the checkout): ``accounts``, ``reps``, ``opportunities``,
+``invoices``, ``subscriptions``. Then,
 in this process, each stage is timed and its peak resident memory sampled (this
 process plus its children, i.e. the local dask workers, every 0.2 s):
 
@@ -15,8 +17,10 @@ process plus its children, i.e. the local dask workers, every 0.2 s):
   alone, types inferred);
 - ``load_validate``: :func:`revmodel.sources.load` (detection, parsing, pandera
   validation, quarantine written);
-- ``cube``: :func:`revmodel.cube.build_cube`, its memory (``Dataset.nbytes``) and the
-  populated share of its cells;
+- ``cube_build_cells``: :func:`revmodel.cube.build_cube` with ``layout="cells"`` (measures
+  over the populated cells only) and its memory (``Dataset.nbytes``);
+- ``cube_build``: the dense cube (``segment x region x rep x month``), its memory and the
+  populated share of its series; the stages after it read the dense cube;
 - ``forecast_reconcile``: :func:`revmodel.forecast.forecast_cube` at every node of the
   hierarchy (empty cache: every series fitted) on a local dask cluster of
   ``--workers`` processes or the ``--scheduler`` given, then
@@ -155,20 +159,72 @@ class Run:
 # --------------------------------------------------------------------------- data
 
 
+#: Reps per block of the generated company (one block's tables fit in about 1.5 GB).
+BLOCK_REPS = 2_000
+#: Columns holding ids (or a manager's name) that are made unique per block.
+ID_COLUMNS = (
+    "account_id",
+    "owner_rep_id",
+    "rep_id",
+    "opportunity_id",
+    "subscription_id",
+    "invoice_id",
+    "manager",
+)
+
+
+def _append(block: Path, folder: Path, fmt: str, first: bool) -> None:
+    """Append a block's files to ``folder`` (CSV without its header after the first block)."""
+    for name in TABLES:
+        src = block / f"{name}.{fmt}"
+        dst = folder / f"{name}.{fmt}"
+        if fmt == "parquet":
+            src.rename(folder / name / f"part-{len(list((folder / name).iterdir())):03d}.parquet")
+            continue
+        with src.open("rb") as fin, dst.open("wb" if first else "ab") as fout:
+            if not first:
+                fin.readline()
+            shutil.copyfileobj(fin, fout, 16 * 1024**2)
+
+
 def _generate_child(reps: int, months: int, seed: int, folder: str, fmt: str) -> None:
-    """In a child process: the sample tables written as CSV (or Parquet) into ``folder``."""
+    """In a child process: the company written into ``folder`` block by block.
+
+    A company of more than :data:`BLOCK_REPS` reps is generated as blocks of the
+    sample company (each with its own seed, ids prefixed ``B<n>-``) in the same
+    regions, segments and months, so memory stays that of one block. Parquet
+    tables are folders of one part per block.
+    """
     from revmodel import sample
 
-    tables = sample.generate(reps=reps, months=months, seed=seed)
-    keep = {name: tables[name] for name in TABLES}
-    del tables
-    if fmt == "csv":
-        sample.write(keep, folder)
-    else:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        for name, frame in keep.items():
-            frame.to_parquet(Path(folder) / f"{name}.parquet", index=False)
-    counts = {name: len(frame) for name, frame in keep.items()}
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        for name in TABLES:
+            (out / name).mkdir()
+    counts = dict.fromkeys(TABLES, 0)
+    n_blocks = -(-reps // BLOCK_REPS)
+    for b in range(n_blocks):
+        size = reps // n_blocks + (1 if b < reps % n_blocks else 0)
+        tables = sample.generate(reps=size, months=months, seed=seed + b)
+        keep = {}
+        for name in TABLES:
+            frame = tables[name]
+            for col in ID_COLUMNS:
+                if col in frame.columns and n_blocks > 1:
+                    frame[col] = (f"B{b:02d}-" + frame[col].astype("string")).astype(object)
+            keep[name] = frame
+            counts[name] += len(frame)
+        del tables
+        block = out / f"block-{b}"
+        if fmt == "csv":
+            sample.write(keep, block)
+        else:
+            block.mkdir()
+            for name, frame in keep.items():
+                frame.to_parquet(block / f"{name}.parquet", index=False)
+        _append(block, out, fmt, first=b == 0)
+        shutil.rmtree(block)
     print(json.dumps(counts))
 
 
@@ -203,7 +259,7 @@ def _pyarrow_read(folder: Path, fmt: str) -> int:
     rows = 0
     for name in TABLES:
         path = folder / f"{name}.{fmt}"
-        table = pacsv.read_csv(path) if fmt == "csv" else pq.read_table(path)
+        table = pacsv.read_csv(path) if fmt == "csv" else pq.read_table(folder / name)
         rows += table.num_rows
         del table
     return rows
@@ -310,6 +366,13 @@ def measure(run: Run, folder: Path, work: Path) -> None:
     run.figures["ingest_ratio_to_pyarrow"] = round(
         run.figures["load_validate_seconds"] / run.figures["pyarrow_read_seconds"], 2
     )
+    cells = run.stage(
+        "cube_build_cells",
+        partial(cube.build_cube, result.tables, currency=result.currency, layout="cells"),
+    )
+    run.figures["cube_cells"] = cells.sizes["cell"]
+    run.figures["cube_cells_memory_mb"] = round(cells.nbytes / 1024**2, 1)
+    del cells
     ds = run.stage("cube_build", partial(cube.build_cube, result.tables, currency=result.currency))
     del result  # the tables are not needed past the cube
     run.figures.update(_cube_figures(ds))
@@ -327,8 +390,10 @@ def _table(figures: dict[str, object]) -> str:
         ("pyarrow_read_seconds", "pyarrow.csv.read_csv (peer)", "{:.1f} s"),
         ("load_validate_seconds", "load + validate", "{:.1f} s"),
         ("ingest_ratio_to_pyarrow", "ratio to pyarrow (goal <= 4x)", "{:.1f}x"),
-        ("cube_build_seconds", "cube build", "{:.1f} s"),
-        ("cube_memory_mb", "cube memory", "{:,.0f} MB"),
+        ("cube_build_seconds", "cube build, dense", "{:.1f} s"),
+        ("cube_memory_mb", "cube memory, dense", "{:,.0f} MB"),
+        ("cube_build_cells_seconds", "cube build, populated cells", "{:.1f} s"),
+        ("cube_cells_memory_mb", "cube memory, populated cells", "{:,.1f} MB"),
         ("cube_populated_share", "populated share of series", "{:.1%}"),
         ("forecast_series", "series forecast", "{:,}"),
         ("forecast_seconds", "forecast", "{:.0f} s"),
@@ -373,7 +438,8 @@ def main() -> None:
         run.figures["opportunities"] = counts["opportunities"]
         run.figures["accounts"] = counts["accounts"]
         run.figures["input_size_mb"] = round(
-            sum(f.stat().st_size for f in (work / "data").iterdir()) / 1024**2, 1
+            sum(f.stat().st_size for f in (work / "data").rglob("*") if f.is_file()) / 1024**2,
+            1,
         )
         measure(run, work / "data", work)
         run.figures["status"] = "complete"

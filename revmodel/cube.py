@@ -14,8 +14,27 @@ Contract
   :data:`MEASURES`. Actual measures are NaN after ``as_of``; ``pipeline`` runs
   past it (expected close months). A cell with no data up to ``as_of`` is 0.
 
+Layouts
+-------
+The same Dataset in one of two layouts (:data:`LAYOUTS`), chosen by
+``build_cube(layout=...)``:
+
+- ``"dense"`` (default): every measure over ``segment x region x rep x month``.
+- ``"cells"``: every measure over ``cell x month``, one ``cell`` per
+  (segment, region, rep) series that a deal or a subscribed account falls in,
+  named by the coords ``cell_segment(cell)``, ``cell_region(cell)``,
+  ``cell_rep(cell)``. The ``segment``, ``region`` and ``rep`` dims keep every
+  member and their coords (a rep without a deal is still a rep), so the cube
+  is still this one Dataset. A series that is not stored is what an empty one
+  holds in the dense layout: 0, NaN after ``as_of`` for actual measures. A rep
+  sells into a few of the segment x region pairs, so at 20,000 reps the cells
+  layout holds some 5-30 % of the dense cells. :func:`rollup` (so
+  ``ds.rev.rollup``) and :func:`revmodel.forecast.forecast_cube` take either
+  layout and give identical results; :func:`stack_cells` and
+  :func:`unstack_cells` convert.
+
 Functions are pure (Dataset in, Dataset out) and work on numpy- or
-dask-backed cubes (chunked over ``rep``). ``ds.rev`` (:mod:`revmodel.accessor`) is
+dask-backed cubes (chunked over ``rep``, or over ``cell``). ``ds.rev`` (:mod:`revmodel.accessor`) is
 a thin accessor over them and the planning modules.
 """
 
@@ -52,6 +71,10 @@ __all__ = [
 
 DIMS: tuple[str, ...] = ("segment", "region", "rep", "month")
 SERIES_DIMS: tuple[str, ...] = ("segment", "region", "rep")
+#: Dims of a measure in the ``"cells"`` layout (see :func:`stack_cells`).
+CELL_DIMS: tuple[str, ...] = ("cell", "month")
+#: Cube layouts: every series (dense), or the populated cells only.
+LAYOUTS: tuple[str, ...] = ("dense", "cells")
 #: Hierarchy levels that are coordinates of ``rep`` rather than dims.
 REP_LEVELS: tuple[str, ...] = ("manager", "rep_region", "rep_segment")
 PERIODS: tuple[str, ...] = ("month", "fiscal_quarter", "fiscal_year")
@@ -218,6 +241,37 @@ def _scatter(
     # An empty selection makes bincount return integers; measures are always float.
     out = np.bincount(flat, weights=weights, minlength=int(np.prod(shape)))
     return out.astype(np.float64, copy=False).reshape(shape)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each (segment, region, rep) series is stored: the dense cube, or populated cells.
+
+    ``cells`` holds the sorted flat series codes (``ravel_multi_index`` over
+    segment x region x rep) that are stored; None stores the dense cube.
+    """
+
+    shape: tuple[int, int, int, int]
+    cells: np.ndarray | None = None
+
+    def rows(self, series: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Row of each series in the stored array (flat code when dense)."""
+        flat = np.ravel_multi_index(series, self.shape[:3])
+        return flat if self.cells is None else np.searchsorted(self.cells, flat)
+
+    @property
+    def n_rows(self) -> int:
+        return int(np.prod(self.shape[:3])) if self.cells is None else len(self.cells)
+
+    def scatter(self, codes: tuple[np.ndarray, ...], weights: np.ndarray) -> np.ndarray:
+        """Sum ``weights`` at ``(segment, region, rep, month)`` codes into the stored array."""
+        if self.cells is None:
+            return _scatter(self.shape, codes, weights)
+        return _scatter((self.n_rows, self.shape[3]), (self.rows(codes[:3]), codes[3]), weights)
+
+    def shaped(self, flat: np.ndarray) -> np.ndarray:
+        """A ``(rows, month)`` array in the stored shape."""
+        return flat.reshape(self.shape if self.cells is None else (self.n_rows, self.shape[3]))
 
 
 def _resolve_as_of(opps: pd.DataFrame, as_of: str | pd.Timestamp | None) -> pd.Timestamp:
@@ -449,18 +503,27 @@ def _month_axis(deals: _Deals, as_of_month: pd.Timestamp) -> pd.DatetimeIndex:
     return months
 
 
+def _deal_codes(
+    deals: _Deals, members: tuple[list[str], list[str], list[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each deal's segment, region and rep code."""
+    segments, regions, reps = members
+    return (
+        _codes(deals.segment, segments),
+        _codes(deals.region, regions),
+        _codes(deals.rep, reps),
+    )
+
+
 def _deal_measures(
     t: _Tables,
     deals: _Deals,
-    members: tuple[list[str], list[str], list[str]],
+    layout: _Layout,
+    series: tuple[np.ndarray, np.ndarray, np.ndarray],
     months: pd.DatetimeIndex,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Bookings, won, lost, bookings by deal type and pipeline; and the deals beyond the horizon."""
-    segments, regions, reps = members
-    shape = (len(segments), len(regions), len(reps), len(months))
-    s_code = _codes(deals.segment, segments)
-    g_code = _codes(deals.region, regions)
-    r_code = _codes(deals.rep, reps)
+    s_code, g_code, r_code = series
     m_code = months.get_indexer(deals.close_month.to_numpy())
     in_range = m_code >= 0
     won = deals.is_won & in_range
@@ -475,7 +538,7 @@ def _deal_measures(
         kind = kind.str.lower()
         flows += [(f"{k}_bookings", won & (kind == k).to_numpy(), deals.amount) for k in DEAL_TYPES]
     data = {
-        name: _scatter(shape, (s_code[m], g_code[m], r_code[m], m_code[m]), w[m])
+        name: layout.scatter((s_code[m], g_code[m], r_code[m], m_code[m]), w[m])
         for name, m, w in flows
     }
     is_open = deals.is_open
@@ -484,8 +547,7 @@ def _deal_measures(
     # Overdue pipeline older than the cube stays visible in the first month.
     pm = np.where(before, 0, m_code)
     keep = is_open & (pm >= 0) & ~beyond
-    data["pipeline"] = _scatter(
-        shape,
+    data["pipeline"] = layout.scatter(
         (s_code[keep], g_code[keep], r_code[keep], pm[keep]),
         np.nan_to_num(deals.amount[keep]),
     )
@@ -502,38 +564,57 @@ ARR_MEASURES: tuple[str, ...] = (
 )
 
 
+def _sub_codes(
+    sub_cells: pd.DataFrame, accts: Iterable[str], members: tuple[list[str], list[str], list[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segment, region and rep code of each account's cell, in the order of ``accts``."""
+    cells = sub_cells.reindex(np.asarray(accts, dtype=object))
+    return (
+        _codes(cells["segment"].reset_index(drop=True), members[0]),
+        _codes(cells["region"].reset_index(drop=True), members[1]),
+        _codes(cells["rep"].reset_index(drop=True), members[2]),
+    )
+
+
 def _arr_measures(
     subs: pd.DataFrame | None,
     sub_cells: pd.DataFrame | None,
     members: tuple[list[str], list[str], list[str]],
     months: pd.DatetimeIndex,
+    layout: _Layout,
 ) -> dict[str, np.ndarray]:
     """ARR and its monthly movements by cell, from the subscription terms.
 
     Without a subscriptions table they are missing (NaN), never zero: no ARR
     is known, which is not the same as no ARR (see :func:`arr_provided`).
     """
-    segments, regions, reps = members
-    shape = (len(segments), len(regions), len(reps), len(months))
     names = ARR_MEASURES
     if subs is None or sub_cells is None:
-        return {name: np.full(shape, np.nan) for name in names}
+        return {name: layout.shaped(np.full(layout.n_rows * len(months), np.nan)) for name in names}
     window = pd.date_range(months[0] - pd.DateOffset(months=1), months[-1], freq="MS")
     accts, level = account_arr(subs, window)
-    cells = sub_cells.reindex(np.asarray(accts, dtype=object))
-    codes = (
-        _codes(cells["segment"].reset_index(drop=True), segments),
-        _codes(cells["region"].reset_index(drop=True), regions),
-        _codes(cells["rep"].reset_index(drop=True), reps),
-    )
     # accounts -> cells as a sparse one-hot matrix: cells x months = onehot @ (accounts x months)
-    cell = np.ravel_multi_index(codes, shape[:3])
+    row = layout.rows(_sub_codes(sub_cells, accts, members))
     onehot = sparse.csr_matrix(
-        (np.ones(len(cell)), (cell, np.arange(len(cell)))),
-        shape=(int(np.prod(shape[:3])), len(cell)),
+        (np.ones(len(row)), (row, np.arange(len(row)))), shape=(layout.n_rows, len(row))
     )
     moves = _arr_movements(level)
-    return {name: np.asarray(onehot @ moves[name]).reshape(shape) for name in names}
+    return {name: layout.shaped(np.asarray(onehot @ moves[name])) for name in names}
+
+
+def _populated(
+    series: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sub_cells: pd.DataFrame | None,
+    members: tuple[list[str], list[str], list[str]],
+    shape: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Sorted flat codes of every series a deal or a subscribed account falls in."""
+    flat = [np.ravel_multi_index(series, shape[:3])]
+    if sub_cells is not None:
+        flat.append(
+            np.ravel_multi_index(_sub_codes(sub_cells, sub_cells.index, members), shape[:3])
+        )
+    return np.unique(np.concatenate(flat))
 
 
 def build_cube(
@@ -543,6 +624,7 @@ def build_cube(
     as_of: str | pd.Timestamp | None = None,
     chunks: int | None = None,
     currency: str | None = None,
+    layout: str = "dense",
 ) -> xr.Dataset:
     """Build the revenue cube from canonical tables.
 
@@ -561,6 +643,11 @@ def build_cube(
     currency : str, optional
         ISO 4217 code of the amounts (the export's currency, ``LoadResult.currency``);
         default :data:`revmodel.config.CURRENCY`. Every money measure's units use it.
+    layout : {"dense", "cells"}
+        ``"dense"``: measures over ``segment x region x rep x month``. ``"cells"``:
+        measures over ``cell x month``, one cell per (segment, region, rep) that a deal
+        or a subscribed account falls in (see :data:`LAYOUTS`); memory follows the
+        populated cells, :func:`unstack_cells` gives the dense cube.
 
     Returns
     -------
@@ -597,6 +684,8 @@ def build_cube(
         raise ParameterError(
             f"fiscal_year_start must be a month number 1-12, got {fiscal_year_start!r}."
         )
+    if layout not in LAYOUTS:
+        raise ParameterError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}.")
     t = _Tables.of(tables)
     as_of_month = _resolve_as_of(t.opps, as_of)
     deals = _deals(t)
@@ -612,8 +701,12 @@ def build_cube(
     too_big = cube_size_problem(dict(zip(DIMS, sizes, strict=True)))
     if too_big is not None:
         raise DataError(too_big)
-    data, beyond = _deal_measures(t, deals, members, months)
-    data.update(_arr_measures(t.subs, sub_cells, members, months))
+    series = _deal_codes(deals, members)
+    shape = (*sizes[:3], len(months))
+    cells = _populated(series, sub_cells, members, shape) if layout == "cells" else None
+    grid = _Layout(shape, cells)
+    data, beyond = _deal_measures(t, deals, grid, series, months)
+    data.update(_arr_measures(t.subs, sub_cells, members, months, grid))
     attrs = {
         "fiscal_year_start": int(fiscal_year_start),
         "fiscal_year_naming": naming,
@@ -626,7 +719,9 @@ def build_cube(
     accounts = _account_coords(t)
     if len(accounts["account"]):  # no account named: no account lookup
         ds = ds.assign_coords(accounts)
-    return ds.chunk({"rep": int(chunks)}) if chunks else ds
+    if cells is not None:
+        ds = _as_cells(ds, np.unravel_index(cells, shape[:3]))
+    return ds.chunk({"rep" if cells is None else "cell": int(chunks)}) if chunks else ds
 
 
 def _account_coords(t: _Tables) -> dict[str, tuple[str, np.ndarray] | np.ndarray]:
@@ -685,7 +780,7 @@ def _assemble(
         coords[k] = ("month", np.asarray(v, dtype=object))
     variables = {
         name: (
-            DIMS,
+            DIMS if data[name].ndim == len(DIMS) else CELL_DIMS,
             data[name],
             {"units": m.units, "long_name": m.long_name, "aggregation": m.aggregation},
         )
@@ -693,6 +788,125 @@ def _assemble(
         if name in data
     }
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- populated cells
+
+
+def _as_cells(ds: xr.Dataset, codes: tuple[np.ndarray, ...]) -> xr.Dataset:
+    """``ds`` (measures over ``cell x month``) with each cell's segment, region and rep."""
+    return ds.assign_coords(
+        {
+            f"cell_{d}": ("cell", np.asarray(ds[d].values)[code])
+            for d, code in zip(SERIES_DIMS, codes, strict=True)
+        }
+    )
+
+
+def _cell_codes(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each stored cell's segment, region and rep position among the members."""
+    codes = []
+    for d in SERIES_DIMS:
+        code = pd.Index(np.asarray(ds[d].values)).get_indexer(np.asarray(ds[f"cell_{d}"].values))
+        if (code < 0).any():
+            raise DataError(f"the cube's cells name a {d} that is not among its {d} members.")
+        codes.append(code)
+    return codes[0], codes[1], codes[2]
+
+
+def _absent(ds: xr.Dataset, name: str) -> np.ndarray:
+    """A measure's months in a cell that is not stored: 0, NaN after ``as_of`` for actuals;
+    NaN throughout for the ARR measures of a cube built without subscriptions."""
+    if name in ARR_MEASURES and not arr_provided(ds):
+        return np.full(ds.sizes["month"], np.nan)
+    out = np.zeros(ds.sizes["month"])
+    measure = MEASURES.get(str(name))
+    if measure is not None and measure.actual and "as_of" in ds.attrs:
+        out[ds["month"].values > np.datetime64(pd.Timestamp(ds.attrs["as_of"]), "ns")] = np.nan
+    return out
+
+
+def _cell_vars(ds: xr.Dataset) -> list[str]:
+    return [n for n, v in ds.data_vars.items() if v.dims == CELL_DIMS]
+
+
+def stack_cells(ds: xr.Dataset) -> xr.Dataset:
+    """The cube with measures over its populated cells only (the ``"cells"`` layout).
+
+    A (segment, region, rep) series is kept when any measure differs from what an
+    empty series holds (0; NaN after ``as_of`` for actuals); the members, their
+    coordinates and the attrs stay. ``unstack_cells(stack_cells(ds))`` is ``ds``.
+
+    Examples
+    --------
+    >>> cells = stack_cells(ds)  # doctest: +SKIP
+    >>> cells.sizes["cell"] < ds.sizes["segment"] * ds.sizes["region"] * ds.sizes["rep"]  # doctest: +SKIP
+    True
+    """
+    if "cell" in ds.dims:
+        return ds
+    names = [n for n, v in ds.data_vars.items() if set(v.dims) == set(DIMS)]
+    keep = np.zeros([ds.sizes[d] for d in SERIES_DIMS], dtype=bool)
+    for name in names:
+        values = np.asarray(ds[name].transpose(*DIMS).values, dtype=float)
+        absent = _absent(ds, name)
+        same = (values == absent) | (np.isnan(values) & np.isnan(absent))
+        keep |= ~same.all(axis=-1)
+    codes = np.nonzero(keep)
+    stacked = {
+        name: (CELL_DIMS, np.asarray(ds[name].transpose(*DIMS).values)[codes], ds[name].attrs)
+        for name in names
+    }
+    out = ds.drop_vars(names).assign(stacked)
+    return _as_cells(out, codes)
+
+
+def unstack_cells(ds: xr.Dataset) -> xr.Dataset:
+    """The dense cube (measures over ``segment x region x rep x month``) of a ``"cells"`` cube.
+
+    Examples
+    --------
+    >>> dense = unstack_cells(build_cube(tables, layout="cells"))  # doctest: +SKIP
+    """
+    if "cell" not in ds.dims:
+        return ds
+    codes = _cell_codes(ds)
+    shape = tuple(ds.sizes[d] for d in DIMS)
+    dense = {}
+    for name in _cell_vars(ds):
+        values = np.empty(shape)
+        values[...] = _absent(ds, name)
+        values[codes] = np.asarray(ds[name].values, dtype=float)
+        dense[name] = (DIMS, values, ds[name].attrs)
+    cell_coords = [c for c in ds.coords if "cell" in ds[c].dims]
+    return ds.drop_vars([*_cell_vars(ds), *cell_coords]).assign(dense)
+
+
+def _collapse_cells(ds: xr.Dataset, keep: list[str]) -> xr.Dataset:
+    """A ``"cells"`` cube summed to the series dims ``keep`` (dense over those), as
+    :func:`rollup` sums the dense cube: NaN cells skipped, all-NaN groups NaN."""
+    codes = dict(zip(SERIES_DIMS, _cell_codes(ds), strict=True))
+    dims = [d for d in SERIES_DIMS if d in keep]
+    sizes = [ds.sizes[d] for d in dims]
+    group = np.ravel_multi_index([codes[d] for d in dims], sizes) if dims else codes["rep"] * 0
+    n_groups = int(np.prod(sizes)) if dims else 1
+    n_cells = len(group)
+    onehot = sparse.csr_matrix((np.ones(n_cells), (group, np.arange(n_cells))), (n_groups, n_cells))
+    dense_per_group = np.prod([ds.sizes[d] for d in SERIES_DIMS]) / n_groups
+    has_absent = (dense_per_group - np.bincount(group, minlength=n_groups)) > 0
+    out: dict[str, tuple] = {}
+    for name in _cell_vars(ds):
+        values = np.asarray(ds[name].values, dtype=float)
+        finite = np.isfinite(values)
+        total = np.asarray(onehot @ np.where(finite, values, 0.0))
+        count = np.asarray(onehot @ finite.astype(float))
+        zero_absent = has_absent[:, None] & np.isfinite(_absent(ds, name))[None, :]
+        summed = np.where((count > 0) | zero_absent, total, np.nan)
+        out[name] = ((*dims, "month"), summed.reshape(*sizes, -1), ds[name].attrs)
+    summed = {"cell", *(d for d in SERIES_DIMS if d not in dims)}
+    coords = {c: ds[c] for c in ds.coords if not set(ds[c].dims) & summed}
+    rest = {n: v for n, v in ds.data_vars.items() if "cell" not in v.dims}
+    return xr.Dataset({**out, **rest}, coords=coords, attrs=ds.attrs)
 
 
 def display_labels(ids: Iterable[str], names: Iterable[object] | None = None) -> np.ndarray:
@@ -924,7 +1138,7 @@ def validate_cube(ds: xr.Dataset) -> xr.Dataset:
         ):
             problems.append("months must be consecutive and increasing")
     for name, var in ds.data_vars.items():
-        if set(var.dims) >= set(DIMS) and "units" not in var.attrs:
+        if (set(var.dims) >= set(DIMS) or var.dims == CELL_DIMS) and "units" not in var.attrs:
             problems.append(f"measure {name!r} has no units attribute")
     if not problems and "as_of" in ds.attrs:
         as_of = np.datetime64(pd.Timestamp(ds.attrs["as_of"]), "ns")
@@ -1210,6 +1424,14 @@ def rollup(
             f"rollup: {obj.name!r} is a ratio; roll up its parts in a Dataset and it is "
             "recomputed from them."
         )
+    if "cell" in source.dims:
+        if isinstance(source, xr.DataArray):
+            raise ParameterError(
+                "rollup: this measure is stored by populated cell (the cube's 'cells' layout); "
+                "roll up the cube Dataset, or revmodel.cube.unstack_cells(ds) first."
+            )
+        rep_level = any(d in REP_LEVELS for d in keep)
+        source = _collapse_cells(source, [*keep, *(["rep"] if rep_level else [])])
     out = _sum_levels(source, keep)
     if period != "month":
         out = _over_time(out, period)

@@ -876,6 +876,11 @@ def forecast_cube(
     >>> fc["node"].values[:4].tolist()
     ['total', 'region=EMEA', 'segment=SMB', 'region/segment=EMEA/SMB']
     """
+    if "cell" in ds.dims:
+        from revmodel import cube as rcube
+
+        # A cube by populated cell: the one measure forecast, unstacked.
+        ds = rcube.unstack_cells(ds.drop_vars([v for v in ds.data_vars if v != measure]))
     _check_cube(ds, measure)
     q = _check_settings(horizon, quantiles, method)
     as_of = pd.Timestamp(ds.attrs["as_of"]).to_period("M").to_timestamp()
