@@ -876,7 +876,7 @@ def forecast_cube(
     >>> fc["node"].values[:4].tolist()
     ['total', 'region=EMEA', 'segment=SMB', 'region/segment=EMEA/SMB']
     """
-    if "cell" in ds.dims:
+    if "cell" in ds.dims and measure in ds.data_vars:
         from revmodel import cube as rcube
 
         # A cube by populated cell: the one measure forecast, unstacked.
