@@ -157,6 +157,18 @@ def fiscal_calendar_options(command):
 @fiscal_calendar_options
 @click.option("--as-of", default=None, help="last month of actuals, YYYY-MM")
 @click.option("--out", required=True, help="output file: .nc writes NetCDF, .zarr writes Zarr")
+@click.option(
+    "--scheduler",
+    default=None,
+    help="dask.distributed scheduler address: a table given as a folder of Parquet parts "
+    "is read and validated part by part on its workers",
+)
+@click.option(
+    "--layout",
+    default="dense",
+    show_default=True,
+    help="dense: every segment x region x rep series; cells: only the series holding data",
+)
 def cube_cmd(
     data_dir: str,
     mapping: str | None,
@@ -164,26 +176,42 @@ def cube_cmd(
     fiscal_year_naming: str,
     as_of: str | None,
     out: str,
+    scheduler: str | None,
+    layout: str,
 ) -> int:
-    from revmodel import cube, kpi, sources
+    from tqdm.auto import tqdm
+
+    from revmodel import cube, kpi, partitions
 
     path = Path(out)
     if path.suffix.lower() not in (".nc", ".zarr"):
         raise ParameterError(f"--out {out}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
-    result = sources.load(data_dir, mapping=mapping)
+    steps = tqdm(total=4, desc="cube", unit="step", disable=None, leave=False)
+    steps.set_postfix_str("load + validate")
+    result = partitions.load(data_dir, mapping=mapping, scheduler=scheduler)
+    steps.update()
     click.echo(result.summary())
     if result.status == 2:
+        steps.close()
         return 2
+    steps.set_postfix_str("build")
     ds = cube.build_cube(
         result.tables,
         fiscal_year_start=fiscal_year_start,
         naming=fiscal_year_naming,
         as_of=as_of,
         currency=result.currency,
+        layout=layout,
     )
+    steps.update()
+    steps.set_postfix_str("validate")
     cube.validate_cube(ds)
+    steps.update()
+    steps.set_postfix_str("save")
     cube.save_cube(ds, path)
-    click.echo(kpi.cube_summary(ds))
+    steps.update()
+    steps.close()
+    click.echo(kpi.cube_summary(cube.unstack_cells(ds)))
     click.echo(f"Wrote {path}")
     return 0
 
@@ -410,6 +438,12 @@ def init_cmd(folder: str) -> int:
 )
 @click.option("--out", default=None, help="reports folder (default: reports/ of this folder)")
 @click.option(
+    "--scheduler",
+    default=None,
+    help="dask.distributed scheduler address: Parquet parts loaded and the forecast fitted "
+    "on its workers",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -423,6 +457,7 @@ def plan_cmd(
     cycle: str | None,
     as_of: str | None,
     out: str | None,
+    scheduler: str | None,
     wait: float,
 ) -> int:
     from revmodel.publish import run
@@ -436,6 +471,7 @@ def plan_cmd(
         mapping=mapping,
         cycle=cycle,
         as_of=as_of,
+        scheduler=scheduler,
     )
     logger.info("plan published in %.0f s", time.time() - t0)
     _prepare_apps(Path(path).parent.parent)

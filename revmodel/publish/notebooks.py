@@ -44,7 +44,7 @@ NOTEBOOKS: tuple[str, ...] = (
 #: The kernel papermill runs the notebooks on: this Python, registered by :func:`ensure_kernel`.
 KERNEL_NAME = "revmodel"
 #: Notebook parameters set by the run itself rather than the parameters file.
-RUN_PARAMETERS: tuple[str, ...] = ("work_dir", "previous_pack")
+RUN_PARAMETERS: tuple[str, ...] = ("work_dir", "previous_pack", "scheduler")
 
 
 class PlanFailed(RevmodelError):
@@ -135,6 +135,7 @@ def run_notebooks(
     notebooks_dir: str | Path | None = None,
     failed_dir: str | Path | None = None,
     previous_pack: str | Path | None = None,
+    scheduler: str | None = None,
 ) -> list[Path]:
     """Execute the planning notebooks in order with papermill on the pinned kernel.
 
@@ -147,6 +148,10 @@ def run_notebooks(
     previous_pack : str or Path, optional
         Last cycle's published pack, passed as ``previous_pack`` so the accuracy
         section measures what was actually published.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler, passed as ``scheduler`` to the
+        notebooks that declare it (loading in Parquet parts, forecasting); default
+        this machine.
     out_dir : str or Path
         Where the executed notebooks are written.
     notebooks : tuple of str
@@ -187,6 +192,7 @@ def run_notebooks(
             values = {k: encoding.jsonable(params[k]) for k in declared if k in params}
             values["work_dir"] = str(Path(work_dir).resolve())
             values["previous_pack"] = str(Path(previous_pack).resolve()) if previous_pack else ""
+            values["scheduler"] = scheduler or ""
             dst = out / name
             try:
                 _execute(src, dst, {k: v for k, v in values.items() if k in declared})

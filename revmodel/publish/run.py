@@ -46,6 +46,7 @@ def plan(
     mapping: str | Path | None = None,
     cycle: str | None = None,
     as_of: str | None = None,
+    scheduler: str | None = None,
 ) -> Path:
     """Run the plan and publish the pack into ``<out_dir>/<cycle>/``.
 
@@ -60,6 +61,9 @@ def plan(
         Reports folder; default :data:`revmodel.config.REPORTS_DIR`.
     mapping, cycle, as_of : optional
         Replace the file's ``mapping``, ``cycle`` and ``as_of``.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler: the data's Parquet parts are
+        loaded and the forecast fitted on its workers; default this machine.
     notebooks_dir : str or Path, optional
         Default :data:`revmodel.config.NOTEBOOKS_DIR`.
     wait : float
@@ -92,7 +96,7 @@ def plan(
         swap.clean_leftovers(out)
         tmp, work = swap.staging(out, cycle)
         try:
-            _build(settings, out, tmp, work, notebooks_dir, started)
+            _build(settings, out, tmp, work, notebooks_dir, started, scheduler)
             final = swap.publish(tmp, out, cycle)
         except OSError as exc:
             err = swap.explain_os_error(exc, out)
@@ -117,6 +121,7 @@ def _build(
     work: Path,
     notebooks_dir: str | Path | None,
     started: float,
+    scheduler: str | None = None,
 ) -> None:
     """Run the notebooks into ``work`` and write the pack into ``tmp``."""
     params = settings.params
@@ -135,6 +140,7 @@ def _build(
             notebooks_dir=notebooks_dir,
             failed_dir=out / ".failed" / cycle,
             previous_pack=previous,
+            scheduler=scheduler,
         )
     log.info("building the pack")
     build_pack(work, params, tmp)

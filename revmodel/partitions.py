@@ -1,0 +1,226 @@
+"""Tables exported as Parquet partitions, read and validated one partition per dask task.
+
+Warehouses and data platforms export a large table as a folder of Parquet parts
+(Spark, Snowflake's ``COPY INTO``, BigQuery, dask and pyarrow all write
+``opportunities/part-0000.parquet, part-0001.parquet, ...``). In a data folder, a
+table may be such a folder, named as the table (``opportunities/`` or
+``opportunities.parquet/``). :func:`load` reads and validates each part as its
+own task, on a ``dask.distributed`` scheduler given by address (or dask's local
+threads without one), with the tables given as single files beside it (on a
+cluster, the data folder is read at the same path by every worker: a shared file
+system); the
+accepted rows of the parts are joined, the reports added up and the rejected
+rows kept, each in the quarantine folder of its part.
+
+What is checked across parts: the key of a partitioned table must be unique over
+all its parts (a duplicate is a clear error naming the parts), since each part
+alone cannot see the others. Without any partitioned table, :func:`load` is
+:func:`revmodel.sources.load`.
+
+Example
+-------
+>>> result = load("exports/", scheduler="tcp://10.0.0.5:8786")  # doctest: +SKIP
+>>> result.reports["opportunities"].rows_read  # doctest: +SKIP
+7612345
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from revmodel import schema, sources
+from revmodel.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """What every part is loaded with (as :func:`revmodel.sources.load` takes it)."""
+
+    mapping: str | None = None
+    as_of: str | None = None
+    segment_bands: tuple[tuple[str, float, float], ...] | None = None
+
+
+def partitioned_tables(data_dir: str | Path) -> dict[str, list[Path]]:
+    """Each table given as a folder of Parquet parts in ``data_dir``: its parts, sorted."""
+    data_dir = Path(data_dir)
+    found: dict[str, list[Path]] = {}
+    for name in schema.TABLES:
+        for folder in (data_dir / name, data_dir / f"{name}.parquet"):
+            if folder.is_dir():
+                parts = sorted(folder.glob("*.parquet"))
+                if not parts:
+                    raise DataError(
+                        f"{folder}/ holds no .parquet part; a table given as a folder is read "
+                        "as its Parquet parts (part-0000.parquet, ...)"
+                    )
+                found[name] = parts
+    return found
+
+
+def _load_part(
+    data_dir: Path, name: str, part: Path, quarantine: Path, settings: LoadSettings
+) -> sources.LoadResult:
+    """Load ``part`` as the table ``name``, beside the tables given as files in ``data_dir``.
+
+    Runs on a worker: the part is staged (linked) in a folder of the worker's own
+    with the other tables, and that folder is loaded as any data folder.
+    """
+    stage = Path(tempfile.mkdtemp(prefix="revmodel-part-"))
+    try:
+        for entry in data_dir.iterdir():
+            if entry.is_file():
+                os.symlink(entry.resolve(), stage / entry.name)
+        os.symlink(part.resolve(), stage / f"{name}.parquet")
+        return sources.load(
+            stage,
+            mapping=settings.mapping,
+            quarantine_dir=quarantine,
+            as_of=settings.as_of,
+            segment_bands=settings.segment_bands,
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _joined_report(name: str, folder: str, reports: list[sources.TableReport], qdir: Path):
+    first = reports[0]
+    return sources.TableReport(
+        table=name,
+        file=f"{folder}/ ({len(reports)} parts)",
+        encoding=first.encoding,
+        rows_read=sum(r.rows_read for r in reports),
+        rows_accepted=sum(r.rows_accepted for r in reports),
+        rows_quarantined=sum(r.rows_quarantined for r in reports),
+        problems=[p for r in reports for p in r.problems],
+        notes=list(dict.fromkeys(n for r in reports for n in r.notes)),
+        quarantine_file=qdir if any(r.quarantine_file for r in reports) else None,
+        advice=list(dict.fromkeys(a for r in reports for a in r.advice)),
+        values_blanked=sum(r.values_blanked for r in reports),
+        currency_seen=next((r.currency_seen for r in reports if r.currency_seen), None),
+    )
+
+
+def _check_keys(name: str, frame: pd.DataFrame, part_of_row: pd.Series) -> None:
+    """A partitioned table's key is unique over all its parts."""
+    key = list(schema.TABLES[name].unique_columns)
+    dup = frame.duplicated(key, keep=False).to_numpy()
+    if not dup.any():
+        return
+    values = frame[key].astype("string").agg("/".join, axis=1).to_numpy()
+    example = values[dup][0]
+    parts = sorted(set(part_of_row.to_numpy()[values == example]))
+    raise DataError(
+        f"{name}: {'/'.join(key)} {example!r} is in more than one part ({', '.join(parts)}); "
+        f"{int(dup.sum()):,} rows share a key across parts. Export the table again so that "
+        "each row is in one part only."
+    )
+
+
+def _join(
+    name: str, folder: str, parts: list[Path], results: list[sources.LoadResult], qroot: Path
+) -> tuple[pd.DataFrame, sources.TableReport, pd.DataFrame]:
+    frames = [r.tables[name] for r in results]
+    joined = pd.concat(frames, ignore_index=True)
+    owner = pd.Series([p.name for p, f in zip(parts, frames, strict=True) for _ in range(len(f))])
+    _check_keys(name, joined, owner)
+    report = _joined_report(name, folder, [r.reports[name] for r in results], qroot)
+    quarantined = [r.quarantine[name] for r in results if name in r.quarantine]
+    bad = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
+    return joined, report, bad
+
+
+def load(
+    data_dir: str | Path,
+    mapping: str | Path | None = None,
+    quarantine_dir: str | Path | None = None,
+    as_of: str | None = None,
+    scheduler: str | None = None,
+    segment_bands: Sequence[tuple[str, float, float]] | None = None,
+) -> sources.LoadResult:
+    """Load a data folder whose large tables may be folders of Parquet parts.
+
+    Parameters
+    ----------
+    data_dir, mapping, quarantine_dir, as_of, segment_bands
+        As in :func:`revmodel.sources.load`.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler: every part is read and
+        validated on its workers. Default: dask's local threads.
+
+    Returns
+    -------
+    revmodel.sources.LoadResult
+        As :func:`revmodel.sources.load` gives it, a partitioned table joined from
+        its parts (its report's ``file`` names the folder and the number of parts).
+    """
+    data_dir = Path(data_dir)
+    partitioned = partitioned_tables(data_dir) if data_dir.is_dir() else {}
+    if not partitioned:
+        return sources.load(
+            data_dir,
+            mapping=mapping,
+            quarantine_dir=quarantine_dir,
+            as_of=as_of,
+            segment_bands=segment_bands,
+        )
+    if len(partitioned) > 1:
+        raise DataError(
+            f"{data_dir}: {' and '.join(sorted(partitioned))} are both given as Parquet parts; "
+            "give one table (the largest, usually opportunities) in parts and the others as files"
+        )
+    ((name, parts),) = partitioned.items()
+    qroot = Path(quarantine_dir) if quarantine_dir is not None else data_dir / "quarantine"
+    bands = None if segment_bands is None else tuple(tuple(b) for b in segment_bands)
+    settings = LoadSettings(None if mapping is None else str(mapping), as_of, bands)
+    qdirs = [qroot / f"{name}-{p.stem}" for p in parts]
+    results = _compute(data_dir, name, parts, qdirs, settings, scheduler)
+    log.info("%s: %d parts read and validated", name, len(parts))
+    first = results[0]
+    joined, report, bad = _join(name, parts[0].parent.name, parts, results, qroot)
+    first.tables[name] = joined
+    first.reports[name] = report
+    if len(bad):
+        first.quarantine[name] = bad
+    return first
+
+
+def _compute(
+    data_dir: Path,
+    name: str,
+    parts: list[Path],
+    qdirs: list[Path],
+    settings: LoadSettings,
+    scheduler: str | None,
+) -> list[sources.LoadResult]:
+    import dask
+    from tqdm.auto import tqdm
+
+    tasks = [
+        dask.delayed(_load_part, pure=False)(data_dir.resolve(), name, p, q, settings)
+        for p, q in zip(parts, qdirs, strict=True)
+    ]
+    if scheduler is None:
+        return list(dask.compute(*tasks, scheduler="threads"))
+    from dask.distributed import Client, as_completed
+
+    with Client(scheduler) as client:
+        futures = client.compute(tasks)
+        order = {f.key: i for i, f in enumerate(futures)}
+        out: list = [None] * len(futures)
+        bar = tqdm(total=len(futures), desc=f"load {name}", unit="part", disable=None)
+        for future in as_completed(futures):
+            out[order[future.key]] = future.result()
+            bar.update(1)
+        bar.close()
+    return out

@@ -1,0 +1,166 @@
+"""The same job on a dask.distributed cluster of separate processes, and with a worker lost.
+
+A scheduler and two single-threaded workers are started as their own processes on
+127.0.0.1 (free ports, no dashboard), as an operator would start them on a cluster.
+The cube built from Parquet parts on the cluster, and the forecast fitted there,
+are identical to the ones made on this machine alone; a worker killed while it
+holds forecast tasks does not stop the job (the scheduler gives its tasks to the
+other worker), and the result is still identical.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from revmodel import cli, cube, forecast, partitions, sample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    with log.open("w") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args], env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """``(address, {name: worker process})`` of a scheduler and two workers on localhost."""
+    from dask.distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        _start(
+            ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            tmp_path / "scheduler.log",
+        )
+    ]
+    workers = {}
+    for name in ("w1", "w2"):
+        workers[name] = _start(
+            [
+                "worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
+                "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path),
+            ],
+            tmp_path / f"{name}.log",
+        )  # fmt: skip
+        procs.append(workers[name])
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, workers
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _folders(tmp_path: Path) -> tuple[Path, Path]:
+    """The same company twice: opportunities in one Parquet file, and in four parts."""
+    tables = sample.generate(reps=40, months=30, seed=11)
+    small = {k: tables[k] for k in ("accounts", "reps", "subscriptions")}
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    sample.write(small, whole)
+    sample.write(small, parts)
+    opps = tables["opportunities"]
+    opps.to_parquet(whole / "opportunities.parquet", index=False)
+    (parts / "opportunities").mkdir()
+    n = len(opps)
+    for i in range(4):
+        chunk = opps.iloc[i * n // 4 : (i + 1) * n // 4]
+        chunk.to_parquet(parts / "opportunities" / f"part-{i:04d}.parquet", index=False)
+    return whole, parts
+
+
+@pytest.mark.slow
+def test_cube_from_parquet_parts_on_the_cluster_is_the_local_cube(cluster, tmp_path, capsys):
+    address, _ = cluster
+    whole, parts = _folders(tmp_path)
+    assert cli.main(["cube", str(whole), "--out", str(tmp_path / "local.nc")]) == 0
+    args = ["cube", str(parts), "--scheduler", address, "--out", str(tmp_path / "cluster.nc")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    opps = len(pd.read_parquet(whole / "opportunities.parquet"))
+    assert f"opportunities/ (4 parts): {opps:,} rows read, {opps:,} accepted" in out
+    local = cube.load_cube(tmp_path / "local.nc")
+    xr.testing.assert_identical(cube.load_cube(tmp_path / "cluster.nc"), local)
+    # and by populated cell
+    args = [*args[:-1], str(tmp_path / "cells.nc"), "--layout", "cells"]
+    assert cli.main(args) == 0
+    xr.testing.assert_identical(cube.unstack_cells(cube.load_cube(tmp_path / "cells.nc")), local)
+
+
+@pytest.mark.slow
+def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
+    from dask.distributed import Client
+
+    address, workers = cluster
+    ds = cube.build_cube(sample.generate(reps=120, months=36, seed=5))
+    kwargs = {"horizon": 6, "progress": False, "method": "seasonal_naive"}
+    local = forecast.forecast_cube(
+        ds, cache_dir=tmp_path / "local", distributed_threshold=10**9, **kwargs
+    )
+    assert local.attrs["n_series"] > 2 * forecast.CHUNK_SIZE  # several tasks to share out
+
+    killed: dict[str, object] = {}
+
+    def kill_w1_when_busy() -> None:
+        with Client(address) as client:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                busy = {
+                    info["name"]: len(client.processing().get(addr, ()))
+                    for addr, info in client.scheduler_info()["workers"].items()
+                }
+                if busy.get("w1"):
+                    workers["w1"].send_signal(signal.SIGKILL)
+                    killed["tasks"] = busy["w1"]
+                    return
+                time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_w1_when_busy)
+    watcher.start()
+    remote = forecast.forecast_cube(ds, scheduler=address, cache_dir=tmp_path / "remote", **kwargs)
+    watcher.join()
+    assert killed.get("tasks", 0) >= 1, "w1 was never seen holding a task"
+    assert workers["w1"].wait(timeout=20) == -signal.SIGKILL
+    with Client(address) as client:
+        names = [w["name"] for w in client.scheduler_info()["workers"].values()]
+    assert names == ["w2"]
+    xr.testing.assert_identical(remote, local)
+
+
+@pytest.mark.slow
+def test_parts_loaded_on_the_cluster_are_the_parts_loaded_here(cluster, tmp_path):
+    address, _ = cluster
+    _, parts = _folders(tmp_path)
+    here = partitions.load(parts, quarantine_dir=tmp_path / "q1")
+    there = partitions.load(parts, quarantine_dir=tmp_path / "q2", scheduler=address)
+    for name, frame in here.tables.items():
+        assert there.tables[name].equals(frame), name
+    assert there.reports == here.reports

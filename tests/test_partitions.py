@@ -1,0 +1,100 @@
+"""A table exported as Parquet parts (a warehouse's export) loads as the same table in one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from revmodel import cube, partitions, sample, sources
+from revmodel.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def company() -> dict[str, pd.DataFrame]:
+    return sample.generate(reps=30, months=24, seed=3)
+
+
+def write(company, folder: Path, opps: pd.DataFrame | None = None, parts: int = 3) -> Path:
+    """The company in ``folder``, opportunities as ``parts`` Parquet parts (0: one file)."""
+    sample.write({k: company[k] for k in ("accounts", "reps", "subscriptions")}, folder)
+    opps = company["opportunities"] if opps is None else opps
+    if parts == 0:
+        opps.to_parquet(folder / "opportunities.parquet", index=False)
+        return folder
+    (folder / "opportunities").mkdir()
+    n = len(opps)
+    for i in range(parts):
+        chunk = opps.iloc[i * n // parts : (i + 1) * n // parts]
+        chunk.to_parquet(folder / "opportunities" / f"part-{i:04d}.parquet", index=False)
+    return folder
+
+
+def test_parts_give_the_cube_of_the_whole_table(company, tmp_path):
+    whole = sources.load(write(company, tmp_path / "whole", parts=0), quarantine_dir=tmp_path / "q")
+    parted = partitions.load(write(company, tmp_path / "parts"), quarantine_dir=tmp_path / "q2")
+    n = len(company["opportunities"])
+    rep = parted.reports["opportunities"]
+    assert (rep.file, rep.rows_read, rep.rows_accepted, rep.rows_quarantined) == (
+        "opportunities/ (3 parts)",
+        n,
+        n,
+        0,
+    )
+    assert "opportunities/ (3 parts): " in parted.summary()
+    xr.testing.assert_identical(
+        cube.build_cube(parted.tables, as_of="2026-06"),
+        cube.build_cube(whole.tables, as_of="2026-06"),
+    )
+
+
+def test_a_bad_row_in_a_part_is_quarantined_and_counted(company, tmp_path):
+    opps = company["opportunities"].copy()
+    opps["amount"] = opps["amount"].astype(object)
+    bad_at = len(opps) - 5  # in the last part
+    opps.loc[bad_at, "amount"] = "twelve"
+    opps["amount"] = opps["amount"].astype(str)
+    result = partitions.load(write(company, tmp_path / "d", opps), quarantine_dir=tmp_path / "q")
+    rep = result.reports["opportunities"]
+    assert rep.rows_read == len(opps)
+    assert rep.rows_quarantined == 1
+    assert rep.rows_accepted + rep.rows_quarantined == rep.rows_read
+    assert opps.loc[bad_at, "opportunity_id"] not in set(
+        result.tables["opportunities"]["opportunity_id"]
+    )
+    assert len(result.quarantine["opportunities"]) == 1
+    # the part's own quarantine folder keeps the row
+    kept = list((tmp_path / "q" / "opportunities-part-0002").glob("*"))
+    assert kept, "the last part's quarantine folder holds the rejected row"
+
+
+def test_a_key_in_two_parts_is_a_clear_error(company, tmp_path):
+    opps = company["opportunities"].copy()
+    opps.loc[len(opps) - 1, "opportunity_id"] = opps.loc[0, "opportunity_id"]
+    folder = write(company, tmp_path / "d", opps)
+    with pytest.raises(DataError) as err:
+        partitions.load(folder, quarantine_dir=tmp_path / "q")
+    first = opps.loc[0, "opportunity_id"]
+    assert str(err.value) == (
+        f"opportunities: opportunity_id {first!r} is in more than one part "
+        "(part-0000.parquet, part-0002.parquet); 2 rows share a key across parts. "
+        "Export the table again so that each row is in one part only."
+    )
+
+
+def test_a_folder_without_parts_is_a_clear_error(company, tmp_path):
+    folder = write(company, tmp_path / "d", parts=0)
+    (folder / "opportunities.parquet").unlink()
+    (folder / "opportunities").mkdir()
+    with pytest.raises(DataError, match=r"opportunities/ holds no \.parquet part"):
+        partitions.load(folder)
+
+
+def test_without_parts_it_is_sources_load(company, tmp_path):
+    folder = write(company, tmp_path / "d", parts=0)
+    a = partitions.load(folder, quarantine_dir=tmp_path / "q1")
+    b = sources.load(folder, quarantine_dir=tmp_path / "q2")
+    assert a.reports == b.reports
+    pd.testing.assert_frame_equal(a.tables["opportunities"], b.tables["opportunities"])
