@@ -415,7 +415,7 @@ def _read_tables(
     """Find and read every table's file; one DataError listing every file that cannot be used."""
     paths, errors = _locate(data_dir, spec, limits)
     raws: dict[str, _Raw] = {}
-    for name, path in paths.items():
+    for name, path in _progress(paths.items(), "read", len(paths)):
         try:
             raws[name] = _read_table(name, path, data_dir, spec, limits)
         except _Unusable as exc:
@@ -423,6 +423,13 @@ def _read_tables(
     if errors:
         raise DataError(_join_errors(errors))
     return paths, raws
+
+
+def _progress(items: Iterable, step: str, total: int) -> Iterable:
+    """``items`` with a progress bar of the tables on a terminal (none in a log or a test)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=step, unit="table", total=total, disable=None, leave=False)
 
 
 def _known_ids(raws: Mapping[str, _Raw]) -> dict[str, set[str]]:
@@ -448,7 +455,7 @@ def _validate_tables(raws: Mapping[str, _Raw], ctx: _Context) -> _Checked:
     """Validate every table read; one DataError listing every table that cannot be used."""
     checked = _Checked({}, {}, {}, {})
     errors: list[str] = []
-    for name, raw in raws.items():
+    for name, raw in _progress(raws.items(), "validate", len(raws)):
         try:
             table, report, bad, blank = _validate(raw, ctx)
         except _Unusable as exc:

@@ -130,7 +130,9 @@ def _build(
     previous = previous if (previous / "plan.nc").exists() else None
     if previous is not None:
         log.info("last cycle's pack: %s", previous)
-    for name in NOTEBOOKS:
+    from tqdm.auto import tqdm
+
+    for name in tqdm(NOTEBOOKS, desc="plan", unit="notebook", disable=None):
         log.info("running %s", name)
         run_notebooks(
             params,
