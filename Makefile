@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_forecast_hierarchy.py
 	$(BIN)/python benchmarks/bench_forecast_scale.py
 	$(BIN)/python benchmarks/bench_apps.py
+	$(BIN)/python benchmarks/bench_cluster.py
 	$(BIN)/python benchmarks/bench_scale.py
 
 clean:

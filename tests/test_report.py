@@ -354,7 +354,7 @@ def test_full_disk_or_no_permission_is_a_clear_message_and_nothing_half_written(
     out = tmp_path / "reports"
     swap.publish(_pack(out / ".FY2027-Q1.tmp-1", "old"), out, "FY2027-Q1")
 
-    def half_written(settings, out_, tmp, work, notebooks_dir, started):
+    def half_written(settings, out_, tmp, work, notebooks_dir, started, scheduler=None):
         _pack(tmp, "half")
         work.mkdir()
         raise OSError(code, os.strerror(code), str(tmp / "plan.xlsx"))
