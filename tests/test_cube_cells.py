@@ -205,3 +205,17 @@ def test_forecast_of_a_cells_cube_is_that_of_the_dense_cube(dense, cells, tmp_pa
         forecast.forecast_cube(cells, cache_dir=tmp_path / "cells", **kwargs),
         forecast.forecast_cube(dense, cache_dir=tmp_path / "dense", **kwargs),
     )
+
+
+def test_without_subscriptions_arr_stays_missing_in_both_layouts(tables):
+    no_subs = {k: v for k, v in tables.items() if k != "subscriptions"}
+    dense, cells = build(no_subs, "dense"), build(no_subs, "cells")
+    assert not cube.arr_provided(cells)
+    assert bool(cells["arr"].isnull().all())
+    xr.testing.assert_identical(unstack_cells(cells), dense)
+    xr.testing.assert_identical(unstack_cells(stack_cells(dense)), dense)
+    for levels in ("region", "manager", ()):
+        xr.testing.assert_identical(
+            rollup(cells, levels, "fiscal_quarter"), rollup(dense, levels, "fiscal_quarter")
+        )
+    assert bool(rollup(cells, "region")["arr"].isnull().all())
