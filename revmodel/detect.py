@@ -403,7 +403,12 @@ def parse_dates(
 
 def _iso_dates(text: pd.Series) -> pd.Series:
     """``YYYY-MM-DD`` values parsed (Arrow's strptime); others ``NaT``."""
-    iso = pc.strptime(_arrow(text), format="%Y-%m-%d", unit="us", error_is_null=True)
+    arr = _arrow(text)
+    iso = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
+    # strptime rolls a day past the month's end over (2025-02-30 -> 2025-03-02): refuse it.
+    day = pc.struct_field(pc.extract_regex(arr, r"-(?P<day>\d+)\s*$"), "day")
+    rolled = pc.not_equal(pc.day(iso), pc.cast(day, pa.int64()))
+    iso = pc.if_else(pc.fill_null(rolled, False), pa.scalar(None, iso.type), iso)
     return pd.Series(iso.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
 
 

@@ -160,6 +160,15 @@ def test_dates_outside_the_window_are_reported_not_a_traceback():
     assert issue.reason == "date outside the plausible window 1990-01-01 to 2036-06-30"
 
 
+def test_a_day_past_the_months_end_is_unparseable_never_rolled_over():
+    parsed, issues = detect.parse_dates(
+        text("2025-02-30", "2025-04-31", "2024-02-29", "2025-02-28", "2025-2-3"), None, WINDOW
+    )
+    assert parsed.dt.strftime("%Y-%m-%d").tolist()[2:] == ["2024-02-29", "2025-02-28", "2025-02-03"]
+    assert parsed[:2].isna().all()  # not 2025-03-02 and 2025-05-01
+    assert rules(issues) == {"date": [0, 1]}
+
+
 def test_typed_dates_outside_the_window():
     values = pd.Series(np.array(["2500-01-01", "2025-03-31", "1500-01-01"], dtype="datetime64[us]"))
     parsed, issues = detect.check_dates(values, WINDOW)
