@@ -651,14 +651,14 @@ def _compute(items, settings, scheduler, progress, n_workers, threshold):
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
         )
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)
     else:
-        client = Client(scheduler)
+        client = Client(scheduler, set_as_default=False)
     try:
         futures = client.map(_run_chunk, chunks, settings=settings, pure=False)
         out = []
         bar = tqdm(total=len(items), desc="forecast", unit="series", disable=not progress)
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             result = future.result()
             out.extend(result)
             bar.update(len(result))

@@ -214,12 +214,12 @@ def _compute(
         return list(dask.compute(*tasks, scheduler="threads"))
     from dask.distributed import Client, as_completed
 
-    with Client(scheduler) as client:
+    with Client(scheduler, set_as_default=False) as client:
         futures = client.compute(tasks)
         order = {f.key: i for i, f in enumerate(futures)}
         out: list = [None] * len(futures)
         bar = tqdm(total=len(futures), desc=f"load {name}", unit="part", disable=None)
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             out[order[future.key]] = future.result()
             bar.update(1)
         bar.close()

@@ -28,6 +28,16 @@ from revmodel import cli, cube, forecast, partitions, sample
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _dask_default_scheduler_left_alone():
+    """A client made here or in revmodel never becomes the process's default scheduler."""
+    import dask
+
+    before = dask.config.get("scheduler", None)
+    yield
+    assert dask.config.get("scheduler", None) == before
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,7 +76,7 @@ def cluster(tmp_path):
         )  # fmt: skip
         procs.append(workers[name])
     try:
-        with Client(address, timeout="60s") as client:
+        with Client(address, timeout="60s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
         yield address, workers
     finally:
@@ -130,7 +140,7 @@ def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
     killed: dict[str, object] = {}
 
     def kill_w1_when_busy() -> None:
-        with Client(address) as client:
+        with Client(address, set_as_default=False) as client:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
                 busy = {
@@ -149,7 +159,7 @@ def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
     watcher.join()
     assert killed.get("tasks", 0) >= 1, "w1 was never seen holding a task"
     assert workers["w1"].wait(timeout=20) == -signal.SIGKILL
-    with Client(address) as client:
+    with Client(address, set_as_default=False) as client:
         names = [w["name"] for w in client.scheduler_info()["workers"].values()]
     assert names == ["w2"]
     xr.testing.assert_identical(remote, local)
