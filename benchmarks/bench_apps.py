@@ -134,7 +134,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
         for app, ready in APPS.items():
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
             t0 = time.perf_counter()
-            page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}")
+            page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}", timeout=180_000)
             page.wait_for_selector(ready, timeout=180_000)
             chromium[app].append(time.perf_counter() - t0)
             page.close(run_before_unload=True)
@@ -147,7 +147,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
 
 def _interactions(base: str, browser, results: dict, mode: str) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{base}/voila/render/explorer.ipynb?token={TOKEN}")
+    page.goto(f"{base}/voila/render/explorer.ipynb?token={TOKEN}", timeout=180_000)
     page.wait_for_selector(APPS["explorer"], timeout=180_000)
     kpi = ".revmodel-kpis .revmodel-kpi-forecast"
     lat = []
@@ -161,7 +161,7 @@ def _interactions(base: str, browser, results: dict, mode: str) -> None:
     page.close(run_before_unload=True)
 
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{base}/voila/render/forecast_call.ipynb?token={TOKEN}")
+    page.goto(f"{base}/voila/render/forecast_call.ipynb?token={TOKEN}", timeout=180_000)
     page.wait_for_selector(APPS["forecast_call"], timeout=180_000)
     lat = []
     for amount in ("125000", "126000", "127000"):
@@ -178,7 +178,7 @@ def _interactions(base: str, browser, results: dict, mode: str) -> None:
     page.close(run_before_unload=True)
 
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{base}/voila/render/whatif.ipynb?token={TOKEN}")
+    page.goto(f"{base}/voila/render/whatif.ipynb?token={TOKEN}", timeout=180_000)
     page.wait_for_selector(APPS["whatif"], timeout=180_000)
     kpi = ".revmodel-whatif-kpis .revmodel-kpi-target"
     page.locator(".revmodel-whatif-growth .noUi-handle").focus()
