@@ -91,28 +91,13 @@ def test_real_plan_killed_or_out_of_space_leaves_the_last_pack_and_cleans_up(tmp
     swap.publish(before, out, CYCLE)
     rng = random.Random(7)
 
-    # 1. Killed while the notebooks run, at a random moment.
-    child = _start(params, out, sockets)
-    _wait_for(out / f".{CYCLE}.work-{child.pid}", child)
-    time.sleep(rng.uniform(1.0, 8.0))
-    _kill(child)
-    assert _published(out) == "previous"
-    assert f".{CYCLE}.work-{child.pid}" in _leftovers(out)
-
-    # 2. Killed while the pack is being written, after the notebooks.
-    child = _start(params, out, sockets)
-    _wait_for(out / f".{CYCLE}.tmp-{child.pid}" / "plan.html", child)
-    _kill(child)
-    assert _published(out) == "previous"
-    assert f".{CYCLE}.tmp-{child.pid}" in _leftovers(out)
-
-    # 3. A disk that fills while the pack is written: 2 MB free, the HTML alone needs more.
+    # 1. A disk that fills while the pack is written: 2 MB free, the HTML alone needs more.
     filler = disk / "filler"
     with filler.open("wb") as f:
         while (free := os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize) > 2_000_000:
             f.write(b"\0" * min(free - 2_000_000, 4_000_000))
     child = _start(params, out, sockets)
-    stdout, stderr = child.communicate(timeout=900)
+    _, stderr = child.communicate(timeout=900)
     assert child.returncode == 1, stderr
     assert "Traceback" not in stderr
     assert re.fullmatch(
@@ -122,10 +107,38 @@ def test_real_plan_killed_or_out_of_space_leaves_the_last_pack_and_cleans_up(tmp
         stderr.strip().splitlines()[-1],
     ), stderr
     assert _published(out) == "previous"
-    # It began by removing what the killed runs left, and removed its own half-written pack.
-    assert _leftovers(out) == []
+    assert _leftovers(out) == []  # its half-written pack and run folder removed
+    filler.unlink()
+
+    # 2. Killed while the notebooks run, at a random moment.
+    child = _start(params, out, sockets)
+    _wait_for(out / f".{CYCLE}.work-{child.pid}", child)
+    time.sleep(rng.uniform(1.0, 8.0))
+    _kill(child)
+    assert _published(out) == "previous"
+    assert f".{CYCLE}.work-{child.pid}" in _leftovers(out)
+
+    # 3. Killed while the pack is being written, after the notebooks.
+    child = _start(params, out, sockets)
+    _wait_for(out / f".{CYCLE}.tmp-{child.pid}" / "plan.html", child)
+    _kill(child)
+    assert _published(out) == "previous"
+    assert f".{CYCLE}.tmp-{child.pid}" in _leftovers(out)
+
+    # 4. The next run removes what the killed runs left, then publishes.
+    child = _start(params, out, sockets)
+    _, stderr = child.communicate(timeout=900)
+    assert child.returncode == 0, stderr
     assert re.search(r"removed \d+ leftover\(s\) of earlier runs", stderr)
-    assert [p.name for p in (out / f".{CYCLE}").iterdir()] == [
-        swap.current_version(out, CYCLE).name
-    ]
+    assert _published(out).lstrip().lower().startswith("<!doctype html>")
+    assert _leftovers(out) == []
+    versions = sorted(p.name for p in (out / f".{CYCLE}").iterdir())
+    assert (
+        len(versions) == 2 and swap.current_version(out, CYCLE).name in versions
+    )  # new + previous
     assert [p.name for p in sockets.iterdir() if p.name.startswith(swap.KERNEL_SOCKET_PREFIX)] == []
+    check = subprocess.run(
+        [sys.executable, "-m", "revmodel.publish", "check", str(out / CYCLE)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
