@@ -137,13 +137,9 @@ class Hierarchy:
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.ones((1, 2, 2, 3)),  # 1 segment x 2 regions x 2 reps x 3 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA", "NA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=3, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M2"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> # 1 segment x 2 regions x 2 reps x 3 months
+    >>> da = toy_cube(np.ones((1, 2, 2, 3)), regions=["EMEA", "NA"], managers=["M1", "M2"])
     >>> h = hierarchy_from_cube(da)
     >>> h.S.shape, h.tags["region"].size  # 4 cells add up to 12 nodes; 2 region nodes
     ((16, 4), 2)
@@ -294,13 +290,8 @@ def hierarchy_from_cube(
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> h.n_nodes, h.n_bottom
     (10, 2)
@@ -469,13 +460,8 @@ def bottom_values(hierarchy: Hierarchy, da: xr.DataArray) -> xr.DataArray:
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> bottom_values(h, da).values
     array([[1., 2.],
@@ -519,13 +505,8 @@ def to_nodes(hierarchy: Hierarchy, da: xr.DataArray) -> xr.DataArray:
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> nodes = to_nodes(h, da)
     >>> nodes.dims, nodes.isel(node=0).values  # node 0 is the total
@@ -562,13 +543,8 @@ def from_nodes(
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> back = from_nodes(h, to_nodes(h, da), like=da)
     >>> bool((back == da).all())
@@ -1291,13 +1267,8 @@ class TopDown:
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0], [3.0]]]]),  # 1 segment x 1 region x 2 reps x 1 month
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=1, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0], [3.0]]]])  # 1 segment x 1 region x 2 reps x 1 month
     >>> h = hierarchy_from_cube(da)
     >>> y_hat = to_nodes(h, da).values
     >>> y_hat[0] = 8.0  # the total's own forecast: twice the reps' 1 + 3
@@ -1574,13 +1545,8 @@ def locks_from_frame(hierarchy: Hierarchy, frame: pd.DataFrame, months: Sequence
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> table = pd.DataFrame({"level": ["manager"], "manager": ["M1"],
     ...                       "month": ["2026-02-01"], "value": [12.0]})
@@ -1706,13 +1672,8 @@ def reconcile_cube(
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> base = da.copy(data=da.values * 1.1)
     >>> out, info = reconcile_cube(base, method="ols", locked={("total", ()): 5.0})
@@ -2144,13 +2105,8 @@ def shared_shocks(
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> q = np.stack([np.array([[8.0, 10.0, 12.0]] * 2)] * h.n_nodes)  # (nodes, months, 3)
     >>> cov = shrunk_covariance_lowrank(np.random.default_rng(0).normal(size=(h.n_nodes, 24)))
@@ -2284,13 +2240,8 @@ def sample_reconciled(
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
-    >>> da = xr.DataArray(
-    ...     np.array([[[[1.0, 2.0], [3.0, 4.0]]]]),  # 1 segment x 1 region x 2 reps x 2 months
-    ...     dims=("segment", "region", "rep", "month"),
-    ...     coords={"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
-    ...             "month": pd.date_range("2026-01-01", periods=2, freq="MS"),
-    ...             "manager": ("rep", ["M1", "M1"])},
-    ... )
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
     >>> h = hierarchy_from_cube(da)
     >>> base = to_nodes(h, da).values  # coherent base means (nodes x months)
     >>> q = np.stack([0.8 * base, base, 1.2 * base], axis=-1)  # p10, p50, p90 of every node

@@ -34,13 +34,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from scipy import special
 
 from revmodel import config, sample_calls, sample_history, schema
 from revmodel.allocation import largest_remainder
 from revmodel.errors import ParameterError
 
-__all__ = ["DEFAULT_END", "FISCAL_YEAR_START", "generate", "write", "write_sample"]
+__all__ = ["DEFAULT_END", "FISCAL_YEAR_START", "generate", "toy_cube", "write", "write_sample"]
 
 #: The sample company's fiscal year starts in November (its parameters say so explicitly).
 FISCAL_YEAR_START = 11
@@ -1534,3 +1535,76 @@ def write_sample(
         lineterminator="\n",
     )
     return [*written, (path, len(calls))]
+
+
+def toy_cube(
+    values: Any,
+    *,
+    segments: Any = ("SMB",),
+    regions: Any = ("EMEA",),
+    managers: Any = None,
+    start: str = "2026-01",
+) -> xr.DataArray:
+    """A hand-sized cube measure for trying a function by hand: every number is yours.
+
+    Parameters
+    ----------
+    values : array-like
+        Shape (segments, regions, reps, months) [units].
+    segments, regions : sequence of str
+        Their labels, one per entry of the first two axes.
+    managers : sequence of str, optional
+        Each rep's manager (a ``manager`` coord on ``rep``); all ``M1`` when not given.
+        Reps are named ``r1``, ``r2``, ...
+    start : str
+        First month (``YYYY-MM``); months follow one by one.
+
+    Returns
+    -------
+    xr.DataArray
+        Dims (``segment``, ``region``, ``rep``, ``month``), shaped like a cube's measures.
+
+    Raises
+    ------
+    ParameterError
+        When the labels do not match the shape of ``values``.
+
+    Examples
+    --------
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
+    >>> da.sum("rep").values.tolist()
+    [[[4.0, 6.0]]]
+    >>> da["manager"].values.tolist(), str(da["month"].values[-1])[:7]
+    (['M1', 'M1'], '2026-02')
+    >>> toy_cube([[[[1.0]]]], regions=["EMEA", "NA"])
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: toy_cube: values have 1 region(s) but 2 region label(s) were given
+    """
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 4:
+        raise ParameterError(
+            f"toy_cube: values need 4 axes (segment, region, rep, month); got {arr.ndim}"
+        )
+    n_rep = arr.shape[2]
+    managers = ["M1"] * n_rep if managers is None else list(managers)
+    labels = {"segment": list(segments), "region": list(regions), "manager": managers}
+    sizes = {"segment": arr.shape[0], "region": arr.shape[1], "manager": n_rep}
+    for name, got in labels.items():
+        if len(got) != sizes[name]:
+            what = "rep" if name == "manager" else name
+            raise ParameterError(
+                f"toy_cube: values have {sizes[name]} {what}(s) but {len(got)} "
+                f"{name} label(s) were given"
+            )
+    return xr.DataArray(
+        arr,
+        dims=("segment", "region", "rep", "month"),
+        coords={
+            "segment": labels["segment"],
+            "region": labels["region"],
+            "rep": [f"r{i + 1}" for i in range(n_rep)],
+            "month": pd.date_range(start, periods=arr.shape[3], freq="MS"),
+            "manager": ("rep", managers),
+        },
+    )
