@@ -59,6 +59,7 @@ import xarray as xr
 from scipy import stats
 
 from revmodel import calendar as fcal
+from revmodel import cube as rcube
 from revmodel import formatting
 from revmodel import reconcile as rec
 from revmodel.errors import DataError, ParameterError
@@ -1270,7 +1271,9 @@ def last_cycle_accuracy(
     Returns
     -------
     (pandas.DataFrame, dict)
-        One row per node: ``level``, ``name``, ``forecast``, ``p10``, ``p90``,
+        One row per node (reps by name, as every table shows them; a rep with
+        nothing forecast or booked in the quarter is left out): ``level``, ``name``,
+        ``forecast``, ``p10``, ``p90``,
         ``actual`` [currency], ``error`` (forecast - actual) [currency],
         ``abs_pct_error`` [ratio], ``in_band`` [bool]; and ``info`` with
         ``quarter``, ``origin`` (last month of actuals the forecast saw) and
@@ -1330,11 +1333,15 @@ def last_cycle_accuracy(
             rows.append(_accuracy_row(level, name, sel, i, q, float(sub.sum(skipna=True))))
     rep_mask = sel["level"].values == rec.BOTTOM_LEVEL
     reps = pd.Series(sel["node_rep"].values[rep_mask])
+    shown = rcube.labels(cube, "rep")
     for rep in sorted(set(reps)):
         idx = np.flatnonzero(rep_mask)[reps.values == rep]
         act = float(actual.sel(rep=rep).sum(skipna=True))
         fcv = float(sel["node_mean"].values[idx].sum())
-        rows.append(_row("rep", rep, fcv, _period_band(sel, idx, q), q, act))
+        band = _period_band(sel, idx, q)
+        if act == 0 and fcv == 0 and not np.any(band):
+            continue  # not selling that quarter (left, or not yet hired): nothing to measure
+        rows.append(_row("rep", shown.get(str(rep), str(rep)), fcv, band, q, act))
     table = pd.DataFrame(rows)
     info = {"quarter": quarter, "origin": f"{origin:%Y-%m}", "source": source}
     return table, info

@@ -243,3 +243,29 @@ def test_pipeline_and_blend_on_the_sample_company(tmp_path):
             assert got == pytest.approx(want, rel=1e-9, abs=1e-6)
             stat = s.loc[("reconciled", fold, row.segment, row.month), "forecast"]
             assert stat == pytest.approx(row.stat, rel=1e-9, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- last cycle
+
+
+def test_last_cycle_accuracy_names_reps_and_leaves_out_idle_ones():
+    ds = small_cube(months=36)
+    ds["bookings"][:, :, 3, -9:] = 0.0  # r4 left nine months ago: nothing forecast, nothing booked
+    ds["end_date"][3] = np.datetime64("2024-03-31")
+    ds = ds.assign_coords(
+        rep_label=("rep", np.array(["Ann Lee", "Bo Chen", "Cy Diaz", "Di Eng"], dtype=object))
+    )
+    # fiscal year from February: the cube ends 2024-12, so FY2025-Q4 (Nov-Jan) is not complete;
+    # the quarter measured for cycle FY2026-Q1 is FY2025-Q3 (Aug-Oct 2024)
+    table, info = backtest.last_cycle_accuracy(ds, "FY2026-Q1", horizon=3)
+    assert info["quarter"] == "FY2025-Q3"
+    assert info["source"] == "re-run"
+    reps = table[table["level"] == "rep"].set_index("name")
+    assert sorted(reps.index) == ["Ann Lee", "Bo Chen", "Cy Diaz"]
+    months = pd.date_range("2024-08-01", periods=3, freq="MS")
+    for rep, name in [("r1", "Ann Lee"), ("r2", "Bo Chen"), ("r3", "Cy Diaz")]:
+        expected = float(ds["bookings"].sel(rep=rep, month=months).sum())
+        assert reps.loc[name, "actual"] == pytest.approx(expected)
+    total = table[table["level"] == "total"].iloc[0]
+    assert total["actual"] == pytest.approx(float(ds["bookings"].sel(month=months).sum()))
+    assert backtest.accuracy_table(table).set_index("level").loc["rep", "nodes"] == 3
