@@ -101,3 +101,21 @@ def test_every_pack_table_chart_and_sheet_shows_reps_by_name(ds, tmp_path):
     assert [r[0] for r in wb["Territories"].iter_rows(min_row=2, values_only=True)] == list(
         named["name"]
     )
+
+
+def test_forecast_table_leaves_out_reps_who_left_before_the_period(ds, tmp_path):
+    c, _ = ds
+    fc = forecast.forecast_cube(
+        c, horizon=3, method="seasonal_naive", progress=False, cache_dir=tmp_path / "fc"
+    )
+    point, _ = forecast.reconcile_forecast(fc, c, method="bottom_up")
+    months = pd.DatetimeIndex(point["month"].values)
+    gone = months[0] - pd.Timedelta(days=1)
+    ends = np.array(
+        [np.datetime64("NaT"), np.datetime64("NaT"), np.datetime64("NaT"), gone], "M8[ns]"
+    )
+    left = c.assign_coords(end_date=("rep", ends))
+    by_rep = publish.forecast_table(left, fc, point, None, months, "rep")
+    assert sorted(by_rep["name"]) == ["Ann Lee (R1)", "Ann Lee (R3)", "Bo Chen"]
+    total = publish.forecast_table(left, fc, point, None, months, "total")
+    assert total["forecast"].iloc[0] == pytest.approx(float(point.sum()))

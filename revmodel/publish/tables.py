@@ -120,6 +120,9 @@ def forecast_table(
         for p, t, b in zip(frame["pipeline"], frame["target"], frame["booked"], strict=True)
     ]
     frame = frame[frame[["forecast", "target", "pipeline"]].abs().sum(axis=1) > 0]
+    if level == "rep" and "end_date" in cube.coords:  # reps who left before the period
+        left = cube["end_date"].to_series() < pd.Timestamp(m[0])
+        frame = frame[~frame.index.isin(left.index[left.to_numpy()].astype(str))]
     frame = frame.rename_axis("name").reset_index()
     if level == "rep":  # reps by name, the id beside a shared name
         frame["name"] = shown_names(frame["name"], cube)
