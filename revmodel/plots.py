@@ -333,14 +333,13 @@ def pipeline_waterfall(row: pd.Series, title: str, currency: str | None = None) 
     }
     x = ["Opening", *bars, "Closing"]
     y = [float(row["opening"]), *bars.values(), float(row["closing"])]
-    sym = formatting.currency_symbol(_code(currency))
     fig = _figure(title)
     fig.add_trace(
         go.Waterfall(
             x=x,
             y=y,
             measure=["absolute", *["relative"] * len(bars), "total"],
-            text=[f"{sym}{v / 1e6:,.2f}M" for v in y],
+            text=[formatting.money(v, _code(currency)) for v in y],
             textposition="outside",
             increasing={"marker": {"color": COLORS["positive"]}},
             decreasing={"marker": {"color": COLORS["negative"]}},

@@ -148,7 +148,11 @@ def test_money_charts_are_labelled_in_the_data_currency(currency, symbol):
          "decreased": 0.0, "won": 3e5, "lost": 0.0, "closing": 8e5}
     )  # fmt: skip
     wf = plots.pipeline_waterfall(row, "What changed", currency=currency)
-    assert wf.data[0].text[0] == f"{symbol}1.00M"
+    # the pack's one money format: the sign before the symbol, a zero bar as 0
+    assert list(wf.data[0].text) == [
+        f"{symbol}1.0M", f"{symbol}200K", f"{symbol}0", f"-{symbol}100K", f"{symbol}0",
+        f"{symbol}0", f"-{symbol}300K", f"{symbol}0", f"{symbol}800K",
+    ]  # fmt: skip
     assert "USD" not in wf.to_json() and "$" not in wf.to_json()
 
 
