@@ -298,8 +298,9 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
             name="ARR",
         )
     )
-    lo = min(opening, closing)
-    fig.update_yaxes(range=[lo * 0.8, max(opening, closing) * 1.08])
+    running = opening + np.cumsum([0.0, *flows.values()])  # the top of every bar
+    lo, hi = min(float(running.min()), closing), max(float(running.max()), closing)
+    fig.update_yaxes(range=[lo * 0.8, hi * 1.08])  # room above the highest bar for its label
     _money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)
     return fig

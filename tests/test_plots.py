@@ -90,6 +90,9 @@ def test_arr_bridge_waterfall_closes():
     assert list(w.measure) == ["absolute", "relative", "relative", "relative", "relative", "total"]
     assert sum(w.y[:-1]) == w.y[-1]
     assert list(w.x)[0] == "Opening Q1" and list(w.x)[-1] == "Closing Q2"
+    # the highest bar (after expansion: 100 + 15 + 5 = 120) is inside the axis, room for its label
+    low, high = fig.layout.yaxis.range
+    assert high == pytest.approx(120.0 * 1.08) and low == pytest.approx(100.0 * 0.8)
 
 
 def test_quota_balance_splits_out_of_line_reps():
