@@ -46,7 +46,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from revmodel import config, learned, schema
 from revmodel.history import prepare, state_at
@@ -347,6 +346,8 @@ def _forecast(
     open_mean, open_var, _ = _open_expectation(hist, quarter, as_of, labels, rates)
     new_mean, new_var = _not_created(past, (as_of - quarter.start).days)
     forecast = closed + open_mean + new_mean
+    from scipy import stats  # imported when used: the weekly app's kernel starts without it
+
     if calib is None:
         shared = (spread * open_mean) ** 2
         z = float(stats.norm.ppf(0.5 + level / 2))

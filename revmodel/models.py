@@ -23,7 +23,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 #: Quantiles returned by default: the 80% central interval and the median.
 DEFAULT_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
@@ -68,6 +67,8 @@ def normal_quantiles(mean: np.ndarray, sd: np.ndarray, quantiles: Sequence[float
     np.ndarray
         Shape ``(len(quantiles), h)`` [units of y].
     """
+    from scipy import stats  # imported when used: an app's kernel never needs it
+
     z = stats.norm.ppf(_quantile_levels(quantiles))
     return np.asarray(mean)[None, :] + z[:, None] * np.asarray(sd)[None, :]
 
@@ -603,6 +604,7 @@ def seasonality_test(
     (bool, str)
         Whether the series is seasonal, and a short explanation.
     """
+    from scipy import stats
     from statsmodels.tsa.stattools import acf
 
     m, n = season_length, y.size

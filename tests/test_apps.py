@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 import xarray as xr
@@ -874,3 +877,77 @@ def html_escaped(value: str) -> str:
     import html
 
     return html.escape(value)
+
+
+# --------------------------------------------------------------------------- Excel of the call and what-if views
+
+
+def _sheets(excel) -> dict[str, list[tuple]]:
+    excel.button.click()
+    data = base64.b64decode(excel.link.value.split("base64,")[1].split("'")[0])
+    assert data == excel.data
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    return {ws.title: list(ws.iter_rows(values_only=True)) for ws in wb.worksheets}
+
+
+def _rows(sheet: list[tuple], key: str) -> dict[object, dict[str, object]]:
+    header = list(sheet[0])
+    return {r[header.index(key)]: dict(zip(header, r, strict=True)) for r in sheet[1:]}
+
+
+def test_forecast_call_excel_holds_the_tables_shown_and_the_note_inert(
+    app_context, store_url, manager_name
+):
+    app = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
+    assert app.excel.link.value == ""
+    name = app.rep.label
+    app.amount.value = "125000"
+    app.note.value = HOSTILE
+    app.submit.click()
+    assert app.message.kind == "ok"
+    sheets = _sheets(app.excel)
+    assert list(sheets) == ["Team", "Roll-up", "Reconciled", "Calls"]
+    link = app.excel.link.value
+    named = re.sub(r"[^A-Za-z0-9_.-]+", "-", manager_name)
+    assert f"download='forecast-call-{named}-{app_context.cycle}.xlsx'" in link
+    team = _rows(sheets["Team"], "rep")
+    shown = app.shown["team"].set_index("rep")
+    assert team[name]["commit"] == 125000.0
+    assert team["Team"]["reconciled with calls"] == pytest.approx(
+        shown.loc["Team", "reconciled with calls"]
+    )
+    reconciled = _rows(sheets["Reconciled"], "name")
+    assert reconciled[name]["reconciled"] == pytest.approx(125000.0, rel=1e-6)
+    calls = _rows(sheets["Calls"], "node")
+    # The note a manager typed is text in the workbook, never a formula.
+    assert calls[name]["note"] == "'" + HOSTILE
+    assert calls[name]["new"] == 125000.0 and calls[name]["user"] == MANAGER_USER
+    # The view changes: the link to the old file goes.
+    app.amount.value = "130000"
+    app.submit.click()
+    assert app.excel.link.value == ""
+
+
+def test_whatif_excel_holds_the_scenario_against_the_base(app_context, tmp_path):
+    app = whatif.build(session(app_context, scenarios=tmp_path)).app
+    app.growth.value = app_context.assumptions.target_growth + 0.2
+    plan, base = app.plan(), app_context.plan
+    sheets = _sheets(app.excel)
+    assert list(sheets) == ["KPIs", "By region", "Assumptions"]
+    year = app_context.assumptions.plan_year
+    assert f"download='whatif-{year}.xlsx'" in app.excel.link.value
+    kpis = _rows(sheets["KPIs"], "KPI")
+    target = kpis["Bookings target"]
+    assert target["unit"] == "USD/year"
+    assert target["scenario"] == pytest.approx(float(plan["total_target"]))
+    assert target["base"] == pytest.approx(float(base["total_target"]))
+    assert target["change"] == pytest.approx(
+        float(plan["total_target"]) - float(base["total_target"])
+    )
+    regions = _rows(sheets["By region"], "Region")
+    assert set(regions) == {str(r) for r in plan["region"].values}
+    assert sum(r["Target"] for r in regions.values()) == pytest.approx(float(plan["total_target"]))
+    assumptions = {r[0]: r[1] for r in sheets["Assumptions"][1:]}
+    assert float(assumptions["target_growth"]) == pytest.approx(app.growth.value)
+    app.growth.value = app.growth.value + 0.05
+    assert app.excel.link.value == ""

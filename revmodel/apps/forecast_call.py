@@ -297,6 +297,9 @@ class CallPage:
     audit: w.HTML
     context: AppContext
     held: set = field(default_factory=set)
+    excel: layout.ExcelDownload | None = None
+    #: The tables shown (team, roll-up, reconciled, calls), as written to Excel.
+    shown: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def identity(self):  # noqa: ANN201 - Identity | None
@@ -421,6 +424,7 @@ def _layout(ctx: AppContext, page: CallPage) -> w.VBox:
             layout.section("Roll-up", page.rollup),
             layout.section("Moved by the calls", page.moves),
             layout.section("History of calls", page.audit),
+            page.excel,
         ],
         footer=f"Data: {ctx.source}. Calls: {ctx.calls!r}.",
     )
@@ -445,6 +449,20 @@ TEAM_COLUMNS = {
 }
 
 
+TEAM_KINDS = {v: "money" for k, v in TEAM_COLUMNS.items() if k not in ("name", "called_by")}
+ROLLUP_KINDS = {
+    "own commit": "usd",
+    "own best case": "usd",
+    "sum of commits": "usd",
+    "sum of best cases": "usd",
+    "reps": "int",
+    "reps with commit": "int",
+    "reps without commit": "int",
+}
+RECONCILED_KINDS = {"statistical": "usd", "commit": "usd", "reconciled": "usd"}
+AUDIT_KINDS = {"old": "usd", "new": "usd"}
+
+
 def _draw_team(page: CallPage, mgr: str, per: str) -> None:
     ctx = page.context
     frame = team_frame(ctx, mgr, per).drop(columns="rep", errors="ignore")
@@ -453,10 +471,10 @@ def _draw_team(page: CallPage, mgr: str, per: str) -> None:
         total = {"name": "Team", **sums, "called_by": "", "p10": np.nan, "p90": np.nan}
         frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
     shown = frame.rename(columns=TEAM_COLUMNS)
-    money = [v for k, v in TEAM_COLUMNS.items() if k not in ("name", "called_by")]
+    page.shown["team"] = shown
     page.team.value = layout.table_html(
         shown,
-        kinds=dict.fromkeys(money, "money"),
+        kinds=TEAM_KINDS,
         css="revmodel-team-table",
         total_rows=[len(shown) - 1] if len(frame) else [],
     )
@@ -496,27 +514,16 @@ def _draw_rollup(page: CallPage, mgr: str, per: str) -> None:
     )
     rec, notes = reconciled_team(ctx, mgr, per, tuple(sorted(page.held)))
     note_html = "".join(f"<div class='revmodel-message info'>{html.escape(n)}</div>" for n in notes)
+    page.shown["rollup"], page.shown["reconciled"] = roll, rec
     page.rollup.value = (
-        layout.table_html(
-            roll,
-            kinds={
-                "own commit": "usd",
-                "own best case": "usd",
-                "sum of commits": "usd",
-                "sum of best cases": "usd",
-                "reps": "int",
-                "reps with commit": "int",
-                "reps without commit": "int",
-            },
-            css="revmodel-rollup-table",
-        )
+        layout.table_html(roll, kinds=ROLLUP_KINDS, css="revmodel-rollup-table")
         + left
         + "<div class='revmodel-subtitle'>Forecast reconciled with the commits locked "
         f"({html.escape(ctx.reconcile_method)}): the calls are kept exactly, the rest of the "
         "hierarchy adjusts so every level adds up.</div>"
         + layout.table_html(
             rec,
-            kinds={"statistical": "usd", "commit": "usd", "reconciled": "usd"},
+            kinds=RECONCILED_KINDS,
             css="revmodel-reconciled-table",
             total_rows=list(range(len(rec) - (3 if region else 2), len(rec))),
         )
@@ -548,10 +555,9 @@ def _draw_moves(page: CallPage, mgr: str, per: str) -> None:
 
 def _draw_audit(page: CallPage, mgr: str, per: str) -> None:
     log = audit_frame(page.context, mgr, per, team_reps(page.context, mgr))
+    page.shown["audit"] = log
     page.audit.value = (
-        layout.table_html(
-            log, kinds={"old": "usd", "new": "usd"}, css="revmodel-audit-table", max_rows=50
-        )
+        layout.table_html(log, kinds=AUDIT_KINDS, css="revmodel-audit-table", max_rows=50)
         if len(log)
         else "<div class='revmodel-subtitle'>No calls yet for this team and period.</div>"
     )
@@ -585,6 +591,8 @@ def _refresh(page: CallPage) -> None:
     _draw_rollup(page, mgr, per)
     _draw_moves(page, mgr, per)
     _draw_audit(page, mgr, per)
+    if page.excel is not None:
+        page.excel.clear()
 
 
 # --------------------------------------------------------------------------- callbacks
@@ -686,6 +694,20 @@ def _wire(page: CallPage) -> None:
     page.hold.observe(lambda change: _on_hold(page, change), names="value")
 
 
+def _excel_sheets(page: CallPage) -> dict[str, layout.Sheet]:
+    """The page's tables as shown: team, roll-up, reconciled forecast and the calls' history."""
+    return {
+        "Team": (page.shown["team"], TEAM_KINDS),
+        "Roll-up": (page.shown["rollup"], ROLLUP_KINDS),
+        "Reconciled": (page.shown["reconciled"], RECONCILED_KINDS),
+        "Calls": (page.shown["audit"], AUDIT_KINDS),
+    }
+
+
+def _excel_name(page: CallPage) -> str:
+    return f"forecast-call-{page.manager.value}-{page.period.value}"
+
+
 def build(ctx: AppContext | None = None) -> w.Widget:
     """The forecast-call app.
 
@@ -702,6 +724,7 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     page = _widgets(ctx)
+    page.excel = layout.ExcelDownload(lambda: _excel_name(page), lambda: _excel_sheets(page))
     _wire(page)
     page.refresh()
     app = _layout(ctx, page)

@@ -12,6 +12,7 @@ the other saved scenarios (:func:`revmodel.scenario.compare`).
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import time
@@ -272,6 +273,7 @@ class WhatIfPage:
     folder: Path
     saved: dict[str, Assumptions] = field(default_factory=dict)
     state: dict = field(default_factory=dict)
+    excel: layout.ExcelDownload | None = None
 
     def plan(self) -> xr.Dataset:
         """The plan of the current controls."""
@@ -392,7 +394,7 @@ def _layout(ctx: AppContext, page: WhatIfPage) -> w.VBox:
             page.hire_segment,
             page.hire_region,
             page.hire_start,
-            w.HBox([page.reset]),
+            w.HBox([page.reset, page.excel]),
         ]
     )
     controls.layout = w.Layout(min_width="450px", flex="0 0 450px")
@@ -435,6 +437,8 @@ def _recompute(page: WhatIfPage, change: dict | None = None) -> None:
         return
     ms = (time.perf_counter() - t0) * 1000
     page.state["plan"], page.state["assumptions"] = plan, a
+    if page.excel is not None:
+        page.excel.clear()
     page.message.clear()
     page.kpis.show(cards(plan, base))
     page.chart.show(figure(plan, base))
@@ -472,6 +476,45 @@ def _show_comparison(page: WhatIfPage) -> None:
         ]
     )
     page.comparison_chart.show(plots.scenario_comparison(per_scenario))
+
+
+def kpi_frame(plan: xr.Dataset, base: xr.Dataset) -> pd.DataFrame:
+    """The KPI cards as numbers: KPI, unit, this scenario, the base plan and the change."""
+    units = {"money": "USD/year", "pct": "ratio", "int": "count"}
+    rows = []
+    for name, (label, kind) in KPI_CARDS.items():
+        v, b = float(plan[f"total_{name}"]), float(base[f"total_{name}"])
+        rows.append({"KPI": label, "unit": units[kind], "scenario": v, "base": b, "change": v - b})
+    return pd.DataFrame(rows)
+
+
+def region_frame(plan: xr.Dataset, base: xr.Dataset) -> pd.DataFrame:
+    """The chart as a table: target, capacity (scenario and base) and quota by region [USD/year]."""
+    regions = plan["region"].values
+    return pd.DataFrame(
+        {
+            "Region": [str(r) for r in regions],
+            "Target": plan["target"].values,
+            "Capacity": plan["capacity"].values,
+            "Capacity (base)": base["capacity"].reindex(region=regions).values,
+            "Quota": plan["quota"].values,
+        }
+    )
+
+
+def _excel_sheets(page: WhatIfPage) -> dict[str, layout.Sheet]:
+    """The scenario's KPIs and regions against the base plan, and the assumptions behind them."""
+    plan, base = page.plan(), page.context.plan
+    assumptions = pd.DataFrame(
+        [{"assumption": k, "value": v if isinstance(v, str) else json.dumps(v)}
+         for k, v in page.assumptions().to_dict().items()]
+    )  # fmt: skip
+    money = dict.fromkeys(("Target", "Capacity", "Capacity (base)", "Quota"), "money")
+    return {
+        "KPIs": (kpi_frame(plan, base), {}),
+        "By region": (region_frame(plan, base), money),
+        "Assumptions": (assumptions, {}),
+    }
 
 
 def _on_save(page: WhatIfPage) -> None:
@@ -524,6 +567,9 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     page = _widgets(ctx)
+    page.excel = layout.ExcelDownload(
+        lambda: f"whatif-{page.assumptions().plan_year}", lambda: _excel_sheets(page)
+    )
     for control in page.controls():
         control.observe(lambda change: _recompute(page, change), names="value")
     page.save.on_click(lambda _b: _on_save(page))
