@@ -7,24 +7,28 @@ the in-quarter forecast made the same week for the same node
 :func:`revmodel.overrides.value_add`. This module gathers the inputs and sums
 the scores up for the plan pack and the apps.
 
-Calls come from the call log: the ``forecast_calls.csv`` of a data folder
-(:data:`revmodel.sample_calls.FILE`, audit-shaped: ``at, level, key, period,
-call_type, new_value`` and optionally ``user, action, old_value, note,
-source``; the sample company writes one) and, when given, the audit log of an
-:class:`revmodel.overrides.OverrideStore`. Rows that cannot be read are kept
-apart with the reason and counted (:attr:`CallLog.rejected`), never dropped
-silently.
+Calls come from two places, gathered by one function (:func:`call_log`, used by
+the plan pack and the apps): the call store the forecast-call app writes (an
+:class:`revmodel.overrides.OverrideStore`, :func:`open_call_store`) and the call
+history of a data folder's ``forecast_calls.csv`` (:data:`revmodel.sample_calls.FILE`,
+audit-shaped: ``at, level, key, period, call_type, new_value`` and optionally
+``user, action, old_value, note, source``; the sample company writes one). A node's
+call of a type made in a week of its quarter by both is counted once: the store's
+(the CSV is often an export of it). Rows that cannot be read are kept apart with
+the reason and counted (:attr:`CallLog.rejected`), never dropped silently.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import make_url
 
 from revmodel import calendar as fcal
 from revmodel import config, overrides
@@ -125,26 +129,84 @@ def _is_period(label: str) -> bool:
         return False
 
 
+def open_call_store(url: str | None = None) -> overrides.OverrideStore | None:
+    """The call store the forecast-call app writes, opened to read its calls.
+
+    ``url`` (SQLAlchemy), else ``REVMODEL_OVERRIDES_URL``, else
+    :data:`revmodel.config.OVERRIDES_URL` as the apps use it. None when that is a
+    SQLite file that does not exist: reading calls never creates a database.
+    """
+    url = url or os.environ.get("REVMODEL_OVERRIDES_URL") or config.OVERRIDES_URL
+    parsed = make_url(str(url))
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        if not Path(parsed.database).is_file():
+            return None
+    return overrides.OverrideStore(str(url))
+
+
+def _week_of_quarter(audit: pd.DataFrame, fiscal_year_start: int, naming: str) -> pd.Series:
+    """The week of its quarter each call was made in (1 = the quarter's first 7 days)."""
+    starts = {
+        p: pd.Timestamp(fcal.quarter_months(p, fiscal_year_start, naming)[0])
+        for p in audit["period"].unique()
+    }
+    at = pd.to_datetime(audit["at"], utc=True).dt.tz_localize(None).dt.normalize()
+    days = (at - audit["period"].map(starts)).dt.days
+    return (days // 7 + 1).astype("int64")
+
+
+def _store_wins(
+    csv: pd.DataFrame, store: pd.DataFrame, fiscal_year_start: int, naming: str
+) -> pd.DataFrame:
+    """The CSV's calls less those of a node, type and week the store also has."""
+    if csv.empty or store.empty:
+        return csv
+    node = ["period", "level", "key", "call_type", "week"]
+    store = store[store["period"].map(_is_period)]
+    if store.empty:
+        return csv
+    mine = csv.assign(week=_week_of_quarter(csv, fiscal_year_start, naming))
+    theirs = store.assign(week=_week_of_quarter(store, fiscal_year_start, naming))
+    keys = pd.MultiIndex.from_frame(theirs[node].drop_duplicates())
+    dup = pd.MultiIndex.from_frame(mine[node]).isin(keys)
+    if dup.any():
+        log.info("call log: %d calls of the CSV also in the store, the store's kept", dup.sum())
+    return csv[~dup]
+
+
 def call_log(
-    data_dir: str | Path | None, store: overrides.OverrideStore | None = None
+    data_dir: str | Path | None,
+    store: overrides.OverrideStore | None = None,
+    fiscal_year_start: int = config.FISCAL_YEAR_START,
+    naming: str = config.FISCAL_YEAR_NAMING,
 ) -> CallLog | None:
-    """The calls of a data folder's ``forecast_calls.csv`` and of ``store``; None when neither has one."""
-    parts, rejected, sources = [], [], []
+    """Every call: the store's and the data folder's ``forecast_calls.csv``; None when
+    neither has one.
+
+    A call of the CSV is left out when the store has a call of the same node
+    (``level``, ``key``), ``period``, ``call_type`` and week of quarter: the store
+    wins. ``id`` numbers the calls in time order.
+    """
+    csv, store_calls, rejected, sources = None, None, [], []
     path = Path(data_dir) / FILE if data_dir is not None else None
     if path is not None and path.is_file():
         read = read_calls(path)
-        parts.append(read.audit)
+        csv = read.audit
         rejected.append(read.rejected)
         sources.append(str(path))
     if store is not None:
         audit = store.audit()
         audit = audit[audit["level"].isin(overrides.CALL_LEVELS)]
         if len(audit):
-            audit = audit.assign(at=audit["at"].dt.tz_localize(None))
-            parts.append(audit)
+            store_calls = audit.assign(at=audit["at"].dt.tz_localize(None))
             sources.append(repr(store))
-    if not parts:
+    if csv is None and store_calls is None:
         return None
+    if csv is not None and store_calls is not None:
+        csv = _store_wins(csv, store_calls, fiscal_year_start, naming)
+    parts = [p for p in (csv, store_calls) if p is not None]
     audit = pd.concat(parts, ignore_index=True).sort_values("at", kind="stable")
     audit["id"] = np.arange(1, len(audit) + 1)
     rej = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame()
@@ -273,7 +335,7 @@ def section_from_data(
     """:func:`section` of a data folder; None without a call log or a pipeline history."""
     from revmodel import sources
 
-    calls = call_log(data_dir, store)
+    calls = call_log(data_dir, store, fiscal_year_start, naming)
     if calls is None:
         return None
     if tables is None:

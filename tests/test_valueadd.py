@@ -177,3 +177,79 @@ def test_plan_pack_shows_forecast_value_add(folder: Path, section, tmp_path: Pat
         if f.name != sample_calls.FILE:
             (copy / f.name).write_bytes(f.read_bytes())
     assert tables._value_add({"data_dir": str(copy)}, cube) == {}
+
+
+def test_calls_of_the_store_and_the_csv_scored_once_in_the_pack(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manager calls through the call store; the pack's value-add table scores the store's
+    call beside the CSV's company calls, and a week both have counts the store's call."""
+    import types
+    from datetime import datetime
+
+    from revmodel import overrides
+    from revmodel.publish import tables
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in folder.glob("*.csv"):
+        (data / f.name).write_bytes(f.read_bytes())
+    calls = pd.read_csv(folder / sample_calls.FILE, dtype=str, keep_default_na=False)
+    period = "FY2026-Q4"  # Aug-Oct 2026, the history's last full quarter
+    calls = calls[(calls["period"] == period) & (calls["level"] == "total")]
+    calls.to_csv(data / sample_calls.FILE, index=False)
+    reps = pd.read_csv(folder / "reps.csv")
+    manager = sorted(reps["manager"].unique())[0]
+    team = overrides.TeamMap.from_mapping(
+        users={"ops": "admin", "lead": {"manager": manager}},
+        rep_manager=dict(zip(reps["rep_id"], reps["manager"], strict=True)),
+    )
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    with overrides.OverrideStore(url, team_map=team) as store:
+        store.open_period(period, overrides.Identity("ops"))
+        for day, level, key, amount in (
+            ("2026-08-17 10:00", "manager", manager, 555_000),  # week 3
+            ("2026-08-31 09:00", "total", overrides.COMPANY, 7_777_700),  # week 5
+        ):
+            user = "lead" if level == "manager" else "ops"
+            monkeypatch.setattr(overrides, "_now", lambda d=day: datetime.fromisoformat(d))
+            store.submit(overrides.Identity(user), key, period, "commit", amount, level=level)
+    monkeypatch.setenv("REVMODEL_OVERRIDES_URL", url)
+    cube = types.SimpleNamespace(attrs={"fiscal_year_start": FYS, "fiscal_year_naming": "end"})
+    out = tables._value_add({"data_dir": str(data), "cycle": "FY2027-Q1"}, cube)
+
+    # the manager's row comes from the store alone: weeks 3 to 13 at 555,000
+    labels = history.deal_labels({n: pd.read_csv(data / f"{n}.csv") for n in
+                                  ("opportunities", "reps", "accounts")})  # fmt: skip
+    hist = pd.read_csv(data / "opportunity_history.csv", parse_dates=["changed_at", "close_date"])
+    last = hist.sort_values("changed_at", kind="stable").groupby("opportunity_id").tail(1)
+    won = last[(last["stage"] == "won") & last["close_date"].between("2026-08-01", "2026-10-31")]
+    actual = float(won.loc[won["opportunity_id"].map(labels["manager"]) == manager, "amount"].sum())
+    assert actual > 0
+    table = out["value_add"].set_index(["level", "key"])
+    row = table.loc[("manager", manager)]
+    assert (row["quarters"], row["calls"]) == (1, 11)
+    assert row["bias"] == pytest.approx(555_000 / actual - 1)
+    assert row["call_error"] == pytest.approx(abs(555_000 / actual - 1))
+    assert list(table.index.get_level_values("level")) == ["manager", "total"]
+
+    # the company's week 5: the store's call replaces the CSV's; week 6 is the CSV's again
+    store = valueadd.open_call_store()
+    log = valueadd.call_log(data, store, FYS, "end")
+    store.close()
+    weekly = overrides.calls_by_week(log.audit, period, "2026-08-01")
+    company = weekly[(weekly["level"] == "total") & (weekly["call_type"] == "commit")]
+    company = company.set_index("week")["amount"]
+    csv_commit = calls[calls["call_type"] == "commit"]["new_value"].astype(float).tolist()
+    assert company.loc[5] == 7_777_700.0
+    assert company.loc[6] == csv_commit[5] and company.loc[4] == csv_commit[3]
+    assert len(log.audit) == len(calls) - 1 + 2  # one CSV call replaced, two from the store
+    assert log.source == f"{data / sample_calls.FILE} and OverrideStore({url!r})"
+
+
+def test_open_call_store_never_creates_a_database(tmp_path: Path, monkeypatch) -> None:
+    missing = tmp_path / "none.db"
+    monkeypatch.setenv("REVMODEL_OVERRIDES_URL", f"sqlite:///{missing}")
+    assert valueadd.open_call_store() is None
+    assert not missing.exists()
+    assert valueadd.open_call_store("sqlite://") is None

@@ -91,9 +91,9 @@ def value_add(ctx: AppContext) -> valueadd.ValueAddSection | None:
     if "weekly_value_add" not in ctx.extra:
         found = _history(ctx)
         section = None
-        log = valueadd.call_log(ctx.extra.get("data_dir"), ctx.store)
+        fys, naming = _calendar(ctx)
+        log = valueadd.call_log(ctx.extra.get("data_dir"), ctx.store, fys, naming)
         if found is not None and log is not None:
-            fys, naming = _calendar(ctx)
             section = valueadd.section(found[0], log, found[1], fys, naming)
         ctx.extra["weekly_value_add"] = section
     return ctx.extra["weekly_value_add"]

@@ -316,17 +316,24 @@ def _pipeline_changes(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame
 
 
 def _value_add(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame]:
-    """Whose calls to trust: every past weekly call scored beside the in-quarter model."""
+    """Whose calls to trust: every past weekly call (the call store's and the data folder's
+    call history, :func:`revmodel.valueadd.call_log`) scored beside the in-quarter model."""
     from revmodel import valueadd
 
     if not params.get("data_dir"):
         return {}
-    section = valueadd.section_from_data(
-        params["data_dir"],
-        mapping=params.get("mapping"),
-        fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
-        naming=str(cube.attrs["fiscal_year_naming"]),
-    )
+    store = valueadd.open_call_store()
+    try:
+        section = valueadd.section_from_data(
+            params["data_dir"],
+            mapping=params.get("mapping"),
+            fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
+            naming=str(cube.attrs["fiscal_year_naming"]),
+            store=store,
+        )
+    finally:
+        if store is not None:
+            store.close()
     if section is None or section.summary.empty:
         return {}
     summary = section.summary[section.summary["call_type"] == "commit"].drop(columns="call_type")
