@@ -14,11 +14,22 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["NO_REP", "SECTIONS", "Section", "note", "rep_known", "status"]
+__all__ = [
+    "NO_REP",
+    "SECTIONS",
+    "Section",
+    "Shown",
+    "cube_rep_known",
+    "no_rep_note",
+    "note",
+    "rep_known",
+    "skip_if_not_provided",
+    "status",
+]
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,21 @@ def rep_known(tables: Mapping[str, Any]) -> bool:
     return bool(opps["rep_id"].notna().any())
 
 
+def cube_rep_known(cube: Any) -> bool:
+    """:func:`rep_known` read from a cube: it names a rep besides the placeholder of
+    deals without an owner (:data:`revmodel.config.PLACEHOLDER`)."""
+    from revmodel import config
+
+    if "rep" not in getattr(cube, "dims", ()):
+        return False
+    return any(str(r) != config.PLACEHOLDER for r in cube["rep"].values)
+
+
+def no_rep_note(section: str) -> str:
+    """What a section that plans sellers says when no rep is known (the pack's words)."""
+    return f"{_BY_ID[section].title}: not provided — {NO_REP}."
+
+
 def note(tables: Mapping[str, Any], section: str, params: Mapping[str, Any] | None = None) -> str:
     """Why ``section`` is not shown, in words; ``""`` when it is shown.
 
@@ -99,7 +125,7 @@ def note(tables: Mapping[str, Any], section: str, params: Mapping[str, Any] | No
         return f"{s.title}: skipped ({s.switch}: false in the parameters)."
     missing = [n for n in s.needs if not _present(tables, n)]
     if not missing and s.needs_rep and not rep_known(tables):
-        return f"{s.title}: not provided — {NO_REP}."
+        return no_rep_note(section)
     if not missing:
         return ""
     what = " and ".join(missing)
@@ -116,3 +142,53 @@ def status(tables: Mapping[str, Any], params: Mapping[str, Any] | None = None) -
         else:
             shown.append(s.id)
     return {"shown": shown, "skipped": skipped}
+
+
+class Shown(NamedTuple):
+    """A section's result, or why it is not shown (:func:`skip_if_not_provided`)."""
+
+    result: Any
+    note: str
+
+
+def skip_if_not_provided(
+    tables: Mapping[str, Any],
+    section: str,
+    make: Callable[[], Any],
+    params: Mapping[str, Any] | None = None,
+) -> Shown:
+    """``make()`` when the section's inputs are provided; else no result and the reason.
+
+    The one check every planning notebook makes before a section's work: the
+    tables it needs, a known rep for the sections that plan sellers, and its
+    switch in the parameters (:func:`note`).
+
+    Parameters
+    ----------
+    tables : mapping
+        The loaded tables by name.
+    section : str
+        An id of :data:`SECTIONS`.
+    make : callable
+        Computes the section's result; not called when the section is skipped.
+    params : mapping, optional
+        The plan's parameters (switches such as ``territories: false``).
+
+    Returns
+    -------
+    Shown
+        ``(result, "")``, or ``(None, reason)`` as the pack says it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> opps = pd.DataFrame({"opportunity_id": ["O1"], "rep_id": [None]})
+    >>> skip_if_not_provided({"opportunities": opps}, "quotas", lambda: 1)
+    Shown(result=None, note='Quotas, attainment and balance: not provided — no rep is known — add the reps table, or map the owner column (rep_id) of the opportunities.')
+    >>> skip_if_not_provided({"opportunities": opps.assign(rep_id="R1")}, "quotas", lambda: 1)
+    Shown(result=1, note='')
+    """
+    why = note(tables, section, params)
+    if why:
+        return Shown(None, why)
+    return Shown(make(), "")

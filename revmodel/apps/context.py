@@ -37,7 +37,7 @@ import xarray as xr
 from scipy.linalg import LinAlgWarning
 
 from revmodel import calendar as fcal
-from revmodel import config, scenario
+from revmodel import config, scenario, sections
 from revmodel import cube as rcube
 from revmodel import forecast as rforecast
 from revmodel import pipeline as rpipeline
@@ -103,8 +103,9 @@ class AppContext:
         The base assumption set.
     plan_context : scenario.PlanContext
         :func:`revmodel.scenario.prepare` of the cube.
-    plan : xarray.Dataset
-        :func:`revmodel.scenario.plan` with the base assumptions (quotas, capacity, KPIs).
+    plan : xarray.Dataset or None
+        :func:`revmodel.scenario.plan` with the base assumptions (quotas, capacity, KPIs);
+        None when no rep is known (:attr:`rep_known`).
     forecast : xarray.Dataset
         :func:`revmodel.forecast.forecast_cube` of bookings.
     reconciled : xarray.DataArray
@@ -126,6 +127,9 @@ class AppContext:
         The published plan's ``quota`` (:func:`revmodel.quota.top_down`),
         ``capacity`` (:func:`revmodel.capacity.capacity_plan`) and ``quota_balance``
         (:func:`revmodel.quota.balance`) Datasets; empty without a published plan.
+    rep_known : bool
+        The data names a rep (:func:`revmodel.sections.cube_rep_known`); without one,
+        capacity, quotas and scenarios are not provided (:meth:`not_provided`).
     """
 
     cube: xr.Dataset
@@ -133,7 +137,7 @@ class AppContext:
     cycle: str
     assumptions: Assumptions
     plan_context: scenario.PlanContext
-    plan: xr.Dataset
+    plan: xr.Dataset | None
     forecast: xr.Dataset
     reconciled: xr.DataArray
     inputs: rforecast.NodeForecast
@@ -147,14 +151,31 @@ class AppContext:
     scenarios_dir: Path | None = None
     published: PublishedPlan | None = None
     results: dict[str, xr.Dataset] = field(default_factory=dict)
+    rep_known: bool = True
+
+    def not_provided(self, section: str) -> str:
+        """Why a section that plans sellers is not shown, as the pack says it; "" when shown."""
+        needs_rep = section in ("capacity", "quotas", "scenarios")
+        return sections.no_rep_note(section) if needs_rep and not self.rep_known else ""
 
     def rep_quota(self) -> xr.DataArray:
         """Quota by rep and month [currency/month]: the published plan's, else the base plan's.
 
-        Coordinates ``manager``, ``rep_region`` and ``rep_segment`` on ``rep``.
+        Coordinates ``manager``, ``rep_region`` and ``rep_segment`` on ``rep``; no rep
+        and no month when no rep is known (quotas not provided, never zeros).
         """
         if "quota" in self.results:
             return self.results["quota"]["quota"]
+        if self.plan is None:
+            empty = np.empty(0, dtype=object)
+            return xr.DataArray(
+                np.zeros((0, 0)),
+                dims=("rep", "month"),
+                coords={"rep": empty, "month": np.empty(0, dtype="datetime64[ns]"),
+                        "manager": ("rep", empty), "rep_region": ("rep", empty),
+                        "rep_segment": ("rep", empty)},
+                name="quota",
+            )  # fmt: skip
         return self.plan["rep_quota"]
 
     # -- the session: calls and the signed-in user
@@ -404,7 +425,8 @@ def _build(
     if method == "none":
         method = DEFAULT_RECONCILE
     ctx = scenario.prepare(cube)
-    plan = scenario.plan(ctx, base)
+    known = sections.cube_rep_known(cube)
+    plan = scenario.plan(ctx, base) if known else None
     fc = rforecast.forecast_cube(
         cube,
         measure="bookings",
@@ -431,6 +453,7 @@ def _build(
         source=source,
         seconds=time.perf_counter() - start,
         extra={"data_dir": str(data_dir)} if data_dir is not None else {},
+        rep_known=known,
     )
 
 
@@ -493,6 +516,7 @@ def _from_published(plan: PublishedPlan) -> AppContext:
     hist = cube["bookings"].sel(month=cube["month"] <= np.datetime64(as_of, "ns"))
     tables = _published_tables(plan)
     prepared = scenario.prepare(cube)
+    known = sections.cube_rep_known(cube)
     results = {
         g: ds for g in PUBLISHED_RESULTS if (ds := _read_group(plan.plan_file, g)) is not None
     }
@@ -502,7 +526,7 @@ def _from_published(plan: PublishedPlan) -> AppContext:
         cycle=plan.cycle,
         assumptions=base,
         plan_context=prepared,
-        plan=scenario.plan(prepared, base),
+        plan=scenario.plan(prepared, base) if known else None,
         forecast=fc,
         reconciled=groups["reconciled"]["forecast"],
         inputs=rforecast.node_forecasts(hist, fc),
@@ -513,6 +537,7 @@ def _from_published(plan: PublishedPlan) -> AppContext:
         published=plan,
         results=results,
         extra={"data_dir": str(plan.data_dir)} if plan.data_dir is not None else {},
+        rep_known=known,
     )
 
 
@@ -559,6 +584,8 @@ def _precompute(ctx: AppContext) -> None:
 
     ctx.rep_names()
     explorer.precompute(ctx)
+    if ctx.not_provided("quotas"):  # no rep known: the quotas page says so
+        return
     try:
         quotas.quota_frame(ctx)
     except RevmodelError as exc:  # the quotas page says why; the other apps do not need it

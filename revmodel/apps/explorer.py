@@ -623,6 +623,7 @@ def _layout(ctx: AppContext, page: ExplorerPage) -> w.VBox:
         [
             filters,
             page.kpis,
+            *_not_provided(ctx),
             page.chart,
             layout.section("Breakdown", page.drill, page.table, page.excel),
             page.status,
@@ -633,6 +634,16 @@ def _layout(ctx: AppContext, page: ExplorerPage) -> w.VBox:
     )
     app.add_class("revmodel-explorer")
     return app
+
+
+def _not_provided(ctx: AppContext) -> list[w.Widget]:
+    """The note where no rep is known: quotas, attainment and coverage are not provided."""
+    why = ctx.not_provided("quotas")
+    if not why:
+        return []
+    message = layout.Message()
+    message.show(why, "info")
+    return [message]
 
 
 BREAKDOWN_KINDS = {

@@ -27,6 +27,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from revmodel import sections
 from revmodel.apps import explorer, layout
 from revmodel.apps.context import (
     AppContext,
@@ -465,6 +466,10 @@ AUDIT_KINDS = {"old": "usd", "new": "usd"}
 
 def _draw_team(page: CallPage, mgr: str, per: str) -> None:
     ctx = page.context
+    if not ctx.rep_known:  # no team to call for: the company's own call only
+        why = f"Calls by rep and team: not provided — {sections.NO_REP}."
+        page.team.value = f"<div class='revmodel-message info'>{html.escape(why)}</div>"
+        return
     frame = team_frame(ctx, mgr, per).drop(columns="rep", errors="ignore")
     if len(frame):
         sums = {c: frame[c].sum(min_count=1) for c in frame.columns if c not in ("name", "called_by")}  # fmt: skip

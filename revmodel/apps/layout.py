@@ -103,6 +103,20 @@ def page(title: str, subtitle: str, body: Sequence[w.Widget], footer: str = "") 
     return box
 
 
+def not_provided(title: str, note: str, source: str) -> w.VBox:
+    """The page of an app whose inputs are not provided: it says so in the pack's words.
+
+    ``note`` is :func:`revmodel.sections.note`'s reason (what is missing and what to
+    add), shown as the page's message; the page's ``.note`` keeps it.
+    """
+    message = Message()
+    message.show(note, "info")
+    box = page(title, "Not provided for this data.", [message], footer=f"Data: {source}.")
+    box.add_class("revmodel-not-provided")
+    box.note = note
+    return box
+
+
 def section(title: str, *children: w.Widget, css: str = "") -> w.VBox:
     """A titled block."""
     box = w.VBox(

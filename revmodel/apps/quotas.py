@@ -21,7 +21,7 @@ import pandas as pd
 from revmodel import plots, quota, territory
 from revmodel.apps import layout
 from revmodel.apps.context import AppContext, app_context
-from revmodel.errors import RevmodelError
+from revmodel.errors import DataError, RevmodelError
 
 __all__ = ["ATTAINMENT_CV", "build", "quota_frame", "territory_plan"]
 
@@ -42,6 +42,8 @@ def quota_frame(ctx: AppContext) -> pd.DataFrame:
     """
     if "quota_frame" in ctx.extra:
         return ctx.extra["quota_frame"]
+    if ctx.not_provided("quotas"):
+        raise DataError(ctx.not_provided("quotas"))
     a = ctx.assumptions
     if {"quota", "capacity", "quota_balance"} <= set(ctx.results):
         # The published plan's quotas, capacity and balance, as the plan pack shows them.
@@ -355,6 +357,8 @@ def build(ctx: AppContext | None = None) -> w.Widget:
         ``kpis``, ``table``, ``chart``, ``territory_chart``, ``territory_table`` and ``frame()``).
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    if ctx.not_provided("quotas"):
+        return layout.not_provided("Quotas and territories", ctx.not_provided("quotas"), ctx.source)
     page = _widgets(ctx)
     page.excel = layout.ExcelDownload(
         lambda: f"quotas-{ctx.assumptions.plan_year}",

@@ -566,6 +566,8 @@ def build(ctx: AppContext | None = None) -> w.Widget:
         and ``saved``).
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
+    if ctx.not_provided("scenarios"):
+        return layout.not_provided("What-if", ctx.not_provided("scenarios"), ctx.source)
     page = _widgets(ctx)
     page.excel = layout.ExcelDownload(
         lambda: f"whatif-{page.assumptions().plan_year}", lambda: _excel_sheets(page)
