@@ -1167,7 +1167,8 @@ def capacity_gap(plan: xr.Dataset, target: float | xr.DataArray) -> xr.Dataset:
     xarray.Dataset
         Over ``segment``, ``region`` (and ``month`` when the target has it):
         ``capacity``, ``target``, ``gap`` = target - capacity (positive: a
-        shortfall) [currency], and ``coverage`` = capacity / target [ratio].
+        shortfall) [currency], and ``capacity_to_target`` = capacity / target [ratio]
+        (not coverage, which is pipeline over target: :func:`revmodel.pipeline.coverage_ratio`).
 
     Examples
     --------
@@ -1175,7 +1176,7 @@ def capacity_gap(plan: xr.Dataset, target: float | xr.DataArray) -> xr.Dataset:
     >>> plan = capacity_plan(ds, Assumptions())
     >>> gap = capacity_gap(plan, 50_000_000.0)
     >>> sorted(gap.data_vars), round(float(gap["target"].sum()))
-    (['capacity', 'coverage', 'gap', 'target'], 50000000)
+    (['capacity', 'capacity_to_target', 'gap', 'target'], 50000000)
     >>> bool(np.allclose(gap["gap"], gap["target"] - gap["capacity"]))
     True
     """
@@ -1203,14 +1204,16 @@ def capacity_gap(plan: xr.Dataset, target: float | xr.DataArray) -> xr.Dataset:
         tgt = xr.DataArray(total * share, dims=dims, coords=coords)
     tgt = tgt.drop_vars([c for c in tgt.coords if c not in dims])
     with np.errstate(divide="ignore", invalid="ignore"):
-        coverage = xr.where(tgt > 0, cap / tgt, np.nan)
+        to_target = xr.where(tgt > 0, cap / tgt, np.nan)
     unit = f"{_CUR}"
     return xr.Dataset(
         {
             "capacity": cap.assign_attrs(units=unit, long_name="Expected capacity bookings"),
             "target": tgt.assign_attrs(units=unit, long_name="Bookings target"),
             "gap": (tgt - cap).assign_attrs(units=unit, long_name="Target minus capacity"),
-            "coverage": coverage.assign_attrs(units="1", long_name="Capacity over target"),
+            "capacity_to_target": to_target.assign_attrs(
+                units="1", long_name="Capacity to target (capacity / target)"
+            ),
         },
         attrs={k: v for k, v in plan.attrs.items()},
     )

@@ -218,7 +218,7 @@ COLUMN_KINDS: dict[str, str] = {
         "money",
     ),
     **dict.fromkeys(
-        ["coverage", "forecast_to_target", "expected_attainment", "p_attain", "abs_pct_error", "wape", "share_in_band",
+        ["coverage", "capacity_to_target", "forecast_to_target", "expected_attainment", "p_attain", "abs_pct_error", "wape", "share_in_band",
          "churn_rate", "logo_churn_rate", "renewal_rate", "nrr", "grr", "win_rate",
          "deviation_before", "deviation_after", "share_expected_to_attain", "pipeline_coverage",
          "quota_attainment", "target_growth", "reps_expected_to_attain", "bias", "call_error",

@@ -416,7 +416,8 @@ def _arr(c: _Context) -> xr.DataArray:
 
 
 def _churn_rate(c: _Context) -> xr.DataArray:
-    return _r(c.bridge["churn"], c.bridge["opening"])
+    # The one churn rate (retention.churn_rate), at each period's last month with actuals.
+    return retention.churn_rate(c.cube, c.dims, period=c.period)
 
 
 def _logo_churn_rate(c: _Context) -> xr.DataArray:
@@ -545,13 +546,16 @@ def _revenue_kpis() -> list[KPI]:
         KPI("bookings", "Closed-won bookings in the period.", f"{_CUR}/period", _bookings),
         KPI(
             "churn_rate",
-            "Revenue churn: ARR of customers who left in the period / ARR at its start.",
-            "ratio/period",
+            "Churn rate (gross revenue churn, trailing 12 months to the period end): (contraction "
+            "+ churned ARR) / ARR 12 months earlier, annualised over a shorter history (= 1 - GRR; "
+            "retention.churn_rate, the rate the cube summary, plans, what-if and pack show).",
+            "ratio/year",
             _churn_rate,
         ),
         KPI(
             "logo_churn_rate",
-            "Customer churn: customers lost in the period / customers at its start.",
+            "Logo churn: customers lost in the period / customers at its start (a count, not the "
+            "churn rate).",
             "ratio/period",
             _logo_churn_rate,
             ("tables",),

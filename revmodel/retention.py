@@ -413,16 +413,37 @@ def nrr(cube: xr.Dataset, dims: Iterable[str] = (), period: str = "month") -> xr
     return trailing_retention(cube, dims, period)["nrr"]
 
 
+def _trailing_churn(m: xr.Dataset, months: int) -> xr.DataArray:
+    """Annualised gross revenue churn over the trailing ``months`` ending at every month.
+
+    A window shorter than ``months`` (the first months of history) is annualised:
+    ``1 - (1 - rate) ** (12 / k)`` over its ``k`` months.
+    """
+    n = m.sizes["month"]
+    k = np.minimum(np.arange(1, n + 1), int(months))
+    lost_monthly = (m["contraction_arr"] + m["churned_arr"]).fillna(0.0)
+    # Exact window sums (no running add-and-subtract rounding): the last one equals a plain sum.
+    windows = lost_monthly.rolling(month=int(months), min_periods=1).construct("window")
+    lost = windows.sum("window")
+    index = xr.DataArray(np.arange(n), dims="month", coords={"month": m["month"]})
+    opening = m["opening"].shift(month=int(months) - 1)
+    opening = xr.where(index < int(months) - 1, m["opening"].isel(month=0), opening)
+    rate = _ratio(lost, opening).clip(0.0, 1.0)
+    span = xr.DataArray(k.astype(float), dims="month", coords={"month": m["month"]})
+    return (1.0 - (1.0 - rate) ** (12.0 / span)).transpose(*m["arr"].dims)
+
+
 def churn_rate(
     cube: xr.Dataset,
     dims: Iterable[str] = (),
     months: int = 12,
     history: xr.Dataset | None = None,
+    period: str | None = None,
 ) -> xr.DataArray:
     """The churn rate: annual gross revenue churn measured on history [ratio/year].
 
     revmodel has one churn rate, and every surface (cube summary, what-if,
-    plan pack, Excel, KPIs) shows this one::
+    plan pack, Excel, the KPI catalogue's ``churn_rate``) shows this one::
 
         churn rate = (contraction + churned ARR over the last 12 months up to as_of)
                      / ARR 12 months earlier  (= 1 - GRR)
@@ -444,11 +465,15 @@ def churn_rate(
         Trailing window [months].
     history : xr.Dataset, optional
         :func:`monthly_arr` at ``dims``, when already computed.
+    period : {"month", "fiscal_quarter", "fiscal_year"}, optional
+        Give the rate of the window ending at each period's last month with
+        actuals (the KPI catalogue's ``churn_rate``); default: the window ending
+        at ``as_of`` only.
 
     Returns
     -------
     xr.DataArray
-        By ``dims`` (a scalar for the company) [1/year].
+        By ``dims`` (a scalar for the company), and ``period`` when given [1/year].
 
     Examples
     --------
@@ -459,20 +484,22 @@ def churn_rate(
     North America East    0.128
     North America West    0.095
     dtype: float64
+    >>> churn_rate(ds, period="fiscal_year").round(3).to_series()
+    fiscal_year
+    FY2025    0.07
+    FY2026    0.11
+    dtype: float64
     """
     m = monthly_arr(cube, dims) if history is None else history
-
-    def annual(ds: xr.Dataset) -> tuple[xr.DataArray, int]:
-        k = min(int(months), ds.sizes["month"])
-        tail = ds.isel(month=slice(-k, None))
-        lost = tail["contraction_arr"].sum("month") + tail["churned_arr"].sum("month")
-        rate = _ratio(lost, tail["opening"].isel(month=0, drop=True)).clip(0.0, 1.0)
-        return 1.0 - (1.0 - rate) ** (12.0 / k), k
-
-    rate, k = annual(m)
+    rate = _trailing_churn(m, months)
     others = [d for d in m["arr"].dims if d != "month"]
     if others:
-        rate = rate.fillna(annual(m.sum(others))[0])
+        rate = rate.fillna(_trailing_churn(m.sum(others), months))
+    k = min(int(months), m.sizes["month"])
+    if period is None:
+        rate = rate.isel(month=-1, drop=True)
+    else:
+        rate = at_period(rate, _check_period(period), "last")
     rate = rate.drop_vars([c for c in rate.coords if c not in rate.dims])
     return _with(rate, "1/year", f"Gross revenue churn, last {k} months, annualised")
 

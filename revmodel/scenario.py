@@ -36,7 +36,7 @@ PLAN_KPIS: dict[str, tuple[str, str]] = {
         "Bookings the ramped sales team can deliver (headcount x ramp x productivity)",
     ),
     "gap": ("USD/year", "Target minus capacity (positive: capacity falls short)"),
-    "coverage": ("ratio", "Capacity over target"),
+    "capacity_to_target": ("ratio", "Capacity to target: capacity / target"),
     "hires_needed": ("reps", "Extra reps, starting by their start-by date, that close the gap"),
     "quota": ("USD/year", "Sum of rep quotas (target x over-assignment)"),
     "headcount_end": ("reps", "Expected quota-carrying headcount at the end of the plan year"),
@@ -240,7 +240,7 @@ def _region_kpis(
         "target": target_r,
         "capacity": capacity_r,
         "gap": target_r - capacity_r,
-        "coverage": _ratio(capacity_r, target_r),
+        "capacity_to_target": _ratio(capacity_r, target_r),
         "hires_needed": hires_r,
         "quota": _by_region(reps.quota_year, reps.region, regions),
         "headcount_end": _by_region(reps.headcount_end, reps.region, regions),
@@ -263,7 +263,7 @@ def _company_kpis(
         k: float(np.nansum(v)) if np.isfinite(np.asarray(v, dtype=float)).any() else np.nan
         for k, v in kpis.items()
     }
-    totals["coverage"] = float(_ratio(totals["capacity"], totals["target"]))
+    totals["capacity_to_target"] = float(_ratio(totals["capacity"], totals["target"]))
     totals["reps_expected_to_attain"] = attain_share
     totals["churn_rate"] = float(retention_plan["company_churn_rate"])
     return totals
@@ -314,7 +314,7 @@ def plan(
     >>> p = plan(ds, Assumptions(target_amount=40e6))
     >>> float(p["total_target"]), float(p["target"].sum())
     (40000000.0, 40000000.0)
-    >>> bool(np.isclose(p["total_coverage"], p["total_capacity"] / p["total_target"]))
+    >>> bool(np.isclose(p["total_capacity_to_target"], p["total_capacity"] / p["total_target"]))
     True
     >>> p["quota_by_quarter"].dims
     ('region', 'fiscal_quarter')

@@ -343,13 +343,15 @@ def test_capacity_gap_against_a_target_by_cell(cube):
     assert gap["gap"].sel(segment="Enterprise", region="West").item() == pytest.approx(0)
     # SMB East: R1 and R2, 12 months each at 15,000.
     assert gap["capacity"].sel(segment="SMB", region="East").item() == pytest.approx(360_000)
-    assert gap["coverage"].sel(segment="SMB", region="East").item() == pytest.approx(360 / 560)
+    assert gap["capacity_to_target"].sel(segment="SMB", region="East").item() == pytest.approx(
+        360 / 560
+    )
 
 
 def test_a_number_target_is_spread_by_capacity(cube):
     plan = cap.capacity_plan(cube, assumptions())
     gap = cap.capacity_gap(plan, 2.0 * float(plan["capacity"].sum()))
-    np.testing.assert_allclose(gap["coverage"].values[gap["capacity"].values > 0], 0.5)
+    np.testing.assert_allclose(gap["capacity_to_target"].values[gap["capacity"].values > 0], 0.5)
 
 
 def test_hires_needed_when_the_ramp_reaches_into_the_plan(cube):

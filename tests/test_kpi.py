@@ -70,8 +70,8 @@ HAND = [
     ("arr", "FY2025-Q1", 270.0),  # 150 + 80 + 40
     ("arr", "FY2024-Q3", 320.0),
     ("bookings", "FY2024-Q1", 280.0),  # 120 + 60 + 100
-    ("churn_rate", "FY2025-Q1", 60 / 320),  # A2's 60 of the 320 at the start
-    ("churn_rate", "FY2024-Q2", 0.0),
+    # A2's churned 60 and A3's contraction 20 over the 12 months to 2025-03, of the 280 at 2024-04.
+    ("churn_rate", "FY2025-Q1", (60 + 20) / 280),
     ("logo_churn_rate", "FY2025-Q1", 1 / 4),  # A2 of A1..A4
     ("renewal_rate", "FY2025-Q1", 2 / 3),  # S1, S3, S4 due in Jan 2025; S3 not renewed
     ("nrr", "FY2025-Q1", (280 + 30 - 20 - 60) / 280),
@@ -110,6 +110,7 @@ def test_every_kpi_of_the_catalogue_is_checked_by_hand(by_quarter):
 
 def test_undefined_values_are_nan_not_zero(by_quarter):
     assert np.isnan(at(by_quarter, "churn_rate", fiscal_quarter="FY2024-Q1"))  # no opening ARR
+    assert np.isnan(at(by_quarter, "churn_rate", fiscal_quarter="FY2024-Q2"))  # no ARR before 2024
     assert np.isnan(at(by_quarter, "nrr", fiscal_quarter="FY2024-Q4"))  # < 12 months of ARR
     assert np.isnan(at(by_quarter, "win_rate", fiscal_quarter="FY2024-Q3"))  # no closed deal
     assert np.isnan(at(by_quarter, "pipeline_coverage", fiscal_quarter="FY2025-Q3"))  # no quota
@@ -118,7 +119,8 @@ def test_undefined_values_are_nan_not_zero(by_quarter):
 
 def test_units_and_definitions_are_attached(by_quarter):
     assert by_quarter["arr"].attrs["units"] == "USD/year"
-    assert by_quarter["churn_rate"].attrs["units"] == "ratio/fiscal_quarter"
+    assert by_quarter["churn_rate"].attrs["units"] == "ratio/year"
+    assert by_quarter["logo_churn_rate"].attrs["units"] == "ratio/fiscal_quarter"
     assert by_quarter["dso"].attrs["units"] == "days"
     assert by_quarter["dso"].attrs["long_name"].startswith("Days sales outstanding")
 

@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 import xarray as xr
 
-from revmodel import cli, kpi, publish, quota, retention
+from revmodel import capacity, cli, kpi, publish, quota, retention, scenario
 from revmodel.apps import context as app_context_module
 from revmodel.apps import layout, quotas, whatif
 from revmodel.cube import load_cube
@@ -62,11 +62,20 @@ def test_churn_rate_is_one_value_on_every_surface(app_context, small_company, tm
     assert f"last 12 months): {rate:.1%}" in kpi.cube_summary(ctx.cube)
     assert ctx.cube.rev.summary() == kpi.cube_summary(ctx.cube)
 
-    # The plan pack and its Excel workbook.
+    # The KPI catalogue: its churn_rate of the period holding as_of is the same rate.
+    k = kpi.compute(ctx.cube, ["churn_rate"], period="fiscal_quarter")["churn_rate"]
+    assert float(k.isel(fiscal_quarter=-1)) == pytest.approx(rate, rel=1e-12)
+    assert k.attrs["units"] == "ratio/year"
+
+    # The plan pack and its Excel workbook: the summary and the KPI table's last quarter.
     plan = retention.retention_plan(ctx.cube, ctx.assumptions)
     summ = _pack_summary(ctx, tmp_path, retention_plan=plan)
     assert summ["churn_rate"] == pytest.approx(rate)
     assert _excel_summary(summ, tmp_path / "plan.xlsx")["churn_rate"] == pytest.approx(rate)
+    kpis = kpi.compute(ctx.cube, period="fiscal_quarter")
+    publish.save_result(tmp_path / "work", "kpis", kpis)
+    shown = publish.pack_tables(tmp_path / "work", {"cycle": ctx.cycle})["kpis"]
+    assert float(shown["churn_rate"].iloc[-1]) == pytest.approx(rate, rel=1e-12)
 
     # The command line, on a cube it builds from the same exports.
     _, folder = small_company
@@ -205,3 +214,41 @@ def pd_months_after(months, as_of) -> bool:
     import pandas as pd
 
     return bool((pd.DatetimeIndex(months) > pd.Timestamp(as_of)).all())
+
+
+def test_capacity_to_target_is_one_value_on_every_surface(app_context, tmp_path):
+    """Capacity / target is "capacity to target" everywhere; "coverage" is the pipeline's only."""
+    ctx = app_context
+    p = ctx.plan
+    # Independently: the plan's capacity over its target, from the per-rep months.
+    expected = float(p["rep_capacity"].sum()) / float(p["total_target"])
+    assert 0.2 < expected < 5
+    assert float(p["total_capacity_to_target"]) == pytest.approx(expected)
+    assert "total_coverage" not in p and "coverage" not in p
+    assert p["capacity_to_target"].attrs["long_name"] == "Capacity to target: capacity / target"
+
+    # The what-if card, labelled as such.
+    app = whatif.build(_session(ctx, tmp_path)).app
+    assert whatif.KPI_CARDS["capacity_to_target"] == ("Capacity to target", "pct")
+    assert "coverage" not in whatif.KPI_CARDS
+    assert app.kpis.values["capacity_to_target"] == layout.fmt_pct(expected)
+
+    # The pack's capacity table and the Excel sheet written from it, as notebook 04 builds them.
+    plan = capacity.capacity_plan(ctx.cube, ctx.assumptions)
+    quotas = quota.top_down(ctx.cube, ctx.assumptions, capacity=plan)
+    gap = capacity.capacity_gap(plan, quotas["segment_quota"])
+    work = tmp_path / "work"
+    publish.save_result(work, "cube", ctx.cube)
+    publish.save_result(work, "gap", gap)
+    table = publish.pack_tables(work, {"cycle": ctx.cycle})["capacity"]
+    assert "coverage" not in table.columns
+    cells = table[table["target"] > 0]
+    np.testing.assert_allclose(cells["capacity_to_target"], cells["capacity"] / cells["target"])
+    assert float(table["capacity"].sum() / table["target"].sum()) == pytest.approx(expected)
+    publish.write_excel(tmp_path / "plan.xlsx", {"cycle": ctx.cycle}, {"capacity": table})
+    rows = list(openpyxl.load_workbook(tmp_path / "plan.xlsx")["Capacity"].values)
+    col = rows[0].index("capacity_to_target")
+    # A cell without a target has no ratio: an empty Excel cell, never 0.
+    want = [None if np.isnan(v) else pytest.approx(v) for v in table["capacity_to_target"]]
+    assert [r[col] for r in rows[1:]] == want
+    assert scenario.PLAN_KPIS["capacity_to_target"][1] == "Capacity to target: capacity / target"

@@ -154,7 +154,7 @@ def test_company_ratios_are_recomputed_from_the_totals_not_summed():
     kpis = {
         "target": np.array([2.0, 2.0]),
         "capacity": np.array([1.0, 3.0]),
-        "coverage": np.array([0.5, 1.5]),
+        "capacity_to_target": np.array([0.5, 1.5]),
         "opening_arr": np.array([5.0, np.nan]),
         "reps_expected_to_attain": np.array([1.0, 0.0]),
         "churn_rate": np.array([0.1, 0.3]),
@@ -163,7 +163,7 @@ def test_company_ratios_are_recomputed_from_the_totals_not_summed():
     assert totals == {
         "target": 4.0,
         "capacity": 4.0,
-        "coverage": 1.0,
+        "capacity_to_target": 1.0,
         "opening_arr": 5.0,
         "reps_expected_to_attain": 0.25,
         "churn_rate": 0.2,

@@ -51,7 +51,9 @@ def test_plan_has_every_kpi_by_region_and_in_total(ctx, base):
     ):
         assert total(p, name) == pytest.approx(float(p[name].sum()), rel=1e-9), name
     assert total(p, "gap") == pytest.approx(total(p, "target") - total(p, "capacity"))
-    assert total(p, "coverage") == pytest.approx(total(p, "capacity") / total(p, "target"))
+    assert total(p, "capacity_to_target") == pytest.approx(
+        total(p, "capacity") / total(p, "target")
+    )
     # The quarterly roll-ups add up to the rep-level plan.
     assert float(p["capacity_by_quarter"].sum()) == pytest.approx(float(p["rep_capacity"].sum()))
     assert float(p["quota_by_quarter"].sum()) == pytest.approx(float(p["rep_quota"].sum()))

@@ -48,12 +48,12 @@ KPI_CARDS: dict[str, tuple[str, str]] = {
     "target": ("Bookings target", "money"),
     "capacity": ("Capacity", "money"),
     "gap": ("Gap (target - capacity)", "money"),
-    "coverage": ("Capacity / target", "pct"),
+    "capacity_to_target": ("Capacity to target", "pct"),
     "hires_needed": ("Hires to close gap", "int"),
     "quota": ("Sum of quotas", "money"),
     "reps_expected_to_attain": ("Reps expected to attain", "pct"),
     "closing_arr": ("Closing ARR", "money"),
-    "expected_churn_arr": ("Churned ARR", "money"),
+    "expected_churn_arr": ("Expected churn", "money"),
     "required_new_arr": ("New ARR needed", "money"),
 }
 #: Saved scenario names: letters, digits, dash and underscore.
@@ -341,7 +341,7 @@ def _widgets(ctx: AppContext) -> WhatIfPage:
             continuous_update=False, style={"description_width": "170px"},
             layout=w.Layout(width="440px"),
         ),
-        churn=_slider("Customer churn / year", churn0, 0.0, 0.3, 0.005, ".1%", "revmodel-whatif-churn"),
+        churn=_slider("Churn rate / year", churn0, 0.0, 0.3, 0.005, ".1%", "revmodel-whatif-churn"),
         churn_history=w.Checkbox(value=a.churn_rate is None, description="churn from history", indent=False),
         win_rate=_slider("Win-rate change", a.win_rate_change, -0.5, 0.5, 0.01, "+.0%", "revmodel-whatif-winrate"),
         over_assignment=_slider("Over-assignment", a.over_assignment, 1.0, 1.5, 0.01, ".0%", "revmodel-whatif-over"),

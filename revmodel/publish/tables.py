@@ -384,7 +384,7 @@ def _capacity_table(r: Results) -> pd.DataFrame | None:
     gap = r.get("gap")
     if gap is None:
         return None
-    g = gap[["capacity", "target", "gap", "coverage"]].to_dataframe().reset_index()
+    g = gap[["capacity", "target", "gap", "capacity_to_target"]].to_dataframe().reset_index()
     hires = r.get("hires")
     if hires is not None and len(hires):
         h = hires[["segment", "region", "hires", "start_by"]].copy()
