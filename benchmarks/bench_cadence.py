@@ -10,9 +10,10 @@ reach ``--changes`` rows; seeded, no external data). Measured in one run:
 - the in-quarter backtest (:func:`revmodel.inquarter.in_quarter_backtest`) over the
   last ``--quarters`` quarters: WAPE by week of quarter of the in-quarter forecast,
   beside the statistical forecast alone (the default model on monthly bookings), and
-  how often the 80% interval held the actual, calibrated on the past quarters' errors
-  (:func:`revmodel.inquarter.calibration`) and, before it, from the open deals' spread
-  alone (``calibrate=False``).
+  how often the 80% interval held the actual and how wide it was (mean half width over
+  the actual): calibrated on the past quarters' errors by week of quarter (the conformal
+  quantile of :func:`revmodel.inquarter.calibration`) and, for comparison, from the
+  deals' own variance and the open deals' spread alone (``calibrate=False``).
 
 Run: ``.venv/bin/python benchmarks/bench_cadence.py [--changes N] [--quarters Q]``.
 Prints a table and writes ``benchmarks/results/bench_cadence.json``. Timings are
@@ -54,6 +55,12 @@ def peer_opening_closing(hist: pd.DataFrame, window: H.Window) -> tuple[float, f
     return opening, closing
 
 
+def _half_width(bt: pd.DataFrame) -> float:
+    """Mean half width of the interval over the actual, weeks 1-10 (after, little is open)."""
+    early = bt[bt["week"] <= 10]
+    return float(((early["upper"] - early["lower"]) / 2 / early["actual"]).mean())
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--changes", type=int, default=1_000_000, help="history rows (about)")
@@ -86,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     bt = IQ.in_quarter_backtest(hist, quarters, labels)
     backtest_s = time.perf_counter() - t0
     err = IQ.error_by_week(bt)
-    before = IQ.error_by_week(IQ.in_quarter_backtest(hist, quarters, labels, calibrate=False))
+    raw = IQ.in_quarter_backtest(hist, quarters, labels, calibrate=False)
+    before = IQ.error_by_week(raw)
 
     result = {
         "history_rows": int(len(hist)),
@@ -109,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     result["interval_coverage_mean"] = round(float(err["coverage"].mean()), 3)
     result["interval_coverage_uncalibrated_mean"] = round(float(before["coverage"].mean()), 3)
+    result["interval_half_width_mean_pct"] = round(100 * _half_width(bt), 2)
+    result["interval_half_width_uncalibrated_mean_pct"] = round(100 * _half_width(raw), 2)
 
     print(f"history: {result['history_rows']:,} changes of {result['deals']:,} deals, {reps} reps")
     print(f"{'step':<44}{'seconds':>10}")
@@ -128,6 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"{week:>4}{row['wape_in_quarter']:>18.3f}{row['wape_statistical']:>18.3f}"
             f"{row['coverage']:>14.2f}{before.loc[week, 'coverage']:>14.2f}"
         )
+    print(
+        f"mean half width of the interval, weeks 1-10: {result['interval_half_width_mean_pct']}% "
+        f"of the actual ({result['interval_half_width_uncalibrated_mean_pct']}% uncalibrated)"
+    )
     print(f"\nwrote {write_result('bench_cadence', result, RESULTS)}")
     return result
 

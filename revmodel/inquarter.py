@@ -17,21 +17,23 @@ not yet created
     The average, over the ``lookback`` previous quarters, of the bookings won in
     the quarter from deals created after the same day of that quarter.
 
-The interval treats each open deal as an independent win (variance
-``a^2 q (1 - q)`` for amount ``a`` and probability ``q``) and adds the variance of
-the not-yet-created part across the lookback quarters and the error the
-remaining bookings showed in past quarters at the same week
-(:func:`calibration`: each lookback quarter replayed with the rates learned
-before it; the root mean square of what was won after week ``w`` over what
-was expected then, less one, times the remaining expectation). That last term
-holds what deal-by-deal variance leaves out, a good or a bad quarter and the
-forecast's own bias, and is what keeps the interval honest at scale, where
-thousands of independent deals would make it vanish. With a handful of
-quarters behind it the interval uses Student's t (as many degrees of freedom
-as quarters, and the prediction factor ``sqrt(1 + 1/n)``); with fewer than
-two it falls back to the normal interval with the spread of what the deals
-open at a quarter's start brought in (:func:`open_spread`). It is never below
-what is already closed.
+The interval is conformal: each of the :data:`CALIBRATION_QUARTERS` quarters
+before (as many as the history covers) is replayed week by week with the rates
+learned before it (:func:`calibration`), and its error at week ``w`` is read as
+``|what was won after week w / what was expected then - 1|``. The interval of
+week ``w`` is the forecast plus or minus the remaining expectation times the
+conformal quantile of those errors (:meth:`Calibration.half_width`: the ``k``-th
+smallest of the ``n`` past errors, ``k`` nearest to ``level x (n + 1)``), so that a
+new quarter falls in it about as often as ``level`` when quarters are alike. The
+empirical error holds everything at once: deal-by-deal chance, a good or a
+bad quarter, the forecast's own bias; it does not vanish at scale, where
+thousands of independent deals would make a deal-by-deal variance vanish.
+With fewer than two past quarters the interval falls back to the normal one
+from the deals' own variance (each open deal an independent win: ``a^2 q (1 -
+q)`` for amount ``a`` and probability ``q``), the variance of the
+not-yet-created part across the lookback quarters and the spread of what the
+deals open at a quarter's start brought in (:func:`open_spread`). It is never
+below what is already closed.
 
 :func:`in_quarter_backtest` replays past quarters week by week and sets each
 forecast beside the actual and beside the statistical forecast alone (the
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 WEEKS = 13
 #: Quarters whose not-yet-created bookings are averaged.
 LOOKBACK_QUARTERS = 4
+#: Past quarters whose errors calibrate the interval (as many as the history covers).
+CALIBRATION_QUARTERS = 8
 #: Columns of :func:`in_quarter_backtest`.
 BACKTEST_COLUMNS: tuple[str, ...] = (
     "quarter_start",
@@ -262,37 +266,47 @@ def open_spread(
 class Calibration:
     """How far the past quarters' remaining bookings fell from what was expected, by week.
 
-    ``rms[w - 1]``: root mean square, over ``quarters`` past quarters, of
-    (bookings won after week ``w`` / the open and not-yet-created expectation at
-    week ``w``) - 1 [1]. It holds the shared error of a good or a bad quarter and
-    the forecast's bias, which the deal-by-deal variance leaves out.
+    ``errors[k, w - 1]``: for past quarter ``k``, ``|bookings won after week w / the
+    open and not-yet-created expectation at week w - 1|`` [1] (NaN where nothing
+    was expected).
     """
 
-    rms: np.ndarray
-    quarters: int
+    errors: np.ndarray
+
+    @property
+    def quarters(self) -> int:
+        return int(self.errors.shape[0])
+
+    def half_width(self, week: int, level: float) -> float:
+        """The conformal quantile of week ``week``'s errors for coverage ``level`` [1]: of
+        the ``n`` errors, the ``k``-th smallest, ``k`` the nearest whole number to ``level x
+        (n + 1)`` (at least 1, at most ``n``). A new quarter like the past ones falls
+        within it with probability ``k / (n + 1)``, within ``1 / (2 (n + 1))`` of ``level``
+        unless ``k`` is cut to ``n``."""
+        seen = np.sort(self.errors[:, week - 1][~np.isnan(self.errors[:, week - 1])])
+        if len(seen) == 0:
+            return 0.0
+        k = min(len(seen), max(1, int(np.floor(level * (len(seen) + 1) + 0.5))))
+        return float(seen[k - 1])
 
 
-def _week_ratios(
+def _replay(
     hist: pd.DataFrame,
     quarter: Quarter,
     labels: pd.DataFrame | None,
     weeks: int,
     lookback: int,
-    cutoff: pd.Timestamp,
 ) -> np.ndarray:
-    """Per week of a past quarter: bookings won after the week / what was expected then."""
+    """Per week of a past quarter, as forecast then: closed so far and the open and
+    not-yet-created expectation (2 x ``weeks``)."""
     rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
     past = past_creations(hist, quarter, lookback)
-    actual = float(_won_in(hist, quarter, cutoff).sum())
-    out = np.full(weeks, np.nan)
+    out = np.zeros((2, weeks))
     for week in range(1, weeks + 1):
         as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
-        closed = float(_won_in(hist, quarter, as_of).sum())
+        out[0, week - 1] = float(_won_in(hist, quarter, as_of).sum())
         open_mean, _, _ = _open_expectation(hist, quarter, as_of, labels, rates)
-        new_mean, _ = _not_created(past, (as_of - quarter.start).days)
-        expected = open_mean + new_mean
-        if expected > 0:
-            out[week - 1] = (actual - closed) / expected
+        out[1, week - 1] = open_mean + _not_created(past, (as_of - quarter.start).days)[0]
     return out
 
 
@@ -303,32 +317,33 @@ def calibration(
     weeks: int = WEEKS,
     lookback: int = LOOKBACK_QUARTERS,
     cache: dict | None = None,
+    quarters: int = CALIBRATION_QUARTERS,
 ) -> Calibration | None:
-    """:class:`Calibration` from the ``lookback`` quarters before ``quarter`` (None with fewer
-    than two). Each past quarter is replayed with the rates learned before it, and its
-    outcome is read as known the day before ``quarter`` starts; ``cache`` (quarter start ->
-    ratios) lets a backtest replay each past quarter once."""
+    """:class:`Calibration` from the ``quarters`` quarters before ``quarter`` that the
+    history covers (None with fewer than two). Each past quarter is replayed with the
+    rates learned before it (``lookback`` quarters for its not-yet-created part), and
+    its outcome is read as known the day before ``quarter`` starts; ``cache`` lets a
+    backtest replay each past quarter once."""
     hist = prepare(hist)
     cutoff = quarter.start - pd.Timedelta(days=1)
-    ratios = []
-    for k in range(1, lookback + 1):
+    errors = []
+    for k in range(1, quarters + 1):
         past = Quarter.of(quarter.start - pd.DateOffset(months=3 * k))
         if past.start < hist["changed_at"].min():
             break
-        key = (past.start, weeks)
-        if cache is None or key not in cache:
-            found = _week_ratios(hist, past, labels, weeks, lookback, cutoff)
-            if cache is None:
-                ratios.append(found)
-                continue
-            cache[key] = found
-        ratios.append(cache[key])
-    if len(ratios) < 2:
+        key = (past.start, weeks, lookback)
+        replay = cache.get(key) if cache is not None else None
+        if replay is None:
+            replay = _replay(hist, past, labels, weeks, lookback)
+            if cache is not None:
+                cache[key] = replay
+        actual = float(_won_in(hist, past, cutoff).sum())
+        closed, expected = replay
+        ratio = np.divide(actual - closed, expected, out=np.full(weeks, np.nan), where=expected > 0)
+        errors.append(np.abs(ratio - 1.0))
+    if len(errors) < 2:
         return None
-    sq = (np.vstack(ratios) - 1.0) ** 2
-    seen = (~np.isnan(sq)).sum(axis=0)
-    rms = np.sqrt(np.nansum(sq, axis=0) / np.maximum(seen, 1))  # 0 where nothing was expected
-    return Calibration(rms, len(ratios))
+    return Calibration(np.vstack(errors))
 
 
 def _forecast(
@@ -350,14 +365,11 @@ def _forecast(
 
     if calib is None:
         shared = (spread * open_mean) ** 2
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        half = float(stats.norm.ppf(0.5 + level / 2)) * np.sqrt(open_var + new_var + shared)
     else:
-        # the remaining bookings' error as past quarters saw it at the same week; Student's t
-        # because a handful of quarters estimate its size
-        week = min(max((as_of - quarter.start).days // 7, 0), len(calib.rms) - 1)
-        shared = (calib.rms[week] * (open_mean + new_mean)) ** 2
-        z = float(stats.t.ppf(0.5 + level / 2, calib.quarters)) * np.sqrt(1 + 1 / calib.quarters)
-    half = z * np.sqrt(open_var + new_var + shared)
+        # the remaining bookings' error as past quarters saw it at the same week
+        week = min(max((as_of - quarter.start).days // 7 + 1, 1), calib.errors.shape[1])
+        half = calib.half_width(week, level) * (open_mean + new_mean)
     return {
         "closed": closed,
         "open": open_mean,
