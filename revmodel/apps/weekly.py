@@ -43,6 +43,8 @@ _BAR_TITLES = {
     "new": "New", "pulled_in": "Pulled in", "pushed_out": "Pushed out", "increased": "Increased",
     "decreased": "Decreased", "won": "Won", "lost": "Lost",
 }  # fmt: skip
+#: Dates of the deals list, shown as days (not midnight timestamps).
+_DATES: tuple[str, ...] = ("close_date_before", "close_date_after")
 
 
 def _calendar(ctx: AppContext) -> tuple[int, str]:
@@ -161,7 +163,10 @@ def _draw_changes(page: WeeklyPage, level: str, key: str) -> None:
         shown, kinds=dict.fromkeys(history.WATERFALL_COLUMNS[2:], "money"), css="revmodel-changes"
     )
     deals = wf.deals if level == "total" else wf.deals[wf.deals[level] == key]
-    deals = deals.assign(bar=deals["bar"].map(_BAR_TITLES))
+    deals = deals.assign(
+        bar=deals["bar"].map(_BAR_TITLES),
+        **{c: pd.to_datetime(deals[c]).dt.strftime("%Y-%m-%d") for c in _DATES if c in deals},
+    )
     page.deals.value = (
         f"<div class='revmodel-subtitle'>{len(deals)} deal moves behind the bars of "
         f"{html.escape(who)}</div>"
