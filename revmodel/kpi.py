@@ -127,6 +127,44 @@ def _flow(cube: xr.Dataset, flat: np.ndarray, col: np.ndarray, weights: np.ndarr
     return _stock(cube, flat, np.where((c >= 0) & (c < n), c, n), c + 1, weights)
 
 
+def _backlog_cells(
+    cube: xr.Dataset, tables: Mapping[str, pd.DataFrame], subs: pd.DataFrame
+) -> tuple[np.ndarray, str, str]:
+    """Remaining contract value of the active terms by cell and month end.
+
+    Missing (NaN) in a cell and month where an active term has no end date: its
+    remaining contract value is unknown, so the cell's backlog cannot be trusted.
+    """
+    months = pd.DatetimeIndex(cube["month"].values)
+    acct = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
+    cells = retention.account_cells(tables, acct)
+    flat = retention.cell_codes(cube, cells)[
+        acct.get_indexer(subs["account_id"].astype("string").to_numpy())
+    ]
+    ends = pd.to_datetime(subs["end_date"]) if "end_date" in subs.columns else None
+    if ends is None:
+        ends = pd.Series(pd.NaT, index=subs.index, dtype="datetime64[ns]")
+    has_end = ends.notna().to_numpy()
+    arr_all = subs["arr"].to_numpy(dtype=float)
+    arr = np.where(has_end, arr_all, 0.0)
+    base = months[0]
+    end_days = ((ends - base).dt.days).to_numpy(dtype=float, na_value=0.0)
+    start = _month_cols(cube, subs["start_date"])
+    end = _month_cols(cube, ends)
+    total_arr = _stock(cube, flat, start, end, arr)
+    arr_end = _stock(cube, flat, start, end, arr * end_days)
+    undated = _stock(cube, flat, start, end, np.where(has_end, 0.0, np.abs(arr_all)))
+    # Days from the start of the cube to each month's end (the first day of the next month).
+    t = ((months + pd.DateOffset(months=1)) - base).days.to_numpy(dtype=float)
+    backlog = (arr_end - total_arr * t) / DAYS_PER_YEAR
+    backlog = np.where(np.abs(backlog) < 1e-6, 0.0, backlog)
+    return (
+        np.where(undated > 1e-9, np.nan, backlog),
+        _CUR,
+        "Remaining contract value of active terms at month end (missing where one has no end date)",
+    )
+
+
 def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr.Dataset:
     """Receivables, billing, backlog and sales-cycle days by cube cell and month.
 
@@ -188,30 +226,10 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
         )
 
     subs = _table(tables, "subscriptions")
-    if subs is not None and "end_date" in subs.columns:
-        acct = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
-        cells = retention.account_cells(tables, acct)
-        flat = retention.cell_codes(cube, cells)[
-            acct.get_indexer(subs["account_id"].astype("string").to_numpy())
-        ]
-        ends = pd.to_datetime(subs["end_date"])
-        has_end = ends.notna().to_numpy()
-        arr = np.where(has_end, subs["arr"].to_numpy(dtype=float), 0.0)
-        base = months[0]
-        end_days = ((ends - base).dt.days).to_numpy(dtype=float, na_value=0.0)
-        start = _month_cols(cube, subs["start_date"])
-        end = _month_cols(cube, subs["end_date"])
-        total_arr = _stock(cube, flat, start, end, arr)
-        arr_end = _stock(cube, flat, start, end, arr * end_days)
-        # Days from the start of the cube to each month's end (the first day of the next month).
-        t = ((months + pd.DateOffset(months=1)) - base).days.to_numpy(dtype=float)
-        backlog = (arr_end - total_arr * t) / DAYS_PER_YEAR
-        data["backlog"] = (
-            np.where(np.abs(backlog) < 1e-6, 0.0, backlog),
-            _CUR,
-            "Remaining contract value of active terms at month end",
-        )
+    if subs is not None:
+        data["backlog"] = _backlog_cells(cube, tables, subs)
 
+    opps = _table(tables, "opportunities")
     opps = _table(tables, "opportunities")
     if opps is not None and "created_date" in opps.columns:
         won = opps[(opps["stage"].astype("string") == "won").to_numpy()]
@@ -346,8 +364,12 @@ class _Context:
         return retention.at_period(rate, self.period, "last")
 
     @cached_property
+    def finance_cells(self) -> xr.Dataset:
+        return finance_measures(self.cube, self.tables)
+
+    @cached_property
     def finance(self) -> xr.Dataset:
-        ds = finance_measures(self.cube, self.tables)
+        ds = self.finance_cells
         return rcube.rollup(retention._actuals(ds, self.cube), self.dims, "month")
 
     @cached_property
@@ -466,7 +488,11 @@ def _dso(c: _Context) -> xr.DataArray:
 def _backlog(c: _Context) -> xr.DataArray:
     if "backlog" not in c.finance:
         raise ParameterError("backlog needs subscription end dates (subscriptions.end_date).")
-    return retention.at_period(c.finance["backlog"], c.period, "last")
+    # A cell whose backlog is unknown (a term without an end date) leaves every total holding
+    # it unknown too: missing, never the sum of the cells that are known.
+    unknown = retention._actuals(c.finance_cells["backlog"].isnull(), c.cube).astype(float)
+    unknown = rcube.rollup(unknown, c.dims, "month")
+    return retention.at_period(c.finance["backlog"].where(unknown == 0), c.period, "last")
 
 
 def _win_rate(c: _Context) -> xr.DataArray:
@@ -634,7 +660,8 @@ def _finance_kpis() -> list[KPI]:
         KPI(
             "backlog",
             "Contracted revenue not yet recognised: for every active subscription term at the "
-            "period end, ARR x years left to its end date; terms without an end date add nothing.",
+            "period end, ARR x years left to its end date; missing where an active term has no "
+            "end date (its remaining value is unknown).",
             _CUR,
             _backlog,
             ("tables",),
