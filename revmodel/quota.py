@@ -48,7 +48,7 @@ import xarray as xr
 
 from revmodel import calendar as fcal
 from revmodel import capacity as cap
-from revmodel import config
+from revmodel import config, formatting
 from revmodel.allocation import largest_remainder_groups
 from revmodel.assumptions import DEFAULT_ATTAINMENT_TOLERANCE, Assumptions
 from revmodel.errors import DataError, InfeasibleError, ParameterError
@@ -77,6 +77,15 @@ BALANCE_Z: float = 2.0
 BALANCE_SD_FLOOR: float = 0.05
 
 _CUR = config.CURRENCY
+
+
+def _currency(*objs: Any) -> str:
+    """The ISO 4217 code the first of ``objs`` that names one carries (its ``currency`` attr)."""
+    for obj in objs:
+        code = getattr(obj, "attrs", {}).get("currency")
+        if code:
+            return str(code)
+    return _CUR
 
 
 # --------------------------------------------------------------------------- rounding
@@ -420,7 +429,8 @@ def _allocate_hierarchy(
     mgr = plan["manager"].values
     if weight.sum() <= 0 and total > 0:
         raise InfeasibleError(
-            f"no seat has any weight to carry the target of {total:,.0f} {_CUR}: no rep is "
+            f"no seat has any weight to carry the target of "
+            f"{formatting.money(total, _currency(plan), compact=False)}: no rep is "
             "employed in the plan months (or every basis value is zero); add hires."
         )
     levels = allocate_levels(
@@ -499,7 +509,7 @@ def _top_down_variables(
     ramp_years: np.ndarray,
     total: float,
 ) -> dict[str, tuple]:
-    unit = _CUR
+    unit = _currency(plan)
     with np.errstate(divide="ignore", invalid="ignore"):
         full_quota = np.where(ramp_years > 0, h.rep_total / ramp_years, np.nan)
     s_idx = cap._lookup(plan["segment"].values, plan["rep_segment"].values)
@@ -706,9 +716,11 @@ def bottom_up(plan: xr.Dataset) -> xr.Dataset:
     q = plan["capacity"]
     return xr.Dataset(
         {
-            "quota": q.assign_attrs(units=f"{_CUR}/month", long_name="Quota (bottom-up)"),
+            "quota": q.assign_attrs(
+                units=f"{_currency(plan)}/month", long_name="Quota (bottom-up)"
+            ),
             "rep_quota": q.sum("month").assign_attrs(
-                units=_CUR, long_name="Quota over the plan months (bottom-up)"
+                units=_currency(plan), long_name="Quota over the plan months (bottom-up)"
             ),
         },
         attrs=dict(plan.attrs),
@@ -751,7 +763,7 @@ def compare(top: xr.Dataset, bottom: xr.Dataset) -> xr.Dataset:
     b_region = np.bincount(reg, weights=bv, minlength=nr)
     b_seg = np.bincount(seg * nr + reg, weights=bv, minlength=ns * nr).reshape(ns, nr)
     b_team = np.bincount(team, weights=bv, minlength=top.sizes["team"])
-    unit = {"units": _CUR}
+    unit = {"units": _currency(top, bottom)}
     out = xr.Dataset(coords={k: top[k] for k in ("rep", "region", "segment", "team")})
     pairs = {
         "total": (top["target"].values, np.asarray(bv.sum()), ()),
@@ -764,7 +776,7 @@ def compare(top: xr.Dataset, bottom: xr.Dataset) -> xr.Dataset:
         out[f"top_down_{level}"] = (dims, np.asarray(t, dtype=float), unit)
         out[f"bottom_up_{level}"] = (dims, np.asarray(bu, dtype=float), unit)
         out[f"gap_{level}"] = (dims, np.asarray(t, dtype=float) - bu, unit)
-    out.attrs = {"over_assignment": top.attrs.get("over_assignment"), "currency": _CUR}
+    out.attrs = {"over_assignment": top.attrs.get("over_assignment"), "currency": unit["units"]}
     return out
 
 
@@ -828,6 +840,7 @@ def attainment(
     ([1.2, 0.8, nan], [True, False, False])
     """
     tol = _check_tolerance(tolerance)
+    code = _currency(bookings, quota)
     b = _as_rep_array(bookings, "bookings")
     q = _as_rep_array(quota, "quota")
     b, q = xr.align(b, q, join="inner")
@@ -839,12 +852,12 @@ def attainment(
     met = ratio >= tol - 1e-12
     return xr.Dataset(
         {
-            "bookings": b.assign_attrs(units=_CUR, long_name="Bookings"),
-            "quota": q.assign_attrs(units=_CUR, long_name="Quota"),
+            "bookings": b.assign_attrs(units=code, long_name="Bookings"),
+            "quota": q.assign_attrs(units=code, long_name="Quota"),
             "attainment": ratio.assign_attrs(units="1", long_name="Bookings over quota"),
             "met": met.assign_attrs(units="1", long_name=f"Attainment >= {tol:g}"),
         },
-        attrs={"tolerance": tol},
+        attrs={"tolerance": tol, "currency": code},
     )
 
 

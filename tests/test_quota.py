@@ -374,3 +374,32 @@ def test_one_largest_remainder_allocator_adds_up_exactly():
     )
     assert out.tolist() == [4.0, 3.0, 3.0, 2.0, 1.0, 0.0]
     assert stuck.tolist() == [False, False, True]
+
+
+# --------------------------------------------------------------------------- currency
+
+
+@pytest.mark.parametrize(("code", "amount"), [("EUR", "€1,200,000"), ("GBP", "£1,200,000")])
+def test_messages_and_units_speak_the_cube_currency(code, amount):
+    """A company in EUR or GBP reads its own currency in quota messages and units, never USD."""
+    from revmodel.errors import InfeasibleError
+
+    cube = make_cube().assign_attrs(currency=code)
+    td = Q.top_down(cube, assumptions())
+    assert td["quota"].attrs["units"] == f"{code}/month"
+    plan = cap.capacity_plan(cube, assumptions())
+    bu = Q.bottom_up(plan)
+    assert bu["rep_quota"].attrs["units"] == code
+    assert Q.compare(td, bu).attrs["currency"] == code
+    assert Q.compare(td, bu)["gap_total"].attrs["units"] == code
+    got = Q.attainment(td["quota"].isel(month=slice(0, 3)), td, tolerance=0.9)
+    assert got["bookings"].attrs["units"] == code and got.attrs["currency"] == code
+
+    # Nobody employed in the plan year: the target that cannot be carried, in the company's money.
+    gone = cube.assign_coords(end_date=("rep", np.full(5, np.datetime64("2025-12-31", "ns"))))
+    with pytest.raises(InfeasibleError) as err:
+        Q.top_down(gone, assumptions(target_amount=1_200_000))
+    assert str(err.value) == (
+        f"no seat has any weight to carry the target of {amount}: no rep is employed in the plan "
+        "months (or every basis value is zero); add hires."
+    )
