@@ -33,6 +33,7 @@ __all__ = [
     "assumptions_from_dict",
     "check_segments",
     "load_assumptions",
+    "read_number",
 ]
 
 #: Default months to full productivity, by segment (pvlib-style parameter table).
@@ -351,13 +352,39 @@ def _typed(key: str, value: Any) -> Any:
     return _coerce(key, value, "Assumptions")
 
 
-def _number(key: str, value: Any, where: str = "Assumptions") -> float:
-    """A number, or text such as ``"25%"`` or ``"0.25"``; a readable error otherwise.
+def read_number(key: str, value: Any, where: str = "Assumptions") -> float:
+    """A number, or text such as ``"25%"`` (0.25) or ``"0.25"``; a readable error otherwise.
+
+    The one rule for numbers an analyst types, whether to :class:`Assumptions`
+    or in a plan file (:func:`revmodel.parameters.check`): the same text gives
+    the same number, and the same refusal.
+
+    Parameters
+    ----------
+    key : str
+        The setting, named in the error.
+    value : float or str
+        A number, or its text; ``%`` divides by 100 and thousands commas are dropped.
+    where : str
+        Named first in the error (``Assumptions``, the plan file).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ParameterError
+        Text that is not a number, or another type.
 
     Examples
     --------
-    >>> _number("target_growth", "25%")
-    0.25
+    >>> read_number("target_growth", "25%"), read_number("target_growth", " 0.25 ")
+    (0.25, 0.25)
+    >>> read_number("target_growth", "high", where="plan.yaml")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: plan.yaml: target_growth must be a number (e.g. 0.25 or '25%'), got 'high'.
     """
     if isinstance(value, str):
         text = value.strip().replace(",", "")
@@ -367,8 +394,18 @@ def _number(key: str, value: Any, where: str = "Assumptions") -> float:
             pass
     elif isinstance(value, Real) and not isinstance(value, bool):
         return float(value)
-    example = "1.10" if key == "over_assignment" else "0.25 or '25%'"
+    example = _NUMBER_EXAMPLES.get(key, "0.25 or '25%'")
     raise ParameterError(f"{where}: {key} must be a number (e.g. {example}), got {value!r}.")
+
+
+#: How a number is written in the message refusing text that is not one (default a ratio).
+_NUMBER_EXAMPLES = {
+    "over_assignment": "1.10",
+    "target_amount": "1200000",
+    "company_target": "1200000",
+    "horizon": "15",
+}
+_number = read_number
 
 
 #: Per-segment mappings of an assumption set, checked against the cube's segments.

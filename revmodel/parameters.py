@@ -43,6 +43,7 @@ from revmodel.assumptions import (
     DEFAULT_REP_ATTRITION,
     Assumptions,
     assumptions_from_dict,
+    read_number,
 )
 from revmodel.errors import ParameterError, RevmodelError
 from revmodel.limits import Limits
@@ -90,7 +91,6 @@ class Param:
 REQUIRED = object()
 _CYCLE = re.compile(r"^FY\d{4}-Q[1-4]$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
-_PERCENT = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*%\s*")
 
 #: Every key a parameters file may hold.
 SCHEMA: dict[str, Param] = {
@@ -142,14 +142,9 @@ def _shown(value: Any, limit: int = 60) -> str:
 def _type_error(where: str, key: str, p: Param, value: Any) -> ParameterError:
     article = "an" if p.type[0] in "aeiou" else "a"
     null = " or null" if p.optional else ""
-    hint = ""
-    percent = _PERCENT.fullmatch(value) if isinstance(value, str) else None
-    if p.type == "float" and percent:
-        # YAML keeps "25%" as text: say which number was meant.
-        hint = f"; write {float(percent.group(1)) / 100:g} for {percent.group(1)}%"
     return ParameterError(
         f"{where}: {key} must be {article} {p.type}{null}, got {_shown(value)} "
-        f"({type(value).__name__}){hint}. {key}: {p.help}."
+        f"({type(value).__name__}). {key}: {p.help}."
     )
 
 
@@ -159,6 +154,9 @@ def _check_type(where: str, key: str, value: Any) -> Any:
         if p.optional or p.default is None:
             return None
         raise _type_error(where, key, p, value)
+    if p.type == "float" and isinstance(value, str):
+        # "25%" (YAML keeps it as text) is 0.25, as for Assumptions: one rule, read_number's.
+        value = read_number(key, value, where)
     ok = isinstance(value, _TYPES[p.type]) and not (
         p.type in ("int", "float") and isinstance(value, bool)
     )
@@ -427,15 +425,7 @@ def scenario_assumptions(
     >>> stretch.name, stretch.target_growth, stretch.over_assignment
     ('stretch', 0.4, 1.2)
     """
-    base = assumptions(params, where=where).to_dict()
-    changes = assumptions_from_dict(
-        dict(scenario), where=f"{where}: scenario {scenario.get('name')!r}"
-    )
-    given = {k: getattr(changes, k) for k in scenario}
-    base.update({k: v for k, v in given.items() if k != "hires"})
-    if "hires" in scenario:
-        base["hires"] = list(scenario["hires"])
-    return assumptions_from_dict(base, where=f"{where}: scenario {scenario.get('name')!r}")
+    return with_scenario(assumptions(params, where=where), scenario, where=where)
 
 
 def with_scenario(
@@ -464,8 +454,12 @@ def with_scenario(
     ('downside', 'FY2027', 0.1)
     """
     label = f"{where}: scenario {scenario.get('name')!r}"
+    # Each value read and checked alone, then the changed set as a whole; both name the scenario.
     changed = assumptions_from_dict(dict(scenario), where=label)
-    return base.with_changes(**{k: getattr(changed, k) for k in scenario})
+    try:
+        return base.with_changes(**{k: getattr(changed, k) for k in scenario})
+    except ParameterError as exc:
+        raise ParameterError(f"{label}: {exc}") from None
 
 
 def check_cycle(params: Mapping[str, Any], cube: Any) -> str:

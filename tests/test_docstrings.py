@@ -364,19 +364,41 @@ def test_unknown_kpi_lists_the_catalogue():
     assert "win_rate" in kpi.KPIS
 
 
-@pytest.mark.parametrize(
-    ("value", "hint"), [("30%", "; write 0.3 for 30%"), (" 12.5 % ", "; write 0.125 for 12.5%")]
-)
-def test_percent_text_in_a_parameters_file_says_the_ratio(value, hint):
+@pytest.mark.parametrize(("value", "ratio"), [("30%", 0.3), (" 12.5 % ", 0.125), ("0.25", 0.25)])
+def test_percent_text_is_one_number_in_a_plan_file_and_in_assumptions(value, ratio):
+    """One rule (assumptions.read_number): "30%" is 0.3 whether typed to Assumptions or in a file."""
     from revmodel import parameters
+    from revmodel.assumptions import Assumptions
+
+    checked = parameters.check({"target_growth": value}, where="plan.yaml", require=False)
+    assert checked["target_growth"] == pytest.approx(ratio)
+    assert parameters.assumptions({"cycle": "FY2027-Q1", **checked}).target_growth == (
+        pytest.approx(ratio)
+    )
+    assert Assumptions(target_growth=value).target_growth == pytest.approx(ratio)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("a quarter", "must be a number (e.g. 0.25 or '25%'), got 'a quarter'."),
+        ("2500%", "must be between -0.9 and 5, got 25.0 (a ratio: 0.25 for 25%)."),
+    ],
+)
+def test_bad_target_growth_text_is_refused_alike_in_a_plan_file_and_in_assumptions(value, why):
+    from revmodel import parameters
+    from revmodel.assumptions import Assumptions
     from revmodel.errors import ParameterError
 
-    with pytest.raises(ParameterError) as err:
-        parameters.check({"target_growth": value}, where="plan.yaml", require=False)
-    assert str(err.value) == (
-        f"plan.yaml: target_growth must be a float, got {value!r} (str){hint}. "
-        "target_growth: target growth over last fiscal year's bookings [ratio]."
-    )
+    with pytest.raises(ParameterError) as in_code:
+        Assumptions(target_growth=value)
+    with pytest.raises(ParameterError) as in_file:
+        parameters.check(
+            {"cycle": "FY2027-Q1", "data_dir": ".", "target_growth": value}, where="plan.yaml"
+        )
+    prefix = "Assumptions: " if "number" in why else ""
+    assert str(in_code.value) == f"{prefix}target_growth {why}"
+    assert str(in_file.value) == f"plan.yaml: target_growth {why}"
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def test_unknown_key_is_named(tmp_path, data_dir):
     [
         ("horizon", "12", r"horizon must be an int, got '12' \(str\)"),
         ("horizon", True, r"horizon must be an int, got True \(bool\)"),
-        ("over_assignment", "1.1", r"over_assignment must be a float, got '1.1'"),
+        ("over_assignment", "much", r"over_assignment must be a number \(e.g. 1.10\), got 'much'"),
         ("backfill", "yes", r"backfill must be a bool, got 'yes'"),
         ("rep_attrition", 0.2, r"rep_attrition must be a dict"),
         ("fiscal_year_start", 13, r"fiscal_year_start must be a month number 1-12, got 13"),
