@@ -51,6 +51,9 @@ def test_churn_rate_is_one_value_on_every_surface(app_context, small_company, tm
     lost = float(tail["contraction_arr"].sum() + tail["churned_arr"].sum())
     assert rate == pytest.approx(lost / opening)
     assert 0.02 < rate < 0.5
+    # And from the exported subscriptions.csv alone.
+    raw = _sample_subscriptions(small_company[1])
+    assert rate == pytest.approx(_raw_churn(raw, ctx.cube.attrs["as_of"]), rel=1e-9)
 
     # The what-if: the plan's churn rate and the slider's starting value.
     assert float(ctx.plan["total_churn_rate"]) == pytest.approx(rate)
@@ -209,6 +212,12 @@ def test_coverage_is_one_value_on_every_surface(app_context, region):
     assert float(row["forecast_to_target"]) == pytest.approx(row["forecast"] / row["target"])
 
 
+def pd_timestamp(value):
+    import pandas as pd
+
+    return pd.Timestamp(value)
+
+
 def pd_months_after(months, as_of) -> bool:
     """Whether every month of ``months`` comes after ``as_of`` (so nothing is booked yet)."""
     import pandas as pd
@@ -252,3 +261,193 @@ def test_capacity_to_target_is_one_value_on_every_surface(app_context, tmp_path)
     want = [None if np.isnan(v) else pytest.approx(v) for v in table["capacity_to_target"]]
     assert [r[col] for r in rows[1:]] == want
     assert scenario.PLAN_KPIS["capacity_to_target"][1] == "Capacity to target: capacity / target"
+
+
+# --------------------------------------------------------------------------- a real-shaped export
+
+
+@pytest.fixture(scope="module")
+def billing(tmp_path_factory):
+    """A billing system's subscriptions beside a CRM's deals (tests/exports/billing), as a
+    user loads them: ``revmodel init``, ``revmodel map`` completed, ``revmodel cube``.
+
+    Returns (app context, data folder, what ``revmodel cube`` printed, the cube file).
+    """
+    import contextlib
+    import io
+    import shutil
+
+    from revmodel import config
+    from tests.test_exports import _files, complete
+
+    root = tmp_path_factory.mktemp("billing")
+    project = root / "acme"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["init", str(project)]) == 0
+        data = project / "data"
+        for f in _files("billing"):
+            shutil.copy(f, data / f.name)
+        mapping = data / "mapping.yaml"
+        assert cli.main(["map", *(str(data / f.name) for f in _files("billing")), "--out", str(mapping)]) == 0  # fmt: skip
+        mapping.write_text(complete(mapping.read_text(encoding="utf-8"), "billing"), "utf-8")
+        start = printed.tell()
+        assert cli.main(["cube", str(data), "--out", str(root / "cube.nc")]) == 0
+    cube = load_cube(root / "cube.nc")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "CACHE_DIR", root / "cache")
+        ctx = app_context_module.load_context(cube=cube, forecast_method="seasonal_naive")
+    return ctx, data, printed.getvalue()[start:], root / "cube.nc"
+
+
+def _raw_churn(subs, as_of, months: int = 12) -> float:
+    """Gross revenue churn over the 12 months to ``as_of`` from subscription rows alone.
+
+    ``subs``: account, start, end (NaT while active), arr. A term counts in the months from
+    its start month up to (not including) its end month; an account's fall to 0 is churn, a
+    fall to more than 0 contraction.
+    """
+    import pandas as pd
+
+    end_month = pd.Period(as_of, "M")
+    axis = pd.period_range(end_month - months, end_month, freq="M")
+    s = subs["start"].dt.to_period("M").map(lambda p: p.ordinal).to_numpy()
+    e = subs["end"].dt.to_period("M").map(lambda p: p.ordinal if p is not pd.NaT else np.inf)
+    m = np.array([p.ordinal for p in axis])
+    active = (s[:, None] <= m[None, :]) & (m[None, :] < e.to_numpy(dtype=float)[:, None])
+    level = pd.DataFrame(active * subs["arr"].to_numpy()[:, None]).groupby(subs["account"].to_numpy()).sum().to_numpy()  # fmt: skip
+    prev, cur = level[:, :-1], level[:, 1:]
+    lost = np.where(prev > 0, np.where(cur <= 0, prev, np.maximum(prev - cur, 0.0)), 0.0)
+    return float(lost.sum() / level[:, 0].sum())
+
+
+def _sample_subscriptions(folder):
+    """The sample company's subscriptions.csv, read as plain CSV."""
+    import pandas as pd
+
+    raw = pd.read_csv(folder / "subscriptions.csv", dtype=str)
+    return pd.DataFrame(
+        {
+            "account": raw["account_id"],
+            "start": pd.to_datetime(raw["start_date"]),
+            "end": pd.to_datetime(raw["end_date"]),
+            "arr": raw["arr"].astype(float),
+        }
+    )
+
+
+def _billing_raw(data):
+    """The billing export's subscriptions and deals, read as plain CSV."""
+    import pandas as pd
+
+    raw = pd.read_csv(data / "billing_subscriptions.csv", dtype=str)
+    day = "%m/%d/%Y"
+    subs = pd.DataFrame(
+        {
+            "account": raw["Account Number"],
+            "start": pd.to_datetime(raw["Term Start Date"], format=day),
+            "end": pd.to_datetime(raw["Cancelled Date"], format=day),
+            "arr": raw["ARR"].astype(float),
+        }
+    )
+    deals = pd.read_csv(data / "deals.csv")
+    deals["Close Date"] = pd.to_datetime(deals["Close Date"])
+    return subs, deals
+
+
+def test_churn_is_one_value_on_every_surface_of_a_billing_export(billing, tmp_path):
+    ctx, data, printed, cube_file = billing
+    subs, _ = _billing_raw(data)
+    expected = _raw_churn(subs, ctx.cube.attrs["as_of"])
+    assert 0.05 < expected < 0.5
+    assert subs["end"].notna().any() and subs["end"].isna().any()
+
+    rate = float(retention.churn_rate(ctx.cube))
+    assert rate == pytest.approx(expected, rel=1e-9)
+    k = kpi.compute(ctx.cube, ["churn_rate"], period="fiscal_quarter")["churn_rate"]
+    assert float(k.isel(fiscal_quarter=-1)) == pytest.approx(expected, rel=1e-9)
+    label = f"Churn rate (gross revenue churn, last 12 months): {expected:.1%}"
+    assert label in kpi.cube_summary(ctx.cube) and label in ctx.cube.rev.summary()
+    assert label in printed  # `revmodel cube`
+    assert float(retention.churn_rate(load_cube(cube_file))) == pytest.approx(expected, rel=1e-9)
+    # The plan, the what-if's starting churn rate, the pack's summary, KPI table and Excel.
+    assert float(ctx.plan["total_churn_rate"]) == pytest.approx(expected, rel=1e-9)
+    app = whatif.build(_session(ctx, tmp_path)).app
+    assert app.churn.value == pytest.approx(round(expected, 3))
+    assert app.churn.description == "Churn rate / year"
+    summ = _pack_summary(
+        ctx,
+        tmp_path,
+        retention_plan=retention.retention_plan(ctx.cube, ctx.assumptions),
+        kpis=kpi.compute(ctx.cube, period="fiscal_quarter"),
+    )
+    assert summ["churn_rate"] == pytest.approx(expected, rel=1e-9)
+    assert _excel_summary(summ, tmp_path / "plan.xlsx")["churn_rate"] == pytest.approx(expected)
+    shown = publish.pack_tables(tmp_path / "work", {"cycle": ctx.cycle})["kpis"]
+    assert float(shown["churn_rate"].iloc[-1]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_backlog_of_a_billing_export_without_end_dates_is_missing(billing):
+    """Active terms have a blank end date: their remaining value is unknown, never 0."""
+    from revmodel import formatting, sources
+
+    ctx, data, _, _ = billing
+    subs, _ = _billing_raw(data)
+    tables = sources.load(data).tables
+    backlog = kpi.compute(ctx.cube, ["backlog"], period="fiscal_quarter", tables=tables)["backlog"]
+    as_of = pd_timestamp(ctx.cube.attrs["as_of"])
+    assert ((subs["start"] <= as_of) & subs["end"].isna()).any()  # active, no end date
+    assert np.isnan(float(backlog.isel(fiscal_quarter=-1)))
+    assert formatting.cell("money", float(backlog.isel(fiscal_quarter=-1))) == formatting.MISSING
+
+
+def test_coverage_and_capacity_to_target_on_a_billing_export(billing, tmp_path):
+    """Pipeline coverage and capacity to target, from the raw deals and on every surface."""
+    import pandas as pd
+
+    from revmodel import pipeline
+    from revmodel.apps import explorer
+
+    ctx, data, _, _ = billing
+    _, deals = _billing_raw(data)
+    months = ctx.period_months(ctx.cycle)
+    assert pd_months_after(months, ctx.as_of)
+    in_q = deals["Close Date"].dt.to_period("M").isin(pd.PeriodIndex(months, freq="M"))
+    is_open = ~deals["Stage"].isin(["Won", "Lost"])
+    raw_pipe = float(deals.loc[in_q & is_open, "Amount"].sum())
+    rq = ctx.plan["rep_quota"]
+    target_q = float(rq.sel(month=rq["month"].isin(months.values)).sum())
+    coverage = raw_pipe / target_q
+    assert 0.2 < coverage < 20
+
+    assert pipeline.coverage_ratio(raw_pipe, target_q) == pytest.approx(coverage)
+    got = kpi.compute(ctx.cube, ["pipeline_coverage"], period="fiscal_quarter", quota=rq)
+    assert float(got["pipeline_coverage"].sel(fiscal_quarter=ctx.cycle)) == pytest.approx(coverage)
+    s = explorer.summarise(ctx, explorer.Selection(ctx.cycle))
+    assert s["coverage"] == pytest.approx(coverage)
+    quota_ds = ctx.plan[["rep_quota"]].rename(rep_quota="quota")
+    table = publish.forecast_table(
+        ctx.cube, ctx.forecast, ctx.reconciled, quota_ds, months, "total"
+    )
+    assert float(table.iloc[0]["coverage"]) == pytest.approx(coverage)
+
+    # Capacity to target: the target is last fiscal year's won deals grown by target_growth.
+    a = ctx.assumptions
+    last_year = int(a.plan_year[2:]) - 1  # the fiscal year is the calendar year here
+    won = deals["Stage"].eq("Won") & deals["Close Date"].dt.year.eq(last_year)
+    target = float(deals.loc[won, "Amount"].sum()) * (1 + a.target_growth)
+    assert float(ctx.plan["total_target"]) == pytest.approx(target, abs=1.0)
+    to_target = float(ctx.plan["rep_capacity"].sum()) / float(ctx.plan["total_target"])
+    assert float(ctx.plan["total_capacity_to_target"]) == pytest.approx(to_target)
+    app = whatif.build(_session(ctx, tmp_path)).app
+    assert app.kpis.values["capacity_to_target"] == layout.fmt_pct(to_target)
+    plan = capacity.capacity_plan(ctx.cube, a)
+    gap = capacity.capacity_gap(plan, quota.top_down(ctx.cube, a, capacity=plan)["segment_quota"])
+    publish.save_result(tmp_path / "work", "cube", ctx.cube)
+    publish.save_result(tmp_path / "work", "gap", gap)
+    cap_table = publish.pack_tables(tmp_path / "work", {"cycle": ctx.cycle})["capacity"]
+    assert "coverage" not in cap_table.columns
+    ratio = float(cap_table["capacity"].sum() / cap_table["target"].sum())
+    assert ratio == pytest.approx(to_target)
+    # Capacity to target is not coverage: the two figures differ on this company.
+    assert abs(to_target - coverage) > 0.05
