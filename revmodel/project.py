@@ -229,10 +229,13 @@ def plan_settings(
         values["fiscal_year_start"] = 1
         assumed.append("the fiscal year starts in January (fiscal_year_start not set)")
     if values.get("currency") is None:
-        if loaded is not None and loaded.currency:
+        if loaded is not None and loaded.currency and loaded.currency_from_mapping:
+            values["currency"] = loaded.currency  # the user's own setting: nothing assumed
+        elif loaded is not None and loaded.currency:
             values["currency"] = loaded.currency
             assumed.append(
-                f"amounts are in {loaded.currency}, as the exports say (currency not set)"
+                f"amounts are in {loaded.currency}, as the amounts' symbols show "
+                "(currency not set in the mapping or the parameters)"
             )
         elif loaded is not None:
             assumed.append(f"amounts are in {config.CURRENCY} (currency not set)")

@@ -291,5 +291,17 @@ def test_currency_comes_from_the_exports_mapping_not_the_sample(tmp_path, monkey
     (data / "mapping.yaml").write_text("currency: EUR\n", encoding="utf-8")
     s = project.plan_settings(data, today=pd.Timestamp("2026-08-01"))
     assert s.params["currency"] == "EUR"
-    assert "amounts are in EUR, as the exports say (currency not set)" in s.assumed
+    # the mapping's currency is the user's own setting: nothing to say was assumed
+    assert not any("amounts are in" in line for line in s.assumed)
     assert not any("USD" in line for line in s.assumed)
+
+
+def test_currency_read_from_the_amounts_symbols_is_said_to_be_assumed(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "HOME", tmp_path)
+    data = _write_export(tmp_path / "d", ['D1,won,"€ 1.234,56",2026-06-30,2026-06-01'])
+    s = project.plan_settings(data, today=pd.Timestamp("2026-08-01"))
+    assert s.params["currency"] == "EUR"
+    assert (
+        "amounts are in EUR, as the amounts' symbols show "
+        "(currency not set in the mapping or the parameters)"
+    ) in s.assumed
