@@ -363,7 +363,7 @@ class RevAccessor:
         >>> quotas = ds.rev.quotas(Assumptions(plan_year="FY2026"))
         >>> att = ds.rev.attainment(quotas["quota"], tolerance=0.7)
         >>> att["attainment"].round(2).values[:6]
-        array([0.73, 0.73, 0.73, 0.73, 0.73, 0.  ])
+        array([0.9, 0.9, 0.9, 0.9, 0.9, 0. ])
         >>> int(att["met"].sum()), att.sizes["rep"]
         (13, 14)
         """

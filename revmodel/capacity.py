@@ -235,6 +235,7 @@ class _History:
     window_label: str
     annualise: float  # factor from the window to a year
     season: np.ndarray  # positions of every complete fiscal year of actuals
+    complete_years: tuple[str, ...] = ()  # labels of the complete fiscal years, in order
 
 
 def _history(cube: xr.Dataset, cal: fcal.FiscalCalendar, as_of: pd.Timestamp) -> _History:
@@ -253,6 +254,7 @@ def _history(cube: xr.Dataset, cal: fcal.FiscalCalendar, as_of: pd.Timestamp) ->
         window_label=label,
         annualise=annualise,
         season=np.concatenate(complete) if complete else np.array([], dtype=int),
+        complete_years=tuple(str(np.asarray(fy, dtype=object)[pos[0]]) for pos in complete),
     )
 
 
@@ -571,8 +573,20 @@ def plan_inputs(cube: xr.Dataset) -> xr.Dataset:
             "as_of": as_of.strftime("%Y-%m-%d"),
             "history_window": hist.window_label,
             "last_year_bookings": last_year_total,
+            **_complete_years(sums, hist),
         },
     )
+
+
+def _complete_years(sums: xr.Dataset, hist: _History) -> dict[str, list]:
+    """Company bookings of each complete fiscal year of actuals (placeholder rep included):
+    attrs ``complete_years`` (labels, in order) and ``complete_year_bookings`` [currency/year]."""
+    monthly = np.nan_to_num(sums["seg_month"].sum("segment").values)
+    totals = monthly.reshape(-1, 12).sum(axis=1) if len(monthly) else np.array([])
+    return {
+        "complete_years": list(hist.complete_years),
+        "complete_year_bookings": [float(v) for v in totals],
+    }
 
 
 def productivity_from_history(cube: xr.Dataset) -> xr.DataArray:

@@ -60,6 +60,7 @@ __all__ = [
     "attainment",
     "balance",
     "bottom_up",
+    "base_year_bookings",
     "company_target",
     "compare",
     "expected_attainment",
@@ -263,14 +264,49 @@ def company_target(source: xr.Dataset, assumptions: Assumptions) -> float:
     """
     if assumptions.target_amount is not None:
         return float(assumptions.target_amount)
-    inp = cap.plan_inputs(source)
-    last = float(inp.attrs["last_year_bookings"])
+    last, window = base_year_bookings(source, assumptions.plan_year)
     if not last > 0:
         raise DataError(
-            f"no bookings in {inp.attrs['history_window']} to grow a target from: "
-            "set assumptions.target_amount."
+            f"no bookings in {window} to grow a target from: set assumptions.target_amount."
         )
     return last * (1.0 + assumptions.target_growth)
+
+
+def base_year_bookings(source: xr.Dataset, plan_year: str) -> tuple[float, str]:
+    """The bookings a plan year's target grows from, and the period they cover.
+
+    The last complete fiscal year of actuals before ``plan_year`` (planning FY2027
+    grows FY2026, even when FY2027's actuals are in already); without a complete
+    fiscal year, the last twelve months of actuals or fewer, annualised
+    (:func:`revmodel.capacity.plan_inputs`).
+
+    Raises
+    ------
+    DataError
+        Every complete fiscal year of actuals is the plan year or later: there is no
+        year before it to grow from.
+
+    Examples
+    --------
+    ``ds`` has actuals to October 2026, the end of its fiscal year FY2026:
+
+    >>> base_year_bookings(ds, "FY2027")[1], base_year_bookings(ds, "FY2026")[1]
+    ('FY2026', 'FY2025')
+    >>> base_year_bookings(ds, "FY2027")[0] == cap.plan_inputs(ds).attrs["last_year_bookings"]
+    True
+    """
+    inp = cap.plan_inputs(source)
+    years = list(inp.attrs.get("complete_years", ()))
+    if not years:
+        return float(inp.attrs["last_year_bookings"]), str(inp.attrs["history_window"])
+    plan = fcal.parse_period(plan_year).year
+    before = [i for i, y in enumerate(years) if fcal.parse_period(y).year < plan]
+    if not before:
+        raise DataError(
+            f"the plan year {plan_year} has no complete fiscal year of actuals before it to grow "
+            f"a target from (the first is {years[0]}): plan a later year or set the company target."
+        )
+    return float(inp.attrs["complete_year_bookings"][before[-1]]), years[before[-1]]
 
 
 # --------------------------------------------------------------------------- bases
