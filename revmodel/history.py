@@ -441,7 +441,7 @@ def waterfall(
     cents = table[list(WATERFALL_COLUMNS[2:])]
     table[list(WATERFALL_COLUMNS[2:])] = cents / 100.0
     deals = _deal_list(per_deal, lab)
-    log.info("waterfall: %d deals moved, %d rows", len(per_deal), len(table))
+    log.debug("waterfall: %d deals moved, %d rows", len(per_deal), len(table))
     return Waterfall(table[list(WATERFALL_COLUMNS)], deals, window)
 
 
@@ -686,6 +686,12 @@ def changes_section(
     q0, _ = period_bounds(current, end, fiscal_year_start, naming)
     week = waterfall(history, Window(end - pd.Timedelta(days=6), end, p0, p1), labels, by)
     qtd = waterfall(history, Window(q0, end, p0, p1), labels, by)
+    log.info(
+        "waterfall: %d deals moved in the week, %d since the quarter's start, %d rows",
+        week.deals["opportunity_id"].nunique(),
+        qtd.deals["opportunity_id"].nunique(),
+        len(qtd.table),
+    )
     return ChangesSection(end, quarter, q0, week, qtd)
 
 
@@ -696,12 +702,15 @@ def section_from_data(
     fiscal_year_start: int = config.FISCAL_YEAR_START,
     naming: str = config.FISCAL_YEAR_NAMING,
     period: str | None = None,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> ChangesSection | None:
     """:func:`changes_section` of a data folder as of its last recorded change; ``None``
-    when the folder has neither an ``opportunity_history`` table nor snapshots."""
+    when the folder has neither an ``opportunity_history`` table nor snapshots.
+    ``tables``: the folder's tables when already loaded (read here otherwise)."""
     from revmodel import sources
 
-    tables = sources.load(data_dir, mapping=mapping).tables
+    if tables is None:
+        tables = sources.load(data_dir, mapping=mapping).tables
     try:
         hist, source = load_history(data_dir, tables=tables)
     except DataError:

@@ -2187,7 +2187,9 @@ def _scores(
         np.where(sd > 0, summed / np.where(sd > 0, sd, 1.0), 0.0) * np.sqrt(total)[None, :, None]
     )
     shared[b] = x
-    return np.sqrt(1.0 - total)[None, :, None] * z + shared
+    # The shared shocks may take the whole variance (total 1, or 1 + 2e-16 once rounded).
+    own = np.sqrt(np.clip(1.0 - total, 0.0, None))
+    return own[None, :, None] * z + shared
 
 
 def sample_reconciled(

@@ -6,6 +6,7 @@ words (:func:`revmodel.sections.note`); the forecast and actuals show as usual.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,11 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 
 from revmodel import config, mapdraft, sections
 from revmodel.apps import context as app_context_module
 from revmodel.apps import explorer, forecast_call, quotas, weekly, whatif
+from tests.exports import generate
 
 ORDERS = Path(__file__).parent / "exports" / "orders" / "orders.csv"
 NO_REP = (
@@ -83,20 +88,36 @@ def test_apps_open_on_an_orders_export_without_reps(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_plan_of_an_orders_export_prepares_apps_that_open(tmp_path, monkeypatch):
+    """``revmodel plan --params`` of a file in a subfolder, run from another folder: the
+    file's relative paths start at its folder; the apps open on the plan; the pack's band
+    is the reconciled paths' own."""
     project = tmp_path / "acme"
-    _orders_project(project)
+    data = _orders_project(project)
+    plans = project / "plans" / "q4"
+    plans.mkdir(parents=True)
+    (plans / "plan.yaml").write_text(
+        "data_dir: ../../data\nmapping: ../../data/mapping.yaml\n", encoding="utf-8"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     env.pop("REVMODEL_HOME", None)
     run = subprocess.run(
-        [sys.executable, "-m", "revmodel", "plan", "--data", "data"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=1800,
+        [sys.executable, "-m", "revmodel", "plan", "--params", str(plans / "plan.yaml")],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "apps context prepared" in run.stderr
     assert "context was not prepared" not in run.stderr
-    monkeypatch.setattr(config, "HOME", project)
-    monkeypatch.setattr(config, "REPORTS_DIR", project / "reports")
-    monkeypatch.setattr(config, "CACHE_DIR", project / ".cache" / "revmodel")
+    pack = elsewhere / "reports" / "FY2026-Q4"
+    with xr.open_dataset(pack / "plan.nc", group="cube") as cube:
+        assert float(cube["bookings"].sum()) == pytest.approx(
+            generate.won_total("orders"), abs=0.01
+        )
+    _check_band(pack)
+    monkeypatch.setattr(config, "HOME", elsewhere)
+    monkeypatch.setattr(config, "REPORTS_DIR", elsewhere / "reports")
+    monkeypatch.setattr(config, "CACHE_DIR", elsewhere / ".cache" / "revmodel")
     monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
     app_context_module.clear_cache()
     try:
@@ -106,6 +127,34 @@ def test_plan_of_an_orders_export_prepares_apps_that_open(tmp_path, monkeypatch)
             "kpis",
             "accuracy",
         )
+        assert ctx.tables is not None and str(data) in ctx.extra["data_dir"]
         _check_pages(ctx)
     finally:
         app_context_module.clear_cache()
+
+
+def _check_band(pack: Path) -> None:
+    """The company's band of the cycle: the quantiles of the reconciled paths' quarter totals."""
+    from revmodel import encoding
+    from revmodel.publish import tables as pack_tables
+
+    summary = json.loads((pack / "tables.json").read_text(encoding="utf-8"))["summary"]
+    with xr.open_dataset(pack / "plan.nc", group="forecast") as f:
+        fc = encoding.decode(f.load())
+    months = list(pd.date_range("2026-10-01", periods=3, freq="MS").values)
+    paths = pack_tables.reconciled_paths(fc, "mint_shrink")
+    assert np.isfinite(paths.samples).all()
+    (band,), names = pack_tables.level_band(fc, months, "total", paths)
+    assert names == ["Company"] and list(fc["quantile"].values) == [0.1, 0.5, 0.9]
+    lower, median, upper = band
+    assert np.isfinite(band).all() and 0 <= lower <= median <= upper
+    assert (summary["quarter_p10"], summary["quarter_p90"]) == pytest.approx((lower, upper))
+    assert lower <= summary["quarter_forecast"] <= upper
+    # Each region's paths add up to the company's, path by path.
+    regions, _ = pack_tables.level_band(fc, months, "region", paths)
+    assert regions[:, 0].sum() < lower and regions[:, 2].sum() > upper
+    # Not the sum of the months' bounds floored at 0.
+    total = fc["node_forecast"].isel(node=int(np.flatnonzero(fc["level"].values == "total")[0]))
+    monthly = total.sel(month=months).values
+    floored = np.maximum(monthly, 0.0).sum(axis=0)
+    assert abs(floored[0] - lower) > 0.01 * lower and abs(floored[2] - upper) > 0.01 * upper

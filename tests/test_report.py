@@ -556,3 +556,27 @@ def test_csv_export_is_inert(tmp_path):
     back = pd.read_csv(path)
     assert not back["rep"].str.startswith(formatting.FORMULA_TRIGGERS).any()
     assert list(back["rep"].map(formatting.restore_text)) == list(HOSTILE)
+
+
+def test_pack_reads_the_data_folder_once_and_logs_the_waterfall_once(
+    app_context, small_company, tmp_path, monkeypatch, caplog
+):
+    import logging
+
+    from revmodel import publish, sources
+
+    _, folder = small_company
+    monkeypatch.setenv("REVMODEL_OVERRIDES_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    work = tmp_path / "work"
+    publish.save_result(work, "cube", app_context.cube)
+    reads = []
+    load = sources.load
+    monkeypatch.setattr(sources, "load", lambda *a, **k: reads.append(a) or load(*a, **k))
+    with caplog.at_level(logging.INFO, logger="revmodel.history"):
+        shown = publish.pack_tables(work, {"cycle": app_context.cycle, "data_dir": str(folder)})
+    assert reads == [(str(folder),)]
+    waterfalls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("waterfall")]
+    assert len(waterfalls) == 1, waterfalls
+    week, quarter = shown["changes_week"].iloc[0], shown["changes_quarter"].iloc[0]
+    assert waterfalls[0].endswith(f", {len(shown['changes_quarter'])} rows")
+    assert week["closing"] == pytest.approx(quarter["closing"])  # both end on the same day

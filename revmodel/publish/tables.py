@@ -18,9 +18,84 @@ from revmodel import backtest, config, reconcile
 from revmodel import cube as rcube
 from revmodel import parameters as rparams
 from revmodel import pipeline as rpipeline
-from revmodel.publish.runfolder import Results, period_months
+from revmodel.publish.runfolder import Results, period_months, work_folder
 
 __all__ = ["forecast_table", "pack_figures", "pack_tables", "shown_names", "summary", "with_names"]
+
+
+def reconciled_paths(fc: xr.Dataset, method: str) -> reconcile.ReconciledSamples | None:
+    """Coherent sample paths of every node of the forecast (:func:`revmodel.reconcile.sample_reconciled`).
+
+    Drawn from every node's own base quantiles and reconciled with ``method`` like the
+    mean, so every path adds up the hierarchy; None for ``"none"`` (no reconciliation).
+    """
+    from revmodel import forecast as rforecast
+
+    if method == "none":
+        return None
+    nf = rforecast.node_forecasts(None, fc)
+    return reconcile.sample_reconciled(
+        fc["node_forecast"].transpose("node", "month", "quantile").values,
+        fc["quantile"].values,
+        nf.hierarchy,
+        method=method,
+        residuals=nf.residuals,
+        nonnegative=backtest.nonnegative(fc),
+        steps=[f"{pd.Timestamp(m):%Y-%m}" for m in fc["month"].values],
+    )
+
+
+#: The run's reconciled paths, drawn once for the summary and every table (one entry).
+_RUN_PATHS: dict[tuple, reconcile.ReconciledSamples | None] = {}
+
+
+def run_paths(
+    work_dir: str | Path, fc: xr.Dataset, params: Mapping[str, Any]
+) -> reconcile.ReconciledSamples | None:
+    """:func:`reconciled_paths` of a run folder's forecast with the plan's method, drawn once."""
+    stored = work_folder(work_dir) / "forecast.nc"
+    method = str(params.get("reconcile_method") or "mint_shrink")
+    key = (str(stored.resolve()), stored.stat().st_mtime_ns if stored.exists() else None, method)
+    if key not in _RUN_PATHS:
+        _RUN_PATHS.clear()
+        _RUN_PATHS[key] = reconciled_paths(fc, method)
+    return _RUN_PATHS[key]
+
+
+def level_band(
+    fc: xr.Dataset,
+    months: list,
+    level: str,
+    paths: reconcile.ReconciledSamples | None = None,
+) -> tuple[np.ndarray, list[str]]:
+    """Quantiles of each node's total over ``months`` at one level, and the nodes' names.
+
+    With ``paths`` (:func:`reconciled_paths`): the quantiles of the reconciled paths'
+    totals, each aggregate's band its own (never added quantiles or floored monthly
+    bounds). Without: each node's own base model (:func:`revmodel.reconcile.period_quantiles`).
+
+    Returns
+    -------
+    (np.ndarray, list of str)
+        (names x quantile levels of ``fc``) [currency], and the names (``Company`` for
+        the total; nodes sharing a name, a rep over several cells, are added path by path).
+    """
+    q = [float(v) for v in fc["quantile"].values]
+    fc_level = {"total": "total", "region": "region", "segment": "segment", "manager": "manager", "rep": reconcile.BOTTOM_LEVEL}[level]  # fmt: skip
+    mask = fc["level"].values == fc_level
+    key = "rep" if level == "rep" else level
+    names = ["Company"] if level == "total" else [str(v) for v in fc[f"node_{key}"].values[mask]]
+    if paths is None:
+        node = fc["node_forecast"].sel(month=months).transpose("node", "month", "quantile")
+        return reconcile.period_quantiles(
+            node.values[mask], q, groups=names, nonnegative=backtest.nonnegative(fc)
+        )
+    steps = np.isin(fc["month"].values, np.asarray(months, dtype="datetime64[ns]"))
+    per_node = paths.samples[mask][:, steps, :].sum(axis=1)  # nodes x draws
+    order = list(dict.fromkeys(names))
+    totals = np.zeros((len(order), per_node.shape[1]))
+    np.add.at(totals, np.array([order.index(n) for n in names], dtype=np.intp), per_node)
+    return np.quantile(totals, q, axis=-1).T, order
 
 
 def forecast_table(
@@ -30,6 +105,7 @@ def forecast_table(
     quota: xr.Dataset | None,
     months: pd.DatetimeIndex,
     level: str,
+    paths: reconcile.ReconciledSamples | None = None,
 ) -> pd.DataFrame:
     """Forecast against target over ``months`` at one level of the hierarchy.
 
@@ -46,12 +122,15 @@ def forecast_table(
     months : pandas.DatetimeIndex
         Months summed (the cycle's quarter or the plan year).
     level : {"total", "region", "segment", "manager", "rep"}
+    paths : revmodel.reconcile.ReconciledSamples, optional
+        :func:`reconciled_paths` of ``fc``: the band of the coherent forecast.
 
     Returns
     -------
     pandas.DataFrame
-        ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (the node's own
-        model: quantiles of its total over the months, months drawn independently),
+        ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (quantiles of the node's
+        total over the months: of the reconciled ``paths`` when given, else of its own
+        base model, months drawn independently; :func:`level_band`),
         ``target``, ``gap`` (target - forecast), ``forecast_to_target`` (forecast
         / target), ``coverage`` (pipeline coverage, the one definition:
         :func:`revmodel.pipeline.coverage_ratio` of the pipeline over the target
@@ -68,16 +147,8 @@ def forecast_table(
     cm = [t for t in m if t in set(cube["month"].values)]
     pipe = rcube.rollup(cube["pipeline"].sel(month=cm), keep).sum("month")
     booked = rcube.rollup(cube["bookings"].sel(month=cm).fillna(0.0), keep).sum("month")
-    # Band: the quantiles of the node's own total over the months (never added quantiles).
     q = [float(v) for v in fc["quantile"].values]
-    node = fc["node_forecast"].sel(month=fm).transpose("node", "month", "quantile")
-    fc_level = {"total": "total", "region": "region", "segment": "segment", "manager": "manager", "rep": reconcile.BOTTOM_LEVEL}[level]  # fmt: skip
-    mask = fc["level"].values == fc_level
-    key = "rep" if level == "rep" else level
-    names = ["Company"] if level == "total" else [str(v) for v in fc[f"node_{key}"].values[mask]]
-    totals, labels = reconcile.period_quantiles(
-        node.values[mask], q, groups=names, nonnegative=backtest.nonnegative(fc)
-    )
+    totals, labels = level_band(fc, fm, level, paths)
     band = pd.DataFrame(
         totals[:, [q.index(min(q)), q.index(max(q))]],
         columns=["p10", "p90"],
@@ -186,7 +257,8 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
     }
     for tag, months in (("quarter", qmonths), ("year", ymonths)):
         if fc is not None and rec is not None:
-            t = forecast_table(cube, fc, rec["forecast"], quotas, months, "total").iloc[0]
+            paths = run_paths(work_dir, fc, params)
+            t = forecast_table(cube, fc, rec["forecast"], quotas, months, "total", paths).iloc[0]
             out[f"{tag}_forecast"] = float(t["forecast"])
             out[f"{tag}_p10"] = float(t["p10"])
             out[f"{tag}_p90"] = float(t["p90"])
@@ -240,8 +312,9 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
     qmonths = period_months(params["cycle"], cube.attrs)
     if fc is not None and rec is not None:
         frames = []
+        paths = run_paths(work_dir, fc, params)
         for level in ("total", "region", "segment", "manager", "rep"):
-            t = forecast_table(cube, fc, rec["forecast"], quotas, qmonths, level)
+            t = forecast_table(cube, fc, rec["forecast"], quotas, qmonths, level, paths)
             frames.append(t.assign(level=level))
         f = pd.concat(frames, ignore_index=True)
         out["forecast_by_level"] = f[["level", *[c for c in f.columns if c != "level"]]]
@@ -288,23 +361,29 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
         if len(acc) and "name" in acc and reps.any():
             acc.loc[reps, "name"] = shown_names(acc.loc[reps, "name"].astype(str), cube)
         out["accuracy"] = acc
-    out.update(_pipeline_changes(params, cube))
-    out.update(_value_add(params, cube))
+    if params.get("data_dir"):
+        from revmodel import sources
+
+        # The data folder read once for "what changed" and whose calls to trust.
+        loaded = sources.load(params["data_dir"], mapping=params.get("mapping")).tables
+        out.update(_pipeline_changes(params, cube, loaded))
+        out.update(_value_add(params, cube, loaded))
     return out
 
 
-def _pipeline_changes(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame]:
+def _pipeline_changes(
+    params: Mapping[str, Any], cube, loaded: Mapping[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
     """The waterfalls since last week and since the quarter's start, when there is history."""
     from revmodel import history
 
-    if not params.get("data_dir"):
-        return {}
     section = history.section_from_data(
         params["data_dir"],
         mapping=params.get("mapping"),
         fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
         naming=str(cube.attrs["fiscal_year_naming"]),
         period=params.get("cycle"),
+        tables=loaded,
     )
     if section is None:
         return {}
@@ -315,13 +394,13 @@ def _pipeline_changes(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame
     return {"changes_week": week, "changes_quarter": quarter}
 
 
-def _value_add(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame]:
+def _value_add(
+    params: Mapping[str, Any], cube, loaded: Mapping[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
     """Whose calls to trust: every past weekly call (the call store's and the data folder's
     call history, :func:`revmodel.valueadd.call_log`) scored beside the in-quarter model."""
     from revmodel import valueadd
 
-    if not params.get("data_dir"):
-        return {}
     store = valueadd.open_call_store()
     try:
         section = valueadd.section_from_data(
@@ -330,6 +409,7 @@ def _value_add(params: Mapping[str, Any], cube) -> dict[str, pd.DataFrame]:
             fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
             naming=str(cube.attrs["fiscal_year_naming"]),
             store=store,
+            tables=loaded,
         )
     finally:
         if store is not None:
