@@ -4,7 +4,7 @@ One YAML file per planning cycle (``parameters/FY2027-Q1.yaml``) says where
 the data is, how the fiscal calendar runs, and the assumptions of the plan::
 
     cycle: FY2027-Q1            # the quarter planned; the pack goes to reports/FY2027-Q1/
-    data_dir: data/sample       # relative paths start at the project root (config.HOME)
+    data_dir: ../data/sample    # relative paths start at this file's folder
     fiscal_year_start: 11
     horizon: 15
     company_target: null        # null: last fiscal year's bookings x (1 + target_growth)
@@ -26,6 +26,7 @@ names with the same types, and a test keeps them in step.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ __all__ = [
     "check",
     "check_cycle",
     "load",
+    "next_cycle",
     "scenario_assumptions",
     "with_scenario",
 ]
@@ -94,7 +96,7 @@ _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 #: Every key a parameters file may hold.
 SCHEMA: dict[str, Param] = {
-    "cycle": Param("str", REQUIRED, "planning cycle: the fiscal quarter planned, e.g. FY2027-Q1"),
+    "cycle": Param("str", REQUIRED, "planning cycle: the fiscal quarter planned, e.g. FY2027-Q1 (default: the quarter after the actuals)", True),
     "data_dir": Param("str", REQUIRED, "folder with the CRM/ERP exports"),
     "mapping": Param("str", None, "mapping YAML from export columns to the schema", True),
     "fiscal_year_start": Param("int", config.FISCAL_YEAR_START, "first month of the fiscal year, 1-12"),
@@ -216,7 +218,7 @@ _RULES: dict[str, tuple[Any, str]] = {
 def _check_ranges(where: str, out: Mapping[str, Any]) -> None:
     """Every value within its plausible range; the cycle, plan year and ``as_of`` real periods."""
     first, last = _plausible_years()
-    if "cycle" in out:
+    if out.get("cycle") is not None:
         cycle = out["cycle"]
         _range(where, "cycle", bool(_CYCLE.match(cycle)), "a fiscal quarter like FY2027-Q1", cycle)
         _range(where, "cycle", first <= _year(cycle) <= last,
@@ -294,6 +296,8 @@ def check(values: Mapping[str, Any], where: str = "parameters", base_dir: Path |
     for key, p in SCHEMA.items():
         if key in values:
             out[key] = _check_type(where, key, values[key])
+            if require and out[key] is None and p.default is REQUIRED:
+                raise ParameterError(f"{where}: missing key {key!r} ({p.help}).")
         elif require:
             if p.default is REQUIRED:
                 raise ParameterError(f"{where}: missing key {key!r} ({p.help}).")
@@ -462,8 +466,36 @@ def with_scenario(
         raise ParameterError(f"{label}: {exc}") from None
 
 
+def next_cycle(as_of: Any, start_month: int, naming: str = config.FISCAL_YEAR_NAMING) -> str:
+    """The cycle planned by default: the fiscal quarter after the last month of actuals.
+
+    Parameters
+    ----------
+    as_of : date-like
+        Last month of actuals.
+    start_month : int
+        First month of the fiscal year, 1-12.
+    naming : str
+        Fiscal years named by the year they ``"end"`` or ``"start"`` in.
+
+    Returns
+    -------
+    str
+        A fiscal quarter label, e.g. ``"FY2027-Q1"``.
+
+    Examples
+    --------
+    >>> next_cycle("2026-10-01", 11), next_cycle("2025-12-01", 4), next_cycle("2025-12-01", 1)
+    ('FY2027-Q1', 'FY2026-Q4', 'FY2026-Q1')
+    """
+    return fcal.next_quarter(fcal.current_quarter(pd.Timestamp(as_of), int(start_month), naming))
+
+
 def check_cycle(params: Mapping[str, Any], cube: Any) -> str:
     """Check that the cycle comes after the cube's actuals; return the cycle.
+
+    Without a cycle (``None``), the cycle is the fiscal quarter after the cube's
+    actuals (:func:`next_cycle`), as ``revmodel plan`` settles it.
 
     Parameters
     ----------
@@ -488,24 +520,24 @@ def check_cycle(params: Mapping[str, Any], cube: Any) -> str:
     '2026-10-01'
     >>> check_cycle({"cycle": "FY2027-Q1"}, ds)
     'FY2027-Q1'
+    >>> check_cycle({"cycle": None}, ds)
+    'FY2027-Q1'
     >>> check_cycle({"cycle": "FY2026-Q4"}, ds)
     Traceback (most recent call last):
     ...
     revmodel.errors.ParameterError: cycle FY2026-Q4 starts 2026-08, but the data has actuals to 2026-10: plan a later quarter (the next one is FY2027-Q1) or set as_of earlier.
     """
-    import pandas as pd
-
-    months = fcal.quarter_months(
-        params["cycle"],
-        start_month=int(cube.attrs["fiscal_year_start"]),
-        naming=str(cube.attrs.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING)),
-    )
+    start = int(cube.attrs["fiscal_year_start"])
+    naming = str(cube.attrs.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING))
     as_of = pd.Timestamp(cube.attrs["as_of"])
+    following = next_cycle(as_of, start, naming)
+    if params.get("cycle") is None:
+        return following
+    months = fcal.quarter_months(params["cycle"], start_month=start, naming=naming)
     if months[0] <= as_of:
         raise ParameterError(
             f"cycle {params['cycle']} starts {months[0]:%Y-%m}, but the data has actuals to "
-            f"{as_of:%Y-%m}: plan a later quarter (the next one is "
-            f"{fcal.next_quarter(fcal.current_quarter(as_of, int(cube.attrs['fiscal_year_start']), str(cube.attrs.get('fiscal_year_naming', 'end'))))}) "
+            f"{as_of:%Y-%m}: plan a later quarter (the next one is {following}) "
             "or set as_of earlier."
         )
     return str(params["cycle"])
@@ -531,15 +563,34 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: Keys holding a path: relative in a parameters file, they start at the file's folder.
+PATH_KEYS: tuple[str, ...] = ("data_dir", "mapping")
+
+
+def anchor_paths(values: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """``values`` with the relative paths of :data:`PATH_KEYS` made to start at ``folder``.
+
+    A parameters file says ``data_dir: ../data`` of its own folder, wherever
+    ``revmodel`` runs from; absolute paths and ``~`` are kept as written.
+    """
+    out = dict(values)
+    for key in PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            out[key] = os.path.normpath(Path(folder).resolve() / Path(value))
+    return out
+
+
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read and check a parameters file.
 
     Parameters
     ----------
     path : str or Path
-        The YAML file.
+        The YAML file; its relative ``data_dir`` and ``mapping`` start at its folder.
     overrides : mapping, optional
-        Values that replace the file's (e.g. ``{"data_dir": ...}`` from ``--data``).
+        Values that replace the file's (e.g. ``{"data_dir": ...}`` from ``--data``;
+        relative paths there start at the project folder).
 
     Returns
     -------
@@ -564,7 +615,7 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[s
     ('FY2027-Q1', 15, 0.3, [{'name': 'stretch', 'target_growth': 0.4}])
     """
     path = Path(path)
-    data = read_file(path)
+    data = anchor_paths(read_file(path), path.parent)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return check(data, where=str(path), base_dir=path.parent)
 

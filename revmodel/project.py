@@ -25,7 +25,6 @@ from typing import Any
 
 import pandas as pd
 
-from revmodel import calendar as fcal
 from revmodel import config
 from revmodel import parameters as rparams
 from revmodel.errors import DataError, ParameterError
@@ -210,7 +209,8 @@ def plan_settings(
     """
     path = Path(params_file) if params_file is not None else _default_params_file()
     # A key set to null is a key not set: it takes its default, or is assumed below.
-    raw = _read_params_file(path) if path is not None else {}
+    # Relative paths of the file start at its folder; those given here at the project's.
+    raw = rparams.anchor_paths(_read_params_file(path), path.parent) if path is not None else {}
     values = {k: v for k, v in raw.items() if v is not None}
     given = {"data_dir": data_dir, "mapping": mapping, "cycle": cycle, "as_of": as_of}
     values.update({k: str(v) for k, v in given.items() if v is not None})
@@ -284,8 +284,7 @@ def _settle_period(
         values["as_of"] = f"{month:%Y-%m}"
         assumed.append(f"actuals end at {month:%Y-%m}, the data's last complete month")
     if values.get("cycle") is None:
-        current = fcal.current_quarter(pd.Timestamp(values["as_of"]), start, naming)
-        values["cycle"] = fcal.next_quarter(current)
+        values["cycle"] = rparams.next_cycle(values["as_of"], start, naming)
         assumed.append(
             f"the cycle planned is {values['cycle']}, the fiscal quarter after the actuals"
         )

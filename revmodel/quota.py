@@ -280,6 +280,18 @@ def base_year_bookings(source: xr.Dataset, plan_year: str) -> tuple[float, str]:
     fiscal year, the last twelve months of actuals or fewer, annualised
     (:func:`revmodel.capacity.plan_inputs`).
 
+    Parameters
+    ----------
+    source : xarray.Dataset
+        The revenue cube, or :func:`revmodel.capacity.plan_inputs` of it.
+    plan_year : str
+        The fiscal year planned, e.g. ``"FY2027"``.
+
+    Returns
+    -------
+    (float, str)
+        Company bookings [currency/year] and the fiscal year (or months) they cover.
+
     Raises
     ------
     DataError

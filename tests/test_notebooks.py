@@ -321,3 +321,31 @@ def test_hostile_names_are_text_in_every_sheet_and_escaped_in_the_page(tmp_path)
     page = html.read_text()
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.slow
+def test_notebooks_without_a_cycle_plan_the_quarter_after_the_data(tmp_path):
+    # A company whose fiscal year starts in April, actuals to December 2025: no cycle given,
+    # the notebooks plan FY2026-Q4 (January-March 2026), the quarter after the actuals, and
+    # the plan year FY2026 grows FY2025 (April 2024 - March 2025), its complete year before.
+    tables = sample.generate(reps=12, months=30, end="2025-12")
+    data = tmp_path / "data"
+    sample.write(tables, data)
+    work, out = tmp_path / "work", tmp_path / "executed"
+    params = {"data_dir": str(data), "fiscal_year_start": 4, "fiscal_year_naming": "end"}
+    publish.run_notebooks(params, work, out, notebooks=("01-data.ipynb", "04-capacity-quota.ipynb"))
+    nb = nbformat.read(out / "01-data.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "cycle planned: FY2026-Q4\n" in printed
+    ds = publish.load_result(work, "cube")
+    assert ds.attrs["as_of"] == "2025-12-01"
+    quotas = publish.load_result(work, "quotas")
+    months = pd.DatetimeIndex(quotas["month"].values)
+    assert (months[0], months[-1], len(months)) == (
+        pd.Timestamp("2025-04-01"),
+        pd.Timestamp("2026-03-01"),
+        12,
+    )
+    opps = tables["opportunities"]
+    won = opps[(opps["stage"] == "won") & opps["close_date"].between("2024-04-01", "2025-03-31")]
+    assert float(quotas["target"]) == pytest.approx(won["amount"].sum() * 1.25, abs=0.5)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from revmodel import cli, config, project
+from revmodel import cli, config, parameters, project
 from revmodel.errors import DataError, ParameterError
 
 
@@ -305,3 +305,38 @@ def test_currency_read_from_the_amounts_symbols_is_said_to_be_assumed(tmp_path, 
         "amounts are in EUR, as the amounts' symbols show "
         "(currency not set in the mapping or the parameters)"
     ) in s.assumed
+
+
+def test_relative_paths_of_a_parameters_file_start_at_its_folder(tmp_path, monkeypatch):
+    # The file lives in plans/q3/, the exports two folders up; revmodel runs from elsewhere.
+    acme = tmp_path / "acme"
+    data = _write_export(acme / "exports", ["D1,won,1000,2026-06-30,2026-06-01"])
+    (data / "mapping.yaml").write_text("tables: {}\n", encoding="utf-8")
+    plans = acme / "plans" / "q3"
+    plans.mkdir(parents=True)
+    (plans / "plan.yaml").write_text(
+        "data_dir: ../../exports\nmapping: ../../exports/mapping.yaml\n", encoding="utf-8"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(config, "HOME", elsewhere)
+    s = project.plan_settings(params_file=plans / "plan.yaml", today=pd.Timestamp("2026-08-01"))
+    assert s.params["data_dir"] == str(data.resolve())
+    assert s.params["mapping"] == str((data / "mapping.yaml").resolve())
+    assert parameters.load(plans / "plan.yaml", {"cycle": "FY2026-Q3"})["data_dir"] == str(
+        data.resolve()
+    )
+    # A path given on the command line starts at the folder revmodel runs in.
+    _write_export(elsewhere / "mine", ["D2,won,500,2026-06-30,2026-06-01"])
+    s = project.plan_settings("mine", params_file=plans / "plan.yaml", today="2026-08-01")
+    assert s.params["data_dir"] == str(elsewhere / "mine")
+    # A file naming a folder that is not there says which, from where.
+    (plans / "bad.yaml").write_text("data_dir: exports\n", encoding="utf-8")
+    with pytest.raises(ParameterError) as err:
+        project.plan_settings(params_file=plans / "bad.yaml", today=pd.Timestamp("2026-08-01"))
+    assert str(err.value) == (
+        f"{plans / 'bad.yaml'}: data_dir '{plans.resolve() / 'exports'}': no such folder "
+        f"({plans.resolve() / 'exports'}); give the folder holding your exports "
+        "(e.g. `revmodel sample --out data/sample`)."
+    )
