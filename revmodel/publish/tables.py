@@ -372,7 +372,7 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
 
 
 def _pipeline_changes(
-    params: Mapping[str, Any], cube, loaded: Mapping[str, pd.DataFrame]
+    params: Mapping[str, Any], cube, loaded: Mapping[str, pd.DataFrame] | None = None
 ) -> dict[str, pd.DataFrame]:
     """The waterfalls since last week and since the quarter's start, when there is history."""
     from revmodel import history
@@ -395,7 +395,7 @@ def _pipeline_changes(
 
 
 def _value_add(
-    params: Mapping[str, Any], cube, loaded: Mapping[str, pd.DataFrame]
+    params: Mapping[str, Any], cube, loaded: Mapping[str, pd.DataFrame] | None = None
 ) -> dict[str, pd.DataFrame]:
     """Whose calls to trust: every past weekly call (the call store's and the data folder's
     call history, :func:`revmodel.valueadd.call_log`) scored beside the in-quarter model."""
