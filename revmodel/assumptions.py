@@ -1,7 +1,7 @@
 """Planning assumptions: a small typed object, loadable from YAML.
 
 An assumption set is everything a planner may change in a what-if: target
-growth, customer churn, win rate, ramp, hires, rep attrition, over-assignment
+growth, churn rate, win rate, ramp, hires, rep attrition, over-assignment
 and productivity. A field left ``None`` means "from history" (measured on the
 cube). :mod:`revmodel.scenario` stacks several sets on a ``scenario`` dim.
 """
@@ -112,7 +112,8 @@ class Assumptions:
     target_amount : float or None
         Absolute bookings target [currency/year]; overrides ``target_growth``.
     churn_rate : float or None
-        Annual customer (revenue) churn [ratio/year]; None = measured from history.
+        The churn rate: annual gross revenue churn [ratio/year]
+        (:func:`revmodel.retention.churn_rate`); None = measured from history.
     win_rate_change : float
         Relative change in win rates [ratio], e.g. 0.05 = win rates 5% higher.
     ramp_months : dict

@@ -106,7 +106,7 @@ SCHEMA: dict[str, Param] = {
     "plan_year": Param("str", None, "fiscal year of quotas and capacity, e.g. FY2027 (default: the cycle's)", True),
     "company_target": Param("float", None, "bookings target of the plan year [USD/year] (default: grown from last year)", True),
     "target_growth": Param("float", 0.25, "target growth over last fiscal year's bookings [ratio]"),
-    "churn_rate": Param("float", None, "annual revenue churn [ratio/year] (default: measured)", True),
+    "churn_rate": Param("float", None, "churn rate: annual gross revenue churn [ratio/year] (default: measured)", True),
     "rep_attrition": Param("dict", dict(DEFAULT_REP_ATTRITION), "annual rep attrition by segment [ratio/year]"),
     "backfill": Param("bool", True, "replace reps who leave"),
     "backfill_lag_months": Param("int", 2, "months from a leaver to the backfill's start [months]"),

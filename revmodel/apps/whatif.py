@@ -1,6 +1,6 @@
 """What-if: move the scenario assumptions and see the plan and its KPIs recomputed at once.
 
-Sliders and fields set target growth (or an absolute target), customer churn,
+Sliders and fields set target growth (or an absolute target), the churn rate,
 win-rate change, planned hires, ramp months by segment and over-assignment.
 Every change runs :func:`revmodel.scenario.plan` on the kernel's prepared
 context (tens of milliseconds) and redraws the KPI cards (with the change
