@@ -125,3 +125,25 @@ def test_reconcile_columns_repeats_locks_over_the_other_dims():
     # month 1 locked at 50 in both scenarios; month 2 free: the base sums (22, 44)
     np.testing.assert_allclose(y[total], [50.0, 50.0, 22.0, 44.0])
     np.testing.assert_allclose(y[h.bottom].sum(axis=0), y[total])
+
+
+def test_scores_stay_finite_when_the_shock_weights_round_above_one():
+    # weights scaled to sum to 1 that sum to 1 + 2e-16 in floating point: the
+    # independent part's weight is 0, not the square root of a negative number
+    h = rc.hierarchy_from_cube(cube())
+    levels = ("total", "region", "segment")
+    column = np.array([0.46335848984461653, 0.3373961461805628, 0.1992453639748208])
+    assert column.sum() > 1
+    shocks = rc.SharedShocks(
+        levels=levels,
+        kappa=np.stack([column, column], axis=1),
+        groups=np.stack([rc._groups(h, lv) for lv in levels]),
+    )
+    n = h.S.shape[0]
+    cov = rc.LowRankCovariance(d=np.ones(n), U=np.zeros((n, 1)), shrinkage=0.0)
+    quantiles = np.broadcast_to(np.array([9.0, 10.0, 11.0]), (n, 2, 3)).copy()
+    scores = rc._scores(cov, shocks, quantiles, (0.1, 0.5, 0.9), h, np.random.default_rng(1), 4000)
+    assert scores.shape == (n, 2, 4000) and np.all(np.isfinite(scores))
+    # a bottom score is the sum of its shared shocks alone: standard normal
+    bottom = scores[h.bottom]
+    np.testing.assert_allclose(bottom.std(axis=-1), 1.0, atol=0.05)
