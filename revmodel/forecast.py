@@ -471,7 +471,7 @@ def _fit_first_working(
         except Exception as exc:  # noqa: BLE001 - recorded; the next model in the chain runs
             failed.append(f"{candidate.name}: {type(exc).__name__}: {exc}")
             continue
-        failed.extend(getattr(getattr(candidate, "model", candidate), "failed", []))
+        failed.extend(models.fit_reports(candidate)[1])
         return _chosen_forecast(candidate, i, mean, quant, series, q, why, notes, tuple(failed))
     return SeriesForecast(
         np.full(h, np.nan),
@@ -502,8 +502,7 @@ def _chosen_forecast(
     else:
         head = f"{name} chosen as fallback after {attempt} failed model(s) ({why})"
     notes = list(notes)
-    if isinstance(candidate, models.Deseasonalized) and candidate.note:
-        notes.insert(0, candidate.note)
+    notes[:0] = models.fit_reports(candidate)[0]
     if series.nonnegative:
         clipped = int(np.sum(mean < 0) + np.sum(quant < 0))
         if clipped:

@@ -89,8 +89,81 @@ def test_fast_models_on_short_series(model, n):
 
 def test_default_model_members():
     fit = models.default_model().fit(Y)
-    assert fit.name == "mean(log[ses], log[holt_damped], log[theta], log[theta3])"
+    assert fit.name == (
+        "mean(mean(log[ses], log[holt_damped], log[theta], log[theta3]), log[holt_winters])"
+    )
     assert fit.residuals.shape == Y.shape
+    adjusted, in_model = fit.fitted
+    mean, q = fit.predict(6)
+    m1, q1 = adjusted.predict(6)
+    m2, q2 = in_model.predict(6)
+    np.testing.assert_allclose(mean, 0.8 * m1 + 0.2 * m2)
+    np.testing.assert_allclose(q, 0.8 * q1 + 0.2 * q2)
+
+
+def test_holt_winters_reproduces_statsmodels_fit():
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    t = np.arange(84)
+    y = np.log(300 + 2 * t) + 0.1 * np.sin(2 * np.pi * t / 12) + RNG.normal(0, 0.02, 84)
+    fit = models.HoltWinters().fit(y)
+    res = ExponentialSmoothing(
+        y,
+        trend="add",
+        damped_trend=True,
+        seasonal="add",
+        seasonal_periods=12,
+        initialization_method="heuristic",
+    ).fit(use_brute=False)
+    mean, q = fit.predict(18)
+    np.testing.assert_allclose(mean, res.forecast(18), rtol=1e-10)
+    origin = fit.origin_forecasts(18)
+    np.testing.assert_allclose(origin[-1, :11], mean[:11], rtol=1e-10)
+    # step 1 from the state after s months is the fitted value of month s
+    np.testing.assert_allclose(origin[:-1, 0], res.fittedvalues, rtol=1e-10)
+    np.testing.assert_allclose(fit.residuals, y - res.fittedvalues)
+    # band: in-sample RMSE by horizon, 1.2816 of it either side of the mean
+    err = y[1:] - origin[1:-1, 0]
+    half = 1.2815515655 * np.sqrt(np.mean(err**2))
+    np.testing.assert_allclose(q[2, 0] - mean[0], half, rtol=1e-6)
+    np.testing.assert_allclose(mean[0] - q[0, 0], half, rtol=1e-6)
+    assert np.all(np.diff(q[2] - q[0]) >= -1e-12)
+
+
+def test_holt_winters_without_two_seasons_has_no_season():
+    y = 50 + np.arange(20.0)
+    fit = models.HoltWinters().fit(y)
+    assert fit.name == "holt_damped"
+    mean, _ = fit.predict(3)
+    # a straight line: the damped trend continues it, a little flatter
+    assert np.all(np.diff(mean) > 0) and np.all(np.diff(mean) <= 1 + 1e-6)
+    assert mean[0] == pytest.approx(70, abs=0.5)
+
+
+def test_weighted_combination_drops_a_failed_members_weight():
+    class Broken(models.Forecaster):
+        name = "broken"
+
+        def _fit(self, y):
+            raise ValueError("no fit")
+
+    y = 10 + np.arange(30.0)
+    comb = models.Combination(
+        [models.FastSES(), Broken(), models.FastDampedHolt()], how="mean", weights=(3, 5, 1)
+    )
+    mean, _ = comb.fit_predict(y, 4)
+    ses, _ = models.FastSES().fit_predict(y, 4)
+    holt, _ = models.FastDampedHolt().fit_predict(y, 4)
+    np.testing.assert_allclose(mean, 0.75 * ses + 0.25 * holt)
+    assert comb.failed == ["broken: ValueError: no fit"]
+    assert models.fit_reports(comb)[1] == ["broken: ValueError: no fit"]
+
+
+def test_combination_rejects_weights_that_do_not_fit():
+    with pytest.raises(ValueError, match="one positive number per member, with how='mean'"):
+        models.Combination([models.FastSES()], how="median", weights=(1,))
+    with pytest.raises(ValueError, match=r"got \[1, 2\] for 1 members"):
+        models.Combination([models.FastSES()], how="mean", weights=(1, 2))
 
 
 def test_log_scale_fits_the_log_of_positive_series():
@@ -119,12 +192,14 @@ def test_stl_default_model_returns_the_seasonal_pattern_of_a_flat_series():
     # level 200 times a fixed monthly pattern: the forecast is that pattern, continued
     t = np.arange(96)
     y = 200 * PATTERN[t % 12]
-    model = models.default_model()
-    mean, q = model.fit_predict(y, 18)
+    comb = models.default_model()
+    mean, q = comb.fit_predict(y, 18)
+    model = comb.fitted[0]
     assert model.kind == "mul" and model.decomposition == "stl"
-    np.testing.assert_allclose(mean, 200 * PATTERN[(96 + np.arange(18)) % 12], rtol=1e-6)
+    np.testing.assert_allclose(mean, 200 * PATTERN[(96 + np.arange(18)) % 12], rtol=1e-4)
     geometric = PATTERN / np.exp(np.mean(np.log(PATTERN)))
     np.testing.assert_allclose(model._index, geometric, rtol=1e-6)
+    assert models.fit_reports(comb)[0] == [model.note] and model.note.startswith("seasonal")
     assert np.all(q[0] <= mean + 1e-9) and np.all(mean <= q[2] + 1e-9)
 
 
@@ -165,7 +240,7 @@ def test_stl_band_narrows_when_the_recent_years_are_calmer():
     t = np.arange(120)
     noise = np.where(t < 60, 0.08, 0.02) * rng.standard_normal(120)
     y = 500 * PATTERN[t % 12] * np.exp(noise)
-    model = models.default_model()
+    model = models.default_model().models[0]
     mean, q = model.fit_predict(y, 12)
     r = model.model.residuals[np.isfinite(model.model.residuals)]
     expected = (np.mean(r[-60:] ** 2) / np.mean(r**2)) ** 0.25
