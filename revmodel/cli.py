@@ -96,17 +96,28 @@ def sample_cmd(out: str, reps: int, months: int, seed: int, end: str | None) -> 
 @click.option("--mapping", default=None, help="mapping YAML from your export to the schema")
 @click.option("--quarantine", default=None, help="quarantine folder (default DIR/quarantine)")
 @click.option("--segment-bands", default=None, hidden=True)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="dask.distributed scheduler address: a table given as a folder of Parquet parts "
+    "is read and validated part by part on its workers",
+)
 def validate_cmd(
-    data_dir: str, mapping: str | None, quarantine: str | None, segment_bands: str | None
+    data_dir: str,
+    mapping: str | None,
+    quarantine: str | None,
+    segment_bands: str | None,
+    scheduler: str | None,
 ) -> int:
-    from revmodel import sources
+    from revmodel import partitions, sources
 
     bands = sources.parse_segment_bands(segment_bands, "--segment-bands") if segment_bands else None
-    result = sources.load(
+    result = partitions.load(
         data_dir,
         mapping=mapping,
         quarantine_dir=Path(quarantine) if quarantine else Path(data_dir) / "quarantine",
         segment_bands=bands,
+        scheduler=scheduler,
     )
     click.echo(result.summary())
     return result.status

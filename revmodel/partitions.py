@@ -82,7 +82,7 @@ def _load_part(
             if entry.is_file():
                 os.symlink(entry.resolve(), stage / entry.name)
         os.symlink(part.resolve(), stage / f"{name}.parquet")
-        return sources.load(
+        result = sources.load(
             stage,
             mapping=settings.mapping,
             quarantine_dir=quarantine,
@@ -91,6 +91,28 @@ def _load_part(
         )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    _name_the_part(result, name, f"{part.parent.name}/{part.name}")
+    return result
+
+
+def _name_the_part(result: sources.LoadResult, name: str, label: str) -> None:
+    """Rows rejected in a part name the part (``opportunities/part-0002.parquet``), not the
+    staged file: in the quarantine file and in each problem's example."""
+    report = result.reports[name]
+    report.problems = [
+        p._replace(example=f"{label} {p.example}" if p.example else label) for p in report.problems
+    ]
+    for frame, path in (
+        (result.quarantine.get(name), report.quarantine_file),
+        (result.blanked.get(name), report.blanked_file),
+    ):
+        if frame is None or frame.empty:
+            continue
+        frame["file"] = label
+        if path is not None and Path(path).is_file():
+            on_disk = pd.read_csv(path, dtype=str, keep_default_na=False)
+            on_disk["file"] = label
+            on_disk.to_csv(path, index=False)
 
 
 def _joined_report(name: str, folder: str, reports: list[sources.TableReport], qdir: Path):

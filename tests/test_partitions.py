@@ -98,3 +98,37 @@ def test_without_parts_it_is_sources_load(company, tmp_path):
     b = sources.load(folder, quarantine_dir=tmp_path / "q2")
     assert a.reports == b.reports
     pd.testing.assert_frame_equal(a.tables["opportunities"], b.tables["opportunities"])
+
+
+def test_validate_reads_parquet_parts_and_quarantines_a_bad_row(company, tmp_path, capsys):
+    from revmodel import cli
+
+    opps = company["opportunities"].copy()
+    at = len(opps) - 3  # in the last part, which starts at row 2 * n // 3
+    bad_id = opps.loc[at, "opportunity_id"]
+    opps["amount"] = opps["amount"].astype(object)
+    opps.loc[at, "amount"] = "twelve"
+    opps["amount"] = opps["amount"].astype(str)
+    folder = write(company, tmp_path / "d", opps)
+    code = cli.main(["validate", str(folder), "--quarantine", str(tmp_path / "q")])
+    out = capsys.readouterr().out
+    n = len(opps)
+    row = at - 2 * n // 3 + 2  # spreadsheet row in the part: header is row 1
+    assert code == 1, out
+    assert f"opportunities/ (3 parts): {n:,} rows read, {n - 1:,} accepted, 1 quarantined" in out
+    assert (
+        f"amount: 1 row with a value that is not a number "
+        f"(e.g. opportunities/part-0002.parquet row {row}: 'twelve')" in out
+    )
+    kept = pd.read_csv(tmp_path / "q" / "opportunities-part-0002" / "opportunities.csv")
+    assert kept.to_dict("records") == [
+        {
+            "file": "opportunities/part-0002.parquet",
+            "row": row,
+            "column": "amount",
+            "value": "twelve",
+            "reason": "not a number",
+        }
+    ]
+    accepted = partitions.load(folder, quarantine_dir=tmp_path / "q2").tables["opportunities"]
+    assert bad_id not in set(accepted["opportunity_id"]) and len(accepted) == n - 1
