@@ -405,11 +405,18 @@ def _iso_dates(text: pd.Series) -> pd.Series:
     """``YYYY-MM-DD`` values parsed (Arrow's strptime); others ``NaT``."""
     arr = _arrow(text)
     iso = pc.strptime(arr, format="%Y-%m-%d", unit="us", error_is_null=True)
+    values = iso.to_numpy(zero_copy_only=False).astype("datetime64[us]")
     # strptime rolls a day past the month's end over (2025-02-30 -> 2025-03-02): refuse it.
-    day = pc.struct_field(pc.extract_regex(arr, r"-(?P<day>\d+)\s*$"), "day")
-    rolled = pc.not_equal(pc.day(iso), pc.cast(day, pa.int64()))
-    iso = pc.if_else(pc.fill_null(rolled, False), pa.scalar(None, iso.type), iso)
-    return pd.Series(iso.to_numpy(zero_copy_only=False), index=text.index).astype("datetime64[us]")
+    # A rolled date lands on day 1-3, so only those rows are read again for the day written.
+    early = pc.fill_null(pc.less_equal(pc.day(iso), 3), False)
+    maybe = np.flatnonzero(early.to_numpy(zero_copy_only=False))
+    if len(maybe):
+        written = pc.struct_field(pc.extract_regex(arr.take(maybe), r"-(?P<day>\d+)\s*$"), "day")
+        rolled = pc.not_equal(pc.day(iso.take(maybe)), pc.cast(written, pa.int64()))
+        values[maybe[pc.fill_null(rolled, False).to_numpy(zero_copy_only=False)]] = np.datetime64(
+            "NaT"
+        )
+    return pd.Series(values, index=text.index)
 
 
 def _parse_present(text, present, parsed, date_format):

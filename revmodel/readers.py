@@ -295,7 +295,9 @@ def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     blank = np.ones(len(frame), dtype=bool)
     for col in frame.columns:
-        filled = pc.match_substring_regex(_arrow_text(frame[col]), r"\S")
+        # a character other than RE2's \s white space is left after trimming that
+        trimmed = pc.utf8_trim(_arrow_text(frame[col]), characters=" \t\n\f\r")
+        filled = pc.greater(pc.binary_length(trimmed), 0)
         blank &= ~pc.fill_null(filled, False).to_numpy(zero_copy_only=False)
         if not blank.any():
             return frame
@@ -465,7 +467,7 @@ def _arrow_csv(
         invalid_row_handler=handler if handle_invalid else None,
     )
     convert = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names},
+        column_types={n: pa.large_string() for n in names},
         null_values=[],
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,

@@ -1009,6 +1009,10 @@ def _is_typed(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s)
 
 
+#: What RE2's ``\s`` matches: the white space a value may be padded with.
+_RE2_SPACE = " \t\n\f\r"
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     """Values as stripped text; missing where empty. Whole floats print without '.0'."""
     if pd.api.types.is_bool_dtype(s):
@@ -1022,8 +1026,10 @@ def _as_text(s: pd.Series) -> pd.Series:
     if not pd.api.types.is_string_dtype(s) or s.dtype == object:
         s = s.astype("str")
     arr = pyarrow.array(s, type=pyarrow.large_string(), from_pandas=True)
-    padded = pc.match_substring_regex(arr, r"^\s|\s$")
-    empty = pc.equal(pc.binary_length(arr), 0)
+    # padded with ASCII white space (RE2's \s): trimming changes the length
+    length = pc.binary_length(arr)
+    padded = pc.not_equal(pc.binary_length(pc.utf8_trim(arr, characters=_RE2_SPACE)), length)
+    empty = pc.equal(length, 0)
     if not (pc.any(padded).as_py() or pc.any(empty).as_py()):
         return s if s.dtype == "str" else s.astype("str")
     arr = pc.utf8_trim_whitespace(arr)
@@ -1467,10 +1473,12 @@ def _validate(
         lines = _quarantine_lines(raw, hard + [f for f in soft_dropped if len(f.rows)])
     blank_lines = _quarantine_lines(raw, soft_kept)
     blank_lines["action"] = "blanked"
-    frame = frame.copy()
+    if soft_kept:
+        frame = frame.copy()
     for f in soft_kept:
         frame.loc[f.rows, f.column] = np.nan
-    accepted = frame.drop(index=bad_rows).reset_index(drop=True)
+    accepted = frame.drop(index=bad_rows) if len(bad_rows) else frame
+    accepted = accepted.reset_index(drop=True)
     problems = [_problem(raw, f) for f in hard + [f for f in soft_dropped if len(f.rows)]]
     for f in soft_kept:
         p = _problem(raw, f)
