@@ -199,7 +199,8 @@ def cube_cmd(
         raise ParameterError(f"--out {out}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
     steps = tqdm(total=4, desc="cube", unit="step", disable=None, leave=False)
     steps.set_postfix_str("load + validate")
-    result = partitions.load(data_dir, mapping=mapping, scheduler=scheduler)
+    # opportunities in Parquet parts are reduced to deal cells where they are read
+    result = partitions.load(data_dir, mapping=mapping, scheduler=scheduler, deal_cells=True)
     steps.update()
     click.echo(result.summary())
     if result.status == 2:

@@ -400,6 +400,8 @@ class _Tables:
     accounts: pd.DataFrame | None
     reps: pd.DataFrame | None
     subs: pd.DataFrame | None
+    #: The accounts the opportunities name, when they are given as :func:`deal_cells`.
+    opp_accounts: pd.DataFrame | None = None
 
     @classmethod
     def of(cls, tables: Mapping[str, pd.DataFrame]) -> _Tables:
@@ -417,6 +419,7 @@ class _Tables:
             table("accounts"),
             table("reps"),
             table("subscriptions"),
+            table(OPPORTUNITY_ACCOUNTS),
         )
 
 
@@ -431,6 +434,8 @@ class _Deals:
     is_won: np.ndarray
     is_lost: np.ndarray
     amount: np.ndarray
+    #: Deals each row stands for: 1, or a row of :func:`deal_cells` (its ``deals``).
+    count: np.ndarray
 
     @property
     def is_open(self) -> np.ndarray:
@@ -460,7 +465,74 @@ def _deals(t: _Tables) -> _Deals:
         is_won=(stage == "won").to_numpy(),
         is_lost=(stage == "lost").to_numpy(),
         amount=opps["amount"].to_numpy(dtype=float),
+        count=(opps["deals"].to_numpy(dtype=float) if "deals" in opps else np.ones(n, dtype=float)),
     )
+
+
+#: Table of the accounts the opportunities name (column ``account_id``), beside
+#: opportunities given as :func:`deal_cells`.
+OPPORTUNITY_ACCOUNTS = "opportunity_accounts"
+#: What a row of :func:`deal_cells` stands for; ``amount`` and ``deals`` are its sums.
+DEAL_CELL_KEYS: tuple[str, ...] = ("segment", "region", "rep_id", "close_date", "stage", "type")
+
+
+def deal_cells(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The opportunities summed by what :func:`build_cube` reads of them.
+
+    One row per (segment, region, rep, close month, won/lost/open, deal type)
+    -- :data:`DEAL_CELL_KEYS`, labels resolved from the deal, its account or its
+    rep as the cube does -- with ``amount`` summed (missing if a won deal of the
+    row has none; an open or lost deal's missing amount counts 0, as in the
+    pipeline) and the number of ``deals``. A partition of the opportunities
+    (with the accounts and reps tables) reduces to these rows where it is read;
+    :func:`combine_deal_cells` adds partitions' rows up, and ``build_cube``
+    given them as the opportunities (and the accounts they name as
+    :data:`OPPORTUNITY_ACCOUNTS`) builds the cube of the whole table. Sums run in
+    another order, so amounts with cents may differ in the last bit.
+
+    >>> opps = pd.DataFrame({
+    ...     "opportunity_id": ["O1", "O2", "O3"],
+    ...     "close_date": pd.to_datetime(["2026-01-15", "2026-01-20", "2026-02-03"]),
+    ...     "amount": [100.0, 50.0, 70.0], "stage": ["won", "won", "lost"],
+    ...     "rep_id": ["R1", "R1", "R1"]})
+    >>> deal_cells({"opportunities": opps})[["close_date", "stage", "amount", "deals"]]
+      close_date stage  amount  deals
+    0 2026-01-01   won   150.0      2
+    1 2026-02-01  lost    70.0      1
+    """
+    t = _Tables.of(tables)
+    deals = _deals(t)
+    kind = _text(t.opps, "type")
+    won = deals.is_won
+    frame = pd.DataFrame(
+        {
+            "segment": deals.segment.to_numpy(dtype=object),
+            "region": deals.region.to_numpy(dtype=object),
+            "rep_id": deals.rep.to_numpy(dtype=object),
+            "close_date": deals.close_month.to_numpy(),
+            "stage": np.where(won, "won", np.where(deals.is_lost, "lost", "open")).astype(object),
+            "type": (
+                kind.str.lower() if kind is not None else pd.Series(pd.NA, index=range(len(won)))
+            )
+            .astype(object)
+            .to_numpy(),
+            "amount": np.where(won, deals.amount, np.nan_to_num(deals.amount)),
+            "deals": deals.count,
+        }
+    )
+    return combine_deal_cells([frame])
+
+
+def combine_deal_cells(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Rows of :func:`deal_cells` (of several partitions) added up by their keys."""
+    frame = pd.concat(list(parts), ignore_index=True)
+    frame["no_amount"] = frame["amount"].isna().astype(np.int64)
+    keys = list(DEAL_CELL_KEYS)
+    summed = frame.groupby(keys, dropna=False, sort=True)[["amount", "deals", "no_amount"]].sum()
+    summed = summed.reset_index()
+    summed.loc[summed.pop("no_amount") > 0, "amount"] = np.nan
+    summed["deals"] = summed["deals"].astype(np.int64)
+    return summed
 
 
 def _members(
@@ -527,11 +599,10 @@ def _deal_measures(
     m_code = months.get_indexer(deals.close_month.to_numpy())
     in_range = m_code >= 0
     won = deals.is_won & in_range
-    ones = np.ones(len(deals.amount))
     flows = [
         ("bookings", won, deals.amount),
-        ("won", won, ones),
-        ("lost", deals.is_lost & in_range, ones),
+        ("won", won, deals.count),
+        ("lost", deals.is_lost & in_range, deals.count),
     ]
     kind = _text(t.opps, "type")
     if kind is not None:
@@ -732,7 +803,11 @@ def _account_coords(t: _Tables) -> dict[str, tuple[str, np.ndarray] | np.ndarray
     share a name. No measure runs over ``account``; it is the lookup every table,
     chart and app uses to show an account by name.
     """
-    frames = [f for f in (t.accounts, t.opps, t.subs) if f is not None and "account_id" in f]
+    frames = [
+        f
+        for f in (t.accounts, t.opps, t.opp_accounts, t.subs)
+        if f is not None and "account_id" in f
+    ]
     ids = pd.Index(
         pd.unique(pd.concat([f["account_id"].dropna().astype(str) for f in frames]))
         if frames

@@ -26,6 +26,7 @@ Example
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -49,6 +50,10 @@ class LoadSettings:
     mapping: str | None = None
     as_of: str | None = None
     segment_bands: tuple[tuple[str, float, float], ...] | None = None
+    #: Each part's opportunities come back as :func:`revmodel.cube.deal_cells`, not rows.
+    deal_cells: bool = False
+    #: The tables given as files come back with this part (one part brings them).
+    others: bool = True
 
 
 def partitioned_tables(data_dir: str | Path) -> dict[str, list[Path]]:
@@ -92,7 +97,36 @@ def _load_part(
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     _name_the_part(result, name, f"{part.parent.name}/{part.name}")
+    if settings.deal_cells:
+        _reduce_to_cells(result, name)
+    if not settings.others:
+        result.tables = {
+            k: v for k, v in result.tables.items() if k not in schema.TABLES or k == name
+        }
     return result
+
+
+#: Where a part reduced to deal cells keeps the hashes of its accepted rows' keys.
+_KEY_HASHES = "key_hashes"
+
+
+def _reduce_to_cells(result: sources.LoadResult, name: str) -> None:
+    """On the worker: the part's accepted rows replaced by what the cube needs of them.
+
+    The opportunities become :func:`revmodel.cube.deal_cells` with the accounts they
+    name; what is kept of the rows to check the key over all parts is a 64-bit hash of
+    each key (8 bytes a row).
+    """
+    from revmodel import cube
+
+    frame = result.tables[name]
+    key = list(schema.TABLES[name].unique_columns)
+    hashes = pd.util.hash_pandas_object(frame[key].astype("string"), index=False).to_numpy()
+    result.tables[_KEY_HASHES] = pd.DataFrame({"hash": hashes})
+    if name == "opportunities":
+        accounts = frame["account_id"].dropna().unique() if "account_id" in frame else []
+        result.tables[cube.OPPORTUNITY_ACCOUNTS] = pd.DataFrame({"account_id": accounts})
+        result.tables[name] = cube.deal_cells(result.tables)
 
 
 def _name_the_part(result: sources.LoadResult, name: str, label: str) -> None:
@@ -162,6 +196,53 @@ def _join(
     return joined, report, bad
 
 
+def _keys_of(
+    data_dir: Path, name: str, part: Path, quarantine: Path, settings: LoadSettings, hashes
+) -> pd.DataFrame:
+    """On a worker: the accepted rows of ``part`` whose key hashes to one of ``hashes``."""
+    rows = _load_part(
+        data_dir, name, part, quarantine, dataclasses.replace(settings, deal_cells=False)
+    ).tables[name]
+    key = list(schema.TABLES[name].unique_columns)
+    hashed = pd.util.hash_pandas_object(rows[key].astype("string"), index=False).to_numpy()
+    return rows.loc[pd.Index(hashes).get_indexer(hashed) >= 0, key].reset_index(drop=True)
+
+
+def _join_cells(
+    name: str,
+    parts: list[Path],
+    results: list[sources.LoadResult],
+    qroot: Path,
+    run_keys,
+) -> tuple[pd.DataFrame, sources.TableReport, pd.DataFrame]:
+    """Parts reduced to deal cells: the key checked over every part, the cells added up."""
+    import numpy as np
+
+    from revmodel import cube
+
+    hashes = [r.tables.pop(_KEY_HASHES)["hash"].to_numpy() for r in results]
+    every = np.concatenate(hashes)
+    values, counts = np.unique(every, return_counts=True)
+    repeated = values[counts > 1]
+    if len(repeated):
+        # the rows behind the repeated hashes, read again: the same message as for rows
+        frames = run_keys(repeated)
+        owner = pd.Series(
+            [p.name for p, f in zip(parts, frames, strict=True) for _ in range(len(f))]
+        )
+        _check_keys(name, pd.concat(frames, ignore_index=True), owner)
+    joined = cube.combine_deal_cells([r.tables[name] for r in results])
+    if name == "opportunities":
+        named = [r.tables.pop(cube.OPPORTUNITY_ACCOUNTS)["account_id"] for r in results]
+        results[0].tables[cube.OPPORTUNITY_ACCOUNTS] = pd.DataFrame(
+            {"account_id": pd.unique(pd.concat(named, ignore_index=True))}
+        )
+    report = _joined_report(name, parts[0].parent.name, [r.reports[name] for r in results], qroot)
+    quarantined = [r.quarantine[name] for r in results if name in r.quarantine]
+    bad = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
+    return joined, report, bad
+
+
 def load(
     data_dir: str | Path,
     mapping: str | Path | None = None,
@@ -169,6 +250,7 @@ def load(
     as_of: str | None = None,
     scheduler: str | None = None,
     segment_bands: Sequence[tuple[str, float, float]] | None = None,
+    deal_cells: bool = False,
 ) -> sources.LoadResult:
     """Load a data folder whose large tables may be folders of Parquet parts.
 
@@ -179,6 +261,13 @@ def load(
     scheduler : str, optional
         Address of a ``dask.distributed`` scheduler: every part is read and
         validated on its workers. Default: dask's local threads.
+    deal_cells : bool
+        Opportunities given as parts come back as :func:`revmodel.cube.deal_cells`
+        (each part reduced where it is read, the parts' cells added up) with the
+        accounts they name (:data:`revmodel.cube.OPPORTUNITY_ACCOUNTS`), not as
+        rows: what :func:`revmodel.cube.build_cube` needs, without the whole table
+        on this machine. The key is still checked over every part (by hashes, the
+        rows behind a repeated one read again to name them).
 
     Returns
     -------
@@ -205,11 +294,25 @@ def load(
     qroot = Path(quarantine_dir) if quarantine_dir is not None else data_dir / "quarantine"
     bands = None if segment_bands is None else tuple(tuple(b) for b in segment_bands)
     settings = LoadSettings(None if mapping is None else str(mapping), as_of, bands)
-    qdirs = [qroot / f"{name}-{p.stem}" for p in parts]
-    results = _compute(data_dir, name, parts, qdirs, settings, scheduler)
+    settings = dataclasses.replace(settings, deal_cells=deal_cells and name == "opportunities")
+    root = data_dir.resolve()
+    calls = [
+        (root, name, p, qroot / f"{name}-{p.stem}", dataclasses.replace(settings, others=i == 0))
+        for i, p in enumerate(parts)
+    ]
+    results = _compute(_load_part, calls, scheduler, f"load {name}")
     log.info("%s: %d parts read and validated", name, len(parts))
     first = results[0]
-    joined, report, bad = _join(name, parts[0].parent.name, parts, results, qroot)
+    if settings.deal_cells:
+        joined, report, bad = _join_cells(
+            name,
+            parts,
+            results,
+            qroot,
+            lambda hashes: _compute(_keys_of, [(*c, hashes) for c in calls], scheduler, "keys"),
+        )
+    else:
+        joined, report, bad = _join(name, parts[0].parent.name, parts, results, qroot)
     first.tables[name] = joined
     first.reports[name] = report
     if len(bad):
@@ -217,21 +320,12 @@ def load(
     return first
 
 
-def _compute(
-    data_dir: Path,
-    name: str,
-    parts: list[Path],
-    qdirs: list[Path],
-    settings: LoadSettings,
-    scheduler: str | None,
-) -> list[sources.LoadResult]:
+def _compute(fn, calls: list[tuple], scheduler: str | None, desc: str) -> list:
+    """``fn(*call)`` for every call as a dask task (threads, or the scheduler's workers)."""
     import dask
     from tqdm.auto import tqdm
 
-    tasks = [
-        dask.delayed(_load_part, pure=False)(data_dir.resolve(), name, p, q, settings)
-        for p, q in zip(parts, qdirs, strict=True)
-    ]
+    tasks = [dask.delayed(fn, pure=False)(*call) for call in calls]
     if scheduler is None:
         return list(dask.compute(*tasks, scheduler="threads"))
     from dask.distributed import Client, as_completed
@@ -240,7 +334,7 @@ def _compute(
         futures = client.compute(tasks)
         order = {f.key: i for i, f in enumerate(futures)}
         out: list = [None] * len(futures)
-        bar = tqdm(total=len(futures), desc=f"load {name}", unit="part", disable=None)
+        bar = tqdm(total=len(futures), desc=desc, unit="part", disable=None)
         for future in as_completed(futures, loop=client.loop):
             out[order[future.key]] = future.result()
             bar.update(1)

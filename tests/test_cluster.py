@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from revmodel import cli, cube, forecast, partitions, sample
+from revmodel import cli, cube, forecast, partitions, sample, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,3 +174,22 @@ def test_parts_loaded_on_the_cluster_are_the_parts_loaded_here(cluster, tmp_path
     for name, frame in here.tables.items():
         assert there.tables[name].equals(frame), name
     assert there.reports == here.reports
+
+
+@pytest.mark.slow
+def test_parts_reduced_on_the_workers_bring_back_deal_cells_not_rows(cluster, tmp_path):
+    address, _ = cluster
+    whole, parts = _folders(tmp_path)
+    there = partitions.load(
+        parts, quarantine_dir=tmp_path / "q1", scheduler=address, deal_cells=True
+    )
+    n = len(pd.read_parquet(whole / "opportunities.parquet"))
+    cells = there.tables["opportunities"]
+    assert "opportunity_id" not in cells and len(cells) < n
+    assert int(cells["deals"].sum()) == there.reports["opportunities"].rows_accepted == n
+    local = sources.load(whole, quarantine_dir=tmp_path / "q2")
+    for layout in cube.LAYOUTS:
+        xr.testing.assert_identical(
+            cube.build_cube(there.tables, layout=layout),
+            cube.build_cube(local.tables, layout=layout),
+        )

@@ -50,6 +50,41 @@ def test_parts_give_the_cube_of_the_whole_table(company, tmp_path):
     )
 
 
+def test_parts_reduced_to_deal_cells_give_the_cube_of_the_whole_table(company, tmp_path):
+    whole = sources.load(write(company, tmp_path / "whole", parts=0), quarantine_dir=tmp_path / "q")
+    reduced = partitions.load(
+        write(company, tmp_path / "parts"), quarantine_dir=tmp_path / "q2", deal_cells=True
+    )
+    cells = reduced.tables["opportunities"]
+    n = len(company["opportunities"])
+    assert list(cells.columns) == [*cube.DEAL_CELL_KEYS, "amount", "deals"]
+    assert int(cells["deals"].sum()) == n and len(cells) < n
+    won = company["opportunities"]["stage"] == "won"
+    assert cells.loc[cells["stage"] == "won", "amount"].sum() == pytest.approx(
+        company["opportunities"].loc[won, "amount"].sum()
+    )
+    assert reduced.reports["opportunities"].rows_accepted == n
+    for layout in cube.LAYOUTS:
+        xr.testing.assert_identical(
+            cube.build_cube(reduced.tables, as_of="2026-06", layout=layout),
+            cube.build_cube(whole.tables, as_of="2026-06", layout=layout),
+        )
+
+
+def test_a_key_in_two_reduced_parts_is_the_same_clear_error(company, tmp_path):
+    opps = company["opportunities"].copy()
+    opps.loc[len(opps) - 1, "opportunity_id"] = opps.loc[0, "opportunity_id"]
+    folder = write(company, tmp_path / "d", opps)
+    with pytest.raises(DataError) as err:
+        partitions.load(folder, quarantine_dir=tmp_path / "q", deal_cells=True)
+    first = opps.loc[0, "opportunity_id"]
+    assert str(err.value) == (
+        f"opportunities: opportunity_id {first!r} is in more than one part "
+        "(part-0000.parquet, part-0002.parquet); 2 rows share a key across parts. "
+        "Export the table again so that each row is in one part only."
+    )
+
+
 def test_a_bad_row_in_a_part_is_quarantined_and_counted(company, tmp_path):
     opps = company["opportunities"].copy()
     opps["amount"] = opps["amount"].astype(object)
