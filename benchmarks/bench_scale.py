@@ -1,14 +1,14 @@
 """Enterprise scale end to end: 20,000 reps x 48 months through load, cube, forecast and plan.
 
     nice -n 5 .venv/bin/python benchmarks/bench_scale.py [--reps 20000] [--months 48]
-        [--workers 2] [--scheduler ADDRESS] [--format csv|parquet]
+        [--workers 2] [--scheduler ADDRESS] [--format csv|parquet] [--data FOLDER]
 
 The sample company (:func:`revmodel.sample.generate`: about 8 opportunities per rep
 and month and 58 accounts per rep, so 20,000 x 48 gives about 7.6M opportunities and
 1.2M accounts) is generated in a child process, in blocks of 2,000 reps with ids
 prefixed by block (same regions, segments and months), so its memory is neither
 counted nor more than one block's, and written into a temporary folder (removed at
-the end; never into the checkout): ``accounts``, ``reps``, ``opportunities``,
+the end; never into the checkout; ``--data FOLDER`` keeps it there to be read again): ``accounts``, ``reps``, ``opportunities``,
 ``invoices``, ``subscriptions``. Then,
 in this process, each stage is timed and its peak resident memory sampled (this
 process plus its children, i.e. the local dask workers, every 0.2 s):
@@ -17,16 +17,17 @@ process plus its children, i.e. the local dask workers, every 0.2 s):
   alone, types inferred);
 - ``load_validate``: :func:`revmodel.sources.load` (detection, parsing, pandera
   validation, quarantine written);
-- ``cube_build_cells``: :func:`revmodel.cube.build_cube` with ``layout="cells"`` (measures
-  over the populated cells only) and its memory (``Dataset.nbytes``);
-- ``cube_build``: the dense cube (``segment x region x rep x month``), its memory and the
-  populated share of its series; the stages after it read the dense cube;
-- ``forecast_reconcile``: :func:`revmodel.forecast.forecast_cube` at every node of the
-  hierarchy (empty cache: every series fitted) on a local dask cluster of
-  ``--workers`` processes or the ``--scheduler`` given, then
-  :func:`revmodel.forecast.reconcile_dataset` with ``mint_shrink``;
+- ``cube_build``: :func:`revmodel.cube.build_cube` with ``layout="cells"`` (measures
+  over the populated cells only), its memory (``Dataset.nbytes``), what the dense cube
+  (``segment x region x rep x month``) would take, and the populated share of its series;
+- ``forecast_reconcile``: :func:`revmodel.forecast.forecast_cube` of the cube by cell at
+  every node of the hierarchy (default method, empty cache: every series fitted) on a
+  local dask cluster of ``--workers`` processes or the ``--scheduler`` given, then
+  :func:`revmodel.forecast.reconcile_dataset` with ``mint_shrink`` (above
+  :data:`revmodel.reconcile.MINT_SHRINK_MAX_NODES` nodes its covariance is diagonal plus
+  low rank, ``reconcile_covariance`` says which);
 - ``plan``: :func:`revmodel.capacity.capacity_plan` and :func:`revmodel.quota.top_down`
-  for the fiscal year after ``as_of``.
+  for the fiscal year after ``as_of`` (on the dense cube unstacked from the cells).
 
 ``benchmarks/results/bench_scale.json`` is rewritten after every stage, so a run
 stopped part way leaves what it measured and the stage it was in (``status``).
@@ -54,6 +55,8 @@ from dataclasses import dataclass  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from benchkit import PeakMemory, stopwatch, write_result  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "bench_scale.json"
 TABLES = ("accounts", "reps", "opportunities", "invoices", "subscriptions")
@@ -71,48 +74,10 @@ class Settings:
     scheduler: str | None
     fmt: str
     out: Path
-
-
-class PeakMemory:
-    """Peak resident memory [MB] of this process and its children while a stage runs."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self._interval = interval
-        self._stop = threading.Event()
-        self.peak_mb = 0.0
-
-    def _rss_mb(self) -> float:
-        total = 0
-        procs = [self._proc]
-        try:
-            procs += self._proc.children(recursive=True)
-        except Exception:  # a child that ends while listed
-            pass
-        for p in procs:
-            try:
-                total += p.memory_info().rss
-            except Exception:
-                pass
-        return total / 1024**2
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, self._rss_mb())
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> PeakMemory:
-        self.peak_mb = self._rss_mb()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._rss_mb())
+    #: A folder holding a generated company to read again (or to generate into and keep).
+    data: Path | None = None
+    #: Stop the run after this many seconds, the JSON saying where it was [s].
+    time_limit: float | None = None
 
 
 def _load_average() -> float:
@@ -138,18 +103,15 @@ class Run:
     def write(self) -> None:
         self.figures["peak_memory_mb"] = round(max(self.peaks, default=0.0), 1)
         self.figures["load_average_1min_now"] = _load_average()
-        self.settings.out.parent.mkdir(parents=True, exist_ok=True)
-        self.settings.out.write_text(json.dumps(self.figures, indent=2) + "\n")
+        write_result("bench_scale", self.figures, self.settings.out)
 
     def stage(self, name: str, fn: Callable[[], object]) -> object:
         """Run ``fn`` as stage ``name``: seconds and peak memory recorded, JSON rewritten."""
         self.figures["status"] = f"running {name}"
         self.write()
-        with PeakMemory() as peak:
-            t0 = time.perf_counter()
+        with PeakMemory() as peak, stopwatch() as sw:
             value = fn()
-            seconds = time.perf_counter() - t0
-        self.figures[f"{name}_seconds"] = round(seconds, 3)
+        self.figures[f"{name}_seconds"] = round(sw.seconds, 3)
         self.figures[f"{name}_peak_memory_mb"] = round(peak.peak_mb, 1)
         self.peaks.append(peak.peak_mb)
         self.write()
@@ -252,6 +214,37 @@ def generate(settings: Settings, folder: Path) -> dict[str, int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _count_rows(folder: Path, fmt: str) -> dict[str, int]:
+    """Rows per table of a company generated earlier (CSV: lines less the header)."""
+    import pyarrow.parquet as pq
+
+    counts = {}
+    for name in TABLES:
+        if fmt == "parquet":
+            counts[name] = sum(pq.read_metadata(f).num_rows for f in (folder / name).iterdir())
+            continue
+        with (folder / f"{name}.csv").open("rb") as fh:
+            blocks = iter(partial(fh.read, 1 << 24), b"")
+            counts[name] = sum(block.count(b"\n") for block in blocks) - 1
+    return counts
+
+
+def _company(settings: Settings, work: Path) -> tuple[Path, dict[str, int], float | None]:
+    """The generated company's folder, its rows per table and the seconds generating took.
+
+    With ``--data`` a folder that holds the tables is read again (not generated, so
+    no generating time); an empty or new one is generated into and kept.
+    """
+    folder = settings.data if settings.data is not None else work / "data"
+    if settings.data is not None and all(
+        (folder / (n if settings.fmt == "parquet" else f"{n}.csv")).exists() for n in TABLES
+    ):
+        return folder, _count_rows(folder, settings.fmt), None
+    with stopwatch() as sw:
+        counts = generate(settings, folder)
+    return folder, counts, round(sw.seconds, 1)
+
+
 def _pyarrow_read(folder: Path, fmt: str) -> int:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -269,36 +262,38 @@ def _pyarrow_read(folder: Path, fmt: str) -> int:
 
 
 def _cube_figures(ds) -> dict[str, object]:
+    """Sizes of the cube by populated cell, and what the dense cube would hold."""
     import numpy as np
 
     from revmodel import cube
 
-    series = ds["bookings"].transpose(*cube.SERIES_DIMS, "month")
-    active = np.zeros(series.shape[:3], dtype=bool)
-    for name in ds.data_vars:
-        values = np.nan_to_num(ds[name].transpose(*cube.SERIES_DIMS, "month").values)
-        active |= np.any(values != 0, axis=-1)
-    dense = int(np.prod([ds.sizes[d] for d in cube.DIMS]))
+    series = int(np.prod([ds.sizes[d] for d in cube.SERIES_DIMS]))
     return {
         "segments": ds.sizes["segment"],
         "regions": ds.sizes["region"],
         "reps": ds.sizes["rep"],
         "cube_months": ds.sizes["month"],
+        "cube_layout": "cells",
+        "cube_cells": ds.sizes["cell"],
         "cube_memory_mb": round(ds.nbytes / 1024**2, 1),
         "cube_measures": len(ds.data_vars),
-        "cube_dense_cells": dense,
-        "cube_populated_series": int(active.sum()),
-        "cube_populated_share": round(float(active.mean()), 4),
+        "cube_dense_cells": series * ds.sizes["month"],
+        "cube_dense_memory_mb_would_be": round(
+            series * ds.sizes["month"] * 8 * len(ds.data_vars) / 1024**2, 1
+        ),
+        "cube_populated_share": round(ds.sizes["cell"] / series, 4),
     }
 
 
 def _rollup_ms(ds) -> float:
     from revmodel import cube
 
+    # the cube with bookings alone (its segment, region and rep members kept)
+    bookings = ds.drop_vars([v for v in ds.data_vars if v != "bookings"])
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        cube.rollup(ds["bookings"], "region", period="fiscal_quarter").load()
+        cube.rollup(bookings, "region", period="fiscal_quarter").load()
         times.append(time.perf_counter() - t0)
     return round(sorted(times)[1] * 1000, 1)
 
@@ -336,6 +331,7 @@ def _forecast_stages(run: Run, ds, cache: Path) -> None:
     run.figures["forecast_fallbacks"] = int(fc.attrs["n_fallbacks"])
     _, info = run.stage("reconcile", lambda: forecast.reconcile_dataset(fc, method="mint_shrink"))
     run.figures["reconcile_method_used"] = str(info.get("method", ""))
+    run.figures["reconcile_covariance"] = str(info.get("covariance", ""))
     run.figures["reconcile_fallback"] = str(info.get("fallback") or "")
     run.figures["forecast_reconcile_seconds"] = round(
         run.figures["forecast_seconds"] + run.figures["reconcile_seconds"], 3
@@ -343,12 +339,13 @@ def _forecast_stages(run: Run, ds, cache: Path) -> None:
 
 
 def _plan(ds) -> None:
-    from revmodel import capacity, quota
+    from revmodel import capacity, cube, quota
     from revmodel.assumptions import Assumptions
 
     a = Assumptions(plan_year=_plan_year(ds))
-    capacity.capacity_plan(ds, a)
-    quota.top_down(ds, a)
+    dense = cube.unstack_cells(ds) if "cell" in ds.dims else ds
+    capacity.capacity_plan(dense, a)
+    quota.top_down(dense, a)
 
 
 def measure(run: Run, folder: Path, work: Path) -> None:
@@ -366,14 +363,11 @@ def measure(run: Run, folder: Path, work: Path) -> None:
     run.figures["ingest_ratio_to_pyarrow"] = round(
         run.figures["load_validate_seconds"] / run.figures["pyarrow_read_seconds"], 2
     )
-    cells = run.stage(
-        "cube_build_cells",
+    # the cube by populated cell (memory follows the populated series, not the cross product)
+    ds = run.stage(
+        "cube_build",
         partial(cube.build_cube, result.tables, currency=result.currency, layout="cells"),
     )
-    run.figures["cube_cells"] = cells.sizes["cell"]
-    run.figures["cube_cells_memory_mb"] = round(cells.nbytes / 1024**2, 1)
-    del cells
-    ds = run.stage("cube_build", partial(cube.build_cube, result.tables, currency=result.currency))
     del result  # the tables are not needed past the cube
     run.figures.update(_cube_figures(ds))
     run.figures["rollup_region_quarter_ms"] = _rollup_ms(ds)
@@ -390,10 +384,9 @@ def _table(figures: dict[str, object]) -> str:
         ("pyarrow_read_seconds", "pyarrow.csv.read_csv (peer)", "{:.1f} s"),
         ("load_validate_seconds", "load + validate", "{:.1f} s"),
         ("ingest_ratio_to_pyarrow", "ratio to pyarrow (goal <= 4x)", "{:.1f}x"),
-        ("cube_build_seconds", "cube build, dense", "{:.1f} s"),
-        ("cube_memory_mb", "cube memory, dense", "{:,.0f} MB"),
-        ("cube_build_cells_seconds", "cube build, populated cells", "{:.1f} s"),
-        ("cube_cells_memory_mb", "cube memory, populated cells", "{:,.1f} MB"),
+        ("cube_build_seconds", "cube build (populated cells)", "{:.1f} s"),
+        ("cube_memory_mb", "cube memory (populated cells)", "{:,.1f} MB"),
+        ("cube_dense_memory_mb_would_be", "dense cube would be", "{:,.0f} MB"),
         ("cube_populated_share", "populated share of series", "{:.1%}"),
         ("forecast_series", "series forecast", "{:,}"),
         ("forecast_seconds", "forecast", "{:.0f} s"),
@@ -411,6 +404,29 @@ def _table(figures: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _stop_at_time_limit(run: Run, seconds: float) -> None:
+    """After ``seconds``: the figures so far written with where the run stopped, then exit.
+
+    A stage running on a local dask cluster does not take an interrupt, so the run
+    ends itself: its worker processes (its own children) are ended first.
+    """
+    import psutil
+
+    def stop() -> None:
+        run.figures["status"] = (
+            f"stopped by --time-limit {seconds:.0f} s in the stage '{run.figures['status']}'"
+        )
+        run.write()
+        print(_table(run.figures), flush=True)
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+        os._exit(3)
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=20_000)
@@ -420,28 +436,49 @@ def main() -> None:
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     p.add_argument("--format", dest="fmt", choices=("csv", "parquet"), default="csv")
     p.add_argument("--out", type=Path, default=RESULT, help="JSON file to write")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder of a company generated before with the same settings, read again "
+        "(an empty or new folder is generated into and kept)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds after which the run stops, writing what it measured and where it was",
+    )
     p.add_argument("--_generate", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._generate:
         _generate_child(args.reps, args.months, args.seed, args._generate, args.fmt)
         return
     settings = Settings(
-        args.reps, args.months, args.seed, args.workers, args.scheduler, args.fmt, args.out
+        args.reps,
+        args.months,
+        args.seed,
+        args.workers,
+        args.scheduler,
+        args.fmt,
+        args.out,
+        args.data,
+        args.time_limit,
     )
     run = Run(settings)
+    if settings.time_limit is not None:
+        _stop_at_time_limit(run, settings.time_limit)
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        t0 = time.perf_counter()
-        counts = generate(settings, work / "data")
-        run.figures["sample_generate_seconds"] = round(time.perf_counter() - t0, 1)
+        folder, counts, generating = _company(settings, work)
+        run.figures["sample_generate_seconds"] = generating
         run.figures["reps"] = counts["reps"]
         run.figures["opportunities"] = counts["opportunities"]
         run.figures["accounts"] = counts["accounts"]
         run.figures["input_size_mb"] = round(
-            sum(f.stat().st_size for f in (work / "data").rglob("*") if f.is_file()) / 1024**2,
-            1,
+            sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1024**2, 1
         )
-        measure(run, work / "data", work)
+        measure(run, folder, work)
         run.figures["status"] = "complete"
     except BaseException as exc:
         run.figures["status"] = f"stopped in {run.figures['status']}: {type(exc).__name__}: {exc}"

@@ -12,6 +12,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,55 @@ def peak_memory_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class PeakMemory:
+    """Peak resident memory [MB] of this process and its children (dask workers) in a block.
+
+    Sampled every ``interval`` seconds by a thread (``psutil``)::
+
+        with PeakMemory() as peak:
+            work()
+        peak.peak_mb
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak_mb = 0.0
+
+    def _rss_mb(self) -> float:
+        total = 0
+        procs = [self._proc]
+        try:
+            procs += self._proc.children(recursive=True)
+        except Exception:  # a child that ends while listed
+            pass
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except Exception:
+                pass
+        return total / 1024**2
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> PeakMemory:
+        self.peak_mb = self._rss_mb()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._rss_mb())
 
 
 @dataclass
