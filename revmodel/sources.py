@@ -1009,10 +1009,6 @@ def _is_typed(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s)
 
 
-#: What RE2's ``\s`` matches: the white space a value may be padded with.
-_RE2_SPACE = " \t\n\f\r"
-
-
 def _as_text(s: pd.Series) -> pd.Series:
     """Values as stripped text; missing where empty. Whole floats print without '.0'."""
     if pd.api.types.is_bool_dtype(s):
@@ -1026,9 +1022,9 @@ def _as_text(s: pd.Series) -> pd.Series:
     if not pd.api.types.is_string_dtype(s) or s.dtype == object:
         s = s.astype("str")
     arr = pyarrow.array(s, type=pyarrow.large_string(), from_pandas=True)
-    # padded with ASCII white space (RE2's \s): trimming changes the length
+    # padded with ASCII white space: trimming it changes the length
     length = pc.binary_length(arr)
-    padded = pc.not_equal(pc.binary_length(pc.utf8_trim(arr, characters=_RE2_SPACE)), length)
+    padded = pc.not_equal(pc.binary_length(pc.ascii_trim_whitespace(arr)), length)
     empty = pc.equal(length, 0)
     if not (pc.any(padded).as_py() or pc.any(empty).as_py()):
         return s if s.dtype == "str" else s.astype("str")
@@ -1211,6 +1207,17 @@ def _rules(
     return rules
 
 
+def _repeated(ids: pd.Series) -> pd.Series:
+    """``ids.duplicated(keep="first")``, found by 64-bit hashes first (a large table's ids
+    are nearly all distinct), then exactly among the rows whose hash repeats."""
+    hashes = pd.util.hash_array(ids.fillna("").to_numpy(dtype=object))
+    shared = pd.Series(hashes, index=ids.index).duplicated(keep=False)
+    out = pd.Series(False, index=ids.index)
+    if shared.any():
+        out[shared] = ids[shared].duplicated(keep="first")
+    return out
+
+
 def _duplicate_key_rule(table: schema.Table) -> _Rule:
     """A row repeating the unique columns of an earlier row is rejected; the first is kept."""
     unique = list(table.unique_columns)
@@ -1225,7 +1232,7 @@ def _duplicate_key_rule(table: schema.Table) -> _Rule:
     def repeated(f: pd.DataFrame) -> pd.Series:
         if len(unique) == 1:
             ids = f[unique[0]]
-            return ids.notna() & ids.duplicated(keep="first")
+            return ids.notna() & _repeated(ids)
         return f[unique].notna().all(axis=1) & f[unique].duplicated(keep="first")
 
     return _Rule(
