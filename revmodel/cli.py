@@ -486,30 +486,9 @@ def plan_cmd(
         scheduler=scheduler,
     )
     logger.info("plan published in %.0f s", time.time() - t0)
-    _prepare_apps(Path(path).parent.parent)
+    logger.info("the apps read it from their next start (`revmodel serve`)")
     click.echo(path)
     return 0
-
-
-def _prepare_apps(reports: Path) -> None:
-    """Build the apps' shared context of the plan just published, so `revmodel serve` only reads it."""
-    if reports.resolve() != config.REPORTS_DIR.resolve():
-        logger.info(
-            "the apps read %s: their context is made when they first open", config.REPORTS_DIR
-        )
-        return
-    from revmodel.apps import context, published
-
-    t0 = time.time()
-    plan = published.latest(reports)
-    if plan is None:
-        return
-    try:
-        cached = context.publish_context(plan)
-    except (RevmodelError, OSError) as exc:
-        logger.warning("the apps' context was not prepared (%s): made when they first open", exc)
-        return
-    logger.info("apps context prepared in %.0f s: %s", time.time() - t0, cached.name)
 
 
 # --------------------------------------------------------------------------- apps

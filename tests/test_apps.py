@@ -655,8 +655,12 @@ def test_explorer_kpis_are_the_catalogue_s_on_a_pipedrive_export(pipedrive_conte
 # --------------------------------------------------------------------------- the published plan
 
 
-def _publish(ctx, reports, stamp: str, quota_scale: float, data_dir) -> Path:
-    """A pack as `revmodel plan` leaves it: plan.nc groups and a manifest naming its version."""
+def _publish(ctx, reports, stamp: str, quota_scale: float, data_dir, base_plan=True) -> Path:
+    """A pack as `revmodel plan` leaves it: plan.nc groups and a manifest naming its version.
+
+    Its base plan (``base_plan``) has the targets of ``ctx.plan`` times ``quota_scale``
+    and a rep potential of 1, 2, 3...; ``base_plan`` False leaves the group out.
+    """
     from revmodel import encoding, quota
 
     pack = reports / f".{ctx.cycle}" / stamp
@@ -673,6 +677,13 @@ def _publish(ctx, reports, stamp: str, quota_scale: float, data_dir) -> Path:
         "capacity": cap.rename("capacity").to_dataset(),
         "quota_balance": quota.balance(q, expected=cap),
     }
+    if base_plan:
+        plan = ctx.plan.copy()
+        for name in ("target", "total_target"):
+            plan[name] = plan[name] * quota_scale
+        reps = q["rep"].values
+        potential = xr.DataArray(np.arange(1.0, len(reps) + 1), coords={"potential_rep": reps})
+        groups["base_plan"] = plan.assign(quota_potential=potential)
     mode = "w"
     for group, ds in groups.items():
         encoding.encode(ds).to_netcdf(pack / "plan.nc", mode=mode, group=group, engine="netcdf4")
@@ -728,14 +739,30 @@ def test_every_app_reads_the_latest_published_plan(
         assert q["full_year_quota"].sum() == pytest.approx(1.5 * recomputed)
         footer = text(explorer.build(ctx).children[-1].value)
         assert f"published plan {app_context.cycle} (version forecast/" in footer
+        # The what-if starts from the published base plan, read, not recomputed.
+        base_target = float(app_context.plan["total_target"])
+        assert float(ctx.plan["total_target"]) == pytest.approx(1.5 * base_target)
+        reps = [str(r) for r in ctx.extra["potential"].index]
+        assert ctx.extra["potential"].values.tolist() == [float(i + 1) for i in range(len(reps))]
+        assert reps == [str(r) for r in ctx.rep_quota()["rep"].values]
+        what = whatif.build(ctx).app
+        assert what.plan() is ctx.plan
+        assert what.kpis.values["target"] == layout_money(1.5 * base_target)
+        assert text(what.timing.value) == f"The base plan {ctx.assumptions.plan_year}."
+        what.growth.value = ctx.assumptions.target_growth + 0.1
+        assert what.kpis.values["target"] == layout_money(float(what.plan()["total_target"]))
+        assert text(what.timing.value).startswith(f"Plan {ctx.assumptions.plan_year} recomputed in")
 
         # A later version is published: the next kernel reads it, from a new cache file.
-        _publish(app_context, reports, "20261108T090000000000Z", 2.0, folder)
+        _publish(app_context, reports, "20261108T090000000000Z", 2.0, folder, base_plan=False)
         assert published.latest().version.endswith("20261108T090000000000Z")
         app_context_module.clear_cache()
         later = app_context_module.load_context()
         assert float(later.rep_quota().sum()) == pytest.approx(2.0 * recomputed)
         assert app_context_module.context_cache_path(None, "auto") != path
+        # A pack without a base plan: the base plan is computed from its cube and assumptions.
+        assert float(later.plan["total_target"]) == pytest.approx(base_target)
+        assert "potential" not in later.extra
     finally:
         app_context_module.clear_cache()
 
@@ -745,7 +772,7 @@ def layout_money(value: float) -> str:
 
 
 @pytest.mark.slow
-def test_plan_prepares_the_apps_context_and_serve_only_reads_it(
+def test_plan_leaves_the_apps_context_to_the_first_serve_which_reads_the_published_base_plan(
     small_company, tmp_path, monkeypatch
 ):
     import os
@@ -765,26 +792,31 @@ def test_plan_prepares_the_apps_context_and_serve_only_reads_it(
         cwd=project, env=env, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "apps context prepared" in run.stderr
-    monkeypatch.setattr(config, "HOME", project)
-    monkeypatch.setattr(config, "REPORTS_DIR", project / "reports")
-    monkeypatch.setattr(config, "CACHE_DIR", project / ".cache" / "revmodel")
-    monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
+    assert "the apps read it from their next start (`revmodel serve`)" in run.stderr
+
+    def in_project():
+        monkeypatch.setattr(config, "HOME", project)
+        monkeypatch.setattr(config, "REPORTS_DIR", project / "reports")
+        monkeypatch.setattr(config, "CACHE_DIR", project / ".cache" / "revmodel")
+        monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
+
+    in_project()
     plan = published.latest()
     assert plan is not None and plan.cycle in run.stdout
-    assert app_context_module.context_cache_path(None, "auto", plan).exists()
+    path = app_context_module.context_cache_path(None, "auto", plan)
+    assert not path.exists()  # nothing prepared for apps nobody serves
+    app_context_module.clear_cache()
+    serve.warm()  # the first start builds it
+    assert path.exists()
 
-    # The server's start only reads: building the context again would fail here.
+    # The next start only reads: building the context again would fail here.
     def no_build(*args, **kwargs):
         raise AssertionError("the context was built again")
 
     monkeypatch.setattr(app_context_module, "load_context", no_build)
     serve.warm()
     monkeypatch.undo()
-    monkeypatch.setattr(config, "HOME", project)
-    monkeypatch.setattr(config, "REPORTS_DIR", project / "reports")
-    monkeypatch.setattr(config, "CACHE_DIR", project / ".cache" / "revmodel")
-    monkeypatch.delenv(app_context_module.ENV_CUBE, raising=False)
+    in_project()
     app_context_module.clear_cache()
     try:
         ctx = app_context_module.load_context()
@@ -792,6 +824,13 @@ def test_plan_prepares_the_apps_context_and_serve_only_reads_it(
             assert float(ctx.rep_quota().sum()) == pytest.approx(float(q["quota"].sum()))
         with xr.open_dataset(plan.plan_file, group="reconciled") as rec:
             assert float(ctx.reconciled.sum()) == pytest.approx(float(rec["forecast"].sum()))
+        # The what-if's base plan is the pack's, as the scenarios notebook computed it.
+        with xr.open_dataset(plan.plan_file, group="base_plan") as base:
+            assert float(ctx.plan["total_target"]) == float(base["total_target"])
+            assert float(ctx.plan["total_quota"]) == float(base["total_quota"])
+        page = whatif.build(session(ctx)).app
+        assert page.plan() is ctx.plan
+        assert page.kpis.values["target"] == layout_money(float(ctx.plan["total_target"]))
         assert ctx.published == plan
     finally:
         app_context_module.clear_cache()
@@ -951,3 +990,53 @@ def test_whatif_excel_holds_the_scenario_against_the_base(app_context, tmp_path)
     assert float(assumptions["target_growth"]) == pytest.approx(app.growth.value)
     app.growth.value = app.growth.value + 0.05
     assert app.excel.link.value == ""
+
+
+def test_a_page_opened_again_resends_no_unchanged_chart(app_context, store_url):
+    page = explorer.build(session(app_context, store_url)).app
+    sent = []
+    page.chart.observe(lambda change: sent.append(change["new"]), names="outputs")
+    revision = page.chart.revision
+    page.refresh()  # what a preheated page does when someone opens it
+    assert sent == [] and page.chart.revision == revision
+    page.region.value = page.region.options[1]
+    assert len(sent) == 1 and page.chart.revision == revision + 1
+    spec = sent[0][0]["data"][whatif.layout.PLOTLY_MIME]
+    assert spec["layout"]["meta"] == {"revision": revision + 1}
+    assert spec["data"] == json.loads(page.chart.figure.to_json())["data"]
+
+
+def test_an_opened_page_is_redrawn_only_when_a_call_changed(app_context, store_url, manager_name):
+    page = explorer.build(session(app_context, store_url)).app
+    page.period.value = app_context.cycle
+    page.manager.value = manager_name
+    assert page.kpis.values["commit"] == "–"
+    redrawn = []
+    refresh = page.refresh
+    page.refresh = lambda: (redrawn.append(1), refresh())
+    built = layout_calls_version(page)
+    assert explorer.layout.refresh_if_changed(page, built) is False and redrawn == []
+    # A manager's call in another session: the page opened now shows it.
+    caller = forecast_call.build(session(app_context, store_url, MANAGER_USER)).app
+    caller.amount.value = "125000"
+    caller.submit.click()
+    assert caller.message.kind == "ok", caller.message.text
+    assert explorer.layout.refresh_if_changed(page, built) is True and redrawn == [1]
+    assert page.kpis.values["commit"] == layout_money(125000.0)
+
+
+def test_an_opened_what_if_reads_scenarios_saved_since(app_context, tmp_path):
+    first = whatif.build(session(app_context, scenarios=tmp_path)).app
+    other = whatif.build(session(app_context, scenarios=tmp_path)).app
+    assert explorer.layout.refresh_if_changed(first, layout_calls_version(first)) is True
+    assert first.saved == {}
+    other.name.value = "stretch"
+    other.save.click()
+    assert other.message.kind == "ok"
+    explorer.layout.refresh_if_changed(first, layout_calls_version(first))
+    assert list(first.saved) == ["stretch"]
+    assert "stretch" in text(first.comparison.value)
+
+
+def layout_calls_version(page) -> int | None:
+    return explorer.layout.calls_version(page)

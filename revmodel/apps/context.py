@@ -69,7 +69,6 @@ __all__ = [
     "fingerprint",
     "load_context",
     "open_store",
-    "publish_context",
     "team_map_path",
 ]
 
@@ -493,10 +492,13 @@ def _published_tables(plan: PublishedPlan) -> dict[str, pd.DataFrame] | None:
 def _from_published(plan: PublishedPlan) -> AppContext:
     """The context of a published plan: its cube, forecasts, quotas and capacity, as published.
 
-    Only what the pack does not hold is derived, by the library's functions on
-    the published cube: the what-if's prepared inputs and base scenario
-    (:func:`revmodel.scenario.plan` with the plan's own assumptions), the node
-    models behind reconciliation with calls, and the weighted pipeline.
+    The what-if's base plan is the pack's ``base_plan`` group (with the rep
+    potential its quotas were set on, kept as ``extra["potential"]``). Only what
+    the pack does not hold is derived, by the library's functions on the
+    published cube: the what-if's prepared inputs, the node models behind
+    reconciliation with calls, the weighted pipeline, and the base plan of a
+    pack published without one (:func:`revmodel.scenario.plan` with the plan's
+    own assumptions).
     """
     from revmodel import parameters
 
@@ -520,13 +522,24 @@ def _from_published(plan: PublishedPlan) -> AppContext:
     results = {
         g: ds for g in PUBLISHED_RESULTS if (ds := _read_group(plan.plan_file, g)) is not None
     }
+    extra: dict[str, Any] = {"data_dir": str(plan.data_dir)} if plan.data_dir is not None else {}
+    base_plan = _read_group(plan.plan_file, "base_plan")
+    if base_plan is not None and "quota_potential" in base_plan:
+        found = base_plan["quota_potential"]
+        extra["potential"] = pd.Series(
+            found.values, index=found["potential_rep"].values.astype(str), name="potential"
+        )
+        base_plan = base_plan.drop_dims("potential_rep")
     return AppContext(
         cube=cube,
         tables=tables,
         cycle=plan.cycle,
         assumptions=base,
         plan_context=prepared,
-        plan=scenario.plan(prepared, base) if known else None,
+        # The base plan as published; computed here only from a pack published without it.
+        plan=(base_plan if base_plan is not None else scenario.plan(prepared, base))
+        if known
+        else None,
         forecast=fc,
         reconciled=groups["reconciled"]["forecast"],
         inputs=rforecast.node_forecasts(hist, fc),
@@ -536,7 +549,7 @@ def _from_published(plan: PublishedPlan) -> AppContext:
         seconds=time.perf_counter() - start,
         published=plan,
         results=results,
-        extra={"data_dir": str(plan.data_dir)} if plan.data_dir is not None else {},
+        extra=extra,
         rep_known=known,
     )
 
@@ -603,16 +616,6 @@ def _load_or_build(data_dir: Path | None, method: str) -> AppContext:
     if plan is not None:
         return _cached(context_cache_path(None, method, plan), lambda: _from_published(plan))
     return _cached(context_cache_path(data_dir, method), lambda: _build(None, data_dir, method))
-
-
-def publish_context(plan: PublishedPlan) -> Path:
-    """Build the shared context of a just-published plan into the cache (``revmodel plan``).
-
-    The first ``revmodel serve`` after publishing then only reads it. Returns the file.
-    """
-    path = context_cache_path(None, resolve_method(None), plan)
-    _cached(path, lambda: _from_published(plan))
-    return path
 
 
 def _cached(path: Path, make: Callable[[], AppContext]) -> AppContext:

@@ -184,12 +184,18 @@ class FigurePane(w.Output):
         self.add_class(css)
         self.figure: go.Figure | None = None
         self.revision = 0
+        self._shown = ""
 
     def show(self, fig: go.Figure) -> None:
+        """Show ``fig``; the same figure again sends nothing (the browser keeps what it drew)."""
         self.figure = fig
+        text = fig.to_json()
+        if text == self._shown and self.outputs:
+            return
+        self._shown = text
         self.revision += 1
         self.layout.min_height = "300px"
-        spec = json.loads(fig.to_json())
+        spec = json.loads(text)
         spec.setdefault("config", {}).update({"displaylogo": False})
         spec["layout"]["meta"] = {"revision": self.revision}
         self.outputs = (
@@ -272,21 +278,42 @@ def dropdown(
     return dd
 
 
+def calls_version(app: object) -> int | None:
+    """The call store's version a page's data depends on (None: the page reads no calls)."""
+    store = getattr(getattr(app, "context", None), "store", None)
+    return None if store is None else store.version()
+
+
 def when_opened(page: w.Widget) -> None:
     """Redraw a page built in advance (a preheated Voila kernel) once someone opens it.
 
     In a preheated kernel, waits for Voila to hand the kernel to a request
     (:func:`voila.utils.wait_for_request`), then calls the page's ``refresh()``
-    so it shows the calls made since it was built. Elsewhere, does nothing.
+    so it shows the calls made since it was built. When no call changed since
+    (the call store's version is the same), a page reading calls is sent as
+    built: the browser gets its widgets without waiting for a redraw. A page
+    reading no calls (``reads_calls`` False) is always refreshed. Elsewhere,
+    does nothing.
     """
     if os.environ.get("VOILA_PREHEAT", "False") == "False":
         return
     from voila.utils import wait_for_request
 
+    app = getattr(page, "app", None)
+    built = calls_version(app)
     wait_for_request()
-    refresh = getattr(getattr(page, "app", None), "refresh", None)
-    if callable(refresh):
-        refresh()
+    refresh_if_changed(app, built)
+
+
+def refresh_if_changed(app: object, built: int | None) -> bool:
+    """Call ``app.refresh()`` unless it reads calls and none changed since ``built``; True if called."""
+    refresh = getattr(app, "refresh", None)
+    if not callable(refresh):
+        return False
+    if getattr(app, "reads_calls", True) and built is not None and calls_version(app) == built:
+        return False
+    refresh()
+    return True
 
 
 #: The media type of an Excel workbook.

@@ -18,11 +18,11 @@ The server is plain Voila over ``notebooks/apps/`` with:
 
 Before Voila starts, the shared context is made once (:func:`warm`). The
 apps read the latest published plan (:func:`revmodel.apps.published.latest`):
-``revmodel plan`` already wrote its context into the cache file
-(:func:`revmodel.apps.cache.context_cache_path`) when it published, so
-:func:`warm` only checks the file's fingerprint and the server is up in a few
-seconds. Before any plan is published, the apps compute their context from
-the data (the sample company, generated when missing) on the first start.
+the first start after a plan is published writes its context into the cache
+file (:func:`revmodel.apps.cache.context_cache_path`); later starts only check
+the file's fingerprint and the server is up in a few seconds. Before any plan
+is published, the apps compute their context from the data (the sample
+company, generated when missing).
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def voila_command(
 def warm() -> float:
     """Make sure the apps' shared context is in its cache file [s spent].
 
-    Only the fingerprint is checked when the file exists (``revmodel plan``
-    writes it when it publishes); otherwise the context is built and written.
+    Only the fingerprint is checked when the file exists (a previous start wrote
+    it); otherwise the context is built and written, once for every kernel.
     """
     from revmodel.apps import cache
 

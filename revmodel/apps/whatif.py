@@ -11,6 +11,7 @@ the other saved scenarios (:func:`revmodel.scenario.compare`).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -215,6 +216,15 @@ def save_scenario(a: Assumptions, folder: Path | None = None) -> Path:
     return path
 
 
+def _listing(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """The saved scenario files with their size and time: what :func:`_saved` would read."""
+    if not folder.exists():
+        return ()
+    return tuple(
+        (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.yaml"))
+    )
+
+
 def _saved(folder: Path, plan_year: str) -> dict[str, Assumptions]:
     out: dict[str, Assumptions] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.exists() else []:
@@ -283,8 +293,15 @@ class WhatIfPage:
         """The assumption set of the current controls."""
         return self.state["assumptions"]
 
+    #: The page reads saved scenarios, not calls: refreshed whenever it is opened.
+    reads_calls = False
+
     def refresh(self, _change: object = None) -> None:
-        """Read the saved scenarios again (another page may have saved one)."""
+        """Read the saved scenarios again (another page may have saved one); same files: nothing."""
+        listing = _listing(self.folder)
+        if listing == self.state.get("listing"):
+            return
+        self.state["listing"] = listing
         self.saved.clear()
         self.saved.update(_saved(self.folder, self.context.assumptions.plan_year))
         _show_comparison(self)
@@ -319,6 +336,11 @@ def _int_slider(description: str, value: int, hi: int, css: str) -> w.IntSlider:
     )  # fmt: skip
     s.add_class(css)
     return s
+
+
+def _potential(ctx: AppContext) -> xr.DataArray | None:
+    """The rep potential the published plan's quotas were set on (None: quotas not by potential)."""
+    return ctx.extra.get("potential")
 
 
 def _measured_churn(ctx: AppContext) -> float:
@@ -366,7 +388,7 @@ def _widgets(ctx: AppContext) -> WhatIfPage:
         context=ctx,
         folder=Path(folder),
         saved=_saved(Path(folder), a.plan_year),
-        state={"plan": ctx.plan, "assumptions": a, "quiet": False},
+        state={"plan": ctx.plan, "assumptions": a, "quiet": False, "listing": _listing(Path(folder))},
     )  # fmt: skip
     for dd in (page.hire_segment, page.hire_region, page.hire_start):
         dd.style.description_width = "170px"
@@ -431,7 +453,15 @@ def _recompute(page: WhatIfPage, change: dict | None = None) -> None:
     t0 = time.perf_counter()
     try:
         a = assumptions_from_controls(page.context.assumptions, page.values())
-        plan = scenario.plan(page.context.plan_context, a)
+        # The base assumptions: the base plan as it is (the published one), nothing recomputed.
+        same = (
+            dataclasses.replace(a, name=page.context.assumptions.name) == page.context.assumptions
+        )
+        plan = (
+            base
+            if same
+            else scenario.plan(page.context.plan_context, a, potential=_potential(page.context))
+        )
     except RevmodelError as exc:
         page.message.show(str(exc), "error")
         return
@@ -443,7 +473,9 @@ def _recompute(page: WhatIfPage, change: dict | None = None) -> None:
     page.kpis.show(cards(plan, base))
     page.chart.show(figure(plan, base))
     page.timing.value = (
-        f"<span class='revmodel-footer' data-ms='{ms:.0f}'>Plan {html.escape(a.plan_year)} "
+        f"<span class='revmodel-footer'>The base plan {html.escape(a.plan_year)}.</span>"
+        if same
+        else f"<span class='revmodel-footer' data-ms='{ms:.0f}'>Plan {html.escape(a.plan_year)} "
         f"recomputed in {ms:.0f} ms.</span>"
     )
 
@@ -457,7 +489,9 @@ def _show_comparison(page: WhatIfPage) -> None:
         )
         page.comparison_chart.outputs = ()
         return
-    stacked = scenario.stack(ctx.plan_context, [ctx.assumptions, *page.saved.values()])
+    stacked = scenario.stack(
+        ctx.plan_context, [ctx.assumptions, *page.saved.values()], potential=_potential(ctx)
+    )
     table = scenario.compare(stacked)
     names = [str(s) for s in stacked["scenario"].values]
     fmt = {"money": layout.fmt_money, "pct": layout.fmt_pct, "int": layout.fmt_number}

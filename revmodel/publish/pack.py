@@ -150,6 +150,7 @@ PLAN_GROUPS: dict[str, str] = {
     "retention_plan": "retention_plan",
     "arr_bridge": "arr_bridge",
     "kpis": "kpis",
+    "base_plan": "base_plan",
 }
 
 
