@@ -11,6 +11,8 @@ cache in place), then measures per app:
 - ``<mode>_<app>_http_render_{median,p90}_seconds``: a GET of the page, to its last byte;
 - ``<mode>_<app>_chromium_render_{median,p90}_seconds``: navigation in headless Chromium
   (Debian's ``/usr/bin/chromium``) until the app's chart or form shows;
+- ``<mode>_<app>_chromium_kernel_{messages,kbytes}`` and ``..._chromium_widget_views``: what
+  the last of those pages received from its kernel until it showed, and the widgets it drew;
 
 and once per mode: ``<mode>_server_ready_seconds`` (start until Voila answers, the
 median of :data:`STARTS` starts),
@@ -88,6 +90,18 @@ def _wait_change(page, selector: str, before: str, timeout: float = 30.0) -> Non
         page.wait_for_timeout(10)
 
 
+def _count_frames(page) -> dict[str, int]:
+    """Frames and bytes the page receives from its kernel until the app shows (kept updated)."""
+    received = {"frames": 0, "bytes": 0}
+
+    def on_frame(payload) -> None:
+        received["frames"] += 1
+        received["bytes"] += len(payload)
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    return received
+
+
 def _shutdown(base: str, body: str) -> None:
     found = KERNEL_ID.search(body)
     if found:
@@ -133,10 +147,16 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
         time.sleep(PAUSE_SECONDS)
         for app, ready in APPS.items():
             page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            received = _count_frames(page)
             t0 = time.perf_counter()
             page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}", timeout=180_000)
             page.wait_for_selector(ready, timeout=180_000)
             chromium[app].append(time.perf_counter() - t0)
+            results[f"{mode}_{app}_chromium_kernel_messages"] = received["frames"]
+            results[f"{mode}_{app}_chromium_kernel_kbytes"] = received["bytes"] / 1000
+            results[f"{mode}_{app}_chromium_widget_views"] = page.evaluate(
+                "document.querySelectorAll('.jupyter-widgets').length"
+            )
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
     for app in APPS:
