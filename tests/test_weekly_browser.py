@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import SCREENS, require_chromium
-from tests.test_apps_browser import TOKEN, _open, _serve, _stop
+from tests.test_apps_browser import TOKEN, _serve, _stop
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,8 @@ AMOUNT = 432_100.0
 MANAGER_CALL = 2_345_000
 VP_CALL = 9_876_000
 NOTE = "<b>two renewals</b> signed early"
+#: A page's first render starts a kernel: up to three minutes on a loaded machine [ms].
+RENDER_TIMEOUT = 180_000
 
 
 def _add_slipped_deal(folder: Path, rep: str) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -123,6 +125,13 @@ def servers(company):
     finally:
         for proc, log in started:
             _stop(proc, log)
+
+
+def _open(browser, server: dict, app: str, ready: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 2000})
+    page.goto(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}", timeout=RENDER_TIMEOUT)
+    page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
+    return page
 
 
 def _call(page, option: str, amount: str, note: str) -> str:
