@@ -39,14 +39,18 @@ def page(app_context, calls_dir):
     return weekly.build(ctx).app
 
 
-def test_what_changed_shows_the_node_and_the_deals_behind_it(page, small_company):
+def test_what_changed_shows_the_node_and_the_deals_behind_it(page, small_company, app_context):
     tables, _ = small_company
     hist = history.prepare(tables["opportunity_history"])
     labels = history.deal_labels(tables)
     as_of = hist["changed_at"].max()
+    # the deals closing in the plan's cycle, as the pack shows them
     section = history.changes_section(
-        hist, as_of, labels, ("region", "manager"), sample.FISCAL_YEAR_START, "end"
-    )
+        hist, as_of, labels, ("region", "manager"), sample.FISCAL_YEAR_START, "end",
+        period=app_context.cycle,
+    )  # fmt: skip
+    assert section.quarter == app_context.cycle
+    assert section.since_last_week.table.iloc[0]["closing"] > 0
     total = section.since_last_week.table.iloc[0]
     trace = page.waterfall.figure.data[0]
     signs = {"opening": 1, **history.BAR_SIGNS, "closing": 1}

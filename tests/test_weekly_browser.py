@@ -34,11 +34,12 @@ RENDER_TIMEOUT = 180_000
 
 def _add_slipped_deal(folder: Path, rep: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     """A deal of ``rep`` created two months before the history's last day, expected to close
-    on that day, re-dated 45 days later two days before it; written into the opportunities
-    and their history. Returns its close date before and after."""
+    45 days after it (in the plan's cycle, the quarter after the history's), re-dated out of
+    that quarter two days before the last day; written into the opportunities and their
+    history. Returns its close date before and after."""
     hist = pd.read_csv(folder / "opportunity_history.csv", dtype=str, keep_default_na=False)
     last = pd.Timestamp(hist["changed_at"].max())
-    before, after = last, last + pd.Timedelta(days=45)
+    before, after = last + pd.Timedelta(days=45), last + pd.Timedelta(days=140)
     day = lambda t: f"{t:%Y-%m-%d}"  # noqa: E731
     rows = pd.DataFrame(
         {

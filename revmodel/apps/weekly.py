@@ -3,7 +3,7 @@
 Two tabs, for any node of the sales hierarchy (the company, a region, a manager):
 
 What changed
-    The pipeline waterfall of the quarter holding the data's last change
+    The pipeline waterfall of the plan cycle's deals, as in the plan pack
     (:func:`revmodel.history.changes_section`), since last week or since the
     quarter's start: opening, new, pulled in, pushed out, re-priced, won, lost,
     closing; the rows of the level; the deals behind each bar of the node.
@@ -73,7 +73,7 @@ def _history(ctx: AppContext) -> tuple[pd.DataFrame, pd.DataFrame] | None:
 
 
 def changes(ctx: AppContext) -> history.ChangesSection | None:
-    """The waterfalls of the quarter holding the last change, by region and manager."""
+    """The waterfalls of the plan cycle's deals, by region and manager, as in the pack."""
     if "weekly_changes" not in ctx.extra:
         found = _history(ctx)
         section = None
@@ -81,8 +81,10 @@ def changes(ctx: AppContext) -> history.ChangesSection | None:
             hist, labels = found
             fys, naming = _calendar(ctx)
             as_of = hist["changed_at"].max()
+            # the deals closing in the plan's cycle, as the pack shows them (the quarter
+            # holding the last change has usually just ended when a plan is made)
             section = history.changes_section(
-                hist, as_of, labels, ("region", "manager"), fys, naming
+                hist, as_of, labels, ("region", "manager"), fys, naming, period=ctx.cycle
             )
         ctx.extra["weekly_changes"] = section
     return ctx.extra["weekly_changes"]
