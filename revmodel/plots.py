@@ -55,7 +55,7 @@ PALETTE: tuple[str, ...] = (
     "#1f3a5f",
     "#f2c94c",
 )
-#: Money axes: 1.2M style, the currency's symbol before it (see :func:`_money_axis`).
+#: Money axes: 1.2M style, the currency's symbol before it (see :func:`money_axis`).
 MONEY_FORMAT = "~s"
 
 TEMPLATE = go.layout.Template(
@@ -82,14 +82,14 @@ def _figure(title: str) -> go.Figure:
     return fig
 
 
-def _code(currency: str | None) -> str:
+def currency_code(currency: str | None) -> str:
     """The ISO code charts label amounts with: the data's, else the configured default."""
     return str(currency or config.CURRENCY).strip().upper()
 
 
-def _money_axis(fig: go.Figure, axis: str = "yaxis", currency: str | None = None) -> None:
+def money_axis(fig: go.Figure, axis: str = "yaxis", currency: str | None = None) -> None:
     """Amounts on ``axis`` as ``€1.2M``: the data's currency, never a hard-coded dollar."""
-    prefix = formatting.currency_symbol(_code(currency))
+    prefix = formatting.currency_symbol(currency_code(currency))
     fig.update_layout({axis: {"tickformat": MONEY_FORMAT, "tickprefix": prefix}})
 
 
@@ -189,8 +189,8 @@ def forecast_fan(
         fig.add_vrect(x0=cm[0] - pd.Timedelta(days=15), x1=cm[-1] + pd.Timedelta(days=15),
                       fillcolor="#f2c94c", opacity=0.15, line_width=0, annotation_text="cycle",
                       annotation_position="top left")  # fmt: skip
-    code = _code(currency or cube.attrs.get("currency"))
-    _money_axis(fig, currency=code)
+    code = currency_code(currency or cube.attrs.get("currency"))
+    money_axis(fig, currency=code)
     fig.update_yaxes(title_text=f"{code} per month", rangemode="tozero")
     return fig
 
@@ -234,7 +234,7 @@ def bookings_vs_target(
                                   "color": "#52606d", "thickness": 1}))  # fmt: skip
     fig.add_trace(go.Bar(x=t["name"], y=t["target"], name="Target", marker_color=COLORS["target"]))
     fig.update_layout(barmode="group", height=340)
-    _money_axis(fig, currency=currency)
+    money_axis(fig, currency=currency)
     return fig
 
 
@@ -289,7 +289,7 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
             x=x,
             y=y,
             measure=["absolute", "relative", "relative", "relative", "relative", "total"],
-            text=[formatting.money(v, _code(currency)) for v in y],
+            text=[formatting.money(v, currency_code(currency)) for v in y],
             textposition="outside",
             increasing={"marker": {"color": COLORS["positive"]}},
             decreasing={"marker": {"color": COLORS["negative"]}},
@@ -301,7 +301,7 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
     running = opening + np.cumsum([0.0, *flows.values()])  # the top of every bar
     lo, hi = min(float(running.min()), closing), max(float(running.max()), closing)
     fig.update_yaxes(range=[lo * 0.8, hi * 1.08])  # room above the highest bar for its label
-    _money_axis(fig, currency=currency)
+    money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)
     return fig
 
@@ -340,7 +340,7 @@ def pipeline_waterfall(row: pd.Series, title: str, currency: str | None = None) 
             x=x,
             y=y,
             measure=["absolute", *["relative"] * len(bars), "total"],
-            text=[formatting.money(v, _code(currency)) for v in y],
+            text=[formatting.money(v, currency_code(currency)) for v in y],
             textposition="outside",
             increasing={"marker": {"color": COLORS["positive"]}},
             decreasing={"marker": {"color": COLORS["negative"]}},
@@ -349,7 +349,7 @@ def pipeline_waterfall(row: pd.Series, title: str, currency: str | None = None) 
             name="pipeline",
         )
     )
-    _money_axis(fig, currency=currency)
+    money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)
     return fig
 
@@ -454,7 +454,7 @@ def quota_balance(table: pd.DataFrame, currency: str | None = None) -> go.Figure
     xtitle = (
         "Potential (territory score)"
         if xcol == "potential"
-        else f"Capacity over the plan year [{_code(currency)}]"
+        else f"Capacity over the plan year [{currency_code(currency)}]"
     )
     # The title names what the x axis holds: potential when the territory plan gives it.
     against = "potential" if xcol == "potential" else "capacity"
@@ -466,15 +466,15 @@ def quota_balance(table: pd.DataFrame, currency: str | None = None) -> go.Figure
         sub = t[mask]
         fig.add_trace(go.Scatter(x=sub[xcol], y=sub["full_year_quota"], mode="markers", name=name,
                                  text=sub["name"] if "name" in sub else sub["rep"], marker={"color": color, "size": 8, "opacity": 0.85},
-                                 hovertemplate="%{text}<br>quota " + formatting.currency_symbol(_code(currency)) + "%{y:,.0f}<br>x %{x:,.1f}<extra></extra>"))  # fmt: skip
+                                 hovertemplate="%{text}<br>quota " + formatting.currency_symbol(currency_code(currency)) + "%{y:,.0f}<br>x %{x:,.1f}<extra></extra>"))  # fmt: skip
     if len(t) and (t[xcol] > 0).any():
         ratio = float(np.median(t["full_year_quota"][t[xcol] > 0] / t[xcol][t[xcol] > 0]))
         xs = np.array([0.0, float(t[xcol].max()) * 1.05])
         fig.add_trace(go.Scatter(x=xs, y=xs * ratio, mode="lines", name="Median ratio",
                                  line={"color": COLORS["neutral"], "dash": "dash"}))  # fmt: skip
     fig.update_xaxes(title_text=xtitle)
-    fig.update_yaxes(title_text=f"Full-year quota [{_code(currency)}]")
-    _money_axis(fig, currency=currency)
+    fig.update_yaxes(title_text=f"Full-year quota [{currency_code(currency)}]")
+    money_axis(fig, currency=currency)
     return fig
 
 
@@ -556,7 +556,7 @@ def scenario_comparison(
         fig.add_trace(go.Bar(x=[c.replace("_", " ") for c in cols], y=[r[c] for c in cols],
                              name=str(r["scenario"]), marker_color=PALETTE[i % len(PALETTE)]))  # fmt: skip
     fig.update_layout(barmode="group", height=340)
-    _money_axis(fig, currency=currency)
+    money_axis(fig, currency=currency)
     return fig
 
 
@@ -597,7 +597,7 @@ def accuracy(
     (['region', 'segment', 'Perfect forecast'], ['East', 'West'])
     """
     t = table[table["level"].isin(levels)]
-    sym = formatting.currency_symbol(_code(currency))
+    sym = formatting.currency_symbol(currency_code(currency))
     fig = _figure("Last quarter: forecast against actual")
     for i, level in enumerate(levels):
         sub = t[t["level"] == level]
@@ -613,10 +613,10 @@ def accuracy(
     hi = float(max(t["actual"].max(), t["forecast"].max())) * 1.05 if len(t) else 1.0
     fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", name="Perfect forecast",
                              line={"color": COLORS["neutral"], "dash": "dash"}))  # fmt: skip
-    fig.update_xaxes(title_text=f"Actual [{_code(currency)}]")
-    fig.update_yaxes(title_text=f"Forecast [{_code(currency)}]")
-    _money_axis(fig, "xaxis", currency)
-    _money_axis(fig, "yaxis", currency)
+    fig.update_xaxes(title_text=f"Actual [{currency_code(currency)}]")
+    fig.update_yaxes(title_text=f"Forecast [{currency_code(currency)}]")
+    money_axis(fig, "xaxis", currency)
+    money_axis(fig, "yaxis", currency)
     return fig
 
 

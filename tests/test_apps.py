@@ -638,8 +638,11 @@ def test_explorer_kpis_are_the_catalogue_s_on_a_pipedrive_export(pipedrive_conte
     page.period.value = period
     page.rep.value = rep
     s = explorer.summarise(page.context, page.selection())
-    assert page.kpis.values["bookings"] == explorer.layout.fmt_money(s["bookings"])
+    assert page.kpis.values["bookings"] == explorer.layout.fmt_money(s["bookings"], "GBP")
+    assert page.kpis.values["bookings"].startswith("£")
     assert page.kpis.values["win_rate"] == explorer.layout.fmt_pct(s["win_rate"])
+    fig = explorer.figure(page.context, page.selection())
+    assert fig.layout.yaxis.title.text == "GBP per month" and fig.layout.yaxis.tickprefix == "£"
     # The breakdown's rows (a team's reps, computed once by level) are the catalogue's too.
     manager = str(ctx.cube["manager"].sel(rep=rep).values)
     level, table = explorer.breakdown(page.context, explorer.Selection(period, manager=manager))
@@ -650,6 +653,21 @@ def test_explorer_kpis_are_the_catalogue_s_on_a_pipedrive_export(pipedrive_conte
     assert float(row["win_rate"].iloc[0]) == pytest.approx(
         float(by_rep["win_rate"].sel(rep=rep, fiscal_quarter=period))
     )
+
+
+def test_quotas_and_what_if_show_amounts_in_the_data_currency(pipedrive_context):
+    ctx, _ = pipedrive_context
+    shown = quotas.build(ctx).app.kpis.values
+    assert shown["quota"].startswith("£") and shown["capacity"].startswith("£")
+    page = whatif.build(ctx).app
+    money = [k for k, (_, kind) in whatif.KPI_CARDS.items() if kind == "money"]
+    shown = [page.kpis.values[k] for k in money]
+    assert page.kpis.values["target"].startswith("£")
+    # no subscriptions in this export: ARR figures are missing, never $0 or £0
+    assert all(v.startswith("£") or v == "–" for v in shown) and not any("$" in v for v in shown)
+    fig = whatif.figure(ctx.plan, ctx.plan, "GBP")
+    assert fig.layout.yaxis.title.text == "GBP per year" and fig.layout.yaxis.tickprefix == "£"
+    assert "$" not in fig.to_json()
 
 
 # --------------------------------------------------------------------------- the published plan

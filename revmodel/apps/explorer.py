@@ -468,22 +468,31 @@ def figure(ctx: AppContext, sel: Selection) -> go.Figure:
     fig.add_vrect(x0=months[0] - pd.Timedelta(days=15), x1=months[-1] + pd.Timedelta(days=15),
                   fillcolor="#f2c94c", opacity=0.15, line_width=0,
                   annotation_text=sel.period, annotation_position="top left")  # fmt: skip
-    fig.update_yaxes(title_text="USD per month", tickformat=plots.MONEY_FORMAT, rangemode="tozero")
+    code = plots.currency_code(ctx.cube.attrs.get("currency"))
+    fig.update_yaxes(title_text=f"{code} per month", rangemode="tozero")
+    plots.money_axis(fig, currency=code)
     fig.update_layout(height=360, margin={"t": 48, "b": 40}, legend={"traceorder": "normal"})
     return fig
 
 
-def _commit_note(s: dict[str, float]) -> str:
+def _commit_note(s: dict[str, float], currency: str | None = None) -> str:
     if np.isfinite(s.get("best_case", np.nan)):
-        return f"best case {layout.fmt_money(s['best_case'])}"
+        return f"best case {layout.fmt_money(s['best_case'], currency)}"
     if np.isfinite(s.get("commit", np.nan)):
         return "no best case called"
     return "no call for this slice"
 
 
-def cards(s: dict[str, float], sel: Selection, rates: str | None = None) -> list[dict[str, str]]:
-    """KPI cards of :func:`summarise`; ``rates`` is the period of the win rate (:func:`rates_period`)."""
-    fmt, pct = layout.fmt_money, layout.fmt_pct
+def cards(
+    s: dict[str, float], sel: Selection, rates: str | None = None, currency: str | None = None
+) -> list[dict[str, str]]:
+    """KPI cards of :func:`summarise`; ``rates`` is the period of the win rate (:func:`rates_period`),
+    amounts in ``currency`` (the cube's)."""
+    pct = layout.fmt_pct
+
+    def fmt(value: float | None) -> str:
+        return layout.fmt_money(value, currency)
+
     rated = f"; {rates} to date" if rates and rates != sel.period else ""
     quota_sub = "plan quota" if np.isfinite(s["quota"]) else "no quota set for this period"
     return [
@@ -495,7 +504,7 @@ def cards(s: dict[str, float], sel: Selection, rates: str | None = None) -> list
          "sub": f"P10-P90 {fmt(s['p10'])} - {fmt(s['p90'])}"},
         {"name": "quota", "label": "Quota", "value": fmt(s["quota"]), "sub": quota_sub},
         {"name": "commit", "label": "Commit", "value": fmt(s.get("commit")),
-         "sub": _commit_note(s)},
+         "sub": _commit_note(s, currency)},
         {"name": "attainment", "label": "Attainment", "value": pct(s["expected_attainment"]),
          "sub": f"expected; {pct(s['attainment'])} booked to date"},
         {"name": "pipeline", "label": "Open pipeline", "value": fmt(s["pipeline"]),
@@ -679,7 +688,7 @@ def _refresh(page: ExplorerPage) -> None:
         ctx = with_live_forecast(base, sel.period)
         s = summarise(ctx, sel)
         s["commit"], s["best_case"] = calls_of(ctx, sel)
-        page.kpis.show(cards(s, sel, rates_period(ctx, sel)))
+        page.kpis.show(cards(s, sel, rates_period(ctx, sel), ctx.cube.attrs.get("currency")))
         page.chart.show(figure(ctx, sel))
         level, frame = breakdown(ctx, sel)
         _drill_buttons(page, level, frame)

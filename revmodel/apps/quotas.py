@@ -128,8 +128,10 @@ def _filter(
     return frame[mask]
 
 
-def cards(frame: pd.DataFrame, tolerance: float) -> list[dict[str, str]]:
-    """Summary cards of the reps shown."""
+def cards(
+    frame: pd.DataFrame, tolerance: float, currency: str | None = None
+) -> list[dict[str, str]]:
+    """Summary cards of the reps shown, amounts in ``currency`` (the cube's)."""
     n = len(frame)
     share = float(frame["attains"].mean()) if n else float("nan")
     cv = (
@@ -139,8 +141,8 @@ def cards(frame: pd.DataFrame, tolerance: float) -> list[dict[str, str]]:
     )
     return [
         {"name": "reps", "label": "Reps with quota", "value": f"{n}"},
-        {"name": "quota", "label": "Sum of quotas", "value": layout.fmt_money(frame["full_year_quota"].sum())},
-        {"name": "capacity", "label": "Capacity", "value": layout.fmt_money(frame["capacity_year"].sum())},
+        {"name": "quota", "label": "Sum of quotas", "value": layout.fmt_money(frame["full_year_quota"].sum(), currency)},
+        {"name": "capacity", "label": "Capacity", "value": layout.fmt_money(frame["capacity_year"].sum(), currency)},
         {"name": "attain", "label": "Expected to attain", "value": layout.fmt_pct(share),
          "sub": f"capacity reaches {tolerance:.0%} of quota"},
         {"name": "out_of_line", "label": "Out of line", "value": f"{int(frame['out_of_line'].sum())}",
@@ -242,7 +244,9 @@ def _layout(ctx: AppContext, page: QuotasPage) -> w.VBox:
 
 def _draw_quotas(page: QuotasPage, shown: pd.DataFrame) -> None:
     ctx = page.context
-    page.kpis.show(cards(shown, ctx.assumptions.attainment_tolerance))
+    page.kpis.show(
+        cards(shown, ctx.assumptions.attainment_tolerance, ctx.cube.attrs.get("currency"))
+    )
     page.chart.show(plots.quota_balance(shown))
     cols = {}
     for key, title in QUOTA_COLUMNS.items():

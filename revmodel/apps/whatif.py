@@ -147,7 +147,7 @@ def assumptions_from_controls(base: Assumptions, values: dict) -> Assumptions:
     )
 
 
-def figure(plan: xr.Dataset, base: xr.Dataset) -> go.Figure:
+def figure(plan: xr.Dataset, base: xr.Dataset, currency: str | None = None) -> go.Figure:
     """Target, capacity (scenario and base) and quota by region [USD/year].
 
     Traces: ``Target``, ``Capacity``, ``Capacity (base)``, ``Quota``.
@@ -174,18 +174,20 @@ def figure(plan: xr.Dataset, base: xr.Dataset) -> go.Figure:
                              marker={"symbol": "line-ew-open", "size": 40, "line": {"width": 3},
                                      "color": plots.COLORS["actual"]}))  # fmt: skip
     fig.update_layout(barmode="group", height=360)
-    fig.update_yaxes(tickformat=plots.MONEY_FORMAT, title_text="USD per year")
+    code = plots.currency_code(currency)
+    fig.update_yaxes(title_text=f"{code} per year")
+    plots.money_axis(fig, currency=code)
     return fig
 
 
-def cards(plan: xr.Dataset, base: xr.Dataset) -> list[dict[str, str]]:
-    """KPI cards of a plan with the change against the base plan."""
+def cards(plan: xr.Dataset, base: xr.Dataset, currency: str | None = None) -> list[dict[str, str]]:
+    """KPI cards of a plan with the change against the base plan, amounts in ``currency``."""
     out = []
     for name, (label, kind) in KPI_CARDS.items():
         v = float(plan[f"total_{name}"])
         b = float(base[f"total_{name}"])
         if kind == "money":
-            text, d = layout.fmt_money(v), layout.fmt_money(v - b)
+            text, d = layout.fmt_money(v, currency), layout.fmt_money(v - b, currency)
         elif kind == "pct":
             text, d = layout.fmt_pct(v), f"{(v - b) * 100:+.0f} pts"
         else:
@@ -470,8 +472,8 @@ def _recompute(page: WhatIfPage, change: dict | None = None) -> None:
     if page.excel is not None:
         page.excel.clear()
     page.message.clear()
-    page.kpis.show(cards(plan, base))
-    page.chart.show(figure(plan, base))
+    page.kpis.show(cards(plan, base, page.context.cube.attrs.get("currency")))
+    page.chart.show(figure(plan, base, page.context.cube.attrs.get("currency")))
     page.timing.value = (
         f"<span class='revmodel-footer'>The base plan {html.escape(a.plan_year)}.</span>"
         if same
@@ -494,7 +496,12 @@ def _show_comparison(page: WhatIfPage) -> None:
     )
     table = scenario.compare(stacked)
     names = [str(s) for s in stacked["scenario"].values]
-    fmt = {"money": layout.fmt_money, "pct": layout.fmt_pct, "int": layout.fmt_number}
+    currency = ctx.cube.attrs.get("currency")
+    fmt = {
+        "money": lambda v: layout.fmt_money(v, currency),
+        "pct": layout.fmt_pct,
+        "int": layout.fmt_number,
+    }
     text = pd.DataFrame(
         [
             {"KPI": label, **{n: fmt[kind](float(table.loc[k, n])) for n in names}}
