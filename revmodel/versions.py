@@ -558,3 +558,32 @@ def diff_summary(diff: pd.DataFrame, by: str | Iterable[str] | None = None) -> p
     pick = frame.loc[grouped["_abs"].idxmax().to_numpy(), keys + ["change"]].set_index(keys)
     out["largest_change"] = pick["change"]
     return out.sort_values("change", key=np.abs, ascending=False)
+
+
+def _exports_record(version: str) -> Path:
+    return config.CACHE_DIR / "exports" / f"{version.replace('/', '--')}.json"
+
+
+def remember_exports(version: str, data_dir: str | Path, mapping: str | Path | None) -> Path:
+    """Keep on this machine where a published version's exports are (absolute paths).
+
+    The pack itself never holds an absolute path (it is shared); the apps read
+    this record to find exports kept outside the project folder.
+    """
+    record = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "mapping": str(Path(mapping).resolve()) if mapping else None,
+    }
+    path = _exports_record(version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record), encoding="utf-8")
+    return path
+
+
+def remembered_exports(version: str) -> dict[str, str | None]:
+    """This machine's record of a version's exports (:func:`remember_exports`); {} if none."""
+    try:
+        record = json.loads(_exports_record(version).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}

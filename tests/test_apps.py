@@ -1058,3 +1058,35 @@ def test_an_opened_what_if_reads_scenarios_saved_since(app_context, tmp_path):
 
 def layout_calls_version(page) -> int | None:
     return explorer.layout.calls_version(page)
+
+
+def test_exports_outside_the_project_are_found_through_this_machine_s_record(tmp_path, monkeypatch):
+    from revmodel import versions
+    from revmodel.apps.published import PublishedPlan
+
+    home, elsewhere = tmp_path / "acme", tmp_path / "exports"
+    home.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "mapping.yaml").write_text("currency: EUR\n", encoding="utf-8")
+    monkeypatch.setattr(config, "HOME", home)
+    version = "forecast/FY2027-Q1-20261129T120000000000Z-1"
+    # the pack names them without the machine's path, as formatting.display_path does
+    plan = PublishedPlan(
+        pack_dir=home / "reports" / "FY2027-Q1",
+        cycle="FY2027-Q1",
+        version=version,
+        published="2026-11-29T12:00:00",
+        parameters={"data_dir": "…/exports", "mapping": "…/mapping.yaml"},
+    )
+    assert plan.data_dir is None and plan.mapping is None
+    versions.remember_exports(version, elsewhere, elsewhere / "mapping.yaml")
+    assert plan.data_dir == elsewhere.resolve()
+    assert plan.mapping == (elsewhere / "mapping.yaml").resolve()
+    # a record of another version does not apply; a vanished folder is not offered
+    other = PublishedPlan(
+        plan.pack_dir, "FY2027-Q1", version + "0", plan.published, plan.parameters
+    )
+    assert other.data_dir is None
+    (elsewhere / "mapping.yaml").unlink()
+    elsewhere.rmdir()
+    assert plan.data_dir is None and plan.mapping is None

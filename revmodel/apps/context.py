@@ -476,9 +476,7 @@ def _published_tables(plan: PublishedPlan) -> dict[str, pd.DataFrame] | None:
         return None
     from revmodel import sources
 
-    mapping = plan.parameters.get("mapping")
-    if mapping and not Path(mapping).is_absolute():
-        mapping = config.HOME / mapping
+    mapping = plan.mapping
     try:
         result = sources.load(plan.data_dir, mapping=mapping)
     except (RevmodelError, OSError) as exc:

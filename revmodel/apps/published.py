@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revmodel import config
+from revmodel import config, versions
 
 __all__ = ["PublishedPlan", "latest"]
 
@@ -61,13 +62,28 @@ class PublishedPlan:
 
     @property
     def data_dir(self) -> Path | None:
-        """The exports the plan was made from, when they are still there."""
-        given = self.parameters.get("data_dir")
+        """The exports the plan was made from, when they are still there.
+
+        The pack names them relative to the project; exports kept outside it are
+        found through this machine's record of the run
+        (:func:`revmodel.versions.remember_exports`).
+        """
+        return self._input("data_dir", Path.is_dir)
+
+    @property
+    def mapping(self) -> Path | None:
+        """The mapping file the plan's exports were read with (None: the data folder's own)."""
+        return self._input("mapping", Path.is_file)
+
+    def _input(self, key: str, exists: Callable[[Path], bool]) -> Path | None:
+        given = self.parameters.get(key)
         if not given:
             return None
-        path = Path(given)
-        path = path if path.is_absolute() else config.HOME / path
-        return path if path.is_dir() else None
+        path = Path(given) if Path(given).is_absolute() else config.HOME / given
+        if exists(path):
+            return path
+        kept = versions.remembered_exports(self.version).get(key)
+        return Path(kept) if kept and exists(Path(kept)) else None
 
     def describe(self) -> str:
         """How a page names it: ``published plan FY2027-Q1 (version ..., 2026-11-29 14:47 UTC)``."""

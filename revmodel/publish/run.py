@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from revmodel import calendar as fcal
-from revmodel import config, project, sections
+from revmodel import config, project, sections, versions
 from revmodel.publish import swap
 from revmodel.publish.notebooks import NOTEBOOKS, run_notebooks
 from revmodel.publish.pack import build_pack, manifest, save_plan_version
@@ -150,6 +150,7 @@ def _build(
     log.info("saved plan version %s/%s", version.kind, version.name)
     record = manifest(params, started, time.time(), settings.params_file)
     record["plan_version"] = f"{version.kind}/{version.name}"
+    versions.remember_exports(record["plan_version"], params["data_dir"], params.get("mapping"))
     record["as_of"] = params["as_of"]
     record["assumed"] = list(settings.assumed)
     record["sections"] = sections.status(load_tables(work), params)
