@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from revmodel import config
 from revmodel.errors import ParameterError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "check_segments",
     "load_assumptions",
     "read_number",
+    "settle_plan_year",
 ]
 
 #: Default months to full productivity, by segment (pvlib-style parameter table).
@@ -105,8 +107,10 @@ class Assumptions:
     ----------
     name : str
         Scenario name ("base", "stretch", ...).
-    plan_year : str
-        Fiscal year planned, e.g. ``"FY2027"``.
+    plan_year : str, optional
+        Fiscal year planned, e.g. ``"FY2027"``; when not given, the fiscal year of
+        the quarter after the data's actuals, as ``revmodel plan`` settles its cycle
+        (:func:`settle_plan_year`).
     target_growth : float
         Bookings target as growth over last fiscal year [ratio], e.g. 0.25.
     target_amount : float or None
@@ -156,7 +160,7 @@ class Assumptions:
     """
 
     name: str = "base"
-    plan_year: str = "FY2027"
+    plan_year: str | None = None
     target_growth: float = 0.25
     target_amount: float | None = None
     churn_rate: float | None = None
@@ -339,6 +343,8 @@ _FISCAL_YEAR = re.compile(r"FY\d{4}")
 
 def _typed(key: str, value: Any) -> Any:
     """``value`` of field ``key`` in its type; a :class:`ParameterError` naming both otherwise."""
+    if key == "plan_year" and value is None:
+        return None  # settled from the data when planned (settle_plan_year)
     if key == "plan_year" and not (isinstance(value, str) and _FISCAL_YEAR.fullmatch(value)):
         whole = isinstance(value, Integral) and not isinstance(value, bool)
         hint = f" (write 'FY{value}')" if whole else ""
@@ -462,6 +468,8 @@ def _coerce(key: str, value: Any, where: str) -> Any:
     def bad(expected: str) -> ParameterError:
         return ParameterError(f"{where}: {key} must be {expected}, got {value!r}.")
 
+    if key == "plan_year" and value is None:
+        return None  # settled from the data (settle_plan_year)
     if key in ("name", "plan_year", "allocation_basis"):
         if not isinstance(value, str):
             raise bad("a string")
@@ -555,3 +563,43 @@ def load_assumptions(path: str | Path) -> Assumptions:
     except yaml.YAMLError as exc:
         raise ParameterError(f"{path}: not valid YAML ({exc}).") from exc
     return assumptions_from_dict(data or {}, where=str(path))
+
+
+def settle_plan_year(assumptions: Assumptions, source: Any) -> Assumptions:
+    """``assumptions`` with a plan year: its own, else the fiscal year of the quarter after
+    the data's last month of actuals (never a year the sample company plans).
+
+    Parameters
+    ----------
+    assumptions : Assumptions
+    source : xarray.Dataset
+        The cube or its plan inputs (attrs ``as_of``, ``fiscal_year_start``,
+        ``fiscal_year_naming``).
+
+    Returns
+    -------
+    Assumptions
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> cube = xr.Dataset(attrs={"as_of": "2024-12-01", "fiscal_year_start": 4})
+    >>> settle_plan_year(Assumptions(), cube).plan_year  # Jan-Mar 2025 is FY2025-Q4
+    'FY2025'
+    >>> settle_plan_year(Assumptions(plan_year="FY2026"), cube).plan_year
+    'FY2026'
+    """
+    if assumptions.plan_year is not None:
+        return assumptions
+    from revmodel import calendar as fcal
+
+    attrs = getattr(source, "attrs", {})
+    if not attrs.get("as_of"):
+        raise ParameterError(
+            "Assumptions: plan_year not given and the data has no as_of to settle it from; "
+            "set plan_year, e.g. Assumptions(plan_year='FY2027')."
+        )
+    start = int(attrs.get("fiscal_year_start", config.FISCAL_YEAR_START))
+    naming = str(attrs.get("fiscal_year_naming", config.FISCAL_YEAR_NAMING))
+    quarter = fcal.next_quarter(fcal.current_quarter(pd.Timestamp(attrs["as_of"]), start, naming))
+    return dataclasses.replace(assumptions, plan_year=fcal.next_year(quarter, 0))

@@ -50,7 +50,13 @@ import xarray as xr
 
 from revmodel import calendar as fcal
 from revmodel import config
-from revmodel.assumptions import DEFAULT_RAMP_MONTHS, Assumptions, Hire, check_segments
+from revmodel.assumptions import (
+    DEFAULT_RAMP_MONTHS,
+    Assumptions,
+    Hire,
+    check_segments,
+    settle_plan_year,
+)
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 
 __all__ = [
@@ -657,7 +663,7 @@ def plan_months(
     """
     if months is None:
         cal = fcal.FiscalCalendar.from_attrs(source)
-        return cal.quarter_months(assumptions.plan_year)
+        return cal.quarter_months(settle_plan_year(assumptions, source).plan_year)
     try:
         idx = pd.DatetimeIndex(months).to_period("M").to_timestamp()
     except (TypeError, ValueError) as exc:
@@ -1112,6 +1118,7 @@ def capacity_plan(
     True
     """
     inp = plan_inputs(source)
+    assumptions = settle_plan_year(assumptions, inp)
     data, coords, attrs = _seat_arrays(inp, assumptions, months, shape)
     prod = _productivity(inp, assumptions)
     seg_idx = _lookup(coords["segment"], coords["rep_segment"][1])

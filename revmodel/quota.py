@@ -50,7 +50,7 @@ from revmodel import calendar as fcal
 from revmodel import capacity as cap
 from revmodel import config, formatting
 from revmodel.allocation import largest_remainder_groups
-from revmodel.assumptions import DEFAULT_ATTAINMENT_TOLERANCE, Assumptions
+from revmodel.assumptions import DEFAULT_ATTAINMENT_TOLERANCE, Assumptions, settle_plan_year
 from revmodel.errors import DataError, InfeasibleError, ParameterError
 
 __all__ = [
@@ -264,7 +264,7 @@ def company_target(source: xr.Dataset, assumptions: Assumptions) -> float:
     """
     if assumptions.target_amount is not None:
         return float(assumptions.target_amount)
-    last, window = base_year_bookings(source, assumptions.plan_year)
+    last, window = base_year_bookings(source, settle_plan_year(assumptions, source).plan_year)
     if not last > 0:
         raise DataError(
             f"no bookings in {window} to grow a target from: set assumptions.target_amount."

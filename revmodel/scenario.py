@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from revmodel import capacity, quota, retention
-from revmodel.assumptions import Assumptions
+from revmodel.assumptions import Assumptions, settle_plan_year
 from revmodel.errors import ParameterError
 
 __all__ = ["PLAN_KPIS", "PlanContext", "compare", "plan", "prepare", "stack", "summary"]
@@ -320,7 +320,7 @@ def plan(
     ('region', 'fiscal_quarter')
     """
     ctx = _context(source)
-    a = assumptions
+    a = settle_plan_year(assumptions, ctx.cube)
     parts = _plan_parts(ctx, a, months, potential)
     cap = parts.capacity
     reps = _rep_figures(parts, a.attainment_tolerance)

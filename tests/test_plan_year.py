@@ -10,7 +10,7 @@ import pytest
 from revmodel import cube as rcube
 from revmodel import quota, scenario, sources
 from revmodel.assumptions import Assumptions
-from revmodel.errors import DataError
+from revmodel.errors import DataError, ParameterError
 
 
 def _export(folder: Path) -> Path:
@@ -72,3 +72,23 @@ def test_a_plan_year_with_no_complete_year_before_it_says_so(cube):
         "from (the first is FY2024): plan a later year or set the company target."
     )
     assert quota.company_target(cube, Assumptions(plan_year="FY2024", target_amount=5e4)) == 5e4
+
+
+def test_without_a_plan_year_the_data_settles_it_never_the_sample_s(cube):
+    # actuals to December 2025, calendar fiscal year: the quarter after is FY2026-Q1
+    a = Assumptions(target_growth=0.25)
+    assert a.plan_year is None
+    plan = scenario.plan(cube, a)
+    assert plan.attrs["plan_year"] == "FY2026"
+    assert float(plan["total_target"]) == pytest.approx(41_580 * 1.25)
+    assert quota.company_target(cube, a) == pytest.approx(41_580 * 1.25)
+    from revmodel import capacity
+
+    months = capacity.plan_months(cube, a)
+    assert (f"{months[0]:%Y-%m}", f"{months[-1]:%Y-%m}") == ("2026-01", "2026-12")
+    with pytest.raises(ParameterError) as err:
+        capacity.plan_months(cube.assign_attrs(as_of=None), a)
+    assert str(err.value) == (
+        "Assumptions: plan_year not given and the data has no as_of to settle it from; "
+        "set plan_year, e.g. Assumptions(plan_year='FY2027')."
+    )
