@@ -52,6 +52,18 @@ def ds(tmp_path_factory) -> tuple:
     return cube.build_cube(loaded.tables, fiscal_year_start=1, as_of="2025-12"), loaded.tables
 
 
+@pytest.fixture(scope="module")
+def forecasts(ds, tmp_path_factory) -> tuple:
+    """The cube's seasonal-naive forecast, reconciled bottom-up, and its months."""
+    c, _ = ds
+    cache = tmp_path_factory.mktemp("fc")
+    fc = forecast.forecast_cube(
+        c, horizon=3, method="seasonal_naive", progress=False, cache_dir=cache
+    )
+    point, _ = forecast.reconcile_forecast(fc, c, method="bottom_up")
+    return fc, point, pd.DatetimeIndex(point["month"].values)
+
+
 def test_reps_and_accounts_are_coords_of_the_cube_by_name(ds):
     c, _ = ds
     assert dict(zip(c["rep"].values, c["rep_label"].values, strict=True)) == {
@@ -69,13 +81,9 @@ def test_reps_and_accounts_are_coords_of_the_cube_by_name(ds):
     )
 
 
-def test_every_pack_table_chart_and_sheet_shows_reps_by_name(ds, tmp_path):
+def test_every_pack_table_chart_and_sheet_shows_reps_by_name(ds, forecasts, tmp_path):
     c, _ = ds
-    fc = forecast.forecast_cube(
-        c, horizon=3, method="seasonal_naive", progress=False, cache_dir=tmp_path / "fc"
-    )
-    point, _ = forecast.reconcile_forecast(fc, c, method="bottom_up")
-    months = pd.DatetimeIndex(point["month"].values)
+    fc, point, months = forecasts
     by_rep = publish.forecast_table(c, fc, point, None, months, "rep")
     assert sorted(by_rep["name"]) == ["Ann Lee (R1)", "Ann Lee (R3)", "Bo Chen", "R4"]
 
@@ -103,13 +111,9 @@ def test_every_pack_table_chart_and_sheet_shows_reps_by_name(ds, tmp_path):
     )
 
 
-def test_forecast_table_leaves_out_reps_who_left_before_the_period(ds, tmp_path):
+def test_forecast_table_leaves_out_reps_who_left_before_the_period(ds, forecasts):
     c, _ = ds
-    fc = forecast.forecast_cube(
-        c, horizon=3, method="seasonal_naive", progress=False, cache_dir=tmp_path / "fc"
-    )
-    point, _ = forecast.reconcile_forecast(fc, c, method="bottom_up")
-    months = pd.DatetimeIndex(point["month"].values)
+    fc, point, months = forecasts
     gone = months[0] - pd.Timedelta(days=1)
     ends = np.array(
         [np.datetime64("NaT"), np.datetime64("NaT"), np.datetime64("NaT"), gone], "M8[ns]"
