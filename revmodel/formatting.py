@@ -228,10 +228,10 @@ COLUMN_KINDS: dict[str, str] = {
     **dict.fromkeys(
         ["hires", "headcount", "nodes", "customers", "accounts_before", "accounts_after",
          "accounts_gained", "accounts_lost", "months", "hires_needed", "headcount_end",
-         "quarters", "calls", "week"],
+         "quarters", "calls", "week", "dso", "sales_cycle"],
         "int",
     ),
-    **dict.fromkeys(["quota_to_potential", "dso", "sales_cycle", "potential", "potential_before",
+    **dict.fromkeys(["quota_to_potential", "potential", "potential_before",
                      "potential_after", "mean_potential"], "num"),
 }  # fmt: skip
 

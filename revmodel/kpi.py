@@ -21,6 +21,7 @@ for CAC) and ``quota`` (for pipeline coverage and attainment); see
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -38,12 +39,14 @@ from revmodel.errors import DataError, ParameterError
 __all__ = [
     "KPI",
     "KPIS",
+    "LABELS",
     "DEFAULT_GROSS_MARGIN",
     "attainment",
     "compute",
     "cube_summary",
     "describe",
     "finance_measures",
+    "label",
 ]
 
 #: Gross margin used by LTV unless given [ratio]; a typical SaaS subscription margin.
@@ -69,6 +72,9 @@ class KPI:
         ``function(context) -> xr.DataArray`` with dims (``*dims``, ``period``).
     needs : tuple of str
         Inputs besides the cube: ``tables``, ``invoices``, ``opportunities``, ``costs``, ``quota``.
+    label : str
+        What a reader sees in the pack and the apps, with the unit where it is not money or a
+        percentage (``"DSO (days)"``); :data:`LABELS` holds them by name.
 
     Examples
     --------
@@ -76,6 +82,8 @@ class KPI:
     'Deals won / (deals won + deals lost), by close date in the period.'
     >>> KPIS["dso"].needs
     ('invoices',)
+    >>> KPIS["dso"].label, KPIS["nrr"].label
+    ('DSO (days)', 'Net revenue retention')
     """
 
     name: str
@@ -83,6 +91,7 @@ class KPI:
     units: str
     function: Callable[[_Context], xr.DataArray]
     needs: tuple[str, ...] = ()
+    label: str = ""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -704,10 +713,54 @@ def _sales_kpis() -> list[KPI]:
     ]
 
 
+#: KPI name -> what a reader sees (the pack's KPI table, the apps' cards).
+LABELS: dict[str, str] = {
+    "arr": "ARR",
+    "bookings": "Bookings",
+    "churn_rate": "Churn rate (annual)",
+    "logo_churn_rate": "Logo churn (in the period)",
+    "renewal_rate": "Renewal rate",
+    "nrr": "Net revenue retention",
+    "grr": "Gross revenue retention",
+    "customers": "Customers",
+    "arpu": "ARR per customer",
+    "ltv": "Customer lifetime value",
+    "cac": "Customer acquisition cost",
+    "dso": "DSO (days)",
+    "backlog": "Backlog",
+    "win_rate": "Win rate",
+    "average_deal_size": "Average deal size",
+    "sales_cycle": "Sales cycle (days)",
+    "pipeline_coverage": "Pipeline coverage",
+    "quota_attainment": "Quota attainment",
+}
+
+
 def _catalogue() -> dict[str, KPI]:
-    """Every KPI by name, in the order :func:`describe` lists them."""
+    """Every KPI by name, in the order :func:`describe` lists them, each with its label."""
     kpis = [*_revenue_kpis(), *_customer_kpis(), *_finance_kpis(), *_sales_kpis()]
-    return {k.name: k for k in kpis}
+    return {k.name: dataclasses.replace(k, label=LABELS[k.name]) for k in kpis}
+
+
+def label(name: str) -> str:
+    """What a reader sees for KPI ``name``; a name outside the catalogue, spaced.
+
+    Parameters
+    ----------
+    name : str
+        A KPI name (:data:`KPIS`) or any column name.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> label("sales_cycle"), label("quota_year")
+    ('Sales cycle (days)', 'quota year')
+    """
+    k = KPIS.get(name)
+    return k.label if k is not None else name.replace("_", " ")
 
 
 #: The catalogue: KPI name -> :class:`KPI`.

@@ -178,6 +178,30 @@ def test_html_table_formats():
     assert "1 of 3 rows" in publish.html_table(pd.concat([t] * 3), max_rows=1)
 
 
+def test_kpi_table_shows_labels_with_units():
+    """The pack's KPI rows read as words, DSO and sales cycle in days, not as identifiers."""
+    from revmodel.publish.html import kpi_table
+
+    kpis = pd.DataFrame(
+        {
+            "fiscal_quarter": ["FY2026-Q4", "FY2027-Q1"],
+            "churn_rate": [0.11, float("nan")],
+            "dso": [41.26, 38.0],
+            "sales_cycle": [63.0, 70.4],
+            "nrr": [1.04, 1.02],
+        }
+    )
+    t = kpi_table(kpis, "GBP")
+    assert [c for c, _ in t.columns] == ["kpi", "FY2026-Q4", "FY2027-Q1"]
+    got = {row[0][0]: [text for text, _ in row[1:]] for row in t.rows}
+    assert got == {
+        "Churn rate (annual)": ["11%", "–"],
+        "DSO (days)": ["41", "38"],
+        "Sales cycle (days)": ["63", "70"],
+        "Net revenue retention": ["104%", "102%"],
+    }
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [

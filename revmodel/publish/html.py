@@ -19,7 +19,7 @@ import markupsafe
 import pandas as pd
 
 import revmodel
-from revmodel import config, formatting
+from revmodel import config, formatting, kpi
 
 __all__ = ["Table", "html_table", "render_html", "table"]
 
@@ -56,11 +56,11 @@ def table(
 
 
 def kpi_table(kpis: pd.DataFrame, currency: str | None = None) -> Table:
-    """KPIs as rows and quarters as columns, each value formatted by its KPI's units."""
+    """KPIs as rows (by their labels) and quarters as columns, each value formatted by its units."""
     t = kpis.set_index("fiscal_quarter").T
     rows = tuple(
         (
-            (str(name), False),
+            (kpi.label(str(name)), False),
             *(
                 (formatting.cell(formatting.COLUMN_KINDS.get(str(name), "text"), v, currency), True)
                 for v in values
