@@ -20,6 +20,7 @@ the reason and counted (:attr:`CallLog.rejected`), never dropped silently.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -103,6 +104,13 @@ def read_calls(path: str | Path) -> CallLog:
         log.warning("%s: %d call rows refused (first: row %d, %s)", path, len(rejected),
                     rejected["row"].iloc[0], rejected["reason"].iloc[0])  # fmt: skip
     return CallLog(good, rejected.reset_index(drop=True), str(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_calls_once(path: str, mtime_ns: int, size: int) -> CallLog:
+    """:func:`read_calls`, read again only when the file changed (its time and size)."""
+    del mtime_ns, size  # the cache's key
+    return read_calls(path)
 
 
 def _reasons(frame: pd.DataFrame, raw: pd.DataFrame) -> pd.Series:
@@ -192,7 +200,8 @@ def call_log(
     csv, store_calls, rejected, sources = None, None, [], []
     path = Path(data_dir) / FILE if data_dir is not None else None
     if path is not None and path.is_file():
-        read = read_calls(path)
+        stat = path.stat()
+        read = _read_calls_once(str(path), stat.st_mtime_ns, stat.st_size)
         csv = read.audit
         rejected.append(read.rejected)
         sources.append(str(path))
@@ -213,6 +222,127 @@ def call_log(
     return CallLog(audit.reset_index(drop=True), rej, " and ".join(sources))
 
 
+class Scorer:
+    """Scores calls against one pipeline history, keeping what does not depend on the calls.
+
+    The in-quarter forecast of every node and week
+    (:func:`revmodel.inquarter.node_forecasts`) and each node's actual depend on
+    the history alone: they are computed the first time a quarter is scored and
+    reused. A node's scored calls of a period are reused while its calls are the
+    same, so after a call changes only that node of that period is scored again.
+    :func:`scores` is a new scorer's :meth:`score`: the incremental path and the
+    full one are the same code.
+    """
+
+    def __init__(
+        self,
+        history: pd.DataFrame,
+        labels: pd.DataFrame | None,
+        fiscal_year_start: int = config.FISCAL_YEAR_START,
+        naming: str = config.FISCAL_YEAR_NAMING,
+        weeks: int = WEEKS,
+    ) -> None:
+        self.history = prepare(history)
+        self.labels = labels
+        self.fiscal_year_start = int(fiscal_year_start)
+        self.naming = str(naming)
+        self.weeks = int(weeks)
+        self._last = self.history["changed_at"].max()
+        #: period -> (quarter, model forecasts, actuals), None for a quarter not over.
+        self._quarters: dict[str, tuple[Quarter, pd.DataFrame, dict] | None] = {}
+        #: period -> (digest of its calls, its scored calls); the digest of each node's calls.
+        self._periods: dict[str, tuple[bytes, pd.DataFrame]] = {}
+        self._nodes: dict[str, dict[tuple[str, str, str], bytes]] = {}
+
+    def _quarter(self, period: str) -> tuple[Quarter, pd.DataFrame, dict] | None:
+        if period not in self._quarters:
+            months = fcal.quarter_months(period, self.fiscal_year_start, self.naming)
+            quarter = Quarter.of(months[0])
+            found = None
+            if quarter.end <= self._last:  # else not over yet: no actual
+                model = node_forecasts(self.history, quarter, self.labels, _LEVELS, self.weeks)
+                actual = node_actuals(self.history, quarter, self.labels, _LEVELS)
+                found = (quarter, model, actual)
+            self._quarters[period] = found
+        return self._quarters[period]
+
+    def _period(self, period: str, audit: pd.DataFrame) -> pd.DataFrame:
+        """The period's scored calls, scoring again only the nodes whose calls changed."""
+        quarter, model, actual = self._quarter(period)
+        same, old = self._periods.get(period, (None, None))
+        whole = _digest(audit)
+        if old is not None and whole == same:
+            return old
+        digests = _node_digests(audit)
+        before = self._nodes.get(period, {})
+        changed = {n for n in digests.keys() | before.keys() if digests.get(n) != before.get(n)}
+        if old is not None and not changed:
+            return old
+        keep = None
+        if old is not None:
+            audit = audit[_node_index(audit).isin(list(changed))]
+            keep = old[~_node_index(old).isin(list(changed))]
+        weekly = overrides.calls_by_week(audit, period, quarter.start, self.weeks)
+        scored = overrides.value_add(weekly, actual, model)
+        scored.insert(0, "period", period)
+        if keep is not None and len(keep):
+            parts = [keep, scored] if len(scored) else [keep]
+            scored = pd.concat(parts, ignore_index=True)
+            scored = scored.sort_values(["level", "key", "call_type", "week"])
+            scored = scored.reset_index(drop=True)
+        log.info("forecast value add: %s scored (%d calls, %d node(s) scored again)",
+                 period, len(scored), len(changed) if old is not None else len(digests))  # fmt: skip
+        self._periods[period], self._nodes[period] = (whole, scored), digests
+        return scored
+
+    def score(self, calls: CallLog) -> pd.DataFrame:
+        """Every weekly call of every quarter the history has closed, scored (:func:`scores`)."""
+        audit = calls.audit[calls.audit["level"].isin(_LEVELS)]
+        out = []
+        for period in sorted(audit["period"].unique()):
+            if self._quarter(period) is None:
+                continue
+            out.append(self._period(period, audit[audit["period"] == period]))
+        if not out:
+            return overrides.value_add(
+                pd.DataFrame(columns=["level", "key", "call_type", "week", "amount"]),
+                {},
+                pd.DataFrame(columns=["level", "key", "week", "forecast"]),
+            ).assign(period=pd.Series(dtype=object))
+        return pd.concat(out, ignore_index=True)
+
+    def section(self, calls: CallLog) -> ValueAddSection:
+        """The calls scored and summed up (:func:`section`)."""
+        scored = self.score(calls)
+        return ValueAddSection(
+            scored, summary(scored), by_week(scored), calls.source, len(calls.rejected)
+        )
+
+
+def _node_index(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[["level", "key", "call_type"]].astype(str))
+
+
+def _digest(audit: pd.DataFrame) -> bytes:
+    """A period's calls (node, when, how much, in order), as bytes to compare."""
+    cols = ["level", "key", "call_type", "at", "new_value"]
+    frame = audit[cols].astype({"new_value": float})
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+
+
+def _node_digests(audit: pd.DataFrame) -> dict[tuple[str, str, str], bytes]:
+    """Each node's calls of a period (when, how much, in time order), as bytes to compare."""
+    if audit.empty:
+        return {}
+    log = audit.sort_values("id", kind="stable")
+    rows = pd.util.hash_pandas_object(
+        log[["at", "new_value"]].astype({"new_value": float}), index=False
+    ).to_numpy()
+    nodes = log[["level", "key", "call_type"]].astype(str)
+    groups = nodes.groupby(["level", "key", "call_type"], sort=False).indices
+    return {tuple(node): rows[where].tobytes() for node, where in groups.items()}
+
+
 def scores(
     history: pd.DataFrame,
     calls: CallLog,
@@ -229,44 +359,22 @@ def scores(
         ``period`` and the columns of :func:`revmodel.overrides.value_add`; calls of
         the rep level and of nodes without bookings in their quarter are left out.
     """
-    hist = prepare(history)
-    last = hist["changed_at"].max()
-    audit = calls.audit[calls.audit["level"].isin(_LEVELS)]
-    out = []
-    for period in sorted(audit["period"].unique()):
-        months = fcal.quarter_months(period, fiscal_year_start, naming)
-        quarter = Quarter.of(months[0])
-        if quarter.end > last:
-            continue  # not over yet: no actual
-        weekly = overrides.calls_by_week(audit, period, quarter.start, weeks)
-        model = node_forecasts(hist, quarter, labels, _LEVELS, weeks)
-        actual = node_actuals(hist, quarter, labels, _LEVELS)
-        scored = overrides.value_add(weekly, actual, model)
-        scored.insert(0, "period", period)
-        out.append(scored)
-        log.info("forecast value add: %s scored (%d calls)", period, len(scored))
-    if not out:
-        return overrides.value_add(
-            pd.DataFrame(columns=["level", "key", "call_type", "week", "amount"]),
-            {},
-            pd.DataFrame(columns=["level", "key", "week", "forecast"]),
-        ).assign(period=pd.Series(dtype=object))
-    return pd.concat(out, ignore_index=True)
+    return Scorer(history, labels, fiscal_year_start, naming, weeks).score(calls)
 
 
-def _aggregate(g: pd.DataFrame) -> pd.Series:
-    """The one summary of a set of scored calls."""
-    return pd.Series(
-        {
-            "quarters": g["period"].nunique(),
-            "calls": len(g),
-            "bias": float(g["bias"].median()),
-            "call_error": float(g["call_error"].mean()),
-            "model_error": float(g["model_error"].mean()),
-            "value_add": float(g["value_add"].mean()),
-            "beat_model": float((g["value_add"] > 0).mean()),
-        }
+def _aggregate(scored: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The one summary of scored calls, per group of ``keys`` (columns ``keys`` first)."""
+    grouped = scored.assign(_beat=(scored["value_add"] > 0).astype(float)).groupby(keys)
+    out = grouped.agg(
+        quarters=("period", "nunique"),
+        calls=("period", "size"),
+        bias=("bias", "median"),
+        call_error=("call_error", "mean"),
+        model_error=("model_error", "mean"),
+        value_add=("value_add", "mean"),
+        beat_model=("_beat", "mean"),
     )
+    return out.astype({c: float for c in SUMMARY_COLUMNS[5:]}).reset_index()
 
 
 def summary(scored: pd.DataFrame) -> pd.DataFrame:
@@ -280,8 +388,7 @@ def summary(scored: pd.DataFrame) -> pd.DataFrame:
     if scored.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     order = {lv: i for i, lv in enumerate(overrides.CALL_LEVELS)}
-    out = scored.groupby(["level", "key", "call_type"]).apply(_aggregate, include_groups=False)
-    out = out.reset_index()
+    out = _aggregate(scored, ["level", "key", "call_type"])
     out["_o"] = out["level"].map(order)
     out = out.sort_values(["_o", "key", "call_type"]).drop(columns="_o")
     return out.astype({"quarters": int, "calls": int})[list(SUMMARY_COLUMNS)].reset_index(drop=True)
@@ -293,7 +400,7 @@ def by_week(scored: pd.DataFrame, call_type: str = "commit") -> pd.DataFrame:
     part = scored[scored["call_type"] == call_type]
     if part.empty:
         return pd.DataFrame(columns=cols)
-    out = part.groupby(["level", "week"]).apply(_aggregate, include_groups=False).reset_index()
+    out = _aggregate(part, ["level", "week"])
     order = {lv: i for i, lv in enumerate(overrides.CALL_LEVELS)}
     out = out.sort_values(["level", "week"], key=lambda c: c.map(order) if c.name == "level" else c)
     return out.astype({"quarters": int, "calls": int})[cols].reset_index(drop=True)
@@ -318,10 +425,7 @@ def section(
     naming: str = config.FISCAL_YEAR_NAMING,
 ) -> ValueAddSection:
     """Score the calls and sum them up (:func:`scores`, :func:`summary`, :func:`by_week`)."""
-    scored = scores(history, calls, labels, fiscal_year_start, naming)
-    return ValueAddSection(
-        scored, summary(scored), by_week(scored), calls.source, len(calls.rejected)
-    )
+    return Scorer(history, labels, fiscal_year_start, naming).section(calls)
 
 
 def section_from_data(

@@ -112,12 +112,32 @@ def salesforce_org(canonical: Path, out: Path) -> None:
     (out / "mapping.yaml").write_text(MAPPING)
 
 
-@pytest.mark.slow
-def test_value_add_from_salesforce_exports_is_the_canonical_one(tmp_path: Path) -> None:
-    canonical, org = tmp_path / "canonical", tmp_path / "org"
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the canonical sample folder, the same company as a Salesforce org exports it)."""
+    root = tmp_path_factory.mktemp("salesforce")
+    canonical, org = root / "canonical", root / "org"
     org.mkdir()
     sample.write_sample(canonical, reps=10, months=24, seed=11)
     salesforce_org(canonical, org)
+    return canonical, org
+
+
+def _won_by_manager(org: Path, manager: str, period: str) -> float:
+    """A manager's bookings of a fiscal quarter, by hand from the Salesforce files."""
+    opps = pd.read_csv(org / "Opportunity.csv", parse_dates=["CloseDate"])
+    users = pd.read_csv(org / "User.csv")
+    won = opps[opps["StageName"] == "Closed Won"].merge(users, left_on="OwnerId", right_on="Id")
+    year, q = int(period[2:6]), int(period[-1])
+    first = pd.Timestamp(year=year - 1, month=11, day=1) + pd.DateOffset(months=3 * (q - 1))
+    last = first + pd.DateOffset(months=3) - pd.Timedelta(days=1)
+    mine = won[(won["Manager.Name"] == manager) & won["CloseDate"].between(first, last)]
+    return float(mine["Amount"].sum())
+
+
+@pytest.mark.slow
+def test_value_add_from_salesforce_exports_is_the_canonical_one(exports) -> None:
+    canonical, org = exports
     fys = sample.FISCAL_YEAR_START
     want = valueadd.section_from_data(canonical, fiscal_year_start=fys)
     got = valueadd.section_from_data(org, mapping=org / "mapping.yaml", fiscal_year_start=fys)
@@ -127,18 +147,94 @@ def test_value_add_from_salesforce_exports_is_the_canonical_one(tmp_path: Path) 
     pd.testing.assert_frame_equal(got.by_week, want.by_week)
     # a manager's median commit bias, by hand from the call log and the Salesforce files
     calls = pd.read_csv(org / sample_calls.FILE, parse_dates=["at"])
-    opps = pd.read_csv(org / "Opportunity.csv", parse_dates=["CloseDate"])
-    users = pd.read_csv(org / "User.csv")
-    won = opps[opps["StageName"] == "Closed Won"].merge(users, left_on="OwnerId", right_on="Id")
-    manager = sorted(users["Manager.Name"].unique())[0]
+    manager = sorted(pd.read_csv(org / "User.csv")["Manager.Name"].unique())[0]
     ratios = []
     for period, rows in calls[(calls["key"] == manager) & (calls["call_type"] == "commit")].groupby(
         "period"
     ):
-        year, q = int(period[2:6]), int(period[-1])
-        first = pd.Timestamp(year=year - 1, month=11, day=1) + pd.DateOffset(months=3 * (q - 1))
-        last = first + pd.DateOffset(months=3) - pd.Timedelta(days=1)
-        mine = won[(won["Manager.Name"] == manager) & won["CloseDate"].between(first, last)]
-        ratios += list(rows["new_value"] / mine["Amount"].sum() - 1)
+        ratios += list(rows["new_value"] / _won_by_manager(org, manager, period) - 1)
     row = got.summary[(got.summary["key"] == manager) & (got.summary["call_type"] == "commit")]
     assert row["bias"].iloc[0] == pytest.approx(pd.Series(ratios).median())
+
+
+@pytest.mark.slow
+def test_rescoring_after_calls_change_is_the_full_scoring(exports, tmp_path, monkeypatch) -> None:
+    """Calls change in the call store (a manager's call in week 4 of a past quarter, the
+    company's call in week 6, then withdrawn): a scorer that keeps what it scored before
+    gives exactly the full scoring's numbers, scoring only the nodes whose calls changed."""
+    from datetime import datetime
+
+    from revmodel import calendar, history, overrides, sources
+
+    _, org = exports
+    fys = sample.FISCAL_YEAR_START
+    tables = sources.load(org, mapping=org / "mapping.yaml").tables
+    hist, _ = history.load_history(org, tables=tables)
+    labels = history.deal_labels(tables)
+    scorer = valueadd.Scorer(hist, labels, fys, "end")
+    users = pd.read_csv(org / "User.csv")
+    team = overrides.TeamMap.from_mapping(
+        users={"ops": "admin"},
+        rep_manager=dict(zip(users["Id"], users["Manager.Name"], strict=True)),
+    )
+    store = overrides.OverrideStore(f"sqlite:///{tmp_path / 'calls.db'}", team_map=team)
+    first = scorer.score(valueadd.call_log(org, store, fys, "end"))
+    period = sorted(first["period"].unique())[-1]  # a quarter the history has closed
+    manager = sorted(users["Manager.Name"].unique())[0]
+    start = calendar.quarter_months(period, fys, "end")[0]
+    store.open_period(period, overrides.Identity("ops"))
+
+    computed, weekly_nodes = [], []
+    forecasts, by_week = valueadd.node_forecasts, overrides.calls_by_week
+    monkeypatch.setattr(
+        valueadd, "node_forecasts", lambda *a, **k: computed.append(1) or forecasts(*a, **k)
+    )
+    monkeypatch.setattr(
+        overrides,
+        "calls_by_week",
+        lambda audit, *a, **k: (
+            weekly_nodes.append(set(zip(audit["level"], audit["key"], strict=True)))
+            or by_week(audit, *a, **k)
+        ),
+    )
+
+    def change(day: int, level: str, key: str, amount: float | None) -> tuple[pd.DataFrame, list]:
+        """Change a call on the quarter's ``day``; rescore; check against the full scoring."""
+        at = datetime.combine((start + pd.Timedelta(days=day)).date(), datetime.min.time())
+        monkeypatch.setattr(overrides, "_now", lambda: at.replace(hour=10))
+        if amount is None:
+            store.withdraw(overrides.Identity("ops"), key, period, "commit", level=level)
+        else:
+            store.submit(overrides.Identity("ops"), key, period, "commit", amount, level=level)
+        log = valueadd.call_log(org, store, fys, "end")
+        weekly_nodes.clear()
+        got = scorer.score(log)
+        assert computed == []  # the quarters' model forecasts are not computed again
+        scored_again = list(weekly_nodes)
+        pd.testing.assert_frame_equal(got, valueadd.scores(hist, log, labels, fys, "end"))
+        computed.clear()
+        return got, scored_again
+
+    got, again = change(22, "manager", manager, 555_000.0)  # day 23: week 4
+    assert again == [{("manager", manager)}]  # one node of one period scored again
+    row = got[(got["period"] == period) & (got["key"] == manager) & (got["call_type"] == "commit")]
+    row = row.set_index("week")
+    actual = _won_by_manager(org, manager, period)
+    assert row.loc[4, "call"] == 555_000.0 and row.loc[4, "actual"] == pytest.approx(actual)
+    assert row.loc[4, "bias"] == pytest.approx(555_000.0 / actual - 1)
+    unchanged = first[(first["period"] != period) | (first["key"] != manager)]
+    pd.testing.assert_frame_equal(
+        got[(got["period"] != period) | (got["key"] != manager)].reset_index(drop=True),
+        unchanged.reset_index(drop=True),
+    )
+    _, again = change(36, "total", overrides.COMPANY, 9_900_000.0)  # week 6
+    assert again == [{("total", "total")}]
+    got, again = change(43, "total", overrides.COMPANY, None)  # withdrawn in week 7
+    company = got[
+        (got["period"] == period) & (got["level"] == "total") & (got["call_type"] == "commit")
+    ]
+    assert company.set_index("week").loc[6, "call"] == 9_900_000.0
+    # week 7 ends on the withdrawal: no call stands; week 8 is the CSV's call again
+    assert 7 not in company["week"].tolist() and 8 in company["week"].tolist()
+    assert again == [{("total", "total")}]
+    store.close()

@@ -90,15 +90,26 @@ def changes(ctx: AppContext) -> history.ChangesSection | None:
     return ctx.extra["weekly_changes"]
 
 
+def _scorer(ctx: AppContext, found: tuple[pd.DataFrame, pd.DataFrame]) -> valueadd.Scorer:
+    """The page's scorer: each quarter's model forecasts and the scores of unchanged calls kept."""
+    if "weekly_scorer" not in ctx.extra:
+        fys, naming = _calendar(ctx)
+        ctx.extra["weekly_scorer"] = valueadd.Scorer(found[0], found[1], fys, naming)
+    return ctx.extra["weekly_scorer"]
+
+
 def value_add(ctx: AppContext) -> valueadd.ValueAddSection | None:
-    """The scored calls of the data folder's call log and the app's store (None: no calls)."""
+    """The scored calls of the data folder's call log and the app's store (None: no calls).
+
+    After a call changed, only its node and period are scored again (:class:`valueadd.Scorer`).
+    """
     if "weekly_value_add" not in ctx.extra:
         found = _history(ctx)
         section = None
         fys, naming = _calendar(ctx)
         log = valueadd.call_log(ctx.extra.get("data_dir"), ctx.store, fys, naming)
         if found is not None and log is not None:
-            section = valueadd.section(found[0], log, found[1], fys, naming)
+            section = _scorer(ctx, found).section(log)
         ctx.extra["weekly_value_add"] = section
     return ctx.extra["weekly_value_add"]
 
