@@ -272,6 +272,7 @@ def _history_sums(cube: xr.Dataset, hist: _History) -> xr.Dataset:
             "srr": bookings.isel(month=hist.actuals).sum("month"),
             "rep_window": bookings.isel(month=hist.window).sum(("segment", "region", "month")),
             "seg_month": bookings.isel(month=hist.season).sum(("region", "rep")),
+            "trailing": bookings.isel(month=hist.actuals[-12:]).sum(),
         }
     ).compute()
 
@@ -580,8 +581,22 @@ def plan_inputs(cube: xr.Dataset) -> xr.Dataset:
             "history_window": hist.window_label,
             "last_year_bookings": last_year_total,
             **_complete_years(sums, hist),
+            **_trailing_year(sums, hist),
         },
     )
+
+
+def _trailing_year(sums: xr.Dataset, hist: _History) -> dict[str, Any]:
+    """Company bookings of the last twelve months of actuals (placeholder rep included):
+    attrs ``trailing_year`` (``2024-10..2025-09``) and ``trailing_year_bookings``
+    [currency/year]; none with fewer than twelve months."""
+    if len(hist.actuals) < 12:
+        return {}
+    first, last = hist.months[hist.actuals[-12]], hist.months[hist.actuals[-1]]
+    return {
+        "trailing_year": f"{first:%Y-%m}..{last:%Y-%m}",
+        "trailing_year_bookings": float(np.nan_to_num(sums["trailing"].values)),
+    }
 
 
 def _complete_years(sums: xr.Dataset, hist: _History) -> dict[str, list]:

@@ -275,10 +275,11 @@ def company_target(source: xr.Dataset, assumptions: Assumptions) -> float:
 def base_year_bookings(source: xr.Dataset, plan_year: str) -> tuple[float, str]:
     """The bookings a plan year's target grows from, and the period they cover.
 
-    The last complete fiscal year of actuals before ``plan_year`` (planning FY2027
-    grows FY2026, even when FY2027's actuals are in already); without a complete
-    fiscal year, the last twelve months of actuals or fewer, annualised
-    (:func:`revmodel.capacity.plan_inputs`).
+    The fiscal year before ``plan_year`` when its actuals are complete (planning FY2027
+    grows FY2026, even when FY2027's actuals are in already); while that year is still
+    running (a last-quarter cycle planning the next year), the last twelve months of
+    actuals; without a complete fiscal year, the last twelve months of actuals or fewer,
+    annualised (:func:`revmodel.capacity.plan_inputs`).
 
     Parameters
     ----------
@@ -318,7 +319,10 @@ def base_year_bookings(source: xr.Dataset, plan_year: str) -> tuple[float, str]:
             f"the plan year {plan_year} has no complete fiscal year of actuals before it to grow "
             f"a target from (the first is {years[0]}): plan a later year or set the company target."
         )
-    return float(inp.attrs["complete_year_bookings"][before[-1]]), years[before[-1]]
+    last = before[-1]
+    if fcal.parse_period(years[last]).year < plan - 1 and "trailing_year" in inp.attrs:
+        return float(inp.attrs["trailing_year_bookings"]), str(inp.attrs["trailing_year"])
+    return float(inp.attrs["complete_year_bookings"][last]), years[last]
 
 
 # --------------------------------------------------------------------------- bases

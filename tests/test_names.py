@@ -123,3 +123,26 @@ def test_forecast_table_leaves_out_reps_who_left_before_the_period(ds, forecasts
     assert sorted(by_rep["name"]) == ["Ann Lee (R1)", "Ann Lee (R3)", "Bo Chen"]
     total = publish.forecast_table(left, fc, point, None, months, "total")
     assert total["forecast"].iloc[0] == pytest.approx(float(point.sum()))
+
+
+def test_a_period_partly_booked_lands_at_its_bookings_plus_the_forecast(ds, forecasts):
+    """The gap of a period already under way is target - (booked + forecast of the rest),
+    as the explorer's expected landing; never target - forecast of the months ahead."""
+    import xarray as xr
+
+    c, tables = ds
+    fc, point, ahead = forecasts
+    months = pd.DatetimeIndex(["2025-11-01", "2025-12-01", *ahead])  # two months booked
+    quota = xr.Dataset(
+        {"quota": (("rep", "month"), np.full((4, len(months)), 2_000.0))},
+        coords={"rep": ["R1", "R2", "R3", "R4"], "month": months.values},
+    )
+    total = publish.forecast_table(c, fc, point, quota, months, "total").iloc[0]
+    opps = tables["opportunities"]
+    closed = pd.to_datetime(opps["close_date"])
+    booked = float(opps.loc[(closed >= "2025-11-01") & (closed < "2026-01-01"), "amount"].sum())
+    assert booked > 0
+    target = 2_000.0 * 4 * len(months)
+    assert total["forecast"] == pytest.approx(float(point.sum()))
+    assert total["gap"] == pytest.approx(target - (booked + float(point.sum())))
+    assert total["forecast_to_target"] == pytest.approx((booked + float(point.sum())) / target)

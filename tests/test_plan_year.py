@@ -92,3 +92,18 @@ def test_without_a_plan_year_the_data_settles_it_never_the_sample_s(cube):
         "Assumptions: plan_year not given and the data has no as_of to settle it from; "
         "set plan_year, e.g. Assumptions(plan_year='FY2027')."
     )
+
+
+def test_planning_next_year_while_this_one_runs_grows_the_last_twelve_months(cube):
+    # actuals to September 2025 (a last-quarter cycle) planning FY2026: FY2025 is still running,
+    # so its target grows from October 2024 - September 2025, not from FY2024:
+    # 1,400 x (2.0 + 2.1 + 2.2) + 1.5 x 1,400 x (9 + 4.5) = 8,820 + 28,350 = 37,170.
+    running = cube.assign_attrs(as_of="2025-09-01")
+    a = Assumptions(plan_year="FY2026", target_growth=0.25)
+    assert quota.base_year_bookings(running, "FY2026") == (
+        pytest.approx(37_170),
+        "2024-10..2025-09",
+    )
+    assert quota.company_target(running, a) == pytest.approx(37_170 * 1.25)
+    # the year under way is still grown from the complete one before it
+    assert quota.base_year_bookings(running, "FY2025") == (pytest.approx(27_720), "FY2024")

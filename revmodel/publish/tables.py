@@ -131,8 +131,9 @@ def forecast_table(
         ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (quantiles of the node's
         total over the months: of the reconciled ``paths`` when given, else of its own
         base model, months drawn independently; :func:`level_band`),
-        ``target``, ``gap`` (target - forecast), ``forecast_to_target`` (forecast
-        / target), ``coverage`` (pipeline coverage, the one definition:
+        ``target``, ``gap`` (target - landing, where the landing is what the months
+        already booked plus the forecast of the rest, as the explorer's expected landing),
+        ``forecast_to_target`` (landing / target), ``coverage`` (pipeline coverage, the one definition:
         :func:`revmodel.pipeline.coverage_ratio` of the pipeline over the target
         less what the months already booked), ``pipeline`` (open pipeline closing
         in the months) [currency].
@@ -184,8 +185,10 @@ def forecast_table(
     else:
         frame["target"] = np.nan
     frame = frame.fillna({"forecast": 0.0, "pipeline": 0.0, "booked": 0.0})
-    frame["gap"] = frame["target"] - frame["forecast"]
-    frame["forecast_to_target"] = frame["forecast"] / frame["target"].where(frame["target"] > 0)
+    # A period partly in the past lands at what it booked plus the forecast of the rest.
+    landing = frame["booked"] + frame["forecast"]
+    frame["gap"] = frame["target"] - landing
+    frame["forecast_to_target"] = landing / frame["target"].where(frame["target"] > 0)
     frame["coverage"] = [
         rpipeline.coverage_ratio(p, t, b)
         for p, t, b in zip(frame["pipeline"], frame["target"], frame["booked"], strict=True)
