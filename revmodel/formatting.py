@@ -214,7 +214,7 @@ COLUMN_KINDS: dict[str, str] = {
          "required_new_arr", "expected_churn_arr", "closing_arr", "arr", "bookings", "arpu",
          "ltv", "backlog", "average_deal_size", "company_target", "year_capacity",
          "capacity_gap", "year_forecast", "starting_arr", "quota", "pulled_in", "pushed_out",
-         "increased", "decreased", "won", "lost", "call", "model"],
+         "increased", "decreased", "won", "lost", "call", "model", "booked"],
         "money",
     ),
     **dict.fromkeys(

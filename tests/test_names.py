@@ -144,5 +144,6 @@ def test_a_period_partly_booked_lands_at_its_bookings_plus_the_forecast(ds, fore
     assert booked > 0
     target = 2_000.0 * 4 * len(months)
     assert total["forecast"] == pytest.approx(float(point.sum()))
+    assert total["booked"] == pytest.approx(booked)
     assert total["gap"] == pytest.approx(target - (booked + float(point.sum())))
     assert total["forecast_to_target"] == pytest.approx((booked + float(point.sum())) / target)

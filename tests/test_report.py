@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -176,6 +177,22 @@ def test_html_table_formats():
         and ">yes<" in html
     )
     assert "1 of 3 rows" in publish.html_table(pd.concat([t] * 3), max_rows=1)
+
+
+def test_a_quarter_under_way_says_what_is_booked_beside_the_forecast():
+    params = {"cycle": "FY2027-Q1"}
+    page = publish.render_html(
+        {**_summary(), "quarter_booked": 1e6, "quarter_gap": -5e5}, {}, {}, params, ""
+    )
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert (
+        "Bookings forecast $2.5M on top of $1.0M already booked against a target of $3.0M" in text
+    )
+    assert "target − booked − forecast" in text
+    plain = " ".join(
+        re.sub(r"<[^>]+>", " ", publish.render_html(_summary(), {}, {}, params, "")).split()
+    )
+    assert "already booked" not in plain and "target − forecast" in plain
 
 
 def test_kpi_table_shows_labels_with_units():

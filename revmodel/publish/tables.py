@@ -128,7 +128,8 @@ def forecast_table(
     Returns
     -------
     pandas.DataFrame
-        ``name``, ``forecast`` (reconciled), ``p10``, ``p90`` (quantiles of the node's
+        ``name``, ``booked`` (won in the months up to as_of), ``forecast`` (reconciled, of
+        the months after as_of), ``p10``, ``p90`` (quantiles of the node's
         total over the months: of the reconciled ``paths`` when given, else of its own
         base model, months drawn independently; :func:`level_band`),
         ``target``, ``gap`` (target - landing, where the landing is what the months
@@ -200,7 +201,7 @@ def forecast_table(
     frame = frame.rename_axis("name").reset_index()
     if level == "rep":  # reps by name, the id beside a shared name
         frame["name"] = shown_names(frame["name"], cube)
-    cols = ["name", "forecast", "p10", "p90", "target", "gap", "forecast_to_target", "coverage", "pipeline"]  # fmt: skip
+    cols = ["name", "booked", "forecast", "p10", "p90", "target", "gap", "forecast_to_target", "coverage", "pipeline"]  # fmt: skip
     return frame[cols].sort_values("name", kind="stable").reset_index(drop=True)
 
 
@@ -262,6 +263,7 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
         if fc is not None and rec is not None:
             paths = run_paths(work_dir, fc, params)
             t = forecast_table(cube, fc, rec["forecast"], quotas, months, "total", paths).iloc[0]
+            out[f"{tag}_booked"] = float(t["booked"])
             out[f"{tag}_forecast"] = float(t["forecast"])
             out[f"{tag}_p10"] = float(t["p10"])
             out[f"{tag}_p90"] = float(t["p90"])
@@ -320,6 +322,8 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
             t = forecast_table(cube, fc, rec["forecast"], quotas, qmonths, level, paths)
             frames.append(t.assign(level=level))
         f = pd.concat(frames, ignore_index=True)
+        if not f["booked"].any():  # the cycle's quarter is all ahead: nothing booked to show
+            f = f.drop(columns="booked")
         out["forecast_by_level"] = f[["level", *[c for c in f.columns if c != "level"]]]
     quotas_by_rep = _quota_table(r, qmonths)
     if quotas_by_rep is not None:
