@@ -1207,15 +1207,30 @@ def _rules(
     return rules
 
 
-def _repeated(ids: pd.Series) -> pd.Series:
-    """``ids.duplicated(keep="first")``, found by 64-bit hashes first (a large table's ids
-    are nearly all distinct), then exactly among the rows whose hash repeats."""
-    hashes = pd.util.hash_array(ids.fillna("").to_numpy(dtype=object))
-    shared = pd.Series(hashes, index=ids.index).duplicated(keep=False)
-    out = pd.Series(False, index=ids.index)
-    if shared.any():
-        out[shared] = ids[shared].duplicated(keep="first")
+def _first_of(ids: pd.Series) -> np.ndarray:
+    """Position of the first row holding each row's value; -1 where missing.
+
+    ``pd.factorize`` numbers values in order of first appearance (Arrow's hash
+    table for Arrow text), so a row repeats an earlier one exactly when its code
+    is not above the codes before it.
+    """
+    codes, _ = pd.factorize(ids, use_na_sentinel=True)
+    present = codes >= 0
+    first = np.full(codes.max(initial=-1) + 1, -1, dtype=np.int64)
+    rows = np.flatnonzero(present)
+    new = np.ones(len(rows), dtype=bool)
+    seen = np.maximum.accumulate(codes[rows])
+    new[1:] = seen[1:] > seen[:-1]
+    first[codes[rows[new]]] = rows[new]
+    out = np.full(len(codes), -1, dtype=np.int64)
+    out[rows] = first[codes[rows]]
     return out
+
+
+def _repeated(ids: pd.Series) -> pd.Series:
+    """``ids.notna() & ids.duplicated(keep="first")``, in one pass of Arrow's hash table."""
+    first = _first_of(ids)
+    return pd.Series((first >= 0) & (first != np.arange(len(first))), index=ids.index)
 
 
 def _duplicate_key_rule(table: schema.Table) -> _Rule:
@@ -1224,6 +1239,11 @@ def _duplicate_key_rule(table: schema.Table) -> _Rule:
     shown = ", ".join(unique)
 
     def first_row(frame: pd.DataFrame, rows: pd.Index) -> pd.Series:
+        if len(unique) == 1:
+            first = pd.Series(frame.index[_first_of(frame[unique[0]]).clip(0)], index=frame.index)
+            return (
+                f"duplicate {shown}; the first, on row " + first.loc[rows].astype(str) + ", is kept"
+            )
         present = frame[unique].dropna()
         groups = [present[c] for c in unique]
         first = pd.Series(present.index, index=present.index).groupby(groups).transform("first")
@@ -1231,8 +1251,7 @@ def _duplicate_key_rule(table: schema.Table) -> _Rule:
 
     def repeated(f: pd.DataFrame) -> pd.Series:
         if len(unique) == 1:
-            ids = f[unique[0]]
-            return ids.notna() & _repeated(ids)
+            return _repeated(f[unique[0]])
         return f[unique].notna().all(axis=1) & f[unique].duplicated(keep="first")
 
     return _Rule(
