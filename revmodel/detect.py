@@ -392,6 +392,9 @@ def parse_dates(
         Without ``date_format``, when every slashed date of the column reads
         both ways (``03/04/2025``).
     """
+    parsed = _plain_iso_dates(text)
+    if parsed is not None:
+        return _finish(parsed, [], window)
     present = text.notna()
     parsed = _empty_dates(text.index)
     issues: list[Issue] = []
@@ -399,6 +402,17 @@ def parse_dates(
         parsed, issues, skip = _parse_present(text, present, parsed, date_format)
         issues.extend(_unparseable(text, parsed, skip))
     return _finish(parsed, issues, window)
+
+
+def _plain_iso_dates(text: pd.Series) -> pd.Series | None:
+    """Every present value a valid ``YYYY-MM-DD`` date: the dates (Arrow's cast, which
+    refuses 2025-02-30); else None, and the column is read value by value below."""
+    try:
+        days = pc.cast(_arrow(text), pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    values = days.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    return pd.Series(values, index=text.index)
 
 
 def _iso_dates(text: pd.Series) -> pd.Series:
@@ -522,11 +536,18 @@ def check_dates(values: pd.Series, window=None) -> tuple[pd.Series, list[Issue]]
     return _finish(values.astype("datetime64[us]").dt.normalize(), [], window)
 
 
+def _in_unit(when: pd.Timestamp, values: np.ndarray) -> np.datetime64:
+    return np.datetime64(when.to_datetime64(), np.datetime_data(values.dtype)[0])
+
+
 def _finish(parsed: pd.Series, issues: list[Issue], window) -> tuple[pd.Series, list[Issue]]:
     if window is not None:
         lo, hi = window
-        outside = parsed.notna() & ((parsed < lo) | (parsed > hi))
+        v = parsed.to_numpy()
+        # in the values' own unit (a finer one could overflow); NaT compares False
+        outside = (v < _in_unit(lo, v)) | (v > _in_unit(hi, v))
         if outside.any():
+            outside = pd.Series(outside, index=parsed.index)
             span = f"{lo:%Y-%m-%d} to {hi:%Y-%m-%d}"
             issues.append(
                 Issue(
@@ -538,10 +559,11 @@ def _finish(parsed: pd.Series, issues: list[Issue], window) -> tuple[pd.Series, 
                 )
             )
             parsed = parsed.mask(outside)
-    ns = parsed.where(
-        parsed.isna() | ((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))
-    ).astype("datetime64[ns]")
-    return ns, issues
+    v = parsed.to_numpy()
+    fits = (v >= _in_unit(pd.Timestamp.min, v)) & (v <= _in_unit(pd.Timestamp.max, v))
+    if not (fits | np.isnat(v)).all():
+        parsed = parsed.where(pd.Series(fits, index=parsed.index) | parsed.isna())
+    return parsed.astype("datetime64[ns]"), issues
 
 
 __all__ = [

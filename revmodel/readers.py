@@ -65,10 +65,13 @@ TAIL_BYTES = 64 * 1024
 MAX_FOOTER_ROWS = 50
 #: Rows scanned for the header.
 HEADER_SCAN_ROWS = 50
-#: pyarrow block sizes [bytes]: small blocks parse in parallel; a row must fit in one block,
+#: pyarrow block sizes [bytes]: blocks parse in parallel; a row must fit in one block,
 #: so a file with a longer row is read again with the large size.
 BLOCK_BYTES = 1024 * 1024
 LARGE_BLOCK_BYTES = 64 * 1024 * 1024
+#: A large file is read in about this many blocks (each column comes in one piece a
+#: block, and every later pass over a column costs a call a piece).
+BLOCKS_PER_FILE = 16
 
 #: First cell of a footer row: totals, counts, copyright and confidentiality lines.
 FOOTER_PATTERN = re.compile(
@@ -289,12 +292,99 @@ def _footer_note(footers: Sequence[tuple[int, str]]) -> list[str]:
     return [f"{rows} below the data not loaded (not counted as rows read): {shown}{more}"]
 
 
+#: ASCII white space (what ``pyarrow.compute.ascii_trim_whitespace`` trims), by byte value.
+ASCII_WHITE = np.zeros(256, dtype=bool)
+ASCII_WHITE[[9, 10, 11, 12, 13, 32]] = True
+#: White space trimmed before telling a blank cell (RE2's ``\s``: no vertical tab).
+_BLANK_WHITE = ASCII_WHITE.copy()
+_BLANK_WHITE[11] = False
+
+
+def _chunks(arr: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    return list(arr.chunks) if isinstance(arr, pa.ChunkedArray) else [arr]
+
+
+def _byte_edges(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of each value of a ``large_string`` array, read from its buffers without a copy:
+    its length in bytes, its first and its last byte (-1 when empty)."""
+    n = len(chunk)
+    offsets = np.frombuffer(
+        chunk.buffers()[1], dtype=np.int64, count=n + 1, offset=8 * chunk.offset
+    )
+    lengths = np.diff(offsets)
+    buf = chunk.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    first = np.full(n, -1, dtype=np.int16)
+    last = np.full(n, -1, dtype=np.int16)
+    filled = lengths > 0
+    first[filled] = data[offsets[:-1][filled]]
+    last[filled] = data[offsets[1:][filled] - 1]
+    return lengths, first, last
+
+
+def _white(table: np.ndarray, edge: np.ndarray) -> np.ndarray:
+    return table[edge.clip(0)] & (edge >= 0)
+
+
+def padded_or_empty(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a present value of ``large_string`` text is empty or starts or ends with
+    ASCII white space: what trimming would change (read from the buffers, no copy)."""
+    for chunk in _chunks(arr):
+        n = len(chunk)
+        if n == 0:
+            continue
+        offsets = np.frombuffer(
+            chunk.buffers()[1], dtype=np.int64, count=n + 1, offset=8 * chunk.offset
+        )
+        starts, ends = offsets[:-1], offsets[1:]
+        empty = ends == starts
+        if empty.any():
+            if chunk.null_count == 0 or (empty & np.asarray(chunk.is_valid())).any():
+                return True
+            lengths, first, last = _byte_edges(chunk)  # nulls only: the general way
+            if (_white(ASCII_WHITE, first) | _white(ASCII_WHITE, last)).any():
+                return True
+            continue
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
+        if ASCII_WHITE[data[starts]].any() or ASCII_WHITE[data[ends - 1]].any():
+            return True
+    return False
+
+
+def all_ascii(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every byte of ``large_string`` text is ASCII (a null's bytes included)."""
+    for chunk in _chunks(arr):
+        if len(chunk) == 0 or chunk.buffers()[2] is None:
+            continue
+        offsets = np.frombuffer(
+            chunk.buffers()[1], dtype=np.int64, count=len(chunk) + 1, offset=8 * chunk.offset
+        )
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        if len(data) and data.max() >= 128:
+            return False
+    return True
+
+
+def _maybe_blank(s: pd.Series) -> np.ndarray:
+    """Cells that may be blank: empty, missing, or starting with white space."""
+    out = []
+    for chunk in _chunks(_arrow_text(s)):
+        lengths, first, _ = _byte_edges(chunk)
+        missing = ~np.asarray(chunk.is_valid()) if chunk.null_count else False
+        out.append((lengths == 0) | _white(_BLANK_WHITE, first) | missing)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+
+
 def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Blank records (all cells empty) are gaps a spreadsheet shows, not rows."""
     if frame.empty or frame.shape[1] == 0:
         return frame
     blank = np.ones(len(frame), dtype=bool)
     for col in frame.columns:
+        if pd.api.types.is_string_dtype(frame[col]):
+            blank &= _maybe_blank(frame[col])
+            if not blank.any():
+                return frame
         # a character other than RE2's \s white space is left after trimming that
         trimmed = pc.utf8_trim(_arrow_text(frame[col]), characters=" \t\n\f\r")
         filled = pc.greater(pc.binary_length(trimmed), 0)
@@ -443,11 +533,14 @@ def _arrow_csv(
     sep: str,
     names: list[str],
     skip: int,
-    block: int = BLOCK_BYTES,
+    block: int | None = None,
     handle_invalid: bool = False,
 ) -> tuple[pa.Table, list[str]]:
     """Parse with pyarrow; rows of the wrong width are collected (a second pass) only if any."""
     invalid: list[str] = []
+    if block is None:
+        size = len(whole) if whole is not None else path.stat().st_size
+        block = min(LARGE_BLOCK_BYTES, max(BLOCK_BYTES, size // BLOCKS_PER_FILE))
 
     def handler(row) -> str:  # noqa: ANN001 - pyarrow's InvalidRow
         invalid.append(row.text)

@@ -71,7 +71,7 @@ import pandera.pandas as pa
 import pyarrow
 import pyarrow.compute as pc
 
-from revmodel import config, detect, formatting, schema
+from revmodel import config, detect, formatting, readers, schema
 from revmodel.errors import DataError
 from revmodel.limits import Limits, cube_size_problem
 from revmodel.readers import Export, SheetMissing, Unusable, read_export
@@ -1022,11 +1022,7 @@ def _as_text(s: pd.Series) -> pd.Series:
     if not pd.api.types.is_string_dtype(s) or s.dtype == object:
         s = s.astype("str")
     arr = pyarrow.array(s, type=pyarrow.large_string(), from_pandas=True)
-    # padded with ASCII white space: trimming it changes the length
-    length = pc.binary_length(arr)
-    padded = pc.not_equal(pc.binary_length(pc.ascii_trim_whitespace(arr)), length)
-    empty = pc.equal(length, 0)
-    if not (pc.any(padded).as_py() or pc.any(empty).as_py()):
+    if not readers.padded_or_empty(arr):
         return s if s.dtype == "str" else s.astype("str")
     arr = pc.utf8_trim_whitespace(arr)
     empty = pc.equal(pc.binary_length(arr), 0)
@@ -1065,9 +1061,7 @@ class _Context:
 
 def _names(text: pd.Series) -> pd.Series:
     """Text normalised to Unicode NFC ('Zoë' typed two ways is one name), trimmed."""
-    if pc.all(
-        pc.string_is_ascii(pyarrow.array(text, type=pyarrow.large_string(), from_pandas=True))
-    ).as_py() in (True, None):
+    if readers.all_ascii(pyarrow.array(text, type=pyarrow.large_string(), from_pandas=True)):
         return text
     return text.str.normalize("NFC").str.strip()
 
@@ -1227,8 +1221,52 @@ def _first_of(ids: pd.Series) -> np.ndarray:
     return out
 
 
+def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
+    """A 64-bit number per present id when every id has the same length in bytes (as CRM
+    ids do): the bytes themselves up to 8 bytes, else a hash of them; None otherwise."""
+    arr = pyarrow.array(ids, type=pyarrow.large_string(), from_pandas=True)
+    if isinstance(arr, pyarrow.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = pc.drop_null(arr)
+    if len(arr) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    offsets = np.frombuffer(
+        arr.buffers()[1], dtype=np.int64, count=len(arr) + 1, offset=8 * arr.offset
+    )
+    width = int(offsets[1] - offsets[0])
+    if width == 0 or int(offsets[-1] - offsets[0]) != width * len(arr):
+        return None
+    if not (np.diff(offsets) == width).all():
+        return None
+    data = np.frombuffer(
+        arr.buffers()[2], dtype=np.uint8, count=width * len(arr), offset=int(offsets[0])
+    ).reshape(len(arr), width)
+    if width <= 8:
+        packed = np.zeros((len(arr), 8), dtype=np.uint8)
+        packed[:, :width] = data
+        return packed.view(np.uint64).ravel()
+    h = np.full(len(arr), 14695981039346656037, dtype=np.uint64)  # FNV-1a, column by column
+    for j in range(width):
+        h = (h ^ data[:, j]) * np.uint64(1099511628211)
+    return h
+
+
+def _all_distinct(ids: pd.Series) -> bool:
+    """True when no present id repeats, told by sorting 64-bit keys (no hash table): exact
+    when no two keys are equal; False also when it cannot tell (ids of several lengths)."""
+    keys = _fixed_width_keys(ids)
+    if keys is None:
+        return False
+    keys = np.sort(keys)
+    return not (keys[1:] == keys[:-1]).any()
+
+
 def _repeated(ids: pd.Series) -> pd.Series:
-    """``ids.notna() & ids.duplicated(keep="first")``, in one pass of Arrow's hash table."""
+    """``ids.notna() & ids.duplicated(keep="first")``: none when :func:`_all_distinct`
+    says so, else in one pass of Arrow's hash table."""
+    if _all_distinct(ids):
+        return pd.Series(False, index=ids.index)
     first = _first_of(ids)
     return pd.Series((first >= 0) & (first != np.arange(len(first))), index=ids.index)
 
@@ -1422,7 +1460,7 @@ def _run_pandera(
 ) -> dict[tuple[str, str], pd.Index]:
     """Failing rows per (column, rule); rule ``missing`` for required values."""
     try:
-        _pandera_schema(table, rules).validate(frame, lazy=True)
+        _pandera_schema(table, rules).validate(frame, lazy=True, inplace=True)  # nothing coerced
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     else:
