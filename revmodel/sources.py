@@ -432,13 +432,29 @@ def _progress(items: Iterable, step: str, total: int) -> Iterable:
     return tqdm(items, desc=step, unit="table", total=total, disable=None, leave=False)
 
 
-def _known_ids(raws: Mapping[str, _Raw]) -> dict[str, set[str]]:
+def _known_ids(raws: Mapping[str, _Raw]) -> dict[str, pyarrow.Array]:
     """Every key read from the accounts and reps files, quarantined rows included."""
     return {
-        name: set(_names(_as_text(raws[name].frame[schema.TABLES[name].key])).dropna())
+        name: _id_set(_names(_as_text(raws[name].frame[schema.TABLES[name].key])).dropna())
         for name in ("accounts", "reps")
         if name in raws
     }
+
+
+def _id_set(ids: Iterable[str]) -> pyarrow.Array:
+    """Distinct ids as Arrow text: the value set a reference is looked up in."""
+    if isinstance(ids, pd.Series):
+        arr = pyarrow.array(ids, type=pyarrow.large_string(), from_pandas=True)
+    else:
+        arr = pyarrow.array([str(i) for i in ids], type=pyarrow.large_string())
+    return pc.unique(pc.drop_null(arr))
+
+
+def _known(values: pd.Series, ids: pyarrow.Array) -> pd.Series:
+    """Missing, or one of ``ids`` (Arrow's hash lookup, no Python set)."""
+    arr = pyarrow.array(values, type=pyarrow.large_string(), from_pandas=True)
+    found = pc.fill_null(pc.is_in(arr, value_set=ids), False)
+    return values.isna() | pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
 
 
 @dataclass(frozen=True)
@@ -1054,7 +1070,7 @@ class _Context:
     spec: MappingSpec
     bands: Sequence[tuple[str, float, float]] | None
     as_of: pd.Timestamp
-    known_ids: Mapping[str, set[str]]
+    known_ids: Mapping[str, pyarrow.Array]
     labels: Mapping[str, str]
     limits: Limits
 
@@ -1188,7 +1204,7 @@ class _Rule:
 def _rules(
     name: str,
     as_of: pd.Timestamp,
-    known_ids: Mapping[str, set[str]],
+    known_ids: Mapping[str, pyarrow.Array],
     labels: Mapping[str, str],
 ) -> list[_Rule]:
     """Every row rule of table ``name``, in the order its problems are reported."""
@@ -1356,7 +1372,7 @@ def _won_deal_rules(as_of: pd.Timestamp) -> list[_Rule]:
 
 
 def _column_rules(
-    name: str, col: str, known_ids: Mapping[str, set[str]], labels: Mapping[str, str]
+    name: str, col: str, known_ids: Mapping[str, pyarrow.Array], labels: Mapping[str, str]
 ) -> list[_Rule]:
     """A column that must not be negative, and a reference that must name a key read."""
     rules = []
@@ -1379,7 +1395,7 @@ def _column_rules(
             _Rule(
                 f"unknown_{col}",
                 col,
-                lambda f, c=col, ids=ids: f[c].isna() | f[c].isin(ids),
+                lambda f, c=col, ids=ids: _known(f[c], ids),
                 f"row whose {col} is not in {label}",
                 f"rows whose {col} is not in {label}",
                 f"{col} not in {label}",
@@ -1422,7 +1438,7 @@ def table_schema(
     if name not in schema.TABLES:
         raise KeyError(f"{name} is not a table; use one of {', '.join(schema.TABLES)}")
     as_of_ts = (pd.Timestamp.today() if as_of is None else pd.Timestamp(as_of)).normalize()
-    ids = {t: {str(i) for i in v} for t, v in (known_ids or {}).items()}
+    ids = {t: _id_set(v) for t, v in (known_ids or {}).items()}
     return _pandera_schema(schema.TABLES[name], _rules(name, as_of_ts, ids, {}))
 
 
