@@ -74,17 +74,26 @@ def partitioned_tables(data_dir: str | Path) -> dict[str, list[Path]]:
 
 
 def _load_part(
-    data_dir: Path, name: str, part: Path, quarantine: Path, settings: LoadSettings
+    data_dir: Path,
+    name: str,
+    part: Path,
+    quarantine: Path,
+    settings: LoadSettings,
+    references: sources.References | None = None,
 ) -> sources.LoadResult:
     """Load ``part`` as the table ``name``, beside the tables given as files in ``data_dir``.
 
     Runs on a worker: the part is staged (linked) in a folder of the worker's own
-    with the other tables, and that folder is loaded as any data folder.
+    with the other tables, and that folder is loaded as any data folder. Given the
+    ``references`` (the keys of the reps and accounts, read once for the whole load),
+    only the part and the mapping are staged and read: the other files are validated
+    once, with the part that brings them (``settings.others``).
     """
     stage = Path(tempfile.mkdtemp(prefix="revmodel-part-"))
+    alone = references is not None and not settings.others
     try:
         for entry in data_dir.iterdir():
-            if entry.is_file():
+            if entry.is_file() and (not alone or entry.name in sources.MAPPING_NAMES):
                 os.symlink(entry.resolve(), stage / entry.name)
         os.symlink(part.resolve(), stage / f"{name}.parquet")
         result = sources.load(
@@ -93,6 +102,8 @@ def _load_part(
             quarantine_dir=quarantine,
             as_of=settings.as_of,
             segment_bands=settings.segment_bands,
+            only=(name,) if alone else None,
+            references=references if alone else None,
         )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -197,12 +208,17 @@ def _join(
 
 
 def _keys_of(
-    data_dir: Path, name: str, part: Path, quarantine: Path, settings: LoadSettings, hashes
+    data_dir: Path,
+    name: str,
+    part: Path,
+    quarantine: Path,
+    settings: LoadSettings,
+    references: sources.References | None,
+    hashes,
 ) -> pd.DataFrame:
     """On a worker: the accepted rows of ``part`` whose key hashes to one of ``hashes``."""
-    rows = _load_part(
-        data_dir, name, part, quarantine, dataclasses.replace(settings, deal_cells=False)
-    ).tables[name]
+    settings = dataclasses.replace(settings, deal_cells=False)
+    rows = _load_part(data_dir, name, part, quarantine, settings, references).tables[name]
     key = list(schema.TABLES[name].unique_columns)
     hashed = pd.util.hash_pandas_object(rows[key].astype("string"), index=False).to_numpy()
     return rows.loc[pd.Index(hashes).get_indexer(hashed) >= 0, key].reset_index(drop=True)
@@ -296,8 +312,17 @@ def load(
     settings = LoadSettings(None if mapping is None else str(mapping), as_of, bands)
     settings = dataclasses.replace(settings, deal_cells=deal_cells and name == "opportunities")
     root = data_dir.resolve()
+    # the keys other tables refer to, read once (on a worker) and given to every part
+    refs = _delayed_references(root, settings.mapping) if len(parts) > 1 else None
     calls = [
-        (root, name, p, qroot / f"{name}-{p.stem}", dataclasses.replace(settings, others=i == 0))
+        (
+            root,
+            name,
+            p,
+            qroot / f"{name}-{p.stem}",
+            dataclasses.replace(settings, others=i == 0),
+            refs if i else None,
+        )
         for i, p in enumerate(parts)
     ]
     results = _compute(_load_part, calls, scheduler, f"load {name}")
@@ -318,6 +343,13 @@ def load(
     if len(bad):
         first.quarantine[name] = bad
     return first
+
+
+def _delayed_references(root: Path, mapping: str | None):
+    """:func:`revmodel.sources.references` as one dask task every part's task depends on."""
+    import dask
+
+    return dask.delayed(sources.references, pure=True)(root, mapping)
 
 
 def _compute(fn, calls: list[tuple], scheduler: str | None, desc: str) -> list:

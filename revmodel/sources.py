@@ -60,7 +60,7 @@ unreadable, a required column absent, a bad mapping) raise
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -302,6 +302,8 @@ def load(
     as_of: str | pd.Timestamp | None = None,
     segment_bands: Sequence[tuple[str, float, float]] | None = None,
     limits: Limits | None = None,
+    only: Collection[str] | None = None,
+    references: References | None = None,
 ) -> LoadResult:
     """Load, validate and quarantine the exports of a data folder.
 
@@ -323,6 +325,12 @@ def load(
         the mapping's and :data:`revmodel.config.SEGMENT_BANDS`.
     limits : Limits, optional
         File, row, cell, date-window and amount limits; default :class:`Limits()`.
+    only : collection of str, optional
+        Read only these tables (the others' files are not looked for).
+    references : References, optional
+        Keys of the reps and accounts read elsewhere (:func:`references`): the
+        references of the tables read are checked against them, as if those
+        files were in the folder.
 
     Returns
     -------
@@ -372,18 +380,23 @@ def load(
     qdir = Path(quarantine_dir) if quarantine_dir is not None else None
     limits = limits or Limits()
 
-    paths, raws = _read_tables(data_dir, spec, limits)
+    paths, raws = _read_tables(data_dir, spec, limits, only)
     if qdir is not None:
         _check_quarantine_dir(qdir, paths)
-    labels = {n: r.label for n, r in raws.items()}
-    ctx = _Context(spec, bands, as_of_ts, _known_ids(raws), labels, limits)
+    refs = references or References({}, {})
+    labels = {**refs.labels, **{n: r.label for n, r in raws.items()}}
+    ctx = _Context(spec, bands, as_of_ts, {**refs.ids, **_known_ids(raws)}, labels, limits)
     checked = _validate_tables(raws, ctx)
     if qdir is not None:
         _write_quarantine(qdir, checked)
     problem = cube_size_problem(dimension_sizes(checked.tables, as_of_ts))
     if problem is not None:
         raise DataError(f"{problem} (checked by validate as by cube)")
-    missing = tuple(n for n in schema.TABLES if n not in raws and n not in UNLISTED_WHEN_MISSING)
+    missing = tuple(
+        n
+        for n in schema.TABLES
+        if n not in raws and n not in UNLISTED_WHEN_MISSING and (only is None or n in only)
+    )
     return LoadResult(
         checked.tables,
         checked.reports,
@@ -410,10 +423,11 @@ def _data_folder(data_dir: str | Path) -> Path:
 
 
 def _read_tables(
-    data_dir: Path, spec: MappingSpec, limits: Limits
+    data_dir: Path, spec: MappingSpec, limits: Limits, only: Collection[str] | None = None
 ) -> tuple[dict[str, Path], dict[str, _Raw]]:
-    """Find and read every table's file; one DataError listing every file that cannot be used."""
-    paths, errors = _locate(data_dir, spec, limits)
+    """Find and read every table's file (of ``only``, if given); one DataError listing every
+    file that cannot be used."""
+    paths, errors = _locate(data_dir, spec, limits, only)
     raws: dict[str, _Raw] = {}
     for name, path in _progress(paths.items(), "read", len(paths)):
         try:
@@ -430,6 +444,37 @@ def _progress(items: Iterable, step: str, total: int) -> Iterable:
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=step, unit="table", total=total, disable=None, leave=False)
+
+
+@dataclass(frozen=True)
+class References:
+    """The keys of the tables others refer to (reps, accounts) and how messages name
+    their files: read once by :func:`references` for a load whose large table comes
+    in parts, so that each part is checked against them without reading them again."""
+
+    ids: Mapping[str, pyarrow.Array]
+    labels: Mapping[str, str]
+
+
+def references(
+    data_dir: str | Path, mapping: str | Path | None = None, limits: Limits | None = None
+) -> References:
+    """The keys read from the reps and accounts files of ``data_dir`` (rejected rows'
+    keys included, as :func:`load` checks references), without validating them.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "reps.csv").write_text("rep_id,rep_name\nR1,Ana\nR2,Ben\nR1,Ana\n")
+    >>> refs = references(folder)
+    >>> sorted(refs.ids["reps"].to_pylist()), refs.labels
+    (['R1', 'R2'], {'reps': 'reps.csv'})
+    """
+    data_dir = _data_folder(data_dir)
+    mapping_path = Path(mapping) if mapping is not None else _find_mapping(data_dir)
+    spec = read_mapping(mapping_path) if mapping_path is not None else MappingSpec()
+    _, raws = _read_tables(data_dir, spec, limits or Limits(), ("accounts", "reps"))
+    return References(_known_ids(raws), {n: r.label for n, r in raws.items()})
 
 
 def _known_ids(raws: Mapping[str, _Raw]) -> dict[str, pyarrow.Array]:
@@ -821,8 +866,10 @@ class _Raw:
         return self.export is not None and self.export.delimiter == ";"
 
 
-def _locate(data_dir: Path, spec: MappingSpec, limits: Limits) -> tuple[dict[str, Path], list[str]]:
-    """Path of each table's file, and the problems finding them."""
+def _locate(
+    data_dir: Path, spec: MappingSpec, limits: Limits, only: Collection[str] | None = None
+) -> tuple[dict[str, Path], list[str]]:
+    """Path of each table's file (of ``only``, if given), and the problems finding them."""
     by_lower: dict[str, Path] = {}
     for p in sorted(data_dir.iterdir()):
         if p.is_file():
@@ -830,6 +877,8 @@ def _locate(data_dir: Path, spec: MappingSpec, limits: Limits) -> tuple[dict[str
     paths: dict[str, Path] = {}
     errors: list[str] = []
     for name, table in schema.TABLES.items():
+        if only is not None and name not in only:
+            continue
         tm = spec.tables.get(name)
         if tm is not None and tm.file is not None:
             path = data_dir / tm.file
@@ -1390,6 +1439,7 @@ def _column_rules(
     target = REFERENCES.get((name, col))
     if target is not None and target in known_ids:
         ids = known_ids[target]
+        ids = ids if isinstance(ids, pyarrow.Array) else _id_set(ids)
         label = labels.get(target, target)
         rules.append(
             _Rule(
@@ -1772,5 +1822,7 @@ __all__ = [
     "load",
     "parse_segment_bands",
     "read_mapping",
+    "references",
+    "References",
     "table_schema",
 ]

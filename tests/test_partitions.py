@@ -167,3 +167,35 @@ def test_validate_reads_parquet_parts_and_quarantines_a_bad_row(company, tmp_pat
     ]
     accepted = partitions.load(folder, quarantine_dir=tmp_path / "q2").tables["opportunities"]
     assert bad_id not in set(accepted["opportunity_id"]) and len(accepted) == n - 1
+
+
+def test_the_tables_given_as_files_are_read_twice_not_once_a_part(company, tmp_path, monkeypatch):
+    """Their keys once for every part's references, and once validated with the first part."""
+    from collections import Counter
+
+    real = sources.read_export
+    read: Counter[str] = Counter()
+
+    def counting(path, label=None, **kwargs):
+        read[Path(path).name] += 1
+        return real(path, label, **kwargs)
+
+    monkeypatch.setattr(sources, "read_export", counting)
+    opps = company["opportunities"].copy()
+    opps.loc[len(opps) - 3, "rep_id"] = "R-none"  # in the last part: not in reps.csv
+    result = partitions.load(
+        write(company, tmp_path / "d", opps, parts=4), quarantine_dir=tmp_path / "q"
+    )
+    # each part staged as opportunities.parquet: four parts, each read once
+    assert read == {
+        "accounts.csv": 2,
+        "reps.csv": 2,
+        "subscriptions.csv": 1,
+        "opportunities.parquet": 4,
+    }
+    # the last part checked its deals against reps.csv all the same, and says so
+    rep = result.reports["opportunities"]
+    assert (rep.rows_read, rep.rows_accepted, rep.values_blanked) == (len(opps), len(opps), 1)
+    (problem,) = rep.problems
+    assert problem.reason == "row whose rep_id is not in reps.csv, blanked"
+    assert problem.example.startswith("opportunities/part-0003.parquet row ")
