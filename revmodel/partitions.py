@@ -90,7 +90,8 @@ def _load_part(
     once, with the part that brings them (``settings.others``).
     """
     stage = Path(tempfile.mkdtemp(prefix="revmodel-part-"))
-    alone = references is not None and not settings.others
+    # a part reduced to deal cells needs the accounts and reps to label its deals
+    alone = references is not None and not settings.others and not settings.deal_cells
     try:
         for entry in data_dir.iterdir():
             if entry.is_file() and (not alone or entry.name in sources.MAPPING_NAMES):

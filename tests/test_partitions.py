@@ -199,3 +199,22 @@ def test_the_tables_given_as_files_are_read_twice_not_once_a_part(company, tmp_p
     (problem,) = rep.problems
     assert problem.reason == "row whose rep_id is not in reps.csv, blanked"
     assert problem.example.startswith("opportunities/part-0003.parquet row ")
+
+
+def test_deals_labelled_by_their_account_and_rep_only_reduce_to_the_same_cube(company, tmp_path):
+    """An export whose deals carry no segment or region: every part labels its deals from
+    the accounts and reps, the parts read alone as well as the first."""
+    opps = company["opportunities"].drop(columns=["segment", "region"])
+    whole = sources.load(
+        write(company, tmp_path / "whole", opps, parts=0), quarantine_dir=tmp_path / "q"
+    )
+    for deal_cells in (False, True):
+        parted = partitions.load(
+            write(company, tmp_path / f"parts{deal_cells}", opps, parts=4),
+            quarantine_dir=tmp_path / f"q{deal_cells}",
+            deal_cells=deal_cells,
+        )
+        xr.testing.assert_identical(
+            cube.build_cube(parted.tables, as_of="2026-06"),
+            cube.build_cube(whole.tables, as_of="2026-06"),
+        )
