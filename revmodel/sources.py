@@ -450,7 +450,17 @@ def _progress(items: Iterable, step: str, total: int) -> Iterable:
 class References:
     """The keys of the tables others refer to (reps, accounts) and how messages name
     their files: read once by :func:`references` for a load whose large table comes
-    in parts, so that each part is checked against them without reading them again."""
+    in parts, so that each part is checked against them without reading them again.
+
+    Examples
+    --------
+    >>> import pyarrow
+    >>> refs = References({"reps": pyarrow.array(["R1"], pyarrow.large_string())},
+    ...                   {"reps": "Users.csv"})
+    >>> sources_rule = _column_rules("opportunities", "rep_id", refs.ids, refs.labels)[0]
+    >>> sources_rule.reason
+    'rep_id not in Users.csv'
+    """
 
     ids: Mapping[str, pyarrow.Array]
     labels: Mapping[str, str]
@@ -462,10 +472,26 @@ def references(
     """The keys read from the reps and accounts files of ``data_dir`` (rejected rows'
     keys included, as :func:`load` checks references), without validating them.
 
+    Parameters
+    ----------
+    data_dir : str or Path
+        The data folder.
+    mapping : str or Path, optional
+        Mapping YAML, as :func:`load` takes it.
+    limits : Limits, optional
+        File limits; default :class:`Limits()`.
+
+    Returns
+    -------
+    References
+        The distinct keys of each of the two files present, and their labels.
+
+    Examples
+    --------
     >>> import tempfile
     >>> from pathlib import Path
     >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "reps.csv").write_text("rep_id,rep_name\nR1,Ana\nR2,Ben\nR1,Ana\n")
+    >>> _ = (folder / "reps.csv").write_text("rep_id,rep_name\\nR1,Ana\\nR2,Ben\\nR1,Ana\\n")
     >>> refs = references(folder)
     >>> sorted(refs.ids["reps"].to_pylist()), refs.labels
     (['R1', 'R2'], {'reps': 'reps.csv'})
