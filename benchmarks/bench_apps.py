@@ -11,8 +11,9 @@ cache in place), then measures per app:
 - ``<mode>_<app>_http_render_{median,p90}_seconds``: a GET of the page, to its last byte;
 - ``<mode>_<app>_chromium_render_{median,p90}_seconds``: navigation in headless Chromium
   (Debian's ``/usr/bin/chromium``) until the app's chart or form shows;
-- ``<mode>_<app>_chromium_kernel_{messages,kbytes}`` and ``..._chromium_widget_views``: what
-  the last of those pages received from its kernel until it showed, and the widgets it drew;
+- ``<mode>_<app>_chromium_kernel_{messages,kbytes}``, ``..._chromium_http_kbytes`` and
+  ``..._chromium_widget_views``: what the last of those pages received from its kernel and
+  over HTTP (by ``Content-Length``) until it showed, and the widgets it drew;
 
 and once per mode: ``<mode>_server_ready_seconds`` (start until Voila answers, the
 median of :data:`STARTS` starts),
@@ -91,14 +92,19 @@ def _wait_change(page, selector: str, before: str, timeout: float = 30.0) -> Non
 
 
 def _count_frames(page) -> dict[str, int]:
-    """Frames and bytes the page receives from its kernel until the app shows (kept updated)."""
-    received = {"frames": 0, "bytes": 0}
+    """What the page receives until the app shows (kept updated): frames and bytes from its
+    kernel, and the bytes of its HTTP responses (the page, scripts, styles, fonts)."""
+    received = {"frames": 0, "bytes": 0, "http_bytes": 0}
 
     def on_frame(payload) -> None:
         received["frames"] += 1
         received["bytes"] += len(payload)
 
+    def on_response(response) -> None:
+        received["http_bytes"] += int(response.headers.get("content-length") or 0)
+
     page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+    page.on("response", on_response)
     return received
 
 
@@ -154,6 +160,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             chromium[app].append(time.perf_counter() - t0)
             results[f"{mode}_{app}_chromium_kernel_messages"] = received["frames"]
             results[f"{mode}_{app}_chromium_kernel_kbytes"] = received["bytes"] / 1000
+            results[f"{mode}_{app}_chromium_http_kbytes"] = received["http_bytes"] / 1000
             results[f"{mode}_{app}_chromium_widget_views"] = page.evaluate(
                 "document.querySelectorAll('.jupyter-widgets').length"
             )

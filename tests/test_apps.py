@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -452,6 +454,8 @@ def test_voila_command_is_local_stripped_culled_and_tokened():
         "--no-browser",
         "--preheat_kernel=True",
         f"--pool_size={serve.POOL_SIZE}",
+        "--template=revmodel",
+        "--VoilaConfiguration.extension_denylist=['jupyterlab-plotly', 'jupyterlab_pygments']",
     ):
         assert flag in cmd
     assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "preheat" in f]
@@ -1010,16 +1014,52 @@ def test_whatif_excel_holds_the_scenario_against_the_base(app_context, tmp_path)
     assert app.excel.link.value == ""
 
 
+def test_a_chart_is_sent_as_escaped_plotly_json_with_the_bundle_it_needs():
+    import plotly.graph_objects as go
+
+    name = '</div><script>alert("x")</script> & =SUM(A1)'
+    pane = whatif.layout.FigurePane("revmodel-test-chart")
+    pane.show(go.Figure(go.Bar(x=[name, "B"], y=[1.5, 2.0], name=name)))
+    assert "<script" not in pane.value
+    assert pane.value.count("<") == 2  # the chart's element and its end: the name is escaped
+    shown = re.search(r'data-figure="([^"]*)"', pane.value).group(1)
+    spec = json.loads(html.unescape(shown))
+    assert spec["data"][0]["x"] == [name, "B"] and spec["data"][0]["name"] == name
+    assert spec["data"][0]["y"] == [1.5, 2.0] and spec == pane.spec
+    assert "data-bundle='basic'" in pane.value  # a bar chart: plotly.js's basic bundle
+    pane.show(go.Figure(go.Waterfall(x=["a", "b"], y=[1, -1])))
+    assert "data-bundle='full'" in pane.value  # a waterfall: the full bundle
+    pane.clear()
+    assert pane.value == "" and pane.figure is None
+
+
+def test_the_template_path_holds_the_apps_template_and_plotly(tmp_path, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    first, extra, theirs = serve.template_path({"JUPYTER_PATH": "/x/share"}).split(os.pathsep)
+    template = Path(first) / "voila" / "templates" / "revmodel"
+    assert json.loads((template / "conf.json").read_text()) == {"base_template": "lab"}
+    assert "cdn" not in (template / "index.html.j2").read_text().lower()
+    assert (template / "static" / "plotly-basic.min.js").stat().st_size > 500_000
+    full = Path(extra) / "voila" / "templates" / "revmodel" / "static" / "plotly.min.js"
+    plotly = Path(importlib.util.find_spec("plotly").origin).parent / "package_data"
+    assert full.read_bytes() == (plotly / "plotly.min.js").read_bytes()
+    assert not full.is_symlink() and theirs == "/x/share"
+
+
 def test_a_page_opened_again_resends_no_unchanged_chart(app_context, store_url):
     page = explorer.build(session(app_context, store_url)).app
     sent = []
-    page.chart.observe(lambda change: sent.append(change["new"]), names="outputs")
+    page.chart.observe(lambda change: sent.append(change["new"]), names="value")
     revision = page.chart.revision
     page.refresh()  # what a preheated page does when someone opens it
     assert sent == [] and page.chart.revision == revision
     page.region.value = page.region.options[1]
     assert len(sent) == 1 and page.chart.revision == revision + 1
-    spec = sent[0][0]["data"][whatif.layout.PLOTLY_MIME]
+    shown = re.search(r'data-figure="([^"]*)"', sent[0]).group(1)
+    spec = json.loads(html.unescape(shown))
+    assert spec == page.chart.spec
     assert spec["layout"]["meta"] == {"revision": revision + 1}
     assert spec["data"] == json.loads(page.chart.figure.to_json())["data"]
 

@@ -248,6 +248,24 @@ def test_whatif_growth_slider_changes_target(browser, server):
     page.close()
 
 
+def test_a_page_loads_everything_from_the_server_and_the_small_plotly(browser, server):
+    """No request leaves the machine (no web font or stylesheet from a CDN), and a page of
+    bar and line charts loads plotly.js's basic bundle only, not the 4.8 MB full one."""
+    page = browser.new_page(viewport={"width": 1300, "height": 2000})
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(f"{server['base']}/voila/render/whatif.ipynb?token={TOKEN}", timeout=RENDER_TIMEOUT)
+    page.wait_for_selector(".revmodel-whatif-chart .main-svg .trace", timeout=RENDER_TIMEOUT)
+    outside = [u for u in urls if not u.startswith((server["base"], "blob:", "data:"))]
+    assert outside == []
+    scripts = [u.split("?")[0].rsplit("/", 1)[-1] for u in urls]
+    assert "plotly-basic.min.js" in scripts
+    assert "plotly.min.js" not in scripts and not [u for u in urls if "jupyterlab-plotly" in u]
+    bars = page.locator(".revmodel-whatif-chart .main-svg .trace.bars .point")
+    assert bars.count() == 3 * len(page.locator(".revmodel-whatif-chart .xtick").all())
+    page.close()
+
+
 def test_quotas_table_with_balance_flags(browser, server):
     page = _open(browser, server, "quotas", ".revmodel-quota-chart .main-svg .trace")
     table = page.inner_text(".revmodel-quota-table")

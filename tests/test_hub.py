@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 
 import pytest
 from traitlets.config import Config
 
+from revmodel import config
 from revmodel.apps import hub
 from revmodel.errors import DataError, ParameterError
 
@@ -71,6 +73,7 @@ def test_authenticator_accepts_only_the_right_password(tmp_path: Path):
 def test_configure_runs_voila_per_user_without_user_settings(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("REVMODEL_USER", "someone")
     monkeypatch.setenv("REVMODEL_TEAM_MAP", str(tmp_path / "team.yaml"))
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
     settings = hub.HubSettings(
         port=18000, hub_port=18081, proxy_api_port=18001, state_dir=tmp_path / "hub",
         password_file=tmp_path / "pw", proxy_command="/x/configurable-http-proxy",
@@ -90,3 +93,5 @@ def test_configure_runs_voila_per_user_without_user_settings(tmp_path: Path, mon
     assert "REVMODEL_USER" not in env  # identity comes from the login only
     server = (Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json").read_text()
     assert '"terminals_enabled": false' in server and '"jupyterlab": false' in server
+    assert '"template": "revmodel"' in server and '"jupyterlab-plotly"' in server
+    assert env["JUPYTER_PATH"].split(os.pathsep)[0].endswith("revmodel/apps/share")

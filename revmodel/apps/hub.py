@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from revmodel import config
+from revmodel.apps import serve
 from revmodel.errors import DataError, ParameterError
 
 __all__ = [
@@ -233,7 +234,13 @@ def _server_config(state: Path) -> Path:
                 "jupyter_server_terminals": False,
             },
         },
-        "VoilaConfiguration": {"strip_sources": True, "show_tracebacks": False},
+        # The pages `revmodel serve` sends: the apps' template, charts by its plotly.js.
+        "VoilaConfiguration": {
+            "strip_sources": True,
+            "show_tracebacks": False,
+            "template": serve.TEMPLATE,
+            "extension_denylist": list(serve.EXTENSIONS_LEFT_OUT),
+        },
     }
     (folder / "jupyter_server_config.json").write_text(json.dumps(settings), encoding="utf-8")
     return folder
@@ -264,6 +271,7 @@ def configure(c: Any, settings: HubSettings | None = None) -> None:
     c.Spawner.environment = {
         "REVMODEL_HOME": str(s.home),
         "JUPYTER_CONFIG_DIR": str(_server_config(s.state_dir)),
+        "JUPYTER_PATH": serve.template_path(),
         **{k: v for k, v in os.environ.items() if k.startswith("REVMODEL_") and _passed(k)},
     }
 

@@ -1,10 +1,9 @@
 """The apps' building blocks: page frame, KPI cards, tables, figure panes and messages.
 
 Every element carries a ``revmodel-...`` CSS class so a browser test can wait
-for it. Figures go into :class:`FigurePane`, an ``ipywidgets.Output`` holding
-the figure as Plotly JSON (rendered by the ``jupyterlab-plotly`` extension
-that ships with plotly); the Python-side :attr:`FigurePane.figure` is what a
-test inspects.
+for it. Figures go into :class:`FigurePane`, an ``ipywidgets.HTML`` holding
+the figure as Plotly JSON, drawn by plotly.js from the apps' Voila template;
+the Python-side :attr:`FigurePane.figure` is what a test inspects.
 """
 
 from __future__ import annotations
@@ -39,8 +38,6 @@ __all__ = [
     "table_html",
     "workbook",
 ]
-
-PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 #: One stylesheet for every app (classes prefixed ``revmodel-``).
 STYLE = """
@@ -176,13 +173,25 @@ class Message(w.HTML):
         self.show("", "")
 
 
-class FigurePane(w.Output):
-    """An output area showing one Plotly figure, replaced on every :meth:`show`."""
+#: Trace types plotly.js's basic bundle draws (the template loads the full one for others).
+BASIC_TRACES = frozenset({"scatter", "bar", "pie"})
+
+
+class FigurePane(w.HTML):
+    """One Plotly figure, replaced on every :meth:`show`.
+
+    The figure goes to the page as Plotly JSON in the ``data-figure`` attribute of
+    an element of class ``revmodel-plotly`` (HTML-escaped, so no name in it can
+    close the attribute); the apps' Voila template draws it with plotly.js
+    (``static/revmodel-plots.js``). :attr:`figure` is what a test inspects,
+    :attr:`spec` what the page was sent.
+    """
 
     def __init__(self, css: str = "revmodel-chart") -> None:
         super().__init__(layout=w.Layout(width="100%"))
         self.add_class(css)
         self.figure: go.Figure | None = None
+        self.spec: dict | None = None
         self.revision = 0
         self._shown = ""
 
@@ -190,21 +199,27 @@ class FigurePane(w.Output):
         """Show ``fig``; the same figure again sends nothing (the browser keeps what it drew)."""
         self.figure = fig
         text = fig.to_json()
-        if text == self._shown and self.outputs:
+        if text == self._shown and self.value:
             return
         self._shown = text
         self.revision += 1
-        self.layout.min_height = "300px"
         spec = json.loads(text)
         spec.setdefault("config", {}).update({"displaylogo": False})
         spec["layout"]["meta"] = {"revision": self.revision}
-        self.outputs = (
-            {
-                "output_type": "display_data",
-                "data": {PLOTLY_MIME: spec, "text/plain": f"<Figure {self.revision}>"},
-                "metadata": {},
-            },
+        self.spec = spec
+        types = {t.get("type", "scatter") for t in spec["data"]}
+        bundle = "basic" if types <= BASIC_TRACES else "full"
+        height = int(spec["layout"].get("height") or 450)
+        self.value = (
+            f"<div class='revmodel-plotly' data-bundle='{bundle}' "
+            f"style='width:100%;min-height:{height}px' "
+            f'data-figure="{html.escape(json.dumps(spec, separators=(",", ":")), quote=True)}">'
+            "</div>"
         )
+
+    def clear(self) -> None:
+        """Show no figure."""
+        self.figure, self.spec, self._shown, self.value = None, None, "", ""
 
 
 def _cell(value: object, kind: str) -> tuple[str, str]:

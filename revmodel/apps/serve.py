@@ -11,6 +11,11 @@ The server is plain Voila over ``notebooks/apps/`` with:
 - ``--token``: every request needs the token (``REVMODEL_TOKEN``, or a random
   one printed in the URL).
 
+- ``--template=revmodel`` (:func:`template_path`): Voila's lab template with no
+  stylesheet fetched from the internet, and the charts drawn by plotly.js's basic
+  bundle from this server, loaded beside the widgets; the ``jupyterlab-plotly``
+  extension (the full plotly.js, 4.8 MB, loaded before any widget) and the
+  syntax-highlighting one (no code is shown) are left out of the page;
 - ``--preheat_kernel=True --pool_size=N``: Voila keeps :data:`POOL_SIZE`
   kernels per app with the page already built, so opening an app sends a
   page rendered in advance; the page reads the live calls again the moment it
@@ -28,9 +33,11 @@ company, generated when missing).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,6 +54,7 @@ __all__ = [
     "CULL_IDLE_SECONDS",
     "CULL_INTERVAL_SECONDS",
     "serve",
+    "template_path",
     "voila_command",
     "warm",
 ]
@@ -65,6 +73,11 @@ CULL_IDLE_SECONDS = 1800
 CULL_INTERVAL_SECONDS = 120
 #: Kernels kept ready per app, the page built in advance.
 POOL_SIZE = 1
+#: The apps' Voila template (``revmodel/apps/share/voila/templates/revmodel``).
+TEMPLATE = "revmodel"
+#: Lab extensions the apps' pages leave out: charts are drawn by the template's plotly.js,
+#: and no code is shown to highlight.
+EXTENSIONS_LEFT_OUT = ("jupyterlab-plotly", "jupyterlab_pygments")
 #: Voila, started without ``rfc3987_syntax``: jsonschema imports it, when present, only to
 #: check "iri" strings, and it compiles a grammar at import (seconds on a busy machine)
 #: that nothing in the server uses; jsonschema does without it.
@@ -100,8 +113,35 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
         "--MappingKernelManager.cull_connected=False",
+        f"--template={TEMPLATE}",
+        f"--VoilaConfiguration.extension_denylist={list(EXTENSIONS_LEFT_OUT)!r}",
         *preheat,
     ]
+
+
+def template_path(env: dict[str, str] | None = None) -> str:
+    """``JUPYTER_PATH`` with the apps' Voila template first (``env``'s own entries after it).
+
+    The template ships with the package; plotly.js's full bundle, which a chart
+    needs only for trace types the basic bundle lacks (the weekly waterfall), is
+    plotly's own file, copied (once per plotly version) into a folder of the cache
+    that the template's static files are also looked up in.
+    """
+    shipped = Path(__file__).resolve().parent / "share"
+    extra = config.CACHE_DIR / "apps" / "share"
+    static = extra / "voila" / "templates" / TEMPLATE / "static"
+    full = static / "plotly.min.js"
+    plotly = importlib.util.find_spec("plotly")  # found, not imported: no import time
+    source = Path(plotly.origin).parent / "package_data" / "plotly.min.js"
+    fresh = full.is_file() and full.stat().st_size == source.stat().st_size
+    if full.is_symlink() or not fresh:
+        # A copy: Voila serves no file linked from outside its folders.
+        static.mkdir(parents=True, exist_ok=True)
+        tmp = full.with_suffix(".tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(full)
+    current = (env if env is not None else os.environ).get("JUPYTER_PATH", "")
+    return os.pathsep.join(p for p in (str(shipped), str(extra), current) if p)
 
 
 def warm() -> float:
@@ -137,6 +177,7 @@ def serve(port: int = 8866, pool_size: int = POOL_SIZE) -> int:
         print(f"  {base}/voila/render/{name}?token={token}   {what}", flush=True)
     env = dict(os.environ)
     env.setdefault("REVMODEL_HOME", str(config.HOME))
+    env["JUPYTER_PATH"] = template_path(env)
     proc = subprocess.Popen(voila_command(port, token, pool_size=pool_size), env=env)
 
     def stop(signum: int, _frame: object) -> None:

@@ -489,7 +489,7 @@ def _show_comparison(page: WhatIfPage) -> None:
             "<div class='revmodel-subtitle'>No saved scenario yet: set the assumptions, name "
             "the scenario and save it to compare it here.</div>"
         )
-        page.comparison_chart.outputs = ()
+        page.comparison_chart.clear()
         return
     stacked = scenario.stack(
         ctx.plan_context, [ctx.assumptions, *page.saved.values()], potential=_potential(ctx)
