@@ -182,11 +182,15 @@ def default_period(ctx: AppContext) -> str:
 
 
 def precompute(ctx: AppContext) -> None:
-    """The KPIs of the page as it opens (the company, by region), kept with the shared context."""
+    """The KPIs of the page as it opens (the company, by region) and of each region by
+    manager (the region filter's and the first drill-down's breakdown), kept with the
+    shared context: a kernel then computes none of them while someone waits."""
     sel = Selection(default_period(ctx))
     for period in dict.fromkeys((sel.period, rates_period(ctx, sel))):
         kpis(ctx, Selection(period))
     _share_kpis(ctx, sel, "region")
+    for region in members(ctx, sel)["region"]:
+        _share_kpis(ctx, replace(sel, region=region), "manager")
 
 
 def _kpi_key(sel: Selection, level: str | None) -> tuple:
