@@ -32,7 +32,7 @@ The machine's 1-minute load average is recorded before and after each mode
 noisy, and the load says how busy it was.
 
 Run: ``.venv/bin/python benchmarks/bench_apps.py`` (prints a table and writes
-``benchmarks/results/bench_apps.json``).
+``benchmarks/results/bench_apps.json``; ``BENCH_APPS_OUT`` writes elsewhere).
 """
 
 from __future__ import annotations
@@ -62,14 +62,22 @@ ARGS = [
     "--no-first-run",
 ]
 TOKEN = "bench-token"
-OUT = Path(__file__).resolve().parent / "results" / "bench_apps.json"
+OUT = Path(
+    os.environ.get(
+        "BENCH_APPS_OUT", Path(__file__).resolve().parent / "results" / "bench_apps.json"
+    )
+)
 APPS = {
     "explorer": ".revmodel-chart .main-svg .trace",
     "forecast_call": "button.revmodel-call-submit:not([disabled])",
     "whatif": ".revmodel-whatif-chart .main-svg .trace",
     "quotas": ".revmodel-quota-chart .main-svg .trace",
 }
-MODES = {"preheated": 1, "plain": 0}
+#: Mode -> pool size; ``BENCH_APPS_MODES=preheated`` measures one mode only.
+MODES = {
+    m: {"preheated": 1, "plain": 0}[m]
+    for m in os.environ.get("BENCH_APPS_MODES", "preheated,plain").split(",")
+}
 REPEATS = int(os.environ.get("BENCH_APPS_REPEATS", "5"))
 #: Server starts per mode (their median is reported).
 STARTS = int(os.environ.get("BENCH_APPS_STARTS", "3"))
@@ -276,7 +284,7 @@ def _print(results: dict[str, float]) -> None:
     width = max(map(len, rows))
     print(f"{'measure':<{width}}  {'preheated':>9}  {'plain':>9}")
     for row in rows:
-        cells = [results.get(f"{m}_{row}", float("nan")) for m in MODES]
+        cells = [results.get(f"{m}_{row}", float("nan")) for m in ("preheated", "plain")]
         print(f"{row:<{width}}  {cells[0]:>9.3f}  {cells[1]:>9.3f}")
     print(f"{'context_cold_seconds':<{width}}  {results['context_cold_seconds']:>9.3f}")
 
