@@ -218,3 +218,34 @@ def test_deals_labelled_by_their_account_and_rep_only_reduce_to_the_same_cube(co
             cube.build_cube(parted.tables, as_of="2026-06"),
             cube.build_cube(whole.tables, as_of="2026-06"),
         )
+
+
+def test_parts_beside_files_the_mapping_names_are_checked_against_them(company, tmp_path):
+    """A reps export under its own name and columns (mapping.yaml): the parts read alone
+    check their owners against it and name it, as the whole table loaded in one file does."""
+    users = company["reps"].rename(columns={"rep_id": "User ID", "rep_name": "Full Name"})
+    opps = company["opportunities"].copy()
+    opps.loc[len(opps) - 2, "rep_id"] = "R-gone"  # in the last part
+    mapping = (
+        "tables:\n  reps:\n    file: Users.csv\n"
+        "    columns: {rep_id: User ID, rep_name: Full Name}\n"
+    )
+    loaded = {}
+    for parts in (0, 3):
+        folder = tmp_path / f"p{parts}"
+        write({**company, "reps": company["reps"].iloc[:0]}, folder, opps, parts=parts)
+        (folder / "reps.csv").unlink()
+        users.to_csv(folder / "Users.csv", index=False)
+        (folder / "mapping.yaml").write_text(mapping)
+        loaded[parts] = partitions.load(folder, quarantine_dir=tmp_path / f"q{parts}")
+    whole, parted = loaded[0], loaded[3]
+    for result in (whole, parted):
+        (problem,) = result.reports["opportunities"].problems
+        assert problem.reason == "row whose rep_id is not in Users.csv, blanked"
+    assert (
+        parted.reports["opportunities"]
+        .problems[0]
+        .example.startswith("opportunities/part-0002.parquet row ")
+    )
+    pd.testing.assert_frame_equal(parted.tables["opportunities"], whole.tables["opportunities"])
+    assert parted.reports["reps"].file == "Users.csv"
