@@ -24,7 +24,8 @@ linear equality constraints through the KKT system) and non-negativity
 system). With a diagonal ``W`` the KKT system stays sparse, which is what
 lets 10,000 bottom series reconcile in seconds; above
 :data:`MINT_SHRINK_MAX_NODES` nodes the shrunk covariance is held as a diagonal
-plus a rank-T term and solved by Woodbury on that sparse system.
+plus a rank-T term and MinT is solved in its zero-constrained form (one sparse
+factorisation of ``A D A'``, Woodbury for the rank-T term; :class:`_LowRankProjection`).
 
 Probabilistic reconciliation (:func:`sample_reconciled`) draws joint base
 forecast paths (a Gaussian copula: each node's own quantiles as marginals, the
@@ -91,6 +92,10 @@ TOP_DOWN_PATH: tuple[str, ...] = (
 #: same shrunk covariance as diagonal + low rank (:func:`shrunk_covariance_lowrank`) and
 #: solves with Woodbury on the sparse KKT system; ``info["covariance"]`` says which.
 MINT_SHRINK_MAX_NODES = 2000
+
+#: Right-hand sides (horizon months, or sample paths) solved at a time by the low-rank
+#: ``mint_shrink`` solver: its working memory is a few (n_nodes x block) arrays.
+PROJECTION_BLOCK = 256
 
 #: Cap on active-set iterations for non-negative reconciliation.
 NONNEGATIVE_MAX_ITER = 200
@@ -788,7 +793,7 @@ def _floor_variance(w: np.ndarray, info: dict) -> np.ndarray:
 
 
 class _Objective:
-    """``min_b (y - S b)' W^-1 (y - S b)`` for a diagonal, diagonal + low-rank or dense W.
+    """``min_b (y - S b)' W^-1 (y - S b)`` for a diagonal or dense W.
 
     With a diagonal W the KKT system is reduced by eliminating each bottom
     series with its own (identity) row of ``S``: what is left is the symmetric
@@ -802,18 +807,11 @@ class _Objective:
     series with), so a sparse LU factors it in milliseconds for 10,000 series.
     """
 
-    def __init__(
-        self, S: sp.csr_matrix, W: np.ndarray | LowRankCovariance, bottom_rows: np.ndarray
-    ):
+    def __init__(self, S: sp.csr_matrix, W: np.ndarray, bottom_rows: np.ndarray):
         self.S = S
-        self.U: np.ndarray | None = None
-        self.diagonal = isinstance(W, LowRankCovariance) or W.ndim == 1
+        self.diagonal = W.ndim == 1
         if self.diagonal:
-            if isinstance(W, LowRankCovariance):
-                scale = float(W.diagonal().mean())
-                w, self.U = W.d / scale, W.U / np.sqrt(scale)
-            else:
-                w = W / W.mean()
+            w = W / W.mean()
             is_bottom = np.zeros(S.shape[0], dtype=bool)
             is_bottom[bottom_rows] = True
             self.bot = np.asarray(bottom_rows)
@@ -831,8 +829,6 @@ class _Objective:
         self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Minimise with b[~free] = 0 and C b = v; return (b, bound multipliers nu)."""
-        if self.U is not None:
-            return self._solve_low_rank(y, free, C, v)
         if self.diagonal:
             return self._solve_diagonal(y, free, C, v)[:2]
         m = self.S.shape[1]
@@ -852,23 +848,6 @@ class _Objective:
         b = np.zeros((m, y.shape[1]))
         b[F] = xF
         return b, np.asarray(nu)
-
-    def _solve_low_rank(
-        self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``W = diag(w) + U U'`` by Woodbury on the KKT system of the diagonal part.
-
-        With ``s = U' r`` (``r = W^-1 (y - S b)``), the problem is the diagonal one with data
-        ``y - U s``; its solution is linear in the data, so it is solved once for ``y`` and
-        once for the columns of ``U`` (without the lock values), and ``s`` follows from
-        ``(I + U' R_U) s = U' r_y``, an (r x r) system.
-        """
-        h, k = y.shape[1], self.U.shape[1]
-        v_all = np.hstack([v, np.zeros((v.shape[0], k))])
-        b, nu, r = self._solve_diagonal(np.hstack([y, self.U]), free, C, v_all)
-        M = np.eye(k) + self.U.T @ r[:, h:]
-        s = np.linalg.solve(M, self.U.T @ r[:, :h])
-        return b[:, :h] - b[:, h:] @ s, nu[:, :h] - nu[:, h:] @ s
 
     def _solve_diagonal(
         self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
@@ -919,6 +898,115 @@ class _Objective:
         if k:
             nu = nu + C.T @ lam
         return b, np.asarray(nu), r
+
+
+class _LowRankProjection:
+    """MinT with ``W = diag(d) + U U'`` in the zero-constrained form, in O(n (T + block)) memory.
+
+    Coherent forecasts are those with ``A_s y = 0``, ``A_s = [I | -S_agg]`` (each aggregate
+    node minus the bottoms under it, in node order); a lock adds the row ``c' y_bottom = v``
+    (``c`` a row of ``S``) and a bottom held at 0 by the non-negativity bound the row
+    ``y_j = 0``. With all of them stacked as ``A y = c``, the minimum of
+    ``(y - y_hat)' W^-1 (y - y_hat)`` is
+
+        ``y_tilde = y_hat - W A' lam``,  ``(A W A') lam = A y_hat - c``
+
+    (Wickramasuriya et al. 2019, zero-constrained form). ``A diag(d) A'`` is sparse (an
+    aggregate node meets only the nodes it shares bottoms with; the top rows are the dense
+    ones), so it is factored once by a sparse LU; the rank-T term ``(A U)(A U)'`` is added
+    by Woodbury through a (T x T) system. No (n x n) or (m x m) dense matrix is formed, and
+    the right-hand sides are solved :data:`PROJECTION_BLOCK` columns at a time. The same
+    optimum as the bottom-space KKT system of :class:`_Objective`, so locks and bounds are
+    handled by the same callers; the bound multiplier of a bottom held at 0 is ``-lam_j``.
+    """
+
+    def __init__(self, S: sp.csr_matrix, W: LowRankCovariance, bottom_rows: np.ndarray):
+        n, m = S.shape
+        scale = float(W.diagonal().mean())
+        self.d, self.U = W.d / scale, W.U / np.sqrt(scale)
+        self.S, self.n, self.m = S, n, m
+        self.bot = np.asarray(bottom_rows)
+        is_bottom = np.zeros(n, dtype=bool)
+        is_bottom[self.bot] = True
+        agg = np.flatnonzero(~is_bottom)
+        Sa = S[agg].tocoo()
+        na = agg.size
+        self.A_s = sp.csr_matrix(
+            (
+                np.concatenate([np.ones(na), -Sa.data]),
+                (np.concatenate([np.arange(na), Sa.row]), np.concatenate([agg, self.bot[Sa.col]])),
+            ),
+            shape=(na, n),
+        )
+        self.factor_nnz = 0
+        self._key: bytes | None = None
+
+    def _constraints(self, free: np.ndarray, C: sp.csr_matrix) -> sp.csr_matrix:
+        """``A``: the structural rows, the lock rows, then one row per bottom held at 0."""
+        Cc = C.tocoo()
+        A_l = sp.csr_matrix((Cc.data, (Cc.row, self.bot[Cc.col])), shape=(C.shape[0], self.n))
+        held = self.bot[np.flatnonzero(~free)]
+        A_0 = sp.csr_matrix(
+            (np.ones(held.size), (np.arange(held.size), held)), shape=(held.size, self.n)
+        )
+        return sp.vstack([self.A_s, A_l, A_0], format="csr")
+
+    def _factor(self, free: np.ndarray, C: sp.csr_matrix) -> None:
+        key = free.tobytes() + C.indptr.tobytes() + C.indices.tobytes() + C.data.tobytes()
+        if key == self._key:
+            return
+        A = self._constraints(free, C)
+        # Rows with fewer entries first (a bottom held at 0, a rep, ..., the total last): each
+        # elimination then joins nodes that already share a bottom, so the factor barely fills
+        # in and needs no ordering search.
+        order = np.argsort(np.diff(A.indptr), kind="stable")
+        A = A[order]
+        K = (A @ sp.diags(self.d) @ A.T).tocsc()
+        lu = spla.splu(
+            K, permc_spec="NATURAL", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
+        self.order, self.position = order, np.argsort(order)
+        G = np.asarray(A @ self.U)  # (p x T)
+        KG = lu.solve(G) if G.shape[1] else G
+        cap = np.eye(G.shape[1]) + G.T @ KG
+        self.A, self.lu, self.G, self.KG = A, lu, G, KG
+        self.cap = sla.cho_factor(cap) if G.shape[1] else None
+        self.factor_nnz = int(lu.L.nnz + lu.U.nnz)
+        self.K_nnz = int(K.nnz)
+        self._key = key
+
+    def _multipliers(self, rhs: np.ndarray) -> np.ndarray:
+        """``(A W A')^-1 rhs`` by Woodbury on the sparse factor."""
+        x = self.lu.solve(rhs)
+        if self.cap is None:
+            return x
+        return x - self.KG @ sla.cho_solve(self.cap, self.G.T @ x)
+
+    def solve(
+        self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Minimise with b[~free] = 0 and C b = v; return (b, bound multipliers nu)."""
+        h = y.shape[1]
+        if self.A_s.shape[0] + C.shape[0] + int((~free).sum()) == 0:
+            return y[self.bot].copy(), np.zeros((self.m, h))
+        self._factor(free, C)
+        k = C.shape[0]
+        na = self.A_s.shape[0]
+        held = np.flatnonzero(~free)
+        b = np.zeros((self.m, h))
+        nu = np.zeros((self.m, h))
+        for start in range(0, h, PROJECTION_BLOCK):
+            cols = slice(start, min(start + PROJECTION_BLOCK, h))
+            yb = y[:, cols]
+            rhs = np.asarray(self.A @ yb)
+            rhs[self.position[na : na + k]] -= v[:, cols]
+            lam = self._multipliers(rhs)
+            At_lam = np.asarray(self.A.T @ lam)
+            fitted = yb - self.d[:, None] * At_lam - self.U @ (self.G.T @ lam)
+            b[:, cols] = fitted[self.bot]
+            nu[held, cols] = -lam[self.position[na + k :]]
+        b[held] = 0.0
+        return b, nu
 
 
 def _independent_locks(
@@ -1076,7 +1164,10 @@ def _solve_gls(
     ys = float(np.nanmax(np.abs(y_hat))) if y_hat.size else 1.0
     ys = ys if ys > 0 else 1.0
     y = y_hat / ys
-    obj = _Objective(S, W, bottom_rows)
+    if isinstance(W, LowRankCovariance):
+        obj: _Objective | _LowRankProjection = _LowRankProjection(S, W, bottom_rows)
+    else:
+        obj = _Objective(S, W, bottom_rows)
     lock_rows = np.array(sorted(locked), dtype=int)
     L = np.vstack([locked[i] for i in lock_rows]) / ys if lock_rows.size else np.zeros((0, h))
     patterns: dict[tuple[int, ...], list[int]] = {}
@@ -1109,6 +1200,8 @@ def _solve_gls(
                 iters += it
                 converged &= ok
                 b[:, t] = bt
+    if isinstance(obj, _LowRankProjection):
+        info["factor_nnz"] = obj.factor_nnz
     if nonnegative:
         b = np.maximum(b, 0.0)  # rounding-level negatives only
         info["nonnegative_iterations"] = iters
