@@ -30,7 +30,8 @@ process plus its children, i.e. the local dask workers, every 0.2 s):
   (:func:`revmodel.forecast.reconcile_dataset`: 500 paths x 12 months, each path-month a
   non-negative QP over every node, which does not fit this run's time at 45,000 nodes);
 - ``plan``: :func:`revmodel.capacity.capacity_plan` and :func:`revmodel.quota.top_down`
-  for the fiscal year after ``as_of`` (on the dense cube unstacked from the cells).
+  for the fiscal year after ``as_of``, on the cube by cell (:func:`revmodel.capacity.plan_inputs`
+  puts its bookings alone back over segment x region x rep x month).
 
 ``benchmarks/results/bench_scale.json`` is rewritten after every stage, so a run
 stopped part way leaves what it measured and the stage it was in (``status``).
@@ -361,13 +362,13 @@ def _forecast_stages(run: Run, ds, cache: Path) -> None:
 
 
 def _plan(ds) -> None:
-    from revmodel import capacity, cube, quota
+    from revmodel import capacity, quota
     from revmodel.assumptions import Assumptions
 
     a = Assumptions(plan_year=_plan_year(ds))
-    dense = cube.unstack_cells(ds) if "cell" in ds.dims else ds
-    capacity.capacity_plan(dense, a)
-    quota.top_down(dense, a)
+    inputs = capacity.plan_inputs(ds)  # on the cube by cell (its bookings alone put back dense)
+    capacity.capacity_plan(inputs, a)
+    quota.top_down(inputs, a)
 
 
 def measure(run: Run, folder: Path, work: Path) -> None:
