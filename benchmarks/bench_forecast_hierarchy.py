@@ -1,6 +1,6 @@
 """Hierarchical accuracy and interval coverage of revmodel's reconciled forecast.
 
-Two grouped hierarchies, each backtested from rolling origins, scored at every
+Three grouped hierarchies, each backtested from rolling origins, scored at every
 level with WAPE and the coverage of the 10-90% band (share of actuals inside it;
 a calibrated band covers 80%):
 
@@ -13,12 +13,25 @@ a calibrated band covers 80%):
   manager = 2-digit NAICS sector, rep = industry; two origins a year apart, 12
   months ahead. Long, smooth, seasonal series: the other end from the sample's
   short noisy ones. Aggregates are the sums of these series (not BLS totals).
+- M3 aggregates: the first 20 M3 monthly series of each category with at least
+  108 months (:data:`revmodel.config.M3_PATH`), aligned on their last month
+  (M3 gives no common calendar), summed by category and in total; one origin, the
+  end of M3's training part, 18 months ahead (M3's own test months).
+
+Before every scored origin, ``--calibration-folds`` more origins (``step``
+months apart) are forecast: the calibrated band of each scored origin learns its
+per-level factors from every earlier origin whose actuals ended by it (the
+calibration origins and the earlier scored ones), never from the months it is
+scored on.
 
 Models, in the same run:
 
 - ``revmodel``: the default automatic forecast of every node, reconciled with
   MinT (shrunk covariance), band from reconciled sample paths (the default of
   ``revmodel forecast``);
+- ``revmodel_calibrated``: the same, each level's base spread scaled before
+  sampling by the factor learned from earlier origins (``calibrated`` in
+  :mod:`revmodel.backtest`); same mean;
 - ``base``: every node's own forecast, unreconciled;
 - ``autoets_bottom_up``: statsforecast's AutoETS (season 12) fitted to every
   bottom series (from its first non-zero month, forecasts clipped at 0) and
@@ -31,7 +44,10 @@ machine may be shared: timings are wall-clock and noisy.
 
 Usage::
 
-    python benchmarks/bench_forecast_hierarchy.py
+    python benchmarks/bench_forecast_hierarchy.py [--sets sample,employment,m3]
+        [--calibration-folds 2]
+
+With a subset of ``--sets`` the JSON keeps the other sets' keys from the last run.
 """
 
 from __future__ import annotations
@@ -41,6 +57,8 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import argparse  # noqa: E402
+import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -51,7 +69,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 from benchkit import write_result  # noqa: E402
 
-from revmodel import backtest, cube, sample  # noqa: E402
+from revmodel import backtest, config, cube, sample  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_forecast_hierarchy.json"
 HORIZON = 3
@@ -64,6 +82,12 @@ LEVELS_ALL = backtest.LEVEL_ORDER
 EMPLOYMENT_LEVELS = ("total", "segment", "region", "manager", "bottom")
 #: Reconciliation methods scored besides the default.
 OTHER_METHODS = ("wls_struct", "wls_var", "ols", "bottom_up")
+#: Levels of the M3 aggregates (segment = category; region and manager are the total).
+M3_LEVELS = ("total", "segment", "bottom")
+#: M3 series per category, months each needs at least, horizon [months].
+M3_PER_CATEGORY, M3_MIN_MONTHS, M3_HORIZON = 20, 108, 18
+#: Origins forecast before the first scored one, for the calibrated band.
+CALIBRATION_FOLDS = 2
 
 
 def autoets_bottom_up(history: xr.DataArray, horizon: int) -> xr.DataArray:
@@ -132,6 +156,32 @@ def employment_cube() -> xr.Dataset:
     )
 
 
+def m3_cube(path: str | os.PathLike = config.M3_PATH) -> xr.Dataset:
+    """M3 monthly series as a cube: segment = category, rep = series, aligned on the last month."""
+    df = pd.read_csv(path)
+    df["Category"] = df["Category"].str.strip()
+    df = df[df["N"] >= M3_MIN_MONTHS].groupby("Category", sort=True).head(M3_PER_CATEGORY)
+    cols = [c for c in df.columns if c.isdigit()]
+    n_months = int(df["N"].max())
+    categories = np.array(sorted(df["Category"].unique()))
+    values = np.zeros((categories.size, 1, len(df), n_months))
+    for k, (row, n) in enumerate(zip(df[cols].to_numpy(dtype=float), df["N"], strict=True)):
+        s = int(np.searchsorted(categories, df["Category"].iloc[k]))
+        values[s, 0, k, n_months - int(n) :] = row[: int(n)]
+    months = pd.date_range(end="2019-12-01", periods=n_months, freq="MS")
+    return xr.Dataset(
+        {"bookings": (("segment", "region", "rep", "month"), values)},
+        coords={
+            "segment": categories,
+            "region": ["M3"],
+            "rep": df["Series"].str.strip().to_numpy(dtype=str),
+            "month": months.values,
+            "manager": ("rep", df["Category"].to_numpy(dtype=str)),
+        },
+        attrs={"as_of": f"{months[-1]:%Y-%m-%d}", "fiscal_year_start": 1},
+    )
+
+
 def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[dict, pd.DataFrame]:
     table = backtest.summary_table(res)
     wape = table.pivot(index="level", columns="model", values="wape")
@@ -157,19 +207,20 @@ def _show(title: str, frame: pd.DataFrame) -> None:
     print(title)
     cols = ["revmodel", "autoets_bottom_up", "seasonal_naive", "base"]
     show = frame[cols].map(lambda v: f"{v:.1%}")
-    for c in ("revmodel", "base", "seasonal_naive"):
+    for c in ("revmodel", "revmodel_calibrated", "base", "seasonal_naive"):
         show[f"{c} 10-90% coverage"] = frame[f"{c}_coverage"].map(lambda v: f"{v:.0%}")
     show["revmodel beats AutoETS"] = frame["revmodel_wins"].map({True: "yes", False: "NO"})
     print("WAPE and band coverage by level (a calibrated 10-90% band covers 80%)")
     print(show.to_string())
 
 
-def main() -> dict:
+def run_sample(calibration_folds: int) -> dict:
+    """The sample company, every reconciliation method."""
     t0 = time.perf_counter()
-    tables = sample.generate()
-    ds = cube.build_cube(tables)
+    ds = cube.build_cube(sample.generate())
     models = {
         "revmodel": "reconciled",
+        "revmodel_calibrated": "calibrated",
         **{f"revmodel_{m}": f"reconciled:{m}" for m in OTHER_METHODS},
         "base": "base",
         "autoets_bottom_up": autoets_bottom_up,
@@ -178,20 +229,20 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as cache:
         res = backtest.rolling_origin(
             ds, HORIZON, folds=FOLDS, step=STEP, models=models, reconcile="mint_shrink",
-            cache_dir=cache,
+            cache_dir=cache, calibration_folds=calibration_folds,
         )  # fmt: skip
-    seconds = time.perf_counter() - t0
     table = backtest.summary_table(res)
     out: dict = {
         "origins": ", ".join(f"{o:%Y-%m}" for o in res.origins),
         "horizon_months": HORIZON,
         "folds": FOLDS,
+        "calibration_folds": calibration_folds,
         "n_reps": int(ds.sizes["rep"]),
         "n_bottom_series": int(table.loc[table["level"] == "bottom", "nodes"].iloc[0]),
         "reconcile_method_used": ", ".join(
             sorted({str(i["method"]) for i in res.info["reconcile"] if i["method"]})
         ),
-        "total_seconds": round(seconds, 1),
+        "total_seconds": round(time.perf_counter() - t0, 1),
     }
     scores, frame = _score(res, "", LEVELS_ALL, models)
     out.update(scores)
@@ -199,25 +250,71 @@ def main() -> dict:
     others = frame[[f"revmodel_{m}" for m in OTHER_METHODS]].map(lambda v: f"{v:.1%}")
     print("\nOther reconciliation methods, WAPE:")
     print(others.to_string())
+    _show_factors(res)
+    return out
 
+
+def _show_factors(res: backtest.BacktestResult) -> None:
+    print("Band factors learned at each scored origin (from earlier origins only):")
+    for b in res.info["band_scale"]:
+        print(f"  fold {b['fold']}: " + ", ".join(f"{k} {v:.2f}" for k, v in b["factors"].items()))
+
+
+def run_other(
+    name: str, ds: xr.Dataset, levels, horizon: int, folds: int, calibration_folds: int
+) -> dict:
+    """A hierarchy held out from the sample: the default method, AutoETS and the floor beside."""
     t1 = time.perf_counter()
-    emp = employment_cube()
-    emp_models = {k: models[k] for k in ("revmodel", "base", "autoets_bottom_up", "seasonal_naive")}
+    models = {
+        "revmodel": "reconciled",
+        "revmodel_calibrated": "calibrated",
+        "base": "base",
+        "autoets_bottom_up": autoets_bottom_up,
+        "seasonal_naive": "seasonal_naive",
+    }
     with tempfile.TemporaryDirectory() as cache:
-        res2 = backtest.rolling_origin(
-            emp, 12, folds=2, step=12, models=emp_models, cache_dir=cache
-        )
-    scores2, frame2 = _score(res2, "employment_", EMPLOYMENT_LEVELS, emp_models)
-    out.update(scores2)
-    out["employment_origins"] = ", ".join(f"{o:%Y-%m}" for o in res2.origins)
-    out["employment_n_series"] = int(emp.sizes["rep"])
-    out["employment_seconds"] = round(time.perf_counter() - t1, 1)
+        res = backtest.rolling_origin(
+            ds, horizon, folds=folds, step=horizon, models=models, cache_dir=cache,
+            calibration_folds=calibration_folds,
+        )  # fmt: skip
+    out, frame = _score(res, f"{name}_", levels, models)
+    out[f"{name}_origins"] = ", ".join(f"{o:%Y-%m}" for o in res.origins)
+    out[f"{name}_n_series"] = int(ds.sizes["rep"])
+    out[f"{name}_calibration_folds"] = calibration_folds
+    out[f"{name}_seconds"] = round(time.perf_counter() - t1, 1)
     print()
     _show(
-        f"US employment, {emp.sizes['rep']} industries: origins {out['employment_origins']}, "
-        "12 months ahead",
-        frame2,
+        f"{name}, {ds.sizes['rep']} series: origins {out[f'{name}_origins']}, "
+        f"{horizon} months ahead",
+        frame,
     )
+    _show_factors(res)
+    return out
+
+
+SETS = ("sample", "employment", "m3")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS)
+    )
+    parser.add_argument("--calibration-folds", type=int, default=CALIBRATION_FOLDS)
+    args = parser.parse_args(argv)
+    sets = [x.strip() for x in args.sets.split(",") if x.strip()]
+    unknown = sorted(set(sets) - set(SETS))
+    if unknown:
+        parser.error(f"unknown set {unknown[0]!r}; use {', '.join(SETS)}")
+    t0 = time.perf_counter()
+    out: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    k = args.calibration_folds
+    if "sample" in sets:
+        out.update(run_sample(k))
+    if "employment" in sets:
+        out.update(run_other("employment", employment_cube(), EMPLOYMENT_LEVELS, 12, 2, k))
+    if "m3" in sets:
+        out.update(run_other("m3", m3_cube(), M3_LEVELS, M3_HORIZON, 1, k))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s (shared machine, noisy)")
     print(f"Wrote {write_result(RESULTS.stem, out, RESULTS)}")
     return out

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -73,6 +73,9 @@ FLOOR = "seasonal_naive"
 SEASON = 12
 #: Months of history the first origin needs at least [months].
 MIN_TRAIN_MONTHS = 12
+#: Rounds of band calibration: the factor from the past bands, then corrected on the past
+#: bands drawn again with it (reconciliation mixes the levels' spreads).
+CALIBRATION_ROUNDS = 2
 #: Hierarchy levels in report order; the bottom (rep x segment x region cell) is called "bottom".
 LEVEL_ORDER: tuple[str, ...] = (
     "total",
@@ -427,9 +430,14 @@ def _node_labels(hierarchy: rec.Hierarchy) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Reconciled:
-    """Every node's own forecast made coherent with ``method``; band from reconciled sample paths."""
+    """Every node's own forecast made coherent with ``method``; band from reconciled sample paths.
+
+    ``calibrated``: each level's base spread scaled, before sampling, by the factor that
+    made the same model's past bands hold 80% of their actuals (:func:`band_calibration`).
+    """
 
     method: str
+    calibrated: bool = False
 
 
 @dataclass(frozen=True)
@@ -493,21 +501,22 @@ def _parse_model(m: Model, reconcile: str, with_pipeline: bool) -> BacktestModel
     """The typed model a name (or callable) of the ``models`` argument stands for."""
     if callable(m):
         return Custom(m)
-    known = (*DEFAULT_MODELS, "pipeline", "pipeline_new", "blend")
-    if m == "reconciled":
-        return Reconciled(reconcile)
-    if isinstance(m, str) and m.startswith("reconciled:"):
-        how = m.split(":", 1)[1]
-        if how not in rec.METHODS:
-            raise ParameterError(
-                f"backtest: unknown reconciliation method in {m!r}; use one of "
-                f"{', '.join(rec.METHODS)}"
-            )
-        return Reconciled(how)
+    known = (*DEFAULT_MODELS, "calibrated", "pipeline", "pipeline_new", "blend")
+    for kind, calibrated in (("reconciled", False), ("calibrated", True)):
+        if m == kind:
+            return Reconciled(reconcile, calibrated)
+        if isinstance(m, str) and m.startswith(f"{kind}:"):
+            how = m.split(":", 1)[1]
+            if how not in rec.METHODS or (calibrated and how == "none"):
+                raise ParameterError(
+                    f"backtest: unknown reconciliation method in {m!r}; use one of "
+                    f"{', '.join(rec.METHODS)}"
+                )
+            return Reconciled(how, calibrated)
     if m not in _NAMED:
         raise ParameterError(
-            f"backtest: unknown model {m!r}; use {', '.join(known)}, 'reconciled:<method>' "
-            "or a callable"
+            f"backtest: unknown model {m!r}; use {', '.join(known)}, 'reconciled:<method>', "
+            "'calibrated:<method>' or a callable"
         )
     if m in ("pipeline", "pipeline_new", "blend") and not with_pipeline:
         raise ParameterError(
@@ -549,6 +558,7 @@ class _Prediction(NamedTuple):
     mean: np.ndarray
     lower: np.ndarray | None
     upper: np.ndarray | None
+    center: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -613,7 +623,9 @@ class _Statistical:
     found: np.ndarray
     n_full: int
     sampling: rec.SampleSettings
-    reconciled: dict[str, tuple[np.ndarray, _Prediction]] = field(default_factory=dict)
+    reconciled: dict[tuple, tuple[np.ndarray, _Prediction]] = field(default_factory=dict)
+    #: Band factors of each calibrated method at this origin, learned from earlier folds.
+    scales: dict[str, rec.BandScale] = field(default_factory=dict)
 
     def from_past(self, values: np.ndarray) -> np.ndarray:
         """Rows of the origin's hierarchy laid on the fold's full one (0 for newer nodes)."""
@@ -621,31 +633,61 @@ class _Statistical:
         out[self.found] = values[self.pos[self.found]]
         return out
 
-    def reconcile(self, how: str, fold: _Fold, info: dict) -> tuple[np.ndarray, _Prediction]:
-        """Coherent bottom cube values and node prediction for a method, computed once."""
-        if how in self.reconciled:
-            return self.reconciled[how]
+    def reconcile(
+        self, how: str, fold: _Fold, info: dict, scale: rec.BandScale | None = None
+    ) -> tuple[np.ndarray, _Prediction]:
+        """Coherent bottom cube values and node prediction for a method, computed once.
+
+        With ``scale``, the band is drawn from the base quantiles scaled by it.
+        """
+        if scale is not None and not scale.levels:
+            scale = None  # nothing learned yet: the model's own band
+        key = (how, scale)
+        if key in self.reconciled:
+            return self.reconciled[key]
+        if scale is not None:
+            bottom, p = self.reconcile(how, fold, info)
+            self.reconciled[key] = (bottom, p._replace(**self._band(how, scale)))
+            return self.reconciled[key]
         r, rinfo = reconcile_nodes(self.nf, self.fc["mean"], method=how)
         bottom = _cube_values(r)
         mean = _coherent(fold.full, bottom)
-        q = np.asarray(self.fc["quantile"].values, dtype=float)
-        lo_i, hi_i = int(np.argmin(q)), int(np.argmax(q))
         if how == "none":
             shift = mean - self.from_past(self.nf.mean)
             lo = self.from_past(self.nf.lower) + shift
             hi = self.from_past(self.nf.upper) + shift
+            band = {"lower": lo, "upper": hi}
         else:
-            draws = rec.sample_reconciled(
-                self.fc["node_forecast"].values, q, self.nf.hierarchy, method=how,
-                residuals=self.nf.residuals, nonnegative=True, settings=self.sampling,
-            )  # fmt: skip
-            lo = self.from_past(draws.quantiles[..., lo_i])
-            hi = self.from_past(draws.quantiles[..., hi_i])
+            band = self._band(how, None)
         info["reconcile"].append(
             {"fold": fold.k, "method": rinfo.get("method"), "fallback": rinfo.get("fallback")}
         )
-        self.reconciled[how] = (bottom, _Prediction(mean, lo, hi))
-        return self.reconciled[how]
+        self.reconciled[key] = (bottom, _Prediction(mean, **band))
+        return self.reconciled[key]
+
+    def _band(self, how: str, scale: rec.BandScale | None) -> dict[str, np.ndarray]:
+        """Lower, upper and centre quantiles of the reconciled sample paths (full hierarchy)."""
+        q = np.asarray(self.fc["quantile"].values, dtype=float)
+        settings = replace(self.sampling, scale=scale)
+        draws = rec.sample_reconciled(
+            self.fc["node_forecast"].values, q, self.nf.hierarchy, method=how,
+            residuals=self.nf.residuals, nonnegative=True, settings=settings,
+        )  # fmt: skip
+        at = {"lower": int(np.argmin(q)), "upper": int(np.argmax(q)), "center": rec._center(q)}
+        return {k: self.from_past(draws.quantiles[..., i]) for k, i in at.items()}
+
+    def past_scores(
+        self, how: str, fold: _Fold, info: dict, scale: rec.BandScale | None = None
+    ) -> dict[str, np.ndarray]:
+        """Scores of this origin's band by level (:func:`revmodel.reconcile.band_scores`).
+
+        The band drawn with ``scale`` (None: the model's own). Only nodes the origin knew
+        are scored; a node new after it has no band to scale.
+        """
+        p = self.reconcile(how, fold, info, scale)[1]
+        score = rec.band_scores(fold.actual_nodes, p.center, p.lower, p.upper)[self.found]
+        levels = fold.full.nodes["level"].to_numpy()[self.found]
+        return {lv: score[levels == lv].ravel() for lv in dict.fromkeys(levels)}
 
 
 def _predict(
@@ -667,8 +709,9 @@ def _predict(
             return _Prediction(*(stat.from_past(v) for v in (nf.mean, nf.lower, nf.upper)))
         case BottomUpSum():
             return _Prediction(_coherent(fold.full, _cube_values(stat.fc["mean"])), None, None)
-        case Reconciled(how):
-            return stat.reconcile(how, fold, info)[1]
+        case Reconciled(how, calibrated):
+            scale = stat.scales.get(how, rec.BandScale()) if calibrated else None
+            return stat.reconcile(how, fold, info, scale)[1]
         case WeightedPipeline():
             return _Prediction(_coherent(fold.full, pipes[0]), None, None)
         case PipelineWithNew():
@@ -879,6 +922,7 @@ def rolling_origin(
     distributed_threshold: int | None = None,
     sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
     history: pd.DataFrame | None = None,
+    calibration_folds: int = 0,
 ) -> BacktestResult:
     """Rolling-origin backtest of the forecast at every level of the hierarchy.
 
@@ -914,6 +958,11 @@ def rolling_origin(
         Passed to :func:`revmodel.forecast.forecast_cube` (its parallel path for big cubes).
     sampling : revmodel.reconcile.SampleSettings
         Sample paths behind the reconciled models' 10-90% band.
+    calibration_folds : int
+        Origins before the first fold, ``step`` months apart, forecast only so that the
+        ``calibrated`` models of the first folds have past bands to learn from (each fold
+        learns from every earlier origin, calibration or scored, whose horizon ended by
+        its own origin). Not scored.
 
     Returns
     -------
@@ -939,7 +988,8 @@ def rolling_origin(
     settings = BacktestSettings(measure, method, options, sampling)
     da, base_ds = _measure_only(cube, measure)
     run = _FoldRun(items, reconcile, int(horizon), opportunities, history)
-    scored = _score_folds(da, base_ds, origin_list, run, settings)
+    before = _calibration_origins(cube, origin_list, calibration_folds, step)
+    scored = _score_folds(da, base_ds, origin_list, run, settings, before)
     blend_inputs = pd.DataFrame(
         scored.blend_rows,
         columns=["fold", "origin", "segment", "month", "actual", "stat", "pipeline"],
@@ -962,6 +1012,23 @@ def rolling_origin(
         measure=measure,
         info=scored.info,
     )
+
+
+def _calibration_origins(
+    cube: xr.Dataset, origin_list: Sequence[pd.Timestamp], n: int, step: int
+) -> list[pd.Timestamp]:
+    """``n`` origins ``step`` months apart before the first fold, oldest first."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+        raise ParameterError(f"backtest: calibration_folds must be a whole number >= 0, got {n!r}")
+    out = [origin_list[0] - pd.DateOffset(months=int(step) * j) for j in range(int(n), 0, -1)]
+    months = pd.DatetimeIndex(cube["month"].values)
+    if out and int((months <= out[0]).sum()) < MIN_TRAIN_MONTHS:
+        raise ParameterError(
+            f"backtest: {n} calibration folds {step} months apart put the first origin at "
+            f"{out[0]:%Y-%m}, leaving {int((months <= out[0]).sum())} months of history "
+            f"(at least {MIN_TRAIN_MONTHS} needed); use fewer calibration folds"
+        )
+    return out
 
 
 def _check_backtest(cube: xr.Dataset, measure: str, reconcile: str) -> None:
@@ -1003,6 +1070,19 @@ class _FoldRun:
         kinds = Reconciled | BaseForecast | BottomUpSum | WeightedPipeline | Blend
         return any(isinstance(m, kinds) for m in self.items.values())
 
+    @property
+    def calibrated(self) -> tuple[str, ...]:
+        """Reconciliation methods whose band is calibrated on earlier folds."""
+        return tuple(
+            sorted(
+                {
+                    m.method
+                    for m in self.items.values()
+                    if isinstance(m, Reconciled) and m.calibrated
+                }
+            )
+        )
+
 
 @dataclass
 class _Scored:
@@ -1011,7 +1091,69 @@ class _Scored:
     frames: list[pd.DataFrame] = field(default_factory=list)
     blend_rows: list[dict] = field(default_factory=list)
     blend_parts: list[_BlendFold] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=lambda: {"reconcile": [], "new_cells": []})
+    info: dict[str, Any] = field(
+        default_factory=lambda: {"reconcile": [], "new_cells": [], "band_scale": []}
+    )
+    #: (last actual month, forecast, fold) of every fold run, for the folds after it.
+    past: list[tuple[pd.Timestamp, _Statistical, _Fold]] = field(default_factory=list)
+
+    def remember(self, stat: _Statistical, fold: _Fold) -> None:
+        """Keep this fold's forecast: its bands are scored for the folds after it."""
+        self.past.append((pd.Timestamp(fold.months[-1]), stat, fold))
+
+    def learn_scales(self, stat: _Statistical, fold: _Fold, methods: Sequence[str]) -> None:
+        """Band factors of every calibrated method at this fold's origin, from earlier folds.
+
+        A first factor per level makes the past reconciled bands hold their share of
+        the past actuals; reconciliation mixes the levels' spreads, so the past bands are
+        drawn again with it and the factor corrected the same way
+        (:data:`CALIBRATION_ROUNDS` rounds in all).
+        """
+        q = np.asarray(stat.fc["quantile"].values, dtype=float)
+        past = [(end, s, f) for end, s, f in self.past if end <= fold.origin]
+        for how in methods:
+            scale = rec.BandScale()
+            for _ in range(CALIBRATION_ROUNDS):
+                scores = [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
+                step = band_calibration(scores, fold.origin, q.max() - q.min())
+                scale = scale.times(step)
+            stat.scales[how] = scale
+            self.info["band_scale"].append(
+                {"fold": fold.k, "method": how, "factors": scale.as_dict(), "n": scale.n_scores}
+            )
+
+
+def band_calibration(
+    past: Sequence[tuple[pd.Timestamp, Mapping[str, np.ndarray]]],
+    origin: pd.Timestamp,
+    coverage: float = 0.8,
+) -> rec.BandScale:
+    """Band factors at ``origin`` from the folds whose actuals were all known by then.
+
+    Parameters
+    ----------
+    past : sequence of (pd.Timestamp, mapping of level to np.ndarray)
+        For each earlier fold, its last actual month and the scores of its uncalibrated
+        bands by level (:func:`revmodel.reconcile.band_scores`).
+    origin : pd.Timestamp
+        The last month the forecast being calibrated sees: a fold whose actuals run past
+        it is left out, so the evaluated months never inform their own band.
+    coverage : float
+        Share of actuals the band should hold.
+
+    Examples
+    --------
+    >>> past = [(pd.Timestamp("2025-03-01"), {"total": np.array([2.0] * 40)}),
+    ...         (pd.Timestamp("2025-06-01"), {"total": np.array([9.0] * 40)})]
+    >>> band_calibration(past, pd.Timestamp("2025-03-01")).as_dict()  # the 2nd is unknown yet
+    {'total': 2.0}
+    """
+    pooled: dict[str, list[np.ndarray]] = {}
+    for end, scores in past:
+        if end <= origin:
+            for lv, v in scores.items():
+                pooled.setdefault(lv, []).append(np.asarray(v, dtype=float))
+    return rec.learn_band_scale({lv: np.concatenate(v) for lv, v in pooled.items()}, coverage)
 
 
 def _new_cells(fold: _Fold) -> int:
@@ -1026,14 +1168,25 @@ def _score_folds(
     origin_list: Sequence[pd.Timestamp],
     run: _FoldRun,
     settings: BacktestSettings,
+    calibration_origins: Sequence[pd.Timestamp] = (),
 ) -> _Scored:
-    """Forecast from every origin and score every model but the blend on each fold."""
+    """Forecast from every origin and score every model but the blend on each fold.
+
+    Calibration origins (numbered -1, -2, ... back from the first fold) are forecast
+    only to score their bands for the calibrated models of the folds after them.
+    """
     months = pd.DatetimeIndex(da["month"].values)
     scored = _Scored()
+    methods = run.calibrated
+    for j, origin in enumerate(calibration_origins if methods else ()):
+        fold = _make_fold(da, months, j - len(calibration_origins), origin, run.horizon)
+        scored.remember(_statistical(base_ds, fold, run.horizon, settings), fold)
     for k, origin in enumerate(origin_list):
         fold = _make_fold(da, months, k, origin, run.horizon)
         scored.info["new_cells"].append(_new_cells(fold))
         stat = _statistical(base_ds, fold, run.horizon, settings) if run.needs_statistical else None
+        if methods:
+            scored.learn_scales(stat, fold, methods)
         frames, rows, blend = _run_fold(
             fold,
             run.items,
@@ -1048,6 +1201,8 @@ def _score_folds(
         scored.blend_rows += rows
         if blend is not None:
             scored.blend_parts.append(blend)
+        if methods:
+            scored.remember(stat, fold)
     return scored
 
 

@@ -1967,6 +1967,203 @@ def _reconcile_columns(
 # --------------------------------------------------------------------------- probabilistic
 
 
+#: Scores a level needs for its own factor to weigh as much as the pooled one
+#: (:func:`learn_band_scale`): a level with n scores weighs n / (n + BAND_SCALE_POOL).
+BAND_SCALE_POOL = 30
+#: Bounds of a learned band factor [1]: a factor outside is clipped (a band never
+#: shrinks below a fifth, nor widens beyond five times, of the model's own).
+BAND_SCALE_BOUNDS: tuple[float, float] = (0.2, 5.0)
+
+
+@dataclass(frozen=True)
+class BandScale:
+    """Factors on each level's base spread around its median, learned from past errors.
+
+    Attributes
+    ----------
+    levels : tuple of str
+        Hierarchy level names (:data:`LEVELS`).
+    factors : tuple of float
+        One factor per level [1]: 1 keeps the model's own band, above 1 widens it.
+    n_scores : tuple of int
+        Past actuals each factor was learned from.
+
+    Examples
+    --------
+    >>> BandScale(("total",), (1.2,), (12,)).as_dict()
+    {'total': 1.2}
+    """
+
+    levels: tuple[str, ...] = ()
+    factors: tuple[float, ...] = ()
+    n_scores: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.levels) != len(self.factors):
+            raise ParameterError(
+                f"BandScale: {len(self.levels)} levels but {len(self.factors)} factors"
+            )
+        bad = [f for f in self.factors if not (np.isfinite(f) and f > 0)]
+        if bad:
+            raise ParameterError(f"BandScale: factors must be positive numbers, got {bad[0]!r}")
+
+    def as_dict(self) -> dict[str, float]:
+        return {lv: float(f) for lv, f in zip(self.levels, self.factors, strict=True)}
+
+    def times(self, other: BandScale) -> BandScale:
+        """Both scales applied one after the other (factors multiplied, within the bounds).
+
+        Examples
+        --------
+        >>> BandScale(("total",), (1.5,), (9,)).times(BandScale(("total",), (2.0,), (12,)))
+        BandScale(levels=('total',), factors=(3.0,), n_scores=(12,))
+        """
+        mine, theirs = self.as_dict(), other.as_dict()
+        levels = tuple(dict.fromkeys((*self.levels, *other.levels)))
+        lo, hi = BAND_SCALE_BOUNDS
+        factors = tuple(
+            float(np.clip(mine.get(lv, 1.0) * theirs.get(lv, 1.0), lo, hi)) for lv in levels
+        )
+        counts = {
+            **dict(zip(self.levels, self.n_scores, strict=False)),
+            **dict(zip(other.levels, other.n_scores, strict=False)),
+        }
+        return BandScale(levels, factors, tuple(counts.get(lv, 0) for lv in levels))
+
+    def factors_of(self, hierarchy: Hierarchy) -> np.ndarray:
+        """The factor of every node of ``hierarchy`` (1 for a level without one)."""
+        table = self.as_dict()
+        return np.array([table.get(lv, 1.0) for lv in hierarchy.nodes["level"]], dtype=float)
+
+
+def _center(levels: Sequence[float]) -> int:
+    """Index of the level closest to the median."""
+    return int(np.argmin(np.abs(np.asarray(levels, dtype=float) - 0.5)))
+
+
+def scale_band(
+    node_quantiles: np.ndarray, levels: Sequence[float], factors: np.ndarray
+) -> np.ndarray:
+    """Every node's quantiles moved away from (or towards) its median by its factor.
+
+    Parameters
+    ----------
+    node_quantiles : np.ndarray
+        (n_nodes x h x k) quantiles [units].
+    levels : sequence of float
+        Their probability levels; the one closest to 0.5 is the fixed centre.
+    factors : np.ndarray
+        (n_nodes,) or (n_nodes x h) factors [1].
+
+    Returns
+    -------
+    np.ndarray
+        (n_nodes x h x k) quantiles, the centre unchanged [units].
+
+    Examples
+    --------
+    >>> q = np.array([[[80.0, 100.0, 150.0]]])
+    >>> scale_band(q, [0.1, 0.5, 0.9], np.array([2.0]))
+    array([[[ 60., 100., 200.]]])
+    """
+    q = np.asarray(node_quantiles, dtype=float)
+    f = np.asarray(factors, dtype=float)
+    f = f[:, None, None] if f.ndim == 1 else f[..., None]
+    center = q[..., _center(levels)][..., None]
+    return center + f * (q - center)
+
+
+def band_scores(
+    actual: np.ndarray, center: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
+    """How far each actual lies from the band's centre, in units of the band on its side.
+
+    A score of at most 1 is inside the band; the band scaled around its centre by a
+    factor ``f`` holds exactly the actuals scoring at most ``f`` (a conformal score).
+    An actual off the centre of a band of no width on its side scores infinity.
+
+    Parameters
+    ----------
+    actual, center, lower, upper : np.ndarray
+        Actuals, the band's centre (median) and bounds, broadcast together [units].
+
+    Returns
+    -------
+    np.ndarray
+        Scores [1], 0 for an actual at the centre.
+
+    Examples
+    --------
+    >>> band_scores(np.array([90.0, 130.0, 100.0]), np.full(3, 100.0),
+    ...             np.full(3, 80.0), np.full(3, 120.0))
+    array([0.5, 1.5, 0. ])
+    """
+    a, c = np.asarray(actual, dtype=float), np.asarray(center, dtype=float)
+    above = a >= c
+    width = np.where(above, np.asarray(upper, dtype=float) - c, c - np.asarray(lower, dtype=float))
+    dist = np.abs(a - c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(width > 0, dist / np.where(width > 0, width, 1.0), np.inf)
+    return np.where(dist == 0, 0.0, score)
+
+
+def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
+    """The ceil((n + 1) coverage)-th smallest score (infinite when n is too small)."""
+    n = scores.size
+    k = int(np.ceil((n + 1) * coverage))
+    return float(np.sort(scores)[k - 1]) if 0 < k <= n else float("inf")
+
+
+def learn_band_scale(
+    scores: Mapping[str, np.ndarray], coverage: float = 0.8, pool: int = BAND_SCALE_POOL
+) -> BandScale:
+    """Per-level band factors from past scores (:func:`band_scores`), conformal style.
+
+    A level's factor is the conformal quantile of its scores at ``coverage`` (the
+    factor by which its past bands had to be scaled to hold that share of the past
+    actuals), shrunk in logs towards the quantile of all levels' scores pooled, with
+    weight ``n / (n + pool)`` on a level's own ``n`` scores, then clipped to
+    :data:`BAND_SCALE_BOUNDS`. Scores must come from forecasts whose actuals were
+    known before the origin the factors are used at.
+
+    Parameters
+    ----------
+    scores : mapping of level name to np.ndarray
+        Past scores by hierarchy level (NaN dropped).
+    coverage : float
+        Share of actuals the band should hold, e.g. 0.8 for a 10-90% band.
+    pool : int
+        Prior weight of the pooled quantile, in scores.
+
+    Returns
+    -------
+    BandScale
+        One factor per level with scores (none without any: every band kept).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = learn_band_scale({"total": np.abs(rng.normal(size=400)) / 1.28})
+    >>> round(s.as_dict()["total"], 1)  # past bands held ~80%: a factor near 1
+    1.0
+    """
+    if not 0 < coverage < 1:
+        raise ParameterError(f"coverage must be between 0 and 1, got {coverage!r}")
+    clean = {lv: np.asarray(v, dtype=float) for lv, v in scores.items()}
+    clean = {lv: v[~np.isnan(v)] for lv, v in clean.items()}
+    clean = {lv: v for lv, v in clean.items() if v.size}
+    if not clean:
+        return BandScale()
+    lo, hi = BAND_SCALE_BOUNDS
+    pooled = np.clip(_conformal_quantile(np.concatenate(list(clean.values())), coverage), lo, hi)
+    factors = []
+    for v in clean.values():
+        own = np.clip(_conformal_quantile(v, coverage), lo, hi)
+        w = v.size / (v.size + pool)
+        factors.append(float(np.clip(np.exp(w * np.log(own) + (1 - w) * np.log(pooled)), lo, hi)))
+    return BandScale(tuple(clean), tuple(factors), tuple(int(v.size) for v in clean.values()))
+
+
 @dataclass(frozen=True)
 class SampleSettings:
     """How :func:`sample_reconciled` draws base forecast paths.
@@ -1983,15 +2180,21 @@ class SampleSettings:
         reconciled aggregates too narrow (79% of a simulated 80% band at the bottom, 73%
         at the top); the sample correlation keeps them calibrated.
 
+    scale : BandScale, optional
+        Per-level factors on every node's base spread around its median, learned from
+        past forecast errors (:func:`learn_band_scale`), applied before the draws are
+        reconciled; None draws from the base quantiles as they are.
+
     Examples
     --------
     >>> SampleSettings(n_samples=200, seed=7)
-    SampleSettings(n_samples=200, seed=7, shrink=False)
+    SampleSettings(n_samples=200, seed=7, shrink=False, scale=None)
     """
 
     n_samples: int = 500
     seed: int = 20261129
     shrink: bool = False
+    scale: BandScale | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n_samples, bool) or int(self.n_samples) < 10:
@@ -2353,6 +2556,8 @@ def sample_reconciled(
         raise ParameterError(
             f"node_quantiles has {n} nodes but the hierarchy has {hierarchy.n_nodes}"
         )
+    if settings.scale is not None:
+        qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy))
     N = int(settings.n_samples)
     rng = np.random.default_rng(settings.seed)
     cov = _correlation_sampler(residuals, n, settings.shrink)
@@ -2376,6 +2581,7 @@ def sample_reconciled(
         "n_samples": N,
         "seed": int(settings.seed),
         "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
+        "band_scale": None if settings.scale is None else settings.scale.as_dict(),
     }
     return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info)
 
@@ -2394,6 +2600,10 @@ __all__ = [
     "locks_from_frame",
     "reconcile_cube",
     "SampleSettings",
+    "BandScale",
+    "band_scores",
+    "learn_band_scale",
+    "scale_band",
     "sample_reconciled",
     "period_quantiles",
 ]

@@ -1,0 +1,206 @@
+"""Calibrated reconciled bands: conformal scores, per-level factors, coverage, no look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from revmodel import backtest
+from revmodel import reconcile as rc
+from revmodel.errors import ParameterError
+from tests.test_reconcile import _gaussian_base, assert_coherent, residuals_for, tiny_cube
+
+LEVELS = np.array([0.1, 0.5, 0.9])
+
+
+@pytest.fixture(scope="module")
+def hierarchy() -> rc.Hierarchy:
+    return rc.hierarchy_from_cube(tiny_cube())
+
+
+def test_band_scores_are_distances_in_units_of_the_band_on_their_side():
+    actual = np.array([100.0, 70.0, 130.0, 110.0, 95.0, 100.0])
+    center = np.full(6, 100.0)
+    lower = np.array([80.0, 80.0, 90.0, 100.0, 100.0, 100.0])
+    upper = np.array([110.0, 110.0, 120.0, 100.0, 140.0, 100.0])
+    got = rc.band_scores(actual, center, lower, upper)
+    # 0 at the centre; 30/20 below; 30/20 above; above a band of no upper width: never held
+    np.testing.assert_allclose(got, [0.0, 1.5, 1.5, np.inf, np.inf, 0.0])
+    inside = (actual >= lower) & (actual <= upper)
+    np.testing.assert_array_equal(got <= 1, inside)
+
+
+def test_scale_band_moves_every_quantile_away_from_the_median_by_its_node_factor():
+    q = np.array([[[80.0, 100.0, 150.0]] * 2, [[5.0, 10.0, 12.0]] * 2])  # 2 nodes x 2 months
+    out = rc.scale_band(q, LEVELS, np.array([2.0, 0.5]))
+    np.testing.assert_allclose(out[0, 0], [60.0, 100.0, 200.0])
+    np.testing.assert_allclose(out[1, 1], [7.5, 10.0, 11.0])
+
+
+def test_learned_factor_is_the_conformal_quantile_shrunk_towards_the_pooled_one():
+    rng = np.random.default_rng(4)
+    top = rng.uniform(0.0, 2.0, 9)
+    bottom = rng.uniform(0.0, 1.0, 391)
+    scale = rc.learn_band_scale({"total": top, "rep/segment": bottom}, coverage=0.8, pool=30)
+    both = np.sort(np.concatenate([top, bottom]))
+    pooled = both[int(np.ceil(401 * 0.8)) - 1]
+    own_top = np.sort(top)[int(np.ceil(10 * 0.8)) - 1]
+    own_bottom = np.sort(bottom)[int(np.ceil(392 * 0.8)) - 1]
+    w_top, w_bottom = 9 / 39, 391 / 421
+    f = scale.as_dict()
+    assert f["total"] == pytest.approx(own_top**w_top * pooled ** (1 - w_top))
+    assert f["rep/segment"] == pytest.approx(own_bottom**w_bottom * pooled ** (1 - w_bottom))
+    assert scale.n_scores == (9, 391)
+    # a level never seen keeps its own band; bounds hold
+    assert rc.learn_band_scale({}).as_dict() == {}
+    assert rc.learn_band_scale({"total": np.full(50, 1e6)}).as_dict()["total"] == pytest.approx(5.0)
+    with pytest.raises(ParameterError, match="coverage must be between 0 and 1, got 80"):
+        rc.learn_band_scale({"total": top}, coverage=80)
+
+
+def test_band_scale_rejects_mismatched_or_non_positive_factors():
+    with pytest.raises(ParameterError, match="BandScale: 2 levels but 1 factors"):
+        rc.BandScale(("total", "region"), (1.0,))
+    with pytest.raises(ParameterError, match="factors must be positive numbers, got 0.0"):
+        rc.BandScale(("total",), (0.0,))
+
+
+def _coverage_by_level(h, lo, hi, actual) -> dict[str, float]:
+    inside = (actual[:, None, :] >= lo[..., None]) & (actual[:, None, :] <= hi[..., None])
+    cov = inside.mean(axis=(1, 2))
+    levels_of = h.nodes["level"].to_numpy()
+    return {lv: float(cov[levels_of == lv].mean()) for lv in dict.fromkeys(levels_of)}
+
+
+@pytest.mark.parametrize("misstated", [0.6, 1.6])
+def test_calibration_brings_a_misstated_band_to_80_percent_at_every_level(hierarchy, misstated):
+    """Base spread understated (0.6) or overstated (1.6) at every node of a known Gaussian."""
+    h = hierarchy
+    q, levels, draw, S = _gaussian_base(h, horizon=2)
+    q_model = rc.scale_band(q, levels, np.full(h.n_nodes, misstated))
+    mu = draw(20_000).mean(1)
+    resid = S @ (draw(240) - mu[:, None])
+    settings = rc.SampleSettings(n_samples=1000, seed=1)
+    raw = rc.sample_reconciled(q_model, levels, h, "mint_shrink", resid, False, settings=settings)
+    lo, mid, hi = (raw.quantiles[..., i] for i in range(3))
+    # past origins: actuals drawn before the ones the calibrated band is judged on
+    past = S @ draw(150)
+    score = rc.band_scores(past[:, None, :], mid[..., None], lo[..., None], hi[..., None])
+    levels_of = h.nodes["level"].to_numpy()
+    scale = rc.learn_band_scale({lv: score[levels_of == lv].ravel() for lv in set(levels_of)})
+    for f in scale.factors:
+        assert f == pytest.approx(1 / misstated, rel=0.15)
+    cal = rc.sample_reconciled(
+        q_model, levels, h, "mint_shrink", resid, False,
+        settings=rc.SampleSettings(n_samples=1000, seed=1, scale=scale),
+    )  # fmt: skip
+    actual = S @ draw(4000)
+    before = _coverage_by_level(h, lo, hi, actual)
+    after = _coverage_by_level(h, cal.quantiles[..., 0], cal.quantiles[..., 2], actual)
+    for level, got in after.items():
+        assert 0.74 <= got <= 0.86, (level, got, before[level])
+        assert abs(before[level] - 0.8) > 0.08, (level, before[level])  # it was off
+    assert cal.info["band_scale"] == scale.as_dict()
+    np.testing.assert_allclose(cal.quantiles[..., 1], mid, rtol=0.05)  # the median stays
+
+
+def test_calibrated_paths_add_up_hold_locks_and_stay_nonnegative(hierarchy):
+    h = hierarchy
+    q, levels, _, _ = _gaussian_base(h, horizon=3)
+    q = q - 1500.0  # many draws below 0 before reconciliation, more once widened
+    scale = rc.BandScale(("total", "rep/segment"), (3.0, 2.5), (10, 10))
+    locked = {("total", ()): [9000.0, np.nan, 8000.0], ("manager", "M1"): 2500.0}
+    res = rc.sample_reconciled(
+        q, levels, h, "mint_shrink", residuals_for(h), nonnegative=True, locked=locked,
+        settings=rc.SampleSettings(n_samples=60, seed=3, scale=scale),
+    )  # fmt: skip
+    s = res.samples
+    for t in range(3):
+        assert_coherent(h, s[:, t, :], rtol=1e-9)
+    assert s.min() >= 0.0
+    np.testing.assert_array_equal(s[0, 0], np.full(60, 9000.0))
+    np.testing.assert_array_equal(s[0, 2], np.full(60, 8000.0))
+    np.testing.assert_array_equal(s[h.index("manager", "M1")], np.full((3, 60), 2500.0))
+    plain = rc.sample_reconciled(
+        q, levels, h, "mint_shrink", residuals_for(h), nonnegative=True, locked=locked,
+        settings=rc.SampleSettings(n_samples=60, seed=3),
+    )  # fmt: skip
+    free = h.nodes["level"].to_numpy() == "rep/segment"
+    assert np.ptp(s[free], axis=-1).mean() > 1.5 * np.ptp(plain.samples[free], axis=-1).mean()
+
+
+def test_band_calibration_learns_only_from_folds_ended_by_the_origin():
+    past = [
+        (pd.Timestamp("2025-03-01"), {"total": np.full(40, 1.5)}),
+        (pd.Timestamp("2025-06-01"), {"total": np.full(40, 0.5)}),
+        (pd.Timestamp("2025-09-01"), {"total": np.full(40, 4.0)}),  # ends after the origin
+    ]
+    got = backtest.band_calibration(past, pd.Timestamp("2025-06-01"), 0.8)
+    assert got.n_scores == (80,)
+    assert got.as_dict() == {"total": pytest.approx(1.5)}  # 80% of 80 scores: the 1.5s
+    assert backtest.band_calibration(past, pd.Timestamp("2025-02-01")).as_dict() == {}
+
+
+def _toy_cube(last: float = 1.0) -> xr.Dataset:
+    rng = np.random.default_rng(11)
+    months = pd.date_range("2022-01-01", periods=48, freq="MS")
+    season = 1 + 0.3 * np.sin(2 * np.pi * np.arange(48) / 12)
+    values = 100 * season * rng.gamma(20.0, 0.05, (1, 2, 3, 48))
+    values[0, 1, :2] = 0.0  # r1 and r2 sell in EMEA, r3 in NA
+    values[0, 0, 2] = 0.0
+    values[..., -3:] *= last
+    return xr.Dataset(
+        {"bookings": (("segment", "region", "rep", "month"), values)},
+        coords={
+            "segment": ["SMB"],
+            "region": ["EMEA", "NA"],
+            "rep": ["r1", "r2", "r3"],
+            "month": months,
+            "manager": ("rep", ["M1", "M1", "M2"]),
+        },
+        attrs={"as_of": "2025-12-01"},
+    )
+
+
+@pytest.mark.slow
+def test_backtest_calibrates_each_fold_on_earlier_origins_only(tmp_path):
+    """Changing the last fold's actuals changes its scores but no fold's band factors.
+
+    Both runs share a forecast cache: every origin sees the same history.
+    """
+
+    def run(last: float):
+        return backtest.rolling_origin(
+            _toy_cube(last), horizon=3, folds=2, step=3, models=["reconciled", "calibrated"],
+            calibration_folds=2, cache_dir=tmp_path,
+        )  # fmt: skip
+
+    a, b = run(1.0), run(3.0)
+    assert a.info["band_scale"] == b.info["band_scale"]
+    first, second = a.info["band_scale"]
+    assert (first["fold"], second["fold"]) == (0, 1)
+    nodes = rc.hierarchy_from_cube(_toy_cube()["bookings"]).nodes["level"].value_counts()
+    # fold 0 learns from the 2 calibration origins, fold 1 from those and fold 0: 3 months each
+    assert dict(zip(first["factors"], first["n"], strict=True)) == {
+        lv: 2 * 3 * int(nodes[lv]) for lv in first["factors"]
+    }
+    assert second["n"] == tuple(3 * n // 2 for n in first["n"])
+    last = a.scores.query("fold == 1 and model == 'calibrated'")["actual"].sum()
+    assert b.scores.query("fold == 1 and model == 'calibrated'")["actual"].sum() == pytest.approx(
+        3 * last
+    )
+    # only scored folds appear in the scores; the calibration origins are forecast, not scored
+    assert sorted(a.scores["fold"].unique()) == [0, 1]
+
+
+def test_too_many_calibration_folds_is_a_clear_error():
+    with pytest.raises(
+        ParameterError,
+        match=r"backtest: 12 calibration folds 3 months apart put the first origin at 2022-06, "
+        r"leaving 6 months of history \(at least 12 needed\); use fewer calibration folds",
+    ):
+        backtest.rolling_origin(
+            _toy_cube(), horizon=3, folds=2, step=3, models=["calibrated"], calibration_folds=12
+        )
