@@ -1101,6 +1101,16 @@ class _Scored:
         """Keep this fold's forecast: its bands are scored for the folds after it."""
         self.past.append((pd.Timestamp(fold.months[-1]), stat, fold))
 
+    def learn_scale(self, how: str, origin: pd.Timestamp) -> rec.BandScale:
+        """Band factors of ``how`` at ``origin`` from the folds run whose actuals end by it."""
+        past = [(end, s, f) for end, s, f in self.past if end <= origin]
+        scale = rec.BandScale()
+        for _ in range(CALIBRATION_ROUNDS) if past else ():
+            q = np.asarray(past[0][1].fc["quantile"].values, dtype=float)
+            scores = [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
+            scale = scale.times(band_calibration(scores, origin, q.max() - q.min()))
+        return scale
+
     def learn_scales(self, stat: _Statistical, fold: _Fold, methods: Sequence[str]) -> None:
         """Band factors of every calibrated method at this fold's origin, from earlier folds.
 
@@ -1109,18 +1119,69 @@ class _Scored:
         drawn again with it and the factor corrected the same way
         (:data:`CALIBRATION_ROUNDS` rounds in all).
         """
-        q = np.asarray(stat.fc["quantile"].values, dtype=float)
-        past = [(end, s, f) for end, s, f in self.past if end <= fold.origin]
         for how in methods:
-            scale = rec.BandScale()
-            for _ in range(CALIBRATION_ROUNDS):
-                scores = [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
-                step = band_calibration(scores, fold.origin, q.max() - q.min())
-                scale = scale.times(step)
+            scale = self.learn_scale(how, fold.origin)
             stat.scales[how] = scale
             self.info["band_scale"].append(
                 {"fold": fold.k, "method": how, "factors": scale.as_dict(), "n": scale.n_scores}
             )
+
+
+def band_scale(
+    cube: xr.Dataset,
+    horizon: int,
+    folds: int = 2,
+    step: int | None = None,
+    measure: str = "bookings",
+    reconcile: str = "mint_shrink",
+    cache_dir: str | Path | None = None,
+    sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
+) -> rec.BandScale:
+    """Band factors for a forecast from the cube's ``as_of``, learned on the origins before it.
+
+    The forecast is run from the last ``folds`` origins that leave ``horizon`` months of
+    actuals up to ``as_of`` (``step`` months apart, default ``horizon``), and each level's
+    factor makes those origins' reconciled 10-90% bands hold 80% of their actuals
+    (as the ``calibrated`` backtest model learns it). Pass the result as
+    ``SampleSettings(scale=...)`` to :func:`revmodel.forecast.reconcile_dataset`.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with ``attrs["as_of"]``.
+    horizon : int
+        Months ahead of the forecast to calibrate [months].
+    folds, step : int
+        Past origins and months between them.
+    measure, reconcile : str
+        Measure and reconciliation method of the forecast.
+    cache_dir : str or Path, optional
+        Forecast cache folder.
+    sampling : revmodel.reconcile.SampleSettings
+        Sample paths behind the past bands.
+
+    Returns
+    -------
+    revmodel.reconcile.BandScale
+
+    Examples
+    --------
+    >>> band_scale(xr.Dataset(), horizon=3, reconcile="none")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: band calibration needs a reconciliation method, not 'none'
+    """
+    if reconcile == "none":
+        raise ParameterError("band calibration needs a reconciliation method, not 'none'")
+    _check_backtest(cube, measure, reconcile)
+    step = int(horizon) if step is None else step
+    origin_list = origins_for(cube, horizon, folds, step)
+    settings = BacktestSettings(measure, "auto", ForecastOptions(cache_dir, False), sampling)
+    da, base_ds = _measure_only(cube, measure)
+    run = _FoldRun({"calibrated": Reconciled(reconcile, True)}, reconcile, int(horizon))
+    scored = _score_folds(da, base_ds, [], run, settings, origin_list)
+    as_of = pd.Timestamp(cube.attrs["as_of"]).to_period("M").to_timestamp()
+    return scored.learn_scale(reconcile, as_of)
 
 
 def band_calibration(
@@ -1594,6 +1655,8 @@ __all__ = [
     "mase",
     "bias",
     "interval_coverage",
+    "band_scale",
+    "band_calibration",
     "seasonal_scale",
     "origins_for",
     "rolling_origin",

@@ -313,20 +313,44 @@ def changes_cmd(
     help="bottom_up | top_down | ols | wls_struct | mint_shrink | none",
 )
 @click.option("--scheduler", default=None, help="dask.distributed scheduler address")
+@click.option(
+    "--calibrate-bands",
+    type=int,
+    default=0,
+    show_default=True,
+    help="past origins the reconciled bands are calibrated on (0: the models' own bands)",
+)
 @click.option("--out", required=True, help="output file (.nc or .zarr)")
 def forecast_cmd(
-    cube_file: str, horizon: int, measure: str, reconcile: str, scheduler: str | None, out: str
+    cube_file: str,
+    horizon: int,
+    measure: str,
+    reconcile: str,
+    scheduler: str | None,
+    calibrate_bands: int,
+    out: str,
 ) -> int:
-    from revmodel import forecast
+    from revmodel import backtest, forecast
+    from revmodel import reconcile as rec
     from revmodel.cube import load_cube
 
     ds = load_cube(cube_file)
     path = Path(out)
     if path.suffix not in (".nc", ".zarr"):
         raise ParameterError(f"--out {path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
+    scale = None
+    if calibrate_bands:
+        scale = backtest.band_scale(
+            ds, horizon, folds=calibrate_bands, measure=measure, reconcile=reconcile
+        )
     fc, note = forecast.forecast_reconciled(
-        ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler
-    )
+        ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler,
+        settings=rec.SampleSettings(scale=scale),
+    )  # fmt: skip
+    if scale is not None:
+        factors = ", ".join(f"{lv} {f:.2f}" for lv, f in scale.as_dict().items())
+        fc.attrs["band_scale"] = factors
+        note += f"; bands calibrated on {calibrate_bands} past origins (factors: {factors})"
     if path.suffix == ".zarr":
         fc.to_zarr(path, mode="w", zarr_format=2, consolidated=True)
     else:

@@ -204,3 +204,45 @@ def test_too_many_calibration_folds_is_a_clear_error():
         backtest.rolling_origin(
             _toy_cube(), horizon=3, folds=2, step=3, models=["calibrated"], calibration_folds=12
         )
+
+
+@pytest.mark.slow
+def test_band_scale_for_a_forecast_learns_what_the_backtest_learns_and_the_cli_applies_it(
+    tmp_path, capsys
+):
+    from revmodel import cli
+
+    cube = _toy_cube()
+    first = backtest.rolling_origin(
+        cube, horizon=3, folds=1, step=3, models=["calibrated"], calibration_folds=2,
+        cache_dir=tmp_path,
+    )  # fmt: skip
+    # a forecast made at the backtest's origin learns from the same two origins before it
+    at_origin = cube.assign_attrs(as_of=f"{first.origins[0]:%Y-%m-%d}")
+    scale = backtest.band_scale(at_origin, horizon=3, folds=2, cache_dir=tmp_path)
+    assert scale.as_dict() == first.info["band_scale"][0]["factors"]
+    assert scale.n_scores == first.info["band_scale"][0]["n"]
+
+    cube.to_netcdf(tmp_path / "cube.nc")
+    args = ["forecast", str(tmp_path / "cube.nc"), "--horizon", "3", "--out"]
+    assert cli.main([*args, str(tmp_path / "fc.nc"), "--calibrate-bands", "2"]) == 0
+    out = capsys.readouterr().out
+    expected = backtest.band_scale(cube, horizon=3, folds=2)
+    factors = ", ".join(f"{lv} {f:.2f}" for lv, f in expected.as_dict().items())
+    assert f"; bands calibrated on 2 past origins (factors: {factors})" in out
+    fc = xr.open_dataset(tmp_path / "fc.nc")
+    assert fc.attrs["band_scale"] == factors
+    assert cli.main([*args, str(tmp_path / "plain.nc")]) == 0
+    plain = xr.open_dataset(tmp_path / "plain.nc")
+    assert "band_scale" not in plain.attrs
+    # same reconciled mean; the total's band scaled around its median by about its factor
+    np.testing.assert_allclose(fc["node_mean"], plain["node_mean"])
+    wide = fc["node_forecast"].sel(node="total")
+    own = plain["node_forecast"].sel(node="total")
+    ratio = float(
+        (wide.sel(quantile=0.9) - wide.sel(quantile=0.1)).sum()
+        / (own.sel(quantile=0.9) - own.sel(quantile=0.1)).sum()
+    )
+    assert ratio == pytest.approx(expected.as_dict()["total"], rel=0.25)
+    with pytest.raises(ParameterError, match="band calibration needs a reconciliation method"):
+        backtest.band_scale(cube, horizon=3, reconcile="none")
