@@ -12,6 +12,12 @@ Models (names accepted in ``models``):
 - ``reconciled``: the default automatic forecast of every node
   (:func:`revmodel.forecast.forecast_cube`), made coherent with the
   ``reconcile`` method; ``reconciled:<method>`` picks another method;
+- ``calibrated``: ``reconciled`` with a calibrated band (``calibrated:<method>``
+  for another method): before sampling, each level's base spread around its
+  median is scaled by the factor that made the same model's reconciled bands hold
+  80% of the actuals at earlier origins whose horizon ended by this one
+  (``calibration_folds`` origins before the first fold, then every scored fold
+  before it; :func:`band_calibration`); same mean as ``reconciled``;
 - ``base``: every node's own forecast, not reconciled (levels need not add up);
 - ``bottom_up``: the bottom forecasts summed up;
 - ``seasonal_naive``: the same month a year earlier, the floor any model must beat;
