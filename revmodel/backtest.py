@@ -1208,6 +1208,11 @@ def band_calibration(
     coverage : float
         Share of actuals the band should hold.
 
+    Returns
+    -------
+    revmodel.reconcile.BandScale
+        Factors by level (:func:`revmodel.reconcile.learn_band_scale`).
+
     Examples
     --------
     >>> past = [(pd.Timestamp("2025-03-01"), {"total": np.array([2.0] * 40)}),
