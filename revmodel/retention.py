@@ -713,6 +713,7 @@ def retention_plan(
     target: float | xr.DataArray | None = None,
     history: xr.Dataset | None = None,
     historical_churn: xr.DataArray | None = None,
+    company_churn: float | None = None,
 ) -> xr.Dataset:
     """The plan year's ARR path with expected churn, and the new ARR it needs.
 
@@ -741,6 +742,9 @@ def retention_plan(
         assumption sets on one cube without rolling it up again.
     historical_churn : xr.DataArray, optional
         :func:`historical_churn_rate` at ``dims``, used when ``churn_rate`` is
+        None; pass it with ``history`` for the same reason.
+    company_churn : float, optional
+        :func:`plan_churn_rate` of the company from history, used when ``churn_rate`` is
         None; pass it with ``history`` for the same reason.
 
     Returns
@@ -779,7 +783,11 @@ def retention_plan(
     start = m["arr"].sel(month=np.datetime64(opening_month, "ns"), drop=True)
     start = start.drop_vars([c for c in start.coords if c not in start.dims])
 
-    company = plan_churn_rate(cube, assumptions, history=m)
+    company = (
+        company_churn
+        if company_churn is not None and assumptions.churn_rate is None
+        else plan_churn_rate(cube, assumptions, history=m)
+    )
     if assumptions.churn_rate is not None:
         churn = xr.full_like(start, float(assumptions.churn_rate))
         source = "assumptions"

@@ -72,6 +72,10 @@ class PlanContext:
         :func:`revmodel.retention.monthly_arr` by segment and region.
     churn_history : xarray.DataArray
         :func:`revmodel.retention.historical_churn_rate` by segment and region.
+    company_churn : float
+        :func:`revmodel.retention.plan_churn_rate` of the company from history.
+    region_churn : xarray.DataArray or float
+        The same by region: what a plan applies when its churn rate is not assumed.
 
     Examples
     --------
@@ -84,6 +88,8 @@ class PlanContext:
     inputs: xr.Dataset
     arr_history: xr.Dataset
     churn_history: xr.DataArray
+    company_churn: float
+    region_churn: xr.DataArray | float
 
 
 def prepare(cube: xr.Dataset) -> PlanContext:
@@ -110,11 +116,16 @@ def prepare(cube: xr.Dataset) -> PlanContext:
     """
     dims = ("segment", "region")
     arr_history = retention.monthly_arr(cube, dims)
+    from_history = Assumptions(churn_rate=None)
     return PlanContext(
         cube=cube,
         inputs=capacity.plan_inputs(cube),
         arr_history=arr_history,
         churn_history=retention.historical_churn_rate(cube, dims, history=arr_history),
+        company_churn=float(retention.plan_churn_rate(cube, from_history, history=arr_history)),
+        region_churn=retention.plan_churn_rate(
+            cube, from_history, ("region",), history=arr_history
+        ),
     )
 
 
@@ -166,6 +177,7 @@ def _plan_parts(
         dims=("segment", "region"),
         history=ctx.arr_history,
         historical_churn=ctx.churn_history,
+        company_churn=ctx.company_churn,
     )
     return _PlanParts(capacity=cap, top=top, hires=hires, retention=ret)
 
@@ -213,7 +225,7 @@ def _ratio(num, den) -> np.ndarray:
 
 def _region_churn_rate(ctx: PlanContext, a: Assumptions, regions: np.ndarray) -> np.ndarray:
     """The churn rate the plan applies, by region (one definition: retention.plan_churn_rate)."""
-    churn_r = retention.plan_churn_rate(ctx.cube, a, ("region",), history=ctx.arr_history)
+    churn_r = float(a.churn_rate) if a.churn_rate is not None else ctx.region_churn
     if isinstance(churn_r, float):
         return np.full(len(regions), churn_r)
     return churn_r.reindex(region=regions).values

@@ -188,3 +188,16 @@ def test_without_subscriptions_the_arr_kpis_are_missing_not_zero(base):
     for name in ("opening_arr", "closing_arr", "expected_churn_arr", "required_new_arr"):
         assert np.isnan(row[name]), name
     assert row["target"] > 0 and row["capacity"] > 0  # the rest of the plan is there
+
+
+def test_the_context_keeps_the_churn_from_history_and_the_plan_is_the_cube_s(cube, ctx, base):
+    """The churn rates a context measures once are the ones retention measures on the cube, and a
+    plan from the context is identical to one from the cube, churn from history or assumed."""
+    from revmodel import retention
+
+    assert ctx.company_churn == pytest.approx(float(retention.churn_rate(cube)))
+    by_region = retention.churn_rate(cube, ("region",))
+    np.testing.assert_allclose(ctx.region_churn.values, by_region.values)
+    for a in (base, Assumptions(plan_year="FY2028", churn_rate=0.08)):
+        xr.testing.assert_identical(scenario.plan(ctx, a), scenario.plan(cube, a))
+    assert total(scenario.plan(ctx, base), "churn_rate") == pytest.approx(ctx.company_churn)
