@@ -871,6 +871,8 @@ class OverrideStore:
         self.team_map = team_map
         self.max_amount = float(max_amount)
         self._engine = _make_engine(self.url)
+        #: period -> (the store's version, its current calls): read again when a call changed.
+        self._current: dict[str | None, tuple[int, pd.DataFrame]] = {}
         self._create_schema()
 
     # -- plumbing
@@ -1234,7 +1236,19 @@ class OverrideStore:
             manager's reps and of the manager node.
         """
         with self._read() as conn:
-            rows = conn.execute(self._current_query(period)).all()
+            version = int(conn.execute(select(func.max(audit_table.c.id))).scalar() or 0)
+            cached = self._current.get(period)
+            if cached is not None and cached[0] == version:
+                frame = cached[1].copy()
+            else:
+                rows = conn.execute(self._current_query(period)).all()
+                frame = self._current_frame(rows)
+                self._current[period] = (version, frame.copy())
+        if manager is not None:
+            frame = frame[frame["manager"] == str(manager)].reset_index(drop=True)
+        return frame
+
+    def _current_frame(self, rows: list[Any]) -> pd.DataFrame:
         frame = _frame(
             rows,
             ["level", "key", "period", "call_type", "amount", "note", "user", "at", "audit_id"],
@@ -1250,8 +1264,6 @@ class OverrideStore:
             "region",
             [tm.region_of(lv, k) for lv, k in zip(frame["level"], frame["key"], strict=True)],
         )
-        if manager is not None:
-            frame = frame[frame["manager"] == str(manager)].reset_index(drop=True)
         return frame
 
     def locked_nodes(self, period: str, call_type: str = "commit") -> dict[tuple[str, str], float]:
@@ -1311,31 +1323,20 @@ class OverrideStore:
             amounts = calls[(calls["level"] == "rep") & (calls["call_type"] == ct)]
             reps[ct] = reps["rep"].map(dict(zip(amounts["key"], amounts["amount"], strict=True)))
 
-        def summarise(group: pd.DataFrame) -> pd.Series:
-            return pd.Series(
-                {
-                    "commit": group["commit"].sum(),
-                    "best_case": group["best_case"].sum(),
-                    "reps": len(group),
-                    "reps_with_commit": int(group["commit"].notna().sum()),
-                    "reps_without_commit": int(group["commit"].isna().sum()),
-                    "reps_with_best_case": int(group["best_case"].notna().sum()),
-                }
-            )
-
         parts = []
         for level, keys in (("manager", ["manager", "region"]), ("region", ["region"])):
-            part = reps.groupby(keys, sort=True).apply(summarise, include_groups=False)
-            part = part.reset_index().rename(columns={level: "key"})
+            part = _rollup_counts(reps, keys).rename(columns={level: "key"})
             part.insert(0, "level", level)
             if level == "region":
                 part.insert(2, "region", part["key"])
             parts.append(part)
-        total = summarise(reps).to_frame().T
-        total.insert(0, "level", "total")
-        total.insert(1, "key", "total")
-        total.insert(2, "region", "")
-        parts.append(total)
+        has = reps[["commit", "best_case"]].notna()
+        total = {"level": "total", "key": "total", "region": "", "commit": reps["commit"].sum(),
+                 "best_case": reps["best_case"].sum(), "reps": len(reps),
+                 "reps_with_commit": int(has["commit"].sum()),
+                 "reps_without_commit": int((~has["commit"]).sum()),
+                 "reps_with_best_case": int(has["best_case"].sum())}  # fmt: skip
+        parts.append(pd.DataFrame([total]))
         out = pd.concat(parts, ignore_index=True)
         for ct in CALL_TYPES:
             own = calls[(calls["level"] != "rep") & (calls["call_type"] == ct)]
@@ -1370,6 +1371,23 @@ class OverrideStore:
                 "call_best_case",
             ]
         ]
+
+
+def _rollup_counts(reps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys``: the reps' calls summed (NaN = no call) and the reps counted."""
+    out = (
+        reps.groupby(keys, sort=True)
+        .agg(
+            commit=("commit", "sum"),
+            best_case=("best_case", "sum"),
+            reps=("rep", "size"),
+            reps_with_commit=("commit", "count"),
+            reps_with_best_case=("best_case", "count"),
+        )
+        .reset_index()
+    )
+    out.insert(len(keys) + 4, "reps_without_commit", out["reps"] - out["reps_with_commit"])
+    return out
 
 
 # ----------------------------------------------------------------------------- calls by week

@@ -40,6 +40,8 @@ non-negative; quantiles are read off the reconciled draws.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -792,6 +794,53 @@ def _floor_variance(w: np.ndarray, info: dict) -> np.ndarray:
 # --------------------------------------------------------------------------- GLS core
 
 
+#: Lock-independent reconciliation structures (weights, factorisations), most recent last.
+_STRUCTURES: OrderedDict[tuple, Any] = OrderedDict()
+#: Structures kept; each holds an (n_nodes x n_nodes) matrix at most.
+STRUCTURES_KEPT = 4
+
+
+def _digest(a: Any) -> bytes | None:
+    """The content of an array or sparse matrix, as a short digest (None for None)."""
+    if a is None:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    if sp.issparse(a):
+        a = sp.csr_matrix(a)
+        parts = (a.data, a.indices, a.indptr, np.asarray(a.shape))
+    else:
+        parts = (np.asarray(a), np.asarray(np.shape(a)))
+    for part in parts:
+        h.update(str(part.dtype).encode())
+        h.update(np.ascontiguousarray(part).tobytes())
+    return h.digest()
+
+
+def _remember(key: tuple, value: Any) -> None:
+    _STRUCTURES[key] = value
+    _STRUCTURES.move_to_end(key)
+    while len(_STRUCTURES) > STRUCTURES_KEPT:
+        _STRUCTURES.popitem(last=False)
+
+
+def _objective(
+    S: sp.csr_matrix, W: np.ndarray | LowRankCovariance, bottom_rows: np.ndarray
+) -> _Objective | _LowRankProjection:
+    """:class:`_Objective` of ``(S, W)``, built once for weights from :meth:`MinTrace.cached_weights`."""
+    if isinstance(W, LowRankCovariance):
+        return _LowRankProjection(S, W, bottom_rows)
+    cached = any(v[0] is W for v in _STRUCTURES.values() if isinstance(v, tuple))
+    if not cached:
+        return _Objective(S, W, bottom_rows)
+    key = ("objective", id(W), _digest(S), _digest(bottom_rows))
+    found = _STRUCTURES.get(key)
+    if found is None or found.W is not W:
+        found = _Objective(S, W, bottom_rows)
+        found.W = W
+        _remember(key, found)
+    return found
+
+
 class _Objective:
     """``min_b (y - S b)' W^-1 (y - S b)`` for a diagonal or dense W.
 
@@ -1164,10 +1213,7 @@ def _solve_gls(
     ys = float(np.nanmax(np.abs(y_hat))) if y_hat.size else 1.0
     ys = ys if ys > 0 else 1.0
     y = y_hat / ys
-    if isinstance(W, LowRankCovariance):
-        obj: _Objective | _LowRankProjection = _LowRankProjection(S, W, bottom_rows)
-    else:
-        obj = _Objective(S, W, bottom_rows)
+    obj = _objective(S, W, bottom_rows)
     lock_rows = np.array(sorted(locked), dtype=int)
     L = np.vstack([locked[i] for i in lock_rows]) / ys if lock_rows.size else np.zeros((0, h))
     patterns: dict[tuple[int, ...], list[int]] = {}
@@ -1518,6 +1564,23 @@ class MinTrace:
         np.fill_diagonal(W, d)
         return W
 
+    def cached_weights(
+        self, S: sp.csr_matrix, residuals: np.ndarray | None, info: dict
+    ) -> np.ndarray | LowRankCovariance:
+        """:meth:`weights`, computed once for the same hierarchy and residuals.
+
+        ``W`` does not depend on the base forecasts nor on locked values, so an app
+        reconciling again after every forecast call reuses it (and its factorisation,
+        :func:`_objective`).
+        """
+        key = (self.method, self.max_dense_nodes, _digest(S), _digest(residuals))
+        found = _STRUCTURES.get(key)
+        if found is None:
+            found = (self.weights(S, residuals, added := {}), added)
+            _remember(key, found)
+        info.update(found[1])
+        return found[0]
+
     def reconcile(
         self,
         y_hat: np.ndarray,
@@ -1558,7 +1621,7 @@ class MinTrace:
         S, y, one_d = _prepare(y_hat, hierarchy)
         n, h = y.shape
         info: dict = {}
-        W = self.weights(S, residuals, info)
+        W = self.cached_weights(S, residuals, info)
         locks = _resolve_locks(hierarchy, locked, n, h)
         labels = _labeller(hierarchy)
         steps = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]

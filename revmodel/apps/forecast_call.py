@@ -59,20 +59,29 @@ MOVE_TOLERANCE = 0.01
 MAX_EXPLAINED_LOCKS = 12
 
 
+def _team(ctx: AppContext, manager: str) -> tuple[list[str], list[str]]:
+    """A manager's reps still employed after ``as_of``, and those who have left (kept)."""
+    key = ("team_members", manager)
+    if key not in ctx.extra:
+        reps = np.asarray(ctx.cube["rep"].values).astype(str)
+        mgr = np.asarray(ctx.cube["manager"].values).astype(str)
+        gone = set(ctx.leavers())
+        mine = reps[mgr == manager].tolist()
+        ctx.extra[key] = (
+            sorted(r for r in mine if r not in gone),
+            sorted(r for r in mine if r in gone),
+        )
+    return ctx.extra[key]
+
+
 def team_reps(ctx: AppContext, manager: str) -> list[str]:
     """Reps of a manager employed after ``as_of`` (those who can still close deals)."""
-    reps = np.asarray(ctx.cube["rep"].values).astype(str)
-    mgr = np.asarray(ctx.cube["manager"].values).astype(str)
-    gone = set(ctx.leavers())
-    return sorted(r for r in reps[mgr == manager].tolist() if r not in gone)
+    return list(_team(ctx, manager)[0])
 
 
 def team_leavers(ctx: AppContext, manager: str) -> list[str]:
     """Reps of a manager who have left: not counted in the team's roll-up."""
-    reps = np.asarray(ctx.cube["rep"].values).astype(str)
-    mgr = np.asarray(ctx.cube["manager"].values).astype(str)
-    gone = set(ctx.leavers())
-    return sorted(r for r in reps[mgr == manager].tolist() if r in gone)
+    return list(_team(ctx, manager)[1])
 
 
 def _weighted_pipeline(ctx: AppContext, rep: str, months: np.ndarray) -> float:
@@ -83,6 +92,43 @@ def _weighted_pipeline(ctx: AppContext, rep: str, months: np.ndarray) -> float:
     return float(wp.isel(month=np.isin(wp["month"].values, months)).sum())
 
 
+def _team_statistical(ctx: AppContext, manager: str, period: str) -> list[dict]:
+    """The team's rows that do not depend on the calls, computed once per team and period."""
+    key = ("team_statistical", manager, period)
+    if key not in ctx.extra:
+        months = ctx.period_months(period).values.astype("datetime64[ns]")
+        rows = []
+        for rep in team_reps(ctx, manager):
+            s = explorer.summarise(ctx, explorer.Selection(period, rep=rep))
+            rows.append(
+                {
+                    "rep": rep,
+                    "name": ctx.label("rep", rep),
+                    "statistical": s["landing"],
+                    "bookings": s["bookings"],
+                    "p10": s["p10"],
+                    "p90": s["p90"],
+                    "pipeline": s["pipeline"],
+                    "weighted_pipeline": _weighted_pipeline(ctx, rep, months),
+                    "quota": s["quota"],
+                }
+            )
+        ctx.extra[key] = rows
+    return ctx.extra[key]
+
+
+def _landing(live: AppContext, rep: str, period: str, bookings: float) -> float:
+    """A rep's landing on the live forecast: :func:`explorer.summarise`'s, for the one figure
+    that changes with the calls (bookings to date + the forecast of the remaining months)."""
+    months = live.period_months(period).values.astype("datetime64[ns]")
+    ahead = months[months > np.datetime64(live.as_of, "ns")]
+    in_fc = np.isin(live.reconciled["month"].values, ahead)
+    if not in_fc.any():
+        return bookings + 0.0
+    sel = explorer.Selection(period, rep=rep)
+    return bookings + float(explorer._slice(live.reconciled.isel(month=in_fc), live, sel).sum())  # noqa: SLF001
+
+
 def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
     """One row per rep of the team still employed, for the period [USD].
 
@@ -90,39 +136,44 @@ def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
     calls), ``forecast`` (reconciled with the live calls), ``p10``, ``p90``,
     ``pipeline`` (open), ``weighted_pipeline`` (expected bookings from open
     pipeline: conversion and slippage), ``quota``, ``commit`` and ``best_case``
-    (current calls, NaN if none), ``called_by``.
+    (current calls, NaN if none), ``called_by``. What does not depend on the
+    calls is computed once per team and period; a change of calls recomputes
+    only the reconciled forecast and the calls.
     """
-    months = ctx.period_months(period).values.astype("datetime64[ns]")
     live = with_live_forecast(ctx, period)
     calls = ctx.calls.current_calls(period)
     calls = calls[calls["level"] == "rep"]
     rows = []
-    for rep in team_reps(ctx, manager):
-        sel = explorer.Selection(period, rep=rep)
-        s, now = explorer.summarise(ctx, sel), explorer.summarise(live, sel)
+    for base in _team_statistical(ctx, manager, period):
+        rep = base["rep"]
         mine = calls[calls["key"] == rep]
         amount = dict(zip(mine["call_type"], mine["amount"], strict=True))
         who = mine.sort_values("audit_id")["user"].tolist()
+        row = {k: v for k, v in base.items() if k != "bookings"}
+        row["forecast"] = _landing(live, rep, period, base["bookings"])
         rows.append(
             {
-                "rep": rep,
-                "name": ctx.label("rep", rep),
-                "statistical": s["landing"],
-                "forecast": now["landing"],
-                "p10": s["p10"],
-                "p90": s["p90"],
-                "pipeline": s["pipeline"],
-                "weighted_pipeline": _weighted_pipeline(ctx, rep, months),
-                "quota": s["quota"],
+                **row,
                 "commit": amount.get("commit", np.nan),
                 "best_case": amount.get("best_case", np.nan),
                 "called_by": who[-1] if who else "",
             }
         )
-    return pd.DataFrame(rows)
+    columns = ["rep", "name", "statistical", "forecast", "p10", "p90", "pipeline",
+               "weighted_pipeline", "quota", "commit", "best_case", "called_by"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- why a node moved
+
+
+def _statistical(ctx: AppContext, period: str, level: str, key: str) -> float:
+    """A node's statistical forecast of the period (no call locked), computed once [USD]."""
+    found = ctx.extra.get(("statistical_total", period, level, key))
+    if found is None:
+        found = period_total(ctx, ctx.reconciled, period, level, key)
+        ctx.extra[("statistical_total", period, level, key)] = found
+    return found
 
 
 def _lock_effects(ctx: AppContext, live: LiveForecast) -> dict[tuple[str, str], object]:
@@ -135,7 +186,7 @@ def _lock_effects(ctx: AppContext, live: LiveForecast) -> dict[tuple[str, str], 
     key = ("effects", live.period, live.version, live.held, ctx.calls.url)
     if key in ctx.extra:
         return ctx.extra[key]
-    base = {node: period_total(ctx, ctx.reconciled, live.period, *node) for node in live.locked}
+    base = {node: _statistical(ctx, live.period, *node) for node in live.locked}
     ranked = sorted(live.locked, key=lambda n: -abs(live.locked[n] - base[n]))
     effects = {}
     for node in ranked[:MAX_EXPLAINED_LOCKS]:
@@ -172,7 +223,7 @@ def explain_moves(
     for level, key in nodes:
         if (level, key) in live.locked:
             continue
-        stat = period_total(ctx, ctx.reconciled, period, level, key)
+        stat = _statistical(ctx, period, level, key)
         now = period_total(ctx, live.reconciled, period, level, key)
         change = now - stat
         if abs(change) <= MOVE_TOLERANCE * max(abs(stat), 1.0):
@@ -228,7 +279,7 @@ def reconciled_team(
         rows.append(
             {
                 "name": name,
-                "statistical": period_total(ctx, ctx.reconciled, period, level, key),
+                "statistical": _statistical(ctx, period, level, key),
                 "commit": live.locked.get((level, key), np.nan),
                 "reconciled": period_total(ctx, live.reconciled, period, level, key),
             }
