@@ -319,6 +319,33 @@ def test_failed_notebook_names_notebook_and_cell(tmp_path):
     assert any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
+def test_plan_kernels_stop_without_an_interrupt_and_print_nothing(tmp_path, monkeypatch, capfd):
+    # jupyter_client sends SIGINT before asking a kernel to shut down; landing while the kernel
+    # finishes its last reply, it printed "[IPKernelApp] ERROR | KeyboardInterrupt caught in
+    # kernel." among `revmodel plan`'s lines. The kernel writes to the plan's stderr (fd 2).
+    import signal
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    sent: list[int] = []
+    signal_kernel = AsyncKernelManager._async_signal_kernel
+
+    async def recorded(self, signum):
+        sent.append(signum)
+        await signal_kernel(self, signum)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_signal_kernel", recorded)
+    _notebook(tmp_path / "ok.ipynb", "print('planned', x + 1)")
+    written = publish.run_notebooks({"cycle": "FY2027-Q1"}, tmp_path / "work", tmp_path / "out",
+                                    notebooks=("ok.ipynb",), notebooks_dir=tmp_path)  # fmt: skip
+    nb = nbformat.read(written[0], as_version=4)
+    assert [o["text"] for o in nb.cells[-1].outputs] == ["planned 2\n"]
+    assert signal.SIGINT not in sent
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err and "[IPKernelApp]" not in err, err
+
+
 def test_plan_command_names_a_bad_parameters_file(tmp_path, capsys):
     from revmodel import cli
 

@@ -260,6 +260,16 @@ def _local_kernel_manager() -> type:
     from traitlets import default
 
     class LocalKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts (SIGINT) a kernel before asking it to shut down. The
+            # plan shuts a kernel down once its cells have run; a SIGINT landing while ipykernel
+            # still finishes the last reply prints "[IPKernelApp] ERROR | KeyboardInterrupt
+            # caught in kernel." into the plan's output. A kernel that does not stop when asked
+            # is still terminated after the shutdown wait.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
