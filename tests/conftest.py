@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,33 @@ CHROMIUM_ARGS = (
 )
 #: Where the browser tests leave their screenshots.
 SCREENS = Path("/tmp/revmodel-screens")
+#: This checkout: its package is the one ``run_revmodel`` runs.
+CHECKOUT = Path(__file__).resolve().parents[1]
+#: Kernel logs that never belong in what ``revmodel plan`` prints (ipykernel's
+#: "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.").
+KERNEL_NOISE = ("[IPKernelApp]", "KeyboardInterrupt")
+
+
+def run_revmodel(args: list, cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """``python -m revmodel ARGS`` as a user runs it from the folder ``cwd`` (this checkout's
+    package, no ``REVMODEL_HOME``), its output captured."""
+    env = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
+    env.pop("REVMODEL_HOME", None)
+    return subprocess.run(
+        [sys.executable, "-m", "revmodel", *(str(a) for a in args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_plan_ran_cleanly(run: subprocess.CompletedProcess) -> None:
+    """``revmodel plan`` exited 0 and printed no kernel log among its lines."""
+    assert run.returncode == 0, run.stderr[-3000:]
+    for noise in KERNEL_NOISE:
+        assert noise not in run.stderr and noise not in run.stdout, run.stderr[-3000:]
 
 
 def require_file(path: Path, how: str) -> None:

@@ -22,6 +22,7 @@ from revmodel.apps import context as app_context_module
 from revmodel.apps import explorer, forecast_call, quotas, serve, whatif
 from revmodel.errors import ParameterError
 from revmodel.overrides import CallRejected, Identity, OverrideStore
+from tests.conftest import assert_plan_ran_cleanly, run_revmodel
 
 ADMIN = "ops.lead"
 MANAGER_USER = "team.lead"
@@ -797,23 +798,15 @@ def layout_money(value: float) -> str:
 def test_plan_leaves_the_apps_context_to_the_first_serve_which_reads_the_published_base_plan(
     small_company, tmp_path, monkeypatch
 ):
-    import os
     import shutil
-    import subprocess
-    import sys
 
     from revmodel.apps import published
 
     _, folder = small_company
     project = tmp_path / "project"
     shutil.copytree(folder, project / "data")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    env.pop("REVMODEL_HOME", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "revmodel", "plan", "--data", "data"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_revmodel(["plan", "--data", "data"], cwd=project)
+    assert_plan_ran_cleanly(run)
     assert "the apps read it from their next start (`revmodel serve`)" in run.stderr
 
     def in_project():

@@ -7,11 +7,8 @@ words (:func:`revmodel.sections.note`); the forecast and actuals show as usual.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +19,7 @@ import xarray as xr
 from revmodel import config, mapdraft, sections
 from revmodel.apps import context as app_context_module
 from revmodel.apps import explorer, forecast_call, quotas, weekly, whatif
+from tests.conftest import assert_plan_ran_cleanly, run_revmodel
 from tests.exports import generate
 
 ORDERS = Path(__file__).parent / "exports" / "orders" / "orders.csv"
@@ -100,13 +98,8 @@ def test_plan_of_an_orders_export_prepares_apps_that_open(tmp_path, monkeypatch)
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    env.pop("REVMODEL_HOME", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "revmodel", "plan", "--params", str(plans / "plan.yaml")],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_revmodel(["plan", "--params", plans / "plan.yaml"], cwd=elsewhere)
+    assert_plan_ran_cleanly(run)
     # the apps' context is left to their first start, which reads this pack
     assert "the apps read it from their next start (`revmodel serve`)" in run.stderr
     pack = elsewhere / "reports" / "FY2026-Q4"

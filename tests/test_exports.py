@@ -10,11 +10,8 @@ the draft completed where a person would have to -> ``revmodel validate`` ->
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
@@ -24,6 +21,7 @@ import yaml
 
 from revmodel import mapdraft, sources
 from revmodel.cli import main
+from tests.conftest import assert_plan_ran_cleanly, run_revmodel
 from tests.exports import generate
 
 CORPUS = Path(__file__).parent / "exports"
@@ -790,20 +788,6 @@ def _project(case: str, root: Path, capsys) -> tuple[Path, Path]:
     return project, data
 
 
-def _revmodel(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``revmodel ARGS`` run as a user runs it, from the folder ``cwd``."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    env.pop("REVMODEL_HOME", None)
-    return subprocess.run(
-        [sys.executable, "-m", "revmodel", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-
-
 def _check_rows(case: str, data: Path, capsys) -> None:
     code = main(["validate", str(data)])
     out = capsys.readouterr().out
@@ -825,8 +809,8 @@ def test_export_to_published_pack(case: str, tmp_path: Path, capsys) -> None:
 
     project, data = _project(case, tmp_path, capsys)
     _check_rows(case, data, capsys)
-    run = _revmodel(["plan", "--data", "data"], cwd=project)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_revmodel(["plan", "--data", "data"], cwd=project)
+    assert_plan_ran_cleanly(run)
     html_path = project / Path(run.stdout.strip().splitlines()[-1])
     pack = html_path.parent
     assert pack.parent == project / "reports"
