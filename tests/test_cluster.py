@@ -10,13 +10,14 @@ other worker), and the result is still identical.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,7 @@ import pytest
 import xarray as xr
 
 from revmodel import cli, cube, forecast, partitions, sample, sources
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +40,6 @@ def _dask_default_scheduler_left_alone():
     assert dask.config.get("scheduler", None) == before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(args: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     with log.open("w") as fh:
@@ -52,17 +48,17 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
         )
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@contextlib.contextmanager
+def _cluster(folder: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
     """``(address, {name: worker process})`` of a scheduler and two workers on localhost."""
     from dask.distributed import Client
 
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [
         _start(
             ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            tmp_path / "scheduler.log",
+            folder / "scheduler.log",
         )
     ]
     workers = {}
@@ -70,9 +66,9 @@ def cluster(tmp_path):
         workers[name] = _start(
             [
                 "worker", address, "--name", name, "--nthreads", "1", "--no-nanny",
-                "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path),
+                "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(folder),
             ],
-            tmp_path / f"{name}.log",
+            folder / f"{name}.log",
         )  # fmt: skip
         procs.append(workers[name])
     try:
@@ -88,6 +84,26 @@ def cluster(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A cluster of the test's own (a test that kills a worker)."""
+    with _cluster(tmp_path) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    """One cluster for the module's tests that only read and compute on it."""
+    with _cluster(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[Path, Path]:
+    """:func:`_folders` written once for the module (the tests only read them)."""
+    return _folders(tmp_path_factory.mktemp("company"))
 
 
 def _folders(tmp_path: Path) -> tuple[Path, Path]:
@@ -108,9 +124,11 @@ def _folders(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_cube_from_parquet_parts_on_the_cluster_is_the_local_cube(cluster, tmp_path, capsys):
-    address, _ = cluster
-    whole, parts = _folders(tmp_path)
+def test_cube_from_parquet_parts_on_the_cluster_is_the_local_cube(
+    shared_cluster, folders, tmp_path, capsys
+):
+    address, _ = shared_cluster
+    whole, parts = folders
     assert cli.main(["cube", str(whole), "--out", str(tmp_path / "local.nc")]) == 0
     args = ["cube", str(parts), "--scheduler", address, "--out", str(tmp_path / "cluster.nc")]
     assert cli.main(args) == 0
@@ -166,9 +184,9 @@ def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
 
 
 @pytest.mark.slow
-def test_parts_loaded_on_the_cluster_are_the_parts_loaded_here(cluster, tmp_path):
-    address, _ = cluster
-    _, parts = _folders(tmp_path)
+def test_parts_loaded_on_the_cluster_are_the_parts_loaded_here(shared_cluster, folders, tmp_path):
+    address, _ = shared_cluster
+    _, parts = folders
     here = partitions.load(parts, quarantine_dir=tmp_path / "q1")
     there = partitions.load(parts, quarantine_dir=tmp_path / "q2", scheduler=address)
     for name, frame in here.tables.items():
@@ -177,9 +195,11 @@ def test_parts_loaded_on_the_cluster_are_the_parts_loaded_here(cluster, tmp_path
 
 
 @pytest.mark.slow
-def test_parts_reduced_on_the_workers_bring_back_deal_cells_not_rows(cluster, tmp_path):
-    address, _ = cluster
-    whole, parts = _folders(tmp_path)
+def test_parts_reduced_on_the_workers_bring_back_deal_cells_not_rows(
+    shared_cluster, folders, tmp_path
+):
+    address, _ = shared_cluster
+    whole, parts = folders
     there = partitions.load(
         parts, quarantine_dir=tmp_path / "q1", scheduler=address, deal_cells=True
     )
