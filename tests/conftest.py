@@ -3,10 +3,16 @@ headless Chromium for the browser tests (with the helpers they share)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,6 +76,84 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+#: The token of the apps a browser test serves (``REVMODEL_TOKEN``).
+APPS_TOKEN = "revmodel-test-token"
+#: A first start computes the forecasts [s].
+SERVE_TIMEOUT = 240
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET on a loopback server."""
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:  # noqa: S310 - loopback only
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def warm_home(env: dict, open_for_calls_as: str | None = None, timeout: float = 900) -> str:
+    """Build the apps' context of ``env``'s ``REVMODEL_HOME`` once, in a process of its own (the
+    forecasts are cached there for the servers), and open the cycle's quarter for calls as the
+    admin ``open_for_calls_as`` (as a RevOps lead would). Returns the cycle."""
+    code = "from revmodel.apps.context import load_context, open_store\nctx = load_context()\n"
+    if open_for_calls_as:
+        code += (
+            "from revmodel.overrides import Identity\n"
+            f"open_store(ctx).open_period(ctx.cycle, Identity({open_for_calls_as!r}))\n"
+        )
+    code += "print(ctx.cycle)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def served_apps(home: Path, env: dict, log_name: str) -> Iterator[str]:
+    """``revmodel serve`` for ``env``'s user on a free loopback port, its log in ``home``:
+    yields its base URL once it answers, stops it after."""
+    port = free_port()
+    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
+    log_path = home / log_name
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [revmodel, "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + SERVE_TIMEOUT
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"revmodel serve exited: {log_path.read_text()}")
+                try:
+                    if http_get(f"{base}/?token={APPS_TOKEN}")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"revmodel serve did not answer: {log_path.read_text()}")
+                time.sleep(0.5)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def open_app(browser, base: str, app: str, ready: str, timeout: float):
+    """A new page of ``app`` served at ``base``, once ``ready`` shows (``timeout`` in ms)."""
+    page = browser.new_page(viewport={"width": 1300, "height": 2000})
+    page.goto(f"{base}/voila/render/{app}.ipynb?token={APPS_TOKEN}", timeout=timeout)
+    page.wait_for_selector(ready, timeout=timeout)
+    return page
 
 
 @pytest.fixture(scope="module")

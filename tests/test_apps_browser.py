@@ -11,70 +11,28 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import SCREENS, free_port, require_chromium
+from tests.conftest import (
+    APPS_TOKEN,
+    SCREENS,
+    http_get,
+    open_app,
+    require_chromium,
+    served_apps,
+    warm_home,
+)
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "revmodel-test-token"
+TOKEN = APPS_TOKEN
 USER = "emma.kim"  # manager Emma Kim in parameters/team.yaml
 MANAGER = "Emma Kim"
 VP = "revops"  # company-wide rights in parameters/team.yaml: the VP of Sales here
 APPS = ("explorer", "forecast_call", "whatif", "quotas")
-START_TIMEOUT = 240  # first start computes the forecasts [s]
 RENDER_TIMEOUT = 60_000  # [ms]
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=120) as r:  # noqa: S310 - loopback only
-            return r.status, r.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-
-
-def _serve(home: Path, env: dict, log_name: str) -> tuple[subprocess.Popen, str, object]:
-    """``revmodel serve`` on a free port for ``env``'s user; waits until it answers."""
-    port = free_port()
-    revmodel = shutil.which("revmodel", path=str(Path(sys.executable).parent)) or "revmodel"
-    log = (home / log_name).open("w")
-    proc = subprocess.Popen(
-        [revmodel, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"revmodel serve exited: {(home / log_name).read_text()}")
-        try:
-            status, _ = _get(f"{base}/?token={TOKEN}")
-            if status == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.terminate()
-            pytest.fail(f"revmodel serve did not answer: {(home / log_name).read_text()}")
-        time.sleep(0.5)
-    return proc, base, log
-
-
-def _stop(proc: subprocess.Popen, log) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,38 +49,22 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     env.pop("JUPYTERHUB_USER", None)
     env.pop("REVMODEL_OVERRIDES_URL", None)
     env.pop("REVMODEL_CUBE", None)
-    # An admin opens the cycle's quarter for calls, as a RevOps lead would.
-    opener = (
-        "from revmodel.apps.context import load_context, open_store\n"
-        "from revmodel.overrides import Identity\n"
-        "ctx = load_context()\n"
-        "open_store(ctx).open_period(ctx.cycle, Identity('revops'))\n"
-        "print(ctx.cycle)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", opener], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
-    proc, base, log = _serve(home, env, "serve.log")
+    cycle = warm_home(env, open_for_calls_as="revops", timeout=600)
     SCREENS.mkdir(parents=True, exist_ok=True)
-    yield {"base": base, "home": home, "cycle": done.stdout.strip(), "env": env}
-    _stop(proc, log)
+    with served_apps(home, env, "serve.log") as base:
+        yield {"base": base, "home": home, "cycle": cycle, "env": env}
 
 
 @pytest.fixture(scope="module")
 def vp_server(server):
     """The same apps and call store served to the VP of Sales (company-wide rights)."""
     env = {**server["env"], "REVMODEL_USER": VP}
-    proc, base, log = _serve(server["home"], env, "serve-vp.log")
-    yield {**server, "base": base, "env": env}
-    _stop(proc, log)
+    with served_apps(server["home"], env, "serve-vp.log") as base:
+        yield {**server, "base": base, "env": env}
 
 
 def _open(browser, server, app: str, ready: str):
-    page = browser.new_page(viewport={"width": 1300, "height": 2000})
-    page.goto(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}", timeout=RENDER_TIMEOUT)
-    page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
-    return page
+    return open_app(browser, server["base"], app, ready, RENDER_TIMEOUT)
 
 
 def _wait_text_change(page, selector: str, before: str, timeout: float = 20.0) -> str:
@@ -137,7 +79,7 @@ def _wait_text_change(page, selector: str, before: str, timeout: float = 20.0) -
 
 @pytest.mark.parametrize("app", APPS)
 def test_app_renders_over_http_without_source(server, app):
-    status, body = _get(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}")
+    status, body = http_get(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}")
     assert status == 200
     assert "from revmodel.apps import" not in body
     assert f"{app}.build(" not in body
@@ -145,7 +87,7 @@ def test_app_renders_over_http_without_source(server, app):
 
 
 def test_app_needs_the_token(server):
-    status, body = _get(f"{server['base']}/voila/render/explorer.ipynb")
+    status, body = http_get(f"{server['base']}/voila/render/explorer.ipynb")
     assert status in (302, 401, 403) or "revmodel-app" not in body
 
 

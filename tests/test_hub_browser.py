@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from revmodel import config
-from tests.conftest import SCREENS, free_port, require_chromium, require_file
+from tests.conftest import SCREENS, free_port, require_chromium, require_file, warm_home
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +69,8 @@ def company(tmp_path_factory: pytest.TempPathFactory):
     }
     for name in ("REVMODEL_USER", "JUPYTERHUB_USER", "REVMODEL_CUBE"):
         env.pop(name, None)
-    warm = "from revmodel.apps.context import load_context\nprint(load_context().cycle)\n"
-    done = subprocess.run(
-        [sys.executable, "-c", warm], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, done.stderr
-    return {"home": home, "env": env, "managers": managers, "cycle": done.stdout.strip()}
+    cycle = warm_home(env)
+    return {"home": home, "env": env, "managers": managers, "cycle": cycle}
 
 
 @pytest.fixture(scope="module")

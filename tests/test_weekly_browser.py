@@ -9,17 +9,15 @@ with one hand-made deal added to its exports, a team map, a SQLite call store.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import SCREENS, require_chromium
-from tests.test_apps_browser import TOKEN, _serve, _stop
+from tests.conftest import APPS_TOKEN, SCREENS, open_app, require_chromium, served_apps, warm_home
 
 pytestmark = pytest.mark.slow
 
@@ -84,30 +82,20 @@ def company(tmp_path_factory: pytest.TempPathFactory):
         **os.environ,
         "REVMODEL_HOME": str(home),
         "REVMODEL_TEAM_MAP": str(team),
-        "REVMODEL_TOKEN": TOKEN,
+        "REVMODEL_TOKEN": APPS_TOKEN,
         "REVMODEL_FORECAST_METHOD": "seasonal_naive",
         "REVMODEL_OVERRIDES_URL": f"sqlite:///{home / 'calls.db'}",
         "PYTHONUNBUFFERED": "1",
     }
     for name in ("REVMODEL_USER", "JUPYTERHUB_USER", "REVMODEL_CUBE"):
         env.pop(name, None)
-    opener = (  # an admin opens the cycle's quarter for calls; the forecasts are cached
-        "from revmodel.apps.context import load_context, open_store\n"
-        "from revmodel.overrides import Identity\n"
-        "ctx = load_context()\n"
-        "open_store(ctx).open_period(ctx.cycle, Identity('ops'))\n"
-        "print(ctx.cycle)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", opener], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, done.stderr
+    cycle = warm_home(env, open_for_calls_as="ops")  # the forecasts are cached
     SCREENS.mkdir(parents=True, exist_ok=True)
     return {
         "home": home,
         "env": env,
         "manager": manager,
-        "cycle": done.stdout.strip(),
+        "cycle": cycle,
         "dates": (before, after),
     }
 
@@ -115,24 +103,16 @@ def company(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def servers(company):
     """The manager's server and the VP's, over the same home and call store."""
-    started = []
-    try:
+    with contextlib.ExitStack() as stack:
         for user in ("lead", "vp"):
             env = {**company["env"], "REVMODEL_USER": user}
-            proc, base, log = _serve(company["home"], env, f"serve-{user}.log")
-            started.append((proc, log))
+            base = stack.enter_context(served_apps(company["home"], env, f"serve-{user}.log"))
             company[user] = {"base": base}
         yield company
-    finally:
-        for proc, log in started:
-            _stop(proc, log)
 
 
 def _open(browser, server: dict, app: str, ready: str):
-    page = browser.new_page(viewport={"width": 1300, "height": 2000})
-    page.goto(f"{server['base']}/voila/render/{app}.ipynb?token={TOKEN}", timeout=RENDER_TIMEOUT)
-    page.wait_for_selector(ready, timeout=RENDER_TIMEOUT)
-    return page
+    return open_app(browser, server["base"], app, ready, RENDER_TIMEOUT)
 
 
 def _call(page, option: str, amount: str, note: str) -> str:
