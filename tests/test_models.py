@@ -90,7 +90,7 @@ def test_fast_models_on_short_series(model, n):
 def test_default_model_members():
     fit = models.default_model().fit(Y)
     assert fit.name == (
-        "mean(mean(log[ses], log[holt_damped], log[theta], log[theta3]), log[holt_winters])"
+        "mean(mean(log[ses], log[holt_damped], log[theta], log[theta3]), holt_winters)"
     )
     assert fit.residuals.shape == Y.shape
     adjusted, in_model = fit.fitted
@@ -99,6 +99,39 @@ def test_default_model_members():
     m2, q2 = in_model.predict(6)
     np.testing.assert_allclose(mean, 0.8 * m1 + 0.2 * m2)
     np.testing.assert_allclose(q, 0.8 * q1 + 0.2 * q2)
+
+
+def _employment_like(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Monthly head count of an industry: slow growth, a fixed seasonal swing, little noise."""
+    t = np.arange(n)
+    season = np.array([-9, -7, -3, 1, 5, 9, 8, 7, 3, 0, -4, -10], dtype=float)
+    return 800 + 0.6 * t + season[t % 12] + rng.normal(0, 1.5, n)
+
+
+def test_default_model_fits_holt_winters_on_the_series_own_scale():
+    # long, smooth, additively seasonal series (the US-employment industries' shape):
+    # the Holt-Winters member is statsmodels' fit of the series itself, not of its log
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    rng = np.random.default_rng(11)
+    y = _employment_like(300, rng)
+    fit = models.default_model().fit(y)
+    adjusted, in_model = fit.fitted
+    assert in_model.name == "holt_winters"
+    res = ExponentialSmoothing(
+        y,
+        trend="add",
+        damped_trend=True,
+        seasonal="add",
+        seasonal_periods=12,
+        initialization_method="heuristic",
+    ).fit(use_brute=False)
+    mean, _ = fit.predict(12)
+    np.testing.assert_allclose(mean, 0.8 * adjusted.predict(12)[0] + 0.2 * res.forecast(12))
+    # a year ahead the combination stays within 1% of the noise-free continuation
+    t = np.arange(300, 312)
+    truth = 800 + 0.6 * t + np.array([-9, -7, -3, 1, 5, 9, 8, 7, 3, 0, -4, -10])[t % 12]
+    assert np.sum(np.abs(mean - truth)) / np.sum(truth) < 0.01
 
 
 def test_holt_winters_reproduces_statsmodels_fit():
