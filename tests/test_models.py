@@ -285,3 +285,28 @@ def test_stl_band_narrows_when_the_recent_years_are_calmer():
     np.testing.assert_allclose(mean, inner_mean * f)
     classical = models.Deseasonalized(models.FastSES(), test_level=0.95).fit(y)
     assert classical.kind == "mul" and classical.spread_factor() == 1.0
+
+
+def test_holt_winters_does_not_forecast_a_positive_series_below_zero():
+    # a positive series falling steeply: statsmodels' damped trend crosses 0, the member stops at 0
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    t = np.arange(60)
+    y = 500 - 8.0 * t + 20 * np.sin(2 * np.pi * t / 12) + RNG.normal(0, 2, 60)
+    assert np.all(y > 0)
+    res = ExponentialSmoothing(
+        y,
+        trend="add",
+        damped_trend=True,
+        seasonal="add",
+        seasonal_periods=12,
+        initialization_method="heuristic",
+    ).fit(use_brute=False)
+    raw = np.asarray(res.forecast(24))
+    assert np.any(raw < 0)
+    mean, q = models.HoltWinters().fit(y).predict(24)
+    np.testing.assert_allclose(mean, np.maximum(raw, 0))
+    assert np.all(q >= 0)
+    # a series with negative months keeps its negative forecast
+    mean, _ = models.HoltWinters().fit(y - 200).predict(24)
+    assert np.any(mean < 0)
