@@ -108,17 +108,11 @@ def _employment_like(n: int, rng: np.random.Generator) -> np.ndarray:
     return 800 + 0.6 * t + season[t % 12] + rng.normal(0, 1.5, n)
 
 
-def test_default_model_fits_holt_winters_on_the_series_own_scale():
-    # long, smooth, additively seasonal series (the US-employment industries' shape):
-    # the Holt-Winters member is statsmodels' fit of the series itself, not of its log
+def _statsmodels_holt_winters(y: np.ndarray):
+    """statsmodels' damped additive Holt-Winters fit of ``y``: the reference the member reproduces."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    rng = np.random.default_rng(11)
-    y = _employment_like(300, rng)
-    fit = models.default_model().fit(y)
-    adjusted, in_model = fit.fitted
-    assert in_model.name == "holt_winters"
-    res = ExponentialSmoothing(
+    return ExponentialSmoothing(
         y,
         trend="add",
         damped_trend=True,
@@ -126,6 +120,17 @@ def test_default_model_fits_holt_winters_on_the_series_own_scale():
         seasonal_periods=12,
         initialization_method="heuristic",
     ).fit(use_brute=False)
+
+
+def test_default_model_fits_holt_winters_on_the_series_own_scale():
+    # long, smooth, additively seasonal series (the US-employment industries' shape):
+    # the Holt-Winters member is statsmodels' fit of the series itself, not of its log
+    rng = np.random.default_rng(11)
+    y = _employment_like(300, rng)
+    fit = models.default_model().fit(y)
+    adjusted, in_model = fit.fitted
+    assert in_model.name == "holt_winters"
+    res = _statsmodels_holt_winters(y)
     mean, _ = fit.predict(12)
     np.testing.assert_allclose(mean, 0.8 * adjusted.predict(12)[0] + 0.2 * res.forecast(12))
     # a year ahead the combination stays within 1% of the noise-free continuation
@@ -135,19 +140,10 @@ def test_default_model_fits_holt_winters_on_the_series_own_scale():
 
 
 def test_holt_winters_reproduces_statsmodels_fit():
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
     t = np.arange(84)
     y = np.log(300 + 2 * t) + 0.1 * np.sin(2 * np.pi * t / 12) + RNG.normal(0, 0.02, 84)
     fit = models.HoltWinters().fit(y)
-    res = ExponentialSmoothing(
-        y,
-        trend="add",
-        damped_trend=True,
-        seasonal="add",
-        seasonal_periods=12,
-        initialization_method="heuristic",
-    ).fit(use_brute=False)
+    res = _statsmodels_holt_winters(y)
     mean, q = fit.predict(18)
     np.testing.assert_allclose(mean, res.forecast(18), rtol=1e-10)
     origin = fit.origin_forecasts(18)
@@ -289,19 +285,11 @@ def test_stl_band_narrows_when_the_recent_years_are_calmer():
 
 def test_holt_winters_does_not_forecast_a_positive_series_below_zero():
     # a positive series falling steeply: statsmodels' damped trend crosses 0, the member stops at 0
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     t = np.arange(60)
     y = 500 - 8.0 * t + 20 * np.sin(2 * np.pi * t / 12) + RNG.normal(0, 2, 60)
     assert np.all(y > 0)
-    res = ExponentialSmoothing(
-        y,
-        trend="add",
-        damped_trend=True,
-        seasonal="add",
-        seasonal_periods=12,
-        initialization_method="heuristic",
-    ).fit(use_brute=False)
+    res = _statsmodels_holt_winters(y)
     raw = np.asarray(res.forecast(24))
     assert np.any(raw < 0)
     mean, q = models.HoltWinters().fit(y).predict(24)
