@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from revmodel import config, versions
+from revmodel import config
 
 __all__ = ["PublishedPlan", "latest"]
 
@@ -82,6 +82,8 @@ class PublishedPlan:
         path = Path(given) if Path(given).is_absolute() else config.HOME / given
         if exists(path):
             return path
+        from revmodel import versions  # numpy, pandas, xarray: only when an input moved
+
         kept = versions.remembered_exports(self.version).get(key)
         return Path(kept) if kept and exists(Path(kept)) else None
 
