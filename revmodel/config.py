@@ -65,6 +65,9 @@ REPORTS_DIR = HOME / "reports"
 DATA_DIR = HOME / "data"
 #: The embedded sample company is generated here by ``make plan``.
 SAMPLE_DIR = DATA_DIR / "sample"
+#: A data folder's log of past forecast calls (``revmodel sample`` writes one; read by
+#: :func:`revmodel.valueadd.call_log`).
+CALL_LOG_FILE = "forecast_calls.csv"
 BUILD_DIR = HOME / "build"
 CACHE_DIR = HOME / ".cache" / "revmodel"
 #: Users of the apps and the team each may write forecast calls for.

@@ -38,7 +38,7 @@ from revmodel import calendar as fcal
 from revmodel import config, schema
 
 #: File name of the call log in a data folder.
-FILE = "forecast_calls.csv"
+FILE = config.CALL_LOG_FILE
 #: Past fiscal quarters with weekly calls.
 QUARTERS = 6
 #: Weeks called in a quarter.

@@ -222,6 +222,26 @@ def call_log(
     return CallLog(audit.reset_index(drop=True), rej, " and ".join(sources))
 
 
+@dataclass(frozen=True)
+class ScorerState:
+    """What a :class:`Scorer` computed, kept to start another scorer of the same history from.
+
+    Attributes
+    ----------
+    basis : tuple
+        Fiscal year start, naming, weeks scored and the history's last change: a
+        state is used only by a scorer with the same basis.
+    quarters, periods, nodes : dict
+        Each closed quarter's model forecasts and actuals; each period's scored calls
+        with the digest of its calls and of each node's calls.
+    """
+
+    basis: tuple[int, str, int, str]
+    quarters: dict[str, tuple[Quarter, pd.DataFrame, dict] | None]
+    periods: dict[str, tuple[bytes, pd.DataFrame]]
+    nodes: dict[str, dict[tuple[str, str, str], bytes]]
+
+
 class Scorer:
     """Scores calls against one pipeline history, keeping what does not depend on the calls.
 
@@ -231,7 +251,9 @@ class Scorer:
     reused. A node's scored calls of a period are reused while its calls are the
     same, so after a call changes only that node of that period is scored again.
     :func:`scores` is a new scorer's :meth:`score`: the incremental path and the
-    full one are the same code.
+    full one are the same code. ``state`` (another scorer's :attr:`state`, e.g.
+    read back from a file by another process) starts the scorer with what that one
+    computed, when it scored the same history.
     """
 
     def __init__(
@@ -241,6 +263,7 @@ class Scorer:
         fiscal_year_start: int = config.FISCAL_YEAR_START,
         naming: str = config.FISCAL_YEAR_NAMING,
         weeks: int = WEEKS,
+        state: ScorerState | None = None,
     ) -> None:
         self.history = prepare(history)
         self.labels = labels
@@ -253,6 +276,25 @@ class Scorer:
         #: period -> (digest of its calls, its scored calls); the digest of each node's calls.
         self._periods: dict[str, tuple[bytes, pd.DataFrame]] = {}
         self._nodes: dict[str, dict[tuple[str, str, str], bytes]] = {}
+        #: How many times a quarter's forecasts or a period's scores were computed here.
+        self.computed = 0
+        if state is not None and state.basis == self._basis():
+            self._quarters = dict(state.quarters)
+            self._periods = dict(state.periods)
+            self._nodes = {p: dict(n) for p, n in state.nodes.items()}
+
+    def _basis(self) -> tuple[int, str, int, str]:
+        return (self.fiscal_year_start, self.naming, self.weeks, str(self._last))
+
+    @property
+    def state(self) -> ScorerState:
+        """What this scorer computed, to start another one from (:class:`ScorerState`)."""
+        return ScorerState(
+            self._basis(),
+            dict(self._quarters),
+            dict(self._periods),
+            {p: dict(n) for p, n in self._nodes.items()},
+        )
 
     def _quarter(self, period: str) -> tuple[Quarter, pd.DataFrame, dict] | None:
         if period not in self._quarters:
@@ -264,6 +306,7 @@ class Scorer:
                 actual = node_actuals(self.history, quarter, self.labels, _LEVELS)
                 found = (quarter, model, actual)
             self._quarters[period] = found
+            self.computed += 1
         return self._quarters[period]
 
     def _period(self, period: str, audit: pd.DataFrame) -> pd.DataFrame:
@@ -293,6 +336,7 @@ class Scorer:
         log.info("forecast value add: %s scored (%d calls, %d node(s) scored again)",
                  period, len(scored), len(changed) if old is not None else len(digests))  # fmt: skip
         self._periods[period], self._nodes[period] = (whole, scored), digests
+        self.computed += 1
         return scored
 
     def score(self, calls: CallLog) -> pd.DataFrame:

@@ -530,6 +530,25 @@ def test_shared_context_is_written_once_and_read_by_the_next_kernel(
     app_context_module.clear_cache()
 
 
+def test_a_changed_call_log_keeps_the_context_and_changed_data_does_not(tmp_path):
+    # No cube, forecast or history depends on the calls: the weekly page scores them itself.
+    from revmodel.apps import cache
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "opportunities.csv").write_text("opportunity_id\nO1\n", encoding="utf-8")
+    calls = data / config.CALL_LOG_FILE
+    calls.write_text("at,level\n", encoding="utf-8")
+    path = app_context_module.context_cache_path(data, "auto")
+    weekly_path = cache.weekly_cache_path(path, data)
+    calls.write_text("at,level,key\n2026-01-05,manager,Ann\n", encoding="utf-8")
+    assert app_context_module.context_cache_path(data, "auto") == path
+    assert cache.weekly_cache_path(path, data) == weekly_path
+    (data / "opportunities.csv").write_text("opportunity_id\nO1\nO2\n", encoding="utf-8")
+    assert app_context_module.context_cache_path(data, "auto") != path
+    assert cache.weekly_cache_path(path, data) != weekly_path
+
+
 def test_sample_team_map_names_sample_managers():
     from revmodel import sample
     from revmodel.overrides import TeamMap

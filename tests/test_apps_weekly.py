@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from revmodel import history, sample, sample_calls
+from revmodel import history, sample, sample_calls, valueadd
 from revmodel.apps import context as app_context_module
 from revmodel.apps import weekly
 
@@ -111,3 +111,74 @@ def test_without_calls_or_history_the_page_says_so(app_context):
     page = weekly.build(ctx).app
     assert "No pipeline history" in text(page.rows.value)
     assert "No past calls to score" in text(page.scores.value)
+
+
+def _new_kernel(app_context, data_dir) -> weekly.AppContext:
+    """The context as a new kernel reads it: the shared context, nothing of the weekly page."""
+    extra = {k: v for k, v in app_context.extra.items() if not str(k).startswith("weekly")}
+    ctx = replace(app_context, extra={**extra, "data_dir": str(data_dir)})
+    return app_context_module.app_context(context=ctx, store_url="sqlite://", user="nobody")
+
+
+def _fresh(small_company, data_dir) -> pd.DataFrame:
+    """The calls of ``data_dir`` scored from scratch, without the apps."""
+    tables, _ = small_company
+    calls = valueadd.read_calls(data_dir / sample_calls.FILE)
+    return valueadd.scores(
+        tables["opportunity_history"], calls, history.deal_labels(tables),
+        sample.FISCAL_YEAR_START, "end",
+    )  # fmt: skip
+
+
+def test_the_next_kernel_reads_the_scores_and_a_changed_call_is_scored_again(
+    app_context, calls_dir, small_company, tmp_path, monkeypatch
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / sample_calls.FILE).write_bytes((calls_dir / sample_calls.FILE).read_bytes())
+    assert "context_file" in app_context.extra  # made through the shared cache file
+    first = weekly.build(_new_kernel(app_context, data)).app
+    scored = weekly.value_add(first.context).scored
+    pd.testing.assert_frame_equal(scored, _fresh(small_company, data))
+    kept = weekly._kept_files(first.context)
+    assert kept is not None and all(f.is_file() for f in kept)
+
+    # The next kernel computes nothing of the history: no quarter's model forecast, no history read.
+    def computed(*args, **kwargs):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(valueadd, "node_forecasts", computed)
+    monkeypatch.setattr(weekly.history, "load_history", computed)
+    again = weekly.build(_new_kernel(app_context, data)).app
+    assert again.context.extra["weekly_scorer"].computed == 0
+    pd.testing.assert_frame_equal(weekly.value_add(again.context).scored, scored)
+    assert again.scores.value == first.scores.value
+    assert again.rows.value == first.rows.value
+
+    # A manager's last commit of the last quarter changes in the call file.
+    monkeypatch.undo()
+    calls = pd.read_csv(data / sample_calls.FILE, dtype=str, keep_default_na=False)
+    mine = calls[(calls["level"] == "manager") & (calls["call_type"] == "commit")]
+    row = mine[mine["period"] == "FY2026-Q4"].index[-1]
+    who = calls.loc[row, "key"]
+    calls.loc[row, "new_value"] = "123400.00"
+    calls.to_csv(data / sample_calls.FILE, index=False)
+    changed = weekly.build(_new_kernel(app_context, data)).app
+    assert weekly._kept_files(changed.context) == kept  # the same files: the data did not change
+    # that period's scores only: no quarter's model forecast (each would count one)
+    assert changed.context.extra["weekly_scorer"].computed == 1
+    now = weekly.value_add(changed.context).scored
+    pd.testing.assert_frame_equal(now, _fresh(small_company, data))
+    moved = now.compare(scored)
+    assert len(moved) == 1
+    assert now.loc[moved.index[0], ["period", "level", "key", "call_type", "week"]].tolist() == [
+        "FY2026-Q4", "manager", who, "commit", 13,
+    ]  # fmt: skip
+    assert now.loc[moved.index[0], "call"] == 123400.0
+
+    # ... and the kernel after it reads that.
+    monkeypatch.setattr(valueadd, "node_forecasts", computed)
+    monkeypatch.setattr(valueadd.overrides, "value_add", computed)  # no call scored
+    last = weekly.build(_new_kernel(app_context, data)).app
+    assert last.context.extra["weekly_scorer"].computed == 0
+    pd.testing.assert_frame_equal(weekly.value_add(last.context).scored, now)

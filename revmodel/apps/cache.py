@@ -24,6 +24,7 @@ __all__ = [
     "forecast_method",
     "latest_params",
     "published_plan",
+    "weekly_cache_path",
 ]
 
 #: Environment variable naming a cube file the apps read instead of the sample company.
@@ -66,9 +67,12 @@ def _source_path(data_dir: Path | None) -> Path:
 
 
 def _stat(path: Path, pattern: str = "*") -> list[tuple[str, int, int]]:
+    """Each file's path, size and time; a data folder's call log left out (no cube, forecast
+    or history depends on it: the weekly page scores the calls against its own digests)."""
     if not path.exists():
         return [(str(path), -1, -1)]
     files = [path] if path.is_file() else sorted(p for p in path.rglob(pattern) if p.is_file())
+    files = [f for f in files if f.name != config.CALL_LOG_FILE]
     return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
@@ -110,6 +114,16 @@ def fingerprint(data_dir: Path | None, method: str, plan: PublishedPlan | None =
             *map(str, _stat(latest_params() or Path("-"))),
         ]
     return hashlib.sha256("\n".join([*parts, *_code()]).encode()).hexdigest()[:20]
+
+
+def weekly_cache_path(context_file: Path, data_dir: str | Path | None) -> Path:
+    """The file keeping the weekly page's history, waterfalls and scored calls beside the
+    context file they were computed with (``data_dir``: the folder of its history)."""
+    parts = [context_file.name, str(data_dir)]
+    if data_dir is not None:
+        parts += map(str, _stat(Path(data_dir)))
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    return context_file.parent / f"weekly-{key}.pickle"
 
 
 def context_cache_path(

@@ -628,6 +628,7 @@ def _cached(path: Path, make: Callable[[], AppContext]) -> AppContext:
                 ctx = pickle.load(f)  # noqa: S301 - our own cache file
             if isinstance(ctx, AppContext):
                 logger.debug("apps context read from %s", path)
+                ctx.extra["context_file"] = str(path)
                 return ctx
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             logger.warning("apps context cache %s unreadable: rebuilding it", path)
@@ -647,6 +648,10 @@ def _cached(path: Path, make: Callable[[], AppContext]) -> AppContext:
     for old in path.parent.glob("context-*.pickle"):
         if old != path:
             old.unlink(missing_ok=True)
+    for old in path.parent.glob("weekly-*.pickle"):  # computed from an older context
+        old.unlink(missing_ok=True)
+    # where the pages keep what they compute from this context (the weekly scores)
+    ctx.extra["context_file"] = str(path)
     return ctx
 
 

@@ -16,18 +16,31 @@ Whose calls to trust
 
 Calls come from the data folder's ``forecast_calls.csv`` and the app's call
 store; the history from the ``opportunity_history`` export or the snapshots.
+
+What the page computes from the data is kept on disk beside the shared context
+(:func:`revmodel.apps.cache.weekly_cache_path`): the prepared history and the
+waterfalls, and the scored calls (:class:`revmodel.valueadd.ScorerState`: each
+quarter's model forecasts and each node's scores with the digest of its calls).
+The next kernel reads them instead of computing them again; a call that changed
+since (in the CSV or the store) has only its node and period scored again, and
+the file is written again for the kernels after it.
 """
 
 from __future__ import annotations
 
 import html
+import logging
+import os
+import pickle
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
 
 from revmodel import config, history, plots, valueadd
 from revmodel.apps import layout
+from revmodel.apps.cache import weekly_cache_path
 from revmodel.apps.context import AppContext, app_context
 from revmodel.errors import DataError
 
@@ -45,6 +58,8 @@ _BAR_TITLES = {
 }  # fmt: skip
 #: Dates of the deals list, shown as days (not midnight timestamps).
 _DATES: tuple[str, ...] = ("close_date_before", "close_date_after")
+
+logger = logging.getLogger(__name__)
 
 
 def _calendar(ctx: AppContext) -> tuple[int, str]:
@@ -91,11 +106,70 @@ def changes(ctx: AppContext) -> history.ChangesSection | None:
 
 
 def _scorer(ctx: AppContext, found: tuple[pd.DataFrame, pd.DataFrame]) -> valueadd.Scorer:
-    """The page's scorer: each quarter's model forecasts and the scores of unchanged calls kept."""
+    """The page's scorer: each quarter's model forecasts and the scores of unchanged calls kept
+    (from the previous kernel's, :func:`read_kept`)."""
     if "weekly_scorer" not in ctx.extra:
         fys, naming = _calendar(ctx)
-        ctx.extra["weekly_scorer"] = valueadd.Scorer(found[0], found[1], fys, naming)
+        state = ctx.extra.get("weekly_scorer_state")
+        ctx.extra["weekly_scorer"] = valueadd.Scorer(found[0], found[1], fys, naming, state=state)
     return ctx.extra["weekly_scorer"]
+
+
+def _kept_files(ctx: AppContext) -> tuple[Path, Path] | None:
+    """(history and waterfalls, scored calls) files of the context; None for a context made
+    in memory (tests, a cube given)."""
+    made = ctx.extra.get("context_file")
+    if made is None:
+        return None
+    data = weekly_cache_path(Path(made), ctx.extra.get("data_dir"))
+    return data, data.with_suffix(".scores.pickle")
+
+
+def _load(path: Path) -> object | None:
+    try:
+        with path.open("rb") as f:
+            return pickle.load(f)  # noqa: S301 - written by this module into its own cache
+    except FileNotFoundError:
+        return None
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        logger.warning("weekly cache %s unreadable: computing again", path)
+        return None
+
+
+def _dump(path: Path, obj: object) -> None:
+    """Written whole or not at all: another kernel may be reading it."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def read_kept(ctx: AppContext) -> None:
+    """What an earlier kernel computed for this context and data folder, into ``ctx.extra``."""
+    files = _kept_files(ctx)
+    if files is None or "weekly_history" in ctx.extra:
+        return
+    data = _load(files[0])
+    if isinstance(data, tuple) and len(data) == 2:
+        ctx.extra["weekly_history"], ctx.extra["weekly_changes"] = data
+        state = _load(files[1])
+        if isinstance(state, valueadd.ScorerState):
+            ctx.extra["weekly_scorer_state"] = state
+
+
+def keep(ctx: AppContext) -> None:
+    """Write what this page computed for the next kernels: the history and waterfalls once,
+    the scored calls whenever some were scored here."""
+    files = _kept_files(ctx)
+    if files is None or "weekly_changes" not in ctx.extra:
+        return
+    files[0].parent.mkdir(parents=True, exist_ok=True)
+    if not files[0].exists():
+        _dump(files[0], (ctx.extra["weekly_history"], ctx.extra["weekly_changes"]))
+    scorer = ctx.extra.get("weekly_scorer")
+    if scorer is not None and scorer.computed != ctx.extra.get("weekly_kept", 0):
+        _dump(files[1], scorer.state)
+        ctx.extra["weekly_kept"] = scorer.computed
 
 
 def value_add(ctx: AppContext) -> valueadd.ValueAddSection | None:
@@ -247,6 +321,7 @@ def _refresh(page: WeeklyPage) -> None:
         key = page.node.value or "total"
         _draw_changes(page, level, key)
         _draw_value_add(page, level, key)
+        keep(page.context)
     finally:
         page.busy = False
 
@@ -292,6 +367,7 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     # the scored calls follow the store: start from the shared context's data only
     ctx = replace(ctx, extra={k: v for k, v in ctx.extra.items() if k != "weekly_value_add"})
+    read_kept(ctx)
     page = _widgets(ctx)
     for dd in (page.window, page.level, page.node):
         dd.observe(page.refresh, names="value")
