@@ -277,3 +277,35 @@ def test_a_manager_s_call_reaches_the_vp_s_explorer_on_refresh(browser, server, 
     assert "Manager" not in vp.inner_text(".revmodel-table").splitlines()[0]  # regions again
     vp.screenshot(path=str(SCREENS / "vp-company-after-call.png"), full_page=True)
     vp.close()
+
+
+#: The weekly page's first build scores every past call of the sample (minutes when busy) [ms].
+WEEKLY_TIMEOUT = 600_000
+
+
+def test_weekly_app_scores_the_sample_company_s_past_calls(browser, server):
+    """The apps' own sample company comes with its call log, so the weekly app has calls to
+    score: the company's row counts every weekly commit call of the log."""
+    import pandas as pd
+
+    calls = pd.read_csv(server["home"] / "data" / "sample" / "forecast_calls.csv")
+    company = calls[(calls["level"] == "total") & (calls["call_type"] == "commit")]
+    page = open_app(
+        browser, server["base"], "weekly", ".revmodel-weekly-rows table", WEEKLY_TIMEOUT
+    )
+    page.click(".revmodel-weekly-tabs .lm-TabBar-tab:has-text('Whose calls to trust')")
+    page.wait_for_selector(".revmodel-weekly-scores table", timeout=20_000)
+    rows = page.eval_on_selector_all(
+        ".revmodel-weekly-scores tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    head = page.eval_on_selector_all(
+        ".revmodel-weekly-scores thead th", "hs => hs.map(h => h.textContent)"
+    )
+    total = [r for r in rows if r[:2] == ["total", "total"]]
+    assert len(total) == 1, rows
+    assert total[0][head.index("quarters")] == str(company["period"].nunique())
+    assert total[0][head.index("calls")] == str(len(company))
+    managers = {r[1] for r in rows if r[0] == "manager"}
+    assert managers == set(calls.loc[calls["level"] == "manager", "key"])
+    page.screenshot(path=str(SCREENS / "weekly-value-add-sample.png"), full_page=True)
+    page.close()

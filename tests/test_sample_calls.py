@@ -112,3 +112,37 @@ def test_sample_end_still_works_and_calls_stay_in_the_history(tmp_path: Path, ca
     again = tmp_path / "again"
     sample.write_sample(again, reps=6, months=12, seed=1, end="2025-01")
     assert (again / "forecast_calls.csv").read_bytes() == (out / "forecast_calls.csv").read_bytes()
+
+
+def test_the_apps_own_sample_company_has_the_call_log_revmodel_sample_writes(
+    folder, tmp_path, monkeypatch
+):
+    # `revmodel serve` without data generates the sample company: with its past calls, so
+    # the weekly app has calls to score.
+    from revmodel import config, valueadd
+    from revmodel.apps import cache
+
+    own = tmp_path / "data" / "sample"
+    monkeypatch.setattr(config, "SAMPLE_DIR", own)
+    assert cache.sample_dir() == own
+    written = sorted(p.name for p in folder.iterdir())  # what `revmodel sample` writes
+    assert sample_calls.FILE in written
+    assert sorted(p.name for p in own.iterdir()) == written
+    for name in written:
+        assert (own / name).read_bytes() == (folder / name).read_bytes(), name
+    log = valueadd.call_log(own)
+    assert len(log.audit) == len(pd.read_csv(folder / sample_calls.FILE)) > 0
+    assert log.rejected.empty
+
+
+def test_the_apps_leave_a_sample_folder_with_exports_as_it_is(tmp_path, monkeypatch):
+    from revmodel import config
+    from revmodel.apps import cache
+
+    own = tmp_path / "sample"
+    own.mkdir()
+    (own / "opportunities.csv").write_text("opportunity_id\nO1\n", encoding="utf-8")
+    monkeypatch.setattr(config, "SAMPLE_DIR", own)
+    assert cache.sample_dir() == own
+    assert [p.name for p in own.iterdir()] == ["opportunities.csv"]
+    assert (own / "opportunities.csv").read_text(encoding="utf-8") == "opportunity_id\nO1\n"

@@ -49,12 +49,14 @@ def latest_params() -> Path | None:
 
 
 def sample_dir() -> Path:
-    """The sample company's folder, generated on first use."""
+    """The sample company's folder, generated on first use as ``revmodel sample`` writes it:
+    the exports and the log of its past forecast calls (for the weekly app's value add).
+    A folder that already holds opportunities is left as it is."""
     folder = config.SAMPLE_DIR
     if not (folder / "opportunities.csv").exists():
         from revmodel import sample
 
-        sample.write(sample.generate(), folder)
+        sample.write_sample(folder)
     return folder
 
 
