@@ -87,10 +87,17 @@ def currency_code(currency: str | None) -> str:
     return str(currency or config.CURRENCY).strip().upper()
 
 
+def money_ticks(currency: str | None = None) -> dict[str, str]:
+    """An axis's tick settings for amounts shown as ``€1.2M`` (:func:`money_axis`)."""
+    return {
+        "tickformat": MONEY_FORMAT,
+        "tickprefix": formatting.currency_symbol(currency_code(currency)),
+    }
+
+
 def money_axis(fig: go.Figure, axis: str = "yaxis", currency: str | None = None) -> None:
     """Amounts on ``axis`` as ``€1.2M``: the data's currency, never a hard-coded dollar."""
-    prefix = formatting.currency_symbol(currency_code(currency))
-    fig.update_layout({axis: {"tickformat": MONEY_FORMAT, "tickprefix": prefix}})
+    fig.update_layout({axis: money_ticks(currency)})
 
 
 def plotly_js() -> str:

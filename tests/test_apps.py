@@ -1045,6 +1045,33 @@ def test_a_chart_is_sent_as_escaped_plotly_json_with_the_bundle_it_needs():
     assert pane.value == "" and pane.figure is None
 
 
+def test_a_plain_figure_is_sent_as_plotly_sends_the_checked_one(app_context):
+    # The explorer's chart is built as a plain dict (no Plotly checks on every filter change):
+    # the page gets what Plotly's own figure of that dict would send, template included.
+    import plotly.graph_objects as go
+
+    page = explorer.build(session(app_context)).app
+    page.region.value = page.region.options[1]
+    plain = explorer.figure_spec(page.context, page.selection())
+    assert plain["layout"]["template"] == "revmodel"
+    checked = json.loads(go.Figure(plain).to_json())
+    sent = page.chart.spec
+    assert sent["data"] == checked["data"]
+    assert {**sent["layout"], "meta": None} == {**checked["layout"], "meta": None}
+    assert (
+        sent["layout"]["template"]["layout"]["font"]
+        == go.Figure(layout={"template": "revmodel"}).layout.template.layout.font.to_plotly_json()
+    )
+    assert [t.name for t in page.chart.figure.data] == [t["name"] for t in plain["data"]]
+    # A missing amount is a gap in the line, never 0; a NaN is never sent as a number.
+    pane = whatif.layout.FigurePane("revmodel-test-chart")
+    with pytest.raises(ValueError):
+        pane.show({"data": [{"type": "bar", "x": ["a"], "y": [float("nan")]}], "layout": {}})
+    assert pane.value == ""
+    series = pd.Series([1.0, np.nan], index=pd.to_datetime(["2026-01-01", "2026-02-01"]))
+    assert explorer._points(series) == {"x": ["2026-01-01", "2026-02-01"], "y": [1.0, None]}
+
+
 def test_the_template_path_holds_the_apps_template_and_plotly(tmp_path, monkeypatch):
     import importlib.util
 

@@ -296,7 +296,8 @@ def test_weekly_app_scores_the_sample_company_s_past_calls(browser, server):
     page.click(".revmodel-weekly-tabs .lm-TabBar-tab:has-text('Whose calls to trust')")
     page.wait_for_selector(".revmodel-weekly-scores table", timeout=20_000)
     rows = page.eval_on_selector_all(
-        ".revmodel-weekly-scores tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+        ".revmodel-weekly-scores tbody tr",
+        "rs => rs.map(r => [...r.cells].map(c => c.textContent))",
     )
     head = page.eval_on_selector_all(
         ".revmodel-weekly-scores thead th", "hs => hs.map(h => h.textContent)"

@@ -443,40 +443,57 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
     return level, pd.DataFrame(rows, columns=["name", *cols, "commit", "best_case", "key"])
 
 
+def _points(series: pd.Series) -> dict[str, list]:
+    """A series as a trace's ``x`` (days) and ``y`` (a missing value as a gap, never 0)."""
+    y = [None if not np.isfinite(v) else float(v) for v in series.to_numpy(dtype=float)]
+    return {"x": list(pd.DatetimeIndex(series.index).strftime("%Y-%m-%d")), "y": y}
+
+
+def figure_spec(ctx: AppContext, sel: Selection) -> dict:
+    """:func:`figure` as the plain dict the page is sent (:class:`layout.FigurePane`)."""
+    m = monthly(ctx, sel)
+    act = m["actual"].dropna()
+    fc = m.dropna(subset=["forecast"])
+    q = m["quota"].dropna()
+    data = [
+        {"type": "scatter", **_points(act), "name": "Actual", "mode": "lines+markers",
+         "line": {"color": plots.COLORS["actual"], "width": 2}, "marker": {"size": 4}},
+        {"type": "scatter", **_points(fc["p90"]), "name": "P90", "mode": "lines",
+         "line": {"width": 0}, "showlegend": False, "hoverinfo": "x+y"},
+        {"type": "scatter", **_points(fc["p10"]), "name": "10-90% band", "mode": "lines",
+         "line": {"width": 0}, "fill": "tonexty", "fillcolor": plots.COLORS["band"]},
+        {"type": "scatter", **_points(fc["forecast"]), "name": "Forecast", "mode": "lines",
+         "line": {"color": plots.COLORS["forecast"], "width": 2.5, "dash": "dot"}},
+        {"type": "scatter", **_points(q), "name": "Quota", "mode": "lines+markers",
+         "line": {"color": plots.COLORS["target"], "width": 2, "dash": "dash"},
+         "marker": {"size": 5}},
+    ]  # fmt: skip
+    months = ctx.period_months(sel.period)
+    x0 = f"{months[0] - pd.Timedelta(days=15):%Y-%m-%d}"
+    x1 = f"{months[-1] + pd.Timedelta(days=15):%Y-%m-%d}"
+    code = plots.currency_code(ctx.cube.attrs.get("currency"))
+    layout_ = {
+        "template": "revmodel",
+        "title": {"text": f"Bookings: {sel.describe(ctx.rep_names())} ({sel.period})"},
+        "shapes": [{"type": "rect", "xref": "x", "yref": "y domain", "x0": x0, "x1": x1,
+                    "y0": 0, "y1": 1, "fillcolor": "#f2c94c", "opacity": 0.15,
+                    "line": {"width": 0}}],
+        "annotations": [{"text": sel.period, "showarrow": False, "x": x0, "xref": "x",
+                         "xanchor": "left", "y": 1, "yref": "y domain", "yanchor": "top"}],
+        "yaxis": {"title": {"text": f"{code} per month"}, "rangemode": "tozero",
+                  **plots.money_ticks(code)},
+        "height": 360, "margin": {"t": 48, "b": 40}, "legend": {"traceorder": "normal"},
+    }  # fmt: skip
+    return {"data": data, "layout": layout_}
+
+
 def figure(ctx: AppContext, sel: Selection) -> go.Figure:
     """Monthly bookings of the selection: actuals, forecast with its 10-90% band, quota.
 
     Traces, in order: ``Actual``, ``P90`` (hidden edge), ``10-90% band``,
     ``Forecast`` and ``Quota``; the selected period is shaded.
     """
-    m = monthly(ctx, sel)
-    fig = go.Figure()
-    fig.update_layout(
-        template="revmodel", title=f"Bookings: {sel.describe(ctx.rep_names())} ({sel.period})"
-    )
-    act = m["actual"].dropna()
-    fc = m.dropna(subset=["forecast"])
-    fig.add_trace(go.Scatter(x=act.index, y=act.values, name="Actual", mode="lines+markers",
-                             line={"color": plots.COLORS["actual"], "width": 2}, marker={"size": 4}))  # fmt: skip
-    fig.add_trace(go.Scatter(x=fc.index, y=fc["p90"].values, name="P90", mode="lines",
-                             line={"width": 0}, showlegend=False, hoverinfo="x+y"))  # fmt: skip
-    fig.add_trace(go.Scatter(x=fc.index, y=fc["p10"].values, name="10-90% band", mode="lines",
-                             line={"width": 0}, fill="tonexty", fillcolor=plots.COLORS["band"]))  # fmt: skip
-    fig.add_trace(go.Scatter(x=fc.index, y=fc["forecast"].values, name="Forecast", mode="lines",
-                             line={"color": plots.COLORS["forecast"], "width": 2.5, "dash": "dot"}))  # fmt: skip
-    q = m["quota"].dropna()
-    fig.add_trace(go.Scatter(x=q.index, y=q.values, name="Quota", mode="lines+markers",
-                             line={"color": plots.COLORS["target"], "width": 2, "dash": "dash"},
-                             marker={"size": 5}))  # fmt: skip
-    months = ctx.period_months(sel.period)
-    fig.add_vrect(x0=months[0] - pd.Timedelta(days=15), x1=months[-1] + pd.Timedelta(days=15),
-                  fillcolor="#f2c94c", opacity=0.15, line_width=0,
-                  annotation_text=sel.period, annotation_position="top left")  # fmt: skip
-    code = plots.currency_code(ctx.cube.attrs.get("currency"))
-    fig.update_yaxes(title_text=f"{code} per month", rangemode="tozero")
-    plots.money_axis(fig, currency=code)
-    fig.update_layout(height=360, margin={"t": 48, "b": 40}, legend={"traceorder": "normal"})
-    return fig
+    return go.Figure(figure_spec(ctx, sel))
 
 
 def _commit_note(s: dict[str, float], currency: str | None = None) -> str:
@@ -693,7 +710,7 @@ def _refresh(page: ExplorerPage) -> None:
         s = summarise(ctx, sel)
         s["commit"], s["best_case"] = calls_of(ctx, sel)
         page.kpis.show(cards(s, sel, rates_period(ctx, sel), ctx.cube.attrs.get("currency")))
-        page.chart.show(figure(ctx, sel))
+        page.chart.show(figure_spec(ctx, sel))
         level, frame = breakdown(ctx, sel)
         _drill_buttons(page, level, frame)
         frame = frame.drop(columns="key").rename(
