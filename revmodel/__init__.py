@@ -9,7 +9,6 @@ serve``, ``revmodel --help``) starts without them.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from importlib.abc import Loader, MetaPathFinder
 from importlib.machinery import ModuleSpec
@@ -37,22 +36,28 @@ class _AccessorLoader(Loader):
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
         self.loader.exec_module(module)
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _WhenXarrayImported)]
         _register_accessor()
 
 
 class _WhenXarrayImported(MetaPathFinder):
-    """Finds nothing itself: on the import of ``xarray`` it wraps the loader found by the
-    other finders, and leaves :data:`sys.meta_path` (a one-time hook)."""
+    """Finds nothing itself: asked for ``xarray``, it wraps the loader the other finders
+    give. It leaves :data:`sys.meta_path` only once xarray has been imported, so a mere
+    lookup (``importlib.util.find_spec("xarray")``, as libraries do to test for an optional
+    dependency) does not disarm it."""
 
     def find_spec(self, name: str, path=None, target=None) -> ModuleSpec | None:
         if name != "xarray":
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _AccessorLoader(spec.loader)
-        return spec
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _AccessorLoader(spec.loader)
+                return spec
+        return None
 
 
 if "xarray" in sys.modules:

@@ -122,6 +122,12 @@ def test_ds_rev_is_registered_when_xarray_came_before_revmodel():
     ]  # fmt: skip
 
 
+def test_ds_rev_is_registered_after_a_lookup_of_xarray_that_did_not_import_it():
+    # Libraries test for an optional xarray with find_spec before anything imports it.
+    first = "import revmodel, importlib.util\nassert importlib.util.find_spec('xarray')"
+    assert _accessor(first) == [True, "SourceFileLoader", "SourceFileLoader"]
+
+
 def test_without_revmodel_xarray_has_no_ds_rev():
     # The check above can fail: plain xarray has no `rev`.
     assert _accessor("") == [False, "SourceFileLoader", "SourceFileLoader"]
