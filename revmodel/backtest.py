@@ -1143,13 +1143,46 @@ def band_scale(
     cache_dir: str | Path | None = None,
     sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
 ) -> rec.BandScale:
+    """The factors of :func:`calibrate_bands`.
+
+    Parameters
+    ----------
+    cube, horizon, folds, step, measure, reconcile, cache_dir, sampling
+        As :func:`calibrate_bands`.
+
+    Returns
+    -------
+    revmodel.reconcile.BandScale
+
+    Examples
+    --------
+    >>> band_scale(xr.Dataset(), horizon=3, reconcile="none")
+    Traceback (most recent call last):
+    ...
+    revmodel.errors.ParameterError: band calibration needs a reconciliation method, not 'none'
+    """
+    return calibrate_bands(
+        cube, horizon, folds, step, measure, reconcile, cache_dir, sampling
+    ).scale
+
+
+def calibrate_bands(
+    cube: xr.Dataset,
+    horizon: int,
+    folds: int = 2,
+    step: int | None = None,
+    measure: str = "bookings",
+    reconcile: str = "mint_shrink",
+    cache_dir: str | Path | None = None,
+    sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
+) -> rec.BandCalibration:
     """Band factors for a forecast from the cube's ``as_of``, learned on the origins before it.
 
     The forecast is run from the last ``folds`` origins that leave ``horizon`` months of
     actuals up to ``as_of`` (``step`` months apart, default ``horizon``), and each level's
     factor makes those origins' reconciled 10-90% bands hold 80% of their actuals
-    (as the ``calibrated`` backtest model learns it). Pass the result as
-    ``SampleSettings(scale=...)`` to :func:`revmodel.forecast.reconcile_dataset`.
+    (as the ``calibrated`` backtest model learns it). ``revmodel forecast --calibrate-bands``
+    and the plan pack both apply it (:func:`revmodel.forecast.coherent_paths`).
 
     Parameters
     ----------
@@ -1168,11 +1201,12 @@ def band_scale(
 
     Returns
     -------
-    revmodel.reconcile.BandScale
+    revmodel.reconcile.BandCalibration
+        The factors and the backtest they came from.
 
     Examples
     --------
-    >>> band_scale(xr.Dataset(), horizon=3, reconcile="none")
+    >>> calibrate_bands(xr.Dataset(), horizon=3, reconcile="none")
     Traceback (most recent call last):
     ...
     revmodel.errors.ParameterError: band calibration needs a reconciliation method, not 'none'
@@ -1187,7 +1221,121 @@ def band_scale(
     run = _FoldRun({"calibrated": Reconciled(reconcile, True)}, reconcile, int(horizon))
     scored = _score_folds(da, base_ds, [], run, settings, origin_list)
     as_of = pd.Timestamp(cube.attrs["as_of"]).to_period("M").to_timestamp()
-    return scored.learn_scale(reconcile, as_of)
+    return rec.BandCalibration(
+        scored.learn_scale(reconcile, as_of),
+        reconcile,
+        int(horizon),
+        tuple(f"{o:%Y-%m}" for o in origin_list),
+    )
+
+
+def with_calibrated_bands(
+    fc: xr.Dataset,
+    cube: xr.Dataset,
+    folds: int,
+    reconcile: str = "mint_shrink",
+    cache_dir: str | Path | None = None,
+) -> xr.Dataset:
+    """``fc`` stating the band calibration its paths are drawn with (the plan's band).
+
+    The calibration of :func:`calibrate_bands` for a forecast of ``fc``'s horizon and
+    measure from ``cube``'s ``as_of`` (what ``revmodel forecast --calibrate-bands``
+    applies), on as many of ``folds`` past origins as the history allows, kept in the
+    attributes :func:`revmodel.forecast.coherent_paths` reads. Without any origin (too
+    short a history, or ``folds=0``) the models' own bands are kept and
+    ``attrs["band_calibration_note"]`` says why.
+
+    Parameters
+    ----------
+    fc : xr.Dataset
+        :func:`revmodel.forecast.forecast_cube` result (base forecast) from ``cube``.
+    cube : xr.Dataset
+        The revenue cube it was made from.
+    folds : int
+        Past origins asked (``band_calibration_folds``).
+    reconcile : str
+        Reconciliation method of the forecast.
+    cache_dir : str or Path, optional
+        Forecast cache folder.
+
+    Returns
+    -------
+    xr.Dataset
+        ``fc`` with ``band_scale`` and ``band_calibration`` attributes (and a
+        ``band_calibration_note`` when fewer or no origins were usable).
+
+    Examples
+    --------
+    >>> coords = {"month": pd.date_range("2025-01-01", periods=12, freq="MS")}
+    >>> fc = xr.Dataset(coords={"month": pd.date_range("2026-01-01", periods=3, freq="MS")})
+    >>> cube = xr.Dataset(coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> with_calibrated_bands(fc, cube, folds=2).attrs["band_calibration_note"]
+    "bands not calibrated: the 12 months of history up to 2025-12 leave no past origin with 3 months of actuals after it and 12 before it; the 10-90% bands are the models' own"
+    """
+    out = fc.copy()
+    for key in ("band_scale", "band_calibration", "band_calibration_note"):
+        out.attrs.pop(key, None)
+    horizon = int(fc.sizes["month"])
+    n = calibration_folds_available(cube, horizon, folds) if folds > 0 else 0
+    if n == 0:
+        as_of = pd.Timestamp(cube.attrs["as_of"])
+        n_hist = int((pd.DatetimeIndex(cube["month"].values) <= as_of).sum())
+        why = (
+            "band_calibration_folds is 0"
+            if folds <= 0
+            else f"the {n_hist} months of history up to {as_of:%Y-%m} leave no past origin with "
+            f"{horizon} months of actuals after it and {MIN_TRAIN_MONTHS} before it"
+        )
+        out.attrs["band_calibration_note"] = (
+            f"bands not calibrated: {why}; the 10-90% bands are the models' own"
+        )
+        return out
+    measure = str(fc.attrs.get("measure", "bookings"))
+    cal = calibrate_bands(
+        cube, horizon, n, measure=measure, reconcile=reconcile, cache_dir=cache_dir
+    )
+    out.attrs.update(cal.to_attrs())
+    if n < folds:
+        out.attrs["band_calibration_note"] = f"{folds} past origins asked, the history allows {n}"
+    return out
+
+
+def calibration_folds_available(
+    cube: xr.Dataset, horizon: int, folds: int, step: int | None = None
+) -> int:
+    """How many of ``folds`` past origins :func:`calibrate_bands` can use (0 to ``folds``).
+
+    Each origin needs ``horizon`` months of actuals after it and
+    :data:`MIN_TRAIN_MONTHS` before it; a short history allows fewer.
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with ``attrs["as_of"]``.
+    horizon, folds : int
+        Months ahead of the forecast [months], and past origins asked.
+    step : int, optional
+        Months between origins (default ``horizon``).
+
+    Returns
+    -------
+    int
+        Past origins that fit [1].
+
+    Examples
+    --------
+    >>> coords = {"month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> cube = xr.Dataset(coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> calibration_folds_available(cube, horizon=3, folds=4)  # 12 months before 2024-12
+    4
+    >>> calibration_folds_available(cube, horizon=12, folds=2)  # 2024-12 leaves 12 months
+    1
+    """
+    step = int(horizon) if step is None else int(step)
+    as_of = pd.Timestamp(cube.attrs["as_of"]).to_period("M").to_timestamp()
+    n_hist = int((pd.DatetimeIndex(cube["month"].values) <= as_of).sum())
+    room = n_hist - int(horizon) - MIN_TRAIN_MONTHS
+    return int(min(max(room // step + 1, 0), folds)) if room >= 0 else 0
 
 
 def band_calibration(
@@ -1668,6 +1816,9 @@ __all__ = [
     "interval_coverage",
     "band_scale",
     "band_calibration",
+    "calibrate_bands",
+    "calibration_folds_available",
+    "with_calibrated_bands",
     "seasonal_scale",
     "origins_for",
     "rolling_origin",

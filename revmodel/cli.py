@@ -331,26 +331,21 @@ def forecast_cmd(
     out: str,
 ) -> int:
     from revmodel import backtest, forecast
-    from revmodel import reconcile as rec
     from revmodel.cube import load_cube
 
     ds = load_cube(cube_file)
     path = Path(out)
     if path.suffix not in (".nc", ".zarr"):
         raise ParameterError(f"--out {path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
-    scale = None
+    calibration = None
     if calibrate_bands:
-        scale = backtest.band_scale(
+        calibration = backtest.calibrate_bands(
             ds, horizon, folds=calibrate_bands, measure=measure, reconcile=reconcile
         )
     fc, note = forecast.forecast_reconciled(
         ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler,
-        settings=rec.SampleSettings(scale=scale),
+        calibration=calibration,
     )  # fmt: skip
-    if scale is not None:
-        factors = ", ".join(f"{lv} {f:.2f}" for lv, f in scale.as_dict().items())
-        fc.attrs["band_scale"] = factors
-        note += f"; bands calibrated on {calibrate_bands} past origins (factors: {factors})"
     if path.suffix == ".zarr":
         fc.to_zarr(path, mode="w", zarr_format=2, consolidated=True)
     else:

@@ -52,7 +52,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -1424,7 +1424,7 @@ def reconcile_dataset(
         node_forecasts=nf.mean,
         hierarchy=h,
     )
-    draws = _reconciled_paths(fc, nf, method, nonnegative, locked, settings)
+    draws = coherent_paths(fc, method, locked, settings)
     out = _with_reconciled(fc, reconciled, info["reconciled_nodes"], draws, h)
     out.attrs.update(
         reconcile_method=str(info.get("method", method)),
@@ -1434,23 +1434,67 @@ def reconcile_dataset(
     return out, info
 
 
-def _reconciled_paths(
+def coherent_paths(
     fc: xr.Dataset,
-    nf: NodeForecast,
-    method: str,
-    nonnegative: bool,
-    locked: Mapping | None,
-    settings: rec.SampleSettings,
+    method: str = "mint_shrink",
+    locked: Mapping | None = None,
+    settings: rec.SampleSettings = rec.DEFAULT_SAMPLING,
 ) -> rec.ReconciledSamples:
-    """Coherent sample paths drawn from every node's base quantiles, locks kept."""
+    """Coherent sample paths of every node of a forecast: the one definition of its band.
+
+    Drawn from every node's base quantiles (:func:`revmodel.reconcile.sample_reconciled`,
+    locks kept, >= 0 for a measure that never is negative), each level's spread scaled
+    first by the band calibration the forecast states
+    (:meth:`revmodel.reconcile.BandCalibration.from_attrs`, set by
+    :func:`forecast_reconciled` and the plan) unless ``settings`` brings its own scale.
+    ``revmodel forecast`` and the plan pack both read their 10-90% bands off these paths.
+
+    Parameters
+    ----------
+    fc : xr.Dataset
+        :func:`forecast_cube` result (the base forecast; a reconciled one is drawn from
+        its ``base_node_forecast``).
+    method : str
+        A method of :data:`revmodel.reconcile.METHODS` other than ``"none"``.
+    locked : mapping, optional
+        Committed values, as in :func:`revmodel.reconcile.reconcile_cube`.
+    settings : revmodel.reconcile.SampleSettings
+        Number of paths, seed and, optionally, the band factors.
+
+    Returns
+    -------
+    revmodel.reconcile.ReconciledSamples
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd, xarray as xr
+    >>> coords = {"segment": ["SMB"], "region": ["EMEA"], "rep": ["r1", "r2"],
+    ...           "month": pd.date_range("2024-01-01", periods=24, freq="MS")}
+    >>> bookings = (("segment", "region", "rep", "month"), 100 + np.arange(48.0).reshape(1, 1, 2, 24))
+    >>> ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> fc = forecast_cube(ds, horizon=3, cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> own = coherent_paths(fc, "ols", settings=rec.SampleSettings(n_samples=200))
+    >>> levels = tuple(dict.fromkeys(fc["level"].values.tolist()))
+    >>> scale = rec.BandScale(levels, (2.0,) * len(levels), (40,) * len(levels))
+    >>> cal = rec.BandCalibration(scale, "ols", 3, ("2024-09",))
+    >>> wide = coherent_paths(fc.assign_attrs(cal.to_attrs()), "ols", settings=rec.SampleSettings(n_samples=200))
+    >>> spread = lambda p: float(np.ptp(p.samples[0], axis=-1).mean())
+    >>> round(spread(wide) / spread(own), 1)  # the total's band drawn twice as wide
+    2.0
+    """
+    calibration = rec.BandCalibration.from_attrs(fc.attrs)
+    if settings.scale is None and calibration is not None:
+        settings = replace(settings, scale=calibration.scale)
+    base = fc["base_node_forecast"] if "base_node_forecast" in fc else fc["node_forecast"]
+    nf = node_forecasts(None, fc)
     months = fc["month"].values
     return rec.sample_reconciled(
-        fc["node_forecast"].values,
+        base.transpose("node", "month", "quantile").values,
         fc["quantile"].values,
         nf.hierarchy,
         method=method,
         residuals=nf.residuals,
-        nonnegative=nonnegative,
+        nonnegative=bool(np.nanmin(fc["node_history"].values, initial=0.0) >= 0),
         locked=rec._locks_for_cube(nf.hierarchy, locked, months),
         settings=settings,
         steps=rec._month_labels(months),
@@ -1500,8 +1544,13 @@ def forecast_reconciled(
     reconcile: str = "mint_shrink",
     scheduler: str | None = None,
     settings: rec.SampleSettings = rec.DEFAULT_SAMPLING,
+    calibration: rec.BandCalibration | None = None,
 ) -> tuple[xr.Dataset, str]:
     """Forecast ``measure`` at every node and, unless ``reconcile="none"``, reconcile it.
+
+    With ``calibration`` (:func:`revmodel.backtest.calibrate_bands`), the bands are drawn
+    with its factors (:func:`coherent_paths`) and the forecast's attributes state them
+    (``band_scale``, ``band_calibration``).
 
     With a reconciliation method, ``node_forecast`` and ``forecast`` hold the
     reconciled quantiles at every node and cell (:func:`reconcile_dataset`); the base
@@ -1533,6 +1582,8 @@ def forecast_reconciled(
     if reconcile not in rec.METHODS:
         raise ParameterError(f"--reconcile {reconcile!r}: use one of {', '.join(rec.METHODS)}")
     fc = forecast_cube(ds, measure=measure, horizon=horizon, scheduler=scheduler)
+    if calibration is not None:
+        fc.attrs.update(calibration.to_attrs())
     if reconcile == "none":
         for name in ("node_forecast", "node_mean", "forecast"):
             fc[f"base_{name}"] = fc[name]
@@ -1541,7 +1592,8 @@ def forecast_reconciled(
     used = info.get("method", reconcile)
     fallback = info.get("fallback")
     note = f"reconciled with {used}, quantiles from {settings.n_samples} coherent sample paths"
-    return fc, note + (f" ({fallback})" if fallback else "")
+    note += f" ({fallback})" if fallback else ""
+    return fc, note + (f"; {calibration.describe()}" if calibration is not None else "")
 
 
 __all__ = [
@@ -1554,4 +1606,5 @@ __all__ = [
     "summarize",
     "reconcile_forecast",
     "reconcile_dataset",
+    "coherent_paths",
 ]

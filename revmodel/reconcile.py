@@ -41,6 +41,7 @@ non-negative; quantiles are read off the reconciled draws.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -2099,6 +2100,85 @@ class BandScale:
         return np.array([table.get(lv, 1.0) for lv in hierarchy.nodes["level"]], dtype=float)
 
 
+@dataclass(frozen=True)
+class BandCalibration:
+    """Band factors of a forecast and the backtest they were learned on.
+
+    The one statement of a calibrated band: ``revmodel forecast --calibrate-bands`` and
+    the plan pack both draw their paths with ``scale`` and say where it came from.
+
+    Attributes
+    ----------
+    scale : BandScale
+        The factors (:func:`learn_band_scale`).
+    method : str
+        Reconciliation method of the backtest's forecasts.
+    horizon : int
+        Months each past forecast ran [months].
+    origins : tuple of str
+        The past origins (``YYYY-MM``, the last month each forecast saw), oldest first.
+    coverage : float
+        Share of actuals the band is calibrated to hold [1].
+
+    Examples
+    --------
+    >>> cal = BandCalibration(BandScale(("total",), (1.25,), (30,)), "mint_shrink", 3,
+    ...                       ("2025-04", "2025-07"))
+    >>> cal.describe()
+    'bands calibrated on 2 past origins (factors: total 1.25); learned on the backtest of mint_shrink forecasts from 2025-04 and 2025-07, 3 months ahead each, to hold 80% of actuals at every level'
+    >>> BandCalibration.from_attrs(cal.to_attrs()) == cal
+    True
+    """
+
+    scale: BandScale
+    method: str
+    horizon: int
+    origins: tuple[str, ...]
+    coverage: float = 0.8
+
+    def factors_text(self) -> str:
+        """The factors as ``level factor, ...`` (two decimals)."""
+        return ", ".join(f"{lv} {f:.2f}" for lv, f in self.scale.as_dict().items())
+
+    def describe(self) -> str:
+        """One line: the factors and the backtest they came from."""
+        n = len(self.origins)
+        when = " and ".join(
+            [", ".join(self.origins[:-1]), self.origins[-1]] if n > 1 else self.origins
+        )
+        return (
+            f"bands calibrated on {n} past origin{'s' if n != 1 else ''} "
+            f"(factors: {self.factors_text()}); learned on the backtest of {self.method} "
+            f"forecasts from {when}, {self.horizon} months ahead each, to hold "
+            f"{self.coverage:.0%} of actuals at every level"
+        )
+
+    def to_attrs(self) -> dict[str, str]:
+        """Attributes a forecast file keeps (NetCDF-safe text): ``band_scale``, ``band_calibration``."""
+        stated = {
+            "levels": list(self.scale.levels),
+            "factors": [float(f) for f in self.scale.factors],
+            "n_scores": [int(n) for n in self.scale.n_scores],
+            "method": self.method,
+            "horizon": int(self.horizon),
+            "origins": list(self.origins),
+            "coverage": float(self.coverage),
+        }
+        return {"band_scale": self.factors_text(), "band_calibration": json.dumps(stated)}
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> BandCalibration | None:
+        """The calibration a forecast's attributes state (:meth:`to_attrs`); None without one."""
+        text = attrs.get("band_calibration")
+        if not text:
+            return None
+        d = json.loads(str(text))
+        scale = BandScale(tuple(d["levels"]), tuple(d["factors"]), tuple(d["n_scores"]))
+        return cls(
+            scale, str(d["method"]), int(d["horizon"]), tuple(d["origins"]), float(d["coverage"])
+        )
+
+
 def _center(levels: Sequence[float]) -> int:
     """Index of the level closest to the median."""
     return int(np.argmin(np.abs(np.asarray(levels, dtype=float) - 0.5)))
@@ -2664,6 +2744,7 @@ __all__ = [
     "reconcile_cube",
     "SampleSettings",
     "BandScale",
+    "BandCalibration",
     "band_scores",
     "learn_band_scale",
     "scale_band",

@@ -44,6 +44,7 @@ from revmodel.publish.runfolder import (
 )
 from revmodel.publish.swap import publish
 from revmodel.publish.tables import (
+    band_statement,
     forecast_table,
     pack_figures,
     pack_tables,
@@ -58,6 +59,7 @@ __all__ = [
     "NOTEBOOKS",
     "RUN_PARAMETERS",
     "PlanFailed",
+    "band_statement",
     "build_pack",
     "check_pack",
     "declared_parameters",

@@ -20,29 +20,40 @@ from revmodel import parameters as rparams
 from revmodel import pipeline as rpipeline
 from revmodel.publish.runfolder import Results, period_months, work_folder
 
-__all__ = ["forecast_table", "pack_figures", "pack_tables", "shown_names", "summary", "with_names"]
+__all__ = [
+    "band_statement",
+    "forecast_table",
+    "pack_figures",
+    "pack_tables",
+    "shown_names",
+    "summary",
+    "with_names",
+]
 
 
 def reconciled_paths(fc: xr.Dataset, method: str) -> reconcile.ReconciledSamples | None:
-    """Coherent sample paths of every node of the forecast (:func:`revmodel.reconcile.sample_reconciled`).
+    """Coherent sample paths of every node of the forecast (:func:`revmodel.forecast.coherent_paths`).
 
-    Drawn from every node's own base quantiles and reconciled with ``method`` like the
-    mean, so every path adds up the hierarchy; None for ``"none"`` (no reconciliation).
+    The paths ``revmodel forecast`` reads its quantiles off: drawn from every node's own
+    base quantiles, scaled by the band calibration the forecast states (the plan's
+    ``band_calibration_folds``, :func:`revmodel.backtest.with_calibrated_bands`) and
+    reconciled with ``method`` like the mean, so every path adds up the hierarchy; None
+    for ``"none"`` (no reconciliation).
     """
     from revmodel import forecast as rforecast
 
     if method == "none":
         return None
-    nf = rforecast.node_forecasts(None, fc)
-    return reconcile.sample_reconciled(
-        fc["node_forecast"].transpose("node", "month", "quantile").values,
-        fc["quantile"].values,
-        nf.hierarchy,
-        method=method,
-        residuals=nf.residuals,
-        nonnegative=backtest.nonnegative(fc),
-        steps=[f"{pd.Timestamp(m):%Y-%m}" for m in fc["month"].values],
-    )
+    return rforecast.coherent_paths(fc, method)
+
+
+def band_statement(fc: xr.Dataset) -> str:
+    """What the pack's 10-90% bands are: the calibration's factors and backtest, or why none."""
+    cal = reconcile.BandCalibration.from_attrs(fc.attrs)
+    note = fc.attrs.get("band_calibration_note")
+    if cal is None:
+        return str(note or "bands not calibrated: the 10-90% bands are the models' own")
+    return f"10-90% {cal.describe()}" + (f" ({note})" if note else "")
 
 
 #: The run's reconciled paths, drawn once for the summary and every table (one entry).
@@ -259,6 +270,8 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
         "currency": str(cube.attrs.get("currency", config.CURRENCY)),
         "quarter_months": f"{qmonths[0]:%b %Y} - {qmonths[-1]:%b %Y}",
     }
+    if fc is not None:
+        out["band_calibration"] = band_statement(fc)
     for tag, months in (("quarter", qmonths), ("year", ymonths)):
         if fc is not None and rec is not None:
             paths = run_paths(work_dir, fc, params)
