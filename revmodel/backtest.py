@@ -82,6 +82,9 @@ MIN_TRAIN_MONTHS = 12
 #: Rounds of band calibration: the factor from the past bands, then corrected on the past
 #: bands drawn again with it (reconciliation mixes the levels' spreads).
 CALIBRATION_ROUNDS = 2
+#: Weight of each older calibration fold relative to the next (:func:`band_calibration`);
+#: chosen on validation origins before every benchmark's scored ones (README).
+CALIBRATION_DECAY = 0.5
 #: Hierarchy levels in report order; the bottom (rep x segment x region cell) is called "bottom".
 LEVEL_ORDER: tuple[str, ...] = (
     "total",
@@ -685,7 +688,7 @@ class _Statistical:
     def past_scores(
         self, how: str, fold: _Fold, info: dict, scale: rec.BandScale | None = None
     ) -> dict[str, np.ndarray]:
-        """Scores of this origin's band by level (:func:`revmodel.reconcile.band_scores`).
+        """Scores of this origin's band by level (:func:`revmodel.reconcile.band_scores`), nodes x h.
 
         The band drawn with ``scale`` (None: the model's own). Only nodes the origin knew
         are scored; a node new after it has no band to scale.
@@ -693,7 +696,7 @@ class _Statistical:
         p = self.reconcile(how, fold, info, scale)[1]
         score = rec.band_scores(fold.actual_nodes, p.center, p.lower, p.upper)[self.found]
         levels = fold.full.nodes["level"].to_numpy()[self.found]
-        return {lv: score[levels == lv].ravel() for lv in dict.fromkeys(levels)}
+        return {lv: score[levels == lv] for lv in dict.fromkeys(levels)}
 
 
 def _predict(
@@ -1129,7 +1132,13 @@ class _Scored:
             scale = self.learn_scale(how, fold.origin)
             stat.scales[how] = scale
             self.info["band_scale"].append(
-                {"fold": fold.k, "method": how, "factors": scale.as_dict(), "n": scale.n_scores}
+                {
+                    "fold": fold.k,
+                    "method": how,
+                    "factors": scale.as_dict(),
+                    "n": scale.n_scores,
+                    "by_step": dict(zip(scale.levels, scale.by_step, strict=False)),
+                }
             )
 
 
@@ -1342,19 +1351,29 @@ def band_calibration(
     past: Sequence[tuple[pd.Timestamp, Mapping[str, np.ndarray]]],
     origin: pd.Timestamp,
     coverage: float = 0.8,
+    decay: float | None = None,
 ) -> rec.BandScale:
     """Band factors at ``origin`` from the folds whose actuals were all known by then.
+
+    Each fold's scores weigh ``decay ** age``, its age the number of usable folds that
+    ended after it (the latest weighs 1): forecast errors drift, and the recent origins
+    say more about the next one (weighted conformal quantile,
+    :func:`revmodel.reconcile.learn_band_scale`).
 
     Parameters
     ----------
     past : sequence of (pd.Timestamp, mapping of level to np.ndarray)
         For each earlier fold, its last actual month and the scores of its uncalibrated
-        bands by level (:func:`revmodel.reconcile.band_scores`).
+        bands by level (:func:`revmodel.reconcile.band_scores`), flat or nodes x months
+        ahead (then each month ahead gets its own factor too).
     origin : pd.Timestamp
         The last month the forecast being calibrated sees: a fold whose actuals run past
         it is left out, so the evaluated months never inform their own band.
     coverage : float
         Share of actuals the band should hold.
+    decay : float, optional
+        Weight of each older fold relative to the next, in (0, 1]
+        (default :data:`CALIBRATION_DECAY`; 1 weighs every fold alike).
 
     Returns
     -------
@@ -1368,12 +1387,24 @@ def band_calibration(
     >>> band_calibration(past, pd.Timestamp("2025-03-01")).as_dict()  # the 2nd is unknown yet
     {'total': 2.0}
     """
+    decay = CALIBRATION_DECAY if decay is None else float(decay)
+    if not 0 < decay <= 1:
+        raise ParameterError(f"band calibration: decay must be in (0, 1], got {decay!r}")
+    usable = sorted(((end, k) for k, (end, _) in enumerate(past) if end <= origin), reverse=True)
+    age = {k: a for a, (_, k) in enumerate(usable)}
     pooled: dict[str, list[np.ndarray]] = {}
-    for end, scores in past:
-        if end <= origin:
+    weights: dict[str, list[np.ndarray]] = {}
+    for k, (_, scores) in enumerate(past):
+        if k in age:
             for lv, v in scores.items():
-                pooled.setdefault(lv, []).append(np.asarray(v, dtype=float))
-    return rec.learn_band_scale({lv: np.concatenate(v) for lv, v in pooled.items()}, coverage)
+                v = np.asarray(v, dtype=float)
+                pooled.setdefault(lv, []).append(v)
+                weights.setdefault(lv, []).append(np.full(v.shape, decay ** age[k]))
+    return rec.learn_band_scale(
+        {lv: np.concatenate(v) for lv, v in pooled.items()},
+        coverage,
+        weights={lv: np.concatenate(v) for lv, v in weights.items()},
+    )
 
 
 def _new_cells(fold: _Fold) -> int:

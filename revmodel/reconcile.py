@@ -2051,28 +2051,47 @@ class BandScale:
         One factor per level [1]: 1 keeps the model's own band, above 1 widens it.
     n_scores : tuple of int
         Past actuals each factor was learned from.
+    by_step : tuple of tuple of float
+        Per level, its factor at each month ahead [1] (the last one for the months
+        beyond); empty: the level's factor at every month.
 
     Examples
     --------
     >>> BandScale(("total",), (1.2,), (12,)).as_dict()
     {'total': 1.2}
+    >>> BandScale(("total",), (1.2,), (12,), ((1.0, 1.5),)).step_factors("total", 3)
+    array([1. , 1.5, 1.5])
     """
 
     levels: tuple[str, ...] = ()
     factors: tuple[float, ...] = ()
     n_scores: tuple[int, ...] = ()
+    by_step: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.levels) != len(self.factors):
             raise ParameterError(
                 f"BandScale: {len(self.levels)} levels but {len(self.factors)} factors"
             )
-        bad = [f for f in self.factors if not (np.isfinite(f) and f > 0)]
+        if self.by_step and len(self.by_step) != len(self.levels):
+            raise ParameterError(
+                f"BandScale: {len(self.levels)} levels but {len(self.by_step)} rows of step factors"
+            )
+        every = [*self.factors, *(f for row in self.by_step for f in row)]
+        bad = [f for f in every if not (np.isfinite(f) and f > 0)]
         if bad:
             raise ParameterError(f"BandScale: factors must be positive numbers, got {bad[0]!r}")
 
     def as_dict(self) -> dict[str, float]:
         return {lv: float(f) for lv, f in zip(self.levels, self.factors, strict=True)}
+
+    def step_factors(self, level: str, h: int) -> np.ndarray:
+        """The level's factor at each of ``h`` months ahead (1 for a level without one)."""
+        if level not in self.levels:
+            return np.ones(h)
+        i = self.levels.index(level)
+        row = np.asarray(self.by_step[i] if self.by_step else (self.factors[i],), dtype=float)
+        return row[np.minimum(np.arange(h), row.size - 1)]
 
     def times(self, other: BandScale) -> BandScale:
         """Both scales applied one after the other (factors multiplied, within the bounds).
@@ -2080,7 +2099,7 @@ class BandScale:
         Examples
         --------
         >>> BandScale(("total",), (1.5,), (9,)).times(BandScale(("total",), (2.0,), (12,)))
-        BandScale(levels=('total',), factors=(3.0,), n_scores=(12,))
+        BandScale(levels=('total',), factors=(3.0,), n_scores=(12,), by_step=())
         """
         mine, theirs = self.as_dict(), other.as_dict()
         levels = tuple(dict.fromkeys((*self.levels, *other.levels)))
@@ -2092,12 +2111,28 @@ class BandScale:
             **dict(zip(self.levels, self.n_scores, strict=False)),
             **dict(zip(other.levels, other.n_scores, strict=False)),
         }
-        return BandScale(levels, factors, tuple(counts.get(lv, 0) for lv in levels))
+        by_step: tuple[tuple[float, ...], ...] = ()
+        if self.by_step or other.by_step:
+            h = max((len(r) for r in (*self.by_step, *other.by_step)), default=1)
+            by_step = tuple(
+                tuple(
+                    np.clip(self.step_factors(lv, h) * other.step_factors(lv, h), lo, hi).tolist()
+                )
+                for lv in levels
+            )
+        return BandScale(levels, factors, tuple(counts.get(lv, 0) for lv in levels), by_step)
 
-    def factors_of(self, hierarchy: Hierarchy) -> np.ndarray:
-        """The factor of every node of ``hierarchy`` (1 for a level without one)."""
-        table = self.as_dict()
-        return np.array([table.get(lv, 1.0) for lv in hierarchy.nodes["level"]], dtype=float)
+    def factors_of(self, hierarchy: Hierarchy, h: int | None = None) -> np.ndarray:
+        """The factor of every node of ``hierarchy`` (1 for a level without one).
+
+        (n_nodes,) without ``h``; (n_nodes x h), each month ahead its own, with it.
+        """
+        node_levels = hierarchy.nodes["level"].to_numpy()
+        if h is None:
+            table = self.as_dict()
+            return np.array([table.get(lv, 1.0) for lv in node_levels], dtype=float)
+        rows = {lv: self.step_factors(lv, h) for lv in dict.fromkeys(node_levels)}
+        return np.stack([rows[lv] for lv in node_levels]) if len(node_levels) else np.ones((0, h))
 
 
 @dataclass(frozen=True)
@@ -2146,9 +2181,16 @@ class BandCalibration:
         when = " and ".join(
             [", ".join(self.origins[:-1]), self.origins[-1]] if n > 1 else self.origins
         )
+        steps = ""
+        if self.scale.by_step:
+            ranges = ", ".join(
+                f"{lv} {min(row):.2f}-{max(row):.2f}"
+                for lv, row in zip(self.scale.levels, self.scale.by_step, strict=True)
+            )
+            steps = f"; by month ahead {ranges}"
         return (
             f"bands calibrated on {n} past origin{'s' if n != 1 else ''} "
-            f"(factors: {self.factors_text()}); learned on the backtest of {self.method} "
+            f"(factors: {self.factors_text()}){steps}; learned on the backtest of {self.method} "
             f"forecasts from {when}, {self.horizon} months ahead each, to hold "
             f"{self.coverage:.0%} of actuals at every level"
         )
@@ -2159,6 +2201,7 @@ class BandCalibration:
             "levels": list(self.scale.levels),
             "factors": [float(f) for f in self.scale.factors],
             "n_scores": [int(n) for n in self.scale.n_scores],
+            "by_step": [list(map(float, row)) for row in self.scale.by_step],
             "method": self.method,
             "horizon": int(self.horizon),
             "origins": list(self.origins),
@@ -2173,7 +2216,8 @@ class BandCalibration:
         if not text:
             return None
         d = json.loads(str(text))
-        scale = BandScale(tuple(d["levels"]), tuple(d["factors"]), tuple(d["n_scores"]))
+        by_step = tuple(tuple(row) for row in d.get("by_step", ()))
+        scale = BandScale(tuple(d["levels"]), tuple(d["factors"]), tuple(d["n_scores"]), by_step)
         return cls(
             scale, str(d["method"]), int(d["horizon"]), tuple(d["origins"]), float(d["coverage"])
         )
@@ -2250,38 +2294,78 @@ def band_scores(
     return np.where(dist == 0, 0.0, score)
 
 
-def _conformal_quantile(scores: np.ndarray, coverage: float) -> float:
-    """The ceil((n + 1) coverage)-th smallest score (infinite when n is too small)."""
-    n = scores.size
-    k = int(np.ceil((n + 1) * coverage))
-    return float(np.sort(scores)[k - 1]) if 0 < k <= n else float("inf")
+def _conformal_quantile(
+    scores: np.ndarray, coverage: float, weights: np.ndarray | None = None
+) -> float:
+    """The conformal quantile of ``scores`` at ``coverage`` (infinite when n is too small).
+
+    Unweighted: the ceil((n + 1) coverage)-th smallest score. Weighted (Barber et al.
+    2023, "Conformal prediction beyond exchangeability"): the smallest score whose
+    cumulative weight reaches ``coverage`` of the total plus the new point's weight,
+    the largest of ``weights`` (the most recent scores' weight); equal weights give the
+    unweighted quantile.
+    """
+    v = np.asarray(scores, dtype=float)
+    if weights is None:
+        n = v.size
+        k = int(np.ceil((n + 1) * coverage))
+        return float(np.sort(v)[k - 1]) if 0 < k <= n else float("inf")
+    w = np.asarray(weights, dtype=float)
+    order = np.argsort(v, kind="stable")
+    reach = np.cumsum(w[order]) / (w.sum() + w.max())
+    k = int(np.searchsorted(reach, coverage - 1e-12))
+    return float(v[order][k]) if k < v.size else float("inf")
+
+
+def _shrunk(own: float, prior: float, n: float, pool: int) -> float:
+    """``own`` shrunk in logs towards ``prior`` with weight n / (n + pool), within the bounds."""
+    lo, hi = BAND_SCALE_BOUNDS
+    own, prior = float(np.clip(own, lo, hi)), float(np.clip(prior, lo, hi))
+    share = n / (n + pool)
+    return float(np.clip(np.exp(share * np.log(own) + (1 - share) * np.log(prior)), lo, hi))
+
+
+def _n_eff(w: np.ndarray) -> float:
+    """Effective number of weighted scores, (sum w)^2 / sum w^2 (n for equal weights)."""
+    return float(w.sum() ** 2 / (w**2).sum()) if w.size else 0.0
 
 
 def learn_band_scale(
-    scores: Mapping[str, np.ndarray], coverage: float = 0.8, pool: int = BAND_SCALE_POOL
+    scores: Mapping[str, np.ndarray],
+    coverage: float = 0.8,
+    pool: int = BAND_SCALE_POOL,
+    weights: Mapping[str, np.ndarray] | None = None,
 ) -> BandScale:
-    """Per-level band factors from past scores (:func:`band_scores`), conformal style.
+    """Per-level (and per month ahead) band factors from past scores, conformal style.
 
-    A level's factor is the conformal quantile of its scores at ``coverage`` (the
-    factor by which its past bands had to be scaled to hold that share of the past
-    actuals), shrunk in logs towards the quantile of all levels' scores pooled, with
-    weight ``n / (n + pool)`` on a level's own ``n`` scores, then clipped to
-    :data:`BAND_SCALE_BOUNDS`. Scores must come from forecasts whose actuals were
-    known before the origin the factors are used at.
+    A level's factor is the conformal quantile of its scores (:func:`band_scores`) at
+    ``coverage`` (the factor by which its past bands had to be scaled to hold that
+    share of the past actuals), shrunk in logs towards the quantile of all levels'
+    scores pooled, with weight ``n / (n + pool)`` on a level's own ``n`` scores (with
+    ``weights``, n is their effective number, (sum w)^2 / sum w^2). Scores given by
+    month ahead (n x h arrays) give each month its own factor too, the quantile of
+    that month's scores shrunk the same way towards the level's factor: a month with
+    few scores (an aggregate level) stays near its level's (at it, when too few for a
+    conformal quantile), one with many follows its own errors. Every factor is clipped to :data:`BAND_SCALE_BOUNDS`. Scores must come
+    from forecasts whose actuals were known before the origin the factors are used at.
 
     Parameters
     ----------
     scores : mapping of level name to np.ndarray
-        Past scores by hierarchy level (NaN dropped).
+        Past scores by hierarchy level, flat or (n x h) by month ahead (NaN dropped).
     coverage : float
         Share of actuals the band should hold, e.g. 0.8 for a 10-90% band.
     pool : int
         Prior weight of the pooled quantile, in scores.
+    weights : mapping of level name to np.ndarray, optional
+        A weight per score (same shapes as ``scores``), e.g. more for recent origins
+        (:func:`revmodel.backtest.band_calibration`); None weighs all alike.
 
     Returns
     -------
     BandScale
-        One factor per level with scores (none without any: every band kept).
+        One factor per level with scores (none without any: every band kept), and
+        ``by_step`` when the scores are by month ahead.
 
     Examples
     --------
@@ -2289,22 +2373,55 @@ def learn_band_scale(
     >>> s = learn_band_scale({"total": np.abs(rng.normal(size=400)) / 1.28})
     >>> round(s.as_dict()["total"], 1)  # past bands held ~80%: a factor near 1
     1.0
+    >>> old, new = np.full(50, 3.0), np.full(50, 1.0)  # the recent half held 100%
+    >>> both = {"total": np.concatenate([old, new])}
+    >>> alike = learn_band_scale(both).factors
+    >>> recent = learn_band_scale(both, weights={"total": np.repeat([0.1, 1.0], 50)}).factors
+    >>> round(alike[0], 6), round(recent[0], 6)
+    (3.0, 1.0)
+    >>> by_month = np.abs(rng.normal(size=(900, 2))) / 1.28 * [1.0, 2.0]  # 2nd month: 2x wider
+    >>> [round(f, 1) for f in learn_band_scale({"rep": by_month}).by_step[0]]
+    [1.0, 2.0]
     """
     if not 0 < coverage < 1:
         raise ParameterError(f"coverage must be between 0 and 1, got {coverage!r}")
-    clean = {lv: np.asarray(v, dtype=float) for lv, v in scores.items()}
-    clean = {lv: v[~np.isnan(v)] for lv, v in clean.items()}
-    clean = {lv: v for lv, v in clean.items() if v.size}
+    clean: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for lv, v in scores.items():
+        v = np.asarray(v, dtype=float)
+        w = np.ones(v.shape) if weights is None else np.asarray(weights[lv], dtype=float)
+        v, w = (v, w) if v.ndim == 2 else (v.reshape(-1, 1), w.reshape(-1, 1))
+        if (~np.isnan(v)).any():
+            clean[lv] = (v, np.broadcast_to(w, v.shape))
     if not clean:
         return BandScale()
-    lo, hi = BAND_SCALE_BOUNDS
-    pooled = np.clip(_conformal_quantile(np.concatenate(list(clean.values())), coverage), lo, hi)
-    factors = []
-    for v in clean.values():
-        own = np.clip(_conformal_quantile(v, coverage), lo, hi)
-        w = v.size / (v.size + pool)
-        factors.append(float(np.clip(np.exp(w * np.log(own) + (1 - w) * np.log(pooled)), lo, hi)))
-    return BandScale(tuple(clean), tuple(factors), tuple(int(v.size) for v in clean.values()))
+    weighted = weights is not None
+
+    def quantile(v: np.ndarray, w: np.ndarray) -> float:
+        keep = ~np.isnan(v)
+        return _conformal_quantile(v[keep], coverage, w[keep] if weighted else None)
+
+    def n_of(v: np.ndarray, w: np.ndarray) -> float:
+        return _n_eff(w[~np.isnan(v)])
+
+    flat = [
+        np.concatenate([x.ravel() for x in parts]) for parts in zip(*clean.values(), strict=True)
+    ]
+    pooled = quantile(*flat)
+    factors, by_step = [], []
+    steps = {v.shape[1] for v, _ in clean.values()}
+    for v, w in clean.values():
+        level = _shrunk(quantile(v.ravel(), w.ravel()), pooled, n_of(v, w), pool)
+        factors.append(level)
+        row = []
+        for t in range(v.shape[1]):
+            own = quantile(v[:, t], w[:, t])  # infinite: too few scores to say, the level's
+            row.append(
+                _shrunk(own, level, n_of(v[:, t], w[:, t]), pool) if np.isfinite(own) else level
+            )
+        by_step.append(tuple(row))
+    counts = tuple(int((~np.isnan(v)).sum()) for v, _ in clean.values())
+    per_step = len(steps) == 1 and steps != {1}
+    return BandScale(tuple(clean), tuple(factors), counts, tuple(by_step) if per_step else ())
 
 
 @dataclass(frozen=True)
@@ -2700,7 +2817,7 @@ def sample_reconciled(
             f"node_quantiles has {n} nodes but the hierarchy has {hierarchy.n_nodes}"
         )
     if settings.scale is not None:
-        qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy))
+        qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy, h))
     N = int(settings.n_samples)
     rng = np.random.default_rng(settings.seed)
     cov = _correlation_sampler(residuals, n, settings.shrink)

@@ -246,3 +246,116 @@ def test_band_scale_for_a_forecast_learns_what_the_backtest_learns_and_the_cli_a
     assert ratio == pytest.approx(expected.as_dict()["total"], rel=0.25)
     with pytest.raises(ParameterError, match="band calibration needs a reconciliation method"):
         backtest.band_scale(cube, horizon=3, reconcile="none")
+
+
+def _drifting_folds(h, q, levels, draw, S, spreads, settings):
+    """Scores of the model's band at past origins whose errors spread ``spreads`` times the model's."""
+    mu = draw(20_000).mean(1)
+    resid = S @ (draw(240) - mu[:, None])
+    raw = rc.sample_reconciled(q, levels, h, "mint_shrink", resid, False, settings=settings)
+    lo, mid, hi = (raw.quantiles[..., i] for i in range(3))
+    levels_of = h.nodes["level"].to_numpy()
+    past = []
+    for k, spread in enumerate(spreads):
+        actual = S @ mu[:, None] + spread * (S @ (draw(60) - mu[:, None]))
+        score = rc.band_scores(actual[:, None, :], mid[..., None], lo[..., None], hi[..., None])
+        end = pd.Timestamp("2024-01-01") + pd.DateOffset(months=3 * k)
+        past.append((end, {lv: score[levels_of == lv] for lv in dict.fromkeys(levels_of)}))
+    return past, mu, resid
+
+
+def test_recent_origins_weigh_more_when_errors_grow_over_the_folds(hierarchy):
+    """Errors 1.0, 1.2, 1.4, 1.6 times the model's at four past origins, 1.6 at the next.
+
+    Weighing the recent origins more (the default decay) brings every level and every
+    month ahead to 80%; weighing the four alike leaves the band too narrow.
+    """
+    h = hierarchy
+    q, levels, draw, S = _gaussian_base(h, horizon=3, seed=9)
+    settings = rc.SampleSettings(n_samples=1000, seed=2)
+    past, mu, resid = _drifting_folds(h, q, levels, draw, S, (1.0, 1.2, 1.4, 1.6), settings)
+    origin = past[-1][0]
+    levels_of = h.nodes["level"].to_numpy()
+    actual = S @ mu[:, None] + 1.6 * (S @ (draw(4000) - mu[:, None]))
+    got = {}
+    for decay in (backtest.CALIBRATION_DECAY, 1.0):
+        scale = backtest.band_calibration(past, origin, 0.8, decay=decay)
+        cal = rc.sample_reconciled(
+            q, levels, h, "mint_shrink", resid, False,
+            settings=rc.SampleSettings(n_samples=1000, seed=2, scale=scale),
+        )  # fmt: skip
+        lo, hi = cal.quantiles[..., 0][..., None], cal.quantiles[..., 2][..., None]
+        inside = (actual[:, None, :] >= lo) & (actual[:, None, :] <= hi)  # nodes x h x draws
+        got[decay] = {
+            lv: inside[levels_of == lv].mean(axis=(0, 2)) for lv in dict.fromkeys(levels_of)
+        }
+    for lv, by_step in got[backtest.CALIBRATION_DECAY].items():
+        assert ((by_step >= 0.74) & (by_step <= 0.86)).all(), (lv, by_step)
+    # alike: every level's band too narrow by several points
+    for lv, by_step in got[1.0].items():
+        assert by_step.mean() < got[backtest.CALIBRATION_DECAY][lv].mean() - 0.02, lv
+    with pytest.raises(ParameterError, match=r"decay must be in \(0, 1\], got 0.0"):
+        backtest.band_calibration(past, origin, 0.8, decay=0.0)
+
+
+def test_weighted_conformal_quantile_reduces_to_the_plain_one_with_equal_weights():
+    rng = np.random.default_rng(3)
+    v = rng.exponential(size=97)
+    for cov in (0.5, 0.8, 0.9):
+        assert rc._conformal_quantile(v, cov, np.full(97, 2.5)) == rc._conformal_quantile(v, cov)
+    # the newest half alone once the old half weighs (almost) nothing
+    old, new = rng.uniform(2, 3, 50), rng.uniform(0, 1, 50)
+    w = np.r_[np.full(50, 1e-9), np.ones(50)]
+    assert rc._conformal_quantile(np.r_[old, new], 0.8, w) == rc._conformal_quantile(new, 0.8)
+
+
+def test_each_month_ahead_gets_its_own_factor_where_its_errors_differ(hierarchy):
+    """The model's band is right one month ahead, too narrow by 1.3 and 1.6 two and three ahead.
+
+    Scores by month ahead give each month its own factor: every level and month lands
+    at 80%; one factor per level over the three months cannot (too wide at the first).
+    """
+    h = hierarchy
+    q, levels, draw, S = _gaussian_base(h, horizon=3, seed=13)
+    mu = draw(20_000).mean(1)
+    resid = S @ (draw(240) - mu[:, None])
+    grow = np.array([1.0, 1.3, 1.6])
+    raw = rc.sample_reconciled(
+        q, levels, h, "mint_shrink", resid, False, settings=rc.SampleSettings(1000, 4)
+    )
+    lo, mid, hi = (raw.quantiles[..., i][..., None] for i in range(3))
+    levels_of = h.nodes["level"].to_numpy()
+
+    def actuals(k: int) -> np.ndarray:  # nodes x months ahead x k
+        e = np.stack([S @ (draw(k) - mu[:, None]) for _ in grow], axis=1)
+        return (S @ mu)[:, None, None] + grow[None, :, None] * e
+
+    past = []
+    for j in range(4):
+        score = rc.band_scores(actuals(60), mid, lo, hi)  # nodes x 3 x 60
+        by_month = {
+            lv: np.moveaxis(score[levels_of == lv], 1, -1).reshape(-1, 3)
+            for lv in dict.fromkeys(levels_of)
+        }
+        past.append((pd.Timestamp("2024-01-01") + pd.DateOffset(months=3 * j), by_month))
+    flat = [(end, {lv: v.ravel() for lv, v in s.items()}) for end, s in past]
+    test = actuals(4000)
+    got = {}
+    for name, scores in (("by month", past), ("flat", flat)):
+        scale = backtest.band_calibration(scores, past[-1][0], 0.8, decay=1.0)
+        assert bool(scale.by_step) == (name == "by month")
+        cal = rc.sample_reconciled(
+            q, levels, h, "mint_shrink", resid, False,
+            settings=rc.SampleSettings(n_samples=1000, seed=4, scale=scale),
+        )  # fmt: skip
+        c_lo, c_hi = cal.quantiles[..., 0][..., None], cal.quantiles[..., 2][..., None]
+        inside = (test >= c_lo) & (test <= c_hi)
+        got[name] = {
+            lv: inside[levels_of == lv].mean(axis=(0, 2)) for lv in dict.fromkeys(levels_of)
+        }
+    for lv, by_step in got["by month"].items():
+        assert ((by_step >= 0.74) & (by_step <= 0.86)).all(), (lv, by_step)
+        assert got["flat"][lv][0] > 0.88 and got["flat"][lv][2] < 0.74, (lv, got["flat"][lv])
+    scale = backtest.band_calibration(past, past[-1][0], 0.8, decay=1.0)
+    for row in scale.by_step:  # the factors grow with the months ahead, as the errors do
+        assert row[0] < row[1] < row[2]

@@ -64,11 +64,16 @@ def test_the_pack_states_the_calibration_the_command_applied(pipedrive):
     assert list(cal.origins) == expected and cal.horizon == HORIZON
     assert cal.method == "mint_shrink" and set(cal.scale.levels) >= {"total", "rep"}
     assert all(f != 1.0 for f in cal.scale.factors)  # learned, not the models' own
+    assert [len(row) for row in cal.scale.by_step] == [HORIZON] * len(cal.scale.levels)
+    ranges = ", ".join(
+        f"{lv} {min(row):.2f}-{max(row):.2f}"
+        for lv, row in zip(cal.scale.levels, cal.scale.by_step, strict=True)
+    )
     statement = pack_tables.band_statement(plan)
     assert statement == (
-        f"10-90% bands calibrated on 2 past origins (factors: {cal.factors_text()}); learned "
-        f"on the backtest of mint_shrink forecasts from {expected[0]} and {expected[1]}, "
-        f"{HORIZON} months ahead each, to hold 80% of actuals at every level"
+        f"10-90% bands calibrated on 2 past origins (factors: {cal.factors_text()}); by month "
+        f"ahead {ranges}; learned on the backtest of mint_shrink forecasts from {expected[0]} "
+        f"and {expected[1]}, {HORIZON} months ahead each, to hold 80% of actuals at every level"
     )
 
 
