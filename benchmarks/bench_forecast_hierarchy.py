@@ -258,6 +258,12 @@ def _show_factors(res: backtest.BacktestResult) -> None:
     print("Band factors learned at each scored origin (from earlier origins only):")
     for b in res.info["band_scale"]:
         print(f"  fold {b['fold']}: " + ", ".join(f"{k} {v:.2f}" for k, v in b["factors"].items()))
+        steps = b.get("by_step") or {}
+        if steps:
+            print(
+                "    by month ahead: "
+                + ", ".join(f"{k} {min(r):.2f}-{max(r):.2f}" for k, r in steps.items())
+            )
 
 
 def run_other(
