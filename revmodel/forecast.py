@@ -1425,6 +1425,7 @@ def reconcile_dataset(
         hierarchy=h,
     )
     draws = coherent_paths(fc, method, locked, settings)
+    info["sample_checks"] = draws.info.get("checks")  # drawn a month at a time: what held
     out = _with_reconciled(fc, reconciled, info["reconciled_nodes"], draws, h)
     out.attrs.update(
         reconcile_method=str(info.get("method", method)),
@@ -1448,6 +1449,9 @@ def coherent_paths(
     (:meth:`revmodel.reconcile.BandCalibration.from_attrs`, set by
     :func:`forecast_reconciled` and the plan) unless ``settings`` brings its own scale.
     ``revmodel forecast`` and the plan pack both read their 10-90% bands off these paths.
+    Above :data:`revmodel.reconcile.MINT_SHRINK_MAX_NODES` nodes the paths are drawn and
+    reconciled a month at a time (:func:`revmodel.reconcile.sample_reconciled_by_month`:
+    the sampler's memory that of one month's paths, every path checked).
 
     Parameters
     ----------
@@ -1488,7 +1492,9 @@ def coherent_paths(
     base = fc["base_node_forecast"] if "base_node_forecast" in fc else fc["node_forecast"]
     nf = node_forecasts(None, fc)
     months = fc["month"].values
-    return rec.sample_reconciled(
+    large = nf.hierarchy.n_nodes > rec.MINT_SHRINK_MAX_NODES
+    sampler = rec.sample_reconciled_by_month if large else rec.sample_reconciled
+    return sampler(
         base.transpose("node", "month", "quantile").values,
         fc["quantile"].values,
         nf.hierarchy,

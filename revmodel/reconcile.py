@@ -44,7 +44,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,14 @@ MINT_SHRINK_MAX_NODES = 2000
 #: Right-hand sides (horizon months, or sample paths) solved at a time by the low-rank
 #: ``mint_shrink`` solver: its working memory is a few (n_nodes x block) arrays.
 PROJECTION_BLOCK = 256
+
+#: Memory for the columns of the projection's covariance at the bottoms held at 0 that the
+#: low-rank solver keeps from one column (sample path) to the next [MB].
+HELD_COLUMNS_MB = 1024
+
+#: Bottoms below 0 up to which the low-rank solver conditions a column on the held bottoms
+#: (an (|H| x |H|) solve per step); above it, each step factors the held rows in.
+HELD_CONDITIONED_MAX = 512
 
 #: Cap on active-set iterations for non-negative reconciliation.
 NONNEGATIVE_MAX_ITER = 200
@@ -828,15 +836,14 @@ def _objective(
     S: sp.csr_matrix, W: np.ndarray | LowRankCovariance, bottom_rows: np.ndarray
 ) -> _Objective | _LowRankProjection:
     """:class:`_Objective` of ``(S, W)``, built once for weights from :meth:`MinTrace.cached_weights`."""
-    if isinstance(W, LowRankCovariance):
-        return _LowRankProjection(S, W, bottom_rows)
+    kind = _LowRankProjection if isinstance(W, LowRankCovariance) else _Objective
     cached = any(v[0] is W for v in _STRUCTURES.values() if isinstance(v, tuple))
     if not cached:
-        return _Objective(S, W, bottom_rows)
+        return kind(S, W, bottom_rows)
     key = ("objective", id(W), _digest(S), _digest(bottom_rows))
     found = _STRUCTURES.get(key)
     if found is None or found.W is not W:
-        found = _Objective(S, W, bottom_rows)
+        found = kind(S, W, bottom_rows)
         found.W = W
         _remember(key, found)
     return found
@@ -990,6 +997,7 @@ class _LowRankProjection:
         )
         self.factor_nnz = 0
         self._key: bytes | None = None
+        self.release()
 
     def _constraints(self, free: np.ndarray, C: sp.csr_matrix) -> sp.csr_matrix:
         """``A``: the structural rows, the lock rows, then one row per bottom held at 0."""
@@ -1024,6 +1032,9 @@ class _LowRankProjection:
         self.factor_nnz = int(lu.L.nnz + lu.U.nnz)
         self.K_nnz = int(K.nnz)
         self._key = key
+        self._k = C.shape[0]
+        self._held = np.flatnonzero(~free)
+        self.release()
 
     def _multipliers(self, rhs: np.ndarray) -> np.ndarray:
         """``(A W A')^-1 rhs`` by Woodbury on the sparse factor."""
@@ -1031,6 +1042,32 @@ class _LowRankProjection:
         if self.cap is None:
             return x
         return x - self.KG @ sla.cho_solve(self.cap, self.G.T @ x)
+
+    def _project(
+        self, y: np.ndarray, v: np.ndarray | None, nu: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Bottom rows of the projection of ``y`` (n x h) with the current factor.
+
+        ``v`` (k x h) are the lock values (None: 0); the bound multipliers of the held
+        bottoms are written into ``nu`` when given.
+        """
+        h = y.shape[1]
+        k = self._k
+        na = self.A_s.shape[0]
+        b = np.zeros((self.m, h))
+        for start in range(0, h, PROJECTION_BLOCK):
+            cols = slice(start, min(start + PROJECTION_BLOCK, h))
+            yb = y[:, cols]
+            rhs = np.asarray(self.A @ yb)
+            if v is not None:
+                rhs[self.position[na : na + k]] -= v[:, cols]
+            lam = self._multipliers(rhs)
+            At_lam = np.asarray(self.A.T @ lam)
+            fitted = yb - self.d[:, None] * At_lam - self.U @ (self.G.T @ lam)
+            b[:, cols] = fitted[self.bot]
+            if nu is not None:
+                nu[self._held, cols] = -lam[self.position[na + k :]]
+        return b
 
     def solve(
         self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
@@ -1040,23 +1077,102 @@ class _LowRankProjection:
         if self.A_s.shape[0] + C.shape[0] + int((~free).sum()) == 0:
             return y[self.bot].copy(), np.zeros((self.m, h))
         self._factor(free, C)
-        k = C.shape[0]
-        na = self.A_s.shape[0]
-        held = np.flatnonzero(~free)
-        b = np.zeros((self.m, h))
         nu = np.zeros((self.m, h))
-        for start in range(0, h, PROJECTION_BLOCK):
-            cols = slice(start, min(start + PROJECTION_BLOCK, h))
-            yb = y[:, cols]
-            rhs = np.asarray(self.A @ yb)
-            rhs[self.position[na : na + k]] -= v[:, cols]
-            lam = self._multipliers(rhs)
-            At_lam = np.asarray(self.A.T @ lam)
-            fitted = yb - self.d[:, None] * At_lam - self.U @ (self.G.T @ lam)
-            b[:, cols] = fitted[self.bot]
-            nu[held, cols] = -lam[self.position[na + k :]]
-        b[held] = 0.0
+        b = self._project(y, v, nu)
+        b[self._held] = 0.0
         return b, nu
+
+    def _held_rows(self, H: np.ndarray) -> np.ndarray | None:
+        """``Sigma[H, bottoms]`` (|H| x m), Sigma the covariance of the locked projection.
+
+        ``Sigma = W - W A' (A W A')^-1 A W`` with ``A`` the factored constraints (no
+        bottom held): row ``j`` is the projection of ``W e_j`` with the locks at 0.
+        Rows are kept (up to :data:`HELD_COLUMNS_MB`) for the next columns' bottoms.
+        """
+        cap = max(1, min(self.m, int(HELD_COLUMNS_MB * 1024**2 // (8 * self.m))))
+        missing = H[self._slot[H] < 0]
+        if self._n_held + missing.size > cap:
+            self._slot[:] = -1
+            self._n_held = 0
+            missing = H
+        if missing.size > cap:  # more held bottoms than the store holds
+            return None
+        if self._store.shape[0] < self._n_held + missing.size:
+            grown = np.empty(
+                (min(cap, max(2 * self._store.shape[0], self._n_held + missing.size)), self.m)
+            )
+            grown[: self._n_held] = self._store[: self._n_held]
+            self._store = grown
+        for start in range(0, missing.size, PROJECTION_BLOCK):
+            part = missing[start : start + PROJECTION_BLOCK]
+            slots = self._n_held + np.arange(part.size)
+            self._store[slots] = self._sigma(part).T
+            self._slot[part] = slots
+            self._n_held += part.size
+        return self._store[self._slot[H]]
+
+    def _sigma(self, J: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """``Sigma[bottoms, J]`` (m x |J|), or ``Sigma[bottoms, J] @ weights`` (m x 1)."""
+        rows = self.bot[J]
+        if weights is None:
+            We = self.U @ self.U[rows].T  # W e_j in node space, j in J
+            We[rows, np.arange(J.size)] += self.d[rows]
+        else:
+            We = self.U @ (self.U[rows].T @ weights)[:, None]
+            We[rows, 0] += self.d[rows] * weights
+        return self._project(We, None)
+
+    def _condition(self, b0: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``b0`` conditioned on ``b_H = 0``, and the multipliers, in O(|H|^2 + n block) memory."""
+        rows = self._held_rows(H)
+        if rows is not None:
+            lam = _solve_symmetric(rows[:, H], b0[H])
+            return b0 - lam @ rows, lam
+        blocks = [H[i : i + PROJECTION_BLOCK] for i in range(0, H.size, PROJECTION_BLOCK)]
+        Shh = np.hstack([self._sigma(J)[H] for J in blocks])
+        lam = _solve_symmetric(Shh, b0[H])
+        return b0 - self._sigma(H, lam)[:, 0], lam
+
+    def release(self) -> None:
+        """Let go of the held-bottom columns (the factor is kept)."""
+        self._store = np.empty((0, self.m))
+        self._slot = np.full(self.m, -1)
+        self._n_held = 0
+
+    def nonnegative(
+        self, b0: np.ndarray, C: sp.csr_matrix, v: np.ndarray
+    ) -> tuple[np.ndarray, int, bool]:
+        """:func:`_active_set` on one column without a new factorisation per step.
+
+        Holding bottoms ``H`` at 0 conditions the locked solution ``b0`` (m,) on
+        ``b_H = 0``: ``b = b0 - Sigma[:, H] Sigma[H, H]^-1 b0[H]``, the bound multipliers
+        ``nu_H = -Sigma[H, H]^-1 b0[H]`` (the block elimination of the zero-constrained
+        system with the held rows added), so each step is an (|H| x |H|) solve on
+        rows of :meth:`_held_rows`, computed once for all the columns that hold
+        the same bottom. ``C`` the independent locked rows, ``v`` (k,) their values.
+        """
+        self._factor(np.ones(self.m, dtype=bool), C)
+        supports = [C[i].indices for i in range(C.shape[0])]
+
+        def step(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            H = np.flatnonzero(active)
+            nu = np.zeros(self.m)
+            if not H.size:
+                return b0.copy(), nu
+            b, lam = self._condition(b0, H)
+            b[H] = 0.0
+            nu[H] = -lam
+            return b, nu
+
+        return _active_set(b0, supports, v, step)
+
+
+def _solve_symmetric(M: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``M^-1 r`` for a symmetric positive semi-definite ``M`` (least squares if singular)."""
+    try:
+        return sla.cho_solve(sla.cho_factor(M, lower=True), r)
+    except np.linalg.LinAlgError:
+        return sla.lstsq(M, r, cond=1e-12)[0]
 
 
 def _independent_locks(
@@ -1144,24 +1260,26 @@ def _check_nonnegative_feasible(
     )
 
 
-def _nonnegative_column(
-    obj: _Objective, y: np.ndarray, C: sp.csr_matrix, v: np.ndarray, b0: np.ndarray
+def _active_set(
+    b0: np.ndarray,
+    supports: list[np.ndarray],
+    v: np.ndarray,
+    step: Any,
 ) -> tuple[np.ndarray, int, bool]:
     """Bottom forecasts >= 0 for one horizon step, by a primal-dual active-set method.
 
     Hintermueller, Ito and Kunisch (2002): the active set (bottoms held at 0) is
     the set where ``nu - b > 0``, ``nu`` the bound multipliers; each step solves
-    the equality-constrained KKT system with the active bottoms removed. It stops
-    when the set repeats itself, which is the optimum of the convex QP. A cycle
-    falls back to moving the single most violated index. ``y`` (n x 1), ``C`` the
-    independent locked rows of ``S``, ``v`` (k x 1) their values, ``b0`` the
-    solution without bounds (m x 1).
+    the equality-constrained problem with the active bottoms held at 0
+    (``step(active) -> (b, nu)``). It stops when the set repeats itself, which is
+    the optimum of the convex QP. A cycle falls back to moving the single most
+    violated index. ``b0`` (m,) is the solution without bounds, ``supports`` the
+    bottoms under each independent lock and ``v`` (k,) their values.
     """
     m = b0.shape[0]
     tol = 1e-10
-    b, nu = b0[:, 0], np.zeros(m)
+    b, nu = b0, np.zeros(m)
     active = np.zeros(m, dtype=bool)
-    supports = [C[i].indices for i in range(C.shape[0])]
     seen: set[bytes] = {np.packbits(active).tobytes()}
     for it in range(1, NONNEGATIVE_MAX_ITER + 1):
         new_active = (active & (nu >= -tol)) | (~active & (b < -tol))
@@ -1177,10 +1295,35 @@ def _nonnegative_column(
             else:
                 new_active[int(np.argmax(viol_nu))] = False
         for i, sup in enumerate(supports):
-            if v[i, 0] > 0 and new_active[sup].all():
+            if v[i] > 0 and new_active[sup].all():
                 new_active[sup] = False  # a positive lock needs a free bottom under it
         seen.add(np.packbits(new_active).tobytes())
         active = new_active
+        b, nu = step(active)
+        nu[~active] = 0.0
+    return b, NONNEGATIVE_MAX_ITER, False
+
+
+def _nonnegative_column(
+    obj: _Objective | _LowRankProjection,
+    y: np.ndarray,
+    C: sp.csr_matrix,
+    v: np.ndarray,
+    b0: np.ndarray,
+) -> tuple[np.ndarray, int, bool]:
+    """:func:`_active_set` for one horizon step, each step a new solve of ``obj``.
+
+    ``y`` (n x 1), ``C`` the independent locked rows of ``S``, ``v`` (k x 1) their
+    values, ``b0`` the solution without bounds (m x 1). The low-rank solver conditions
+    its solution on the held bottoms instead (:meth:`_LowRankProjection.nonnegative`)
+    when at most :data:`HELD_CONDITIONED_MAX` bottoms start below 0.
+    """
+    few = int((b0 < -1e-10).sum()) <= HELD_CONDITIONED_MAX
+    if isinstance(obj, _LowRankProjection) and few:
+        return obj.nonnegative(b0[:, 0], C, v[:, 0])
+    supports = [C[i].indices for i in range(C.shape[0])]
+
+    def step(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows_used = np.arange(C.shape[0])
         if C.shape[0]:
             masked = sp.csr_matrix(C.multiply((~active)[None, :]))
@@ -1192,9 +1335,9 @@ def _nonnegative_column(
                 for sup in supports:  # this active set contradicts the locks
                     active[sup] = False
         bb, nn = obj.solve(y, ~active, C[rows_used], v[rows_used])
-        b, nu = bb[:, 0], nn[:, 0]
-        nu[~active] = 0.0
-    return b, NONNEGATIVE_MAX_ITER, False
+        return bb[:, 0], nn[:, 0]
+
+    return _active_set(b0[:, 0], supports, v[:, 0], step)
 
 
 def _solve_gls(
@@ -1249,6 +1392,7 @@ def _solve_gls(
                 b[:, t] = bt
     if isinstance(obj, _LowRankProjection):
         info["factor_nnz"] = obj.factor_nnz
+        obj.release()
     if nonnegative:
         b = np.maximum(b, 0.0)  # rounding-level negatives only
         info["nonnegative_iterations"] = iters
@@ -1633,7 +1777,9 @@ class MinTrace:
         return _finish(S, b, locks, one_d), info
 
 
-def reconciler(method: str, nonnegative: bool = False) -> BottomUp | TopDown | MinTrace:
+def reconciler(
+    method: str, nonnegative: bool = False, max_dense_nodes: int = MINT_SHRINK_MAX_NODES
+) -> BottomUp | TopDown | MinTrace:
     """The reconciler for a method name of :data:`METHODS` (except ``"none"``).
 
     Parameters
@@ -1642,6 +1788,9 @@ def reconciler(method: str, nonnegative: bool = False) -> BottomUp | TopDown | M
         One of :data:`METHODS` but ``"none"``.
     nonnegative : bool
         Keep every reconciled forecast >= 0.
+    max_dense_nodes : int
+        For ``mint_shrink``: the node count up to which the covariance is dense
+        (above it, diagonal plus low rank; :class:`MinTrace`).
 
     Returns
     -------
@@ -1662,7 +1811,7 @@ def reconciler(method: str, nonnegative: bool = False) -> BottomUp | TopDown | M
     if method == "top_down":
         return TopDown(nonnegative=nonnegative)
     if method in MinTrace.METHODS:
-        return MinTrace(method, nonnegative=nonnegative)
+        return MinTrace(method, nonnegative=nonnegative, max_dense_nodes=max_dense_nodes)
     raise ParameterError(
         f"unknown reconciliation method {method!r}; use one of {', '.join(METHODS)}"
     )
@@ -2758,6 +2907,7 @@ def sample_reconciled(
     locked: Mapping | None = None,
     settings: SampleSettings = DEFAULT_SAMPLING,
     steps: Sequence[str] | None = None,
+    max_dense_nodes: int = MINT_SHRINK_MAX_NODES,
 ) -> ReconciledSamples:
     """Coherent forecast quantiles by reconciling sampled base forecast paths.
 
@@ -2790,6 +2940,11 @@ def sample_reconciled(
         Number of draws and seed.
     steps : sequence of str, optional
         Names of the h months, for error messages.
+    max_dense_nodes : int
+        ``mint_shrink``'s dense covariance up to this many nodes (:class:`MinTrace`);
+        above it the draws are reconciled by the low-rank solver. All the draws are held
+        at once, (n_nodes x h x n_samples): at tens of thousands of nodes use
+        :func:`sample_reconciled_by_month`.
 
     Returns
     -------
@@ -2826,7 +2981,7 @@ def sample_reconciled(
     locks = _resolve_locks(hierarchy, locked, n, h)
     cols = {i: np.repeat(v, N) for i, v in locks.items()}  # columns month-major: t * N + s
     names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
-    rec = reconciler(method, nonnegative=nonnegative)
+    rec = reconciler(method, nonnegative=nonnegative, max_dense_nodes=max_dense_nodes)
     flat = draws.reshape(n, h * N)
     if isinstance(rec, MinTrace):
         steps_all = [name for name in names for _ in range(N)]
@@ -2844,6 +2999,134 @@ def sample_reconciled(
         "band_scale": None if settings.scale is None else settings.scale.as_dict(),
     }
     return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info)
+
+
+def _month_seed(seed: int, t: int) -> int:
+    """The seed of month ``t``'s draws: a child of ``seed`` (same seed, same paths)."""
+    return int(np.random.SeedSequence([int(seed), int(t)]).generate_state(1)[0])
+
+
+def _path_checks(
+    hierarchy: Hierarchy, samples: np.ndarray, locks: Mapping[int, np.ndarray]
+) -> dict[str, float | bool]:
+    """What one month's reconciled paths (n x N) hold: coherence gap, minimum, locks kept."""
+    scale = max(float(np.abs(samples).max()), 1.0)
+    gap = 0.0
+    for start in range(0, samples.shape[1], PROJECTION_BLOCK):
+        block = samples[:, start : start + PROJECTION_BLOCK]
+        gap = max(gap, float(np.abs(hierarchy.S @ block[hierarchy.bottom] - block).max()))
+    held = all(bool(np.all(samples[i] == v[0])) for i, v in locks.items() if np.isfinite(v[0]))
+    return {"coherence_gap": gap / scale, "min": float(samples.min()), "locks_held": held}
+
+
+def sample_reconciled_by_month(
+    node_quantiles: np.ndarray,
+    levels: Sequence[float],
+    hierarchy: Hierarchy,
+    method: str = "mint_shrink",
+    residuals: np.ndarray | None = None,
+    nonnegative: bool = True,
+    locked: Mapping | None = None,
+    settings: SampleSettings = DEFAULT_SAMPLING,
+    steps: Sequence[str] | None = None,
+    keep_samples: bool = True,
+    max_dense_nodes: int = MINT_SHRINK_MAX_NODES,
+) -> ReconciledSamples:
+    """:func:`sample_reconciled` one month at a time: sampled quantiles at any size.
+
+    :func:`sample_reconciled` draws the months independently, so drawing and
+    reconciling each month on its own gives paths of the same distribution while
+    holding (n_nodes x n_samples) draws instead of (n_nodes x h x n_samples): at
+    45,000 nodes, 500 paths and 12 months, 180 MB a month instead of 2.2 GB for each
+    of the sampler's arrays. Month ``t`` is drawn with a seed derived from
+    ``settings.seed`` and ``t`` (:class:`numpy.random.SeedSequence`), so the same
+    seed gives the same paths whichever solver reconciles them. Above
+    ``max_dense_nodes`` nodes ``mint_shrink`` uses the low-rank solver
+    (:class:`_LowRankProjection`: nothing (n x n) is formed; its factorisation is
+    shared by the months, and a column's bottoms held at 0 condition the solution
+    rather than being factored in, :meth:`_LowRankProjection.nonnegative`).
+
+    Every month's paths are checked before they are summarised: ``info["checks"]``
+    has the largest coherence gap (relative to the largest value), the smallest
+    value and whether every lock holds exactly, over all paths and months.
+
+    Parameters
+    ----------
+    node_quantiles, levels, hierarchy, method, residuals, nonnegative, locked, settings, steps
+        As in :func:`sample_reconciled`.
+    keep_samples : bool
+        Return the paths (n_nodes x h x n_samples); False returns the quantiles alone
+        (``samples`` is then an empty (n_nodes x h x 0) array).
+    max_dense_nodes : int
+        ``mint_shrink``'s dense covariance up to this many nodes (:class:`MinTrace`).
+
+    Returns
+    -------
+    ReconciledSamples
+
+    Examples
+    --------
+    >>> from revmodel.sample import toy_cube
+    >>> da = toy_cube([[[[1.0, 2.0], [3.0, 4.0]]]])  # 1 segment x 1 region x 2 reps x 2 months
+    >>> h = hierarchy_from_cube(da)
+    >>> base = to_nodes(h, da).values
+    >>> q = np.stack([0.8 * base, base, 1.2 * base], axis=-1)  # p10, p50, p90 of every node
+    >>> s = sample_reconciled_by_month(q, [0.1, 0.5, 0.9], h, method="ols",
+    ...                                settings=SampleSettings(n_samples=100))
+    >>> s.samples.shape, s.info["checks"]["locks_held"], s.info["checks"]["min"] >= 0
+    ((10, 2, 100), True, True)
+    """
+    qn = np.asarray(node_quantiles, dtype=float)
+    n, h, _ = qn.shape
+    lv = np.asarray(levels, dtype=float)
+    band_scale = settings.scale
+    if band_scale is not None:  # each month ahead its own factors: scaled here, not per month
+        qn = scale_band(qn, levels, band_scale.factors_of(hierarchy, h))
+        settings = replace(settings, scale=None)
+    names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
+    locks = _resolve_locks(hierarchy, locked, n, h)
+    N = int(settings.n_samples)
+    quantiles = np.empty((n, h, lv.size))
+    samples = np.empty((n, h, N if keep_samples else 0))
+    info: dict[str, Any] = {"nonnegative_iterations": 0, "nonnegative_converged": True}
+    checks = {"coherence_gap": 0.0, "min": np.inf, "locks_held": True}
+    shocks: dict[str, list[float]] = {}
+    for t in range(h):
+        month_locks = {i: v[t : t + 1] for i, v in locks.items()}
+        drawn = sample_reconciled(
+            qn[:, t : t + 1],
+            lv,
+            hierarchy,
+            method=method,
+            residuals=residuals,
+            nonnegative=nonnegative,
+            locked=month_locks,
+            settings=replace(settings, seed=_month_seed(settings.seed, t)),
+            steps=names[t : t + 1],
+            max_dense_nodes=max_dense_nodes,
+        )
+        paths = drawn.samples[:, 0, :]
+        got = _path_checks(hierarchy, paths, month_locks)
+        checks["coherence_gap"] = max(checks["coherence_gap"], got["coherence_gap"])
+        checks["min"] = min(checks["min"], got["min"])
+        checks["locks_held"] = checks["locks_held"] and got["locks_held"]
+        quantiles[:, t] = drawn.quantiles[:, 0]
+        if keep_samples:
+            samples[:, t] = paths
+        for key, value in drawn.info.items():
+            if key == "nonnegative_iterations":
+                info[key] += int(value or 0)
+            elif key == "nonnegative_converged":
+                info[key] = info[key] and bool(value)
+            elif key == "shared_shocks":
+                for level, kappa in value.items():
+                    shocks.setdefault(level, []).extend(kappa)
+            else:
+                info.setdefault(key, value)
+        del drawn, paths
+    info.update(seed=int(settings.seed), shared_shocks=shocks, checks=checks, by_month=True)
+    info["band_scale"] = None if band_scale is None else band_scale.as_dict()
+    return ReconciledSamples(samples=samples, quantiles=quantiles, levels=lv, info=info)
 
 
 __all__ = [
@@ -2866,5 +3149,6 @@ __all__ = [
     "learn_band_scale",
     "scale_band",
     "sample_reconciled",
+    "sample_reconciled_by_month",
     "period_quantiles",
 ]

@@ -115,3 +115,146 @@ def test_a_hierarchy_of_bottoms_only_returns_the_base():
     E = np.random.default_rng(0).normal(size=(3, 12))
     low, _ = rc.MinTrace("mint_shrink", max_dense_nodes=1).reconcile(y, S, residuals=E)
     np.testing.assert_array_equal(low, y)
+
+
+def test_bottoms_held_at_zero_condition_the_solution_without_a_new_factorisation(org, monkeypatch):
+    """Columns below 0 are solved on the one factor; the same as factoring the held rows in."""
+    y, E = base_and_residuals(org, horizon=3, shift=1500.0)
+    wide = np.repeat(y, 12, axis=1) + np.random.default_rng(5).normal(0, 400, (org.n_nodes, 36))
+    locked = {0: np.abs(wide[0]) * 1.02}
+    calls = []
+    splu = rc.spla.splu
+    monkeypatch.setattr(rc.spla, "splu", lambda *a, **k: calls.append(1) or splu(*a, **k))
+    low, info = rc.MinTrace("mint_shrink", nonnegative=True, max_dense_nodes=10).reconcile(
+        wide, org, residuals=E, locked=locked
+    )
+    assert len(calls) == 1 and info["nonnegative_iterations"] >= 36
+    monkeypatch.setattr(rc, "HELD_CONDITIONED_MAX", 0)  # every step factors its held rows in
+    refactored, info_r = rc.MinTrace("mint_shrink", nonnegative=True, max_dense_nodes=10).reconcile(
+        wide, org, residuals=E, locked=locked
+    )
+    assert len(calls) > 36
+    assert info_r["nonnegative_iterations"] == info["nonnegative_iterations"]
+    np.testing.assert_allclose(low, refactored, rtol=1e-8, atol=1e-8 * np.abs(wide).max())
+    dense, _ = rc.MinTrace("mint_shrink", nonnegative=True).reconcile(
+        wide, org, residuals=E, locked=locked
+    )
+    np.testing.assert_allclose(low, dense, rtol=1e-8, atol=1e-8 * np.abs(wide).max())
+    assert low.min() == 0.0 and (low[0] == locked[0]).all()
+
+
+def base_quantiles(h: rc.Hierarchy, horizon: int = 3, shift: float = 1500.0) -> np.ndarray:
+    """p10, p50 and p90 of every node around base forecasts, wide enough to go below 0."""
+    y, _ = base_and_residuals(h, horizon=horizon, shift=shift)
+    spread = 1.2816 * 500.0 * np.sqrt(np.asarray(h.S.sum(1)))  # (n, 1): sd 500 per bottom
+    return np.stack([y - spread, y, y + 1.5 * spread], axis=-1)
+
+
+def test_sampled_paths_by_month_equal_the_dense_paths_with_the_same_seed(org):
+    q = base_quantiles(org)
+    _, E = base_and_residuals(org)
+    g0 = org.index("region", "G0")
+    locked = {0: np.r_[40_000.0, np.nan, 42_000.0], int(g0): np.full(3, 9_000.0)}
+    settings = rc.SampleSettings(n_samples=40, seed=3)
+    args = (q, [0.1, 0.5, 0.9], org)
+    common = dict(residuals=E, nonnegative=True, locked=locked, settings=settings)
+    dense = rc.sample_reconciled_by_month(*args, max_dense_nodes=10**6, **common)
+    low = rc.sample_reconciled_by_month(*args, max_dense_nodes=10, **common)
+    assert dense.info["covariance"] == "dense"
+    assert low.info["covariance"] == "diagonal + rank 24 (above 10 nodes)"
+    assert low.samples.shape == (org.n_nodes, 3, 40)
+    scale = np.abs(dense.samples).max()
+    np.testing.assert_allclose(low.samples, dense.samples, rtol=1e-7, atol=1e-7 * scale)
+    np.testing.assert_allclose(low.quantiles, dense.quantiles, rtol=1e-7, atol=1e-7 * scale)
+    # every path: adds up, non-negative, the locks held exactly (NaN: that month not locked)
+    S = org.S.toarray()
+    bottoms = low.samples[org.bottom]
+    np.testing.assert_allclose(
+        np.einsum("nb,bts->nts", S, bottoms), low.samples, rtol=0, atol=1e-9 * scale
+    )
+    assert low.samples.min() >= 0.0
+    assert (low.samples[0, 0] == 40_000.0).all() and (low.samples[0, 2] == 42_000.0).all()
+    assert np.ptp(low.samples[0, 1]) > 0  # the total is drawn where it is not locked
+    assert (low.samples[g0] == 9_000.0).all()
+    assert low.info["checks"]["locks_held"] and low.info["checks"]["min"] == 0.0
+    assert low.info["checks"]["coherence_gap"] < 1e-9
+    # the bound was binding: without it some paths go below 0
+    free = rc.sample_reconciled_by_month(
+        *args,
+        max_dense_nodes=10,
+        nonnegative=False,
+        **{k: v for k, v in common.items() if k != "nonnegative"},
+    )
+    assert free.samples[org.bottom].min() < -100.0
+    assert low.info["nonnegative_iterations"] > 0 and low.info["nonnegative_converged"]
+    # the same seed gives the same paths; another seed others
+    again = rc.sample_reconciled_by_month(*args, max_dense_nodes=10, **common)
+    np.testing.assert_array_equal(again.samples, low.samples)
+    other = rc.sample_reconciled_by_month(
+        *args, max_dense_nodes=10, **{**common, "settings": rc.SampleSettings(40, seed=4)}
+    )
+    assert not np.allclose(other.samples, low.samples)
+
+
+@pytest.mark.slow
+def test_sampled_paths_by_month_hold_nothing_nodes_by_nodes(monkeypatch):
+    """About 4,000 nodes: the peak of numpy's allocations stays far below one n x n matrix."""
+    import tracemalloc
+
+    # the solver's working memory scaled down with the hierarchy: 32 columns at a time, at
+    # most 4 MB of held bottoms' rows kept (at 45,000 nodes: 256 columns and 1 GB, 8 n^2 16 GB)
+    monkeypatch.setattr(rc, "HELD_COLUMNS_MB", 4)
+    monkeypatch.setattr(rc, "PROJECTION_BLOCK", 32)
+
+    h = organisation(reps=1000, regions=4, managers=40)
+    assert h.n_nodes > 4000
+    q = base_quantiles(h, horizon=1, shift=800.0)
+    _, E = base_and_residuals(h, horizon=1)
+    locked = {0: np.full(1, float(q[0, 0, 1]))}
+    settings = rc.SampleSettings(n_samples=10, seed=1)
+    tracemalloc.start()
+    out = rc.sample_reconciled_by_month(
+        q, [0.1, 0.5, 0.9], h, residuals=E, locked=locked, settings=settings, keep_samples=False
+    )
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert out.info["covariance"].startswith("diagonal + rank 24")
+    assert peak < 8 * h.n_nodes**2 / 4, f"peak {peak / 1e6:.0f} MB"
+    assert out.samples.shape == (h.n_nodes, 1, 0) and out.quantiles.shape == (h.n_nodes, 1, 3)
+    assert out.info["nonnegative_iterations"] >= 10 and out.info["nonnegative_converged"]
+    checks = out.info["checks"]
+    assert checks["locks_held"] and checks["min"] == 0.0 and checks["coherence_gap"] < 1e-9
+    assert (out.quantiles[0, 0] == q[0, 0, 1]).all()  # the locked total's every quantile
+    assert (np.diff(out.quantiles, axis=-1) >= 0).all()
+
+
+def test_reconcile_dataset_draws_a_month_at_a_time_above_the_dense_size(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from revmodel import forecast
+
+    coords = {
+        "segment": ["SMB"],
+        "region": ["EMEA", "APAC"],
+        "rep": ["r1", "r2"],
+        "month": pd.date_range("2024-01-01", periods=24, freq="MS"),
+    }
+    rng = np.random.default_rng(3)
+    bookings = (("segment", "region", "rep", "month"), rng.gamma(2.0, 50.0, (1, 2, 2, 24)))
+    ds = xr.Dataset({"bookings": bookings}, coords=coords, attrs={"as_of": "2025-12-01"})
+    fc = forecast.forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
+    settings = rc.SampleSettings(n_samples=60, seed=9)
+    monkeypatch.setattr(rc, "MINT_SHRINK_MAX_NODES", 3)
+    out, _ = forecast.reconcile_dataset(fc, method="wls_struct", settings=settings)
+    nf = forecast.node_forecasts(None, fc)
+    expected = rc.sample_reconciled_by_month(
+        fc["node_forecast"].values,
+        fc["quantile"].values,
+        nf.hierarchy,
+        method="wls_struct",
+        residuals=nf.residuals,
+        settings=settings,
+    )
+    np.testing.assert_array_equal(out["node_forecast"].values, expected.quantiles)
+    assert expected.info["checks"]["coherence_gap"] < 1e-12 and expected.info["checks"]["min"] >= 0
+    assert (np.diff(out["node_forecast"].values, axis=-1) >= 0).all()
