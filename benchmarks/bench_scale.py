@@ -2,13 +2,15 @@
 
     nice -n 5 .venv/bin/python benchmarks/bench_scale.py [--reps 20000] [--months 48]
         [--workers 2] [--scheduler ADDRESS] [--format csv|parquet] [--data FOLDER]
+        [--cache FOLDER] [--quantiles [--paths 100]]
 
 The sample company (:func:`revmodel.sample.generate`: about 8 opportunities per rep
 and month and 58 accounts per rep, so 20,000 x 48 gives about 7.6M opportunities and
 1.2M accounts) is generated in a child process, in blocks of 2,000 reps with ids
 prefixed by block (same regions, segments and months), so its memory is neither
 counted nor more than one block's, and written into a temporary folder (removed at
-the end; never into the checkout; ``--data FOLDER`` keeps it there to be read again): ``accounts``, ``reps``, ``opportunities``,
+the end; never into the checkout; ``--data FOLDER`` keeps it there to be read again, its
+``generated.json`` written last saying it is whole): ``accounts``, ``reps``, ``opportunities``,
 ``invoices``, ``subscriptions``. Then,
 in this process, each stage is timed and its peak resident memory sampled (this
 process plus its children, i.e. the local dask workers, every 0.2 s):
@@ -26,9 +28,11 @@ process plus its children, i.e. the local dask workers, every 0.2 s):
   :func:`revmodel.forecast.reconcile_nodes` with non-negative ``mint_shrink`` at every
   node (above :data:`revmodel.reconcile.MINT_SHRINK_MAX_NODES` nodes its covariance is
   diagonal plus low rank, solved in the zero-constrained form, ``reconcile_covariance``
-  says which); ``--quantiles`` reconciles the sampled quantiles as well
-  (:func:`revmodel.forecast.reconcile_dataset`: 500 paths x 12 months, each path-month a
-  non-negative QP over every node, which does not fit this run's time at 45,000 nodes);
+  says which); ``--quantiles`` reconciles the sampled quantiles as well, as the stage
+  ``reconcile_quantiles`` (:func:`revmodel.forecast.reconcile_dataset`: ``--paths`` paths
+  a month, drawn and reconciled a month at a time above 2,000 nodes, each path-month a
+  non-negative QP over every node with the total locked for three months; every path is
+  checked for coherence, sign and locks);
 - ``plan``: :func:`revmodel.capacity.capacity_plan` and :func:`revmodel.quota.top_down`
   for the fiscal year after ``as_of``, on the cube by cell (:func:`revmodel.capacity.plan_inputs`
   puts its bookings alone back over segment x region x rep x month).
@@ -64,6 +68,8 @@ from benchkit import PeakMemory, stopwatch, write_result  # noqa: E402
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "bench_scale.json"
 TABLES = ("accounts", "reps", "opportunities", "invoices", "subscriptions")
+#: Written into the data folder once every block is in: what was generated, rows per table.
+COMPLETE = "generated.json"
 HORIZON = 12
 
 
@@ -84,6 +90,10 @@ class Settings:
     time_limit: float | None = None
     #: Reconcile the sampled quantiles too (a non-negative QP per sample path and month).
     quantiles: bool = False
+    #: Sample paths a month for the sampled quantiles.
+    paths: int = 100
+    #: A folder keeping the fitted series (None: an empty temporary one, every series fitted).
+    cache: Path | None = None
 
 
 def _load_average() -> float:
@@ -193,6 +203,8 @@ def _generate_child(reps: int, months: int, seed: int, folder: str, fmt: str) ->
                 frame.to_parquet(block / f"{name}.parquet", index=False)
         _append(block, out, fmt, first=b == 0)
         shutil.rmtree(block)
+    marker = {"reps": reps, "months": months, "seed": seed, "format": fmt, "rows": counts}
+    (out / COMPLETE).write_text(json.dumps(marker))  # written last: the company is whole
     print(json.dumps(counts))
 
 
@@ -220,32 +232,32 @@ def generate(settings: Settings, folder: Path) -> dict[str, int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _count_rows(folder: Path, fmt: str) -> dict[str, int]:
-    """Rows per table of a company generated earlier (CSV: lines less the header)."""
-    import pyarrow.parquet as pq
-
-    counts = {}
-    for name in TABLES:
-        if fmt == "parquet":
-            counts[name] = sum(pq.read_metadata(f).num_rows for f in (folder / name).iterdir())
-            continue
-        with (folder / f"{name}.csv").open("rb") as fh:
-            blocks = iter(partial(fh.read, 1 << 24), b"")
-            counts[name] = sum(block.count(b"\n") for block in blocks) - 1
-    return counts
-
-
 def _company(settings: Settings, work: Path) -> tuple[Path, dict[str, int], float | None]:
     """The generated company's folder, its rows per table and the seconds generating took.
 
-    With ``--data`` a folder that holds the tables is read again (not generated, so
-    no generating time); an empty or new one is generated into and kept.
+    With ``--data`` a folder holding a whole company generated with the same settings
+    (its ``generated.json``, written last) is read again, not generated (so no
+    generating time); an empty or new one is generated into and kept. A folder left
+    part way by a stopped run is refused rather than read as a smaller company.
     """
     folder = settings.data if settings.data is not None else work / "data"
-    if settings.data is not None and all(
-        (folder / (n if settings.fmt == "parquet" else f"{n}.csv")).exists() for n in TABLES
-    ):
-        return folder, _count_rows(folder, settings.fmt), None
+    wanted = {
+        "reps": settings.reps,
+        "months": settings.months,
+        "seed": settings.seed,
+        "format": settings.fmt,
+    }
+    marker = folder / COMPLETE
+    if settings.data is not None and marker.exists():
+        found = json.loads(marker.read_text())
+        if {k: found.get(k) for k in wanted} != wanted:
+            raise SystemExit(f"{folder} holds a company generated with {found}, not {wanted}")
+        return folder, found["rows"], None
+    if settings.data is not None and folder.exists() and any(folder.iterdir()):
+        raise SystemExit(
+            f"{folder} holds files but no {COMPLETE}: a generation stopped part way; "
+            f"empty the folder to generate again"
+        )
     with stopwatch() as sw:
         counts = generate(settings, folder)
     return folder, counts, round(sw.seconds, 1)
@@ -316,6 +328,38 @@ def _plan_year(ds) -> str:
     return str(labels["fiscal_year"][0])
 
 
+def _quantile_stage(run: Run, fc) -> None:
+    """The sampled quantiles reconciled, the total locked 2 % over its base mean for 3 months.
+
+    Above 2,000 nodes :func:`revmodel.forecast.reconcile_dataset` draws and reconciles a
+    month at a time (:func:`revmodel.reconcile.sample_reconciled_by_month`), checking
+    every path: the largest coherence gap, the smallest value and the locks.
+    """
+    import numpy as np
+
+    from revmodel import forecast
+    from revmodel import reconcile as rec
+
+    s = run.settings
+    total = fc["node_mean"].isel(node=0).values * 1.02
+    locked = {0: np.where(np.arange(total.size) < 3, total, np.nan)}
+    settings = rec.SampleSettings(n_samples=s.paths)
+    _, info = run.stage(
+        "reconcile_quantiles",
+        lambda: forecast.reconcile_dataset(
+            fc, method="mint_shrink", locked=locked, settings=settings
+        ),
+    )
+    checks = info.get("sample_checks") or {}
+    run.figures.update(
+        quantile_paths_per_month=s.paths,
+        quantile_locked="total, first 3 months, 1.02 x its base mean",
+        quantile_coherence_gap_relative=checks.get("coherence_gap"),
+        quantile_min_usd=checks.get("min"),
+        quantile_locks_held=checks.get("locks_held"),
+    )
+
+
 def _forecast_stages(run: Run, ds, cache: Path) -> None:
     from revmodel import forecast
 
@@ -335,22 +379,13 @@ def _forecast_stages(run: Run, ds, cache: Path) -> None:
     run.figures["forecast_series"] = int(fc.attrs["n_series"])
     run.figures["forecast_failed"] = int(fc.attrs["n_failed"])
     run.figures["forecast_fallbacks"] = int(fc.attrs["n_fallbacks"])
-    if s.quantiles:
-        _, info = run.stage(
-            "reconcile", lambda: forecast.reconcile_dataset(fc, method="mint_shrink")
-        )
-    else:
-        _, info = run.stage(
-            "reconcile",
-            lambda: forecast.reconcile_nodes(
-                forecast.node_forecasts(None, fc), fc["mean"], method="mint_shrink"
-            ),
-        )
-    run.figures["reconcile_scope"] = (
-        "means and sampled quantiles (reconcile_dataset)"
-        if s.quantiles
-        else "means at every node, non-negative (reconcile_nodes); quantiles not reconciled"
+    _, info = run.stage(
+        "reconcile",
+        lambda: forecast.reconcile_nodes(
+            forecast.node_forecasts(None, fc), fc["mean"], method="mint_shrink"
+        ),
     )
+    run.figures["reconcile_scope"] = "means at every node, non-negative (reconcile_nodes)"
     run.figures["reconcile_nonnegative_iterations"] = info.get("nonnegative_iterations")
     run.figures["reconcile_factor_nnz"] = info.get("factor_nnz")
     run.figures["reconcile_method_used"] = str(info.get("method", ""))
@@ -359,6 +394,8 @@ def _forecast_stages(run: Run, ds, cache: Path) -> None:
     run.figures["forecast_reconcile_seconds"] = round(
         run.figures["forecast_seconds"] + run.figures["reconcile_seconds"], 3
     )
+    if s.quantiles:
+        _quantile_stage(run, fc)
 
 
 def _plan(ds) -> None:
@@ -395,7 +432,8 @@ def measure(run: Run, folder: Path, work: Path) -> None:
     run.figures.update(_cube_figures(ds))
     run.figures["rollup_region_quarter_ms"] = _rollup_ms(ds)
     run.write()
-    _forecast_stages(run, ds, work / "cache")
+    run.figures["forecast_cache"] = "kept (--cache)" if s.cache is not None else "empty"
+    _forecast_stages(run, ds, s.cache if s.cache is not None else work / "cache")
     run.figures["plan_year"] = _plan_year(ds)
     run.stage("plan", lambda: _plan(ds))
 
@@ -414,6 +452,8 @@ def _table(figures: dict[str, object]) -> str:
         ("forecast_series", "series forecast", "{:,}"),
         ("forecast_seconds", "forecast", "{:.0f} s"),
         ("reconcile_seconds", "reconcile (mint_shrink)", "{:.0f} s"),
+        ("reconcile_quantiles_seconds", "reconcile sampled quantiles", "{:.0f} s"),
+        ("reconcile_quantiles_peak_memory_mb", "  its peak memory", "{:,.0f} MB"),
         ("plan_seconds", "plan (capacity + quotas)", "{:.1f} s"),
         ("peak_memory_mb", "peak memory (goal <= 12 GB)", "{:,.0f} MB"),
         ("load_average_1min_start", "load average at start", "{:.1f}"),
@@ -477,6 +517,13 @@ def main() -> None:
         action="store_true",
         help="reconcile the sampled quantiles as well as the means (reconcile_dataset)",
     )
+    p.add_argument("--paths", type=int, default=100, help="sample paths a month (--quantiles)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder keeping the fitted series (default: an empty temporary one)",
+    )
     p.add_argument("--_generate", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._generate:
@@ -493,6 +540,8 @@ def main() -> None:
         args.data,
         args.time_limit,
         args.quantiles,
+        args.paths,
+        args.cache,
     )
     run = Run(settings)
     if settings.time_limit is not None:

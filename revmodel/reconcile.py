@@ -3046,7 +3046,8 @@ def sample_reconciled_by_month(
     shared by the months, and a column's bottoms held at 0 condition the solution
     rather than being factored in, :meth:`_LowRankProjection.nonnegative`).
 
-    Every month's paths are checked before they are summarised: ``info["checks"]``
+    A progress bar counts the months on a terminal. Every month's paths are checked
+    before they are summarised: ``info["checks"]``
     has the largest coherence gap (relative to the largest value), the smallest
     value and whether every lock holds exactly, over all paths and months.
 
@@ -3091,7 +3092,10 @@ def sample_reconciled_by_month(
     info: dict[str, Any] = {"nonnegative_iterations": 0, "nonnegative_converged": True}
     checks = {"coherence_gap": 0.0, "min": np.inf, "locks_held": True}
     shocks: dict[str, list[float]] = {}
-    for t in range(h):
+    from tqdm.auto import tqdm
+
+    months = tqdm(range(h), desc="reconcile paths", unit="month", disable=None, leave=False)
+    for t in months:
         month_locks = {i: v[t : t + 1] for i, v in locks.items()}
         drawn = sample_reconciled(
             qn[:, t : t + 1],
@@ -3124,6 +3128,7 @@ def sample_reconciled_by_month(
             else:
                 info.setdefault(key, value)
         del drawn, paths
+    months.close()
     info.update(seed=int(settings.seed), shared_shocks=shocks, checks=checks, by_month=True)
     info["band_scale"] = None if band_scale is None else band_scale.as_dict()
     return ReconciledSamples(samples=samples, quantiles=quantiles, levels=lv, info=info)
