@@ -50,7 +50,7 @@ from benchkit import (  # noqa: E402
 HORIZON = 12
 PATHS = 100
 CASES = ("mint_shrink", "mint_shrink_paths", "wls_var")
-#: Sample paths a month of the ``quantiles`` case.
+#: Sample paths a month of the ``quantiles`` case (``--paths``).
 QUANTILE_PATHS = 20
 
 
@@ -117,12 +117,12 @@ def run_quantiles(reps: int, months: int, paths: int) -> dict:
     }
 
 
-def run_case(case: str, reps: int, months: int) -> dict:
+def run_case(case: str, reps: int, months: int, paths: int = QUANTILE_PATHS) -> dict:
     """One case in this process: seconds, peak memory and what the result holds."""
     from revmodel import reconcile as rec
 
     if case == "quantiles":
-        return run_quantiles(reps, months, QUANTILE_PATHS)
+        return run_quantiles(reps, months, paths)
     h, y, resid, locked = organisation(reps, months)
     before = peak_memory_mb()
     if case == "mint_shrink_paths":
@@ -160,14 +160,18 @@ def run_case(case: str, reps: int, months: int) -> dict:
     }
 
 
-def main(reps: int, months: int, cases: tuple[str, ...] = CASES) -> dict:
+def main(
+    reps: int, months: int, cases: tuple[str, ...] = CASES, paths: int = QUANTILE_PATHS
+) -> dict:
     result: dict = {"reps": reps, "residual_months": months, "horizon_months": HORIZON}
     if cases != CASES:  # a run of some cases keeps the figures of the others
         out = RESULTS / "bench_reconcile_scale.json"
         result = {**(json.loads(out.read_text()) if out.exists() else {}), **result}
     for case in cases:
         figures = measure_in_subprocess(
-            __file__, "--_case", case, "--reps", str(reps), "--months", str(months)
+            __file__,
+            *("--_case", case, "--reps", str(reps), "--months", str(months)),
+            *("--paths", str(paths)),
         )
         result.update({f"{case}_{k}": v for k, v in figures.items()})
     n = result.get("mint_shrink_nodes") or result["quantiles_nodes"]
@@ -197,9 +201,10 @@ if __name__ == "__main__":
     p.add_argument(
         "--cases", default=",".join(CASES), help=f"comma-separated, of {CASES + ('quantiles',)}"
     )
+    p.add_argument("--paths", type=int, default=QUANTILE_PATHS, help="paths a month (quantiles)")
     p.add_argument("--_case", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args._case:
-        print(json.dumps(run_case(args._case, args.reps, args.months)))
+        print(json.dumps(run_case(args._case, args.reps, args.months, args.paths)))
     else:
-        main(args.reps, args.months, tuple(args.cases.split(",")))
+        main(args.reps, args.months, tuple(args.cases.split(",")), args.paths)
