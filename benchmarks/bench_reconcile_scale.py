@@ -164,9 +164,12 @@ def main(
     reps: int, months: int, cases: tuple[str, ...] = CASES, paths: int = QUANTILE_PATHS
 ) -> dict:
     result: dict = {"reps": reps, "residual_months": months, "horizon_months": HORIZON}
-    if cases != CASES:  # a run of some cases keeps the figures of the others
+    if cases != CASES:  # a run of some cases keeps the other cases' figures, its own prefixed
         out = RESULTS / "bench_reconcile_scale.json"
-        result = {**(json.loads(out.read_text()) if out.exists() else {}), **result}
+        kept = json.loads(out.read_text()) if out.exists() else {}
+        own = {"reps": reps, "load_average_1min": round(os.getloadavg()[0], 2)}
+        own["paths_per_month"] = paths
+        result = {**kept, **{f"{c}_{k}": v for c in cases for k, v in own.items()}}
     for case in cases:
         figures = measure_in_subprocess(
             __file__,
@@ -174,10 +177,11 @@ def main(
             *("--paths", str(paths)),
         )
         result.update({f"{case}_{k}": v for k, v in figures.items()})
-    n = result.get("mint_shrink_nodes") or result["quantiles_nodes"]
-    result["nodes"] = n
-    result["dense_covariance_mb_would_be"] = round(8 * n**2 / 1024**2, 1)
-    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    n = result[f"{cases[0]}_nodes"]
+    if cases == CASES:
+        result["nodes"] = n
+        result["dense_covariance_mb_would_be"] = round(8 * n**2 / 1024**2, 1)
+        result["load_average_1min"] = round(os.getloadavg()[0], 2)
     write_result("bench_reconcile_scale", result)
     rows = [
         (
@@ -187,10 +191,9 @@ def main(
         )
         for case in cases
     ]
-    rows.append(
-        ("dense covariance would be", f"{result['dense_covariance_mb_would_be']:,.0f} MB", "")
-    )
-    print_table(f"reconcile at {n:,} nodes (load average {result['load_average_1min']})", rows)
+    rows.append(("dense covariance would be", f"{round(8 * n**2 / 1024**2):,} MB", ""))
+    load = result.get("load_average_1min", result.get(f"{cases[0]}_load_average_1min"))
+    print_table(f"reconcile at {n:,} nodes (load average {load})", rows)
     return result
 
 
