@@ -258,3 +258,27 @@ def test_reconcile_dataset_draws_a_month_at_a_time_above_the_dense_size(tmp_path
     np.testing.assert_array_equal(out["node_forecast"].values, expected.quantiles)
     assert expected.info["checks"]["coherence_gap"] < 1e-12 and expected.info["checks"]["min"] >= 0
     assert (np.diff(out["node_forecast"].values, axis=-1) >= 0).all()
+
+
+def test_sampled_paths_by_month_scale_each_month_ahead_by_its_own_factor(org):
+    q = base_quantiles(org)
+    _, E = base_and_residuals(org)
+    levels = tuple(dict.fromkeys(org.nodes["level"].tolist()))
+    ones = (1.0,) * len(levels)
+    scale = rc.BandScale(levels, ones, (30,) * len(levels), ((1.0, 3.0),) * len(levels))
+    factors = np.ones(q.shape[:2])
+    factors[:, 1:] = 3.0  # month 1 as it is, months 2 and 3 (beyond the last step) x 3
+    common = dict(residuals=E, max_dense_nodes=10)
+    settings = rc.SampleSettings(n_samples=20, seed=5)
+    scaled = rc.sample_reconciled_by_month(
+        q, [0.1, 0.5, 0.9], org, settings=rc.SampleSettings(20, seed=5, scale=scale), **common
+    )
+    by_hand = rc.scale_band(q, [0.1, 0.5, 0.9], factors)
+    expected = rc.sample_reconciled_by_month(
+        by_hand, [0.1, 0.5, 0.9], org, settings=settings, **common
+    )
+    np.testing.assert_allclose(scaled.samples, expected.samples, rtol=1e-9, atol=1e-6)
+    assert scaled.info["band_scale"] == dict.fromkeys(levels, 1.0)
+    plain = rc.sample_reconciled_by_month(q, [0.1, 0.5, 0.9], org, settings=settings, **common)
+    np.testing.assert_allclose(scaled.samples[:, 0], plain.samples[:, 0], rtol=1e-9, atol=1e-6)
+    assert np.ptp(scaled.samples[0, 2]) > 1.5 * np.ptp(plain.samples[0, 2])
