@@ -474,6 +474,11 @@ def _deals(t: _Tables) -> _Deals:
 OPPORTUNITY_ACCOUNTS = "opportunity_accounts"
 #: What a row of :func:`deal_cells` stands for; ``amount`` and ``deals`` are its sums.
 DEAL_CELL_KEYS: tuple[str, ...] = ("segment", "region", "rep_id", "close_date", "stage", "type")
+#: Sums a row of :func:`deal_cells` carries when the deals have a ``created_date``: the
+#: created-to-close days of its won deals that have one (negative counted 0), and those deals.
+DEAL_CELL_CYCLE: tuple[str, ...] = ("cycle_days", "cycle_deals")
+#: Columns of :data:`OPPORTUNITY_ACCOUNTS` beside ``account_id`` (:func:`account_amounts`).
+ACCOUNT_AMOUNTS: tuple[str, ...] = ("won_amount", "open_amount")
 
 
 def deal_cells(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -520,6 +525,12 @@ def deal_cells(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             "deals": deals.count,
         }
     )
+    if "created_date" in t.opps.columns:
+        created = pd.to_datetime(t.opps["created_date"])
+        days = (pd.to_datetime(t.opps["close_date"]) - created).dt.days.clip(lower=0)
+        timed = won & created.notna().to_numpy()
+        frame["cycle_days"] = np.where(timed, days.to_numpy(dtype=float, na_value=np.nan), 0.0)
+        frame["cycle_deals"] = timed.astype(np.int64)
     return combine_deal_cells([frame])
 
 
@@ -528,11 +539,92 @@ def combine_deal_cells(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
     frame = pd.concat(list(parts), ignore_index=True)
     frame["no_amount"] = frame["amount"].isna().astype(np.int64)
     keys = list(DEAL_CELL_KEYS)
-    summed = frame.groupby(keys, dropna=False, sort=True)[["amount", "deals", "no_amount"]].sum()
+    sums = ["amount", "deals", "no_amount", *(c for c in DEAL_CELL_CYCLE if c in frame)]
+    summed = frame.groupby(keys, dropna=False, sort=True)[sums].sum()
     summed = summed.reset_index()
     summed.loc[summed.pop("no_amount") > 0, "amount"] = np.nan
-    summed["deals"] = summed["deals"].astype(np.int64)
+    for count in ("deals", "cycle_deals"):
+        if count in summed:
+            summed[count] = summed[count].astype(np.int64)
     return summed
+
+
+def account_amounts(opportunities: pd.DataFrame) -> pd.DataFrame:
+    """Each account's won and open deal amounts: what a territory's potential reads of the deals.
+
+    One row per account the deals name (``account_id``, sorted), with ``won_amount``
+    (stage ``won``) and ``open_amount`` (stages :data:`revmodel.schema.OPEN_STAGES`)
+    [currency]; a missing or negative amount counts 0. A partition of the
+    opportunities reduces to these rows where it is read (as :data:`OPPORTUNITY_ACCOUNTS`
+    beside :func:`deal_cells`), and :func:`combine_account_amounts` adds partitions up.
+
+    >>> opps = pd.DataFrame({"account_id": ["A2", "A1", "A2", "A1"], "stage": ["won", "lost",
+    ...     "proposal", "won"], "amount": [100.0, 50.0, 70.0, None]})
+    >>> account_amounts(opps)
+      account_id  won_amount  open_amount
+    0         A1         0.0          0.0
+    1         A2       100.0         70.0
+    """
+    from revmodel import schema
+
+    ids = opportunities["account_id"]
+    named = ids.notna().to_numpy()
+    stage = opportunities["stage"].astype(object).map(lambda s: str(s).strip().lower())
+    amount = pd.to_numeric(opportunities["amount"], errors="coerce").fillna(0.0).clip(lower=0.0)
+    frame = pd.DataFrame(
+        {
+            "account_id": ids[named].astype(str).to_numpy(dtype=object),
+            "won_amount": amount.where(stage == "won", 0.0).to_numpy(dtype=float)[named],
+            "open_amount": amount.where(stage.isin(schema.OPEN_STAGES), 0.0).to_numpy(dtype=float)[
+                named
+            ],
+        }
+    )
+    return combine_account_amounts([frame])
+
+
+#: Table of the distinct dates of the opportunities (``kind``: ``closed`` for the close
+#: dates of won and lost deals, ``created``; ``date``) beside :func:`deal_cells`: where
+#: the data ends (:func:`revmodel.project.last_complete_month`) without the rows.
+OPPORTUNITY_DATES = "opportunity_dates"
+
+
+def deal_dates(opportunities: pd.DataFrame) -> pd.DataFrame:
+    """The distinct close dates of won and lost deals and created dates (:data:`OPPORTUNITY_DATES`).
+
+    >>> opps = pd.DataFrame({"stage": ["won", "open", "lost"], "close_date": pd.to_datetime(
+    ...     ["2026-03-31", "2026-05-01", "2026-03-31"]), "created_date": pd.to_datetime(
+    ...     ["2026-01-02", "2026-02-03", None])})
+    >>> deal_dates(opps)
+          kind       date
+    0   closed 2026-03-31
+    1  created 2026-01-02
+    2  created 2026-02-03
+    """
+    closed = opportunities["stage"].astype("string").isin(["won", "lost"]).to_numpy()
+    frames = [
+        pd.DataFrame(
+            {"kind": "closed", "date": pd.to_datetime(opportunities["close_date"])[closed]}
+        )
+    ]
+    if "created_date" in opportunities:
+        frames.append(
+            pd.DataFrame({"kind": "created", "date": pd.to_datetime(opportunities["created_date"])})
+        )
+    return combine_deal_dates(frames)
+
+
+def combine_deal_dates(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Rows of :func:`deal_dates` (of several partitions), distinct and sorted."""
+    frame = pd.concat(list(parts), ignore_index=True).dropna(subset=["date"])
+    frame = frame.astype({"kind": object, "date": "datetime64[ns]"})
+    return frame.drop_duplicates().sort_values(["kind", "date"], ignore_index=True)
+
+
+def combine_account_amounts(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Rows of :func:`account_amounts` (of several partitions) added up by account."""
+    frame = pd.concat(list(parts), ignore_index=True)
+    return frame.groupby("account_id", sort=True)[list(ACCOUNT_AMOUNTS)].sum().reset_index()
 
 
 def _members(

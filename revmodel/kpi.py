@@ -239,12 +239,8 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
         data["backlog"] = _backlog_cells(cube, tables, subs)
 
     opps = _table(tables, "opportunities")
-    opps = _table(tables, "opportunities")
-    if opps is not None and "created_date" in opps.columns:
-        won = opps[(opps["stage"].astype("string") == "won").to_numpy()]
-        won = won[pd.to_datetime(won["created_date"]).notna().to_numpy()]
-        days = (pd.to_datetime(won["close_date"]) - pd.to_datetime(won["created_date"])).dt.days
-        won = won.assign(amount=days.clip(lower=0).to_numpy(dtype=float))
+    if _has_created_dates(opps):
+        won = _won_cycle_days(opps)
         cyc = np.zeros((*[cube.sizes[d] for d in rcube.SERIES_DIMS], n))
         cnt = np.zeros_like(cyc)
         if not won.empty:
@@ -252,7 +248,11 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
             part = rcube.build_cube(
                 {
                     "opportunities": won,
-                    **{k: v for k, v in tables.items() if k in ("accounts", "reps")},
+                    **{
+                        k: v
+                        for k, v in tables.items()
+                        if k in ("accounts", "reps", rcube.OPPORTUNITY_ACCOUNTS)
+                    },
                 },
                 fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
                 naming=cube.attrs["fiscal_year_naming"],
@@ -265,6 +265,26 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
         data["cycle_days"] = (cyc, "days/month", "Created-to-close days of won deals")
         data["cycle_deals"] = (cnt, "deals/month", "Won deals with a created date")
     return retention.cube_like(cube, data)
+
+
+def _has_created_dates(opps: pd.DataFrame | None) -> bool:
+    """Whether the opportunities (rows, or :func:`revmodel.cube.deal_cells`) give sales cycles."""
+    return opps is not None and ("created_date" in opps.columns or "cycle_deals" in opps.columns)
+
+
+def _won_cycle_days(opps: pd.DataFrame) -> pd.DataFrame:
+    """The won deals with a created date, their ``amount`` their created-to-close days.
+
+    Rows of :func:`revmodel.cube.deal_cells` (opportunities reduced where they were
+    read) carry these days and deals summed by cell and month already.
+    """
+    won = opps[(opps["stage"].astype("string") == "won").to_numpy()]
+    if "cycle_deals" in opps.columns:
+        won = won[(won["cycle_deals"] > 0).to_numpy()]
+        return won.assign(amount=won["cycle_days"], deals=won["cycle_deals"])
+    won = won[pd.to_datetime(won["created_date"]).notna().to_numpy()]
+    days = (pd.to_datetime(won["close_date"]) - pd.to_datetime(won["created_date"])).dt.days
+    return won.assign(amount=days.clip(lower=0).to_numpy(dtype=float))
 
 
 # --------------------------------------------------------------------------- context
@@ -336,7 +356,7 @@ class _Context:
             t = _table(self.tables, name)
             if t is None:
                 return False
-            return need != "opportunities" or "created_date" in t.columns
+            return need != "opportunities" or _has_created_dates(t)
         return getattr(self, need) is not None
 
     # ---- cube pieces

@@ -136,8 +136,12 @@ def _reduce_to_cells(result: sources.LoadResult, name: str) -> None:
     hashes = pd.util.hash_pandas_object(frame[key].astype("string"), index=False).to_numpy()
     result.tables[_KEY_HASHES] = pd.DataFrame({"hash": hashes})
     if name == "opportunities":
-        accounts = frame["account_id"].dropna().unique() if "account_id" in frame else []
-        result.tables[cube.OPPORTUNITY_ACCOUNTS] = pd.DataFrame({"account_id": accounts})
+        if "account_id" in frame:
+            accounts = cube.account_amounts(frame)
+        else:
+            accounts = pd.DataFrame({"account_id": pd.Series(dtype=object)})
+        result.tables[cube.OPPORTUNITY_ACCOUNTS] = accounts
+        result.tables[cube.OPPORTUNITY_DATES] = cube.deal_dates(frame)
         result.tables[name] = cube.deal_cells(result.tables)
 
 
@@ -225,39 +229,101 @@ def _keys_of(
     return rows.loc[pd.Index(hashes).get_indexer(hashed) >= 0, key].reset_index(drop=True)
 
 
-def _join_cells(
-    name: str,
-    parts: list[Path],
-    results: list[sources.LoadResult],
-    qroot: Path,
-    run_keys,
-) -> tuple[pd.DataFrame, sources.TableReport, pd.DataFrame]:
-    """Parts reduced to deal cells: the key checked over every part, the cells added up."""
-    import numpy as np
+#: Parts' deal cells (and account sums) are added up this many at a time, on the workers.
+_SPLIT_EVERY = 8
+
+
+def _tree(combine, items: list):
+    """``combine`` of every item, as a tree of dask tasks ``_SPLIT_EVERY`` wide (on the workers)."""
+    import dask
+
+    while len(items) > 1:
+        items = [
+            dask.delayed(combine, pure=True)(items[i : i + _SPLIT_EVERY])
+            for i in range(0, len(items), _SPLIT_EVERY)
+        ]
+    return items[0]
+
+
+def _table_of(result: sources.LoadResult, name: str) -> pd.DataFrame:
+    return result.tables[name]
+
+
+def _reported(result: sources.LoadResult, name: str) -> sources.LoadResult:
+    """A part's result without what is added up on the workers: its reports, quarantine and
+    (for the first part) the tables given as files are what comes back."""
+    from revmodel import cube
+
+    drop = {name, _KEY_HASHES, cube.OPPORTUNITY_ACCOUNTS, cube.OPPORTUNITY_DATES}
+    kept = {k: v for k, v in result.tables.items() if k not in drop}
+    return dataclasses.replace(result, tables=kept)
+
+
+def _repeated_keys(hashes: list):
+    """The key hashes found more than once over every part, counted on the workers
+    (a dask dataframe ``value_counts``): only the repeated ones come back."""
+    import dask.dataframe as dd
+
+    meta = pd.DataFrame({"hash": pd.Series(dtype="uint64")})
+    counts = dd.from_delayed(hashes, meta=meta, verify_meta=False)["hash"].value_counts(
+        split_every=_SPLIT_EVERY, split_out=1
+    )
+    (repeated,) = counts[counts > 1].to_delayed()
+    return repeated
+
+
+def _load_cells(
+    name: str, parts: list[Path], calls: list[tuple], qroot: Path, scheduler: str | None
+) -> sources.LoadResult:
+    """Parts loaded, validated and reduced to deal cells, added up where they are read.
+
+    Each part's task loads its part; the deal cells and the accounts' sums of every part
+    are added up by a tree of tasks, and the key hashes counted by a dask dataframe, on
+    the workers: what comes back is the parts' reports and quarantined rows, the cells
+    of the whole table, one row per account and the repeated keys (none, normally).
+    """
+    import dask
 
     from revmodel import cube
 
-    hashes = [r.tables.pop(_KEY_HASHES)["hash"].to_numpy() for r in results]
-    every = np.concatenate(hashes)
-    values, counts = np.unique(every, return_counts=True)
-    repeated = values[counts > 1]
+    loaded = [dask.delayed(_load_part, pure=False)(*call) for call in calls]
+    reported = [dask.delayed(_reported)(r, name) for r in loaded]
+    cells = _tree(cube.combine_deal_cells, [dask.delayed(_table_of)(r, name) for r in loaded])
+    accounts = _tree(
+        cube.combine_account_amounts,
+        [dask.delayed(_table_of)(r, cube.OPPORTUNITY_ACCOUNTS) for r in loaded],
+    )
+    dates = _tree(
+        cube.combine_deal_dates,
+        [dask.delayed(_table_of)(r, cube.OPPORTUNITY_DATES) for r in loaded],
+    )
+    hashes = [dask.delayed(_table_of)(r, _KEY_HASHES) for r in loaded]
+    *results, joined, named, dated, repeated = _run(
+        [*reported, cells, accounts, dates, _repeated_keys(hashes)], scheduler, f"load {name}"
+    )
+    log.info("%s: %d parts read, validated and added up on the workers", name, len(parts))
     if len(repeated):
         # the rows behind the repeated hashes, read again: the same message as for rows
-        frames = run_keys(repeated)
+        keys = repeated.index.to_numpy()
+        frames = _run(
+            [dask.delayed(_keys_of, pure=False)(*c, keys) for c in calls], scheduler, "keys"
+        )
         owner = pd.Series(
             [p.name for p, f in zip(parts, frames, strict=True) for _ in range(len(f))]
         )
         _check_keys(name, pd.concat(frames, ignore_index=True), owner)
-    joined = cube.combine_deal_cells([r.tables[name] for r in results])
+    first = results[0]
+    first.tables[name] = joined
     if name == "opportunities":
-        named = [r.tables.pop(cube.OPPORTUNITY_ACCOUNTS)["account_id"] for r in results]
-        results[0].tables[cube.OPPORTUNITY_ACCOUNTS] = pd.DataFrame(
-            {"account_id": pd.unique(pd.concat(named, ignore_index=True))}
-        )
-    report = _joined_report(name, parts[0].parent.name, [r.reports[name] for r in results], qroot)
+        first.tables[cube.OPPORTUNITY_ACCOUNTS] = named
+        first.tables[cube.OPPORTUNITY_DATES] = dated
+    first.reports[name] = _joined_report(
+        name, parts[0].parent.name, [r.reports[name] for r in results], qroot
+    )
     quarantined = [r.quarantine[name] for r in results if name in r.quarantine]
-    bad = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame()
-    return joined, report, bad
+    if quarantined:
+        first.quarantine[name] = pd.concat(quarantined, ignore_index=True)
+    return first
 
 
 def load(
@@ -326,19 +392,12 @@ def load(
         )
         for i, p in enumerate(parts)
     ]
+    if settings.deal_cells:
+        return _load_cells(name, parts, calls, qroot, scheduler)
     results = _compute(_load_part, calls, scheduler, f"load {name}")
     log.info("%s: %d parts read and validated", name, len(parts))
     first = results[0]
-    if settings.deal_cells:
-        joined, report, bad = _join_cells(
-            name,
-            parts,
-            results,
-            qroot,
-            lambda hashes: _compute(_keys_of, [(*c, hashes) for c in calls], scheduler, "keys"),
-        )
-    else:
-        joined, report, bad = _join(name, parts[0].parent.name, parts, results, qroot)
+    joined, report, bad = _join(name, parts[0].parent.name, parts, results, qroot)
     first.tables[name] = joined
     first.reports[name] = report
     if len(bad):
@@ -356,9 +415,16 @@ def _delayed_references(root: Path, mapping: str | None):
 def _compute(fn, calls: list[tuple], scheduler: str | None, desc: str) -> list:
     """``fn(*call)`` for every call as a dask task (threads, or the scheduler's workers)."""
     import dask
+
+    return _run([dask.delayed(fn, pure=False)(*call) for call in calls], scheduler, desc)
+
+
+def _run(tasks: list, scheduler: str | None, desc: str) -> list:
+    """Every dask collection of ``tasks`` computed (threads, or the scheduler's workers);
+    on a scheduler, a progress bar counts the results as they come back."""
+    import dask
     from tqdm.auto import tqdm
 
-    tasks = [dask.delayed(fn, pure=False)(*call) for call in calls]
     if scheduler is None:
         return list(dask.compute(*tasks, scheduler="threads"))
     from dask.distributed import Client, as_completed
@@ -367,7 +433,7 @@ def _compute(fn, calls: list[tuple], scheduler: str | None, desc: str) -> list:
         futures = client.compute(tasks)
         order = {f.key: i for i, f in enumerate(futures)}
         out: list = [None] * len(futures)
-        bar = tqdm(total=len(futures), desc=desc, unit="part", disable=None)
+        bar = tqdm(total=len(futures), desc=desc, unit="task", disable=None)
         for future in as_completed(futures, loop=client.loop):
             out[order[future.key]] = future.result()
             bar.update(1)

@@ -126,9 +126,18 @@ def last_complete_month(
     DataError
         No won or lost deal with a close date up to ``today``.
     """
+    from revmodel import cube as rcube
+
     today = pd.Timestamp.today().normalize() if today is None else pd.Timestamp(today)
     opps = tables["opportunities"]
-    closed = pd.to_datetime(opps.loc[opps["stage"].isin(["won", "lost"]), "close_date"])
+    dates = tables.get(rcube.OPPORTUNITY_DATES)
+    if dates is not None and "deals" in opps:
+        # opportunities reduced where they were read: their distinct dates came with them
+        closed = dates.loc[dates["kind"] == "closed", "date"]
+        opps = pd.DataFrame({"created_date": dates.loc[dates["kind"] == "created", "date"]})
+        tables = {**tables, "opportunities": opps}
+    else:
+        closed = pd.to_datetime(opps.loc[opps["stage"].isin(["won", "lost"]), "close_date"])
     closed = closed[closed <= today].dropna()
     if closed.empty:
         raise DataError(
@@ -198,6 +207,7 @@ def plan_settings(
     cycle: str | None = None,
     as_of: str | None = None,
     today: pd.Timestamp | None = None,
+    scheduler: str | None = None,
 ) -> PlanSettings:
     """Settle a plan run's parameters from the user's parameters file and data.
 
@@ -205,7 +215,9 @@ def plan_settings(
     ``parameters/plan.yaml`` when it exists). Then, what is still missing is assumed
     and said: the fiscal year starts in January; actuals end at the data's last
     complete month (:func:`last_complete_month`); the cycle is the fiscal quarter after
-    it; amounts are in USD; segments use the default employee bands.
+    it; amounts are in USD; segments use the default employee bands. Opportunities
+    given as Parquet parts are read on the ``dask.distributed`` ``scheduler``'s workers
+    when one is given (:func:`revmodel.partitions.load`).
     """
     path = Path(params_file) if params_file is not None else _default_params_file()
     # A key set to null is a key not set: it takes its default, or is assumed below.
@@ -223,7 +235,7 @@ def plan_settings(
     values["data_dir"] = _data_dir(values)
     loaded = None
     if values.get("as_of") is None or values.get("cycle") is None:
-        loaded = _load(values, where)
+        loaded = _load(values, where, scheduler)
     assumed: list[str] = []
     if values.get("fiscal_year_start") is None:
         values["fiscal_year_start"] = 1
@@ -258,16 +270,20 @@ def plan_settings(
     return PlanSettings(params, tuple(assumed), path)
 
 
-def _load(values: Mapping[str, Any], where: str) -> Any:
+def _load(values: Mapping[str, Any], where: str, scheduler: str | None = None) -> Any:
     """The user's exports, read once to settle what the parameters leave open."""
-    from revmodel import sources
+    from revmodel import partitions
 
     checked = rparams.check(
         {k: values[k] for k in ("data_dir", "mapping") if values.get(k)},
         where=where,
         require=False,
     )
-    return sources.load(checked["data_dir"], mapping=checked.get("mapping"))
+    # Opportunities given as Parquet parts are reduced where they are read (on the
+    # scheduler's workers, if given): what settles the period comes with the cells.
+    return partitions.load(
+        checked["data_dir"], mapping=checked.get("mapping"), scheduler=scheduler, deal_cells=True
+    )
 
 
 def _settle_period(

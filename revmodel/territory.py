@@ -63,9 +63,10 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from revmodel import config, formatting, sections
+from revmodel import cube as rcube
 from revmodel.allocation import largest_remainder
 from revmodel.errors import DataError, InfeasibleError, ParameterError
-from revmodel.schema import OPEN_STAGES, segment_bands
+from revmodel.schema import segment_bands
 
 __all__ = [
     "DEFAULT_OBJECTIVE_WEIGHTS",
@@ -315,6 +316,20 @@ def segment_accounts(
 # --------------------------------------------------------------------------- potential
 
 
+def _deal_amounts(opportunities: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Won and open amounts by account (:func:`revmodel.cube.account_amounts`), from the
+    opportunities' rows or given already summed (as the deals' accounts of opportunities
+    reduced where they were read); None without deals naming an account."""
+    if opportunities is None or not len(opportunities):
+        return None
+    if all(c in opportunities.columns for c in rcube.ACCOUNT_AMOUNTS):
+        return opportunities.set_index("account_id")
+    if "account_id" not in opportunities.columns:
+        return None
+    _require_columns(opportunities, "opportunities", ["amount", "stage"])
+    return rcube.account_amounts(opportunities).set_index("account_id")
+
+
 def account_potential(
     accounts: pd.DataFrame,
     opportunities: pd.DataFrame | None = None,
@@ -338,7 +353,8 @@ def account_potential(
     opportunities : pd.DataFrame, optional
         Canonical opportunities table; won amounts are bookings [currency],
         open amounts (stages :data:`revmodel.schema.OPEN_STAGES`) pipeline
-        [currency]. All history is counted.
+        [currency]. All history is counted. Or those amounts already summed by
+        account (:func:`revmodel.cube.account_amounts`).
     weights : mapping, optional
         Component weights (keys ``annual_revenue``, ``employees``,
         ``bookings``, ``pipeline``; >= 0); default
@@ -386,23 +402,10 @@ def account_potential(
             known = np.isfinite(v)
             if known.any():
                 comps[col] = np.where(known, v, np.median(v[known]))
-    if opportunities is not None and len(opportunities) and "account_id" in opportunities.columns:
-        _require_columns(opportunities, "opportunities", ["amount", "stage"])
-        opp = pd.DataFrame(
-            {
-                "account_id": _ids(opportunities["account_id"]),
-                "amount": pd.to_numeric(opportunities["amount"], errors="coerce")
-                .fillna(0.0)
-                .clip(lower=0.0),
-                "stage": opportunities["stage"]
-                .astype(object)
-                .map(lambda s: str(s).strip().lower()),
-            }
-        ).dropna(subset=["account_id"])
-        won = opp[opp["stage"] == "won"].groupby("account_id")["amount"].sum()
-        open_ = opp[opp["stage"].isin(OPEN_STAGES)].groupby("account_id")["amount"].sum()
-        comps["bookings"] = ids.map(won).fillna(0.0).to_numpy(dtype=float)
-        comps["pipeline"] = ids.map(open_).fillna(0.0).to_numpy(dtype=float)
+    amounts = _deal_amounts(opportunities)
+    if amounts is not None:
+        comps["bookings"] = ids.map(amounts["won_amount"]).fillna(0.0).to_numpy(dtype=float)
+        comps["pipeline"] = ids.map(amounts["open_amount"]).fillna(0.0).to_numpy(dtype=float)
     score = np.zeros(len(ids))
     total_w = 0.0
     for name, values in comps.items():
@@ -1950,7 +1953,11 @@ def cycle_territories(
     if why:
         return None, why
     accounts = segment_accounts(tables["accounts"])
-    potential = account_potential(accounts, tables.get("opportunities"))
+    deals = tables.get("opportunities")
+    if deals is not None and "deals" in deals.columns:
+        # opportunities reduced where they were read: their accounts' amounts, summed there
+        deals = tables.get(rcube.OPPORTUNITY_ACCOUNTS)
+    potential = account_potential(accounts, deals)
     plan = assign_territories(
         accounts,
         tables["reps"],

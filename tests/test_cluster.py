@@ -20,12 +20,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
 from revmodel import cli, cube, forecast, partitions, sample, sources
-from tests.conftest import free_port
+from tests.conftest import assert_plan_ran_cleanly, free_port, run_revmodel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,3 +214,144 @@ def test_parts_reduced_on_the_workers_bring_back_deal_cells_not_rows(
             cube.build_cube(there.tables, layout=layout),
             cube.build_cube(local.tables, layout=layout),
         )
+
+
+#: A HubSpot-style deals export: its own column names, stage and type ids, no segment or
+#: region on the deal (they come from the company and the owner), no product.
+HUBSPOT_DEALS = {
+    "opportunity_id": "Record ID",
+    "amount": "Amount",
+    "close_date": "Close Date",
+    "created_date": "Create Date",
+    "stage": "Deal Stage",
+    "type": "Deal Type",
+    "account_id": "Associated Company ID",
+    "rep_id": "Deal owner ID",
+}
+HUBSPOT_STAGES = {
+    "won": "closedwon",
+    "lost": "closedlost",
+    "prospecting": "appointmentscheduled",
+    "qualification": "qualifiedtobuy",
+    "proposal": "presentationscheduled",
+    "negotiation": "contractsent",
+}
+HUBSPOT_TYPES = {"new": "newbusiness", "expansion": "existingbusiness", "renewal": "renewal"}
+COMPANIES = {
+    "account_id": "Company ID",
+    "account_name": "Company name",
+    "employees": "Number of Employees",
+    "segment": "Tier",
+    "region": "Sales Region",
+    "annual_revenue": "Annual Revenue",
+}
+OWNERS = {
+    "rep_id": "Owner ID",
+    "rep_name": "Name",
+    "manager": "Manager",
+    "region": "Team Region",
+    "segment": "Team Segment",
+    "hire_date": "Start Date",
+}
+
+
+def _mapping() -> str:
+    def block(columns: dict[str, str]) -> str:
+        return "{" + ", ".join(f"{k}: {v}" for k, v in columns.items()) + "}"
+
+    values = {
+        "stage": {v: k for k, v in HUBSPOT_STAGES.items()},
+        "type": {v: k for k, v in HUBSPOT_TYPES.items()},
+    }
+    return (
+        "tables:\n"
+        f"  opportunities:\n    columns: {block(HUBSPOT_DEALS)}\n"
+        f"    values: {{stage: {block(values['stage'])}, type: {block(values['type'])}}}\n"
+        f"  accounts:\n    file: companies.csv\n    columns: {block(COMPANIES)}\n"
+        f"  reps:\n    file: owners.csv\n    columns: {block(OWNERS)}\n"
+    )
+
+
+def _hubspot_company(folder: Path, parts: int) -> pd.DataFrame:
+    """A small company as a HubSpot portal and a billing system export it: deals (in
+    ``parts`` Parquet parts, or one file), companies, owners, subscriptions; no invoices.
+    Amounts carry quarters of a pound (exact in binary, so sums in any order agree)."""
+    tables = sample.generate(reps=8, months=30, seed=21)
+    rng = np.random.default_rng(21)
+    deals = (
+        tables["opportunities"]
+        .assign(
+            amount=lambda t: t["amount"] + rng.choice([0.0, 0.25, 0.5, 0.75], len(t)),
+            stage=lambda t: t["stage"].map(HUBSPOT_STAGES),
+            type=lambda t: t["type"].map(HUBSPOT_TYPES),
+        )[list(HUBSPOT_DEALS)]
+        .rename(columns=HUBSPOT_DEALS)
+    )
+    folder.mkdir(parents=True)
+    tables["accounts"][list(COMPANIES)].rename(columns=COMPANIES).to_csv(
+        folder / "companies.csv", index=False
+    )
+    tables["reps"][list(OWNERS)].rename(columns=OWNERS).to_csv(folder / "owners.csv", index=False)
+    tables["subscriptions"].to_csv(folder / "subscriptions.csv", index=False)
+    (folder / "mapping.yaml").write_text(_mapping(), encoding="utf-8")
+    if parts == 0:
+        deals.to_parquet(folder / "opportunities.parquet", index=False)
+    else:
+        (folder / "opportunities").mkdir()
+        n = len(deals)
+        for i in range(parts):
+            part = deals.iloc[i * n // parts : (i + 1) * n // parts]
+            part.to_parquet(folder / "opportunities" / f"part-{i:04d}.parquet", index=False)
+    return deals
+
+
+def _plan_project(folder: Path, parts: int) -> Path:
+    _hubspot_company(folder / "data", parts)
+    (folder / "plan.yaml").write_text(
+        "data_dir: data\nfiscal_year_start: 2\ncurrency: GBP\nhorizon: 6\n"
+        "reconcile_method: wls_struct\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.mark.slow
+def test_plan_on_the_cluster_is_the_plan_made_here(shared_cluster, tmp_path):
+    """``revmodel plan --scheduler``: the deals, in Parquet parts, are read, validated and
+    added up on the workers, and the forecast fitted there; every result of the pack is
+    the one the plan makes of the same export in one file on this machine alone."""
+    address, _ = shared_cluster
+    here = _plan_project(tmp_path / "here", parts=0)
+    there = _plan_project(tmp_path / "there", parts=3)
+    runs = {
+        "here": run_revmodel(["plan", "--params", "plan.yaml"], cwd=here),
+        "there": run_revmodel(["plan", "--params", "plan.yaml", "--scheduler", address], cwd=there),
+    }
+    for run in runs.values():
+        assert_plan_ran_cleanly(run)
+    packs = {
+        name: project / runs[name].stdout.strip().splitlines()[-1]
+        for name, project in (("here", here), ("there", there))
+    }
+    assert packs["here"].parent.name == packs["there"].parent.name  # the same cycle
+    import netCDF4
+
+    groups = {}
+    for name, html in packs.items():
+        with netCDF4.Dataset(html.parent / "plan.nc") as nc:
+            groups[name] = set(nc.groups)
+    assert groups["there"] == groups["here"]
+    assert {"cube", "forecast", "reconciled", "capacity", "quota", "kpis"} <= groups["here"]
+    for group in sorted(groups["here"]):
+        with (
+            xr.open_dataset(packs["here"].parent / "plan.nc", group=group) as a,
+            xr.open_dataset(packs["there"].parent / "plan.nc", group=group) as b,
+        ):
+            xr.testing.assert_identical(b.load(), a.load())
+    with xr.open_dataset(packs["there"].parent / "plan.nc", group="cube") as ds:
+        assert ds.attrs["fiscal_year_start"] == 2 and ds.attrs["currency"] == "GBP"
+        deals = pd.read_parquet(here / "data" / "opportunities.parquet")
+        won = deals["Deal Stage"] == "closedwon"
+        assert float(ds["bookings"].sum()) == deals.loc[won, "Amount"].sum()
+    with xr.open_dataset(packs["there"].parent / "plan.nc", group="kpis") as k:
+        assert "sales_cycle" in k and int(np.isfinite(k["sales_cycle"]).sum()) > 0

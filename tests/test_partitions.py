@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from revmodel import cube, partitions, sample, sources
+from revmodel import cube, partitions, sample, schema, sources
 from revmodel.errors import DataError
 
 
@@ -57,13 +57,26 @@ def test_parts_reduced_to_deal_cells_give_the_cube_of_the_whole_table(company, t
     )
     cells = reduced.tables["opportunities"]
     n = len(company["opportunities"])
-    assert list(cells.columns) == [*cube.DEAL_CELL_KEYS, "amount", "deals"]
+    assert list(cells.columns) == [*cube.DEAL_CELL_KEYS, "amount", "deals", *cube.DEAL_CELL_CYCLE]
     assert int(cells["deals"].sum()) == n and len(cells) < n
     won = company["opportunities"]["stage"] == "won"
     assert cells.loc[cells["stage"] == "won", "amount"].sum() == pytest.approx(
         company["opportunities"].loc[won, "amount"].sum()
     )
     assert reduced.reports["opportunities"].rows_accepted == n
+    # the sales cycle of won deals and each account's won and open amounts, by hand
+    opps = company["opportunities"]
+    timed = opps[won & opps["created_date"].notna()]
+    days = (pd.to_datetime(timed["close_date"]) - pd.to_datetime(timed["created_date"])).dt.days
+    assert int(cells["cycle_deals"].sum()) == len(timed) > 0
+    assert cells["cycle_days"].sum() == days.clip(lower=0).sum()
+    amounts = reduced.tables[cube.OPPORTUNITY_ACCOUNTS].set_index("account_id")
+    by_hand = opps[won].groupby("account_id")["amount"].sum()
+    assert amounts["won_amount"].sum() == pytest.approx(by_hand.sum())
+    assert amounts.loc[by_hand.index, "won_amount"].to_numpy() == pytest.approx(by_hand.to_numpy())
+    is_open = opps["stage"].isin(schema.OPEN_STAGES)
+    assert amounts["open_amount"].sum() == pytest.approx(opps.loc[is_open, "amount"].sum())
+    assert set(amounts.index) == set(opps["account_id"].dropna().astype(str))
     for layout in cube.LAYOUTS:
         xr.testing.assert_identical(
             cube.build_cube(reduced.tables, as_of="2026-06", layout=layout),

@@ -87,7 +87,12 @@ def plan(
     """
     started = time.time()
     settings = project.plan_settings(
-        data_dir, mapping=mapping, params_file=params_file, cycle=cycle, as_of=as_of
+        data_dir,
+        mapping=mapping,
+        params_file=params_file,
+        cycle=cycle,
+        as_of=as_of,
+        scheduler=scheduler,
     )
     params = settings.params
     out = Path(out_dir) if out_dir is not None else config.REPORTS_DIR

@@ -6,6 +6,7 @@ Every figure comes from a revmodel function over the run folder's results
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ __all__ = [
     "summary",
     "with_names",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 def reconciled_paths(fc: xr.Dataset, method: str) -> reconcile.ReconciledSamples | None:
@@ -382,8 +386,13 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
             acc.loc[reps, "name"] = shown_names(acc.loc[reps, "name"].astype(str), cube)
         out["accuracy"] = acc
     if params.get("data_dir"):
-        from revmodel import sources
+        from revmodel import partitions, sources
 
+        if partitions.partitioned_tables(params["data_dir"]):
+            # Deals given as Parquet parts are not brought here row by row: the pipeline's
+            # week-on-week changes and the calls' value add (which follow each deal) are left out.
+            log.info("opportunities in Parquet parts: what changed and value add not shown")
+            return out
         # The data folder read once for "what changed" and whose calls to trust.
         loaded = sources.load(params["data_dir"], mapping=params.get("mapping")).tables
         out.update(_pipeline_changes(params, cube, loaded))
