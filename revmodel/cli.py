@@ -223,7 +223,7 @@ def cube_cmd(
     cube.save_cube(ds, path)
     steps.update()
     steps.close()
-    click.echo(kpi.cube_summary(cube.unstack_cells(ds)))
+    click.echo(kpi.cube_summary(ds))
     click.echo(f"Wrote {path}")
     return 0
 

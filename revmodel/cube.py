@@ -1748,7 +1748,9 @@ def summary(ds: xr.Dataset) -> str:
     """
     as_of = pd.Timestamp(ds.attrs["as_of"])
     months = pd.DatetimeIndex(ds["month"].values)
-    hist = ds.sel(month=slice(None, np.datetime64(as_of, "ns")))
+    # a cube by populated cell is summed to regions first, never spread over every series
+    shown = rollup(ds, ("region",), "month") if "cell" in ds.dims else ds
+    hist = shown.sel(month=slice(None, np.datetime64(as_of, "ns")))
     cur = ds.attrs.get("currency", config.CURRENCY)
     lines = [
         f"Revenue cube: {ds.sizes['segment']} segments x {ds.sizes['region']} regions x "
@@ -1775,11 +1777,12 @@ def summary(ds: xr.Dataset) -> str:
         lines.append(f"ARR at {as_of:%Y-%m}: {arr_now:,.0f} {cur}/year")
     else:
         lines.append("ARR: not provided (add the subscriptions table)")
-    future = ds["pipeline"].sel(
+    future = shown["pipeline"].sel(
         month=slice(np.datetime64(as_of + pd.DateOffset(months=1), "ns"), None)
     )
+    by_month = future.sum([d for d in SERIES_DIMS if d in future.dims])
     lines.append(
         f"Open pipeline after {as_of:%Y-%m}: {float(future.sum()):,.0f} {cur} "
-        f"in {int(future.sum(SERIES_DIMS).pipe(lambda x: (x > 0).sum()))} months"
+        f"in {int((by_month > 0).sum())} months"
     )
     return "\n".join(lines)

@@ -118,7 +118,7 @@ def _stock(
 ) -> np.ndarray:
     """Cell x month stock of items present in the months ``[start, end)`` (columns, clipped)."""
     n = cube.sizes["month"]
-    shape = tuple(cube.sizes[d] for d in rcube.SERIES_DIMS)
+    shape = tuple(cube.sizes[d] for d in retention.series_dims(cube))
     n_cells = int(np.prod(shape))
     s = np.clip(np.nan_to_num(start, nan=n), 0, n).astype(np.int64)
     e = np.clip(np.nan_to_num(end, nan=n), 0, n).astype(np.int64)
@@ -137,7 +137,10 @@ def _flow(cube: xr.Dataset, flat: np.ndarray, col: np.ndarray, weights: np.ndarr
 
 
 def _backlog_cells(
-    cube: xr.Dataset, tables: Mapping[str, pd.DataFrame], subs: pd.DataFrame
+    cube: xr.Dataset,
+    tables: Mapping[str, pd.DataFrame],
+    subs: pd.DataFrame,
+    members: Mapping[str, np.ndarray] | None,
 ) -> tuple[np.ndarray, str, str]:
     """Remaining contract value of the active terms by cell and month end.
 
@@ -147,7 +150,7 @@ def _backlog_cells(
     months = pd.DatetimeIndex(cube["month"].values)
     acct = pd.Index(pd.unique(subs["account_id"].astype("string").to_numpy()))
     cells = retention.account_cells(tables, acct)
-    flat = retention.cell_codes(cube, cells)[
+    flat = retention.cell_codes(cube, cells, members)[
         acct.get_indexer(subs["account_id"].astype("string").to_numpy())
     ]
     ends = pd.to_datetime(subs["end_date"]) if "end_date" in subs.columns else None
@@ -174,7 +177,11 @@ def _backlog_cells(
     )
 
 
-def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr.Dataset:
+def finance_measures(
+    cube: xr.Dataset,
+    tables: Mapping[str, pd.DataFrame],
+    members: Mapping[str, np.ndarray] | None = None,
+) -> xr.Dataset:
     """Receivables, billing, backlog and sales-cycle days by cube cell and month.
 
     Invoices and subscription terms sit in their account's cell (as ARR does,
@@ -197,6 +204,10 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
         The revenue cube (its cells, months and ``as_of``).
     tables : mapping of str to DataFrame
         The canonical tables it was built from.
+    members : mapping, optional
+        The members of every series dim (:func:`revmodel.retention.series_members`)
+        of the cube ``cube`` was rolled up from, when it keeps only some of them:
+        the measures come by the dims it kept.
 
     Examples
     --------
@@ -213,7 +224,7 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
     if invoices is not None:
         inv_acct = pd.Index(pd.unique(invoices["account_id"].astype("string").to_numpy()))
         cells = retention.account_cells(tables, inv_acct)
-        flat = retention.cell_codes(cube, cells)[
+        flat = retention.cell_codes(cube, cells, members)[
             inv_acct.get_indexer(invoices["account_id"].astype("string").to_numpy())
         ]
         amount = invoices["amount"].to_numpy(dtype=float)
@@ -236,15 +247,17 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
 
     subs = _table(tables, "subscriptions")
     if subs is not None:
-        data["backlog"] = _backlog_cells(cube, tables, subs)
+        data["backlog"] = _backlog_cells(cube, tables, subs, members)
 
     opps = _table(tables, "opportunities")
     if _has_created_dates(opps):
         won = _won_cycle_days(opps)
-        cyc = np.zeros((*[cube.sizes[d] for d in rcube.SERIES_DIMS], n))
+        dims = retention.series_dims(cube)
+        cyc = np.zeros((*[cube.sizes[d] for d in dims], n))
         cnt = np.zeros_like(cyc)
         if not won.empty:
-            # Rebuilt with the cube's own rules so that every deal lands in its bookings cell.
+            # Rebuilt with the cube's own rules so that every deal lands in its bookings cell,
+            # by populated cell, then summed to the cube's own series dims.
             part = rcube.build_cube(
                 {
                     "opportunities": won,
@@ -257,14 +270,33 @@ def finance_measures(cube: xr.Dataset, tables: Mapping[str, pd.DataFrame]) -> xr
                 fiscal_year_start=int(cube.attrs["fiscal_year_start"]),
                 naming=cube.attrs["fiscal_year_naming"],
                 as_of=cube.attrs["as_of"],
-            )[["bookings", "won"]]
-            part = part.drop_vars([c for c in part.coords if c not in part.dims])
-            target = {d: cube[d].values for d in rcube.DIMS}
-            part = part.reindex(target, fill_value=0.0).fillna(0.0)
-            cyc, cnt = part["bookings"].values, part["won"].values
+                layout="cells",
+            )
+            cyc, cnt = _summed_cells(cube, part, ("bookings", "won"), members)
         data["cycle_days"] = (cyc, "days/month", "Created-to-close days of won deals")
         data["cycle_deals"] = (cnt, "deals/month", "Won deals with a created date")
     return retention.cube_like(cube, data)
+
+
+def _summed_cells(
+    cube: xr.Dataset,
+    part: xr.Dataset,
+    names: tuple[str, ...],
+    members: Mapping[str, np.ndarray] | None,
+) -> list[np.ndarray]:
+    """Measures ``names`` of a cube by populated cell (``part``) summed into ``cube``'s series
+    dims and months (missing counted 0); cells of members ``cube`` lacks are left out."""
+    cells = pd.DataFrame({d: part[f"cell_{d}"].values for d in rcube.SERIES_DIMS})
+    flat = retention.cell_codes(cube, cells, members)
+    cols = pd.DatetimeIndex(cube["month"].values).get_indexer(part["month"].values)
+    inside = cols >= 0
+    out = []
+    for name in names:
+        values = np.nan_to_num(np.asarray(part[name].values, dtype=float))
+        on_axis = np.zeros((len(cells), cube.sizes["month"]))
+        on_axis[:, cols[inside]] = values[:, inside]
+        out.append(retention.scatter_cells(cube, flat, on_axis))
+    return out
 
 
 def _has_created_dates(opps: pd.DataFrame | None) -> bool:
@@ -343,6 +375,13 @@ class _Context:
         gross_margin: float,
     ):
         self.cube = cube
+        # The cube summed once to the series dims the KPIs keep (a rep level keeps reps):
+        # by populated cell or dense, the cube is never spread over every series.
+        series = [d for d in rcube.SERIES_DIMS if d in dims]
+        if any(d in rcube.REP_LEVELS for d in dims):
+            series.append("rep")
+        self.level = rcube.rollup(cube, tuple(series), "month")
+        self.members = retention.series_members(cube)
         self.dims = dims
         self.period = period
         self.tables = tables
@@ -363,43 +402,43 @@ class _Context:
     @cached_property
     def sales(self) -> xr.Dataset:
         names = ["bookings", "won", "lost"]
-        hist = retention._actuals(self.cube[names], self.cube)
+        hist = retention._actuals(self.level[names], self.level)
         return retention.period_sum(rcube.rollup(hist, self.dims, "month"), self.period)
 
     @cached_property
     def bridge(self) -> xr.Dataset:
-        return retention.arr_bridge(self.cube, self.dims, self.period)
+        return retention.arr_bridge(self.level, self.dims, self.period)
 
     @cached_property
     def trailing(self) -> xr.Dataset:
-        return retention.trailing_retention(self.cube, self.dims, self.period)
+        return retention.trailing_retention(self.level, self.dims, self.period)
 
     # ---- table pieces
     @cached_property
     def customer_measures(self) -> xr.Dataset:
-        return retention.customer_measures(self.cube, self.tables)
+        return retention.customer_measures(self.level, self.tables, members=self.members)
 
     @cached_property
     def logos(self) -> xr.Dataset:
         return retention.logo_churn(
-            self.cube, dims=self.dims, period=self.period, measures=self.customer_measures
+            self.level, dims=self.dims, period=self.period, measures=self.customer_measures
         )
 
     @cached_property
     def logo_churn_12(self) -> xr.DataArray:
-        m = retention._customer_monthly(self.cube, self.customer_measures, self.dims)
+        m = retention._customer_monthly(self.level, self.customer_measures, self.dims)
         lost = m["churned_customers"].rolling(month=12, min_periods=12).sum()
         rate = retention._ratio(lost, m["opening_customers"].shift(month=11))
         return retention.at_period(rate, self.period, "last")
 
     @cached_property
     def finance_cells(self) -> xr.Dataset:
-        return finance_measures(self.cube, self.tables)
+        return finance_measures(self.level, self.tables, self.members)
 
     @cached_property
     def finance(self) -> xr.Dataset:
         ds = self.finance_cells
-        return rcube.rollup(retention._actuals(ds, self.cube), self.dims, "month")
+        return rcube.rollup(retention._actuals(ds, self.level), self.dims, "month")
 
     @cached_property
     def days(self) -> xr.DataArray:
@@ -468,7 +507,7 @@ def _arr(c: _Context) -> xr.DataArray:
 
 def _churn_rate(c: _Context) -> xr.DataArray:
     # The one churn rate (retention.churn_rate), at each period's last month with actuals.
-    return retention.churn_rate(c.cube, c.dims, period=c.period)
+    return retention.churn_rate(c.level, c.dims, period=c.period)
 
 
 def _logo_churn_rate(c: _Context) -> xr.DataArray:
@@ -477,7 +516,7 @@ def _logo_churn_rate(c: _Context) -> xr.DataArray:
 
 def _renewal_rate(c: _Context) -> xr.DataArray:
     return retention.renewal_rate(
-        c.cube, dims=c.dims, period=c.period, measures=c.customer_measures
+        c.level, dims=c.dims, period=c.period, measures=c.customer_measures
     )["renewal_rate"]
 
 
@@ -519,7 +558,7 @@ def _backlog(c: _Context) -> xr.DataArray:
         raise ParameterError("backlog needs subscription end dates (subscriptions.end_date).")
     # A cell whose backlog is unknown (a term without an end date) leaves every total holding
     # it unknown too: missing, never the sum of the cells that are known.
-    unknown = retention._actuals(c.finance_cells["backlog"].isnull(), c.cube).astype(float)
+    unknown = retention._actuals(c.finance_cells["backlog"].isnull(), c.level).astype(float)
     unknown = rcube.rollup(unknown, c.dims, "month")
     return retention.at_period(c.finance["backlog"].where(unknown == 0), c.period, "last")
 
@@ -542,12 +581,12 @@ def _sales_cycle(c: _Context) -> xr.DataArray:
 
 
 def _pipeline_coverage(c: _Context) -> xr.DataArray:
-    cube = c.cube
+    cube = c.level
     future = cube["month"] > retention.as_of_month(cube)
     pipe = rcube.rollup(cube["pipeline"].where(future, 0.0), c.dims, "month")
     pipe = retention.period_sum(pipe, c.period)
     n_future = retention.period_sum(future.astype(float), c.period)
-    done = rcube.rollup(cube["bookings"].fillna(0.0), c.dims, "month")
+    done = rcube.rollup(cube["bookings"], c.dims, "month").fillna(0.0)
     done = retention.period_sum(done, c.period)
     ahead = n_future[c.period].values[n_future.values > 0]
     pipe, target, done = xr.align(pipe.sel({c.period: ahead}), c.quota_by_period, done, join="left")
@@ -913,8 +952,9 @@ def compute(
     unknown = [n for n in wanted if n not in KPIS]
     if unknown:
         raise ParameterError(f"unknown KPI {unknown[0]!r}; known KPIs are {', '.join(KPIS)}.")
-    # Checks the levels once, with the cube's own message.
-    rcube.rollup(cube["bookings"].isel(month=slice(0, 1)), dims, "month")
+    # Checks the levels once, with the cube's own message (by populated cell or dense).
+    first = cube.isel(month=slice(0, 1))
+    rcube.rollup(first.drop_vars([v for v in first.data_vars if v != "bookings"]), dims, "month")
 
     out: dict[str, xr.DataArray] = {}
     skipped: list[str] = []
@@ -971,8 +1011,9 @@ def cube_summary(cube: xr.Dataset) -> str:
     text = rcube.summary(cube)
     if float(abs(retention._actuals(cube["arr"], cube)).sum()) <= 0:
         return text + "\nChurn rate: not provided (add the subscriptions table)"
-    rate = float(retention.churn_rate(cube))
-    hist = retention.monthly_arr(cube)
+    company = rcube.rollup(cube, (), "month")  # by populated cell or dense
+    rate = float(retention.churn_rate(company))
+    hist = retention.monthly_arr(company)
     k = min(12, hist.sizes["month"])
     tail = hist.isel(month=slice(-k, None))
     cur = cube.attrs.get("currency", config.CURRENCY)

@@ -884,25 +884,45 @@ def _subscriptions(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return subs.reset_index(drop=True)
 
 
-def cell_codes(cube: xr.Dataset, cells: pd.DataFrame) -> np.ndarray:
-    """Flat cell index (segment, region, rep) of each row of ``cells``; -1 where not in the cube."""
-    codes = [
-        pd.Index(np.asarray(cube[d].values).astype(str)).get_indexer(
+def series_dims(cube: xr.Dataset) -> tuple[str, ...]:
+    """The series dims (segment, region, rep) the cube has: all of them, or those a roll-up kept."""
+    return tuple(d for d in rcube.SERIES_DIMS if d in cube.dims)
+
+
+def series_members(cube: xr.Dataset) -> dict[str, np.ndarray]:
+    """The members of every series dim of the cube (a cube rolled up keeps them elsewhere)."""
+    return {d: np.asarray(cube[d].values) for d in rcube.SERIES_DIMS}
+
+
+def cell_codes(
+    cube: xr.Dataset, cells: pd.DataFrame, members: Mapping[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """Flat index of each row of ``cells`` over the cube's series dims; -1 where not in the cube.
+
+    ``cells`` names a segment, region and rep per row; a row is in the cube when all
+    three are among ``members`` (default the cube's own: :func:`series_members`). The
+    index runs over the series dims the cube has (:func:`series_dims`): a cube rolled
+    up to regions puts every row of a region in one place.
+    """
+    members = series_members(cube) if members is None else members
+    codes = {
+        d: pd.Index(np.asarray(members[d]).astype(str)).get_indexer(
             cells[d].astype(str).to_numpy()
         )
         for d in rcube.SERIES_DIMS
-    ]
-    shape = tuple(cube.sizes[d] for d in rcube.SERIES_DIMS)
-    ok = np.all([c >= 0 for c in codes], axis=0)
+    }
+    dims = series_dims(cube)
+    shape = tuple(cube.sizes[d] for d in dims)
+    ok = np.all([c >= 0 for c in codes.values()], axis=0)
     flat = np.full(len(cells), -1, dtype=np.int64)
     if ok.any():
-        flat[ok] = np.ravel_multi_index(tuple(c[ok] for c in codes), shape)
+        flat[ok] = np.ravel_multi_index(tuple(codes[d][ok] for d in dims), shape) if dims else 0
     return flat
 
 
 def scatter_cells(cube: xr.Dataset, flat: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Sum row x month ``values`` into a (segment, region, rep, month) array at cells ``flat``."""
-    shape = tuple(cube.sizes[d] for d in rcube.SERIES_DIMS)
+    """Sum row x month ``values`` into a (series dims, month) array at cells ``flat``."""
+    shape = tuple(cube.sizes[d] for d in series_dims(cube))
     n_cells = int(np.prod(shape))
     ok = flat >= 0
     rows = np.flatnonzero(ok)
@@ -913,12 +933,13 @@ def scatter_cells(cube: xr.Dataset, flat: np.ndarray, values: np.ndarray) -> np.
 def cube_like(cube: xr.Dataset, data: Mapping[str, tuple[np.ndarray, str, str]]) -> xr.Dataset:
     """A numpy-backed Dataset on the cube's dims and coords; months after ``as_of`` NaN."""
     future = pd.DatetimeIndex(cube["month"].values) > pd.Timestamp(as_of_month(cube))
-    coords = {k: v.variable for k, v in cube.coords.items()}
+    dims = (*series_dims(cube), "month")
+    coords = {k: v.variable for k, v in cube.coords.items() if set(v.dims) <= set(dims)}
     out = {}
     for name, (values, units, long_name) in data.items():
         values = np.array(values, dtype=float)
         values[..., future] = np.nan
-        out[name] = (rcube.DIMS, values, {"units": units, "long_name": long_name})
+        out[name] = (dims, values, {"units": units, "long_name": long_name})
     return xr.Dataset(out, coords=coords, attrs=dict(cube.attrs))
 
 
@@ -971,7 +992,10 @@ def _renewals(subs: pd.DataFrame, grace_days: int) -> pd.Series:
 
 
 def customer_measures(
-    cube: xr.Dataset, tables: Mapping[str, pd.DataFrame], grace_days: int = DEFAULT_GRACE_DAYS
+    cube: xr.Dataset,
+    tables: Mapping[str, pd.DataFrame],
+    grace_days: int = DEFAULT_GRACE_DAYS,
+    members: Mapping[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
     """Customer counts and renewals by cube cell and month, from the subscriptions table.
 
@@ -984,6 +1008,10 @@ def customer_measures(
     grace_days : int
         A renewal term may start up to this many days before or after the end of
         the term it renews [days].
+    members : mapping, optional
+        The members of every series dim (:func:`series_members`) of the cube ``cube``
+        was rolled up from, when it keeps only some of them: the measures come by the
+        dims it kept.
 
     Returns
     -------
@@ -1004,7 +1032,7 @@ def customer_measures(
     lost = ((prev == 1) & (active == 0)).astype(float)
     window = slice(offset, offset + n)
     cells = account_cells(tables, accounts)
-    flat = cell_codes(cube, cells)
+    flat = cell_codes(cube, cells, members)
 
     # Renewals, by the account's cell and the month the term ends.
     renewed = _renewals(subs, grace_days).to_numpy()
