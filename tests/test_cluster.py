@@ -144,17 +144,10 @@ def test_cube_from_parquet_parts_on_the_cluster_is_the_local_cube(
     xr.testing.assert_identical(cube.unstack_cells(cube.load_cube(tmp_path / "cells.nc")), local)
 
 
-@pytest.mark.slow
-def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
+@contextlib.contextmanager
+def _killing_w1_when_busy(address: str, workers: dict[str, subprocess.Popen]) -> Iterator[dict]:
+    """While the block runs, worker w1 is killed (SIGKILL) as soon as it holds a task."""
     from dask.distributed import Client
-
-    address, workers = cluster
-    ds = cube.build_cube(sample.generate(reps=120, months=36, seed=5))
-    kwargs = {"horizon": 6, "progress": False, "method": "seasonal_naive"}
-    local = forecast.forecast_cube(
-        ds, cache_dir=tmp_path / "local", distributed_threshold=10**9, **kwargs
-    )
-    assert local.attrs["n_series"] > 2 * forecast.CHUNK_SIZE  # several tasks to share out
 
     killed: dict[str, object] = {}
 
@@ -174,14 +167,59 @@ def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
 
     watcher = threading.Thread(target=kill_w1_when_busy)
     watcher.start()
-    remote = forecast.forecast_cube(ds, scheduler=address, cache_dir=tmp_path / "remote", **kwargs)
-    watcher.join()
+    try:
+        yield killed
+    finally:
+        watcher.join()
+
+
+def _assert_w1_killed_and_w2_left(address: str, workers: dict, killed: dict) -> None:
+    from dask.distributed import Client
+
     assert killed.get("tasks", 0) >= 1, "w1 was never seen holding a task"
     assert workers["w1"].wait(timeout=20) == -signal.SIGKILL
     with Client(address, set_as_default=False) as client:
         names = [w["name"] for w in client.scheduler_info()["workers"].values()]
     assert names == ["w2"]
+
+
+@pytest.mark.slow
+def test_forecast_completes_when_a_worker_is_killed_mid_run(cluster, tmp_path):
+    address, workers = cluster
+    ds = cube.build_cube(sample.generate(reps=120, months=36, seed=5))
+    kwargs = {"horizon": 6, "progress": False, "method": "seasonal_naive"}
+    local = forecast.forecast_cube(
+        ds, cache_dir=tmp_path / "local", distributed_threshold=10**9, **kwargs
+    )
+    assert local.attrs["n_series"] > 2 * forecast.CHUNK_SIZE  # several tasks to share out
+
+    with _killing_w1_when_busy(address, workers) as killed:
+        remote = forecast.forecast_cube(
+            ds, scheduler=address, cache_dir=tmp_path / "remote", **kwargs
+        )
+    _assert_w1_killed_and_w2_left(address, workers, killed)
     xr.testing.assert_identical(remote, local)
+
+
+@pytest.mark.slow
+def test_the_plans_load_completes_when_a_worker_is_killed_mid_run(cluster, folders, tmp_path):
+    """The plan's load (parts validated and added up on the workers) loses w1 while w1 holds
+    a part: the scheduler gives the part to w2, and the cube is the one made here."""
+    address, workers = cluster
+    whole, parts = folders
+    local = sources.load(whole, quarantine_dir=tmp_path / "q1")
+    with _killing_w1_when_busy(address, workers) as killed:
+        there = partitions.load(
+            parts, quarantine_dir=tmp_path / "q2", scheduler=address, deal_cells=True
+        )
+    _assert_w1_killed_and_w2_left(address, workers, killed)
+    n = len(local.tables["opportunities"])
+    assert there.reports["opportunities"].rows_accepted == n
+    assert int(there.tables["opportunities"]["deals"].sum()) == n
+    xr.testing.assert_identical(
+        cube.build_cube(there.tables, layout="cells"),
+        cube.build_cube(local.tables, layout="cells"),
+    )
 
 
 @pytest.mark.slow
