@@ -906,9 +906,7 @@ def cell_codes(
     """
     members = series_members(cube) if members is None else members
     codes = {
-        d: pd.Index(np.asarray(members[d]).astype(str)).get_indexer(
-            cells[d].astype(str).to_numpy()
-        )
+        d: pd.Index(np.asarray(members[d]).astype(str)).get_indexer(cells[d].astype(str).to_numpy())
         for d in rcube.SERIES_DIMS
     }
     dims = series_dims(cube)
