@@ -262,3 +262,32 @@ def test_parts_beside_files_the_mapping_names_are_checked_against_them(company, 
     )
     pd.testing.assert_frame_equal(parted.tables["opportunities"], whole.tables["opportunities"])
     assert parted.reports["reps"].file == "Users.csv"
+
+
+def test_kpis_and_territory_potential_of_reduced_parts_are_those_of_the_rows(company, tmp_path):
+    """What the plan reads of deals reduced where they were read: the KPIs (sales cycle
+    included) and each account's potential, as from the whole table's rows."""
+    from revmodel import kpi, territory
+
+    whole = sources.load(write(company, tmp_path / "whole", parts=0), quarantine_dir=tmp_path / "q")
+    reduced = partitions.load(
+        write(company, tmp_path / "parts"), quarantine_dir=tmp_path / "q2", deal_cells=True
+    )
+    cubes = [cube.build_cube(r.tables, fiscal_year_start=4) for r in (reduced, whole)]
+    for dims in ((), ("manager",)):
+        got, expected = (
+            kpi.compute(c, dims=dims, tables=r.tables)
+            for c, r in zip(cubes, (reduced, whole), strict=True)
+        )
+        xr.testing.assert_identical(got, expected)
+        assert "sales_cycle" in got
+    plan, _ = territory.cycle_territories(reduced.tables, "2026-07-01")
+    expected, _ = territory.cycle_territories(whole.tables, "2026-07-01")
+    pd.testing.assert_series_equal(
+        territory.account_potential(
+            reduced.tables["accounts"], reduced.tables[cube.OPPORTUNITY_ACCOUNTS]
+        ),
+        territory.account_potential(whole.tables["accounts"], whole.tables["opportunities"]),
+    )
+    assert plan is not None and expected is not None
+    pd.testing.assert_frame_equal(plan.assignment, expected.assignment)
