@@ -169,6 +169,21 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The revmodel cache of this session (under ``pytest -n 2``, of this worker): forecasts,
+    apps contexts and this machine's record of where a version's exports are
+    (:func:`revmodel.versions.remember_exports`) never land in, nor are read from, the checkout's
+    ``.cache``, which another worker or another run writes too. A test that sets its own
+    ``config.CACHE_DIR`` still does."""
+    from revmodel import config
+
+    cache = tmp_path_factory.mktemp("revmodel-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "CACHE_DIR", cache)
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def small_company(tmp_path_factory: pytest.TempPathFactory):
     """The sample company with 24 reps over 36 months: (tables, data folder)."""
