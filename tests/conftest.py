@@ -3,7 +3,9 @@ headless Chromium for the browser tests (with the helpers they share)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -34,6 +36,44 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 #: Kernel logs that never belong in what ``revmodel plan`` prints (ipykernel's
 #: "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.").
 KERNEL_NOISE = ("[IPKernelApp]", "KeyboardInterrupt")
+
+
+def _defines_a_module_fixture(path: Path) -> bool:
+    """Whether the test module at ``path`` defines a ``@pytest.fixture(scope="module")``."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "fixture":
+            for kw in node.keywords:
+                if kw.arg == "scope" and getattr(kw.value, "value", None) == "module":
+                    return True
+    return False
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``pytest -n 2`` (``make test``): a module that defines a module-scoped fixture (a published
+    plan, served apps, a hub, a cluster, a PostgreSQL server) runs whole on one worker, so that
+    fixture is built once; every other test is handed out on its own to whichever worker is
+    free. Whole modules are handed out first (most tests first), then the single tests in
+    collection order. Any other ``--dist`` than the default ``load`` is left to pytest-xdist."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+
+    @functools.cache
+    def whole(path: str) -> bool:
+        return _defines_a_module_fixture(root / path)
+
+    class ModuleFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if whole(path) else nodeid
+
+    return ModuleFixtureScheduling(config, log)
 
 
 def run_revmodel(args: list, cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
