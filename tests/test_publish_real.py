@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +50,15 @@ def disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.fixture
+def sockets():
+    """The kernels' TMPDIR: a short path of its own in the system's temporary folder (a kernel's
+    IPC socket path must stay under 107 characters; ``tmp_path`` is longer under ``pytest -n``)."""
+    folder = Path(tempfile.mkdtemp(prefix="revmodel-sockets-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _start(params: Path, out: Path, sockets: Path) -> subprocess.Popen:
     env = {**os.environ, "TMPDIR": str(sockets)}
     cmd = [sys.executable, "-m", "revmodel", "plan", "--params", str(params), "--out", str(out)]
@@ -77,9 +88,10 @@ def _leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if re.match(r"^\..+\.(tmp|work|link)-\d+$", p.name))
 
 
-def test_real_plan_killed_or_out_of_space_leaves_the_last_pack_and_cleans_up(tmp_path, disk):
-    data, sockets, out = tmp_path / "data", tmp_path / "sockets", disk / "reports"
-    sockets.mkdir()
+def test_real_plan_killed_or_out_of_space_leaves_the_last_pack_and_cleans_up(
+    tmp_path, disk, sockets
+):
+    data, out = tmp_path / "data", disk / "reports"
     sample.write(sample.generate(reps=4, months=24), data)
     params = tmp_path / f"{CYCLE}.yaml"
     params.write_text(yaml.safe_dump({"cycle": CYCLE, "data_dir": str(data)}))
