@@ -36,12 +36,13 @@ plan: sample
 app: sample
 	$(BIN)/revmodel serve --port $(PORT)
 
+# Two workers (pytest-xdist; tests sharing a module's fixture stay on one: tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # Skips the slow notebook, browser and property tests.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check revmodel tests benchmarks
