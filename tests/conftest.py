@@ -151,6 +151,10 @@ def warm_home(env: dict, open_for_calls_as: str | None = None, timeout: float = 
     return done.stdout.strip()
 
 
+#: base URL of a running `revmodel serve` -> its log (shown when a page does not come).
+_SERVE_LOGS: dict[str, Path] = {}
+
+
 @contextlib.contextmanager
 def served_apps(home: Path, env: dict, log_name: str) -> Iterator[str]:
     """``revmodel serve`` for ``env``'s user on a free loopback port, its log in ``home``:
@@ -179,8 +183,10 @@ def served_apps(home: Path, env: dict, log_name: str) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     pytest.fail(f"revmodel serve did not answer: {log_path.read_text()}")
                 time.sleep(0.5)
+            _SERVE_LOGS[base] = log_path
             yield base
         finally:
+            _SERVE_LOGS.pop(base, None)
             proc.terminate()
             try:
                 proc.wait(timeout=20)
@@ -191,8 +197,16 @@ def served_apps(home: Path, env: dict, log_name: str) -> Iterator[str]:
 def open_app(browser, base: str, app: str, ready: str, timeout: float):
     """A new page of ``app`` served at ``base``, once ``ready`` shows (``timeout`` in ms)."""
     page = browser.new_page(viewport={"width": 1300, "height": 2000})
-    page.goto(f"{base}/voila/render/{app}.ipynb?token={APPS_TOKEN}", timeout=timeout)
-    page.wait_for_selector(ready, timeout=timeout)
+    try:
+        page.goto(f"{base}/voila/render/{app}.ipynb?token={APPS_TOKEN}", timeout=timeout)
+        page.wait_for_selector(ready, timeout=timeout)
+    except Exception as exc:  # the server's log says why (a kernel that died, a cell's error)
+        log = _SERVE_LOGS.get(base)
+        tail = "\n".join(log.read_text().splitlines()[-80:]) if log and log.exists() else ""
+        shown = page.inner_text("body")[:2000] if not page.is_closed() else ""
+        raise AssertionError(
+            f"{app}: {ready} did not show: {exc}\n--- page ---\n{shown}\n--- server log ---\n{tail}"
+        ) from None
     return page
 
 

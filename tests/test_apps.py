@@ -457,6 +457,7 @@ def test_voila_command_is_local_stripped_culled_and_tokened():
         f"--pool_size={serve.POOL_SIZE}",
         "--template=revmodel",
         "--VoilaConfiguration.extension_denylist=['jupyterlab-plotly', 'jupyterlab_pygments']",
+        "--MappingKernelManager.kernel_manager_class=revmodel.kernels.AppKernelManager",
     ):
         assert flag in cmd
     assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "preheat" in f]

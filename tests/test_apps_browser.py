@@ -310,3 +310,13 @@ def test_weekly_app_scores_the_sample_company_s_past_calls(browser, server):
     assert managers == set(calls.loc[calls["level"] == "manager", "key"])
     page.screenshot(path=str(SCREENS / "weekly-value-add-sample.png"), full_page=True)
     page.close()
+
+
+def test_served_kernels_use_ipc_sockets_not_tcp_ports(server):
+    """Every kernel the server started (one per app in the pool, one per page opened) talks
+    over IPC: none binds a TCP port another program could take first (a kernel that lost its
+    port died, and the weekly page waited for it for ever)."""
+    log = (server["home"] / "serve.log").read_text()
+    assert log.count("Kernel started:") >= len(APPS) + 1
+    assert "running over TCP" not in log
+    assert "Address already in use" not in log

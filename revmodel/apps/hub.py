@@ -234,6 +234,8 @@ def _server_config(state: Path) -> Path:
                 "jupyter_server_terminals": False,
             },
         },
+        # Kernels on IPC sockets, as under `revmodel serve` (revmodel.kernels).
+        "MappingKernelManager": {"kernel_manager_class": serve.KERNEL_MANAGER},
         # The pages `revmodel serve` sends: the apps' template, charts by its plotly.js.
         "VoilaConfiguration": {
             "strip_sources": True,

@@ -16,6 +16,9 @@ The server is plain Voila over ``notebooks/apps/`` with:
   bundle from this server, loaded beside the widgets; the ``jupyterlab-plotly``
   extension (the full plotly.js, 4.8 MB, loaded before any widget) and the
   syntax-highlighting one (no code is shown) are left out of the page;
+- ``--MappingKernelManager.kernel_manager_class`` (:data:`KERNEL_MANAGER`): the
+  kernels talk to Voila over IPC sockets, so a kernel cannot lose a TCP port to
+  another program starting at the same moment and leave its page waiting;
 - ``--preheat_kernel=True --pool_size=N``: Voila keeps :data:`POOL_SIZE`
   kernels per app with the page already built, so opening an app sends a
   page rendered in advance; the page reads the live calls again the moment it
@@ -46,6 +49,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from revmodel import config
+from revmodel.kernels import clean_kernel_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ APPS: dict[str, str] = {
 CULL_IDLE_SECONDS = 1800
 #: How often idle kernels are looked for [s].
 CULL_INTERVAL_SECONDS = 120
+#: The kernels' manager: local IPC sockets, no TCP port to race for (:mod:`revmodel.kernels`).
+KERNEL_MANAGER = "revmodel.kernels.AppKernelManager"
 #: Kernels kept ready per app, the page built in advance.
 POOL_SIZE = 1
 #: The apps' Voila template (``revmodel/apps/share/voila/templates/revmodel``).
@@ -113,6 +119,7 @@ def voila_command(
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_seconds)}",
         f"--MappingKernelManager.cull_interval={int(cull_interval_seconds)}",
         "--MappingKernelManager.cull_connected=False",
+        f"--MappingKernelManager.kernel_manager_class={KERNEL_MANAGER}",
         f"--template={TEMPLATE}",
         f"--VoilaConfiguration.extension_denylist={list(EXTENSIONS_LEFT_OUT)!r}",
         *preheat,
@@ -178,6 +185,7 @@ def serve(port: int = 8866, pool_size: int = POOL_SIZE) -> int:
     env = dict(os.environ)
     env.setdefault("REVMODEL_HOME", str(config.HOME))
     env["JUPYTER_PATH"] = template_path(env)
+    clean_kernel_sockets()  # those of servers killed before they could remove them
     proc = subprocess.Popen(voila_command(port, token, pool_size=pool_size), env=env)
 
     def stop(signum: int, _frame: object) -> None:

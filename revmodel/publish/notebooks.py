@@ -20,7 +20,6 @@ from typing import Any
 
 from revmodel import config, encoding, formatting
 from revmodel.errors import RevmodelError
-from revmodel.publish.swap import KERNEL_SOCKET_PREFIX
 
 __all__ = [
     "KERNEL_NAME",
@@ -213,12 +212,14 @@ def run_notebooks(
 def _execute(src: Path, dst: Path, parameters: dict[str, Any]) -> None:
     import papermill as pm
 
+    from revmodel.kernels import PlanKernelManager
+
     pm.execute_notebook(
         str(src),
         str(dst),
         parameters=parameters,
         kernel_name=KERNEL_NAME,
-        kernel_manager_class=_local_kernel_manager(),
+        kernel_manager_class=PlanKernelManager,
         progress_bar=False,
         cwd=str(src.parent),
         log_output=False,
@@ -245,39 +246,3 @@ def _keep_failed(
     if nb.exists():
         shutil.copy2(nb, dst)
     return dst
-
-
-def _local_kernel_manager() -> type:
-    """A kernel manager talking to its kernel over local IPC sockets, not loopback TCP.
-
-    The plan's kernels never leave this machine; IPC keeps them off the network stack
-    (and ipykernel stops warning that TCP is unencrypted).
-    """
-    import tempfile
-    import uuid
-
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
-
-    class LocalKernelManager(AsyncKernelManager):
-        async def _async_interrupt_kernel(self) -> None:
-            # jupyter_client interrupts (SIGINT) a kernel before asking it to shut down. The
-            # plan shuts a kernel down once its cells have run; a SIGINT landing while ipykernel
-            # still finishes the last reply prints "[IPKernelApp] ERROR | KeyboardInterrupt
-            # caught in kernel." into the plan's output. A kernel that does not stop when asked
-            # is still terminated after the shutdown wait.
-            if self.shutting_down:
-                return
-            await super()._async_interrupt_kernel()
-
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc"
-
-        @default("ip")
-        def _default_ip(self) -> str:
-            # The pid in the name lets the next run remove the sockets of a killed one.
-            name = f"{KERNEL_SOCKET_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
-            return os.path.join(tempfile.gettempdir(), name)
-
-    return LocalKernelManager

@@ -30,13 +30,13 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import filelock
 
 from revmodel.errors import RevmodelError
+from revmodel.kernels import KERNEL_SOCKET_PREFIX, clean_kernel_sockets, pid_alive
 
 __all__ = [
     "KERNEL_SOCKET_PREFIX",
@@ -54,10 +54,7 @@ log = logging.getLogger(__name__)
 #: Lock file of a reports folder, and the JSON beside it naming the run that holds it.
 LOCK_FILE = ".publish.lock"
 OWNER_FILE = ".publish.owner.json"
-#: Name of the IPC socket files of a run's kernels: ``revmodel-kernel-<pid>-<id>-<port>``.
-KERNEL_SOCKET_PREFIX = "revmodel-kernel-"
 _LEFTOVER = re.compile(r"^\..+\.(tmp|work|link)-(\d+)$")
-_SOCKET = re.compile(rf"^{KERNEL_SOCKET_PREFIX}(\d+)-")
 #: errno -> what the user is told.
 _OS_ERRORS: dict[int, str] = {
     errno.ENOSPC: "no space left on the device",
@@ -84,16 +81,6 @@ def version_name(now: dt.datetime | None = None) -> str:
     """A new version's folder name: UTC time to the microsecond and this process id."""
     now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%dT%H%M%S%fZ}-{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
 
 
 def _owner(out: Path) -> str:
@@ -156,7 +143,7 @@ def clean_leftovers(out: Path, sockets_dir: Path | None = None) -> list[Path]:
         return removed
     for path in out.iterdir():
         m = _LEFTOVER.match(path.name)
-        if m and (int(m.group(2)) == os.getpid() or not _pid_alive(int(m.group(2)))):
+        if m and (int(m.group(2)) == os.getpid() or not pid_alive(int(m.group(2)))):
             _remove(path)
             removed.append(path)
     for versions in out.glob(".*"):
@@ -170,20 +157,6 @@ def clean_leftovers(out: Path, sockets_dir: Path | None = None) -> list[Path]:
     removed.extend(clean_kernel_sockets(sockets_dir))
     if removed:
         log.info("removed %d leftover(s) of earlier runs in %s", len(removed), out)
-    return removed
-
-
-def clean_kernel_sockets(folder: Path | None = None) -> list[Path]:
-    """Remove the kernel IPC socket files of processes no longer running."""
-    folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
-    removed = []
-    with contextlib.suppress(OSError):
-        for path in folder.iterdir():
-            m = _SOCKET.match(path.name)
-            if m and not _pid_alive(int(m.group(1))):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed.append(path)
     return removed
 
 
