@@ -24,6 +24,8 @@ __all__ = [
     "MISSING",
     "count",
     "currency_symbol",
+    "heading",
+    "headed",
     "inert_frame",
     "inert_text",
     "is_missing",
@@ -234,6 +236,39 @@ COLUMN_KINDS: dict[str, str] = {
     **dict.fromkeys(["quota_to_potential", "potential", "potential_before",
                      "potential_after", "mean_potential"], "num"),
 }  # fmt: skip
+
+
+#: Column headings a reader sees in place of a table's column name (pack and apps); any
+#: other column is shown as its name with spaces (:func:`heading`).
+HEADINGS: dict[str, str] = {
+    "level": "Level",
+    "key": "Name",
+    "call_type": "Call",
+    "week": "Week of quarter",
+    "quarters": "Quarters",
+    "calls": "Calls",
+    "bias": "Bias of the calls",
+    "call_error": "Error of the calls",
+    "model_error": "Error of the model",
+    "value_add": "Value added",
+    "beat_model": "Calls beating the model",
+}
+
+
+def heading(column: Any) -> str:
+    """The heading of a table column as a reader sees it.
+
+    Examples
+    --------
+    >>> heading("call_error"), heading("quota_year")
+    ('Error of the calls', 'quota year')
+    """
+    return HEADINGS.get(str(column), str(column).replace("_", " "))
+
+
+def headed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its columns renamed to their :func:`heading`."""
+    return frame.rename(columns={c: heading(c) for c in frame.columns})
 
 
 def cell(kind: str, value: Any, currency: str | None = None) -> str:

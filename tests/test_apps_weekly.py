@@ -95,6 +95,14 @@ def test_whose_calls_to_trust_scores_each_manager(page, small_company, calls_dir
         actual = won[won["close_date"].between(first, last)]["amount"].sum()
         week1 = mine[(mine["period"] == period) & (mine["at"] < first + pd.Timedelta(days=7))]
         errors.append(abs(week1["new_value"].iloc[-1] - actual) / actual)
+    heads = [text(h) for h in re.findall(r"<th>(.*?)</th>", page.scores.value)]
+    assert heads == [
+        "Level", "Name", "Quarters", "Calls", "Bias of the calls", "Error of the calls",
+        "Error of the model", "Value added", "Calls beating the model",
+    ]  # fmt: skip
+    weeks = [text(h) for h in re.findall(r"<th>(.*?)</th>", page.weekly.value)]
+    assert weeks[:3] == ["Week of quarter", "Quarters", "Calls"]
+    assert "_" not in page.scores.value.split("<tbody>")[0]
     rows = re.findall(r"<tr>(.*?)</tr>", page.weekly.value)
     first_row = [text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", rows[1])]
     assert first_row[0] == "1" and first_row[1] == "2"  # week 1, two quarters

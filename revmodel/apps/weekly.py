@@ -32,13 +32,14 @@ import html
 import logging
 import os
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
 
-from revmodel import config, history, plots, valueadd
+from revmodel import config, formatting, history, plots, valueadd
 from revmodel.apps import layout
 from revmodel.apps.cache import weekly_cache_path
 from revmodel.apps.context import AppContext, app_context
@@ -276,11 +277,9 @@ def _draw_value_add(page: WeeklyPage, level: str, key: str) -> None:
         page.weekly.value = ""
         return
     summary = section.summary[section.summary["call_type"] == "commit"]
-    pct = ("bias", "call_error", "model_error", "value_add", "beat_model")
-    page.scores.value = layout.table_html(
+    page.scores.value = _scores_html(
         summary.drop(columns="call_type"),
-        kinds={**dict.fromkeys(pct, "pct"), "quarters": "int", "calls": "int"},
-        css="revmodel-value-add",
+        "revmodel-value-add",
         total_rows=[i for i, (lv, k) in enumerate(zip(summary["level"], summary["key"],
                                                      strict=True)) if (lv, k) == (level, key)],
     )  # fmt: skip
@@ -297,11 +296,16 @@ def _draw_value_add(page: WeeklyPage, level: str, key: str) -> None:
             "the model, by week of quarter"
         )
     )  # fmt: skip
-    page.weekly.value = layout.table_html(
-        weekly.drop(columns="level"),
-        kinds={**dict.fromkeys(pct, "pct"), "quarters": "int", "calls": "int", "week": "int"},
-        css="revmodel-value-add-weeks",
-    )
+    page.weekly.value = _scores_html(weekly.drop(columns="level"), "revmodel-value-add-weeks")
+
+
+def _scores_html(frame: pd.DataFrame, css: str, total_rows: Sequence[int] = ()) -> str:
+    """Scored calls as a table with the headings and number formats of the plan pack
+    (:func:`revmodel.formatting.heading`, :data:`revmodel.formatting.COLUMN_KINDS`)."""
+    kinds = {
+        formatting.heading(c): formatting.COLUMN_KINDS.get(str(c), "text") for c in frame.columns
+    }
+    return layout.table_html(formatting.headed(frame), kinds=kinds, css=css, total_rows=total_rows)
 
 
 def _currency(ctx: AppContext) -> str | None:
