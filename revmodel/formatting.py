@@ -258,6 +258,15 @@ HEADINGS: dict[str, str] = {
 def heading(column: Any) -> str:
     """The heading of a table column as a reader sees it.
 
+    Parameters
+    ----------
+    column : object
+        A column name of a table of the pack or the apps.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> heading("call_error"), heading("quota_year")
@@ -267,7 +276,22 @@ def heading(column: Any) -> str:
 
 
 def headed(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its columns renamed to their :func:`heading`."""
+    """``frame`` with its columns renamed to their :func:`heading`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A table; its values are kept as they are.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Examples
+    --------
+    >>> list(headed(pd.DataFrame(columns=["key", "beat_model"])).columns)
+    ['Name', 'Calls beating the model']
+    """
     return frame.rename(columns={c: heading(c) for c in frame.columns})
 
 
