@@ -348,16 +348,27 @@ def deal_bars(history: pd.DataFrame, window: Window) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- labels
 
+#: The table of deal labels made where the deals were read, when the opportunities come
+#: as Parquet parts (:func:`revmodel.partitions.load` with ``deal_cells``): the
+#: :func:`deal_labels` of the deals the pipeline history names, ``opportunity_id`` a column.
+LABELS_TABLE = "deal_labels"
+
 
 def deal_labels(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Region, manager, rep and segment of every deal, indexed by ``opportunity_id``.
 
     A deal's own region and segment come first, then its account's, then its
     rep's (as in the cube); the manager is its rep's. What stays unknown is
-    :data:`revmodel.config.PLACEHOLDER`.
+    :data:`revmodel.config.PLACEHOLDER`. Tables holding :data:`LABELS_TABLE` (made
+    where the deals' Parquet parts were read) give those labels.
     """
     from revmodel import cube
 
+    given = tables.get(LABELS_TABLE)
+    if given is not None:
+        return given.set_index(given["opportunity_id"].astype("string"))[
+            ["region", "manager", "rep", "segment"]
+        ]
     opps = tables.get("opportunities")
     if opps is None or opps.empty:
         return pd.DataFrame(columns=["region", "manager", "rep", "segment"])

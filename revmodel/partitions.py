@@ -120,6 +120,8 @@ def _load_part(
 
 #: Where a part reduced to deal cells keeps the hashes of its accepted rows' keys.
 _KEY_HASHES = "key_hashes"
+#: Where it keeps its deals' labels (:func:`revmodel.history.deal_labels`), on the worker.
+_PART_LABELS = "part_deal_labels"
 
 
 def _reduce_to_cells(result: sources.LoadResult, name: str) -> None:
@@ -127,9 +129,11 @@ def _reduce_to_cells(result: sources.LoadResult, name: str) -> None:
 
     The opportunities become :func:`revmodel.cube.deal_cells` with the accounts they
     name; what is kept of the rows to check the key over all parts is a 64-bit hash of
-    each key (8 bytes a row).
+    each key (8 bytes a row), and to label the deals of the pipeline history, each
+    deal's region, manager, rep and segment (:func:`_history_labels` takes those
+    the history names).
     """
-    from revmodel import cube
+    from revmodel import cube, history
 
     frame = result.tables[name]
     key = list(schema.TABLES[name].unique_columns)
@@ -142,6 +146,7 @@ def _reduce_to_cells(result: sources.LoadResult, name: str) -> None:
             accounts = pd.DataFrame({"account_id": pd.Series(dtype=object)})
         result.tables[cube.OPPORTUNITY_ACCOUNTS] = accounts
         result.tables[cube.OPPORTUNITY_DATES] = cube.deal_dates(frame)
+        result.tables[_PART_LABELS] = history.deal_labels(result.tables)
         result.tables[name] = cube.deal_cells(result.tables)
 
 
@@ -254,7 +259,7 @@ def _reported(result: sources.LoadResult, name: str) -> sources.LoadResult:
     (for the first part) the tables given as files are what comes back."""
     from revmodel import cube
 
-    drop = {name, _KEY_HASHES, cube.OPPORTUNITY_ACCOUNTS, cube.OPPORTUNITY_DATES}
+    drop = {name, _KEY_HASHES, _PART_LABELS, cube.OPPORTUNITY_ACCOUNTS, cube.OPPORTUNITY_DATES}
     kept = {k: v for k, v in result.tables.items() if k not in drop}
     return dataclasses.replace(result, tables=kept)
 
@@ -272,6 +277,28 @@ def _repeated_keys(hashes: list):
     return repeated
 
 
+def _history_ids(first: sources.LoadResult, root: Path) -> pd.Index:
+    """On a worker: the deals the pipeline history names (its ``opportunity_history``
+    table, loaded with the first part, else the folder's snapshots)."""
+    from revmodel import snapshots
+
+    hist = first.tables.get("opportunity_history")
+    if hist is None or not len(hist):
+        store = snapshots.store_dir(root)
+        if not snapshots.list_snapshots(store):
+            return pd.Index([], dtype="string")
+        hist = snapshots.history_from_snapshots(store)
+    return pd.Index(hist["opportunity_id"].astype("string").unique())
+
+
+def _history_labels(result: sources.LoadResult, ids: pd.Index) -> pd.DataFrame:
+    """On a worker: the labels of the part's deals the history names (only those come back)."""
+    labels = result.tables.get(_PART_LABELS)
+    if labels is None:
+        return pd.DataFrame()
+    return labels[labels.index.isin(ids)].reset_index()
+
+
 def _load_cells(
     name: str, parts: list[Path], calls: list[tuple], qroot: Path, scheduler: str | None
 ) -> sources.LoadResult:
@@ -280,11 +307,13 @@ def _load_cells(
     Each part's task loads its part; the deal cells and the accounts' sums of every part
     are added up by a tree of tasks, and the key hashes counted by a dask dataframe, on
     the workers: what comes back is the parts' reports and quarantined rows, the cells
-    of the whole table, one row per account and the repeated keys (none, normally).
+    of the whole table, one row per account, the repeated keys (none, normally) and the
+    labels of the deals the pipeline history names (:data:`revmodel.history.LABELS_TABLE`:
+    the plan's "what changed" and value add sections follow each of those deals).
     """
     import dask
 
-    from revmodel import cube
+    from revmodel import cube, history
 
     loaded = [dask.delayed(_load_part, pure=False)(*call) for call in calls]
     reported = [dask.delayed(_reported)(r, name) for r in loaded]
@@ -298,8 +327,14 @@ def _load_cells(
         [dask.delayed(_table_of)(r, cube.OPPORTUNITY_DATES) for r in loaded],
     )
     hashes = [dask.delayed(_table_of)(r, _KEY_HASHES) for r in loaded]
-    *results, joined, named, dated, repeated = _run(
-        [*reported, cells, accounts, dates, _repeated_keys(hashes)], scheduler, f"load {name}"
+    ids = dask.delayed(_history_ids)(loaded[0], calls[0][0])
+    labels = dask.delayed(pd.concat)(
+        [dask.delayed(_history_labels)(r, ids) for r in loaded], ignore_index=True
+    )
+    *results, joined, named, dated, repeated, labelled = _run(
+        [*reported, cells, accounts, dates, _repeated_keys(hashes), labels],
+        scheduler,
+        f"load {name}",
     )
     log.info("%s: %d parts read, validated and added up on the workers", name, len(parts))
     if len(repeated):
@@ -317,6 +352,7 @@ def _load_cells(
     if name == "opportunities":
         first.tables[cube.OPPORTUNITY_ACCOUNTS] = named
         first.tables[cube.OPPORTUNITY_DATES] = dated
+        first.tables[history.LABELS_TABLE] = labelled
     first.reports[name] = _joined_report(
         name, parts[0].parent.name, [r.reports[name] for r in results], qroot
     )

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from revmodel import cli, cube, forecast, partitions, sample, sources
+from revmodel import cli, cube, forecast, parameters, partitions, sample, sources
 from tests.conftest import assert_plan_ran_cleanly, free_port, run_revmodel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -400,3 +400,67 @@ def test_plan_on_the_cluster_is_the_plan_made_here(shared_cluster, tmp_path):
         assert float(ds["bookings"].sum()) == deals.loc[won, "Amount"].sum()
     with xr.open_dataset(packs["there"].parent / "plan.nc", group="kpis") as k:
         assert "sales_cycle" in k and int(np.isfinite(k["sales_cycle"]).sum()) > 0
+
+
+def _company_with_history(folder: Path) -> tuple[Path, Path]:
+    """A company with its pipeline history and forecast calls, as CSV files (``whole``) and with
+    the opportunities as five Parquet parts beside the same other files (``parts``)."""
+    import shutil
+
+    from revmodel import sample_calls
+
+    tables = sample.generate(reps=10, months=24, seed=7)
+    hist = tables["opportunity_history"]  # an export that tracks two deals in three
+    tables["opportunity_history"] = hist[hist["opportunity_id"].str[-1].isin(list("0123456"))]
+    whole, parts = folder / "whole", folder / "parts"
+    sample.write(tables, whole)
+    end = tables["opportunities"]["created_date"].max()
+    begin = end - pd.DateOffset(months=23)
+    calls = sample_calls.for_sample(tables, pd.Timestamp(begin), pd.Timestamp(end), 7, 11)
+    calls.to_csv(whole / sample_calls.FILE, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+    shutil.copytree(whole, parts)
+    (parts / "opportunities.csv").unlink()
+    (parts / "opportunities").mkdir()
+    opps = sources.load(whole).tables["opportunities"]  # typed as the validation types them
+    n = len(opps)
+    for i in range(5):
+        part = opps.iloc[i * n // 5 : (i + 1) * n // 5]
+        part.to_parquet(parts / "opportunities" / f"part-{i:04d}.parquet", index=False)
+    return whole, parts
+
+
+def test_a_pack_from_parquet_parts_shows_what_changed_and_the_value_add_as_a_local_pack(
+    tmp_path, monkeypatch
+):
+    """The pipeline's changes and the calls' value add follow each deal: with the deals in
+    Parquet parts, the deals the history names are labelled where their parts are read
+    (no deal row comes back), and the pack shows the same tables as from one file."""
+    from revmodel import history, publish
+
+    monkeypatch.setenv("REVMODEL_OVERRIDES_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    whole, parts = _company_with_history(tmp_path)
+    local = sources.load(whole)
+    there = partitions.load(parts, quarantine_dir=tmp_path / "q", deal_cells=True)
+    assert "opportunity_id" not in there.tables["opportunities"]  # cells, not rows
+    labels = there.tables[history.LABELS_TABLE]
+    named = set(local.tables["opportunity_history"]["opportunity_id"].astype(str))
+    known = set(local.tables["opportunities"]["opportunity_id"].astype(str))
+    assert sorted(labels["opportunity_id"]) == sorted(named & known)  # only the history's deals
+    assert len(labels) < len(known) and len(labels) > 0
+    assert list(labels.columns) == ["opportunity_id", "region", "manager", "rep", "segment"]
+    ds = cube.build_cube(local.tables)
+    cycle = parameters.next_cycle(str(ds.attrs["as_of"])[:7], 1, "end")
+    shown = {}
+    for name, folder, loaded in (("here", whole, local), ("there", parts, there)):
+        work = tmp_path / f"work-{name}"
+        publish.save_result(work, "cube", ds)
+        publish.save_tables(work, loaded.tables)
+        params = {"cycle": cycle, "data_dir": str(folder)}
+        shown[name] = publish.pack_tables(work, params)
+    keys = ("changes_week", "changes_quarter", "value_add", "value_add_by_week")
+    assert set(keys) <= set(shown["here"])
+    for key in keys:
+        pd.testing.assert_frame_equal(shown["there"][key], shown["here"][key], check_like=False)
+    # the week's waterfall ends on the open pipeline of the history's last day, per deal
+    week = shown["there"]["changes_week"].iloc[0]
+    assert week["closing"] == pytest.approx(shown["here"]["changes_quarter"].iloc[0]["closing"])

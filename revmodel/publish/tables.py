@@ -19,7 +19,7 @@ from revmodel import backtest, config, reconcile
 from revmodel import cube as rcube
 from revmodel import parameters as rparams
 from revmodel import pipeline as rpipeline
-from revmodel.publish.runfolder import Results, period_months, work_folder
+from revmodel.publish.runfolder import Results, load_tables, period_months, work_folder
 
 __all__ = [
     "band_statement",
@@ -386,18 +386,23 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
             acc.loc[reps, "name"] = shown_names(acc.loc[reps, "name"].astype(str), cube)
         out["accuracy"] = acc
     if params.get("data_dir"):
-        from revmodel import partitions, sources
-
-        if partitions.partitioned_tables(params["data_dir"]):
-            # Deals given as Parquet parts are not brought here row by row: the pipeline's
-            # week-on-week changes and the calls' value add (which follow each deal) are left out.
-            log.info("opportunities in Parquet parts: what changed and value add not shown")
-            return out
-        # The data folder read once for "what changed" and whose calls to trust.
-        loaded = sources.load(params["data_dir"], mapping=params.get("mapping")).tables
+        loaded = _tables_for_changes(work_dir, params)
         out.update(_pipeline_changes(params, cube, loaded))
         out.update(_value_add(params, cube, loaded))
     return out
+
+
+def _tables_for_changes(
+    work_dir: str | Path, params: Mapping[str, Any]
+) -> Mapping[str, pd.DataFrame]:
+    """The tables "what changed" and whose calls to trust are made of: the data folder read
+    once; with a table given as Parquet parts, the tables the plan read (the run folder's),
+    whose deals were labelled where their parts were read (:func:`revmodel.partitions.load`)."""
+    from revmodel import partitions, sources
+
+    if not partitions.partitioned_tables(params["data_dir"]):
+        return sources.load(params["data_dir"], mapping=params.get("mapping")).tables
+    return load_tables(work_dir)
 
 
 def _pipeline_changes(
