@@ -488,7 +488,8 @@ def test_app_notebook_is_layout_only(name):
     nb = json.loads((config.APPS_DIR / f"{name}.ipynb").read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert ["".join(c["source"]) for c in code] == [
-        f"from revmodel.apps import {name}, layout\n\npage = {name}.build()\npage",
+        f"from revmodel.apps import {name}, layout\n\nlayout.end_on_interrupt()\n"
+        f"page = {name}.build()\npage",
         "layout.when_opened(page)",
     ]
     assert nb["metadata"]["kernelspec"]["name"] == "python3"

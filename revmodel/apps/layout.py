@@ -15,6 +15,8 @@ import io
 import json
 import os
 import re
+import signal
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import ipywidgets as w
@@ -327,6 +329,37 @@ def calls_version(app: object) -> int | None:
     return None if store is None else store.version()
 
 
+def preheated() -> bool:
+    """Whether this kernel was started by Voila in advance, for a page not yet asked for."""
+    return os.environ.get("VOILA_PREHEAT", "False") != "False"
+
+
+def end_on_interrupt() -> bool:
+    """In a preheated Voila kernel, end the process at once when it is interrupted.
+
+    Voila (``jupyter_client``) interrupts a kernel right before it asks it to shut
+    down. A preheated kernel is always running its page's cell then (building the
+    page, or waiting for a request in :func:`when_opened`): the interrupt ends the
+    cell and ipykernel sends the cell's reply on the shell socket that the shutdown
+    request is closing at the same moment, and logs ``ZMQError: Socket operation on
+    non-socket`` with its traceback into the server's log. No one else interrupts an
+    app's kernel (a page has no interrupt button), so ending the process there
+    loses nothing; the server removes the kernel's sockets and files.
+
+    ipykernel puts Python's own handler back before each cell, so each long cell of
+    an app's notebook calls this first. Returns True if the handler was set (in a
+    preheated kernel's main thread); elsewhere (a notebook, a test) does nothing.
+    """
+    if not preheated() or threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGINT, _end_now)
+    return True
+
+
+def _end_now(_signum: int, _frame: object) -> None:
+    os._exit(0)
+
+
 def when_opened(page: w.Widget) -> None:
     """Redraw a page built in advance (a preheated Voila kernel) once someone opens it.
 
@@ -338,7 +371,7 @@ def when_opened(page: w.Widget) -> None:
     reading no calls (``reads_calls`` False) is always refreshed. Elsewhere,
     does nothing.
     """
-    if os.environ.get("VOILA_PREHEAT", "False") == "False":
+    if not end_on_interrupt():
         return
     from voila.utils import wait_for_request
 

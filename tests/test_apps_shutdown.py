@@ -1,0 +1,98 @@
+"""Stopping the apps' server: preheated kernels end without a traceback in its log."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from revmodel import config
+from revmodel.apps import layout, serve
+from tests.conftest import free_port
+
+#: What ipykernel logs when a cell's reply goes to a shell socket already closed.
+KERNEL_ERRORS = ("Exception in message handler", "Traceback", "ZMQError")
+
+
+def test_end_on_interrupt_outside_a_preheated_kernel_does_nothing(monkeypatch):
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    before = signal.getsignal(signal.SIGINT)
+    assert layout.end_on_interrupt() is False
+    monkeypatch.setenv("VOILA_PREHEAT", "False")
+    assert layout.end_on_interrupt() is False
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_interrupted_preheated_kernel_ends_at_once(tmp_path):
+    """The process ends on the interrupt, with status 0: nothing after it runs."""
+    code = (
+        "import os, signal, time\n"
+        "from revmodel.apps import layout\n"
+        "assert layout.end_on_interrupt()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(10)\n"
+        "print('still running')\n"
+    )
+    env = {**os.environ, "VOILA_PREHEAT": "True"}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert time.monotonic() - started < 10
+
+
+def _slow_app(folder: Path, marker: Path) -> None:
+    """An app whose page takes a minute to build, as the weekly page's first build does."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import time\nfrom pathlib import Path\nfrom revmodel.apps import layout\n\n"
+            f"layout.end_on_interrupt()\nPath({str(marker)!r}).touch()\ntime.sleep(60)"
+        ),
+        nbformat.v4.new_code_cell("layout.when_opened(None)"),
+    ]
+    nbformat.write(nb, folder / "slow.ipynb")
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the page's kernel did not start: {log.read_text()}")
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_stopping_the_server_while_a_page_builds_logs_no_traceback(tmp_path, monkeypatch):
+    """Voila interrupts each kernel, then asks it to shut down; a preheated kernel building
+    its page ends at once instead of replying on a closed socket (a traceback per kernel)."""
+    apps, marker, log_path = tmp_path / "apps", tmp_path / "building", tmp_path / "serve.log"
+    apps.mkdir()
+    _slow_app(apps, marker)
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    env = {**os.environ, "JUPYTER_PATH": serve.template_path(dict(os.environ))}
+    cmd = serve.voila_command(free_port(), "tok", apps_dir=apps, pool_size=1)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            _wait_for(marker, proc, log_path)
+            time.sleep(1)  # the cell is running
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    text = log_path.read_text()
+    assert "Kernel pool of slow.ipynb is filled with 1 kernel(s)" in text
+    assert "Kernel shutdown:" in text
+    assert not [e for e in KERNEL_ERRORS if e in text], text
