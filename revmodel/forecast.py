@@ -1449,9 +1449,9 @@ def coherent_paths(
     (:meth:`revmodel.reconcile.BandCalibration.from_attrs`, set by
     :func:`forecast_reconciled` and the plan) unless ``settings`` brings its own scale.
     ``revmodel forecast`` and the plan pack both read their 10-90% bands off these paths.
-    Above :data:`revmodel.reconcile.MINT_SHRINK_MAX_NODES` nodes the paths are drawn and
-    reconciled a month at a time (:func:`revmodel.reconcile.sample_reconciled_by_month`:
-    the sampler's memory that of one month's paths, every path checked).
+    Above :data:`revmodel.reconcile.MINT_SHRINK_MAX_NODES` nodes the sampler draws and
+    reconciles the paths a month at a time (its memory that of one month's paths, every
+    path checked).
 
     Parameters
     ----------
@@ -1492,9 +1492,7 @@ def coherent_paths(
     base = fc["base_node_forecast"] if "base_node_forecast" in fc else fc["node_forecast"]
     nf = node_forecasts(None, fc)
     months = fc["month"].values
-    large = nf.hierarchy.n_nodes > rec.MINT_SHRINK_MAX_NODES
-    sampler = rec.sample_reconciled_by_month if large else rec.sample_reconciled
-    return sampler(
+    return rec.sample_reconciled(
         base.transpose("node", "month", "quantile").values,
         fc["quantile"].values,
         nf.hierarchy,

@@ -2907,7 +2907,7 @@ def sample_reconciled(
     locked: Mapping | None = None,
     settings: SampleSettings = DEFAULT_SAMPLING,
     steps: Sequence[str] | None = None,
-    max_dense_nodes: int = MINT_SHRINK_MAX_NODES,
+    max_dense_nodes: int | None = None,
 ) -> ReconciledSamples:
     """Coherent forecast quantiles by reconciling sampled base forecast paths.
 
@@ -2940,11 +2940,14 @@ def sample_reconciled(
         Number of draws and seed.
     steps : sequence of str, optional
         Names of the h months, for error messages.
-    max_dense_nodes : int
-        ``mint_shrink``'s dense covariance up to this many nodes (:class:`MinTrace`);
-        above it the draws are reconciled by the low-rank solver. All the draws are held
-        at once, (n_nodes x h x n_samples): at tens of thousands of nodes use
-        :func:`sample_reconciled_by_month`.
+    max_dense_nodes : int, optional
+        ``mint_shrink``'s dense covariance up to this many nodes (:class:`MinTrace`;
+        default :data:`MINT_SHRINK_MAX_NODES`); above it the draws are reconciled by the
+        low-rank solver, and drawn a month at
+        a time (:func:`sample_reconciled_by_month`, which this function hands over to):
+        the sampler then holds one month's (n_nodes x n_samples) draws, never the
+        (n_nodes x h x n_samples) of every month. Every caller gets that choice from
+        here, so a backtest's band and the plan's are drawn alike.
 
     Returns
     -------
@@ -2971,6 +2974,14 @@ def sample_reconciled(
         raise ParameterError(
             f"node_quantiles has {n} nodes but the hierarchy has {hierarchy.n_nodes}"
         )
+    if max_dense_nodes is None:
+        max_dense_nodes = MINT_SHRINK_MAX_NODES
+    if n > max_dense_nodes and h > 1:  # a month at a time (it calls this with h = 1)
+        return sample_reconciled_by_month(
+            qn, levels, hierarchy, method=method, residuals=residuals,
+            nonnegative=nonnegative, locked=locked, settings=settings, steps=steps,
+            max_dense_nodes=max_dense_nodes,
+        )  # fmt: skip
     if settings.scale is not None:
         qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy, h))
     N = int(settings.n_samples)

@@ -150,6 +150,22 @@ def base_quantiles(h: rc.Hierarchy, horizon: int = 3, shift: float = 1500.0) -> 
     return np.stack([y - spread, y, y + 1.5 * spread], axis=-1)
 
 
+def test_the_sampler_draws_a_month_at_a_time_above_the_dense_limit(org):
+    """sample_reconciled is the one entry point: above max_dense_nodes it hands over to
+    sample_reconciled_by_month (same seed, same paths); at or below it, all months at once."""
+    q = base_quantiles(org)
+    _, E = base_and_residuals(org)
+    settings = rc.SampleSettings(n_samples=30, seed=5)
+    common = dict(residuals=E, nonnegative=True, settings=settings)
+    args = (q, [0.1, 0.5, 0.9], org)
+    got = rc.sample_reconciled(*args, max_dense_nodes=10, **common)
+    by_month = rc.sample_reconciled_by_month(*args, max_dense_nodes=10, **common)
+    np.testing.assert_array_equal(got.samples, by_month.samples)
+    assert got.info["checks"]["locks_held"] and got.info["covariance"].startswith("diagonal + rank")
+    at_once = rc.sample_reconciled(*args, max_dense_nodes=org.n_nodes, **common)
+    assert "checks" not in at_once.info and at_once.info["covariance"] == "dense"
+
+
 def test_sampled_paths_by_month_equal_the_dense_paths_with_the_same_seed(org):
     q = base_quantiles(org)
     _, E = base_and_residuals(org)
