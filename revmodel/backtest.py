@@ -1142,39 +1142,6 @@ class _Scored:
             )
 
 
-def band_scale(
-    cube: xr.Dataset,
-    horizon: int,
-    folds: int = 2,
-    step: int | None = None,
-    measure: str = "bookings",
-    reconcile: str = "mint_shrink",
-    cache_dir: str | Path | None = None,
-    sampling: rec.SampleSettings = rec.DEFAULT_SAMPLING,
-) -> rec.BandScale:
-    """The factors of :func:`calibrate_bands`.
-
-    Parameters
-    ----------
-    cube, horizon, folds, step, measure, reconcile, cache_dir, sampling
-        As :func:`calibrate_bands`.
-
-    Returns
-    -------
-    revmodel.reconcile.BandScale
-
-    Examples
-    --------
-    >>> band_scale(xr.Dataset(), horizon=3, reconcile="none")
-    Traceback (most recent call last):
-    ...
-    revmodel.errors.ParameterError: band calibration needs a reconciliation method, not 'none'
-    """
-    return calibrate_bands(
-        cube, horizon, folds, step, measure, reconcile, cache_dir, sampling
-    ).scale
-
-
 def calibrate_bands(
     cube: xr.Dataset,
     horizon: int,
@@ -1845,7 +1812,6 @@ __all__ = [
     "mase",
     "bias",
     "interval_coverage",
-    "band_scale",
     "band_calibration",
     "calibrate_bands",
     "calibration_folds_available",
