@@ -453,11 +453,12 @@ class _Context:
     # ---- external inputs
     def rolled_input(self, obj: pd.DataFrame | xr.DataArray, what: str, value: str) -> xr.DataArray:
         da = _as_array(obj, what, value, self.period)
-        for d in ("segment", "region"):
-            # An input by rep rolls up to the rep's own region and segment.
-            if d in self.dims and d not in da.dims and "rep" in da.dims and "rep" not in self.dims:
-                labels = self.cube[f"rep_{d}"].sel(rep=da["rep"]).values
-                da = da.assign_coords({d: ("rep", labels)}).groupby(d).sum("rep")
+        # An input by rep rolls up to the rep's own segment and region, both at once (a
+        # segment x region KPI of a quota by rep; combinations no rep has stay missing).
+        own = [d for d in ("segment", "region") if d in self.dims and d not in da.dims]
+        if own and "rep" in da.dims and "rep" not in self.dims:
+            labels = {d: ("rep", self.cube[f"rep_{d}"].sel(rep=da["rep"]).values) for d in own}
+            da = da.assign_coords(labels).groupby(own).sum("rep")
         for d in self.dims:
             if (
                 d in rcube.REP_LEVELS

@@ -167,6 +167,21 @@ def test_kpis_by_rep_and_fiscal_year(cube, tables, quota):
     assert ds.attrs["skipped"] == "cac"
 
 
+def test_a_quota_by_rep_rolls_up_to_segment_and_region_at_once(cube, tables, quota):
+    """Each rep's quota goes to the rep's own segment x region (R1: SMB/East, R2: SMB/West)."""
+    ds = kpi.compute(cube, ["quota_attainment"], dims=("segment", "region"), tables=tables,
+                     quota=quota)  # fmt: skip
+    reps = pd.DataFrame(
+        {"rep": ["R1", "R2"], "segment": ["SMB", "SMB"], "region": ["East", "West"]}
+    )
+    q1 = quota.sel({Q: "FY2025-Q1"}).to_series().rename("quota").reset_index()
+    expected = q1.merge(reps).groupby(["segment", "region"])["quota"].sum()
+    won = {"East": 30.0, "West": 0.0}  # FY2025-Q1 bookings: R1's 30 in Jan 2025
+    for (seg, reg), q in expected.items():
+        got = float(ds["quota_attainment"].sel(segment=seg, region=reg, fiscal_quarter="FY2025-Q1"))
+        assert got == pytest.approx(won[reg] / q)
+
+
 def test_ratios_are_rolled_up_not_averaged(cube, tables):
     by_rep = kpi.compute(
         cube, ["win_rate", "arpu"], dims=("rep",), period="fiscal_year", tables=tables
