@@ -1325,7 +1325,7 @@ def reconcile_nodes(
 
 
 def reconcile_forecast(
-    fc: xr.Dataset, ds: xr.Dataset, method: str = "mint_shrink"
+    fc: xr.Dataset, ds: xr.Dataset, method: str = "mint_shrink", scheduler: str | None = None
 ) -> tuple[xr.DataArray, dict]:
     """The forecast made coherent: every node's own base forecast, reconciled over the cube's hierarchy.
 
@@ -1337,6 +1337,10 @@ def reconcile_forecast(
         The cube it was made from.
     method : str
         A method of :data:`revmodel.reconcile.METHODS`.
+    scheduler : str, optional
+        Address of a ``dask.distributed`` scheduler: the reconciliation runs as a task on
+        one of its workers (:func:`revmodel.distributed.on_a_worker`, the info's ``worker``
+        says which); the result is the one made here.
 
     Returns
     -------
@@ -1356,6 +1360,10 @@ def reconcile_forecast(
     >>> info["method"], coherent.dims
     ('wls_struct', ('segment', 'region', 'rep', 'month'))
     """
+    if scheduler is not None:
+        from revmodel import distributed
+
+        return distributed.on_a_worker(scheduler, reconcile_forecast, fc, ds, method=method)
     measure = fc.attrs["measure"]
     hist = ds[measure].sel(
         month=ds["month"] <= np.datetime64(pd.Timestamp(fc.attrs["as_of"]), "ns")
@@ -1559,7 +1567,9 @@ def forecast_reconciled(
     With a reconciliation method, ``node_forecast`` and ``forecast`` hold the
     reconciled quantiles at every node and cell (:func:`reconcile_dataset`); the base
     ones are kept as ``base_node_forecast`` and ``base_forecast``. Without one, the
-    base forecast is written under both names.
+    base forecast is written under both names. With ``scheduler``, the fits are shared
+    out over its workers and the reconciliation (its covariance and sample paths) runs
+    as one task on a worker (:func:`revmodel.distributed.on_a_worker`).
 
     Returns
     -------
@@ -1592,7 +1602,14 @@ def forecast_reconciled(
         for name in ("node_forecast", "node_mean", "forecast"):
             fc[f"base_{name}"] = fc[name]
         return fc, "base forecasts (not reconciled)"
-    fc, info = reconcile_dataset(fc, method=reconcile, settings=settings)
+    if scheduler is None:
+        fc, info = reconcile_dataset(fc, method=reconcile, settings=settings)
+    else:
+        from revmodel import distributed
+
+        fc, info = distributed.on_a_worker(
+            scheduler, reconcile_dataset, fc, method=reconcile, settings=settings
+        )
     used = info.get("method", reconcile)
     fallback = info.get("fallback")
     note = f"reconciled with {used}, quantiles from {settings.n_samples} coherent sample paths"

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from revmodel import cli, cube, forecast, parameters, partitions, sample, sources
+from revmodel import cli, cube, distributed, forecast, parameters, partitions, sample, sources
 from tests.conftest import assert_plan_ran_cleanly, free_port, run_revmodel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -464,3 +464,63 @@ def test_a_pack_from_parquet_parts_shows_what_changed_and_the_value_add_as_a_loc
     # the week's waterfall ends on the open pipeline of the history's last day, per deal
     week = shown["there"]["changes_week"].iloc[0]
     assert week["closing"] == pytest.approx(shown["here"]["changes_quarter"].iloc[0]["closing"])
+
+
+@pytest.fixture(scope="module")
+def small_forecast(tmp_path_factory) -> tuple[xr.Dataset, xr.Dataset]:
+    """A small cube (12 reps, 30 months) and its base forecast, fitted here."""
+    ds = cube.build_cube(sample.generate(reps=12, months=30, seed=3))
+    fc = forecast.forecast_cube(
+        ds, horizon=4, progress=False, cache_dir=tmp_path_factory.mktemp("fits")
+    )
+    return ds, fc
+
+
+@pytest.mark.slow
+def test_the_reconciliation_runs_on_a_worker_and_is_the_one_made_here(
+    shared_cluster, small_forecast
+):
+    """Under a scheduler the reconciliation is one task on a worker process (its covariance
+    and sample paths held there); the coherent forecast is the one made on this machine."""
+    address, workers = shared_cluster
+    ds, fc = small_forecast
+    here, info_here = forecast.reconcile_forecast(fc, ds, method="mint_shrink")
+    there, info_there = forecast.reconcile_forecast(fc, ds, method="mint_shrink", scheduler=address)
+    xr.testing.assert_identical(there, here)
+    assert info_there["method"] == info_here["method"] == "mint_shrink"
+    ran = info_there["worker"]
+    assert ran["pid"] != os.getpid()
+    assert ran["pid"] in {p.pid for p in workers.values()}
+    assert "worker" not in info_here
+    # the whole dataset, sample paths and all: every node's band drawn on the worker
+    settings = forecast.rec.SampleSettings(n_samples=300, seed=4)
+    out_here, _ = forecast.reconcile_dataset(fc, method="wls_struct", settings=settings)
+    out_there, info = distributed.on_a_worker(
+        address, forecast.reconcile_dataset, fc, method="wls_struct", settings=settings
+    )
+    xr.testing.assert_identical(out_there, out_here)
+    assert info["worker"]["pid"] in {p.pid for p in workers.values()}
+    total = out_there["node_mean"].sel(node="total")
+    reps = out_there["node_mean"].where(out_there["level"] == forecast.rec.BOTTOM_LEVEL).sum("node")
+    np.testing.assert_allclose(total, reps)  # coherent: the reps add up to the company
+
+
+@pytest.mark.slow
+def test_revmodel_forecast_with_a_scheduler_writes_the_local_forecast(
+    shared_cluster, small_forecast, tmp_path, capsys
+):
+    address, _ = shared_cluster
+    ds, _ = small_forecast
+    cube.save_cube(ds, tmp_path / "cube.nc")
+    outs = {}
+    for name, extra in (("here", []), ("there", ["--scheduler", address])):
+        outs[name] = tmp_path / f"{name}.nc"
+        args = ["forecast", str(tmp_path / "cube.nc"), "--horizon", "4", "--out", str(outs[name])]
+        assert cli.main([*args, *extra]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("reconciled with mint_shrink, quantiles from") == 2
+    with xr.open_dataset(outs["here"]) as a, xr.open_dataset(outs["there"]) as b:
+        here, there = a.load(), b.load()
+    for ds_ in (here, there):  # how many fits came from this machine's cache is the run's
+        ds_.attrs.pop("refits", None), ds_.attrs.pop("cache_hits", None)
+    xr.testing.assert_identical(there, here)

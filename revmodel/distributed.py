@@ -1,0 +1,79 @@
+"""A step run as one task on a worker of a ``dask.distributed`` cluster.
+
+Under ``--scheduler``, the forecast's fits are shared out over the workers
+(:func:`revmodel.forecast.forecast_many`) and the Parquet parts are read where
+they are (:mod:`revmodel.partitions`). The reconciliation is one computation over
+every node: :func:`on_a_worker` runs it as a task on a worker, so that what it
+builds (the residual covariance and its shrinkage, the coherent sample paths of
+every node, the largest arrays of the forecast) is held there, never on this
+machine. Its inputs are scattered to the cluster and its result comes back once.
+
+Example
+-------
+>>> from revmodel import forecast
+>>> out, info = on_a_worker("tcp://10.0.0.5:8786", forecast.reconcile_dataset, fc,
+...                         method="mint_shrink")  # doctest: +SKIP
+>>> info["worker"]["address"]  # doctest: +SKIP
+'tcp://10.0.0.7:40321'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["WorkerRun", "on_a_worker"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """Where a task ran: the worker's address and process id."""
+
+    address: str
+    pid: int
+
+
+def _run_here(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[Any, WorkerRun]:
+    """On the worker: ``fn(*args, **kwargs)`` and where it ran."""
+    from dask.distributed import get_worker
+
+    return fn(*args, **kwargs), WorkerRun(str(get_worker().address), os.getpid())
+
+
+def on_a_worker(
+    scheduler: str, fn: Callable[..., tuple[Any, dict]], *data: Any, **settings: Any
+) -> tuple[Any, dict]:
+    """``fn(*data, **settings)`` run as one task on a worker of the cluster at ``scheduler``.
+
+    Parameters
+    ----------
+    scheduler : str
+        Address of a ``dask.distributed`` scheduler (``tcp://HOST:8786``).
+    fn : callable
+        A function returning ``(result, info)`` (as :func:`revmodel.forecast.reconcile_dataset`
+        does), importable on the workers.
+    *data
+        Its large inputs (datasets, cubes): scattered to the cluster, then given to the task.
+    **settings
+        Its small settings, sent with the task.
+
+    Returns
+    -------
+    (object, dict)
+        ``fn``'s result and its info, with ``info["worker"]``: the ``address`` and ``pid`` of
+        the worker process it ran in.
+    """
+    from dask.distributed import Client
+
+    with Client(scheduler, set_as_default=False) as client:
+        scattered = client.scatter(list(data)) if data else []
+        future = client.submit(_run_here, fn, tuple(scattered), settings, pure=False)
+        (result, info), where = future.result()
+    name = getattr(fn, "__qualname__", repr(fn))
+    log.info("%s ran on worker %s (pid %d)", name, where.address, where.pid)
+    return result, {**info, "worker": asdict(where)}
