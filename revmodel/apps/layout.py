@@ -17,7 +17,7 @@ import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import ipywidgets as w
 import pandas as pd
@@ -100,7 +100,42 @@ def page(title: str, subtitle: str, body: Sequence[w.Widget], footer: str = "") 
         parts.append(foot)
     box = w.VBox(parts, layout=w.Layout(width="100%"))
     box.add_class("revmodel-app")
+    share_models(box)
     return box
+
+
+def _tree(root: w.Widget) -> Iterator[w.Widget]:
+    """``root`` and every widget inside it (children of boxes and tabs)."""
+    yield root
+    for child in getattr(root, "children", ()):
+        if isinstance(child, w.Widget):
+            yield from _tree(child)
+
+
+def share_models(root: w.Widget) -> int:
+    """Give the widgets under ``root`` one layout and one style model per distinct setting.
+
+    Every ipywidget comes with a ``Layout`` model and most with a style model, each
+    a model of its own the browser creates before it draws the page (half of a
+    page's models, nearly all left at their defaults). Widgets whose layouts (or
+    styles) hold the same settings share one, as ipywidgets allows; the others are
+    closed. A shared layout or style is never changed afterwards: to change one
+    widget's, assign it a new ``Layout`` or style. Returns the number closed.
+    """
+    kept: dict[tuple[type, str], w.Widget] = {}
+    closed = 0
+    for widget in _tree(root):
+        for name in ("layout", "style"):
+            model = getattr(widget, name, None)
+            if not isinstance(model, w.Widget) or model.comm is None:
+                continue
+            key = (type(model), json.dumps(model.get_state(), sort_keys=True, default=str))
+            first = kept.setdefault(key, model)
+            if first is not model:
+                setattr(widget, name, first)
+                model.close()
+                closed += 1
+    return closed
 
 
 def not_provided(title: str, note: str, source: str) -> w.VBox:

@@ -419,9 +419,9 @@ def _layout(ctx: AppContext, page: WhatIfPage) -> w.VBox:
             page.hire_region,
             page.hire_start,
             w.HBox([page.reset, page.excel]),
-        ]
+        ],
+        layout=w.Layout(min_width="450px", flex="0 0 450px"),
     )
-    controls.layout = w.Layout(min_width="450px", flex="0 0 450px")
     controls.add_class("revmodel-whatif-controls")
     results = w.VBox([page.message, page.kpis, page.timing], layout=w.Layout(width="100%"))
     app = layout.page(

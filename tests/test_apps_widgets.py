@@ -1,0 +1,73 @@
+"""How many widget models each app's page sends: the browser creates each before it draws."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+
+import ipywidgets as w
+import pytest
+
+from revmodel.apps import context as app_context_module
+from revmodel.apps import explorer, forecast_call, layout, quotas, weekly, whatif
+
+#: Models of each page, built in-process on the small company: at most this many (before the
+#: layouts and styles were shared: explorer 64, forecast call 99, what-if 103, quotas 48,
+#: weekly 46).
+MOST = {"explorer": 31, "forecast_call": 50, "whatif": 49, "quotas": 24, "weekly": 22}
+APPS = {"explorer": explorer, "forecast_call": forecast_call, "whatif": whatif, "quotas": quotas,
+        "weekly": weekly}  # fmt: skip
+
+
+def _open_models() -> dict[str, w.Widget]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return dict(w.Widget.widgets)
+
+
+def _built(module, ctx) -> tuple[w.Widget, list[w.Widget]]:
+    """The page and the models its build left open."""
+    before = set(_open_models())
+    page = module.build(ctx)
+    now = _open_models()
+    return page, [now[k] for k in set(now) - before]
+
+
+@pytest.fixture(scope="module")
+def ctx(app_context):
+    return app_context_module.app_context(context=app_context, store_url="sqlite://", user="nobody")
+
+
+@pytest.mark.parametrize("name", list(APPS))
+def test_each_page_sends_few_models_its_layouts_and_styles_shared(ctx, name):
+    page, models = _built(APPS[name], ctx)
+    kinds = Counter(type(m).__name__ for m in models)
+    assert len(models) <= MOST[name], kinds
+    layouts = [m for m in models if isinstance(m, w.Layout)]
+    # one layout model per distinct setting: no two open layouts of the page are alike
+    states = [tuple(sorted(m.get_state().items())) for m in layouts]
+    assert len(states) == len(set(states))
+    # every widget of the page points at an open model
+    for widget in layout._tree(page):
+        assert widget.layout.comm is not None
+        style = getattr(widget, "style", None)
+        assert style is None or style.comm is not None
+
+
+def test_shared_models_keep_each_widget_s_own_setting():
+    plain, wide, narrow = w.HTML("a"), w.HTML("b"), w.Dropdown(options=["x"])
+    wide.layout = w.Layout(width="100%")
+    narrow.style.description_width = "170px"
+    other = w.Dropdown(options=["y"])
+    box = w.VBox([plain, w.HBox([wide, w.HTML("c"), narrow, other]), w.HTML("d")])
+    children = list(layout._tree(box))
+    assert len(children) == 8
+    closed = layout.share_models(box)
+    # the seven default layouts become one (the boxes, "a", "c", "d", both dropdowns), the
+    # four HTML styles one; the two dropdown styles differ and stay two
+    assert closed == 6 + 3
+    assert wide.layout.width == "100%" and plain.layout.width is None
+    assert plain.layout is box.layout is other.layout
+    assert narrow.style.description_width == "170px"
+    assert other.style.description_width == ""
+    assert narrow.style is not other.style
