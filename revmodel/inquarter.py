@@ -128,9 +128,12 @@ def _close_in_quarter(
     return np.divide(inside, total, out=np.zeros_like(inside), where=total > 0)
 
 
-def _won_in(hist: pd.DataFrame, quarter: Quarter, as_of: pd.Timestamp) -> pd.Series:
-    """Amount won by ``as_of`` per deal, with a close date in the quarter."""
-    state = state_at(hist, as_of)
+def _won_in(
+    hist: pd.DataFrame, quarter: Quarter, as_of: pd.Timestamp, state: pd.DataFrame | None = None
+) -> pd.Series:
+    """Amount won by ``as_of`` per deal, with a close date in the quarter (``state``: the
+    deals' :func:`~revmodel.history.state_at` ``as_of``, when already found)."""
+    state = state_at(hist, as_of) if state is None else state
     won = state[(state["stage"] == "won") & state["close_date"].between(quarter.start, quarter.end)]
     return won["amount"].fillna(0.0)
 
@@ -207,10 +210,11 @@ def _open_deals(
     as_of: pd.Timestamp,
     labels: pd.DataFrame | None,
     rates: Learned,
+    state: pd.DataFrame | None = None,
 ) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """The deals open at ``as_of``, their amount and their probability of being won in the
-    quarter."""
-    state = state_at(hist, as_of)
+    quarter (``state`` as for :func:`_won_in`)."""
+    state = state_at(hist, as_of) if state is None else state
     open_ = state[state["stage"].isin(schema.OPEN_STAGES)]
     seg = _segments(open_.index, labels)
     expected = _months(open_["close_date"].to_numpy(dtype="datetime64[D]"))
@@ -464,6 +468,44 @@ def _by_node(values: np.ndarray, index: pd.Index, labels, levels) -> dict[tuple[
     return out
 
 
+@dataclass(frozen=True)
+class _Nodes:
+    """Each labelled deal's node at every level, as integer codes: one node sum of a set of
+    deals is one ``groupby`` over codes (the same sums, in the same order, as
+    :func:`_by_node`'s, without looking the deals' labels up again)."""
+
+    index: pd.Index
+    #: level x (labelled deals + 1): the code of each deal's node; last column, a deal
+    #: without labels
+    codes: np.ndarray
+    names: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, labels: pd.DataFrame | None, levels: tuple[str, ...]) -> _Nodes:
+        index = pd.Index([]) if labels is None else labels.index
+        names: list[tuple[str, str]] = []
+        codes = np.empty((len(levels), len(index) + 1), dtype=np.int64)
+        for i, level in enumerate(levels):
+            keys = np.append(_keys(index, labels, level), _keys(pd.Index([None]), None, level))
+            uniques, inverse = np.unique(keys.astype(str), return_inverse=True)
+            codes[i] = inverse.ravel() + len(names)
+            names += [(level, str(k)) for k in uniques]
+        return cls(index, codes, tuple(names))
+
+    def positions(self, deals: pd.Index) -> np.ndarray:
+        """Columns of :attr:`codes` of ``deals`` (the last one for a deal without labels)."""
+        found = self.index.get_indexer(deals)
+        return np.where(found < 0, len(self.index), found)
+
+    def sums(self, values: np.ndarray, positions: np.ndarray) -> dict[tuple[str, str], float]:
+        """``values`` (one per deal at ``positions``) summed by node of every level."""
+        series = pd.Series(values, dtype=float)
+        out: dict[tuple[str, str], float] = {}
+        for codes in self.codes[:, positions]:
+            out.update({self.names[c]: float(v) for c, v in series.groupby(codes).sum().items()})
+        return out
+
+
 def node_forecasts(
     history: pd.DataFrame,
     quarter: Quarter,
@@ -486,6 +528,7 @@ def node_forecasts(
     """
     hist = prepare(history)
     rates = Learned.from_history(hist, quarter.start - pd.Timedelta(days=1), labels)
+    nodes = _Nodes.of(labels, levels)
     created = hist.drop_duplicates("opportunity_id").set_index("opportunity_id")["changed_at"]
     past = []
     for k in range(1, lookback + 1):
@@ -494,19 +537,19 @@ def node_forecasts(
             break
         won = _won_in(hist, before, before.end)
         offset = (created.reindex(won.index) - before.start).dt.days.to_numpy(dtype=float)
-        past.append((offset, won))
+        past.append((offset, won.to_numpy(dtype=float), nodes.positions(won.index)))
     rows = []
     for week in range(1, weeks + 1):
         as_of = min(quarter.start + pd.Timedelta(days=7 * week - 1), quarter.end)
         day = (as_of - quarter.start).days
-        won = _won_in(hist, quarter, as_of)
-        deals, amount, q = _open_deals(hist, quarter, as_of, labels, rates)
-        parts = [_by_node(won.to_numpy(dtype=float), won.index, labels, levels)]
-        parts.append(_by_node(amount * q, deals, labels, levels))
-        for offset, w in past:
+        state = state_at(hist, as_of)
+        won = _won_in(hist, quarter, as_of, state)
+        deals, amount, q = _open_deals(hist, quarter, as_of, labels, rates, state)
+        parts = [nodes.sums(won.to_numpy(dtype=float), nodes.positions(won.index))]
+        parts.append(nodes.sums(amount * q, nodes.positions(deals)))
+        for offset, amounts, positions in past:
             later = offset > day
-            share = w.to_numpy(dtype=float) * later / len(past)
-            parts.append(_by_node(share, w.index, labels, levels))
+            parts.append(nodes.sums(amounts * later / len(past), positions))
         total: dict[tuple[str, str], float] = {}
         for part in parts:
             for node, value in part.items():
