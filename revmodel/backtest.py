@@ -1393,12 +1393,17 @@ def _score_folds(
     Calibration origins (numbered -1, -2, ... back from the first fold) are forecast
     only to score their bands for the calibrated models of the folds after them.
     """
+    from revmodel import progress
+
     months = pd.DatetimeIndex(da["month"].values)
     scored = _Scored()
     methods = run.calibrated
+    n = (len(calibration_origins) if methods else 0) + len(origin_list)
+    bar = progress.bar(total=n, desc="past origins", unit="origin")
     for j, origin in enumerate(calibration_origins if methods else ()):
         fold = _make_fold(da, months, j - len(calibration_origins), origin, run.horizon)
         scored.remember(_statistical(base_ds, fold, run.horizon, settings), fold)
+        bar.update(1)
     for k, origin in enumerate(origin_list):
         fold = _make_fold(da, months, k, origin, run.horizon)
         scored.info["new_cells"].append(_new_cells(fold))
@@ -1421,6 +1426,8 @@ def _score_folds(
             scored.blend_parts.append(blend)
         if methods:
             scored.remember(stat, fold)
+        bar.update(1)
+    bar.close()
     return scored
 
 

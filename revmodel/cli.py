@@ -67,7 +67,11 @@ def configure_logging(verbosity: int = 0) -> None:
 @click.option("-v", "--verbose", count=True, help="more progress detail (repeatable)")
 @click.option("-q", "--quiet", is_flag=True, help="only warnings and errors on stderr")
 def cli(verbose: int, quiet: bool) -> None:
+    from revmodel import progress
+
     configure_logging(-1 if quiet else verbose)
+    # bars on a terminal only (never in a log or CI output), and none at all with --quiet
+    progress.configure(False if quiet else None)
 
 
 # --------------------------------------------------------------------------- data
@@ -190,14 +194,12 @@ def cube_cmd(
     scheduler: str | None,
     layout: str,
 ) -> int:
-    from tqdm.auto import tqdm
-
-    from revmodel import cube, kpi, partitions
+    from revmodel import cube, kpi, partitions, progress
 
     path = Path(out)
     if path.suffix.lower() not in (".nc", ".zarr"):
         raise ParameterError(f"--out {out}: cube files end in .nc (NetCDF) or .zarr (Zarr).")
-    steps = tqdm(total=4, desc="cube", unit="step", disable=None, leave=False)
+    steps = progress.bar(total=4, desc="cube", unit="step")
     steps.set_postfix_str("load + validate")
     # opportunities in Parquet parts are reduced to deal cells where they are read
     result = partitions.load(data_dir, mapping=mapping, scheduler=scheduler, deal_cells=True)
@@ -330,26 +332,36 @@ def forecast_cmd(
     calibrate_bands: int,
     out: str,
 ) -> int:
-    from revmodel import backtest, forecast
+    from revmodel import backtest, forecast, progress
     from revmodel.cube import load_cube
 
-    ds = load_cube(cube_file)
     path = Path(out)
     if path.suffix not in (".nc", ".zarr"):
         raise ParameterError(f"--out {path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
+    steps = progress.bar(total=4 if calibrate_bands else 3, desc="forecast steps", unit="step")
+    steps.set_postfix_str("load the cube")
+    ds = load_cube(cube_file)
+    steps.update()
     calibration = None
     if calibrate_bands:
+        steps.set_postfix_str("calibrate the bands")
         calibration = backtest.calibrate_bands(
             ds, horizon, folds=calibrate_bands, measure=measure, reconcile=reconcile
         )
+        steps.update()
+    steps.set_postfix_str("forecast + reconcile")
     fc, note = forecast.forecast_reconciled(
         ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler,
         calibration=calibration,
     )  # fmt: skip
+    steps.update()
+    steps.set_postfix_str("write")
     if path.suffix == ".zarr":
         fc.to_zarr(path, mode="w", zarr_format=2, consolidated=True)
     else:
         fc.to_netcdf(path)
+    steps.update()
+    steps.close()
     click.echo(forecast.summarize(fc))
     click.echo(f"{note}; written to {path}")
     return 0

@@ -632,16 +632,16 @@ def _cache_write(path: Path, value: SeriesForecast) -> None:
     os.replace(tmp, path)
 
 
-def _compute(items, settings, scheduler, progress, n_workers, threshold):
+def _compute(items, settings, scheduler, bar, n_workers, threshold):
+    """The fits of ``items``, counted on ``bar`` (a :func:`revmodel.progress.bar`) as they end."""
     if not items:
         return []
     chunks = [items[i : i + CHUNK_SIZE] for i in range(0, len(items), CHUNK_SIZE)]
-    from tqdm.auto import tqdm
-
     if scheduler is None and len(items) < threshold:
         out = []
-        for chunk in tqdm(chunks, desc="forecast", unit="chunk", disable=not progress):
+        for chunk in chunks:
             out.extend(_run_chunk(chunk, settings))
+            bar.update(len(chunk))
         return out
     from dask.distributed import Client, LocalCluster, as_completed
 
@@ -656,12 +656,10 @@ def _compute(items, settings, scheduler, progress, n_workers, threshold):
     try:
         futures = client.map(_run_chunk, chunks, settings=settings, pure=False)
         out = []
-        bar = tqdm(total=len(items), desc="forecast", unit="series", disable=not progress)
         for future in as_completed(futures, loop=client.loop):
             result = future.result()
             out.extend(result)
             bar.update(len(result))
-        bar.close()
         return out
     finally:
         client.close()
@@ -698,7 +696,8 @@ def forecast_many(
     cache_dir : path, optional
         Cache folder; default ``revmodel.config.CACHE_DIR / "forecast"``.
     progress : bool
-        Show a progress bar.
+        Count the series, read from the cache or fitted, on a progress bar
+        (:func:`revmodel.progress.bar`: a terminal, JupyterLab or a plan run).
     use_cache : bool
         Read and write the cache.
 
@@ -728,16 +727,21 @@ def forecast_many(
     cache_dir = Path(cache_dir)
     results: dict[Hashable, SeriesForecast] = {}
     misses, paths = [], {}
+    from revmodel import progress as rprogress
+
+    bar = rprogress.bar(total=len(tasks), desc="forecast", unit="series", enabled=progress)
     for key, task in tasks.items():
         digest = _cache_key(task, settings)
         path = cache_dir / digest[:2] / f"{digest}.pkl"
         hit = _cache_read(path) if use_cache else None
         if hit is not None:
             results[key] = hit
+            bar.update(1)
         else:
             misses.append((key, task))
             paths[key] = path
-    computed = _compute(misses, settings, scheduler, progress, n_workers, distributed_threshold)
+    computed = _compute(misses, settings, scheduler, bar, n_workers, distributed_threshold)
+    bar.close()
     for key, value in computed:
         results[key] = value
         if use_cache:

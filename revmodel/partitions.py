@@ -459,7 +459,8 @@ def _run(tasks: list, scheduler: str | None, desc: str) -> list:
     """Every dask collection of ``tasks`` computed (threads, or the scheduler's workers);
     on a scheduler, a progress bar counts the results as they come back."""
     import dask
-    from tqdm.auto import tqdm
+
+    from revmodel import progress
 
     if scheduler is None:
         return list(dask.compute(*tasks, scheduler="threads"))
@@ -469,7 +470,7 @@ def _run(tasks: list, scheduler: str | None, desc: str) -> list:
         futures = client.compute(tasks)
         order = {f.key: i for i, f in enumerate(futures)}
         out: list = [None] * len(futures)
-        bar = tqdm(total=len(futures), desc=desc, unit="task", disable=None)
+        bar = progress.bar(total=len(futures), desc=desc, unit="task")
         for future in as_completed(futures, loop=client.loop):
             out[order[future.key]] = future.result()
             bar.update(1)

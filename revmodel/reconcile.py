@@ -3103,9 +3103,9 @@ def sample_reconciled_by_month(
     info: dict[str, Any] = {"nonnegative_iterations": 0, "nonnegative_converged": True}
     checks = {"coherence_gap": 0.0, "min": np.inf, "locks_held": True}
     shocks: dict[str, list[float]] = {}
-    from tqdm.auto import tqdm
+    from revmodel import progress
 
-    months = tqdm(range(h), desc="reconcile paths", unit="month", disable=None, leave=False)
+    months = progress.bar(range(h), desc="reconcile paths", unit="month")
     for t in months:
         month_locks = {i: v[t : t + 1] for i, v in locks.items()}
         drawn = sample_reconciled(

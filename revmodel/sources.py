@@ -441,9 +441,9 @@ def _read_tables(
 
 def _progress(items: Iterable, step: str, total: int) -> Iterable:
     """``items`` with a progress bar of the tables on a terminal (none in a log or a test)."""
-    from tqdm.auto import tqdm
+    from revmodel import progress
 
-    return tqdm(items, desc=step, unit="table", total=total, disable=None, leave=False)
+    return progress.bar(items, desc=step, unit="table", total=total)
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,12 @@ def build_pack(
         ``html``, ``xlsx``, ``cube`` (``plan.nc``), ``tables`` (``tables.json``:
         the pack's numbers, for checks).
     """
-    from revmodel import plots
+    from revmodel import plots, progress
 
     pack = Path(pack_dir)
     pack.mkdir(parents=True, exist_ok=True)
+    steps = progress.bar(total=5, desc="pack", unit="step")
+    steps.set_postfix_str("tables")
     skipped = {
         sk["id"]: sk["reason"] for sk in sections.status(load_tables(work_dir), params)["skipped"]
     }
@@ -103,6 +105,8 @@ def build_pack(
         for k, v in pack_tables(work_dir, params).items()
         if _TABLE_SECTION.get(k) not in skipped
     }
+    steps.update()
+    steps.set_postfix_str("figures")
     figures = {
         k: v
         for k, v in pack_figures(work_dir, params, tables).items()
@@ -119,11 +123,19 @@ def build_pack(
         if section in skipped:  # not provided: never shown as zeros
             summ.update(dict.fromkeys(names))
     summ["not_provided"] = "\n".join(skipped.values()) or None
+    steps.update()
+    steps.set_postfix_str("plan.html")
     files["html"].write_text(
         html.render_html(summ, tables, figures, params, plots.plotly_js()), encoding="utf-8"
     )
+    steps.update()
+    steps.set_postfix_str("plan.xlsx")
     excel.write_excel(files["xlsx"], summ, tables)
+    steps.update()
+    steps.set_postfix_str("plan.nc")
     write_plan_cube(files["cube"], work_dir)
+    steps.update()
+    steps.close()
     files["tables"].write_text(
         json.dumps(
             encoding.jsonable(

@@ -1,0 +1,170 @@
+"""Progress bars: on a terminal only, never under --quiet, and from a plan's kernels to the CLI."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+import threading
+
+import pytest
+
+from revmodel import cube, forecast, progress
+from revmodel import reconcile as rec
+from revmodel.cli import main
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's shell gives it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _bars_as_a_terminal_shows_them():
+    progress.configure(None)
+    yield
+    progress.configure(None)
+
+
+@pytest.fixture(scope="module")
+def small_cube(small_company, tmp_path_factory):
+    """The small company's cube, in memory and as a file."""
+    tables, _ = small_company
+    ds = cube.build_cube(tables, fiscal_year_start=11)
+    path = tmp_path_factory.mktemp("progress-cube") / "cube.nc"
+    cube.save_cube(ds, path)
+    return ds, path
+
+
+def expected_series(ds, measure: str = "bookings") -> int:
+    """Nodes of the hierarchy counted from the cube: every distinct key of every level over
+    the (segment, region, rep) cells with history up to ``as_of``, a rep under its manager."""
+    hist = ds[measure].sel(month=slice(None, ds.attrs["as_of"])).fillna(0)
+    populated = (hist != 0).any("month").to_series()
+    cells = populated[populated].reset_index()[["segment", "region", "rep"]]
+    managers = dict(zip(ds["rep"].values, ds["manager"].values, strict=True))
+    cells["manager"] = cells["rep"].map(managers)
+    return sum(len(cells[list(f)].drop_duplicates()) if f else 1 for _, f in rec.LEVELS)
+
+
+def bar_total(text: str, desc: str, unit: str) -> int:
+    """The ``N`` of the ``n/N`` a tqdm bar named ``desc`` counting ``unit`` drew (a finished
+    bar is cleared from the terminal before its last count is drawn, so only N is sure)."""
+    found = re.findall(rf"(?:^|\r){re.escape(desc)}: [^\r\n]*?\d+/(\d+) \[[^\]]*{unit}/s", text)
+    assert found, f"no {desc!r} bar in {text[-2000:]!r}"
+    assert len(set(found)) == 1, found
+    return int(found[-1])
+
+
+def test_a_bar_draws_on_a_terminal_only_and_never_under_quiet(monkeypatch):
+    for stream, quiet, drawn in [
+        (Terminal(), False, True),
+        (io.StringIO(), False, False),  # a log file or a CI job
+        (Terminal(), True, False),  # revmodel -q
+    ]:
+        monkeypatch.setattr(sys, "stderr", stream)
+        progress.configure(False if quiet else None)
+        with progress.bar(total=7, desc="forecast", unit="series") as b:
+            b.update(7)
+        assert (bar_total(stream.getvalue(), "forecast", "series") == 7) if drawn else True
+        assert bool(stream.getvalue()) is drawn, stream.getvalue()
+
+
+def test_in_a_plan_kernel_a_bar_writes_records_and_nothing_else(tmp_path, capsys):
+    records = tmp_path / "progress.jsonl"
+    with progress.recording(records):
+        for _ in progress.bar(range(5), desc="reconcile paths", unit="month"):
+            pass
+        b = progress.bar(total=3, desc="past origins", unit="origin", enabled=False)
+        b.update(3)
+        b.close()
+    (step,) = progress.read_records(records).values()
+    assert step == progress.Step("reconcile paths", "month", 5, 5, True)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_follow_shows_another_process_records_as_bars_and_logs_each_step(
+    tmp_path, monkeypatch, caplog
+):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    records = tmp_path / "progress.jsonl"
+    records.write_text('{"bar": "old", "desc": "earlier step", "unit": "it", "n": 1, '
+                       '"total": 1, "done": true}\n')  # fmt: skip
+    written = threading.Event()
+
+    def kernel() -> None:
+        with progress.recording(records):
+            with progress.bar(total=45, desc="forecast", unit="series") as b:
+                for _ in range(9):
+                    b.update(5)
+        written.set()
+
+    with caplog.at_level(logging.INFO, logger="revmodel.progress"):
+        with progress.follow(records, "02-forecast.ipynb"):
+            threading.Thread(target=kernel).start()
+            assert written.wait(10)
+    assert bar_total(terminal.getvalue(), "02-forecast.ipynb: forecast", "series") == 45
+    assert "earlier step" not in terminal.getvalue()
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1 and re.fullmatch(
+        r"02-forecast\.ipynb: forecast 45/45 series in \d+ s", logged[0]
+    ), logged
+
+
+def test_the_forecast_counts_every_series_of_the_hierarchy(small_cube, tmp_path):
+    ds, _ = small_cube
+    records = tmp_path / "progress.jsonl"
+    n = expected_series(ds)
+    with progress.recording(records):
+        fc = forecast.forecast_cube(ds, horizon=3, method="seasonal_naive", cache_dir=tmp_path)
+        # again: every series from the cache, still counted
+        forecast.forecast_cube(ds, horizon=3, method="seasonal_naive", cache_dir=tmp_path)
+    first, again = progress.read_records(records).values()
+    assert first == progress.Step("forecast", "series", n, n, True)
+    assert again == first
+    assert fc.attrs["n_series"] == n and fc.attrs["cache_hits"] == 0
+
+
+@pytest.mark.parametrize("quiet", [False, True], ids=["terminal", "quiet"])
+def test_forecast_command_shows_series_on_a_terminal_and_nothing_when_quiet(
+    small_cube, tmp_path, monkeypatch, quiet
+):
+    ds, path = small_cube
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    out = tmp_path / "fc.nc"
+    args = ["forecast", str(path), "--horizon", "3", "--reconcile", "bottom_up", "--out", out]
+    assert main([*(["-q"] if quiet else []), *map(str, args)]) == 0
+    text = terminal.getvalue()
+    if quiet:
+        assert text == ""
+    else:
+        n = expected_series(ds)
+        assert bar_total(text, "forecast", "series") == n
+        assert bar_total(text, "forecast steps", "step") == 3
+
+
+def test_cube_command_draws_no_bar_into_a_log(small_company, tmp_path, monkeypatch):
+    _, folder = small_company
+    log = io.StringIO()  # stderr redirected to a file: no terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    assert main(["cube", str(folder), "--out", str(tmp_path / "c.nc")]) in (0, 1)
+    assert "\r" not in log.getvalue() and "%|" not in log.getvalue(), log.getvalue()
+
+
+def test_follow_under_quiet_draws_and_logs_nothing(tmp_path, monkeypatch, caplog):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    progress.configure(False)  # revmodel -q
+    records = tmp_path / "progress.jsonl"
+    with caplog.at_level(logging.WARNING, logger="revmodel"):
+        with progress.follow(records, "02-forecast.ipynb"):
+            with progress.recording(records):
+                with progress.bar(total=4, desc="forecast", unit="series") as b:
+                    b.update(4)
+    assert progress.read_records(records)  # the kernel's records were written
+    assert terminal.getvalue() == "" and caplog.records == []
