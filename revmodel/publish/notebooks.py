@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from revmodel import config, encoding, formatting
+from revmodel import config, encoding, formatting, progress
 from revmodel.errors import RevmodelError
 
 __all__ = [
@@ -135,6 +135,7 @@ def run_notebooks(
     failed_dir: str | Path | None = None,
     previous_pack: str | Path | None = None,
     scheduler: str | None = None,
+    progress_file: str | Path | None = None,
 ) -> list[Path]:
     """Execute the planning notebooks in order with papermill on the pinned kernel.
 
@@ -159,6 +160,11 @@ def run_notebooks(
         Default :data:`revmodel.config.NOTEBOOKS_DIR`.
     failed_dir : str or Path, optional
         Where a failed notebook is kept; default ``out_dir``'s parent ``.failed``.
+    progress_file : str or Path, optional
+        File the kernels append their progress records to
+        (:func:`revmodel.progress.recording`), for the caller to show
+        (:func:`revmodel.progress.follow`); default none kept. Either way no progress
+        bar is drawn into the executed notebooks.
 
     Returns
     -------
@@ -182,7 +188,7 @@ def run_notebooks(
     # Executed notebooks are published: the machine's absolute paths are taken out of them.
     known = [work_dir, out, *(p for p in (previous_pack, failed_dir) if p)]
     known += [params[k] for k in ("data_dir", "mapping") if params.get(k)]
-    with _jupyter_path(root):
+    with _jupyter_path(root), progress.recording(progress_file):
         for name in notebooks:
             src = src_dir / name
             if not src.exists():

@@ -6,7 +6,9 @@
    key or a missing data folder stops here, before anything runs;
 2. executes the planning notebooks with papermill
    (:func:`revmodel.publish.notebooks.run_notebooks`), each leaving its
-   results in a run folder for the next;
+   results in a run folder for the next. Their progress (series forecast,
+   months reconciled, ...) is shown as bars on the terminal
+   (:func:`revmodel.progress.follow`), never in the notebooks;
 3. builds the pack from those results (:func:`revmodel.publish.pack.build_pack`):
    ``plan.html`` (self-contained, no code, Plotly charts that work offline),
    ``plan.xlsx`` (one sheet per table), ``plan.nc`` (the plan cube: one NetCDF
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 from revmodel import calendar as fcal
-from revmodel import config, project, sections, versions
+from revmodel import config, progress, project, sections, versions
 from revmodel.publish import swap
 from revmodel.publish.notebooks import NOTEBOOKS, run_notebooks
 from revmodel.publish.pack import build_pack, manifest, save_plan_version
@@ -135,20 +137,21 @@ def _build(
     previous = previous if (previous / "plan.nc").exists() else None
     if previous is not None:
         log.info("last cycle's pack: %s", previous)
-    from tqdm.auto import tqdm
-
-    for name in tqdm(NOTEBOOKS, desc="plan", unit="notebook", disable=None):
+    records = work / "progress.jsonl"
+    for name in progress.bar(NOTEBOOKS, desc="plan", unit="notebook", leave=True):
         log.info("running %s", name)
-        run_notebooks(
-            params,
-            work,
-            tmp / "notebooks",
-            notebooks=(name,),
-            notebooks_dir=notebooks_dir,
-            failed_dir=out / ".failed" / cycle,
-            previous_pack=previous,
-            scheduler=scheduler,
-        )
+        with progress.follow(records, name):
+            run_notebooks(
+                params,
+                work,
+                tmp / "notebooks",
+                notebooks=(name,),
+                notebooks_dir=notebooks_dir,
+                failed_dir=out / ".failed" / cycle,
+                previous_pack=previous,
+                scheduler=scheduler,
+                progress_file=records,
+            )
     log.info("building the pack")
     build_pack(work, params, tmp)
     version = save_plan_version(work, params, out / "versions")
