@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "last_complete_month",
     "last_complete_month_of",
     "plan_settings",
+    "read_exports",
 ]
 
 #: Folders of a planning project, created by :func:`init_project`.
@@ -172,11 +173,15 @@ class PlanSettings:
         ``"fiscal year starts in January (fiscal_year_start not set)"``.
     params_file : Path or None
         The parameters file read, if any.
+    loaded : revmodel.sources.LoadResult or None
+        The exports, when they were read to settle the period (:func:`read_exports`):
+        the run uses them rather than reading them again.
     """
 
     params: dict[str, Any]
     assumed: tuple[str, ...]
     params_file: Path | None
+    loaded: Any = field(default=None, repr=False, compare=False)
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:
@@ -267,22 +272,39 @@ def plan_settings(
     params = rparams.check(values, where=where, base_dir=base)
     for line in assumed:
         logger.info("assumed: %s", line)
-    return PlanSettings(params, tuple(assumed), path)
+    return PlanSettings(params, tuple(assumed), path, loaded)
 
 
 def _load(values: Mapping[str, Any], where: str, scheduler: str | None = None) -> Any:
     """The user's exports, read once to settle what the parameters leave open."""
-    from revmodel import partitions
-
+    keys = ("data_dir", "mapping", "segment_bands")
     checked = rparams.check(
-        {k: values[k] for k in ("data_dir", "mapping") if values.get(k)},
-        where=where,
-        require=False,
+        {k: values[k] for k in keys if values.get(k)}, where=where, require=False
     )
-    # Opportunities given as Parquet parts are reduced where they are read (on the
-    # scheduler's workers, if given): what settles the period comes with the cells.
+    return read_exports(checked, scheduler=scheduler)
+
+
+def read_exports(
+    params: Mapping[str, Any], scheduler: str | None = None, quarantine_dir: Path | None = None
+) -> Any:
+    """The exports of a plan run, read and validated as the data notebook reads them.
+
+    ``params`` gives ``data_dir`` and optionally ``mapping`` and ``segment_bands`` (checked
+    parameters). Opportunities given as Parquet parts are reduced where they are read (on
+    the scheduler's workers, if given): the cells the cube, the KPIs and the territories
+    need, with what settles the period (:func:`revmodel.partitions.load`).
+    """
+    from revmodel import partitions, sources
+
+    raw_bands = params.get("segment_bands")
+    bands = sources.parse_segment_bands(raw_bands) if raw_bands else None
     return partitions.load(
-        checked["data_dir"], mapping=checked.get("mapping"), scheduler=scheduler, deal_cells=True
+        params["data_dir"],
+        mapping=params.get("mapping"),
+        quarantine_dir=quarantine_dir,
+        scheduler=scheduler,
+        segment_bands=bands,
+        deal_cells=True,
     )
 
 

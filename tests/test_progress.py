@@ -8,7 +8,9 @@ import re
 import sys
 import threading
 
+import nbformat
 import pytest
+import xarray as xr
 
 from revmodel import cube, forecast, progress
 from revmodel import reconcile as rec
@@ -168,3 +170,97 @@ def test_follow_under_quiet_draws_and_logs_nothing(tmp_path, monkeypatch, caplog
                     b.update(4)
     assert progress.read_records(records)  # the kernel's records were written
     assert terminal.getvalue() == "" and caplog.records == []
+
+
+# --------------------------------------------------------------------------- read once
+
+
+def test_the_data_notebook_takes_the_kept_exports_without_reading_them(small_company, tmp_path):
+    from revmodel import publish, sources
+
+    _, folder = small_company
+    loaded = sources.load(folder)
+    work = tmp_path / "work"
+    publish.save_input(work, loaded)
+    # the exports gone: a second read would fail; the notebook must take them from the run folder
+    empty = tmp_path / "no-exports"
+    empty.mkdir()
+    params = {"data_dir": str(empty), "fiscal_year_start": 11}
+    run = publish.run_notebooks(
+        params, work, tmp_path / "executed", notebooks=("01-data.ipynb",), input_kept=True
+    )
+    nb = nbformat.read(run[0], as_version=4)
+    printed = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert printed.startswith(loaded.summary())
+    # the cube of the kept tables is the cube of the tables as read (through the same file)
+    expected = cube.build_cube(loaded.tables, fiscal_year_start=11, currency=loaded.currency)
+    publish.save_result(tmp_path / "direct", "cube", expected)
+    xr.testing.assert_identical(
+        publish.load_result(work, "cube"), publish.load_result(tmp_path / "direct", "cube")
+    )
+
+
+# --------------------------------------------------------------------------- a plan run (slow)
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """``revmodel plan`` of a 12-rep company on a terminal, no cycle given (the period is
+    settled from the data), every read of the exports in this process counted."""
+    import yaml
+
+    from revmodel import sample, sources
+
+    root = tmp_path_factory.mktemp("progress-plan")
+    data = root / "data"
+    sample.write(sample.generate(reps=12, months=36), data)
+    params = root / "plan.yaml"
+    params.write_text(
+        yaml.safe_dump({"data_dir": str(data), "fiscal_year_start": 11, "horizon": 6})
+    )
+    reads: list[str] = []
+    real = sources.load
+
+    def counted(*args, **kwargs):
+        reads.append(str(args[0] if args else kwargs["data_dir"]))
+        return real(*args, **kwargs)
+
+    terminal = Terminal()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sources, "load", counted)
+        mp.setattr(sys, "stderr", terminal)
+        code = main(["plan", "--params", str(params), "--out", str(root / "reports")])
+    progress.configure(None)
+    (html,) = sorted((root / "reports").glob("*/plan.html"))
+    return {"code": code, "reads": reads, "stderr": terminal.getvalue(), "pack": html.parent}
+
+
+@pytest.mark.slow
+def test_a_plan_reads_its_exports_once(planned):
+    assert planned["code"] == 0, planned["stderr"][-3000:]
+    # once here (settling the period, kept for the notebooks and the pack), never again
+    assert len(planned["reads"]) == 1
+    nb = nbformat.read(planned["pack"] / "notebooks" / "01-data.ipynb", as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert "input_kept = True" in injected.source
+
+
+@pytest.mark.slow
+def test_a_plan_shows_the_forecast_of_every_series_on_the_terminal(planned):
+    ds = xr.open_dataset(planned["pack"] / "plan.nc", group="cube").load()
+    n = expected_series(ds)
+    text = planned["stderr"]
+    assert bar_total(text, "02-forecast.ipynb: forecast", "series") == n
+    # the finished step logged as a line (after the codes that clear its bar)
+    assert re.search(rf"02-forecast\.ipynb: forecast {n}/{n} series in \d+ s\n", text), text
+    assert bar_total(text, "plan", "notebook") == 6
+
+
+@pytest.mark.slow
+def test_the_published_notebooks_carry_no_progress_bar(planned):
+    notebooks = sorted((planned["pack"] / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) == 6
+    for path in notebooks:
+        text = path.read_text(encoding="utf-8")
+        for mark in ("%|", "it/s]", "series/s", "widget-view", "tqdm"):
+            assert mark not in text, f"{path.name} holds {mark!r}"

@@ -35,9 +35,12 @@ from revmodel.publish.pack import (
 )
 from revmodel.publish.run import plan
 from revmodel.publish.runfolder import (
+    SavedInput,
     load_result,
     load_tables,
     period_months,
+    read_input,
+    save_input,
     save_result,
     save_tables,
     work_folder,
@@ -59,6 +62,7 @@ __all__ = [
     "NOTEBOOKS",
     "RUN_PARAMETERS",
     "PlanFailed",
+    "SavedInput",
     "band_statement",
     "build_pack",
     "check_pack",
@@ -77,9 +81,11 @@ __all__ = [
     "plan",
     "publish",
     "published_forecast",
+    "read_input",
     "reconciled_paths",
     "render_html",
     "run_notebooks",
+    "save_input",
     "save_plan_version",
     "save_result",
     "save_tables",

@@ -43,7 +43,7 @@ NOTEBOOKS: tuple[str, ...] = (
 #: The kernel papermill runs the notebooks on: this Python, registered by :func:`ensure_kernel`.
 KERNEL_NAME = "revmodel"
 #: Notebook parameters set by the run itself rather than the parameters file.
-RUN_PARAMETERS: tuple[str, ...] = ("work_dir", "previous_pack", "scheduler")
+RUN_PARAMETERS: tuple[str, ...] = ("work_dir", "previous_pack", "scheduler", "input_kept")
 
 
 class PlanFailed(RevmodelError):
@@ -136,6 +136,7 @@ def run_notebooks(
     previous_pack: str | Path | None = None,
     scheduler: str | None = None,
     progress_file: str | Path | None = None,
+    input_kept: bool = False,
 ) -> list[Path]:
     """Execute the planning notebooks in order with papermill on the pinned kernel.
 
@@ -165,6 +166,10 @@ def run_notebooks(
         (:func:`revmodel.progress.recording`), for the caller to show
         (:func:`revmodel.progress.follow`); default none kept. Either way no progress
         bar is drawn into the executed notebooks.
+    input_kept : bool
+        The exports are already read and validated into ``work_dir``
+        (:func:`revmodel.publish.runfolder.save_input`): passed as ``input_kept`` so
+        the data notebook does not read them again.
 
     Returns
     -------
@@ -198,6 +203,7 @@ def run_notebooks(
             values["work_dir"] = str(Path(work_dir).resolve())
             values["previous_pack"] = str(Path(previous_pack).resolve()) if previous_pack else ""
             values["scheduler"] = scheduler or ""
+            values["input_kept"] = bool(input_kept)
             dst = out / name
             try:
                 _execute(src, dst, {k: v for k, v in values.items() if k in declared})

@@ -4,22 +4,26 @@
 
 1. reads and checks the parameters file (:mod:`revmodel.parameters`); a bad
    key or a missing data folder stops here, before anything runs;
-2. executes the planning notebooks with papermill
+2. reads and validates the exports, once: they settle what the parameters
+   leave open and are kept in the run folder for the data notebook
+   (:func:`revmodel.publish.runfolder.save_input`);
+3. executes the planning notebooks with papermill
    (:func:`revmodel.publish.notebooks.run_notebooks`), each leaving its
    results in a run folder for the next. Their progress (series forecast,
    months reconciled, ...) is shown as bars on the terminal
    (:func:`revmodel.progress.follow`), never in the notebooks;
-3. builds the pack from those results (:func:`revmodel.publish.pack.build_pack`):
+4. builds the pack from those results (:func:`revmodel.publish.pack.build_pack`):
    ``plan.html`` (self-contained, no code, Plotly charts that work offline),
    ``plan.xlsx`` (one sheet per table), ``plan.nc`` (the plan cube: one NetCDF
    group per result), the executed notebooks and ``manifest.json``;
-4. publishes it (:mod:`revmodel.publish.swap`). A failed or interrupted run
+5. publishes it (:mod:`revmodel.publish.swap`). A failed or interrupted run
    leaves the previous pack untouched; a failed notebook is kept in
    ``reports/.failed/<cycle>/`` and the error names it and its cell.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -31,7 +35,7 @@ from revmodel import config, progress, project, sections, versions
 from revmodel.publish import swap
 from revmodel.publish.notebooks import NOTEBOOKS, run_notebooks
 from revmodel.publish.pack import build_pack, manifest, save_plan_version
-from revmodel.publish.runfolder import load_tables
+from revmodel.publish.runfolder import load_tables, save_input
 
 __all__ = ["plan"]
 
@@ -103,6 +107,9 @@ def plan(
         swap.clean_leftovers(out)
         tmp, work = swap.staging(out, cycle)
         try:
+            _keep_input(settings, work, scheduler)
+            # the exports are in the run folder now: this process lets go of them
+            settings = dataclasses.replace(settings, loaded=None)
             _build(settings, out, tmp, work, notebooks_dir, started, scheduler)
             final = swap.publish(tmp, out, cycle)
         except OSError as exc:
@@ -119,6 +126,19 @@ def plan(
             shutil.rmtree(failed, ignore_errors=True)
     log.info("published %s", final)
     return final / "plan.html"
+
+
+def _keep_input(settings: project.PlanSettings, work: Path, scheduler: str | None) -> None:
+    """The exports, read and validated once (if settling the period has not read them yet),
+    kept in the run folder where the data notebook takes them."""
+    loaded = settings.loaded
+    if loaded is None:
+        log.info("reading the exports")
+        quarantine = work / "quarantine"
+        loaded = project.read_exports(
+            settings.params, scheduler=scheduler, quarantine_dir=quarantine
+        )
+    save_input(work, loaded)
 
 
 def _build(
@@ -151,6 +171,7 @@ def _build(
                 previous_pack=previous,
                 scheduler=scheduler,
                 progress_file=records,
+                input_kept=True,
             )
     log.info("building the pack")
     build_pack(work, params, tmp)

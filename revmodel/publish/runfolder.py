@@ -3,13 +3,16 @@
 A notebook keeps a result with :func:`save_result` (a Dataset as NetCDF, a
 table as Parquet, anything else as JSON) and the next one reads it with
 :func:`load_result`. :class:`Results` reads a finished run folder once for the
-pack.
+pack. ``revmodel plan`` reads and validates the exports once, before the
+notebooks, and keeps them here (:func:`save_input`); the data notebook takes
+them from the run folder (:func:`read_input`) instead of reading them again.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,9 @@ from revmodel.publish.notebooks import NOTEBOOKS
 
 __all__ = [
     "Results",
+    "SavedInput",
+    "read_input",
+    "save_input",
     "load_result",
     "load_tables",
     "period_months",
@@ -118,6 +124,50 @@ def load_tables(work_dir: str | Path) -> dict[str, pd.DataFrame]:
         p.stem.removeprefix("table_"): pd.read_parquet(p)
         for p in sorted(work.glob("table_*.parquet"))
     }
+
+
+#: The run folder's record of the exports read for the run (:func:`save_input`).
+INPUT_RESULT = "input"
+
+
+@dataclass(frozen=True)
+class SavedInput:
+    """The exports as ``revmodel plan`` read and validated them, kept in the run folder.
+
+    What the data notebook uses of a :class:`revmodel.sources.LoadResult`: the accepted
+    tables, the status (0 clean, 1 rows kept out, 2 unusable), the amounts' currency and
+    the validation summary.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    status: int
+    currency: str | None
+    summary_text: str
+
+    def summary(self) -> str:
+        """The validation summary, as ``revmodel validate`` prints it."""
+        return self.summary_text
+
+
+def save_input(work_dir: str | Path, loaded: Any) -> Path:
+    """Keep the exports read and validated for this run (a ``LoadResult``) in the run folder.
+
+    Returns
+    -------
+    Path
+        ``input.json`` (status, currency and summary), beside the ``table_*.parquet`` files.
+    """
+    save_tables(work_dir, loaded.tables)
+    meta = {"summary": loaded.summary(), "status": loaded.status, "currency": loaded.currency}
+    return save_result(work_dir, INPUT_RESULT, meta)
+
+
+def read_input(work_dir: str | Path) -> SavedInput | None:
+    """The exports :func:`save_input` kept for this run, or None (a notebook run on its own)."""
+    meta = load_result(work_dir, INPUT_RESULT, default=None)
+    if meta is None:
+        return None
+    return SavedInput(load_tables(work_dir), int(meta["status"]), meta["currency"], meta["summary"])
 
 
 #: Months of a fiscal period in the calendar of a cube's attrs (:func:`revmodel.calendar.period_months`).

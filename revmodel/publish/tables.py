@@ -19,7 +19,14 @@ from revmodel import backtest, config, reconcile
 from revmodel import cube as rcube
 from revmodel import parameters as rparams
 from revmodel import pipeline as rpipeline
-from revmodel.publish.runfolder import Results, load_tables, period_months, work_folder
+from revmodel.publish.runfolder import (
+    INPUT_RESULT,
+    Results,
+    load_result,
+    load_tables,
+    period_months,
+    work_folder,
+)
 
 __all__ = [
     "band_statement",
@@ -395,14 +402,16 @@ def pack_tables(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, pd
 def _tables_for_changes(
     work_dir: str | Path, params: Mapping[str, Any]
 ) -> Mapping[str, pd.DataFrame]:
-    """The tables "what changed" and whose calls to trust are made of: the data folder read
-    once; with a table given as Parquet parts, the tables the plan read (the run folder's),
-    whose deals were labelled where their parts were read (:func:`revmodel.partitions.load`)."""
+    """The tables "what changed" and whose calls to trust are made of: the exports the run
+    read and validated once (kept in the run folder by ``revmodel plan``); with a table given
+    as Parquet parts, the tables the plan read (the run folder's), whose deals were labelled
+    where their parts were read (:func:`revmodel.partitions.load`); else the data folder read."""
     from revmodel import partitions, sources
 
-    if not partitions.partitioned_tables(params["data_dir"]):
-        return sources.load(params["data_dir"], mapping=params.get("mapping")).tables
-    return load_tables(work_dir)
+    kept = load_result(work_dir, INPUT_RESULT, default=None) is not None
+    if kept or partitions.partitioned_tables(params["data_dir"]):
+        return load_tables(work_dir)
+    return sources.load(params["data_dir"], mapping=params.get("mapping")).tables
 
 
 def _pipeline_changes(
