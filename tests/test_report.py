@@ -648,3 +648,25 @@ def test_pack_reads_the_data_folder_once_and_logs_the_waterfall_once(
     week, quarter = shown["changes_week"].iloc[0], shown["changes_quarter"].iloc[0]
     assert waterfalls[0].endswith(f", {len(shown['changes_quarter'])} rows")
     assert week["closing"] == pytest.approx(quarter["closing"])  # both end on the same day
+
+
+def test_pack_takes_the_exports_a_plan_kept_without_reading_the_folder(
+    app_context, small_company, tmp_path, monkeypatch
+):
+    from revmodel import publish, sources
+
+    _, folder = small_company
+    monkeypatch.setenv("REVMODEL_OVERRIDES_URL", f"sqlite:///{tmp_path / 'none.db'}")
+    params = {"cycle": app_context.cycle, "data_dir": str(folder)}
+    read, kept = tmp_path / "read", tmp_path / "kept"
+    for work in (read, kept):
+        publish.save_result(work, "cube", app_context.cube)
+    publish.save_input(kept, sources.load(folder))
+    expected = publish.pack_tables(read, params)
+    reads = []
+    load = sources.load
+    monkeypatch.setattr(sources, "load", lambda *a, **k: reads.append(a) or load(*a, **k))
+    shown = publish.pack_tables(kept, params)
+    assert reads == []
+    for name in ("changes_week", "changes_quarter"):
+        pd.testing.assert_frame_equal(shown[name], expected[name])
