@@ -424,7 +424,7 @@ def test_full_disk_or_no_permission_is_a_clear_message_and_nothing_half_written(
 
     def half_written(settings, out_, tmp, work, notebooks_dir, started, scheduler=None):
         _pack(tmp, "half")
-        work.mkdir()
+        assert (work / "input.json").is_file()  # the exports, read once, kept for the notebooks
         raise OSError(code, os.strerror(code), str(tmp / "plan.xlsx"))
 
     monkeypatch.setattr(run, "_build", half_written)
