@@ -100,6 +100,47 @@ def test_explorer_region_filter_updates_kpis_chart_and_table(app_context):
     )
 
 
+def test_explorer_band_is_the_plan_pack_s_band(app_context):
+    """The explorer's 10-90% band is read off the same reconciled paths as the pack's
+    (pack_tables.level_band), calibrated as the forecast states: over the quarter for the
+    company and a region, and month by month."""
+    from dataclasses import replace
+
+    from revmodel import reconcile
+    from revmodel.publish import tables as pack_tables
+
+    def pack_band(ctx, months, level, name):
+        paths = pack_tables.reconciled_paths(ctx.forecast, ctx.reconcile_method)
+        band, names = pack_tables.level_band(ctx.forecast, list(months), level, paths)
+        return band[names.index(name)][[0, -1]]
+
+    levels = tuple(dict.fromkeys(app_context.forecast["level"].values.tolist()))
+    scale = reconcile.BandScale(levels, (2.0,) * len(levels), (40,) * len(levels))
+    cal = reconcile.BandCalibration(scale, app_context.reconcile_method, 2, ("2024-09",))
+    wide = replace(
+        app_context, forecast=app_context.forecast.assign_attrs(cal.to_attrs()), extra={}
+    )
+    fm = app_context.forecast["month"].values
+    months = app_context.period_months(app_context.cycle).values
+    ahead = fm[np.isin(fm, months)]
+    region = explorer.members(app_context, explorer.Selection(app_context.cycle))["region"][0]
+    widths = []
+    for ctx in (app_context, wide):
+        for sel, level, name in (
+            (explorer.Selection(app_context.cycle), "total", "Company"),
+            (explorer.Selection(app_context.cycle, region=region), "region", region),
+        ):
+            s = explorer.summarise(ctx, sel)
+            band = (s["p10"] - s["bookings"], s["p90"] - s["bookings"])
+            assert band == pytest.approx(tuple(pack_band(ctx, ahead, level, name)), rel=1e-9)
+            widths.append(band[1] - band[0])
+        shown = explorer.monthly(ctx, explorer.Selection(app_context.cycle))
+        for t in ahead[:2]:
+            expected = pack_band(ctx, [t], "total", "Company")
+            assert tuple(shown.loc[t, ["p10", "p90"]]) == pytest.approx(tuple(expected), rel=1e-9)
+    assert widths[2] > 1.5 * widths[0] and widths[3] > 1.5 * widths[1]  # calibrated: wider
+
+
 def test_explorer_breakdown_adds_up(app_context):
     sel = explorer.Selection(app_context.periods()[0])
     level, frame = explorer.breakdown(app_context, sel)

@@ -19,10 +19,11 @@ import plotly.graph_objects as go
 import xarray as xr
 
 from revmodel import calendar as fcal
+from revmodel import forecast as rforecast
 from revmodel import kpi, plots
 from revmodel.apps import layout
 from revmodel.apps.context import AppContext, app_context, node_calls, with_live_forecast
-from revmodel.forecast import ALL
+from revmodel.reconcile import BOTTOM_LEVEL
 
 __all__ = [
     "ALL_MEMBERS",
@@ -182,9 +183,11 @@ def default_period(ctx: AppContext) -> str:
 
 
 def precompute(ctx: AppContext) -> None:
-    """The KPIs of the page as it opens (the company, by region) and of each region by
-    manager (the region filter's and the first drill-down's breakdown), kept with the
-    shared context: a kernel then computes none of them while someone waits."""
+    """The forecast's band paths (:func:`band_paths`), the KPIs of the page as it opens
+    (the company, by region) and of each region by manager (the region filter's and the
+    first drill-down's breakdown), kept with the shared context: a kernel then computes
+    none of them while someone waits."""
+    band_paths(ctx)
     sel = Selection(default_period(ctx))
     for period in dict.fromkeys((sel.period, rates_period(ctx, sel))):
         kpis(ctx, Selection(period))
@@ -242,53 +245,47 @@ def rates_period(ctx: AppContext, sel: Selection) -> str:
     return fcal.current_quarter(ctx.as_of, start, naming).split("-")[0]
 
 
-def _node(ctx: AppContext, sel: Selection) -> int | None:
-    """The forecast node whose own model covers exactly the selection, if any."""
-    fc = ctx.forecast
-    want = {"segment": sel.segment, "region": sel.region, "manager": sel.manager, "rep": sel.rep}
-    reps = _rep_table(ctx).set_index("rep")
-    if sel.rep is not None:
-        # A rep node is keyed by segment, region and rep; its manager is implied.
-        want["manager"] = None
-        if want["region"] is None:
-            want["region"] = str(reps.loc[sel.rep, "region"])
-        if want["segment"] is None:
-            want["segment"] = str(reps.loc[sel.rep, "segment"])
-    elif sel.manager is not None and sel.region is not None:
-        want["region"] = None  # the manager's region is implied by the manager
-    mask = np.ones(fc.sizes["node"], dtype=bool)
-    for f, v in want.items():
-        mask &= np.asarray(fc[f"node_{f}"].values).astype(str) == (ALL if v is None else v)
-    found = np.flatnonzero(mask)
-    return int(found[0]) if len(found) == 1 else None
+def band_paths(ctx: AppContext) -> tuple[np.ndarray, pd.DataFrame]:
+    """The forecast's reconciled sample paths at its bottom nodes, and their members.
 
+    The paths the plan pack reads its 10-90% bands off
+    (:func:`revmodel.forecast.coherent_paths`: scaled by the band calibration the
+    forecast states, reconciled with the plan's method, the same seed), drawn once
+    with the shared context. A selection's band is the quantiles of its bottom nodes'
+    paths added up, month by month or over a period, as the pack's
+    (:func:`revmodel.publish.tables.level_band`), never widths added.
 
-def _band(ctx: AppContext, sel: Selection) -> tuple[np.ndarray, np.ndarray, str]:
-    """Widths below and above the median forecast per forecast month [USD/month].
-
-    The node's own model when one covers the selection; otherwise the cells'
-    widths added as independent errors (square root of the sum of squares).
+    Returns
+    -------
+    (np.ndarray, pandas.DataFrame)
+        (bottom nodes x forecast months x draws) [USD/month], and each bottom node's
+        ``segment``, ``region`` and ``rep``.
     """
-    fc = ctx.forecast
-    q = [float(v) for v in fc["quantile"].values]
-    lo_i, hi_i = q.index(min(q)), q.index(max(q))
-    node = _node(ctx, sel)
-    if node is not None:
-        mean = fc["node_mean"].values[node]
-        quant = fc["node_forecast"].values[node]
-        return (
-            np.clip(mean - quant[:, lo_i], 0, None),
-            np.clip(quant[:, hi_i] - mean, 0, None),
-            "node model",
-        )
-    mean = fc["mean"]
-    lo = (mean - fc["forecast"].isel(quantile=lo_i)).clip(min=0) ** 2
-    hi = (fc["forecast"].isel(quantile=hi_i) - mean).clip(min=0) ** 2
-    return (
-        np.sqrt(_slice(lo, ctx, sel).values),
-        np.sqrt(_slice(hi, ctx, sel).values),
-        "cells combined",
-    )
+    if "band_paths" not in ctx.extra:
+        fc = ctx.forecast
+        paths = rforecast.coherent_paths(fc, ctx.reconcile_method)
+        bottom = np.asarray(fc["level"].values) == BOTTOM_LEVEL
+        members = {d: np.asarray(fc[f"node_{d}"].values)[bottom].astype(str) for d in _MEMBERS}
+        ctx.extra["band_paths"] = (paths.samples[bottom], pd.DataFrame(members))
+    return ctx.extra["band_paths"]
+
+
+_MEMBERS = ("segment", "region", "rep")
+
+
+def _band(ctx: AppContext, sel: Selection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The selection's forecast paths added up (forecast months x draws) [USD/month], the
+    months they are of, and the band's two probability levels (e.g. 0.1 and 0.9)."""
+    samples, members = band_paths(ctx)
+    mask = np.ones(len(members), dtype=bool)
+    for d, value in (("segment", sel.segment), ("region", sel.region)):
+        if value is not None:
+            mask &= (members[d] == value).to_numpy()
+    if sel.manager is not None or sel.rep is not None:
+        mask &= members["rep"].isin(_reps(ctx, sel)).to_numpy()
+    q = [float(v) for v in ctx.forecast["quantile"].values]
+    months = ctx.forecast["month"].values.astype("datetime64[ns]")
+    return samples[mask].sum(axis=0), months, np.array([min(q), max(q)])
 
 
 def monthly(ctx: AppContext, sel: Selection, history_months: int = 24) -> pd.DataFrame:
@@ -303,9 +300,9 @@ def monthly(ctx: AppContext, sel: Selection, history_months: int = 24) -> pd.Dat
     actual = _slice(cube["bookings"], ctx, sel).to_series()
     actual = actual[actual.index <= as_of].iloc[-history_months:]
     rec = _slice(ctx.reconciled, ctx, sel).to_series()
-    lo, hi, _ = _band(ctx, sel)
-    fc = pd.DataFrame({"forecast": rec, "p10": rec - lo, "p90": rec + hi})
-    fc["p10"] = fc["p10"].clip(lower=0)
+    paths, months, levels = _band(ctx, sel)
+    band = pd.DataFrame(np.quantile(paths, levels, axis=-1).T, index=months, columns=["p10", "p90"])
+    fc = pd.concat([rec.rename("forecast"), band], axis=1)
     out = pd.concat([actual.rename("actual"), fc], axis=1)
     quota = _quota(ctx, sel).to_series()
     out = out.join(quota.rename("quota"), how="outer")
@@ -340,9 +337,12 @@ def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
     forecast = (
         float(_slice(ctx.reconciled.isel(month=in_fc), ctx, sel).sum()) if in_fc.any() else 0.0
     )
-    lo, hi, _ = _band(ctx, sel)
-    p10 = max(forecast - float(lo[in_fc].sum()), 0.0) if in_fc.any() else 0.0
-    p90 = forecast + float(hi[in_fc].sum()) if in_fc.any() else 0.0
+    paths, path_months, levels = _band(ctx, sel)
+    ahead_paths = np.isin(path_months, ahead)
+    # The band of the period's forecast: quantiles of the paths' totals over its months.
+    p10, p90 = (
+        np.quantile(paths[ahead_paths].sum(axis=0), levels) if ahead_paths.any() else (0.0, 0.0)
+    )
     qda = _quota(ctx, sel)
     qm = np.isin(qda["month"].values, months)
     quota = float(qda.isel(month=qm).sum()) if qm.any() else float("nan")
@@ -361,8 +361,8 @@ def summarise(ctx: AppContext, sel: Selection) -> dict[str, float]:
     return {
         "bookings": bookings,
         "forecast": forecast,
-        "p10": bookings + p10,
-        "p90": bookings + p90,
+        "p10": bookings + float(p10),
+        "p90": bookings + float(p90),
         "landing": landing,
         "quota": quota,
         "attainment": kpi_value(own, "quota_attainment", sel.period)
