@@ -15,6 +15,7 @@ from scipy.optimize import lsq_linear, minimize
 
 from revmodel import reconcile as rc
 from revmodel.errors import DataError, InfeasibleError, ParameterError
+from tests.test_reconcile_lowrank import organisation
 
 SEGMENTS = ["SMB", "ENT"]
 REGIONS = ["EMEA", "NA"]
@@ -575,22 +576,9 @@ def test_reconcile_cube_builds_hierarchy_accepts_dask_and_checks_method():
 # ------------------------------------------------------------------ scale and properties
 
 
-def big_hierarchy(reps: int = 2000, segments: int = 5, regions: int = 8, managers: int = 200):
-    rng = np.random.default_rng(0)
-    rep_region = rng.integers(0, regions, reps)
-    mask = np.zeros((segments, regions, reps), dtype=bool)
-    mask[:, rep_region, np.arange(reps)] = True
-    da = xr.DataArray(
-        mask.astype(float),
-        dims=("segment", "region", "rep"),
-        coords={
-            "segment": [f"S{i}" for i in range(segments)],
-            "region": [f"G{i}" for i in range(regions)],
-            "rep": [f"R{i:04d}" for i in range(reps)],
-            "manager": ("rep", [f"M{i:03d}" for i in rng.integers(0, managers, reps)]),
-        },
-    )
-    return rc.hierarchy_from_cube(da)
+def big_hierarchy() -> rc.Hierarchy:
+    """2,000 reps in 8 regions, 5 segments, 200 managers: 10,000 bottom series."""
+    return organisation(reps=2000, segments=5, regions=8, managers=200, gaps=0)
 
 
 @pytest.mark.slow

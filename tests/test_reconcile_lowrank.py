@@ -10,13 +10,16 @@ import xarray as xr
 from revmodel import reconcile as rc
 
 
-def organisation(reps: int = 60, segments: int = 3, regions: int = 3, managers: int = 6):
-    """A few hundred nodes: reps in one region each, selling in every segment."""
+def organisation(
+    reps: int = 60, segments: int = 3, regions: int = 3, managers: int = 6, gaps: int = 5
+):
+    """Reps in one region each, selling in every segment but for ``gaps`` reps without the
+    first (the default: a few hundred nodes). The one synthetic organisation of the tests."""
     rng = np.random.default_rng(0)
     rep_region = rng.integers(0, regions, reps)
     mask = np.zeros((segments, regions, reps), dtype=bool)
     mask[:, rep_region, np.arange(reps)] = True
-    mask[0, rep_region[:5], np.arange(5)] = False  # a few reps without the first segment
+    mask[0, rep_region[:gaps], np.arange(gaps)] = False  # reps without the first segment
     da = xr.DataArray(
         mask.astype(float),
         dims=("segment", "region", "rep"),
