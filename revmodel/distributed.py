@@ -22,12 +22,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["WorkerRun", "on_a_worker"]
+__all__ = ["ATTEMPTS", "WorkerRun", "on_a_worker"]
 
 log = logging.getLogger(__name__)
+
+#: Times a task is run when the worker running it is lost.
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,28 @@ def on_a_worker(
     -------
     (object, dict)
         ``fn``'s result and its info, with ``info["worker"]``: the ``address`` and ``pid`` of
-        the worker process it ran in.
+        the worker process it ran in, and ``info["attempts"]``: 1, or more when a worker
+        running it was lost (its inputs, scattered to that worker, are lost with it: they
+        are scattered again and the task run on a worker left, up to :data:`ATTEMPTS` times).
     """
-    from dask.distributed import Client
+    from dask.distributed import Client, KilledWorker
 
-    with Client(scheduler, set_as_default=False) as client:
-        scattered = client.scatter(list(data)) if data else []
-        future = client.submit(_run_here, fn, tuple(scattered), settings, pure=False)
-        (result, info), where = future.result()
     name = getattr(fn, "__qualname__", repr(fn))
+    with Client(scheduler, set_as_default=False) as client:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                (result, info), where = _submit(client, fn, data, settings)
+                break
+            except (CancelledError, KilledWorker) as exc:  # the task or its inputs lost
+                if attempt == ATTEMPTS:
+                    raise
+                log.warning("%s: its worker was lost (%s); run again", name, exc)
     log.info("%s ran on worker %s (pid %d)", name, where.address, where.pid)
-    return result, {**info, "worker": asdict(where)}
+    return result, {**info, "worker": asdict(where), "attempts": attempt}
+
+
+def _submit(client: Any, fn: Callable[..., Any], data: tuple, settings: dict) -> Any:
+    """``data`` scattered and ``fn`` run on it as one task; its result, gathered."""
+    scattered = client.scatter(list(data), hash=False) if data else []
+    future = client.submit(_run_here, fn, tuple(scattered), settings, pure=False)
+    return future.result()

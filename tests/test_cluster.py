@@ -524,3 +524,51 @@ def test_revmodel_forecast_with_a_scheduler_writes_the_local_forecast(
     for ds_ in (here, there):  # how many fits came from this machine's cache is the run's
         ds_.attrs.pop("refits", None), ds_.attrs.pop("cache_hits", None)
     xr.testing.assert_identical(there, here)
+
+
+@contextlib.contextmanager
+def _killing_the_busy_worker(address: str, workers: dict[str, subprocess.Popen]) -> Iterator[dict]:
+    """While the block runs, the first worker seen holding a task is killed (SIGKILL)."""
+    from dask.distributed import Client
+
+    killed: dict[str, object] = {}
+
+    def kill_when_busy() -> None:
+        with Client(address, set_as_default=False) as client:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not killed.get("stop"):
+                for addr, info in client.scheduler_info()["workers"].items():
+                    if client.processing().get(addr):
+                        workers[info["name"]].send_signal(signal.SIGKILL)
+                        killed["name"] = info["name"]
+                        return
+                time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_when_busy)
+    watcher.start()
+    try:
+        yield killed
+    finally:
+        killed["stop"] = True
+        watcher.join()
+
+
+@pytest.mark.slow
+def test_the_reconciliation_completes_when_its_worker_is_killed(cluster, small_forecast):
+    """The worker reconciling is killed: the base forecast it held is sent again and the
+    reconciliation run on the other worker, with the result made here."""
+    address, workers = cluster
+    _, fc = small_forecast
+    settings = forecast.rec.SampleSettings(n_samples=2_000, seed=9)  # some seconds of work
+    here, _ = forecast.reconcile_dataset(fc, method="mint_shrink", settings=settings)
+    with _killing_the_busy_worker(address, workers) as killed:
+        there, info = distributed.on_a_worker(
+            address, forecast.reconcile_dataset, fc, method="mint_shrink", settings=settings
+        )
+    assert killed.get("name") in workers, "no worker was seen reconciling"
+    dead = workers[killed["name"]]
+    assert dead.wait(timeout=20) == -signal.SIGKILL
+    alive = {p.pid for p in workers.values()} - {dead.pid}
+    assert info["worker"]["pid"] in alive
+    assert info["attempts"] == 2
+    xr.testing.assert_identical(there, here)
