@@ -26,6 +26,7 @@ The manager classes are made on first use (this module's ``__getattr__``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -76,13 +77,12 @@ def clean_kernel_sockets(folder: Path | None = None) -> list[Path]:
     return removed
 
 
-def _plan_kernel_manager() -> type:
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
+@functools.cache
+def _ipc_sockets() -> type:
+    """The mixin giving a kernel manager IPC transport and a short socket path."""
+    from traitlets import HasTraits, default
 
-    class PlanKernelManager(AsyncKernelManager):
-        """The plan notebooks' kernels (papermill's ``kernel_manager_class``)."""
-
+    class IpcSockets(HasTraits):
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
@@ -90,6 +90,15 @@ def _plan_kernel_manager() -> type:
         @default("ip")
         def _default_ip(self) -> str:
             return socket_base()
+
+    return IpcSockets
+
+
+def _plan_kernel_manager() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class PlanKernelManager(_ipc_sockets(), AsyncKernelManager):
+        """The plan notebooks' kernels (papermill's ``kernel_manager_class``)."""
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client interrupts (SIGINT) a kernel before asking it to shut down. The
@@ -106,20 +115,11 @@ def _plan_kernel_manager() -> type:
 
 def _app_kernel_manager() -> type:
     from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
-    from traitlets import default
 
-    class AppKernelManager(ServerKernelManager):
+    class AppKernelManager(_ipc_sockets(), ServerKernelManager):
         """The apps' kernels: ``MappingKernelManager.kernel_manager_class`` of Voila
         (:func:`revmodel.apps.serve.voila_command`) and of the team's servers
         (:mod:`revmodel.apps.hub`)."""
-
-        @default("transport")
-        def _default_transport(self) -> str:
-            return "ipc"
-
-        @default("ip")
-        def _default_ip(self) -> str:
-            return socket_base()
 
     return AppKernelManager
 
