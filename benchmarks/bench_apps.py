@@ -40,8 +40,9 @@ The machine's 1-minute load average is recorded before and after each mode
 (``<mode>_load_average_{start,end}``): timings on a shared 2-core machine are
 noisy, and the load says how busy it was.
 
-Run: ``.venv/bin/python benchmarks/bench_apps.py`` (prints a table and writes
-``benchmarks/results/bench_apps.json``; ``BENCH_APPS_OUT`` writes elsewhere).
+Run: ``.venv/bin/python benchmarks/bench_apps.py [--quick]`` (prints a table and writes
+``benchmarks/results/bench_apps.json``; ``BENCH_APPS_OUT`` writes elsewhere; ``--help``
+lists the settings and starts nothing).
 """
 
 from __future__ import annotations
@@ -300,7 +301,27 @@ def _rescore(env: dict, home: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _arguments(argv: list[str] | None = None) -> None:
+    """``--help`` describes the run and starts nothing; ``--quick`` renders each app twice."""
+    import argparse
+
+    global REPEATS
+    parser = argparse.ArgumentParser(
+        description="First render and interaction times of the Voila apps, preheated kernels "
+        "against plain Voila (writes benchmarks/results/bench_apps.json). Environment: "
+        "BENCH_APPS_REPEATS (renders per app, 5), BENCH_APPS_STARTS (server starts, 3), "
+        "BENCH_APPS_MODES (preheated,plain), BENCH_APPS_PAUSE (seconds between rounds, 12), "
+        "BENCH_APPS_OUT (the JSON file)."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="two renders per app (BENCH_APPS_REPEATS=2)"
+    )
+    if parser.parse_args(argv).quick:
+        REPEATS = 2
+
+
 def main() -> int:
+    _arguments()
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="revmodel-bench-"))
