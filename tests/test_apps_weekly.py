@@ -190,3 +190,36 @@ def test_the_next_kernel_reads_the_scores_and_a_changed_call_is_scored_again(
     last = weekly.build(_new_kernel(app_context, data)).app
     assert last.context.extra["weekly_scorer"].computed == 0
     pd.testing.assert_frame_equal(weekly.value_add(last.context).scored, now)
+
+
+def test_the_excel_download_holds_the_view_s_tables_as_headed_on_the_page(page):
+    import io
+
+    import openpyxl
+
+    page.level.value = "manager"
+    page.excel.button.click()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", page.node.value)  # "Kenji Kim" -> Kenji-Kim
+    assert f"download='weekly-manager-{name}.xlsx'" in page.excel.link.value
+    book = openpyxl.load_workbook(io.BytesIO(page.excel.data))
+    assert book.sheetnames == [
+        "Pipeline changes", "Deal moves", "Whose calls to trust", "Calls by week",
+    ]  # fmt: skip
+    ws = book["Whose calls to trust"]
+    head = [c.value for c in ws[1]]
+    assert head == [
+        "Level", "Name", "Quarters", "Calls", "Bias of the calls", "Error of the calls",
+        "Error of the model", "Value added", "Calls beating the model",
+    ]  # fmt: skip
+    summary = weekly.value_add(page.context).summary
+    commit = summary[summary["call_type"] == "commit"].reset_index(drop=True)
+    error = ws.cell(row=2, column=head.index("Error of the calls") + 1)
+    assert error.value == pytest.approx(commit.loc[0, "call_error"])
+    assert error.number_format == "0.0%"
+    assert ws.cell(row=2, column=head.index("Calls") + 1).value == commit.loc[0, "calls"]
+    # the pipeline rows: the company and the managers, in money format
+    rows = book["Pipeline changes"]
+    assert {r[0] for r in rows.iter_rows(min_row=2, values_only=True)} == {"total", "manager"}
+    # another node: the link of the former view is gone until the button is clicked again
+    page.node.value = [k for k in page.node.options if k != page.node.value][0]
+    assert page.excel.link.value == ""

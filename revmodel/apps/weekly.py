@@ -33,7 +33,7 @@ import logging
 import os
 import pickle
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ipywidgets as w
@@ -57,6 +57,8 @@ _BAR_TITLES = {
     "new": "New", "pulled_in": "Pulled in", "pushed_out": "Pushed out", "increased": "Increased",
     "decreased": "Decreased", "won": "Won", "lost": "Lost",
 }  # fmt: skip
+#: Amounts of the deals list.
+_DEAL_KINDS = {"amount": "money", "amount_before": "money", "amount_after": "money"}
 #: Dates of the deals list, shown as days (not midnight timestamps).
 _DATES: tuple[str, ...] = ("close_date_before", "close_date_after")
 
@@ -206,6 +208,9 @@ class WeeklyPage:
     tabs: w.Tab
     context: AppContext
     busy: bool = False
+    #: The tables on the page, as the Excel download writes them: sheet -> (table, kinds).
+    shown: dict[str, layout.Sheet] = field(default_factory=dict)
+    excel: layout.ExcelDownload | None = None
 
     def refresh(self, _change: object = None) -> None:
         """Redraw for the current choices; called without a change (a page opened after it
@@ -247,22 +252,19 @@ def _draw_changes(page: WeeklyPage, level: str, key: str) -> None:
     title = f"{section.quarter} pipeline, {who}: {page.window.value.lower()}"
     page.waterfall.show(plots.pipeline_waterfall(row.iloc[0], title, _currency(page.context)))
     shown = table[table["level"].isin(["total", level])]
-    page.rows.value = layout.table_html(
-        shown, kinds=dict.fromkeys(history.WATERFALL_COLUMNS[2:], "money"), css="revmodel-changes"
-    )
+    money = dict.fromkeys(history.WATERFALL_COLUMNS[2:], "money")
+    page.rows.value = layout.table_html(shown, kinds=money, css="revmodel-changes")
+    page.shown["Pipeline changes"] = (shown, money)
     deals = wf.deals if level == "total" else wf.deals[wf.deals[level] == key]
     deals = deals.assign(
         bar=deals["bar"].map(_BAR_TITLES),
         **{c: pd.to_datetime(deals[c]).dt.strftime("%Y-%m-%d") for c in _DATES if c in deals},
     )
+    page.shown["Deal moves"] = (deals, _DEAL_KINDS)
     page.deals.value = (
         f"<div class='revmodel-subtitle'>{len(deals)} deal moves behind the bars of "
         f"{html.escape(who)}</div>"
-        + layout.table_html(
-            deals,
-            kinds={"amount": "money", "amount_before": "money", "amount_after": "money"},
-            css="revmodel-changes-deals",
-        )
+        + layout.table_html(deals, kinds=_DEAL_KINDS, css="revmodel-changes-deals")
     )
 
 
@@ -277,6 +279,7 @@ def _draw_value_add(page: WeeklyPage, level: str, key: str) -> None:
         page.weekly.value = ""
         return
     summary = section.summary[section.summary["call_type"] == "commit"]
+    page.shown["Whose calls to trust"] = _headed_sheet(summary.drop(columns="call_type"))
     page.scores.value = _scores_html(
         summary.drop(columns="call_type"),
         "revmodel-value-add",
@@ -297,15 +300,26 @@ def _draw_value_add(page: WeeklyPage, level: str, key: str) -> None:
         )
     )  # fmt: skip
     page.weekly.value = _scores_html(weekly.drop(columns="level"), "revmodel-value-add-weeks")
+    page.shown["Calls by week"] = _headed_sheet(weekly.drop(columns="level"))
+
+
+def _kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """The pack's number format of each column, by its heading."""
+    return {
+        formatting.heading(c): formatting.COLUMN_KINDS.get(str(c), "text") for c in frame.columns
+    }
+
+
+def _headed_sheet(frame: pd.DataFrame) -> layout.Sheet:
+    return formatting.headed(frame), _kinds(frame)
 
 
 def _scores_html(frame: pd.DataFrame, css: str, total_rows: Sequence[int] = ()) -> str:
     """Scored calls as a table with the headings and number formats of the plan pack
     (:func:`revmodel.formatting.heading`, :data:`revmodel.formatting.COLUMN_KINDS`)."""
-    kinds = {
-        formatting.heading(c): formatting.COLUMN_KINDS.get(str(c), "text") for c in frame.columns
-    }
-    return layout.table_html(formatting.headed(frame), kinds=kinds, css=css, total_rows=total_rows)
+    return layout.table_html(
+        formatting.headed(frame), kinds=_kinds(frame), css=css, total_rows=total_rows
+    )
 
 
 def _currency(ctx: AppContext) -> str | None:
@@ -323,6 +337,9 @@ def _refresh(page: WeeklyPage) -> None:
         page.node.options = keys
         page.node.value = current if current in keys else (keys[0] if keys else None)
         key = page.node.value or "total"
+        page.shown = {}
+        if page.excel is not None:
+            page.excel.clear()
         _draw_changes(page, level, key)
         _draw_value_add(page, level, key)
         keep(page.context)
@@ -366,13 +383,17 @@ def build(ctx: AppContext | None = None) -> w.Widget:
     -------
     ipywidgets.Widget
         The page; ``.app`` is its :class:`WeeklyPage` (``window``, ``level``, ``node``,
-        ``waterfall``, ``rows``, ``deals``, ``scores``, ``weekly``, ``chart``).
+        ``waterfall``, ``rows``, ``deals``, ``scores``, ``weekly``, ``chart``, ``excel``: the
+        tables of the view as an Excel workbook).
     """
     ctx = ctx if ctx is not None and ctx.store is not None else app_context(context=ctx)
     # the scored calls follow the store: start from the shared context's data only
     ctx = replace(ctx, extra={k: v for k, v in ctx.extra.items() if k != "weekly_value_add"})
     read_kept(ctx)
     page = _widgets(ctx)
+    page.excel = layout.ExcelDownload(
+        lambda: f"weekly-{page.level.value}-{page.node.value or 'total'}", lambda: page.shown
+    )
     for dd in (page.window, page.level, page.node):
         dd.observe(page.refresh, names="value")
     page.tabs.children = [
@@ -394,7 +415,7 @@ def build(ctx: AppContext | None = None) -> w.Widget:
         "What changed in the pipeline since last week and since the quarter's start, and "
         "whose calls to trust: every past weekly commit call against what was booked, beside "
         "the in-quarter forecast made the same week.",
-        [w.HBox([page.window, page.level, page.node]), page.message, page.tabs],
+        [w.HBox([page.window, page.level, page.node, page.excel]), page.message, page.tabs],
         footer=f"Data: {ctx.source}.",
     )
     app.add_class("revmodel-weekly")
