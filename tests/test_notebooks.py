@@ -15,6 +15,7 @@ import xarray as xr
 import yaml
 
 from revmodel import capacity, config, formatting, parameters, publish, quota, sample
+from revmodel.errors import DataError
 
 NOTEBOOKS = [config.NOTEBOOKS_DIR / n for n in publish.NOTEBOOKS]
 #: papermill's type names of the schema's types.
@@ -232,21 +233,20 @@ def test_same_inputs_same_numbers_and_republish(small):
 
 
 @pytest.mark.slow
-def test_broken_input_names_notebook_and_cell_and_keeps_the_pack(small):
+def test_broken_input_stops_the_plan_before_the_notebooks_and_keeps_the_pack(small):
+    # (a notebook failing names the notebook and the cell: test_report.py)
     before = small["html"].read_bytes()
     broken = small["root"] / "broken"
     shutil.copytree(small["data"], broken)
     (broken / "opportunities.csv").write_text("opportunity_id,amount\nx,1\n")
     with pytest.raises(
-        publish.PlanFailed,
-        match=r"^Plan failed in notebook 01-data\.ipynb, cell 3: DataError: .*close_date",
+        DataError, match=r"^opportunities\.csv has no columns close_date, stage \(required\)"
     ):
-        # as_of given: the data is read by the first notebook, not when settling the period
+        # as_of given: the data is not read to settle the period, but once before the notebooks
         as_of = json.loads((small["pack"] / "manifest.json").read_text())["as_of"]
         publish.plan(small["params"], data_dir=broken, out_dir=small["out"], as_of=as_of)
     assert small["html"].read_bytes() == before
-    kept = small["out"] / ".failed" / "FY2027-Q1" / "01-data.ipynb"
-    assert kept.exists()
+    assert not (small["out"] / ".failed" / "FY2027-Q1" / "01-data.ipynb").exists()
     assert not list(small["out"].glob(".FY2027-Q1.*"))
 
 
