@@ -1693,7 +1693,9 @@ def last_cycle_accuracy(
     if fc is None or not set(months).issubset(set(pd.DatetimeIndex(fc["month"].values))):
         past = cube.sel(month=cube["month"] <= np.datetime64(origin, "ns"))
         past = past.assign_attrs(as_of=f"{origin:%Y-%m-%d}")
-        fc = forecast.forecast_cube(past, horizon=max(3, int(horizon)), progress=False)
+        fc = forecast.forecast_cube(
+            past, horizon=max(3, int(horizon)), progress="forecast of last cycle"
+        )
         source = "re-run"
     sel = fc.sel(month=months.values)
     q = [float(v) for v in sel["quantile"].values]

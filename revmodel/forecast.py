@@ -676,7 +676,7 @@ def forecast_many(
     min_history: int = MIN_HISTORY,
     scheduler: str | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     n_workers: int = 2,
     distributed_threshold: int = DISTRIBUTED_THRESHOLD,
     use_cache: bool = True,
@@ -695,9 +695,10 @@ def forecast_many(
         ``LocalCluster`` of ``n_workers`` single-threaded processes.
     cache_dir : path, optional
         Cache folder; default ``revmodel.config.CACHE_DIR / "forecast"``.
-    progress : bool
+    progress : bool or str
         Count the series, read from the cache or fitted, on a progress bar
-        (:func:`revmodel.progress.bar`: a terminal, JupyterLab or a plan run).
+        (:func:`revmodel.progress.bar`: a terminal, JupyterLab or a plan run) named
+        "forecast", or named so when a str is given; False: no bar.
     use_cache : bool
         Read and write the cache.
 
@@ -729,7 +730,8 @@ def forecast_many(
     misses, paths = [], {}
     from revmodel import progress as rprogress
 
-    bar = rprogress.bar(total=len(tasks), desc="forecast", unit="series", enabled=progress)
+    desc = progress if isinstance(progress, str) else "forecast"
+    bar = rprogress.bar(total=len(tasks), desc=desc, unit="series", enabled=bool(progress))
     for key, task in tasks.items():
         digest = _cache_key(task, settings)
         path = cache_dir / digest[:2] / f"{digest}.pkl"
@@ -820,7 +822,7 @@ def forecast_cube(
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     scheduler: str | None = None,
     cache_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     method: str = "auto",
     n_workers: int = 2,
     distributed_threshold: int = DISTRIBUTED_THRESHOLD,
