@@ -11,7 +11,9 @@ other worker), and the result is still identical.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -312,8 +314,11 @@ def _mapping() -> str:
 
 def _hubspot_company(folder: Path, parts: int) -> pd.DataFrame:
     """A small company as a HubSpot portal and a billing system export it: deals (in
-    ``parts`` Parquet parts, or one file), companies, owners, subscriptions; no invoices.
+    ``parts`` Parquet parts, or one file), companies, owners, subscriptions, the deals'
+    change history and the managers' forecast calls; no invoices.
     Amounts carry quarters of a pound (exact in binary, so sums in any order agree)."""
+    from revmodel import sample_calls
+
     tables = sample.generate(reps=8, months=30, seed=21)
     rng = np.random.default_rng(21)
     deals = (
@@ -331,6 +336,10 @@ def _hubspot_company(folder: Path, parts: int) -> pd.DataFrame:
     )
     tables["reps"][list(OWNERS)].rename(columns=OWNERS).to_csv(folder / "owners.csv", index=False)
     tables["subscriptions"].to_csv(folder / "subscriptions.csv", index=False)
+    sample.write({"opportunity_history": tables["opportunity_history"]}, folder)
+    end = pd.Timestamp(tables["opportunity_history"]["changed_at"].max()).normalize()
+    calls = sample_calls.for_sample(tables, end - pd.DateOffset(months=12), end, 21, 2)
+    calls.to_csv(folder / sample_calls.FILE, index=False, date_format="%Y-%m-%dT%H:%M:%S")
     (folder / "mapping.yaml").write_text(_mapping(), encoding="utf-8")
     if parts == 0:
         deals.to_parquet(folder / "opportunities.parquet", index=False)
@@ -372,6 +381,20 @@ def test_plan_on_the_cluster_is_the_plan_made_here(shared_cluster, tmp_path):
         for name, project in (("here", here), ("there", there))
     }
     assert packs["here"].parent.name == packs["there"].parent.name  # the same cycle
+    # the same sections, what changed and the value add (which follow each deal) included
+    nav = {
+        name: re.findall(
+            r'<a href="#([a-z-]+)">', html.read_text(encoding="utf-8").split("</nav>")[0]
+        )
+        for name, html in packs.items()
+    }
+    assert nav["there"] == nav["here"]
+    assert {"summary", "forecast", "changes", "value-add", "kpis"} <= set(nav["here"])
+    manifests = {
+        name: json.loads((html.parent / "manifest.json").read_text(encoding="utf-8"))
+        for name, html in packs.items()
+    }
+    assert manifests["there"]["sections"] == manifests["here"]["sections"]
     import netCDF4
 
     groups = {}
