@@ -38,7 +38,7 @@ app: sample
 
 # Two workers (pytest-xdist; tests sharing a module's fixture stay on one: tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --durations=30
 
 # Skips the slow notebook, browser and property tests.
 test-fast: $(STAMP)
