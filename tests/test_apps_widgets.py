@@ -11,10 +11,10 @@ import pytest
 from revmodel.apps import context as app_context_module
 from revmodel.apps import explorer, forecast_call, layout, quotas, weekly, whatif
 
-#: Models of each page, built in-process on the small company: at most this many (before the
-#: layouts and styles were shared: explorer 64, forecast call 99, what-if 103, quotas 48,
-#: weekly 46; the weekly page has had an Excel download since, 4 models).
-MOST = {"explorer": 31, "forecast_call": 50, "whatif": 49, "quotas": 24, "weekly": 26}
+#: Models of each page, built in-process on the small company: at most this many. Before the
+#: layouts and styles were shared and the sections lost their boxes: explorer 64, forecast
+#: call 99, what-if 103, quotas 48, weekly 46 (22 then; it has had an Excel download since).
+MOST = {"explorer": 30, "forecast_call": 45, "whatif": 48, "quotas": 24, "weekly": 26}
 APPS = {"explorer": explorer, "forecast_call": forecast_call, "whatif": whatif, "quotas": quotas,
         "weekly": weekly}  # fmt: skip
 

@@ -85,13 +85,17 @@ fmt_pct = formatting.pct
 fmt_number = formatting.count
 
 
-def page(title: str, subtitle: str, body: Sequence[w.Widget], footer: str = "") -> w.VBox:
-    """The frame of an app: stylesheet, title, body and footer."""
+def page(
+    title: str, subtitle: str, body: Sequence[w.Widget | tuple[w.Widget, ...]], footer: str = ""
+) -> w.VBox:
+    """The frame of an app: stylesheet, title, body (widgets, and :func:`section` s) and footer."""
     head = w.HTML(
         f"{STYLE}<div class='revmodel-title'><h2>{html.escape(title)}</h2></div>"
         f"<div class='revmodel-subtitle'>{html.escape(subtitle)}</div>"
     )
-    parts = [head, *body]
+    parts = [head]
+    for item in body:
+        parts.extend(item if isinstance(item, tuple) else (item,))
     if footer:
         # No absolute path of the server in a page (a store URL, a data folder).
         shown = formatting.scrub_paths(footer)
@@ -152,14 +156,10 @@ def not_provided(title: str, note: str, source: str) -> w.VBox:
     return box
 
 
-def section(title: str, *children: w.Widget, css: str = "") -> w.VBox:
-    """A titled block."""
-    box = w.VBox(
-        [w.HTML(f"<div class='revmodel-section'><h3>{html.escape(title)}</h3></div>"), *children]
-    )
-    if css:
-        box.add_class(css)
-    return box
+def section(title: str, *children: w.Widget) -> tuple[w.Widget, ...]:
+    """A titled block: its title and its widgets, laid out in the page's own column (no box
+    of their own: one widget fewer for the browser to make per block)."""
+    return (w.HTML(f"<div class='revmodel-section'><h3>{html.escape(title)}</h3></div>"), *children)
 
 
 class KpiCards(w.HTML):
