@@ -77,6 +77,7 @@ def on_a_worker(
     from dask.distributed import Client, KilledWorker
 
     name = getattr(fn, "__qualname__", repr(fn))
+    log.info("%s: sent to a worker of %s", name, scheduler)
     with Client(scheduler, set_as_default=False) as client:
         for attempt in range(1, ATTEMPTS + 1):
             try:

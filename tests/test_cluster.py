@@ -28,6 +28,7 @@ import pytest
 import xarray as xr
 
 from revmodel import cli, cube, distributed, forecast, parameters, partitions, sample, sources
+from revmodel.errors import ParameterError
 from tests.conftest import assert_plan_ran_cleanly, free_port, run_revmodel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -526,6 +527,9 @@ def test_the_reconciliation_runs_on_a_worker_and_is_the_one_made_here(
     total = out_there["node_mean"].sel(node="total")
     reps = out_there["node_mean"].where(out_there["level"] == forecast.rec.BOTTOM_LEVEL).sum("node")
     np.testing.assert_allclose(total, reps)  # coherent: the reps add up to the company
+    # an error on the worker is the one made here, said once (not run again)
+    with pytest.raises(ParameterError, match="unknown reconciliation method 'magic'; use one of"):
+        distributed.on_a_worker(address, forecast.reconcile_dataset, fc, method="magic")
 
 
 @pytest.mark.slow
