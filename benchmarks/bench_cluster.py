@@ -12,7 +12,12 @@ and two jobs are timed through the scheduler's address:
   plan`` load them (each part read, validated and reduced to deal cells on a worker,
   the parts' cells added up there); rows read per second;
 - ``forecast``: :func:`revmodel.forecast.forecast_cube` of its cube at every node
-  (horizon 12, empty cache: every series fitted); series per second.
+  (horizon 12, empty cache: every series fitted); series per second;
+- ``reconcile``: :func:`revmodel.forecast.reconcile_dataset` (mint_shrink, the default
+  sample paths) as one task on a worker (:func:`revmodel.distributed.on_a_worker`, as
+  ``revmodel forecast --scheduler`` runs it), its seconds; the peer, in the same run, is
+  the same reconciliation on this machine, with the growth of this process's peak
+  resident memory it causes (what the worker holds instead).
 
 Writes ``benchmarks/results/bench_cluster.json`` (flat: ``<job>_<n>_workers_...``)
 with the machine's cores and load average: on a 2-core machine, more than 2
@@ -97,8 +102,15 @@ def _company(folder: Path, reps: int, months: int, parts: int) -> int:
     return n
 
 
-def _measure(n: int, data: Path, work: Path, figures: dict) -> None:
-    from revmodel import cube, forecast, partitions
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _measure(n: int, data: Path, work: Path, figures: dict):
+    """The three jobs on ``n`` workers; returns the forecast (for the local peer)."""
+    from revmodel import cube, distributed, forecast, partitions
 
     with local_cluster(n, work) as address:
         t0 = time.perf_counter()
@@ -112,6 +124,9 @@ def _measure(n: int, data: Path, work: Path, figures: dict) -> None:
             ds, horizon=12, scheduler=address, cache_dir=work / f"cache{n}", progress=False
         )
         fc_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        distributed.on_a_worker(address, forecast.reconcile_dataset, fc, method="mint_shrink")
+        figures[f"reconcile_{n}_workers_seconds"] = round(time.perf_counter() - t0, 2)
     rows = loaded.reports["opportunities"].rows_read
     figures[f"load_{n}_workers_seconds"] = round(load_s, 2)
     figures[f"load_{n}_workers_rows_per_second"] = round(rows / load_s)
@@ -120,6 +135,18 @@ def _measure(n: int, data: Path, work: Path, figures: dict) -> None:
     figures["forecast_series"] = int(fc.attrs["n_series"])
     figures["opportunities"] = rows
     figures[f"load_average_1min_after_{n}_workers"] = round(os.getloadavg()[0], 2)
+    return fc
+
+
+def _local_reconcile(fc, figures: dict) -> None:
+    """The peer: the same reconciliation in this process, its seconds and peak memory."""
+    from revmodel import forecast
+
+    figures["client_peak_rss_mb_before_local_reconcile"] = round(_peak_rss_mb(), 1)
+    t0 = time.perf_counter()
+    forecast.reconcile_dataset(fc, method="mint_shrink")
+    figures["reconcile_on_the_client_seconds"] = round(time.perf_counter() - t0, 2)
+    figures["client_peak_rss_mb_after_local_reconcile"] = round(_peak_rss_mb(), 1)
 
 
 def main() -> None:
@@ -141,18 +168,25 @@ def main() -> None:
     try:
         _company(work / "data", args.reps, args.months, args.parts)
         for n in args.workers:
-            _measure(n, work / "data", work, figures)
+            fc = _measure(n, work / "data", work, figures)
+        _local_reconcile(fc, figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"bench_cluster: {args.reps} reps x {args.months} months, {figures['opportunities']:,}")
     print(f"opportunities in {args.parts} parts, {figures['forecast_series']:,} series")
-    print(f"{'workers':>8} {'load rows/s':>12} {'forecast series/s':>18}")
+    print(f"{'workers':>8} {'load rows/s':>12} {'forecast series/s':>18} {'reconcile s':>12}")
     for n in args.workers:
         load = figures[f"load_{n}_workers_rows_per_second"]
         fc = figures[f"forecast_{n}_workers_series_per_second"]
-        print(f"{n:>8} {load:>12,} {fc:>18}")
+        rec = figures[f"reconcile_{n}_workers_seconds"]
+        print(f"{n:>8} {load:>12,} {fc:>18} {rec:>12}")
+    print(
+        f"reconcile on this machine: {figures['reconcile_on_the_client_seconds']} s, its peak "
+        f"memory {figures['client_peak_rss_mb_before_local_reconcile']:,} -> "
+        f"{figures['client_peak_rss_mb_after_local_reconcile']:,} MB"
+    )
 
 
 if __name__ == "__main__":
