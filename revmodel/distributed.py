@@ -26,6 +26,8 @@ from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from revmodel.errors import RevmodelError
+
 __all__ = ["ATTEMPTS", "WorkerRun", "on_a_worker"]
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,12 @@ def on_a_worker(
         the worker process it ran in, and ``info["attempts"]``: 1, or more when a worker
         running it was lost (its inputs, scattered to that worker, are lost with it: they
         are scattered again and the task run on a worker left, up to :data:`ATTEMPTS` times).
+
+    Raises
+    ------
+    RevmodelError
+        When the worker running it was lost :data:`ATTEMPTS` times. An error ``fn`` raises
+        is raised as it is, at once.
     """
     from dask.distributed import Client, KilledWorker
 
@@ -85,7 +93,11 @@ def on_a_worker(
                 break
             except (CancelledError, KilledWorker) as exc:  # the task or its inputs lost
                 if attempt == ATTEMPTS:
-                    raise
+                    raise RevmodelError(
+                        f"{name}: the worker of {scheduler} running it was lost on every "
+                        f"try ({ATTEMPTS}); see the workers' logs (a worker out of memory is "
+                        "killed)"
+                    ) from exc
                 log.warning("%s: its worker was lost (%s); run again", name, exc)
     log.info("%s ran on worker %s (pid %d)", name, where.address, where.pid)
     return result, {**info, "worker": asdict(where), "attempts": attempt}

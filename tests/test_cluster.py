@@ -28,7 +28,7 @@ import pytest
 import xarray as xr
 
 from revmodel import cli, cube, distributed, forecast, parameters, partitions, sample, sources
-from revmodel.errors import ParameterError
+from revmodel.errors import ParameterError, RevmodelError
 from tests.conftest import assert_plan_ran_cleanly, free_port, run_revmodel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -581,9 +581,12 @@ def _killing_the_busy_worker(address: str, workers: dict[str, subprocess.Popen])
 
 
 @pytest.mark.slow
-def test_the_reconciliation_completes_when_its_worker_is_killed(cluster, small_forecast):
+def test_the_reconciliation_completes_when_its_worker_is_killed(
+    cluster, small_forecast, monkeypatch
+):
     """The worker reconciling is killed: the base forecast it held is sent again and the
-    reconciliation run on the other worker, with the result made here."""
+    reconciliation run on the other worker, with the result made here. Lost as many times
+    as it is tried, the task ends with a message saying so."""
     address, workers = cluster
     _, fc = small_forecast
     settings = forecast.rec.SampleSettings(n_samples=2_000, seed=9)  # some seconds of work
@@ -599,3 +602,13 @@ def test_the_reconciliation_completes_when_its_worker_is_killed(cluster, small_f
     assert info["worker"]["pid"] in alive
     assert info["attempts"] == 2
     xr.testing.assert_identical(there, here)
+    monkeypatch.setattr(distributed, "ATTEMPTS", 1)
+    left = {k: v for k, v in workers.items() if v is not dead}
+    with _killing_the_busy_worker(address, left), pytest.raises(RevmodelError) as err:
+        distributed.on_a_worker(
+            address, forecast.reconcile_dataset, fc, method="mint_shrink", settings=settings
+        )
+    assert str(err.value) == (
+        f"reconcile_dataset: the worker of {address} running it was lost on every try (1); "
+        "see the workers' logs (a worker out of memory is killed)"
+    )
