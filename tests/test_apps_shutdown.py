@@ -40,12 +40,11 @@ def test_an_interrupted_preheated_kernel_ends_at_once(tmp_path):
         "print('still running')\n"
     )
     env = {**os.environ, "VOILA_PREHEAT": "True"}
-    started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
+    # without the handler: a KeyboardInterrupt traceback and status 1; ignored: "still running"
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-    assert time.monotonic() - started < 10
 
 
 def _slow_app(folder: Path, marker: Path) -> None:
