@@ -38,7 +38,8 @@ logger = logging.getLogger("revmodel")
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of the record (tests swap it)."""
+    """Writes to whatever ``sys.stderr`` is at the time of the record (tests swap it), above
+    the progress bars drawn there (``tqdm.write`` clears and redraws them around the line)."""
 
     @property
     def stream(self):  # type: ignore[override]
@@ -47,6 +48,14 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own rule: a bad record never stops the run
+            self.handleError(record)
 
 
 def configure_logging(verbosity: int = 0) -> None:

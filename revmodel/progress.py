@@ -165,7 +165,8 @@ def recording(path: str | Path | None) -> Iterator[None]:
     ``None`` or ``os.devnull``: the records are dropped, and still no bar is drawn.
     """
     old = os.environ.get(RECORDS_ENV)
-    os.environ[RECORDS_ENV] = str(path) if path is not None else os.devnull
+    # absolute: a kernel runs in its notebook's folder, not in this process's
+    os.environ[RECORDS_ENV] = str(Path(path).resolve()) if path is not None else os.devnull
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import sys
 import threading
@@ -75,9 +76,12 @@ def test_a_bar_draws_on_a_terminal_only_and_never_under_quiet(monkeypatch):
         assert bool(stream.getvalue()) is drawn, stream.getvalue()
 
 
-def test_in_a_plan_kernel_a_bar_writes_records_and_nothing_else(tmp_path, capsys):
+def test_in_a_plan_kernel_a_bar_writes_records_and_nothing_else(tmp_path, capsys, monkeypatch):
     records = tmp_path / "progress.jsonl"
-    with progress.recording(records):
+    monkeypatch.chdir(tmp_path)
+    # given relative (revmodel plan --out reports): kernels run in their notebooks' folder
+    with progress.recording("progress.jsonl"):
+        assert os.environ[progress.RECORDS_ENV] == str(records)
         for _ in progress.bar(range(5), desc="reconcile paths", unit="month"):
             pass
         b = progress.bar(total=3, desc="past origins", unit="origin", enabled=False)
