@@ -457,13 +457,14 @@ def _compute(fn, calls: list[tuple], scheduler: str | None, desc: str) -> list:
 
 def _run(tasks: list, scheduler: str | None, desc: str) -> list:
     """Every dask collection of ``tasks`` computed (threads, or the scheduler's workers);
-    on a scheduler, a progress bar counts the results as they come back."""
+    a progress bar counts the graph's tasks (threads) or the results as they come back."""
     import dask
 
     from revmodel import progress
 
     if scheduler is None:
-        return list(dask.compute(*tasks, scheduler="threads"))
+        with _task_bar(desc):
+            return list(dask.compute(*tasks, scheduler="threads"))
     from dask.distributed import Client, as_completed
 
     with Client(scheduler, set_as_default=False) as client:
@@ -476,3 +477,25 @@ def _run(tasks: list, scheduler: str | None, desc: str) -> list:
             bar.update(1)
         bar.close()
     return out
+
+
+def _task_bar(desc: str):
+    """A dask callback counting the tasks the local scheduler runs on a
+    :func:`revmodel.progress.bar` (as ``tqdm.dask.TqdmCallback`` counts them), so that a
+    plan's kernel reports them too."""
+    from dask.callbacks import Callback
+
+    from revmodel import progress
+
+    class TaskBar(Callback):
+        def _start_state(self, dsk, state) -> None:
+            total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            self.bar = progress.bar(total=total, desc=desc, unit="task")
+
+        def _posttask(self, *args, **kwargs) -> None:
+            self.bar.update(1)
+
+        def _finish(self, *args, **kwargs) -> None:
+            self.bar.close()
+
+    return TaskBar()

@@ -273,3 +273,25 @@ def test_the_published_notebooks_carry_no_progress_bar(planned):
         text = path.read_text(encoding="utf-8")
         for mark in ("%|", "it/s]", "series/s", "widget-view", "tqdm"):
             assert mark not in text, f"{path.name} holds {mark!r}"
+
+
+def test_parquet_parts_read_here_count_their_tasks(small_company, tmp_path):
+    import shutil
+
+    from revmodel import partitions, sources
+
+    _, folder = small_company
+    parts = tmp_path / "parts"
+    shutil.copytree(folder, parts)
+    (parts / "opportunities.csv").unlink()
+    (parts / "opportunities").mkdir()
+    opps = sources.load(folder).tables["opportunities"]
+    for i in range(3):
+        opps.iloc[i::3].to_parquet(parts / "opportunities" / f"part-{i}.parquet", index=False)
+    records = tmp_path / "progress.jsonl"
+    with progress.recording(records):
+        partitions.load(parts, quarantine_dir=tmp_path / "q", deal_cells=True)
+    (step,) = [s for s in progress.read_records(records).values() if s.unit == "task"]
+    # one task a part at least, each counted once it ran
+    assert step.desc == "load opportunities" and step.done
+    assert step.n == step.total >= 3
