@@ -218,7 +218,7 @@ def planned(tmp_path_factory):
     settled from the data), every read of the exports in this process counted."""
     import yaml
 
-    from revmodel import sample, sources
+    from revmodel import sample, sources, versions
 
     root = tmp_path_factory.mktemp("progress-plan")
     data = root / "data"
@@ -234,14 +234,28 @@ def planned(tmp_path_factory):
         reads.append(str(args[0] if args else kwargs["data_dir"]))
         return real(*args, **kwargs)
 
+    hashed: list[str] = []
+    real_hash = versions.data_hash
+
+    def counted_hash(source):
+        hashed.append(str(source))
+        return real_hash(source)
+
     terminal = Terminal()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(sources, "load", counted)
+        mp.setattr(versions, "data_hash", counted_hash)
         mp.setattr(sys, "stderr", terminal)
         code = main(["plan", "--params", str(params), "--out", str(root / "reports")])
     progress.configure(None)
     (html,) = sorted((root / "reports").glob("*/plan.html"))
-    return {"code": code, "reads": reads, "stderr": terminal.getvalue(), "pack": html.parent}
+    return {
+        "code": code,
+        "reads": reads,
+        "hashed": hashed,
+        "stderr": terminal.getvalue(),
+        "pack": html.parent,
+    }
 
 
 @pytest.mark.slow
@@ -249,6 +263,8 @@ def test_a_plan_reads_its_exports_once(planned):
     assert planned["code"] == 0, planned["stderr"][-3000:]
     # once here (settling the period, kept for the notebooks and the pack), never again
     assert len(planned["reads"]) == 1
+    # and its bytes hashed once, for the manifest and the plan version alike
+    assert len(planned["hashed"]) == 1
     nb = nbformat.read(planned["pack"] / "notebooks" / "01-data.ipynb", as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "input_kept = True" in injected.source

@@ -201,9 +201,17 @@ def shown_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def manifest(
-    params: Mapping[str, Any], started: float, finished: float, params_file: Path | None
+    params: Mapping[str, Any],
+    started: float,
+    finished: float,
+    params_file: Path | None,
+    data_hash: str | None = None,
 ) -> dict[str, Any]:
-    """The pack's manifest: parameters, data hash, package versions, run time, git commit."""
+    """The pack's manifest: parameters, data hash, package versions, run time, git commit.
+
+    ``data_hash`` is the exports' :func:`revmodel.versions.data_hash` when the run has it
+    (every byte of the exports read once for it); default computed here.
+    """
     from revmodel import versions
 
     pkgs = {}
@@ -217,7 +225,7 @@ def manifest(
         "parameters": shown_parameters(params),
         "parameters_file": formatting.display_path(params_file) if params_file else None,
         "data_dir": formatting.display_path(params["data_dir"]),
-        "data_sha256": versions.data_hash(params["data_dir"]),
+        "data_sha256": data_hash or versions.data_hash(params["data_dir"]),
         "revmodel": revmodel.__version__,
         "python": platform.python_version(),
         "packages": pkgs,
@@ -262,10 +270,15 @@ def plan_version_dataset(work_dir: str | Path) -> xr.Dataset:
     return xr.merge(parts, join="outer", compat="override")
 
 
-def save_plan_version(work_dir: str | Path, params: Mapping[str, Any], store: str | Path):
+def save_plan_version(
+    work_dir: str | Path,
+    params: Mapping[str, Any],
+    store: str | Path,
+    data_hash: str | None = None,
+):
     """Save the plan as a new write-once version ``forecast/<cycle>-<UTC time>``.
 
-    Returns the :class:`revmodel.versions.VersionInfo`.
+    ``data_hash`` as in :func:`manifest`. Returns the :class:`revmodel.versions.VersionInfo`.
     """
     from revmodel import versions
 
@@ -276,7 +289,7 @@ def save_plan_version(work_dir: str | Path, params: Mapping[str, Any], store: st
         name=f"{params['cycle']}-{stamp}",
         store_dir=store,
         parameters=shown_parameters(params),
-        data_hash=versions.data_hash(params["data_dir"]),
+        data_hash=data_hash or versions.data_hash(params["data_dir"]),
     )
 
 

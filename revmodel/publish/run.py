@@ -175,9 +175,10 @@ def _build(
             )
     log.info("building the pack")
     build_pack(work, params, tmp)
-    version = save_plan_version(work, params, out / "versions")
+    digest = versions.data_hash(params["data_dir"])  # the exports' bytes read once for both
+    version = save_plan_version(work, params, out / "versions", data_hash=digest)
     log.info("saved plan version %s/%s", version.kind, version.name)
-    record = manifest(params, started, time.time(), settings.params_file)
+    record = manifest(params, started, time.time(), settings.params_file, data_hash=digest)
     record["plan_version"] = f"{version.kind}/{version.name}"
     versions.remember_exports(record["plan_version"], params["data_dir"], params.get("mapping"))
     record["as_of"] = params["as_of"]
