@@ -238,6 +238,17 @@ def _cache_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield cache
 
 
+@pytest.fixture(autouse=True)
+def _progress_bars_as_at_start() -> Iterator[None]:
+    """Every test starts with revmodel's progress bars as a new process has them: an app's
+    session or ``revmodel -q`` run in-process turns them off for the rest of that process."""
+    from revmodel import progress
+
+    progress.configure(None)
+    yield
+    progress.configure(None)
+
+
 @pytest.fixture(scope="session")
 def small_company(tmp_path_factory: pytest.TempPathFactory):
     """The sample company with 24 reps over 36 months: (tables, data folder)."""

@@ -100,6 +100,18 @@ def test_explorer_region_filter_updates_kpis_chart_and_table(app_context):
     )
 
 
+def test_an_app_s_kernel_draws_no_progress_bar(app_context, monkeypatch):
+    """In a Voila page a tqdm.auto bar is a widget among the app's: the apps turn bars off."""
+    from revmodel import progress
+
+    monkeypatch.setattr(progress, "_shown", None)
+    monkeypatch.delenv(progress.RECORDS_ENV, raising=False)
+    assert progress._disable(True) is None  # before: tqdm decides (a widget in a kernel)
+    session(app_context)
+    assert progress._disable(True) is True
+    assert progress.bar(total=3, desc="read", unit="table").disable is True
+
+
 def test_explorer_band_is_the_plan_pack_s_band(app_context):
     """The explorer's 10-90% band is read off the same reconciled paths as the pack's
     (pack_tables.level_band), calibrated as the forecast states: over the quarter for the

@@ -712,7 +712,13 @@ def app_context(
         Folder of saved what-if scenarios; default :data:`revmodel.config.SCENARIOS_DIR`.
     context : AppContext, optional
         Data already loaded (tests): only the session is added.
+
+    An app's kernel shows no progress bar (:func:`revmodel.progress.configure`): in a
+    Voila page a bar would be a widget of its own among the app's ("Loading widget...").
     """
+    from revmodel import progress
+
+    progress.configure(False)
     ctx = context or load_context(data_dir=data_dir, cube=cube, forecast_method=forecast_method)
     identity = Identity(user.strip()) if user and user.strip() else Identity.from_environment()
     folder = Path(scenarios_dir) if scenarios_dir is not None else config.SCENARIOS_DIR
