@@ -219,7 +219,7 @@ def test_band_scale_for_a_forecast_learns_what_the_backtest_learns_and_the_cli_a
     )  # fmt: skip
     # a forecast made at the backtest's origin learns from the same two origins before it
     at_origin = cube.assign_attrs(as_of=f"{first.origins[0]:%Y-%m-%d}")
-    scale = backtest.band_scale(at_origin, horizon=3, folds=2, cache_dir=tmp_path)
+    scale = backtest.calibrate_bands(at_origin, horizon=3, folds=2, cache_dir=tmp_path).scale
     assert scale.as_dict() == first.info["band_scale"][0]["factors"]
     assert scale.n_scores == first.info["band_scale"][0]["n"]
 
@@ -227,7 +227,7 @@ def test_band_scale_for_a_forecast_learns_what_the_backtest_learns_and_the_cli_a
     args = ["forecast", str(tmp_path / "cube.nc"), "--horizon", "3", "--out"]
     assert cli.main([*args, str(tmp_path / "fc.nc"), "--calibrate-bands", "2"]) == 0
     out = capsys.readouterr().out
-    expected = backtest.band_scale(cube, horizon=3, folds=2)
+    expected = backtest.calibrate_bands(cube, horizon=3, folds=2).scale
     factors = ", ".join(f"{lv} {f:.2f}" for lv, f in expected.as_dict().items())
     assert f"; bands calibrated on 2 past origins (factors: {factors})" in out
     fc = xr.open_dataset(tmp_path / "fc.nc")
@@ -245,7 +245,7 @@ def test_band_scale_for_a_forecast_learns_what_the_backtest_learns_and_the_cli_a
     )
     assert ratio == pytest.approx(expected.as_dict()["total"], rel=0.25)
     with pytest.raises(ParameterError, match="band calibration needs a reconciliation method"):
-        backtest.band_scale(cube, horizon=3, reconcile="none")
+        backtest.calibrate_bands(cube, horizon=3, reconcile="none")
 
 
 def _drifting_folds(h, q, levels, draw, S, spreads, settings):
