@@ -93,13 +93,10 @@ def _company(folder: Path, reps: int, months: int, parts: int) -> int:
 
     tables = sample.generate(reps=reps, months=months)
     sample.write({k: tables[k] for k in ("accounts", "reps", "subscriptions")}, folder)
-    opps = tables["opportunities"]
-    (folder / "opportunities").mkdir()
-    n = len(opps)
-    for i in range(parts):
-        chunk = opps.iloc[i * n // parts : (i + 1) * n // parts]
-        chunk.to_parquet(folder / "opportunities" / f"part-{i:04d}.parquet", index=False)
-    return n
+    from revmodel import partitions
+
+    partitions.write_parts(tables["opportunities"], folder, "opportunities", parts)
+    return len(tables["opportunities"])
 
 
 def _peak_rss_mb() -> float:

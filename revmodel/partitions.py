@@ -56,6 +56,24 @@ class LoadSettings:
     others: bool = True
 
 
+def write_parts(frame: pd.DataFrame, folder: str | Path, table: str, parts: int) -> Path:
+    """``frame`` written as ``parts`` Parquet parts ``folder/<table>/part-0000.parquet, ...``
+    (rows in order, split evenly), as a warehouse exports a large table; 0: one file
+    ``folder/<table>.parquet``. Returns the folder or file written."""
+    folder = Path(folder)
+    if parts == 0:
+        out = folder / f"{table}.parquet"
+        frame.to_parquet(out, index=False)
+        return out
+    out = folder / table
+    out.mkdir()
+    n = len(frame)
+    for i in range(parts):
+        chunk = frame.iloc[i * n // parts : (i + 1) * n // parts]
+        chunk.to_parquet(out / f"part-{i:04d}.parquet", index=False)
+    return out
+
+
 def partitioned_tables(data_dir: str | Path) -> dict[str, list[Path]]:
     """Each table given as a folder of Parquet parts in ``data_dir``: its parts, sorted."""
     data_dir = Path(data_dir)

@@ -342,14 +342,7 @@ def _hubspot_company(folder: Path, parts: int) -> pd.DataFrame:
     calls = sample_calls.for_sample(tables, end - pd.DateOffset(months=12), end, 21, 2)
     calls.to_csv(folder / sample_calls.FILE, index=False, date_format="%Y-%m-%dT%H:%M:%S")
     (folder / "mapping.yaml").write_text(_mapping(), encoding="utf-8")
-    if parts == 0:
-        deals.to_parquet(folder / "opportunities.parquet", index=False)
-    else:
-        (folder / "opportunities").mkdir()
-        n = len(deals)
-        for i in range(parts):
-            part = deals.iloc[i * n // parts : (i + 1) * n // parts]
-            part.to_parquet(folder / "opportunities" / f"part-{i:04d}.parquet", index=False)
+    partitions.write_parts(deals, folder, "opportunities", parts)
     return deals
 
 

@@ -21,14 +21,7 @@ def write(company, folder: Path, opps: pd.DataFrame | None = None, parts: int = 
     """The company in ``folder``, opportunities as ``parts`` Parquet parts (0: one file)."""
     sample.write({k: company[k] for k in ("accounts", "reps", "subscriptions")}, folder)
     opps = company["opportunities"] if opps is None else opps
-    if parts == 0:
-        opps.to_parquet(folder / "opportunities.parquet", index=False)
-        return folder
-    (folder / "opportunities").mkdir()
-    n = len(opps)
-    for i in range(parts):
-        chunk = opps.iloc[i * n // parts : (i + 1) * n // parts]
-        chunk.to_parquet(folder / "opportunities" / f"part-{i:04d}.parquet", index=False)
+    partitions.write_parts(opps, folder, "opportunities", parts)
     return folder
 
 
