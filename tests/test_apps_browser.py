@@ -191,8 +191,9 @@ def test_whatif_growth_slider_changes_target(browser, server):
 
 
 def test_a_page_loads_everything_from_the_server_and_the_small_plotly(browser, server):
-    """No request leaves the machine (no web font or stylesheet from a CDN), and a page of
-    bar and line charts loads plotly.js's basic bundle only, not the 4.8 MB full one."""
+    """No request leaves the machine (no web font or stylesheet from a CDN), a page of bar and
+    line charts loads plotly.js's basic bundle only, not the 4.8 MB full one, and fetches it
+    once the page has loaded, so that Voila does not wait for it to start the widgets."""
     page = browser.new_page(viewport={"width": 1300, "height": 2000})
     urls: list[str] = []
     page.on("request", lambda request: urls.append(request.url))
@@ -203,6 +204,20 @@ def test_a_page_loads_everything_from_the_server_and_the_small_plotly(browser, s
     scripts = [u.split("?")[0].rsplit("/", 1)[-1] for u in urls]
     assert "plotly-basic.min.js" in scripts
     assert "plotly.min.js" not in scripts and not [u for u in urls if "jupyterlab-plotly" in u]
+    # The widget managers' entry scripts are fetched once, while the page loads (preloaded);
+    # plotly.js after the load event, on which Voila starts the widgets.
+    entries = [u for u in urls if "remoteEntry" in u]
+    assert len(entries) == len(set(entries)) == 2
+    load, plotly, last_entry = page.evaluate(
+        """() => {
+          const nav = performance.getEntriesByType("navigation")[0];
+          const res = performance.getEntriesByType("resource");
+          const plotly = res.find((e) => e.name.includes("plotly-basic.min.js"));
+          const entries = res.filter((e) => e.name.includes("remoteEntry"));
+          return [nav.loadEventStart, plotly.startTime, Math.max(...entries.map((e) => e.startTime))];
+        }"""
+    )
+    assert last_entry < load <= plotly
     bars = page.locator(".revmodel-whatif-chart .main-svg .trace.bars .point")
     assert bars.count() == 3 * len(page.locator(".revmodel-whatif-chart .xtick").all())
     page.close()

@@ -89,5 +89,11 @@
     });
   }).observe(document.documentElement, { childList: true, subtree: true });
   document.querySelectorAll(".revmodel-plotly").forEach(draw);
-  load(me.dataset.bundle);
+  // plotly.js is fetched once the page has loaded: Voila starts its widgets on the window's
+  // load event, which a script fetched before it would hold back by its download and run.
+  if (document.readyState === "complete") {
+    load(me.dataset.bundle);
+  } else {
+    window.addEventListener("load", function () { load(me.dataset.bundle); });
+  }
 })();
