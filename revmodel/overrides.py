@@ -1375,17 +1375,17 @@ class OverrideStore:
 
 def _rollup_counts(reps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of ``keys``: the reps' calls summed (NaN = no call) and the reps counted."""
-    out = (
-        reps.groupby(keys, sort=True)
-        .agg(
-            commit=("commit", "sum"),
-            best_case=("best_case", "sum"),
-            reps=("rep", "size"),
-            reps_with_commit=("commit", "count"),
-            reps_with_best_case=("best_case", "count"),
-        )
-        .reset_index()
-    )
+    groups = reps.groupby(keys, sort=True)[["commit", "best_case"]]
+    sums, counts = groups.sum(), groups.count()
+    out = pd.DataFrame(
+        {
+            "commit": sums["commit"],
+            "best_case": sums["best_case"],
+            "reps": groups.size(),
+            "reps_with_commit": counts["commit"],
+            "reps_with_best_case": counts["best_case"],
+        }
+    ).reset_index()
     out.insert(len(keys) + 4, "reps_without_commit", out["reps"] - out["reps_with_commit"])
     return out
 

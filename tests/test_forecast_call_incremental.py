@@ -4,6 +4,8 @@ recomputation, on a Salesforce org's exports with another fiscal year (April).""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -48,6 +50,11 @@ def _full_team(ctx, manager: str, period: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _lock_effect_key(key: object) -> bool:
+    """The page's kept lock effects and counterfactual forecasts (by store version)."""
+    return isinstance(key, tuple) and str(key[0]).startswith("effects")
+
+
 def test_each_redraw_after_a_call_is_the_full_recomputation(salesforce, tmp_path, monkeypatch):
     ctx = salesforce
     managers = sorted(set(map(str, ctx.cube["manager"].values)))
@@ -90,11 +97,23 @@ def test_each_redraw_after_a_call_is_the_full_recomputation(salesforce, tmp_path
             assert rec.loc[ctx.label("rep", r), "reconciled"] == want
             stat = app_context_module.period_total(ctx, ctx.reconciled, period, "rep", r)
             assert rec.loc[ctx.label("rep", r), "statistical"] == stat
+        # Why nodes moved: each lock's counterfactual kept from the last call, or computed
+        # again from nothing, gives the same table.
+        nodes = [("rep", r) for r in reps] + [("manager", manager)]
+        kept = forecast_call.explain_moves(page.context, period, nodes)
+        scratch = replace(
+            page.context,
+            extra={k: v for k, v in page.context.extra.items() if not _lock_effect_key(k)},
+        )
+        pd.testing.assert_frame_equal(kept, forecast_call.explain_moves(scratch, period, nodes))
 
     first = f"rep:{reps[0]}"
     submit(first, "125000")
     row = page.shown["reconciled"].set_index("name").loc[ctx.label("rep", reps[0])]
     assert row["reconciled"] == pytest.approx(125000.0, rel=1e-6)  # the call is kept exactly
+    moved = forecast_call.explain_moves(page.context, period, [("manager", manager)])
+    assert moved["key"].tolist() == [manager]  # the team moved with its rep's call
+    assert moved["why"].iloc[0].startswith(f"the commit on {ctx.label('rep', reps[0])} (")
     submit(first, "90000")
     submit(f"rep:{reps[1]}", "40000")
     team_total = float(

@@ -69,6 +69,8 @@ __all__ = [
     "fingerprint",
     "load_context",
     "open_store",
+    "period_total",
+    "period_totals",
     "team_map_path",
 ]
 
@@ -727,15 +729,28 @@ def app_context(
 
 def period_total(ctx: AppContext, da: xr.DataArray, period: str, level: str, key: str) -> float:
     """Sum of ``da`` (segment, region, rep, month) over a node and the period's months [USD]."""
+    return period_totals(ctx, da, period, [(level, key)])[0]
+
+
+def period_totals(
+    ctx: AppContext, da: xr.DataArray, period: str, nodes: list[tuple[str, str]]
+) -> list[float]:
+    """:func:`period_total` of each ``(level, key)`` node, the period's months cut once [USD]."""
     months = ctx.period_months(period).values.astype("datetime64[ns]")
     da = da.isel(month=np.isin(da["month"].values, months))
-    if level == "rep":
-        da = da.sel(rep=[key])
-    elif level == "manager":
-        da = da.isel(rep=np.asarray(ctx.cube["manager"].values).astype(str) == key)
-    elif level == "region":
-        da = da.sel(region=[key])
-    return float(da.sum())
+    managers = np.asarray(ctx.cube["manager"].values).astype(str)
+    out = []
+    for level, key in nodes:
+        if level == "rep":
+            node = da.sel(rep=[key])
+        elif level == "manager":
+            node = da.isel(rep=managers == key)
+        elif level == "region":
+            node = da.sel(region=[key])
+        else:
+            node = da
+        out.append(float(node.sum()))
+    return out
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,12 @@ class Selection:
 
 
 def _rep_table(ctx: AppContext) -> pd.DataFrame:
+    """Each rep's manager, region and segment (made once per cube; callers only read it)."""
     cube = ctx.cube
-    return pd.DataFrame(
+    kept = ctx.extra.get(("rep_table",))
+    if kept is not None and kept[0] is cube:
+        return kept[1]
+    table = pd.DataFrame(
         {
             "rep": np.asarray(cube["rep"].values).astype(str),
             "manager": np.asarray(cube["manager"].values).astype(str),
@@ -77,6 +81,8 @@ def _rep_table(ctx: AppContext) -> pd.DataFrame:
             "segment": np.asarray(cube["rep_segment"].values).astype(str),
         }
     )
+    ctx.extra[("rep_table",)] = (cube, table)
+    return table
 
 
 def members(ctx: AppContext, sel: Selection) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import ipywidgets as w
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from revmodel import sections
 from revmodel.apps import explorer, layout
@@ -35,6 +36,7 @@ from revmodel.apps.context import (
     app_context,
     live_forecast,
     period_total,
+    period_totals,
     with_live_forecast,
 )
 from revmodel.errors import RevmodelError
@@ -117,16 +119,24 @@ def _team_statistical(ctx: AppContext, manager: str, period: str) -> list[dict]:
     return ctx.extra[key]
 
 
-def _landing(live: AppContext, rep: str, period: str, bookings: float) -> float:
-    """A rep's landing on the live forecast: :func:`explorer.summarise`'s, for the one figure
-    that changes with the calls (bookings to date + the forecast of the remaining months)."""
+def _ahead(live: AppContext, period: str) -> xr.DataArray | None:
+    """The live forecast of the period's months still ahead (None when none is)."""
     months = live.period_months(period).values.astype("datetime64[ns]")
     ahead = months[months > np.datetime64(live.as_of, "ns")]
     in_fc = np.isin(live.reconciled["month"].values, ahead)
-    if not in_fc.any():
+    return live.reconciled.isel(month=in_fc) if in_fc.any() else None
+
+
+def _landing(
+    live: AppContext, ahead: xr.DataArray | None, rep: str, period: str, bookings: float
+) -> float:
+    """A rep's landing on the live forecast: :func:`explorer.summarise`'s, for the one figure
+    that changes with the calls (bookings to date + the forecast of the remaining months,
+    ``ahead`` = :func:`_ahead`, cut once for the team)."""
+    if ahead is None:
         return bookings + 0.0
     sel = explorer.Selection(period, rep=rep)
-    return bookings + float(explorer._slice(live.reconciled.isel(month=in_fc), live, sel).sum())  # noqa: SLF001
+    return bookings + float(explorer._slice(ahead, live, sel).sum())  # noqa: SLF001
 
 
 def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
@@ -143,6 +153,7 @@ def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
     live = with_live_forecast(ctx, period)
     calls = ctx.calls.current_calls(period)
     calls = calls[calls["level"] == "rep"]
+    ahead = _ahead(live, period)
     rows = []
     for base in _team_statistical(ctx, manager, period):
         rep = base["rep"]
@@ -150,7 +161,7 @@ def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
         amount = dict(zip(mine["call_type"], mine["amount"], strict=True))
         who = mine.sort_values("audit_id")["user"].tolist()
         row = {k: v for k, v in base.items() if k != "bookings"}
-        row["forecast"] = _landing(live, rep, period, base["bookings"])
+        row["forecast"] = _landing(live, ahead, rep, period, base["bookings"])
         rows.append(
             {
                 **row,
@@ -188,12 +199,24 @@ def _lock_effects(ctx: AppContext, live: LiveForecast) -> dict[tuple[str, str], 
         return ctx.extra[key]
     base = {node: _statistical(ctx, live.period, *node) for node in live.locked}
     ranked = sorted(live.locked, key=lambda n: -abs(live.locked[n] - base[n]))
-    effects = {}
+    # The forecast without one lock depends on the other locks only: a call that changes
+    # one node's amount leaves that node's own counterfactual as it was (kept from the
+    # last redraw of the period, so the next call reconciles one forecast fewer).
+    kept_key = ("effects_without", live.period, ctx.calls.url)
+    kept = ctx.extra.get(kept_key, {})
+    used, effects = {}, {}
     for node in ranked[:MAX_EXPLAINED_LOCKS]:
         if abs(live.locked[node] - base[node]) < 1e-6:
             continue
-        rec, _ = ctx.reconcile_with_calls({**live.locked, node: base[node]}, live.period)
+        without = tuple(sorted({**live.locked, node: base[node]}.items()))
+        rec = kept.get(without)
+        if rec is None:
+            rec, _ = ctx.reconcile_with_calls(dict(without), live.period)
+        used[without] = rec
         effects[node] = live.reconciled - rec
+    ctx.extra[kept_key] = used
+    for old in [k for k in ctx.extra if isinstance(k, tuple) and k[:2] == ("effects", live.period)]:
+        del ctx.extra[old]  # of an earlier version of the calls
     ctx.extra[key] = effects
     return effects
 
@@ -218,19 +241,26 @@ def explain_moves(
         it, largest first, with their share of the change).
     """
     live = live_forecast(ctx, period, hold)
-    effects = _lock_effects(ctx, live)
+    free = [node for node in nodes if node not in live.locked]
+    nows = dict(zip(free, period_totals(ctx, live.reconciled, period, free), strict=True))
+    moved_nodes = []
+    for node in free:
+        stat = _statistical(ctx, period, *node)
+        if abs(nows[node] - stat) > MOVE_TOLERANCE * max(abs(stat), 1.0):
+            moved_nodes.append(node)
+    effects = _lock_effects(ctx, live) if moved_nodes else {}
+    by_lock = {
+        lock: dict(zip(moved_nodes, period_totals(ctx, effect, period, moved_nodes), strict=True))
+        for lock, effect in effects.items()
+    }
     rows = []
-    for level, key in nodes:
-        if (level, key) in live.locked:
-            continue
+    for level, key in moved_nodes:
         stat = _statistical(ctx, period, level, key)
-        now = period_total(ctx, live.reconciled, period, level, key)
+        now = nows[(level, key)]
         change = now - stat
-        if abs(change) <= MOVE_TOLERANCE * max(abs(stat), 1.0):
-            continue
         parts = []
-        for lock, effect in effects.items():
-            moved = period_total(ctx, effect, period, level, key)
+        for lock in effects:
+            moved = by_lock[lock][(level, key)]
             if abs(moved) > 0.05 * abs(change):
                 parts.append((moved, lock))
         parts.sort(key=lambda p: -abs(p[0]))
@@ -271,8 +301,10 @@ def reconciled_team(
     nodes = [("rep", r) for r in team_reps(ctx, manager)] + [("manager", manager)]
     if region:
         nodes.append(("region", region))
+    nodes.append(("total", COMPANY))
+    reconciled = period_totals(ctx, live.reconciled, period, nodes)
     rows = []
-    for level, key in [*nodes, ("total", COMPANY)]:
+    for (level, key), now in zip(nodes, reconciled, strict=True):
         name = {"manager": f"Team {key}", "region": f"Region {key}", "total": "Company"}.get(
             level, ctx.label(level, key)
         )
@@ -281,7 +313,7 @@ def reconciled_team(
                 "name": name,
                 "statistical": _statistical(ctx, period, level, key),
                 "commit": live.locked.get((level, key), np.nan),
-                "reconciled": period_total(ctx, live.reconciled, period, level, key),
+                "reconciled": now,
             }
         )
     return pd.DataFrame(rows), live.notes
@@ -633,7 +665,8 @@ def _refresh(page: CallPage) -> None:
     if tm.can_write(ctx.identity, "total", COMPANY):
         options.insert(0, ("Company (the company's own call)", f"total:{COMPANY}"))
     current = page.rep.value
-    page.rep.options = options
+    if list(page.rep.options) != options:  # unchanged after a call: nothing sent again
+        page.rep.options = options
     values = [v for _, v in options]
     first_rep = next((v for v in values if v.startswith("rep:")), values[0])
     page.rep.value = current if current in values else first_rep
