@@ -681,6 +681,7 @@ class _Statistical:
         draws = rec.sample_reconciled(
             self.fc["node_forecast"].values, q, self.nf.hierarchy, method=how,
             residuals=self.nf.residuals, nonnegative=True, settings=settings,
+            means=self.nf.mean,
         )  # fmt: skip
         at = {"lower": int(np.argmin(q)), "upper": int(np.argmax(q)), "center": rec._center(q)}
         return {k: self.from_past(draws.quantiles[..., i]) for k, i in at.items()}

@@ -1458,7 +1458,9 @@ def coherent_paths(
     """Coherent sample paths of every node of a forecast: the one definition of its band.
 
     Drawn from every node's base quantiles (:func:`revmodel.reconcile.sample_reconciled`,
-    locks kept, >= 0 for a measure that never is negative), each level's spread scaled
+    locks kept, >= 0 for a measure that never is negative) and centred on the
+    reconciled point forecast (every node's paths average to its ``node_mean`` of
+    :func:`reconcile_dataset`; the 0.5 quantile is their median), each level's spread scaled
     first by the band calibration the forecast states
     (:meth:`revmodel.reconcile.BandCalibration.from_attrs`, set by
     :func:`forecast_reconciled` and the plan) unless ``settings`` brings its own scale.
@@ -1504,6 +1506,7 @@ def coherent_paths(
     if settings.scale is None and calibration is not None:
         settings = replace(settings, scale=calibration.scale)
     base = fc["base_node_forecast"] if "base_node_forecast" in fc else fc["node_forecast"]
+    base_mean = fc["base_node_mean"] if "base_node_mean" in fc else fc["node_mean"]
     nf = node_forecasts(None, fc)
     months = fc["month"].values
     return rec.sample_reconciled(
@@ -1516,6 +1519,7 @@ def coherent_paths(
         locked=rec._locks_for_cube(nf.hierarchy, locked, months),
         settings=settings,
         steps=rec._month_labels(months),
+        means=base_mean.transpose("node", "month").values,
     )
 
 

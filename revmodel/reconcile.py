@@ -2629,12 +2629,18 @@ class ReconciledSamples:
         Probability levels of ``quantiles``.
     info : dict
         The reconciler's info for the draws, plus ``n_samples`` and ``seed``.
+    mean : np.ndarray or None
+        (n_nodes x h) the reconciled point forecast the paths are centred on (the base
+        means reconciled with the same method, locks and bounds): every node's paths
+        average to it (:func:`sample_reconciled` with ``means``); None when drawn
+        without base means.
     """
 
     samples: np.ndarray
     quantiles: np.ndarray
     levels: np.ndarray
     info: dict
+    mean: np.ndarray | None = None
 
 
 def quantile_paths(
@@ -2897,6 +2903,121 @@ def _scores(
     return own[None, :, None] * z + shared
 
 
+def _stretch_tails(
+    draws: np.ndarray, z: np.ndarray, levels: Sequence[float], means: np.ndarray
+) -> np.ndarray:
+    """Draws whose average is ``means``, the given quantiles kept: only a tail is stretched.
+
+    The draws beyond the outer quantiles (scores above the highest level's, or below
+    the lowest's) are moved further out in proportion to how far beyond they lie, on
+    the side that brings each node's average to its mean: a node whose model says
+    p10 = p50 = p90 = 0 but a positive mean (a sparse series: mostly nothing, now
+    and then a large deal) gets a long upper tail instead of a band that cannot hold
+    its own forecast. With no draw beyond the side's quantile the draws are shifted.
+
+    Parameters
+    ----------
+    draws, z : np.ndarray
+        (n x h x N) draws (:func:`quantile_paths`) and the standard-normal scores they
+        were mapped from.
+    levels : sequence of float
+        The probability levels of the quantiles the draws follow.
+    means : np.ndarray
+        (n x h) the mean each node's draws should have [units].
+
+    Examples
+    --------
+    >>> z = np.array([[[-2.0, -1.0, 0.0, 1.0, 2.0]]])
+    >>> d = quantile_paths(z, np.zeros((1, 1, 3)), [0.1, 0.5, 0.9])  # all draws 0
+    >>> out = _stretch_tails(d, z, [0.1, 0.5, 0.9], np.array([[10.0]]))
+    >>> round(float(out.mean()), 9), out[0, 0].round(1).tolist()  # only the draw above p90 moves
+    (10.0, [0.0, 0.0, 0.0, 0.0, 50.0])
+    """
+    from scipy import stats
+
+    lv = np.asarray(levels, dtype=float)
+    z_lo, z_hi = stats.norm.ppf(lv.min()), stats.norm.ppf(lv.max())
+    gap = means - draws.mean(axis=-1)
+    up = np.maximum(z - z_hi, 0.0)
+    down = np.maximum(z_lo - z, 0.0)
+    tail = np.where((gap > 0)[..., None], up, -down)
+    reach = np.abs(tail).mean(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stretch = np.where(reach > 0, np.abs(gap) / reach, 0.0)
+    out = draws + stretch[..., None] * tail
+    shift = np.where(reach > 0, 0.0, gap)
+    return out + shift[..., None]
+
+
+def _clipped_shift(y: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per row, the ``c`` with mean(max(y + c, 0)) = target (rows of y: draws >= 0 or not).
+
+    Exact, by sorting: the k largest draws stay positive for the one k where the
+    shift that gives the target leaves the k-th above 0 and the next at or below it.
+    A target <= 0 puts every draw at or below 0.
+
+    Examples
+    --------
+    >>> c = _clipped_shift(np.array([[0.0, 0.0, 4.0, 8.0]]), np.array([2.0]))
+    >>> c, np.maximum(np.array([0.0, 0.0, 4.0, 8.0]) + c, 0).mean()
+    (array([-2.]), np.float64(2.0))
+    """
+    k_rows, n = y.shape
+    ys = -np.sort(-y, axis=1)  # largest first
+    k = np.arange(1, n + 1)
+    c_k = (n * target[:, None] - np.cumsum(ys, axis=1)) / k
+    nxt = np.concatenate([ys[:, 1:], np.full((k_rows, 1), -np.inf)], axis=1)
+    valid = (ys + c_k > 0) & (nxt + c_k <= 0)
+    first = np.argmax(valid, axis=1)
+    c = c_k[np.arange(k_rows), first]
+    c = np.where(valid.any(axis=1), c, target - y.mean(axis=1))
+    return np.where(target > 0, c, -ys[:, 0])
+
+
+def _centre_paths(
+    samples: np.ndarray,
+    mean: np.ndarray,
+    hierarchy: Hierarchy,
+    locks: Mapping[int, np.ndarray],
+    nonnegative: bool,
+) -> np.ndarray:
+    """Reconciled paths moved so that every free node's paths average to ``mean``.
+
+    Each bottom series not under a node locked that month is shifted (and, for a
+    non-negative measure, floored at 0 after the shift, the shift solved so the
+    floored paths still average to its mean, :func:`_clipped_shift`); the aggregates
+    not locked are summed again. Every path stays coherent, non-negative and holds
+    its locks; since ``mean`` is coherent every aggregate's paths average to its mean
+    too. Series under a lock keep the paths the reconciler gave them.
+    """
+    out = samples.copy()
+    b = hierarchy.bottom
+    S = hierarchy.S.tocsr()
+    aggregates = np.setdiff1d(np.arange(hierarchy.n_nodes), b)
+    for t in range(out.shape[1]):
+        held = np.array([i for i, v in locks.items() if np.isfinite(v[t])], dtype=np.intp)
+        frozen = np.zeros(b.size, dtype=bool)
+        if held.size:
+            frozen[S[held].indices] = True
+        free = b[~frozen]
+        y = out[free, t, :]
+        if nonnegative:
+            c = _clipped_shift(y, mean[free, t])
+            out[free, t, :] = np.maximum(y + c[:, None], 0.0)
+        else:
+            out[free, t, :] = y + (mean[free, t] - y.mean(axis=-1))[:, None]
+        rows = np.setdiff1d(aggregates, held)
+        out[rows, t, :] = np.asarray(S[rows] @ out[b, t, :])
+    return out
+
+
+def _filled_means(means: np.ndarray, hierarchy: Hierarchy) -> np.ndarray:
+    """Base means with a node's missing ones the sum of its bottoms' (as :func:`reconcile_cube`)."""
+    m = np.asarray(means, dtype=float)
+    fill = np.asarray(hierarchy.S @ np.nan_to_num(m[hierarchy.bottom]))
+    return np.where(np.isfinite(m), m, fill)
+
+
 def sample_reconciled(
     node_quantiles: np.ndarray,
     levels: Sequence[float],
@@ -2908,6 +3029,7 @@ def sample_reconciled(
     settings: SampleSettings = DEFAULT_SAMPLING,
     steps: Sequence[str] | None = None,
     max_dense_nodes: int | None = None,
+    means: np.ndarray | None = None,
 ) -> ReconciledSamples:
     """Coherent forecast quantiles by reconciling sampled base forecast paths.
 
@@ -2919,6 +3041,17 @@ def sample_reconciled(
     same locks and bounds, so every path adds up the hierarchy, holds the locked
     values and stays non-negative; the quantiles are those of the reconciled draws
     (Panagiotelis et al. 2023, "Probabilistic forecast reconciliation").
+
+    With the base ``means``, the paths are centred on the reconciled point forecast:
+    each node's base draws are brought to its base mean by stretching the tail beyond
+    its outer quantile (:func:`_stretch_tails`; the stated quantiles kept), the means
+    are reconciled with the draws (same method, locks, bounds: the point forecast
+    :func:`reconcile_cube` gives) and, as flooring the draws at 0 lifts their average,
+    every bottom series not under a lock is shifted back onto its reconciled mean
+    (floored again, the shift solved for it) and the aggregates summed
+    (:func:`_centre_paths`). Every path still adds up, holds its locks and is >= 0,
+    and every node's paths average to its reconciled mean (``mean``; under a lock, to
+    within what the reconciler gave, ``info["mean_gap"]``).
 
     Parameters
     ----------
@@ -2948,6 +3081,10 @@ def sample_reconciled(
         the sampler then holds one month's (n_nodes x n_samples) draws, never the
         (n_nodes x h x n_samples) of every month. Every caller gets that choice from
         here, so a backtest's band and the plan's are drawn alike.
+    means : np.ndarray, optional
+        (n_nodes x h) base forecast means [units] (NaN: the sum of the node's bottoms'):
+        the paths are centred on their reconciled value (above). None: the draws as
+        the quantiles give them.
 
     Returns
     -------
@@ -2980,7 +3117,7 @@ def sample_reconciled(
         return sample_reconciled_by_month(
             qn, levels, hierarchy, method=method, residuals=residuals,
             nonnegative=nonnegative, locked=locked, settings=settings, steps=steps,
-            max_dense_nodes=max_dense_nodes,
+            max_dense_nodes=max_dense_nodes, means=means,
         )  # fmt: skip
     if settings.scale is not None:
         qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy, h))
@@ -2988,18 +3125,21 @@ def sample_reconciled(
     rng = np.random.default_rng(settings.seed)
     cov = _correlation_sampler(residuals, n, settings.shrink)
     shocks = shared_shocks(cov, qn, levels, hierarchy)
-    draws = quantile_paths(_scores(cov, shocks, qn, levels, hierarchy, rng, N), qn, levels)
+    z = _scores(cov, shocks, qn, levels, hierarchy, rng, N)
+    draws = quantile_paths(z, qn, levels)
+    base_mean = None
+    if means is not None:
+        base_mean = _filled_means(np.asarray(means, dtype=float).reshape(n, h), hierarchy)
+        draws = _stretch_tails(draws, z, levels, base_mean)
+    del z
     locks = _resolve_locks(hierarchy, locked, n, h)
-    cols = {i: np.repeat(v, N) for i, v in locks.items()}  # columns month-major: t * N + s
     names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
-    rec = reconciler(method, nonnegative=nonnegative, max_dense_nodes=max_dense_nodes)
-    flat = draws.reshape(n, h * N)
-    if isinstance(rec, MinTrace):
-        steps_all = [name for name in names for _ in range(N)]
-        out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
-    else:
-        out, info = rec.reconcile(flat, hierarchy, residuals, cols)
-    samples = out.reshape(n, h, N)
+    samples, mean, info = _reconcile_draws(
+        draws, base_mean, hierarchy, method, residuals, nonnegative, locks, names, max_dense_nodes
+    )
+    if mean is not None:
+        samples = _centre_paths(samples, mean, hierarchy, locks, nonnegative)
+        info["mean_gap"] = _mean_gap(samples, mean)
     lv = np.asarray(levels, dtype=float)
     quant = np.moveaxis(np.quantile(samples, lv, axis=-1), 0, -1)
     info = {
@@ -3009,7 +3149,46 @@ def sample_reconciled(
         "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
         "band_scale": None if settings.scale is None else settings.scale.as_dict(),
     }
-    return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info)
+    return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info, mean=mean)
+
+
+def _mean_gap(samples: np.ndarray, mean: np.ndarray) -> float:
+    """Largest distance of a node's path average from its mean, relative to the largest mean."""
+    scale = max(float(np.abs(mean).max(initial=0.0)), 1.0)
+    return float(np.abs(samples.mean(axis=-1) - mean).max(initial=0.0)) / scale
+
+
+def _reconcile_draws(
+    draws: np.ndarray,
+    base_mean: np.ndarray | None,
+    hierarchy: Hierarchy,
+    method: str,
+    residuals: np.ndarray | None,
+    nonnegative: bool,
+    locks: Mapping[int, np.ndarray],
+    names: Sequence[str],
+    max_dense_nodes: int,
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Every draw (and the base means, as h more columns) reconciled alike.
+
+    Returns the (n x h x N) reconciled paths, the (n x h) reconciled means (None
+    without base means) and the reconciler's info.
+    """
+    n, h, N = draws.shape
+    cols = {i: np.repeat(v, N) for i, v in locks.items()}  # columns month-major: t * N + s
+    flat = draws.reshape(n, h * N)
+    steps_all = [name for name in names for _ in range(N)]
+    if base_mean is not None:
+        flat = np.concatenate([flat, base_mean], axis=1)
+        cols = {i: np.concatenate([c, locks[i]]) for i, c in cols.items()}
+        steps_all += list(names)
+    rec = reconciler(method, nonnegative=nonnegative, max_dense_nodes=max_dense_nodes)
+    if isinstance(rec, MinTrace):
+        out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
+    else:
+        out, info = rec.reconcile(flat, hierarchy, residuals, cols)
+    mean = None if base_mean is None else np.array(out[:, h * N :])
+    return out[:, : h * N].reshape(n, h, N), mean, info
 
 
 def _month_seed(seed: int, t: int) -> int:
@@ -3042,6 +3221,7 @@ def sample_reconciled_by_month(
     steps: Sequence[str] | None = None,
     keep_samples: bool = True,
     max_dense_nodes: int = MINT_SHRINK_MAX_NODES,
+    means: np.ndarray | None = None,
 ) -> ReconciledSamples:
     """:func:`sample_reconciled` one month at a time: sampled quantiles at any size.
 
@@ -3066,6 +3246,9 @@ def sample_reconciled_by_month(
     ----------
     node_quantiles, levels, hierarchy, method, residuals, nonnegative, locked, settings, steps
         As in :func:`sample_reconciled`.
+    means : np.ndarray, optional
+        (n_nodes x h) base means: the paths centred on their reconciled value, as in
+        :func:`sample_reconciled`.
     keep_samples : bool
         Return the paths (n_nodes x h x n_samples); False returns the quantiles alone
         (``samples`` is then an empty (n_nodes x h x 0) array).
@@ -3100,6 +3283,8 @@ def sample_reconciled_by_month(
     N = int(settings.n_samples)
     quantiles = np.empty((n, h, lv.size))
     samples = np.empty((n, h, N if keep_samples else 0))
+    centre = None if means is None else np.asarray(means, dtype=float).reshape(n, h)
+    mean = None if centre is None else np.empty((n, h))
     info: dict[str, Any] = {"nonnegative_iterations": 0, "nonnegative_converged": True}
     checks = {"coherence_gap": 0.0, "min": np.inf, "locks_held": True}
     shocks: dict[str, list[float]] = {}
@@ -3119,8 +3304,11 @@ def sample_reconciled_by_month(
             settings=replace(settings, seed=_month_seed(settings.seed, t)),
             steps=names[t : t + 1],
             max_dense_nodes=max_dense_nodes,
+            means=None if centre is None else centre[:, t : t + 1],
         )
         paths = drawn.samples[:, 0, :]
+        if mean is not None:
+            mean[:, t] = drawn.mean[:, 0]
         got = _path_checks(hierarchy, paths, month_locks)
         checks["coherence_gap"] = max(checks["coherence_gap"], got["coherence_gap"])
         checks["min"] = min(checks["min"], got["min"])
@@ -3133,6 +3321,8 @@ def sample_reconciled_by_month(
                 info[key] += int(value or 0)
             elif key == "nonnegative_converged":
                 info[key] = info[key] and bool(value)
+            elif key == "mean_gap":
+                info[key] = max(info.get(key, 0.0), float(value))
             elif key == "shared_shocks":
                 for level, kappa in value.items():
                     shocks.setdefault(level, []).extend(kappa)
@@ -3141,8 +3331,10 @@ def sample_reconciled_by_month(
         del drawn, paths
     months.close()
     info.update(seed=int(settings.seed), shared_shocks=shocks, checks=checks, by_month=True)
+    if mean is not None and keep_samples:
+        info["mean_gap"] = _mean_gap(samples, mean)  # relative to the largest mean of any month
     info["band_scale"] = None if band_scale is None else band_scale.as_dict()
-    return ReconciledSamples(samples=samples, quantiles=quantiles, levels=lv, info=info)
+    return ReconciledSamples(samples=samples, quantiles=quantiles, levels=lv, info=info, mean=mean)
 
 
 __all__ = [

@@ -273,8 +273,11 @@ def test_reconcile_dataset_draws_a_month_at_a_time_above_the_dense_size(tmp_path
         method="wls_struct",
         residuals=nf.residuals,
         settings=settings,
+        means=fc["node_mean"].values,
     )
     np.testing.assert_array_equal(out["node_forecast"].values, expected.quantiles)
+    # centred on the reconciled point forecast, month by month too
+    np.testing.assert_allclose(expected.samples.mean(-1), out["node_mean"].values, rtol=1e-9)
     assert expected.info["checks"]["coherence_gap"] < 1e-12 and expected.info["checks"]["min"] >= 0
     assert (np.diff(out["node_forecast"].values, axis=-1) >= 0).all()
 
