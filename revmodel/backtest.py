@@ -1252,29 +1252,77 @@ def with_calibrated_bands(
     out = fc.copy()
     for key in ("band_scale", "band_calibration", "band_calibration_note"):
         out.attrs.pop(key, None)
-    horizon = int(fc.sizes["month"])
+    measure = str(fc.attrs.get("measure", "bookings"))
+    cal, note = calibration_for(
+        cube, int(fc.sizes["month"]), folds, "band_calibration_folds", measure, reconcile,
+        cache_dir,
+    )  # fmt: skip
+    if cal is not None:
+        out.attrs.update(cal.to_attrs())
+    if note:
+        out.attrs["band_calibration_note"] = note
+    return out
+
+
+def calibration_for(
+    cube: xr.Dataset,
+    horizon: int,
+    folds: int,
+    asked_by: str = "--calibrate-bands",
+    measure: str = "bookings",
+    reconcile: str = "mint_shrink",
+    cache_dir: str | Path | None = None,
+) -> tuple[rec.BandCalibration | None, str]:
+    """The band calibration of a forecast from ``cube``'s ``as_of``, on what the history allows.
+
+    :func:`calibrate_bands` on as many of ``folds`` past origins as fit
+    (:func:`calibration_folds_available`); none (and the reason) when none fits, when
+    ``folds`` is 0 or when the forecast is not reconciled (``reconcile="none"``).
+
+    Parameters
+    ----------
+    cube : xr.Dataset
+        The revenue cube, with ``attrs["as_of"]``.
+    horizon, folds : int
+        Months ahead of the forecast [months], and past origins asked.
+    asked_by : str
+        The setting that asked for ``folds``, as the note names it.
+    measure, reconcile : str
+        Measure and reconciliation method of the forecast.
+    cache_dir : str or Path, optional
+        Forecast cache folder.
+
+    Returns
+    -------
+    (revmodel.reconcile.BandCalibration or None, str)
+        The calibration and a note: why the bands are not calibrated, or that fewer
+        origins than asked were used ("" when all were).
+
+    Examples
+    --------
+    >>> coords = {"month": pd.date_range("2025-01-01", periods=12, freq="MS")}
+    >>> cube = xr.Dataset(coords=coords, attrs={"as_of": "2025-12-01"})
+    >>> calibration_for(cube, 3, 0)
+    (None, "bands not calibrated: --calibrate-bands is 0; the 10-90% bands are the models' own")
+    """
     n = calibration_folds_available(cube, horizon, folds) if folds > 0 else 0
-    if n == 0:
+    if reconcile == "none" or n == 0:
         as_of = pd.Timestamp(cube.attrs["as_of"])
         n_hist = int((pd.DatetimeIndex(cube["month"].values) <= as_of).sum())
-        why = (
-            "band_calibration_folds is 0"
-            if folds <= 0
-            else f"the {n_hist} months of history up to {as_of:%Y-%m} leave no past origin with "
-            f"{horizon} months of actuals after it and {MIN_TRAIN_MONTHS} before it"
-        )
-        out.attrs["band_calibration_note"] = (
-            f"bands not calibrated: {why}; the 10-90% bands are the models' own"
-        )
-        return out
-    measure = str(fc.attrs.get("measure", "bookings"))
+        if reconcile == "none":
+            why = "the forecast is not reconciled"
+        elif folds <= 0:
+            why = f"{asked_by} is 0"
+        else:
+            why = (
+                f"the {n_hist} months of history up to {as_of:%Y-%m} leave no past origin with "
+                f"{horizon} months of actuals after it and {MIN_TRAIN_MONTHS} before it"
+            )
+        return None, f"bands not calibrated: {why}; the 10-90% bands are the models' own"
     cal = calibrate_bands(
         cube, horizon, n, measure=measure, reconcile=reconcile, cache_dir=cache_dir
     )
-    out.attrs.update(cal.to_attrs())
-    if n < folds:
-        out.attrs["band_calibration_note"] = f"{folds} past origins asked, the history allows {n}"
-    return out
+    return cal, (f"{folds} past origins asked, the history allows {n}" if n < folds else "")
 
 
 def calibration_folds_available(
@@ -1825,6 +1873,7 @@ __all__ = [
     "band_calibration",
     "calibrate_bands",
     "calibration_folds_available",
+    "calibration_for",
     "with_calibrated_bands",
     "seasonal_scale",
     "origins_for",

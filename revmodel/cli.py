@@ -327,9 +327,10 @@ def changes_cmd(
 @click.option(
     "--calibrate-bands",
     type=int,
-    default=0,
+    default=config.BAND_CALIBRATION_FOLDS,
     show_default=True,
-    help="past origins the reconciled bands are calibrated on (0: the models' own bands)",
+    help="past origins the reconciled bands are calibrated on (fewer when the history is "
+    "short; 0: the models' own bands)",
 )
 @click.option("--out", required=True, help="output file (.nc or .zarr)")
 def forecast_cmd(
@@ -347,15 +348,17 @@ def forecast_cmd(
     path = Path(out)
     if path.suffix not in (".nc", ".zarr"):
         raise ParameterError(f"--out {path}: use a .nc (NetCDF) or .zarr (Zarr) file name")
+    if calibrate_bands < 0:
+        raise ParameterError(f"--calibrate-bands {calibrate_bands}: use 0 or more past origins")
     steps = progress.bar(total=4 if calibrate_bands else 3, desc="forecast steps", unit="step")
     steps.set_postfix_str("load the cube")
     ds = load_cube(cube_file)
     steps.update()
-    calibration = None
-    if calibrate_bands:
+    calibration, cal_note = None, ""
+    if calibrate_bands and reconcile != "none":
         steps.set_postfix_str("calibrate the bands")
-        calibration = backtest.calibrate_bands(
-            ds, horizon, folds=calibrate_bands, measure=measure, reconcile=reconcile
+        calibration, cal_note = backtest.calibration_for(
+            ds, horizon, calibrate_bands, measure=measure, reconcile=reconcile
         )
         steps.update()
     steps.set_postfix_str("forecast + reconcile")
@@ -363,6 +366,8 @@ def forecast_cmd(
         ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler,
         calibration=calibration,
     )  # fmt: skip
+    if cal_note:
+        fc.attrs["band_calibration_note"] = cal_note
     steps.update()
     steps.set_postfix_str("write")
     if path.suffix == ".zarr":
@@ -372,7 +377,7 @@ def forecast_cmd(
     steps.update()
     steps.close()
     click.echo(forecast.summarize(fc))
-    click.echo(f"{note}; written to {path}")
+    click.echo(f"{note}{'; ' + cal_note if cal_note else ''}; written to {path}")
     return 0
 
 

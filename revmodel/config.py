@@ -97,6 +97,11 @@ FISCAL_YEAR_NAMING = "end"
 #: Member used when a dimension is missing from the data (no reps table, no region column...).
 PLACEHOLDER = "(unassigned)"
 
+#: Past origins the reconciled 10-90% bands are calibrated on by default (``revmodel forecast
+#: --calibrate-bands``, the plan's ``band_calibration_folds``; fewer when the history is short,
+#: 0 turns the calibration off).
+BAND_CALIBRATION_FOLDS = 2
+
 #: Employee-headcount bands that define segments: (name, lower bound inclusive, upper bound exclusive).
 SEGMENT_BANDS: tuple[tuple[str, float, float], ...] = (
     ("SMB", 0, 200),

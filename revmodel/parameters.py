@@ -117,7 +117,7 @@ SCHEMA: dict[str, Param] = {
     "attainment_tolerance": Param("float", DEFAULT_ATTAINMENT_TOLERANCE, "attainment at or above this counts as met [ratio]"),
     "allocation_basis": Param("str", "history", "quota basis: history, potential, capacity or blend"),
     "reconcile_method": Param("str", "mint_shrink", "forecast reconciliation: bottom_up, top_down, ols, wls_struct, wls_var, mint_shrink"),
-    "band_calibration_folds": Param("int", 0, "past origins the 10-90% bands are calibrated on, as revmodel forecast --calibrate-bands (0: the models' own bands; fewer when the history is short)"),
+    "band_calibration_folds": Param("int", config.BAND_CALIBRATION_FOLDS, "past origins the 10-90% bands are calibrated on, as revmodel forecast --calibrate-bands (0: the models' own bands; fewer when the history is short)"),
     "max_moves": Param("int", None, "most accounts that may change rep in the territory plan [accounts]", True),
     "balance_tolerance": Param("float", 0.10, "allowed deviation of a rep's potential from the mean [ratio]"),
     "scenarios": Param("list", [], "scenarios to compare: scenario YAML files (relative to this file) or inline mappings"),

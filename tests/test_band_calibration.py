@@ -195,6 +195,27 @@ def test_backtest_calibrates_each_fold_on_earlier_origins_only(tmp_path):
     assert sorted(a.scores["fold"].unique()) == [0, 1]
 
 
+def test_the_default_calibration_says_why_it_is_not_applied():
+    """Calibrated by default (2 origins) where the history allows it; otherwise a note."""
+    from revmodel import config, parameters
+
+    assert config.BAND_CALIBRATION_FOLDS == 2
+    assert parameters.SCHEMA["band_calibration_folds"].default == 2
+    cube = _toy_cube()  # 36 months to 2025-12
+    short = cube.isel(month=slice(-14, None))
+    assert backtest.calibration_for(short, 3, 2) == (
+        None,
+        "bands not calibrated: the 14 months of history up to 2025-12 leave no past origin "
+        "with 3 months of actuals after it and 12 before it; the 10-90% bands are the models' own",
+    )
+    assert backtest.calibration_for(cube, 3, 2, reconcile="none") == (
+        None,
+        "bands not calibrated: the forecast is not reconciled; the 10-90% bands are the "
+        "models' own",
+    )
+    assert backtest.calibration_folds_available(cube.isel(month=slice(-16, None)), 3, 2) == 1
+
+
 def test_too_many_calibration_folds_is_a_clear_error():
     with pytest.raises(
         ParameterError,
@@ -225,16 +246,22 @@ def test_band_scale_for_a_forecast_learns_what_the_backtest_learns_and_the_cli_a
 
     cube.to_netcdf(tmp_path / "cube.nc")
     args = ["forecast", str(tmp_path / "cube.nc"), "--horizon", "3", "--out"]
-    assert cli.main([*args, str(tmp_path / "fc.nc"), "--calibrate-bands", "2"]) == 0
+    assert cli.main([*args, str(tmp_path / "fc.nc")]) == 0  # calibrated on 2 by default
     out = capsys.readouterr().out
     expected = backtest.calibrate_bands(cube, horizon=3, folds=2).scale
     factors = ", ".join(f"{lv} {f:.2f}" for lv, f in expected.as_dict().items())
     assert f"; bands calibrated on 2 past origins (factors: {factors})" in out
     fc = xr.open_dataset(tmp_path / "fc.nc")
     assert fc.attrs["band_scale"] == factors
-    assert cli.main([*args, str(tmp_path / "plain.nc")]) == 0
+    assert "band_calibration_note" not in fc.attrs
+    assert cli.main([*args, str(tmp_path / "plain.nc"), "--calibrate-bands", "0"]) == 0
+    assert (
+        "; bands not calibrated: --calibrate-bands is 0; the 10-90% bands are the models' own; "
+        "written to"
+    ) in capsys.readouterr().out
     plain = xr.open_dataset(tmp_path / "plain.nc")
     assert "band_scale" not in plain.attrs
+    assert plain.attrs["band_calibration_note"].startswith("bands not calibrated")
     # same reconciled mean; the total's band scaled around its median by about its factor
     np.testing.assert_allclose(fc["node_mean"], plain["node_mean"])
     wide = fc["node_forecast"].sel(node="total")
