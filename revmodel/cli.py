@@ -355,12 +355,12 @@ def forecast_cmd(
     ds = load_cube(cube_file)
     steps.update()
     calibration, cal_note = None, ""
-    if calibrate_bands and reconcile != "none":
+    if reconcile != "none":  # with 0 origins: no forecast run, only the note saying so
         steps.set_postfix_str("calibrate the bands")
         calibration, cal_note = backtest.calibration_for(
             ds, horizon, calibrate_bands, measure=measure, reconcile=reconcile
         )
-        steps.update()
+        steps.update(1 if calibrate_bands else 0)
     steps.set_postfix_str("forecast + reconcile")
     fc, note = forecast.forecast_reconciled(
         ds, measure=measure, horizon=horizon, reconcile=reconcile, scheduler=scheduler,
