@@ -1112,13 +1112,22 @@ class _Scored:
         self.past.append((pd.Timestamp(fold.months[-1]), stat, fold))
 
     def learn_scale(self, how: str, origin: pd.Timestamp) -> rec.BandScale:
-        """Band factors of ``how`` at ``origin`` from the folds run whose actuals end by it."""
+        """Band factors of ``how`` at ``origin`` from the folds run whose actuals end by it.
+
+        Each round draws the past bands again with the factors so far and measures the
+        correction they still need; from the second round on the factors take a secant
+        step on that correction (:func:`_secant_scale`), since the reconciled band does
+        not widen one for one with the base spread (levels mix, and the paths keep
+        their mean above 0, so a band near 0 widens less).
+        """
         past = [(end, s, f) for end, s, f in self.past if end <= origin]
-        scale = rec.BandScale()
+        scale, before, needed = rec.BandScale(), None, None
         for _ in range(CALIBRATION_ROUNDS) if past else ():
             q = np.asarray(past[0][1].fc["quantile"].values, dtype=float)
             scores = [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
-            scale = scale.times(band_calibration(scores, origin, q.max() - q.min()))
+            fix = band_calibration(scores, origin, q.max() - q.min())
+            step = scale.times(fix) if before is None else _secant_scale(before, needed, scale, fix)
+            before, needed, scale = scale, fix, step
         return scale
 
     def learn_scales(self, stat: _Statistical, fold: _Fold, methods: Sequence[str]) -> None:
@@ -1141,6 +1150,60 @@ class _Scored:
                     "by_step": dict(zip(scale.levels, scale.by_step, strict=False)),
                 }
             )
+
+
+#: Bounds of the band's response to its factor in a secant step (:func:`_secant_scale`):
+#: a correction is taken at least one for one, at most twice over (in logs).
+SECANT_RESPONSE: tuple[float, float] = (0.5, 1.0)
+
+
+def _secant_scale(
+    before: rec.BandScale, needed: rec.BandScale, scale: rec.BandScale, fix: rec.BandScale
+) -> rec.BandScale:
+    """The factors a secant step on the correction gives, per level and month ahead.
+
+    With ``x`` the log factor and ``y`` the log correction the past bands drawn with it
+    still needed, two rounds ``(x0, y0)`` (``before``, ``needed``) and ``(x1, y1)``
+    (``scale``, ``fix``) give the band's response ``r = (y0 - y1) / (x1 - x0)`` (1 when
+    the band widens one for one), and the step ``x1 + y1 / r``; ``r`` is kept within
+    :data:`SECANT_RESPONSE` (1 where the factors did not move).
+
+    Examples
+    --------
+    >>> one = rec.BandScale()
+    >>> first = rec.BandScale(("total",), (2.0,), (30,))  # the past bands needed 2x
+    >>> still = rec.BandScale(("total",), (1.25,), (30,))  # drawn 2x, they widened 1.6x
+    >>> round(_secant_scale(one, first, first, still).as_dict()["total"], 2)  # not 2 x 1.25
+    2.78
+    """
+    levels = tuple(dict.fromkeys((*scale.levels, *fix.levels)))
+    rows = (*before.by_step, *needed.by_step, *scale.by_step, *fix.by_step)
+    h = max((len(r) for r in rows), default=0)
+    lo, hi = rec.BAND_SCALE_BOUNDS
+
+    def step(x0, y0, x1, y1):
+        dx = x1 - x0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(np.abs(dx) > 1e-9, (y0 - y1) / np.where(np.abs(dx) > 1e-9, dx, 1.0), 1.0)
+        r = np.clip(r, *SECANT_RESPONSE)
+        return np.clip(np.exp(x1 + y1 / r), lo, hi)
+
+    def logs(s: rec.BandScale, lv: str) -> tuple[float, np.ndarray]:
+        level = float(np.log(s.as_dict().get(lv, 1.0)))
+        return level, np.log(s.step_factors(lv, h)) if h else np.zeros(0)
+
+    factors, by_step = [], []
+    for lv in levels:
+        (a0, s0), (b0, t0), (a1, s1), (b1, t1) = (logs(x, lv) for x in (before, needed, scale, fix))
+        factors.append(float(step(a0, b0, a1, b1)))
+        by_step.append(tuple(step(s0, t0, s1, t1).tolist()))
+    counts = dict(zip(fix.levels, fix.n_scores, strict=False))
+    return rec.BandScale(
+        levels,
+        tuple(factors),
+        tuple(counts.get(lv, 0) for lv in levels),
+        tuple(by_step) if (scale.by_step or fix.by_step) else (),
+    )
 
 
 def calibrate_bands(
