@@ -477,11 +477,15 @@ def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
         str(out),
     ]
     assert cli.main(args) == 0
+    printed = capsys.readouterr().out
     assert (
-        "reconciled with mint_shrink, quantiles from 500 coherent sample paths; written to"
-        in capsys.readouterr().out
-    )
+        "reconciled with mint_shrink, quantiles from 500 coherent sample paths; bands "
+        "calibrated on 2 past origins (factors: total "
+    ) in printed  # calibrated by default
     back = xr.open_dataset(out)
+    cal = rec.BandCalibration.from_attrs(back.attrs)
+    assert cal is not None and cal.origins == ("2024-12", "2025-03")
+    assert f"; {cal.describe()}; written to {out}" in printed
     base = forecast_cube(small_cube(), horizon=3, cache_dir=tmp_path / "cache" / "forecast")
     assert back.attrs["reconcile_method"] == "mint_shrink"
     assert list(back["quantile"].values) == [0.1, 0.5, 0.9]
