@@ -10,7 +10,11 @@ cache in place), then measures per app:
 
 - ``<mode>_<app>_http_render_{median,p90}_seconds``: a GET of the page, to its last byte;
 - ``<mode>_<app>_chromium_render_{median,p90}_seconds``: navigation in headless Chromium
-  (Debian's ``/usr/bin/chromium``) until the app's chart or form shows;
+  (Debian's ``/usr/bin/chromium``) until the app's chart or form shows, each page in a
+  new browser profile (nothing cached: a first visit);
+- ``<mode>_<app>_chromium_return_render_{median,p90}_seconds``: the same in one browser
+  profile that opened the app once before (its HTTP cache and compiled scripts kept: a
+  person opening the app again);
 - ``<mode>_<app>_chromium_kernel_{messages,kbytes}``, ``..._chromium_http_kbytes`` and
   ``..._chromium_widget_views``: what the last of those pages received from its kernel and
   over HTTP (by ``Content-Length``) until it showed, and the widgets it drew;
@@ -184,10 +188,30 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             )
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
+    returning = _returns(base, browser)
     for app in APPS:
-        for kind, values in (("http", http[app]), ("chromium", chromium[app])):
+        kinds = (("http", http[app]), ("chromium", chromium[app]))
+        for kind, values in (*kinds, ("chromium_return", returning[app])):
             results[f"{mode}_{app}_{kind}_render_median_seconds"] = statistics.median(values)
             results[f"{mode}_{app}_{kind}_render_p90_seconds"] = p90(values)
+
+
+def _returns(base: str, browser) -> dict[str, list[float]]:
+    """Render times of each app opened again in one browser profile that opened it before."""
+    returning: dict[str, list[float]] = {a: [] for a in APPS}
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    for round_ in range(REPEATS + 1):
+        for app, ready in APPS.items():
+            page = context.new_page()
+            t0 = time.perf_counter()
+            page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}", timeout=180_000)
+            page.wait_for_selector(ready, timeout=180_000)
+            if round_:  # the first round fills the cache
+                returning[app].append(time.perf_counter() - t0)
+            page.close(run_before_unload=True)
+        time.sleep(PAUSE_SECONDS)
+    context.close()
+    return returning
 
 
 def _interactions(base: str, browser, results: dict, mode: str) -> None:
