@@ -252,6 +252,8 @@ HEADINGS: dict[str, str] = {
     "model_error": "Error of the model",
     "value_add": "Value added",
     "beat_model": "Calls beating the model",
+    "bar": "Change",
+    "opportunity_id": "Deal",
 }
 
 

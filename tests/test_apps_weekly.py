@@ -74,6 +74,15 @@ def test_what_changed_shows_the_node_and_the_deals_behind_it(page, small_company
     assert len(pushed) and all(d in shown for d in pushed)
     others = qtd.deals[qtd.deals["manager"] != slipper["key"]]["opportunity_id"]
     assert not any(f" {d} " in f" {shown} " for d in set(others) - set(mine["opportunity_id"]))
+    # reps by name, never by id, under the plan pack's headings
+    reps = tables["reps"].set_index("rep_id")["rep_name"]
+    heads = [text(h) for h in re.findall(r"<th>(.*?)</th>", page.deals.value)]
+    assert heads[:3] == ["Change", "Deal", "amount"] and "stage before" in heads
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page.deals.value)
+    assert {reps[r] for r in mine["rep"]} <= set(cells)
+    assert not set(mine["rep"]) & set(cells)
+    rows = [text(h) for h in re.findall(r"<th>(.*?)</th>", page.rows.value)]
+    assert rows[:4] == ["Level", "Name", "opening", "new"] and "pulled in" in rows
 
 
 def test_whose_calls_to_trust_scores_each_manager(page, small_company, calls_dir):

@@ -49,25 +49,28 @@ STYLE = """
   width: 100%; max-width: none; }
 .revmodel-title h2 { margin: 4px 0 0 0; font-size: 22px; color: #1f3a5f; }
 .revmodel-subtitle { color: #52606d; font-size: 13px; }
-.revmodel-cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
+.revmodel-cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(160px, 1fr));
+  gap: 10px; margin: 8px 0; }
 .revmodel-card { border: 1px solid #d9e2ec; border-radius: 6px; padding: 8px 12px;
-  min-width: 150px; background: #f8fafc; }
+  background: #f8fafc; line-height: 1.35; }
 .revmodel-card .label { font-size: 12px; color: #52606d; text-transform: uppercase;
   letter-spacing: .03em; }
 .revmodel-card .value { font-size: 20px; font-weight: 600; color: #1f3a5f; }
 .revmodel-card .sub { font-size: 12px; color: #52606d; }
 .revmodel-card .delta-up { color: #1e7b45; } .revmodel-card .delta-down { color: #b42318; }
-table.revmodel-grid { border-collapse: collapse; font-size: 13px; margin: 6px 0; width: 100%; }
+table.revmodel-grid { border-collapse: collapse; font-size: 13px; margin: 6px 0; width: 100%;
+  line-height: 1.35; }
 .revmodel-full { width: 100%; }
 .revmodel-drill button { margin-right: 4px; }
 .revmodel-excel-link a { font-size: 13px; line-height: 28px; margin-left: 8px; }
 table.revmodel-grid th { background: #1f3a5f; color: white; padding: 4px 8px; text-align: left;
   position: sticky; top: 0; }
 table.revmodel-grid td { padding: 3px 8px; border-bottom: 1px solid #e4e7eb; }
-table.revmodel-grid td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.revmodel-grid td.num { text-align: right; font-variant-numeric: tabular-nums;
+  white-space: nowrap; }
 table.revmodel-grid tr.total td { font-weight: 600; background: #f0f4f8; }
-table.revmodel-grid td.flag { color: #b42318; font-weight: 600; }
-table.revmodel-grid td.ok { color: #1e7b45; }
+table.revmodel-grid td.flag { color: #b42318; font-weight: 600; white-space: nowrap; }
+table.revmodel-grid td.ok { color: #1e7b45; white-space: nowrap; }
 .revmodel-scroll { max-height: 420px; overflow-y: auto; }
 .revmodel-message { padding: 6px 10px; border-radius: 4px; margin: 4px 0; font-size: 13px; }
 .revmodel-message.error { background: #fde8e8; color: #8a1c1c; border: 1px solid #f5b5b5; }

@@ -251,21 +251,33 @@ def _draw_changes(page: WeeklyPage, level: str, key: str) -> None:
     who = "Company" if level == "total" else key
     title = f"{section.quarter} pipeline, {who}: {page.window.value.lower()}"
     page.waterfall.show(plots.pipeline_waterfall(row.iloc[0], title, _currency(page.context)))
-    shown = table[table["level"].isin(["total", level])]
-    money = dict.fromkeys(history.WATERFALL_COLUMNS[2:], "money")
-    page.rows.value = layout.table_html(shown, kinds=money, css="revmodel-changes")
-    page.shown["Pipeline changes"] = (shown, money)
-    deals = wf.deals if level == "total" else wf.deals[wf.deals[level] == key]
-    deals = deals.assign(
+    shown = _headed_sheet(table[table["level"].isin(["total", level])])
+    page.rows.value = layout.table_html(shown[0], kinds=shown[1], css="revmodel-changes")
+    page.shown["Pipeline changes"] = shown
+    deals = _deal_moves(
+        page.context, wf.deals if level == "total" else wf.deals[wf.deals[level] == key]
+    )
+    page.shown["Deal moves"] = deals
+    page.deals.value = (
+        f"<div class='revmodel-subtitle'>{len(deals[0])} deal moves behind the bars of "
+        f"{html.escape(who)}</div>"
+        + layout.table_html(deals[0], kinds=deals[1], css="revmodel-changes-deals")
+    )
+
+
+def _deal_moves(ctx: AppContext, deals: pd.DataFrame) -> layout.Sheet:
+    """The deals behind the bars as a reader sees them: the bar's title, reps by name,
+    dates as days, the plan pack's headings and number formats."""
+    names = ctx.rep_names()
+    shown = deals.assign(
         bar=deals["bar"].map(_BAR_TITLES),
         **{c: pd.to_datetime(deals[c]).dt.strftime("%Y-%m-%d") for c in _DATES if c in deals},
     )
-    page.shown["Deal moves"] = (deals, _DEAL_KINDS)
-    page.deals.value = (
-        f"<div class='revmodel-subtitle'>{len(deals)} deal moves behind the bars of "
-        f"{html.escape(who)}</div>"
-        + layout.table_html(deals, kinds=_DEAL_KINDS, css="revmodel-changes-deals")
-    )
+    if "rep" in shown:
+        reps = shown["rep"].astype(str)
+        shown["rep"] = reps.map(names).fillna(reps)
+    kinds = {formatting.heading(c): k for c, k in _DEAL_KINDS.items()}
+    return formatting.headed(shown), kinds
 
 
 def _draw_value_add(page: WeeklyPage, level: str, key: str) -> None:
