@@ -1306,7 +1306,8 @@ class OverrideStore:
         pd.DataFrame
             One row per node, managers then regions then the total, with
             ``level, key, region``; ``commit`` and ``best_case``: sums of
-            the reps' current calls [USD for the period]; ``reps``,
+            the reps' current calls [USD for the period], NaN where no rep
+            has one (missing, not 0); ``reps``,
             ``reps_with_commit``, ``reps_without_commit``,
             ``reps_with_best_case`` [counts]; ``call_commit`` and
             ``call_best_case``: the node's own locked call [USD], NaN if none.
@@ -1331,8 +1332,8 @@ class OverrideStore:
                 part.insert(2, "region", part["key"])
             parts.append(part)
         has = reps[["commit", "best_case"]].notna()
-        total = {"level": "total", "key": "total", "region": "", "commit": reps["commit"].sum(),
-                 "best_case": reps["best_case"].sum(), "reps": len(reps),
+        total = {"level": "total", "key": "total", "region": "", "commit": reps["commit"].sum(min_count=1),
+                 "best_case": reps["best_case"].sum(min_count=1), "reps": len(reps),
                  "reps_with_commit": int(has["commit"].sum()),
                  "reps_without_commit": int((~has["commit"]).sum()),
                  "reps_with_best_case": int(has["best_case"].sum())}  # fmt: skip
@@ -1376,7 +1377,7 @@ class OverrideStore:
 def _rollup_counts(reps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of ``keys``: the reps' calls summed (NaN = no call) and the reps counted."""
     groups = reps.groupby(keys, sort=True)[["commit", "best_case"]]
-    sums, counts = groups.sum(), groups.count()
+    sums, counts = groups.sum(min_count=1), groups.count()  # no call at all: NaN, never 0
     out = pd.DataFrame(
         {
             "commit": sums["commit"],
