@@ -34,7 +34,10 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
 8. negative months present -> additive models only.
 9. otherwise the default method: the mean of SES, damped Holt and Theta (theta 2
    and 3), fitted on the log of the seasonally adjusted series (the ordinary scale
-   when a month is zero or negative) (:func:`revmodel.models.default_model`).
+   when a month is zero or negative), and Holt-Winters; when many series are
+   forecast together (:func:`forecast_many`), a cross-series autoregression fitted
+   on all their histories (:func:`fit_pooled`) takes SES's place
+   (:func:`revmodel.models.default_model`).
 
 Quantiles of a non-negative measure are clipped at 0 and the clipping is recorded.
 
@@ -157,7 +160,7 @@ def _smape(actual: np.ndarray, forecast: np.ndarray) -> float:
     return float(100 * np.mean(ratio))
 
 
-def _candidates(method: str) -> list[models.Forecaster]:
+def _candidates(method: str, pooled: models.PooledAR | None = None) -> list[models.Forecaster]:
     # "auto" seasonality is multiplicative only for positive series, so series with
     # negative months get additive models without further ado
     if method == "ets":
@@ -168,7 +171,7 @@ def _candidates(method: str) -> list[models.Forecaster]:
         return [models.AutoSARIMAX()]
     if method == "seasonal_naive":
         return [models.SeasonalNaive()]
-    return [models.default_model()]
+    return [models.default_model(pooled=pooled)]
 
 
 def _fallback_chain() -> list[models.Forecaster]:
@@ -208,6 +211,7 @@ def forecast_series(
     model: models.Forecaster | None = None,
     fallbacks: Sequence[models.Forecaster] | None = None,
     min_history: int = MIN_HISTORY,
+    pooled: models.PooledAR | None = None,
 ) -> SeriesForecast:
     """Forecast one monthly series, choosing the model by the series' nature.
 
@@ -239,6 +243,10 @@ def forecast_series(
         seasonal naive. Pass ``()`` for none.
     min_history : int
         Months below which a series is "short" [months].
+    pooled : PooledAR, optional
+        A cross-series model fitted on many series' histories (see
+        :func:`fit_pooled`), a member of the default method in place of SES;
+        :func:`forecast_many` fits one when it has enough series.
 
     Returns
     -------
@@ -282,7 +290,9 @@ def forecast_series(
     profile = None
     if seasonal_profile is not None:
         profile = np.roll(np.asarray(seasonal_profile, dtype=float), -series.offset % season_length)
-    primary, why = _primary_model(series, h, season_length, profile, method, model, min_history)
+    primary, why = _primary_model(
+        series, h, season_length, profile, method, model, min_history, pooled
+    )
     notes = list(series.notes)
     if series.additive_only:
         notes.append("negative months present: additive models only")
@@ -436,6 +446,7 @@ def _primary_model(
     method: str,
     model: models.Forecaster | None,
     min_history: int,
+    pooled: models.PooledAR | None = None,
 ) -> tuple[models.Forecaster, str]:
     """The first model to try on a series of 4 months or more, and why (rules 6 to 9)."""
     if series.intermittent:
@@ -449,7 +460,7 @@ def _primary_model(
     if method == "holdout":
         return _holdout_choice(series.z, h, season_length)
     why = "default method" if method == "auto" else f"method {method!r} requested"
-    return _candidates(method)[0], why
+    return _candidates(method, pooled)[0], why
 
 
 def _fit_first_working(
@@ -535,6 +546,8 @@ class FitSettings:
         One of :data:`METHODS`.
     min_history : int
         Months below which a series is "short" [months].
+    pooled : PooledAR, optional
+        The cross-series member of the default method (:func:`fit_pooled`).
     """
 
     h: int
@@ -542,6 +555,7 @@ class FitSettings:
     season_length: int = 12
     method: str = "auto"
     min_history: int = MIN_HISTORY
+    pooled: models.PooledAR | None = field(default=None, compare=False)
 
     def cache_text(self) -> str:
         """The settings as sorted JSON, as they enter a cache key."""
@@ -552,6 +566,7 @@ class FitSettings:
                 "season_length": self.season_length,
                 "method": self.method,
                 "min_history": self.min_history,
+                "pooled": None if self.pooled is None else self.pooled.digest(),
             },
             sort_keys=True,
         )
@@ -609,6 +624,7 @@ def _run_chunk(items: list, settings: FitSettings) -> list:
                 ended=task.ended,
                 method=settings.method,
                 min_history=settings.min_history,
+                pooled=settings.pooled,
             ),
         )
         for key, task in items
@@ -667,6 +683,48 @@ def _compute(items, settings, scheduler, bar, n_workers, threshold):
             cluster.close()
 
 
+def fit_pooled(
+    histories: Sequence[np.ndarray],
+    h: int,
+    season_length: int = 12,
+    min_history: int = MIN_HISTORY,
+) -> models.PooledAR | None:
+    """The cross-series member of the default method, fitted on many histories.
+
+    Each history is prepared as :func:`forecast_series` prepares it (leading
+    NaN and zero months dropped, gaps filled); the regular ones (positive, at
+    least ``min_history`` months, not intermittent) give their windows to a
+    :class:`revmodel.models.PooledAR` through :func:`revmodel.models.pooled_input`.
+    Every window lies inside a history, so with histories that end at the
+    forecast origin no later value is used. None when the windows are too
+    few: :func:`forecast_series` then runs the default method without it.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> ys = [100 * np.exp(np.cumsum(rng.normal(0.01, 0.05, 60))) for _ in range(20)]
+    >>> fit_pooled(ys, h=6).weights.shape  # 12 lags, 6 steps
+    (12, 6)
+    >>> fit_pooled(ys[:1], h=6) is None  # one series: too few windows
+    True
+    """
+    inputs = []
+    for y in histories:
+        y = np.asarray(y, dtype=float).ravel()
+        if not np.isfinite(y).any():
+            continue
+        series = _prepare_history(y, nonnegative=True)
+        if series.all_zero or series.n < min_history or series.intermittent:
+            continue
+        if np.ptp(series.z) == 0 or not np.all(series.z > 0):
+            continue
+        try:
+            inputs.append(models.pooled_input(series.z, season_length))
+        except Exception:  # noqa: BLE001 - a series whose season cannot be estimated is left out
+            continue
+    return models.PooledAR.fit(inputs, int(h))
+
+
 def forecast_many(
     tasks: Mapping[Hashable, SeriesTask],
     h: int,
@@ -680,6 +738,7 @@ def forecast_many(
     n_workers: int = 2,
     distributed_threshold: int = DISTRIBUTED_THRESHOLD,
     use_cache: bool = True,
+    pooled: bool = True,
 ) -> tuple[dict[Hashable, SeriesForecast], dict[str, int]]:
     """Forecast many series, in parallel and cached.
 
@@ -701,6 +760,12 @@ def forecast_many(
         "forecast", or named so when a str is given; False: no bar.
     use_cache : bool
         Read and write the cache.
+    pooled : bool
+        With ``method="auto"``, fit the default method's cross-series member
+        on every task's history first (:func:`fit_pooled`; nothing when the
+        windows are too few). Its weights are part of every cache key, so a
+        changed history then refits every series (as a new month does anyway);
+        False: per-series fits only, and only changed series refit.
 
     Returns
     -------
@@ -720,7 +785,10 @@ def forecast_many(
     {'series': 2, 'refits': 0, 'cache_hits': 2}
     """
     q = _check_settings(h, quantiles, method)
-    settings = FitSettings(int(h), q, int(season_length), method, int(min_history))
+    pooled_model = None
+    if pooled and method == "auto":
+        pooled_model = fit_pooled([t.y for t in tasks.values() if not t.ended], h, season_length)
+    settings = FitSettings(int(h), q, int(season_length), method, int(min_history), pooled_model)
     if cache_dir is None:
         from revmodel import config
 
@@ -826,6 +894,7 @@ def forecast_cube(
     method: str = "auto",
     n_workers: int = 2,
     distributed_threshold: int = DISTRIBUTED_THRESHOLD,
+    pooled: bool = True,
 ) -> xr.Dataset:
     """Forecast a cube measure for the months after ``attrs["as_of"]``, at every node.
 
@@ -839,7 +908,7 @@ def forecast_cube(
         Months to forecast after ``as_of`` [months].
     quantiles : sequence of float
         Probability levels.
-    scheduler, cache_dir, progress, n_workers, distributed_threshold
+    scheduler, cache_dir, progress, n_workers, distributed_threshold, pooled
         As in :func:`forecast_many`.
     method : str
         As in :func:`forecast_series`.
@@ -908,6 +977,7 @@ def forecast_cube(
         progress=progress,
         n_workers=n_workers,
         distributed_threshold=distributed_threshold,
+        pooled=pooled,
     )
     ordered = [results[name] for name in names]
     months = pd.date_range(as_of + pd.offsets.MonthBegin(1), periods=horizon, freq="MS")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -830,6 +831,20 @@ class Deseasonalized(Forecaster):
         return np.exp(index) if kind == "mul" else index
 
     def _fit(self, y):
+        adjusted, factors = self.adjust(y)
+        self.model.fit(adjusted, self.season_length)
+        fitted = adjusted - self.model.residuals
+        refit = fitted * factors if self.kind == "mul" else fitted + factors
+        self.residuals = y - refit
+        self.aicc = self.model.aicc
+
+    def adjust(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Test and estimate the season of ``y``: ``(adjusted series, factors)``, each ``(n,)``.
+
+        Sets ``kind``, ``note`` and the indices the forecast puts back; the
+        factors divide ``y`` (``kind`` "mul") or are subtracted from it.
+        """
+        y = _as_series(y)
         m = self.season_length
         self._index = np.zeros(m) if m > 0 else np.zeros(1)
         self.kind = "none"
@@ -856,12 +871,7 @@ class Deseasonalized(Forecaster):
                 self._index = self._estimate_index(y, kind)
                 self.kind = kind
         factors = self._factors(0, y.size)
-        adjusted = y / factors if self.kind == "mul" else y - factors
-        self.model.fit(adjusted, m)
-        fitted = adjusted - self.model.residuals
-        refit = fitted * factors if self.kind == "mul" else fitted + factors
-        self.residuals = y - refit
-        self.aicc = self.model.aicc
+        return (y / factors if self.kind == "mul" else y - factors), factors
 
     def _factors(self, start, length):
         if self.kind == "none":
@@ -1179,7 +1189,200 @@ class LogScale(Forecaster):
         return f"LogScale({self.model!r})"
 
 
-def default_model(how: str = "mean", profile=None, seasonal: str = "auto") -> Forecaster:
+#: Confidence level of the seasonality test of the default method [-].
+DEFAULT_TEST_LEVEL = 0.95
+
+
+def default_adjustment() -> Deseasonalized:
+    """The seasonal adjustment of the default method (95% ACF test, recent STL indices)."""
+    return Deseasonalized(FastSES(), test_level=DEFAULT_TEST_LEVEL, decomposition="stl")
+
+
+def pooled_input(y: np.ndarray, season_length: int = 12) -> np.ndarray | None:
+    """The series the pooled model sees: the log of the seasonally adjusted series.
+
+    The adjustment is the default method's (:func:`default_adjustment`), so the
+    pooled member inside :func:`default_model` is fitted on exactly this
+    series. None for a series with a zero or negative month (no log).
+    """
+    y = _as_series(y)
+    if not np.all(y > 0):
+        return None
+    adjustment = default_adjustment()
+    adjustment.season_length = int(season_length)
+    adjusted, _ = adjustment.adjust(y)
+    return np.log(adjusted)
+
+
+def _lag_windows(z: np.ndarray, lags: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``(last lags values, next h values)`` pair inside ``z``, each centred on its last input.
+
+    Returns ``(X (w, lags), Y (w, h))``; ``w = n - lags - h + 1`` (none when negative).
+    """
+    w = z.size - lags - h + 1
+    if w <= 0:
+        return np.empty((0, lags)), np.empty((0, h))
+    frames = np.lib.stride_tricks.sliding_window_view(z, lags + h)[:w]
+    centre = frames[:, lags - 1 : lags]
+    return frames[:, :lags] - centre, frames[:, lags:] - centre
+
+
+@dataclass(frozen=True)
+class PooledAR:
+    """A linear autoregression of ``h`` steps fitted by ridge on the windows of many series.
+
+    A cross-series ("global") statistical model: one set of weights for every
+    series, learned from all their lag windows, so a series borrows the
+    dynamics of the others. Each window holds ``lags`` consecutive values of a
+    series' :func:`pooled_input` (log of the seasonally adjusted series) and
+    the ``h`` values after them, all relative to the window's last input
+    value (level-normalised); the forecast from a history ``z`` is
+    ``z[-1] + (z[-lags:] - z[-1]) @ weights``.
+
+    Only windows that lie wholly inside the series given to :meth:`fit` are
+    used: fitted on histories that end at each series' forecast origin, the
+    model uses no value after any origin.
+
+    Attributes
+    ----------
+    weights : np.ndarray
+        Shape ``(lags, h)`` [-].
+    n_windows, n_series : int
+        Windows and series it was fitted on.
+    """
+
+    weights: np.ndarray
+    n_windows: int
+    n_series: int
+
+    @property
+    def lags(self) -> int:
+        """Inputs per window [months]."""
+        return int(self.weights.shape[0])
+
+    @property
+    def horizon(self) -> int:
+        """Steps it forecasts [months]."""
+        return int(self.weights.shape[1])
+
+    @classmethod
+    def fit(
+        cls,
+        inputs: Sequence[np.ndarray | None],
+        h: int,
+        lags: int = 12,
+        ridge: float = 1e-3,
+        min_windows: int = 200,
+    ) -> PooledAR | None:
+        """Least squares with a ridge penalty over the windows of every input series.
+
+        Solves ``(X'X + ridge * w * I) W = X'Y`` with ``w`` windows, the Gram
+        matrices summed series by series (memory independent of the number
+        of series).
+
+        Parameters
+        ----------
+        inputs : sequence of np.ndarray or None
+            Series as :func:`pooled_input` gives them, oldest first; None and
+            series too short for one window are skipped.
+        h : int
+            Steps ahead [months].
+        lags : int
+            Inputs per window [months].
+        ridge : float
+            Penalty per window [-].
+        min_windows : int
+            Fewer windows than this: None (too little to pool; the default
+            method then runs without its pooled member).
+        """
+        xtx, xty = np.zeros((lags, lags)), np.zeros((lags, h))
+        n_windows = n_series = 0
+        for z in inputs:
+            if z is None:
+                continue
+            x, y = _lag_windows(np.asarray(z, dtype=float), lags, h)
+            if not x.shape[0]:
+                continue
+            xtx += x.T @ x
+            xty += x.T @ y
+            n_windows += x.shape[0]
+            n_series += 1
+        if n_windows < min_windows:
+            return None
+        # the last input is 0 in every window (the level it is relative to): its weight is 0,
+        # the minimum-norm solution when unpenalised
+        weights = np.linalg.lstsq(xtx + ridge * n_windows * np.eye(lags), xty, rcond=None)[0]
+        return cls(weights, n_windows, n_series)
+
+    def forecast(self, z: np.ndarray, h: int) -> np.ndarray:
+        """Forecast ``h`` steps from history ``z`` (padded with its first value if short).
+
+        Beyond :attr:`horizon` the last step is held.
+        """
+        z = np.asarray(z, dtype=float)
+        if z.size < self.lags:
+            z = np.concatenate([np.full(self.lags - z.size, z[0]), z])
+        x = z[-self.lags :]
+        path = x[-1] + (x - x[-1]) @ self.weights
+        if h > path.size:
+            path = np.concatenate([path, np.full(h - path.size, path[-1])])
+        return path[:h]
+
+    def digest(self) -> str:
+        """A short hash of the weights (part of the forecast cache key)."""
+        import hashlib
+
+        data = np.ascontiguousarray(self.weights.round(12)).tobytes()
+        return hashlib.sha256(data).hexdigest()[:16]
+
+
+class Pooled(Forecaster):
+    """A series' forecast by a fitted :class:`PooledAR` (no per-series parameters).
+
+    Fitted on the series :class:`PooledAR` was trained on (in
+    :func:`default_model`: the log of the seasonally adjusted series, through
+    :class:`Deseasonalized` and :class:`LogScale`). Residuals are the one-step
+    errors of the in-sample windows; bands from the in-sample errors by
+    horizon (:func:`horizon_sd`).
+    """
+
+    name = "pooled_ar"
+
+    def __init__(self, model: PooledAR) -> None:
+        super().__init__()
+        self.model = model
+
+    def _origin_forecasts(self, h: int) -> np.ndarray:
+        """``[t, k]``: forecast of ``y[t + k + 1]`` from ``y[: t + 1]``, shape ``(n, h)``."""
+        y = self._y
+        lags = self.model.lags
+        padded = np.concatenate([np.full(lags - 1, y[0]), y])
+        x = np.lib.stride_tricks.sliding_window_view(padded, lags)
+        last = x[:, -1:]
+        path = last + (x - last) @ self.model.weights
+        if h > path.shape[1]:
+            path = np.concatenate([path, np.repeat(path[:, -1:], h - path.shape[1], 1)], 1)
+        return path[:, :h]
+
+    def _fit(self, y):
+        self._origins = self._origin_forecasts(1)
+        self.residuals = np.concatenate([[np.nan], y[1:] - self._origins[:-1, 0]])
+
+    def _predict(self, h, quantiles):
+        mean = self.model.forecast(self._y, h)
+        sd = horizon_sd(self._y, self._origin_forecasts(h), h)
+        return mean, normal_quantiles(mean, sd, quantiles)
+
+    def __repr__(self) -> str:
+        return f"Pooled({self.model.n_series} series, {self.model.n_windows} windows)"
+
+
+def default_model(
+    how: str = "mean",
+    profile=None,
+    seasonal: str = "auto",
+    pooled: PooledAR | None = None,
+) -> Forecaster:
     """The default automatic method for regular series.
 
     A weighted mean of two parts: with weight 4/5, the mean of SES, damped
@@ -1209,9 +1412,21 @@ def default_model(how: str = "mean", profile=None, seasonal: str = "auto") -> Fo
     summed bottom-up 0.64%); on the series' own scale it is 0.61% (segment
     0.59%, region 0.82%, sector 0.87%, industry 1.04%, against AutoETS
     0.64%, 0.79%, 0.85%, 1.03%).
+
+    With ``pooled`` (a :class:`PooledAR` fitted on many series' histories,
+    as :func:`revmodel.forecast.forecast_many` does for a cube), the pooled
+    member (:class:`Pooled`) takes SES's place: the five members are then
+    damped Holt, Theta 2 and 3, the pooled autoregression and Holt-Winters,
+    with equal weights. On the M3 validation split (pooled model fitted on
+    the 1,428 training parts): sMAPE 13.60 / MASE 0.843, against 13.61 /
+    0.847 with the pooled member as a sixth member beside SES, and 13.70 /
+    0.851 without it; the pooled model alone 14.38 / 0.920 (12 lags, ridge
+    1e-3; 24 or 36 lags, and windows weighted by series or scale, did no
+    better).
     """
+    first = FastSES() if pooled is None else Pooled(pooled)
     members = [
-        LogScale(FastSES()),
+        LogScale(first),
         LogScale(FastDampedHolt()),
         LogScale(FastTheta(2.0)),
         LogScale(FastTheta(3.0)),
@@ -1220,7 +1435,7 @@ def default_model(how: str = "mean", profile=None, seasonal: str = "auto") -> Fo
         Combination(members, how=how),
         seasonal=seasonal,
         profile=profile,
-        test_level=0.95,
+        test_level=DEFAULT_TEST_LEVEL,
         decomposition="stl",
     )
     in_model = HoltWinters(seasonal=seasonal != "none" and profile is None)

@@ -359,17 +359,31 @@ def test_forecast_cube_dims_coords_and_nodes(tmp_path):
 
 def test_forecast_cube_cache_refits_touched_nodes(tmp_path):
     ds = small_cube()
-    fc = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
-    again = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
+    fc = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False, pooled=False)
+    again = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False, pooled=False)
     assert again.attrs["refits"] == 0
     xr.testing.assert_identical(fc, again.assign_attrs(refits=fc.attrs["refits"], cache_hits=0))
     changed = ds.copy(deep=True)
     changed["bookings"].loc[dict(segment="SMB", region="NA", rep="r3", month="2025-06-01")] *= 1.2
-    third = forecast_cube(changed, horizon=3, cache_dir=tmp_path, progress=False)
+    third = forecast_cube(changed, horizon=3, cache_dir=tmp_path, progress=False, pooled=False)
     # the cell and its total, region, segment, region/segment, manager, manager/segment
     # and rep nodes; r4's SMB cell, whose short history borrows the SMB profile; and r4's
     # rep node, which borrows the total's
     assert third.attrs["refits"] == 10
+
+
+def test_forecast_cube_cache_with_the_pooled_member(tmp_path):
+    """The cross-series member's weights are in every key: one changed cell refits every node."""
+    ds = small_cube()
+    fc = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
+    regular = [str(m) for m in fc["node_model"].values if "pooled_ar" in str(m)]
+    assert regular, "the small cube has enough windows for the pooled member"
+    again = forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
+    assert again.attrs["refits"] == 0
+    changed = ds.copy(deep=True)
+    changed["bookings"].loc[dict(segment="SMB", region="NA", rep="r3", month="2025-06-01")] *= 1.2
+    third = forecast_cube(changed, horizon=3, cache_dir=tmp_path, progress=False)
+    assert third.attrs["refits"] == third.sizes["node"]
 
 
 def test_forecast_cube_dask_backed_input_is_identical_to_eager(tmp_path):
