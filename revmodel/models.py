@@ -1422,7 +1422,16 @@ def default_model(
     0.847 with the pooled member as a sixth member beside SES, and 13.70 /
     0.851 without it; the pooled model alone 14.38 / 0.920 (12 lags, ridge
     1e-3; 24 or 36 lags, and windows weighted by series or scale, did no
-    better).
+    better). On the US-employment hierarchy's validation origins (as above)
+    the base WAPE is 0.54% at the total, 0.77% by supersector, 0.82% by
+    sector and 0.99% by industry, against 0.61%, 0.83%, 0.88% and 1.05%
+    without pooling. Not taken: a second pooled member, 24 lags of the log
+    series as it is (the season learned across series), beside Holt-Winters
+    (M3 validation 13.54 / 0.844; US employment 0.59%, 0.79%, 0.84%,
+    1.00%); members weighted per series by their errors over the 18 months
+    before the origin (MASE 0.844 to 0.861); a per-series autoregression
+    shrunk towards the pooled one; Theta on quarterly sums; a seasonality
+    test at 90% or 99% (13.75 / 0.851 and 14.27 / 0.903 before pooling).
     """
     first = FastSES() if pooled is None else Pooled(pooled)
     members = [

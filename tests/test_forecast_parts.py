@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from revmodel import forecast
+from revmodel import forecast, models
 
 
 def test_fill_gaps_interpolates_inside_and_carries_the_last_value_forward():
@@ -128,10 +128,24 @@ def test_fit_settings_enter_the_cache_key_as_sorted_json():
         "season_length": 12,
         "method": "auto",
         "min_history": 24,
+        "pooled": None,
     }
     task = forecast.SeriesTask(np.arange(5.0))
     other = forecast.FitSettings(7, (0.1, 0.9), 12, "auto", 24)
     assert forecast._cache_key(task, settings) != forecast._cache_key(task, other)
+    # the cross-series member enters by the digest of its weights
+    weights = np.arange(12.0 * 6).reshape(12, 6) / 100
+    pooled = models.PooledAR(weights, n_windows=300, n_series=10)
+    with_pool = forecast.FitSettings(6, (0.1, 0.9), 12, "auto", 24, pooled)
+    assert json.loads(with_pool.cache_text())["pooled"] == pooled.digest()
+    moved = models.PooledAR(weights + 1e-6, n_windows=300, n_series=10)
+    moved_key = forecast._cache_key(
+        task, forecast.FitSettings(6, (0.1, 0.9), 12, "auto", 24, moved)
+    )
+    assert (
+        len({forecast._cache_key(task, settings), forecast._cache_key(task, with_pool), moved_key})
+        == 3
+    )
     with pytest.raises(AttributeError):
         settings.h = 3  # frozen
 
