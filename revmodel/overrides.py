@@ -857,7 +857,7 @@ class OverrideStore:
     >>> store.rollup("FY2027-Q1")[["level", "key", "commit", "reps_with_commit"]].head(2)
          level            key    commit  reps_with_commit
     0  manager     Laura Chen  260000.0                 1
-    1  manager  Samuel Moreau       0.0                 0
+    1  manager  Samuel Moreau       NaN                 0
     >>> store.close()
     """
 
