@@ -159,6 +159,57 @@ def test_explorer_band_is_the_plan_pack_s_band(app_context):
     assert widths[2] > 1.15 * widths[0] and widths[3] > 1.15 * widths[1]
 
 
+def test_explorer_band_holds_the_live_calls(app_context, store_url, manager_name):
+    """With a rep's commit locked, every path of the explorer's band holds the rep at the
+    call, the rep's band is the call, and each slice's band is the quantiles of paths drawn
+    independently with the call locked (its month values read off the live forecast) and
+    holds the forecast shown beside it."""
+    from revmodel import forecast as rforecast
+
+    cycle = app_context.cycle
+    ctx = session(app_context, store_url, MANAGER_USER)
+    rep = forecast_call.team_reps(ctx, manager_name)[0]
+    ctx.calls.submit(Identity(MANAGER_USER), rep, cycle, "commit", "125000", "signed")
+    live = app_context_module.with_live_forecast(ctx, cycle)
+    fm = app_context.forecast["month"].values
+    in_cycle = np.isin(fm, app_context.period_months(cycle).values)
+    assert in_cycle.any() and not (fm[in_cycle] <= np.datetime64(app_context.as_of)).any()
+    # Every path holds the rep at the call, month by month as the live forecast has it.
+    paths, members = explorer.band_paths(live)
+    mine = (members["rep"] == rep).to_numpy()
+    call = live.reconciled.sel(rep=rep).sum(["segment", "region"]).values
+    assert call[in_cycle].sum() == pytest.approx(125000.0, rel=1e-9)
+    np.testing.assert_allclose(
+        paths[mine].sum(axis=0)[in_cycle], np.repeat(call[in_cycle, None], paths.shape[-1], 1),
+        rtol=1e-9,
+    )  # fmt: skip
+    s = explorer.summarise(live, explorer.Selection(cycle, rep=rep))
+    assert (s["p10"], s["landing"], s["p90"]) == pytest.approx((125000.0,) * 3, rel=1e-9)
+    unlocked = explorer.summarise(app_context, explorer.Selection(cycle, rep=rep))
+    assert unlocked["p90"] - unlocked["p10"] > 1000.0  # without the call: a band of its own
+    # Independently: the pack's paths drawn with the rep locked at the live forecast's months.
+    locks = {("rep", rep): np.where(in_cycle, call, np.nan)}
+    drawn = rforecast.coherent_paths(app_context.forecast, app_context.reconcile_method, locks)
+    fc = app_context.forecast
+    bottom = np.asarray(fc["level"].values) == "rep/segment"  # the (segment, region, rep) cells
+    node_rep = np.asarray(fc["node_rep"].values)[bottom].astype(str)
+    node_region = np.asarray(fc["node_region"].values)[bottom].astype(str)
+    team = set(forecast_call.team_reps(ctx, manager_name)) | set(
+        forecast_call.team_leavers(ctx, manager_name)
+    )
+    region = ctx.calls.team_map.manager_region[manager_name]
+    for sel, rows in (
+        (explorer.Selection(cycle, manager=manager_name), np.isin(node_rep, list(team))),
+        (explorer.Selection(cycle, region=region), node_region == region),
+        (explorer.Selection(cycle), np.ones(len(node_rep), dtype=bool)),
+    ):
+        s = explorer.summarise(live, sel)
+        totals = drawn.samples[bottom][rows][:, in_cycle].sum(axis=(0, 1))
+        p10, p90 = np.quantile(totals, [0.1, 0.9])
+        assert (s["p10"], s["p90"]) == pytest.approx((p10, p90), rel=1e-6), sel
+        assert s["p10"] <= s["landing"] <= s["p90"], sel
+
+
 def test_explorer_breakdown_adds_up(app_context):
     sel = explorer.Selection(app_context.periods()[0])
     level, frame = explorer.breakdown(app_context, sel)

@@ -131,6 +131,9 @@ class AppContext:
     rep_known : bool
         The data names a rep (:func:`revmodel.sections.cube_rep_known`); without one,
         capacity, quotas and scenarios are not provided (:meth:`not_provided`).
+    live : LiveForecast or None
+        The live calls ``reconciled`` is reconciled with (:func:`with_live_forecast`);
+        None for the statistical forecast.
     """
 
     cube: xr.Dataset
@@ -153,6 +156,7 @@ class AppContext:
     published: PublishedPlan | None = None
     results: dict[str, xr.Dataset] = field(default_factory=dict)
     rep_known: bool = True
+    live: LiveForecast | None = None
 
     def not_provided(self, section: str) -> str:
         """Why a section that plans sellers is not shown, as the pack says it; "" when shown."""
@@ -265,6 +269,37 @@ class AppContext:
 
     # -- reconciliation with calls locked
 
+    def call_locks(
+        self, locked: dict[tuple[str, str], float], period: str
+    ) -> tuple[dict[tuple[str, Any], np.ndarray], list[str]]:
+        """Calls for a period as the reconciler's locks: each node's values by forecast month.
+
+        A call is spread over the period's months like the node's own base forecast
+        (NaN in the other months: not locked there). Returns the locks and notes on
+        calls that could not be locked (node without history, period outside the forecast).
+        """
+        months = np.asarray(self.forecast["month"].values)
+        in_period = np.isin(months, self.period_months(period).values.astype("datetime64[ns]"))
+        if not in_period.any():
+            return {}, [f"{period} is outside the forecast months: no call locked."]
+        h = self.inputs.hierarchy
+        notes: list[str] = []
+        locks: dict[tuple[str, Any], np.ndarray] = {}
+        for (level, key), amount in sorted(locked.items()):
+            try:
+                idx = h.index(level, () if level == "total" else key)
+            except ParameterError:
+                notes.append(f"{level} {key} has no bookings history: its call is not locked.")
+                continue
+            # Spread the call over the period's months like the node's own base forecast.
+            shape = np.clip(self.inputs.mean[idx, in_period], 0.0, None)
+            shape = shape / shape.sum() if shape.sum() > 0 else np.full(in_period.sum(), 1.0)
+            shape = shape / shape.sum()
+            values = np.full(len(months), np.nan)
+            values[in_period] = float(amount) * shape
+            locks[(level, () if level == "total" else key)] = values
+        return locks, notes
+
     def reconcile_with_calls(
         self, locked: dict[tuple[str, str], float], period: str
     ) -> tuple[xr.DataArray, list[str]]:
@@ -285,26 +320,7 @@ class AppContext:
             notes on calls that could not be locked (node without history, period
             outside the forecast).
         """
-        months = np.asarray(self.forecast["month"].values)
-        in_period = np.isin(months, self.period_months(period).values.astype("datetime64[ns]"))
-        notes: list[str] = []
-        if not in_period.any():
-            return self.reconciled, [f"{period} is outside the forecast months: no call locked."]
-        h = self.inputs.hierarchy
-        locks: dict[tuple[str, Any], np.ndarray] = {}
-        for (level, key), amount in sorted(locked.items()):
-            try:
-                idx = h.index(level, () if level == "total" else key)
-            except ParameterError:
-                notes.append(f"{level} {key} has no bookings history: its call is not locked.")
-                continue
-            # Spread the call over the period's months like the node's own base forecast.
-            shape = np.clip(self.inputs.mean[idx, in_period], 0.0, None)
-            shape = shape / shape.sum() if shape.sum() > 0 else np.full(in_period.sum(), 1.0)
-            shape = shape / shape.sum()
-            values = np.full(len(months), np.nan)
-            values[in_period] = float(amount) * shape
-            locks[(level, () if level == "total" else key)] = values
+        locks, notes = self.call_locks(locked, period)
         if not locks:
             return self.reconciled, notes
         try:
@@ -812,7 +828,8 @@ def with_live_forecast(ctx: AppContext, period: str, hold: Collection = ()) -> A
     """``ctx`` whose ``reconciled`` is :func:`live_forecast` of the period (shares everything else)."""
     if ctx.store is None:
         return ctx
-    return replace(ctx, reconciled=live_forecast(ctx, period, hold).reconciled)
+    live = live_forecast(ctx, period, hold)
+    return replace(ctx, reconciled=live.reconciled, live=live)
 
 
 def node_calls(ctx: AppContext, period: str) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 
 import ipywidgets as w
@@ -17,12 +18,14 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import xarray as xr
+from scipy.linalg import LinAlgWarning
 
 from revmodel import calendar as fcal
 from revmodel import forecast as rforecast
 from revmodel import kpi, plots
 from revmodel.apps import layout
 from revmodel.apps.context import AppContext, app_context, node_calls, with_live_forecast
+from revmodel.errors import RevmodelError
 from revmodel.reconcile import BOTTOM_LEVEL
 
 __all__ = [
@@ -261,19 +264,42 @@ def band_paths(ctx: AppContext) -> tuple[np.ndarray, pd.DataFrame]:
     paths added up, month by month or over a period, as the pack's
     (:func:`revmodel.publish.tables.level_band`), never widths added.
 
+    With live calls (``ctx.live``, :func:`~revmodel.apps.context.with_live_forecast`) the
+    paths are drawn alike with the calls locked (:meth:`AppContext.call_locks`, the locks
+    of the forecast shown beside the band): every path holds each called node at its
+    call, so the band is that of the forecast shown. Drawn once per set of calls.
+
     Returns
     -------
     (np.ndarray, pandas.DataFrame)
         (bottom nodes x forecast months x draws) [USD/month], and each bottom node's
         ``segment``, ``region`` and ``rep``.
     """
+    fc = ctx.forecast
     if "band_paths" not in ctx.extra:
-        fc = ctx.forecast
         paths = rforecast.coherent_paths(fc, ctx.reconcile_method)
         bottom = np.asarray(fc["level"].values) == BOTTOM_LEVEL
         members = {d: np.asarray(fc[f"node_{d}"].values)[bottom].astype(str) for d in _MEMBERS}
         ctx.extra["band_paths"] = (paths.samples[bottom], pd.DataFrame(members))
-    return ctx.extra["band_paths"]
+    live = ctx.live
+    if live is None or not live.locked:
+        return ctx.extra["band_paths"]
+    locks, _ = ctx.call_locks(live.locked, live.period)
+    if not locks:
+        return ctx.extra["band_paths"]
+    key = ("band_paths_live", live.period, tuple(sorted(live.locked.items())))
+    if key not in ctx.extra:
+        try:
+            with warnings.catch_warnings():  # as the live forecast's own reconciliation
+                warnings.simplefilter("ignore", LinAlgWarning)
+                paths = rforecast.coherent_paths(fc, ctx.reconcile_method, locked=locks)
+        except RevmodelError:  # the calls could not be kept: nor are they in the forecast
+            return ctx.extra["band_paths"]
+        bottom = np.asarray(fc["level"].values) == BOTTOM_LEVEL
+        for old in [k for k in ctx.extra if isinstance(k, tuple) and k[:2] == key[:2]]:
+            del ctx.extra[old]  # drawn with calls since changed
+        ctx.extra[key] = (paths.samples[bottom], ctx.extra["band_paths"][1])
+    return ctx.extra[key]
 
 
 _MEMBERS = ("segment", "region", "rep")
