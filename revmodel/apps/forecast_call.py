@@ -454,10 +454,10 @@ def _widgets(ctx: AppContext) -> CallPage:
         message=layout.Message(),
         admin=w.HBox([]),
         period_state=html_box("revmodel-period-state"),
-        team=html_box("revmodel-team"),
-        rollup=html_box("revmodel-rollup"),
-        moves=html_box("revmodel-moves"),
-        audit=html_box("revmodel-audit"),
+        team=layout.SectionHTML("Team", "revmodel-team"),
+        rollup=layout.SectionHTML("Roll-up", "revmodel-rollup"),
+        moves=layout.SectionHTML("Moved by the calls", "revmodel-moves"),
+        audit=layout.SectionHTML("History of calls", "revmodel-audit"),
         context=ctx,
     )
     page.manager.disabled = len(managers) <= 1
@@ -503,11 +503,11 @@ def _layout(ctx: AppContext, page: CallPage) -> w.VBox:
             page.who,
             w.HBox([page.manager, page.period, page.admin]),
             page.period_state,
-            layout.section("Team", page.team),
+            page.team,
             layout.section("Submit a call", form),
-            layout.section("Roll-up", page.rollup),
-            layout.section("Moved by the calls", page.moves),
-            layout.section("History of calls", page.audit),
+            page.rollup,
+            page.moves,
+            page.audit,
             page.excel,
         ],
         footer=f"Data: {ctx.source}. Calls: {ctx.calls!r}.",
@@ -551,7 +551,7 @@ def _draw_team(page: CallPage, mgr: str, per: str) -> None:
     ctx = page.context
     if not ctx.rep_known:  # no team to call for: the company's own call only
         why = f"Calls by rep and team: not provided — {sections.NO_REP}."
-        page.team.value = f"<div class='revmodel-message info'>{html.escape(why)}</div>"
+        page.team.show(f"<div class='revmodel-message info'>{html.escape(why)}</div>")
         return
     frame = team_frame(ctx, mgr, per).drop(columns="rep", errors="ignore")
     if len(frame):
@@ -560,11 +560,13 @@ def _draw_team(page: CallPage, mgr: str, per: str) -> None:
         frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
     shown = frame.rename(columns=TEAM_COLUMNS)
     page.shown["team"] = shown
-    page.team.value = layout.table_html(
-        shown,
-        kinds=TEAM_KINDS,
-        css="revmodel-team-table",
-        total_rows=[len(shown) - 1] if len(frame) else [],
+    page.team.show(
+        layout.table_html(
+            shown,
+            kinds=TEAM_KINDS,
+            css="revmodel-team-table",
+            total_rows=[len(shown) - 1] if len(frame) else [],
+        )
     )
 
 
@@ -603,7 +605,7 @@ def _draw_rollup(page: CallPage, mgr: str, per: str) -> None:
     rec, notes = reconciled_team(ctx, mgr, per, tuple(sorted(page.held)))
     note_html = "".join(f"<div class='revmodel-message info'>{html.escape(n)}</div>" for n in notes)
     page.shown["rollup"], page.shown["reconciled"] = roll, rec
-    page.rollup.value = (
+    page.rollup.show(
         layout.table_html(roll, kinds=ROLLUP_KINDS, css="revmodel-rollup-table")
         + left
         + "<div class='revmodel-subtitle'>Forecast reconciled with the commits locked "
@@ -624,7 +626,7 @@ def _draw_moves(page: CallPage, mgr: str, per: str) -> None:
     nodes = [("rep", r) for r in team_reps(ctx, mgr)] + [("manager", mgr)]
     moves = explain_moves(ctx, per, nodes, tuple(sorted(page.held)))
     if not len(moves):
-        page.moves.value = (
+        page.moves.show(
             "<div class='revmodel-subtitle'>No node of this team without a call of its own moved "
             f"by more than {MOVE_TOLERANCE:.0%} from its statistical forecast.</div>"
         )
@@ -635,7 +637,7 @@ def _draw_moves(page: CallPage, mgr: str, per: str) -> None:
         f"{r.statistical:,.0f} USD, with no call of its own: {html.escape(r.why)}.</li>"
         for r in moves.itertuples()
     ]
-    page.moves.value = (
+    page.moves.show(
         f"<ul>{''.join(lines)}</ul><div class='revmodel-subtitle'>To keep a node at its "
         "statistical forecast, pick it under Submit a call and tick Hold.</div>"
     )
@@ -644,7 +646,7 @@ def _draw_moves(page: CallPage, mgr: str, per: str) -> None:
 def _draw_audit(page: CallPage, mgr: str, per: str) -> None:
     log = audit_frame(page.context, mgr, per, team_reps(page.context, mgr))
     page.shown["audit"] = log
-    page.audit.value = (
+    page.audit.show(
         layout.table_html(log, kinds=AUDIT_KINDS, css="revmodel-audit-table", max_rows=50)
         if len(log)
         else "<div class='revmodel-subtitle'>No calls yet for this team and period.</div>"

@@ -35,6 +35,7 @@ __all__ = [
     "FigurePane",
     "KpiCards",
     "Message",
+    "SectionHTML",
     "fmt_money",
     "fmt_pct",
     "page",
@@ -159,10 +160,31 @@ def not_provided(title: str, note: str, source: str) -> w.VBox:
     return box
 
 
+def _heading(title: str) -> str:
+    return f"<div class='revmodel-section'><h3>{html.escape(title)}</h3></div>"
+
+
 def section(title: str, *children: w.Widget) -> tuple[w.Widget, ...]:
     """A titled block: its title and its widgets, laid out in the page's own column (no box
-    of their own: one widget fewer for the browser to make per block)."""
-    return (w.HTML(f"<div class='revmodel-section'><h3>{html.escape(title)}</h3></div>"), *children)
+    of their own: one widget fewer for the browser to make per block). A block of one
+    HTML widget is a :class:`SectionHTML`, which shows its own title."""
+    return (w.HTML(_heading(title)), *children)
+
+
+class SectionHTML(w.HTML):
+    """A titled block of HTML in one widget: what :func:`section` shows for a title and one
+    HTML widget, with one model fewer for the browser to make. :meth:`show` sets the
+    block's content, the title kept in front of it."""
+
+    def __init__(self, title: str, css: str = "") -> None:
+        self.heading = _heading(title)
+        super().__init__(self.heading)
+        if css:
+            self.add_class(css)
+
+    def show(self, content: str) -> None:
+        """Show ``content`` (HTML) under the title."""
+        self.value = self.heading + content
 
 
 class KpiCards(w.HTML):
