@@ -1325,11 +1325,12 @@ class OverrideStore:
             reps[ct] = reps["rep"].map(dict(zip(amounts["key"], amounts["amount"], strict=True)))
 
         parts = []
-        for level, keys in (("manager", ["manager", "region"]), ("region", ["region"])):
-            part = _rollup_counts(reps, keys).rename(columns={level: "key"})
+        for level in ("manager", "region"):
+            part = _rollup_counts(reps, level).rename(columns={level: "key"})
             part.insert(0, "level", level)
-            if level == "region":
-                part.insert(2, "region", part["key"])
+            # a manager's region is the team map's (one per manager), a region's its own
+            where = part["key"].map(dict(tm.manager_region)) if level == "manager" else part["key"]
+            part.insert(2, "region", where.fillna(config.PLACEHOLDER))
             parts.append(part)
         has = reps[["commit", "best_case"]].notna()
         total = {"level": "total", "key": "total", "region": "", "commit": reps["commit"].sum(min_count=1),
@@ -1374,21 +1375,24 @@ class OverrideStore:
         ]
 
 
-def _rollup_counts(reps: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Per group of ``keys``: the reps' calls summed (NaN = no call) and the reps counted."""
-    groups = reps.groupby(keys, sort=True)[["commit", "best_case"]]
-    sums, counts = groups.sum(min_count=1), groups.count()  # no call at all: NaN, never 0
-    out = pd.DataFrame(
+def _rollup_counts(reps: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Per ``key`` (manager or region): the reps' calls summed (NaN = no call) and the reps
+    counted. One grouping key (a manager's region follows from the manager): no
+    MultiIndex to build on every redraw."""
+    groups = reps.groupby(key, sort=True)[["commit", "best_case"]]
+    # no call at all: NaN, never 0
+    sums, counts, size = groups.sum(min_count=1), groups.count(), groups.size()
+    return pd.DataFrame(
         {
-            "commit": sums["commit"],
-            "best_case": sums["best_case"],
-            "reps": groups.size(),
-            "reps_with_commit": counts["commit"],
-            "reps_with_best_case": counts["best_case"],
+            key: sums.index,
+            "commit": sums["commit"].to_numpy(),
+            "best_case": sums["best_case"].to_numpy(),
+            "reps": size.to_numpy(),
+            "reps_with_commit": counts["commit"].to_numpy(),
+            "reps_without_commit": (size - counts["commit"]).to_numpy(),
+            "reps_with_best_case": counts["best_case"].to_numpy(),
         }
-    ).reset_index()
-    out.insert(len(keys) + 4, "reps_without_commit", out["reps"] - out["reps_with_commit"])
-    return out
+    )
 
 
 # ----------------------------------------------------------------------------- calls by week

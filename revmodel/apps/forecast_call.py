@@ -152,14 +152,20 @@ def team_frame(ctx: AppContext, manager: str, period: str) -> pd.DataFrame:
     """
     live = with_live_forecast(ctx, period)
     calls = ctx.calls.current_calls(period)
-    calls = calls[calls["level"] == "rep"]
+    calls = calls[calls["level"] == "rep"].sort_values("audit_id")
+    amounts: dict[str, dict[str, float]] = {}
+    last_by: dict[str, str] = {}  # the user of each rep's latest call
+    for key, call_type, amount, user in zip(
+        calls["key"], calls["call_type"], calls["amount"], calls["user"], strict=True
+    ):
+        amounts.setdefault(key, {})[call_type] = amount
+        last_by[key] = user
     ahead = _ahead(live, period)
     rows = []
     for base in _team_statistical(ctx, manager, period):
         rep = base["rep"]
-        mine = calls[calls["key"] == rep]
-        amount = dict(zip(mine["call_type"], mine["amount"], strict=True))
-        who = mine.sort_values("audit_id")["user"].tolist()
+        amount = amounts.get(rep, {})
+        who = [last_by[rep]] if rep in last_by else []
         row = {k: v for k, v in base.items() if k != "bookings"}
         row["forecast"] = _landing(live, ahead, rep, period, base["bookings"])
         rows.append(
