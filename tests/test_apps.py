@@ -1101,6 +1101,15 @@ def test_forecast_call_excel_holds_the_tables_shown_and_the_note_inert(
     assert team["Team"]["reconciled with calls"] == pytest.approx(
         shown.loc["Team", "reconciled with calls"]
     )
+    # The team's band is the explorer's for the manager, never the reps' bands added up.
+    kpi = explorer.summarise(
+        app_context, explorer.Selection(app_context.cycle, manager=manager_name)
+    )
+    assert (team["Team"]["p10"], team["Team"]["p90"]) == pytest.approx((kpi["p10"], kpi["p90"]))
+    assert team["Team"]["p10"] < shown.loc["Team", "statistical forecast"] < team["Team"]["p90"]
+    assert (
+        team["Team"]["p90"] - team["Team"]["p10"] < (shown["p90"] - shown["p10"]).drop("Team").sum()
+    )
     reconciled = _rows(sheets["Reconciled"], "name")
     assert reconciled[name]["reconciled"] == pytest.approx(125000.0, rel=1e-6)
     calls = _rows(sheets["Calls"], "node")

@@ -48,6 +48,7 @@ __all__ = [
     "build",
     "explain_moves",
     "reconciled_team",
+    "team_band",
     "team_frame",
     "team_reps",
 ]
@@ -562,7 +563,8 @@ def _draw_team(page: CallPage, mgr: str, per: str) -> None:
     frame = team_frame(ctx, mgr, per).drop(columns="rep", errors="ignore")
     if len(frame):
         sums = {c: frame[c].sum(min_count=1) for c in frame.columns if c not in ("name", "called_by")}  # fmt: skip
-        total = {"name": "Team", **sums, "called_by": "", "p10": np.nan, "p90": np.nan}
+        p10, p90 = team_band(ctx, mgr, per)
+        total = {"name": "Team", **sums, "called_by": "", "p10": p10, "p90": p90}
         frame = pd.concat([frame, pd.DataFrame([total])], ignore_index=True)
     shown = frame.rename(columns=TEAM_COLUMNS)
     page.shown["team"] = shown
@@ -574,6 +576,17 @@ def _draw_team(page: CallPage, mgr: str, per: str) -> None:
             total_rows=[len(shown) - 1] if len(frame) else [],
         )
     )
+
+
+def team_band(ctx: AppContext, manager: str, period: str) -> tuple[float, float]:
+    """The team's 10-90% band of the period [USD]: the explorer's for the manager (quantiles
+    of the team's coherent paths added up, never the reps' bands added), computed once per
+    team and period, as the reps' own."""
+    key = ("team_band", manager, period)
+    if key not in ctx.extra:
+        s = explorer.summarise(ctx, explorer.Selection(period, manager=manager))
+        ctx.extra[key] = (s["p10"], s["p90"])
+    return ctx.extra[key]
 
 
 def _draw_rollup(page: CallPage, mgr: str, per: str) -> None:
