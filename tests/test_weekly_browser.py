@@ -191,7 +191,7 @@ def test_weekly_waterfall_lists_the_deal_that_slipped(browser, servers):
         ".revmodel-weekly-rows table",
         "t => { const h = [...t.tHead.rows[0].cells].map(c => c.innerText);"
         " const r = [...t.tBodies[0].rows].find(r => r.cells[0].innerText === 'total');"
-        " return r.cells[h.indexOf('pushed_out')].innerText; }",
+        " return r.cells[h.indexOf('pushed out')].innerText; }",
     )
     scale = {"K": 1e3, "M": 1e6, "B": 1e9}
     assert float(pushed[1:-1]) * scale[pushed[-1]] >= AMOUNT  # e.g. "$1.8M"
