@@ -257,6 +257,11 @@ class LoadResult:
         if self.currency is not None:
             how = "the mapping's currency" if self.currency_from_mapping else "as the amounts show"
             lines.append(f"currency: {self.currency} ({how})")
+        elif self.status != 2:
+            lines.append(
+                f"currency: {config.CURRENCY}, assumed (the amounts show no currency and no "
+                "mapping sets one); if they are in another, set currency: in a mapping file"
+            )
         for rep in self.reports.values():
             lines.extend(_report_lines(rep))
         if self.missing_tables:

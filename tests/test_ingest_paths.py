@@ -114,7 +114,11 @@ def test_bad_rows_in_several_columns_are_named_counted_and_kept(tmp_path):
     assert rep.values_blanked == 1  # the owner is optional: blanked, the deal kept
     first = _sf_id("006", 7)
     lines = result.summary().splitlines()
-    assert lines[2:8] == [
+    assert lines[1] == (
+        "currency: USD, assumed (the amounts show no currency and no mapping sets one); "
+        "if they are in another, set currency: in a mapping file"
+    )
+    assert lines[3:9] == [
         f"Opportunity Report.csv: 3,000 rows read, 2,996 accepted, 4 quarantined ({qdir}/"
         f"opportunities.csv), 1 value blanked ({qdir}/opportunities.blanked.csv)",
         "  - opportunity_id: 1 row repeating an earlier opportunity_id "

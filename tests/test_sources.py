@@ -77,6 +77,8 @@ def test_clean_folder_loads_canonical_tables(clean):
 
 def test_summary_of_a_clean_folder(clean):
     assert sources.load(clean, as_of=AS_OF).summary().splitlines() == [
+        "currency: USD, assumed (the amounts show no currency and no mapping sets one); "
+        "if they are in another, set currency: in a mapping file",
         "accounts.csv: 2 rows read, 2 accepted",
         "  note: segment derived from employees for 2 accounts "
         "(SMB 0-200, Mid-Market 200-2000, Enterprise 2000+)",

@@ -130,6 +130,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "blank_lines": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 3 rows read, 2 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
             "  - amount: 1 row with a value that is not a number (e.g. row 5: 'abc')",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -140,6 +141,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "clean": (
         0,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "accounts.csv: 2 rows read, 2 accepted",
             "  note: segment derived from employees for 2 accounts (SMB 0-200, Mid-Market 200-2000, Enterprise 2000+)",
             "reps.csv: 2 rows read, 2 accepted",
@@ -167,6 +169,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "duplicate_ids": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 5 rows read, 3 accepted, 2 quarantined (data/quarantine/opportunities.csv)",
             "  - opportunity_id: 2 rows repeating an earlier opportunity_id (e.g. row 5: 'O2', as on row 3); the first is kept",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -184,6 +187,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "future_won_deal": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 5 rows read, 4 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
             f"  - close_date: 1 won deal with a close date after today, {TODAY} (e.g. row 5: '2030-12-31')",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -208,6 +212,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "latin1_encoding": (
         0,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 2 rows read, 2 accepted",
             "  note: read as latin-1",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -225,6 +230,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "missing_amount_won": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 5 rows read, 4 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
             "  - amount: 1 won deal with no amount (e.g. row 5)",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -249,6 +255,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "missing_required_values": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 6 rows read, 3 accepted, 3 quarantined (data/quarantine/opportunities.csv)",
             "  - opportunity_id: 1 row with no opportunity_id (e.g. row 5)",
             "  - close_date: 1 row with no close_date (e.g. row 7)",
@@ -261,6 +268,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "mixed_date_formats": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 4 rows read, 3 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
             "  - close_date: 1 row with a date in DD/MM/YYYY while the column is mostly YYYY-MM-DD (e.g. row 5: '14/02/2025'); mixed formats are ambiguous: set date_format in a mapping file",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -272,6 +280,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         0,
         [
             "mapping: data/mapping.yaml",
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 4 rows read, 4 accepted",
             "not provided (optional): accounts, reps, invoices, subscriptions",
             "result: clean, all 4 rows accepted",
@@ -281,6 +290,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "negative_amount_won": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 5 rows read, 4 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
             "  - amount: 1 won deal with a negative amount (e.g. row 5: '-5000')",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -291,6 +301,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "negative_counts": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "accounts.csv: 4 rows read, 4 accepted, 2 values blanked (data/quarantine/accounts.blanked.csv)",
             "  - employees: 1 row with a value that is not a whole number, blanked (e.g. row 5: '12.5')",
             "  - employees: 1 row with a negative value, blanked (e.g. row 4: '-4')",
@@ -323,6 +334,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         0,
         [
             "mapping: data/mapping.yaml",
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "orders.csv: 3 rows read, 3 accepted",
             "  note: opportunity_id is not in the export; generated as 'orders.csv:<row>'",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -333,6 +345,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "parquet_input": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "reps.parquet: 2 rows read, 2 accepted",
             "opportunities.parquet: 4 rows read, 3 accepted, 1 quarantined (data/quarantine/opportunities.csv), 1 value blanked (data/quarantine/opportunities.blanked.csv)",
             "  - amount: 1 won deal with a negative amount (e.g. row 3: '-50')",
@@ -360,6 +373,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         0,
         [
             "mapping: data/mapping.yaml",
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "pipeline_export.csv: 3 rows read, 3 accepted",
             "not provided (optional): accounts, reps, invoices, subscriptions",
             "result: clean, all 3 rows accepted",
@@ -370,6 +384,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         0,
         [
             "mapping: data/mapping.yaml",
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "accounts.csv: 2 rows read, 2 accepted",
             "  note: segment derived from employees for 2 accounts (Small 0-1000, Large 1000+)",
             "opportunities.csv: 3 rows read, 3 accepted",
@@ -381,6 +396,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "semicolon_export": (
         0,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 2 rows read, 2 accepted",
             "not provided (optional): accounts, reps, invoices, subscriptions",
             "result: clean, all 2 rows accepted",
@@ -406,6 +422,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "unknown_account": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "accounts.csv: 2 rows read, 2 accepted",
             "  note: segment derived from employees for 2 accounts (SMB 0-200, Mid-Market 200-2000, Enterprise 2000+)",
             "opportunities.csv: 5 rows read, 5 accepted, 1 value blanked (data/quarantine/opportunities.blanked.csv)",
@@ -432,6 +449,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "unknown_rep": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "reps.csv: 2 rows read, 2 accepted",
             "opportunities.csv: 4 rows read, 4 accepted, 1 value blanked (data/quarantine/opportunities.blanked.csv)",
             "  - rep_id: 1 row whose rep_id is not in reps.csv, blanked (e.g. row 5: 'R9')",
@@ -443,6 +461,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "unknown_type": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 4 rows read, 4 accepted, 1 value blanked (data/quarantine/opportunities.blanked.csv)",
             "  - type: 1 row with a type not in the schema, blanked (e.g. row 5: 'upsell')",
             "  values not in the schema: 'upsell' (1); add to a mapping file (mapping.yaml in the data folder, or --mapping FILE), choosing from new, expansion, renewal:",
@@ -459,6 +478,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "unmapped_stage": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 6 rows read, 3 accepted, 3 quarantined (data/quarantine/opportunities.csv)",
             "  - stage: 3 rows with a stage not in the schema (e.g. row 5: 'Closed Won')",
             "  values not in the schema: 'Closed Won' (2), 'Negotiation/Review' (1); add to a mapping file (mapping.yaml in the data folder, or --mapping FILE), choosing from prospecting, qualification, proposal, negotiation, won, lost:",
@@ -476,6 +496,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "unparseable_dates": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 4 rows read, 2 accepted, 2 quarantined (data/quarantine/opportunities.csv)",
             "  - close_date: 2 rows with unparseable dates (e.g. row 3: '31/02/2026')",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -486,6 +507,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "utf8_bom": (
         0,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "opportunities.csv: 3 rows read, 3 accepted",
             "  note: read as utf-8 with BOM",
             "not provided (optional): accounts, reps, invoices, subscriptions",
@@ -496,6 +518,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
     "xlsx_input": (
         1,
         [
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "reps.xlsx: 2 rows read, 2 accepted",
             "opportunities.xlsx: 3 rows read, 2 accepted, 1 quarantined (data/quarantine/opportunities.csv)",
             "  - amount: 1 row with a value that is not a number (e.g. row 4: 'n/a')",
@@ -515,6 +538,7 @@ EXPECTED: dict[str, tuple[int, list[str], list[str]]] = {
         0,
         [
             "mapping: data/mapping.yaml",
+            "currency: USD, assumed (the amounts show no currency and no mapping sets one); if they are in another, set currency: in a mapping file",
             "export.xlsx: 2 rows read, 2 accepted",
             "not provided (optional): accounts, reps, invoices, subscriptions",
             "result: clean, all 2 rows accepted",
