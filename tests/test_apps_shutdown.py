@@ -14,6 +14,7 @@ import pytest
 
 from revmodel import config
 from revmodel.apps import layout, serve
+from revmodel.kernels import pid_alive
 from tests.conftest import free_port
 
 #: What ipykernel logs when a cell's reply goes to a shell socket already closed.
@@ -95,3 +96,37 @@ def test_stopping_the_server_while_a_page_builds_logs_no_traceback(tmp_path, mon
     assert "Kernel pool of slow.ipynb is filled with 1 kernel(s)" in text
     assert "Kernel shutdown:" in text
     assert not [e for e in KERNEL_ERRORS if e in text], text
+
+
+def test_the_server_stops_at_once_on_sigterm(tmp_path):
+    """``revmodel serve`` stops Voila and exits on SIGTERM (status 143) within seconds: a wait
+    inside the signal handler, under the interrupted ``wait`` of the server, sat out its
+    whole 20 s before killing Voila."""
+    started = tmp_path / "voila-started"
+    voila = f"import os, pathlib, time; pathlib.Path({str(started)!r}).write_text(str(os.getpid())); time.sleep(120)"
+    code = (
+        "import sys\n"
+        "from revmodel.apps import serve\n"
+        "serve.warm = lambda: 0.0\n"
+        "serve.template_path = lambda env=None: ''\n"
+        f"serve.voila_command = lambda *a, **k: [sys.executable, '-c', {voila!r}]\n"
+        "serve.serve(port=free_port)\n".replace("free_port", str(free_port()))
+    )
+    env = {**os.environ, "REVMODEL_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() or not started.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the server waits for Voila
+        t0 = time.monotonic()
+        proc.terminate()
+        status = proc.wait(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert status == 128 + signal.SIGTERM
+    assert took < 10, f"revmodel serve took {took:.1f} s to stop"
+    assert not pid_alive(int(started.read_text()))

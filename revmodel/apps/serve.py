@@ -187,24 +187,41 @@ def serve(port: int = 8866, pool_size: int = POOL_SIZE) -> int:
     env["JUPYTER_PATH"] = template_path(env)
     clean_kernel_sockets()  # those of servers killed before they could remove them
     proc = subprocess.Popen(voila_command(port, token, pool_size=pool_size), env=env)
-
-    def stop(signum: int, _frame: object) -> None:
-        # Voila shuts its kernels down on SIGTERM; wait for it so nothing is left behind.
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    # SIGTERM only raises here: the server is stopped once out of ``proc.wait()``, whose lock a
+    # second wait inside the handler could not take (it sat out its whole timeout).
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        stop(signal.SIGINT, None)
+        _stop(proc)
         raise
+    except _Stopped as stopped:
+        _stop(proc)
+        raise SystemExit(128 + stopped.signum) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    """A signal asked ``revmodel serve`` to stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop Voila: it shuts its kernels down on SIGTERM; wait for it so nothing is left behind."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin wrapper
