@@ -7,6 +7,7 @@ import ast
 import contextlib
 import functools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -96,6 +97,28 @@ def assert_plan_ran_cleanly(run: subprocess.CompletedProcess) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     for noise in KERNEL_NOISE:
         assert noise not in run.stderr and noise not in run.stdout, run.stderr[-3000:]
+
+
+#: The parameters of a plan whose test is about something else than its 10-90% bands (an
+#: export read into a pack, a killed run, a wheel, a cluster): the models' own bands, no past
+#: origin refitted to calibrate them (``band_calibration_folds``, 0 as a user may set it). The
+#: default calibration stays in the plans that check the bands and the pack as shipped:
+#: test_notebooks.py's sound pack, test_project.py's plan without parameters,
+#: test_apps_no_rep.py, test_pack_band.py, test_band_calibration.py and CI's own plan.
+NO_BAND_CALIBRATION = {"band_calibration_folds": 0}
+
+
+def without_band_calibration(params: Path) -> Path:
+    """``params`` (a parameters YAML) edited as a user would to keep the models' own bands:
+    its ``band_calibration_folds`` line set to 0 (its comment kept), or added."""
+    text = params.read_text(encoding="utf-8")
+    key = re.compile(r"^band_calibration_folds:[ \t]*\d+", re.MULTILINE)
+    if key.search(text):
+        text = key.sub("band_calibration_folds: 0", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\nband_calibration_folds: 0\n"
+    params.write_text(text, encoding="utf-8")
+    return params
 
 
 def require_file(path: Path, how: str) -> None:

@@ -22,7 +22,7 @@ from revmodel.apps import context as app_context_module
 from revmodel.apps import explorer, forecast_call, quotas, serve, whatif
 from revmodel.errors import ParameterError
 from revmodel.overrides import CallRejected, Identity, OverrideStore
-from tests.conftest import assert_plan_ran_cleanly, run_revmodel
+from tests.conftest import assert_plan_ran_cleanly, run_revmodel, without_band_calibration
 
 ADMIN = "ops.lead"
 MANAGER_USER = "team.lead"
@@ -936,6 +936,9 @@ def test_plan_leaves_the_apps_context_to_the_first_serve_which_reads_the_publish
     _, folder = small_company
     project = tmp_path / "project"
     shutil.copytree(folder, project / "data")
+    (project / "parameters").mkdir()  # the project's parameters: the models' own bands
+    (project / "parameters" / "plan.yaml").write_text("data_dir: ../data\n", encoding="utf-8")
+    without_band_calibration(project / "parameters" / "plan.yaml")
     run = run_revmodel(["plan", "--data", "data"], cwd=project)
     assert_plan_ran_cleanly(run)
     assert "the apps read it from their next start (`revmodel serve`)" in run.stderr

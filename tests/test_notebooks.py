@@ -16,6 +16,7 @@ import yaml
 
 from revmodel import capacity, config, formatting, parameters, publish, quota, sample
 from revmodel.errors import DataError
+from tests.conftest import NO_BAND_CALIBRATION
 
 NOTEBOOKS = [config.NOTEBOOKS_DIR / n for n in publish.NOTEBOOKS]
 #: papermill's type names of the schema's types.
@@ -99,7 +100,7 @@ def small(tmp_path_factory):
     last = root / "FY2026-Q4.yaml"
     last.write_text(yaml.safe_dump({
         "cycle": "FY2026-Q4", "data_dir": str(data), "fiscal_year_start": 11, "as_of": "2026-07",
-        "horizon": 6,
+        "horizon": 6, **NO_BAND_CALIBRATION,  # only its forecast's mean is read back
     }))  # fmt: skip
     publish.plan(last, out_dir=out)
     params = root / "FY2027-Q1.yaml"
@@ -303,7 +304,8 @@ def test_hostile_names_are_text_in_every_sheet_and_escaped_in_the_page(tmp_path)
     sample.write(tables, data)
     params = tmp_path / "FY2027-Q1.yaml"
     params.write_text(yaml.safe_dump({"cycle": "FY2027-Q1", "data_dir": str(data),
-                                      "fiscal_year_start": 11, "horizon": 6}))  # fmt: skip
+                                      "fiscal_year_start": 11, "horizon": 6,
+                                      **NO_BAND_CALIBRATION}))  # fmt: skip
     html = publish.plan(params, out_dir=tmp_path / "reports")
     assert assert_workbook_inert(html.parent / "plan.xlsx") > 500
     wb = openpyxl.load_workbook(html.parent / "plan.xlsx")

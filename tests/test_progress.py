@@ -16,6 +16,7 @@ import xarray as xr
 from revmodel import cube, forecast, progress
 from revmodel import reconcile as rec
 from revmodel.cli import main
+from tests.conftest import NO_BAND_CALIBRATION
 
 
 class Terminal(io.StringIO):
@@ -226,7 +227,9 @@ def planned(tmp_path_factory):
     sample.write(sample.generate(reps=12, months=36), data)
     params = root / "plan.yaml"
     params.write_text(
-        yaml.safe_dump({"data_dir": str(data), "fiscal_year_start": 11, "horizon": 6})
+        yaml.safe_dump(
+            {"data_dir": str(data), "fiscal_year_start": 11, "horizon": 6, **NO_BAND_CALIBRATION}
+        )
     )
     reads: list[str] = []
     real = sources.load

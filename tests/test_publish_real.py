@@ -25,6 +25,7 @@ import yaml
 
 from revmodel import sample
 from revmodel.publish import swap
+from tests.conftest import NO_BAND_CALIBRATION
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +95,9 @@ def test_real_plan_killed_or_out_of_space_leaves_the_last_pack_and_cleans_up(
     data, out = tmp_path / "data", disk / "reports"
     sample.write(sample.generate(reps=4, months=24), data)
     params = tmp_path / f"{CYCLE}.yaml"
-    params.write_text(yaml.safe_dump({"cycle": CYCLE, "data_dir": str(data)}))
+    params.write_text(
+        yaml.safe_dump({"cycle": CYCLE, "data_dir": str(data), **NO_BAND_CALIBRATION})
+    )
     # The pack standing before: a stand-in whose every file says "previous".
     before = out / f".{CYCLE}.tmp-1"
     before.mkdir(parents=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from revmodel import config
+from tests.conftest import without_band_calibration
 
 #: What a source copy of the checkout leaves out (environments, outputs, caches).
 IGNORED = shutil.ignore_patterns(
@@ -79,6 +80,7 @@ def test_wheel_install_runs_init_sample_and_plan_outside_the_checkout(tmp_path):
     project = where / "acme"
     _run([revmodel, "sample", "--out", "data", "--reps", "8", "--months", "36"],
          cwd=project, env=_env())  # fmt: skip
+    without_band_calibration(project / "parameters" / "plan.yaml")  # the install, not the bands
     plan = _run([revmodel, "plan"], cwd=project, env=_env())
     html = Path(plan.stdout.strip().splitlines()[-1])
     assert html == project / "reports" / "FY2027-Q1" / "plan.html"
@@ -99,6 +101,7 @@ def test_plan_from_a_second_clone_publishes_into_that_clone(tmp_path):
     env = _env(PYTHONPATH=str(config.ROOT))  # the package of the first checkout
     _run([sys.executable, "-m", "revmodel", "sample", "--out", data, "--reps", "8",
           "--months", "36"], cwd=clone, env=env)  # fmt: skip
+    without_band_calibration(clone / "parameters" / "FY2027-Q1.yaml")  # where, not the bands
     before = _reports_in_checkout()
     plan = _run(
         [sys.executable, "-m", "revmodel", "plan", "--params", "parameters/FY2027-Q1.yaml",
