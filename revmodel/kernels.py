@@ -21,10 +21,18 @@ processes no longer running.
 The manager classes are made on first use (this module's ``__getattr__``):
 ``jupyter_server`` takes about 1.5 s to import, and neither the plan nor
 ``revmodel serve``'s own process needs it.
+
+Voila's pool of preheated pages (:func:`quiet_pool_refills`): when someone opens
+a page, Voila builds its replacement in a new kernel one second later, beside
+the person's first clicks; on a 2-core machine each click then waits for a share
+of the CPU. Here the replacement waits until the server's kernels have been quiet
+for :data:`REFILL_QUIET_SECONDS` (at most :data:`REFILL_MAX_DELAY_SECONDS`), and
+starts at once when someone asks for that page in the meantime.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -36,8 +44,11 @@ from typing import Any
 
 __all__ = [
     "KERNEL_SOCKET_PREFIX",
+    "REFILL_MAX_DELAY_SECONDS",
+    "REFILL_QUIET_SECONDS",
     "clean_kernel_sockets",
     "pid_alive",
+    "quiet_pool_refills",
     "socket_base",
 ]
 
@@ -122,6 +133,129 @@ def _app_kernel_manager() -> type:
         (:mod:`revmodel.apps.hub`)."""
 
     return AppKernelManager
+
+
+#: A page taken from the pool is built again once no kernel has had traffic for this long [s]
+#: (a click's messages take 0.1-0.3 s; the page that was opened connects within a second or two).
+REFILL_QUIET_SECONDS = 3.0
+#: ... or this long after the page was taken, whatever the traffic [s].
+REFILL_MAX_DELAY_SECONDS = 60.0
+
+
+def quiet_pool_refills() -> None:
+    """Make Voila's pooled kernel manager refill its pool when the server is quiet.
+
+    Called in the Voila server's process before the application starts
+    (:data:`revmodel.apps.serve.VOILA_MAIN`): Voila's factory of kernel managers is
+    wrapped so that the manager it makes for preheated kernels is
+    ``QuietRefillKernelManager`` (:func:`_quiet_refill_manager`). Its settings are
+    traitlets, ``--QuietRefillKernelManager.refill_quiet_seconds`` and
+    ``--QuietRefillKernelManager.refill_max_delay_seconds``.
+    """
+    import voila.app
+
+    factory = voila.app.voila_kernel_manager_factory
+    if getattr(factory, "quiet_refills", False):
+        return
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> type:
+        made = factory(*args, **kwargs)
+        if not hasattr(made, "fill_if_needed"):  # no preheated kernels
+            return made
+        return _quiet_refill_manager(made)
+
+    make.quiet_refills = True  # type: ignore[attr-defined]
+    voila.app.voila_kernel_manager_factory = make
+
+
+class _Stopping(RuntimeError):
+    """A refill still waiting when the server stops (Voila's shutdown skips the failed ones)."""
+
+
+def _quiet_refill_manager(base: type) -> type:
+    """Voila's ``VoilaKernelManager`` (``base``) with refills that wait for quiet."""
+    from jupyter_server._tz import utcnow
+    from traitlets import Float
+
+    class QuietRefillKernelManager(base):  # type: ignore[misc, valid-type]
+        refill_quiet_seconds = Float(
+            REFILL_QUIET_SECONDS,
+            config=True,
+            help="A page taken from the pool is built again once no kernel has had "
+            "traffic for this long [s].",
+        )
+        refill_max_delay_seconds = Float(
+            REFILL_MAX_DELAY_SECONDS,
+            config=True,
+            help="... or this long after the page was taken, whatever the traffic [s].",
+        )
+
+        def __init__(self, **kwargs: Any) -> None:
+            self._waiting: dict[str, list[asyncio.Event]] = {}
+            self._stopping = False
+            super().__init__(**kwargs)
+            self.log.info(
+                "Pool refills wait for %.1f s without kernel traffic (at most %.0f s).",
+                self.refill_quiet_seconds,
+                self.refill_max_delay_seconds,
+            )
+
+        def fill_if_needed(
+            self, delay=None, notebook_name=None, extra_kernel_env_variables=None, **kwargs
+        ):
+            if delay is None:  # a page was just taken: its replacement waits for quiet
+                delay, kwargs["refill_when_quiet"] = 0, True
+            super().fill_if_needed(delay, notebook_name, extra_kernel_env_variables or {}, **kwargs)
+
+        async def get_rendered_notebook(self, notebook_name: str, *args: Any, **kwargs: Any):
+            for wanted in self._waiting.pop(notebook_name, []):
+                wanted.set()  # someone wants this page now: build it at once
+            return await super().get_rendered_notebook(notebook_name, *args, **kwargs)
+
+        async def _initialize(
+            self, notebook_path, kernel_id=None, refill_when_quiet=False, **kwargs
+        ):
+            if refill_when_quiet:
+                await self._until_quiet(notebook_path)
+            return await super()._initialize(notebook_path, kernel_id, **kwargs)
+
+        async def _until_quiet(self, notebook_path: str) -> None:
+            loop = asyncio.get_running_loop()
+            wanted = asyncio.Event()
+            self._waiting.setdefault(notebook_path, []).append(wanted)
+            start, quiet = loop.time(), self.refill_quiet_seconds
+            try:
+                while not (wanted.is_set() or self._stopping):
+                    waited = loop.time() - start
+                    since = (utcnow() - self.last_kernel_activity).total_seconds()
+                    idle = min(since, waited)  # quiet since the page was taken
+                    left = min(quiet - idle, self.refill_max_delay_seconds - waited)
+                    if left <= 0:
+                        break
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(wanted.wait(), left)
+            finally:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._waiting[notebook_path].remove(wanted)
+            if self._stopping:
+                raise _Stopping(notebook_path)
+            self.log.info(
+                "Refilling the pool of %s %.1f s after its page was taken%s.",
+                notebook_path,
+                loop.time() - start,
+                " (asked for)" if wanted.is_set() else "",
+            )
+
+        async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:
+            self._stopping = True
+            for waiting in self._waiting.values():
+                for wanted in waiting:
+                    wanted.set()
+            await super().shutdown_all(*args, **kwargs)
+
+    QuietRefillKernelManager.__module__ = __name__
+    return QuietRefillKernelManager
 
 
 _MAKERS = {"PlanKernelManager": _plan_kernel_manager, "AppKernelManager": _app_kernel_manager}

@@ -22,7 +22,11 @@ The server is plain Voila over ``notebooks/apps/`` with:
 - ``--preheat_kernel=True --pool_size=N``: Voila keeps :data:`POOL_SIZE`
   kernels per app with the page already built, so opening an app sends a
   page rendered in advance; the page reads the live calls again the moment it
-  is opened (:func:`revmodel.apps.layout.when_opened`).
+  is opened (:func:`revmodel.apps.layout.when_opened`). The page taken is built
+  again once the kernels have been quiet for
+  :data:`revmodel.kernels.REFILL_QUIET_SECONDS`
+  (``--QuietRefillKernelManager.*``, :func:`revmodel.kernels.quiet_pool_refills`),
+  not beside the first clicks of the person who opened it.
 
 Before Voila starts, the shared context is made once (:func:`warm`). The
 apps read the latest published plan (:func:`revmodel.apps.published.latest`):
@@ -49,7 +53,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from revmodel import config
-from revmodel.kernels import clean_kernel_sockets
+from revmodel.kernels import REFILL_MAX_DELAY_SECONDS, REFILL_QUIET_SECONDS, clean_kernel_sockets
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +90,11 @@ TEMPLATE = "revmodel"
 EXTENSIONS_LEFT_OUT = ("jupyterlab-plotly", "jupyterlab_pygments")
 #: Voila, started without ``rfc3987_syntax``: jsonschema imports it, when present, only to
 #: check "iri" strings, and it compiles a grammar at import (seconds on a busy machine)
-#: that nothing in the server uses; jsonschema does without it.
+#: that nothing in the server uses; jsonschema does without it. Its pool of preheated
+#: pages is refilled when the kernels are quiet (:func:`revmodel.kernels.quiet_pool_refills`).
 VOILA_MAIN = (
     "import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'voila'; "
+    "from revmodel.kernels import quiet_pool_refills; quiet_pool_refills(); "
     "from voila.app import main; sys.exit(main())"
 )
 
@@ -103,7 +109,14 @@ def voila_command(
     pool_size: int = POOL_SIZE,
 ) -> list[str]:
     """The Voila command line that serves the apps (``pool_size`` 0: no preheated kernels)."""
-    preheat = ["--preheat_kernel=True", f"--pool_size={int(pool_size)}"] if pool_size > 0 else []
+    preheat = []
+    if pool_size > 0:
+        preheat = [
+            "--preheat_kernel=True",
+            f"--pool_size={int(pool_size)}",
+            f"--QuietRefillKernelManager.refill_quiet_seconds={REFILL_QUIET_SECONDS}",
+            f"--QuietRefillKernelManager.refill_max_delay_seconds={REFILL_MAX_DELAY_SECONDS}",
+        ]
     return [
         sys.executable,
         "-c",

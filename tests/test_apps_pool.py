@@ -1,0 +1,105 @@
+"""Voila's pool of preheated pages: a page taken is built again once the kernels are quiet."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from revmodel import config, kernels
+from revmodel.apps import serve
+from tests.conftest import free_port, http_get
+
+
+def test_the_refill_settings_reach_voila_s_config():
+    from voila.app import Voila
+
+    cmd = serve.voila_command(8870, "tok", pool_size=1)
+    assert "quiet_pool_refills()" in cmd[2]
+    app = Voila()
+    app.parse_command_line(cmd[3:])
+    settings = app.config.QuietRefillKernelManager
+    assert float(settings.refill_quiet_seconds) == kernels.REFILL_QUIET_SECONDS
+    assert float(settings.refill_max_delay_seconds) == kernels.REFILL_MAX_DELAY_SECONDS
+    assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "Refill" in f]
+
+
+def test_voila_s_pooled_manager_is_the_quiet_refill_one(monkeypatch):
+    import voila.app
+
+    monkeypatch.setattr(
+        voila.app, "voila_kernel_manager_factory", voila.app.voila_kernel_manager_factory
+    )
+    kernels.quiet_pool_refills()
+    kernels.quiet_pool_refills()  # once is enough: not wrapped twice
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    made = voila.app.voila_kernel_manager_factory(AsyncMappingKernelManager, True, 1)
+    assert made.__name__ == "QuietRefillKernelManager"
+    assert made.__mro__[1].__name__ == "VoilaKernelManager"
+    assert [c.__name__ for c in made.__mro__].count("QuietRefillKernelManager") == 1
+    plain = voila.app.voila_kernel_manager_factory(AsyncMappingKernelManager, False, 0)
+    assert plain.__name__ == "NormalKernelManager"
+
+
+def _app(folder: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('page of', os.getpid())")]
+    nbformat.write(nb, folder / "tiny.ipynb")
+
+
+def _wait_log(
+    log: Path, text: str, count: int, proc: subprocess.Popen, timeout: float = 120
+) -> str:
+    deadline = time.monotonic() + timeout
+    while (body := log.read_text()).count(text) < count:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{text!r} not {count} times in the log: {body}")
+        time.sleep(0.2)
+    return body
+
+
+@pytest.mark.slow
+def test_pages_open_from_the_pool_and_are_refilled_when_quiet_or_asked_for(tmp_path, monkeypatch):
+    apps, log_path = tmp_path / "apps", tmp_path / "serve.log"
+    apps.mkdir()
+    _app(apps)
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    env = {**os.environ, "JUPYTER_PATH": serve.template_path(dict(os.environ))}
+    port = free_port()
+    cmd = serve.voila_command(port, "tok", apps_dir=apps, pool_size=1)
+    url = f"http://127.0.0.1:{port}/voila/render/tiny.ipynb?token=tok"
+    pooled, refill = "Using pre-heated kernel", "Refilling the pool of tiny.ipynb"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            _wait_log(log_path, "Kernel pool of tiny.ipynb is filled with 1 kernel(s)", 1, proc)
+            body = _wait_log(
+                log_path, "Pool refills wait for 3.0 s without kernel traffic", 1, proc
+            )
+            status, page = http_get(url)
+            assert status == 200 and "page of" in page
+            taken = time.monotonic()
+            body = _wait_log(log_path, refill, 1, proc)
+            assert time.monotonic() - taken >= 2.5  # not the second after: the quiet first
+            assert f"{refill} " in body and "(asked for)" not in body
+            _wait_log(log_path, "Kernel pool of tiny.ipynb is filled with 1 kernel(s)", 2, proc)
+            # the next two visitors at once: the second asks for the page still waiting
+            assert http_get(url)[0] == 200
+            status, page = http_get(url)
+            assert status == 200 and "page of" in page
+            body = _wait_log(log_path, "(asked for)", 1, proc)
+            assert body.count(pooled) == 3
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    assert "Traceback" not in log_path.read_text()
