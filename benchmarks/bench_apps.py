@@ -15,6 +15,14 @@ cache in place), then measures per app:
 - ``<mode>_<app>_chromium_return_render_{median,p90}_seconds``: the same in one browser
   profile that opened the app once before (its HTTP cache and compiled scripts kept: a
   person opening the app again);
+- ``<mode>_<app>_chromium_{,return_}visible_{median,p90}_seconds``: until the page's content
+  is on screen: the page's snapshot (static HTML of the widgets, shown by the apps'
+  template while the live widgets are made, :func:`revmodel.apps.layout.snapshot_html`),
+  read from the page's own clock (navigation start to the ``revmodel-snapshot-shown``
+  mark, the frame after the snapshot was put in; the live page's time when there is no
+  snapshot). Nothing in a snapshot responds: the ``render`` times above are those of the
+  live page, whose widgets work, and ``<mode>_<app>_chromium_{,return_}interactive_...``
+  repeat them under that name;
 - ``<mode>_<app>_chromium_kernel_{messages,kbytes}``, ``..._chromium_http_kbytes`` and
   ``..._chromium_widget_views``: what the last of those pages received from its kernel and
   over HTTP (by ``Content-Length``) until it showed, and the widgets it drew;
@@ -130,6 +138,15 @@ def _count_frames(page) -> dict[str, int]:
     return received
 
 
+def _visible(page, interactive: float) -> float:
+    """Seconds from navigation until the page's snapshot was on screen (``interactive``, the
+    live page's time, when it showed no snapshot or showed it later)."""
+    shown = page.evaluate(
+        "() => performance.getEntriesByName('revmodel-snapshot-shown').map(e => e.startTime)"
+    )
+    return min(shown[0] / 1000, interactive) if shown else interactive
+
+
 def _shutdown(base: str, body: str) -> None:
     found = KERNEL_ID.search(body)
     if found:
@@ -164,6 +181,7 @@ def _start(env: dict, pool_size: int) -> tuple[subprocess.Popen, str, float]:
 def _renders(base: str, browser, results: dict, mode: str) -> None:
     http: dict[str, list[float]] = {a: [] for a in APPS}
     chromium: dict[str, list[float]] = {a: [] for a in APPS}
+    visible: dict[str, list[float]] = {a: [] for a in APPS}
     time.sleep(PAUSE_SECONDS * 2)  # the first pool fills
     for _ in range(REPEATS):
         for app in APPS:
@@ -180,6 +198,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             page.goto(f"{base}/voila/render/{app}.ipynb?token={TOKEN}", timeout=180_000)
             page.wait_for_selector(ready, timeout=180_000)
             chromium[app].append(time.perf_counter() - t0)
+            visible[app].append(_visible(page, chromium[app][-1]))
             results[f"{mode}_{app}_chromium_kernel_messages"] = received["frames"]
             results[f"{mode}_{app}_chromium_kernel_kbytes"] = received["bytes"] / 1000
             results[f"{mode}_{app}_chromium_http_kbytes"] = received["http_bytes"] / 1000
@@ -188,17 +207,26 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             )
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
-    returning = _returns(base, browser)
+    returning, returning_visible = _returns(base, browser)
     for app in APPS:
         kinds = (("http", http[app]), ("chromium", chromium[app]))
         for kind, values in (*kinds, ("chromium_return", returning[app])):
             results[f"{mode}_{app}_{kind}_render_median_seconds"] = statistics.median(values)
             results[f"{mode}_{app}_{kind}_render_p90_seconds"] = p90(values)
+        for kind, shown, live in (
+            ("chromium", visible[app], chromium[app]),
+            ("chromium_return", returning_visible[app], returning[app]),
+        ):
+            for what, values in (("visible", shown), ("interactive", live)):
+                results[f"{mode}_{app}_{kind}_{what}_median_seconds"] = statistics.median(values)
+                results[f"{mode}_{app}_{kind}_{what}_p90_seconds"] = p90(values)
 
 
-def _returns(base: str, browser) -> dict[str, list[float]]:
-    """Render times of each app opened again in one browser profile that opened it before."""
+def _returns(base: str, browser) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Render times of each app opened again in one browser profile that opened it before,
+    and the times its content was visible (:func:`_visible`)."""
     returning: dict[str, list[float]] = {a: [] for a in APPS}
+    visible: dict[str, list[float]] = {a: [] for a in APPS}
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
     for round_ in range(REPEATS + 1):
         for app, ready in APPS.items():
@@ -208,10 +236,11 @@ def _returns(base: str, browser) -> dict[str, list[float]]:
             page.wait_for_selector(ready, timeout=180_000)
             if round_:  # the first round fills the cache
                 returning[app].append(time.perf_counter() - t0)
+                visible[app].append(_visible(page, returning[app][-1]))
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
     context.close()
-    return returning
+    return returning, visible
 
 
 def _interactions(base: str, browser, results: dict, mode: str) -> None:

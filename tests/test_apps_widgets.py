@@ -90,3 +90,42 @@ def test_a_section_of_one_table_shows_its_title_once_in_its_own_widget(ctx):
     order = [text.index(f"<h3>{t}</h3>") for t in ("Team", "Submit a call", "Roll-up",
                                                     "Moved by the calls", "History of calls")]  # fmt: skip
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize("name", ["explorer", "forecast_call", "whatif", "quotas"])
+def test_each_page_s_output_carries_its_snapshot(ctx, name):
+    page = APPS[name].build(ctx)
+    bundle = page._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    snap = bundle[layout.SNAPSHOT_MIME]
+    assert snap == layout.snapshot_html(page)
+    views = sum(1 for x in layout._tree(page) if isinstance(x, w.DOMWidget))
+    toggles = sum(1 for x in layout._tree(page) if isinstance(x, w.ToggleButtons))
+    assert f"data-widgets='{views - toggles}'" in snap  # as many as the live page has
+    # what the live page shows, inert: its text, no control that works, no chart drawn
+    assert "revmodel-title" in snap and ("revmodel-card" in snap or "revmodel-grid" in snap)
+    assert "revmodel-plotly" not in snap and "data-figure" not in snap
+    # no widget's own class: what waits for the live page never finds the snapshot
+    for widget in layout._tree(page):
+        for css in widget._dom_classes:
+            assert f"class='{css}'" not in snap and f'class="{css}"' not in snap
+
+
+def test_a_snapshot_escapes_what_the_controls_show():
+    hostile = "<img src=x onerror=alert(1)>"
+    box = layout.AppPage(
+        [
+            w.Dropdown(options=[hostile], description=hostile),
+            w.Text(value=hostile, description="note"),
+            w.Textarea(value=f"</textarea>{hostile}"),
+            w.Button(description=hostile),
+            w.HBox([w.Checkbox(value=True, description=hostile), w.FloatSlider(value=0.25)]),
+            w.HTML("<b>shown as the live page shows it</b>", layout=w.Layout(display="none")),
+        ]
+    )
+    snap = layout.snapshot_html(box)
+    assert "<img" not in snap and "</textarea><img" not in snap
+    assert snap.count("&lt;img src=x onerror=alert(1)&gt;") == 6
+    assert "<b>" not in snap  # a hidden widget is not shown
+    assert "0.25" in snap and "disabled checked" in snap
+    assert snap.count(" disabled") == 5

@@ -106,10 +106,108 @@ def page(
         foot = w.HTML(f"<div class='revmodel-footer'>{html.escape(shown)}</div>")
         foot.add_class("revmodel-footer-box")
         parts.append(foot)
-    box = w.VBox(parts, layout=w.Layout(width="100%"))
+    box = AppPage(parts, layout=w.Layout(width="100%"))
     box.add_class("revmodel-app")
     share_models(box)
     return box
+
+
+#: The media type of a page's snapshot (:func:`snapshot_html`), shown by the apps' Voila
+#: template while the page's widgets are made in the browser.
+SNAPSHOT_MIME = "application/vnd.revmodel.snapshot+html"
+
+
+class AppPage(w.VBox):
+    """An app's page (:func:`page`): a ``VBox`` whose display also carries its snapshot.
+
+    Besides the widget view, the page's output holds :func:`snapshot_html` under
+    :data:`SNAPSHOT_MIME`: the apps' Voila template shows it as plain HTML the moment
+    the page arrives, and replaces it by the live widgets once the browser has made
+    them (the widgets' front end takes a second or two to start).
+    """
+
+    def _repr_mimebundle_(self, **kwargs: object) -> dict | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle[SNAPSHOT_MIME] = snapshot_html(self)
+        return bundle
+
+
+def _hidden(widget: w.Widget) -> bool:
+    lay = getattr(widget, "layout", None)
+    return lay is not None and (lay.display == "none" or lay.visibility == "hidden")
+
+
+def _described(widget: w.Widget, control: str) -> str:
+    label = getattr(widget, "description", "") or ""
+    shown = f"<label class='revmodel-snapshot-label'>{html.escape(label)}</label>" if label else ""
+    return f"<div class='revmodel-snapshot-control'>{shown}{control}</div>"
+
+
+def _snapshot(widget: w.Widget) -> str:
+    if _hidden(widget):
+        return ""
+    if isinstance(widget, FigurePane):
+        height = int(((widget.spec or {}).get("layout") or {}).get("height") or 450)
+        return f"<div class='revmodel-snapshot-chart' style='min-height:{height}px'></div>"
+    if isinstance(widget, w.HTML):
+        return f"<div class='revmodel-snapshot-html'>{widget.value}</div>"
+    if isinstance(widget, w.Tab):
+        titles = "".join(
+            f"<span class='revmodel-snapshot-tab{' current' if i == widget.selected_index else ''}'>"
+            f"{html.escape(str(t))}</span>"
+            for i, t in enumerate(widget.titles)
+        )
+        shown = widget.children[widget.selected_index or 0] if widget.children else None
+        body = _snapshot(shown) if shown is not None else ""
+        return f"<div class='revmodel-snapshot-tabs'>{titles}</div>{body}"
+    if isinstance(widget, w.Box):
+        kind = "row" if isinstance(widget, w.HBox) else "column"
+        inner = "".join(_snapshot(c) for c in widget.children)
+        return f"<div class='revmodel-snapshot-{kind}'>{inner}</div>"
+    if isinstance(widget, w.Dropdown | w.ToggleButtons):
+        label = widget.label if widget.label is not None else ""
+        return _described(
+            widget, f"<select disabled><option>{html.escape(str(label))}</option></select>"
+        )
+    if isinstance(widget, w.Button):
+        return f"<button class='revmodel-snapshot-button' disabled>{html.escape(widget.description)}</button>"
+    if isinstance(widget, w.Textarea):
+        return _described(widget, f"<textarea disabled>{html.escape(str(widget.value))}</textarea>")
+    if isinstance(widget, w.Text):
+        return _described(widget, f"<input disabled value='{html.escape(str(widget.value))}'>")
+    if isinstance(widget, w.Checkbox):
+        mark = " checked" if widget.value else ""
+        return _described(widget, f"<input type='checkbox' disabled{mark}>")
+    if isinstance(widget, w.FloatSlider | w.IntSlider):
+        try:
+            value = format(widget.value, widget.readout_format)
+        except (TypeError, ValueError):
+            value = str(widget.value)
+        return _described(
+            widget, f"<span class='revmodel-snapshot-value'>{html.escape(value)}</span>"
+        )
+    return ""
+
+
+def _unmarked(widget: w.Widget) -> bool:
+    """Whether ipywidgets' view of ``widget`` lacks the ``jupyter-widgets`` class (toggle buttons)."""
+    return isinstance(widget, w.ToggleButtons)
+
+
+def snapshot_html(root: w.Widget) -> str:
+    """``root``'s widgets as static HTML, as the browser will draw them, but inert.
+
+    HTML widgets give their own HTML (what the live page shows, names already
+    escaped); a chart is an empty box of its height (drawn once the page is live);
+    controls show their current value, disabled; boxes and tabs (the tab shown)
+    lay their children out. No element carries a widget's own CSS classes, so
+    nothing that waits for the live page finds the snapshot. ``data-widgets`` is the
+    number of widget views of class ``jupyter-widgets`` the live page will have (the
+    template shows the live page once it has them all).
+    """
+    views = sum(1 for x in _tree(root) if isinstance(x, w.DOMWidget) and not _unmarked(x))
+    return f"<div class='revmodel-snapshot-page' data-widgets='{views}'>{_snapshot(root)}</div>"
 
 
 def _tree(root: w.Widget) -> Iterator[w.Widget]:
