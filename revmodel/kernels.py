@@ -26,8 +26,9 @@ Voila's pool of preheated pages (:func:`quiet_pool_refills`): when someone opens
 a page, Voila builds its replacement in a new kernel one second later, beside
 the person's first clicks; on a 2-core machine each click then waits for a share
 of the CPU. Here the replacement waits until the server's kernels have been quiet
-for :data:`REFILL_QUIET_SECONDS` (at most :data:`REFILL_MAX_DELAY_SECONDS`), and
-starts at once when someone asks for that page in the meantime.
+(none outside the pool running code, none sending a message) for
+:data:`REFILL_QUIET_SECONDS` (at most :data:`REFILL_MAX_DELAY_SECONDS`), and starts at
+once when someone asks for that page in the meantime.
 """
 
 from __future__ import annotations
@@ -135,11 +136,14 @@ def _app_kernel_manager() -> type:
     return AppKernelManager
 
 
-#: A page taken from the pool is built again once no kernel has had traffic for this long [s]
-#: (a click's messages take 0.1-0.3 s; the page that was opened connects within a second or two).
+#: A page taken from the pool is built again once no kernel outside the pool has run code or
+#: sent a message for this long [s] (the page that was opened connects within a second or
+#: two; a click takes 0.1-0.3 s).
 REFILL_QUIET_SECONDS = 3.0
-#: ... or this long after the page was taken, whatever the traffic [s].
-REFILL_MAX_DELAY_SECONDS = 60.0
+#: ... or this long after the page was taken, however busy the server [s].
+REFILL_MAX_DELAY_SECONDS = 20.0
+#: How often the kernels' states are looked at while a refill waits [s].
+REFILL_POLL_SECONDS = 0.2
 
 
 def quiet_pool_refills() -> None:
@@ -182,8 +186,8 @@ def _quiet_refill_manager(base: type) -> type:
         refill_quiet_seconds = Float(
             REFILL_QUIET_SECONDS,
             config=True,
-            help="A page taken from the pool is built again once no kernel has had "
-            "traffic for this long [s].",
+            help="A page taken from the pool is built again once no kernel outside the "
+            "pool has run code or sent a message for this long [s].",
         )
         refill_max_delay_seconds = Float(
             REFILL_MAX_DELAY_SECONDS,
@@ -196,7 +200,7 @@ def _quiet_refill_manager(base: type) -> type:
             self._stopping = False
             super().__init__(**kwargs)
             self.log.info(
-                "Pool refills wait for %.1f s without kernel traffic (at most %.0f s).",
+                "Pool refills wait for %.1f s without kernel work or traffic (at most %.0f s).",
                 self.refill_quiet_seconds,
                 self.refill_max_delay_seconds,
             )
@@ -224,17 +228,21 @@ def _quiet_refill_manager(base: type) -> type:
             loop = asyncio.get_running_loop()
             wanted = asyncio.Event()
             self._waiting.setdefault(notebook_path, []).append(wanted)
-            start, quiet = loop.time(), self.refill_quiet_seconds
+            start, quiet_since = loop.time(), loop.time()
             try:
                 while not (wanted.is_set() or self._stopping):
-                    waited = loop.time() - start
+                    now = loop.time()
+                    if self._working():
+                        quiet_since = now
                     since = (utcnow() - self.last_kernel_activity).total_seconds()
-                    idle = min(since, waited)  # quiet since the page was taken
-                    left = min(quiet - idle, self.refill_max_delay_seconds - waited)
-                    if left <= 0:
+                    idle = min(since, now - quiet_since)  # quiet since the page was taken
+                    if (
+                        idle >= self.refill_quiet_seconds
+                        or now - start >= self.refill_max_delay_seconds
+                    ):
                         break
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(wanted.wait(), left)
+                        await asyncio.wait_for(wanted.wait(), REFILL_POLL_SECONDS)
             finally:
                 with contextlib.suppress(KeyError, ValueError):
                     self._waiting[notebook_path].remove(wanted)
@@ -245,6 +253,21 @@ def _quiet_refill_manager(base: type) -> type:
                 notebook_path,
                 loop.time() - start,
                 " (asked for)" if wanted.is_set() else "",
+            )
+
+        def _working(self) -> bool:
+            """Whether a kernel not in the pool is running code (a page opened, a click):
+            a long computation sends no message until it ends. A pooled kernel's cell
+            waits for its request, busy, and does not count."""
+            pooled = set()
+            for pool in self._pools.values():
+                for task in pool:
+                    if task.done() and not task.cancelled() and task.exception() is None:
+                        pooled.add(task.result().get("kernel_id"))
+            return any(
+                getattr(kernel, "execution_state", None) == "busy"
+                for kid, kernel in list(self._kernels.items())
+                if kid not in pooled
             )
 
         async def shutdown_all(self, *args: Any, **kwargs: Any) -> None:

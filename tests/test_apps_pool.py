@@ -53,7 +53,14 @@ def _app(folder: Path) -> None:
         "display_name": "Python 3",
         "language": "python",
     }
-    nb.cells = [nbformat.v4.new_code_cell("import os\nprint('page of', os.getpid())")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("import os\nprint('page of', os.getpid())"),
+        # once opened, the page works for 4 s without sending a message
+        nbformat.v4.new_code_cell(
+            "import time\nfrom voila.utils import wait_for_request\n\n"
+            "wait_for_request()\ntime.sleep(4)"
+        ),
+    ]
     nbformat.write(nb, folder / "tiny.ipynb")
 
 
@@ -84,13 +91,14 @@ def test_pages_open_from_the_pool_and_are_refilled_when_quiet_or_asked_for(tmp_p
         try:
             _wait_log(log_path, "Kernel pool of tiny.ipynb is filled with 1 kernel(s)", 1, proc)
             body = _wait_log(
-                log_path, "Pool refills wait for 3.0 s without kernel traffic", 1, proc
+                log_path, "Pool refills wait for 3.0 s without kernel work or traffic", 1, proc
             )
+            taken = time.monotonic()
             status, page = http_get(url)
             assert status == 200 and "page of" in page
-            taken = time.monotonic()
             body = _wait_log(log_path, refill, 1, proc)
-            assert time.monotonic() - taken >= 2.5  # not the second after: the quiet first
+            # not the second after: once the page's 4 s of work and 3 s of quiet are over
+            assert time.monotonic() - taken >= 6.5
             assert f"{refill} " in body and "(asked for)" not in body
             _wait_log(log_path, "Kernel pool of tiny.ipynb is filled with 1 kernel(s)", 2, proc)
             # the next two visitors at once: the second asks for the page still waiting
