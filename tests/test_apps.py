@@ -508,7 +508,13 @@ def test_quotas_table_balance_and_filter(app_context):
     assert set(app.frame()["region"]) == {region}
     assert app.kpis.values["reps"] == str(len(app.frame()))
     assert [t.name for t in app.chart.figure.data][:2] == ["In line", "Out of line"]
-    assert text(app.territory_table.value)  # a proposal, or why there is none
+    assert not app.territory_table.value  # drawn when its tab shows
+    app.tabs.selected_index = 1
+    drawn = app.territory_table.value
+    assert text(drawn)  # a proposal, or why there is none
+    app.region.value = quotas.ALL_MEMBERS  # redrawn at once while it shows
+    assert app.territory_table.value != drawn or "accounts move" not in text(drawn)
+    app.region.value = region
     # Excel of what the table shows: the region's reps, quotas as numbers.
     import io
 

@@ -167,6 +167,8 @@ class QuotasPage:
     context: AppContext
     shown: pd.DataFrame
     busy: bool = False
+    #: Whether the territories tab shows the current filters (it is drawn when shown).
+    territories_drawn: bool = False
     excel: layout.ExcelDownload | None = None
     table_shown: pd.DataFrame | None = None
     table_kinds: dict[str, str] = field(default_factory=dict)
@@ -334,16 +336,24 @@ def _refresh(page: QuotasPage) -> None:
         page.manager.value = current if current in mgrs else ALL_MEMBERS
         page.shown = _filter(frame, reg, page.value("manager"), page.value("segment"))
         _draw_quotas(page, page.shown)
-        _draw_territories(page, reg, page.value("segment"))
+        # The territories tab is drawn when it shows: a page opens without its table and
+        # chart (a third of what the page would send), and a filter redraws one tab only.
+        page.territories_drawn = False
+        if page.tabs.selected_index == 1:
+            _show_territories(page)
     finally:
         page.busy = False
 
 
+def _show_territories(page: QuotasPage) -> None:
+    if not page.territories_drawn:
+        _draw_territories(page, page.value("region"), page.value("segment"))
+        page.territories_drawn = True
+
+
 def _redraw(page: QuotasPage, change: dict) -> None:
-    # A chart drawn in a hidden tab has no width: draw it again once the tab shows.
-    pane = page.chart if change["new"] == 0 else page.territory_chart
-    if pane.figure is not None:
-        pane.show(pane.figure)
+    if change["new"] == 1:
+        _show_territories(page)
 
 
 def build(ctx: AppContext | None = None) -> w.Widget:
