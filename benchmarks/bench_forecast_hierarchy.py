@@ -58,6 +58,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -182,39 +183,126 @@ def m3_cube(path: str | os.PathLike = config.M3_PATH) -> xr.Dataset:
     )
 
 
+def _coverage_counts(res: backtest.BacktestResult) -> pd.DataFrame:
+    """Actuals scored against a band and the share inside it, by level and model.
+
+    ``se``: the binomial standard error sqrt(p (1 - p) / n); ``se_clustered``: the one
+    that treats the months of one node from one origin as one draw (a node's errors
+    persist over its horizon), sqrt(sum_c (k_c - p n_c)^2) / n over those clusters c.
+    """
+    sc = res.scores
+    known = np.isfinite(sc["lower"]) & np.isfinite(sc["upper"])
+    inside = known & (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    g = pd.DataFrame(
+        {"level": sc["level"], "model": sc["model"], "node": sc["node"], "origin": sc["origin"],
+         "n": known, "k": inside}
+    )  # fmt: skip
+    cells = g.groupby(["level", "model", "node", "origin"])[["n", "k"]].sum().reset_index()
+    out = cells.groupby(["level", "model"])[["n", "k"]].sum()
+    n = out["n"].where(out["n"] > 0)
+    out["coverage"] = out["k"] / n
+    out["se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / n)
+    p = out["coverage"].reindex(pd.MultiIndex.from_frame(cells[["level", "model"]])).to_numpy()
+    cells["dev2"] = (cells["k"] - p * cells["n"]) ** 2
+    out["se_clustered"] = np.sqrt(cells.groupby(["level", "model"])["dev2"].sum()) / n
+    return out
+
+
+def _by_origin(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:
+    """Coverage of ``model``'s band by level (rows) and scored origin (columns)."""
+    sc = res.scores[res.scores["model"] == model]
+    inside = (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    frame = inside.groupby([sc["level"], sc["origin"]]).mean().unstack("origin")
+    frame.columns = [f"{pd.Timestamp(o):%Y-%m}" for o in frame.columns]
+    return frame.reindex(list(levels))
+
+
 def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[dict, pd.DataFrame]:
+    """Flat JSON keys (units in the names) and the table of WAPE and coverage by level.
+
+    ``{prefix}{level}_wape_pct_{model}``: WAPE at the scored (test) origins [%];
+    ``{prefix}{level}_coverage_pct_{model}``: share of actuals inside the 10-90% band [%],
+    with ``_coverage_se_pct_`` its binomial standard error sqrt(p (1 - p) / n) [%]
+    (cells of one node and origin are correlated: a lower bound on the real one),
+    ``_coverage_se_clustered_pct_`` the one with each node's months from one origin a
+    cluster, and ``{prefix}{level}_band_cells_n`` the n behind them.
+    """
     table = backtest.summary_table(res)
     wape = table.pivot(index="level", columns="model", values="wape")
-    cover = table.pivot(index="level", columns="model", values="coverage")
+    nodes = table.pivot(index="level", columns="model", values="nodes")
+    counts = _coverage_counts(res)
     out: dict = {}
     rows = []
     for level in levels:
-        row = {"level": level}
+        row = {"level": level, "nodes": int(nodes.loc[level, "revmodel"])}
+        out[f"{prefix}{level}_nodes_n"] = row["nodes"]
         for name in models:
-            out[f"{prefix}{level}_wape_{name}"] = round(float(wape.loc[level, name]), 4)
-            row[name] = float(wape.loc[level, name])
-            c = float(cover.loc[level, name])
-            if np.isfinite(c):
-                out[f"{prefix}{level}_coverage_{name}"] = round(c, 3)
-                row[f"{name}_coverage"] = c
+            w = float(wape.loc[level, name])
+            out[f"{prefix}{level}_wape_pct_{name}"] = round(100 * w, 3)
+            row[name] = w
+            if (level, name) in counts.index and counts.loc[(level, name), "n"] > 0:
+                c = counts.loc[(level, name)]
+                out[f"{prefix}{level}_coverage_pct_{name}"] = round(100 * float(c["coverage"]), 1)
+                out[f"{prefix}{level}_coverage_se_pct_{name}"] = round(100 * float(c["se"]), 1)
+                out[f"{prefix}{level}_coverage_se_clustered_pct_{name}"] = round(
+                    100 * float(c["se_clustered"]), 1
+                )
+                out[f"{prefix}{level}_band_cells_n"] = int(c["n"])
+                row[f"{name}_coverage"] = float(c["coverage"])
+                row[f"{name}_se"] = float(c["se"])
+                row[f"{name}_sec"] = float(c["se_clustered"])
+                row["cells"] = int(c["n"])
         row["revmodel_wins"] = row["revmodel"] <= row["autoets_bottom_up"] + 1e-12
         out[f"{prefix}{level}_revmodel_beats_autoets"] = bool(row["revmodel_wins"])
+        cal = row.get("revmodel_calibrated_coverage", np.nan)
+        out[f"{prefix}{level}_calibrated_band_in_75_85"] = bool(0.75 <= cal <= 0.85)
         rows.append(row)
     return out, pd.DataFrame(rows).set_index("level")
 
 
-def _show(title: str, frame: pd.DataFrame) -> None:
+def _show(title: str, frame: pd.DataFrame, res: backtest.BacktestResult, levels) -> None:
     print(title)
+    print("WAPE at the scored (test) origins, by level:")
     cols = ["revmodel", "autoets_bottom_up", "seasonal_naive", "base"]
-    show = frame[cols].map(lambda v: f"{v:.1%}")
-    for c in ("revmodel", "revmodel_calibrated", "base", "seasonal_naive"):
-        show[f"{c} 10-90% coverage"] = frame[f"{c}_coverage"].map(lambda v: f"{v:.0%}")
+    show = frame[cols].map(lambda v: f"{v:.2%}")
     show["revmodel beats AutoETS"] = frame["revmodel_wins"].map({True: "yes", False: "NO"})
-    print("WAPE and band coverage by level (a calibrated 10-90% band covers 80%)")
     print(show.to_string())
+    print(
+        "10-90% band coverage by level, +- binomial standard error (in brackets: clustered "
+        "by node and origin); a calibrated band covers 80%; revmodel_calibrated is "
+        "revmodel forecast's default:"
+    )
+    cover = pd.DataFrame(index=frame.index)
+    cover["nodes"] = frame["nodes"]
+    cover["cells"] = frame["cells"]
+    for c in ("revmodel_calibrated", "revmodel", "base", "seasonal_naive"):
+        cover[c] = [
+            f"{p:.1%} +- {e:.1%} ({ec:.1%})"
+            for p, e, ec in zip(
+                frame[f"{c}_coverage"], frame[f"{c}_se"], frame[f"{c}_sec"], strict=True
+            )
+        ]
+    print(cover.to_string())
+    print("revmodel_calibrated coverage by scored origin:")
+    print(_by_origin(res, "revmodel_calibrated", levels).map(lambda v: f"{v:.1%}").to_string())
 
 
-def run_sample(calibration_folds: int) -> dict:
+def _cache(cache_dir: str | None):
+    """The forecast cache folder: ``cache_dir`` kept between runs, else a temporary one."""
+    if cache_dir:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        return contextlib.nullcontext(cache_dir)
+    return tempfile.TemporaryDirectory()
+
+
+def _keep_scores(res: backtest.BacktestResult, name: str, scores_dir: str | None) -> None:
+    """Every scored cell (node, month, model: actual, forecast, band) as ``<name>.csv.gz``."""
+    if scores_dir:
+        Path(scores_dir).mkdir(parents=True, exist_ok=True)
+        res.scores.to_csv(Path(scores_dir) / f"{name}.csv.gz", index=False)
+
+
+def run_sample(calibration_folds: int, cache_dir: str | None = None, scores_dir=None) -> dict:
     """The sample company, every reconciliation method."""
     t0 = time.perf_counter()
     ds = cube.build_cube(sample.generate())
@@ -226,27 +314,31 @@ def run_sample(calibration_folds: int) -> dict:
         "autoets_bottom_up": autoets_bottom_up,
         "seasonal_naive": "seasonal_naive",
     }
-    with tempfile.TemporaryDirectory() as cache:
+    with _cache(cache_dir) as cache:
         res = backtest.rolling_origin(
             ds, HORIZON, folds=FOLDS, step=STEP, models=models, reconcile="mint_shrink",
             cache_dir=cache, calibration_folds=calibration_folds,
         )  # fmt: skip
+    _keep_scores(res, "sample", scores_dir)
     table = backtest.summary_table(res)
     out: dict = {
-        "origins": ", ".join(f"{o:%Y-%m}" for o in res.origins),
-        "horizon_months": HORIZON,
-        "folds": FOLDS,
-        "calibration_folds": calibration_folds,
-        "n_reps": int(ds.sizes["rep"]),
-        "n_bottom_series": int(table.loc[table["level"] == "bottom", "nodes"].iloc[0]),
-        "reconcile_method_used": ", ".join(
+        "sample_origins": ", ".join(f"{o:%Y-%m}" for o in res.origins),
+        "sample_horizon_months": HORIZON,
+        "sample_folds_n": FOLDS,
+        "sample_calibration_folds_n": calibration_folds,
+        "sample_reps_n": int(ds.sizes["rep"]),
+        "sample_bottom_series_n": int(table.loc[table["level"] == "bottom", "nodes"].iloc[0]),
+        "sample_reconcile_method_used": ", ".join(
             sorted({str(i["method"]) for i in res.info["reconcile"] if i["method"]})
         ),
-        "total_seconds": round(time.perf_counter() - t0, 1),
+        "sample_seconds": round(time.perf_counter() - t0, 1),
     }
-    scores, frame = _score(res, "", LEVELS_ALL, models)
+    scores, frame = _score(res, "sample_", LEVELS_ALL, models)
     out.update(scores)
-    _show(f"Sample company: origins {out['origins']}, {HORIZON} months ahead", frame)
+    _show(
+        f"Sample company: origins {out['sample_origins']}, {HORIZON} months ahead",
+        frame, res, LEVELS_ALL,
+    )  # fmt: skip
     others = frame[[f"revmodel_{m}" for m in OTHER_METHODS]].map(lambda v: f"{v:.1%}")
     print("\nOther reconciliation methods, WAPE:")
     print(others.to_string())
@@ -267,8 +359,9 @@ def _show_factors(res: backtest.BacktestResult) -> None:
 
 
 def run_other(
-    name: str, ds: xr.Dataset, levels, horizon: int, folds: int, calibration_folds: int
-) -> dict:
+    name: str, ds: xr.Dataset, levels, horizon: int, folds: int, calibration_folds: int,
+    cache_dir: str | None = None, scores_dir: str | None = None,
+) -> dict:  # fmt: skip
     """A hierarchy held out from the sample: the default method, AutoETS and the floor beside."""
     t1 = time.perf_counter()
     models = {
@@ -278,21 +371,26 @@ def run_other(
         "autoets_bottom_up": autoets_bottom_up,
         "seasonal_naive": "seasonal_naive",
     }
-    with tempfile.TemporaryDirectory() as cache:
+    with _cache(cache_dir) as cache:
         res = backtest.rolling_origin(
             ds, horizon, folds=folds, step=horizon, models=models, cache_dir=cache,
             calibration_folds=calibration_folds,
         )  # fmt: skip
+    _keep_scores(res, name, scores_dir)
     out, frame = _score(res, f"{name}_", levels, models)
     out[f"{name}_origins"] = ", ".join(f"{o:%Y-%m}" for o in res.origins)
-    out[f"{name}_n_series"] = int(ds.sizes["rep"])
-    out[f"{name}_calibration_folds"] = calibration_folds
+    out[f"{name}_series_n"] = int(ds.sizes["rep"])
+    out[f"{name}_horizon_months"] = horizon
+    out[f"{name}_folds_n"] = folds
+    out[f"{name}_calibration_folds_n"] = calibration_folds
     out[f"{name}_seconds"] = round(time.perf_counter() - t1, 1)
     print()
     _show(
         f"{name}, {ds.sizes['rep']} series: origins {out[f'{name}_origins']}, "
         f"{horizon} months ahead",
         frame,
+        res,
+        levels,
     )
     _show_factors(res)
     return out
@@ -307,21 +405,37 @@ def main(argv: list[str] | None = None) -> dict:
         "--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS)
     )
     parser.add_argument("--calibration-folds", type=int, default=CALIBRATION_FOLDS)
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="forecast cache kept between runs (default: a temporary one)",
+    )
+    parser.add_argument(
+        "--scores-dir", default=None, help="write every scored cell there as <set>.csv.gz"
+    )
     args = parser.parse_args(argv)
     sets = [x.strip() for x in args.sets.split(",") if x.strip()]
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
         parser.error(f"unknown set {unknown[0]!r}; use {', '.join(SETS)}")
     t0 = time.perf_counter()
-    out: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    k = args.calibration_folds
+    load_start = os.getloadavg()[0]
+    kept: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    # the other sets' keys from the last run (keys without a set's prefix are outdated)
+    out = {k: v for k, v in kept.items() if k.split("_")[0] in set(SETS) - set(sets)}
+    k, where = args.calibration_folds, {"cache_dir": args.cache_dir, "scores_dir": args.scores_dir}
     if "sample" in sets:
-        out.update(run_sample(k))
+        out.update(run_sample(k, **where))
     if "employment" in sets:
-        out.update(run_other("employment", employment_cube(), EMPLOYMENT_LEVELS, 12, 2, k))
+        out.update(run_other("employment", employment_cube(), EMPLOYMENT_LEVELS, 12, 2, k, **where))
     if "m3" in sets:
-        out.update(run_other("m3", m3_cube(), M3_LEVELS, M3_HORIZON, 1, k))
-    print(f"\nwall time {time.perf_counter() - t0:.0f} s (shared machine, noisy)")
+        out.update(run_other("m3", m3_cube(), M3_LEVELS, M3_HORIZON, 1, k, **where))
+    out["load_average_1min_start"] = round(load_start, 2)
+    out["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    print(
+        f"\nwall time {time.perf_counter() - t0:.0f} s (shared machine, noisy; load average "
+        f"{load_start:.1f} at the start, {out['load_average_1min_end']:.1f} at the end)"
+    )
     print(f"Wrote {write_result(RESULTS.stem, out, RESULTS)}")
     return out
 
