@@ -347,6 +347,13 @@ def run_sample(calibration_folds: int, cache_dir: str | None = None, scores_dir=
 
 
 def _show_factors(res: backtest.BacktestResult) -> None:
+    rounds = res.info.get("band_rounds", [])
+    if rounds:
+        print("Calibration rounds: share of past actuals inside the past bands drawn in each:")
+        for r in rounds:
+            shares = ["/".join(f"{v:.0%}" for v in held.values()) for held in r["held"]]
+            print(f"  origin {r['origin']}: {len(r['held'])} rounds, " + " -> ".join(shares))
+        print("  (levels in order: " + ", ".join(rounds[0]["held"][0]) + ")")
     print("Band factors learned at each scored origin (from earlier origins only):")
     for b in res.info["band_scale"]:
         print(f"  fold {b['fold']}: " + ", ".join(f"{k} {v:.2f}" for k, v in b["factors"].items()))

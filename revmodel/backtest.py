@@ -79,9 +79,14 @@ FLOOR = "seasonal_naive"
 SEASON = 12
 #: Months of history the first origin needs at least [months].
 MIN_TRAIN_MONTHS = 12
-#: Rounds of band calibration: the factor from the past bands, then corrected on the past
-#: bands drawn again with it (reconciliation mixes the levels' spreads).
-CALIBRATION_ROUNDS = 2
+#: Most rounds of band calibration: the factor from the past bands, then corrected on the
+#: past bands drawn again with it (reconciliation mixes the levels' spreads) until they hold
+#: their share within :data:`CALIBRATION_TOLERANCE` at every level (:meth:`_Scored.learn_scale`).
+CALIBRATION_ROUNDS = 4
+#: Past bands drawn with the factors so far that hold their share to within this [1], or
+#: within the binomial standard error of the level's past actuals if larger, at every level
+#: end the calibration: a level is not corrected for less than its own noise.
+CALIBRATION_TOLERANCE = 0.025
 #: Weight of each older calibration fold relative to the next (:func:`band_calibration`);
 #: chosen on validation origins before every benchmark's scored ones (README).
 CALIBRATION_DECAY = 0.5
@@ -1118,16 +1123,23 @@ class _Scored:
         correction they still need; from the second round on the factors take a secant
         step on that correction (:func:`_secant_scale`), since the reconciled band does
         not widen one for one with the base spread (levels mix, and the paths keep
-        their mean above 0, so a band near 0 widens less).
+        their mean above 0, so a band near 0 widens less). From the second round on,
+        past bands that already hold their share at every level (:func:`calibration_held`)
+        end it; at most :data:`CALIBRATION_ROUNDS` rounds. ``self.info["band_rounds"]``
+        keeps, per round, each level's share held by the past bands drawn in it.
         """
         past = [(end, s, f) for end, s, f in self.past if end <= origin]
-        scale, before, needed = rec.BandScale(), None, None
-        for _ in range(CALIBRATION_ROUNDS) if past else ():
-            q = np.asarray(past[0][1].fc["quantile"].values, dtype=float)
-            scores = [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
-            fix = band_calibration(scores, origin, q.max() - q.min())
-            step = scale.times(fix) if before is None else _secant_scale(before, needed, scale, fix)
-            before, needed, scale = scale, fix, step
+        if not past:
+            return rec.BandScale()
+        q = np.asarray(past[0][1].fc["quantile"].values, dtype=float)
+
+        def scores_with(scale: rec.BandScale) -> list:
+            return [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
+
+        scale, rounds = calibration_rounds(scores_with, origin, q.max() - q.min())
+        self.info.setdefault("band_rounds", []).append(
+            {"origin": f"{origin:%Y-%m}", "method": how, "held": rounds}
+        )
         return scale
 
     def learn_scales(self, stat: _Statistical, fold: _Fold, methods: Sequence[str]) -> None:
@@ -1135,8 +1147,8 @@ class _Scored:
 
         A first factor per level makes the past reconciled bands hold their share of
         the past actuals; reconciliation mixes the levels' spreads, so the past bands are
-        drawn again with it and the factor corrected the same way
-        (:data:`CALIBRATION_ROUNDS` rounds in all).
+        drawn again with it and the factor corrected the same way until they hold it
+        (at most :data:`CALIBRATION_ROUNDS` rounds, :meth:`learn_scale`).
         """
         for how in methods:
             scale = self.learn_scale(how, fold.origin)
@@ -1150,6 +1162,41 @@ class _Scored:
                     "by_step": dict(zip(scale.levels, scale.by_step, strict=False)),
                 }
             )
+
+
+def calibration_rounds(
+    scores_with: Callable[[rec.BandScale], list[tuple[pd.Timestamp, Mapping[str, np.ndarray]]]],
+    origin: pd.Timestamp,
+    coverage: float = 0.8,
+    rounds: int | None = None,
+) -> tuple[rec.BandScale, list[dict[str, float]]]:
+    """Band factors whose past bands hold ``coverage`` at every level, round by round.
+
+    Each round scores the past bands drawn with the factors so far (``scores_with``:
+    the factors to the band scores by level of every earlier fold, as
+    :func:`band_calibration` takes them) and measures the correction they still need
+    (:func:`band_calibration`); the first round's correction is the factor, later ones
+    take a secant step on it (:func:`_secant_scale`). From the second round on, bands
+    that already hold ``coverage`` at every level (:func:`calibration_held`) end it;
+    at most ``rounds`` (default :data:`CALIBRATION_ROUNDS`).
+
+    Returns
+    -------
+    (revmodel.reconcile.BandScale, list of dict)
+        The factors, and per round each level's share held by the past bands drawn in it.
+    """
+    scale, before, needed = rec.BandScale(), None, None
+    held_by_round: list[dict[str, float]] = []
+    for k in range(CALIBRATION_ROUNDS if rounds is None else int(rounds)):
+        scores = scores_with(scale)
+        held = past_coverage(scores, origin)
+        held_by_round.append({lv: round(c, 4) for lv, (c, _) in held.items()})
+        if k > 0 and calibration_held(held, coverage):
+            break
+        fix = band_calibration(scores, origin, coverage)
+        step = scale.times(fix) if before is None else _secant_scale(before, needed, scale, fix)
+        before, needed, scale = scale, fix, step
+    return scale, held_by_round
 
 
 #: Bounds of the band's response to its factor in a secant step (:func:`_secant_scale`):
@@ -1424,6 +1471,75 @@ def calibration_folds_available(
     n_hist = int((pd.DatetimeIndex(cube["month"].values) <= as_of).sum())
     room = n_hist - int(horizon) - MIN_TRAIN_MONTHS
     return int(min(max(room // step + 1, 0), folds)) if room >= 0 else 0
+
+
+def past_coverage(
+    past: Sequence[tuple[pd.Timestamp, Mapping[str, np.ndarray]]],
+    origin: pd.Timestamp,
+    decay: float | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Each level's share of past actuals inside its band, weighted as :func:`band_calibration`.
+
+    Parameters
+    ----------
+    past, origin, decay
+        As in :func:`band_calibration`: band scores by level of earlier folds, the
+        origin (folds whose actuals run past it left out) and the weight of each older
+        fold relative to the next.
+
+    Returns
+    -------
+    dict of level name to (float, float)
+        The weighted share of scores at most 1 [1] and the effective number of scores
+        behind it, (sum w)^2 / sum w^2 [1].
+
+    Examples
+    --------
+    >>> past = [(pd.Timestamp("2025-03-01"), {"total": np.array([0.5, 2.0])}),
+    ...         (pd.Timestamp("2025-06-01"), {"total": np.array([0.5, 0.5])})]
+    >>> {lv: tuple(round(x, 3) for x in v) for lv, v in past_coverage(past, pd.Timestamp("2025-06-01")).items()}
+    {'total': (0.833, 3.6)}
+    """
+    decay = CALIBRATION_DECAY if decay is None else float(decay)
+    usable = sorted(((end, k) for k, (end, _) in enumerate(past) if end <= origin), reverse=True)
+    age = {k: a for a, (_, k) in enumerate(usable)}
+    held: dict[str, list[np.ndarray]] = {}
+    weights: dict[str, list[np.ndarray]] = {}
+    for k, (_, scores) in enumerate(past):
+        if k in age:
+            for lv, v in scores.items():
+                v = np.asarray(v, dtype=float).ravel()
+                v = v[~np.isnan(v)]
+                held.setdefault(lv, []).append(v <= 1)
+                weights.setdefault(lv, []).append(np.full(v.shape, decay ** age[k]))
+    out = {}
+    for lv in held:
+        h, w = np.concatenate(held[lv]), np.concatenate(weights[lv])
+        if w.size:
+            out[lv] = (float((w * h).sum() / w.sum()), float(w.sum() ** 2 / (w**2).sum()))
+    return out
+
+
+def calibration_held(held: Mapping[str, tuple[float, float]], coverage: float = 0.8) -> bool:
+    """Whether past bands hold ``coverage`` at every level, within the calibration's tolerance.
+
+    A level is held when its share (:func:`past_coverage`) is within
+    :data:`CALIBRATION_TOLERANCE` of ``coverage``, or within the binomial standard error
+    sqrt(c (1 - c) / n) of its ``n`` effective past actuals when that is larger (a level
+    with few nodes is not chased through its noise).
+
+    Examples
+    --------
+    >>> calibration_held({"total": (0.70, 12.0), "rep": (0.79, 900.0)})  # total: SE 11.5%
+    True
+    >>> calibration_held({"total": (0.70, 12.0), "rep": (0.74, 900.0)})  # rep: SE 1.3%
+    False
+    """
+    for share, n in held.values():
+        noise = np.sqrt(coverage * (1 - coverage) / n) if n > 0 else np.inf
+        if abs(share - coverage) > max(CALIBRATION_TOLERANCE, noise):
+            return False
+    return True
 
 
 def band_calibration(

@@ -386,3 +386,68 @@ def test_each_month_ahead_gets_its_own_factor_where_its_errors_differ(hierarchy)
     scale = backtest.band_calibration(past, past[-1][0], 0.8, decay=1.0)
     for row in scale.by_step:  # the factors grow with the months ahead, as the errors do
         assert row[0] < row[1] < row[2]
+
+
+def test_levels_misstated_in_opposite_directions_each_reach_80_percent(hierarchy):
+    """Bottoms' base spread understated (0.6), every aggregate's overstated (1.7).
+
+    The reconciled band of a level mixes every level's spread: one factor per level
+    learned once leaves the bottom too narrow, and so does a single secant step after
+    it (the two rounds of before); the rounds of :func:`backtest.calibration_rounds`
+    go on until the past bands hold 80% at every level, and so do fresh actuals.
+    """
+    h = hierarchy
+    q, levels, draw, S = _gaussian_base(h, horizon=2, seed=21)
+    levels_of = h.nodes["level"].to_numpy()
+    q_model = rc.scale_band(q, levels, np.where(levels_of == rc.BOTTOM_LEVEL, 0.6, 1.7))
+    mu = draw(20_000).mean(1)
+    resid = S @ (draw(240) - mu[:, None])
+    origin = pd.Timestamp("2025-06-01")
+    past = S @ draw(300)  # the past origin's actuals
+    fresh = S @ draw(4000)  # the actuals the calibrated band is judged on
+
+    def band(scale: rc.BandScale) -> tuple[np.ndarray, ...]:
+        settings = rc.SampleSettings(n_samples=1000, seed=6, scale=scale if scale.levels else None)
+        s = rc.sample_reconciled(q_model, levels, h, "mint_shrink", resid, False, settings=settings)
+        return tuple(s.quantiles[..., i][..., None] for i in range(3))
+
+    def scores_with(scale: rc.BandScale) -> list:
+        lo, mid, hi = band(scale)
+        score = rc.band_scores(past[:, None, :], mid, lo, hi)
+        return [(origin, {lv: score[levels_of == lv] for lv in dict.fromkeys(levels_of)})]
+
+    def coverage(scale: rc.BandScale) -> dict[str, float]:
+        lo, _, hi = band(scale)
+        inside = (fresh[:, None, :] >= lo) & (fresh[:, None, :] <= hi)
+        return {lv: float(inside[levels_of == lv].mean()) for lv in dict.fromkeys(levels_of)}
+
+    scale, held = backtest.calibration_rounds(scores_with, origin)
+    two, _ = backtest.calibration_rounds(scores_with, origin, rounds=2)
+    plain, after, before = coverage(rc.BandScale()), coverage(scale), coverage(two)
+    assert plain["total"] > 0.95 and plain[rc.BOTTOM_LEVEL] > 0.8, plain  # mixed by MinT
+    assert before[rc.BOTTOM_LEVEL] < 0.74, before  # two rounds: the bottom still too narrow
+    assert 3 <= len(held) <= backtest.CALIBRATION_ROUNDS, held
+    for lv, got in after.items():
+        assert 0.75 <= got <= 0.85, (lv, got, plain[lv], before[lv])
+    worst = [max(abs(c - 0.8) for c in r.values()) for r in held]  # past bands, by round
+    assert worst[-1] < 0.04 < worst[1], held  # after the second round's draw: still off
+    f = scale.as_dict()  # the bottom widened and the total narrowed, each by its own factor
+    assert f[rc.BOTTOM_LEVEL] > 1.3 and f["total"] < 0.7, f
+
+
+def test_past_coverage_and_the_stopping_rule_by_hand():
+    past = [
+        (pd.Timestamp("2025-03-01"), {"total": np.array([0.5, 2.0]), "rep": np.array([[0.2]])}),
+        (pd.Timestamp("2025-06-01"), {"total": np.array([0.5, 0.5]), "rep": np.array([[3.0]])}),
+        (pd.Timestamp("2025-09-01"), {"total": np.array([9.0, 9.0])}),  # not ended by the origin
+    ]
+    got = backtest.past_coverage(past, pd.Timestamp("2025-06-01"))
+    # weights 0.5 (older) and 1: total (0.5 * 1 + 1 * 2) / 3, n = 3^2 / 2.5; rep 0.5 / 1.5
+    assert got["total"] == pytest.approx((2.5 / 3, 3.6))
+    assert got["rep"] == pytest.approx((1 / 3, 1.5**2 / 1.25))
+    tol = backtest.CALIBRATION_TOLERANCE
+    assert backtest.calibration_held({"rep": (0.8 + 0.9 * tol, 1e6)})
+    assert not backtest.calibration_held({"rep": (0.8 - 1.1 * tol, 1e6)})
+    # a level of 16 past actuals is held within its standard error (10%), not the tolerance
+    assert backtest.calibration_held({"total": (0.71, 16.0), "rep": (0.8, 1e6)})
+    assert not backtest.calibration_held({"total": (0.69, 16.0), "rep": (0.8, 1e6)})
