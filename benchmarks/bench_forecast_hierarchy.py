@@ -204,7 +204,10 @@ def _coverage_counts(res: backtest.BacktestResult) -> pd.DataFrame:
     out["se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / n)
     p = out["coverage"].reindex(pd.MultiIndex.from_frame(cells[["level", "model"]])).to_numpy()
     cells["dev2"] = (cells["k"] - p * cells["n"]) ** 2
-    out["se_clustered"] = np.sqrt(cells.groupby(["level", "model"])["dev2"].sum()) / n
+    by = cells.groupby(["level", "model"])
+    clusters = by["n"].apply(lambda c: int((c > 0).sum()))
+    # one cluster (one node from one origin) says nothing of the spread: no standard error
+    out["se_clustered"] = (np.sqrt(by["dev2"].sum()) / n).where(clusters > 1)
     return out
 
 
@@ -244,9 +247,10 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
                 c = counts.loc[(level, name)]
                 out[f"{prefix}{level}_coverage_pct_{name}"] = round(100 * float(c["coverage"]), 1)
                 out[f"{prefix}{level}_coverage_se_pct_{name}"] = round(100 * float(c["se"]), 1)
-                out[f"{prefix}{level}_coverage_se_clustered_pct_{name}"] = round(
-                    100 * float(c["se_clustered"]), 1
-                )
+                if np.isfinite(c["se_clustered"]):
+                    out[f"{prefix}{level}_coverage_se_clustered_pct_{name}"] = round(
+                        100 * float(c["se_clustered"]), 1
+                    )
                 out[f"{prefix}{level}_band_cells_n"] = int(c["n"])
                 row[f"{name}_coverage"] = float(c["coverage"])
                 row[f"{name}_se"] = float(c["se"])
