@@ -110,6 +110,12 @@ HELD_CONDITIONED_MAX = 512
 
 #: Cap on active-set iterations for non-negative reconciliation.
 NONNEGATIVE_MAX_ITER = 200
+#: Bytes of the stacked (columns x m x m) systems one batched solve holds
+#: (:func:`_dense_free_solves`): more columns are solved in chunks of this size.
+NONNEGATIVE_BATCH_BYTES = 64 * 2**20
+#: Solve the columns of a dense unlocked reconciliation with bounds together
+#: (:func:`_active_set_many`); False: one column at a time (:func:`_nonnegative_column`).
+NONNEGATIVE_BATCH = True
 
 #: Method names accepted by :func:`reconcile_cube` (and the CLI ``--reconcile``).
 METHODS: tuple[str, ...] = (
@@ -1340,6 +1346,77 @@ def _nonnegative_column(
     return _active_set(b0[:, 0], supports, v[:, 0], step)
 
 
+def _active_set_many(b0: np.ndarray, step_many: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_active_set` on many columns without locks at once, each on its own path.
+
+    The columns move in lockstep: each iteration applies :func:`_active_set`'s rule to
+    every column not yet settled (the same tolerance, cycle rule and iteration limit,
+    so each column takes the steps it would alone) and solves them together
+    (``step_many(active, cols) -> (b, nu)``, ``active`` (m x len(cols)) and ``cols``
+    their positions). ``b0`` (m x k) the solutions without bounds. Returns the (m x k)
+    solutions, the iterations of each column and whether each converged.
+    """
+    m, k = b0.shape
+    tol = 1e-10
+    b, nu = b0.copy(), np.zeros((m, k))
+    active = np.zeros((m, k), dtype=bool)
+    seen = [{np.packbits(active[:, j]).tobytes()} for j in range(k)]
+    iters = np.full(k, NONNEGATIVE_MAX_ITER)
+    converged = np.zeros(k, dtype=bool)
+    todo = np.arange(k)
+    for it in range(1, NONNEGATIVE_MAX_ITER + 1):
+        a = active[:, todo]
+        new_active = (a & (nu[:, todo] >= -tol)) | (~a & (b[:, todo] < -tol))
+        same = (new_active == a).all(axis=0)
+        iters[todo[same]] = it - 1
+        converged[todo[same]] = True
+        new_active, todo = new_active[:, ~same], todo[~same]
+        if not todo.size:
+            break
+        for i, j in enumerate(todo):
+            if np.packbits(new_active[:, i]).tobytes() in seen[j]:  # a cycle: one index moves
+                col = active[:, j].copy()
+                viol_b = np.where(~active[:, j], -b[:, j], -np.inf)
+                viol_nu = np.where(active[:, j], -nu[:, j], -np.inf)
+                if viol_b.max() >= viol_nu.max():
+                    col[int(np.argmax(viol_b))] = True
+                else:
+                    col[int(np.argmax(viol_nu))] = False
+                new_active[:, i] = col
+            seen[j].add(np.packbits(new_active[:, i]).tobytes())
+        active[:, todo] = new_active
+        bb, nn = step_many(new_active, todo)
+        nn[~new_active] = 0.0
+        b[:, todo], nu[:, todo] = bb, nn
+    return b, iters, converged
+
+
+def _dense_free_solves(
+    obj: _Objective, y: np.ndarray, active: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The dense objective's solutions, each column's active bottoms held at 0, together.
+
+    Column j's ``A[F, F] x = g[F]`` (``F`` its free bottoms, ``g = (W^-1 S)' y``, as
+    :meth:`_Objective.solve`) is solved as the (m x m) system whose held rows and
+    columns are those of the identity, ``g`` 0 there (the same solution, the held
+    bottoms 0): the columns' systems are stacked and solved at once, in chunks of
+    :data:`NONNEGATIVE_BATCH_BYTES`. Returns ``b`` and the bound multipliers ``A b - g``.
+    """
+    A = obj.A
+    m, k = active.shape
+    g = obj.WiS.T @ y
+    x = np.zeros((m, k))
+    chunk = max(1, int(NONNEGATIVE_BATCH_BYTES // (8 * m * m)))
+    diagonal = np.eye(m, dtype=bool)
+    for s in range(0, k, chunk):
+        free = ~active[:, s : s + chunk].T  # columns x m
+        M = np.where(free[:, :, None] & free[:, None, :], A[None], 0.0)
+        M[:, diagonal] = np.where(free, M[:, diagonal], 1.0)
+        rhs = np.where(free, g[:, s : s + chunk].T, 0.0)
+        x[:, s : s + chunk] = np.linalg.solve(M, rhs[..., None])[..., 0].T
+    return x, A @ x - g
+
+
 def _solve_gls(
     S: sp.csr_matrix,
     W: np.ndarray | LowRankCovariance,
@@ -1382,10 +1459,20 @@ def _solve_gls(
         V = L[pos[ind]][:, cols] if rows.size else np.zeros((0, len(cols)))
         bb, _ = obj.solve(y[:, cols], np.ones(m, dtype=bool), C, V)
         b[:, cols] = bb
-        if nonnegative:
-            for j, t in enumerate(cols):
-                if (bb[:, j] >= -1e-10).all():
-                    continue
+        neg = np.flatnonzero((bb < -1e-10).any(axis=0)) if nonnegative else np.zeros(0, int)
+        dense = isinstance(obj, _Objective) and not obj.diagonal
+        if neg.size and NONNEGATIVE_BATCH and dense and not C.shape[0]:
+            # no locks, dense weights: every column's active set at once (the same steps)
+            t_neg = np.asarray(cols)[neg]
+            got, it, ok = _active_set_many(
+                bb[:, neg], lambda act, j, t=t_neg: _dense_free_solves(obj, y[:, t[j]], act)
+            )
+            b[:, t_neg] = got
+            iters += int(it.sum())
+            converged &= bool(ok.all())
+        else:
+            for j in neg:
+                t = cols[j]
                 bt, it, ok = _nonnegative_column(obj, y[:, [t]], C, V[:, [j]], bb[:, [j]])
                 iters += it
                 converged &= ok

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from scipy import stats
 
 from revmodel import reconcile as rc
@@ -174,3 +175,57 @@ def test_the_band_misses_the_mean_only_where_most_paths_are_zero(hierarchy):
     assert np.all(res.mean[outside] > hi[outside])  # never below the band
     assert np.all((res.samples[outside] > 1e-6).mean(-1) < 0.15)  # mostly-zero nodes only
     assert not outside[h.index("total", ())].any()
+
+
+@pytest.mark.parametrize("locked", [None, {("manager", "M1"): 2500.0}])
+def test_columns_solved_together_give_the_paths_of_one_column_at_a_time(
+    hierarchy, monkeypatch, locked
+):
+    """The bounded solve of every path at once (dense MinT, no locks) takes each path's own steps.
+
+    Same iterations, same paths to rounding; with a lock every path is solved alone
+    as before. Paths still add up, hold the lock and are >= 0.
+    """
+    h = hierarchy
+    q, means = _sparse_base(h, horizon=2)
+    settings = rc.SampleSettings(n_samples=300, seed=5)
+    kwargs = dict(
+        method="mint_shrink", residuals=residuals_for(h), nonnegative=True, locked=locked,
+        settings=settings, means=means,
+    )  # fmt: skip
+    together = rc.sample_reconciled(q, LEVELS, h, **kwargs)
+    monkeypatch.setattr(rc, "NONNEGATIVE_BATCH", False)
+    alone = rc.sample_reconciled(q, LEVELS, h, **kwargs)
+    assert together.info["nonnegative_iterations"] > 300  # most paths needed the bounds
+    assert together.info["nonnegative_iterations"] == alone.info["nonnegative_iterations"]
+    assert together.info["nonnegative_converged"] and alone.info["nonnegative_converged"]
+    scale = np.abs(alone.samples).max()
+    np.testing.assert_allclose(together.samples, alone.samples, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(together.quantiles, alone.quantiles, rtol=0, atol=1e-12 * scale)
+    for t in range(2):
+        assert_coherent(h, together.samples[:, t, :], rtol=1e-9)
+    assert together.samples.min() >= 0.0
+    if locked:
+        np.testing.assert_array_equal(
+            together.samples[h.index("manager", "M1")], np.full((2, 300), 2500.0)
+        )
+
+
+def test_stacked_systems_in_chunks_solve_what_the_objective_solves(monkeypatch):
+    """:func:`_dense_free_solves` (a few columns a chunk) against :meth:`_Objective.solve`."""
+    rng = np.random.default_rng(2)
+    h = rc.hierarchy_from_cube(tiny_cube())
+    resid = residuals_for(h)
+    W, _ = rc.shrunk_covariance(resid)
+    obj = rc._Objective(h.S.tocsr(), W, h.bottom)
+    m = h.n_bottom
+    y = rng.normal(1000.0, 400.0, (h.n_nodes, 7))
+    active = rng.random((m, 7)) < 0.4
+    monkeypatch.setattr(rc, "NONNEGATIVE_BATCH_BYTES", 8 * m * m * 3)  # 3 columns a chunk
+    b, nu = rc._dense_free_solves(obj, y, active)
+    none = sp.csr_matrix((0, m))
+    for j in range(7):
+        bj, nuj = obj.solve(y[:, [j]], ~active[:, j], none, np.zeros((0, 1)))
+        np.testing.assert_allclose(b[:, j], bj[:, 0], rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(nu[:, j], nuj[:, 0], rtol=1e-9, atol=1e-7)
+        assert (b[active[:, j], j] == 0).all()
