@@ -35,9 +35,9 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
 9. otherwise the default method: the mean of SES, damped Holt and Theta (theta 2
    and 3), fitted on the log of the seasonally adjusted series (the ordinary scale
    when a month is zero or negative), and Holt-Winters; when many series are
-   forecast together (:func:`forecast_many`), a cross-series autoregression fitted
-   on all their histories (:func:`fit_pooled`) takes SES's place
-   (:func:`revmodel.models.default_model`).
+   forecast together (:func:`forecast_many`), two cross-series autoregressions
+   fitted on all their histories (:func:`fit_pooled`: a linear one in SES's
+   place and a random-feature one beside it; :func:`revmodel.models.default_model`).
 
 Quantiles of a non-negative measure are clipped at 0 and the clipping is recorded.
 
@@ -722,7 +722,14 @@ def fit_pooled(
             inputs.append(models.pooled_input(series.z, season_length))
         except Exception:  # noqa: BLE001 - a series whose season cannot be estimated is left out
             continue
-    return models.PooledAR.fit(inputs, int(h))
+    linear = models.PooledAR.fit(inputs, int(h))
+    if linear is None:
+        return None
+    nets = [
+        models.PooledNet.fit(inputs, int(h), lags=lags, hidden=hidden, season_length=season_length)
+        for lags, hidden in ((12, 200), (24, 400))
+    ]
+    return replace(linear, nets=tuple(net for net in nets if net is not None))
 
 
 def forecast_many(

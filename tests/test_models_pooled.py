@@ -1,5 +1,5 @@
-"""Tests of the cross-series (pooled) member of the default method: revmodel.models.PooledAR,
-revmodel.models.Pooled and revmodel.forecast.fit_pooled."""
+"""Tests of the cross-series (pooled) members of the default method: revmodel.models.PooledAR,
+revmodel.models.PooledNet, revmodel.models.Pooled and revmodel.forecast.fit_pooled."""
 
 from __future__ import annotations
 
@@ -68,6 +68,9 @@ def test_windows_never_reach_past_the_end_of_a_history():
     # the same histories cut at their origins, whatever came after, give the same weights
     cut = fit_pooled([f[:48] for f in futures], h=6)
     np.testing.assert_array_equal(base.weights, cut.weights)
+    np.testing.assert_array_equal(base.nets[1].weights, cut.nets[1].weights)
+    assert base.nets[0].n_windows == base.n_windows
+    assert [n.lags for n in base.nets] == [12, 24]
     # and the windows of each history are exactly n - lags - h + 1
     assert base.n_windows == 30 * (48 - 12 - 6 + 1)
 
@@ -87,6 +90,7 @@ def test_leakage_forecast_cube_uses_no_month_after_as_of(tmp_path):
     fc = forecast_cube(ds, horizon=3, cache_dir=tmp_path / "a", progress=False)
     fc_later = forecast_cube(later, horizon=3, cache_dir=tmp_path / "b", progress=False)
     assert any("pooled_ar" in str(m) for m in fc["node_model"].values)
+    assert any("pooled_net" in str(m) for m in fc["node_model"].values)
     xr.testing.assert_identical(fc, fc_later)
     # a month before as_of does move the pooled member, and with it every regular node
     earlier = ds.copy(deep=True)
@@ -124,10 +128,14 @@ def test_pooled_member_equals_its_share_of_the_default_combination():
     own = np.exp(pool.forecast(models.pooled_input(y), 6)) * factors
     local = models.default_model(pooled=pool)
     local.fit(y, 12)
-    parts = [m.predict(6)[0] for m in local.fitted[0].model.fitted[1:]]
+    nets = [np.exp(n.forecast(models.pooled_input(y), 6)) * factors for n in pool.nets]
+    inner = local.fitted[0].model.fitted
+    assert [m.name for m in inner[:3]] == ["log[pooled_ar]", "log[pooled_net]", "log[pooled_net]"]
+    parts = [m.predict(6)[0] for m in inner[3:]]
     adjusted_parts = [p * factors for p in parts]
     holt_winters = local.fitted[1].predict(6)[0]
-    expected = (own + sum(adjusted_parts) + holt_winters) / 5
+    # six members on the adjusted series (weight 4/5 between them), Holt-Winters 1/5
+    expected = 0.8 * (own + sum(nets) + sum(adjusted_parts)) / 6 + 0.2 * holt_winters
     np.testing.assert_allclose(with_pool, expected, rtol=1e-10)
 
 
@@ -141,3 +149,79 @@ def test_one_short_series_falls_back_to_the_per_series_combination():
     # series with a zero or negative month, short or intermittent ones give no windows
     assert models.pooled_input(np.array([1.0, 0.0, 2.0] * 10)) is None
     assert fit_pooled([np.r_[y[:30], -1.0, y[30:]]] * 20, h=12) is None
+
+
+def _independent_scale(z: np.ndarray) -> float:
+    """Mean absolute 12-month change, written out with a loop."""
+    changes = [abs(z[t] - z[t - 12]) for t in range(12, len(z))]
+    return max(sum(changes) / len(changes), 1e-3)
+
+
+def test_pooled_net_fit_is_an_explicit_ridge_on_its_features():
+    """The chunked normal equations give the ridge solution of the feature matrix written out
+    window by window, solved as an augmented least-squares problem."""
+    inputs = [np.log(growing(40)) for _ in range(6)] + [None, np.log(growing(7))]
+    net = models.PooledNet.fit(inputs, h=3, lags=5, hidden=7, ridge=0.01, min_windows=1, chunk=11)
+    rows, targets = [], []
+    for z in inputs[:6]:
+        s = _independent_scale(z)
+        for t in range(5, z.size - 3 + 1):
+            window = (z[t - 5 : t] - z[t - 1]) / s
+            hidden = np.maximum(window @ net.projection + net.bias, 0)
+            rows.append(np.concatenate([window, hidden]))
+            targets.append((z[t : t + 3] - z[t - 1]) / s)
+    f, y = np.array(rows), np.array(targets)
+    assert (net.n_windows, net.n_series) == (len(rows), 6)
+    k = f.shape[1]
+    aug_f = np.vstack([f, np.sqrt(0.01 * len(rows)) * np.eye(k)])
+    aug_y = np.vstack([y, np.zeros((k, 3))])
+    expected = np.linalg.lstsq(aug_f, aug_y, rcond=None)[0]
+    np.testing.assert_allclose(net.weights, expected, rtol=1e-7, atol=1e-9)
+    # the random projection is fixed by the seed
+    again = models.PooledNet.fit(inputs, h=3, lags=5, hidden=7, ridge=0.01, min_windows=1)
+    np.testing.assert_allclose(again.weights, net.weights, rtol=1e-9, atol=1e-12)
+    assert (
+        again.digest()
+        == models.PooledNet.fit(inputs, h=3, lags=5, hidden=7, ridge=0.01, min_windows=1).digest()
+    )
+
+
+def test_pooled_net_forecast_by_hand():
+    inputs = [np.log(growing(60)) for _ in range(10)]
+    net = models.PooledNet.fit(inputs, h=4, lags=6, hidden=10)
+    z = inputs[2]
+    s = _independent_scale(z)
+    window = (z[-6:] - z[-1]) / s
+    features = np.concatenate([window, np.maximum(window @ net.projection + net.bias, 0)])
+    expected = z[-1] + s * features @ net.weights
+    np.testing.assert_allclose(net.forecast(z, 4), expected, rtol=1e-12)
+    # beyond its horizon the last step is held; a short history is padded with its first value
+    np.testing.assert_array_equal(net.forecast(z, 7)[4:], expected[-1])
+    short = z[:4]
+    padded = np.concatenate([[short[0]] * 2, short])
+    window = (padded - padded[-1]) / models.window_scale(short)
+    features = np.concatenate([window, np.maximum(window @ net.projection + net.bias, 0)])
+    np.testing.assert_allclose(
+        net.forecast(short, 4),
+        short[-1] + models.window_scale(short) * features @ net.weights,
+        rtol=1e-12,
+    )
+
+
+def test_pooled_net_forecast_uses_no_month_after_the_origin():
+    """Months after the origin, of the series or of the others, change no forecast."""
+    histories = [growing(60) for _ in range(25)]
+    origin = 42
+    changed = [np.concatenate([y[:origin], y[origin:] * 50]) for y in histories]
+    a = fit_pooled([y[:origin] for y in histories], h=6)
+    b = fit_pooled([y[:origin] for y in changed], h=6)
+    for i in (0, 7):
+        fa = forecast_series(histories[i][:origin], 6, pooled=a)
+        fb = forecast_series(changed[i][:origin], 6, pooled=b)
+        np.testing.assert_array_equal(fa.mean, fb.mean)
+        assert "log[pooled_net]" in fa.model_name
+    # a month before the origin moves the non-linear member
+    earlier = [y.copy() for y in histories]
+    earlier[0][origin - 1] *= 1.5
+    c = fit_pooled([y[:origin] for y in earlier], h=6)
+    assert not np.allclose(c.nets[0].weights, a.nets[0].weights)
