@@ -54,6 +54,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import xarray as xr
 from scipy.optimize import linprog
+from threadpoolctl import threadpool_limits
 
 from revmodel import config
 from revmodel.errors import DataError, InfeasibleError, ParameterError
@@ -1464,9 +1465,13 @@ def _solve_gls(
         if neg.size and NONNEGATIVE_BATCH and dense and not C.shape[0]:
             # no locks, dense weights: every column's active set at once (the same steps)
             t_neg = np.asarray(cols)[neg]
-            got, it, ok = _active_set_many(
-                bb[:, neg], lambda act, j, t=t_neg: _dense_free_solves(obj, y[:, t[j]], act)
-            )
+            # One BLAS thread: the stacked solves' last bits would otherwise follow the
+            # machine's thread count, and a plan must be the same here and on a cluster's
+            # workers (which run one thread each).
+            with threadpool_limits(1, user_api="blas"):
+                got, it, ok = _active_set_many(
+                    bb[:, neg], lambda act, j, t=t_neg: _dense_free_solves(obj, y[:, t[j]], act)
+                )
             b[:, t_neg] = got
             iters += int(it.sum())
             converged &= bool(ok.all())
