@@ -1491,7 +1491,9 @@ def past_coverage(
     -------
     dict of level name to (float, float)
         The weighted share of scores at most 1 [1] and the effective number of scores
-        behind it, (sum w)^2 / sum w^2 [1].
+        behind it, (sum w)^2 / sum w^2, a node's months from one origin counting as at
+        most :data:`revmodel.reconcile.BAND_SCALE_ROW_SCORES`
+        (:func:`revmodel.reconcile.effective_scores`) [1].
 
     Examples
     --------
@@ -1505,18 +1507,22 @@ def past_coverage(
     age = {k: a for a, (_, k) in enumerate(usable)}
     held: dict[str, list[np.ndarray]] = {}
     weights: dict[str, list[np.ndarray]] = {}
+    rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for k, (_, scores) in enumerate(past):
         if k in age:
             for lv, v in scores.items():
-                v = np.asarray(v, dtype=float).ravel()
-                v = v[~np.isnan(v)]
-                held.setdefault(lv, []).append(v <= 1)
-                weights.setdefault(lv, []).append(np.full(v.shape, decay ** age[k]))
+                v = np.asarray(v, dtype=float)
+                w = np.full(v.shape, decay ** age[k])
+                rows.setdefault(lv, []).append((v, w))
+                keep = ~np.isnan(v)
+                held.setdefault(lv, []).append(v[keep] <= 1)
+                weights.setdefault(lv, []).append(w[keep])
     out = {}
     for lv in held:
         h, w = np.concatenate(held[lv]), np.concatenate(weights[lv])
         if w.size:
-            out[lv] = (float((w * h).sum() / w.sum()), float(w.sum() ** 2 / (w**2).sum()))
+            v_rows, w_rows = zip(*rows[lv], strict=True)
+            out[lv] = (float((w * h).sum() / w.sum()), rec.effective_scores(v_rows, w_rows))
     return out
 
 

@@ -2275,6 +2275,11 @@ def _reconcile_columns(
 #: Scores a level needs for its own factor to weigh as much as the pooled one
 #: (:func:`learn_band_scale`): a level with n scores weighs n / (n + BAND_SCALE_POOL).
 BAND_SCALE_POOL = 30
+#: Independent scores a node's months from one origin count as at most
+#: (:func:`effective_scores`): its errors persist over the horizon (a level's months from
+#: one origin cover or miss together), so twelve months ahead of one node at one origin
+#: are not twelve draws. With 3 months ahead (a quarter) every month counts.
+BAND_SCALE_ROW_SCORES = 3
 #: Bounds of a learned band factor [1]: a factor outside is clipped (a band never
 #: shrinks below a fifth, nor widens beyond five times, of the model's own).
 BAND_SCALE_BOUNDS: tuple[float, float] = (0.2, 5.0)
@@ -2571,6 +2576,54 @@ def _n_eff(w: np.ndarray) -> float:
     return float(w.sum() ** 2 / (w**2).sum()) if w.size else 0.0
 
 
+def effective_scores(
+    scores: np.ndarray | Sequence[np.ndarray],
+    weights: np.ndarray | Sequence[np.ndarray] | None = None,
+    row_scores: int | None = None,
+) -> float:
+    """Effective number of past scores, a node's months from one origin as one row.
+
+    The effective number of the weighted scores (:func:`_n_eff`), times
+    ``row_scores`` over the mean number of scored months per row when a row has
+    more: the months of one node from one origin cover or miss together, and count
+    as at most ``row_scores`` independent scores.
+
+    Parameters
+    ----------
+    scores : np.ndarray or sequence of np.ndarray
+        Scores, rows x months ahead (2-D) or any other shape (each score a row, as
+        :func:`learn_band_scale` reads them); NaN not counted.
+    weights : np.ndarray or sequence of np.ndarray, optional
+        Their weights (same shapes); None weighs all alike.
+    row_scores : int, optional
+        Scores a row counts as at most (default :data:`BAND_SCALE_ROW_SCORES`).
+
+    Examples
+    --------
+    >>> effective_scores(np.zeros((2, 12)))  # one node, two origins, 12 months ahead
+    6.0
+    >>> effective_scores(np.zeros((60, 3))), effective_scores(np.zeros(40))
+    (180.0, 40.0)
+    """
+    parts = [scores] if isinstance(scores, np.ndarray) else list(scores)
+    if weights is None:
+        wparts = [np.ones(np.shape(v)) for v in parts]
+    else:
+        wparts = [weights] if isinstance(weights, np.ndarray) else list(weights)
+    w_all, cells, rows = [], 0, 0
+    for v, w in zip(parts, wparts, strict=True):
+        v = np.asarray(v, dtype=float)
+        v2 = v if v.ndim == 2 else v.reshape(-1, 1)  # as learn_band_scale reads them
+        keep = ~np.isnan(v2)
+        w_all.append(np.broadcast_to(np.asarray(w, dtype=float).reshape(v2.shape), v2.shape)[keep])
+        cells += int(keep.sum())
+        rows += int(keep.any(axis=1).sum())
+    n = _n_eff(np.concatenate(w_all)) if w_all else 0.0
+    per_row = cells / rows if rows else 1.0
+    cap = BAND_SCALE_ROW_SCORES if row_scores is None else row_scores
+    return n * min(1.0, cap / per_row)
+
+
 def learn_band_scale(
     scores: Mapping[str, np.ndarray],
     coverage: float = 0.8,
@@ -2583,7 +2636,9 @@ def learn_band_scale(
     ``coverage`` (the factor by which its past bands had to be scaled to hold that
     share of the past actuals), shrunk in logs towards the quantile of all levels'
     scores pooled, with weight ``n / (n + pool)`` on a level's own ``n`` scores (with
-    ``weights``, n is their effective number, (sum w)^2 / sum w^2). Scores given by
+    ``weights``, n is their effective number, (sum w)^2 / sum w^2, and a node's months
+    ahead from one origin count as at most :data:`BAND_SCALE_ROW_SCORES` scores:
+    :func:`effective_scores`). Scores given by
     month ahead (n x h arrays) give each month its own factor too, the quantile of
     that month's scores shrunk the same way towards the level's factor: a month with
     few scores (an aggregate level) stays near its level's (at it, when too few for a
@@ -2642,7 +2697,7 @@ def learn_band_scale(
         return _conformal_quantile(v[keep], coverage, w[keep] if weighted else None)
 
     def n_of(v: np.ndarray, w: np.ndarray) -> float:
-        return _n_eff(w[~np.isnan(v)])
+        return effective_scores(v, w)
 
     flat = [
         np.concatenate([x.ravel() for x in parts]) for parts in zip(*clean.values(), strict=True)
