@@ -213,8 +213,13 @@ def _quiet_refill_manager(base: type) -> type:
             super().fill_if_needed(delay, notebook_name, extra_kernel_env_variables or {}, **kwargs)
 
         async def get_rendered_notebook(self, notebook_name: str, *args: Any, **kwargs: Any):
-            for wanted in self._waiting.pop(notebook_name, []):
-                wanted.set()  # someone wants this page now: build it at once
+            waiting = self._waiting.get(notebook_name, [])
+            pool = self._pools.get(notebook_name, [])
+            unstarted = sum(not task.done() for task in pool)
+            if waiting and pool and not pool[0].done() and len(waiting) >= unstarted:
+                # the page next in line still waits for quiet and someone wants it now:
+                # build it at once (a page already started in the pool is handed out instead)
+                waiting[0].set()
             return await super().get_rendered_notebook(notebook_name, *args, **kwargs)
 
         async def _initialize(

@@ -134,6 +134,21 @@ def require_chromium() -> None:
     require_file(CHROMIUM, "install Debian's chromium (apt-get install -y chromium)")
 
 
+def write_notebook(path: Path, cells: list[str]) -> Path:
+    """A notebook of these code cells on the ``python3`` kernel, as the apps' notebooks are."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [nbformat.v4.new_code_cell(cell) for cell in cells]
+    nbformat.write(nb, path)
+    return path
+
+
 def free_port() -> int:
     """A free loopback port for a server a test starts."""
     with socket.socket() as s:

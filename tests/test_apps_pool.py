@@ -7,12 +7,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
+import traitlets
 
 from revmodel import config, kernels
 from revmodel.apps import serve
-from tests.conftest import free_port, http_get
+from tests.conftest import free_port, http_get, write_notebook
 
 
 def test_the_refill_settings_reach_voila_s_config():
@@ -26,6 +26,21 @@ def test_the_refill_settings_reach_voila_s_config():
     assert float(settings.refill_quiet_seconds) == kernels.REFILL_QUIET_SECONDS
     assert float(settings.refill_max_delay_seconds) == kernels.REFILL_MAX_DELAY_SECONDS
     assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "Refill" in f]
+
+
+def test_the_explorer_keeps_one_page_more_in_the_pool():
+    from voila.app import Voila
+
+    assert serve.pool_config(1) == {
+        "default": {"pool_size": 1},
+        "explorer.ipynb": {"pool_size": 2},
+    }
+    assert serve.pool_config(3)["explorer.ipynb"] == {"pool_size": 4}
+    app = Voila()
+    app.parse_command_line(serve.voila_command(8870, "tok", pool_size=1)[3:])
+    given = app.config.VoilaKernelManager.kernel_pools_config  # read as the trait reads it
+    assert given.get_value(traitlets.Dict()) == serve.pool_config(1)
+    assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "pools" in f]
 
 
 def test_voila_s_pooled_manager_is_the_quiet_refill_one(monkeypatch):
@@ -46,22 +61,16 @@ def test_voila_s_pooled_manager_is_the_quiet_refill_one(monkeypatch):
     assert plain.__name__ == "NormalKernelManager"
 
 
-def _app(folder: Path) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell("import os\nprint('page of', os.getpid())"),
-        # once opened, the page works for 4 s without sending a message
-        nbformat.v4.new_code_cell(
+def _app(folder: Path, name: str = "tiny.ipynb") -> None:
+    write_notebook(
+        folder / name,
+        [
+            "import os\nprint('page of', os.getpid())",
+            # once opened, the page works for 4 s without sending a message
             "import time\nfrom voila.utils import wait_for_request\n\n"
-            "wait_for_request()\ntime.sleep(4)"
-        ),
-    ]
-    nbformat.write(nb, folder / "tiny.ipynb")
+            "wait_for_request()\ntime.sleep(4)",
+        ],
+    )
 
 
 def _wait_log(
@@ -80,6 +89,7 @@ def test_pages_open_from_the_pool_and_are_refilled_when_quiet_or_asked_for(tmp_p
     apps, log_path = tmp_path / "apps", tmp_path / "serve.log"
     apps.mkdir()
     _app(apps)
+    _app(apps, "explorer.ipynb")  # kept two pages in the pool (serve.POOL_EXTRA)
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
     env = {**os.environ, "JUPYTER_PATH": serve.template_path(dict(os.environ))}
     port = free_port()
@@ -107,6 +117,23 @@ def test_pages_open_from_the_pool_and_are_refilled_when_quiet_or_asked_for(tmp_p
             assert status == 200 and "page of" in page
             body = _wait_log(log_path, "(asked for)", 1, proc)
             assert body.count(pooled) == 3
+            # two visitors of the explorer at once: both get a page made in advance, and
+            # neither page taken is built again before the kernels are quiet
+            assert "Kernel pool of explorer.ipynb is filled with 2 kernel(s)" in body
+            explorer = url.replace("tiny.ipynb", "explorer.ipynb")
+            for _ in range(2):
+                status, page = http_get(explorer)
+                assert status == 200 and "page of" in page
+            _wait_log(log_path, "Refilling the pool of explorer.ipynb", 2, proc)
+            for _ in range(2):  # the pages built again, once quiet, are those handed out next
+                status, page = http_get(explorer)
+                assert status == 200 and "page of" in page
+            body = log_path.read_text()
+            assert body.count(pooled) == 7
+            refills = [
+                line for line in body.splitlines() if "Refilling the pool of explorer" in line
+            ]
+            assert len(refills) == 2 and not [r for r in refills if "asked for" in r], refills
         finally:
             proc.terminate()
             proc.wait(timeout=60)

@@ -9,13 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from revmodel import config
 from revmodel.apps import layout, serve
 from revmodel.kernels import pid_alive
-from tests.conftest import free_port
+from tests.conftest import free_port, write_notebook
 
 #: What ipykernel logs when a cell's reply goes to a shell socket already closed.
 KERNEL_ERRORS = ("Exception in message handler", "Traceback", "ZMQError")
@@ -50,20 +49,14 @@ def test_an_interrupted_preheated_kernel_ends_at_once(tmp_path):
 
 def _slow_app(folder: Path, marker: Path) -> None:
     """An app whose page takes a minute to build, as the weekly page's first build does."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    write_notebook(
+        folder / "slow.ipynb",
+        [
             "import time\nfrom pathlib import Path\nfrom revmodel.apps import layout\n\n"
-            f"layout.end_on_interrupt()\nPath({str(marker)!r}).touch()\ntime.sleep(60)"
-        ),
-        nbformat.v4.new_code_cell("layout.when_opened(None)"),
-    ]
-    nbformat.write(nb, folder / "slow.ipynb")
+            f"layout.end_on_interrupt()\nPath({str(marker)!r}).touch()\ntime.sleep(60)",
+            "layout.when_opened(None)",
+        ],
+    )
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

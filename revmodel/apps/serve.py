@@ -20,7 +20,8 @@ The server is plain Voila over ``notebooks/apps/`` with:
   kernels talk to Voila over IPC sockets, so a kernel cannot lose a TCP port to
   another program starting at the same moment and leave its page waiting;
 - ``--preheat_kernel=True --pool_size=N``: Voila keeps :data:`POOL_SIZE`
-  kernels per app with the page already built, so opening an app sends a
+  kernels per app (:data:`POOL_EXTRA` more for the explorer,
+  ``--VoilaKernelManager.kernel_pools_config``) with the page already built, so opening an app sends a
   page rendered in advance; the page reads the live calls again the moment it
   is opened (:func:`revmodel.apps.layout.when_opened`). The page taken is built
   again once the kernels have been quiet for
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import secrets
@@ -61,6 +63,9 @@ __all__ = [
     "APPS",
     "CULL_IDLE_SECONDS",
     "CULL_INTERVAL_SECONDS",
+    "POOL_EXTRA",
+    "POOL_SIZE",
+    "pool_config",
     "serve",
     "template_path",
     "voila_command",
@@ -83,6 +88,11 @@ CULL_INTERVAL_SECONDS = 120
 KERNEL_MANAGER = "revmodel.kernels.AppKernelManager"
 #: Kernels kept ready per app, the page built in advance.
 POOL_SIZE = 1
+#: Kernels kept ready beyond ``pool_size`` for these apps: the explorer is the page opened
+#: first and most, and the slowest to build (about 5 s of a quiet core, twice that while
+#: other pages refill), so a second visitor within that time still gets a page made in
+#: advance. Each kernel holds about 300 MB.
+POOL_EXTRA: dict[str, int] = {"explorer.ipynb": 1}
 #: The apps' Voila template (``revmodel/apps/share/voila/templates/revmodel``).
 TEMPLATE = "revmodel"
 #: Lab extensions the apps' pages leave out: charts are drawn by the template's plotly.js,
@@ -97,6 +107,14 @@ VOILA_MAIN = (
     "from revmodel.kernels import quiet_pool_refills; quiet_pool_refills(); "
     "from voila.app import main; sys.exit(main())"
 )
+
+
+def pool_config(pool_size: int = POOL_SIZE) -> dict[str, dict[str, int]]:
+    """Voila's ``kernel_pools_config``: ``pool_size`` pages per app, more for :data:`POOL_EXTRA`."""
+    pools = {"default": {"pool_size": int(pool_size)}}
+    for app, extra in POOL_EXTRA.items():
+        pools[app] = {"pool_size": int(pool_size) + extra}
+    return pools
 
 
 def voila_command(
@@ -114,6 +132,7 @@ def voila_command(
         preheat = [
             "--preheat_kernel=True",
             f"--pool_size={int(pool_size)}",
+            f"--VoilaKernelManager.kernel_pools_config={json.dumps(pool_config(pool_size))}",
             f"--QuietRefillKernelManager.refill_quiet_seconds={REFILL_QUIET_SECONDS}",
             f"--QuietRefillKernelManager.refill_max_delay_seconds={REFILL_MAX_DELAY_SECONDS}",
         ]
