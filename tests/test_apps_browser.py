@@ -197,6 +197,8 @@ def test_a_page_loads_everything_from_the_server_and_the_small_plotly(browser, s
     page = browser.new_page(viewport={"width": 1300, "height": 2000})
     urls: list[str] = []
     page.on("request", lambda request: urls.append(request.url))
+    status: dict[str, int] = {}
+    page.on("response", lambda response: status.setdefault(response.url, response.status))
     page.goto(f"{server['base']}/voila/render/whatif.ipynb?token={TOKEN}", timeout=RENDER_TIMEOUT)
     page.wait_for_selector(".revmodel-whatif-chart .main-svg .trace", timeout=RENDER_TIMEOUT)
     outside = [u for u in urls if not u.startswith((server["base"], "blob:", "data:"))]
@@ -218,6 +220,20 @@ def test_a_page_loads_everything_from_the_server_and_the_small_plotly(browser, s
         }"""
     )
     assert last_entry < load <= plotly
+    # Every script Voila asks for after the load event was fetched before, while the page
+    # loaded (the template's LATE_STATIC / LATE_EXTENSIONS), and every one preloaded exists.
+    late = page.evaluate(
+        """(load) => performance.getEntriesByType("resource")
+          .filter((e) => e.startTime >= load && e.name.split("?")[0].endsWith(".js"))
+          .map((e) => e.name).filter((name) => !name.includes("plotly"))""",
+        load,
+    )
+    assert late == [], f"add these to LATE_* in the apps' index.html.j2: {late}"
+    preloaded = page.eval_on_selector_all(
+        "link[rel=preload][as=script]", "links => links.map((l) => l.href)"
+    )
+    assert len(preloaded) == 2 + 28
+    assert {url: status.get(url) for url in preloaded} == dict.fromkeys(preloaded, 200)
     bars = page.locator(".revmodel-whatif-chart .main-svg .trace.bars .point")
     assert bars.count() == 3 * len(page.locator(".revmodel-whatif-chart .xtick").all())
     page.close()
