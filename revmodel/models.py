@@ -387,6 +387,12 @@ class ETS(Forecaster):
         return f"ETS(trend={self.trend!r}, seasonal={self.seasonal!r})"
 
 
+#: Starting states of :class:`HoltWinters`' least-squares fit.
+HW_STARTS = ("heuristic", "estimated", "both", "auto")
+#: Seasons of history from which ``HoltWinters(start="auto")`` tries both starts [-].
+HW_BOTH_STARTS_SEASONS = 10
+
+
 class HoltWinters(Forecaster):
     """Holt-Winters: damped additive trend and additive seasonality (statsmodels).
 
@@ -405,13 +411,24 @@ class HoltWinters(Forecaster):
     ----------
     seasonal : bool
         Include the seasonal component when the series is long enough.
+    start : {"heuristic", "estimated", "both", "auto"}
+        The starting states of the least-squares fit when the series is long
+        enough for the heuristic (``2 m + 10`` months): statsmodels'
+        heuristic ones (from the first seasons), estimated ones, or both, the
+        fit with the smaller sum of squared errors kept (twice the work);
+        "auto": both from :data:`HW_BOTH_STARTS_SEASONS` seasons of history,
+        the heuristic one before. On a long series whose season drifts, the
+        heuristic start can leave the optimiser far from the best fit.
     """
 
     name = "holt_winters"
 
-    def __init__(self, seasonal: bool = True) -> None:
+    def __init__(self, seasonal: bool = True, start: str = "heuristic") -> None:
         super().__init__()
+        if start not in HW_STARTS:
+            raise ValueError(f"HoltWinters start must be one of {HW_STARTS}, got {start!r}")
         self.seasonal = bool(seasonal)
+        self.start = start
 
     def _fit(self, y):
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
@@ -419,15 +436,27 @@ class HoltWinters(Forecaster):
         m = self.season_length
         self._m = m if self.seasonal and m > 1 and y.size >= 2 * m + 2 else 0
         heuristic = self._m and y.size >= 2 * m + 10
-        with _quiet():
-            res = ExponentialSmoothing(
-                y,
-                trend="add",
-                damped_trend=True,
-                seasonal="add" if self._m else None,
-                seasonal_periods=self._m or None,
-                initialization_method="heuristic" if heuristic else "estimated",
-            ).fit(use_brute=False)
+        start = self.start
+        if start == "auto":
+            start = "both" if y.size >= HW_BOTH_STARTS_SEASONS * m else "heuristic"
+        starts = ["heuristic" if heuristic else "estimated"]
+        if start == "estimated" or (start == "both" and heuristic):
+            starts = ["estimated"] if start == "estimated" else [*starts, "estimated"]
+        fits = []
+        for start in starts:
+            with _quiet():
+                fits.append(
+                    ExponentialSmoothing(
+                        y,
+                        trend="add",
+                        damped_trend=True,
+                        seasonal="add" if self._m else None,
+                        seasonal_periods=self._m or None,
+                        initialization_method=start,
+                    ).fit(use_brute=False)
+                )
+        # the fit with the smaller sum of squared errors (the first on a tie)
+        res = min(fits, key=lambda r: float(r.sse) if np.isfinite(r.sse) else np.inf)
         p = res.params
         self._phi = float(p["damping_trend"])
         self._level = np.concatenate([[p["initial_level"]], res.level])
@@ -466,7 +495,7 @@ class HoltWinters(Forecaster):
         return mean, q
 
     def __repr__(self) -> str:
-        return f"HoltWinters(seasonal={self.seasonal})"
+        return f"HoltWinters(seasonal={self.seasonal}, start={self.start!r})"
 
 
 class AutoSARIMAX(Forecaster):
@@ -1644,6 +1673,18 @@ def default_model(
     the differenced log, p by AIC (0.845); statsforecast's AutoETS, AutoCES
     or DOT as a further member (0.841, 0.845, 0.842), statsmodels' ETSModel
     being too slow (about three times Holt-Winters' fit).
+
+    The Holt-Winters member tries both starting states on a series of ten
+    years or more (``HoltWinters(start="auto")``), keeping the fit with the
+    smaller sum of squares: on the US-employment hierarchy's validation
+    origins (2015-09 and 2016-09, base forecasts of every node) the WAPE is
+    0.40% -> 0.46% at the total, 0.43% -> 0.40% by segment, 0.66% -> 0.63%
+    by supersector, 0.71% -> 0.66% by sector and 0.88% -> 0.79% by industry
+    (AutoETS summed bottom-up 0.64%, 0.64%, 0.79%, 0.85%, 1.03%); the
+    member alone, estimated start against heuristic, 0.84% against 1.31% by
+    industry. No M3 validation series is that
+    long (13.45 / 0.838 unchanged); both starts on every series gave 13.48 /
+    0.839 there.
     """
     first = FastSES() if pooled is None else Pooled(pooled)
     members = [LogScale(first)]
@@ -1661,5 +1702,5 @@ def default_model(
         test_level=DEFAULT_TEST_LEVEL,
         decomposition="stl",
     )
-    in_model = HoltWinters(seasonal=seasonal != "none" and profile is None)
+    in_model = HoltWinters(seasonal=seasonal != "none" and profile is None, start="auto")
     return Combination([adjusted, in_model], how="mean", weights=(4.0, 1.0))

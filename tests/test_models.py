@@ -108,7 +108,7 @@ def _employment_like(n: int, rng: np.random.Generator) -> np.ndarray:
     return 800 + 0.6 * t + season[t % 12] + rng.normal(0, 1.5, n)
 
 
-def _statsmodels_holt_winters(y: np.ndarray):
+def _statsmodels_holt_winters(y: np.ndarray, start: str = "heuristic"):
     """statsmodels' damped additive Holt-Winters fit of ``y``: the reference the member reproduces."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
@@ -118,7 +118,7 @@ def _statsmodels_holt_winters(y: np.ndarray):
         damped_trend=True,
         seasonal="add",
         seasonal_periods=12,
-        initialization_method="heuristic",
+        initialization_method=start,
     ).fit(use_brute=False)
 
 
@@ -130,7 +130,11 @@ def test_default_model_fits_holt_winters_on_the_series_own_scale():
     fit = models.default_model().fit(y)
     adjusted, in_model = fit.fitted
     assert in_model.name == "holt_winters"
-    res = _statsmodels_holt_winters(y)
+    # 25 years: both starting states tried, the smaller sum of squares kept
+    res = min(
+        (_statsmodels_holt_winters(y, start) for start in ("heuristic", "estimated")),
+        key=lambda r: r.sse,
+    )
     mean, _ = fit.predict(12)
     np.testing.assert_allclose(mean, 0.8 * adjusted.predict(12)[0] + 0.2 * res.forecast(12))
     # a year ahead the combination stays within 1% of the noise-free continuation
