@@ -390,7 +390,7 @@ class ETS(Forecaster):
 #: Starting states of :class:`HoltWinters`' least-squares fit.
 HW_STARTS = ("heuristic", "estimated", "both", "auto")
 #: Seasons of history from which ``HoltWinters(start="auto")`` tries both starts [-].
-HW_BOTH_STARTS_SEASONS = 10
+HW_BOTH_STARTS_SEASONS = 12
 
 
 class HoltWinters(Forecaster):
@@ -1674,7 +1674,7 @@ def default_model(
     or DOT as a further member (0.841, 0.845, 0.842), statsmodels' ETSModel
     being too slow (about three times Holt-Winters' fit).
 
-    The Holt-Winters member tries both starting states on a series of ten
+    The Holt-Winters member tries both starting states on a series of twelve
     years or more (``HoltWinters(start="auto")``), keeping the fit with the
     smaller sum of squares: on the US-employment hierarchy's validation
     origins (2015-09 and 2016-09, base forecasts of every node) the WAPE is
@@ -1682,9 +1682,11 @@ def default_model(
     by supersector, 0.71% -> 0.66% by sector and 0.88% -> 0.79% by industry
     (AutoETS summed bottom-up 0.64%, 0.64%, 0.79%, 0.85%, 1.03%); the
     member alone, estimated start against heuristic, 0.84% against 1.31% by
-    industry. No M3 validation series is that
-    long (13.45 / 0.838 unchanged); both starts on every series gave 13.48 /
-    0.839 there.
+    industry. No M3 training part is that long (validation 13.45 / 0.838 and test
+    unchanged); both starts on every series gave 13.48 / 0.839 on M3
+    validation, and from ten years (120 months) M3 test (13.48 / 0.843
+    against 13.49 / 0.844) took 0.40 times AutoETS' time against 0.22 (the
+    estimated start's fit is about ten times the heuristic one's).
     """
     first = FastSES() if pooled is None else Pooled(pooled)
     members = [LogScale(first)]

@@ -81,8 +81,9 @@ def test_unknown_start_is_refused():
 
 
 def test_auto_tries_both_starts_on_long_series_only():
-    long = _employment_like(10 * 12)
-    short = long[-(10 * 12 - 1) :]
+    months = models.HW_BOTH_STARTS_SEASONS * 12
+    long = _employment_like(months)
+    short = long[-(months - 1) :]
     for y, same_as in ((long, "both"), (short, "heuristic")):
         auto = models.HoltWinters(start="auto").fit(y).predict(12)[0]
         ref = models.HoltWinters(start=same_as).fit(y).predict(12)[0]
