@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 from revmodel import models
+from tests.test_models import _statsmodels_holt_winters
 
 
 def _employment_like(n: int = 240, seed: int = 3) -> np.ndarray:
@@ -19,26 +18,11 @@ def _employment_like(n: int = 240, seed: int = 3) -> np.ndarray:
     return trend + season + rng.normal(0, 3, n)
 
 
-def _statsmodels(y: np.ndarray, start: str):
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ExponentialSmoothing(
-            y,
-            trend="add",
-            damped_trend=True,
-            seasonal="add",
-            seasonal_periods=12,
-            initialization_method=start,
-        ).fit(use_brute=False)
-
-
 @pytest.mark.parametrize("start", ["heuristic", "estimated"])
 def test_one_start_is_statsmodels_fit(start):
     y = _employment_like()
     fit = models.HoltWinters(start=start).fit(y)
-    ref = _statsmodels(y, start)
+    ref = _statsmodels_holt_winters(y, start)
     mean, _ = fit.predict(12)
     np.testing.assert_allclose(mean, np.maximum(ref.forecast(12), 0), rtol=1e-10)
     np.testing.assert_allclose(fit.residuals, y - ref.fittedvalues, rtol=1e-10, atol=1e-8)
@@ -46,12 +30,14 @@ def test_one_start_is_statsmodels_fit(start):
 
 def test_both_starts_keep_the_smaller_sum_of_squares():
     y = _employment_like()
-    sse = {s: float(_statsmodels(y, s).sse) for s in ("heuristic", "estimated")}
+    sse = {s: float(_statsmodels_holt_winters(y, s).sse) for s in ("heuristic", "estimated")}
     best = min(sse, key=sse.get)
     fit = models.HoltWinters(start="both").fit(y)
     assert float(np.sum(fit.residuals**2)) == pytest.approx(sse[best], rel=1e-10)
     mean, _ = fit.predict(12)
-    np.testing.assert_allclose(mean, np.maximum(_statsmodels(y, best).forecast(12), 0), rtol=1e-10)
+    np.testing.assert_allclose(
+        mean, np.maximum(_statsmodels_holt_winters(y, best).forecast(12), 0), rtol=1e-10
+    )
     # never a worse in-sample fit than the heuristic start alone
     assert np.sum(fit.residuals**2) <= sse["heuristic"] * (1 + 1e-12)
 
@@ -71,7 +57,7 @@ def test_short_series_have_a_single_estimated_start():
     y = 50 + 5 * np.sin(np.arange(30) * np.pi / 6) + rng.normal(0, 1, 30)  # < 2 m + 10
     for start in ("heuristic", "both", "estimated"):
         fit = models.HoltWinters(start=start).fit(y)
-        ref = _statsmodels(y, "estimated")
+        ref = _statsmodels_holt_winters(y, "estimated")
         np.testing.assert_allclose(fit.predict(6)[0], np.maximum(ref.forecast(6), 0), rtol=1e-10)
 
 
