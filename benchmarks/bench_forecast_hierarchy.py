@@ -212,21 +212,23 @@ def _coverage_counts(res: backtest.BacktestResult) -> pd.DataFrame:
     n = out["n"].where(out["n"] > 0)
     out["coverage"] = out["k"] / n
     out["se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / n)
-    p = out["coverage"].reindex(pd.MultiIndex.from_frame(cells[["level", "model"]])).to_numpy()
-    cells["dev2"] = (cells["k"] - p * cells["n"]) ** 2
-    by = cells.groupby(["level", "model"])
-    clusters = by["n"].apply(lambda c: int((c > 0).sum()))
     # one cluster (one node from one origin) says nothing of the spread: no standard error
-    out["se_clustered"] = (np.sqrt(by["dev2"].sum()) / n).where(clusters > 1)
+    out["se_clustered"] = _cluster_se(cells, out["coverage"], n)
     # every node and month of one origin one cluster: what a shock shared by the
     # nodes of an origin (a recession, a price change) does to the coverage
     whole = cells.groupby(["level", "model", "origin"])[["n", "k"]].sum().reset_index()
-    p = out["coverage"].reindex(pd.MultiIndex.from_frame(whole[["level", "model"]])).to_numpy()
-    whole["dev2"] = (whole["k"] - p * whole["n"]) ** 2
-    by = whole.groupby(["level", "model"])
-    origins = by["n"].apply(lambda c: int((c > 0).sum()))
-    out["se_origin"] = (np.sqrt(by["dev2"].sum()) / n).where(origins > 1)
+    out["se_origin"] = _cluster_se(whole, out["coverage"], n)
     return out
+
+
+def _cluster_se(clusters: pd.DataFrame, coverage: pd.Series, n: pd.Series) -> pd.Series:
+    """sqrt(sum_c (k_c - p n_c)^2) / n by level and model over the ``clusters`` (rows with
+    their level, model, n and k); NaN with fewer than two clusters that hold an actual."""
+    p = coverage.reindex(pd.MultiIndex.from_frame(clusters[["level", "model"]])).to_numpy()
+    dev2 = (clusters["k"] - p * clusters["n"]) ** 2
+    by = dev2.groupby([clusters["level"], clusters["model"]])
+    held = (clusters["n"] > 0).groupby([clusters["level"], clusters["model"]]).sum()
+    return (np.sqrt(by.sum()) / n).where(held > 1)
 
 
 def _coverage_by_part(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:

@@ -1505,23 +1505,20 @@ def past_coverage(
     decay = CALIBRATION_DECAY if decay is None else float(decay)
     usable = sorted(((end, k) for k, (end, _) in enumerate(past) if end <= origin), reverse=True)
     age = {k: a for a, (_, k) in enumerate(usable)}
-    held: dict[str, list[np.ndarray]] = {}
-    weights: dict[str, list[np.ndarray]] = {}
     rows: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for k, (_, scores) in enumerate(past):
         if k in age:
             for lv, v in scores.items():
                 v = np.asarray(v, dtype=float)
-                w = np.full(v.shape, decay ** age[k])
-                rows.setdefault(lv, []).append((v, w))
-                keep = ~np.isnan(v)
-                held.setdefault(lv, []).append(v[keep] <= 1)
-                weights.setdefault(lv, []).append(w[keep])
+                rows.setdefault(lv, []).append((v, np.full(v.shape, decay ** age[k])))
     out = {}
-    for lv in held:
-        h, w = np.concatenate(held[lv]), np.concatenate(weights[lv])
-        if w.size:
-            v_rows, w_rows = zip(*rows[lv], strict=True)
+    for lv, parts in rows.items():
+        v_rows, w_rows = zip(*parts, strict=True)
+        v = np.concatenate([x.ravel() for x in v_rows])
+        w = np.concatenate([x.ravel() for x in w_rows])
+        keep = ~np.isnan(v)
+        if keep.any():
+            h, w = v[keep] <= 1, w[keep]
             out[lv] = (float((w * h).sum() / w.sum()), rec.effective_scores(v_rows, w_rows))
     return out
 

@@ -439,11 +439,12 @@ class HoltWinters(Forecaster):
         start = self.start
         if start == "auto":
             start = "both" if y.size >= HW_BOTH_STARTS_SEASONS * m else "heuristic"
-        starts = ["heuristic" if heuristic else "estimated"]
-        if start == "estimated" or (start == "both" and heuristic):
-            starts = ["estimated"] if start == "estimated" else [*starts, "estimated"]
+        if start == "estimated" or not heuristic:
+            starts = ["estimated"]
+        else:
+            starts = ["heuristic", "estimated"] if start == "both" else ["heuristic"]
         fits = []
-        for start in starts:
+        for method in starts:
             with _quiet():
                 fits.append(
                     ExponentialSmoothing(
@@ -452,7 +453,7 @@ class HoltWinters(Forecaster):
                         damped_trend=True,
                         seasonal="add" if self._m else None,
                         seasonal_periods=self._m or None,
-                        initialization_method=start,
+                        initialization_method=method,
                     ).fit(use_brute=False)
                 )
         # the fit with the smaller sum of squared errors (the first on a tie)
