@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -1215,6 +1216,28 @@ def test_the_template_path_holds_the_apps_template_and_plotly(tmp_path, monkeypa
     plotly = Path(importlib.util.find_spec("plotly").origin).parent / "package_data"
     assert full.read_bytes() == (plotly / "plotly.min.js").read_bytes()
     assert not full.is_symlink() and theirs == "/x/share"
+    # Voila's chunks, each as Voila ships it, in one file beside plotly's.
+    static = Path(sys.prefix) / "share/jupyter/voila/templates/base/static"
+    bundle = full.with_name(serve.VOILA_BUNDLE).read_bytes()
+    assert len(serve.VOILA_CHUNKS) == len(set(serve.VOILA_CHUNKS)) == 72
+    parts = [(static / f"{name}.voila.js").read_bytes() for name in serve.VOILA_CHUNKS]
+    assert bundle == b"".join(part + b"\n" for part in parts)
+    assert bundle.count(b"self.webpackChunk_JUPYTERLAB_CORE_OUTPUT||[]).push(") == 72
+    before = full.with_name(serve.VOILA_BUNDLE).stat().st_mtime_ns
+    serve.template_path({})  # an unchanged bundle is not written again
+    assert full.with_name(serve.VOILA_BUNDLE).stat().st_mtime_ns == before
+
+
+def test_the_bundle_leaves_out_a_chunk_another_voila_lacks_and_says_so(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(serve, "VOILA_CHUNKS", ("9212", "0000000"))
+    with caplog.at_level("WARNING", logger="revmodel.apps.serve"):
+        bundle = serve.voila_bundle(tmp_path / "static")
+    assert bundle.read_bytes().count(b"self.webpackChunk_JUPYTERLAB_CORE_OUTPUT||[]).push(") == 1
+    assert caplog.messages == [
+        "Voila's chunks ['0000000'] were not found: pages fetch them one by one."
+    ]
 
 
 def test_a_page_opened_again_resends_no_unchanged_chart(app_context, store_url):

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from revmodel.apps import serve
 from tests.conftest import (
     APPS_TOKEN,
     SCREENS,
@@ -221,18 +222,23 @@ def test_a_page_loads_everything_from_the_server_and_the_small_plotly(browser, s
     )
     assert last_entry < load <= plotly
     # Every script Voila asks for after the load event was fetched before, while the page
-    # loaded (the template's LATE_STATIC / LATE_EXTENSIONS), and every one preloaded exists.
+    # loaded (the template's LATE_EXTENSIONS), and every one preloaded exists.
     late = page.evaluate(
         """(load) => performance.getEntriesByType("resource")
           .filter((e) => e.startTime >= load && e.name.split("?")[0].endsWith(".js"))
           .map((e) => e.name).filter((name) => !name.includes("plotly"))""",
         load,
     )
-    assert late == [], f"add these to LATE_* in the apps' index.html.j2: {late}"
+    assert late == [], f"add these to LATE_EXTENSIONS in the apps' index.html.j2: {late}"
+    # Voila's own chunks come in one file (serve.VOILA_CHUNKS), none fetched by itself.
+    chunks = [u for u in scripts if u.endswith(".voila.js")]
+    assert chunks == [], f"add these to revmodel.apps.serve.VOILA_CHUNKS: {chunks}"
+    assert scripts.count(serve.VOILA_BUNDLE) == 1
+    assert status[next(u for u in urls if serve.VOILA_BUNDLE in u)] == 200
     preloaded = page.eval_on_selector_all(
         "link[rel=preload][as=script]", "links => links.map((l) => l.href)"
     )
-    assert len(preloaded) == 2 + 28
+    assert len(preloaded) == 2 + 12
     assert {url: status.get(url) for url in preloaded} == dict.fromkeys(preloaded, 200)
     bars = page.locator(".revmodel-whatif-chart .main-svg .trace.bars .point")
     assert bars.count() == 3 * len(page.locator(".revmodel-whatif-chart .xtick").all())

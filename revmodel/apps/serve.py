@@ -54,6 +54,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from jupyter_core.paths import jupyter_path
+
 from revmodel import config
 from revmodel.kernels import REFILL_MAX_DELAY_SECONDS, REFILL_QUIET_SECONDS, clean_kernel_sockets
 
@@ -65,13 +67,33 @@ __all__ = [
     "CULL_INTERVAL_SECONDS",
     "POOL_EXTRA",
     "POOL_SIZE",
+    "VOILA_CHUNKS",
     "pool_config",
     "serve",
     "template_path",
+    "voila_bundle",
     "voila_command",
     "warm",
 ]
 
+#: The chunks of Voila's front end (``<id>.voila.js``, Voila 0.5 of the lock) that every app
+#: page asks for, in the order asked: about 70 files, which the page would fetch one request
+#: each (a few ms of the server's one thread per request) after Voila's script has started,
+#: then run before the load event on which Voila starts the widgets. They are served as one
+#: file instead (:func:`voila_bundle`, put before Voila's script by the template): each
+#: chunk only registers its modules with webpack, which then finds them loaded and asks for
+#: none. ``tests/test_apps_browser.py`` fails, naming them, if a page asks for another.
+VOILA_CHUNKS: tuple[str, ...] = tuple(
+    """
+    2829 4371 7259 6074 4875 4486 6305 7393 225 614 2121 1996 2772 2296 7245 5992
+    5764 8135 3992 9582 8925 7883 7556 6049 1670 6573 3311 4135 1621 3916 3649 8487
+    9684 4041 143 7155 3144 1601 4972 9890 5312 6468 3459 630 5688 2930 73 1187 4173
+    7483 431 3989 8766 9151 4729 6382 5044 7598 9081 7770 3249 4653 8862 9981 5767
+    4222 8773 3307 6008 8017 457 9212
+    """.split()
+)
+#: The one file of :data:`VOILA_CHUNKS`, in the template's static folder of the cache.
+VOILA_BUNDLE = "revmodel-voila-chunks.js"
 #: App notebook -> what it is for (the index printed at start).
 APPS: dict[str, str] = {
     "explorer.ipynb": "plan explorer: bookings, forecast, quota, attainment, pipeline",
@@ -164,7 +186,8 @@ def template_path(env: dict[str, str] | None = None) -> str:
     The template ships with the package; plotly.js's full bundle, which a chart
     needs only for trace types the basic bundle lacks (the weekly waterfall), is
     plotly's own file, copied (once per plotly version) into a folder of the cache
-    that the template's static files are also looked up in.
+    that the template's static files are also looked up in, as is Voila's chunks
+    in one file (:func:`voila_bundle`).
     """
     shipped = Path(__file__).resolve().parent / "share"
     extra = config.CACHE_DIR / "apps" / "share"
@@ -179,8 +202,37 @@ def template_path(env: dict[str, str] | None = None) -> str:
         tmp = full.with_suffix(".tmp")
         shutil.copyfile(source, tmp)
         tmp.replace(full)
+    voila_bundle(static)
     current = (env if env is not None else os.environ).get("JUPYTER_PATH", "")
     return os.pathsep.join(p for p in (str(shipped), str(extra), current) if p)
+
+
+def voila_bundle(static: Path) -> Path:
+    """Write :data:`VOILA_CHUNKS` of the installed Voila into ``static`` as one script [its path].
+
+    Each chunk's file as Voila ships it, in :data:`VOILA_CHUNKS`' order, a newline
+    after each. A chunk the installed Voila lacks (another version) is left out and
+    logged: the page then fetches it itself, as it would without the bundle. The file
+    is written only when its content changes, through a file of this process's own
+    (servers started at once do not write into each other's).
+    """
+    found = {}
+    for folder in jupyter_path("voila", "templates", "base", "static"):
+        for name in VOILA_CHUNKS:
+            path = Path(folder) / f"{name}.voila.js"
+            if name not in found and path.is_file():
+                found[name] = path
+    missing = [name for name in VOILA_CHUNKS if name not in found]
+    if missing:
+        logger.warning("Voila's chunks %s were not found: pages fetch them one by one.", missing)
+    content = b"".join(found[name].read_bytes() + b"\n" for name in VOILA_CHUNKS if name in found)
+    bundle = static / VOILA_BUNDLE
+    if not bundle.is_file() or bundle.read_bytes() != content:
+        static.mkdir(parents=True, exist_ok=True)
+        tmp = bundle.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(content)
+        tmp.replace(bundle)
+    return bundle
 
 
 def warm() -> float:
