@@ -1,7 +1,7 @@
 /* Draws the apps' charts: every element of class revmodel-plotly holds its figure as
    Plotly JSON in data-figure (and the bundle it needs in data-bundle); plotly.js is
    loaded from this server once, beside the widgets, and each chart drawn when its element
-   appears. The basic bundle (scatter, bar, pie) serves most pages; the full one is
+   appears. This script is put in the page's head by the apps' template (not fetched). The basic bundle (scatter, bar, pie) serves most pages; the full one is
    loaded only for a chart that needs another trace type. */
 (function () {
   "use strict";
@@ -89,11 +89,14 @@
     });
   }).observe(document.documentElement, { childList: true, subtree: true });
   document.querySelectorAll(".revmodel-plotly").forEach(draw);
-  // plotly.js is fetched once the page has loaded: Voila starts its widgets on the window's
-  // load event, which a script fetched before it would hold back by its download and run.
-  if (document.readyState === "complete") {
-    load(me.dataset.bundle);
+  // plotly.js's basic bundle is fetched at once: it runs while the page's other scripts are
+  // still on their way (the browser otherwise idle), done before the load event on which
+  // Voila starts its widgets. The full bundle (four times the size) is fetched once the page
+  // has loaded, so that its run does not hold Voila's start back.
+  var bundle = me.dataset.bundle;
+  if (bundle !== "full" || document.readyState === "complete") {
+    load(bundle);
   } else {
-    window.addEventListener("load", function () { load(me.dataset.bundle); });
+    window.addEventListener("load", function () { load(bundle); });
   }
 })();
