@@ -23,6 +23,9 @@ cache in place), then measures per app:
   snapshot). Nothing in a snapshot responds: the ``render`` times above are those of the
   live page, whose widgets work, and ``<mode>_<app>_chromium_{,return_}interactive_...``
   repeat them under that name;
+- ``<mode>_<app>_chromium_{,return_}{html,load_event}_median_seconds``: navigation until the
+  page's HTML had arrived (a page made in advance: a few ms; one built for the visitor:
+  seconds) and until its load event, on which Voila starts the widgets;
 - ``<mode>_<app>_chromium_kernel_{messages,kbytes}``, ``..._chromium_http_kbytes`` and
   ``..._chromium_widget_views``: what the last of those pages received from its kernel and
   over HTTP (by ``Content-Length``) until it showed, and the widgets it drew;
@@ -147,6 +150,16 @@ def _visible(page, interactive: float) -> float:
     return min(shown[0] / 1000, interactive) if shown else interactive
 
 
+def _timeline(page) -> tuple[float, float]:
+    """Seconds from navigation until the page's HTML had arrived and until its load event
+    (on which Voila starts the widgets): where the time of a slow page went."""
+    html, load = page.evaluate(
+        "() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return [n.responseEnd, n.loadEventStart]; }"
+    )
+    return html / 1000, load / 1000
+
+
 def _shutdown(base: str, body: str) -> None:
     found = KERNEL_ID.search(body)
     if found:
@@ -182,6 +195,8 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
     http: dict[str, list[float]] = {a: [] for a in APPS}
     chromium: dict[str, list[float]] = {a: [] for a in APPS}
     visible: dict[str, list[float]] = {a: [] for a in APPS}
+    html: dict[str, list[float]] = {a: [] for a in APPS}
+    load: dict[str, list[float]] = {a: [] for a in APPS}
     time.sleep(PAUSE_SECONDS * 2)  # the first pool fills
     for _ in range(REPEATS):
         for app in APPS:
@@ -199,6 +214,8 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             page.wait_for_selector(ready, timeout=180_000)
             chromium[app].append(time.perf_counter() - t0)
             visible[app].append(_visible(page, chromium[app][-1]))
+            for kept, value in zip((html[app], load[app]), _timeline(page), strict=True):
+                kept.append(value)
             results[f"{mode}_{app}_chromium_kernel_messages"] = received["frames"]
             results[f"{mode}_{app}_chromium_kernel_kbytes"] = received["bytes"] / 1000
             results[f"{mode}_{app}_chromium_http_kbytes"] = received["http_bytes"] / 1000
@@ -207,8 +224,14 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             )
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
-    returning, returning_visible = _returns(base, browser)
+    returning, returning_visible, returning_times = _returns(base, browser)
     for app in APPS:
+        for kind, marks in (
+            ("chromium", {"html": html[app], "load_event": load[app]}),
+            ("chromium_return", returning_times[app]),
+        ):
+            for what, values in marks.items():
+                results[f"{mode}_{app}_{kind}_{what}_median_seconds"] = statistics.median(values)
         kinds = (("http", http[app]), ("chromium", chromium[app]))
         for kind, values in (*kinds, ("chromium_return", returning[app])):
             results[f"{mode}_{app}_{kind}_render_median_seconds"] = statistics.median(values)
@@ -222,11 +245,13 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
                 results[f"{mode}_{app}_{kind}_{what}_p90_seconds"] = p90(values)
 
 
-def _returns(base: str, browser) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def _returns(base: str, browser) -> tuple[dict, dict, dict]:
     """Render times of each app opened again in one browser profile that opened it before,
-    and the times its content was visible (:func:`_visible`)."""
+    the times its content was visible (:func:`_visible`), and its HTML's and load
+    event's (:func:`_timeline`, ``{app: {"html": [...], "load_event": [...]}}``)."""
     returning: dict[str, list[float]] = {a: [] for a in APPS}
     visible: dict[str, list[float]] = {a: [] for a in APPS}
+    times: dict[str, dict[str, list[float]]] = {a: {"html": [], "load_event": []} for a in APPS}
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
     for round_ in range(REPEATS + 1):
         for app, ready in APPS.items():
@@ -237,10 +262,12 @@ def _returns(base: str, browser) -> tuple[dict[str, list[float]], dict[str, list
             if round_:  # the first round fills the cache
                 returning[app].append(time.perf_counter() - t0)
                 visible[app].append(_visible(page, returning[app][-1]))
+                for what, value in zip(("html", "load_event"), _timeline(page), strict=True):
+                    times[app][what].append(value)
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
     context.close()
-    return returning, visible
+    return returning, visible, times
 
 
 def _interactions(base: str, browser, results: dict, mode: str) -> None:
