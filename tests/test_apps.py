@@ -219,6 +219,9 @@ def test_explorer_breakdown_adds_up(app_context):
     assert total["name"] == "Total"
     assert body["bookings"].sum() == pytest.approx(total["bookings"])
     assert body["landing"].sum() == pytest.approx(total["landing"])
+    # the page passes the selection's summary it already has: the same table
+    given = explorer.breakdown(app_context, sel, explorer.summarise(app_context, sel))
+    pd.testing.assert_frame_equal(given[1], frame)
 
 
 def test_explorer_period_with_actuals_has_bookings_and_no_forecast(app_context):

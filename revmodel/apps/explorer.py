@@ -415,8 +415,13 @@ def _members_of(sel: Selection) -> tuple[str | None, ...]:
     return (sel.region, sel.manager, sel.rep, sel.segment)
 
 
-def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
+def breakdown(
+    ctx: AppContext, sel: Selection, total: dict[str, float] | None = None
+) -> tuple[str, pd.DataFrame]:
     """The selection split one level down: regions, a region's managers, a team's reps.
+
+    ``total`` is the selection's :func:`summarise` when the caller has it (the page has,
+    for its KPI cards): the ``Total`` row, not computed twice.
 
     Returns
     -------
@@ -461,7 +466,7 @@ def breakdown(ctx: AppContext, sel: Selection) -> tuple[str, pd.DataFrame]:
                 "key": name,
             }
         )
-    total = summarise(ctx, sel)
+    total = summarise(ctx, sel) if total is None else total
     commit, best = calls_of(ctx, sel)
     rows.append(
         {
@@ -743,7 +748,7 @@ def _refresh(page: ExplorerPage) -> None:
         s["commit"], s["best_case"] = calls_of(ctx, sel)
         page.kpis.show(cards(s, sel, rates_period(ctx, sel), ctx.cube.attrs.get("currency")))
         page.chart.show(figure_spec(ctx, sel))
-        level, frame = breakdown(ctx, sel)
+        level, frame = breakdown(ctx, sel, s)
         _drill_buttons(page, level, frame)
         frame = frame.drop(columns="key").rename(
             columns={
