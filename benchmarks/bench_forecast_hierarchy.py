@@ -260,6 +260,39 @@ def _by_origin(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame
     return frame.reindex(list(levels))
 
 
+#: Levels of at most this many nodes are also shown node by node: one node that misses
+#: moves such a level's coverage by many points (M3's categories, employment's segments).
+NODES_SHOWN = 6
+
+
+def _by_node(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:
+    """Coverage of ``model``'s band by node (rows, ``level: node``) and scored origin
+    (columns, then ``all``), for the levels of 2 to :data:`NODES_SHOWN` nodes.
+
+    Examples
+    --------
+    >>> sc = pd.DataFrame({"model": "m", "level": "segment", "node": ["a", "a", "b", "b"],
+    ...                    "origin": pd.Timestamp("2020-01-01"), "actual": [1.0, 5.0, 1.0, 1.0],
+    ...                    "lower": 0.0, "upper": 2.0})
+    >>> res = backtest.BacktestResult(sc, pd.DataFrame(), pd.DataFrame(), [], 1, "x", {})
+    >>> _by_node(res, "m", ["segment"]).to_dict("index")
+    {'segment: a': {'2020-01': 0.5, 'all': 0.5}, 'segment: b': {'2020-01': 1.0, 'all': 1.0}}
+    """
+    sc = res.scores[(res.scores["model"] == model) & res.scores["level"].isin(list(levels))]
+    inside = (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    frames = []
+    for level in levels:
+        at = sc["level"] == level
+        if not 2 <= sc.loc[at, "node"].nunique() <= NODES_SHOWN:
+            continue
+        g = inside[at].groupby([sc.loc[at, "node"], sc.loc[at, "origin"]]).mean().unstack("origin")
+        g.columns = [f"{pd.Timestamp(o):%Y-%m}" for o in g.columns]
+        g["all"] = inside[at].groupby(sc.loc[at, "node"]).mean()
+        g.index = [f"{level}: {node}" for node in g.index]
+        frames.append(g)
+    return pd.concat(frames) if frames else pd.DataFrame()
+
+
 def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[dict, pd.DataFrame]:
     """Flat JSON keys (units in the names) and the table of WAPE and coverage by level.
 
@@ -271,13 +304,18 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
     cluster, ``_coverage_se_origin_pct_`` the one with each origin a cluster, and
     ``{prefix}{level}_band_cells_n`` the n behind them;
     ``{prefix}{level}_coverage_pct_months_{a-b}_revmodel_calibrated``: the calibrated
-    band's coverage over months a to b ahead [%].
+    band's coverage over months a to b ahead [%]; for a level of 2 to :data:`NODES_SHOWN`
+    nodes, ``{prefix}{level}_lowest_node_revmodel_calibrated`` the node whose calibrated
+    band held the fewest of its actuals and
+    ``{prefix}{level}_lowest_node_coverage_pct_revmodel_calibrated`` that share [%]
+    (:func:`_by_node`).
     """
     table = backtest.summary_table(res)
     wape = table.pivot(index="level", columns="model", values="wape")
     nodes = table.pivot(index="level", columns="model", values="nodes")
     counts = _coverage_counts(res)
     parts = _coverage_by_part(res, "revmodel_calibrated", levels)
+    nodes_cov = _by_node(res, "revmodel_calibrated", levels)
     out: dict = {}
     rows = []
     for level in levels:
@@ -307,6 +345,13 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
                 out[f"{prefix}{level}_coverage_pct_months_{part}_revmodel_calibrated"] = round(
                     100 * float(cov), 1
                 )
+        mine = [i for i in nodes_cov.index if i.startswith(f"{level}: ")]
+        if mine:
+            lowest = nodes_cov.loc[mine, "all"].idxmin()
+            out[f"{prefix}{level}_lowest_node_revmodel_calibrated"] = lowest.split(": ", 1)[1]
+            out[f"{prefix}{level}_lowest_node_coverage_pct_revmodel_calibrated"] = round(
+                100 * float(nodes_cov.loc[lowest, "all"]), 1
+            )
         row["revmodel_wins"] = row["revmodel"] <= row["autoets_bottom_up"] + 1e-12
         out[f"{prefix}{level}_revmodel_beats_autoets"] = bool(row["revmodel_wins"])
         cal = row.get("revmodel_calibrated_coverage", np.nan)
@@ -344,6 +389,12 @@ def _show(title: str, frame: pd.DataFrame, res: backtest.BacktestResult, levels)
     print(cover.to_string())
     print("revmodel_calibrated coverage by scored origin:")
     print(_by_origin(res, "revmodel_calibrated", levels).map(lambda v: f"{v:.1%}").to_string())
+    nodes = _by_node(res, "revmodel_calibrated", levels)
+    if not nodes.empty:
+        print(
+            "revmodel_calibrated coverage by node of the levels with few nodes, by scored origin:"
+        )
+        print(nodes.map(lambda v: f"{v:.1%}").to_string())
     print("revmodel_calibrated coverage by months ahead:")
     print(
         _coverage_by_part(res, "revmodel_calibrated", levels).map(lambda v: f"{v:.1%}").to_string()
