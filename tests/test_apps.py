@@ -563,7 +563,18 @@ def test_quota_balance_is_judged_against_territory_potential(tmp_path, monkeypat
 
 def test_voila_command_is_local_stripped_culled_and_tokened():
     cmd = serve.voila_command(8870, "tok")
-    assert cmd[1:4] == ["-c", serve.VOILA_MAIN, str(config.APPS_DIR)]
+    assert cmd[1:5] == [
+        "-c",
+        serve.VOILA_MAIN,
+        json.dumps(serve.voila_config()),
+        str(config.APPS_DIR),
+    ]
+    # a list and a dict, which a command line gives only in a deprecated form: Voila's config
+    assert json.loads(cmd[3]) == {
+        "VoilaConfiguration": {"extension_denylist": ["jupyterlab-plotly", "jupyterlab_pygments"]},
+        "VoilaKernelManager": {"kernel_pools_config": serve.pool_config(serve.POOL_SIZE)},
+    }
+    assert not [f for f in cmd[4:] if "extension_denylist" in f or "pools" in f]
     for flag in (
         "--Voila.ip=127.0.0.1",
         "--port=8870",
@@ -576,7 +587,6 @@ def test_voila_command_is_local_stripped_culled_and_tokened():
         "--preheat_kernel=True",
         f"--pool_size={serve.POOL_SIZE}",
         "--template=revmodel",
-        "--VoilaConfiguration.extension_denylist=['jupyterlab-plotly', 'jupyterlab_pygments']",
         "--MappingKernelManager.kernel_manager_class=revmodel.kernels.AppKernelManager",
     ):
         assert flag in cmd

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import traitlets
+from traitlets.config import Config
 
 from revmodel import config, kernels
 from revmodel.apps import serve
@@ -21,7 +22,7 @@ def test_the_refill_settings_reach_voila_s_config():
     cmd = serve.voila_command(8870, "tok", pool_size=1)
     assert "quiet_pool_refills()" in cmd[2]
     app = Voila()
-    app.parse_command_line(cmd[3:])
+    app.parse_command_line(cmd[4:])
     settings = app.config.QuietRefillKernelManager
     assert float(settings.refill_quiet_seconds) == kernels.REFILL_QUIET_SECONDS
     assert float(settings.refill_max_delay_seconds) == kernels.REFILL_MAX_DELAY_SECONDS
@@ -36,11 +37,13 @@ def test_the_explorer_keeps_one_page_more_in_the_pool():
         "explorer.ipynb": {"pool_size": 2},
     }
     assert serve.pool_config(3)["explorer.ipynb"] == {"pool_size": 4}
-    app = Voila()
-    app.parse_command_line(serve.voila_command(8870, "tok", pool_size=1)[3:])
-    given = app.config.VoilaKernelManager.kernel_pools_config  # read as the trait reads it
-    assert given.get_value(traitlets.Dict()) == serve.pool_config(1)
-    assert not [f for f in serve.voila_command(8870, "tok", pool_size=0) if "pools" in f]
+    # the config Voila is started with (VOILA_MAIN), its command line on top
+    cmd = serve.voila_command(8870, "tok", pool_size=1)
+    app = Voila(config=Config(json.loads(cmd[3])))
+    app.parse_command_line(cmd[4:])
+    assert app.config.VoilaKernelManager.kernel_pools_config == serve.pool_config(1)
+    plain = serve.voila_command(8870, "tok", pool_size=0)
+    assert "VoilaKernelManager" not in json.loads(plain[3])
 
 
 def test_voila_s_pooled_manager_is_the_quiet_refill_one(monkeypatch):
@@ -134,6 +137,8 @@ def test_pages_open_from_the_pool_and_are_refilled_when_quiet_or_asked_for(tmp_p
                 line for line in body.splitlines() if "Refilling the pool of explorer" in line
             ]
             assert len(refills) == 2 and not [r for r in refills if "asked for" in r], refills
+            # the settings reach Voila without a form traitlets warns of
+            assert "deprecated in traitlets" not in body
         finally:
             proc.terminate()
             proc.wait(timeout=60)

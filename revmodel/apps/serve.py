@@ -21,7 +21,7 @@ The server is plain Voila over ``notebooks/apps/`` with:
   another program starting at the same moment and leave its page waiting;
 - ``--preheat_kernel=True --pool_size=N``: Voila keeps :data:`POOL_SIZE`
   kernels per app (:data:`POOL_EXTRA` more for the explorer,
-  ``--VoilaKernelManager.kernel_pools_config``) with the page already built, so opening an app sends a
+  its ``VoilaKernelManager.kernel_pools_config``, :func:`voila_config`) with the page already built, so opening an app sends a
   page rendered in advance; the page reads the live calls again the moment it
   is opened (:func:`revmodel.apps.layout.when_opened`). The page taken is built
   again once the kernels have been quiet for
@@ -73,6 +73,7 @@ __all__ = [
     "template_path",
     "voila_bundle",
     "voila_command",
+    "voila_config",
     "warm",
 ]
 
@@ -124,10 +125,14 @@ EXTENSIONS_LEFT_OUT = ("jupyterlab-plotly", "jupyterlab_pygments")
 #: check "iri" strings, and it compiles a grammar at import (seconds on a busy machine)
 #: that nothing in the server uses; jsonschema does without it. Its pool of preheated
 #: pages is refilled when the kernels are quiet (:func:`revmodel.kernels.quiet_pool_refills`).
+#: Its first argument is the JSON of the settings a command line gives only in a form
+#: traitlets marks deprecated (a list, a dict: :func:`voila_config`), the base of its config.
 VOILA_MAIN = (
-    "import sys; sys.modules['rfc3987_syntax'] = None; sys.argv[0] = 'voila'; "
+    "import json, sys; sys.modules['rfc3987_syntax'] = None; "
+    "settings = json.loads(sys.argv.pop(1)); sys.argv[0] = 'voila'; "
     "from revmodel.kernels import quiet_pool_refills; quiet_pool_refills(); "
-    "from voila.app import main; sys.exit(main())"
+    "from traitlets.config import Config; from voila.app import Voila; "
+    "sys.exit(Voila.launch_instance(config=Config(settings)))"
 )
 
 
@@ -137,6 +142,17 @@ def pool_config(pool_size: int = POOL_SIZE) -> dict[str, dict[str, int]]:
     for app, extra in POOL_EXTRA.items():
         pools[app] = {"pool_size": int(pool_size) + extra}
     return pools
+
+
+def voila_config(pool_size: int = POOL_SIZE) -> dict[str, dict]:
+    """The settings :data:`VOILA_MAIN` is given as JSON: the extensions left out of the
+    pages and, with preheated kernels, the pages kept per app (:func:`pool_config`)."""
+    settings: dict[str, dict] = {
+        "VoilaConfiguration": {"extension_denylist": list(EXTENSIONS_LEFT_OUT)}
+    }
+    if pool_size > 0:
+        settings["VoilaKernelManager"] = {"kernel_pools_config": pool_config(pool_size)}
+    return settings
 
 
 def voila_command(
@@ -154,7 +170,6 @@ def voila_command(
         preheat = [
             "--preheat_kernel=True",
             f"--pool_size={int(pool_size)}",
-            f"--VoilaKernelManager.kernel_pools_config={json.dumps(pool_config(pool_size))}",
             f"--QuietRefillKernelManager.refill_quiet_seconds={REFILL_QUIET_SECONDS}",
             f"--QuietRefillKernelManager.refill_max_delay_seconds={REFILL_MAX_DELAY_SECONDS}",
         ]
@@ -162,6 +177,7 @@ def voila_command(
         sys.executable,
         "-c",
         VOILA_MAIN,
+        json.dumps(voila_config(pool_size)),
         str(apps_dir or config.APPS_DIR),
         "--no-browser",
         f"--Voila.ip={ip}",
@@ -175,7 +191,6 @@ def voila_command(
         "--MappingKernelManager.cull_connected=False",
         f"--MappingKernelManager.kernel_manager_class={KERNEL_MANAGER}",
         f"--template={TEMPLATE}",
-        f"--VoilaConfiguration.extension_denylist={list(EXTENSIONS_LEFT_OUT)!r}",
         *preheat,
     ]
 
