@@ -154,14 +154,20 @@ def _visible(page, interactive: float) -> float:
     return min(shown[0] / 1000, interactive) if shown else interactive
 
 
-def _timeline(page) -> tuple[float, float]:
-    """Seconds from navigation until the page's HTML had arrived and until its load event
-    (on which Voila starts the widgets): where the time of a slow page went."""
+#: The marks :func:`_timeline` reads of a page.
+TIMELINE = ("html", "load_event")
+
+
+def _timeline(page, kept: dict[str, list[float]]) -> None:
+    """Add to ``kept`` (lists by :data:`TIMELINE` mark) the seconds from navigation until the
+    page's HTML had arrived and until its load event (on which Voila starts the widgets):
+    where the time of a slow page went."""
     html, load = page.evaluate(
         "() => { const n = performance.getEntriesByType('navigation')[0];"
         " return [n.responseEnd, n.loadEventStart]; }"
     )
-    return html / 1000, load / 1000
+    for what, value in zip(TIMELINE, (html / 1000, load / 1000), strict=True):
+        kept[what].append(value)
 
 
 def _shutdown(base: str, body: str) -> None:
@@ -199,8 +205,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
     http: dict[str, list[float]] = {a: [] for a in APPS}
     chromium: dict[str, list[float]] = {a: [] for a in APPS}
     visible: dict[str, list[float]] = {a: [] for a in APPS}
-    html: dict[str, list[float]] = {a: [] for a in APPS}
-    load: dict[str, list[float]] = {a: [] for a in APPS}
+    times: dict[str, dict[str, list[float]]] = {a: {m: [] for m in TIMELINE} for a in APPS}
     time.sleep(PAUSE_SECONDS * 2)  # the first pool fills
     for _ in range(REPEATS):
         for app in APPS:
@@ -218,8 +223,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
             page.wait_for_selector(ready, timeout=180_000)
             chromium[app].append(time.perf_counter() - t0)
             visible[app].append(_visible(page, chromium[app][-1]))
-            for kept, value in zip((html[app], load[app]), _timeline(page), strict=True):
-                kept.append(value)
+            _timeline(page, times[app])
             results[f"{mode}_{app}_chromium_kernel_messages"] = received["frames"]
             results[f"{mode}_{app}_chromium_kernel_kbytes"] = received["bytes"] / 1000
             results[f"{mode}_{app}_chromium_http_kbytes"] = received["http_bytes"] / 1000
@@ -231,7 +235,7 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
     returning, returning_visible, returning_times = _returns(base, browser)
     for app in APPS:
         for kind, marks in (
-            ("chromium", {"html": html[app], "load_event": load[app]}),
+            ("chromium", times[app]),
             ("chromium_return", returning_times[app]),
         ):
             for what, values in marks.items():
@@ -252,10 +256,10 @@ def _renders(base: str, browser, results: dict, mode: str) -> None:
 def _returns(base: str, browser) -> tuple[dict, dict, dict]:
     """Render times of each app opened again in one browser profile that opened it before,
     the times its content was visible (:func:`_visible`), and its HTML's and load
-    event's (:func:`_timeline`, ``{app: {"html": [...], "load_event": [...]}}``)."""
+    event's (:func:`_timeline`, ``{app: {mark: [...]}}``)."""
     returning: dict[str, list[float]] = {a: [] for a in APPS}
     visible: dict[str, list[float]] = {a: [] for a in APPS}
-    times: dict[str, dict[str, list[float]]] = {a: {"html": [], "load_event": []} for a in APPS}
+    times: dict[str, dict[str, list[float]]] = {a: {m: [] for m in TIMELINE} for a in APPS}
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
     for round_ in range(REPEATS + WARM_ROUNDS):
         for app, ready in APPS.items():
@@ -266,8 +270,7 @@ def _returns(base: str, browser) -> tuple[dict, dict, dict]:
             if round_ >= WARM_ROUNDS:  # the first rounds fill the caches
                 returning[app].append(time.perf_counter() - t0)
                 visible[app].append(_visible(page, returning[app][-1]))
-                for what, value in zip(("html", "load_event"), _timeline(page), strict=True):
-                    times[app][what].append(value)
+                _timeline(page, times[app])
             page.close(run_before_unload=True)
         time.sleep(PAUSE_SECONDS)
     context.close()
