@@ -31,6 +31,12 @@ cache in place), then measures per app:
   ``..._chromium_widget_views``: what the last of those pages received from its kernel and
   over HTTP (by ``Content-Length``) until it showed, and the widgets it drew;
 
+with preheated kernels, per app: ``preheated_<app>_rebuild_{cpu_,}seconds``: a page taken
+from the pool is built again in a new kernel (once the server is quiet); the CPU that
+kernel used and the time from its start until it was done (its CPU time unchanged for
+:data:`SETTLED_SECONDS`), one page at a time on a server at rest: the work the pool puts
+beside visitors after each page taken;
+
 and once per mode: ``<mode>_server_ready_seconds`` (start until Voila answers, the
 median of :data:`STARTS` starts),
 ``<mode>_explorer_filter_seconds`` (region change until the KPI card changes),
@@ -63,6 +69,7 @@ lists the settings and starts nothing).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -76,6 +83,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 from benchkit import p90
 
 CHROMIUM = "/usr/bin/chromium"
@@ -111,6 +119,8 @@ STARTS = int(os.environ.get("BENCH_APPS_STARTS", "3"))
 #: second makes Chromium keep the scripts' compiled code (it does so on a script's second run).
 WARM_ROUNDS = 2
 PAUSE_SECONDS = float(os.environ.get("BENCH_APPS_PAUSE", "12"))
+#: A rebuilt page's kernel is done once its CPU time has not changed for this long [s].
+SETTLED_SECONDS = 1.0
 KERNEL_ID = re.compile(r'"kernelId":\s*"([0-9a-f-]{36})"')
 
 
@@ -275,6 +285,37 @@ def _returns(base: str, browser) -> tuple[dict, dict, dict]:
         time.sleep(PAUSE_SECONDS)
     context.close()
     return returning, visible, times
+
+
+def _kernels(server: subprocess.Popen) -> dict[int, psutil.Process]:
+    found = {}
+    for child in psutil.Process(server.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                found[child.pid] = child
+    return found
+
+
+def _rebuilds(server: subprocess.Popen, base: str, results: dict, mode: str) -> None:
+    """Each app's page taken from the pool, one at a time, and its rebuild measured."""
+    for app in APPS:
+        before = _kernels(server)
+        with urllib.request.urlopen(f"{base}/voila/render/{app}.ipynb?token={TOKEN}") as r:  # noqa: S310
+            _shutdown(base, r.read().decode("utf-8", "replace"))
+        deadline = time.monotonic() + 120
+        while not (new := [k for pid, k in _kernels(server).items() if pid not in before]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no kernel started to build {app}'s page again")
+            time.sleep(0.05)
+        kernel = new[0]
+        cpu, changed = -1.0, time.time()
+        while time.time() - changed < SETTLED_SECONDS and time.monotonic() < deadline:
+            now = sum(kernel.cpu_times()[:2])
+            if now != cpu:
+                cpu, changed = now, time.time()
+            time.sleep(0.05)
+        results[f"{mode}_{app}_rebuild_cpu_seconds"] = cpu
+        results[f"{mode}_{app}_rebuild_seconds"] = changed - kernel.create_time()
 
 
 def _interactions(base: str, browser, results: dict, mode: str) -> None:
@@ -444,6 +485,8 @@ def main() -> int:
                 results[f"{mode}_server_ready_seconds"] = statistics.median([*starts, ready])
                 try:
                     _renders(base, browser, results, mode)
+                    if pool_size:
+                        _rebuilds(proc, base, results, mode)
                     _interactions(base, browser, results, mode)
                 finally:
                     proc.terminate()

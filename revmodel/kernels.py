@@ -47,11 +47,30 @@ __all__ = [
     "KERNEL_SOCKET_PREFIX",
     "REFILL_MAX_DELAY_SECONDS",
     "REFILL_QUIET_SECONDS",
+    "UNUSED_IMPORTS",
     "clean_kernel_sockets",
+    "leave_out_unused_imports",
     "pid_alive",
     "quiet_pool_refills",
     "socket_base",
 ]
+
+#: Modules left out of the apps' server and of their preheated kernels. jsonschema (which
+#: jupyter_server imports, and Voila's package imports jupyter_server) imports
+#: ``rfc3987_syntax``, when present, only to check "iri" strings, and that module compiles a
+#: grammar at import: 1.1 s of a quiet core, about 3 s while other pages build beside it.
+#: Nothing in the server or the apps checks an "iri"; jsonschema does without it.
+UNUSED_IMPORTS = ("rfc3987_syntax",)
+
+
+def leave_out_unused_imports() -> None:
+    """Make this process import none of :data:`UNUSED_IMPORTS` (an import of one fails as
+    for a package not installed, which its users allow for); one already imported stays."""
+    import sys
+
+    for name in UNUSED_IMPORTS:
+        sys.modules.setdefault(name, None)
+
 
 #: Start of the kernels' IPC socket names; then the server's pid, "-", a random part.
 KERNEL_SOCKET_PREFIX = "revmodel-kernel-"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,14 +65,40 @@ def test_voila_s_pooled_manager_is_the_quiet_refill_one(monkeypatch):
     assert plain.__name__ == "NormalKernelManager"
 
 
+def test_waiting_for_a_request_imports_voila_without_modules_nothing_uses():
+    """Voila's wait is the one a preheated page runs; its package is imported without
+    ``rfc3987_syntax`` (a grammar compiled at import), and jsonschema still validates."""
+    code = (
+        "import sys\n"
+        "from revmodel.apps import layout\n"
+        "layout.wait_for_request()\n"  # not preheated: Voila's wait returns at once
+        "import jsonschema\n"
+        "jsonschema.validate('a b', {'format': 'iri'}, format_checker=jsonschema.FormatChecker())\n"
+        "print('voila.utils' in sys.modules, 'jupyter_server' in sys.modules,"
+        " sys.modules['rfc3987_syntax'])\n"
+    )
+    env = {**os.environ, "VOILA_PREHEAT": "False"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True True None\n", "")
+
+
+def test_a_module_already_imported_is_not_left_out(monkeypatch):
+    marker = object()
+    monkeypatch.setitem(sys.modules, "rfc3987_syntax", marker)
+    kernels.leave_out_unused_imports()
+    assert sys.modules["rfc3987_syntax"] is marker
+
+
 def _app(folder: Path, name: str = "tiny.ipynb") -> None:
     write_notebook(
         folder / name,
         [
             "import os\nprint('page of', os.getpid())",
             # once opened, the page works for 4 s without sending a message
-            "import time\nfrom voila.utils import wait_for_request\n\n"
-            "wait_for_request()\ntime.sleep(4)",
+            "import time\nfrom revmodel.apps import layout\n\n"
+            "layout.wait_for_request()\ntime.sleep(4)",
         ],
     )
 

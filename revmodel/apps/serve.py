@@ -121,16 +121,16 @@ TEMPLATE = "revmodel"
 #: Lab extensions the apps' pages leave out: charts are drawn by the template's plotly.js,
 #: and no code is shown to highlight.
 EXTENSIONS_LEFT_OUT = ("jupyterlab-plotly", "jupyterlab_pygments")
-#: Voila, started without ``rfc3987_syntax``: jsonschema imports it, when present, only to
-#: check "iri" strings, and it compiles a grammar at import (seconds on a busy machine)
-#: that nothing in the server uses; jsonschema does without it. Its pool of preheated
+#: Voila, started without the modules nothing in it uses
+#: (:func:`revmodel.kernels.leave_out_unused_imports`). Its pool of preheated
 #: pages is refilled when the kernels are quiet (:func:`revmodel.kernels.quiet_pool_refills`).
 #: Its first argument is the JSON of the settings a command line gives only in a form
 #: traitlets marks deprecated (a list, a dict: :func:`voila_config`), the base of its config.
 VOILA_MAIN = (
-    "import json, sys; sys.modules['rfc3987_syntax'] = None; "
+    "import json, sys; "
+    "from revmodel.kernels import leave_out_unused_imports, quiet_pool_refills; "
+    "leave_out_unused_imports(); quiet_pool_refills(); "
     "settings = json.loads(sys.argv.pop(1)); sys.argv[0] = 'voila'; "
-    "from revmodel.kernels import quiet_pool_refills; quiet_pool_refills(); "
     "from traitlets.config import Config; from voila.app import Voila; "
     "sys.exit(Voila.launch_instance(config=Config(settings)))"
 )
