@@ -39,7 +39,10 @@ beside visitors after each page taken;
 
 and once per mode: ``<mode>_server_ready_seconds`` (start until Voila answers, the
 median of :data:`STARTS` starts),
-``<mode>_explorer_filter_seconds`` (region change until the KPI card changes),
+``<mode>_explorer_filter_seconds`` (region change until the KPI card changes, the
+server at rest), ``preheated_explorer_filter_during_rebuild_seconds`` (the same from the
+moment a page taken from the pool starts to be built again beside it, and
+``..._loop_seconds`` the time those changes took, to compare with the rebuild's),
 ``<mode>_forecast_call_submit_seconds`` (submit until the call is in the audit
 table), ``<mode>_whatif_slider_seconds`` (slider step until the target KPI
 changes) and ``<mode>_weekly_level_seconds`` (the weekly app's level changed until
@@ -318,7 +321,9 @@ def _rebuilds(server: subprocess.Popen, base: str, results: dict, mode: str) -> 
         results[f"{mode}_{app}_rebuild_seconds"] = changed - kernel.create_time()
 
 
-def _interactions(base: str, browser, results: dict, mode: str) -> None:
+def _interactions(
+    base: str, browser, results: dict, mode: str, server: subprocess.Popen | None = None
+) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(f"{base}/voila/render/explorer.ipynb?token={TOKEN}", timeout=180_000)
     page.wait_for_selector(APPS["explorer"], timeout=180_000)
@@ -331,6 +336,24 @@ def _interactions(base: str, browser, results: dict, mode: str) -> None:
         _wait_change(page, kpi, before)
         lat.append(time.perf_counter() - t0)
     results[f"{mode}_explorer_filter_seconds"] = statistics.median(lat)
+    if server is not None:  # the same while a page taken from the pool is built again
+        before = _kernels(server)
+        with urllib.request.urlopen(f"{base}/voila/render/quotas.ipynb?token={TOKEN}") as r:  # noqa: S310
+            _shutdown(base, r.read().decode("utf-8", "replace"))
+        deadline = time.monotonic() + 60
+        while not [pid for pid in _kernels(server) if pid not in before]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no kernel started to build the quotas page again")
+            time.sleep(0.02)
+        lat, t0 = [], time.perf_counter()
+        for region in ("North America East", "EMEA", "APAC", "North America East", "EMEA"):
+            before_text = page.inner_text(kpi)
+            t1 = time.perf_counter()
+            page.select_option(".revmodel-filter-region select", label=region)
+            _wait_change(page, kpi, before_text)
+            lat.append(time.perf_counter() - t1)
+        results[f"{mode}_explorer_filter_during_rebuild_seconds"] = statistics.median(lat)
+        results[f"{mode}_explorer_filter_during_rebuild_loop_seconds"] = time.perf_counter() - t0
     page.close(run_before_unload=True)
 
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -487,7 +510,7 @@ def main() -> int:
                     _renders(base, browser, results, mode)
                     if pool_size:
                         _rebuilds(proc, base, results, mode)
-                    _interactions(base, browser, results, mode)
+                    _interactions(base, browser, results, mode, proc if pool_size else None)
                 finally:
                     proc.terminate()
                     proc.wait(timeout=60)
