@@ -109,6 +109,7 @@ APPS = {
     "forecast_call": "button.revmodel-call-submit:not([disabled])",
     "whatif": ".revmodel-whatif-chart .main-svg .trace",
     "quotas": ".revmodel-quota-chart .main-svg .trace",
+    "weekly": ".revmodel-weekly-waterfall .main-svg .trace",
 }
 #: Mode -> pool size; ``BENCH_APPS_MODES=preheated`` measures one mode only.
 MODES = {

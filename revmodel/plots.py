@@ -248,6 +248,49 @@ def bookings_vs_target(
 # --------------------------------------------------------------------------- ARR
 
 
+def waterfall(
+    x: list[str],
+    y: list[float],
+    measure: list[str],
+    currency: str | None = None,
+    name: str = "pipeline",
+) -> go.Bar:
+    """A waterfall as one bar trace, each bar from the level the bars before it reached.
+
+    ``measure`` per bar, as plotly's ``Waterfall`` takes it: ``absolute`` and ``total``
+    bars stand on zero (total colour), ``relative`` ones on the running level (green up,
+    red down). A bar trace with a ``base`` is drawn by plotly.js's basic bundle, the one
+    the apps load before Voila starts; a ``Waterfall`` trace needs the full bundle, four
+    times the size, whose run held the weekly page back by about 1.5 s.
+
+    >>> w = waterfall(["Opening", "New", "Lost", "Closing"], [10.0, 4.0, -3.0, 11.0],
+    ...               ["absolute", "relative", "relative", "total"], "USD")
+    >>> list(w.base), list(w.y), list(w.text)
+    ([0.0, 10.0, 14.0, 0.0], [10.0, 4.0, -3.0, 11.0], ['$10', '$4', '-$3', '$11'])
+    """
+    base, level, colors = [], 0.0, []
+    for value, kind in zip(y, measure, strict=True):
+        if kind == "relative":
+            base.append(level)
+            level += value
+            colors.append(COLORS["positive"] if value >= 0 else COLORS["negative"])
+        else:
+            base.append(0.0)
+            level = value
+            colors.append(COLORS["total"])
+    return go.Bar(
+        x=x,
+        y=y,
+        base=base,
+        text=[formatting.money(v, currency_code(currency)) for v in y],
+        textposition="outside",
+        marker={"color": colors},
+        customdata=measure,
+        hovertemplate="%{x}: %{text}<extra></extra>",
+        name=name,
+    )
+
+
 def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None) -> go.Figure:
     """The ARR bridge of the last ``periods`` periods as a waterfall.
 
@@ -264,7 +307,7 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
     Returns
     -------
     plotly.graph_objects.Figure
-        One ``Waterfall`` trace: opening (absolute), new, expansion,
+        One waterfall (:func:`waterfall`): opening (absolute), new, expansion,
         -contraction, -churn (relative) and closing (total).
 
     Examples
@@ -291,20 +334,8 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
     y = [opening, *flows.values(), closing]
     currency = currency or bridge.attrs.get("currency")
     fig = _figure(f"ARR bridge, {labels[0]} to {labels[-1]}")
-    fig.add_trace(
-        go.Waterfall(
-            x=x,
-            y=y,
-            measure=["absolute", "relative", "relative", "relative", "relative", "total"],
-            text=[formatting.money(v, currency_code(currency)) for v in y],
-            textposition="outside",
-            increasing={"marker": {"color": COLORS["positive"]}},
-            decreasing={"marker": {"color": COLORS["negative"]}},
-            totals={"marker": {"color": COLORS["total"]}},
-            connector={"line": {"color": "#9aa5b1", "width": 1}},
-            name="ARR",
-        )
-    )
+    measure = ["absolute", "relative", "relative", "relative", "relative", "total"]
+    fig.add_trace(waterfall(x, y, measure, currency, "ARR"))
     running = opening + np.cumsum([0.0, *flows.values()])  # the top of every bar
     lo, hi = min(float(running.min()), closing), max(float(running.max()), closing)
     fig.update_yaxes(range=[lo * 0.8, hi * 1.08])  # room above the highest bar for its label
@@ -327,8 +358,8 @@ def pipeline_waterfall(row: pd.Series, title: str, currency: str | None = None) 
     Returns
     -------
     plotly.graph_objects.Figure
-        One ``Waterfall`` trace: opening (absolute), the bars (relative, outflows
-        negative) and closing (total).
+        One waterfall (:func:`waterfall`): opening (absolute), the bars (relative,
+        outflows negative) and closing (total).
     """
     bars = {
         "New": float(row["new"]),
@@ -342,20 +373,7 @@ def pipeline_waterfall(row: pd.Series, title: str, currency: str | None = None) 
     x = ["Opening", *bars, "Closing"]
     y = [float(row["opening"]), *bars.values(), float(row["closing"])]
     fig = _figure(title)
-    fig.add_trace(
-        go.Waterfall(
-            x=x,
-            y=y,
-            measure=["absolute", *["relative"] * len(bars), "total"],
-            text=[formatting.money(v, currency_code(currency)) for v in y],
-            textposition="outside",
-            increasing={"marker": {"color": COLORS["positive"]}},
-            decreasing={"marker": {"color": COLORS["negative"]}},
-            totals={"marker": {"color": COLORS["total"]}},
-            connector={"line": {"color": "#9aa5b1", "width": 1}},
-            name="pipeline",
-        )
-    )
+    fig.add_trace(waterfall(x, y, ["absolute", *["relative"] * len(bars), "total"], currency))
     money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)
     return fig

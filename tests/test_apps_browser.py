@@ -331,6 +331,13 @@ def test_weekly_app_scores_the_sample_company_s_past_calls(browser, server):
     page = open_app(
         browser, server["base"], "weekly", ".revmodel-weekly-rows table", WEEKLY_TIMEOUT
     )
+    # the waterfall is bars (plots.waterfall): plotly.js's basic bundle draws it, and the
+    # full one (4.8 MB, whose run held Voila's start back) is not fetched
+    page.wait_for_selector(".revmodel-weekly-waterfall .main-svg .trace.bars", timeout=20_000)
+    scripts = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name.split('?')[0].split('/').pop())"
+    )
+    assert "plotly-basic.min.js" in scripts and "plotly.min.js" not in scripts
     page.click(".revmodel-weekly-tabs .lm-TabBar-tab:has-text('Whose calls to trust')")
     page.wait_for_selector(".revmodel-weekly-scores table", timeout=20_000)
     rows = page.eval_on_selector_all(

@@ -85,10 +85,16 @@ def test_arr_bridge_waterfall_closes():
     )  # fmt: skip
     fig = plots.arr_bridge(b)
     (w,) = fig.data
-    assert w.type == "waterfall"
+    assert w.type == "bar"  # drawn by plotly.js's basic bundle
     assert list(w.y) == [100.0, 15.0, 5.0, -2.0, -3.0, 115.0]
-    assert list(w.measure) == ["absolute", "relative", "relative", "relative", "relative", "total"]
+    assert list(w.customdata) == ["absolute", *["relative"] * 4, "total"]
     assert sum(w.y[:-1]) == w.y[-1]
+    # each bar stands where the ones before it ended; opening and closing on zero
+    assert list(w.base) == [0.0, 100.0, 115.0, 120.0, 118.0, 0.0]
+    tops = [b + v for b, v in zip(w.base, w.y, strict=True)]
+    assert tops == [100.0, 115.0, 120.0, 118.0, 115.0, 115.0]
+    green, red, total = plots.COLORS["positive"], plots.COLORS["negative"], plots.COLORS["total"]
+    assert list(w.marker.color) == [total, green, green, red, red, total]
     assert list(w.x)[0] == "Opening Q1" and list(w.x)[-1] == "Closing Q2"
     # the highest bar (after expansion: 100 + 15 + 5 = 120) is inside the axis, room for its label
     low, high = fig.layout.yaxis.range
