@@ -300,18 +300,25 @@ def _kernels(server: subprocess.Popen) -> dict[int, psutil.Process]:
     return found
 
 
+def _take_and_rebuild(server: subprocess.Popen, base: str, app: str) -> psutil.Process:
+    """Take ``app``'s page from the pool (and shut its kernel down): the kernel that
+    builds its replacement, once it has started."""
+    before = _kernels(server)
+    with urllib.request.urlopen(f"{base}/voila/render/{app}.ipynb?token={TOKEN}") as r:  # noqa: S310
+        _shutdown(base, r.read().decode("utf-8", "replace"))
+    deadline = time.monotonic() + 120
+    while not (new := [k for pid, k in _kernels(server).items() if pid not in before]):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no kernel started to build {app}'s page again")
+        time.sleep(0.02)
+    return new[0]
+
+
 def _rebuilds(server: subprocess.Popen, base: str, results: dict, mode: str) -> None:
     """Each app's page taken from the pool, one at a time, and its rebuild measured."""
     for app in APPS:
-        before = _kernels(server)
-        with urllib.request.urlopen(f"{base}/voila/render/{app}.ipynb?token={TOKEN}") as r:  # noqa: S310
-            _shutdown(base, r.read().decode("utf-8", "replace"))
+        kernel = _take_and_rebuild(server, base, app)
         deadline = time.monotonic() + 120
-        while not (new := [k for pid, k in _kernels(server).items() if pid not in before]):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no kernel started to build {app}'s page again")
-            time.sleep(0.05)
-        kernel = new[0]
         cpu, changed = -1.0, time.time()
         while time.time() - changed < SETTLED_SECONDS and time.monotonic() < deadline:
             now = sum(kernel.cpu_times()[:2])
@@ -322,37 +329,29 @@ def _rebuilds(server: subprocess.Popen, base: str, results: dict, mode: str) -> 
         results[f"{mode}_{app}_rebuild_seconds"] = changed - kernel.create_time()
 
 
-def _interactions(
-    base: str, browser, results: dict, mode: str, server: subprocess.Popen | None = None
-) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{base}/voila/render/explorer.ipynb?token={TOKEN}", timeout=180_000)
-    page.wait_for_selector(APPS["explorer"], timeout=180_000)
-    kpi = ".revmodel-kpis .revmodel-kpi-forecast"
-    lat = []
+def _filter_changes(page) -> list[float]:
+    """Times of five region changes on an explorer page, each until its KPI card changed."""
+    kpi, lat = ".revmodel-kpis .revmodel-kpi-forecast", []
     for region in ("EMEA", "APAC", "North America East", "EMEA", "APAC"):
         before = page.inner_text(kpi)
         t0 = time.perf_counter()
         page.select_option(".revmodel-filter-region select", label=region)
         _wait_change(page, kpi, before)
         lat.append(time.perf_counter() - t0)
-    results[f"{mode}_explorer_filter_seconds"] = statistics.median(lat)
+    return lat
+
+
+def _interactions(
+    base: str, browser, results: dict, mode: str, server: subprocess.Popen | None = None
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{base}/voila/render/explorer.ipynb?token={TOKEN}", timeout=180_000)
+    page.wait_for_selector(APPS["explorer"], timeout=180_000)
+    results[f"{mode}_explorer_filter_seconds"] = statistics.median(_filter_changes(page))
     if server is not None:  # the same while a page taken from the pool is built again
-        before = _kernels(server)
-        with urllib.request.urlopen(f"{base}/voila/render/quotas.ipynb?token={TOKEN}") as r:  # noqa: S310
-            _shutdown(base, r.read().decode("utf-8", "replace"))
-        deadline = time.monotonic() + 60
-        while not [pid for pid in _kernels(server) if pid not in before]:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no kernel started to build the quotas page again")
-            time.sleep(0.02)
-        lat, t0 = [], time.perf_counter()
-        for region in ("North America East", "EMEA", "APAC", "North America East", "EMEA"):
-            before_text = page.inner_text(kpi)
-            t1 = time.perf_counter()
-            page.select_option(".revmodel-filter-region select", label=region)
-            _wait_change(page, kpi, before_text)
-            lat.append(time.perf_counter() - t1)
+        _take_and_rebuild(server, base, "quotas")
+        t0 = time.perf_counter()
+        lat = _filter_changes(page)
         results[f"{mode}_explorer_filter_during_rebuild_seconds"] = statistics.median(lat)
         results[f"{mode}_explorer_filter_during_rebuild_loop_seconds"] = time.perf_counter() - t0
     page.close(run_before_unload=True)
