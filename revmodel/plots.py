@@ -261,7 +261,7 @@ def waterfall(
     bars stand on zero (total colour), ``relative`` ones on the running level (green up,
     red down). A bar trace with a ``base`` is drawn by plotly.js's basic bundle, the one
     the apps load before Voila starts; a ``Waterfall`` trace needs the full bundle, four
-    times the size, whose run held the weekly page back by about 1.5 s.
+    times the size, whose run held the weekly page back by about a second.
 
     >>> w = waterfall(["Opening", "New", "Lost", "Closing"], [10.0, 4.0, -3.0, 11.0],
     ...               ["absolute", "relative", "relative", "total"], "USD")
@@ -335,9 +335,10 @@ def arr_bridge(bridge: xr.Dataset, periods: int = 4, currency: str | None = None
     currency = currency or bridge.attrs.get("currency")
     fig = _figure(f"ARR bridge, {labels[0]} to {labels[-1]}")
     measure = ["absolute", "relative", "relative", "relative", "relative", "total"]
-    fig.add_trace(waterfall(x, y, measure, currency, "ARR"))
-    running = opening + np.cumsum([0.0, *flows.values()])  # the top of every bar
-    lo, hi = min(float(running.min()), closing), max(float(running.max()), closing)
+    bars = waterfall(x, y, measure, currency, "ARR")
+    fig.add_trace(bars)
+    tops = np.add(bars.base, bars.y)  # where every bar ends
+    lo, hi = float(tops.min()), float(tops.max())
     fig.update_yaxes(range=[lo * 0.8, hi * 1.08])  # room above the highest bar for its label
     money_axis(fig, currency=currency)
     fig.update_layout(showlegend=False)

@@ -162,6 +162,17 @@ APPS_TOKEN = "revmodel-test-token"
 SERVE_TIMEOUT = 240
 
 
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """``code`` run by this Python in a process of its own, ``env`` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def http_get(url: str) -> tuple[int, str]:
     """(status, body) of a GET on a loopback server."""
     try:

@@ -14,7 +14,7 @@ from traitlets.config import Config
 
 from revmodel import config, kernels
 from revmodel.apps import serve
-from tests.conftest import free_port, http_get, write_notebook
+from tests.conftest import free_port, http_get, run_python, write_notebook
 
 
 def test_the_refill_settings_reach_voila_s_config():
@@ -77,10 +77,7 @@ def test_waiting_for_a_request_imports_voila_without_modules_nothing_uses():
         "print('voila.utils' in sys.modules, 'jupyter_server' in sys.modules,"
         " sys.modules['rfc3987_syntax'])\n"
     )
-    env = {**os.environ, "VOILA_PREHEAT": "False"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = run_python(code, VOILA_PREHEAT="False")
     assert (done.returncode, done.stdout, done.stderr) == (0, "True True None\n", "")
 
 

@@ -14,7 +14,7 @@ import pytest
 from revmodel import config
 from revmodel.apps import layout, serve
 from revmodel.kernels import pid_alive
-from tests.conftest import free_port, write_notebook
+from tests.conftest import free_port, run_python, write_notebook
 
 #: What ipykernel logs when a cell's reply goes to a shell socket already closed.
 KERNEL_ERRORS = ("Exception in message handler", "Traceback", "ZMQError")
@@ -39,10 +39,7 @@ def test_an_interrupted_preheated_kernel_ends_at_once(tmp_path):
         "time.sleep(10)\n"
         "print('still running')\n"
     )
-    env = {**os.environ, "VOILA_PREHEAT": "True"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = run_python(code, VOILA_PREHEAT="True")
     # without the handler: a KeyboardInterrupt traceback and status 1; ignored: "still running"
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
 
