@@ -254,6 +254,11 @@ def test_quotas_table_with_balance_flags(browser, server):
     page.screenshot(path=str(SCREENS / "quotas.png"), full_page=True)
     page.click(".revmodel-quota-tabs .lm-TabBar-tab:has-text('Territories')")
     page.wait_for_selector(".revmodel-territory-chart .main-svg .trace", timeout=20_000)
+    # the tab's chart and its table arrive as two widget updates: the table may come after
+    page.wait_for_function(
+        "() => document.querySelector('.revmodel-territory')?.innerText.includes('accounts move')",
+        timeout=20_000,
+    )
     assert "accounts move" in page.inner_text(".revmodel-territory")
     page.screenshot(path=str(SCREENS / "territories.png"), full_page=True)
     page.close()
