@@ -298,6 +298,27 @@ def _progress_bars_as_at_start() -> Iterator[None]:
     progress.configure(None)
 
 
+#: Where each test module's shared ``RNG`` stood when its first test began.
+_RNG_STARTS: dict[str, dict] = {}
+
+
+@pytest.fixture(autouse=True)
+def _module_rng_from_its_start(request: pytest.FixtureRequest) -> None:
+    """A test module's shared ``RNG`` (a numpy Generator) restarts where it stood at the module's
+    first test: a test's data do not depend on which tests ran before it in the same process,
+    which ``pytest -n 2`` decides anew at every run."""
+    import copy
+
+    import numpy as np
+
+    rng = getattr(request.module, "RNG", None)
+    if isinstance(rng, np.random.Generator):
+        start = _RNG_STARTS.setdefault(
+            request.module.__name__, copy.deepcopy(rng.bit_generator.state)
+        )
+        rng.bit_generator.state = copy.deepcopy(start)
+
+
 @pytest.fixture(scope="session")
 def small_company(tmp_path_factory: pytest.TempPathFactory):
     """The sample company with 24 reps over 36 months: (tables, data folder)."""

@@ -196,7 +196,10 @@ def test_pooled_net_forecast_by_hand():
     expected = z[-1] + s * features @ net.weights
     np.testing.assert_allclose(net.forecast(z, 4), expected, rtol=1e-12)
     # beyond its horizon the last step is held; a short history is padded with its first value
-    np.testing.assert_array_equal(net.forecast(z, 7)[4:], expected[-1])
+    longer = net.forecast(z, 7)
+    np.testing.assert_array_equal(longer[:4], net.forecast(z, 4))
+    np.testing.assert_array_equal(longer[4:], longer[3])
+    np.testing.assert_allclose(longer[4:], expected[-1], rtol=1e-12)
     short = z[:4]
     padded = np.concatenate([[short[0]] * 2, short])
     window = (padded - padded[-1]) / models.window_scale(short)
