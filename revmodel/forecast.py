@@ -35,9 +35,11 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
 9. otherwise the default method: the mean of SES, damped Holt and Theta (theta 2
    and 3), fitted on the log of the seasonally adjusted series (the ordinary scale
    when a month is zero or negative), and Holt-Winters; when many series are
-   forecast together (:func:`forecast_many`), two cross-series autoregressions
+   forecast together (:func:`forecast_many`), cross-series autoregressions
    fitted on all their histories (:func:`fit_pooled`: a linear one in SES's
-   place and a random-feature one beside it; :func:`revmodel.models.default_model`).
+   place and two random-feature ones beside it), and two random-feature ones
+   fitted on the logs with their season, which learn the season across series
+   (:func:`revmodel.models.default_model`).
 
 Quantiles of a non-negative measure are clipped at 0 and the clipping is recorded.
 
@@ -694,10 +696,14 @@ def fit_pooled(
     Each history is prepared as :func:`forecast_series` prepares it (leading
     NaN and zero months dropped, gaps filled); the regular ones (positive, at
     least ``min_history`` months, not intermittent) give their windows to a
-    :class:`revmodel.models.PooledAR` through :func:`revmodel.models.pooled_input`.
-    Every window lies inside a history, so with histories that end at the
-    forecast origin no later value is used. None when the windows are too
-    few: :func:`forecast_series` then runs the default method without it.
+    :class:`revmodel.models.PooledAR` through :func:`revmodel.models.pooled_input`,
+    and to its random-feature nets: two on those inputs (12 lags and 200
+    features, 24 and 400) and two on the logs as they are, season included
+    (:func:`revmodel.models.seasonal_input`; a season and a month of lags and
+    two seasons, 400 features each). Every window lies inside a history, so
+    with histories that end at the forecast origin no later value is used.
+    None when the windows are too few: :func:`forecast_series` then runs the
+    default method without it.
 
     Examples
     --------
@@ -708,7 +714,7 @@ def fit_pooled(
     >>> fit_pooled(ys[:1], h=6) is None  # one series: too few windows
     True
     """
-    inputs = []
+    inputs, seasonal = [], []
     for y in histories:
         y = np.asarray(y, dtype=float).ravel()
         if not np.isfinite(y).any():
@@ -722,6 +728,7 @@ def fit_pooled(
             inputs.append(models.pooled_input(series.z, season_length))
         except Exception:  # noqa: BLE001 - a series whose season cannot be estimated is left out
             continue
+        seasonal.append(models.seasonal_input(series.z))
     linear = models.PooledAR.fit(inputs, int(h))
     if linear is None:
         return None
@@ -729,7 +736,15 @@ def fit_pooled(
         models.PooledNet.fit(inputs, int(h), lags=lags, hidden=hidden, season_length=season_length)
         for lags, hidden in ((12, 200), (24, 400))
     ]
-    return replace(linear, nets=tuple(net for net in nets if net is not None))
+    seasonal_nets = [
+        models.PooledNet.fit(seasonal, int(h), lags=lags, hidden=400, season_length=season_length)
+        for lags in (season_length + 1, 2 * season_length)
+    ]
+    return replace(
+        linear,
+        nets=tuple(net for net in nets if net is not None),
+        seasonal_nets=tuple(net for net in seasonal_nets if net is not None),
+    )
 
 
 def forecast_many(

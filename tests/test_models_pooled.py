@@ -3,6 +3,8 @@ revmodel.models.PooledNet, revmodel.models.Pooled and revmodel.forecast.fit_pool
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -134,9 +136,56 @@ def test_pooled_member_equals_its_share_of_the_default_combination():
     parts = [m.predict(6)[0] for m in inner[3:]]
     adjusted_parts = [p * factors for p in parts]
     holt_winters = local.fitted[1].predict(6)[0]
-    # six members on the adjusted series (weight 4/5 between them), Holt-Winters 1/5
-    expected = 0.8 * (own + sum(nets) + sum(adjusted_parts)) / 6 + 0.2 * holt_winters
+    # the seasonal nets, on the log of the series as it is, season included
+    assert [n.lags for n in pool.seasonal_nets] == [13, 24]
+    seasonal = [np.exp(n.forecast(np.log(y), 6)) for n in pool.seasonal_nets]
+    assert local.fitted[2].name == "mean(log[pooled_net], log[pooled_net])"
+    # six members on the adjusted series (weight 3/5 between them), Holt-Winters 1/5 and the
+    # seasonal nets 1/5 (their mean)
+    expected = 0.6 * (own + sum(nets) + sum(adjusted_parts)) / 6 + 0.2 * holt_winters
+    expected += 0.2 * sum(seasonal) / 2
     np.testing.assert_allclose(with_pool, expected, rtol=1e-10)
+
+
+def test_seasonal_nets_are_left_out_where_the_season_is_not_the_series_own():
+    """A borrowed seasonal profile (a short series) or ``seasonal="none"``: the nets that
+    learn the season are not members; the weights are then those of the model without them."""
+    histories = [growing(60) for _ in range(15)]
+    pool = fit_pooled(histories, h=6)
+    y = histories[2]
+    profile = 1 + 0.1 * np.cos(2 * np.pi * np.arange(12) / 12)
+    for kwargs in ({"seasonal": "none"}, {"profile": profile}):
+        model = models.default_model(pooled=pool, **kwargs)
+        assert model.weights == [4.0, 1.0]
+        model.fit(y, 12)
+        assert "pooled_net], log[pooled_net])" not in model.name
+    assert models.default_model(pooled=pool).weights == [3.0, 1.0, 1.0]
+    # a pooled model without seasonal nets (fitted before they existed): two parts
+    assert models.default_model(pooled=replace(pool, seasonal_nets=())).weights == [4.0, 1.0]
+    # the seasonal nets are part of the cache key
+    assert replace(pool, seasonal_nets=pool.seasonal_nets[:1]).digest() != pool.digest()
+    assert models.seasonal_input(np.array([1.0, 0.0, 2.0])) is None
+
+
+def test_seasonal_nets_learn_a_season_shared_across_series():
+    """Series that share a yearly pattern (peaks in March and December) under their own
+    growth and noise: the seasonal nets, from the log series as they are, forecast the pattern
+    for a series whose last two years they see."""
+    rng = np.random.default_rng(7)
+    t = np.arange(96)
+    pattern = np.log(np.array([1.0, 1.1, 1.6, 1.0, 0.9, 0.9, 0.8, 0.8, 0.9, 1.0, 1.1, 1.7]))
+    histories = [
+        200 * np.exp(np.cumsum(rng.normal(0.005, 0.02, t.size)) + pattern[t % 12])
+        for _ in range(40)
+    ]
+    pool = fit_pooled(histories, h=12)
+    y = histories[5]
+    for net in pool.seasonal_nets:
+        path = net.forecast(np.log(y), 12)  # months 96..107: January to December
+        shape = path - path.mean()
+        assert np.corrcoef(shape, pattern - pattern.mean())[0, 1] > 0.95
+        # the peaks of the forecast are March and December
+        assert sorted(np.argsort(shape)[-2:].tolist()) == [2, 11]
 
 
 def test_one_short_series_falls_back_to_the_per_series_combination():
@@ -228,3 +277,5 @@ def test_pooled_net_forecast_uses_no_month_after_the_origin():
     earlier[0][origin - 1] *= 1.5
     c = fit_pooled([y[:origin] for y in earlier], h=6)
     assert not np.allclose(c.nets[0].weights, a.nets[0].weights)
+    assert not np.allclose(c.seasonal_nets[1].weights, a.seasonal_nets[1].weights)
+    np.testing.assert_array_equal(a.seasonal_nets[1].weights, b.seasonal_nets[1].weights)
