@@ -167,6 +167,20 @@ def test_holt_winters_reproduces_statsmodels_fit():
     assert np.all(np.diff(q[2] - q[0]) >= -1e-12)
 
 
+@pytest.mark.parametrize("months", [20, 30, 60, 150])
+def test_holt_winters_forecast_is_statsmodels_forecast_at_every_horizon(months):
+    """The member's forecast from its states is statsmodels' own ``forecast``: with and
+    without a season (under two seasons and two months), one start or both (12 years or
+    more), a month, a season and several seasons ahead."""
+    rng = np.random.default_rng(months)
+    y = _employment_like(months, rng) if months >= 60 else 100 + np.cumsum(rng.normal(1, 3, months))
+    for seasonal in (True, False):
+        fit = models.HoltWinters(seasonal=seasonal, start="auto").fit(y)
+        for h in (1, 11, 12, 13, 25, 40):
+            np.testing.assert_allclose(fit.forecast(h), fit._res.forecast(h), rtol=1e-12)
+    assert fit.name == "holt_damped"
+
+
 def test_holt_winters_without_two_seasons_has_no_season():
     y = 50 + np.arange(20.0)
     fit = models.HoltWinters().fit(y)
