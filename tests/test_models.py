@@ -254,6 +254,18 @@ def test_stl_default_model_returns_the_seasonal_pattern_of_a_flat_series():
     assert np.all(q[0] <= mean + 1e-9) and np.all(mean <= q[2] + 1e-9)
 
 
+@pytest.mark.parametrize("months", [53, 100, 127])
+def test_stl_indices_are_by_calendar_phase_whatever_the_length(months):
+    # index[i % 12] applies to y[i]: a length that is not a whole number of years starts the
+    # recent window at another phase, the indices stay January's, February's, ...
+    t = np.arange(months)
+    y = 200 * PATTERN[t % 12] * np.exp(0.002 * t)
+    model = models.Deseasonalized(models.FastSES(), decomposition="stl", test_level=0.95).fit(y)
+    assert model.kind == "mul"
+    geometric = PATTERN / np.exp(np.mean(np.log(PATTERN)))
+    np.testing.assert_allclose(model._index, geometric, rtol=2e-3)
+
+
 def test_stl_indices_follow_a_pattern_that_grows():
     # the seasonal swing grows from +-2% to +-40% over ten years: the STL indices
     # (last five years) are close to the recent swing, the classical ones average it away
