@@ -3330,10 +3330,14 @@ def _reconcile_draws(
         cols = {i: np.concatenate([c, locks[i]]) for i, c in cols.items()}
         steps_all += list(names)
     rec = reconciler(method, nonnegative=nonnegative, max_dense_nodes=max_dense_nodes)
-    if isinstance(rec, MinTrace):
-        out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
-    else:
-        out, info = rec.reconcile(flat, hierarchy, residuals, cols)
+    # One BLAS thread: the last bits of the solves over thousands of draws would otherwise
+    # follow the machine's thread count, and a band must be the same here and on a
+    # cluster's workers (which run one thread each).
+    with threadpool_limits(1, user_api="blas"):
+        if isinstance(rec, MinTrace):
+            out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
+        else:
+            out, info = rec.reconcile(flat, hierarchy, residuals, cols)
     mean = None if base_mean is None else np.array(out[:, h * N :])
     return out[:, : h * N].reshape(n, h, N), mean, info
 

@@ -229,3 +229,20 @@ def test_stacked_systems_in_chunks_solve_what_the_objective_solves(monkeypatch):
         np.testing.assert_allclose(b[:, j], bj[:, 0], rtol=1e-10, atol=1e-9)
         np.testing.assert_allclose(nu[:, j], nuj[:, 0], rtol=1e-9, atol=1e-7)
         assert (b[active[:, j], j] == 0).all()
+
+
+def test_sampled_band_is_the_same_whatever_the_blas_thread_count(tmp_path):
+    """A plan's band is the same on this machine and on a cluster's workers (one BLAS thread
+    each): the reconciled draws of a sample company's forecast, to the last bit."""
+    from threadpoolctl import threadpool_limits
+
+    from revmodel import cube, forecast, sample
+
+    ds = cube.build_cube(sample.generate(reps=12, months=30, seed=3))
+    fc = forecast.forecast_cube(ds, horizon=4, progress=False, cache_dir=tmp_path)
+    with threadpool_limits(2, user_api="blas"):
+        two, _ = forecast.reconcile_dataset(fc, method="mint_shrink")
+    with threadpool_limits(1, user_api="blas"):
+        one, _ = forecast.reconcile_dataset(fc, method="mint_shrink")
+    np.testing.assert_array_equal(two["node_forecast"].values, one["node_forecast"].values)
+    np.testing.assert_array_equal(two["forecast"].values, one["forecast"].values)
