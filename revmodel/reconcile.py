@@ -3266,37 +3266,42 @@ def sample_reconciled(
             nonnegative=nonnegative, locked=locked, settings=settings, steps=steps,
             max_dense_nodes=max_dense_nodes, means=means,
         )  # fmt: skip
-    if settings.scale is not None:
-        qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy, h))
-    N = int(settings.n_samples)
-    rng = np.random.default_rng(settings.seed)
-    cov = _correlation_sampler(residuals, n, settings.shrink)
-    shocks = shared_shocks(cov, qn, levels, hierarchy)
-    z = _scores(cov, shocks, qn, levels, hierarchy, rng, N)
-    draws = quantile_paths(z, qn, levels)
-    base_mean = None
-    if means is not None:
-        base_mean = _filled_means(np.asarray(means, dtype=float).reshape(n, h), hierarchy)
-        draws = _stretch_tails(draws, z, levels, base_mean)
-    del z
-    locks = _resolve_locks(hierarchy, locked, n, h)
-    names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
-    samples, mean, info = _reconcile_draws(
-        draws, base_mean, hierarchy, method, residuals, nonnegative, locks, names, max_dense_nodes
-    )
-    if mean is not None:
-        samples = _centre_paths(samples, mean, hierarchy, locks, nonnegative)
-        info["mean_gap"] = _mean_gap(samples, mean)
-    lv = np.asarray(levels, dtype=float)
-    quant = np.moveaxis(np.quantile(samples, lv, axis=-1), 0, -1)
-    info = {
-        **info,
-        "n_samples": N,
-        "seed": int(settings.seed),
-        "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
-        "band_scale": None if settings.scale is None else settings.scale.as_dict(),
-    }
-    return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info, mean=mean)
+    # One BLAS thread for the draws, their reconciliation and their centring: the last bits
+    # of their matrix products and solves would otherwise follow the machine's thread count,
+    # and a band must be the same here and on a cluster's workers (which run one thread each).
+    with threadpool_limits(1, user_api="blas"):
+        if settings.scale is not None:
+            qn = scale_band(qn, levels, settings.scale.factors_of(hierarchy, h))
+        N = int(settings.n_samples)
+        rng = np.random.default_rng(settings.seed)
+        cov = _correlation_sampler(residuals, n, settings.shrink)
+        shocks = shared_shocks(cov, qn, levels, hierarchy)
+        z = _scores(cov, shocks, qn, levels, hierarchy, rng, N)
+        draws = quantile_paths(z, qn, levels)
+        base_mean = None
+        if means is not None:
+            base_mean = _filled_means(np.asarray(means, dtype=float).reshape(n, h), hierarchy)
+            draws = _stretch_tails(draws, z, levels, base_mean)
+        del z
+        locks = _resolve_locks(hierarchy, locked, n, h)
+        names = list(steps) if steps is not None else [f"horizon step {t + 1}" for t in range(h)]
+        samples, mean, info = _reconcile_draws(
+            draws, base_mean, hierarchy, method, residuals, nonnegative, locks, names,
+            max_dense_nodes,
+        )  # fmt: skip
+        if mean is not None:
+            samples = _centre_paths(samples, mean, hierarchy, locks, nonnegative)
+            info["mean_gap"] = _mean_gap(samples, mean)
+        lv = np.asarray(levels, dtype=float)
+        quant = np.moveaxis(np.quantile(samples, lv, axis=-1), 0, -1)
+        info = {
+            **info,
+            "n_samples": N,
+            "seed": int(settings.seed),
+            "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
+            "band_scale": None if settings.scale is None else settings.scale.as_dict(),
+        }
+        return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info, mean=mean)
 
 
 def _mean_gap(samples: np.ndarray, mean: np.ndarray) -> float:
@@ -3330,14 +3335,10 @@ def _reconcile_draws(
         cols = {i: np.concatenate([c, locks[i]]) for i, c in cols.items()}
         steps_all += list(names)
     rec = reconciler(method, nonnegative=nonnegative, max_dense_nodes=max_dense_nodes)
-    # One BLAS thread: the last bits of the solves over thousands of draws would otherwise
-    # follow the machine's thread count, and a band must be the same here and on a
-    # cluster's workers (which run one thread each).
-    with threadpool_limits(1, user_api="blas"):
-        if isinstance(rec, MinTrace):
-            out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
-        else:
-            out, info = rec.reconcile(flat, hierarchy, residuals, cols)
+    if isinstance(rec, MinTrace):
+        out, info = rec.reconcile(flat, hierarchy, residuals, cols, steps=steps_all)
+    else:
+        out, info = rec.reconcile(flat, hierarchy, residuals, cols)
     mean = None if base_mean is None else np.array(out[:, h * N :])
     return out[:, : h * N].reshape(n, h, N), mean, info
 
