@@ -109,6 +109,10 @@ HELD_COLUMNS_MB = 1024
 #: (an (|H| x |H|) solve per step); above it, each step factors the held rows in.
 HELD_CONDITIONED_MAX = 512
 
+#: Ridge of the shared-shock weights' fit (:func:`shared_shocks`), relative to its columns'
+#: mean square: enough to make the weights a continuous function of the spreads.
+KAPPA_RIDGE = 1e-6
+
 #: Cap on active-set iterations for non-negative reconciliation.
 NONNEGATIVE_MAX_ITER = 200
 #: Bytes of the stacked (columns x m x m) systems one batched solve holds
@@ -3009,7 +3013,16 @@ def shared_shocks(
         w = np.sqrt(weight[ok])
         A = (c[ok] - v[ok, None]) / target[ok, None] * w[:, None]
         rhs = (target[ok] - v[ok]) / target[ok] * w
-        k = lsq_linear(A, rhs, bounds=(0.0, 1.0)).x
+        # A small ridge makes the fit strictly convex, so its solution is unique and moves
+        # little when the spreads move little: two levels that group the bottoms alike (one
+        # region: the total and the region) give equal columns, whose split the plain least
+        # squares leaves to the last bits of the inputs, and each level's shock is a draw of
+        # its own. Bounded-variable least squares solves it exactly (no iteration tolerance).
+        ridge = np.sqrt(KAPPA_RIDGE * max(float((A**2).sum(0).mean()), 1e-300))
+        A = np.vstack([A, ridge * np.eye(len(names))])
+        rhs = np.concatenate([rhs, np.zeros(len(names))])
+        # (its active bounds come back off by a rounding error: clipped)
+        k = np.clip(lsq_linear(A, rhs, bounds=(0.0, 1.0), method="bvls").x, 0.0, 1.0)
         kappa[:, t] = k / max(1.0, k.sum())
     return SharedShocks(levels=names, kappa=kappa, groups=groups)
 
