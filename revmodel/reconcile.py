@@ -115,9 +115,6 @@ KAPPA_RIDGE = 1e-6
 
 #: Cap on active-set iterations for non-negative reconciliation.
 NONNEGATIVE_MAX_ITER = 200
-#: Bytes of the stacked (columns x m x m) systems one batched solve holds
-#: (:func:`_dense_free_solves`): more columns are solved in chunks of this size.
-NONNEGATIVE_BATCH_BYTES = 64 * 2**20
 #: Solve the columns of a dense unlocked reconciliation with bounds together
 #: (:func:`_active_set_many`); False: one column at a time (:func:`_nonnegative_column`).
 NONNEGATIVE_BATCH = True
@@ -816,7 +813,7 @@ def _floor_variance(w: np.ndarray, info: dict) -> np.ndarray:
 
 #: Lock-independent reconciliation structures (weights, factorisations), most recent last.
 _STRUCTURES: OrderedDict[tuple, Any] = OrderedDict()
-#: Structures kept; each holds an (n_nodes x n_nodes) matrix at most.
+#: Structures kept; each holds a few (n_nodes x n_nodes) matrices at most.
 STRUCTURES_KEPT = 4
 
 
@@ -892,6 +889,23 @@ class _Objective:
             Sd = S.toarray()
             self.WiS = sla.cho_solve(chol, Sd)
             self.A = Sd.T @ self.WiS
+            self._A_chol: tuple | None = None
+            self._A_inv: np.ndarray | None = None
+
+    def _A_factor(self) -> tuple:
+        if self._A_chol is None:
+            self._A_chol = sla.cho_factor(self.A, lower=True)
+        return self._A_chol
+
+    def free_solution(self, y: np.ndarray) -> np.ndarray:
+        """``A^-1 g`` (``g = (W^-1 S)' y``): the bottoms without locks or bounds (dense W)."""
+        return sla.cho_solve(self._A_factor(), self.WiS.T @ y)
+
+    def inverse(self) -> np.ndarray:
+        """``A^-1`` (m x m, dense W), computed once: the covariance the bounds condition."""
+        if self._A_inv is None:
+            self._A_inv = sla.cho_solve(self._A_factor(), np.eye(self.A.shape[0]))
+        return self._A_inv
 
     def solve(
         self, y: np.ndarray, free: np.ndarray, C: sp.csr_matrix, v: np.ndarray
@@ -1399,27 +1413,27 @@ def _active_set_many(b0: np.ndarray, step_many: Any) -> tuple[np.ndarray, np.nda
 def _dense_free_solves(
     obj: _Objective, y: np.ndarray, active: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The dense objective's solutions, each column's active bottoms held at 0, together.
+    """The dense objective's solutions, each column's active bottoms held at 0.
 
-    Column j's ``A[F, F] x = g[F]`` (``F`` its free bottoms, ``g = (W^-1 S)' y``, as
-    :meth:`_Objective.solve`) is solved as the (m x m) system whose held rows and
-    columns are those of the identity, ``g`` 0 there (the same solution, the held
-    bottoms 0): the columns' systems are stacked and solved at once, in chunks of
-    :data:`NONNEGATIVE_BATCH_BYTES`. Returns ``b`` and the bound multipliers ``A b - g``.
+    Holding bottoms ``H`` at 0 conditions the free solution ``b0 = A^-1 g`` (``g =
+    (W^-1 S)' y``, as :meth:`_Objective.solve`) on ``b_H = 0``: ``b = b0 - A^-1[:, H]
+    lam`` with ``A^-1[H, H] lam = b0[H]``, the bound multipliers ``nu_H = -lam`` (the
+    block elimination of the KKT system with the held rows added; the same step as
+    :meth:`_LowRankProjection.nonnegative` on the dense covariance). ``A^-1`` is
+    computed once (:meth:`_Objective.inverse`), so a column costs an ``(|H| x |H|)``
+    solve and an ``(m x |H|)`` product instead of an ``(m x m)`` factorisation.
+    Returns ``b`` and the bound multipliers (0 at the free bottoms).
     """
-    A = obj.A
-    m, k = active.shape
-    g = obj.WiS.T @ y
-    x = np.zeros((m, k))
-    chunk = max(1, int(NONNEGATIVE_BATCH_BYTES // (8 * m * m)))
-    diagonal = np.eye(m, dtype=bool)
-    for s in range(0, k, chunk):
-        free = ~active[:, s : s + chunk].T  # columns x m
-        M = np.where(free[:, :, None] & free[:, None, :], A[None], 0.0)
-        M[:, diagonal] = np.where(free, M[:, diagonal], 1.0)
-        rhs = np.where(free, g[:, s : s + chunk].T, 0.0)
-        x[:, s : s + chunk] = np.linalg.solve(M, rhs[..., None])[..., 0].T
-    return x, A @ x - g
+    Ai = obj.inverse()
+    b = obj.free_solution(y)
+    nu = np.zeros_like(b)
+    for j in np.flatnonzero(active.any(axis=0)):
+        H = np.flatnonzero(active[:, j])
+        lam = _solve_symmetric(Ai[np.ix_(H, H)], b[H, j])
+        b[:, j] -= Ai[:, H] @ lam
+        b[H, j] = 0.0
+        nu[H, j] = -lam
+    return b, nu
 
 
 def _solve_gls(

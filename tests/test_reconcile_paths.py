@@ -211,24 +211,31 @@ def test_columns_solved_together_give_the_paths_of_one_column_at_a_time(
         )
 
 
-def test_stacked_systems_in_chunks_solve_what_the_objective_solves(monkeypatch):
-    """:func:`_dense_free_solves` (a few columns a chunk) against :meth:`_Objective.solve`."""
+def test_conditioned_columns_solve_what_the_objective_solves():
+    """:func:`_dense_free_solves` (the free solution conditioned on each column's held
+    bottoms) against :meth:`_Objective.solve` (the free bottoms' system factored anew)."""
     rng = np.random.default_rng(2)
     h = rc.hierarchy_from_cube(tiny_cube())
     resid = residuals_for(h)
     W, _ = rc.shrunk_covariance(resid)
     obj = rc._Objective(h.S.tocsr(), W, h.bottom)
     m = h.n_bottom
-    y = rng.normal(1000.0, 400.0, (h.n_nodes, 7))
-    active = rng.random((m, 7)) < 0.4
-    monkeypatch.setattr(rc, "NONNEGATIVE_BATCH_BYTES", 8 * m * m * 3)  # 3 columns a chunk
+    y = rng.normal(1000.0, 400.0, (h.n_nodes, 8))
+    active = rng.random((m, 8)) < 0.4
+    active[:, 0] = False  # nothing held: the free solution
+    active[:, 1] = True  # everything held: 0
     b, nu = rc._dense_free_solves(obj, y, active)
     none = sp.csr_matrix((0, m))
-    for j in range(7):
+    for j in range(8):
         bj, nuj = obj.solve(y[:, [j]], ~active[:, j], none, np.zeros((0, 1)))
         np.testing.assert_allclose(b[:, j], bj[:, 0], rtol=1e-10, atol=1e-9)
-        np.testing.assert_allclose(nu[:, j], nuj[:, 0], rtol=1e-9, atol=1e-7)
-        assert (b[active[:, j], j] == 0).all()
+        np.testing.assert_allclose(nu[active[:, j], j], nuj[active[:, j], 0], rtol=1e-9, atol=1e-7)
+        assert (b[active[:, j], j] == 0).all() and (nu[~active[:, j], j] == 0).all()
+    np.testing.assert_array_equal(b[:, 1], 0.0)
+    # the KKT conditions: A b - g is the multiplier at the held bottoms and 0 at the free ones
+    g = obj.WiS.T @ y
+    scale = np.abs(g).max()
+    np.testing.assert_allclose(obj.A @ b - g, nu, rtol=0, atol=1e-9 * scale)
 
 
 def test_sampled_band_is_the_same_whatever_the_blas_thread_count(tmp_path):
