@@ -146,6 +146,32 @@ def test_bottoms_held_at_zero_condition_the_solution_without_a_new_factorisation
     assert low.min() == 0.0 and (low[0] == locked[0]).all()
 
 
+def test_paths_that_factor_their_held_rows_in_leave_the_conditioning_factor_alone(org, monkeypatch):
+    """Paths with many bottoms below 0 factor them in on a solver of their own
+    (:meth:`_LowRankProjection.scratch`): the factor without held bottoms and the rows of
+    the held bottoms stay for the paths that condition on them, each row computed once."""
+    y, E = base_and_residuals(org, horizon=3, shift=1500.0)
+    wide = np.repeat(y, 12, axis=1) + np.random.default_rng(5).normal(0, 800, (org.n_nodes, 36))
+    locked = {0: np.abs(wide[0]) * 1.02}
+    rec = rc.MinTrace("mint_shrink", nonnegative=True, max_dense_nodes=10)
+    conditioned, info = rec.reconcile(wide, org, residuals=E, locked=locked)
+    rows = []
+    sigma = rc._LowRankProjection._sigma
+    monkeypatch.setattr(
+        rc._LowRankProjection,
+        "_sigma",
+        lambda self, J, weights=None: (
+            (rows.append(J.size) if weights is None else None) or sigma(self, J, weights)
+        ),
+    )
+    monkeypatch.setattr(rc, "HELD_CONDITIONED_MAX", 26)  # about half the columns have more
+    mixed, info_m = rec.reconcile(wide, org, residuals=E, locked=locked)
+    assert 0 < sum(rows) <= org.n_bottom  # every held bottom's row once, on one factor
+    assert info_m["nonnegative_iterations"] == info["nonnegative_iterations"]
+    np.testing.assert_allclose(mixed, conditioned, rtol=1e-8, atol=1e-8 * np.abs(wide).max())
+    assert mixed.min() == 0.0 and (mixed[0] == locked[0]).all()
+
+
 def base_quantiles(h: rc.Hierarchy, horizon: int = 3, shift: float = 1500.0) -> np.ndarray:
     """p10, p50 and p90 of every node around base forecasts, wide enough to go below 0."""
     y, _ = base_and_residuals(h, horizon=horizon, shift=shift)
