@@ -1659,6 +1659,7 @@ def forecast_reconciled(
     scheduler: str | None = None,
     settings: rec.SampleSettings = rec.DEFAULT_SAMPLING,
     calibration: rec.BandCalibration | None = None,
+    cache_dir: str | Path | None = None,
 ) -> tuple[xr.Dataset, str]:
     """Forecast ``measure`` at every node and, unless ``reconcile="none"``, reconcile it.
 
@@ -1671,7 +1672,8 @@ def forecast_reconciled(
     ones are kept as ``base_node_forecast`` and ``base_forecast``. Without one, the
     base forecast is written under both names. With ``scheduler``, the fits are shared
     out over its workers and the reconciliation (its covariance and sample paths) runs
-    as one task on a worker (:func:`revmodel.distributed.on_a_worker`).
+    as one task on a worker (:func:`revmodel.distributed.on_a_worker`). With
+    ``cache_dir``, fits already made there are read back (:func:`forecast_cube`).
 
     Returns
     -------
@@ -1697,7 +1699,9 @@ def forecast_reconciled(
         )
     if reconcile not in rec.METHODS:
         raise ParameterError(f"--reconcile {reconcile!r}: use one of {', '.join(rec.METHODS)}")
-    fc = forecast_cube(ds, measure=measure, horizon=horizon, scheduler=scheduler)
+    fc = forecast_cube(
+        ds, measure=measure, horizon=horizon, scheduler=scheduler, cache_dir=cache_dir
+    )
     if calibration is not None:
         fc.attrs.update(calibration.to_attrs())
     if reconcile == "none":

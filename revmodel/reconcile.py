@@ -898,10 +898,6 @@ class _Objective:
             self._A_chol = sla.cho_factor(self.A, lower=True)
         return self._A_chol
 
-    def free_solution(self, y: np.ndarray) -> np.ndarray:
-        """``A^-1 g`` (``g = (W^-1 S)' y``): the bottoms without locks or bounds (dense W)."""
-        return sla.cho_solve(self._A_factor(), self.WiS.T @ y)
-
     def inverse(self) -> np.ndarray:
         """``A^-1`` (m x m, dense W), computed once: the covariance the bounds condition."""
         if self._A_inv is None:
@@ -1432,21 +1428,23 @@ def _active_set_many(b0: np.ndarray, step_many: Any) -> tuple[np.ndarray, np.nda
 
 
 def _dense_free_solves(
-    obj: _Objective, y: np.ndarray, active: np.ndarray
+    obj: _Objective, b0: np.ndarray, active: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The dense objective's solutions, each column's active bottoms held at 0.
 
     Holding bottoms ``H`` at 0 conditions the free solution ``b0 = A^-1 g`` (``g =
-    (W^-1 S)' y``, as :meth:`_Objective.solve`) on ``b_H = 0``: ``b = b0 - A^-1[:, H]
-    lam`` with ``A^-1[H, H] lam = b0[H]``, the bound multipliers ``nu_H = -lam`` (the
-    block elimination of the KKT system with the held rows added; the same step as
-    :meth:`_LowRankProjection.nonnegative` on the dense covariance). ``A^-1`` is
-    computed once (:meth:`_Objective.inverse`), so a column costs an ``(|H| x |H|)``
-    solve and an ``(m x |H|)`` product instead of an ``(m x m)`` factorisation.
-    Returns ``b`` and the bound multipliers (0 at the free bottoms).
+    (W^-1 S)' y``, as :meth:`_Objective.solve` gives it without locks or bounds) on
+    ``b_H = 0``: ``b = b0 - A^-1[:, H] lam`` with ``A^-1[H, H] lam = b0[H]``, the bound
+    multipliers ``nu_H = -lam`` (the block elimination of the KKT system with the held
+    rows added; the same step as :meth:`_LowRankProjection.nonnegative` on the dense
+    covariance). ``A^-1`` is computed once (:meth:`_Objective.inverse`) and ``b0`` is
+    the caller's (the active set's every iteration conditions the same one), so a
+    column costs an ``(|H| x |H|)`` solve and an ``(m x |H|)`` product instead of an
+    ``(m x m)`` factorisation. Returns ``b`` and the bound multipliers (0 at the free
+    bottoms).
     """
     Ai = obj.inverse()
-    b = obj.free_solution(y)
+    b = np.array(b0, dtype=float)
     nu = np.zeros_like(b)
     for j in np.flatnonzero(active.any(axis=0)):
         H = np.flatnonzero(active[:, j])
@@ -1508,8 +1506,9 @@ def _solve_gls(
             # machine's thread count, and a plan must be the same here and on a cluster's
             # workers (which run one thread each).
             with threadpool_limits(1, user_api="blas"):
+                free = bb[:, neg]
                 got, it, ok = _active_set_many(
-                    bb[:, neg], lambda act, j, t=t_neg: _dense_free_solves(obj, y[:, t[j]], act)
+                    free, lambda act, j, b0=free: _dense_free_solves(obj, b0[:, j], act)
                 )
             b[:, t_neg] = got
             iters += int(it.sum())

@@ -386,6 +386,28 @@ def test_forecast_cube_cache_with_the_pooled_member(tmp_path):
     assert third.attrs["refits"] == third.sizes["node"]
 
 
+def test_forecast_reconciled_reads_its_fits_from_the_cache_it_is_given(tmp_path, monkeypatch):
+    """What `revmodel forecast` runs, with a cache folder: the second run fits nothing and
+    writes the same reconciled forecast; no fit lands in the default cache."""
+    from revmodel import config
+
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "default")
+    ds = small_cube()
+    settings = rec.SampleSettings(n_samples=100)
+    first, note = forecast.forecast_reconciled(
+        ds, horizon=3, settings=settings, cache_dir=tmp_path / "fits"
+    )
+    again, _ = forecast.forecast_reconciled(
+        ds, horizon=3, settings=settings, cache_dir=tmp_path / "fits"
+    )
+    assert first.attrs["refits"] == first.sizes["node"] and again.attrs["refits"] == 0
+    assert note == "reconciled with mint_shrink, quantiles from 100 coherent sample paths"
+    xr.testing.assert_identical(
+        again, first.assign_attrs(refits=0, cache_hits=first.attrs["refits"])
+    )
+    assert list((tmp_path / "fits").rglob("*.pkl")) and not (tmp_path / "default").exists()
+
+
 def test_forecast_cube_dask_backed_input_is_identical_to_eager(tmp_path):
     ds = small_cube()
     eager = forecast_cube(ds, horizon=3, cache_dir=tmp_path / "a", progress=False)

@@ -224,8 +224,9 @@ def test_conditioned_columns_solve_what_the_objective_solves():
     active = rng.random((m, 8)) < 0.4
     active[:, 0] = False  # nothing held: the free solution
     active[:, 1] = True  # everything held: 0
-    b, nu = rc._dense_free_solves(obj, y, active)
     none = sp.csr_matrix((0, m))
+    free, _ = obj.solve(y, np.ones(m, dtype=bool), none, np.zeros((0, 8)))  # as _solve_gls
+    b, nu = rc._dense_free_solves(obj, free, active)
     for j in range(8):
         bj, nuj = obj.solve(y[:, [j]], ~active[:, j], none, np.zeros((0, 1)))
         np.testing.assert_allclose(b[:, j], bj[:, 0], rtol=1e-10, atol=1e-9)
