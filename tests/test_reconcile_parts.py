@@ -139,8 +139,8 @@ def test_scores_stay_finite_when_the_shock_weights_round_above_one():
         kappa=np.stack([column, column], axis=1),
         groups=np.stack([rc._groups(h, lv) for lv in levels]),
     )
-    n = h.S.shape[0]
-    cov = rc.LowRankCovariance(d=np.ones(n), U=np.zeros((n, 1)), shrinkage=0.0)
+    n, m = h.S.shape
+    cov = rc.LowRankCovariance(d=np.ones(m), U=np.zeros((m, 1)), shrinkage=0.0)  # the bottoms'
     quantiles = np.broadcast_to(np.array([9.0, 10.0, 11.0]), (n, 2, 3)).copy()
     scores = rc._scores(cov, shocks, quantiles, (0.1, 0.5, 0.9), h, np.random.default_rng(1), 4000)
     assert scores.shape == (n, 2, 4000) and np.all(np.isfinite(scores))

@@ -271,7 +271,7 @@ def test_band_moves_with_its_inputs_by_their_own_size_not_more():
     resid = residuals_for(h)
     levels = [0.1, 0.5, 0.9]
     nudged = q * (1.0 + 1e-15 * np.random.default_rng(1).choice([-1.0, 1.0], q.shape))
-    cov = rc._correlation_sampler(resid, h.n_nodes, True)
+    cov = rc._correlation_sampler(resid[h.bottom], h.n_bottom, True)
     one, two = (rc.shared_shocks(cov, x, levels, h) for x in (q, nudged))
     total, region = one.levels.index("total"), one.levels.index("region")
     assert one.kappa[total].max() > 0.01  # the aggregates need a shared shock
