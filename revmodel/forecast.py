@@ -1086,8 +1086,11 @@ def _node_tasks(
     profiles = {
         table["segment"].iat[i]: seasonal_profile(node_y[i]) for i in hierarchy.tags["segment"]
     }
-    ended_node = np.zeros(hierarchy.n_nodes, dtype=bool)
-    ended_node[hierarchy.bottom] = ended[hierarchy.cells[:, 2]]
+    # a node every cell of which belongs to a rep who has left (the rep's own node, a team
+    # whose reps all left) ends with them: forecast from its history, it would pull the
+    # reconciled cells, which are 0, back up to what the leavers used to sell
+    ended_cell = ended[hierarchy.cells[:, 2]].astype(float)
+    ended_node = np.asarray(hierarchy.S @ ended_cell) == np.asarray(hierarchy.S.sum(axis=1)).ravel()
     tasks = {}
     for level, fields in AGGREGATION_LEVELS:
         for i in hierarchy.tags[level]:

@@ -218,3 +218,44 @@ def test_run_counts():
         "n_fallbacks": 1,
         "n_failed": 1,
     }
+
+
+def test_a_leavers_own_nodes_end_with_him_and_do_not_pull_his_cells_up(tmp_path):
+    """r1 left at the origin, selling in two segments under his own manager m1: his cells,
+    his rep node and m1's nodes forecast 0 (their model says they left), so the reconciled
+    forecast keeps every one of his cells at 0 (the total's adds up to r2's cells)."""
+    months = pd.date_range("2023-01-01", periods=30, freq="MS")
+    rng = np.random.default_rng(0)
+    sales = 1000.0 + rng.gamma(4.0, 100.0, (2, 1, 2, 30))
+    ds = xr.Dataset(
+        {"bookings": (("segment", "region", "rep", "month"), sales)},
+        coords={
+            "segment": ["Enterprise", "SMB"],
+            "region": ["EMEA"],
+            "rep": ["r1", "r2"],
+            "month": months,
+            "end_date": ("rep", pd.to_datetime(["2025-06-15", None])),
+            "manager": ("rep", ["m1", "m2"]),
+        },
+        attrs={"as_of": "2025-06-01"},
+    )
+    fc = forecast.forecast_cube(ds, horizon=3, cache_dir=tmp_path, progress=False)
+    left = "left (end date on or before the forecast origin): zero forecast"
+    reasons = dict(zip(fc["node"].values, fc["node_reason"].values, strict=True))
+    for node in (
+        "rep=r1", "manager=m1", "manager/segment=m1/Enterprise",
+        "manager/segment=m1/SMB", "rep/segment=r1/Enterprise/EMEA", "rep/segment=r1/SMB/EMEA",
+    ):  # fmt: skip
+        assert reasons[node] == left, node
+        np.testing.assert_array_equal(fc["node_mean"].sel(node=node), 0.0)
+    assert reasons["rep=r2"] != left and reasons["total"] != left
+    out, _ = forecast.reconcile_dataset(fc, method="mint_shrink")
+    # (to a thousandth of a dollar: the total, forecast from both reps' history, still asks
+    # for more; the reconciler gives it to r2's cells, whose errors are the ones that vary)
+    np.testing.assert_allclose(out["reconciled_mean"].sel(rep="r1"), 0.0, atol=1e-3)
+    np.testing.assert_allclose(out["forecast"].sel(rep="r1"), 0.0, atol=1e-3)
+    np.testing.assert_allclose(
+        out["node_mean"].sel(node="total"),
+        out["reconciled_mean"].sum(("segment", "region", "rep")),
+        rtol=1e-9,
+    )
