@@ -99,14 +99,6 @@ def large_reconcile(reps: int, seed: int = 7, horizon: int = HORIZON, months: in
     }
 
 
-def _band_gap(fc) -> float:
-    """Largest gap between the reconciled total's mean and its cells' reconciled means
-    summed [USD] (quantiles do not add up across nodes; means do)."""
-    total = fc["node_mean"].sel(node="total")
-    cells = fc["reconciled_mean"].sum(("segment", "region", "rep"))
-    return float(abs(total - cells).max())
-
-
 def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
     tables = sample_tables(reps, months)
     t0 = time.perf_counter()
@@ -157,7 +149,6 @@ def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
         "default_forecast_seconds": round((t2 - t1) + (t5 - t3), 2),
         "band_note": band_note,
         "band_min_usd": round(float(banded["node_forecast"].min()), 6),
-        "band_coherence_gap_usd": round(_band_gap(banded), 6),
         "target_seconds": TARGET_SECONDS,
         "cpu_count": os.cpu_count(),
     }

@@ -20,7 +20,8 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
 1. all NaN -> zero forecast; leading NaN months are dropped; interior NaN
    gaps are filled by linear interpolation; trailing NaN months are filled
    with the last observed value (the forecast origin stays the array's end).
-2. a rep who left (``ended=True``) -> zero forecast.
+2. a rep who left (``ended=True``; for a node of the hierarchy, every cell of
+   it a leaver's) -> zero forecast.
 3. all zero -> zero forecast. Leading zeros are dropped (inactive before the
    first activity).
 4. trailing zeros for at least 6 months and 3 mean inter-demand intervals ->
@@ -231,7 +232,8 @@ def forecast_series(
         ``season_length`` multiplicative indices of the parent level, used
         for short series; ``seasonal_profile[i % season_length]`` applies to ``y[i]``.
     ended : bool
-        The series belongs to someone who left (a rep past their end date): zero forecast.
+        The series belongs to someone who left (a rep past their end date), or is a node
+        every cell of which does: zero forecast.
     nonnegative : bool, optional
         Clip forecasts at 0. Default: True when no observed value is negative.
     method : str
@@ -585,7 +587,8 @@ class SeriesTask:
     seasonal_profile : np.ndarray, optional
         The parent level's seasonal indices, for a short series.
     ended : bool
-        The series belongs to a rep who left: zero forecast.
+        The series belongs to a rep who left, or is a node every cell of which does:
+        zero forecast.
 
     Examples
     --------
@@ -1079,7 +1082,11 @@ def _node_history(hierarchy: rec.Hierarchy, values: np.ndarray) -> np.ndarray:
 def _node_tasks(
     hierarchy: rec.Hierarchy, names: np.ndarray, node_y: np.ndarray, ended: np.ndarray
 ) -> dict[str, SeriesTask]:
-    """One task per node; short series borrow their segment's profile, else the total's."""
+    """One task per node; short series borrow their segment's profile, else the total's.
+
+    A node every cell of which belongs to a rep who left (``ended``: the cells, the rep's own
+    node, a team whose reps all left) is ended too: zero forecast.
+    """
     table = hierarchy.nodes
     total = hierarchy.tags["total"]
     total_profile = seasonal_profile(node_y[total[0]]) if total.size else None
@@ -1675,8 +1682,9 @@ def forecast_reconciled(
     ones are kept as ``base_node_forecast`` and ``base_forecast``. Without one, the
     base forecast is written under both names. With ``scheduler``, the fits are shared
     out over its workers and the reconciliation (its covariance and sample paths) runs
-    as one task on a worker (:func:`revmodel.distributed.on_a_worker`). With
-    ``cache_dir``, fits already made there are read back (:func:`forecast_cube`).
+    as one task on a worker (:func:`revmodel.distributed.on_a_worker`). Fits already
+    made are read back from ``cache_dir`` (default ``config.CACHE_DIR / "forecast"``,
+    :func:`forecast_cube`).
 
     Returns
     -------

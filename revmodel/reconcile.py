@@ -1507,8 +1507,9 @@ def _solve_gls(
             # no locks, dense weights: every column's active set at once (the same steps)
             t_neg = np.asarray(cols)[neg]
             # One BLAS thread: the stacked solves' last bits would otherwise follow the
-            # machine's thread count, and a plan must be the same here and on a cluster's
-            # workers (which run one thread each).
+            # machine's thread count. (A sampled band, drawn and reconciled wholly on one
+            # thread by sample_reconciled, is the same here and on a cluster's workers; a
+            # point reconciliation's free solution bb follows the caller's thread count.)
             with threadpool_limits(1, user_api="blas"):
                 free = bb[:, neg]
                 got, it, ok = _active_set_many(
@@ -2773,14 +2774,13 @@ class SampleSettings:
     seed : int
         Seed of the random generator: the same seed gives the same quantiles.
     shrink : bool
-        Draw the bottom series with their shrunk residual correlation (the one
-        ``mint_shrink`` weighs by, :func:`shrunk_covariance_lowrank`) rather than the
-        sample one. Either keeps a known distribution's reconciled band calibrated at
-        every level, with more reps than months of residuals too, since every
-        aggregate's draw is its bottoms' sum (:func:`_scores`). On the hierarchy
-        benchmark's four sets (before leavers' nodes forecast 0) the sample correlation
-        held the calibrated 10-90% band within 75-85% at 19 of 24 levels, the shrunk one
-        at 18: a difference within the noise, and the default stays the sample one.
+        Draw the bottom series with their residual correlation shrunk as ``mint_shrink``
+        shrinks its covariance (:func:`shrunk_covariance_lowrank`, over the bottom series
+        alone) rather than the sample one. Either keeps a known distribution's reconciled
+        band calibrated at every level, with more reps than months of residuals too,
+        since every aggregate's draw moves with its bottoms' sum (:func:`_scores`); on the
+        hierarchy benchmark the two calibrated bands differed within their noise, and the
+        default stays the sample correlation.
 
     scale : BandScale, optional
         Per-level factors on every node's base spread around its median, learned from
@@ -3101,8 +3101,9 @@ def _scores(
         own = np.sqrt(np.clip(1.0 - total, 0.0, None))
         z = own[None, :, None] * z + x
     # Every aggregate's score is its bottoms' scores summed, each weighted by its spread, and
-    # standardised: its draw moves with its bottoms' sum, so the reconciler has no
-    # disagreement to average away (an aggregate drawn on its own would narrow every band).
+    # standardised: its draw moves with its bottoms' sum, so the reconciler has little
+    # disagreement to average away (drawn on its own from a shrunk correlation, an aggregate
+    # disagreed with its bottoms and every reconciled band came out narrow).
     lv = np.asarray(levels, dtype=float)
     spread = node_quantiles[..., int(np.argmax(lv))] - node_quantiles[..., int(np.argmin(lv))]
     # A spread below a billionth of the month's widest counts as that much, so an aggregate of
@@ -3282,8 +3283,8 @@ def sample_reconciled(
     method : str
         Reconciliation method (:data:`METHODS` except ``"none"``).
     residuals : np.ndarray, optional
-        (n_nodes x T) in-sample residuals: the cross-node correlation of the draws, and
-        MinT's weights.
+        (n_nodes x T) in-sample residuals, in hierarchy order: their bottom rows the
+        correlation of the draws, all of them MinT's weights.
     nonnegative : bool
         Keep every reconciled draw >= 0.
     locked : mapping, optional

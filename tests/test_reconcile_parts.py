@@ -147,3 +147,51 @@ def test_scores_stay_finite_when_the_shock_weights_round_above_one():
     # a bottom score is the sum of its shared shocks alone: standard normal
     bottom = scores[h.bottom]
     np.testing.assert_allclose(bottom.std(axis=-1), 1.0, atol=0.05)
+
+
+def _many_cells(regions: int = 3, reps: int = 4) -> rc.Hierarchy:
+    """One segment, ``regions`` regions of ``reps`` reps each, a manager per region."""
+    m = regions * reps
+    cells = np.array([[0, r, r * reps + i] for r in range(regions) for i in range(reps)])
+    return rc.hierarchy_from_cells(
+        cells, np.array(["SMB"]), np.array([f"R{r}" for r in range(regions)]),
+        np.array([f"r{k}" for k in range(m)]), np.array([f"M{k // reps}" for k in range(m)]),
+    )  # fmt: skip
+
+
+def test_an_aggregates_score_is_its_bottoms_scores_summed_by_spread_and_standardised():
+    h = _many_cells()
+    rng = np.random.default_rng(5)
+    m, n = h.n_bottom, h.n_nodes
+    spread = rng.uniform(1.0, 9.0, (m, 2))
+    q = np.zeros((n, 2, 3))
+    q[h.bottom] = np.stack([-spread / 2, 0 * spread, spread / 2], axis=-1)
+    S = h.S.toarray()
+    q[:, :, 2], q[:, :, 0] = S @ q[h.bottom, :, 2], S @ q[h.bottom, :, 0]
+    cov = rc.shrunk_covariance_lowrank(rng.normal(size=(m, 30)))
+    shocks = rc.shared_shocks(cov, q, (0.1, 0.5, 0.9), h)
+    z = rc._scores(cov, shocks, q, (0.1, 0.5, 0.9), h, np.random.default_rng(1), 3000)
+    summed = np.einsum("nb,bt,btk->ntk", S, spread, z[h.bottom])
+    expected = summed / summed.std(axis=-1, keepdims=True)
+    agg = np.setdiff1d(np.arange(n), h.bottom)
+    np.testing.assert_allclose(z[agg], expected[agg], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(z.std(axis=-1), 1.0, atol=0.05)  # the bottoms' too
+
+
+def test_bottoms_without_a_spread_weigh_alike_in_their_aggregates_score():
+    """A sparse rep's p10 = p90: spreads of 0 and one of 1e-13 (a rounding error) in a region.
+    Each weighs as a billionth of the widest spread, so the region's score is the four
+    scores summed alike, not the one with the rounding error."""
+    h = _many_cells()
+    m, n = h.n_bottom, h.n_nodes
+    q = np.full((n, 1, 3), 5.0)
+    q[h.bottom[4:], 0] = [[4.0, 5.0, 6.0]] * (m - 4)  # the other regions have a spread
+    q[h.bottom[0], 0, 2] += 1e-13  # region R0: r0's p90 above its p10 by a rounding error
+    cov = rc.LowRankCovariance(d=np.ones(m), U=np.zeros((m, 1)), shrinkage=0.0)
+    shocks = rc.SharedShocks((), np.zeros((0, 1)), np.zeros((0, m), dtype=int))
+    z = rc._scores(cov, shocks, q, (0.1, 0.5, 0.9), h, np.random.default_rng(2), 4000)
+    region = z[h.index("region", "R0"), 0]
+    own = z[h.bottom[:4], 0]
+    alike = own.sum(axis=0) / own.sum(axis=0).std()
+    np.testing.assert_allclose(region, alike, rtol=0, atol=1e-6)
+    assert np.corrcoef(region, own[0])[0, 1] < 0.6  # r0 is one of four, not the region

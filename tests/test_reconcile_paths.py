@@ -284,3 +284,21 @@ def test_band_moves_with_its_inputs_by_their_own_size_not_more():
     a, b = (rc.sample_reconciled(x, levels, h, **kwargs) for x in (q, nudged))
     scale = np.abs(a.quantiles).max()
     np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=0, atol=1e-6 * scale)
+
+
+def test_shared_shock_weights_below_kappa_zero_are_zero(monkeypatch):
+    """The fit's active bounds come back off by its rounding error (1e-17 to 1e-10 here),
+    which a shock's square root would turn into up to 1e-5 of a score: such weights are 0."""
+    from tests.test_reconcile import REGIONS, REP_REGION, REPS
+
+    da = tiny_cube(3)
+    reps = [r for r, k in zip(REPS, REP_REGION, strict=True) if k == 0]
+    h = rc.hierarchy_from_cube(da.sel(region=[REGIONS[0]], rep=reps))
+    q, _ = _sparse_base(h, horizon=3)
+    cov = rc._correlation_sampler(residuals_for(h)[h.bottom], h.n_bottom, False)
+    kappa = rc.shared_shocks(cov, q, [0.1, 0.5, 0.9], h).kappa
+    assert kappa.max() > 0.01 and ((kappa == 0) | (kappa >= rc.KAPPA_ZERO)).all(), kappa
+    monkeypatch.setattr(rc, "KAPPA_ZERO", 0.0)
+    raw = rc.shared_shocks(cov, q, [0.1, 0.5, 0.9], h).kappa
+    assert ((raw > 0) & (raw < 1e-9)).any(), raw  # what the rule zeroes
+    np.testing.assert_allclose(raw, kappa, rtol=0, atol=1e-9)
