@@ -637,6 +637,15 @@ def test_shrunk_covariance_of_gappy_residuals_is_positive_definite():
 # --------------------------------------------------------------------------- probabilistic
 
 
+def coverage_by_level(h: rc.Hierarchy, lo: np.ndarray, hi: np.ndarray, actual: np.ndarray) -> dict:
+    """Share of ``actual`` (nodes x draws) inside the band ``lo``-``hi`` (nodes x months), by
+    level: every month and draw of every node of the level."""
+    inside = (actual[:, None, :] >= lo[..., None]) & (actual[:, None, :] <= hi[..., None])
+    coverage = inside.mean(axis=(1, 2))
+    levels_of = h.nodes["level"].to_numpy()
+    return {lv: float(coverage[levels_of == lv].mean()) for lv in dict.fromkeys(levels_of)}
+
+
 def _gaussian_base(h: rc.Hierarchy, horizon: int, seed: int = 5):
     """Bottoms ~ N(mu, Sigma) with a common factor; every node's exact base quantiles."""
     from scipy import stats
@@ -670,13 +679,8 @@ def test_sampled_quantiles_cover_a_known_distribution_at_every_level(hierarchy):
         q, levels, hierarchy, "mint_shrink", resid, nonnegative=False,
         settings=rc.SampleSettings(n_samples=1000, seed=1),
     )  # fmt: skip
-    actual = S @ draw(4000)
     lo, hi = res.quantiles[:, :, 0], res.quantiles[:, :, 2]
-    inside = (actual[:, None, :] >= lo[..., None]) & (actual[:, None, :] <= hi[..., None])
-    coverage = inside.mean(axis=(1, 2))
-    levels_of = hierarchy.nodes["level"].to_numpy()
-    for level in dict.fromkeys(levels_of):
-        got = coverage[levels_of == level].mean()
+    for level, got in coverage_by_level(hierarchy, lo, hi, S @ draw(4000)).items():
         assert 0.74 <= got <= 0.86, (level, got)
     # the median stays where the (symmetric) base put it
     np.testing.assert_allclose(res.quantiles[:, :, 1], q[:, :, 1], rtol=0.05)
@@ -721,11 +725,7 @@ def test_more_reps_than_months_of_residuals_keeps_every_level_calibrated(shrink)
     )  # fmt: skip
     actual = S @ (mu[:, None] + sig[:, None] * rng.standard_normal((m, 4000)))
     lo, hi = res.quantiles[:, :, 0], res.quantiles[:, :, 2]
-    inside = (actual[:, None, :] >= lo[..., None]) & (actual[:, None, :] <= hi[..., None])
-    coverage = inside.mean(axis=(1, 2))
-    levels_of = h.nodes["level"].to_numpy()
-    for level in dict.fromkeys(levels_of):
-        got = coverage[levels_of == level].mean()
+    for level, got in coverage_by_level(h, lo, hi, actual).items():
         assert 0.77 <= got <= 0.83, (level, got)
 
 

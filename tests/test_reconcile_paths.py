@@ -13,7 +13,13 @@ import scipy.sparse as sp
 from scipy import stats
 
 from revmodel import reconcile as rc
-from tests.test_reconcile import _gaussian_base, assert_coherent, residuals_for, tiny_cube
+from tests.test_reconcile import (
+    _gaussian_base,
+    assert_coherent,
+    coverage_by_level,
+    residuals_for,
+    tiny_cube,
+)
 
 LEVELS = np.array([0.1, 0.5, 0.9])
 
@@ -152,12 +158,7 @@ def test_band_holds_the_reconciled_forecast_and_80_percent_of_a_known_distributi
     lo, hi = res.quantiles[..., 0], res.quantiles[..., 2]
     assert np.all((lo <= res.mean) & (res.mean <= hi))
     np.testing.assert_allclose(res.samples.mean(-1), res.mean, rtol=1e-9)
-    actual = S @ draw(4000)
-    inside = (actual[:, None, :] >= lo[..., None]) & (actual[:, None, :] <= hi[..., None])
-    coverage = inside.mean(axis=(1, 2))
-    levels_of = h.nodes["level"].to_numpy()
-    for level in dict.fromkeys(levels_of):
-        got = coverage[levels_of == level].mean()
+    for level, got in coverage_by_level(h, lo, hi, S @ draw(4000)).items():
         assert 0.74 <= got <= 0.86, (level, got)
 
 
