@@ -1216,6 +1216,14 @@ def _forecast_dataset(
     return out
 
 
+#: What :func:`summarize` says when some reconciliation stopped at its iteration cap.
+NOT_CONVERGED = (
+    "warning: the non-negative reconciliation stopped at its iteration cap for some months "
+    "or sample paths; those are coherent and >= 0 but not the exact reconciled solution "
+    "(attribute reconcile_converged = 0)"
+)
+
+
 def summarize(fc: xr.Dataset) -> str:
     """A readable summary of a :func:`forecast_cube` result.
 
@@ -1228,7 +1236,9 @@ def summarize(fc: xr.Dataset) -> str:
     -------
     str
         What was forecast, how many series were fitted or read from the cache, the
-        fallbacks and failures, and how often each model was chosen, one per line.
+        fallbacks and failures, and how often each model was chosen, one per line; and
+        a warning when a reconciliation stopped at its iteration cap
+        (``attrs["reconcile_converged"] == 0``, :func:`reconcile_dataset`).
 
     Examples
     --------
@@ -1249,6 +1259,8 @@ def summarize(fc: xr.Dataset) -> str:
         "models chosen:",
         *(f"  {count:6d}  {name}" for name, count in counts.items()),
     ]
+    if fc.attrs.get("reconcile_converged", 1) == 0:
+        lines.append(NOT_CONVERGED)
     return "\n".join(lines)
 
 
@@ -1510,8 +1522,10 @@ def reconcile_dataset(
         ``fc`` with ``node_forecast (node, month, quantile)`` and ``node_mean (node, month)``
         reconciled at every node, ``forecast (segment, region, rep, month, quantile)`` the
         reconciled cell quantiles and ``reconciled_mean`` the coherent cell means; the base
-        ones kept as ``base_node_forecast``, ``base_node_mean`` and ``base_forecast``. And the
-        reconciler's info.
+        ones kept as ``base_node_forecast``, ``base_node_mean`` and ``base_forecast``;
+        ``attrs["reconcile_converged"]`` 1 when every non-negative solve (the point forecast's
+        months and every sample path) ended by its rule, 0 when one stopped at
+        :data:`revmodel.reconcile.NONNEGATIVE_MAX_ITER`. And the reconciler's info.
 
     Examples
     --------
@@ -1542,11 +1556,13 @@ def reconcile_dataset(
     )
     draws = coherent_paths(fc, method, locked, settings)
     info["sample_checks"] = draws.info.get("checks")  # drawn a month at a time: what held
+    converged = all(bool(i.get("nonnegative_converged", True)) for i in (info, draws.info))
     out = _with_reconciled(fc, reconciled, info["reconciled_nodes"], draws, h)
     out.attrs.update(
         reconcile_method=str(info.get("method", method)),
         reconcile_samples=int(settings.n_samples),
         reconcile_seed=int(settings.seed),
+        reconcile_converged=int(converged),
     )
     return out, info
 

@@ -552,3 +552,32 @@ def test_forecast_command_reconciles(tmp_path, capsys, monkeypatch):
     total = node.sel(node="total")
     assert bool((total.sel(quantile=0.1) < back["node_mean"].sel(node="total")).all())
     assert bool((total.sel(quantile=0.9) > back["node_mean"].sel(node="total")).all())
+
+
+def test_forecast_command_says_when_a_reconciliation_stopped_at_its_cap(
+    tmp_path, capsys, monkeypatch
+):
+    """A band whose non-negative solves hit their iteration cap is coherent and >= 0 but not
+    the exact solution: the file says so (reconcile_converged 0) and so does the command."""
+    from revmodel import reconcile as rc
+
+    monkeypatch.setattr("revmodel.config.CACHE_DIR", tmp_path / "cache")
+    cube = tmp_path / "cube.nc"
+    small_cube().to_netcdf(cube)
+    args = ["forecast", str(cube), "--horizon", "3", "--calibrate-bands", "0", "--out"]
+    assert cli.main([*args, str(tmp_path / "fc.nc")]) == 0
+    assert forecast.NOT_CONVERGED not in capsys.readouterr().out
+    assert xr.open_dataset(tmp_path / "fc.nc").attrs["reconcile_converged"] == 1
+    monkeypatch.setattr(rc, "NONNEGATIVE_MAX_ITER", 1)  # one step: paths with bounds stop short
+    assert cli.main([*args, str(tmp_path / "capped.nc")]) == 0
+    printed = capsys.readouterr().out
+    assert forecast.NOT_CONVERGED in printed
+    assert forecast.NOT_CONVERGED == (
+        "warning: the non-negative reconciliation stopped at its iteration cap for some months "
+        "or sample paths; those are coherent and >= 0 but not the exact reconciled solution "
+        "(attribute reconcile_converged = 0)"
+    )
+    capped = xr.open_dataset(tmp_path / "capped.nc")
+    assert capped.attrs["reconcile_converged"] == 0
+    node = capped["node_forecast"]
+    assert bool((node >= 0).all()) and bool((node.diff("quantile") >= 0).all())
