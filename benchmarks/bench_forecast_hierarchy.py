@@ -1,8 +1,8 @@
 """Hierarchical accuracy and interval coverage of revmodel's reconciled forecast.
 
-Three grouped hierarchies (and a fourth when asked), each backtested from rolling origins, scored at every
-level with WAPE and the coverage of the 10-90% band (share of actuals inside it;
-a calibrated band covers 80%):
+Three grouped hierarchies (and a fourth when asked), each backtested from rolling
+origins, scored at every level with WAPE and the coverage of the 10-90% band (share
+of actuals inside it; a calibrated band covers 80%):
 
 - the sample company (default size): the last four fiscal quarters as origins,
   one quarter (3 months) ahead;
@@ -468,9 +468,9 @@ def run_sample(
         frame, res, LEVELS_ALL,
     )  # fmt: skip
     if others:
-        table = frame[[f"revmodel_{m}" for m in others]].map(lambda v: f"{v:.1%}")
+        wape = frame[[f"revmodel_{m}" for m in others]].map(lambda v: f"{v:.1%}")
         print("\nOther reconciliation methods, WAPE:")
-        print(table.to_string())
+        print(wape.to_string())
     _show_factors(res)
     return out
 

@@ -1093,9 +1093,7 @@ def _node_tasks(
     profiles = {
         table["segment"].iat[i]: seasonal_profile(node_y[i]) for i in hierarchy.tags["segment"]
     }
-    # a node every cell of which belongs to a rep who has left (the rep's own node, a team
-    # whose reps all left) ends with them: forecast from its history, it would pull the
-    # reconciled cells, which are 0, back up to what the leavers used to sell
+    # (forecast from its history, such a node would pull its reconciled cells back up)
     ended_cell = ended[hierarchy.cells[:, 2]].astype(float)
     ended_node = np.asarray(hierarchy.S @ ended_cell) == np.asarray(hierarchy.S.sum(axis=1)).ravel()
     tasks = {}
