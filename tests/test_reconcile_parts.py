@@ -195,3 +195,83 @@ def test_bottoms_without_a_spread_weigh_alike_in_their_aggregates_score():
     alike = own.sum(axis=0) / own.sum(axis=0).std()
     np.testing.assert_allclose(region, alike, rtol=0, atol=1e-6)
     assert np.corrcoef(region, own[0])[0, 1] < 0.6  # r0 is one of four, not the region
+
+
+def test_offsetting_parts_project_out_each_nodes_spread_weighted_sum():
+    # node 7 has two bottoms (3 and 4: Q = 25), node 9 one (nothing to offset it against)
+    projected, sd, Q = rc._offsetting_parts(np.array([3.0, 4.0, 5.0]), np.array([7, 7, 9]))
+    assert projected.tolist() == [True, True, False]
+    np.testing.assert_allclose(sd, [np.sqrt(1 - 9 / 25), np.sqrt(1 - 16 / 25), 1.0])
+    # a bottom carrying all of its node's spread, beside one without: none
+    projected, sd, _ = rc._offsetting_parts(np.array([2.0, 0.0]), np.array([1, 1]))
+    assert projected.tolist() == [False, False] and sd.tolist() == [1.0, 1.0]
+
+
+def test_offsetting_shocks_cancel_over_each_node_and_keep_every_bottom_standard():
+    """Region R0's bottoms alike in spread: their offsetting shock sums to 0 over R0 exactly.
+    The others' spreads differ: each bottom's part is scaled to unit variance, so their sum
+    keeps the variance the weights' fit counts on, sum (a/sd)^2 - (sum a^2/sd)^2 / Q."""
+    h = _many_cells(regions=3, reps=5)
+    m, n = h.n_bottom, h.n_nodes
+    rng = np.random.default_rng(7)
+    spread = rng.uniform(1.0, 9.0, (m, 2))
+    spread[:5] = 4.0  # R0's five bottoms
+    q = np.zeros((n, 2, 3))
+    q[h.bottom] = np.stack([-spread / 2, 0 * spread, spread / 2], axis=-1)
+    shocks = rc.SharedShocks(
+        levels=("region",), kappa=np.zeros((1, 2)), groups=np.stack([rc._groups(h, "region")]),
+        narrow=np.ones((1, 2)),
+    )  # fmt: skip
+    cov = rc.LowRankCovariance(d=np.ones(m), U=np.zeros((m, 1)), shrinkage=0.0)
+    z = rc._scores(cov, shocks, q, (0.1, 0.5, 0.9), h, np.random.default_rng(3), 20000)
+    bottom = z[h.bottom]
+    np.testing.assert_allclose(bottom.std(axis=-1), 1.0, atol=0.03)
+    S = h.S.toarray()
+    for r in range(3):
+        row = S[h.index("region", f"R{r}")]
+        weighted = np.einsum("b,bt,btk->tk", row, spread, bottom)
+        inside = row > 0
+        for t in range(2):
+            a = spread[inside, t]
+            Q = (a**2).sum()
+            sd = np.sqrt(1 - a**2 / Q)
+            expected = ((a / sd) ** 2).sum() - ((a**2 / sd).sum()) ** 2 / Q
+            if r == 0:
+                assert expected == pytest.approx(0.0, abs=1e-9)
+                np.testing.assert_allclose(weighted[t], 0.0, atol=1e-9)
+            else:
+                assert expected < 0.2 * Q  # far narrower than independent bottoms' Q
+                assert weighted[t].var() == pytest.approx(expected, rel=0.05)
+
+
+def test_offsetting_shocks_narrow_the_bottoms_sum_to_each_aggregates_own_spread():
+    """Bottoms independent in their residuals, every aggregate's own band half as wide as
+    their independent sum (reconciled errors that offset one another): the shared shocks
+    cannot narrow a sum, the offsetting ones do, and the bottoms' own bands stay."""
+    from scipy import stats
+
+    h = _many_cells(regions=4, reps=8)
+    rng = np.random.default_rng(4)
+    S = h.S.toarray()
+    sd_b = rng.uniform(50.0, 150.0, h.n_bottom)
+    sd = 0.5 * np.sqrt(S @ sd_b**2)
+    sd[h.bottom] = sd_b
+    sd[h.tags["rep"]] = sd_b  # one cell per rep: the rep is its bottom
+    levels = np.array([0.1, 0.5, 0.9])
+    center = S @ np.full(h.n_bottom, 5000.0)
+    q = center[:, None] + stats.norm.ppf(levels)[None, :] * sd[:, None]
+    q = np.repeat(q[:, None, :], 2, axis=1)
+    E = rng.normal(size=(h.n_nodes, 60))
+    cov = rc.shrunk_covariance_lowrank(E[h.bottom])
+    shocks = rc.shared_shocks(cov, q, levels, h)
+    assert shocks.kappa.max() < 0.01 and shocks.narrow.sum(0) == pytest.approx(
+        [0.75, 0.75], abs=0.05
+    )
+    res = rc.sample_reconciled(
+        q, levels, h, "bottom_up", E, nonnegative=False,
+        settings=rc.SampleSettings(n_samples=4000, seed=2),
+    )  # fmt: skip
+    width = res.quantiles[:, :, 2] - res.quantiles[:, :, 0]
+    own = q[:, :, 2] - q[:, :, 0]
+    np.testing.assert_allclose(width, own, rtol=0.06)
+    assert res.info["offsetting_shocks"]["region"][0] > 0
