@@ -2996,7 +2996,7 @@ class SharedShocks:
     groups: np.ndarray
     narrow: np.ndarray | None = None
 
-    def weights(self) -> np.ndarray:
+    def offsetting_weights(self) -> np.ndarray:
         """(n_levels x h) weights of the offsetting shocks, zeros when there are none."""
         return np.zeros_like(self.kappa) if self.narrow is None else self.narrow
 
@@ -3041,11 +3041,11 @@ def _offsetting_parts(a: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndar
     ([True, True, False], [0.8, 0.6, 1.0], [25.0, 25.0, 25.0])
     """
     a2 = np.asarray(a, dtype=float) ** 2
-    _, inverse = np.unique(g, return_inverse=True)
-    Q = np.bincount(inverse, weights=a2)[inverse]
-    largest = np.zeros(inverse.max() + 1 if inverse.size else 0)
-    np.maximum.at(largest, inverse, a2)
-    projected = (Q > 0) & (largest[inverse] <= OFFSETTING_MAX_SHARE * Q)
+    g = np.asarray(g, dtype=np.intp)  # node indices: bins of their own
+    Q = np.bincount(g, weights=a2)[g]
+    largest = np.zeros(g.max() + 1 if g.size else 0)
+    np.maximum.at(largest, g, a2)
+    projected = (Q > 0) & (largest[g] <= OFFSETTING_MAX_SHARE * Q)
     with np.errstate(divide="ignore", invalid="ignore"):
         sd = np.where(
             projected, np.sqrt(np.clip(1.0 - a2 / np.where(Q > 0, Q, 1.0), 0.0, None)), 1.0
@@ -3169,7 +3169,7 @@ def _scores(
     b = hierarchy.bottom
     m = b.size
     z = (cov.sample(rng, h * N) / np.sqrt(cov.diagonal())[:, None]).reshape(m, h, N)
-    narrow = shocks.weights()
+    narrow = shocks.offsetting_weights()
     total = shocks.kappa.sum(0) + narrow.sum(0)  # (h,)
     lv = np.asarray(levels, dtype=float)
     spread = node_quantiles[..., int(np.argmax(lv))] - node_quantiles[..., int(np.argmin(lv))]
@@ -3467,7 +3467,9 @@ def sample_reconciled(
             "n_samples": N,
             "seed": int(settings.seed),
             "shared_shocks": dict(zip(shocks.levels, shocks.kappa.tolist(), strict=True)),
-            "offsetting_shocks": dict(zip(shocks.levels, shocks.weights().tolist(), strict=True)),
+            "offsetting_shocks": dict(
+                zip(shocks.levels, shocks.offsetting_weights().tolist(), strict=True)
+            ),
             "band_scale": None if settings.scale is None else settings.scale.as_dict(),
         }
         return ReconciledSamples(samples=samples, quantiles=quant, levels=lv, info=info, mean=mean)

@@ -779,19 +779,24 @@ def test_quantile_paths_follow_each_node_own_skewed_quantiles():
         rc.SampleSettings(n_samples=3)
 
 
+def normal_quantiles(h: rc.Hierarchy, sd: np.ndarray, months: int = 2):
+    """10/50/90% quantiles (n_nodes x months x 3) of every node of bottoms at 5000 each,
+    normal with standard deviation ``sd`` (n_nodes,), and their levels."""
+    from scipy import stats
+
+    levels = np.array([0.1, 0.5, 0.9])
+    center = h.S.toarray() @ np.full(h.n_bottom, 5000.0)
+    q = center[:, None] + stats.norm.ppf(levels)[None, :] * sd[:, None]
+    return np.repeat(q[:, None, :], months, axis=1), levels
+
+
 def test_shared_shocks_make_the_bottoms_add_up_to_each_aggregate_spread(hierarchy):
     # residuals say the nodes move independently, but every aggregate's own forecast is as
     # wide as its bottoms moving together: the shared shocks carry that dependence
-    from scipy import stats
-
     rng = np.random.default_rng(4)
     S = hierarchy.S.toarray()
     sd_b = rng.uniform(50.0, 150.0, hierarchy.n_bottom)
-    sd = S @ sd_b  # fully dependent bottoms
-    levels = np.array([0.1, 0.5, 0.9])
-    center = S @ np.full(hierarchy.n_bottom, 5000.0)
-    q = center[:, None] + stats.norm.ppf(levels)[None, :] * sd[:, None]
-    q = np.repeat(q[:, None, :], 2, axis=1)
+    q, levels = normal_quantiles(hierarchy, S @ sd_b)  # fully dependent bottoms
     E = rng.normal(size=(hierarchy.n_nodes, 60))
     cov = rc.shrunk_covariance_lowrank(E[hierarchy.bottom])
     shocks = rc.shared_shocks(cov, q, levels, hierarchy)
@@ -804,9 +809,7 @@ def test_shared_shocks_make_the_bottoms_add_up_to_each_aggregate_spread(hierarch
     own = q[:, :, 2] - q[:, :, 0]
     np.testing.assert_allclose(width, own, rtol=0.12)
     # independent bottoms in the base: no shared shock needed
-    sd_ind = np.sqrt(S @ sd_b**2)
-    q_ind = center[:, None] + stats.norm.ppf(levels)[None, :] * sd_ind[:, None]
-    q_ind = np.repeat(q_ind[:, None, :], 2, axis=1)
+    q_ind, _ = normal_quantiles(hierarchy, np.sqrt(S @ sd_b**2))
     assert rc.shared_shocks(cov, q_ind, levels, hierarchy).kappa.sum() < 0.05
 
 

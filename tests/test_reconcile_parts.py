@@ -248,7 +248,7 @@ def test_offsetting_shocks_narrow_the_bottoms_sum_to_each_aggregates_own_spread(
     """Bottoms independent in their residuals, every aggregate's own band half as wide as
     their independent sum (reconciled errors that offset one another): the shared shocks
     cannot narrow a sum, the offsetting ones do, and the bottoms' own bands stay."""
-    from scipy import stats
+    from tests.test_reconcile import normal_quantiles
 
     h = _many_cells(regions=4, reps=8)
     rng = np.random.default_rng(4)
@@ -257,10 +257,7 @@ def test_offsetting_shocks_narrow_the_bottoms_sum_to_each_aggregates_own_spread(
     sd = 0.5 * np.sqrt(S @ sd_b**2)
     sd[h.bottom] = sd_b
     sd[h.tags["rep"]] = sd_b  # one cell per rep: the rep is its bottom
-    levels = np.array([0.1, 0.5, 0.9])
-    center = S @ np.full(h.n_bottom, 5000.0)
-    q = center[:, None] + stats.norm.ppf(levels)[None, :] * sd[:, None]
-    q = np.repeat(q[:, None, :], 2, axis=1)
+    q, levels = normal_quantiles(h, sd)
     E = rng.normal(size=(h.n_nodes, 60))
     cov = rc.shrunk_covariance_lowrank(E[h.bottom])
     shocks = rc.shared_shocks(cov, q, levels, h)
