@@ -1214,12 +1214,14 @@ def _forecast_dataset(
     return out
 
 
-#: What :func:`summarize` says when some reconciliation stopped at its iteration cap.
-NOT_CONVERGED = (
-    "warning: the non-negative reconciliation stopped at its iteration cap for some months "
-    "or sample paths; those are coherent and >= 0 but not the exact reconciled solution "
-    "(attribute reconcile_converged = 0)"
+#: What a reconciliation some of whose non-negative solves stopped at their iteration cap
+#: gives (:func:`summarize`'s warning, the plan pack's band statement).
+CAPPED_SOLVES = (
+    "the non-negative reconciliation stopped at its iteration cap for some months "
+    "or sample paths; those are coherent and >= 0 but not the exact reconciled solution"
 )
+#: What :func:`summarize` says when some reconciliation stopped at its iteration cap.
+NOT_CONVERGED = f"warning: {CAPPED_SOLVES} (attribute reconcile_converged = 0)"
 
 
 def summarize(fc: xr.Dataset) -> str:

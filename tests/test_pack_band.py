@@ -134,3 +134,28 @@ def test_too_short_a_history_keeps_the_models_bands_and_says_why(pipedrive):
     assert pack_tables.band_statement(none) == (
         "bands not calibrated: band_calibration_folds is 0; the 10-90% bands are the models' own"
     )
+
+
+def test_the_band_statement_warns_when_the_packs_paths_stopped_at_the_solvers_cap(
+    pipedrive, monkeypatch
+):
+    """The pack's band is its own paths': when some of their non-negative solves stop at the
+    iteration cap, the statement says so (the forecast command's warning, same words)."""
+    plan = pipedrive["plan"]
+    statement = pack_tables.band_statement(plan)
+    exact = pack_tables.reconciled_paths(plan, "mint_shrink")
+    assert exact.info["nonnegative_converged"]
+    assert pack_tables.band_statement(plan, exact) == statement
+    assert "warning" not in statement
+    monkeypatch.setattr(rc, "NONNEGATIVE_MAX_ITER", 1)  # one step: paths with bounds stop short
+    capped = pack_tables.reconciled_paths(plan, "mint_shrink")
+    assert not capped.info["nonnegative_converged"]
+    assert pack_tables.band_statement(plan, capped) == (
+        f"{statement}; warning: the non-negative reconciliation stopped at its iteration cap "
+        "for some months or sample paths; those are coherent and >= 0 but not the exact "
+        "reconciled solution"
+    )
+    # without the pack's paths: what the forecast file states of its own
+    assert pack_tables.band_statement(plan.assign_attrs(reconcile_converged=0)).endswith(
+        "; warning: " + forecast.CAPPED_SOLVES
+    )

@@ -58,13 +58,26 @@ def reconciled_paths(fc: xr.Dataset, method: str) -> reconcile.ReconciledSamples
     return rforecast.coherent_paths(fc, method)
 
 
-def band_statement(fc: xr.Dataset) -> str:
-    """What the pack's 10-90% bands are: the calibration's factors and backtest, or why none."""
+def band_statement(fc: xr.Dataset, paths: reconcile.ReconciledSamples | None = None) -> str:
+    """What the pack's 10-90% bands are: the calibration's factors and backtest, or why none.
+
+    With a warning when some of the band's non-negative solves stopped at their iteration
+    cap: those of ``paths`` (the pack's own, :func:`reconciled_paths`) when given, else
+    the forecast's (``attrs["reconcile_converged"]``).
+    """
+    from revmodel import forecast as rforecast
+
     cal = reconcile.BandCalibration.from_attrs(fc.attrs)
     note = fc.attrs.get("band_calibration_note")
     if cal is None:
-        return str(note or "bands not calibrated: the 10-90% bands are the models' own")
-    return f"10-90% {cal.describe()}" + (f" ({note})" if note else "")
+        text = str(note or "bands not calibrated: the 10-90% bands are the models' own")
+    else:
+        text = f"10-90% {cal.describe()}" + (f" ({note})" if note else "")
+    if paths is None:
+        converged = int(fc.attrs.get("reconcile_converged", 1)) != 0
+    else:
+        converged = bool(paths.info.get("nonnegative_converged", True))
+    return text if converged else f"{text}; warning: {rforecast.CAPPED_SOLVES}"
 
 
 #: The run's reconciled paths, drawn once for the summary and every table (one entry).
@@ -281,11 +294,11 @@ def summary(work_dir: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
         "currency": str(cube.attrs.get("currency", config.CURRENCY)),
         "quarter_months": f"{qmonths[0]:%b %Y} - {qmonths[-1]:%b %Y}",
     }
+    paths = run_paths(work_dir, fc, params) if fc is not None and rec is not None else None
     if fc is not None:
-        out["band_calibration"] = band_statement(fc)
+        out["band_calibration"] = band_statement(fc, paths)
     for tag, months in (("quarter", qmonths), ("year", ymonths)):
         if fc is not None and rec is not None:
-            paths = run_paths(work_dir, fc, params)
             t = forecast_table(cube, fc, rec["forecast"], quotas, months, "total", paths).iloc[0]
             out[f"{tag}_booked"] = float(t["booked"])
             out[f"{tag}_forecast"] = float(t["forecast"])
