@@ -16,7 +16,12 @@ Steps timed (wall clock, on a shared machine, so noisy):
   hierarchy of ``--large-reps`` reps (default 20,000: over 40,000 nodes) with 48
   months of residuals, reconciliation alone, to show the low-rank path at the size
   of the largest sales organisations; the dense covariance would need
-  8 n^2 bytes (reported beside).
+  8 n^2 bytes (reported beside);
+- ``calibration`` (what ``revmodel forecast`` adds by default: the 10-90% bands
+  calibrated on past origins), and again on the cached past forecasts with the
+  past bands drawn on a local cluster and then all in this process
+  (``calibration_warm_seconds``, ``calibration_warm_one_process_seconds``, and
+  whether both gave the same factors).
 
 Prints a table and writes ``benchmarks/results/bench_forecast_scale.json``.
 
@@ -99,6 +104,26 @@ def large_reconcile(reps: int, seed: int = 7, horizon: int = HORIZON, months: in
     }
 
 
+def calibration_warm(ds, cache: str) -> dict:
+    """The band calibration again on the cached past forecasts: its past bands drawn on a
+    local cluster (the default above ``backtest.BAND_PARALLEL_MIN_NODES`` nodes), then
+    every one in this process, in the same run."""
+    seconds, cals = {}, {}
+    threshold = backtest.BAND_PARALLEL_MIN_NODES
+    for name, floor in (("calibration_warm", threshold), ("calibration_warm_one_process", 10**12)):
+        backtest.BAND_PARALLEL_MIN_NODES = floor
+        try:
+            t0 = time.perf_counter()
+            cals[name], _ = backtest.calibration_for(
+                ds, HORIZON, config.BAND_CALIBRATION_FOLDS, cache_dir=cache
+            )
+            seconds[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
+        finally:
+            backtest.BAND_PARALLEL_MIN_NODES = threshold
+    same = cals["calibration_warm"] == cals["calibration_warm_one_process"]
+    return {**seconds, "calibration_warm_same_factors": bool(same)}
+
+
 def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
     tables = sample_tables(reps, months)
     t0 = time.perf_counter()
@@ -123,6 +148,7 @@ def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
             ds, horizon=HORIZON, calibration=calibration, cache_dir=cache
         )
         t5 = time.perf_counter()
+        warm = calibration_warm(ds, cache)
     total = t3 - t0
     out = {
         "reps": int(ds.sizes["rep"]),
@@ -147,6 +173,7 @@ def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
         "sampled_band_seconds": round(t5 - t4, 2),
         "sampled_band_paths": int(rec.DEFAULT_SAMPLING.n_samples),
         "default_forecast_seconds": round((t2 - t1) + (t5 - t3), 2),
+        **warm,
         "band_note": band_note,
         "band_min_usd": round(float(banded["node_forecast"].min()), 6),
         "target_seconds": TARGET_SECONDS,
@@ -168,6 +195,12 @@ def main(reps: int = 2000, months: int = 60, large_reps: int = 20_000) -> dict:
         f"past origins ({out['calibration_seconds']:.1f} s) and its own sampled band of "
         f"{out['sampled_band_paths']} paths ({out['sampled_band_seconds']:.1f} s): forecast + "
         f"bands {out['default_forecast_seconds']:.1f} s"
+    )
+    print(
+        f"the calibration again, its past forecasts read from the cache: past bands drawn on a "
+        f"local cluster {out['calibration_warm_seconds']:.1f} s, in this process "
+        f"{out['calibration_warm_one_process_seconds']:.1f} s (the same factors: "
+        f"{out['calibration_warm_same_factors']})"
     )
     print(f"reconcile: requested mint_shrink, used {out['reconcile_method_used']}")
     if out["reconcile_fallback"]:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -90,6 +91,12 @@ CALIBRATION_TOLERANCE = 0.025
 #: Weight of each older calibration fold relative to the next (:func:`band_calibration`);
 #: chosen on validation origins before every benchmark's scored ones (README).
 CALIBRATION_DECAY = 0.5
+#: Nodes above which each calibration round draws the past origins' bands at once, one
+#: task per origin on a local cluster of ``ForecastOptions.n_workers`` single-threaded
+#: processes (:meth:`_Scored.learn_scale`): there a band is reconciled a month at a time
+#: and takes tens of seconds (a 2,000-rep company, 12 months: about 17 s), smaller ones
+#: take less than starting the cluster. The bands are the same either way, to the bit.
+BAND_PARALLEL_MIN_NODES = rec.MINT_SHRINK_MAX_NODES
 #: Hierarchy levels in report order; the bottom (rep x segment x region cell) is called "bottom".
 LEVEL_ORDER: tuple[str, ...] = (
     "total",
@@ -300,7 +307,9 @@ class BacktestResult:
     measure : str
     info : dict
         ``reconcile`` (method and fallback per fold), ``new_cells`` per fold (cells that first
-        sold after the origin), ``blend_weights`` (learned on all folds) when available.
+        sold after the origin), ``blend_weights`` (learned on all folds) when available;
+        with the calibrated model, ``band_scale`` and ``band_rounds`` per scored fold and,
+        when past bands were drawn on a local cluster, ``bands_on_workers`` (how many).
 
     Examples
     --------
@@ -640,6 +649,8 @@ class _Statistical:
     reconciled: dict[tuple, tuple[np.ndarray, _Prediction]] = field(default_factory=dict)
     #: Band factors of each calibrated method at this origin, learned from earlier folds.
     scales: dict[str, rec.BandScale] = field(default_factory=dict)
+    #: Band quantiles drawn ahead (on a worker) by (method, factors), for :meth:`_band`.
+    drawn: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def from_past(self, values: np.ndarray) -> np.ndarray:
         """Rows of the origin's hierarchy laid on the fold's full one (0 for newer nodes)."""
@@ -679,17 +690,25 @@ class _Statistical:
         self.reconciled[key] = (bottom, _Prediction(mean, **band))
         return self.reconciled[key]
 
-    def _band(self, how: str, scale: rec.BandScale | None) -> dict[str, np.ndarray]:
-        """Lower, upper and centre quantiles of the reconciled sample paths (full hierarchy)."""
+    def band_args(self, how: str, scale: rec.BandScale | None) -> tuple:
+        """The arguments of :func:`_band_quantiles` for this origin's band with ``scale``."""
         q = np.asarray(self.fc["quantile"].values, dtype=float)
-        settings = replace(self.sampling, scale=scale)
-        draws = rec.sample_reconciled(
-            self.fc["node_forecast"].values, q, self.nf.hierarchy, method=how,
-            residuals=self.nf.residuals, nonnegative=True, settings=settings,
-            means=self.nf.mean,
+        return (
+            self.fc["node_forecast"].values, q, self.nf.hierarchy, how, self.nf.residuals,
+            replace(self.sampling, scale=scale), self.nf.mean,
         )  # fmt: skip
+
+    def _band(self, how: str, scale: rec.BandScale | None) -> dict[str, np.ndarray]:
+        """Lower, upper and centre quantiles of the reconciled sample paths (full hierarchy).
+
+        Drawn here, unless drawn ahead on a worker (``drawn``, :func:`_draw_bands`).
+        """
+        quantiles = self.drawn.pop((how, scale), None)
+        if quantiles is None:
+            quantiles = _band_quantiles(*self.band_args(how, scale))
+        q = np.asarray(self.fc["quantile"].values, dtype=float)
         at = {"lower": int(np.argmin(q)), "upper": int(np.argmax(q)), "center": rec._center(q)}
-        return {k: self.from_past(draws.quantiles[..., i]) for k, i in at.items()}
+        return {k: self.from_past(quantiles[..., i]) for k, i in at.items()}
 
     def past_scores(
         self, how: str, fold: _Fold, info: dict, scale: rec.BandScale | None = None
@@ -703,6 +722,58 @@ class _Statistical:
         score = rec.band_scores(fold.actual_nodes, p.center, p.lower, p.upper)[self.found]
         levels = fold.full.nodes["level"].to_numpy()[self.found]
         return {lv: score[levels == lv] for lv in dict.fromkeys(levels)}
+
+
+def _band_quantiles(
+    node_quantiles: np.ndarray,
+    levels: np.ndarray,
+    hierarchy: rec.Hierarchy,
+    method: str,
+    residuals: np.ndarray | None,
+    settings: rec.SampleSettings,
+    means: np.ndarray | None,
+) -> np.ndarray:
+    """Quantiles (nodes x h x levels) of one band's reconciled sample paths, here or on a worker."""
+    return rec.sample_reconciled(
+        node_quantiles, levels, hierarchy, method=method, residuals=residuals,
+        nonnegative=True, settings=settings, means=means,
+    ).quantiles  # fmt: skip
+
+
+def _draw_bands(
+    client: Any, how: str, scale: rec.BandScale | None, stats: Sequence[_Statistical]
+) -> int:
+    """Draw ahead the bands of ``stats`` not drawn yet with ``scale``, one task each on ``client``.
+
+    Returns how many were drawn on the workers; each lands in its origin's ``drawn``,
+    where :meth:`_Statistical._band` takes it.
+    """
+    if scale is not None and not scale.levels:
+        scale = None  # as _Statistical.reconcile keys it
+    key = (how, scale)
+    todo = [s for s in stats if key not in s.reconciled and key not in s.drawn]
+    if len(todo) < 2:
+        return 0
+    futures = [client.submit(_band_quantiles, *s.band_args(how, scale), pure=False) for s in todo]
+    for s, future in zip(todo, futures, strict=True):
+        s.drawn[key] = future.result()
+    return len(todo)
+
+
+def _band_cluster(stats: Sequence[_Statistical], n_workers: int) -> Any:
+    """A local cluster drawing the calibration rounds' past bands at once, when they are big.
+
+    Yields None (every band drawn here) for fewer than two origins, one worker, or a
+    hierarchy of at most :data:`BAND_PARALLEL_MIN_NODES` nodes; otherwise the client of
+    :func:`revmodel.distributed.local_cluster` (one worker per origin, at most
+    ``n_workers``).
+    """
+    from revmodel import distributed
+
+    nodes = max((s.nf.hierarchy.n_nodes for s in stats), default=0)
+    if len(stats) < 2 or n_workers < 2 or nodes <= BAND_PARALLEL_MIN_NODES:
+        return nullcontext(None)
+    return distributed.local_cluster(min(int(n_workers), len(stats)))
 
 
 def _predict(
@@ -1111,6 +1182,8 @@ class _Scored:
     )
     #: (last actual month, forecast, fold) of every fold run, for the folds after it.
     past: list[tuple[pd.Timestamp, _Statistical, _Fold]] = field(default_factory=list)
+    #: Worker processes that may draw the past bands at once (:func:`_band_cluster`).
+    n_workers: int = 1
 
     def remember(self, stat: _Statistical, fold: _Fold) -> None:
         """Keep this fold's forecast: its bands are scored for the folds after it."""
@@ -1126,17 +1199,28 @@ class _Scored:
         their mean above 0, so a band near 0 widens less). From the second round on,
         past bands that already hold their share at every level (:func:`calibration_held`)
         end it; at most :data:`CALIBRATION_ROUNDS` rounds. ``self.info["band_rounds"]``
-        keeps, per round, each level's share held by the past bands drawn in it.
+        keeps, per round, each level's share held by the past bands drawn in it. Above
+        :data:`BAND_PARALLEL_MIN_NODES` nodes each round draws the past origins' bands at
+        once on a local cluster (``self.info["bands_on_workers"]`` counts them); the
+        factors are the same as drawn one after the other.
         """
         past = [(end, s, f) for end, s, f in self.past if end <= origin]
         if not past:
             return rec.BandScale()
         q = np.asarray(past[0][1].fc["quantile"].values, dtype=float)
+        stats = [s for _, s, _ in past]
 
-        def scores_with(scale: rec.BandScale) -> list:
-            return [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
+        with _band_cluster(stats, self.n_workers) as client:
 
-        scale, rounds = calibration_rounds(scores_with, origin, q.max() - q.min())
+            def scores_with(scale: rec.BandScale) -> list:
+                if client is not None:
+                    on_workers = _draw_bands(client, how, scale, stats)
+                    self.info["bands_on_workers"] = (
+                        self.info.get("bands_on_workers", 0) + on_workers
+                    )
+                return [(end, s.past_scores(how, f, self.info, scale)) for end, s, f in past]
+
+            scale, rounds = calibration_rounds(scores_with, origin, q.max() - q.min())
         self.info.setdefault("band_rounds", []).append(
             {"origin": f"{origin:%Y-%m}", "method": how, "held": rounds}
         )
@@ -1627,7 +1711,7 @@ def _score_folds(
     from revmodel import progress
 
     months = pd.DatetimeIndex(da["month"].values)
-    scored = _Scored()
+    scored = _Scored(n_workers=settings.forecast_options.n_workers)
     methods = run.calibrated
     n = (len(calibration_origins) if methods else 0) + len(origin_list)
     bar = progress.bar(total=n, desc="past origins", unit="origin")

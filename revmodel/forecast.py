@@ -664,17 +664,16 @@ def _compute(items, settings, scheduler, bar, n_workers, threshold):
             out.extend(_run_chunk(chunk, settings))
             bar.update(len(chunk))
         return out
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster, set_as_default=False)
-    else:
-        client = Client(scheduler, set_as_default=False)
-    try:
+    from revmodel import distributed
+
+    connect = (
+        distributed.local_cluster(n_workers)
+        if scheduler is None
+        else Client(scheduler, set_as_default=False)
+    )
+    with connect as client:
         futures = client.map(_run_chunk, chunks, settings=settings, pure=False)
         out = []
         for future in as_completed(futures, loop=client.loop):
@@ -682,10 +681,6 @@ def _compute(items, settings, scheduler, bar, n_workers, threshold):
             out.extend(result)
             bar.update(len(result))
         return out
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def fit_pooled(

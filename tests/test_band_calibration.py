@@ -216,6 +216,26 @@ def test_the_default_calibration_says_why_it_is_not_applied():
     assert backtest.calibration_folds_available(cube.isel(month=slice(-16, None)), 3, 2) == 1
 
 
+@pytest.mark.slow
+def test_past_bands_drawn_on_a_local_cluster_are_the_bands_drawn_here(tmp_path, monkeypatch):
+    """Above BAND_PARALLEL_MIN_NODES each calibration round draws the past origins' bands at
+    once on a local cluster of single-threaded processes: the same bands to the bit, so the
+    same factors and the same scored bands; below it every band is drawn here."""
+    cube = _toy_cube()
+    args = dict(horizon=3, folds=1, step=3, models=["calibrated"], calibration_folds=3)
+    here = backtest.rolling_origin(cube, **args, cache_dir=tmp_path)
+    assert "bands_on_workers" not in here.info  # 16 nodes: far below the threshold
+    monkeypatch.setattr(backtest, "BAND_PARALLEL_MIN_NODES", 0)
+    there = backtest.rolling_origin(cube, **args, cache_dir=tmp_path)
+    rounds = len(there.info["band_rounds"][0]["held"])
+    assert there.info["bands_on_workers"] == 3 * rounds  # every past origin's band, each round
+    assert there.info["band_scale"] == here.info["band_scale"]
+    assert there.info["band_rounds"] == here.info["band_rounds"]
+    pd.testing.assert_frame_equal(there.scores, here.scores)
+    calibrated = here.scores[here.scores["model"] == "calibrated"]
+    assert len(calibrated) and calibrated["lower"].notna().all()
+
+
 def test_too_many_calibration_folds_is_a_clear_error():
     with pytest.raises(
         ParameterError,
