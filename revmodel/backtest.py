@@ -665,9 +665,8 @@ class _Statistical:
 
         With ``scale``, the band is drawn from the base quantiles scaled by it.
         """
-        if scale is not None and not scale.levels:
-            scale = None  # nothing learned yet: the model's own band
-        key = (how, scale)
+        key = _band_key(how, scale)
+        scale = key[1]
         if key in self.reconciled:
             return self.reconciled[key]
         if scale is not None:
@@ -724,6 +723,11 @@ class _Statistical:
         return {lv: score[levels == lv] for lv in dict.fromkeys(levels)}
 
 
+def _band_key(how: str, scale: rec.BandScale | None) -> tuple[str, rec.BandScale | None]:
+    """How a band is keyed: factors with no level learned yet are the model's own band (None)."""
+    return how, (None if scale is not None and not scale.levels else scale)
+
+
 def _band_quantiles(
     node_quantiles: np.ndarray,
     levels: np.ndarray,
@@ -748,9 +752,8 @@ def _draw_bands(
     Returns how many were drawn on the workers; each lands in its origin's ``drawn``,
     where :meth:`_Statistical._band` takes it.
     """
-    if scale is not None and not scale.levels:
-        scale = None  # as _Statistical.reconcile keys it
-    key = (how, scale)
+    key = _band_key(how, scale)
+    scale = key[1]
     todo = [s for s in stats if key not in s.reconciled and key not in s.drawn]
     if len(todo) < 2:
         return 0

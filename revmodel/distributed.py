@@ -111,7 +111,7 @@ def local_cluster(n_workers: int) -> Iterator[Any]:
     The workers start without dask's ``MALLOC_TRIM_THRESHOLD_`` (``distributed.nanny.
     pre-spawn-environ``): setting it turns off glibc's adaptive mmap threshold, so every
     large temporary array is mapped and unmapped again, page by page. Drawing a
-    2,000-rep company's band took 73 s so against 17 s without it (half the CPU time
+    2,000-rep company's band took 73 s with it against 17 s without (half the CPU time
     in the kernel); the forecast's fits, made of small arrays, take as long either way.
     One BLAS thread per worker (dask's default), so a result is the same to the bit
     as in a single-threaded process.
