@@ -196,19 +196,30 @@ def m3_cube(path: str | os.PathLike = config.M3_PATH) -> xr.Dataset:
     )
 
 
-def _coverage_counts(res: backtest.BacktestResult) -> pd.DataFrame:
+def _inside(sc: pd.DataFrame, plain: bool = False) -> pd.Series:
+    """How much each scored actual counts as inside its band (NaN: no band):
+    :func:`revmodel.backtest.cell_inside`, an actual of 0 on a band starting at 0 by its
+    randomized PIT unless ``plain``."""
+    zero = None if plain or "zero_inside" not in sc else sc["zero_inside"]
+    return pd.Series(backtest.cell_inside(sc["actual"], sc["lower"], sc["upper"], zero), sc.index)
+
+
+def _coverage_counts(res: backtest.BacktestResult, plain: bool = False) -> pd.DataFrame:
     """Actuals scored against a band and the share inside it, by level and model.
+
+    An actual of 0 on a band that starts at 0 counts as its chance of lying inside
+    (:func:`revmodel.backtest.interval_coverage`); with ``plain`` as inside.
 
     ``se``: the binomial standard error sqrt(p (1 - p) / n); ``se_clustered``: the one
     that treats the months of one node from one origin as one draw (a node's errors
     persist over its horizon), sqrt(sum_c (k_c - p n_c)^2) / n over those clusters c.
     """
     sc = res.scores
-    known = np.isfinite(sc["lower"]) & np.isfinite(sc["upper"])
-    inside = known & (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    share = _inside(sc, plain)
+    known = np.isfinite(share)
     g = pd.DataFrame(
         {"level": sc["level"], "model": sc["model"], "node": sc["node"], "origin": sc["origin"],
-         "n": known, "k": inside}
+         "n": known, "k": np.nan_to_num(share)}
     )  # fmt: skip
     cells = g.groupby(["level", "model", "node", "origin"])[["n", "k"]].sum().reset_index()
     out = cells.groupby(["level", "model"])[["n", "k"]].sum()
@@ -248,7 +259,7 @@ def _coverage_by_part(res: backtest.BacktestResult, model: str, levels) -> pd.Da
         f"{lo + 1}-{hi}" if hi > lo + 1 else f"{hi}"
         for lo, hi in zip([0, *edges[:-1]], edges, strict=True)
     ]
-    inside = (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    inside = _inside(sc)
     frame = inside.groupby([sc["level"], pd.Series(np.asarray(names)[part], index=sc.index)])
     table = frame.mean().unstack()
     return table.reindex(index=list(levels), columns=names)
@@ -257,7 +268,7 @@ def _coverage_by_part(res: backtest.BacktestResult, model: str, levels) -> pd.Da
 def _by_origin(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:
     """Coverage of ``model``'s band by level (rows) and scored origin (columns)."""
     sc = res.scores[res.scores["model"] == model]
-    inside = (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    inside = _inside(sc)
     frame = inside.groupby([sc["level"], sc["origin"]]).mean().unstack("origin")
     frame.columns = [f"{pd.Timestamp(o):%Y-%m}" for o in frame.columns]
     return frame.reindex(list(levels))
@@ -282,7 +293,7 @@ def _by_node(res: backtest.BacktestResult, model: str, levels) -> pd.DataFrame:
     {'segment: a': {'2020-01': 0.5, 'all': 0.5}, 'segment: b': {'2020-01': 1.0, 'all': 1.0}}
     """
     sc = res.scores[(res.scores["model"] == model) & res.scores["level"].isin(list(levels))]
-    inside = (sc["actual"] >= sc["lower"]) & (sc["actual"] <= sc["upper"])
+    inside = _inside(sc)
     frames = []
     for level in levels:
         at = sc["level"] == level
@@ -301,6 +312,9 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
 
     ``{prefix}{level}_wape_pct_{model}``: WAPE at the scored (test) origins [%];
     ``{prefix}{level}_coverage_pct_{model}``: share of actuals inside the 10-90% band [%],
+    an actual of 0 on a band that starts at 0 counted as its chance of lying inside (the
+    randomized PIT, :func:`revmodel.backtest.interval_coverage`), and
+    ``_coverage_plain_pct_`` the share with every such actual counted as inside [%];
     with ``_coverage_se_pct_`` its binomial standard error sqrt(p (1 - p) / n) [%]
     (cells of one node and origin are correlated: a lower bound on the real one),
     ``_coverage_se_clustered_pct_`` the one with each node's months from one origin a
@@ -317,6 +331,7 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
     wape = table.pivot(index="level", columns="model", values="wape")
     nodes = table.pivot(index="level", columns="model", values="nodes")
     counts = _coverage_counts(res)
+    plain = _coverage_counts(res, plain=True)
     parts = _coverage_by_part(res, "revmodel_calibrated", levels)
     nodes_cov = _by_node(res, "revmodel_calibrated", levels)
     out: dict = {}
@@ -331,6 +346,10 @@ def _score(res: backtest.BacktestResult, prefix: str, levels, models) -> tuple[d
             if (level, name) in counts.index and counts.loc[(level, name), "n"] > 0:
                 c = counts.loc[(level, name)]
                 out[f"{prefix}{level}_coverage_pct_{name}"] = round(100 * float(c["coverage"]), 1)
+                out[f"{prefix}{level}_coverage_plain_pct_{name}"] = round(
+                    100 * float(plain.loc[(level, name), "coverage"]), 1
+                )
+                row[f"{name}_plain"] = float(plain.loc[(level, name), "coverage"])
                 out[f"{prefix}{level}_coverage_se_pct_{name}"] = round(100 * float(c["se"]), 1)
                 for se in ("se_clustered", "se_origin"):
                     if np.isfinite(c[se]):
@@ -389,7 +408,12 @@ def _show(title: str, frame: pd.DataFrame, res: backtest.BacktestResult, levels)
                 strict=True,
             )
         ]
+    cover["calibrated, 0s inside"] = frame["revmodel_calibrated_plain"].map(lambda v: f"{v:.1%}")
     print(cover.to_string())
+    print(
+        "(an actual of 0 on a band that starts at 0 counts as its chance of lying inside, the "
+        "randomized PIT; in the last column as inside)"
+    )
     print("revmodel_calibrated coverage by scored origin:")
     print(_by_origin(res, "revmodel_calibrated", levels).map(lambda v: f"{v:.1%}").to_string())
     nodes = _by_node(res, "revmodel_calibrated", levels)

@@ -44,7 +44,10 @@ Metrics, per fold, model and level (``total``, ``region``, ``segment``,
 - MASE = mean of |f - a| / s, with s the node's in-sample mean absolute
   seasonal difference (lag 12) up to the origin; nodes with s = 0 are left out [1];
 - bias = sum(f - a) / sum(a) [1]: positive forecasts too high;
-- coverage = share of actual node-months inside the 10-90% band [1].
+- coverage = share of actual node-months inside the 10-90% band [1]; an actual of 0
+  on a sampled band that starts at 0 counts as the chance that such a 0 lies inside
+  the band (its randomized PIT, :func:`interval_coverage`), so that a calibrated band
+  of a measure that is often 0 covers 80%, not 90%.
 
 Every node with bookings up to the end of the evaluated horizon is scored,
 including cells that first sold after the origin (every model forecasts 0
@@ -257,13 +260,24 @@ def bias(actual: Any, forecast: Any) -> float:
     return float(np.nansum(f - a) / denom) if denom != 0 else float("nan")
 
 
-def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
+def interval_coverage(actual: Any, lower: Any, upper: Any, zero_inside: Any = None) -> float:
     """Share of actuals inside ``[lower, upper]`` [1]; NaN when there is no band.
+
+    A forecast of a measure that is never negative often says "0" with some
+    probability ``p0`` (a rep's month without a deal): its band's lower end is then 0
+    and an actual of 0 lies on the band's edge whatever the forecast's ``p0``; counted
+    as inside, a calibrated 10-90% band would hold 90% of such actuals. With
+    ``zero_inside`` (the chance an actual of 0 lies inside the band, :func:`zero_inside`),
+    such an actual counts as that share of one: the expected coverage of the randomized
+    PIT (Czado, Gneiting and Held 2009, "Predictive model assessment for count data"),
+    80% for a calibrated band. NaN there: counted as inside.
 
     Parameters
     ----------
     actual, lower, upper : array-like
         Actuals and the band's bounds, of the same shape [units].
+    zero_inside : array-like, optional
+        Per actual, the share an actual of 0 counts for when the band starts at 0 [1].
 
     Returns
     -------
@@ -274,13 +288,78 @@ def interval_coverage(actual: Any, lower: Any, upper: Any) -> float:
     --------
     >>> interval_coverage([100.0, 200.0], [90.0, 210.0], [120.0, 250.0])  # 200 is below its band
     0.5
+    >>> # a month without a deal, forecast as 0 with probability 0.5: inside for (0.5 - 0.1) / 0.5
+    >>> interval_coverage([0.0, 50.0], [0.0, 0.0], [80.0, 80.0], zero_inside=[0.8, 0.8])
+    0.9
+    """
+    inside = cell_inside(actual, lower, upper, zero_inside)
+    known = np.isfinite(inside)
+    return float(np.mean(inside[known])) if known.any() else float("nan")
+
+
+def cell_inside(actual: Any, lower: Any, upper: Any, zero_inside: Any = None) -> np.ndarray:
+    """Per actual, how much it counts as inside its band (:func:`interval_coverage`) [1].
+
+    1 or 0, an actual of 0 on a band starting at 0 its ``zero_inside`` share; NaN where
+    there is no band.
+
+    Parameters
+    ----------
+    actual, lower, upper : array-like
+        Actuals and the band's bounds, of the same shape [units].
+    zero_inside : array-like, optional
+        Per actual, the share an actual of 0 counts for when the band starts at 0
+        (:func:`zero_inside`; NaN: counted as inside) [1].
+
+    Returns
+    -------
+    np.ndarray
+        Per actual, 0 to 1, NaN without a band [1].
+
+    Examples
+    --------
+    >>> cell_inside([0.0, 0.0, 9.0], [0.0, 0.0, 1.0], [5.0, np.nan, 5.0], [0.75, 0.75, np.nan])
+    array([0.75,  nan, 0.  ])
     """
     a, lo = _arrays(actual, lower)
     _, hi = _arrays(actual, upper)
-    known = np.isfinite(lo) & np.isfinite(hi)
-    if not known.any():
-        return float("nan")
-    return float(np.mean((a[known] >= lo[known]) & (a[known] <= hi[known])))
+    inside = ((a >= lo) & (a <= hi)).astype(float)
+    if zero_inside is not None:
+        _, w = _arrays(actual, zero_inside)
+        inside = np.where((a == 0) & (lo == 0) & np.isfinite(w), w, inside)
+    return np.where(np.isfinite(lo) & np.isfinite(hi), inside, np.nan)
+
+
+def zero_inside(p_zero: Any, levels: Sequence[float]) -> np.ndarray:
+    """The chance an actual of 0 lies inside the band between the outer ``levels`` [1].
+
+    With ``p0`` the forecast's probability of 0, the randomized PIT of an actual of 0
+    is uniform on ``[0, p0]``, inside the band when between the lowest and the highest
+    level: ``(min(p0, hi) - lo) / p0``, 0 when ``p0`` is below ``lo``; NaN where ``p0``
+    is 0 (the forecast never says 0) or unknown.
+
+    Parameters
+    ----------
+    p_zero : array-like
+        The forecast's probability of 0, e.g. its share of sample paths at 0 [1].
+    levels : sequence of float
+        The band's probability levels; the lowest and highest bound it.
+
+    Returns
+    -------
+    np.ndarray
+        The chance, the shape of ``p_zero`` [1].
+
+    Examples
+    --------
+    >>> zero_inside([0.05, 0.5, 0.95, 0.0], [0.1, 0.5, 0.9]).round(3).tolist()
+    [0.0, 0.8, 0.842, nan]
+    """
+    p0 = np.asarray(p_zero, dtype=float)
+    lo, hi = float(np.min(levels)), float(np.max(levels))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.clip(np.minimum(p0, hi) - lo, 0.0, None) / p0
+    return np.where(p0 > 0, share, np.nan)
 
 
 # --------------------------------------------------------------------------- backtest
@@ -582,6 +661,8 @@ class _Prediction(NamedTuple):
     lower: np.ndarray | None
     upper: np.ndarray | None
     center: np.ndarray | None = None
+    #: Per node and month, the chance an actual of 0 lies inside the band (:func:`zero_inside`).
+    zero: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -608,7 +689,7 @@ class _Fold:
     def score(self, name: str, p: _Prediction) -> pd.DataFrame:
         return _score_frame(
             self.k, self.origin, name, self.levels, self.labels, self.months,
-            self.actual_nodes, p.mean, p.lower, p.upper, self.scale,
+            self.actual_nodes, p.mean, p.lower, p.upper, self.scale, p.zero,
         )  # fmt: skip
 
 
@@ -702,12 +783,17 @@ class _Statistical:
 
         Drawn here, unless drawn ahead on a worker (``drawn``, :func:`_draw_bands`).
         """
-        quantiles = self.drawn.pop((how, scale), None)
-        if quantiles is None:
-            quantiles = _band_quantiles(*self.band_args(how, scale))
+        drawn = self.drawn.pop((how, scale), None)
+        quantiles, p_zero = (
+            drawn if drawn is not None else _band_quantiles(*self.band_args(how, scale))
+        )
         q = np.asarray(self.fc["quantile"].values, dtype=float)
         at = {"lower": int(np.argmin(q)), "upper": int(np.argmax(q)), "center": rec._center(q)}
-        return {k: self.from_past(quantiles[..., i]) for k, i in at.items()}
+        band = {k: self.from_past(quantiles[..., i]) for k, i in at.items()}
+        # a node new after the origin has no band: nothing to say about its zeros either
+        band["zero"] = np.full_like(band["lower"], np.nan)
+        band["zero"][self.found] = zero_inside(p_zero, q)[self.pos[self.found]]
+        return band
 
     def past_scores(
         self, how: str, fold: _Fold, info: dict, scale: rec.BandScale | None = None
@@ -715,12 +801,65 @@ class _Statistical:
         """Scores of this origin's band by level (:func:`revmodel.reconcile.band_scores`), nodes x h.
 
         The band drawn with ``scale`` (None: the model's own). Only nodes the origin knew
-        are scored; a node new after it has no band to scale.
+        are scored; a node new after it has no band to scale. An actual of 0 on the lower
+        end of its band at 0 scores by its randomized PIT (:func:`atom_scores`), as
+        :func:`interval_coverage` counts it.
         """
         p = self.reconcile(how, fold, info, scale)[1]
-        score = rec.band_scores(fold.actual_nodes, p.center, p.lower, p.upper)[self.found]
+        score = rec.band_scores(fold.actual_nodes, p.center, p.lower, p.upper)
+        score = atom_scores(score, fold.actual_nodes, p.lower, p.zero, (self.sampling.seed, fold.k))
+        score = score[self.found]
         levels = fold.full.nodes["level"].to_numpy()[self.found]
         return {lv: score[levels == lv] for lv in dict.fromkeys(levels)}
+
+
+def atom_scores(
+    score: np.ndarray,
+    actual: np.ndarray,
+    lower: np.ndarray,
+    zero: np.ndarray | None,
+    seed: Any,
+) -> np.ndarray:
+    """Band scores with each actual of 0 on a band starting at 0 scored by its randomized PIT.
+
+    Such an actual is inside the band whatever its factor (the band's paths floor at
+    0), and a calibrated band holds it with the chance ``zero`` (:func:`zero_inside`):
+    it scores 0 (always inside) when a uniform draw falls below that chance and
+    infinity (never) otherwise, so the factors make the bands hold their share of the
+    actuals as :func:`interval_coverage` counts them. The draws come from ``seed``: the
+    same actual draws the same in every calibration round.
+
+    Parameters
+    ----------
+    score : np.ndarray
+        Band scores (:func:`revmodel.reconcile.band_scores`) [1].
+    actual, lower : np.ndarray
+        The actuals and their bands' lower ends, the shape of ``score`` [units].
+    zero : np.ndarray or None
+        Per actual, the chance an actual of 0 lies inside (:func:`zero_inside`); None:
+        ``score`` as it is.
+    seed : int or sequence of int
+        Seed of the uniform draws.
+
+    Returns
+    -------
+    np.ndarray
+        The scores, those of the actuals of 0 on a band at 0 replaced by 0 or infinity.
+
+    Examples
+    --------
+    >>> atom_scores(np.array([1.0, 0.4]), np.array([0.0, 5.0]), np.array([0.0, 0.0]),
+    ...             np.array([0.0, 0.0]), seed=1)  # a forecast that is 0 with chance 0.1
+    array([inf, 0.4])
+    """
+    if zero is None:
+        return score
+    atom = (actual == 0) & (lower == 0) & np.isfinite(zero)
+    if not atom.any():
+        return score
+    u = np.random.default_rng(list(np.atleast_1d(np.asarray(seed, dtype=np.int64)) % 2**32))
+    inside = u.random(score.shape) < np.where(atom, zero, 0.0)
+    return np.where(atom, np.where(inside, 0.0, np.inf), score)
 
 
 def _band_key(how: str, scale: rec.BandScale | None) -> tuple[str, rec.BandScale | None]:
@@ -736,12 +875,14 @@ def _band_quantiles(
     residuals: np.ndarray | None,
     settings: rec.SampleSettings,
     means: np.ndarray | None,
-) -> np.ndarray:
-    """Quantiles (nodes x h x levels) of one band's reconciled sample paths, here or on a worker."""
-    return rec.sample_reconciled(
+) -> tuple[np.ndarray, np.ndarray]:
+    """One band's reconciled sample paths, here or on a worker: their quantiles (nodes x h x
+    levels) and each node's share of paths at 0 (nodes x h)."""
+    drawn = rec.sample_reconciled(
         node_quantiles, levels, hierarchy, method=method, residuals=residuals,
         nonnegative=True, settings=settings, means=means,
-    ).quantiles  # fmt: skip
+    )  # fmt: skip
+    return drawn.quantiles, (drawn.samples <= 0).mean(axis=-1)
 
 
 def _draw_bands(
@@ -1749,7 +1890,7 @@ def _score_folds(
     return scored
 
 
-def _score_frame(fold, origin, model, levels, labels, fmonths, actual, mean, lo, hi, scale):
+def _score_frame(fold, origin, model, levels, labels, fmonths, actual, mean, lo, hi, scale, zero):
     n, h = actual.shape
     nan = np.full((n, h), np.nan)
     return pd.DataFrame(
@@ -1766,6 +1907,7 @@ def _score_frame(fold, origin, model, levels, labels, fmonths, actual, mean, lo,
             "lower": (nan if lo is None else lo).ravel(),
             "upper": (nan if hi is None else hi).ravel(),
             "scale": np.repeat(scale, h),
+            "zero_inside": (nan if zero is None else zero).ravel(),
         }
     )
 
@@ -1781,7 +1923,9 @@ def _group_metrics(g: pd.DataFrame) -> pd.Series:
             "smape": smape(a, f),
             "mase": float(np.mean(np.abs(f[ok] - a[ok]) / s[ok])) if ok.any() else float("nan"),
             "bias": bias(a, f),
-            "coverage": interval_coverage(a, g["lower"].to_numpy(), g["upper"].to_numpy()),
+            "coverage": interval_coverage(
+                a, g["lower"].to_numpy(), g["upper"].to_numpy(), g["zero_inside"].to_numpy()
+            ),
         }
     )
 
@@ -1894,7 +2038,8 @@ def format_table(table: pd.DataFrame, result: BacktestResult | None = None) -> s
     lines.append(t.to_string(index=False))
     lines.append(
         "wape = sum|f-a|/sum|a|; bias = sum(f-a)/sum(a); mase scaled by the in-sample seasonal "
-        "naive error; coverage = share of actuals inside the 10-90% band"
+        "naive error; coverage = share of actuals inside the 10-90% band (an actual of 0 on "
+        "a band that starts at 0 counted as its chance of lying inside)"
     )
     return "\n".join(lines)
 
@@ -2139,6 +2284,8 @@ __all__ = [
     "mase",
     "bias",
     "interval_coverage",
+    "cell_inside",
+    "zero_inside",
     "band_calibration",
     "calibrate_bands",
     "calibration_folds_available",
