@@ -326,8 +326,14 @@ def cell_inside(actual: Any, lower: Any, upper: Any, zero_inside: Any = None) ->
     inside = ((a >= lo) & (a <= hi)).astype(float)
     if zero_inside is not None:
         _, w = _arrays(actual, zero_inside)
-        inside = np.where((a == 0) & (lo == 0) & np.isfinite(w), w, inside)
+        inside = np.where(_zero_on_edge(a, lo, w), w, inside)
     return np.where(np.isfinite(lo) & np.isfinite(hi), inside, np.nan)
+
+
+def _zero_on_edge(actual: np.ndarray, lower: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """Actuals of 0 on a band that starts at 0, with a known chance of lying inside: those
+    :func:`cell_inside` and :func:`atom_scores` count by their randomized PIT."""
+    return (actual == 0) & (lower == 0) & np.isfinite(zero)
 
 
 def zero_inside(p_zero: Any, levels: Sequence[float]) -> np.ndarray:
@@ -854,10 +860,10 @@ def atom_scores(
     """
     if zero is None:
         return score
-    atom = (actual == 0) & (lower == 0) & np.isfinite(zero)
+    atom = _zero_on_edge(actual, lower, zero)
     if not atom.any():
         return score
-    u = np.random.default_rng(list(np.atleast_1d(np.asarray(seed, dtype=np.int64)) % 2**32))
+    u = np.random.default_rng([int(x) % 2**32 for x in np.atleast_1d(seed)])
     inside = u.random(score.shape) < np.where(atom, zero, 0.0)
     return np.where(atom, np.where(inside, 0.0, np.inf), score)
 
