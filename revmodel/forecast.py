@@ -78,6 +78,12 @@ MIN_HISTORY = 24
 DISTRIBUTED_THRESHOLD = 200
 #: Series per dask task, so task overhead stays small.
 CHUNK_SIZE = 100
+#: A start-up month is under this share of the series' later level (:func:`start_up_months`).
+START_UP_SHARE = 1 / 3
+#: Start-up months dropped at most, and where the reference months begin [months].
+START_UP_MAX = 6
+#: Months whose median is the level a start-up month is compared with [months].
+START_UP_REFERENCE = 12
 #: Methods :func:`forecast_series` accepts for regular series.
 METHODS = ("auto", "holdout", "ets", "theta", "sarima", "seasonal_naive")
 #: The grouped hierarchy is reconcile's (rep -> manager -> region -> total, crossed with
@@ -215,6 +221,7 @@ def forecast_series(
     fallbacks: Sequence[models.Forecaster] | None = None,
     min_history: int = MIN_HISTORY,
     pooled: models.PooledAR | None = None,
+    since: int | None = None,
 ) -> SeriesForecast:
     """Forecast one monthly series, choosing the model by the series' nature.
 
@@ -251,6 +258,11 @@ def forecast_series(
         A cross-series model fitted on many series' histories (see
         :func:`fit_pooled`), a member of the default method in place of SES;
         :func:`forecast_many` fits one when it has enough series.
+    since : int, optional
+        Index of the month the series' sellers were first active (a cell's or a
+        segment's reps' first sale anywhere): the months before it are dropped, and
+        zero months from it on are kept as months without a deal rather than dropped
+        as leading zeros. Default: the series begins at its first non-zero month.
 
     Returns
     -------
@@ -285,7 +297,7 @@ def forecast_series(
             "left (end date on or before the forecast origin): zero forecast",
             y.size,
         )
-    series = _prepare_history(y, nonnegative)
+    series = _prepare_history(y, nonnegative, since)
     trivial = _trivial_forecast(series, h, q)
     if trivial is not None:
         return trivial
@@ -376,16 +388,62 @@ def _fill_gaps(z: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return z, notes
 
 
-def _prepare_history(y: np.ndarray, nonnegative: bool) -> PreparedSeries:
-    """Drop leading NaN and zero months and fill the gaps of a series with an observed month."""
-    start = int(np.argmax(np.isfinite(y)))
+def _prepare_history(y: np.ndarray, nonnegative: bool, since: int | None = None) -> PreparedSeries:
+    """Drop leading NaN and zero months and fill the gaps of a series with an observed month.
+
+    With ``since`` (the month its sellers were first active), the months before it are
+    dropped and the zero months after it kept.
+    """
+    finite = np.isfinite(y)
+    if since is not None and finite[int(since) :].any():
+        finite[: int(since)] = False
+    start = int(np.argmax(finite))
     z, notes = _fill_gaps(y[start:])
     if np.all(z == 0):
         return PreparedSeries(z[:0], start, y.size, tuple(notes), nonnegative, all_zero=True)
-    first = int(np.argmax(z != 0))
+    first = int(np.argmax(z != 0)) if since is None else 0
     if first:
         notes.append(f"{first} leading zero months dropped")
+    ramp = start_up_months(z[first:]) if nonnegative else 0
+    if ramp:
+        notes.append(
+            f"{ramp} start-up months dropped (each under {START_UP_SHARE:.0%} of the median "
+            f"of months {START_UP_MAX + 1}-{START_UP_MAX + START_UP_REFERENCE})"
+        )
+    first += ramp
     return PreparedSeries(z[first:], start + first, y.size, tuple(notes), nonnegative)
+
+
+def start_up_months(z: np.ndarray) -> int:
+    """Months at the start of a non-negative series that belong to its start-up, not its level.
+
+    An export begins where the tool's records begin: a CRM's first months hold only the
+    deals that closed within one sales cycle of its go-live (or of the export's "created
+    after" filter), a new rep's first months their first deals. Such a start-up is a
+    level shift the models would read as noise (on the log scale, a month at a tenth of
+    the level is an error larger than any after it), widening every band and pulling the
+    level down. The start-up is the leading run of months each under
+    :data:`START_UP_SHARE` of the median of the :data:`START_UP_REFERENCE` months after
+    the first :data:`START_UP_MAX`; at most :data:`START_UP_MAX` months, and only when the
+    series is long enough to have that reference (0 otherwise, and 0 when the reference's
+    median is 0: an intermittent series).
+
+    Examples
+    --------
+    >>> level = np.full(24, 300.0)
+    >>> start_up_months(np.concatenate([[55.0, 42.0, 89.0], level]))  # a CRM's go-live
+    3
+    >>> start_up_months(np.concatenate([[150.0, 120.0], level]))  # half the level: kept
+    0
+    >>> start_up_months(np.concatenate([[55.0, 42.0], level[:12]]))  # too short to tell
+    0
+    """
+    z = np.asarray(z, dtype=float)
+    if z.size < START_UP_MAX + START_UP_REFERENCE:
+        return 0
+    reference = float(np.median(z[START_UP_MAX : START_UP_MAX + START_UP_REFERENCE]))
+    low = z[:START_UP_MAX] < START_UP_SHARE * reference
+    return int(START_UP_MAX if low.all() else np.argmin(low))
 
 
 def _trivial_forecast(
@@ -589,6 +647,8 @@ class SeriesTask:
     ended : bool
         The series belongs to a rep who left, or is a node every cell of which does:
         zero forecast.
+    since : int, optional
+        The month its sellers were first active (:func:`forecast_series`).
 
     Examples
     --------
@@ -601,6 +661,7 @@ class SeriesTask:
     y: np.ndarray
     seasonal_profile: np.ndarray | None = None
     ended: bool = False
+    since: int | None = None
 
 
 def _cache_key(task: SeriesTask, settings: FitSettings) -> str:
@@ -612,6 +673,7 @@ def _cache_key(task: SeriesTask, settings: FitSettings) -> str:
     if task.seasonal_profile is not None:
         digest.update(np.ascontiguousarray(task.seasonal_profile, dtype=float).round(10).tobytes())
     digest.update(b"ended" if task.ended else b"active")
+    digest.update(b"since %d" % task.since if task.since is not None else b"first value")
     return digest.hexdigest()
 
 
@@ -627,6 +689,7 @@ def _run_chunk(items: list, settings: FitSettings) -> list:
                 season_length=settings.season_length,
                 seasonal_profile=task.seasonal_profile,
                 ended=task.ended,
+                since=task.since,
                 method=settings.method,
                 min_history=settings.min_history,
                 pooled=settings.pooled,
@@ -1091,6 +1154,7 @@ def _node_tasks(
     # (forecast from its history, such a node would pull its reconciled cells back up)
     ended_cell = ended[hierarchy.cells[:, 2]].astype(float)
     ended_node = np.asarray(hierarchy.S @ ended_cell) == np.asarray(hierarchy.S.sum(axis=1)).ravel()
+    since = sellers_since(hierarchy, node_y)
     tasks = {}
     for level, fields in AGGREGATION_LEVELS:
         for i in hierarchy.tags[level]:
@@ -1102,12 +1166,45 @@ def _node_tasks(
             # the profile only reaches short series: leaving it out of the others' tasks keeps
             # their cache entries valid when a parent's profile moves
             y = node_y[i]
-            active = np.flatnonzero(np.nan_to_num(y) != 0)
-            length = y.size - active[0] if active.size else 0
+            start = None if since[i] < 0 else int(since[i])
+            length = y.size - start if start is not None else 0
             tasks[names[i]] = SeriesTask(
-                y, profile if length < MIN_HISTORY else None, bool(ended_node[i])
+                y, profile if length < MIN_HISTORY else None, bool(ended_node[i]), start
             )
     return tasks
+
+
+def sellers_since(hierarchy: rec.Hierarchy, node_y: np.ndarray) -> np.ndarray:
+    """Each node's first month with a sale by any of its reps, anywhere (-1: none ever sold).
+
+    A cell (segment x region x rep) is as old as its rep, not its first deal: a rep who
+    sells in many segments and regions has months without a deal in most of its cells,
+    and a cell's history that started at its first deal would open on that deal and read
+    as a rate of one deal a month. A node's sellers are the reps of its cells.
+
+    Examples
+    --------
+    >>> cells = np.array([[0, 0, 0], [1, 0, 0]])  # ann sells in two segments
+    >>> h = rec.hierarchy_from_cells(cells, ["SMB", "Ent"], ["EU"], ["ann"], ["M1"])
+    >>> y = np.zeros((h.n_nodes, 6))
+    >>> y[h.bottom[0], 1] = y[h.bottom[1], 4] = 5.0  # ann's first deal in SMB, then one in Ent
+    >>> y[:] = h.S @ y[h.bottom]
+    >>> sellers_since(h, y)[h.bottom].tolist()  # the Ent cell is as old as ann
+    [1, 1]
+    """
+    cells = hierarchy.bottom
+    active = np.nan_to_num(node_y[cells]) != 0
+    first_cell = np.where(active.any(axis=1), np.argmax(active, axis=1), np.iinfo(np.int64).max)
+    reps = hierarchy.cells[:, 2]
+    first_rep = np.full(int(reps.max()) + 1 if reps.size else 0, np.iinfo(np.int64).max)
+    np.minimum.at(first_rep, reps, first_cell)
+    of_cell = first_rep[reps]
+    S = hierarchy.S.tocsr()
+    out = np.full(S.shape[0], np.iinfo(np.int64).max)
+    rows = np.flatnonzero(np.diff(S.indptr) > 0)
+    if rows.size:
+        out[rows] = np.minimum.reduceat(of_cell[S.indices], S.indptr[rows])
+    return np.where(out == np.iinfo(np.int64).max, -1, out)
 
 
 def _forecast_dataset(

@@ -591,9 +591,24 @@ class Croston(Forecaster):
 
     Notes
     -----
-    Intervals are the empirical quantiles of the in-sample one-step errors
-    added to the flat forecast, widened by ``sqrt(1 + (k - 1) alpha^2)`` at
-    horizon ``k``.
+    The smoothing starts from the mean demand size and the mean interval between
+    demands (the first counted from the series' start), the "mean" initialisation of
+    Kourentzes' ``tsintermittent``: started from the first demand, a first deal ten
+    times the others' size stays in the forecast for years at ``alpha = 0.1``, and the
+    first interval of a series that starts at its first demand would be 1 month.
+
+    Quantiles are those of the series' own months, scaled so that their mean is the
+    forecast: a month without demand is as likely as it was (the 10% quantile is 0
+    when more than a tenth of the months were), and a deal as large as the past ones.
+    Around the forecast they are widened by ``sqrt(1 + (k - 1) alpha^2)`` at horizon
+    ``k``, the growth of the smoothed rate's error.
+
+    Examples
+    --------
+    >>> y = np.array([511.0, 15, 0, 29, 0, 30, 43, 40, 0, 0, 0, 23, 0])  # a big first deal
+    >>> mean, q = Croston("sba").fit_predict(y, 2)
+    >>> round(float(mean[0]), 1), q[:, 0].round(1).tolist()  # the months' mean is 53.2
+    (47.4, [0.0, 13.4, 37.8])
     """
 
     def __init__(self, variant: str = "sba", alpha: float = 0.1, beta: float = 0.1) -> None:
@@ -605,48 +620,45 @@ class Croston(Forecaster):
         self.beta = beta
         self.name = "croston" if variant == "classic" else f"croston_{variant}"
 
+    def _rate(self, size: float, interval: float, prob: float) -> float:
+        if self.variant == "tsb":
+            return prob * size
+        return size / interval * (1 - self.alpha / 2 if self.variant == "sba" else 1.0)
+
     def _fit(self, y):
         a, b = self.alpha, self.beta
         nz = np.flatnonzero(y != 0)
-        fitted = np.full(y.size, np.nan)
         if nz.size == 0:
             self._forecast = 0.0
             self.residuals = np.zeros(y.size)
             return
-        size = float(y[nz[0]])
-        interval = float(nz[0] + 1)
+        size = float(y[nz].mean())
+        interval = float((nz[-1] + 1) / nz.size)  # the mean gap, the first from the start
         prob = 1.0 / interval
+        fitted = np.empty(y.size)
         since = 0
         for t in range(y.size):
-            if t > nz[0]:
-                if self.variant == "tsb":
-                    fitted[t] = prob * size
-                else:
-                    fitted[t] = size / interval * (1 - a / 2 if self.variant == "sba" else 1.0)
+            fitted[t] = self._rate(size, interval, prob)
             since += 1
             if self.variant == "tsb":
-                if t > nz[0]:
-                    prob += b * ((y[t] != 0) - prob)
-                    if y[t] != 0:
-                        size += a * (y[t] - size)
-            elif y[t] != 0 and t > nz[0]:
-                size += a * (y[t] - size)
-                interval += a * (since - interval)
+                prob += b * ((y[t] != 0) - prob)
             if y[t] != 0:
+                size += a * (y[t] - size)
+                if self.variant != "tsb":
+                    interval += a * (since - interval)
                 since = 0
-        if self.variant == "tsb":
-            self._forecast = prob * size
-        else:
-            self._forecast = size / interval * (1 - a / 2 if self.variant == "sba" else 1.0)
+        self._forecast = self._rate(size, interval, prob)
         self.residuals = y - fitted
 
     def _predict(self, h, quantiles):
         mean = np.full(h, self._forecast)
-        r = self.residuals[np.isfinite(self.residuals)]
-        if r.size < 2:
-            r = self._y - self._y.mean()
+        y = self._y
         widen = np.sqrt(1 + np.arange(h) * self.alpha**2)
-        q = mean[None, :] + np.quantile(r, quantiles)[:, None] * widen[None, :]
+        if y.mean() > 0 and np.all(y >= 0):
+            spread = np.quantile(y, quantiles) * (self._forecast / y.mean()) - self._forecast
+        else:  # a series with negative months: the one-step errors around the forecast
+            spread = np.quantile(self.residuals, quantiles)
+        q = mean[None, :] + spread[:, None] * widen[None, :]
         return mean, q
 
     def __repr__(self) -> str:
