@@ -23,12 +23,16 @@ Rules for awkward series (applied in this order by :func:`forecast_series`):
 2. a rep who left (``ended=True``; for a node of the hierarchy, every cell of
    it a leaver's) -> zero forecast.
 3. all zero -> zero forecast. Leading zeros are dropped (inactive before the
-   first activity).
+   first activity); a node of the cube starts when its reps first sold anywhere
+   (:func:`sellers_since`: a rep's cell in a segment it rarely sells in keeps its
+   months without a deal). A leading run of months under a third of the level after
+   it, a go-live ramp, is dropped too (:func:`start_up_months`).
 4. trailing zeros for at least 6 months and 3 mean inter-demand intervals ->
    zero forecast (inactive).
 5. constant -> flat forecast at that value.
 6. intermittent (mean inter-demand interval ADI >= 1.32, Syntetos-Boylan) and
-   non-negative -> Croston with the SBA correction.
+   non-negative -> Croston with the SBA correction, started from the mean deal
+   size and interval; its band is the series' own months' quantiles scaled to it.
 7. fewer than ``min_history`` (24) months -> level/trend combination on the
    series divided by the parent level's ``seasonal_profile`` when given;
    fewer than 4 months -> mean of the months observed.
