@@ -66,7 +66,8 @@ def export_cube(case: str, root: Path):
     for f in files:
         shutil.copy(f, data / f.name)
     mapping = data / "mapping.yaml"
-    with contextlib.redirect_stdout(io.StringIO()):  # the draft's report, not the benchmark's
+    report = io.StringIO()  # the draft's report (on stderr), not the benchmark's
+    with contextlib.redirect_stdout(report), contextlib.redirect_stderr(report):
         cli(["map", *(str(data / f.name) for f in files), "--out", str(mapping)])
     mapping.write_text(complete(mapping.read_text(encoding="utf-8"), case), encoding="utf-8")
     result = partitions.load(data, mapping=None, deal_cells=True)
