@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_forecast_hierarchy import autoets_bottom_up  # noqa: E402
+from bench_forecast_hierarchy import MODELS  # noqa: E402
 from benchkit import write_result  # noqa: E402
 
 from revmodel import backtest, cube, partitions  # noqa: E402
@@ -52,7 +52,6 @@ from revmodel.cli import main as cli  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_forecast_exports.json"
 LEVELS = ("total", "rep")
-MODELS = ("revmodel", "revmodel_calibrated", "base", "autoets_bottom_up", "seasonal_naive")
 
 
 def export_cube(case: str, root: Path):
@@ -124,13 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     cases = args.cases.split(",") if args.cases else list(generate.CASES)
     t0 = time.perf_counter()
-    models = {
-        "revmodel": "reconciled",
-        "revmodel_calibrated": "calibrated",
-        "base": "base",
-        "autoets_bottom_up": autoets_bottom_up,
-        "seasonal_naive": "seasonal_naive",
-    }
+    models = dict(MODELS)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in cases:

