@@ -150,8 +150,9 @@ def _check_band(pack: Path) -> None:
     # Each region's paths add up to the company's, path by path.
     regions, _ = pack_tables.level_band(fc, months, "region", paths)
     assert regions[:, 0].sum() < lower and regions[:, 2].sum() > upper
-    # Not the sum of the months' bounds floored at 0.
+    # Not the sum of the months' bounds floored at 0: one end apart is enough (here the upper
+    # ends are 0.7% apart, the lower ends a factor of 100).
     total = fc["node_forecast"].isel(node=int(np.flatnonzero(fc["level"].values == "total")[0]))
     monthly = total.sel(month=months).values
     floored = np.maximum(monthly, 0.0).sum(axis=0)
-    assert abs(floored[0] - lower) > 0.01 * lower and abs(floored[2] - upper) > 0.01 * upper
+    assert abs(floored[0] - lower) > 0.01 * lower or abs(floored[2] - upper) > 0.01 * upper
